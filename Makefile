@@ -1,0 +1,44 @@
+# Two commands on a fresh machine with Python 3.11+ and make:
+#   make demo   - create .venv, install castroom, run the demo
+#   make test   - create .venv, install with test extras, run the whole suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench lint typecheck clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(VENV)/.installed $@
+
+tests/interop/node_modules: tests/interop/package.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd tests/interop && npm install --no-audit --no-fund --silent && touch node_modules; \
+	else echo "npm not found: the Yjs interoperability tests will be skipped"; fi
+
+demo: $(VENV)/.installed
+	$(BIN)/castroom demo
+
+test: $(VENV)/.installed-test $(if $(wildcard tests/interop/package.json),tests/interop/node_modules)
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check core plugins sync tests bench
+	$(BIN)/ruff format --check core plugins sync tests bench
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy core plugins sync
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,487 @@
+"""The ``castroom`` command line (click + rich).
+
+Core commands live here; plugins add theirs through ``castroom_register_commands``.
+Every listing takes ``--json``; every error is one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from . import bundle as bundles
+from . import model
+from .errors import CastroomError, ValidationFailed
+from .money import format_money
+from .plugins import Plugins, make_plugins
+from .view import ProductionView
+from .workspace import StoredProduction, Workspace
+
+#: Columns shown by ``castroom list KIND`` for people (``--json`` has every field).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "role": ("name", "kind", "age_min", "age_max", "status", "rate_cap"),
+    "talent": ("name", "playing_age_min", "playing_age_max", "rate", "agent", "union"),
+    "candidate": ("talent_id", "role_id", "era", "stage", "backup_rank"),
+    "audition": ("starts_at", "role_id", "place", "chemistry"),
+    "scene": ("number", "heading", "story_day", "era", "shoot_day_id"),
+    "shoot_day": ("date", "day_number", "location", "call_time"),
+    "availability": ("talent_id", "start", "end", "kind", "held_by"),
+    "deal": ("talent_id", "role_id", "rate", "unit", "guaranteed_days", "status"),
+    "member": ("name", "job", "email"),
+}
+MONEY_FIELDS = {"rate", "rate_cap", "budget_cap"}
+
+
+class Context:
+    """What every command needs: where the workspace is, and a way to open it."""
+
+    def __init__(self, plugins: Plugins, workspace: str | None, production: str | None, member: str | None):
+        self.plugins = plugins
+        self.workspace_path = workspace
+        self.production_ref = production
+        self.member = member
+        self._workspace: Workspace | None = None
+        self.console = Console()
+        self.err = Console(stderr=True)
+
+    def workspace(self, *, create: bool = False) -> Workspace:
+        if self._workspace is None:
+            self._workspace = Workspace.open(
+                self.workspace_path, create=create, member=self.member
+            )
+            self._workspace._plugins = self.plugins
+        return self._workspace
+
+    def production(self) -> StoredProduction:
+        return self.workspace().production(self.production_ref)
+
+    def view(self) -> ProductionView:
+        return ProductionView(self.production().doc)
+
+    def close(self) -> None:
+        if self._workspace is not None:
+            self._workspace.close()
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(msgspec.to_builtins(data), indent=2, ensure_ascii=False, sort_keys=False))
+
+
+def parse_assignments(cls: type[model.Entity], pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``field=value`` arguments, each value parsed for its field's type."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    fields: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise CastroomError(f"expected field=value, got {pair!r}")
+        name, raw = pair.split("=", 1)
+        name = name.strip()
+        if name not in cls.__struct_fields__ or name == "id":
+            raise ValidationFailed(cls.entity_kind, name, "no such field")
+        fields[name] = parse_value(cls, name, hints[name], raw)
+    return fields
+
+
+def parse_value(cls: type[model.Entity], name: str, hint: Any, raw: str) -> Any:
+    text = raw.strip()
+    if text[:1] in "[{":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValidationFailed(cls.entity_kind, name, f"invalid JSON: {exc.msg}") from None
+    if text.lower() in ("", "null", "none") and _optional(hint):
+        return None
+    try:
+        value = msgspec.convert(raw, hint, strict=False)
+    except msgspec.ValidationError as exc:
+        raise model.validation_error(cls, _at(exc, name), None) from None
+    return msgspec.to_builtins(value)
+
+
+def _optional(hint: Any) -> bool:
+    args = typing.get_args(typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint)
+    return type(None) in args or type(None) in typing.get_args(hint)
+
+
+def _at(exc: msgspec.ValidationError, name: str) -> msgspec.ValidationError:
+    message = str(exc).split(" - at `", 1)[0]
+    return msgspec.ValidationError(f"{message} - at `$.{name}`")
+
+
+def kind_arg(value: str) -> type[model.Entity]:
+    cls = model.kind_class(value)
+    if cls is model.Production:
+        raise CastroomError("the production is edited with `castroom production set field=value`")
+    return cls
+
+
+def display(field: str, value: Any, currency: str) -> str:
+    if value is None:
+        return ""
+    if field in MONEY_FIELDS and isinstance(value, int):
+        return format_money(value, currency)
+    if isinstance(value, list | dict):
+        return json.dumps(msgspec.to_builtins(value), ensure_ascii=False)
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return str(value)
+
+
+class CastroomGroup(click.Group):
+    """Turns domain errors into one clear line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CastroomError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+        finally:
+            obj = ctx.find_object(Context)
+            if obj is not None:
+                obj.close()
+
+
+@click.group(cls=CastroomGroup)
+@click.version_option(package_name="castroom")
+@click.option("--workspace", "-w", envvar="CASTROOM_WORKSPACE", type=click.Path(file_okay=False),
+              help="Workspace folder (default: your user data folder).")
+@click.option("--production", "-p", envvar="CASTROOM_PRODUCTION",
+              help="Production id, id prefix or title (when the workspace holds several).")
+@click.option("--member", envvar="CASTROOM_MEMBER", help="Who you are, for the history.")
+@click.pass_context
+def cli(ctx: click.Context, workspace: str | None, production: str | None, member: str | None) -> None:
+    """castroom: plan who plays what, keep every scene consistent, stay in budget."""
+    plugins = ctx.obj if isinstance(ctx.obj, Plugins) else make_plugins()
+    ctx.obj = Context(plugins, workspace, production, member)
+
+
+@cli.command()
+@click.option("--production", "title", required=True, help="The production's title.")
+@click.option("--kind", default="film", show_default=True,
+              type=click.Choice(typing.get_args(model.ProductionKind)))
+@click.option("--currency", default="USD", show_default=True)
+@click.option("--budget-cap", type=int, help="Cast budget cap, in minor units (cents).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def init(obj: Context, title: str, kind: str, currency: str, budget_cap: int | None, as_json: bool) -> None:
+    """Create a workspace (if needed) and a production in it."""
+    workspace = obj.workspace(create=True)
+    fields: dict[str, Any] = {"kind": kind, "currency": currency}
+    if budget_cap is not None:
+        fields["budget_cap"] = budget_cap
+    production = workspace.create_production(title, **fields)
+    if as_json:
+        emit_json(production.doc.production)
+    else:
+        click.echo(f"Created production {title!r} ({production.id}) in {workspace.path}")
+
+
+@cli.command(name="add")
+@click.argument("kind")
+@click.argument("assignments", nargs=-1)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def add_cmd(obj: Context, kind: str, assignments: tuple[str, ...], as_json: bool) -> None:
+    """Add an entity: castroom add talent name="Ada Stone" playing_age_min=30"""
+    cls = kind_arg(kind)
+    fields = parse_assignments(cls, assignments)
+    entity = obj.production().doc.add(cls, **fields)
+    if as_json:
+        emit_json(entity)
+    else:
+        click.echo(f"Added {cls.entity_kind} {entity.id}")
+
+
+@cli.command(name="list")
+@click.argument("kind")
+@click.option("--all", "include_deleted", is_flag=True, help="Include deleted entities.")
+@click.option("--where", "filters", multiple=True, metavar="FIELD=VALUE", help="Keep matching ones.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def list_cmd(obj: Context, kind: str, include_deleted: bool, filters: tuple[str, ...], as_json: bool) -> None:
+    """List entities of a kind (singular or plural: talent, talents)."""
+    cls = kind_arg(kind)
+    production = obj.production()
+    equals = parse_assignments(cls, filters)
+    entities = [
+        e
+        for e in production.doc.all(cls, include_deleted=include_deleted)
+        if all(model.to_fields(e).get(k) == v for k, v in equals.items())
+    ]
+    if as_json:
+        emit_json(entities)
+        return
+    currency = production.doc.production.currency
+    table = Table(title=f"{len(entities)} {cls.collection}")
+    columns = ("id", *COLUMNS[cls.entity_kind]) + (("deleted",) if include_deleted else ())
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for entity in entities:
+        table.add_row(*(display(c, getattr(entity, c), currency) for c in columns))
+    obj.console.print(table)
+
+
+@cli.command()
+@click.argument("kind")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def show(obj: Context, kind: str, ref: str, as_json: bool) -> None:
+    """Show one entity, by id, id prefix, or name."""
+    cls = kind_arg(kind)
+    production = obj.production()
+    entity = production.doc.resolve(cls, ref, include_deleted=True)
+    if as_json:
+        emit_json(entity)
+        return
+    currency = production.doc.production.currency
+    table = Table(show_header=False, title=f"{cls.entity_kind} {entity.id}")
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for name in cls.__struct_fields__:
+        table.add_row(name, display(name, getattr(entity, name), currency))
+    obj.console.print(table)
+
+
+@cli.command(name="set")
+@click.argument("kind")
+@click.argument("ref")
+@click.argument("assignments", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def set_cmd(obj: Context, kind: str, ref: str, assignments: tuple[str, ...], as_json: bool) -> None:
+    """Change fields of an entity: castroom set talent "Ada Stone" rate=150000"""
+    cls = kind_arg(kind)
+    doc = obj.production().doc
+    entity = doc.resolve(cls, ref, include_deleted=True)
+    updated = doc.update(cls, entity.id, parse_assignments(cls, assignments))
+    if as_json:
+        emit_json(updated)
+    else:
+        click.echo(f"Updated {cls.entity_kind} {entity.id}")
+
+
+@cli.command()
+@click.argument("kind")
+@click.argument("ref")
+@pass_ctx
+def delete(obj: Context, kind: str, ref: str) -> None:
+    """Delete an entity (soft: `castroom restore` brings it back)."""
+    cls = kind_arg(kind)
+    doc = obj.production().doc
+    entity = doc.resolve(cls, ref)
+    doc.delete(cls, entity.id)
+    click.echo(f"Deleted {cls.entity_kind} {entity.id}")
+
+
+@cli.command()
+@click.argument("kind")
+@click.argument("ref")
+@pass_ctx
+def restore(obj: Context, kind: str, ref: str) -> None:
+    """Bring back a deleted entity."""
+    cls = kind_arg(kind)
+    doc = obj.production().doc
+    entity = doc.resolve(cls, ref, include_deleted=True)
+    doc.restore(cls, entity.id)
+    click.echo(f"Restored {cls.entity_kind} {entity.id}")
+
+
+@cli.group()
+def production() -> None:
+    """Show or change the production itself, or list the workspace's productions."""
+
+
+@production.command(name="show")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def production_show(obj: Context, as_json: bool) -> None:
+    """Show the production's fields."""
+    prod = obj.production().doc.production
+    if as_json:
+        emit_json(prod)
+        return
+    for name in model.Production.__struct_fields__:
+        click.echo(f"{name}: {display(name, getattr(prod, name), prod.currency)}")
+
+
+@production.command(name="set")
+@click.argument("assignments", nargs=-1, required=True)
+@pass_ctx
+def production_set(obj: Context, assignments: tuple[str, ...]) -> None:
+    """Change the production's fields: castroom production set budget_cap=250000000"""
+    doc = obj.production().doc
+    doc.update_production(parse_assignments(model.Production, assignments))
+    click.echo("Updated production")
+
+
+@production.command(name="list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def production_list(obj: Context, as_json: bool) -> None:
+    """The productions in this workspace."""
+    known = obj.workspace().productions()
+    if as_json:
+        emit_json([{"id": i, "title": t} for i, t in known])
+        return
+    for pid, title in known:
+        click.echo(f"{pid}  {title}")
+
+
+@cli.command()
+@click.option("--limit", default=30, show_default=True)
+@click.option("--entity", help="Only changes to this entity id.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def history(obj: Context, limit: int, entity: str | None, as_json: bool) -> None:
+    """Who changed which entity and fields, when; newest first."""
+    production = obj.production()
+    entries = production.history(limit=limit, entity=entity)
+    rows = []
+    for entry in entries:
+        for collection, entity_id, fields in entry.changes:
+            rows.append(
+                {
+                    "seq": entry.seq,
+                    "time": dt.datetime.fromtimestamp(entry.ts, dt.UTC).isoformat(timespec="seconds"),
+                    "member": entry.member,
+                    "device": entry.device,
+                    "origin": entry.origin,
+                    "kind": model.COLLECTIONS[collection].entity_kind if collection in model.COLLECTIONS else collection,
+                    "entity_id": entity_id,
+                    "label": _label(production, collection, entity_id),
+                    "fields": ["(created)"] if "*" in fields else list(fields),
+                }
+            )
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(title="history (newest first)")
+    for column in ("time", "member", "origin", "kind", "entity", "fields"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["time"], row["member"], row["origin"], row["kind"],
+                      row["label"] or row["entity_id"], ", ".join(row["fields"]))
+    obj.console.print(table)
+
+
+def _label(production: StoredProduction, collection: str, entity_id: str) -> str:
+    cls = model.COLLECTIONS.get(collection)
+    if cls is None:
+        return production.doc.production.title if collection == "production" else ""
+    data = production.doc.raw(cls, entity_id) or {}
+    return str(data.get("name") or data.get("number") or data.get("date") or "")
+
+
+@cli.command()
+@pass_ctx
+def compact(obj: Context) -> None:
+    """Fold the update log into a snapshot (history of who/what/when is kept)."""
+    folded, size = obj.production().compact()
+    click.echo(f"Folded {folded} updates into a {size:,}-byte snapshot")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def invalid(obj: Context, as_json: bool) -> None:
+    """Entities that break a model rule (e.g. edited on an older version elsewhere)."""
+    items = obj.production().invalid()
+    if as_json:
+        emit_json([{**item._asdict(), "device": device} for item, device in items])
+        return
+    if not items:
+        click.echo("No invalid entities.")
+    for item, device in items:
+        click.echo(f"{item.kind} {item.id}: {item.field or '-'}: {item.rule} (last written by device {device})")
+    if items:
+        sys.exit(1)
+
+
+@cli.group()
+def bundle() -> None:
+    """Move everything (or what a peer lacks) between offline machines as one file."""
+
+
+@bundle.command(name="create")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--for", "for_state", type=click.Path(exists=True, dir_okay=False),
+              help="A peer's state file: include only what that peer lacks.")
+@pass_ctx
+def bundle_create(obj: Context, file: str, for_state: str | None) -> None:
+    """Write this workspace's productions into FILE."""
+    made = bundles.create(obj.workspace(), Path(file), for_state=Path(for_state) if for_state else None)
+    size = sum(len(e.update) for e in made.productions)
+    click.echo(f"Wrote {len(made.productions)} production(s), {size:,} bytes of updates, to {file}")
+
+
+@bundle.command(name="apply")
+@click.argument("file", type=click.Path(dir_okay=False))
+@pass_ctx
+def bundle_apply(obj: Context, file: str) -> None:
+    """Merge a bundle from another machine (works on a new, empty workspace too)."""
+    moved = bundles.apply(obj.workspace(create=True), Path(file))
+    for pid, count in moved.items():
+        click.echo(f"{pid}: {count} entities changed")
+
+
+@bundle.command(name="state")
+@click.argument("file", type=click.Path(dir_okay=False))
+@pass_ctx
+def bundle_state(obj: Context, file: str) -> None:
+    """Write what this workspace has, for a peer's `bundle create --for FILE`."""
+    count = bundles.write_state(obj.workspace(create=True), Path(file))
+    click.echo(f"Wrote the state of {count} production(s) to {file}")
+
+
+@cli.command(name="plugins")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def plugins_cmd(obj: Context, as_json: bool) -> None:
+    """The installed plugins, their versions and hooks."""
+    infos = obj.plugins.list()
+    if as_json:
+        emit_json([
+            {"name": p.name, "version": p.version, "hooks": p.hooks, "builtin": p.builtin}
+            for p in infos
+        ])
+    else:
+        table = Table(title="plugins")
+        for column in ("name", "version", "built-in", "hooks"):
+            table.add_column(column, overflow="fold")
+        for info in infos:
+            table.add_row(info.name, info.version or "", "yes" if info.builtin else "", ", ".join(info.hooks))
+        obj.console.print(table)
+    for failure in obj.plugins.failures:
+        click.echo(f"Warning: {failure}", err=True)
+
+
+def build_cli(plugins: Plugins) -> click.Group:
+    """The root command with every plugin's commands added."""
+    plugins.register_commands(cli)
+    return cli
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        plugins = make_plugins()
+        build_cli(plugins)
+    except CastroomError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    for failure in plugins.failures:
+        click.echo(f"Warning: {failure}", err=True)
+    cli.main(args=argv, obj=plugins, prog_name="castroom")

@@ -1,0 +1,36 @@
+"""Domain errors: each carries one clear, human-readable line."""
+
+from __future__ import annotations
+
+
+class CastroomError(Exception):
+    """Base of every error castroom reports to a person (one line, non-zero exit)."""
+
+
+class ValidationFailed(CastroomError):
+    """An entity broke a model rule. Names the entity kind, the field and the rule."""
+
+    def __init__(self, kind: str, field: str | None, rule: str, entity_id: str | None = None):
+        self.kind = kind
+        self.field = field
+        self.rule = rule
+        self.entity_id = entity_id
+        where = f"{kind}.{field}" if field else kind
+        ident = f" ({entity_id})" if entity_id else ""
+        super().__init__(f"invalid {where}{ident}: {rule}")
+
+
+class NotFound(CastroomError):
+    """No entity (or production) matches the given id, id prefix or name."""
+
+
+class Ambiguous(CastroomError):
+    """A reference matches more than one entity."""
+
+
+class StorageError(CastroomError):
+    """The workspace could not be read or written."""
+
+
+class BadUpdate(CastroomError):
+    """A binary update, bundle or message could not be decoded; nothing was changed."""

@@ -1,0 +1,116 @@
+"""The castroom hook specifications: the one contract between the core and plugins.
+
+Every hook is named ``castroom_*``, has typed arguments and a docstring saying what it
+receives, what it returns and whether the first answer wins (``firstresult``). A plugin
+implements any subset with ``@hookimpl``; the core calls hooks only through the typed
+façade in :mod:`castroom.core.plugins`, which isolates a failing plugin so the rest carry on.
+
+Plugins never write a document directly: hooks receive a read-only
+:class:`~castroom.core.view.ProductionView` and return data, which the core validates
+and writes in one transaction (so no plugin can leave a document half-changed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from .document import Changes
+    from .findings import Finding
+    from .registry import Exporter, Importer
+    from .view import ProductionView
+
+hookspec = pluggy.HookspecMarker("castroom")
+hookimpl = pluggy.HookimplMarker("castroom")
+
+
+@hookspec
+def castroom_check(view: ProductionView) -> Iterable[Finding] | None:
+    """Judge a production and return findings (continuity, budget, anything).
+
+    Args:
+        view: read-only access to the production's entities and common indexes.
+
+    Returns:
+        The findings this plugin makes (an empty list or None when all is well). Every
+        plugin's findings are collected (not firstresult); the core stamps each with the
+        plugin's name. A plugin that raises is reported as a failure and skipped.
+    """
+
+
+@hookspec
+def castroom_register_importers(register: Callable[[Importer], None]) -> None:
+    """Offer importers: call ``register(Importer(...))`` once per importer.
+
+    Args:
+        register: validates and records an :class:`~castroom.core.registry.Importer`;
+            a name already taken by another plugin is rejected at start-up.
+
+    Returns:
+        Nothing (not firstresult); every plugin may register any number.
+    """
+
+
+@hookspec
+def castroom_register_exporters(register: Callable[[Exporter], None]) -> None:
+    """Offer exporters: call ``register(Exporter(...))`` once per exporter.
+
+    Args:
+        register: validates and records an :class:`~castroom.core.registry.Exporter`;
+            duplicate names are rejected at start-up.
+
+    Returns:
+        Nothing (not firstresult).
+    """
+
+
+@hookspec
+def castroom_register_commands(cli: click.Group) -> None:
+    """Add subcommands to the ``castroom`` command line.
+
+    Args:
+        cli: the root click group; add commands with ``@cli.command()``. A command whose
+            name is already taken is rejected at start-up with an error naming both.
+
+    Returns:
+        Nothing (not firstresult).
+    """
+
+
+@hookspec
+def castroom_changed(view: ProductionView, changes: Changes, origin: str) -> None:
+    """React after a production changed, locally or by merging a peer's update.
+
+    Args:
+        view: the production as it is after the change (read-only).
+        changes: ``(collection, entity id) -> field names`` that changed; ``"*"`` marks a
+            newly created entity.
+        origin: ``"local"`` for this process's writes, otherwise where the update came
+            from (``"storage"`` for another process on this workspace, ``"sync"``,
+            ``"bundle"``, ``"folder"``).
+
+    Returns:
+        Nothing (not firstresult). Must not block: it runs after every transaction.
+    """
+
+
+@hookspec(firstresult=True)
+def castroom_rank_replacements(view: ProductionView, talent_id: str, role_id: str | None) -> Any:
+    """Rank replacements for a booked talent who dropped out.
+
+    Args:
+        view: the production (read-only).
+        talent_id: the talent who dropped out.
+        role_id: limit to one of their roles, or None for every role they are booked in.
+
+    Returns:
+        A :class:`~castroom.plugins.contingency.ContingencyPlan`-like object (affected
+        scenes and shoot days, ranked replacements each with reasons), or None to let
+        the next plugin answer. firstresult: the first non-None answer wins, so a
+        plugin overrides the built-in ranking (which is ``trylast``).
+    """

@@ -1,0 +1,418 @@
+"""The casting model: one msgspec Struct per entity kind.
+
+Field names are the names used in the CRDT document, on the command line and in
+``--json`` output. Money is kept in integer minor units (cents) so sums are exact.
+Structs are validated at the boundaries only (see :func:`validate`), never on every
+attribute access.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import time
+from typing import Annotated, Any, ClassVar, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from .errors import ValidationFailed
+
+# -- constrained scalar types -------------------------------------------------------------
+
+Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_.:-]+$")]
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+ShortText = Annotated[str, Meta(max_length=2_000)]
+LongText = Annotated[str, Meta(max_length=200_000)]
+Age = Annotated[int, Meta(ge=0, le=150)]
+Money = Annotated[int, Meta(ge=0, description="integer minor units (cents)")]
+Count = Annotated[int, Meta(ge=0)]
+Rating = Annotated[int, Meta(ge=1, le=5)]
+Rate = Annotated[float, Meta(ge=0, le=1, description="a fraction, 0.21 = 21%")]
+Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
+
+ProductionKind = Literal[
+    "film", "series", "animation", "live_broadcast", "commercial", "theatre", "game"
+]
+RoleKind = Literal[
+    "lead",
+    "supporting",
+    "day_player",
+    "background",
+    "voice",
+    "host",
+    "commentator",
+    "stunt",
+    "featured",
+]
+RoleStatus = Literal["open", "casting", "cast", "on_hold", "cut"]
+Stage = Literal[
+    "submitted",
+    "shortlisted",
+    "audition",
+    "callback",
+    "chemistry_read",
+    "offer",
+    "booked",
+    "declined",
+    "released",
+    "dropped",
+]
+AvailabilityKind = Literal["unavailable", "first_hold", "second_hold", "booked"]
+DealUnit = Literal["day", "week", "flat"]
+DealStatus = Literal["draft", "offered", "accepted", "signed", "cancelled"]
+Job = Literal[
+    "casting_director",
+    "casting_associate",
+    "assistant_director",
+    "producer",
+    "talent_coordinator",
+    "script_analyst",
+    "director",
+]
+
+STAGES: tuple[str, ...] = Stage.__args__  # type: ignore[attr-defined]
+
+
+def new_id() -> str:
+    """A ULID: 48-bit milliseconds + 80 random bits, Crockford base32, sortable by time."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    out = []
+    for _ in range(26):
+        value, rem = divmod(value, 32)
+        out.append(alphabet[rem])
+    return "".join(reversed(out))
+
+
+def _check_range(low_name: str, low: int | None, high_name: str, high: int | None) -> None:
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"{high_name}: must be >= {low_name} ({high} < {low})")
+
+
+def _check_dates(
+    start_name: str, start: dt.date | None, end_name: str, end: dt.date | None
+) -> None:
+    if start is not None and end is not None and start > end:
+        raise ValueError(f"{end_name}: must not be before {start_name}")
+
+
+# -- nested values (stored whole inside one field) -----------------------------------------
+
+
+class Era(Struct, kw_only=True, forbid_unknown_fields=True):
+    """A period of a character's life played by one actor (a series spanning decades)."""
+
+    name: Name
+    age_min: Age | None = None
+    age_max: Age | None = None
+    starts: ShortText = ""
+
+    def __post_init__(self) -> None:
+        _check_range("age_min", self.age_min, "age_max", self.age_max)
+
+
+class Look(Struct, kw_only=True, forbid_unknown_fields=True):
+    """How a character looks in one scene."""
+
+    hair: ShortText = ""
+    wardrobe: ShortText = ""
+    makeup: ShortText = ""
+    age: Age | None = None
+    note: ShortText = ""
+
+
+class Pairing(Struct, kw_only=True, forbid_unknown_fields=True):
+    """One pairing at a chemistry read: candidates of several roles, and how it rated."""
+
+    candidate_ids: Annotated[list[Id], Meta(min_length=2)]
+    rating: Rating | None = None
+    notes: ShortText = ""
+
+
+# -- entities --------------------------------------------------------------------------------
+
+
+class Entity(Struct, kw_only=True):
+    """Common fields. ``deleted`` is a soft delete: nothing is ever unrecoverable."""
+
+    # Fields stored as CRDT arrays (ordered, merge item by item) and CRDT text (merge
+    # character by character). Everything else is a last-writer-wins map field.
+    crdt_arrays: ClassVar[frozenset[str]] = frozenset()
+    crdt_texts: ClassVar[frozenset[str]] = frozenset({"notes"})
+    entity_kind: ClassVar[str] = ""
+    collection: ClassVar[str] = ""
+
+    id: Id
+    deleted: bool = False
+
+
+class Production(Entity, kw_only=True):
+    entity_kind: ClassVar[str] = "production"
+    collection: ClassVar[str] = "production"
+
+    title: Name
+    kind: ProductionKind = "film"
+    currency: Currency = "USD"
+    budget_cap: Money | None = None
+    fringe_rate: Rate = 0.0
+    overtime_multiplier: Annotated[float, Meta(ge=1, le=5)] = 1.5
+    hours_per_day: Annotated[int, Meta(ge=1, le=24)] = 10
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+    notes: LongText = ""
+
+    def __post_init__(self) -> None:
+        _check_dates("start_date", self.start_date, "end_date", self.end_date)
+
+
+class Role(Entity, kw_only=True):
+    """A character, or an on-air slot such as a backup commentator."""
+
+    entity_kind: ClassVar[str] = "role"
+    collection: ClassVar[str] = "roles"
+    crdt_arrays: ClassVar[frozenset[str]] = frozenset({"backups"})
+
+    name: Name
+    description: ShortText = ""
+    kind: RoleKind = "supporting"
+    age_min: Age | None = None
+    age_max: Age | None = None
+    specs: dict[str, str] = {}
+    rate_cap: Money | None = None
+    eras: list[Era] = []
+    status: RoleStatus = "open"
+    backups: list[Id] = []
+    notes: LongText = ""
+
+    def __post_init__(self) -> None:
+        _check_range("age_min", self.age_min, "age_max", self.age_max)
+        names = [era.name for era in self.eras]
+        if len(names) != len(set(names)):
+            raise ValueError("eras: era names must be unique")
+
+    def era(self, name: str | None) -> Era | None:
+        return next((e for e in self.eras if e.name == name), None)
+
+
+class Talent(Entity, kw_only=True):
+    entity_kind: ClassVar[str] = "talent"
+    collection: ClassVar[str] = "talents"
+
+    name: Name
+    agent: ShortText = ""
+    contact: ShortText = ""
+    union: ShortText = ""
+    playing_age_min: Age | None = None
+    playing_age_max: Age | None = None
+    height_cm: Annotated[int, Meta(ge=30, le=260)] | None = None
+    hair: ShortText = ""
+    eyes: ShortText = ""
+    languages: list[str] = []
+    accents: list[str] = []
+    skills: list[str] = []
+    attributes: dict[str, str] = {}
+    rate: Money | None = None
+    headshot: ShortText = ""
+    reel: ShortText = ""
+    external_ids: dict[str, str] = {}
+    notes: LongText = ""
+
+    def __post_init__(self) -> None:
+        _check_range("playing_age_min", self.playing_age_min, "playing_age_max", self.playing_age_max)
+
+
+class Candidate(Entity, kw_only=True):
+    """A talent considered for a role (and era)."""
+
+    entity_kind: ClassVar[str] = "candidate"
+    collection: ClassVar[str] = "candidates"
+
+    talent_id: Id
+    role_id: Id
+    era: ShortText | None = None
+    stage: Stage = "submitted"
+    source: ShortText = ""
+    ratings: dict[str, Rating] = {}
+    backup_rank: Annotated[int, Meta(ge=1)] | None = None
+    notes: LongText = ""
+
+
+class Audition(Entity, kw_only=True):
+    """An audition slot; with ``chemistry`` set, a read pairing candidates of several roles."""
+
+    entity_kind: ClassVar[str] = "audition"
+    collection: ClassVar[str] = "auditions"
+
+    role_id: Id | None = None
+    starts_at: dt.datetime
+    minutes: Annotated[int, Meta(ge=1, le=24 * 60)] = 30
+    place: ShortText = ""
+    link: ShortText = ""
+    candidate_ids: list[Id] = []
+    panel: list[Id] = []
+    chemistry: bool = False
+    role_ids: list[Id] = []
+    pairings: list[Pairing] = []
+    notes: LongText = ""
+
+    def __post_init__(self) -> None:
+        if self.pairings and not self.chemistry:
+            raise ValueError("pairings: only a chemistry read has pairings")
+        if self.role_id is None and not self.role_ids:
+            raise ValueError("role_id: an audition needs a role (or role_ids for chemistry)")
+
+
+class Scene(Entity, kw_only=True):
+    entity_kind: ClassVar[str] = "scene"
+    collection: ClassVar[str] = "scenes"
+
+    number: Annotated[str, Meta(min_length=1, max_length=20)]
+    heading: ShortText = ""
+    story_day: Annotated[int, Meta(ge=0)] | None = None
+    era: ShortText | None = None
+    characters: list[Id] = []
+    shoot_day_id: Id | None = None
+    location: ShortText = ""
+    looks: dict[str, Look] = {}
+    pages: Annotated[float, Meta(ge=0)] = 0.0
+    notes: LongText = ""
+
+    def __post_init__(self) -> None:
+        stray = set(self.looks) - set(self.characters)
+        if stray:
+            raise ValueError(f"looks: look for a character not in the scene: {sorted(stray)[0]}")
+
+
+class ShootDay(Entity, kw_only=True):
+    entity_kind: ClassVar[str] = "shoot_day"
+    collection: ClassVar[str] = "shoot_days"
+    crdt_arrays: ClassVar[frozenset[str]] = frozenset({"scene_ids"})
+
+    date: dt.date
+    day_number: Annotated[int, Meta(ge=1)] | None = None
+    location: ShortText = ""
+    call_time: Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "07:00"
+    scene_ids: list[Id] = []
+    notes: LongText = ""
+
+
+class Availability(Entity, kw_only=True):
+    entity_kind: ClassVar[str] = "availability"
+    collection: ClassVar[str] = "availabilities"
+
+    talent_id: Id
+    start: dt.date
+    end: dt.date
+    kind: AvailabilityKind = "unavailable"
+    held_by: ShortText = ""
+    notes: LongText = ""
+
+    def __post_init__(self) -> None:
+        _check_dates("start", self.start, "end", self.end)
+
+    def covers(self, day: dt.date) -> bool:
+        return self.start <= day <= self.end
+
+
+class Deal(Entity, kw_only=True):
+    entity_kind: ClassVar[str] = "deal"
+    collection: ClassVar[str] = "deals"
+
+    talent_id: Id
+    role_id: Id
+    era: ShortText | None = None
+    rate: Money
+    unit: DealUnit = "day"
+    guaranteed_days: Count = 0
+    fringe_rate: Rate | None = None
+    overtime_hours: Annotated[float, Meta(ge=0)] = 0.0
+    status: DealStatus = "draft"
+    notes: LongText = ""
+
+
+class Member(Entity, kw_only=True):
+    entity_kind: ClassVar[str] = "member"
+    collection: ClassVar[str] = "members"
+
+    name: Name
+    job: Job = "casting_director"
+    email: ShortText = ""
+    devices: list[str] = []
+    notes: LongText = ""
+
+
+#: Every entity kind stored in a collection map, by singular kind name.
+KINDS: dict[str, type[Entity]] = {
+    cls.entity_kind: cls
+    for cls in (Role, Talent, Candidate, Audition, Scene, ShootDay, Availability, Deal, Member)
+}
+COLLECTIONS: dict[str, type[Entity]] = {cls.collection: cls for cls in KINDS.values()}
+_ALIASES = {
+    **{k: k for k in KINDS},
+    **{cls.collection: k for k, cls in KINDS.items()},
+    "shootday": "shoot_day",
+    "shootdays": "shoot_day",
+    "shoot-day": "shoot_day",
+    "shoot-days": "shoot_day",
+    "production": "production",
+    "productions": "production",
+}
+
+
+def kind_class(name: str) -> type[Entity]:
+    """The Struct for a kind, accepting singular or plural (``talent``/``talents``)."""
+    key = _ALIASES.get(name.strip().lower().replace(" ", "_"))
+    if key == "production":
+        return Production
+    if key is None:
+        known = ", ".join(sorted(KINDS))
+        raise ValidationFailed(name, None, f"unknown kind; expected one of: {known}")
+    return KINDS[key]
+
+
+def field_names(cls: type[Entity]) -> tuple[str, ...]:
+    return cls.__struct_fields__
+
+
+_PATH = re.compile(r" - at `\$\.?([A-Za-z0-9_]*)[^`]*`$")
+
+
+def validation_error(cls: type[Entity], exc: msgspec.ValidationError, entity_id: str | None):
+    """Turn msgspec's message into a ValidationFailed naming the field and the rule."""
+    message = str(exc)
+    match = _PATH.search(message)
+    field: str | None = None
+    if match:
+        field = match.group(1) or None
+        message = message[: match.start()]
+    elif ": " in message and message.split(": ", 1)[0] in cls.__struct_fields__:
+        field, message = message.split(": ", 1)
+    elif message.startswith("Object missing required field `"):
+        field = message.split("`")[1]
+        message = "is required"
+    return ValidationFailed(cls.entity_kind, field, message, entity_id)
+
+
+def validate(cls: type[Entity], data: dict[str, Any]) -> Entity:
+    """Decode plain data (from a document, a file or the network) into a checked Struct.
+
+    Integral floats become ints (Yjs stores every number as float64); anything else that
+    breaks a rule raises :class:`ValidationFailed`.
+    """
+    try:
+        return msgspec.convert(data, cls, strict=False)
+    except msgspec.ValidationError as exc:
+        raise validation_error(cls, exc, data.get("id") if isinstance(data, dict) else None) from None
+
+
+def to_fields(entity: Entity) -> dict[str, Any]:
+    """Plain, JSON-compatible fields of an entity (dates as ISO strings)."""
+    return msgspec.to_builtins(entity)
+
+
+def check_field_names(cls: type[Entity], names: Any) -> None:
+    unknown = [n for n in names if n not in cls.__struct_fields__]
+    if unknown:
+        raise ValidationFailed(cls.entity_kind, unknown[0], "no such field")

@@ -1,0 +1,314 @@
+"""The plugin manager factory and the typed façade over ``pm.hook``.
+
+One :class:`Plugins` per open workspace, made by :func:`make_plugins`; nothing happens at
+import time and nothing is global, so tests and embedders decide what is loaded. Built-in
+plugins (listed by module name, like datasette's and llm's DEFAULT_PLUGINS) load first,
+then the ``castroom`` entry-point group, one at a time: a plugin that fails to import is
+reported by name and the rest carry on. A hook implementation that raises is reported
+(plugin, hook, error) and skipped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import CastroomError
+from .findings import Finding, sort_findings
+from .registry import Exporter, Importer
+
+if TYPE_CHECKING:
+    import click
+
+    from .document import Changes
+    from .view import ProductionView
+
+ENTRY_POINT_GROUP = "castroom"
+DISABLE_ENV = "CASTROOM_DISABLE_PLUGINS"
+
+#: Built-in plugins, loaded exactly like third-party ones (their hooks are ``trylast``).
+DEFAULT_PLUGINS: dict[str, str] = {
+    "continuity": "castroom.plugins.continuity",
+    "budget": "castroom.plugins.budget",
+    "contingency": "castroom.plugins.contingency",
+    "csv_io": "castroom.plugins.csv_io",
+    "screenplay": "castroom.plugins.screenplay",
+    "casting_site": "castroom.plugins.casting_site",
+    "calendar": "castroom.plugins.calendar",
+    "reports": "castroom.plugins.reports",
+    "inbox": "castroom.plugins.inbox",
+    "demo": "castroom.plugins.demo",
+    "sync": "castroom.sync.commands",
+}
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """A plugin that failed to load, or raised inside a hook."""
+
+    plugin: str
+    hook: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"plugin {self.plugin!r} failed in {self.hook}: {self.error}"
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    version: str | None
+    hooks: list[str]
+    builtin: bool
+
+
+@dataclass
+class Plugins:
+    """Typed façade over one pluggy PluginManager."""
+
+    pm: pluggy.PluginManager
+    failures: list[PluginFailure] = field(default_factory=list)
+    builtin: set[str] = field(default_factory=set)
+    versions: dict[str, str] = field(default_factory=dict)
+    _importers: dict[str, Importer] | None = None
+    _exporters: dict[str, Exporter] | None = None
+
+    # -- calling hooks safely ----------------------------------------------------------------
+
+    def _call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call every implementation of a hook on its own, so one failure is contained."""
+        hook = getattr(self.pm.hook, hook_name)
+        results = []
+        # pluggy lists implementations in reverse call order; keep its (tryfirst..trylast).
+        for impl in reversed(hook.get_hookimpls()):
+            args = {name: kwargs[name] for name in impl.argnames}
+            try:
+                results.append((impl.plugin_name, impl.function(**args)))
+            except Exception as exc:
+                self.failures.append(PluginFailure(impl.plugin_name, hook_name, _describe(exc)))
+        return results
+
+    def _first(self, hook_name: str, **kwargs: Any) -> Any:
+        hook = getattr(self.pm.hook, hook_name)
+        for impl in reversed(hook.get_hookimpls()):
+            args = {name: kwargs[name] for name in impl.argnames}
+            try:
+                result = impl.function(**args)
+            except Exception as exc:
+                self.failures.append(PluginFailure(impl.plugin_name, hook_name, _describe(exc)))
+                continue
+            if result is not None:
+                return result
+        return None
+
+    # -- the typed hooks -----------------------------------------------------------------------
+
+    def check(self, view: ProductionView) -> list[Finding]:
+        """Every plugin's findings, stamped with the plugin's name, most severe first."""
+        import msgspec
+
+        findings: list[Finding] = []
+        for plugin, result in self._call_each("castroom_check", view=view):
+            for finding in result or ():
+                if not isinstance(finding, Finding):
+                    self.failures.append(
+                        PluginFailure(plugin, "castroom_check", f"returned {type(finding).__name__}, not Finding")
+                    )
+                    continue
+                findings.append(msgspec.structs.replace(finding, plugin=finding.plugin or plugin))
+        return sort_findings(findings)
+
+    def rank_replacements(self, view: ProductionView, talent_id: str, role_id: str | None) -> Any:
+        return self._first(
+            "castroom_rank_replacements", view=view, talent_id=talent_id, role_id=role_id
+        )
+
+    def changed(self, view: ProductionView, changes: Changes, origin: str) -> None:
+        if changes:
+            self._call_each("castroom_changed", view=view, changes=changes, origin=origin)
+
+    def register_commands(self, cli: click.Group) -> None:
+        for impl in reversed(self.pm.hook.castroom_register_commands.get_hookimpls()):
+            before = dict(cli.commands)
+            probe = _GuardedGroup(cli, impl.plugin_name, before)
+            try:
+                impl.function(cli=probe)
+            except CastroomError:
+                raise
+            except Exception as exc:
+                self.failures.append(
+                    PluginFailure(impl.plugin_name, "castroom_register_commands", _describe(exc))
+                )
+
+    def importers(self) -> dict[str, Importer]:
+        if self._importers is None:
+            self._importers = self._collect("castroom_register_importers", Importer)
+        return self._importers
+
+    def exporters(self) -> dict[str, Exporter]:
+        if self._exporters is None:
+            self._exporters = self._collect("castroom_register_exporters", Exporter)
+        return self._exporters
+
+    def _collect(self, hook_name: str, kind: type) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+
+            def register(item: Any, _plugin: str = impl.plugin_name) -> None:
+                if not isinstance(item, kind):
+                    raise CastroomError(
+                        f"plugin {_plugin!r} registered {type(item).__name__}, not {kind.__name__}"
+                    )
+                if item.name in found:
+                    raise CastroomError(
+                        f"{kind.__name__.lower()} {item.name!r} registered twice: by plugin"
+                        f" {found[item.name].plugin!r} and by plugin {_plugin!r}"
+                    )
+                import dataclasses
+
+                found[item.name] = dataclasses.replace(item, plugin=_plugin)
+
+            try:
+                impl.function(register=register)
+            except CastroomError:
+                raise
+            except Exception as exc:
+                self.failures.append(PluginFailure(impl.plugin_name, hook_name, _describe(exc)))
+        return found
+
+    # -- introspection -------------------------------------------------------------------------
+
+    def list(self) -> list[PluginInfo]:
+        out = []
+        for name, plugin in self.pm.list_name_plugin():
+            if plugin is None:
+                continue
+            hooks = sorted(
+                h.name for h in self.pm.get_hookcallers(plugin) or [] if h.name.startswith("castroom_")
+            )
+            out.append(PluginInfo(name, self.versions.get(name), hooks, name in self.builtin))
+        return sorted(out, key=lambda p: (not p.builtin, p.name))
+
+
+class _GuardedGroup:
+    """Wraps the CLI group so a plugin cannot silently replace another's command."""
+
+    def __init__(self, group: click.Group, plugin: str, before: dict[str, Any]) -> None:
+        self._group = group
+        self._plugin = plugin
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._group, name)
+
+    def _guard(self, name: str | None) -> None:
+        if name and name in self._group.commands:
+            raise CastroomError(f"plugin {self._plugin!r} adds command {name!r}, which already exists")
+
+    def add_command(self, cmd: Any, name: str | None = None) -> None:
+        self._guard(name or cmd.name)
+        self._group.add_command(cmd, name)
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+        import click
+
+        def decorator(f: Callable[..., Any]) -> Any:
+            cmd = click.command(*args, **kwargs)(f)
+            self.add_command(cmd)
+            return cmd
+
+        return decorator
+
+    def group(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+        import click
+
+        def decorator(f: Callable[..., Any]) -> Any:
+            cmd = click.group(*args, **kwargs)(f)
+            self.add_command(cmd)
+            return cmd
+
+        return decorator
+
+
+def _describe(exc: BaseException) -> str:
+    frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" ({frame[0].filename.rsplit('/', 1)[-1]}:{frame[0].lineno})" if frame else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def disabled_plugins() -> set[str]:
+    raw = os.environ.get(DISABLE_ENV, "")
+    return {name.strip() for name in raw.split(",") if name.strip()}
+
+
+def make_plugins(
+    *,
+    builtins: dict[str, str] | None = None,
+    entry_points: bool = True,
+    extra: Iterable[ModuleType | object] = (),
+    disabled: set[str] | None = None,
+) -> Plugins:
+    """A new plugin manager: built-ins, then entry points, then ``extra`` objects."""
+    pm = pluggy.PluginManager("castroom")
+    pm.add_hookspecs(hookspecs)
+    plugins = Plugins(pm)
+    blocked = disabled_plugins() if disabled is None else disabled
+    for name in blocked:
+        pm.set_blocked(name)
+
+    def register(plugin: Any, name: str) -> bool:
+        try:
+            pm.register(plugin, name=name)
+        except Exception as exc:
+            plugins.failures.append(PluginFailure(name, "register", _describe(exc)))
+            return False
+        try:
+            # A hook the specs do not know is almost always a misspelling: refuse it.
+            pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            pm.unregister(name=name)
+            plugins.failures.append(PluginFailure(name, "register", str(exc)))
+            return False
+        return True
+
+    for short, module_name in (DEFAULT_PLUGINS if builtins is None else builtins).items():
+        if short in blocked or module_name in blocked:
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            plugins.failures.append(PluginFailure(short, "import", _describe(exc)))
+            continue
+        if register(module, short):
+            plugins.builtin.add(short)
+
+    if entry_points:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in blocked or pm.has_plugin(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                plugins.failures.append(PluginFailure(ep.name, "load", _describe(exc)))
+                continue
+            if register(plugin, ep.name) and ep.dist is not None:
+                plugins.versions[ep.name] = ep.dist.version
+
+    for obj in extra:
+        name = getattr(obj, "__name__", None) or type(obj).__name__
+        if name not in blocked:
+            register(obj, name)
+
+    from . import __version__
+
+    for name in plugins.builtin:
+        plugins.versions.setdefault(name, __version__)
+    return plugins

@@ -1,0 +1,62 @@
+"""What collection hooks register: importers and exporters."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import CastroomError
+from .model import Entity
+from .view import ProductionView
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportResult:
+    """What an importer read. The core validates every entity, then writes them all in
+    one transaction, or none. An entity whose id already exists updates it (importers
+    reuse ids found through ``external_ids`` so re-imports never duplicate)."""
+
+    entities: list[Entity] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    #: Per-entity errors found while reading (e.g. ``"line 7: rate: must be >= 0"``);
+    #: any error means nothing is written.
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Importer:
+    name: str
+    description: str
+    #: run(source, view, options) -> ImportResult. ``source`` is a path or URL.
+    run: Callable[[str, ProductionView, dict[str, Any]], ImportResult]
+    #: For ``watch-inbox``: does this importer take this file? None = never claims files.
+    claims: Callable[[Path], bool] | None = None
+    plugin: str = ""
+
+    def __post_init__(self) -> None:
+        check_name("importer", self.name)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Exporter:
+    name: str
+    description: str
+    #: run(view, options) -> the exported file's content.
+    run: Callable[[ProductionView, dict[str, Any]], str | bytes]
+    suffix: str = ".txt"
+    plugin: str = ""
+
+    def __post_init__(self) -> None:
+        check_name("exporter", self.name)
+
+
+def check_name(what: str, name: str) -> None:
+    if not _NAME.match(name):
+        raise CastroomError(
+            f"{what} name {name!r} must be lowercase letters, digits, '-' or '_' (max 32)"
+        )

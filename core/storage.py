@@ -1,0 +1,273 @@
+"""The embedded store: one SQLite file (WAL) holding every production's update log.
+
+Every local transaction appends its binary update, with who, which device and when, and
+is acknowledged only after the SQLite commit. Opening a production reads its latest
+snapshot plus the log after it. Compaction folds the log into a new snapshot that is the
+*merge* of the updates it replaces (never a re-creation of the content), so every peer
+can still sync against it; the rows' metadata stay behind for ``castroom history``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from pycrdt import merge_updates
+
+from .errors import StorageError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS productions (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS updates (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    production TEXT NOT NULL,
+    ts REAL NOT NULL,
+    member TEXT NOT NULL,
+    device TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    changes TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    digest BLOB,
+    data BLOB
+);
+CREATE INDEX IF NOT EXISTS updates_by_production ON updates (production, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS updates_digest ON updates (production, digest)
+    WHERE digest IS NOT NULL;
+CREATE TABLE IF NOT EXISTS snapshots (
+    production TEXT PRIMARY KEY,
+    upto INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+def merge_all(blobs: list[bytes], fan_in: int = 32) -> bytes:
+    """Merge Yjs updates into one, keeping even content still waiting for its
+    dependencies (a Doc's own encoding would drop it). merge_updates grows worse than
+    linearly with its argument count, so merge in a tree of small groups."""
+    while len(blobs) > 1:
+        blobs = [
+            merge_updates(*blobs[i : i + fan_in]) if len(blobs[i : i + fan_in]) > 1 else blobs[i]
+            for i in range(0, len(blobs), fan_in)
+        ]
+    return blobs[0]
+
+
+class LogEntry(NamedTuple):
+    seq: int
+    ts: float
+    member: str
+    device: str
+    origin: str
+    changes: list[tuple[str, str, list[str]]]
+    size: int
+
+
+class Store:
+    """A workspace's SQLite database. One instance per process and workspace."""
+
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
+        self.path = Path(path)
+        try:
+            self.db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30
+            )
+            # WAL: readers never block the writer, and several processes share the file.
+            # synchronous=NORMAL in WAL mode survives any process crash (SIGKILL); FULL
+            # also survives power loss, at an fsync per commit (config: storage.synchronous).
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(f"PRAGMA synchronous={synchronous}")
+            self.db.execute("PRAGMA busy_timeout=30000")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"cannot open workspace database {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; the lock is taken up front so writers queue, not fail."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent view across several SELECTs."""
+        self.db.execute("BEGIN")
+        try:
+            yield self.db
+        finally:
+            self.db.execute("COMMIT")
+
+    def data_version(self) -> int:
+        """Changes whenever another connection (process) commits to the database."""
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+    # -- productions -------------------------------------------------------------------------
+
+    def add_production(self, production_id: str, title: str) -> None:
+        with self.write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO productions (id, title, created) VALUES (?, ?, ?)",
+                (production_id, title, time.time()),
+            )
+            db.execute("UPDATE productions SET title = ? WHERE id = ?", (title, production_id))
+
+    def productions(self) -> list[tuple[str, str]]:
+        rows = self.db.execute("SELECT id, title FROM productions ORDER BY created, id")
+        return [(r[0], r[1]) for r in rows]
+
+    def set_title(self, production_id: str, title: str) -> None:
+        self.db.execute("UPDATE productions SET title = ? WHERE id = ?", (title, production_id))
+
+    # -- the update log ----------------------------------------------------------------------
+
+    def append(
+        self,
+        production: str,
+        data: bytes,
+        *,
+        member: str,
+        device: str,
+        origin: str,
+        changes: dict[tuple[str, str], set[str]] | None = None,
+        dedupe: bool = False,
+    ) -> int | None:
+        """Append one update durably; returns its sequence number once committed.
+
+        With ``dedupe`` (updates from peers), bytes already in the log are not stored
+        twice and None is returned.
+        """
+        digest = hashlib.blake2b(data, digest_size=16).digest() if dedupe else None
+        changed = json.dumps(
+            [[c, i, sorted(f)] for (c, i), f in sorted((changes or {}).items())],
+            separators=(",", ":"),
+        )
+        with self.write() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO updates"
+                " (production, ts, member, device, origin, changes, size, digest, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (production, time.time(), member, device, origin, changed, len(data), digest, data),
+            )
+            return cursor.lastrowid if cursor.rowcount else None
+
+    def load(self, production: str, after: int = 0) -> tuple[list[bytes], int]:
+        """The updates needed to bring a document that has seen ``after`` up to date:
+        (update blobs in order, the last sequence number included)."""
+        with self.read() as db:
+            snap = db.execute(
+                "SELECT upto, data FROM snapshots WHERE production = ?", (production,)
+            ).fetchone()
+            blobs: list[bytes] = []
+            start = after
+            if snap is not None and snap[0] > after:
+                blobs.append(snap[1])
+                start = snap[0]
+            rows = db.execute(
+                "SELECT seq, data FROM updates WHERE production = ? AND seq > ?"
+                " AND data IS NOT NULL ORDER BY seq",
+                (production, start),
+            ).fetchall()
+            last = db.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM updates WHERE production = ?", (production,)
+            ).fetchone()[0]
+        blobs.extend(r[1] for r in rows)
+        return blobs, max(last, start)
+
+    def log_bytes(self, production: str) -> tuple[int, int]:
+        """(bytes in the snapshot, bytes in the log after it)."""
+        snap = self.db.execute(
+            "SELECT upto, length(data) FROM snapshots WHERE production = ?", (production,)
+        ).fetchone()
+        upto, snap_size = snap if snap else (0, 0)
+        tail = self.db.execute(
+            "SELECT COALESCE(SUM(size), 0) FROM updates WHERE production = ? AND seq > ?"
+            " AND data IS NOT NULL",
+            (production, upto),
+        ).fetchone()[0]
+        return int(snap_size), int(tail)
+
+    def compact(self, production: str) -> tuple[int, int]:
+        """Fold the log into a new snapshot. Returns (updates folded, snapshot bytes)."""
+        with self.write() as db:
+            snap = db.execute(
+                "SELECT upto, data FROM snapshots WHERE production = ?", (production,)
+            ).fetchone()
+            upto = snap[0] if snap else 0
+            rows = db.execute(
+                "SELECT seq, data FROM updates WHERE production = ? AND seq > ?"
+                " AND data IS NOT NULL ORDER BY seq",
+                (production, upto),
+            ).fetchall()
+            if not rows:
+                return 0, len(snap[1]) if snap else 0
+            merged = merge_all(([snap[1]] if snap else []) + [r[1] for r in rows])
+            last = rows[-1][0]
+            db.execute(
+                "INSERT OR REPLACE INTO snapshots (production, upto, ts, data) VALUES (?, ?, ?, ?)",
+                (production, last, time.time(), merged),
+            )
+            # Keep who/when/what for history; the bytes now live in the snapshot.
+            db.execute(
+                "UPDATE updates SET data = NULL WHERE production = ? AND seq <= ?",
+                (production, last),
+            )
+        return len(rows), len(merged)
+
+    def history(
+        self, production: str, *, limit: int = 50, entity: str | None = None
+    ) -> list[LogEntry]:
+        sql = (
+            "SELECT seq, ts, member, device, origin, changes, size FROM updates"
+            " WHERE production = ?"
+        )
+        args: list[Any] = [production]
+        if entity:
+            sql += " AND changes LIKE ?"
+            args.append(f'%"{entity}"%')
+        sql += " ORDER BY seq DESC LIMIT ?"
+        args.append(limit)
+        return [
+            LogEntry(r[0], r[1], r[2], r[3], r[4], [tuple(c) for c in json.loads(r[5])], r[6])
+            for r in self.db.execute(sql, args)
+        ]
+
+    def last_writer(self, production: str, collection: str, entity_id: str) -> LogEntry | None:
+        """The latest log entry that touched an entity (to say where a bad edit came from)."""
+        for entry in self.history(production, limit=1_000, entity=entity_id):
+            if any(c == collection and i == entity_id for c, i, _ in entry.changes):
+                return entry
+        return None
+
+    # -- small settings shared by every process on the workspace ---------------------------
+
+    def get_kv(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_kv(self, key: str, value: str) -> None:
+        with self.write() as db:
+            db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value))

@@ -1,0 +1,128 @@
+"""A read-only view of a production, handed to plugins.
+
+Plugins judge; only the core writes. A view offers typed queries and a few indexes that
+most checks need, computed once per view, so a dozen checks over 5,000 talents stay fast.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from functools import cached_property
+from typing import TypeVar
+
+from . import model
+from .document import CastDocument, InvalidEntity
+from .model import (
+    Availability,
+    Candidate,
+    Deal,
+    Entity,
+    Production,
+    Role,
+    Scene,
+    ShootDay,
+    Talent,
+)
+
+E = TypeVar("E", bound=Entity)
+
+
+class ProductionView:
+    """Typed, read-only access to one production's current state."""
+
+    def __init__(self, doc: CastDocument) -> None:
+        self._doc = doc
+
+    @property
+    def production(self) -> Production:
+        return self._doc.production
+
+    def all(self, cls: type[E], *, include_deleted: bool = False) -> list[E]:
+        return self._doc.all(cls, include_deleted=include_deleted)
+
+    def find(self, cls: type[E], entity_id: str) -> E | None:
+        return self._doc.find(cls, entity_id)
+
+    def get(self, cls: type[E], entity_id: str) -> E:
+        return self._doc.get(cls, entity_id)
+
+    def resolve(self, cls: type[E], ref: str) -> E:
+        return self._doc.resolve(cls, ref)
+
+    def invalid(self) -> list[InvalidEntity]:
+        return self._doc.invalid()
+
+    # -- indexes ------------------------------------------------------------------------------
+
+    @cached_property
+    def talents(self) -> dict[str, Talent]:
+        return {t.id: t for t in self.all(Talent)}
+
+    @cached_property
+    def roles(self) -> dict[str, Role]:
+        return {r.id: r for r in self.all(Role)}
+
+    @cached_property
+    def scenes(self) -> dict[str, Scene]:
+        return {s.id: s for s in self.all(Scene)}
+
+    @cached_property
+    def shoot_days(self) -> dict[str, ShootDay]:
+        return {d.id: d for d in self.all(ShootDay)}
+
+    @cached_property
+    def candidates(self) -> list[Candidate]:
+        return self.all(Candidate)
+
+    @cached_property
+    def deals(self) -> list[Deal]:
+        return self.all(Deal)
+
+    @cached_property
+    def availability_by_talent(self) -> dict[str, list[Availability]]:
+        out: dict[str, list[Availability]] = defaultdict(list)
+        for item in self.all(Availability):
+            out[item.talent_id].append(item)
+        return dict(out)
+
+    @cached_property
+    def booked(self) -> dict[tuple[str, str | None], list[Candidate]]:
+        """(role id, era) -> candidates at stage ``booked`` (more than one is a conflict)."""
+        out: dict[tuple[str, str | None], list[Candidate]] = defaultdict(list)
+        for cand in self.candidates:
+            if cand.stage == "booked":
+                out[(cand.role_id, cand.era)].append(cand)
+        return dict(out)
+
+    def booked_talent(self, role_id: str, era: str | None = None) -> Talent | None:
+        """The talent booked for a role (and era; falling back to the era-less booking)."""
+        for key in ((role_id, era), (role_id, None)):
+            for cand in self.booked.get(key, []):
+                talent = self.talents.get(cand.talent_id)
+                if talent is not None:
+                    return talent
+        return None
+
+    @cached_property
+    def scenes_by_shoot_day(self) -> dict[str, list[Scene]]:
+        """Shoot day id -> its scenes, in the day's order (scene_ids, then scene.shoot_day_id)."""
+        out: dict[str, list[Scene]] = {}
+        for day in self.shoot_days.values():
+            out[day.id] = [self.scenes[s] for s in day.scene_ids if s in self.scenes]
+        for scene in self.scenes.values():
+            day_id = scene.shoot_day_id
+            if day_id and day_id in out and scene not in out[day_id]:
+                out[day_id].append(scene)
+        return out
+
+    def label(self, entity: Entity) -> str:
+        for attr in ("name", "title", "number"):
+            value = getattr(entity, attr, None)
+            if value:
+                return str(value)
+        if isinstance(entity, ShootDay):
+            return entity.date.isoformat()
+        return entity.id
+
+    def kind_of(self, name: str) -> type[Entity]:
+        return model.kind_class(name)

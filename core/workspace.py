@@ -1,0 +1,317 @@
+"""A workspace: a folder with the SQLite store, a TOML config and this device's identity.
+
+Several processes may use one workspace at once (a running server and a CLI command):
+each open production notices the others' commits (SQLite's ``data_version``) and merges
+them before every read or write, so nobody has to restart to see a colleague's change.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import platformdirs
+import tomli_w
+
+from . import model
+from .document import CastDocument, Changes, InvalidEntity
+from .errors import Ambiguous, CastroomError, NotFound, StorageError
+from .storage import LogEntry, Store
+
+if TYPE_CHECKING:
+    from .plugins import Plugins
+
+DB_NAME = "castroom.db"
+CONFIG_NAME = "config.toml"
+#: Compact when the log after the snapshot outgrows the snapshot (and this floor).
+COMPACT_FLOOR = 4 * 1024 * 1024
+
+
+class Identity(msgspec.Struct, kw_only=True):
+    """Who is editing, and from which device. Stamped on every update in the log."""
+
+    member: str
+    device_id: str
+    device_name: str
+    job: str = "casting_director"
+
+
+def default_path() -> Path:
+    env = os.environ.get("CASTROOM_WORKSPACE")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_data_dir("castroom", appauthor=False))
+
+
+class Workspace:
+    """A workspace folder. Use :meth:`open` (or as a context manager) and close it."""
+
+    def __init__(self, path: Path, identity: Identity, config: dict[str, Any]) -> None:
+        self.path = path
+        self.identity = identity
+        self.config = config
+        synchronous = str(config.get("storage", {}).get("synchronous", "NORMAL")).upper()
+        if synchronous not in ("NORMAL", "FULL", "EXTRA"):
+            raise CastroomError(f"config storage.synchronous: unknown mode {synchronous!r}")
+        self.store = Store(path / DB_NAME, synchronous=synchronous)
+        self._open: dict[str, StoredProduction] = {}
+        self._plugins: Plugins | None = None
+
+    @classmethod
+    def open(
+        cls, path: str | Path | None = None, *, create: bool = True, member: str | None = None
+    ) -> Workspace:
+        root = Path(path).expanduser() if path else default_path()
+        config_file = root / CONFIG_NAME
+        if not config_file.exists():
+            if not create:
+                raise NotFound(f"no castroom workspace at {root} (run `castroom init`)")
+            root.mkdir(parents=True, exist_ok=True)
+            identity = Identity(
+                member=member or os.environ.get("CASTROOM_MEMBER") or _user(),
+                device_id=model.new_id(),
+                device_name=socket.gethostname(),
+            )
+            config = {"identity": msgspec.to_builtins(identity), "storage": {"synchronous": "NORMAL"}}
+            tmp = config_file.with_suffix(".tmp")
+            tmp.write_bytes(tomli_w.dumps(config).encode())
+            tmp.replace(config_file)
+        try:
+            config = tomllib.loads(config_file.read_text())
+            identity = msgspec.convert(config.get("identity", {}), Identity)
+        except (tomllib.TOMLDecodeError, msgspec.ValidationError, OSError) as exc:
+            raise StorageError(f"bad workspace config {config_file}: {exc}") from None
+        if member:
+            identity = msgspec.structs.replace(identity, member=member)
+        return cls(root, identity, config)
+
+    def close(self) -> None:
+        for production in self._open.values():
+            production.close()
+        self._open.clear()
+        self.store.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plugins ---------------------------------------------------------------------------
+
+    @property
+    def plugins(self) -> Plugins:
+        """This workspace's plugin manager (made on first use, one per workspace)."""
+        if self._plugins is None:
+            from .plugins import make_plugins
+
+            self._plugins = make_plugins()
+        return self._plugins
+
+    # -- productions ------------------------------------------------------------------------
+
+    def productions(self) -> list[tuple[str, str]]:
+        """(id, title) of every production in the workspace."""
+        return self.store.productions()
+
+    def create_production(self, title: str, **fields: Any) -> StoredProduction:
+        doc = CastDocument()
+        production = StoredProduction(self, None, doc)
+        created = doc.init_production(title, **fields)
+        production.bind(created.id)
+        return production
+
+    def resolve_production(self, ref: str | None = None) -> str:
+        known = self.productions()
+        if not known:
+            raise NotFound(f"no production in workspace {self.path} (run `castroom init`)")
+        if ref is None:
+            if len(known) == 1:
+                return known[0][0]
+            names = ", ".join(f"{t} ({i[:8]})" for i, t in known)
+            raise Ambiguous(f"this workspace holds several productions; pick one with --production: {names}")
+        exact = [i for i, t in known if i == ref]
+        if exact:
+            return exact[0]
+        matches = [i for i, t in known if i.startswith(ref) or t.casefold() == ref.casefold()]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise Ambiguous(f"{ref!r} matches {len(matches)} productions; use the id")
+        raise NotFound(f"no production matching {ref!r}")
+
+    def production(self, ref: str | None = None) -> StoredProduction:
+        """Open a production (by id, id prefix or title; or the only one there is)."""
+        production_id = self.resolve_production(ref)
+        if production_id not in self._open:
+            production = StoredProduction(self, production_id, CastDocument())
+            production.refresh()
+            production.doc.migrate()
+            self._open[production_id] = production
+        return self._open[production_id]
+
+    def adopt(
+        self, production_id: str, update: bytes, *, origin: str, device: str = ""
+    ) -> tuple[StoredProduction, Changes]:
+        """Merge an update into a production, creating the production here if it is new
+        (how a new team member's empty workspace receives a bundle or a sync)."""
+        if production_id in dict(self.productions()):
+            production = self.production(production_id)
+        else:
+            production = StoredProduction(self, production_id, CastDocument())
+            self._open[production_id] = production
+        changes = production.apply_update(update, origin=origin, device=device)
+        if production.doc.production_id is not None:
+            self.store.add_production(production_id, production.doc.production.title)
+        return production, changes
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "castroom"
+
+
+class StoredProduction:
+    """An open production whose every write is durable: the document plus its log."""
+
+    def __init__(self, workspace: Workspace, production_id: str | None, doc: CastDocument):
+        self.workspace = workspace
+        self.store = workspace.store
+        self.id = production_id
+        self.doc = doc
+        self.seen = 0  # the last log sequence number merged into ``doc``
+        self._version = -1
+        doc.on_commit = self._persist
+        doc.before_access = self.refresh
+
+    def bind(self, production_id: str) -> None:
+        """Attach a just-created document to its id, writing what it holds so far."""
+        self.id = production_id
+        self.store.add_production(production_id, self.doc.production.title)
+        seq = self.store.append(
+            production_id,
+            self.doc.encode_update(),
+            member=self.workspace.identity.member,
+            device=self.workspace.identity.device_id,
+            origin="local",
+            changes=self.doc.take_changes(),
+        )
+        self.seen = seq or 0
+        self.workspace._open[production_id] = self
+
+    def close(self) -> None:
+        self.doc.on_commit = None
+        self.doc.before_access = None
+
+    def _persist(self, update: bytes, changes: Changes) -> None:
+        if self.id is None:
+            return
+        try:
+            seq = self.store.append(
+                self.id,
+                update,
+                member=self.workspace.identity.member,
+                device=self.workspace.identity.device_id,
+                origin="local",
+                changes=changes,
+            )
+        except Exception as exc:
+            # The change is in memory but not on disk: drop it rather than pretend.
+            self._reload()
+            raise StorageError(f"write not saved: {exc}") from None
+        if seq and seq == self.seen + 1:
+            self.seen = seq
+        if ("production", self.id) in changes:
+            self.store.set_title(self.id, self.doc.production.title)
+
+    def _reload(self) -> None:
+        fresh = CastDocument()
+        fresh.on_change = self.doc.on_change
+        self.doc.on_commit = None
+        self.doc.before_access = None
+        self.doc = fresh
+        self.seen = 0
+        self._version = -1
+        fresh.on_commit = self._persist
+        fresh.before_access = self.refresh
+        self.refresh()
+
+    def refresh(self) -> Changes:
+        """Merge whatever other processes committed since we last looked."""
+        if self.id is None:
+            return {}
+        version = self.store.data_version()
+        if version == self._version:
+            return {}
+        self._version = version
+        blobs, last = self.store.load(self.id, after=self.seen)
+        if last <= self.seen:
+            return {}
+        changes: Changes = {}
+        with self.doc.silenced_access():
+            for blob in blobs:
+                for key, fields in self.doc.apply_update(blob, origin="storage").items():
+                    changes.setdefault(key, set()).update(fields)
+        self.seen = last
+        return changes
+
+    def apply_update(self, update: bytes, *, origin: str = "remote", device: str = "") -> Changes:
+        """Merge a peer's update and make it durable. Bad bytes raise BadUpdate and leave
+        both the document and the store as they were."""
+        self.refresh()
+        changes = self.doc.apply_update(update, origin=origin)
+        # Stored even when nothing visible changed: part of it may be waiting for an update
+        # from a third peer. The digest keeps the same bytes from being stored twice.
+        if self.id is not None:
+            self.store.append(
+                self.id,
+                update,
+                member=self.workspace.identity.member if not device else "",
+                device=device or self.workspace.identity.device_id,
+                origin=origin,
+                changes=changes,
+                dedupe=True,
+            )
+        return changes
+
+    # -- maintenance and history ------------------------------------------------------------
+
+    def compact(self) -> tuple[int, int]:
+        assert self.id is not None
+        return self.store.compact(self.id)
+
+    def maybe_compact(self) -> bool:
+        assert self.id is not None
+        snapshot, tail = self.store.log_bytes(self.id)
+        if tail > max(snapshot, COMPACT_FLOOR):
+            self.compact()
+            return True
+        return False
+
+    def history(self, *, limit: int = 50, entity: str | None = None) -> list[LogEntry]:
+        assert self.id is not None
+        return self.store.history(self.id, limit=limit, entity=entity)
+
+    def invalid(self) -> list[tuple[InvalidEntity, str]]:
+        """Invalid entities, each with the device that last wrote it."""
+        assert self.id is not None
+        out = []
+        for item in self.doc.invalid():
+            cls = model.kind_class(item.kind)
+            entry = self.store.last_writer(self.id, cls.collection, item.id)
+            out.append((item, entry.device if entry else "unknown"))
+        return out
+
+    @contextmanager
+    def transaction(self) -> Iterator[CastDocument]:
+        with self.doc.transaction() as doc:
+            yield doc

@@ -1,0 +1,1 @@
+"""castroom built-in plugins, registered exactly like third-party ones."""

@@ -1,0 +1,1 @@
+"""Built-in plugin: casting_site (being written)."""

@@ -1,0 +1,1 @@
+"""Built-in plugin: csv_io (being written)."""

@@ -1,0 +1,1 @@
+"""castroom sync: moving updates between machines (Yjs protocol, server, client, folder)."""

@@ -1,0 +1,1 @@
+"""CLI commands for sync (being written)."""
