@@ -470,18 +470,29 @@ def plugins_cmd(obj: Context, as_json: bool) -> None:
 
 
 def build_cli(plugins: Plugins) -> click.Group:
-    """The root command with every plugin's commands added."""
-    plugins.register_commands(cli)
-    return cli
+    """A fresh root command: the core commands plus every plugin's.
+
+    The module-level ``cli`` group only holds the core commands; each call makes a new
+    group, so plugin commands never leak between plugin managers (tests, embedders).
+    """
+    root = CastroomGroup(
+        name="castroom",
+        callback=cli.callback,
+        params=list(cli.params),
+        help=cli.help,
+        commands=dict(cli.commands),
+    )
+    plugins.register_commands(root)
+    return root
 
 
 def main(argv: list[str] | None = None) -> None:
     try:
         plugins = make_plugins()
-        build_cli(plugins)
+        root = build_cli(plugins)
     except CastroomError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     for failure in plugins.failures:
         click.echo(f"Warning: {failure}", err=True)
-    cli.main(args=argv, obj=plugins, prog_name="castroom")
+    root.main(args=argv, obj=plugins, prog_name="castroom")

@@ -33,14 +33,14 @@ def workspace(tmp_path: Path) -> Iterator[Workspace]:
 @pytest.fixture
 def cli(tmp_path: Path):
     """Run castroom's CLI in-process against a workspace folder: cli("list", "talents")."""
-    from castroom.core.cli import cli as root
+    from castroom.core.cli import build_cli
     from castroom.core.plugins import make_plugins
 
     path = tmp_path / "cli-ws"
 
     def run(*args: str, workspace: Path | None = None) -> Result:
         plugins = make_plugins()
-        plugins.register_commands(root)
+        root = build_cli(plugins)
         return CliRunner().invoke(
             root, ["--workspace", str(workspace or path), *args], obj=plugins,
             catch_exceptions=False,
