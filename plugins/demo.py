@@ -1,1 +1,140 @@
-"""Built-in plugin: demo (being written)."""
+"""Built-in plugin: ``castroom demo``, the main job behind ``make demo``.
+
+Builds the sample production in a workspace of its own, then shows what castroom is
+for: two team members editing offline on their own machines, exchanging bundles, and
+converging, followed by the checks, the budget and a drop-out with ranked replacements.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from castroom.core import bundle
+from castroom.core.hookspecs import hookimpl
+from castroom.core.model import Candidate, Role, Scene, ShootDay, Talent
+from castroom.core.view import ProductionView
+from castroom.core.workspace import Workspace
+
+from .sample import build_sample
+
+
+@hookimpl(trylast=True)
+def castroom_register_commands(cli: click.Group) -> None:
+    @cli.command()
+    @click.option("--dir", "root", default="demo-workspace", show_default=True,
+                  type=click.Path(file_okay=False), help="Where the demo's workspaces go (wiped first).")
+    def demo(root: str) -> None:
+        """Build a sample series and walk through a day in the casting room."""
+        run_demo(Path(root), Console())
+
+
+def run_demo(root: Path, console: Console) -> dict[str, Any]:
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    started = time.perf_counter()
+
+    console.rule("[bold]castroom demo: The Harbour Years")
+    alex = Workspace.open(root / "alex", member="Alex Moreno (casting director)")
+    production = alex.create_production("The Harbour Years", kind="series", currency="EUR")
+    counts = build_sample(production.doc)
+    table = Table(title="Sample production built in Alex's workspace")
+    table.add_column("kind")
+    table.add_column("count", justify="right")
+    for kind, count in counts.items():
+        table.add_row(kind, str(count))
+    console.print(table)
+
+    # Sam joins offline: an empty workspace receives everything as one bundle file.
+    sam = Workspace.open(root / "sam", member="Sam Chen (assistant director)")
+    bundle.create(alex, root / "alex-to-sam.bundle")
+    bundle.apply(sam, root / "alex-to-sam.bundle")
+    console.print(Panel.fit(
+        "Sam's new workspace joined from a bundle file: "
+        f"{len(sam.production().doc.all(Talent))} talents, {len(sam.production().doc.all(Scene))} scenes",
+        title="offline join"))
+
+    # Both edit offline, the same entities in places.
+    a_doc, s_doc = production.doc, sam.production().doc
+    maggie = a_doc.resolve(Role, "Maggie Doyle")
+    talent = a_doc.all(Talent)[0]
+    day = sorted(a_doc.all(ShootDay), key=lambda d: d.date)[0]
+    moved_scene = day.scene_ids[0]
+    a_doc.update(Talent, talent.id, {"rate": (talent.rate or 0) + 25_000, "agent": "Blake & Co"})
+    a_doc.update(Role, maggie.id, {"status": "cast"})
+    if len(maggie.backups) > 1:
+        a_doc.move_item(Role, maggie.id, "backups", len(maggie.backups) - 1, 0)
+    s_doc.update(Talent, talent.id, {"notes": "Needs a dialect coach for 1962 scenes."})
+    s_doc.update(ShootDay, day.id, {"scene_ids": day.scene_ids[1:] + [moved_scene],
+                                    "call_time": "06:30"})
+    s_doc.edit_text(Role, maggie.id, "notes", 0, 0, "Wig fittings before day 1. ")
+    edits = Table(title="Offline edits")
+    edits.add_column("who")
+    edits.add_column("changed")
+    edits.add_row("Alex", f"{talent.name}: rate and agent; Maggie Doyle: status, backup order")
+    edits.add_row("Sam", f"{talent.name}: notes; day {day.day_number}: scene order, call time; "
+                  "Maggie Doyle: notes")
+    console.print(edits)
+
+    # Exchange only what each side lacks, both ways.
+    bundle.write_state(sam, root / "sam.state")
+    bundle.create(alex, root / "alex-to-sam-2.bundle", for_state=root / "sam.state")
+    bundle.write_state(alex, root / "alex.state")
+    bundle.create(sam, root / "sam-to-alex.bundle", for_state=root / "alex.state")
+    bundle.apply(sam, root / "alex-to-sam-2.bundle")
+    bundle.apply(alex, root / "sam-to-alex.bundle")
+    a_data, s_data = a_doc.to_data(), sam.production().doc.to_data()
+    merged = a_doc.get(Talent, talent.id)
+    converged = a_data == s_data
+    console.print(Panel.fit(
+        f"[bold]{'converged' if converged else 'DIVERGED'}[/bold]: both workspaces hold the same production.\n"
+        f"{merged.name}: rate {merged.rate / 100:,.2f} (Alex), agent {merged.agent!r} (Alex), "
+        f"notes {merged.notes!r} (Sam)\nMaggie Doyle notes: {a_doc.get(Role, maggie.id).notes!r}",
+        title="after exchanging bundles"))
+    if not converged:
+        raise click.ClickException("the two workspaces did not converge")
+
+    view = ProductionView(a_doc)
+    findings = alex.plugins.check(view)
+    if findings:
+        summary = Table(title=f"castroom check: {len(findings)} findings")
+        for column in ("severity", "plugin", "code", "message"):
+            summary.add_column(column, overflow="fold")
+        for finding in findings[:12]:
+            summary.add_row(finding.severity, finding.plugin, finding.code, finding.message)
+        console.print(summary)
+        if len(findings) > 12:
+            console.print(f"... and {len(findings) - 12} more (`castroom check` lists them all)")
+
+    booked = next((c for c in a_doc.all(Candidate) if c.stage == "booked" and c.role_id == maggie.id), None)
+    if booked is not None:
+        plan = alex.plugins.rank_replacements(view, booked.talent_id, maggie.id)
+        if plan is not None:
+            console.print(Panel.fit(str(_describe_plan(plan)), title="drop-out: ranked replacements"))
+
+    for failure in alex.plugins.failures:
+        console.print(f"[yellow]plugin warning:[/yellow] {failure}")
+    elapsed = time.perf_counter() - started
+    console.print(f"Workspaces in {root}/ (alex, sam). Try: castroom -w {root}/alex list roles")
+    console.print(f"Demo finished in {elapsed:.1f} s.")
+    alex.close()
+    sam.close()
+    return {"counts": counts, "converged": converged, "findings": len(findings)}
+
+
+def _describe_plan(plan: Any) -> str:
+    replacements = getattr(plan, "replacements", None) or getattr(plan, "ranked", None) or []
+    lines = []
+    for index, item in enumerate(replacements[:5], 1):
+        name = getattr(item, "name", None) or getattr(item, "talent_name", None) or str(item)
+        reasons = getattr(item, "reasons", [])
+        lines.append(f"{index}. {name}: {'; '.join(reasons)}" if reasons else f"{index}. {name}")
+    return "\n".join(lines) or str(plan)

@@ -1,0 +1,226 @@
+"""A realistic sample production, generated deterministically from a seed.
+
+"The Harbour Years" is a family saga shot out of sequence across three eras, so its main
+characters are each played by three actors. Used by ``castroom demo`` and by the
+benchmarks, which scale it up (5,000 talents, 1,500 scenes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass
+
+from castroom.core.document import CastDocument
+from castroom.core.model import (
+    STAGES,
+    Audition,
+    Availability,
+    Candidate,
+    Deal,
+    Era,
+    Look,
+    Member,
+    Pairing,
+    Role,
+    Scene,
+    ShootDay,
+    Talent,
+    new_id,
+)
+
+FIRST = (
+    "Ada Bea Cai Dara Eli Finn Gia Hal Ines Jon Kit Lena Milo Nia Omar Pia Quin Rosa Sami "
+    "Tova Uma Vic Wren Xan Yara Zed Anya Bram Cleo Dev Esme Fox Greta Hugo Iris Jude Kai "
+    "Luz Mara Nell Otto Pearl Rafe Saoirse Theo Ula Vera Wes"
+).split()
+LAST = (
+    "Stone Okafor Lindqvist Moreau Tanaka Byrne Castillo Novak Adeyemi Kowalski Reyes "
+    "Haddad Fischer O'Neill Duarte Sato Mbeki Quinn Larsen Petrov Achebe Romano Walsh Ibarra"
+).split()
+HAIR = ("black", "brown", "auburn", "blonde", "grey", "red", "white")
+LOCATIONS = ("Harbour Quay", "Doyle House", "Fish Market", "Lighthouse", "Chapel", "Pub")
+ERAS = (("1962", 0), ("1994", 32), ("2022", 60))
+SAGA = (
+    ("Maggie Doyle", 19), ("Tom Doyle", 22), ("Father Keane", 35), ("Nora Walsh", 17),
+    ("Declan Doyle", 8), ("Rose Byrne", 25), ("Mick Byrne", 30), ("Sister Agnes", 40),
+)
+JOBS = (
+    ("Alex Moreno", "casting_director"),
+    ("Sam Chen", "assistant_director"),
+    ("Priya Nair", "producer"),
+    ("Jo Okafor", "talent_coordinator"),
+    ("Lee Park", "script_analyst"),
+)
+
+
+@dataclass
+class SampleSize:
+    talents: int = 300
+    roles: int = 40
+    scenes: int = 150
+    shoot_days: int = 25
+
+
+def build_sample(doc: CastDocument, size: SampleSize | None = None, seed: int = 7) -> dict[str, int]:
+    """Fill ``doc`` (which already has its production) with a whole casting plan."""
+    size = size or SampleSize()
+    rng = random.Random(seed)
+    members = [Member(id=new_id(), name=n, job=j, devices=[]) for n, j in JOBS]  # type: ignore[arg-type]
+
+    talents = []
+    for i in range(size.talents):
+        low = rng.randint(6, 80)
+        talents.append(
+            Talent(
+                id=new_id(),
+                name=f"{rng.choice(FIRST)} {rng.choice(LAST)} {i:03d}" if size.talents > 400
+                else f"{rng.choice(FIRST)} {rng.choice(LAST)}",
+                agent=rng.choice(("Blake & Co", "North Talent", "Harbour Artists", "")),
+                union=rng.choice(("SAG-AFTRA", "Equity", "")),
+                playing_age_min=low,
+                playing_age_max=low + rng.randint(4, 12),
+                hair=rng.choice(HAIR),
+                languages=["en"] + (["ga"] if rng.random() < 0.2 else []),
+                rate=rng.randrange(60_000, 400_000, 5_000),
+                external_ids={"spotlight": f"SP{100000 + i}"},
+            )
+        )
+
+    roles: list[Role] = []
+    for name, age in SAGA:
+        eras = [
+            Era(name=era, age_min=max(0, age + offset - 3), age_max=age + offset + 3)
+            for era, offset in ERAS
+            if age + offset < 95
+        ]
+        roles.append(Role(id=new_id(), name=name, kind="lead", eras=eras, status="casting",
+                          description=f"{name}, followed across the decades"))
+    extra_kinds = ("supporting", "day_player", "day_player", "background", "voice")
+    while len(roles) < size.roles:
+        n = len(roles)
+        age = rng.randint(10, 75)
+        roles.append(
+            Role(
+                id=new_id(),
+                name=f"{rng.choice(('Fisherman', 'Nurse', 'Teacher', 'Garda', 'Barman', 'Reporter', 'Priest', 'Child'))} {n}",
+                kind=rng.choice(extra_kinds),  # type: ignore[arg-type]
+                age_min=age,
+                age_max=age + 8,
+                rate_cap=rng.choice((None, 150_000, 250_000)),
+            )
+        )
+
+    # Candidates: every role (and era) gets a pool; most get one booking.
+    candidates: list[Candidate] = []
+    booked_for: dict[tuple[str, str | None], str] = {}
+    by_age = sorted(talents, key=lambda t: t.playing_age_min or 0)
+    for r_index, role in enumerate(roles):
+        slots = [(e.name, e.age_min or 0, e.age_max or 99) for e in role.eras] or [
+            (None, role.age_min or 0, role.age_max or 99)
+        ]
+        for era, low, high in slots:
+            pool = [t for t in by_age if (t.playing_age_min or 0) <= high and (t.playing_age_max or 0) >= low]
+            pool = rng.sample(pool, min(len(pool), 6)) or rng.sample(talents, 3)
+            # Leave a couple of slots uncast so the checks have something to say.
+            book = not (r_index % 13 == 5 and era in (None, "2022"))
+            for k, talent in enumerate(pool):
+                stage = "booked" if (book and k == 0) else rng.choice([s for s in STAGES if s != "booked"])
+                cand = Candidate(
+                    id=new_id(), talent_id=talent.id, role_id=role.id, era=era, stage=stage,  # type: ignore[arg-type]
+                    source=rng.choice(("agent", "open call", "self-tape", "spotlight")),
+                    ratings={m.name: rng.randint(2, 5) for m in rng.sample(members, 2)},
+                )
+                candidates.append(cand)
+                if stage == "booked":
+                    booked_for[(role.id, era)] = talent.id
+            backups = [c.talent_id for c in candidates[-len(pool):][1:4]]
+            if era in (None, ERAS[0][0]):
+                roles[r_index] = Role(**{**_fields(role), "backups": backups})
+
+    # Scenes, shot out of sequence over the shoot days.
+    start = dt.date(2027, 3, 1)
+    days = []
+    day = start
+    while len(days) < size.shoot_days:
+        if day.weekday() < 5:
+            days.append(ShootDay(id=new_id(), date=day, day_number=len(days) + 1,
+                                 location=rng.choice(LOCATIONS)))
+        day += dt.timedelta(days=1)
+    scenes = []
+    per_era = size.scenes // len(ERAS)
+    for n in range(size.scenes):
+        era, offset = ERAS[min(n // max(per_era, 1), len(ERAS) - 1)]
+        cast = [r for r in roles if r.era(era) is not None]
+        others = [r for r in roles if not r.eras]
+        chars = rng.sample(cast, min(len(cast), rng.randint(1, 3))) + rng.sample(others, rng.randint(0, 2))
+        looks = {
+            r.id: Look(hair=rng.choice(HAIR[:3]), wardrobe=f"{era} costume {rng.randint(1, 3)}",
+                       makeup="natural", age=((r.era(era).age_min or 0) + 2) if r.era(era) else None)
+            for r in chars
+        }
+        scenes.append(
+            Scene(
+                id=new_id(), number=str(n + 1), heading=f"{rng.choice(('INT.', 'EXT.'))} "
+                f"{rng.choice(LOCATIONS).upper()} - {rng.choice(('DAY', 'NIGHT'))}",
+                story_day=n // 3 + 1, era=era, characters=[r.id for r in chars],
+                location=rng.choice(LOCATIONS), looks=looks, pages=rng.choice((0.5, 1.0, 1.5, 2.0)),
+            )
+        )
+    order = scenes[:]
+    rng.shuffle(order)
+    per_day = max(1, len(order) // max(1, len(days)))
+    for d_index, shoot_day in enumerate(days):
+        chunk = order[d_index * per_day : (d_index + 1) * per_day] if d_index < len(days) - 1 else order[d_index * per_day :]
+        days[d_index] = ShootDay(**{**_fields(shoot_day), "scene_ids": [s.id for s in chunk]})
+        for s in chunk:
+            scenes[int(s.number) - 1] = Scene(**{**_fields(scenes[int(s.number) - 1]), "shoot_day_id": shoot_day.id})
+
+    availabilities = []
+    for talent in rng.sample(talents, min(len(talents), size.talents // 5)):
+        first = start + dt.timedelta(days=rng.randint(0, 40))
+        availabilities.append(
+            Availability(id=new_id(), talent_id=talent.id, start=first,
+                         end=first + dt.timedelta(days=rng.randint(0, 4)),
+                         kind=rng.choice(("unavailable", "first_hold", "second_hold")),  # type: ignore[arg-type]
+                         held_by=rng.choice(("", "Other Production Ltd")))
+        )
+
+    rate_of = {t.id: t.rate or 100_000 for t in talents}
+    deals = [
+        Deal(id=new_id(), talent_id=tid, role_id=rid, era=era, rate=rate_of[tid],
+             unit=rng.choice(("day", "day", "week")), guaranteed_days=rng.randint(1, 6),  # type: ignore[arg-type]
+             status=rng.choice(("accepted", "signed", "offered")))  # type: ignore[arg-type]
+        for (rid, era), tid in booked_for.items()
+    ]
+
+    auditions = []
+    for k in range(min(20, len(roles))):
+        role = roles[k]
+        pool = [c.id for c in candidates if c.role_id == role.id][:4]
+        auditions.append(Audition(
+            id=new_id(), role_id=role.id, starts_at=dt.datetime(2027, 1, 11 + k % 14, 9 + k % 8),
+            place="Studio 2", candidate_ids=pool, panel=[members[0].id, members[2].id]))
+    pair_roles = roles[0], roles[1]
+    a = [c.id for c in candidates if c.role_id == pair_roles[0].id][:2]
+    b = [c.id for c in candidates if c.role_id == pair_roles[1].id][:2]
+    if len(a) == 2 and len(b) == 2:
+        auditions.append(Audition(
+            id=new_id(), role_ids=[r.id for r in pair_roles], chemistry=True,
+            starts_at=dt.datetime(2027, 1, 28, 14), place="Studio 1", candidate_ids=a + b,
+            pairings=[Pairing(candidate_ids=[x, y], rating=rng.randint(2, 5)) for x in a for y in b]))
+
+    entities = [*members, *talents, *roles, *candidates, *days, *scenes, *availabilities, *deals, *auditions]
+    with doc.transaction():
+        doc.put_many(entities)
+        doc.update_production({"budget_cap": 180_000_000, "fringe_rate": 0.18,
+                               "start_date": days[0].date.isoformat(), "end_date": days[-1].date.isoformat()})
+    return {
+        "members": len(members), "talents": len(talents), "roles": len(roles),
+        "candidates": len(candidates), "scenes": len(scenes), "shoot_days": len(days),
+        "availabilities": len(availabilities), "deals": len(deals), "auditions": len(auditions),
+    }
+
+
+def _fields(entity: object) -> dict[str, object]:
+    return {f: getattr(entity, f) for f in entity.__struct_fields__}  # type: ignore[attr-defined]
