@@ -192,6 +192,7 @@ class StoredProduction:
         self._version = -1
         doc.on_commit = self._persist
         doc.before_access = self.refresh
+        doc.on_change.append(self._notify)
 
     def bind(self, production_id: str) -> None:
         """Attach a just-created document to its id, writing what it holds so far."""
@@ -207,6 +208,13 @@ class StoredProduction:
         )
         self.seen = seq or 0
         self.workspace._open[production_id] = self
+
+    def _notify(self, changes: Changes, origin: str) -> None:
+        # Plugins hear of every change, local or merged; the façade contains failures.
+        if changes and self.id is not None:
+            from .view import ProductionView
+
+            self.workspace.plugins.changed(ProductionView(self.doc), changes, origin)
 
     def close(self) -> None:
         self.doc.on_commit = None

@@ -17,8 +17,13 @@ from castroom.core.workspace import Workspace
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test may touch the user's real workspace or depend on the caller's env."""
-    for name in ("CASTROOM_WORKSPACE", "CASTROOM_PRODUCTION", "CASTROOM_TOKEN",
-                 "CASTROOM_DISABLE_PLUGINS", "CASTROOM_MEMBER"):
+    for name in (
+        "CASTROOM_WORKSPACE",
+        "CASTROOM_PRODUCTION",
+        "CASTROOM_TOKEN",
+        "CASTROOM_DISABLE_PLUGINS",
+        "CASTROOM_MEMBER",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CASTROOM_WORKSPACE", str(tmp_path / "default-workspace"))
 
@@ -42,7 +47,9 @@ def cli(tmp_path: Path):
         plugins = make_plugins()
         root = build_cli(plugins)
         return CliRunner().invoke(
-            root, ["--workspace", str(workspace or path), *args], obj=plugins,
+            root,
+            ["--workspace", str(workspace or path), *args],
+            obj=plugins,
             catch_exceptions=False,
         )
 
@@ -50,10 +57,17 @@ def cli(tmp_path: Path):
     return run
 
 
-def run_castroom(*args: str, env: dict[str, str] | None = None, timeout: float = 60,
-                 check: bool = False) -> subprocess.CompletedProcess[str]:
+def run_castroom(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, check: bool = False
+) -> subprocess.CompletedProcess[str]:
     """Run the real `castroom` console script in a subprocess."""
     exe = Path(sys.executable).with_name("castroom")
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=full_env,
-                          timeout=timeout, check=check)
+    return subprocess.run(
+        [str(exe), *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        check=check,
+    )

@@ -1,0 +1,217 @@
+"""The plugin manager: loading, isolation of failures, collection hooks, events."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import click
+import pytest
+from castroom.core import hookspecs
+from castroom.core.cli import build_cli
+from castroom.core.errors import CastroomError
+from castroom.core.findings import Finding
+from castroom.core.hookspecs import hookimpl
+from castroom.core.model import Talent
+from castroom.core.plugins import DEFAULT_PLUGINS, make_plugins
+from castroom.core.registry import Exporter, Importer, ImportResult
+from castroom.core.view import ProductionView
+from castroom.core.workspace import Workspace
+
+HOOKS = sorted(name for name in dir(hookspecs) if name.startswith("castroom_"))
+
+
+def test_every_builtin_plugin_loads_without_failures() -> None:
+    plugins = make_plugins(entry_points=False)
+    assert plugins.failures == []
+    names = {info.name for info in plugins.list()}
+    assert names == set(DEFAULT_PLUGINS)
+    for info in plugins.list():
+        assert info.builtin and info.version
+
+
+def test_builtin_hookimpls_are_trylast() -> None:
+    """Defaults yield to third-party plugins: every built-in hook implementation is trylast."""
+    plugins = make_plugins(entry_points=False)
+    for name in HOOKS:
+        for impl in getattr(plugins.pm.hook, name).get_hookimpls():
+            if impl.plugin_name in DEFAULT_PLUGINS:
+                assert impl.trylast, f"built-in {impl.plugin_name}.{name} must be trylast"
+
+
+def test_each_workspace_gets_its_own_plugin_manager(tmp_path: Path) -> None:
+    with Workspace.open(tmp_path / "a") as a, Workspace.open(tmp_path / "b") as b:
+        assert a.plugins is a.plugins
+        assert a.plugins.pm is not b.plugins.pm
+
+
+def _module(name: str, **attrs: object) -> types.ModuleType:
+    module = types.ModuleType(name)
+    for key, value in attrs.items():
+        setattr(module, key, value)
+    return module
+
+
+def test_broken_builtin_is_reported_by_name_and_the_rest_carry_on(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "castroom_broken_test", None)  # import fails
+    plugins = make_plugins(
+        builtins={"broken": "castroom_broken_test", "continuity": DEFAULT_PLUGINS["continuity"]},
+        entry_points=False,
+    )
+    assert [f.plugin for f in plugins.failures] == ["broken"]
+    assert "import" in str(plugins.failures[0])
+    assert {p.name for p in plugins.list()} == {"continuity"}
+
+
+def test_misspelled_hook_is_refused_and_the_rest_carry_on() -> None:
+    @hookimpl
+    def castroom_chek(view):  # a typo for castroom_check
+        return []
+
+    typo = _module("typo_plugin", castroom_chek=castroom_chek)
+    plugins = make_plugins(builtins={}, entry_points=False, extra=[typo])
+    assert len(plugins.failures) == 1
+    assert plugins.failures[0].plugin == "typo_plugin"
+    assert "castroom_chek" in plugins.failures[0].error
+    assert not plugins.pm.has_plugin("typo_plugin")
+
+
+def test_plugin_raising_in_check_is_reported_while_others_run(workspace: Workspace) -> None:
+    @hookimpl
+    def castroom_check(view):
+        raise RuntimeError("boom")
+
+    good_finding = Finding(code="hello", severity="info", message="all fine")
+    bad = _module("bad_plugin", castroom_check=castroom_check)
+    good = _module("good_plugin", castroom_check=hookimpl(lambda view: [good_finding]))
+    plugins = make_plugins(builtins={}, entry_points=False, extra=[bad, good])
+    production = workspace.create_production("Checks")
+    findings = plugins.check(ProductionView(production.doc))
+    assert [f.code for f in findings] == ["hello"]
+    assert findings[0].plugin == "good_plugin"
+    assert [(f.plugin, f.hook) for f in plugins.failures] == [("bad_plugin", "castroom_check")]
+    assert "RuntimeError: boom" in plugins.failures[0].error
+
+
+def test_check_rejects_non_findings(workspace: Workspace) -> None:
+    odd = _module("odd_plugin", castroom_check=hookimpl(lambda view: ["not a finding"]))
+    plugins = make_plugins(builtins={}, entry_points=False, extra=[odd])
+    assert plugins.check(ProductionView(workspace.create_production("X").doc)) == []
+    assert "not Finding" in plugins.failures[0].error
+
+
+def _importer(name: str) -> Importer:
+    return Importer(name=name, description="test", run=lambda source, view, options: ImportResult())
+
+
+def test_duplicate_importer_names_are_rejected_at_start_up() -> None:
+    one = _module(
+        "one", castroom_register_importers=hookimpl(lambda register: register(_importer("dup")))
+    )
+    two = _module(
+        "two", castroom_register_importers=hookimpl(lambda register: register(_importer("dup")))
+    )
+    plugins = make_plugins(builtins={}, entry_points=False, extra=[one, two])
+    with pytest.raises(
+        CastroomError,
+        match=r"importer 'dup' registered twice: by plugin '(one|two)' and by plugin '(one|two)'",
+    ):
+        plugins.importers()
+
+
+def test_duplicate_exporter_names_are_rejected_and_bad_names_refused() -> None:
+    def exporter(name: str) -> Exporter:
+        return Exporter(name=name, description="x", run=lambda view, options: "")
+
+    one = _module(
+        "one", castroom_register_exporters=hookimpl(lambda register: register(exporter("same")))
+    )
+    two = _module(
+        "two", castroom_register_exporters=hookimpl(lambda register: register(exporter("same")))
+    )
+    with pytest.raises(CastroomError, match="exporter 'same' registered twice"):
+        make_plugins(builtins={}, entry_points=False, extra=[one, two]).exporters()
+    with pytest.raises(CastroomError, match="must be lowercase"):
+        exporter("Bad Name")
+
+
+def test_registered_importers_are_stamped_with_their_plugin() -> None:
+    mine = _module(
+        "mine",
+        castroom_register_importers=hookimpl(lambda register: register(_importer("mine-csv"))),
+    )
+    plugins = make_plugins(builtins={}, entry_points=False, extra=[mine])
+    assert plugins.importers()["mine-csv"].plugin == "mine"
+
+
+def test_a_command_cannot_replace_another() -> None:
+    def register(cli: click.Group) -> None:
+        @cli.command(name="list")
+        def hijack() -> None:
+            """Shadow the core list command."""
+
+    rogue = _module("rogue", castroom_register_commands=hookimpl(register))
+    plugins = make_plugins(builtins={}, entry_points=False, extra=[rogue])
+    with pytest.raises(CastroomError, match="plugin 'rogue' adds command 'list'"):
+        build_cli(plugins)
+
+
+def test_plugin_commands_do_not_leak_between_managers() -> None:
+    def register(cli: click.Group) -> None:
+        @cli.command(name="hello-there")
+        def hello() -> None:
+            """Say hello."""
+            click.echo("hello")
+
+    extra = _module("greeter", castroom_register_commands=hookimpl(register))
+    with_it = build_cli(make_plugins(builtins={}, entry_points=False, extra=[extra]))
+    without = build_cli(make_plugins(builtins={}, entry_points=False))
+    assert "hello-there" in with_it.commands
+    assert "hello-there" not in without.commands
+
+
+def test_disable_env_blocks_named_plugins(monkeypatch) -> None:
+    monkeypatch.setenv("CASTROOM_DISABLE_PLUGINS", "continuity, demo")
+    plugins = make_plugins(entry_points=False)
+    names = {p.name for p in plugins.list()}
+    assert "continuity" not in names and "demo" not in names
+    assert "budget" in names
+
+
+def test_castroom_changed_hears_local_and_merged_changes(tmp_path: Path) -> None:
+    heard: list[tuple[str, set[str]]] = []
+
+    @hookimpl
+    def castroom_changed(view, changes, origin):
+        heard.append((origin, {collection for collection, _ in changes}))
+
+    listener = _module("listener", castroom_changed=castroom_changed)
+    alex = Workspace.open(tmp_path / "alex")
+    alex._plugins = make_plugins(builtins={}, entry_points=False, extra=[listener])
+    production = alex.create_production("Events")
+    talent = production.doc.add(Talent, name="Ada Stone")
+    assert ("local", {"talents"}) in heard
+
+    heard.clear()
+    sam = Workspace.open(tmp_path / "sam")
+    sam_production, _ = sam.adopt(production.id, production.doc.encode_update(), origin="bundle")
+    sam_production.doc.update(Talent, talent.id, {"rate": 1000})
+    production.apply_update(
+        sam_production.doc.encode_update(production.doc.state_vector()), origin="sync"
+    )
+    assert heard == [("sync", {"talents"})]
+    alex.close()
+    sam.close()
+
+
+def test_a_raising_change_listener_never_breaks_the_write(tmp_path: Path) -> None:
+    noisy = _module("noisy", castroom_changed=hookimpl(lambda view, changes, origin: 1 / 0))
+    with Workspace.open(tmp_path / "ws") as ws:
+        ws._plugins = make_plugins(builtins={}, entry_points=False, extra=[noisy])
+        production = ws.create_production("Robust")
+        talent = production.doc.add(Talent, name="Bo")
+        assert production.doc.get(Talent, talent.id).name == "Bo"
+        assert any(
+            f.plugin == "noisy" and "ZeroDivisionError" in f.error for f in ws.plugins.failures
+        )
