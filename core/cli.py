@@ -350,7 +350,7 @@ def history(obj: Context, limit: int, entity: str | None, as_json: bool) -> None
     """Who changed which entity and fields, when; newest first."""
     production = obj.production()
     entries = production.history(limit=limit, entity=entity)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for entry in entries:
         for collection, entity_id, fields in entry.changes:
             rows.append(
@@ -360,7 +360,7 @@ def history(obj: Context, limit: int, entity: str | None, as_json: bool) -> None
                     "member": entry.member,
                     "device": entry.device,
                     "origin": entry.origin,
-                    "kind": model.COLLECTIONS[collection].entity_kind if collection in model.COLLECTIONS else collection,
+                    "kind": _kind_name(collection),
                     "entity_id": entity_id,
                     "label": _label(production, collection, entity_id),
                     "fields": ["(created)"] if "*" in fields else list(fields),
@@ -376,6 +376,11 @@ def history(obj: Context, limit: int, entity: str | None, as_json: bool) -> None
         table.add_row(row["time"], row["member"], row["origin"], row["kind"],
                       row["label"] or row["entity_id"], ", ".join(row["fields"]))
     obj.console.print(table)
+
+
+def _kind_name(collection: str) -> str:
+    cls = model.COLLECTIONS.get(collection)
+    return cls.entity_kind if cls else collection
 
 
 def _label(production: StoredProduction, collection: str, entity_id: str) -> str:

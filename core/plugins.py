@@ -10,6 +10,7 @@ reported by name and the rest carry on. A hook implementation that raises is rep
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
 import os
@@ -46,6 +47,7 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "calendar": "castroom.plugins.calendar",
     "reports": "castroom.plugins.reports",
     "inbox": "castroom.plugins.inbox",
+    "io_commands": "castroom.plugins.io_commands",
     "demo": "castroom.plugins.demo",
     "sync": "castroom.sync.commands",
 }
@@ -159,11 +161,11 @@ class Plugins:
             self._exporters = self._collect("castroom_register_exporters", Exporter)
         return self._exporters
 
-    def _collect(self, hook_name: str, kind: type) -> dict[str, Any]:
+    def _collect(self, hook_name: str, kind: type[Importer] | type[Exporter]) -> dict[str, Any]:
         found: dict[str, Any] = {}
         for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
 
-            def register(item: Any, _plugin: str = impl.plugin_name) -> None:
+            def register(item: Importer | Exporter, _plugin: str = impl.plugin_name) -> None:
                 if not isinstance(item, kind):
                     raise CastroomError(
                         f"plugin {_plugin!r} registered {type(item).__name__}, not {kind.__name__}"
@@ -173,8 +175,6 @@ class Plugins:
                         f"{kind.__name__.lower()} {item.name!r} registered twice: by plugin"
                         f" {found[item.name].plugin!r} and by plugin {_plugin!r}"
                     )
-                import dataclasses
-
                 found[item.name] = dataclasses.replace(item, plugin=_plugin)
 
             try:
