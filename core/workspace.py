@@ -11,7 +11,7 @@ import getpass
 import os
 import socket
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -190,6 +190,10 @@ class StoredProduction:
         self.doc = doc
         self.seen = 0  # the last log sequence number merged into ``doc``
         self._version = -1
+        #: Called with (update bytes, origin, changes) for every update this object makes
+        #: durable or merges: "local" writes, "storage" (another process's commits picked
+        #: up by refresh) and peers' updates. The sync server relays them to live peers.
+        self.update_listeners: list[Callable[[bytes, str, Changes], None]] = []
         doc.on_commit = self._persist
         doc.before_access = self.refresh
         doc.on_change.append(self._notify)
@@ -240,6 +244,11 @@ class StoredProduction:
             self.seen = seq
         if ("production", self.id) in changes:
             self.store.set_title(self.id, self.doc.production.title)
+        self._relay(update, "local", changes)
+
+    def _relay(self, update: bytes, origin: str, changes: Changes) -> None:
+        for listener in list(self.update_listeners):
+            listener(update, origin, changes)
 
     def _reload(self) -> None:
         fresh = CastDocument()
@@ -267,8 +276,11 @@ class StoredProduction:
         changes: Changes = {}
         with self.doc.silenced_access():
             for blob in blobs:
-                for key, fields in self.doc.apply_update(blob, origin="storage").items():
+                applied = self.doc.apply_update(blob, origin="storage")
+                for key, fields in applied.items():
                     changes.setdefault(key, set()).update(fields)
+                if applied:
+                    self._relay(blob, "storage", applied)
         self.seen = last
         return changes
 
@@ -280,7 +292,7 @@ class StoredProduction:
         # Stored even when nothing visible changed: part of it may be waiting for an update
         # from a third peer. The digest keeps the same bytes from being stored twice.
         if self.id is not None:
-            self.store.append(
+            seq = self.store.append(
                 self.id,
                 update,
                 member=self.workspace.identity.member if not device else "",
@@ -289,6 +301,9 @@ class StoredProduction:
                 changes=changes,
                 dedupe=True,
             )
+            if seq and seq == self.seen + 1:
+                self.seen = seq  # our own row: no need to merge it again on refresh
+        self._relay(update, origin, changes)
         return changes
 
     # -- maintenance and history ------------------------------------------------------------
