@@ -1,1 +1,378 @@
-"""Built-in plugin: csv_io (being written)."""
+"""Built-in plugin: CSV import and export of any entity kind.
+
+Import: ``castroom import csv FILE --kind talent [--map col=field ...] [--source NAME]``.
+Columns named like a field (case and spaces ignored) map themselves; ``--map`` maps the
+rest. A target ``attributes.shoe`` (or ``external_ids.spotlight``, ``specs.accent``) fills
+one key of a dict field; ``external_id`` records the row's id at the source in
+``Talent.external_ids[SOURCE]``. List cells take JSON (``["a", "b"]``) or ``a; b``. Money
+cells take minor units (``150000``) or major units with a point (``1500.00``).
+
+Re-importing updates instead of duplicating: a row is matched to an existing entity by
+its ``id`` column, else by its source id (``external_ids``), else by a natural key (name
+for talents, roles and members; number for scenes; date for shoot days).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import typing
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from castroom.core import model
+from castroom.core.errors import CastroomError, ValidationFailed
+from castroom.core.hookspecs import hookimpl
+from castroom.core.registry import Exporter, Importer, ImportResult
+from castroom.core.view import ProductionView
+
+MONEY_FIELDS = frozenset({"rate", "rate_cap", "budget_cap"})
+#: Fields that identify an entity when the file has no id column.
+NATURAL_KEYS: dict[str, str] = {
+    "talent": "name",
+    "role": "name",
+    "member": "name",
+    "scene": "number",
+    "shoot_day": "date",
+}
+DEFAULT_SOURCE = "csv"
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def parse_mapping(options: dict[str, Any]) -> dict[str, str]:
+    """``--map col=field`` options as {column: target}."""
+    mapping: dict[str, str] = {}
+    for item in _as_list(options.get("map")):
+        if not isinstance(item, str) or "=" not in item:
+            raise CastroomError(f"--map expects column=field, got {item!r}")
+        column, target = item.split("=", 1)
+        mapping[column.strip()] = target.strip()
+    return mapping
+
+
+def kind_for(path: str, options: dict[str, Any]) -> type[model.Entity]:
+    """The kind to import: ``--kind``, else the file name's first word (talents.csv)."""
+    kind = options.get("kind")
+    if kind is None:
+        stem = _norm(Path(path).stem)
+        for word in (stem, stem.split("_")[0], stem.split(".")[0]):
+            try:
+                cls = model.kind_class(word)
+            except ValidationFailed:
+                continue
+            if cls is not model.Production:
+                return cls
+        return model.Talent
+    cls = model.kind_class(str(kind))
+    if cls is model.Production:
+        raise CastroomError("the production itself cannot be imported from CSV")
+    return cls
+
+
+class _Field:
+    """How to turn one cell into one field's value (computed once per column)."""
+
+    def __init__(self, cls: type[model.Entity], target: str, hints: dict[str, Any]) -> None:
+        self.target = target
+        self.field, _, self.key = target.partition(".")
+        if self.field == "external_id":
+            if "external_ids" not in cls.__struct_fields__:
+                raise CastroomError(f"a {cls.entity_kind} has no external_ids")
+            self.kind = "external_id"
+            return
+        if self.field not in cls.__struct_fields__ or self.field == "deleted":
+            raise ValidationFailed(cls.entity_kind, self.field, "no such field")
+        hint = hints[self.field]
+        base = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
+        origin = typing.get_origin(base)
+        if self.key:
+            if origin is not dict and base is not dict:
+                raise CastroomError(f"{target}: {self.field} is not a dict field")
+            self.kind = "dict_key"
+        elif self.field in MONEY_FIELDS:
+            self.kind = "money"
+        elif origin is list or base is list:
+            self.kind = "list"
+        elif origin is dict or base is dict:
+            self.kind = "dict"
+        else:
+            self.kind = "scalar"
+        self.hint = hint
+
+
+def _money(raw: str) -> int:
+    text = raw.replace(",", "").replace("_", "").strip()
+    for symbol in ("$", "€", "£"):
+        text = text.replace(symbol, "")
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"not an amount: {raw!r}") from None
+    minor = amount * 100 if "." in text else amount
+    if minor != minor.to_integral_value():
+        raise ValueError(f"more than two decimals: {raw!r}")
+    return int(minor)
+
+
+def _cell(spec: _Field, raw: str) -> Any:
+    """One cell's value; raises ValueError with a short reason."""
+    if spec.kind == "money":
+        return _money(raw)
+    if spec.kind == "list":
+        if raw.lstrip().startswith("["):
+            value = json.loads(raw)
+            if not isinstance(value, list):
+                raise ValueError("expected a JSON list")
+            return value
+        sep = ";" if ";" in raw else "|" if "|" in raw else ","
+        return [part.strip() for part in raw.split(sep) if part.strip()]
+    if spec.kind == "dict":
+        if raw.lstrip().startswith("{"):
+            return json.loads(raw)
+        out = {}
+        for part in raw.split(";"):
+            if part.strip():
+                key, sep, value = part.partition("=")
+                if not sep:
+                    raise ValueError(f"expected key=value; ..., got {part.strip()!r}")
+                out[key.strip()] = value.strip()
+        return out
+    if spec.kind in ("dict_key", "external_id"):
+        return raw.strip()
+    text = raw.strip()
+    if text[:1] in "[{":
+        return json.loads(text)
+    if text.lower() in ("null", "none"):
+        return None
+    try:
+        return msgspec.to_builtins(msgspec.convert(text, spec.hint, strict=False))
+    except msgspec.ValidationError as exc:
+        reason = str(exc).split(" - at `", 1)[0]
+        raise ValueError(f"{text!r} does not fit ({reason})") from None
+
+
+def _index(entities: list[model.Entity], field: str) -> dict[str, model.Entity]:
+    out: dict[str, model.Entity] = {}
+    for entity in entities:
+        value = getattr(entity, field, None)
+        if value is not None:
+            out.setdefault(str(value).casefold() if isinstance(value, str) else str(value), entity)
+    return out
+
+
+def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> ImportResult:
+    """Read a CSV file into entities of one kind (see the module docstring)."""
+    cls = kind_for(path, options)
+    source = str(options.get("source") or DEFAULT_SOURCE)
+    mapping = parse_mapping(options)
+    delimiter = str(options.get("delimiter") or ",")
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise CastroomError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CastroomError(f"{path} is not UTF-8 text") from None
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise CastroomError(f"{path} is empty") from None
+    except csv.Error as exc:
+        raise CastroomError(f"{path}: line 1: {exc}") from None
+
+    hints = typing.get_type_hints(cls, include_extras=True)
+    unknown_maps = set(mapping) - set(header)
+    if unknown_maps:
+        missing = sorted(unknown_maps)[0]
+        raise CastroomError(f"--map names a column the file does not have: {missing}")
+    columns: list[tuple[int, _Field]] = []
+    warnings: list[str] = []
+    fields_by_norm = {_norm(f): f for f in cls.__struct_fields__}
+    for position, name in enumerate(header):
+        target = mapping.get(name)
+        if target is None:
+            norm = _norm(name)
+            target = "external_id" if norm == "external_id" else fields_by_norm.get(norm)
+        if target is None or target == "deleted":
+            if name.strip():
+                warnings.append(f"column {name!r} is not a {cls.entity_kind} field: ignored")
+            continue
+        if target == "external_id" and "external_ids" not in cls.__struct_fields__:
+            warnings.append(f"column {name!r}: a {cls.entity_kind} has no external_ids: ignored")
+            continue
+        columns.append((position, _Field(cls, target, hints)))
+
+    existing = view.all(cls, include_deleted=True)
+    by_id = {e.id: e for e in existing}
+    by_external: dict[str, model.Entity] = {}
+    if "external_ids" in cls.__struct_fields__:
+        for entity in existing:
+            ext = entity.external_ids.get(source)  # type: ignore[attr-defined]
+            if ext:
+                by_external.setdefault(ext, entity)
+    natural = NATURAL_KEYS.get(cls.entity_kind)
+    by_natural = _index(existing, natural) if natural else {}
+    # Rows of this file claim keys too, so a key repeated in the file updates one entity.
+    entities: list[model.Entity] = []
+    errors: list[str] = []
+    width = len(header)
+    rows = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            errors.append(f"line {reader.line_num}: {exc}")
+            break
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        rows += 1
+        if len(row) > width and any(c.strip() for c in row[width:]):
+            errors.append(f"line {line}: {len(row)} cells but the header has {width}")
+            continue
+        fields: dict[str, Any] = {}
+        external: str | None = None
+        bad = False
+        for position, spec in columns:
+            raw = row[position] if position < len(row) else ""
+            if not raw.strip():
+                continue
+            try:
+                value = _cell(spec, raw)
+            except (ValueError, msgspec.ValidationError) as exc:
+                reason = str(exc).split(" - at `", 1)[0]
+                errors.append(f"line {line}: {cls.entity_kind}.{spec.field}: {reason}")
+                bad = True
+                break
+            if spec.kind == "external_id":
+                external = value
+            elif spec.kind == "dict_key":
+                fields.setdefault(spec.field, {})[spec.key] = value
+            else:
+                fields[spec.field] = value
+        if bad:
+            continue
+        match = by_id.get(fields["id"]) if "id" in fields else None
+        if match is None and external:
+            match = by_external.get(external)
+        if match is None and natural and natural in fields and "id" not in fields:
+            value = fields[natural]
+            match = by_natural.get(value.casefold() if isinstance(value, str) else str(value))
+            if match is not None:
+                del fields[natural]  # matched ignoring case: keep the stored spelling
+        if match is not None:
+            base = model.to_fields(match)
+            for name, value in fields.items():
+                if isinstance(value, dict) and isinstance(base.get(name), dict):
+                    value = {**base[name], **value}  # a dict column adds keys, keeps others
+                base[name] = value
+            data = base
+        else:
+            data = {"id": model.new_id(), **fields}
+        if external:
+            data["external_ids"] = {**data.get("external_ids", {}), source: external}
+        try:
+            entity = model.validate(cls, data)
+        except ValidationFailed as exc:
+            where = f"{exc.kind}.{exc.field}" if exc.field else exc.kind
+            errors.append(f"line {line}: {where}: {exc.rule}")
+            continue
+        entities.append(entity)
+        by_id[entity.id] = entity
+        if external:
+            by_external[external] = entity
+        if natural:
+            key = getattr(entity, natural)
+            by_natural[key.casefold() if isinstance(key, str) else str(key)] = entity
+    if not rows and not errors:
+        warnings.append(f"{path} has a header but no rows")
+    return ImportResult(entities=entities, warnings=warnings, errors=errors)
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+def _out(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def write_csv(view: ProductionView, options: dict[str, Any]) -> str:
+    """Every entity of ``--kind`` as CSV, one column per field (lists and dicts as JSON).
+
+    ``--fields a,b,c`` picks columns; ``--all`` includes deleted entities. The output
+    imports back with ``castroom import csv`` (the id column makes it an update)."""
+    kind = options.get("kind")
+    if not kind:
+        raise CastroomError("export csv needs --kind (talent, role, scene, ...)")
+    cls = model.kind_class(str(kind))
+    if cls is model.Production:
+        entities: list[model.Entity] = [view.production]
+    else:
+        entities = view.all(cls, include_deleted=bool(options.get("all")))
+    fields = list(cls.__struct_fields__)
+    if options.get("fields"):
+        wanted = [f.strip() for f in str(options["fields"]).split(",") if f.strip()]
+        model.check_field_names(cls, wanted)
+        fields = wanted if "id" in wanted else ["id", *wanted]
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(fields)
+    for entity in entities:
+        data = model.to_fields(entity)
+        writer.writerow([_out(data.get(f)) for f in fields])
+    return buffer.getvalue()
+
+
+# -- hooks -------------------------------------------------------------------------------------
+
+
+def _claims(path: Path) -> bool:
+    return path.suffix.lower() == ".csv"
+
+
+@hookimpl(trylast=True)
+def castroom_register_importers(register: Any) -> None:
+    register(
+        Importer(
+            name="csv",
+            description="CSV rows into entities of one kind (--kind, --map col=field)",
+            run=read_csv,
+            claims=_claims,
+        )
+    )
+
+
+@hookimpl(trylast=True)
+def castroom_register_exporters(register: Any) -> None:
+    register(
+        Exporter(
+            name="csv",
+            description="every entity of one kind as CSV (--kind, --fields, --all)",
+            run=write_csv,
+            suffix=".csv",
+        )
+    )

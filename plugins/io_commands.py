@@ -1,0 +1,161 @@
+"""Built-in plugin: the generic ``import``, ``export`` and ``watch-inbox`` commands.
+
+They dispatch to whatever importers and exporters the loaded plugins registered, so a
+third-party importer is usable from the command line the moment it is installed. Options
+the command does not know (``--kind talent --map a=b --map c=d``) are handed to the
+importer or exporter as an options dict: a repeated key becomes a list, a bare ``--flag``
+becomes True.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from castroom.core.cli import Context, pass_ctx
+from castroom.core.errors import CastroomError
+from castroom.core.hookspecs import hookimpl
+from castroom.core.importing import ImportFailed, apply_import, format_errors
+from castroom.core.registry import Importer
+from castroom.core.view import ProductionView
+
+PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+def parse_options(args: list[str]) -> dict[str, Any]:
+    """``--key value`` pairs (and ``--key=value``, bare ``--flag``) as a dict."""
+    options: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or len(arg) == 2:
+            raise CastroomError(f"unexpected argument {arg!r} (options look like --key value)")
+        key, eq, value = arg[2:].partition("=")
+        if not eq:
+            if i + 1 < len(args) and not args[i + 1].startswith("--"):
+                value = args[i + 1]
+                i += 1
+            else:
+                value = True  # type: ignore[assignment]
+        key = key.replace("-", "_")
+        if key in options:
+            previous = options[key]
+            options[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            options[key] = value
+        i += 1
+    return options
+
+
+def run_import(obj: Context, importer: Importer, source: str, options: dict[str, Any]):
+    """Run an importer against the current production and apply its result atomically."""
+    production = obj.production()
+    view = ProductionView(production.doc)
+    try:
+        result = importer.run(source, view, options)
+    except CastroomError:
+        raise
+    except Exception as exc:  # a plugin's bug: one line, naming the plugin
+        raise CastroomError(
+            f"importer {importer.name!r} (plugin {importer.plugin!r}) failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    return result, apply_import(production.doc, result)
+
+
+@click.command(name="import", context_settings=PASS_THROUGH)
+@click.argument("name")
+@click.argument("source")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@click.pass_context
+def import_cmd(ctx: click.Context, name: str, source: str, as_json: bool) -> None:
+    """Import SOURCE (a file or URL) with the importer NAME: castroom import csv t.csv --kind talent
+
+    Every row is validated first; a bad row is reported with its line number and nothing
+    is written. Importing the same source again updates instead of duplicating."""
+    obj: Context = ctx.find_object(Context)
+    importers = obj.plugins.importers()
+    importer = importers.get(name)
+    if importer is None:
+        known = ", ".join(sorted(importers)) or "none"
+        raise CastroomError(f"no importer {name!r} (installed: {known})")
+    options = parse_options(list(ctx.args))
+    try:
+        result, counts = run_import(obj, importer, source, options)
+    except ImportFailed as exc:
+        for line in format_errors(exc.errors):
+            click.echo(f"  {line}", err=True)
+        raise
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"created": counts.created, "updated": counts.updated,
+                               "unchanged": counts.unchanged, "warnings": result.warnings}))
+    else:
+        click.echo(
+            f"Imported {counts.total} from {source} with {name}: {counts.created} created,"
+            f" {counts.updated} updated, {counts.unchanged} unchanged"
+        )
+
+
+@click.command(name="export", context_settings=PASS_THROUGH)
+@click.argument("name")
+@click.option("--output", "-o", type=click.Path(dir_okay=False),
+              help="Write here (default: stdout).")
+@click.pass_context
+def export_cmd(ctx: click.Context, name: str, output: str | None) -> None:
+    """Export the production with the exporter NAME: csv, ics, dood, callsheet, ..."""
+    obj: Context = ctx.find_object(Context)
+    exporters = obj.plugins.exporters()
+    exporter = exporters.get(name)
+    if exporter is None:
+        known = ", ".join(sorted(exporters)) or "none"
+        raise CastroomError(f"no exporter {name!r} (installed: {known})")
+    options = parse_options(list(ctx.args))
+    view = obj.view()
+    try:
+        content = exporter.run(view, options)
+    except CastroomError:
+        raise
+    except Exception as exc:
+        raise CastroomError(
+            f"exporter {name!r} (plugin {exporter.plugin!r}) failed: {type(exc).__name__}: {exc}"
+        ) from None
+    data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+    if output:
+        target = Path(output)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(target)  # never leave a half-written export behind
+        click.echo(f"Wrote {len(data):,} bytes to {output}", err=True)
+    else:
+        click.echo(data, nl=False)  # bytes go to the binary stdout untouched
+
+
+@click.command(name="watch-inbox")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--once", is_flag=True, help="Process the files there now, then exit.")
+@click.option("--seconds", type=float, default=None,
+              help="Stop watching after this many seconds (default: until interrupted).")
+@pass_ctx
+def watch_inbox_cmd(obj: Context, directory: str, once: bool, seconds: float | None) -> None:
+    """Import every file dropped into DIRECTORY with the importer that claims it.
+
+    Each file then moves to DIRECTORY/done/, or to DIRECTORY/failed/ with NAME.reason.txt."""
+    from castroom.plugins import inbox
+
+    box = inbox.Inbox.for_context(Path(directory), obj, report=click.echo)
+    box.process_pending()
+    if not once:
+        box.watch(seconds=seconds)
+
+
+@hookimpl(trylast=True)
+def castroom_register_commands(cli: click.Group) -> None:
+    cli.add_command(import_cmd)
+    cli.add_command(export_cmd)
+    cli.add_command(watch_inbox_cmd)

@@ -1,0 +1,170 @@
+"""CSV import and export: mappings, re-imports that update, bad rows that write nothing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from castroom.core import model
+from castroom.core.document import CastDocument
+from castroom.core.importing import ImportFailed, apply_import
+from castroom.core.model import Role, Scene, ShootDay, Talent
+from castroom.core.registry import ImportResult
+from castroom.core.view import ProductionView
+from castroom.plugins.csv_io import read_csv, write_csv
+from castroom.plugins.io_commands import parse_options
+
+OFFICE_CSV = """Name,Age Min,Age Max,Fee,Ref,Shoe,Languages,Agent
+Ada Stone,30,40,1500.00,sp-1,42,English; French,Blue Agency
+Bo Li,20,25,90000,sp-2,,"[""Mandarin"", ""English""]",
+"Cy, Jr.",8,12,,sp-3,31,,"Kids ""R"" Us"
+"""
+OFFICE_MAP = ("--map", "Age Min=playing_age_min", "--map", "Age Max=playing_age_max",
+              "--map", "Fee=rate", "--map", "Ref=external_id", "--map", "Shoe=attributes.shoe")
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def doc() -> CastDocument:
+    return CastDocument.create("Harbour Lights")
+
+
+def test_mapped_columns_and_every_kind_of_cell(tmp_path: Path, doc: CastDocument) -> None:
+    path = write(tmp_path, "office.csv", OFFICE_CSV)
+    options = parse_options(["--kind", "talent", *OFFICE_MAP, "--source", "spotlight"])
+    result = read_csv(str(path), ProductionView(doc), options)
+    assert result.errors == []
+    counts = apply_import(doc, result)
+    assert (counts.created, counts.updated) == (3, 0)
+    ada, bo, cy = sorted(doc.all(Talent), key=lambda t: t.name)
+    assert (ada.playing_age_min, ada.playing_age_max, ada.rate) == (30, 40, 150_000)
+    assert ada.languages == ["English", "French"] and ada.agent == "Blue Agency"
+    assert ada.attributes == {"shoe": "42"} and ada.external_ids == {"spotlight": "sp-1"}
+    assert bo.rate == 90_000 and bo.languages == ["Mandarin", "English"]
+    assert cy.name == "Cy, Jr." and cy.agent == 'Kids "R" Us' and cy.rate is None
+
+
+def test_reimport_updates_instead_of_duplicating(tmp_path: Path, cli) -> None:
+    assert cli("init", "--production", "Harbour Lights").exit_code == 0
+    path = write(tmp_path, "office.csv", OFFICE_CSV)
+    first = cli("import", "csv", str(path), "--kind", "talent", *OFFICE_MAP)
+    assert first.exit_code == 0, first.output
+    assert "3 created, 0 updated" in first.stdout
+    again = cli("import", "csv", str(path), "--kind", "talent", *OFFICE_MAP)
+    assert "0 created, 0 updated, 3 unchanged" in again.stdout
+    # The office changes a fee and renames a talent: same source id, so an update.
+    changed = write(tmp_path, "office2.csv", OFFICE_CSV.replace("1500.00", "1750.00")
+                    .replace("Bo Li", "Bo Li-Chen"))
+    third = cli("import", "csv", str(changed), "--kind", "talent", *OFFICE_MAP)
+    assert "0 created, 2 updated, 1 unchanged" in third.stdout
+    listed = json.loads(cli("list", "talents", "--json").stdout)
+    assert sorted(t["name"] for t in listed) == ["Ada Stone", "Bo Li-Chen", "Cy, Jr."]
+    assert next(t for t in listed if t["name"] == "Ada Stone")["rate"] == 175_000
+
+
+def test_natural_key_matches_by_name_when_there_is_no_id(tmp_path: Path, doc) -> None:
+    existing = doc.add(Talent, name="Ada Stone", notes="keeps her notes")
+    path = write(tmp_path, "t.csv", "name,union\nada stone,SAG-AFTRA\nNew Person,\n")
+    counts = apply_import(doc, read_csv(str(path), ProductionView(doc), {"kind": "talent"}))
+    assert (counts.created, counts.updated) == (1, 1)
+    ada = doc.get(Talent, existing.id)
+    assert ada.union == "SAG-AFTRA" and ada.notes == "keeps her notes" and ada.name == "Ada Stone"
+
+
+def test_bad_rows_are_reported_by_line_and_nothing_is_written(tmp_path: Path, cli) -> None:
+    cli("init", "--production", "Harbour Lights")
+    bad = write(
+        tmp_path,
+        "bad.csv",
+        'name,playing_age_min,playing_age_max,height_cm\n'
+        'Fine One,20,30,170\n'
+        'Backwards,40,30,\n'
+        '"Multi\nLine",abc,,\n'
+        ',20,30,\n'
+        'Too Tall,,,900\n',
+    )
+    result = cli("import", "csv", str(bad), "--kind", "talent")
+    assert result.exit_code == 1
+    err = result.stderr
+    assert "line 3: talent.playing_age_max" in err
+    assert "line 5: talent.playing_age_min" in err  # a quoted cell spans lines 4-5
+    assert "line 6: talent.name" in err
+    assert "line 7: talent.height_cm" in err
+    assert "nothing imported: 4 bad rows" in err
+    assert "Fine One" not in cli("list", "talents").stdout
+    assert json.loads(cli("list", "talents", "--json").stdout) == []
+
+
+def test_unknown_columns_warn_and_bad_mappings_fail(tmp_path: Path, doc) -> None:
+    path = write(tmp_path, "t.csv", "name,favourite colour\nAda,blue\n")
+    result = read_csv(str(path), ProductionView(doc), {"kind": "talent"})
+    assert any("favourite colour" in w for w in result.warnings)
+    with pytest.raises(model.ValidationFailed):
+        read_csv(str(path), ProductionView(doc), {"kind": "talent", "map": "name=nope"})
+    with pytest.raises(Exception, match="does not have"):
+        read_csv(str(path), ProductionView(doc), {"kind": "talent", "map": "missing=name"})
+
+
+def test_other_kinds_and_kind_from_file_name(tmp_path: Path, doc) -> None:
+    roles = write(tmp_path, "roles.csv", "name,kind,age_min,age_max,rate_cap\nMary,lead,30,40,2000.50\n")
+    days = write(tmp_path, "shoot_days.csv", "date,location,call_time\n2026-03-02,Harbour,06:30\n")
+    apply_import(doc, read_csv(str(roles), ProductionView(doc), {}))
+    apply_import(doc, read_csv(str(days), ProductionView(doc), {}))
+    (mary,) = doc.all(Role)
+    assert mary.kind == "lead" and mary.rate_cap == 200_050
+    (day,) = doc.all(ShootDay)
+    assert day.location == "Harbour" and day.call_time == "06:30"
+    # Re-importing the shoot day (keyed by date) updates it.
+    write(tmp_path, "shoot_days.csv", "date,location\n2026-03-02,Quay\n")
+    counts = apply_import(doc, read_csv(str(days), ProductionView(doc), {}))
+    assert counts.updated == 1 and doc.all(ShootDay)[0].location == "Quay"
+
+
+def test_export_round_trips_through_import(tmp_path: Path, doc) -> None:
+    doc.add(Talent, name="Ada, \"the\" Stone", languages=["en", "fr"], attributes={"a": "b"},
+            rate=1234, notes="line one\nline two")
+    doc.add(Scene, number="12A", heading="INT. KITCHEN - NIGHT", story_day=2)
+    text = write_csv(ProductionView(doc), {"kind": "talent"})
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert rows[0]["name"] == 'Ada, "the" Stone' and json.loads(rows[0]["languages"]) == ["en", "fr"]
+    path = write(tmp_path, "export.csv", text)
+    counts = apply_import(doc, read_csv(str(path), ProductionView(doc), {"kind": "talent"}))
+    assert (counts.created, counts.updated, counts.unchanged) == (0, 0, 1)
+    scenes = write_csv(ProductionView(doc), {"kind": "scenes", "fields": "number,story_day"})
+    assert scenes.splitlines() == ["id,number,story_day", f"{doc.all(Scene)[0].id},12A,2"]
+
+
+def test_apply_import_is_all_or_nothing(doc: CastDocument) -> None:
+    good = Talent(id=model.new_id(), name="Good")
+    bad = Talent(id=model.new_id(), name="Bad", playing_age_min=200)  # past the Meta limit
+    before = doc.encode_update()
+    with pytest.raises(ImportFailed) as failed:
+        apply_import(doc, ImportResult(entities=[good, bad]))
+    assert "entity 2" in failed.value.errors[0]
+    assert doc.all(Talent) == [] and doc.encode_update() == before
+    with pytest.raises(ImportFailed):
+        apply_import(doc, ImportResult(entities=[good], errors=["line 9: broken"]))
+    assert doc.all(Talent) == []
+
+
+def test_one_import_is_one_transaction(doc: CastDocument) -> None:
+    commits: list[bytes] = []
+    doc.on_commit = lambda update, changes: commits.append(update)
+    entities = [Talent(id=model.new_id(), name=f"T{i}") for i in range(50)]
+    counts = apply_import(doc, ImportResult(entities=entities))
+    assert counts.created == 50 and len(commits) == 1
+
+
+def test_parse_options_repeats_flags_and_equals() -> None:
+    opts = parse_options(["--kind", "talent", "--map", "a=b", "--map=c=d", "--all", "--per-page", "5"])
+    assert opts == {"kind": "talent", "map": ["a=b", "c=d"], "all": True, "per_page": "5"}
+    with pytest.raises(Exception, match="unexpected argument"):
+        parse_options(["stray"])
