@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from pycrdt import get_state
 
 from castroom.core.document import CastDocument
 from castroom.core.errors import BadUpdate, CastroomError
@@ -101,6 +102,31 @@ class _State(msgspec.Struct, kw_only=True):
 
 def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _fatal(exc: BaseException) -> bool:
+    """Errors that must stop the program (Yrs panics surface as BaseException and are
+    not among them: they are a bad file's fault)."""
+    return isinstance(exc, KeyboardInterrupt | SystemExit | MemoryError)
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _undecodable(data: bytes) -> str | None:
+    """Why ``data`` is not a Yjs v1 update, or None if it decodes (decoding only:
+    get_state parses every struct and the delete set without integrating anything)."""
+    if len(data) < 2:
+        return "not a Yjs update (too short)"
+    try:
+        get_state(data)
+    except BaseException as exc:
+        if _fatal(exc):
+            raise
+        return f"cannot decode update: {_one_line(exc)}"
+    return None
 
 
 def _decode_sv(sv: bytes) -> dict[int, int]:
@@ -342,13 +368,17 @@ class FolderSync:
             blobs.extend(data for _, data in good)
         if not blobs:
             return
-        merged = merge_all(blobs)
         scratch = CastDocument()
         try:
+            merged = merge_all(blobs)
             scratch.apply_update(merged)
             found = scratch.production_id
-        except BadUpdate as exc:
-            self._warn(f"skipped production folder {production_id}: {exc}", (production_id, 0))
+        except BaseException as exc:
+            if _fatal(exc):
+                raise
+            self._warn(
+                f"skipped production folder {production_id}: {_one_line(exc)}", (production_id, 0)
+            )
             return
         if found is None:
             return  # nothing but fragments so far: wait for the rest
@@ -374,15 +404,12 @@ class FolderSync:
         self, production_id: str, device: str, fresh: list[tuple[str, bytes]]
     ) -> list[tuple[str, bytes]]:
         """Drop (with a warning) intact files that still are not Yjs updates."""
-        from castroom.core.document import check_update
-
         good = []
         for name, data in fresh:
-            try:
-                check_update(data)
-            except BadUpdate as exc:
+            problem = _undecodable(data)
+            if problem:
                 path = self.root / production_id / device / name
-                self._warn(f"refused {path}: {exc}", (str(path), len(data)))
+                self._warn(f"refused {path}: {problem}", (str(path), len(data)))
                 continue
             good.append((name, data))
         return good
@@ -418,24 +445,24 @@ class FolderSync:
             # Forget names merged away by their writer's compaction.
             seen.merged = [n for n in seen.merged if n in present]
             seen.bad = [n for n in seen.bad if n in present]
-            if not fresh:
+            good = self._decodable(production_id, device, fresh)
+            names = {name for name, _ in good}
+            seen.bad.extend(name for name, _ in fresh if name not in names)
+            if not good:
                 continue
-            try:
-                update = merge_all([data for _, data in fresh])
-                production.apply_update(update, origin=self.origin, device=device)
-                merged = fresh
-            except Exception:
-                # One of them does not decode: merge the others one by one, refuse it.
-                merged = []
-                for name, data in fresh:
-                    try:
-                        production.apply_update(data, origin=self.origin, device=device)
-                    except BadUpdate as exc:
-                        path = self.root / production_id / device / name
-                        self._warn(f"refused {path}: {exc}", (str(path), len(data)))
-                        seen.bad.append(name)
+            # Usually one merge of everything new; one file at a time if that fails.
+            merged: list[tuple[str, bytes]] = []
+            if len(good) > 1 and self._apply(production, device, good) is None:
+                merged = good
+            else:
+                for name, data in good:
+                    problem = self._apply(production, device, [(name, data)])
+                    if problem is None:
+                        merged.append((name, data))
                         continue
-                    merged.append((name, data))
+                    path = self.root / production_id / device / name
+                    self._warn(f"refused {path}: {problem}", (str(path), -2))
+                    seen.bad.append(name)
             seen.merged.extend(name for name, _ in merged)
             self.result.imported_files += len(merged)
             self.result.imported_bytes += sum(len(d) for _, d in merged)
@@ -443,6 +470,28 @@ class FolderSync:
             del state.devices[gone]
         if clean_before:
             self._mark_exported(production, state)
+
+    def _apply(
+        self, production: StoredProduction, device: str, files: list[tuple[str, bytes]]
+    ) -> str | None:
+        """Merge files into the production durably; why not, if it could not be done (the
+        document and its log are then as they were)."""
+        try:
+            update = merge_all([data for _, data in files]) if len(files) > 1 else files[0][1]
+        except BaseException as exc:
+            if _fatal(exc):
+                raise
+            return f"cannot merge: {_one_line(exc)}"
+        try:
+            production.apply_update(update, origin=self.origin, device=device)
+        except BadUpdate as exc:
+            return str(exc)
+        except BaseException as exc:
+            if _fatal(exc):
+                raise
+            production._reload()  # Yrs panicked mid-merge: rebuild the document from the log
+            return f"cannot apply update: {_one_line(exc)}"
+        return None
 
     # -- writing our own files ---------------------------------------------------------------
 
