@@ -1,0 +1,175 @@
+"""Helpers shared by the sync tests: real Node Yjs peers, the stock Node relay, tokens,
+bounded waits. Every process started here is bounded in time and killed by its owner."""
+
+from __future__ import annotations
+
+import json
+import queue
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from castroom.core.workspace import Workspace
+
+NODE_DIR = Path(__file__).parent / "interop"
+NODE_PACKAGES = ("yjs", "y-websocket", "ws", "@y/websocket-server")
+
+
+def node_missing_reason() -> str | None:
+    """Why the Node interop peers cannot run here, or None if they can."""
+    if shutil.which("node") is None:
+        return "node is not installed (the Yjs interoperability tests need Node.js)"
+    missing = [p for p in NODE_PACKAGES if not (NODE_DIR / "node_modules" / p).is_dir()]
+    if missing:
+        return (
+            f"npm packages {', '.join(missing)} are not installed in tests/interop"
+            " (run `make test`, which runs `npm install` there)"
+        )
+    return None
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, step: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(step)
+
+
+def make_token(workspace_path: Path, scope: str = "write", production: str | None = None) -> str:
+    from castroom.sync.auth import TokenStore
+
+    with Workspace.open(workspace_path, create=False) as ws:
+        _, token = TokenStore(ws.store).create(scope, production=production, name=f"test-{scope}")
+    return token
+
+
+class _Lines:
+    """A child process's stdout as JSON lines, read by a thread into a queue."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.events: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.raw.append(line)
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue
+            if "event" in item:
+                self.events.append(item)
+            self.lines.put(item)
+
+    def next(self, predicate: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no matching line from node; got {''.join(self.raw)[-2000:]}")
+            try:
+                item = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if predicate(item):
+                return item
+
+
+class NodePeer:
+    """A stock Yjs client (yjs + y-websocket WebsocketProvider, in Node) in one room."""
+
+    def __init__(
+        self, url: str, room: str, *, token: str | None = None, name: str = "node-yjs"
+    ) -> None:
+        args = ["node", "yclient.mjs", "--url", url, "--room", room, "--name", name]
+        if token:
+            args += ["--token", token]
+        args += ["--lifetime", "120000"]
+        self.proc = subprocess.Popen(
+            args,
+            cwd=NODE_DIR,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.out = _Lines(self.proc)
+        self._sent = 0
+
+    def wait_synced(self, timeout: float = 15) -> None:
+        if any(e.get("event") == "synced" for e in self.out.events):
+            return
+        self.out.next(lambda item: item.get("event") == "synced", timeout)
+
+    def request(self, op: str, timeout: float = 15, **fields: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        number = self._sent
+        self._sent += 1
+        self.proc.stdin.write(json.dumps({"op": op, **fields}) + "\n")
+        self.proc.stdin.flush()
+        reply = self.out.next(lambda item: item.get("reply") == number, timeout)
+        if not reply.get("ok"):
+            raise AssertionError(f"node {op} failed: {reply.get('error')}")
+        return reply
+
+    def dump(self) -> dict[str, Any]:
+        return self.request("dump")["data"]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.request("close", timeout=5)
+                self.proc.wait(timeout=5)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+    def __enter__(self) -> NodePeer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class NodeRelay:
+    """The stock Yjs WebSocket relay (npm ``@y/websocket-server``) on 127.0.0.1."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.proc = subprocess.Popen(
+            ["node", "relay.mjs", "--port", str(port), "--lifetime", "300000"],
+            cwd=NODE_DIR,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.out = _Lines(self.proc)
+        self.port = int(self.out.next(lambda item: "port" in item, 15)["port"])
+        self.url = f"ws://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+    def __enter__(self) -> NodeRelay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
