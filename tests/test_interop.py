@@ -18,7 +18,8 @@ from castroom.core import model
 from castroom.core.workspace import Workspace
 from castroom.sync.server import ServerThread
 
-pytestmark = pytest.mark.skipif(node_missing_reason() is not None, reason=str(node_missing_reason()))
+_MISSING = node_missing_reason()
+pytestmark = pytest.mark.skipif(_MISSING is not None, reason=str(_MISSING))
 
 
 @pytest.fixture
@@ -158,13 +159,15 @@ def test_castroom_serve_process_with_yjs_client_and_cli_edit(seeded, tmp_path: P
             peer.request("wait", collection="talents", id=ada, field="union", value="Equity")
             peer.request("set", collection="talents", id=ada, field="agent", value="Yjs Agency")
             shown = wait_until(
-                lambda: "Yjs Agency"
-                in subprocess.run(
-                    [str(exe), "--workspace", str(path), "show", "talent", ada, "--json"],
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
-                ).stdout,
+                lambda: (
+                    "Yjs Agency"
+                    in subprocess.run(
+                        [str(exe), "--workspace", str(path), "show", "talent", ada, "--json"],
+                        capture_output=True,
+                        text=True,
+                        timeout=60,
+                    ).stdout
+                ),
                 timeout=15,
                 step=0.3,
             )
@@ -184,12 +187,15 @@ def test_castroom_serve_process_with_yjs_client_and_cli_edit(seeded, tmp_path: P
 
 def test_stock_node_relay_carries_yjs_peers() -> None:
     """The relay itself, with two stock clients (a baseline for the castroom-relay test)."""
-    with NodeRelay() as relay, NodePeer(relay.url + "/sync", "ROOM") as a:
-        with NodePeer(relay.url + "/sync", "ROOM") as b:
-            a.wait_synced()
-            b.wait_synced()
-            a.request("put", collection="talents", id="T1", fields={"name": "Relayed"})
-            b.request("wait", collection="talents", id="T1", field="name", value="Relayed")
+    with (
+        NodeRelay() as relay,
+        NodePeer(relay.url + "/sync", "ROOM") as a,
+        NodePeer(relay.url + "/sync", "ROOM") as b,
+    ):
+        a.wait_synced()
+        b.wait_synced()
+        a.request("put", collection="talents", id="T1", fields={"name": "Relayed"})
+        b.request("wait", collection="talents", id="T1", field="name", value="Relayed")
 
 
 def _free_port() -> int:
