@@ -1,1 +1,204 @@
-"""Built-in plugin: reports (being written)."""
+"""Built-in plugin: the day-out-of-days report and the call sheet.
+
+``castroom export dood [--format csv|html]``: the grid of booked actors x shoot days with
+the usual codes (SW start work, W work, WF work finish, SWF, H hold, and drop/pickup
+codes). The grid itself is computed by :func:`castroom.plugins.budget.day_out_of_days`,
+the same one the budget is costed from, so the report and the cost always agree.
+
+``castroom export callsheet --day DATE|N``: one shoot day as a self-contained HTML page
+(call time, location, scenes in shooting order, the cast called with their roles and
+looks). Every value from the document is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from html import escape
+from typing import Any
+
+from castroom.core.errors import CastroomError, NotFound
+from castroom.core.hookspecs import hookimpl
+from castroom.core.model import Scene, ShootDay
+from castroom.core.registry import Exporter
+from castroom.core.view import ProductionView
+
+LEGEND = {
+    "SW": "start work",
+    "W": "work",
+    "WF": "work finish",
+    "SWF": "start, work, finish (one day)",
+    "H": "hold (paid, not working)",
+    "WD": "work, then drop",
+    "SWD": "start, work, then drop",
+    "PW": "picked up, work",
+    "PWF": "picked up, work, finish",
+    "PWD": "picked up for a day, then dropped",
+}
+
+
+def dood(view: ProductionView) -> Any:
+    """The day-out-of-days grid (shared with the budget plugin)."""
+    from castroom.plugins.budget import day_out_of_days
+
+    return day_out_of_days(view)
+
+
+def write_dood(view: ProductionView, options: dict[str, Any]) -> str:
+    """The day-out-of-days as CSV (default) or an HTML table."""
+    fmt = str(options.get("format") or "csv").lower()
+    grid = dood(view)
+    header = ["talent", "roles"] + [
+        f"D{d.day_number} {d.date.isoformat()}" for d in grid.days
+    ] + ["work", "hold", "paid", "start", "finish"]
+    rows = [
+        [r.talent, "; ".join(r.roles), *r.codes, str(r.work_days), str(r.hold_days),
+         str(r.paid_days), r.start.isoformat() if r.start else "",
+         r.finish.isoformat() if r.finish else ""]
+        for r in grid.rows
+    ]
+    if fmt == "csv":
+        buffer = io.StringIO(newline="")
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        return buffer.getvalue()
+    if fmt != "html":
+        raise CastroomError(f"--format expects csv or html, got {fmt!r}")
+    title = f"Day out of days: {view.production.title}"
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows
+    )
+    legend = "".join(f"<li><b>{escape(k)}</b> {escape(v)}</li>" for k, v in LEGEND.items())
+    return _page(title, f"<h1>{escape(title)}</h1><table><thead><tr>{head}</tr></thead>"
+                        f"<tbody>{body}</tbody></table><ul class=legend>{legend}</ul>")
+
+
+def _cell(code: str) -> str:
+    return f'<td class="c-{escape(code or "off")}">{escape(code)}</td>'
+
+
+# -- call sheet ---------------------------------------------------------------------------------
+
+
+def pick_day(view: ProductionView, ref: str) -> ShootDay:
+    """A shoot day by ISO date, day number (or position, 1-based), or id."""
+    days = sorted(view.shoot_days.values(), key=lambda d: (d.date, d.day_number or 0, d.id))
+    if not days:
+        raise NotFound("this production has no shoot days")
+    ref = ref.strip()
+    try:
+        date = dt.date.fromisoformat(ref)
+    except ValueError:
+        date = None
+    if date is not None:
+        found = [d for d in days if d.date == date]
+        if len(found) > 1:
+            raise CastroomError(f"{len(found)} shoot days on {ref}; use the day number or id")
+        if found:
+            return found[0]
+        raise NotFound(f"no shoot day on {ref}")
+    if ref.isdigit():
+        number = int(ref)
+        found = [d for d in days if d.day_number == number]
+        if found:
+            return found[0]
+        if 1 <= number <= len(days):
+            return days[number - 1]
+        raise NotFound(f"no shoot day {number} (there are {len(days)})")
+    if ref in view.shoot_days:
+        return view.shoot_days[ref]
+    raise NotFound(f"no shoot day matching {ref!r} (use a date, a day number or an id)")
+
+
+def _look(scene: Scene, role_id: str) -> str:
+    look = scene.looks.get(role_id)
+    if look is None:
+        return ""
+    parts = [f"{k}: {v}" for k in ("hair", "wardrobe", "makeup") if (v := getattr(look, k))]
+    if look.age is not None:
+        parts.append(f"age: {look.age}")
+    if look.note:
+        parts.append(f"note: {look.note}")
+    return "; ".join(parts)
+
+
+def write_callsheet(view: ProductionView, options: dict[str, Any]) -> str:
+    """One shoot day's call sheet as HTML (``--day DATE|N``, default the first day)."""
+    day = pick_day(view, str(options.get("day") or "1"))
+    production = view.production
+    scenes = view.scenes_by_shoot_day.get(day.id, [])
+    number = day.day_number or 1 + sorted(
+        view.shoot_days.values(), key=lambda d: (d.date, d.day_number or 0, d.id)
+    ).index(day)
+    scene_rows = []
+    cast: dict[str, dict[str, Any]] = {}
+    for scene in scenes:
+        names = []
+        for role_id in scene.characters:
+            role = view.roles.get(role_id)
+            talent = view.booked_talent(role_id, scene.era)
+            names.append(role.name if role else role_id)
+            key = talent.id if talent else f"uncast:{role_id}"
+            entry = cast.setdefault(key, {"talent": talent, "roles": [], "scenes": [], "looks": []})
+            if role and role.name not in entry["roles"]:
+                entry["roles"].append(role.name)
+            entry["scenes"].append(scene.number)
+            look = _look(scene, role_id)
+            if look:
+                entry["looks"].append(f"Sc. {scene.number}: {look}")
+        story_day = "" if scene.story_day is None else scene.story_day
+        pages = f"{scene.pages:g}" if scene.pages else ""
+        values = (scene.number, scene.heading, story_day, ", ".join(names), pages)
+        scene_rows.append("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in values) + "</tr>")
+    cast_rows = []
+    for entry in cast.values():
+        talent = entry["talent"]
+        name = talent.name if talent else "NOT CAST"
+        contact = (talent.agent or talent.contact) if talent else ""
+        cells = (name, ", ".join(entry["roles"]), day.call_time, ", ".join(entry["scenes"]),
+                 "; ".join(entry["looks"]), contact)
+        cls = "" if talent else ' class="uncast"'
+        cast_rows.append(f"<tr{cls}>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+    title = f"Call sheet: {production.title}, day {number}, {day.date.isoformat()}"
+    info = (
+        f"<dl><dt>Date</dt><dd>{escape(day.date.strftime('%A %d %B %Y'))}</dd>"
+        f"<dt>Shoot day</dt><dd>{number}</dd>"
+        f"<dt>General call</dt><dd>{escape(day.call_time)}</dd>"
+        f"<dt>Location</dt><dd>{escape(day.location or '-')}</dd></dl>"
+    )
+    notes = f"<h2>Notes</h2><p>{escape(day.notes)}</p>" if day.notes else ""
+    body = (
+        f"<h1>{escape(production.title)}</h1><p class=sub>{escape(title)}</p>{info}"
+        "<h2>Scenes</h2><table><thead><tr><th>Sc.</th><th>Heading</th><th>Story day</th>"
+        f"<th>Characters</th><th>Pages</th></tr></thead><tbody>{''.join(scene_rows)}</tbody></table>"
+        "<h2>Cast</h2><table><thead><tr><th>Talent</th><th>Role</th><th>Call</th><th>Scenes</th>"
+        f"<th>Looks</th><th>Agent / contact</th></tr></thead><tbody>{''.join(cast_rows)}</tbody>"
+        f"</table>{notes}"
+    )
+    return _page(title, body)
+
+
+def _page(title: str, body: str) -> str:
+    style = (
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #999;padding:.25em .5em;text-align:left}"
+        "tr.uncast{background:#fdd}"
+        "dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}"
+        "dt{font-weight:bold}.sub{color:#555}"
+    )
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{style}</style></head>"
+        f"<body>{body}</body></html>\n"
+    )
+
+
+@hookimpl(trylast=True)
+def castroom_register_exporters(register: Any) -> None:
+    register(Exporter(name="dood", description="day-out-of-days grid (--format csv|html)",
+                      run=write_dood, suffix=".csv"))
+    register(Exporter(name="callsheet", description="a shoot day's call sheet as HTML (--day)",
+                      run=write_callsheet, suffix=".html"))

@@ -1,1 +1,325 @@
-"""Built-in plugin: screenplay (being written)."""
+"""Built-in plugin: a screenplay (Fountain or Final Draft FDX) into scenes and characters.
+
+``castroom import script FILE`` turns a script into Scenes (number, heading, location,
+story day and era where the script marks them, the characters who speak in each) and
+Roles (one per character). Fountain is parsed with screenplain's Fountain parser (a
+well-kept, MIT-licensed library); FDX is Final Draft's XML, read with the stdlib.
+
+Story days: ``DAY 2`` / ``STORY DAY 2`` in a scene heading (``INT. KITCHEN - NIGHT (DAY
+2)``), in a note inside the scene (``[[DAY 2]]``), or in a synopsis (``= Day 2``); in FDX,
+the heading, or the scene's properties (title or summary). An era is marked the same
+way with ``ERA: name``. A plain ``- DAY`` (time of day) is not a story day.
+
+Re-importing updates instead of duplicating: scenes are keyed by number and roles by
+name (case-insensitive); fields the script does not carry (looks, shoot day, notes) are
+kept.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from castroom.core import model
+from castroom.core.errors import CastroomError
+from castroom.core.hookspecs import hookimpl
+from castroom.core.model import Role, Scene
+from castroom.core.registry import Importer, ImportResult
+from castroom.core.view import ProductionView
+
+FOUNTAIN_SUFFIXES = frozenset({".fountain", ".spmd"})
+FDX_SUFFIXES = frozenset({".fdx"})
+
+_STORY_DAY = re.compile(r"\b(?:STORY[\s-]+)?DAY\s*#?\s*(\d{1,3})\b", re.IGNORECASE)
+_ERA = re.compile(r"\bERA\s*[:=]\s*([^\]\n;]+)", re.IGNORECASE)
+_HEADING_PREFIX = re.compile(r"^\s*(?:INT\.?/EXT\.?|EXT\.?/INT\.?|I/E|INT|EXT|EST)[ .]+", re.I)
+_EXTENSION = re.compile(r"\s*\(.*$")
+
+
+@dataclass
+class ParsedScene:
+    """One scene as the script has it, before it becomes an entity."""
+
+    heading: str
+    number: str | None = None
+    story_day: int | None = None
+    era: str | None = None
+    characters: list[str] = field(default_factory=list)  # in order of first appearance
+
+    def mark(self, text: str) -> None:
+        """Take a story day or era from a note, synopsis or heading (first mark wins)."""
+        if self.story_day is None:
+            day = _STORY_DAY.search(text)
+            if day:
+                self.story_day = int(day.group(1))
+        if self.era is None:
+            era = _ERA.search(text)
+            if era:
+                self.era = era.group(1).strip()
+
+    def add_character(self, cue: str) -> None:
+        name = character_name(cue)
+        if name and name.casefold() not in (c.casefold() for c in self.characters):
+            self.characters.append(name)
+
+
+@dataclass
+class ParsedScript:
+    title: str = ""
+    scenes: list[ParsedScene] = field(default_factory=list)
+
+
+def character_name(cue: str) -> str:
+    """A dialogue cue without extensions: ``MARY (V.O.)`` / ``MARY (CONT'D) ^`` -> ``MARY``."""
+    text = cue.strip().rstrip("^").strip()
+    text = _EXTENSION.sub("", text).strip()
+    return " ".join(text.split())
+
+
+def pretty_name(name: str) -> str:
+    """Script cues are upper case; a role gets the usual capitalisation (``O'Brien``)."""
+    return name.title() if name.isupper() else name
+
+
+def location_of(heading: str) -> str:
+    """``INT. KITCHEN - NIGHT (DAY 2)`` -> ``KITCHEN``."""
+    text = _HEADING_PREFIX.sub("", heading).strip()
+    if " - " in text:
+        text = text.rsplit(" - ", 1)[0] if text.count(" - ") == 1 else text.split(" - ")[0]
+    return text.strip(" .-")
+
+
+# -- Fountain ----------------------------------------------------------------------------------
+
+
+def parse_fountain(text: str) -> ParsedScript:
+    """Fountain text into scenes, using screenplain's paragraph parser.
+
+    We drive screenplain paragraph by paragraph (as its own ``parse_body`` does) so the
+    notes it strips can be read first and tied to the scene they sit in."""
+    from screenplain.parsers import fountain as fp
+    from screenplain.types import Dialog, DualDialog, Slug
+
+    content = fp.boneyard_re.sub("", text)
+    lines = [fp._preprocess_line(line) for line in fp.linebreak_re.split(content)]
+    head = list(itertools.takewhile(lambda line: line != "", lines))
+    title_page = fp.parse_title_page(head) if head else None
+    body = lines[len(head):] if title_page else lines
+    script = ParsedScript(title=" ".join(title_page.get("Title", [])).strip() if title_page else "")
+
+    paragraphs: list[Any] = []
+    seen = 0
+    pending_notes: list[str] = []  # notes before the first scene heading
+    current: ParsedScene | None = None
+    for blank, group in itertools.groupby(body, fp._is_blank):
+        if blank:
+            continue
+        raw = "\n".join(group)
+        notes = [note[2:-2] for note in fp.note_re.findall(raw)]
+        # A line that held only a note is gone, not blank (a blank line would split the
+        # paragraph and turn ``HEADING / [[note]]`` into a dialogue cue).
+        kept = [line for line in fp.note_re.sub("", raw).split("\n") if not fp._is_blank(line)]
+        if kept:
+            fp.InputParagraph(kept).update_list(paragraphs)
+        for item in paragraphs[seen:]:
+            if isinstance(item, Slug):
+                current = ParsedScene(
+                    heading=str(item.line).strip(),
+                    number=str(item.scene_number).strip() if item.scene_number else None,
+                )
+                current.mark(current.heading)
+                script.scenes.append(current)
+                for note in pending_notes:
+                    current.mark(note)
+                pending_notes = []
+            elif current is not None and isinstance(item, Dialog):
+                current.add_character(str(item.character))
+            elif current is not None and isinstance(item, DualDialog):
+                current.add_character(str(item.left.character))
+                current.add_character(str(item.right.character))
+        # A dual dialogue replaces the previous paragraph in place: look at the last one.
+        last = paragraphs[-1] if paragraphs else None
+        if current is not None and isinstance(last, DualDialog):
+            current.add_character(str(last.left.character))
+            current.add_character(str(last.right.character))
+        if current is not None and isinstance(last, Slug) and last.synopsis:
+            current.mark(str(last.synopsis))
+        seen = len(paragraphs)
+        for note in notes:
+            if current is None:
+                pending_notes.append(note)
+            else:
+                current.mark(note)
+    return script
+
+
+# -- Final Draft -------------------------------------------------------------------------------
+
+
+def _text(paragraph: ET.Element) -> str:
+    return "".join("".join(t.itertext()) for t in paragraph.findall("Text")).strip()
+
+
+def parse_fdx(data: bytes) -> ParsedScript:
+    """Final Draft XML: ``Content/Paragraph[@Type]`` with ``Text`` runs (stdlib only)."""
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise CastroomError(f"not a Final Draft file: {exc}") from None
+    if root.tag != "FinalDraft":
+        raise CastroomError(f"not a Final Draft file (root element is <{root.tag}>)")
+    content = root.find("Content")
+    if content is None:
+        raise CastroomError("Final Draft file has no <Content>")
+    script = ParsedScript()
+    title = root.find("./TitlePage/Content/Paragraph")
+    if title is not None:
+        script.title = _text(title)
+    current: ParsedScene | None = None
+
+    def visit(paragraph: ET.Element) -> None:
+        nonlocal current
+        kind = paragraph.get("Type", "")
+        if kind == "Scene Heading":
+            number = (paragraph.get("Number") or "").strip() or None
+            current = ParsedScene(heading=_text(paragraph), number=number)
+            current.mark(current.heading)
+            props = paragraph.find("SceneProperties")
+            if props is not None:
+                current.mark(props.get("Title", ""))
+                summary = props.find("Summary")
+                if summary is not None:
+                    current.mark(" ".join(summary.itertext()))
+            script.scenes.append(current)
+        elif kind == "Character" and current is not None:
+            current.add_character(_text(paragraph))
+        for note in paragraph.iter("ScriptNote"):
+            if current is not None:
+                current.mark(" ".join(note.itertext()))
+        for dual in paragraph.findall("DualDialogue"):
+            for inner in dual.findall("Paragraph"):
+                visit(inner)
+
+    for paragraph in content.findall("Paragraph"):
+        visit(paragraph)
+    return script
+
+
+# -- into entities -----------------------------------------------------------------------------
+
+
+def read_script(path: str, options: dict[str, Any]) -> ParsedScript:
+    """Parse a file as Fountain or FDX (by ``--format``, the suffix, or its first bytes)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise CastroomError(f"cannot read {path}: {exc.strerror or exc}") from None
+    fmt = str(options.get("format") or "").lower()
+    if not fmt:
+        suffix = Path(path).suffix.lower()
+        sniff = data.lstrip()[:200]
+        fmt = "fdx" if suffix in FDX_SUFFIXES or b"<FinalDraft" in sniff else "fountain"
+    if fmt == "fdx":
+        return parse_fdx(data)
+    if fmt != "fountain":
+        raise CastroomError(f"unknown script format {fmt!r} (fountain or fdx)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise CastroomError(f"{path} is not UTF-8 text") from None
+    return parse_fountain(text)
+
+
+def _number_scenes(scenes: list[ParsedScene], warnings: list[str]) -> list[str]:
+    """The script's scene numbers. An unnumbered scene takes the next number after the
+    previous scene's (1, 5, 6 ...); a number already taken gets a letter (12A)."""
+    taken: set[str] = set()
+    numbers: list[str] = []
+    last = 0
+    for scene in scenes:
+        number = (scene.number or str(last + 1))[:20]
+        if number in taken:
+            base = number[:19]
+            letter = next((c for c in "ABCDEFGHJKLMNPQRSTUVWXYZ" if f"{base}{c}" not in taken), "")
+            if not letter:
+                raise CastroomError(f"scene number {number} is used too many times")
+            warnings.append(f"scene number {number} appears twice; the second is {base}{letter}")
+            number = f"{base}{letter}"
+        taken.add(number)
+        numbers.append(number)
+        digits = re.match(r"\d+", number)
+        last = int(digits.group()) if digits else last + 1
+    return numbers
+
+
+def script_entities(script: ParsedScript, view: ProductionView) -> ImportResult:
+    """Roles and scenes for a parsed script, reusing existing ones by name and number."""
+    warnings: list[str] = []
+    if not script.scenes:
+        raise CastroomError("no scene headings found (INT./EXT. lines, or .FORCED headings)")
+    roles = {r.name.casefold(): r for r in view.all(Role)}
+    scenes = {s.number: s for s in view.all(Scene)}
+    new_roles: dict[str, Role] = {}
+    entities: list[model.Entity] = []
+
+    def role_for(name: str) -> Role:
+        key = pretty_name(name).casefold()
+        role = roles.get(key) or new_roles.get(key)
+        if role is None:
+            role = Role(id=model.new_id(), name=pretty_name(name)[:200])
+            new_roles[key] = role
+            entities.append(role)
+        return role
+
+    for number, parsed in zip(_number_scenes(script.scenes, warnings), script.scenes, strict=True):
+        characters = [role_for(name).id for name in parsed.characters]
+        fields: dict[str, Any] = {
+            "heading": parsed.heading[:2000],
+            "characters": characters,
+        }
+        if parsed.story_day is not None:
+            fields["story_day"] = parsed.story_day
+        if parsed.era is not None:
+            fields["era"] = parsed.era[:2000]
+        existing = scenes.get(number)
+        if existing is None:
+            scene = Scene(id=model.new_id(), number=number, location=location_of(parsed.heading),
+                          **fields)
+        else:
+            looks = {k: v for k, v in existing.looks.items() if k in characters}
+            if len(looks) != len(existing.looks):
+                warnings.append(f"scene {number}: looks kept only for characters still in it")
+            if not existing.location:
+                fields["location"] = location_of(parsed.heading)
+            scene = msgspec.structs.replace(existing, looks=looks, **fields)
+        entities.append(scene)
+    unmarked = sum(1 for s in script.scenes if s.story_day is None)
+    if unmarked:
+        warnings.append(f"{unmarked} of {len(script.scenes)} scenes have no story day marked")
+    return ImportResult(entities=entities, warnings=warnings)
+
+
+def import_script(source: str, view: ProductionView, options: dict[str, Any]) -> ImportResult:
+    return script_entities(read_script(source, options), view)
+
+
+def _claims(path: Path) -> bool:
+    return path.suffix.lower() in FOUNTAIN_SUFFIXES | FDX_SUFFIXES
+
+
+@hookimpl(trylast=True)
+def castroom_register_importers(register: Any) -> None:
+    register(
+        Importer(
+            name="script",
+            description="a screenplay (Fountain or Final Draft .fdx) into scenes and roles",
+            run=import_script,
+            claims=_claims,
+        )
+    )

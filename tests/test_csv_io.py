@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from castroom.core import model
 from castroom.core.document import CastDocument
 from castroom.core.importing import ImportFailed, apply_import
@@ -114,7 +115,8 @@ def test_unknown_columns_warn_and_bad_mappings_fail(tmp_path: Path, doc) -> None
 
 
 def test_other_kinds_and_kind_from_file_name(tmp_path: Path, doc) -> None:
-    roles = write(tmp_path, "roles.csv", "name,kind,age_min,age_max,rate_cap\nMary,lead,30,40,2000.50\n")
+    roles = write(tmp_path, "roles.csv",
+                  "name,kind,age_min,age_max,rate_cap\nMary,lead,30,40,2000.50\n")
     days = write(tmp_path, "shoot_days.csv", "date,location,call_time\n2026-03-02,Harbour,06:30\n")
     apply_import(doc, read_csv(str(roles), ProductionView(doc), {}))
     apply_import(doc, read_csv(str(days), ProductionView(doc), {}))
@@ -134,7 +136,8 @@ def test_export_round_trips_through_import(tmp_path: Path, doc) -> None:
     doc.add(Scene, number="12A", heading="INT. KITCHEN - NIGHT", story_day=2)
     text = write_csv(ProductionView(doc), {"kind": "talent"})
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert rows[0]["name"] == 'Ada, "the" Stone' and json.loads(rows[0]["languages"]) == ["en", "fr"]
+    assert rows[0]["name"] == 'Ada, "the" Stone'
+    assert json.loads(rows[0]["languages"]) == ["en", "fr"]
     path = write(tmp_path, "export.csv", text)
     counts = apply_import(doc, read_csv(str(path), ProductionView(doc), {"kind": "talent"}))
     assert (counts.created, counts.updated, counts.unchanged) == (0, 0, 1)
@@ -164,7 +167,8 @@ def test_one_import_is_one_transaction(doc: CastDocument) -> None:
 
 
 def test_parse_options_repeats_flags_and_equals() -> None:
-    opts = parse_options(["--kind", "talent", "--map", "a=b", "--map=c=d", "--all", "--per-page", "5"])
+    args = ["--kind", "talent", "--map", "a=b", "--map=c=d", "--all", "--per-page", "5"]
+    opts = parse_options(args)
     assert opts == {"kind": "talent", "map": ["a=b", "c=d"], "all": True, "per_page": "5"}
     with pytest.raises(Exception, match="unexpected argument"):
         parse_options(["stray"])
