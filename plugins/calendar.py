@@ -10,9 +10,7 @@ the call time, location and scenes in the description.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
-
-from icalendar import Calendar, Event
+from typing import TYPE_CHECKING, Any
 
 from castroom.core.errors import CastroomError
 from castroom.core.hookspecs import hookimpl
@@ -20,10 +18,14 @@ from castroom.core.model import Audition, Candidate
 from castroom.core.registry import Exporter
 from castroom.core.view import ProductionView
 
+if TYPE_CHECKING:
+    from icalendar import Event
+
 PRODID = "-//castroom//castroom calendar//EN"
 
 
 def _audition_event(view: ProductionView, audition: Audition, stamp: dt.datetime) -> Event:
+    from icalendar import Event
     role_ids = [audition.role_id] if audition.role_id else list(audition.role_ids)
     roles = [view.roles[r].name for r in role_ids if r in view.roles]
     label = "Chemistry read" if audition.chemistry else "Audition"
@@ -53,6 +55,7 @@ def _audition_event(view: ProductionView, audition: Audition, stamp: dt.datetime
 
 
 def _shoot_day_event(view: ProductionView, day: Any, stamp: dt.datetime) -> Event:
+    from icalendar import Event
     scenes = view.scenes_by_shoot_day.get(day.id, [])
     event = Event()
     event.add("uid", f"{day.id}@castroom")
@@ -77,6 +80,7 @@ def _shoot_day_event(view: ProductionView, day: Any, stamp: dt.datetime) -> Even
 
 def write_ics(view: ProductionView, options: dict[str, Any]) -> bytes:
     """The production's auditions and shoot days as one VCALENDAR."""
+    from icalendar import Calendar  # imported when used: keeps `castroom` quick to start
     only = options.get("only")
     if only not in (None, "auditions", "shoot_days", "shoot-days"):
         raise CastroomError(f"--only expects auditions or shoot_days, got {only!r}")

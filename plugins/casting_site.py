@@ -17,9 +17,8 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import msgspec
 from msgspec import Meta
 
@@ -29,6 +28,9 @@ from castroom.core.hookspecs import hookimpl
 from castroom.core.model import Candidate, Role, Talent
 from castroom.core.registry import Importer, ImportResult
 from castroom.core.view import ProductionView
+
+if TYPE_CHECKING:
+    import httpx
 
 TOKEN_ENV = "CASTROOM_SITE_TOKEN"
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
@@ -121,6 +123,7 @@ class SiteClient:
 
     def get(self, url: str) -> bytes:
         """One page's body; raises CastroomError once retries are used up."""
+        import httpx
         last = ""
         for attempt in range(self.limits.retries + 1):
             backoff = self.limits.backoff * (2**attempt)
@@ -149,6 +152,7 @@ class SiteClient:
 
     def pages(self, url: str) -> Iterator[tuple[int, SitePage]]:
         """Every page, following ``next`` (same host only, no loops, at most max_pages)."""
+        import httpx
         origin = httpx.URL(url)
         seen: set[str] = set()
         current: str | None = url
@@ -226,6 +230,7 @@ def limits_from(options: dict[str, Any]) -> Limits:
 
 def import_site(source: str, view: ProductionView, options: dict[str, Any]) -> ImportResult:
     """Fetch every page, then map records to Talents (and Candidates for submissions)."""
+    import httpx  # imported when used: keeps `castroom` quick to start
     url = httpx.URL(source)
     if url.scheme not in ("http", "https") or not url.host:
         raise CastroomError(f"not an http(s) URL: {source}")
