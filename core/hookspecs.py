@@ -114,3 +114,19 @@ def castroom_rank_replacements(view: ProductionView, talent_id: str, role_id: st
         the next plugin answer. firstresult: the first non-None answer wins, so a
         plugin overrides the built-in ranking (which is ``trylast``).
     """
+
+
+@hookspec(firstresult=True)
+def castroom_cost_report(view: ProductionView) -> Any:
+    """Compute the production's cast cost (the budget) from its deals and schedule.
+
+    Args:
+        view: the production (read-only).
+
+    Returns:
+        A :class:`~castroom.plugins.budget.BudgetReport`-like object (cost per deal, per
+        actor and per role, the total, the cap and what remains; money in integer minor
+        units), or None to let the next plugin answer. firstresult: the first non-None
+        answer wins, so a plugin can apply its own rules (a union's scale, another
+        country's fringes) over the built-in report (which is ``trylast``).
+    """

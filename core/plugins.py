@@ -134,6 +134,10 @@ class Plugins:
             "castroom_rank_replacements", view=view, talent_id=talent_id, role_id=role_id
         )
 
+    def cost_report(self, view: ProductionView) -> Any:
+        """The first plugin's cost report (the built-in budget is ``trylast``), or None."""
+        return self._first("castroom_cost_report", view=view)
+
     def changed(self, view: ProductionView, changes: Changes, origin: str) -> None:
         if changes:
             self._call_each("castroom_changed", view=view, changes=changes, origin=origin)

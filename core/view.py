@@ -94,14 +94,27 @@ class ProductionView:
                 out[(cand.role_id, cand.era)].append(cand)
         return dict(out)
 
+    @cached_property
+    def _cast(self) -> dict[tuple[str, str | None], Talent | None]:
+        return {}
+
     def booked_talent(self, role_id: str, era: str | None = None) -> Talent | None:
         """The talent booked for a role (and era; falling back to the era-less booking)."""
+        memo = self._cast
+        if (role_id, era) in memo:
+            return memo[(role_id, era)]
+        found = None
         for key in ((role_id, era), (role_id, None)):
             for cand in self.booked.get(key, []):
-                talent = self.talents.get(cand.talent_id)
-                if talent is not None:
-                    return talent
-        return None
+                # find(), not self.talents: checks need the few booked talents, and
+                # decoding all of them is most of a cold check's time.
+                found = self.find(Talent, cand.talent_id)
+                if found is not None:
+                    break
+            if found is not None:
+                break
+        memo[(role_id, era)] = found
+        return found
 
     @cached_property
     def scenes_by_shoot_day(self) -> dict[str, list[Scene]]:

@@ -1,1 +1,574 @@
-"""Built-in plugin: contingency (being written)."""
+"""Built-in plugin: contingency. When a booked talent drops out, who replaces them?
+
+``castroom replace TALENT [--role ROLE] [--json] [--apply ID]`` lists, for each role the
+talent is booked in, the scenes and shoot days affected and the replacements ranked by
+fit, each with the reasons for its rank. The ranking is the firstresult hook
+``castroom_rank_replacements``; the built-in (``trylast``) one here ranks:
+
+1. the role's backups, in ``Role.backups`` order (ids of talents or of candidates);
+2. then candidates with a ``backup_rank``, by that rank;
+3. then the role's other live candidates, by score.
+
+The score (0-100) adds playing age against the character's ages in the affected scenes
+(30), availability on the affected shoot days (30), the estimated cost against the
+remaining budget and the role's rate cap (20) and the mean audition rating (20); a
+factor that is unknown scores half. ``--apply`` books the chosen replacement and drops
+the talent in one transaction through the typed API (so ``castroom history`` shows it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+import click
+import msgspec
+
+from castroom.core.errors import Ambiguous, CastroomError, NotFound
+from castroom.core.hookspecs import hookimpl
+from castroom.core.model import Candidate, Deal, Role, Talent
+from castroom.core.money import format_money
+from castroom.plugins import budget, continuity
+
+if TYPE_CHECKING:
+    from castroom.core.view import ProductionView
+    from castroom.core.workspace import StoredProduction
+
+#: Stages of a candidate no longer in the running.
+GONE = frozenset({"declined", "released", "dropped"})
+WEIGHTS = {"age": 30, "availability": 30, "budget": 20, "ratings": 20}
+
+
+class SceneRef(msgspec.Struct, kw_only=True, frozen=True):
+    id: str
+    number: str
+    story_day: int | None
+    shoot_day_id: str | None
+
+
+class DayRef(msgspec.Struct, kw_only=True, frozen=True):
+    id: str
+    date: dt.date
+    day_number: int | None
+
+
+class Replacement(msgspec.Struct, kw_only=True):
+    """One ranked replacement. ``rank`` starts at 1; ``reasons`` explain it to a person."""
+
+    rank: int
+    talent_id: str
+    name: str
+    candidate_id: str | None
+    stage: str | None
+    tier: str  # "backup", "ranked backup" or "candidate"
+    score: int
+    reasons: list[str]
+    estimated_cost: int | None = None
+    conflicts: list[dt.date] = []
+
+
+class RolePlan(msgspec.Struct, kw_only=True):
+    """What one role loses, and who could take over."""
+
+    role_id: str
+    role: str
+    era: str | None
+    candidate_ids: list[str]  # the dropped talent's booked candidates for this role
+    scenes: list[SceneRef]
+    shoot_days: list[DayRef]
+    replacements: list[Replacement]
+
+
+class ContingencyPlan(msgspec.Struct, kw_only=True):
+    """What ``castroom_rank_replacements`` returns: one plan per affected role."""
+
+    talent_id: str
+    talent: str
+    remaining_budget: int | None
+    currency: str
+    roles: list[RolePlan]
+
+
+# -- ranking ----------------------------------------------------------------------------------
+
+
+def booked_roles(
+    view: ProductionView, talent_id: str
+) -> list[tuple[str, str | None, list[Candidate]]]:
+    """(role id, era, candidates) where this talent is booked."""
+    out = []
+    for (role_id, era), cands in sorted(
+        view.booked.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")
+    ):
+        mine = [c for c in cands if c.talent_id == talent_id]
+        if mine and role_id in view.roles:
+            out.append((role_id, era, mine))
+    return out
+
+
+def _role_scenes(view: ProductionView, role_id: str, era: str | None, talent_id: str):
+    scenes = []
+    for scene in view.scenes.values():
+        if role_id not in scene.characters or (era is not None and scene.era != era):
+            continue
+        holder = view.booked_talent(role_id, scene.era)
+        if holder is None or holder.id == talent_id:
+            scenes.append(scene)
+    scenes.sort(key=continuity.scene_sort_key)
+    return scenes
+
+
+def _age_reason(
+    view: ProductionView, talent: Talent, role: Role, scenes: list[Any], era: str | None
+) -> tuple[float, str]:
+    ranges = {continuity.age_range(role, s) for s in scenes}
+    if not ranges:
+        era_obj = role.era(era) if era else None
+        ranges = {
+            (era_obj.age_min, era_obj.age_max)
+            if era_obj and (era_obj.age_min is not None or era_obj.age_max is not None)
+            else (role.age_min, role.age_max)
+        }
+    verdicts = [continuity.fits_age(talent, lo, hi) for lo, hi in ranges]
+    plays = continuity.span(talent.playing_age_min, talent.playing_age_max)
+    wanted = ", ".join(sorted(continuity.span(lo, hi) for lo, hi in ranges))
+    if all(v is None for v in verdicts):
+        return 0.5, "playing age unknown"
+    known = [v for v in verdicts if v is not None]
+    fit = sum(1 for v in known if v) / len(known)
+    if fit == 1:
+        return 1.0, f"playing age {plays} fits {wanted}"
+    if fit == 0:
+        return 0.0, f"playing age {plays} does not fit {wanted}"
+    return fit, f"playing age {plays} fits only some of {wanted}"
+
+
+def _availability(
+    view: ProductionView, talent_id: str, days: list[Any]
+) -> tuple[float, str, list[dt.date]]:
+    if not days:
+        return 1.0, "no shoot days affected", []
+    blocked = [d.date for d in days if continuity.conflicts(view, talent_id, d)]
+    free = len(days) - len(blocked)
+    if not blocked:
+        return 1.0, f"free on all {len(days)} affected shoot days", []
+    dates = ", ".join(d.isoformat() for d in blocked[:5]) + (" ..." if len(blocked) > 5 else "")
+    return (
+        free / len(days),
+        f"unavailable on {len(blocked)} of {len(days)} affected days ({dates})",
+        blocked,
+    )
+
+
+def _estimate(
+    view: ProductionView,
+    talent: Talent,
+    role: Role,
+    era: str | None,
+    paid_days: int,
+    template: Deal | None,
+    own: Deal | None,
+) -> int | None:
+    """The replacement's cost for the dropped talent's days: their own deal for the role if
+    they have one, else their rate on the dropped talent's deal terms (or a day deal)."""
+    deal = own
+    if deal is None:
+        if talent.rate is None:
+            return None
+        deal = template or Deal(
+            id="estimate", talent_id=talent.id, role_id=role.id, rate=talent.rate
+        )
+        if template is not None and template.unit != "day":
+            # Their rate is a day rate: price the same days on a day deal.
+            deal = msgspec.structs.replace(template, unit="day", rate=talent.rate)
+        else:
+            deal = msgspec.structs.replace(deal, rate=talent.rate)
+    return budget.deal_cost(view, deal, paid_days, 0).total
+
+
+def _ratings(cand: Candidate | None) -> tuple[float, str]:
+    if cand is None or not cand.ratings:
+        return 0.5, "no audition ratings"
+    mean = Fraction(sum(cand.ratings.values()), len(cand.ratings))
+    shown = f"{float(mean):.1f}".rstrip("0").rstrip(".")
+    return float((mean - 1) / 4), f"rated {shown}/5 by {len(cand.ratings)}"
+
+
+def rank(view: ProductionView, talent_id: str, role_id: str | None) -> ContingencyPlan:
+    """The built-in contingency plan (see the module docstring for the ranking)."""
+    talent = view.find(Talent, talent_id)
+    if talent is None:
+        raise NotFound(f"no talent with id {talent_id!r}")
+    roles = booked_roles(view, talent_id)
+    if role_id is not None:
+        roles = [r for r in roles if r[0] == role_id]
+    report = budget.budget_report(view)
+    money = lambda minor: format_money(minor, report.currency)  # noqa: E731
+    plans = []
+    for rid, era, cands in roles:
+        role = view.roles[rid]
+        scenes = _role_scenes(view, rid, era, talent_id)
+        day_ids = {s.shoot_day_id for s in scenes if s.shoot_day_id in view.shoot_days}
+        scene_ids = {s.id for s in scenes}
+        for day_id, day_scenes in view.scenes_by_shoot_day.items():
+            if any(s.id in scene_ids for s in day_scenes):
+                day_ids.add(day_id)
+        days = sorted((view.shoot_days[d] for d in day_ids), key=lambda d: (d.date, d.id))
+        # Their deal (if any) prices the replacement; its cost comes back to the budget.
+        dropped_lines = [
+            line
+            for line in report.lines
+            if line.talent_id == talent_id
+            and line.role_id == rid
+            and line.counted
+            and (era is None or line.era in (None, era))
+        ]
+        freed = sum(line.total for line in dropped_lines)
+        remaining = None if report.remaining is None else report.remaining + freed
+        template = (
+            next((d for d in view.deals if d.id == dropped_lines[0].deal_id), None)
+            if dropped_lines
+            else None
+        )
+        paid_days = (
+            dropped_lines[0].work_days + dropped_lines[0].hold_days if dropped_lines else len(days)
+        )
+        plans.append(
+            RolePlan(
+                role_id=rid,
+                role=role.name,
+                era=era,
+                candidate_ids=[c.id for c in cands],
+                scenes=[
+                    SceneRef(
+                        id=s.id, number=s.number, story_day=s.story_day, shoot_day_id=s.shoot_day_id
+                    )
+                    for s in scenes
+                ],
+                shoot_days=[DayRef(id=d.id, date=d.date, day_number=d.day_number) for d in days],
+                replacements=_rank_role(
+                    view, talent_id, role, era, scenes, days, remaining, paid_days, template, money
+                ),
+            )
+        )
+    return ContingencyPlan(
+        talent_id=talent_id,
+        talent=talent.name,
+        remaining_budget=report.remaining,
+        currency=report.currency,
+        roles=plans,
+    )
+
+
+def _rank_role(
+    view: ProductionView,
+    dropped: str,
+    role: Role,
+    era: str | None,
+    scenes: list[Any],
+    days: list[Any],
+    remaining: int | None,
+    paid_days: int,
+    template: Deal | None,
+    money: Any,
+) -> list[Replacement]:
+    # Everyone in the running for this role (and era), by talent.
+    pool: dict[str, Candidate] = {}
+    for cand in view.candidates:
+        if (
+            cand.role_id == role.id
+            and cand.talent_id != dropped
+            and cand.stage not in GONE
+            and cand.stage != "booked"
+            and (era is None or cand.era in (None, era))
+            and view.find(Talent, cand.talent_id) is not None
+        ):
+            best = pool.get(cand.talent_id)
+            if best is None or (cand.era == era and best.era != era):
+                pool[cand.talent_id] = cand
+    backups: list[str] = []
+    by_candidate = {c.id: c for c in view.candidates}
+    for ref in role.backups:
+        talent_id = by_candidate[ref].talent_id if ref in by_candidate else ref
+        if (
+            view.find(Talent, talent_id) is not None
+            and talent_id != dropped
+            and talent_id not in backups
+        ):
+            cand = pool.get(talent_id)
+            if cand is None and any(
+                c.talent_id == talent_id
+                and c.role_id == role.id
+                and (c.stage in GONE or c.stage == "booked")
+                for c in view.candidates
+            ):
+                continue  # a backup who has since declined, been released or booked
+            backups.append(talent_id)
+    own_deals = {
+        d.talent_id: d
+        for d in view.deals
+        if d.role_id == role.id and d.status != "cancelled" and d.talent_id != dropped
+    }
+    entries = []
+    for talent_id in dict.fromkeys([*backups, *pool]):
+        talent = view.get(Talent, talent_id)
+        cand = pool.get(talent_id)
+        reasons: list[str] = []
+        if talent_id in backups:
+            tier, order = "backup", (0, backups.index(talent_id))
+            reasons.append(f"backup #{backups.index(talent_id) + 1} for {role.name}")
+        elif cand is not None and cand.backup_rank is not None:
+            tier, order = "ranked backup", (1, cand.backup_rank)
+            reasons.append(f"backup rank {cand.backup_rank}")
+        else:
+            tier, order = "candidate", (2, 0)
+            reasons.append(f"candidate ({cand.stage})" if cand else "candidate")
+        age, why = _age_reason(view, talent, role, scenes, era)
+        reasons.append(why)
+        free, why, blocked = _availability(view, talent_id, days)
+        reasons.append(why)
+        cost = _estimate(view, talent, role, era, paid_days, template, own_deals.get(talent_id))
+        rate_cap_ok = True
+        if talent.rate is not None and role.rate_cap is not None and talent.rate > role.rate_cap:
+            rate_cap_ok = False
+            reasons.append(
+                f"day rate {money(talent.rate)} over the rate cap {money(role.rate_cap)}"
+            )
+        if cost is None:
+            fits = 0.5
+            reasons.append("rate unknown")
+        elif remaining is None:
+            fits = 1.0 if rate_cap_ok else 0.0
+            reasons.append(f"estimated {money(cost)} (no budget cap)")
+        elif cost <= remaining:
+            fits = 1.0 if rate_cap_ok else 0.0
+            reasons.append(f"estimated {money(cost)} fits the {money(remaining)} left")
+        else:
+            fits = 0.0
+            reasons.append(
+                f"estimated {money(cost)} is {money(cost - remaining)} over the budget left"
+            )
+        rated, why = _ratings(cand)
+        reasons.append(why)
+        score = round(
+            WEIGHTS["age"] * age
+            + WEIGHTS["availability"] * free
+            + WEIGHTS["budget"] * fits
+            + WEIGHTS["ratings"] * rated
+        )
+        entries.append(
+            (
+                order,
+                -score,
+                talent.name.casefold(),
+                talent_id,
+                Replacement(
+                    rank=0,
+                    talent_id=talent_id,
+                    name=talent.name,
+                    candidate_id=cand.id if cand else None,
+                    stage=cand.stage if cand else None,
+                    tier=tier,
+                    score=score,
+                    reasons=reasons,
+                    estimated_cost=cost,
+                    conflicts=blocked,
+                ),
+            )
+        )
+    entries.sort(key=lambda e: e[:4])
+    out = []
+    for position, entry in enumerate(entries, start=1):
+        entry[4].rank = position
+        out.append(entry[4])
+    return out
+
+
+# -- applying a choice ------------------------------------------------------------------------
+
+
+def choose(plan: ContingencyPlan, ref: str) -> tuple[RolePlan, Replacement]:
+    """Find a replacement in a plan by talent id, candidate id, id prefix or name."""
+    hits: list[tuple[RolePlan, Replacement]] = []
+    folded = ref.casefold()
+    for role_plan in plan.roles:
+        for rep in role_plan.replacements:
+            ids = [rep.talent_id] + ([rep.candidate_id] if rep.candidate_id else [])
+            if (
+                ref in ids
+                or (len(ref) >= 4 and any(i.startswith(ref) for i in ids))
+                or rep.name.casefold() == folded
+            ):
+                hits.append((role_plan, rep))
+    if not hits:
+        raise NotFound(f"{ref!r} is not among the ranked replacements")
+    if len(hits) > 1:
+        raise Ambiguous(f"{ref!r} matches {len(hits)} replacements; use --role or the candidate id")
+    return hits[0]
+
+
+def apply_choice(
+    production: StoredProduction, plan: ContingencyPlan, role_plan: RolePlan, chosen: Replacement
+) -> Candidate:
+    """Book ``chosen`` and drop the planned talent for one role, in one transaction."""
+    doc = production.doc
+    today = dt.date.today().isoformat()
+    with doc.transaction():
+        for cand_id in role_plan.candidate_ids:
+            current = doc.get(Candidate, cand_id)
+            doc.update(
+                Candidate,
+                cand_id,
+                {
+                    "stage": "dropped",
+                    "notes": _append(current.notes, f"{today}: dropped; replaced by {chosen.name}"),
+                },
+            )
+        note = f"{today}: booked to replace {plan.talent}"
+        if chosen.candidate_id is not None:
+            current = doc.get(Candidate, chosen.candidate_id)
+            booked = doc.update(
+                Candidate,
+                chosen.candidate_id,
+                {
+                    "stage": "booked",
+                    "era": current.era if current.era is not None else role_plan.era,
+                    "notes": _append(current.notes, note),
+                },
+            )
+        else:
+            booked = doc.add(
+                Candidate,
+                talent_id=chosen.talent_id,
+                role_id=role_plan.role_id,
+                era=role_plan.era,
+                stage="booked",
+                source="contingency",
+                notes=note,
+            )
+        role = doc.get(Role, role_plan.role_id)
+        keep = [b for b in role.backups if b not in (chosen.talent_id, booked.id)]
+        if keep != role.backups:
+            doc.update(Role, role.id, {"backups": keep})
+    return booked
+
+
+def _append(notes: str, line: str) -> str:
+    return f"{notes.rstrip()}\n{line}" if notes.strip() else line
+
+
+# -- hooks ------------------------------------------------------------------------------------
+
+
+@hookimpl(trylast=True)
+def castroom_rank_replacements(
+    view: ProductionView, talent_id: str, role_id: str | None
+) -> ContingencyPlan:
+    return rank(view, talent_id, role_id)
+
+
+@hookimpl(trylast=True)
+def castroom_register_commands(cli: click.Group) -> None:
+    from castroom.core.cli import Context, emit_json, pass_ctx
+
+    @cli.command(name="replace")
+    @click.argument("talent")
+    @click.option("--role", "role_ref", help="Only this role (id, prefix or name).")
+    @click.option(
+        "--apply",
+        "apply_ref",
+        metavar="ID",
+        help="Book this replacement (talent or candidate id, or name).",
+    )
+    @click.option("--json", "as_json", is_flag=True)
+    @pass_ctx
+    def replace_cmd(
+        obj: Context, talent: str, role_ref: str | None, apply_ref: str | None, as_json: bool
+    ) -> None:
+        """A booked talent drops out: what it affects, and who could replace them."""
+        production = obj.production()
+        view = obj.view()
+        who = view.resolve(Talent, talent)
+        role_id = view.resolve(Role, role_ref).id if role_ref else None
+        if not booked_roles(view, who.id) or (
+            role_id and all(r[0] != role_id for r in booked_roles(view, who.id))
+        ):
+            where = f" for {view.get(Role, role_id).name}" if role_id else ""
+            raise CastroomError(f"{who.name} is not booked{where}: nothing to replace")
+        plan = to_plan(obj.plugins.rank_replacements(view, who.id, role_id))
+        failures = [f for f in obj.plugins.failures if f.hook == "castroom_rank_replacements"]
+        for failure in failures:
+            click.echo(f"Warning: {failure}", err=True)
+        if apply_ref is None:
+            if as_json:
+                emit_json(plan)
+            else:
+                _print_plan(obj, plan)
+            return
+        role_plan, chosen = choose(plan, apply_ref)
+        booked = apply_choice(production, plan, role_plan, chosen)
+        if as_json:
+            emit_json(
+                {
+                    "booked": booked,
+                    "dropped": role_plan.candidate_ids,
+                    "role_id": role_plan.role_id,
+                    "replacement": chosen,
+                }
+            )
+        else:
+            click.echo(
+                f"Booked {chosen.name} as {role_plan.role} (candidate {booked.id}); "
+                f"{plan.talent} dropped."
+            )
+
+
+def to_plan(result: Any) -> ContingencyPlan:
+    """Accept a ContingencyPlan, or plain data of its shape from a third-party plugin."""
+    if result is None:
+        raise CastroomError("no plugin could rank replacements")
+    if isinstance(result, ContingencyPlan):
+        return result
+    try:
+        return msgspec.convert(
+            result if isinstance(result, dict) else msgspec.to_builtins(result),
+            ContingencyPlan,
+            strict=False,
+        )
+    except (msgspec.ValidationError, TypeError) as exc:
+        raise CastroomError(f"a plugin's replacement ranking is malformed: {exc}") from None
+
+
+def _print_plan(obj: Any, plan: ContingencyPlan) -> None:
+    from rich.table import Table
+
+    for role_plan in plan.roles:
+        era = f" ({role_plan.era})" if role_plan.era else ""
+        click.echo(f"{plan.talent} drops out of {role_plan.role}{era}:")
+        click.echo(
+            f"  scenes affected ({len(role_plan.scenes)}): "
+            + (", ".join(s.number for s in role_plan.scenes) or "none")
+        )
+        click.echo(
+            f"  shoot days affected ({len(role_plan.shoot_days)}): "
+            + (", ".join(d.date.isoformat() for d in role_plan.shoot_days) or "none")
+        )
+        if not role_plan.replacements:
+            click.echo("  no replacements: add candidates or backups for the role")
+            continue
+        table = Table(title=f"replacements for {role_plan.role}{era}")
+        for column in ("rank", "talent", "tier", "score", "id", "reasons"):
+            table.add_column(column, overflow="fold")
+        for rep in role_plan.replacements:
+            table.add_row(
+                str(rep.rank),
+                rep.name,
+                rep.tier,
+                str(rep.score),
+                rep.candidate_id or rep.talent_id,
+                "; ".join(rep.reasons),
+            )
+        obj.console.print(table)
+    if plan.remaining_budget is not None:
+        click.echo(f"Budget left: {format_money(plan.remaining_budget, plan.currency)}")

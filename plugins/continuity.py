@@ -1,1 +1,445 @@
-"""Built-in plugin: continuity (being written)."""
+"""Built-in plugin: continuity checks, and the ``castroom check`` command.
+
+Each check is a small function ``(view) -> list[Finding]``; :func:`findings` runs them
+all. They read only the view's cached indexes, so the whole set stays fast on a
+production of thousands of talents and scenes.
+
+Codes (stable, for scripts):
+
+- ``uncast-character``: a scene's character has no booked actor for that scene's era
+  (error when the scene is on a shoot day, else a warning).
+- ``unknown-character``: a scene lists a character id that is no role.
+- ``playing-age``: the booked actor's playing age does not fit the character's age in
+  a scene (the scene's look age, else the role's era age range, else the role's).
+- ``look-change``: hair, wardrobe, makeup or age changes between consecutive story days
+  (or within one story day) with no note on the later look.
+- ``actor-in-two-roles``: one actor is booked for two characters of one scene.
+- ``booked-unavailable``: a booked actor is unavailable, or held or booked by another
+  production, on a shoot day their scenes are on.
+- ``double-booking``: two talents booked for one role and era (the trace of two people
+  booking offline on different machines).
+- ``era-handover``: a role's later era has no actor to hand over to.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from castroom.core.findings import EntityRef, Finding, Severity
+from castroom.core.hookspecs import hookimpl
+from castroom.core.model import Availability, Look, Role, Scene, ShootDay, Talent
+
+if TYPE_CHECKING:
+    from castroom.core.view import ProductionView
+
+PLUGIN = "continuity"
+LOOK_FIELDS = ("hair", "wardrobe", "makeup", "age")
+#: Availability kinds that block a shoot day when another production holds them.
+HOLD_KINDS = frozenset({"first_hold", "second_hold", "booked"})
+
+
+# -- helpers shared with other plugins --------------------------------------------------------
+
+
+def ref(view: ProductionView, entity: Any) -> EntityRef:
+    """An EntityRef for any entity, labelled the way people name it."""
+    return EntityRef(kind=entity.entity_kind, id=entity.id, label=view.label(entity))
+
+
+def scene_sort_key(scene: Scene) -> tuple[Any, ...]:
+    """Natural order of scene numbers: 2 < 10 < 10A."""
+    parts = re.split(r"(\d+)", scene.number)
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p), scene.id
+
+
+def age_range(role: Role, scene: Scene) -> tuple[int | None, int | None]:
+    """The character's age in a scene: its look's age, else the era's range, else the role's."""
+    look = scene.looks.get(role.id)
+    if look is not None and look.age is not None:
+        return look.age, look.age
+    era = role.era(scene.era) if scene.era else None
+    if era is not None and (era.age_min is not None or era.age_max is not None):
+        return era.age_min, era.age_max
+    return role.age_min, role.age_max
+
+
+def fits_age(talent: Talent, low: int | None, high: int | None) -> bool | None:
+    """Do the actor's playing ages overlap the character's? None when either is unknown."""
+    if talent.playing_age_min is None and talent.playing_age_max is None:
+        return None
+    if low is None and high is None:
+        return None
+    if talent.playing_age_max is not None and low is not None and talent.playing_age_max < low:
+        return False
+    return not (
+        talent.playing_age_min is not None and high is not None and talent.playing_age_min > high
+    )
+
+
+def span(low: int | None, high: int | None) -> str:
+    if low == high and low is not None:
+        return str(low)
+    return f"{'?' if low is None else low}-{'?' if high is None else high}"
+
+
+def foreign_hold(view: ProductionView, item: Availability) -> bool:
+    """Is this availability a block for our production (unavailable, or another's hold)?"""
+    if item.kind == "unavailable":
+        return True
+    if item.kind not in HOLD_KINDS or not item.held_by.strip():
+        return False
+    ours = {view.production.id.casefold(), view.production.title.casefold()}
+    return item.held_by.strip().casefold() not in ours
+
+
+def conflicts(view: ProductionView, talent_id: str, day: ShootDay) -> list[Availability]:
+    """The availabilities that keep a talent from working on a shoot day."""
+    return [
+        a
+        for a in view.availability_by_talent.get(talent_id, ())
+        if a.start <= day.date <= a.end and foreign_hold(view, a)
+    ]
+
+
+def describe_block(item: Availability) -> str:
+    if item.kind == "unavailable":
+        return "unavailable" + (f" ({item.held_by})" if item.held_by else "")
+    return f"{item.kind.replace('_', ' ')} by {item.held_by}"
+
+
+# -- the checks -------------------------------------------------------------------------------
+
+
+def check_uncast(view: ProductionView) -> list[Finding]:
+    out: list[Finding] = []
+    missing: dict[tuple[str, str | None], list[Scene]] = defaultdict(list)
+    unknown: dict[str, list[Scene]] = defaultdict(list)
+    for scene in view.scenes.values():
+        for role_id in scene.characters:
+            role = view.roles.get(role_id)
+            if role is None:
+                unknown[role_id].append(scene)
+            elif role.status != "cut" and view.booked_talent(role_id, scene.era) is None:
+                missing[(role_id, scene.era)].append(scene)
+    on_days = {s.id for day in view.scenes_by_shoot_day.values() for s in day}
+    for (role_id, era), scenes in missing.items():
+        role = view.roles[role_id]
+        scenes.sort(key=scene_sort_key)
+        scheduled = [s for s in scenes if s.id in on_days]
+        severity: Severity = "error" if scheduled else "warning"
+        where = f" ({era})" if era else ""
+        out.append(
+            Finding(
+                code="uncast-character",
+                severity=severity,
+                message=f"{role.name}{where} has no booked actor but is in "
+                f"{_count(scenes, 'scene')}: {_numbers(scenes)}"
+                + (f"; {len(scheduled)} already scheduled" if scheduled else ""),
+                entities=(ref(view, role), *(ref(view, s) for s in scenes)),
+                fix=f"book a candidate for {role.name}{where} "
+                "(castroom set candidate ID stage=booked)",
+            )
+        )
+    for role_id, scenes in unknown.items():
+        scenes.sort(key=scene_sort_key)
+        out.append(
+            Finding(
+                code="unknown-character",
+                severity="warning",
+                message=f"character {role_id!r} in {_count(scenes, 'scene')} is no role: "
+                f"{_numbers(scenes)}",
+                entities=tuple(ref(view, s) for s in scenes),
+                fix="add the role, or remove the character from the scenes",
+            )
+        )
+    return out
+
+
+def check_playing_age(view: ProductionView) -> list[Finding]:
+    groups: dict[tuple[str, str, int | None, int | None], list[Scene]] = defaultdict(list)
+    for scene in view.scenes.values():
+        for role_id in scene.characters:
+            role = view.roles.get(role_id)
+            talent = view.booked_talent(role_id, scene.era) if role else None
+            if role is None or talent is None:
+                continue
+            low, high = age_range(role, scene)
+            if fits_age(talent, low, high) is False:
+                groups[(role_id, talent.id, low, high)].append(scene)
+    out = []
+    for (role_id, talent_id, low, high), scenes in groups.items():
+        role, talent = view.roles[role_id], view.get(Talent, talent_id)
+        scenes.sort(key=scene_sort_key)
+        out.append(
+            Finding(
+                code="playing-age",
+                severity="warning",
+                message=f"{talent.name} (plays "
+                f"{span(talent.playing_age_min, talent.playing_age_max)})"
+                f" does not fit {role.name} at age {span(low, high)} in "
+                f"{_count(scenes, 'scene')}: {_numbers(scenes)}",
+                entities=(ref(view, talent), ref(view, role), *(ref(view, s) for s in scenes)),
+                fix="recast the role or era, adjust the look's age, or split the role into eras",
+            )
+        )
+    return out
+
+
+def check_looks(view: ProductionView) -> list[Finding]:
+    # (role, era) -> the scenes that give that character a look, in story order.
+    timelines: dict[tuple[str, str | None], list[tuple[int, Scene, Look]]] = defaultdict(list)
+    for scene in view.scenes.values():
+        if scene.story_day is None:
+            continue
+        for role_id, look in scene.looks.items():
+            timelines[(role_id, scene.era)].append((scene.story_day, scene, look))
+    out = []
+    for (role_id, _era), items in timelines.items():
+        items.sort(key=lambda item: (item[0], scene_sort_key(item[1])))
+        for (day_a, scene_a, look_a), (day_b, scene_b, look_b) in pairwise(items):
+            if day_b - day_a > 1 or look_b.note.strip():
+                continue
+            changed = [
+                f"{name} {getattr(look_a, name)!r} -> {getattr(look_b, name)!r}"
+                for name in LOOK_FIELDS
+                if getattr(look_a, name) not in ("", None)
+                and getattr(look_b, name) not in ("", None)
+                and getattr(look_a, name) != getattr(look_b, name)
+            ]
+            if not changed:
+                continue
+            role = view.roles.get(role_id)
+            label = role.name if role else role_id
+            when = (
+                f"within story day {day_a}"
+                if day_a == day_b
+                else f"from story day {day_a} to {day_b}"
+            )
+            entities = ((ref(view, role),) if role else ()) + (
+                ref(view, scene_a),
+                ref(view, scene_b),
+            )
+            out.append(
+                Finding(
+                    code="look-change",
+                    severity="warning",
+                    message=f"{label}'s look changes {when} (scene {scene_a.number} -> "
+                    f"{scene_b.number}) with no note: {'; '.join(changed)}",
+                    entities=entities,
+                    fix=f"match the look in scene {scene_b.number}, or add a note to its look "
+                    "saying why it changes",
+                )
+            )
+    return out
+
+
+def check_two_roles(view: ProductionView) -> list[Finding]:
+    out = []
+    for scene in view.scenes.values():
+        if len(scene.characters) < 2:
+            continue
+        by_talent: dict[str, list[Role]] = defaultdict(list)
+        for role_id in dict.fromkeys(scene.characters):
+            talent = view.booked_talent(role_id, scene.era)
+            if talent is not None and role_id in view.roles:
+                by_talent[talent.id].append(view.roles[role_id])
+        for talent_id, roles in by_talent.items():
+            if len(roles) < 2:
+                continue
+            talent = view.get(Talent, talent_id)
+            names = " and ".join(r.name for r in roles)
+            out.append(
+                Finding(
+                    code="actor-in-two-roles",
+                    severity="error",
+                    message=f"{talent.name} is booked as {names} in scene {scene.number}",
+                    entities=(ref(view, talent), ref(view, scene), *(ref(view, r) for r in roles)),
+                    fix="book another actor for one of the roles (or plan a double and say so in "
+                    "the scene's notes)",
+                )
+            )
+    return out
+
+
+def check_unavailable(view: ProductionView) -> list[Finding]:
+    out = []
+    for day_id, scenes in view.scenes_by_shoot_day.items():
+        day = view.shoot_days[day_id]
+        # talent id -> the scenes of that day they are booked in
+        working: dict[str, list[Scene]] = defaultdict(list)
+        for scene in scenes:
+            for role_id in dict.fromkeys(scene.characters):
+                talent = view.booked_talent(role_id, scene.era) if role_id in view.roles else None
+                if talent is not None and talent.id in view.availability_by_talent:
+                    working[talent.id].append(scene)
+        for talent_id, their_scenes in working.items():
+            blocks = conflicts(view, talent_id, day)
+            if not blocks:
+                continue
+            talent = view.get(Talent, talent_id)
+            reasons = "; ".join(describe_block(b) for b in blocks)
+            out.append(
+                Finding(
+                    code="booked-unavailable",
+                    severity="error",
+                    message=f"{talent.name} is {reasons} on {day.date.isoformat()} but works "
+                    f"{_count(their_scenes, 'scene')} that day: {_numbers(their_scenes)}",
+                    entities=(
+                        ref(view, talent),
+                        ref(view, day),
+                        *(ref(view, b) for b in blocks),
+                        *(ref(view, s) for s in their_scenes),
+                    ),
+                    fix="move the scenes to another shoot day, clear the hold, or recast "
+                    f"(castroom replace {talent_id})",
+                )
+            )
+    return out
+
+
+def check_double_booking(view: ProductionView) -> list[Finding]:
+    out = []
+    for (role_id, era), cands in view.booked.items():
+        talent_ids = list(
+            dict.fromkeys(c.talent_id for c in cands if view.find(Talent, c.talent_id) is not None)
+        )
+        if len(talent_ids) < 2:
+            continue
+        role = view.roles.get(role_id)
+        label = (role.name if role else role_id) + (f" ({era})" if era else "")
+        names = ", ".join(view.get(Talent, t).name for t in talent_ids)
+        out.append(
+            Finding(
+                code="double-booking",
+                severity="error",
+                message=f"{len(talent_ids)} talents are booked for {label}: {names}",
+                entities=((ref(view, role),) if role else ())
+                + tuple(ref(view, view.get(Talent, t)) for t in talent_ids)
+                + tuple(ref(view, c) for c in cands),
+                fix="keep one booking and set the other candidates' stage to released",
+            )
+        )
+    return out
+
+
+def check_era_handover(view: ProductionView) -> list[Finding]:
+    out = []
+    for role in view.roles.values():
+        if len(role.eras) < 2 or role.status == "cut":
+            continue
+        for before, era in pairwise(role.eras):
+            if view.booked_talent(role.id, era.name) is not None:
+                continue
+            prior = view.booked_talent(role.id, before.name)
+            handing = f" from {prior.name}" if prior else ""
+            out.append(
+                Finding(
+                    code="era-handover",
+                    severity="warning",
+                    message=f"{role.name} hands over{handing} ({before.name}) to {era.name}"
+                    f"{' (' + era.starts + ')' if era.starts else ''} with no actor booked",
+                    entities=(ref(view, role),) + ((ref(view, prior),) if prior else ()),
+                    fix=f"book a candidate for {role.name} with era={era.name}",
+                )
+            )
+    return out
+
+
+CHECKS: tuple[Callable[[ProductionView], list[Finding]], ...] = (
+    check_uncast,
+    check_playing_age,
+    check_looks,
+    check_two_roles,
+    check_unavailable,
+    check_double_booking,
+    check_era_handover,
+)
+
+
+def findings(view: ProductionView) -> list[Finding]:
+    """Every continuity finding for a production."""
+    out: list[Finding] = []
+    for check in CHECKS:
+        out.extend(check(view))
+    return out
+
+
+def _count(items: list[Any], noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
+
+
+def _numbers(scenes: Iterable[Scene], limit: int = 12) -> str:
+    numbers = [s.number for s in scenes]
+    more = f" and {len(numbers) - limit} more" if len(numbers) > limit else ""
+    return ", ".join(numbers[:limit]) + more
+
+
+# -- hooks ------------------------------------------------------------------------------------
+
+
+@hookimpl(trylast=True)
+def castroom_check(view: ProductionView) -> list[Finding]:
+    return findings(view)
+
+
+@hookimpl(trylast=True)
+def castroom_register_commands(cli: click.Group) -> None:
+    from castroom.core.cli import Context, emit_json, pass_ctx
+
+    @cli.command(name="check")
+    @click.option("--json", "as_json", is_flag=True, help="Findings and failures as JSON.")
+    @pass_ctx
+    def check_cmd(obj: Context, as_json: bool) -> None:
+        """Run every plugin's checks; exit 1 when any finding is an error."""
+        view = obj.view()
+        before = len(obj.plugins.failures)
+        found = obj.plugins.check(view)
+        failures = [f for f in obj.plugins.failures[before:] if f.hook == "castroom_check"]
+        errors = sum(1 for f in found if f.severity == "error")
+        if as_json:
+            emit_json(
+                {
+                    "findings": found,
+                    "failures": [
+                        {"plugin": f.plugin, "hook": f.hook, "error": f.error} for f in failures
+                    ],
+                    "counts": {
+                        sev: sum(1 for f in found if f.severity == sev)
+                        for sev in ("error", "warning", "info")
+                    },
+                }
+            )
+        else:
+            _print_findings(found)
+        for failure in failures:
+            click.echo(f"Warning: {failure}", err=True)
+        if errors:
+            sys.exit(1)
+
+
+def _print_findings(found: list[Finding]) -> None:
+    """One block per finding: severity, plugin and code, message, entities, fix."""
+    if not found:
+        click.echo("No findings.")
+        return
+    colours = {"error": "red", "warning": "yellow", "info": "cyan"}
+    for f in found:
+        head = click.style(f"{f.severity.upper():<7}", fg=colours[f.severity], bold=True)
+        click.echo(f"{head} {f.plugin}/{f.code}: {f.message}")
+        if f.entities:
+            shown = ", ".join(f"{e.kind} {e.label or e.id}" for e in f.entities[:8])
+            more = f" (+{len(f.entities) - 8} more)" if len(f.entities) > 8 else ""
+            click.echo(f"        entities: {shown}{more}")
+        if f.fix:
+            click.echo(f"        fix: {f.fix}")
+    counts = {
+        sev: sum(1 for f in found if f.severity == sev) for sev in ("error", "warning", "info")
+    }
+    click.echo(", ".join(f"{n} {sev}{'' if n == 1 else 's'}" for sev, n in counts.items() if n))

@@ -1,0 +1,343 @@
+"""Day-out-of-days, exact cast cost, budget findings and ``castroom budget``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from castroom.core.cli import build_cli
+from castroom.core.hookspecs import hookimpl
+from castroom.core.model import Candidate, Deal, Role, Scene, ShootDay, Talent
+from castroom.core.plugins import make_plugins
+from castroom.core.view import ProductionView
+from castroom.core.workspace import StoredProduction, Workspace
+from castroom.plugins import budget
+from castroom.plugins.budget import (
+    BudgetReport,
+    budget_findings,
+    budget_report,
+    day_out_of_days,
+    deal_cost,
+    schedule_codes,
+)
+
+START = dt.date(2027, 3, 1)
+
+
+def dates(*offsets: int) -> list[dt.date]:
+    return [START + dt.timedelta(days=o) for o in offsets]
+
+
+# -- the day-out-of-days -------------------------------------------------------------------------
+
+
+def test_schedule_codes_start_work_hold_finish() -> None:
+    days = dates(0, 1, 2, 3, 4, 5)
+    assert schedule_codes(days, {1, 2, 4}) == ["", "SW", "W", "H", "WF", ""]
+    assert schedule_codes(days, {3}) == ["", "", "", "SWF", "", ""]
+    assert schedule_codes(days, set()) == [""] * 6
+
+
+def test_schedule_codes_drop_and_pickup() -> None:
+    # Work on day 0 and 1, nothing for 12 days, then back: a drop and a pickup.
+    days = dates(0, 1, 5, 13, 14, 30)
+    assert schedule_codes(days, {0, 1, 4}) == ["SW", "WD", "", "", "PWF", ""]
+    # A gap of exactly ten days is a hold, not a drop.
+    assert schedule_codes(dates(0, 5, 10), {0, 2}) == ["SW", "H", "WF"]
+    # Three stretches, the middle one a single day.
+    codes = schedule_codes(dates(0, 20, 40), {0, 1, 2})
+    assert codes == ["SWD", "PWD", "PWF"]
+    assert schedule_codes(dates(0, 20), {0, 1}, drop_after=30) == ["SW", "WF"]
+
+
+@pytest.fixture
+def prod(workspace: Workspace) -> StoredProduction:
+    return workspace.create_production(
+        "Ledger",
+        budget_cap=5_000_000,
+        fringe_rate=0.21,
+        hours_per_day=10,
+        overtime_multiplier=1.5,
+    )
+
+
+def shoot(prod: StoredProduction, offsets: list[int], cast: dict[int, list[str]]) -> list[ShootDay]:
+    """Shoot days at START+offset; cast[i] = role ids in day i's one scene."""
+    days = []
+    for i, offset in enumerate(offsets):
+        scene = prod.doc.add(Scene, number=str(i + 1), characters=cast.get(i, []))
+        days.append(
+            prod.doc.add(ShootDay, date=START + dt.timedelta(days=offset), scene_ids=[scene.id])
+        )
+    return days
+
+
+def test_day_out_of_days_grid(prod: StoredProduction) -> None:
+    mara, june = prod.doc.add(Role, name="Mara"), prod.doc.add(Role, name="June")
+    ada = prod.doc.add(Talent, name="Ada")
+    bo = prod.doc.add(Talent, name="Bo")
+    prod.doc.add(Candidate, talent_id=ada.id, role_id=mara.id, stage="booked")
+    prod.doc.add(Candidate, talent_id=bo.id, role_id=june.id, stage="booked")
+    shoot(prod, [0, 1, 2, 3, 20], {0: [mara.id], 2: [mara.id, june.id], 4: [june.id]})
+    grid = day_out_of_days(ProductionView(prod.doc))
+    assert [d.day_number for d in grid.days] == [1, 2, 3, 4, 5]
+    rows = {r.talent: r for r in grid.rows}
+    assert rows["Ada"].codes == ["SW", "H", "WF", "", ""]
+    assert (rows["Ada"].work_days, rows["Ada"].hold_days, rows["Ada"].paid_days) == (2, 1, 3)
+    assert rows["Bo"].codes == ["", "", "SWD", "", "PWF"]
+    assert rows["Bo"].drop_days == 1 and rows["Bo"].paid_days == 2
+    assert rows["Bo"].start == START + dt.timedelta(days=2)
+    assert rows["Bo"].finish == START + dt.timedelta(days=20)
+    assert [r.talent for r in grid.rows] == ["Ada", "Bo"]  # by start date
+
+
+# -- cost arithmetic (exact, integer minor units) ----------------------------------------------
+
+
+def _deal(**fields: Any) -> Deal:
+    return Deal(id="D1", talent_id="T", role_id="R", **fields)
+
+
+def test_day_deal_cost_is_exact(prod: StoredProduction) -> None:
+    view = ProductionView(prod.doc)
+    cost = deal_cost(view, _deal(rate=123_457, guaranteed_days=5, overtime_hours=2.5), 3, 1)
+    assert cost.billed_days == 5  # the guarantee beats 4 days worked
+    assert cost.base == 617_285
+    # 2.5 h x (123,457 / 10 per hour) x 1.5 = 46,296.375 -> 46,296
+    assert cost.overtime == 46_296
+    # 21% of 663,581 = 139,352.01 -> 139,352
+    assert cost.fringe == 139_352
+    assert cost.total == 617_285 + 46_296 + 139_352
+    assert cost.day_rate == 123_457
+
+
+def test_week_and_flat_deals(prod: StoredProduction) -> None:
+    view = ProductionView(prod.doc)
+    week = deal_cost(view, _deal(rate=333_333, unit="week", fringe_rate=0.0), 3, 0)
+    assert week.base == 200_000  # 3/5 of a week, 199,999.8 rounded half up
+    assert week.day_rate == 66_667
+    flat = deal_cost(
+        view, _deal(rate=1_000_000, unit="flat", overtime_hours=1, fringe_rate=0.1), 4, 0
+    )
+    assert flat.base == 1_000_000
+    # day rate 250,000 over 10 hours x 1.5 = 37,500 for one hour
+    assert flat.overtime == 37_500 and flat.fringe == 103_750
+    none = deal_cost(view, _deal(rate=1_000_000, unit="flat"), 0, 0)
+    assert none.billed_days == 0 and none.day_rate == 1_000_000
+
+
+def test_fringe_rates_are_exact_decimals(prod: StoredProduction) -> None:
+    view = ProductionView(prod.doc)
+    # 0.1 + 0.2 style float noise must not leak into money: 0.3 x 10 = 3 exactly.
+    cost = deal_cost(view, _deal(rate=10, fringe_rate=0.3), 1, 0)
+    assert cost.fringe == 3
+    half = deal_cost(view, _deal(rate=5, fringe_rate=0.5), 1, 0)
+    assert half.fringe == 3  # 2.5 rounds half up
+
+
+def _cast(prod: StoredProduction) -> dict[str, Any]:
+    mara = prod.doc.add(Role, name="Mara", rate_cap=150_000)
+    june = prod.doc.add(Role, name="June")
+    ada = prod.doc.add(Talent, name="Ada")
+    bo = prod.doc.add(Talent, name="Bo")
+    prod.doc.add(Candidate, talent_id=ada.id, role_id=mara.id, stage="booked")
+    prod.doc.add(Candidate, talent_id=bo.id, role_id=june.id, stage="booked")
+    shoot(prod, [0, 1, 2], {0: [mara.id, june.id], 2: [mara.id]})
+    return {"mara": mara, "june": june, "ada": ada, "bo": bo}
+
+
+def test_budget_report_totals_per_actor_and_role(prod: StoredProduction) -> None:
+    c = _cast(prod)
+    prod.doc.add(Deal, talent_id=c["ada"].id, role_id=c["mara"].id, rate=100_000, status="signed")
+    prod.doc.add(
+        Deal,
+        talent_id=c["bo"].id,
+        role_id=c["june"].id,
+        rate=80_000,
+        unit="flat",
+        fringe_rate=0.0,
+        status="accepted",
+    )
+    prod.doc.add(
+        Deal, talent_id=c["bo"].id, role_id=c["june"].id, rate=9_999_999, status="cancelled"
+    )
+    report = budget_report(ProductionView(prod.doc))
+    # Ada: 2 work + 1 hold = 3 days x 100,000 = 300,000 + 21% = 363,000. Bo: flat 80,000.
+    lines = {(line.talent, line.status): line for line in report.lines}
+    ada = lines[("Ada", "signed")]
+    assert (ada.work_days, ada.hold_days, ada.base, ada.fringe, ada.total) == (
+        2,
+        1,
+        300_000,
+        63_000,
+        363_000,
+    )
+    assert lines[("Bo", "accepted")].total == 80_000
+    assert not lines[("Bo", "cancelled")].counted
+    assert report.total == 443_000
+    assert report.remaining == 5_000_000 - 443_000 and not report.over_cap
+    assert {s.name: s.total for s in report.by_talent} == {"Ada": 363_000, "Bo": 80_000}
+    assert {s.name: s.total for s in report.by_role} == {"Mara": 363_000, "June": 80_000}
+    assert budget_findings(ProductionView(prod.doc), report) == []
+
+
+def test_drafts_count_only_for_booked_talent(prod: StoredProduction) -> None:
+    c = _cast(prod)
+    stranger = prod.doc.add(Talent, name="Cy")
+    prod.doc.add(
+        Deal,
+        talent_id=c["ada"].id,
+        role_id=c["mara"].id,
+        rate=1_000,
+        status="draft",
+        fringe_rate=0.0,
+    )
+    prod.doc.add(Deal, talent_id=stranger.id, role_id=c["mara"].id, rate=5_000, status="draft")
+    offered = prod.doc.add(
+        Deal, talent_id=stranger.id, role_id=c["june"].id, rate=7, fringe_rate=0.0, status="offered"
+    )
+    report = budget_report(ProductionView(prod.doc))
+    assert report.total == 3_000 + 7  # Ada's 3 days; the offer priced on June's one day
+    [line] = [ln for ln in report.lines if ln.deal_id == offered.id]
+    assert line.projected and line.work_days == 1 and line.hold_days == 0
+    assert line.counted and line.total == 7
+
+
+def test_over_cap_and_over_rate_cap_are_findings(prod: StoredProduction) -> None:
+    c = _cast(prod)
+    prod.doc.update_production({"budget_cap": 300_000})
+    prod.doc.add(
+        Deal,
+        talent_id=c["ada"].id,
+        role_id=c["mara"].id,
+        rate=900_000,
+        unit="week",
+        status="signed",
+    )  # 180,000 a day, over the 150,000 cap
+    prod.doc.add(Deal, talent_id=c["bo"].id, role_id=c["june"].id, rate=1, status="signed")
+    view = ProductionView(prod.doc)
+    found = {f.code: f for f in budget_findings(view, budget_report(view))}
+    assert found["over-cap"].severity == "error"
+    assert "$3,000.00" in found["over-cap"].message
+    assert found["over-rate-cap"].severity == "error"
+    assert "$1,800.00 a day" in found["over-rate-cap"].message
+    assert "booked-without-deal" not in found
+
+
+def test_within_caps_no_findings_and_missing_deals_warned(prod: StoredProduction) -> None:
+    c = _cast(prod)
+    prod.doc.add(
+        Deal,
+        talent_id=c["ada"].id,
+        role_id=c["mara"].id,
+        rate=750_000,
+        unit="week",
+        status="signed",
+    )  # exactly the 150,000 day cap
+    prod.doc.add(Deal, talent_id="NOBODY", role_id=c["june"].id, rate=1, status="signed")
+    view = ProductionView(prod.doc)
+    found = budget_findings(view, budget_report(view))
+    assert sorted(f.code for f in found) == ["booked-without-deal", "deal-unknown"]
+    [missing] = [f for f in found if f.code == "booked-without-deal"]
+    assert missing.severity == "warning" and "Bo" in missing.message
+
+
+def test_budget_findings_reach_castroom_check(prod: StoredProduction) -> None:
+    c = _cast(prod)
+    prod.doc.update_production({"budget_cap": 1})
+    prod.doc.add(Deal, talent_id=c["ada"].id, role_id=c["mara"].id, rate=10, status="signed")
+    found = make_plugins(entry_points=False).check(ProductionView(prod.doc))
+    assert any(f.plugin == "budget" and f.code == "over-cap" for f in found)
+
+
+# -- the command and the castroom_cost_report hook ---------------------------------------------
+
+
+def _workspace(tmp_path: Path, cap: int | None = 5_000_000) -> Path:
+    path = tmp_path / "cli-ws"
+    with Workspace.open(path, member="tester") as ws:
+        prod = ws.create_production("Ledger", fringe_rate=0.21)
+        if cap is not None:
+            prod.doc.update_production({"budget_cap": cap})
+        c = _cast(prod)
+        prod.doc.add(
+            Deal, talent_id=c["ada"].id, role_id=c["mara"].id, rate=100_000, status="signed"
+        )
+    return path
+
+
+def run(path: Path, *args: str, extra: list[Any] = ()) -> Any:  # type: ignore[assignment]
+    plugins = make_plugins(extra=extra, entry_points=False)
+    root = build_cli(plugins)
+    return CliRunner().invoke(
+        root, ["--workspace", str(path), *args], obj=plugins, catch_exceptions=False
+    )
+
+
+def test_budget_command_text(tmp_path: Path) -> None:
+    result = run(_workspace(tmp_path), "budget")
+    assert result.exit_code == 0, result.output
+    assert "Ada" in result.output and "Mara" in result.output
+    assert "Total: $3,630.00 of cap $50,000.00: within ($46,370.00 left)" in result.output
+    result = run(_workspace(tmp_path / "nocap", cap=None), "budget")
+    assert "(no budget cap set)" in result.output
+
+
+def test_budget_command_json_and_over_cap(tmp_path: Path) -> None:
+    result = run(_workspace(tmp_path, cap=100), "budget", "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    assert data["total"] == 363_000 and data["cap"] == 100 and data["over_cap"] is True
+    assert data["remaining"] == 100 - 363_000
+    [line] = data["lines"]
+    assert line["talent"] == "Ada" and line["base"] == 300_000 and line["fringe"] == 63_000
+    assert data["by_talent"][0] == {
+        "id": line["talent_id"],
+        "name": "Ada",
+        "total": 363_000,
+        "deals": 1,
+    }
+    assert "OVER" in run(_workspace(tmp_path / "t", cap=100), "budget").output
+
+
+class UnionScale:
+    """A third-party plugin with its own cost rules (castroom_cost_report override)."""
+
+    __name__ = "union_scale"
+
+    @hookimpl
+    def castroom_cost_report(self, view: ProductionView) -> BudgetReport:
+        report = budget.budget_report(view)
+        return BudgetReport(
+            currency=report.currency,
+            cap=report.cap,
+            total=42,
+            remaining=None,
+            over_cap=False,
+            lines=[],
+            by_talent=[],
+            by_role=[],
+        )
+
+
+class Silent:
+    __name__ = "silent"
+
+    @hookimpl
+    def castroom_cost_report(self, view: ProductionView) -> None:
+        return None  # lets the next plugin answer
+
+
+def test_cost_report_hook_override_and_fallthrough(tmp_path: Path, prod: StoredProduction) -> None:
+    _cast(prod)
+    view = ProductionView(prod.doc)
+    assert make_plugins(entry_points=False).cost_report(view).total == 0
+    assert make_plugins(extra=[UnionScale()], entry_points=False).cost_report(view).total == 42
+    assert make_plugins(extra=[Silent()], entry_points=False).cost_report(view).total == 0
+    data = json.loads(run(_workspace(tmp_path), "budget", "--json", extra=[UnionScale()]).output)
+    assert data["total"] == 42
