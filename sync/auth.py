@@ -93,7 +93,11 @@ class TokenStore:
         token_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         info = TokenInfo(
-            id=token_id, name=name, scope=scope, production=production, created=time.time()  # type: ignore[arg-type]
+            id=token_id,
+            name=name,
+            scope=scope,
+            production=production,
+            created=time.time(),  # type: ignore[arg-type]
         )
         with self.store.write() as db:
             db.execute(

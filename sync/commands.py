@@ -1,1 +1,194 @@
-"""CLI commands for sync (being written)."""
+"""The sync commands: ``castroom serve``, ``castroom sync`` and ``castroom token``.
+
+Registered as the built-in plugin ``sync`` through ``castroom_register_commands``. The
+heavy imports (uvicorn, starlette, websockets) happen inside the commands, so the rest of
+the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from castroom.core.cli import Context, pass_ctx
+from castroom.core.errors import CastroomError
+from castroom.core.hookspecs import hookimpl
+
+
+class _QuietHandshakeNoise(logging.Filter):
+    """uvicorn logs a spurious error after a refused WebSocket handshake (a 401 sent as a
+    plain HTTP response); the refusal itself is logged by us."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "without completing handshake" not in record.getMessage()
+
+
+def _setup_logging() -> None:
+    root = logging.getLogger("castroom")
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietHandshakeNoise) for f in uvicorn_errors.filters):
+        uvicorn_errors.addFilter(_QuietHandshakeNoise())
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=int, help="Port (0 = any free).")
+@click.option("--tls-cert", type=click.Path(dir_okay=False), help="TLS certificate (PEM).")
+@click.option("--tls-key", type=click.Path(dir_okay=False), help="TLS private key (PEM).")
+@click.option("--max-body", type=int, help="Largest request body or message, in bytes.")
+@pass_ctx
+def serve(
+    obj: Context,
+    host: str,
+    port: int,
+    tls_cert: str | None,
+    tls_key: str | None,
+    max_body: int | None,
+) -> None:
+    """Serve this workspace's productions to peers (HTTP and y-websocket).
+
+    Every request needs a token from `castroom token create`. Peers sync at
+    ws://HOST:PORT/sync/PRODUCTION_ID (WebSocket) or with `castroom sync http://HOST:PORT`.
+    """
+    from .server import ServerOptions
+    from .server import serve as run
+
+    path = obj.workspace().path
+    obj.close()  # the server opens the workspace on its own thread
+    options = (
+        ServerOptions()
+        if max_body is None
+        else ServerOptions(max_body=max_body, max_message=max_body)
+    )
+    _setup_logging()
+
+    def ready(url: str) -> None:
+        ws = url.replace("http", "ws", 1)
+        click.echo(f"castroom serving {path} at {url} (WebSocket: {ws}/sync/PRODUCTION_ID)")
+        sys.stdout.flush()
+
+    run(
+        path,
+        host=host,
+        port=port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        options=options,
+        on_ready=ready,
+    )
+    click.echo("castroom server stopped")
+
+
+@click.command(name="sync")
+@click.argument("target")
+@click.option("--token", envvar="CASTROOM_TOKEN", help="Bearer token (or CASTROOM_TOKEN).")
+@click.option("--live", is_flag=True, help="Stay connected and sync as edits happen.")
+@click.option("--production", "production_ref", help="Only this production (id, prefix or title).")
+@click.option(
+    "--cacert",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Trust this CA / self-signed certificate for https:// and wss://.",
+)
+@click.option("--duration", type=float, help="With --live: stop after this many seconds.")
+@pass_ctx
+def sync_cmd(
+    obj: Context,
+    target: str,
+    token: str | None,
+    live: bool,
+    production_ref: str | None,
+    cacert: str | None,
+    duration: float | None,
+) -> None:
+    """Sync with a peer: a castroom server (http[s]://HOST:PORT), a y-websocket relay
+    (ws[s]://HOST:PORT/PATH, one production per room), or a shared folder (a path)."""
+    from . import client
+
+    production_ref = production_ref or obj.production_ref
+    if client.is_http_url(target) or client.is_websocket_url(target):
+        workspace = obj.workspace(create=True)
+        options = dict(token=token, production=production_ref, echo=click.echo, cacert=cacert)
+        if live:
+            client.sync_live(workspace, target, duration=duration, **options)  # type: ignore[arg-type]
+        elif client.is_http_url(target):
+            client.sync_http(workspace, target, **options)  # type: ignore[arg-type]
+        else:
+            client.sync_websocket(workspace, target, **options)  # type: ignore[arg-type]
+        return
+    if "://" in target:
+        raise CastroomError(f"cannot sync with {target!r}: use http(s)://, ws(s):// or a folder")
+    from .folder import sync_folder
+
+    sync_folder(obj.workspace(create=True), Path(target), live=live, echo=click.echo)
+
+
+@click.group()
+def token() -> None:
+    """Create, list and revoke the tokens peers use to reach `castroom serve`."""
+
+
+@token.command(name="create")
+@click.option("--scope", type=click.Choice(["read", "write"]), required=True)
+@click.option("--production", "production_ref", help="Only this production (id, prefix or title).")
+@click.option("--name", default="", help="A label, e.g. whose laptop it is for.")
+@pass_ctx
+def token_create(obj: Context, scope: str, production_ref: str | None, name: str) -> None:
+    """Make a token. It is printed once, alone on the last line: keep it safe."""
+    from .auth import TokenStore
+
+    workspace = obj.workspace()
+    production_id = workspace.resolve_production(production_ref) if production_ref else None
+    info, secret = TokenStore(workspace.store).create(scope, production=production_id, name=name)
+    reach = f"production {production_id}" if production_id else "every production"
+    click.echo(f"Created {scope} token {info.id} for {reach}. It is shown only this once:")
+    click.echo(secret)
+
+
+@token.command(name="list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def token_list(obj: Context, as_json: bool) -> None:
+    """The tokens (never their secrets), revoked ones included."""
+    import msgspec
+
+    from .auth import TokenStore
+
+    infos = TokenStore(obj.workspace().store).list()
+    if as_json:
+        click.echo(json.dumps(msgspec.to_builtins(infos), indent=2))
+        return
+    if not infos:
+        click.echo("no tokens (create one with `castroom token create --scope read|write`)")
+    for info in infos:
+        created = dt.datetime.fromtimestamp(info.created, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        state = "revoked" if info.revoked else "active"
+        reach = info.production or "all productions"
+        click.echo(f"{info.id}  {info.scope:<5}  {state:<7}  {created}  {reach}  {info.name}")
+
+
+@token.command(name="revoke")
+@click.argument("token_id")
+@pass_ctx
+def token_revoke(obj: Context, token_id: str) -> None:
+    """Revoke a token by its id (live connections using it are cut off within a second)."""
+    from .auth import TokenStore
+
+    info = TokenStore(obj.workspace().store).revoke(token_id)
+    click.echo(f"Revoked token {info.id}")
+
+
+@hookimpl(trylast=True)
+def castroom_register_commands(cli: click.Group) -> None:
+    cli.add_command(serve)
+    cli.add_command(sync_cmd)
+    cli.add_command(token)

@@ -1,0 +1,706 @@
+"""``castroom sync URL``: pull and push a workspace's productions with a peer.
+
+Synchronous entry points (the asyncio code stays in this module):
+
+- :func:`sync_http` one-shot over HTTP (httpx) with ``castroom serve``: every production
+  the token reaches is pulled (new ones adopted) and pushed back; local productions the
+  server lacks are pushed when the token may write everywhere. Everything is fetched and
+  checked before anything is merged, so an unreachable or misbehaving peer changes nothing.
+- :func:`sync_websocket` one-shot over plain y-websocket (``ws://`` / ``wss://``): any
+  y-websocket-compatible relay, one production per room ``URL/{production_id}``.
+- :func:`sync_live` stays connected over WebSocket (the ``websockets`` package), forwards
+  local edits (and other processes' commits on this workspace) as they happen, applies
+  the peers' edits, reconnects with backoff after a drop, and shows who else is connected.
+
+Every network wait is bounded by a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import random
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import httpx
+import websockets
+from pycrdt import Awareness
+from websockets.asyncio.client import ClientConnection
+
+from castroom.core.document import CastDocument, Changes
+from castroom.core.errors import BadUpdate, CastroomError
+from castroom.core.workspace import StoredProduction, Workspace
+
+from . import protocol
+from .server import DEVICE_HEADER, STATE_VECTOR_HEADER
+
+Echo = Callable[[str], Any]
+TIMEOUT = 30.0
+#: Reconnect delays: first, growth factor, cap (seconds); each gets up to 25% jitter.
+BACKOFF = (0.25, 2.0, 10.0)
+POLL_INTERVAL = 0.05
+AWARENESS_RENEW = 15.0
+
+
+@dataclass
+class Moved:
+    """What one sync did to one production."""
+
+    production_id: str
+    title: str = ""
+    pulled_bytes: int = 0
+    pulled_changes: int = 0  # entities changed here
+    pushed_bytes: int = 0
+    pushed_changes: int = 0  # entities changed there (as the server reports it)
+    created_here: bool = False
+    created_there: bool = False
+
+    def describe(self) -> str:
+        name = f"{self.title or '?'} ({self.production_id[:8]})"
+        if self.created_here:
+            return f"{name}: new here, pulled {self.pulled_bytes:,} bytes"
+        if self.created_there:
+            return f"{name}: new on the server, pushed {self.pushed_bytes:,} bytes"
+        parts = []
+        if self.pulled_changes:
+            parts.append(f"pulled {_n(self.pulled_changes)} ({self.pulled_bytes:,} bytes)")
+        if self.pushed_changes:
+            parts.append(f"pushed {_n(self.pushed_changes)} ({self.pushed_bytes:,} bytes)")
+        return f"{name}: {', '.join(parts) if parts else 'up to date'}"
+
+
+def _n(count: int) -> str:
+    return f"{count} change{'s' if count != 1 else ''}"
+
+
+def is_websocket_url(url: str) -> bool:
+    return urlsplit(url).scheme in ("ws", "wss")
+
+
+def is_http_url(url: str) -> bool:
+    return urlsplit(url).scheme in ("http", "https")
+
+
+def http_base(url: str) -> str:
+    """``http://host:port`` from what a person typed (tolerates a trailing ``/sync``)."""
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/").removesuffix("/sync")
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def websocket_base(url: str) -> str:
+    """The y-websocket server URL (rooms are ``{base}/{production_id}``)."""
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https"):
+        base = urlsplit(http_base(url))
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        return urlunsplit((scheme, base.netloc, base.path + "/sync", "", ""))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), parts.query, ""))
+
+
+def room_url(base: str, production_id: str, token: str | None) -> str:
+    parts = urlsplit(base)
+    query = parts.query
+    if token:
+        query = (query + "&" if query else "") + f"token={quote(token, safe='')}"
+    return urlunsplit(
+        (parts.scheme, parts.netloc, f"{parts.path}/{quote(production_id)}", query, "")
+    )
+
+
+def tls_context(cacert: str | Path | None) -> ssl.SSLContext | None:
+    """A context trusting ``cacert`` (e.g. a self-signed server certificate)."""
+    if cacert is None:
+        return None
+    try:
+        return ssl.create_default_context(cafile=str(cacert))
+    except (OSError, ssl.SSLError) as exc:
+        raise CastroomError(f"cannot load CA certificate {cacert}: {exc}") from None
+
+
+def _peer_label(url: str) -> str:
+    return f"peer:{urlsplit(url).netloc}"
+
+
+# -- one-shot over HTTP ----------------------------------------------------------------------
+
+
+class _Http:
+    """A small httpx wrapper turning transport and HTTP failures into one clear line."""
+
+    def __init__(self, base: str, token: str | None, device: str, verify: Any, timeout: float):
+        headers = {DEVICE_HEADER: device}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.base = base
+        self.client = httpx.Client(base_url=base, headers=headers, verify=verify, timeout=timeout)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def request(self, method: str, path: str, content: bytes | None = None) -> httpx.Response:
+        try:
+            response = self.client.request(method, path, content=content)
+        except httpx.TimeoutException:
+            raise CastroomError(f"{self.base} did not answer in time") from None
+        except httpx.HTTPError as exc:
+            raise CastroomError(f"cannot reach {self.base}: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("error") or response.text
+            except ValueError:
+                detail = response.text.strip() or response.reason_phrase
+            raise CastroomError(f"{self.base} refused ({response.status_code}): {detail}")
+        return response
+
+
+def sync_http(
+    workspace: Workspace,
+    url: str,
+    *,
+    token: str | None = None,
+    production: str | None = None,
+    echo: Echo | None = None,
+    cacert: str | Path | None = None,
+    timeout: float = TIMEOUT,
+) -> list[Moved]:
+    """One-shot pull and push with ``castroom serve`` at ``url``. Returns what moved (and
+    echoes one line per production). Raises CastroomError (nothing changed here) when the
+    server is unreachable or refuses."""
+    base = http_base(url)
+    verify: Any = tls_context(cacert) or True
+    http = _Http(base, token, workspace.identity.device_id, verify, timeout)
+    device = _peer_label(base)
+    try:
+        listing = http.request("GET", "/productions").json()
+        scope = listing.get("scope", "read")
+        remote = {p["id"]: p.get("title", "") for p in listing.get("productions", [])}
+        local = dict(workspace.productions())
+        wanted = _pick(production, remote, local)
+        # 1. Fetch and check everything before merging anything.
+        fetched: dict[str, tuple[bytes, bytes]] = {}
+        for pid in wanted:
+            if pid not in remote:
+                continue
+            since = workspace.production(pid).doc.state_vector() if pid in local else b""
+            response = http.request("POST", f"/sync/{quote(pid)}/pull", since)
+            update = response.content
+            try:
+                if update != protocol.EMPTY_UPDATE:
+                    protocol.check_update(update)
+                server_sv = base64.b64decode(response.headers.get(STATE_VECTOR_HEADER, ""))
+                protocol.check_state_vector(server_sv)
+            except (protocol.ProtocolError, ValueError) as exc:
+                raise CastroomError(f"{base} sent a bad update for {pid}: {exc}") from None
+            if pid not in local and not _creates(update, pid):
+                raise CastroomError(f"{base} sent an update that does not hold production {pid}")
+            fetched[pid] = (update, server_sv)
+        # 2. Merge.
+        moved: dict[str, Moved] = {}
+        for pid, (update, _) in fetched.items():
+            item = moved[pid] = Moved(pid, remote[pid], pulled_bytes=len(update))
+            if pid in local:
+                if update != protocol.EMPTY_UPDATE:
+                    changes = workspace.production(pid).apply_update(
+                        update, origin="sync", device=device
+                    )
+                    item.pulled_changes = len(changes)
+            else:
+                _, changes = workspace.adopt(pid, update, origin="sync", device=device)
+                item.created_here = True
+                item.pulled_changes = len(changes)
+        # 3. Push what the server lacks.
+        if scope == "write":
+            for pid in wanted:
+                stored = workspace.production(pid)
+                if pid in fetched:
+                    diff = stored.doc.encode_update(fetched[pid][1] or None)
+                    if diff == protocol.EMPTY_UPDATE:
+                        continue
+                    answer = http.request("POST", f"/sync/{quote(pid)}/push", diff).json()
+                    moved[pid].pushed_bytes = len(diff)
+                    moved[pid].pushed_changes = int(answer.get("changed", 0))
+                else:
+                    full = stored.doc.encode_update()
+                    http.request("POST", f"/sync/{quote(pid)}/push", full)
+                    moved[pid] = Moved(pid, local[pid], pushed_bytes=len(full), created_there=True)
+        for item in moved.values():
+            if not item.title:
+                item.title = dict(workspace.productions()).get(item.production_id, "")
+            if echo:
+                echo(item.describe())
+        if echo and not moved:
+            echo("nothing to sync: the token reaches no production")
+        return list(moved.values())
+    finally:
+        http.close()
+
+
+def _pick(ref: str | None, remote: dict[str, str], local: dict[str, str]) -> list[str]:
+    """The productions to sync: all the server shows and all local ones, or the one named."""
+    everything = {**local, **remote}
+    if ref is None:
+        return list(dict.fromkeys([*remote, *local]))
+    exact = [pid for pid in everything if pid == ref]
+    matches = exact or [
+        pid
+        for pid, title in everything.items()
+        if pid.startswith(ref) or title.casefold() == ref.casefold()
+    ]
+    if len(matches) != 1:
+        what = "matches several productions" if matches else "matches no production here or there"
+        raise CastroomError(f"--production {ref!r} {what}")
+    return matches
+
+
+def _creates(update: bytes, production_id: str) -> bool:
+    scratch = CastDocument()
+    try:
+        scratch.apply_update(update, origin="check")
+    except BadUpdate:
+        return False
+    return scratch.production_id == production_id
+
+
+# -- over WebSocket --------------------------------------------------------------------------
+
+
+class _Target:
+    """The production a WebSocket connection syncs. A production not yet in the workspace
+    (first sync through a plain relay) is held in memory and adopted once the relay's
+    step 2 shows it."""
+
+    def __init__(self, workspace: Workspace, production_id: str) -> None:
+        self.workspace = workspace
+        self.id = production_id
+        if production_id in dict(workspace.productions()):
+            self.production = workspace.production(production_id)
+            self.adopted = True
+        else:
+            self.production = StoredProduction(workspace, None, CastDocument())
+            self.adopted = False
+
+    def settle(self, device: str) -> bool:
+        """After the peer's step 2: adopt a held production. False if the peer had none."""
+        if self.adopted:
+            return True
+        if self.production.doc.production_id != self.id:
+            return False
+        held = self.production.doc.encode_update()
+        self.production, _ = self.workspace.adopt(self.id, held, origin="sync", device=device)
+        self.adopted = True
+        return True
+
+
+def _presence_state(workspace: Workspace) -> dict[str, Any]:
+    identity = workspace.identity
+    return {
+        "user": {
+            "name": identity.member,
+            "device": identity.device_name,
+            "device_id": identity.device_id,
+            "app": "castroom",
+        }
+    }
+
+
+def describe_presence(states: dict[int, dict[str, Any]], own: int) -> list[str]:
+    """'Ada (laptop-2)' for every other connected client, sorted."""
+    out = []
+    for client_id, state in states.items():
+        if client_id == own or not state:
+            continue
+        user = state.get("user") if isinstance(state.get("user"), dict) else {}
+        name = str(user.get("name") or f"client {client_id}")
+        device = user.get("device")
+        out.append(f"{name} ({device})" if device else name)
+    return sorted(out)
+
+
+@dataclass
+class _Connection:
+    """One live connection's state (rebuilt on every reconnect)."""
+
+    conn: ClientConnection
+    session: protocol.SyncSession
+    awareness: Awareness
+    outbox: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
+    presence: list[str] | None = None
+    received_bytes: int = 0
+    received_changes: int = 0
+    sent_bytes: int = 0
+
+    async def flush(self) -> None:
+        while not self.outbox.empty():
+            frame = self.outbox.get_nowait()
+            self.sent_bytes += len(frame)
+            await self.conn.send(frame)
+
+
+class Backoff:
+    """Exponential reconnect delays with jitter, reset after a good connection."""
+
+    def __init__(
+        self, first: float = BACKOFF[0], factor: float = BACKOFF[1], cap: float = BACKOFF[2]
+    ):
+        self.first, self.factor, self.cap = first, factor, cap
+        self.delay = first
+
+    def next(self) -> float:
+        delay = self.delay * (1 + random.random() / 4)
+        self.delay = min(self.cap, self.delay * self.factor)
+        return delay
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+
+class _Fatal(CastroomError):
+    """A refusal that retrying will not fix (bad token, no such production)."""
+
+
+async def _connect(
+    url: str, headers: dict[str, str], ssl_ctx: ssl.SSLContext | None
+) -> ClientConnection:
+    try:
+        return await websockets.connect(
+            url,
+            additional_headers=headers,
+            ssl=ssl_ctx if url.startswith("wss:") else None,
+            max_size=protocol.MAX_MESSAGE,
+            open_timeout=10,
+            close_timeout=5,
+            proxy=None,
+            compression=None,
+        )
+    except websockets.InvalidStatus as exc:
+        status = exc.response.status_code
+        body = exc.response.body.decode("utf-8", "replace") if exc.response.body else ""
+        with contextlib.suppress(ValueError, AttributeError):
+            import json
+
+            body = json.loads(body).get("error", body)
+        message = f"{_strip_token(url)} refused ({status}): {body or exc}"
+        if status in (401, 403, 404):
+            raise _Fatal(message) from None
+        raise ConnectionError(message) from None
+
+
+def _strip_token(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+async def _run_connection(
+    target: _Target,
+    url: str,
+    headers: dict[str, str],
+    ssl_ctx: ssl.SSLContext | None,
+    echo: Echo,
+    *,
+    live: bool,
+    timeout: float,
+) -> _Connection:
+    """One connection: handshake, then (live) relay both ways until it drops."""
+    workspace = target.workspace
+    conn = await _connect(url, headers, ssl_ctx)
+    device = _peer_label(url)
+    session = protocol.SyncSession(target.production, device=device)
+    awareness = Awareness(target.production.doc.ydoc)
+    awareness.set_local_state(_presence_state(workspace))
+    state = _Connection(conn, session, awareness)
+    own = awareness.client_id
+
+    def forward(update: bytes, origin: str, changes: Changes) -> None:
+        # Only what was written here (or by another process on this workspace): updates
+        # that came from the peer are not echoed back.
+        if origin in ("local", "storage") and update != protocol.EMPTY_UPDATE:
+            state.outbox.put_nowait(protocol.update_frame(update))
+
+    listener_on: StoredProduction | None = None
+    answered_step1 = False
+    try:
+        for frame in session.opening():
+            await conn.send(frame)
+        await conn.send(_awareness_frame(awareness, [own]))
+        deadline = time.monotonic() + timeout
+        # Handshake: our step 1 answered (their step 2), and theirs answered by us.
+        while not (session.synced and answered_step1):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{_strip_token(url)} did not complete the sync handshake")
+            frame = await asyncio.wait_for(conn.recv(), remaining)
+            outcome = _receive(state, frame, echo)
+            await state.flush()
+            if outcome.message.sync_type is protocol.SyncType.STEP1:
+                answered_step1 = True
+        if not target.settle(device):
+            raise _Fatal(f"{_strip_token(url)} has no production {target.id} (empty room)")
+        if session.production is not target.production:
+            # Adopted just now: later updates go to the stored production.
+            session.production = target.production
+        if not live:
+            await conn.send(_awareness_frame_leaving(awareness, own))
+            await conn.close()
+            return state
+        production = target.production
+        production.update_listeners.append(forward)
+        listener_on = production
+        _show_presence(state, echo)
+        await _pump(state, production, echo)
+        return state
+    finally:
+        if listener_on is not None:
+            with contextlib.suppress(ValueError):
+                listener_on.update_listeners.remove(forward)
+        await conn.close()
+
+
+def _receive(state: _Connection, frame: Any, echo: Echo) -> protocol.Outcome:
+    if isinstance(frame, str):
+        raise protocol.ProtocolError("peer sent a text frame")
+    outcome = state.session.receive(frame)
+    state.received_bytes += len(frame)
+    state.received_changes += len(outcome.changes)
+    for reply in outcome.replies:
+        state.outbox.put_nowait(reply)
+    if outcome.awareness_entries:
+        state.awareness.apply_awareness_update(outcome.message.payload, "peer")
+        _show_presence(state, echo)
+    if outcome.message.type is protocol.MessageType.QUERY_AWARENESS:
+        state.outbox.put_nowait(_awareness_frame(state.awareness, [state.awareness.client_id]))
+    if outcome.denied:
+        echo(f"peer: {outcome.denied}")
+    return outcome
+
+
+def _show_presence(state: _Connection, echo: Echo) -> None:
+    present = describe_presence(state.awareness.states, state.awareness.client_id)
+    if present != state.presence:
+        state.presence = present
+        echo(f"connected with: {', '.join(present)}" if present else "no one else is connected")
+
+
+def _awareness_frame(awareness: Awareness, ids: list[int]) -> bytes:
+    return protocol.awareness_frame(awareness.encode_awareness_update(ids))
+
+
+def _awareness_frame_leaving(awareness: Awareness, own: int) -> bytes:
+    clock = awareness.meta[own]["clock"] + 1
+    return protocol.awareness_frame(
+        protocol.encode_awareness([protocol.AwarenessEntry(own, clock, None)])
+    )
+
+
+async def _pump(state: _Connection, production: StoredProduction, echo: Echo) -> None:
+    """Live: send the outbox, receive frames, poll the workspace, renew presence."""
+    conn = state.conn
+
+    async def sender() -> None:
+        while True:
+            frame = await state.outbox.get()
+            state.sent_bytes += len(frame)
+            await conn.send(frame)
+
+    async def poller() -> None:
+        renew = time.monotonic() + AWARENESS_RENEW
+        while True:
+            await asyncio.sleep(POLL_INTERVAL)
+            production.refresh()  # other processes' commits reach `forward` as "storage"
+            if time.monotonic() >= renew:
+                renew = time.monotonic() + AWARENESS_RENEW
+                state.awareness.set_local_state(state.awareness.get_local_state())
+                state.outbox.put_nowait(
+                    _awareness_frame(state.awareness, [state.awareness.client_id])
+                )
+                _prune_presence(state, echo)
+
+    async def receiver() -> None:
+        async for frame in conn:
+            outcome = _receive(state, frame, echo)
+            if outcome.changes:
+                echo(f"received {_n(len(outcome.changes))}")
+
+    tasks = [asyncio.create_task(t()) for t in (sender, poller, receiver)]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()  # re-raise what ended it
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _prune_presence(state: _Connection, echo: Echo) -> None:
+    now = int(time.time() * 1000)
+    stale = [
+        c
+        for c, meta in state.awareness.meta.items()
+        if c != state.awareness.client_id and now - meta["lastUpdated"] > 2 * AWARENESS_RENEW * 1000
+    ]
+    if stale:
+        state.awareness.remove_awareness_states(stale, "timeout")
+        _show_presence(state, echo)
+
+
+def _websocket_headers(workspace: Workspace, token: str | None) -> dict[str, str]:
+    headers = {DEVICE_HEADER: workspace.identity.device_id}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def _resolve_room_production(workspace: Workspace, ref: str | None) -> str:
+    """For a plain relay, where nobody lists productions: a local one, or a new id."""
+    try:
+        return workspace.resolve_production(ref)
+    except CastroomError:
+        if ref:
+            return ref  # not here yet: adopt it from the relay
+        raise
+
+
+def sync_websocket(
+    workspace: Workspace,
+    url: str,
+    *,
+    token: str | None = None,
+    production: str | None = None,
+    echo: Echo | None = None,
+    cacert: str | Path | None = None,
+    timeout: float = TIMEOUT,
+) -> Moved:
+    """One-shot sync of one production through a y-websocket relay at ``url``
+    (room ``{url}/{production_id}``)."""
+    say: Echo = echo or (lambda _line: None)
+    pid = _resolve_room_production(workspace, production)
+    target = _Target(workspace, pid)
+    was_here = target.adopted
+    url_room = room_url(websocket_base(url), pid, token)
+    headers = _websocket_headers(workspace, token)
+    try:
+        state = asyncio.run(
+            _run_connection(
+                target, url_room, headers, tls_context(cacert), say, live=False, timeout=timeout
+            )
+        )
+    except _Fatal:
+        raise
+    except (OSError, TimeoutError, websockets.WebSocketException) as exc:
+        raise CastroomError(f"cannot sync with {websocket_base(url)}: {_describe(exc)}") from None
+    moved = Moved(
+        pid,
+        dict(workspace.productions()).get(pid, ""),
+        pulled_bytes=state.received_bytes,
+        pulled_changes=state.received_changes,
+        pushed_bytes=state.sent_bytes,
+        created_here=not was_here,
+    )
+    if echo:
+        echo(f"{moved.describe()}; sent {state.sent_bytes:,} bytes")
+    return moved
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, websockets.ConnectionClosed):
+        rcvd = exc.rcvd
+        if rcvd is not None:
+            return f"connection closed ({rcvd.code}: {rcvd.reason or 'no reason'})"
+        return "connection closed"
+    return str(exc) or type(exc).__name__
+
+
+def sync_live(
+    workspace: Workspace,
+    url: str,
+    *,
+    token: str | None = None,
+    production: str | None = None,
+    echo: Echo | None = None,
+    cacert: str | Path | None = None,
+    duration: float | None = None,
+    max_attempts: int | None = None,
+    timeout: float = TIMEOUT,
+) -> None:
+    """Stay connected (until ``duration`` seconds pass, or Ctrl-C), reconnecting with
+    backoff after a drop. With an http(s) URL a one-shot sync runs first, then every
+    production the token reaches is kept live over ``/sync/{id}``. ``max_attempts`` bounds
+    consecutive failed connection attempts (None = keep trying)."""
+    say: Echo = echo or (lambda _line: None)
+    if is_http_url(url):
+        moved = sync_http(
+            workspace,
+            url,
+            token=token,
+            production=production,
+            echo=say,
+            cacert=cacert,
+            timeout=timeout,
+        )
+        ids = [m.production_id for m in moved]
+    else:
+        ids = [_resolve_room_production(workspace, production)]
+    if not ids:
+        raise CastroomError("no production to keep in sync")
+    base = websocket_base(url)
+    headers = _websocket_headers(workspace, token)
+    ssl_ctx = tls_context(cacert)
+
+    async def one(pid: str) -> None:
+        target = _Target(workspace, pid)
+        url_room = room_url(base, pid, token)
+        backoff = Backoff()
+        failures = 0
+        while True:
+            started = time.monotonic()
+            try:
+                await _run_connection(
+                    target, url_room, headers, ssl_ctx, say, live=True, timeout=timeout
+                )
+                reason = "connection closed"
+            except _Fatal:
+                raise
+            except (
+                OSError,
+                TimeoutError,
+                websockets.WebSocketException,
+                protocol.ProtocolError,
+            ) as exc:
+                reason = _describe(exc)
+            if time.monotonic() - started > 5:
+                backoff.reset()
+                failures = 0
+            failures += 1
+            if max_attempts is not None and failures >= max_attempts:
+                raise CastroomError(f"gave up on {base} after {failures} attempts: {reason}")
+            delay = backoff.next()
+            say(f"{pid[:8]}: {reason}; reconnecting in {delay:.1f}s")
+            await asyncio.sleep(delay)
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(one(pid)) for pid in ids]
+        try:
+            if duration is None:
+                await asyncio.gather(*tasks)
+            else:
+                done, _ = await asyncio.wait(
+                    tasks, timeout=duration, return_when=asyncio.FIRST_EXCEPTION
+                )
+                for task in done:
+                    task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    say(f"live: {len(ids)} production(s) with {base} (Ctrl-C to stop)")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

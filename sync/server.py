@@ -1,0 +1,635 @@
+"""``castroom serve``: a workspace's productions over WebSocket (Yjs) and plain HTTP.
+
+Endpoints (every one but ``/health`` needs a bearer token: ``Authorization: Bearer T``,
+or ``?token=T`` for browsers, which cannot set headers on a WebSocket):
+
+- ``WS   /sync/{production_id}``  y-websocket protocol; a stock y-websocket client with
+  server URL ``ws://HOST:PORT/sync`` and room = production id is a peer. The server answers
+  a step 1 with step 2 and its own step 1, relays updates and awareness (presence) to the
+  room's other peers, and drops (and tells) a read-only peer's step-2/update frames.
+- ``POST /sync/{id}/pull``  body: the caller's state vector (empty = everything); answers
+  the missing update bytes, with the server's state vector (base64) in
+  ``X-Castroom-State-Vector`` so the caller can push back exactly what the server lacks.
+- ``POST /sync/{id}/push``  body: an update; merged durably. Pushing to an unknown id is
+  allowed when the update creates that very production (a first sync from a new machine).
+- ``GET  /sync/{id}/state`` the server's state vector.
+- ``GET  /productions``      ``{"scope", "productions": [{"id", "title"}]}`` the token sees.
+- ``GET  /health``           ``{"status": "ok"}``, no token, nothing else.
+
+Peers may name their device (``X-Castroom-Device`` header or ``?device=``); it is recorded
+with every update they send. Refusals: 400 undecodable, 401 no or bad token, 403 not
+allowed, 404 unknown production, 413 too large; on a WebSocket that is already open, a bad
+frame closes it with 1007, an oversized one with 1009 and a revoked token with 4401.
+
+All writes go through the workspace's storage, like the CLI's: a CLI edit from another
+process is picked up by polling ``refresh()`` and relayed to the live peers.
+
+For tests and benchmarks, :class:`ServerThread` runs a server in a background thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import socket
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import uvicorn
+from pycrdt import Awareness
+from starlette.applications import Starlette
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from castroom.core.document import CastDocument, Changes
+from castroom.core.errors import BadUpdate, CastroomError
+from castroom.core.workspace import StoredProduction, Workspace
+
+from . import protocol
+from .auth import AccessDenied, TokenInfo, TokenStore
+
+log = logging.getLogger("castroom.sync.server")
+
+STATE_VECTOR_HEADER = "X-Castroom-State-Vector"
+DEVICE_HEADER = "X-Castroom-Device"
+
+
+class ServerOptions(msgspec.Struct, kw_only=True, frozen=True):
+    """Limits and timings of one server."""
+
+    #: Largest HTTP request body (bytes); larger ones get 413.
+    max_body: int = protocol.MAX_MESSAGE
+    #: Largest WebSocket frame (bytes); larger ones close the socket with 1009.
+    max_message: int = protocol.MAX_MESSAGE
+    #: How often to look for other processes' commits (seconds).
+    poll_interval: float = 0.05
+    #: How often to re-check live peers' tokens, so a revocation cuts them off (seconds).
+    token_recheck: float = 1.0
+    #: Bytes queued for one slow peer before it is disconnected (it resyncs on reconnect).
+    max_queued: int = 64 * 1024 * 1024
+
+
+class Refused(Exception):
+    """An HTTP refusal: status and one clear line."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(message)
+
+
+# -- live rooms ------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Peer:
+    """One WebSocket connection in a room."""
+
+    websocket: WebSocket
+    session: protocol.SyncSession
+    token: str
+    info: TokenInfo
+    device: str
+    queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    queued: int = 0
+    closed: bool = False
+    close_code: int = 1000
+    close_reason: str = ""
+
+    def send(self, frame: bytes) -> None:
+        """Queue a frame (never blocks: a slow peer must not hold up the others)."""
+        if self.closed:
+            return
+        self.queued += len(frame)
+        self.queue.put_nowait(frame)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close after the frames already queued (the writer task does it)."""
+        if not self.closed:
+            self.closed = True
+            self.close_code = code
+            # The close reason must fit in a control frame (123 bytes).
+            self.close_reason = reason.encode()[:120].decode(errors="ignore")
+            self.queue.put_nowait(None)
+
+
+class Room:
+    """The live peers of one production, and their presence (awareness)."""
+
+    def __init__(self, production: StoredProduction) -> None:
+        self.production = production
+        self.peers: set[Peer] = set()
+        #: The peer whose frame is being handled: its own update is not echoed back to it.
+        self.sender: Peer | None = None
+        self.awareness = Awareness(production.doc.ydoc)
+        self.awareness.set_local_state(None)  # the server itself is not present
+        production.update_listeners.append(self._relay_update)
+
+    def close(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.production.update_listeners.remove(self._relay_update)
+
+    def _relay_update(self, update: bytes, origin: str, changes: Changes) -> None:
+        if update == protocol.EMPTY_UPDATE:
+            return
+        frame = protocol.update_frame(update)
+        for peer in self.peers:
+            if peer is not self.sender:
+                peer.send(frame)
+
+    def others(self, peer: Peer) -> list[Peer]:
+        return [p for p in self.peers if p is not peer]
+
+    def presence_frame(self) -> bytes | None:
+        """Every present client's state (for a newcomer, or a query-awareness)."""
+        ids = [c for c in self.awareness.states if c != self.awareness.client_id]
+        if not ids:
+            return None
+        return protocol.awareness_frame(self.awareness.encode_awareness_update(ids))
+
+    def apply_awareness(self, peer: Peer, payload: bytes, frame: bytes) -> None:
+        self.awareness.apply_awareness_update(payload, peer)
+        for other in self.others(peer):
+            other.send(frame)
+
+    def leave(self, peer: Peer) -> None:
+        """Forget a peer; tell the others its clients are gone."""
+        self.peers.discard(peer)
+        gone = [c for c in peer.session.client_ids if c in self.awareness.states]
+        if gone:
+            payload = protocol.encode_awareness(
+                [
+                    protocol.AwarenessEntry(c, self.awareness.meta[c]["clock"] + 1, None)
+                    for c in gone
+                ]
+            )
+            self.awareness.remove_awareness_states(gone, "left")
+            for other in self.peers:
+                other.send(protocol.awareness_frame(payload))
+
+
+class SyncServer:
+    """The application state: one workspace, its tokens, the live rooms."""
+
+    def __init__(self, workspace_path: Path, options: ServerOptions) -> None:
+        self.workspace_path = workspace_path
+        self.options = options
+        self.workspace: Workspace | None = None
+        self.tokens: TokenStore | None = None
+        self.rooms: dict[str, Room] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        # Opened here, inside the server's event loop thread: every document access
+        # happens on this one thread.
+        self.workspace = Workspace.open(self.workspace_path, create=False)
+        self.tokens = TokenStore(self.workspace.store)
+        poller = asyncio.create_task(self._poll())
+        try:
+            yield
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            for room in self.rooms.values():
+                for peer in list(room.peers):
+                    peer.close(1001, "server shutting down")
+                room.close()
+            self.rooms.clear()
+            self.workspace.close()
+
+    async def _poll(self) -> None:
+        """Relay other processes' commits to live peers; cut off revoked tokens."""
+        loop = asyncio.get_running_loop()
+        next_check = loop.time() + self.options.token_recheck
+        while True:
+            await asyncio.sleep(self.options.poll_interval)
+            for room in list(self.rooms.values()):
+                try:
+                    room.production.refresh()
+                except Exception:
+                    log.exception("refreshing production %s failed", room.production.id)
+            if loop.time() >= next_check:
+                next_check = loop.time() + self.options.token_recheck
+                assert self.tokens is not None
+                for room in list(self.rooms.values()):
+                    for peer in list(room.peers):
+                        if self.tokens.verify(peer.token) is None:
+                            log.warning(
+                                "token %s revoked: disconnecting %s", peer.info.id, peer.device
+                            )
+                            peer.send(protocol.permission_denied_frame("token revoked"))
+                            peer.close(4401, "token revoked")
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def authorize(
+        self, conn: HTTPConnection, production_id: str | None, *, write: bool
+    ) -> TokenInfo:
+        assert self.tokens is not None
+        token = bearer_token(conn)
+        try:
+            return self.tokens.authorize(token, production_id, write=write)
+        except AccessDenied as exc:
+            raise Refused(exc.status, str(exc)) from None
+
+    def production(self, production_id: str) -> StoredProduction:
+        assert self.workspace is not None
+        if production_id not in dict(self.workspace.productions()):
+            raise Refused(404, f"no production {production_id!r} on this server")
+        return self.workspace.production(production_id)
+
+    async def read_body(self, request: Request) -> bytes:
+        limit = self.options.max_body
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise Refused(
+                413, f"request body of {int(declared)} bytes exceeds the {limit}-byte limit"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Refused(413, f"request body exceeds the {limit}-byte limit")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def productions(self, request: Request) -> Response:
+        info = self.authorize(request, None, write=False)
+        assert self.workspace is not None
+        visible = [
+            {"id": pid, "title": title}
+            for pid, title in self.workspace.productions()
+            if info.may_read(pid)
+        ]
+        return JSONResponse({"scope": info.scope, "productions": visible})
+
+    async def state(self, request: Request) -> Response:
+        production_id = request.path_params["production_id"]
+        self.authorize(request, production_id, write=False)
+        production = self.production(production_id)
+        production.refresh()
+        return Response(production.doc.state_vector(), media_type="application/octet-stream")
+
+    async def pull(self, request: Request) -> Response:
+        production_id = request.path_params["production_id"]
+        self.authorize(request, production_id, write=False)
+        body = await self.read_body(request)
+        production = self.production(production_id)
+        try:
+            missing = protocol.encode_missing(production, body)
+        except protocol.ProtocolError as exc:
+            raise Refused(400, f"bad state vector: {exc}") from None
+        state_vector = base64.b64encode(production.doc.state_vector()).decode()
+        return Response(
+            missing,
+            media_type="application/octet-stream",
+            headers={STATE_VECTOR_HEADER: state_vector},
+        )
+
+    async def push(self, request: Request) -> Response:
+        production_id = request.path_params["production_id"]
+        info = self.authorize(request, production_id, write=True)
+        body = await self.read_body(request)
+        device = peer_device(request, info)
+        assert self.workspace is not None
+        try:
+            if production_id in dict(self.workspace.productions()):
+                changes = protocol.merge_into(self.production(production_id), body, device=device)
+                created = False
+            else:
+                changes = self._adopt(production_id, body, device)
+                created = True
+        except protocol.ProtocolError as exc:
+            raise Refused(400, f"bad update: {exc}") from None
+        return JSONResponse({"changed": len(changes), "created": created})
+
+    def _adopt(self, production_id: str, update: bytes, device: str) -> Changes:
+        """A production this server has never seen: accept it only if the update
+        creates that very production (so a typo cannot plant an empty document)."""
+        assert self.workspace is not None
+        protocol.check_update(update)
+        scratch = CastDocument()
+        try:
+            scratch.apply_update(update, origin="check")
+        except BadUpdate as exc:
+            raise protocol.ProtocolError(str(exc)) from None
+        if scratch.production_id != production_id:
+            raise Refused(404, f"no production {production_id!r} on this server")
+        _, changes = self.workspace.adopt(production_id, update, origin="sync", device=device)
+        log.info("adopted production %s from %s", production_id, device)
+        return changes
+
+    # -- WebSocket ---------------------------------------------------------------------------
+
+    async def websocket(self, websocket: WebSocket) -> None:
+        production_id = websocket.path_params["production_id"]
+        try:
+            info = self.authorize(websocket, production_id, write=False)
+            production = self.production(production_id)
+        except Refused as refusal:
+            log.warning(
+                "refused WebSocket to %s: %s %s", production_id, refusal.status, refusal.message
+            )
+            await deny(websocket, refusal.status, refusal.message)
+            return
+        await websocket.accept()
+        device = peer_device(websocket, info)
+        session = protocol.SyncSession(
+            production,
+            can_write=info.scope == "write",
+            device=device,
+            answer_step1_with_step1=True,
+            max_message=self.options.max_message,
+        )
+        peer = Peer(websocket, session, bearer_token(websocket) or "", info, device)
+        room = self.rooms.get(production_id)
+        if room is None:
+            room = self.rooms[production_id] = Room(production)
+        room.peers.add(peer)
+        presence = room.presence_frame()
+        if presence:
+            peer.send(presence)
+        writer = asyncio.create_task(self._write(peer))
+        try:
+            await self._read(peer, room)
+        finally:
+            peer.close()
+            room.leave(peer)
+            if not room.peers:
+                room.close()
+                self.rooms.pop(production_id, None)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer, timeout=5)
+            writer.cancel()
+
+    async def _read(self, peer: Peer, room: Room) -> None:
+        websocket = peer.websocket
+        while not peer.closed:
+            try:
+                message = await websocket.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("bytes")
+            if data is None:
+                peer.close(1003, "binary Yjs frames only")
+                return
+            limit = self.options.max_message
+            if len(data) > limit:
+                log.warning("oversized frame (%d bytes) from %s", len(data), peer.device)
+                peer.close(1009, f"message of {len(data)} bytes exceeds the {limit}-byte limit")
+                return
+            room.sender = peer
+            try:
+                outcome = peer.session.receive(data)
+            except protocol.ProtocolError as exc:
+                log.warning("bad frame from %s on %s: %s", peer.device, room.production.id, exc)
+                peer.close(1007, f"bad message: {exc}")
+                return
+            except CastroomError as exc:
+                log.error("could not merge from %s: %s", peer.device, exc)
+                peer.close(1011, str(exc))
+                return
+            finally:
+                room.sender = None
+            for reply in outcome.replies:
+                peer.send(reply)
+            if outcome.awareness is not None:
+                room.apply_awareness(peer, outcome.message.payload, outcome.awareness)
+            if outcome.message.type is protocol.MessageType.QUERY_AWARENESS:
+                presence = room.presence_frame()
+                if presence:
+                    peer.send(presence)
+            if peer.queued > self.options.max_queued:
+                peer.close(1013, "too far behind; reconnect to resync")
+                return
+
+    async def _write(self, peer: Peer) -> None:
+        while True:
+            frame = await peer.queue.get()
+            if frame is None:
+                break
+            peer.queued -= len(frame)
+            try:
+                await peer.websocket.send_bytes(frame)
+            except Exception:
+                peer.close(1011)
+                break
+        with contextlib.suppress(Exception):
+            await peer.websocket.close(code=peer.close_code, reason=peer.close_reason)
+
+
+def bearer_token(conn: HTTPConnection) -> str | None:
+    header = conn.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return conn.query_params.get("token") or None
+
+
+def peer_device(conn: HTTPConnection, info: TokenInfo) -> str:
+    """The device a peer says it is (for the log), else the token it used."""
+    named = conn.headers.get(DEVICE_HEADER.lower()) or conn.query_params.get("device") or ""
+    named = "".join(ch for ch in named if ch.isprintable())[:100]
+    return named or f"token:{info.name or info.id}"
+
+
+def _refusal(status: int, message: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def deny(websocket: WebSocket, status: int, message: str) -> None:
+    """Refuse a WebSocket handshake with a plain HTTP status where the server supports it
+    (uvicorn does), else accept-and-close with 4000 + status."""
+    try:
+        await websocket.send_denial_response(_refusal(status, message))
+    except RuntimeError:
+        await websocket.close(code=4000 + status, reason=message[:120])
+
+
+def create_app(workspace_path: str | Path, options: ServerOptions | None = None) -> Starlette:
+    """The ASGI application serving one workspace."""
+    server = SyncServer(Path(workspace_path), options or ServerOptions())
+
+    async def on_refused(request: Any, exc: Exception) -> Response:
+        assert isinstance(exc, Refused)
+        log.warning(
+            "%s %s refused: %s %s", request.method, request.url.path, exc.status, exc.message
+        )
+        return _refusal(exc.status, exc.message)
+
+    app = Starlette(
+        routes=[
+            Route("/health", server.health, methods=["GET"]),
+            Route("/productions", server.productions, methods=["GET"]),
+            Route("/sync/{production_id}/state", server.state, methods=["GET"]),
+            Route("/sync/{production_id}/pull", server.pull, methods=["POST"]),
+            Route("/sync/{production_id}/push", server.push, methods=["POST"]),
+            WebSocketRoute("/sync/{production_id}", server.websocket),
+        ],
+        exception_handlers={Refused: on_refused},
+        lifespan=server.lifespan,
+    )
+    app.state.sync = server
+    return app
+
+
+# -- running it ------------------------------------------------------------------------------
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening socket (port 0 = any free port; read it back from getsockname)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise CastroomError(f"cannot resolve host {host!r}: {exc}") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise CastroomError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling us once it is listening."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Any = None) -> None:
+        super().__init__(config)
+        self.on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self.on_ready is not None:
+            self.on_ready()
+
+
+def make_config(
+    workspace_path: str | Path,
+    *,
+    tls_cert: str | Path | None = None,
+    tls_key: str | Path | None = None,
+    options: ServerOptions | None = None,
+) -> uvicorn.Config:
+    options = options or ServerOptions()
+    if bool(tls_cert) != bool(tls_key):
+        raise CastroomError("--tls-cert and --tls-key go together")
+    for path in (tls_cert, tls_key):
+        if path and not Path(path).is_file():
+            raise CastroomError(f"no such file: {path}")
+    return uvicorn.Config(
+        create_app(workspace_path, options),
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        # Our own check (with a clear close reason) runs first; this is the hard stop.
+        ws_max_size=options.max_message * 2,
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+        timeout_graceful_shutdown=2,
+    )
+
+
+def serve(
+    workspace_path: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    tls_cert: str | Path | None = None,
+    tls_key: str | Path | None = None,
+    options: ServerOptions | None = None,
+    on_ready: Any = None,
+) -> None:
+    """Run the server in the foreground until interrupted. ``on_ready(url)`` is called once
+    it listens (port 0 picks a free port, shown in the URL)."""
+    Workspace.open(workspace_path, create=False).close()  # a clear error if there is none
+    config = make_config(workspace_path, tls_cert=tls_cert, tls_key=tls_key, options=options)
+    sock = bind_socket(host, port)
+    scheme = "https" if tls_cert else "http"
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"{scheme}://{shown}:{bound}"
+    server = _Server(config, on_ready=(lambda: on_ready(url)) if on_ready else None)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+class ServerThread:
+    """A server in a background thread, for tests and benchmarks::
+
+    with ServerThread(workspace_path) as server:
+        httpx.get(f"{server.url}/health")
+    """
+
+    def __init__(
+        self,
+        workspace_path: str | Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        options: ServerOptions | None = None,
+        tls_cert: str | Path | None = None,
+        tls_key: str | Path | None = None,
+    ) -> None:
+        self.config = make_config(
+            workspace_path, tls_cert=tls_cert, tls_key=tls_key, options=options
+        )
+        self.sock = bind_socket(host, port)
+        self.port = self.sock.getsockname()[1]
+        scheme = "https" if tls_cert else "http"
+        self.url = f"{scheme}://{host}:{self.port}"
+        self.ws_url = f"{'wss' if tls_cert else 'ws'}://{host}:{self.port}/sync"
+        self._ready = threading.Event()
+        self.server = _Server(self.config, on_ready=self._ready.set)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    @property
+    def app_state(self) -> SyncServer:
+        return self.config.app.state.sync  # type: ignore[union-attr]
+
+    def start(self, timeout: float = 10) -> ServerThread:
+        self.thread.start()
+        if not self._ready.wait(timeout):
+            self.stop()
+            raise RuntimeError("sync server did not start")
+        return self
+
+    def stop(self, timeout: float = 10) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+        self.sock.close()
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

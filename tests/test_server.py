@@ -1,0 +1,491 @@
+"""The sync server on a real uvicorn on 127.0.0.1 (in a thread), real workspaces, real
+WebSocket and HTTP clients."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pycrdt import Doc, Map
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from castroom.core import model
+from castroom.core.workspace import Workspace
+from castroom.sync import protocol as p
+from castroom.sync.auth import TokenStore
+from castroom.sync.server import STATE_VECTOR_HEADER, ServerOptions, ServerThread
+
+#: One client for the module: making an httpx client loads the CA bundle (~0.2 s), and
+#: these plain-http tests need no TLS.
+HTTP = httpx.Client(verify=False, timeout=10)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.02)
+
+
+class Setup:
+    """A seeded server workspace with one token of each kind."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "server"
+        with Workspace.open(self.path, member="casting") as ws:
+            self.pid = ws.create_production("Harbour Lights").id
+            self.other = ws.create_production("Other Show").id
+            ws.production(self.pid).doc.add(model.Talent, name="Ada Stone")
+            tokens = TokenStore(ws.store)
+            self.write = tokens.create("write", name="w")[1]
+            self.read = tokens.create("read", name="r")[1]
+            self.only_other = tokens.create("write", production=self.other, name="o")[1]
+            info, self.revoked = tokens.create("write", name="gone")
+            tokens.revoke(info.id)
+
+    def snapshot(self) -> tuple[str, int]:
+        with Workspace.open(self.path, create=False) as ws:
+            production = ws.production(self.pid)
+            rows = ws.store.db.execute("SELECT COUNT(*) FROM updates").fetchone()[0]
+            return json.dumps(production.doc.to_data(), sort_keys=True, default=str), rows
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
+    """Shared by the module's tests (each checks what it changed, not absolute state)."""
+    return Setup(tmp_path_factory.mktemp("server"))
+
+
+@pytest.fixture(scope="module")
+def server(setup: Setup) -> Iterator[ServerThread]:
+    with ServerThread(setup.path) as running:
+        yield running
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def ws_connect(server: ServerThread, pid: str, token: str | None, **kw: Any) -> ClientConnection:
+    url = f"{server.ws_url}/{pid}" + (f"?token={token}" if token else "")
+    return connect(url, proxy=None, open_timeout=5, max_size=None, **kw)
+
+
+def recv_frames(
+    conn: ClientConnection,
+    timeout: float = 0.5,
+    until: Callable[[p.Message], bool] | None = None,
+) -> list[p.Message]:
+    """Frames received within ``timeout``, or up to the first one matching ``until``."""
+    out = []
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            out.append(p.decode_message(conn.recv(timeout=left)))
+        except TimeoutError:
+            break
+        if until is not None and until(out[-1]):
+            break
+    return out
+
+
+def is_update(message: p.Message) -> bool:
+    return message.sync_type is p.SyncType.UPDATE
+
+
+def is_awareness(message: p.Message) -> bool:
+    return message.type is p.MessageType.AWARENESS
+
+
+def handshake(conn: ClientConnection, doc: Doc) -> list[p.Message]:
+    """Our step 1, then the server's step 2 and its own step 1 (which ends the exchange)."""
+    conn.send(p.step1_frame(doc.get_state()))
+    frames = recv_frames(conn, 5, until=lambda m: m.sync_type is p.SyncType.STEP1)
+    for message in frames:
+        if message.sync_type in (p.SyncType.STEP2, p.SyncType.UPDATE):
+            doc.apply_update(message.payload)
+    return frames
+
+
+# -- HTTP --------------------------------------------------------------------------------------
+
+
+def test_health_needs_no_token_and_reveals_nothing(server: ServerThread) -> None:
+    response = HTTP.get(f"{server.url}/health")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_productions_listed_by_token(server: ServerThread, setup: Setup) -> None:
+    every = HTTP.get(f"{server.url}/productions", headers=bearer(setup.write)).json()
+    assert {x["id"] for x in every["productions"]} >= {setup.pid, setup.other}
+    one = HTTP.get(f"{server.url}/productions", headers=bearer(setup.only_other)).json()
+    assert [x["id"] for x in one["productions"]] == [setup.other]
+    assert (
+        HTTP.get(f"{server.url}/productions", headers=bearer(setup.read)).json()["scope"] == "read"
+    )
+
+
+@pytest.mark.parametrize(
+    ("who", "method", "status", "message"),
+    [
+        (None, "pull", 401, "token is required"),
+        ("wrong", "pull", 401, "invalid or revoked"),
+        ("revoked", "pull", 401, "invalid or revoked"),
+        ("read", "push", 403, "read-only"),
+        ("only_other", "pull", 403, "does not give access"),
+        ("only_other", "push", 403, "does not give access"),
+    ],
+)
+def test_http_refusals(
+    server: ServerThread, setup: Setup, who: str | None, method: str, status: int, message: str
+) -> None:
+    before = setup.snapshot()
+    token = {"wrong": "crt_000000000000_nope", None: None}.get(who, getattr(setup, who or "", None))
+    headers = bearer(token) if token else {}
+    peer = Doc()
+    peer.get("talents", type=Map)["x"] = Map({"id": "x", "name": "Intruder"})
+    body = b"" if method == "pull" else peer.get_update()
+    response = HTTP.post(f"{server.url}/sync/{setup.pid}/{method}", headers=headers, content=body)
+    assert response.status_code == status
+    assert message in response.json()["error"]
+    if status == 401:
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert setup.snapshot() == before
+
+
+def test_token_in_query_parameter(server: ServerThread, setup: Setup) -> None:
+    response = HTTP.post(f"{server.url}/sync/{setup.pid}/pull?token={setup.read}", content=b"")
+    assert response.status_code == 200
+
+
+def test_pull_then_push_round_trip(server: ServerThread, setup: Setup, tmp_path: Path) -> None:
+    headers = bearer(setup.write)
+    pulled = HTTP.post(f"{server.url}/sync/{setup.pid}/pull", headers=headers, content=b"")
+    assert pulled.status_code == 200
+    with Workspace.open(tmp_path / "laptop") as laptop:
+        mine, _ = laptop.adopt(setup.pid, pulled.content, origin="sync")
+        assert [t.name for t in mine.doc.all(model.Talent)] == ["Ada Stone"]
+        mine.doc.add(model.Talent, name="Ben Ray")
+        import base64
+
+        server_sv = base64.b64decode(pulled.headers[STATE_VECTOR_HEADER])
+        diff = mine.doc.encode_update(server_sv)
+        pushed = HTTP.post(f"{server.url}/sync/{setup.pid}/push", headers=headers, content=diff)
+        assert pushed.json() == {"changed": 1, "created": False}
+        # Pulling with an up-to-date state vector brings back nothing new.
+        again = HTTP.post(
+            f"{server.url}/sync/{setup.pid}/pull", headers=headers, content=mine.doc.state_vector()
+        )
+        before = mine.doc.to_data()
+        mine.apply_update(again.content, origin="sync")
+        assert mine.doc.to_data() == before
+    with Workspace.open(setup.path, create=False) as ws:
+        names = {t.name for t in ws.production(setup.pid).doc.all(model.Talent)}
+        assert names >= {"Ada Stone", "Ben Ray"}
+        entry = ws.production(setup.pid).history(limit=1)[0]
+        assert entry.origin == "sync"
+
+
+def test_push_new_production_is_adopted_but_not_junk(
+    server: ServerThread, setup: Setup, tmp_path: Path
+) -> None:
+    headers = bearer(setup.write)
+    with Workspace.open(tmp_path / "laptop") as laptop:
+        fresh = laptop.create_production("Brand New")
+        update = fresh.doc.encode_update()
+        junk = HTTP.post(f"{server.url}/sync/NOT-{fresh.id}/push", headers=headers, content=update)
+        assert junk.status_code == 404
+        made = HTTP.post(f"{server.url}/sync/{fresh.id}/push", headers=headers, content=update)
+        assert made.json()["created"] is True
+    listing = HTTP.get(f"{server.url}/productions", headers=headers).json()["productions"]
+    assert {"id": fresh.id, "title": "Brand New"} in listing
+
+
+def test_unknown_production_404(server: ServerThread, setup: Setup) -> None:
+    response = HTTP.post(f"{server.url}/sync/nope/pull", headers=bearer(setup.write), content=b"")
+    assert response.status_code == 404 and "no production" in response.json()["error"]
+
+
+def test_malformed_bodies_refused_document_unchanged(server: ServerThread, setup: Setup) -> None:
+    before = setup.snapshot()
+    headers = bearer(setup.write)
+    for body in (b"\x01\x02\x03", b"\xff" * 40, b"x", b"\x01\x01\x81"):
+        response = HTTP.post(f"{server.url}/sync/{setup.pid}/push", headers=headers, content=body)
+        assert response.status_code == 400 and "bad update" in response.json()["error"]
+    bad_sv = HTTP.post(f"{server.url}/sync/{setup.pid}/pull", headers=headers, content=b"\x05\x01")
+    assert bad_sv.status_code == 400 and "state vector" in bad_sv.json()["error"]
+    assert setup.snapshot() == before
+
+
+def test_body_size_limit(setup: Setup) -> None:
+    with ServerThread(setup.path, options=ServerOptions(max_body=1000, max_message=1000)) as srv:
+        before = setup.snapshot()
+        response = HTTP.post(
+            f"{srv.url}/sync/{setup.pid}/push", headers=bearer(setup.write), content=b"\x00" * 5000
+        )
+        assert response.status_code == 413 and "limit" in response.json()["error"]
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: counted while reading
+            for _ in range(10):
+                yield b"\x00" * 500
+
+        streamed = HTTP.post(
+            f"{srv.url}/sync/{setup.pid}/push", headers=bearer(setup.write), content=chunks()
+        )
+        assert streamed.status_code == 413
+        with ws_connect(srv, setup.pid, setup.write) as conn:
+            conn.send(p.update_frame(b"\x00" * 5000))
+            with pytest.raises(ConnectionClosed) as closed:
+                recv_frames(conn, 2)
+                conn.recv(timeout=2)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        assert setup.snapshot() == before
+
+
+# -- WebSocket ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("who", "status"),
+    [(None, 401), ("wrong", 401), ("revoked", 401), ("only_other", 403)],
+)
+def test_websocket_handshake_refusals(
+    server: ServerThread, setup: Setup, who: str | None, status: int
+) -> None:
+    token = {"wrong": "crt_000000000000_nope", None: None}.get(who, getattr(setup, who or "", None))
+    with pytest.raises(InvalidStatus) as refused:
+        ws_connect(server, setup.pid, token)
+    assert refused.value.response.status_code == status
+    assert b"error" in refused.value.response.body
+
+
+def test_websocket_bearer_header(server: ServerThread, setup: Setup) -> None:
+    with connect(
+        f"{server.ws_url}/{setup.pid}", proxy=None, additional_headers=bearer(setup.read)
+    ) as conn:
+        doc = Doc()
+        handshake(conn, doc)
+        assert "Ada Stone" in json.dumps(doc.get("talents", type=Map).to_py())
+
+
+def test_server_answers_step1_with_step2_then_own_step1(server: ServerThread, setup: Setup) -> None:
+    with ws_connect(server, setup.pid, setup.read) as conn:
+        frames = handshake(conn, Doc())
+    kinds = [m.sync_type for m in frames if m.type is p.MessageType.SYNC]
+    assert kinds == [p.SyncType.STEP2, p.SyncType.STEP1]
+
+
+def test_updates_relayed_between_peers_and_stored(server: ServerThread, setup: Setup) -> None:
+    a_doc, b_doc, c_doc = Doc(), Doc(), Doc()
+    with (
+        ws_connect(server, setup.pid, setup.write) as a,
+        ws_connect(server, setup.pid, setup.write) as b,
+        ws_connect(server, setup.pid, setup.write) as c,
+    ):
+        for conn, doc in ((a, a_doc), (b, b_doc), (c, c_doc)):
+            handshake(conn, doc)
+        before = a_doc.get_state()
+        a_doc.get("talents", type=Map)["t9"] = Map(
+            {"id": "t9", "name": "Cy Live", "deleted": False}
+        )
+        a.send(p.update_frame(a_doc.get_update(before)))
+        for conn, doc in ((b, b_doc), (c, c_doc)):
+            got = [m for m in recv_frames(conn, 5, until=is_update) if is_update(m)]
+            assert got, "no update relayed"
+            for message in got:
+                doc.apply_update(message.payload)
+            assert doc.get("talents", type=Map)["t9"]["name"] == "Cy Live"
+        # The sender does not get its own update echoed.
+        assert not [m for m in recv_frames(a, 0.2) if is_update(m)]
+    with Workspace.open(setup.path, create=False) as ws:
+        production = ws.production(setup.pid)
+        assert production.doc.get(model.Talent, "t9").name == "Cy Live"
+        assert production.history(limit=1)[0].origin == "sync"
+
+
+def test_awareness_relayed_and_cleared_on_leave(server: ServerThread, setup: Setup) -> None:
+    present = p.awareness_frame(
+        p.encode_awareness([p.AwarenessEntry(4242, 1, {"user": {"name": "Ada", "device": "lap"}})])
+    )
+    with ws_connect(server, setup.pid, setup.read) as watcher:
+        handshake(watcher, Doc())
+        with ws_connect(server, setup.pid, setup.read) as ada:
+            handshake(ada, Doc())
+            ada.send(present)
+            seen = [m for m in recv_frames(watcher, 5, until=is_awareness) if is_awareness(m)]
+            assert p.decode_awareness(seen[0].payload)[0].state["user"]["name"] == "Ada"
+            # A newcomer gets the current presence on arrival.
+            with ws_connect(server, setup.pid, setup.read) as late:
+                first = [m for m in recv_frames(late, 5, until=is_awareness) if is_awareness(m)]
+                assert p.decode_awareness(first[0].payload)[0].client_id == 4242
+        gone = [m for m in recv_frames(watcher, 5, until=is_awareness) if is_awareness(m)]
+        entries = [e for m in gone for e in p.decode_awareness(m.payload)]
+        assert any(e.client_id == 4242 and e.state is None for e in entries)
+
+
+def test_read_only_peer_dropped_and_told(server: ServerThread, setup: Setup) -> None:
+    before = setup.snapshot()
+    with ws_connect(server, setup.pid, setup.read) as conn:
+        doc = Doc()
+        handshake(conn, doc)
+        state = doc.get_state()
+        doc.get("talents", type=Map)["zz"] = Map({"id": "zz", "name": "Sneaky"})
+        conn.send(p.update_frame(doc.get_update(state)))
+        told = [
+            m
+            for m in recv_frames(conn, 5, until=lambda m: m.type is p.MessageType.AUTH)
+            if m.type is p.MessageType.AUTH
+        ]
+        assert told and b"read-only" in told[0].payload
+    assert setup.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [b"\x00\x02\x05\x01\x02", b"\x09", b"\x00\x02\x03\xff\xff\xff", b"\x00\x00\x01"],
+)
+def test_malformed_frames_close_with_1007_document_unchanged(
+    server: ServerThread, setup: Setup, frame: bytes
+) -> None:
+    before = setup.snapshot()
+    with ws_connect(server, setup.pid, setup.write) as conn:
+        conn.send(frame)
+        with pytest.raises(ConnectionClosed) as closed:
+            for _ in range(10):
+                conn.recv(timeout=2)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
+        assert "bad message" in closed.value.rcvd.reason
+    assert setup.snapshot() == before
+    # The server carries on serving.
+    assert HTTP.get(f"{server.url}/health").status_code == 200
+
+
+def test_text_frames_refused(server: ServerThread, setup: Setup) -> None:
+    with ws_connect(server, setup.pid, setup.write) as conn:
+        conn.send("hello")
+        with pytest.raises(ConnectionClosed) as closed:
+            conn.recv(timeout=2)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1003
+
+
+def test_revoking_a_token_cuts_off_live_peers(setup: Setup) -> None:
+    with Workspace.open(setup.path, create=False) as ws:
+        info, token = TokenStore(ws.store).create("write")
+    with ServerThread(setup.path, options=ServerOptions(token_recheck=0.1)) as srv:
+        with ws_connect(srv, setup.pid, token) as conn:
+            handshake(conn, Doc())
+            with Workspace.open(setup.path, create=False) as ws:
+                TokenStore(ws.store).revoke(info.id)
+            with pytest.raises(ConnectionClosed) as closed:
+                for _ in range(20):
+                    conn.recv(timeout=2)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+def test_cli_edit_in_another_process_reaches_live_peer(server: ServerThread, setup: Setup) -> None:
+    with ws_connect(server, setup.pid, setup.read) as conn:
+        doc = Doc()
+        handshake(conn, doc)
+        exe = Path(sys.executable).with_name("castroom")
+        subprocess.run(
+            [
+                str(exe),
+                "--workspace",
+                str(setup.path),
+                "-p",
+                setup.pid,
+                "add",
+                "talent",
+                "name=From CLI",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        started = time.monotonic()
+
+        def arrived() -> bool:
+            for message in recv_frames(conn, 0.2, until=is_update):
+                if is_update(message):
+                    doc.apply_update(message.payload)
+            return "From CLI" in json.dumps(doc.get("talents", type=Map).to_py())
+
+        assert wait_for(arrived, 10)
+        assert time.monotonic() - started < 5
+
+
+def test_http_push_reaches_live_peer(server: ServerThread, setup: Setup) -> None:
+    with ws_connect(server, setup.pid, setup.read) as conn:
+        doc = Doc()
+        handshake(conn, doc)
+        state = doc.get_state()
+        doc.get("talents", type=Map)["h1"] = Map({"id": "h1", "name": "Via HTTP", "deleted": False})
+        update = doc.get_update(state)
+        other = Doc()
+        other.apply_update(doc.get_update())
+        HTTP.post(
+            f"{server.url}/sync/{setup.pid}/push", headers=bearer(setup.write), content=update
+        )
+        relayed = [m for m in recv_frames(conn, 5, until=is_update) if is_update(m)]
+        assert relayed
+
+
+# -- TLS ---------------------------------------------------------------------------------------
+
+
+def make_cert(folder: Path) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed (needed to make a test certificate)")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+def test_tls(setup: Setup, tmp_path: Path) -> None:
+    cert, key = make_cert(tmp_path)
+    with ServerThread(setup.path, tls_cert=cert, tls_key=key) as srv:
+        assert srv.url.startswith("https://")
+        context = ssl.create_default_context(cafile=str(cert))
+        assert httpx.get(f"{srv.url}/health", verify=context).json() == {"status": "ok"}
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{srv.url}/health")  # not trusted by default
+        with connect(
+            f"{srv.ws_url}/{setup.pid}?token={setup.read}", ssl=context, proxy=None
+        ) as conn:
+            doc = Doc()
+            handshake(conn, doc)
+            assert "Ada Stone" in json.dumps(doc.get("talents", type=Map).to_py())
