@@ -231,9 +231,15 @@ def rank(view: ProductionView, talent_id: str, role_id: str | None) -> Contingen
             if dropped_lines
             else None
         )
-        paid_days = (
-            dropped_lines[0].work_days + dropped_lines[0].hold_days if dropped_lines else len(days)
-        )
+        if dropped_lines:
+            paid_days = dropped_lines[0].work_days + dropped_lines[0].hold_days
+        else:  # no deal: the affected days plus the holds between them
+            schedule = budget.ordered_days(view)
+            wanted = {d.id for d in days}
+            codes = budget.schedule_codes(
+                [d.date for d in schedule], {i for i, d in enumerate(schedule) if d.id in wanted}
+            )
+            paid_days = sum(1 for c in codes if c)
         plans.append(
             RolePlan(
                 role_id=rid,
@@ -328,6 +334,21 @@ def _rank_role(
         reasons.append(why)
         free, why, blocked = _availability(view, talent_id, days)
         reasons.append(why)
+        clashes = [
+            (scene, other)
+            for scene in scenes
+            for other in scene.characters
+            if other != role.id
+            and other in view.roles
+            and (holder := view.booked_talent(other, scene.era)) is not None
+            and holder.id == talent_id
+        ]
+        if clashes:
+            # Already in those scenes as another character: one actor, two roles.
+            free = 0.0
+            numbers = ", ".join(dict.fromkeys(scene.number for scene, _ in clashes))
+            others = ", ".join(dict.fromkeys(view.roles[o].name for _, o in clashes))
+            reasons.append(f"already plays {others} in scene {numbers}")
         cost = _estimate(view, talent, role, era, paid_days, template, own_deals.get(talent_id))
         rate_cap_ok = True
         if talent.rate is not None and role.rate_cap is not None and talent.rate > role.rate_cap:

@@ -154,6 +154,20 @@ def test_budget_left_and_rate_cap_weigh_in(ws_path: Path) -> None:
     assert "estimated $4,500.00 fits the $5,000.00 left" in reps["Cal"].reasons
 
 
+def test_a_candidate_already_in_the_scenes_as_another_role(ws_path: Path) -> None:
+    ids = build(ws_path)
+    with Workspace.open(ws_path) as ws:
+        doc = ws.production().doc
+        doc.add(Candidate, talent_id=ids["Bo"], role_id=ids["mara"], stage="callback")
+        for deal in doc.all(Deal):
+            doc.delete(Deal, deal.id)  # no deal: priced on the affected days and holds
+        plan = rank(ProductionView(doc), ids["Ada"], None)
+    reps = {r.name: r for r in plan.roles[0].replacements}
+    assert "already plays June in scene 1" in reps["Bo"].reasons
+    assert reps["Bo"].score < reps["Eve"].score
+    assert reps["Eve"].estimated_cost == 300_000  # 2 work days and the hold between
+
+
 def test_era_bookings_rank_only_that_eras_candidates(tmp_path: Path) -> None:
     with Workspace.open(tmp_path / "era", member="tester") as ws:
         doc = ws.create_production("Decades").doc

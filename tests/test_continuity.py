@@ -399,3 +399,14 @@ def test_check_without_a_workspace_is_one_clear_error(tmp_path: Path) -> None:
     result = run(tmp_path / "nothing-here", "check")
     assert result.exit_code == 1
     assert result.output.count("Error:") == 1
+
+
+def test_check_console_script_exit_status(tmp_path: Path) -> None:
+    """The real `castroom` executable, in a subprocess, exits 1 on an error finding."""
+    from conftest import run_castroom
+
+    path = _uncast_workspace(tmp_path, scheduled=True)
+    done = run_castroom("--workspace", str(path), "check", "--json", timeout=120)
+    assert done.returncode == 1, done.stderr
+    data = json.loads(done.stdout)
+    assert [f["code"] for f in data["findings"]] == ["uncast-character"]
