@@ -40,12 +40,13 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from pycrdt import get_state
 
 from castroom.core.document import CastDocument
 from castroom.core.errors import BadUpdate, CastroomError
 from castroom.core.storage import merge_all
 from castroom.core.workspace import StoredProduction, Workspace
+
+from .protocol import check_update
 
 FOLDER_NAME = "castroom"
 MANIFEST = "manifest.json"
@@ -116,16 +117,12 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _undecodable(data: bytes) -> str | None:
-    """Why ``data`` is not a Yjs v1 update, or None if it decodes (decoding only:
-    get_state parses every struct and the delete set without integrating anything)."""
-    if len(data) < 2:
-        return "not a Yjs update (too short)"
+    """Why ``data`` is not a Yjs v1 update, or None if it decodes (decoding only, with
+    the sync protocol's checks: nothing is integrated)."""
     try:
-        get_state(data)
-    except BaseException as exc:
-        if _fatal(exc):
-            raise
-        return f"cannot decode update: {_one_line(exc)}"
+        check_update(data)
+    except BadUpdate as exc:
+        return str(exc)
     return None
 
 

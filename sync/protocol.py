@@ -256,6 +256,12 @@ def check_update(update: bytes) -> None:
     cheap next to merging."""
     if len(update) < 2:
         raise ProtocolError("not a Yjs update (too short)")
+    # Yrs reserves room for the declared number of clients before reading them: a 5-byte
+    # update declaring 2^28 of them costs it seconds and half a gigabyte (found by
+    # tests/test_fuzz.py). Each client takes at least 3 bytes, so refuse the lie up front.
+    clients, _ = read_var_uint(update, 0)
+    if clients > len(update) // 3:
+        raise ProtocolError(f"malformed update (declares {clients} clients in {len(update)} bytes)")
     try:
         get_state(update)
     except BaseException as exc:  # a Rust panic surfaces as a BaseException
