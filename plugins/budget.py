@@ -499,28 +499,18 @@ def castroom_register_commands(cli: click.Group) -> None:
 
 
 def _print_report(obj: Any, report: BudgetReport) -> None:
+    from rich.console import Console
     from rich.table import Table
 
+    # Money columns must never be cut: print at least 132 columns wide (pipes included).
+    console = Console(width=max(obj.console.width, 132), highlight=False)
     money = lambda minor: format_money(minor, report.currency)  # noqa: E731
     table = Table(title="cast cost by deal")
-    for column in (
-        "role",
-        "talent",
-        "status",
-        "unit",
-        "rate",
-        "days",
-        "base",
-        "overtime",
-        "fringe",
-        "total",
-    ):
+    for column in ("role", "talent", "status", "rate", "days", "base", "overtime", "fringe"):
         table.add_column(
-            column,
-            justify="right"
-            if column in {"rate", "days", "base", "overtime", "fringe", "total"}
-            else "left",
+            column, justify="left" if column in {"role", "talent", "status"} else "right"
         )
+    table.add_column("total", justify="right", style="bold")
     for line in report.lines:
         days = f"{line.work_days}W+{line.hold_days}H"
         if line.billed_days != line.work_days + line.hold_days:
@@ -532,15 +522,14 @@ def _print_report(obj: Any, report: BudgetReport) -> None:
             line.role + era,
             line.talent,
             status,
-            line.unit,
-            money(line.rate),
+            f"{money(line.rate)}/{line.unit}",
             days,
             money(line.base),
             money(line.overtime),
             money(line.fringe),
             money(line.total),
         )
-    obj.console.print(table)
+    console.print(table)
     for title, subs in (("by actor", report.by_talent), ("by role", report.by_role)):
         sub_table = Table(title=title)
         sub_table.add_column("name")
@@ -548,7 +537,7 @@ def _print_report(obj: Any, report: BudgetReport) -> None:
         sub_table.add_column("total", justify="right")
         for sub in subs:
             sub_table.add_row(sub.name, str(sub.deals), money(sub.total))
-        obj.console.print(sub_table)
+        console.print(sub_table)
     if report.cap is None:
         click.echo(f"Total: {money(report.total)} (no budget cap set)")
     else:

@@ -89,6 +89,11 @@ class ContingencyPlan(msgspec.Struct, kw_only=True):
     currency: str
     roles: list[RolePlan]
 
+    @property
+    def replacements(self) -> list[Replacement]:
+        """Every role's replacements, role by role (most plans have one role)."""
+        return [rep for role in self.roles for rep in role.replacements]
+
 
 # -- ranking ----------------------------------------------------------------------------------
 
@@ -348,7 +353,8 @@ def _rank_role(
             free = 0.0
             numbers = ", ".join(dict.fromkeys(scene.number for scene, _ in clashes))
             others = ", ".join(dict.fromkeys(view.roles[o].name for _, o in clashes))
-            reasons.append(f"already plays {others} in scene {numbers}")
+            plural = "s" if "," in numbers else ""
+            reasons.append(f"already plays {others} in scene{plural} {numbers}")
         cost = _estimate(view, talent, role, era, paid_days, template, own_deals.get(talent_id))
         rate_cap_ok = True
         if talent.rate is not None and role.rate_cap is not None and talent.rate > role.rate_cap:
@@ -525,7 +531,7 @@ def castroom_register_commands(cli: click.Group) -> None:
             if as_json:
                 emit_json(plan)
             else:
-                _print_plan(obj, plan)
+                _print_plan(plan)
             return
         role_plan, chosen = choose(plan, apply_ref)
         booked = apply_choice(production, plan, role_plan, chosen)
@@ -561,12 +567,11 @@ def to_plan(result: Any) -> ContingencyPlan:
         raise CastroomError(f"a plugin's replacement ranking is malformed: {exc}") from None
 
 
-def _print_plan(obj: Any, plan: ContingencyPlan) -> None:
-    from rich.table import Table
-
+def _print_plan(plan: ContingencyPlan) -> None:
+    """Plain text: what is affected, then each replacement with its reasons."""
     for role_plan in plan.roles:
         era = f" ({role_plan.era})" if role_plan.era else ""
-        click.echo(f"{plan.talent} drops out of {role_plan.role}{era}:")
+        click.echo(click.style(f"{plan.talent} drops out of {role_plan.role}{era}", bold=True))
         click.echo(
             f"  scenes affected ({len(role_plan.scenes)}): "
             + (", ".join(s.number for s in role_plan.scenes) or "none")
@@ -578,18 +583,14 @@ def _print_plan(obj: Any, plan: ContingencyPlan) -> None:
         if not role_plan.replacements:
             click.echo("  no replacements: add candidates or backups for the role")
             continue
-        table = Table(title=f"replacements for {role_plan.role}{era}")
-        for column in ("rank", "talent", "tier", "score", "id", "reasons"):
-            table.add_column(column, overflow="fold")
+        click.echo("  replacements, best first (book one with --apply ID):")
         for rep in role_plan.replacements:
-            table.add_row(
-                str(rep.rank),
-                rep.name,
-                rep.tier,
-                str(rep.score),
-                rep.candidate_id or rep.talent_id,
-                "; ".join(rep.reasons),
+            name = click.style(rep.name, bold=True)
+            click.echo(
+                f"  {rep.rank:>3}. {name}  [{rep.tier}, fit {rep.score}/100]"
+                f"  ID {rep.candidate_id or rep.talent_id}"
             )
-        obj.console.print(table)
+            for reason in rep.reasons:
+                click.echo(f"         - {reason}")
     if plan.remaining_budget is not None:
         click.echo(f"Budget left: {format_money(plan.remaining_budget, plan.currency)}")

@@ -163,16 +163,25 @@ def check_uncast(view: ProductionView) -> list[Finding]:
 
 
 def check_playing_age(view: ProductionView) -> list[Finding]:
-    groups: dict[tuple[str, str, int | None, int | None], list[Scene]] = defaultdict(list)
+    Group = tuple[str, str, int | None, int | None]  # role, talent, the character's ages
+    groups: dict[Group, list[Scene]] = defaultdict(list)
+    # Most scenes repeat a (role, era, look age): judge each combination once.
+    verdicts: dict[tuple[str, str | None, int | None], Group | None] = {}
     for scene in view.scenes.values():
         for role_id in scene.characters:
-            role = view.roles.get(role_id)
-            talent = view.booked_talent(role_id, scene.era) if role else None
-            if role is None or talent is None:
-                continue
-            low, high = age_range(role, scene)
-            if fits_age(talent, low, high) is False:
-                groups[(role_id, talent.id, low, high)].append(scene)
+            look = scene.looks.get(role_id)
+            key = (role_id, scene.era, look.age if look is not None else None)
+            if key not in verdicts:
+                role = view.roles.get(role_id)
+                talent = view.booked_talent(role_id, scene.era) if role else None
+                verdicts[key] = None
+                if role is not None and talent is not None:
+                    low, high = age_range(role, scene)
+                    if fits_age(talent, low, high) is False:
+                        verdicts[key] = (role_id, talent.id, low, high)
+            group = verdicts[key]
+            if group is not None:
+                groups[group].append(scene)
     out = []
     for (role_id, talent_id, low, high), scenes in groups.items():
         role, talent = view.roles[role_id], view.get(Talent, talent_id)
@@ -200,9 +209,12 @@ def check_looks(view: ProductionView) -> list[Finding]:
             continue
         for role_id, look in scene.looks.items():
             timelines[(role_id, scene.era)].append((scene.story_day, scene, look))
+    order = {
+        scene.id: n for n, scene in enumerate(sorted(view.scenes.values(), key=scene_sort_key))
+    }
     out = []
     for (role_id, _era), items in timelines.items():
-        items.sort(key=lambda item: (item[0], scene_sort_key(item[1])))
+        items.sort(key=lambda item: (item[0], order[item[1].id]))
         for (day_a, scene_a, look_a), (day_b, scene_b, look_b) in pairwise(items):
             if day_b - day_a > 1 or look_b.note.strip():
                 continue
