@@ -7,9 +7,11 @@ the CLI starts fast.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -38,6 +40,14 @@ def _setup_logging() -> None:
     uvicorn_errors = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _QuietHandshakeNoise) for f in uvicorn_errors.filters):
         uvicorn_errors.addFilter(_QuietHandshakeNoise())
+
+
+class _Stopped(Exception):
+    """SIGTERM, after uvicorn's graceful shutdown."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _Stopped()
 
 
 @click.command()
@@ -77,15 +87,19 @@ def serve(
         click.echo(f"castroom serving {path} at {url} (WebSocket: {ws}/sync/PRODUCTION_ID)")
         sys.stdout.flush()
 
-    run(
-        path,
-        host=host,
-        port=port,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        options=options,
-        on_ready=ready,
-    )
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal for the
+    # previous handler: make that a normal stop (exit 0), not a kill.
+    signal.signal(signal.SIGTERM, _stop)
+    with contextlib.suppress(KeyboardInterrupt, _Stopped):
+        run(
+            path,
+            host=host,
+            port=port,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            options=options,
+            on_ready=ready,
+        )
     click.echo("castroom server stopped")
 
 

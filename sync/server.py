@@ -363,6 +363,9 @@ class SyncServer:
         if room is None:
             room = self.rooms[production_id] = Room(production)
         room.peers.add(peer)
+        log.info(
+            "%s joined %s (%s; %d connected)", device, production_id, info.scope, len(room.peers)
+        )
         presence = room.presence_frame()
         if presence:
             peer.send(presence)
@@ -372,6 +375,7 @@ class SyncServer:
         finally:
             peer.close()
             room.leave(peer)
+            log.info("%s left %s", device, production_id)
             if not room.peers:
                 room.close()
                 self.rooms.pop(production_id, None)

@@ -383,15 +383,17 @@ def test_text_frames_refused(server: ServerThread, setup: Setup) -> None:
 def test_revoking_a_token_cuts_off_live_peers(setup: Setup) -> None:
     with Workspace.open(setup.path, create=False) as ws:
         info, token = TokenStore(ws.store).create("write")
-    with ServerThread(setup.path, options=ServerOptions(token_recheck=0.1)) as srv:
-        with ws_connect(srv, setup.pid, token) as conn:
-            handshake(conn, Doc())
-            with Workspace.open(setup.path, create=False) as ws:
-                TokenStore(ws.store).revoke(info.id)
-            with pytest.raises(ConnectionClosed) as closed:
-                for _ in range(20):
-                    conn.recv(timeout=2)
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    with (
+        ServerThread(setup.path, options=ServerOptions(token_recheck=0.1)) as srv,
+        ws_connect(srv, setup.pid, token) as conn,
+    ):
+        handshake(conn, Doc())
+        with Workspace.open(setup.path, create=False) as ws:
+            TokenStore(ws.store).revoke(info.id)
+        with pytest.raises(ConnectionClosed) as closed:
+            for _ in range(20):
+                conn.recv(timeout=2)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
 
 def test_cli_edit_in_another_process_reaches_live_peer(server: ServerThread, setup: Setup) -> None:

@@ -1,0 +1,392 @@
+"""The sync client against a real server: one-shot HTTP, one-shot y-websocket, and live
+mode in real processes (presence, CLI edits, a server restart)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from castroom.core import model
+from castroom.core.errors import CastroomError
+from castroom.core.workspace import Workspace
+from castroom.sync import client
+from castroom.sync.auth import TokenStore
+from castroom.sync.server import ServerThread
+
+EXE = str(Path(sys.executable).with_name("castroom"))
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+class Seeded:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.path = root / "server"
+        with Workspace.open(self.path, member="casting") as ws:
+            production = ws.create_production("Harbour Lights")
+            self.pid = production.id
+            production.doc.add(model.Talent, name="Ada Stone")
+            self.other = ws.create_production("Other Show").id
+            tokens = TokenStore(ws.store)
+            self.write = tokens.create("write")[1]
+            self.read = tokens.create("read")[1]
+            self.only_other = tokens.create("write", production=self.other)[1]
+
+    def names(self, path: Path | None = None, pid: str | None = None) -> set[str]:
+        with Workspace.open(path or self.path, create=False) as ws:
+            if (pid or self.pid) not in dict(ws.productions()):
+                return set()
+            return {t.name for t in ws.production(pid or self.pid).doc.all(model.Talent)}
+
+
+def state_of(path: Path) -> str:
+    """Everything in a workspace, to compare before and after."""
+    with Workspace.open(path, create=False) as ws:
+        data = {pid: ws.production(pid).doc.to_data() for pid, _ in ws.productions()}
+        rows = ws.store.db.execute("SELECT COUNT(*) FROM updates").fetchone()[0]
+    return json.dumps([data, rows], sort_keys=True, default=str)
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> Seeded:
+    return Seeded(tmp_path)
+
+
+@pytest.fixture
+def server(seeded: Seeded) -> Iterator[ServerThread]:
+    with ServerThread(seeded.path) as running:
+        yield running
+
+
+# -- one-shot HTTP ---------------------------------------------------------------------------
+
+
+def test_first_sync_adopts_then_pushes_back(
+    seeded: Seeded, server: ServerThread, tmp_path: Path
+) -> None:
+    lines: list[str] = []
+    with Workspace.open(tmp_path / "laptop", member="ben") as laptop:
+        moved = client.sync_http(laptop, server.url, token=seeded.write, echo=lines.append)
+        assert {m.production_id for m in moved} == {seeded.pid, seeded.other}
+        assert all(m.created_here for m in moved)
+        assert any("Harbour Lights" in line and "new here" in line for line in lines)
+        laptop.production(seeded.pid).doc.add(model.Talent, name="Ben Ray")
+        lines.clear()
+        again = client.sync_http(
+            laptop, server.url + "/sync/", token=seeded.write, echo=lines.append
+        )
+        harbour = next(m for m in again if m.production_id == seeded.pid)
+        assert harbour.pushed_changes == 1 and harbour.pulled_changes == 0
+        assert any("pushed 1 change" in line for line in lines)
+        assert any("Other Show" in line and "up to date" in line for line in lines)
+    assert seeded.names() == {"Ada Stone", "Ben Ray"}
+
+
+def test_both_sides_edit_then_converge(
+    seeded: Seeded, server: ServerThread, tmp_path: Path
+) -> None:
+    with Workspace.open(tmp_path / "laptop") as laptop:
+        client.sync_http(laptop, server.url, token=seeded.write)
+        laptop.production(seeded.pid).doc.add(model.Talent, name="Laptop Edit")
+        with Workspace.open(seeded.path, create=False) as ws:
+            ws.production(seeded.pid).doc.add(model.Talent, name="Server Edit")
+        moved = client.sync_http(laptop, server.url, token=seeded.write)
+        harbour = next(m for m in moved if m.production_id == seeded.pid)
+        assert harbour.pulled_changes == 1 and harbour.pushed_changes == 1
+        here = {t.name for t in laptop.production(seeded.pid).doc.all(model.Talent)}
+    assert here == seeded.names() == {"Ada Stone", "Laptop Edit", "Server Edit"}
+
+
+def test_local_production_is_pushed_to_the_server(
+    seeded: Seeded, server: ServerThread, tmp_path: Path
+) -> None:
+    with Workspace.open(tmp_path / "laptop") as laptop:
+        mine = laptop.create_production("Laptop Only")
+        mine.doc.add(model.Talent, name="Dee")
+        moved = client.sync_http(laptop, server.url, token=seeded.write)
+        assert any(m.created_there and m.production_id == mine.id for m in moved)
+        assert seeded.names(pid=mine.id) == {"Dee"}
+
+
+def test_read_token_pulls_but_never_pushes(
+    seeded: Seeded, server: ServerThread, tmp_path: Path
+) -> None:
+    with Workspace.open(tmp_path / "laptop") as laptop:
+        client.sync_http(laptop, server.url, token=seeded.read)
+        laptop.production(seeded.pid).doc.add(model.Talent, name="Not Sent")
+        laptop.create_production("Not Sent Either")
+        moved = client.sync_http(laptop, server.url, token=seeded.read)
+        assert all(m.pushed_bytes == 0 for m in moved)
+    assert seeded.names() == {"Ada Stone"}
+
+
+def test_production_token_and_filter(seeded: Seeded, server: ServerThread, tmp_path: Path) -> None:
+    with Workspace.open(tmp_path / "laptop") as laptop:
+        moved = client.sync_http(laptop, server.url, token=seeded.only_other)
+        assert [m.production_id for m in moved] == [seeded.other]
+        moved = client.sync_http(
+            laptop, server.url, token=seeded.write, production="Harbour Lights"
+        )
+        assert [m.production_id for m in moved] == [seeded.pid]
+        with pytest.raises(CastroomError, match="matches no production"):
+            client.sync_http(laptop, server.url, token=seeded.write, production="Nope")
+
+
+def test_unreachable_server_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "laptop"
+    with Workspace.open(path) as laptop:
+        laptop.create_production("Mine").doc.add(model.Talent, name="Ada")
+    before = state_of(path)
+    from castroom.sync.server import bind_socket
+
+    sock = bind_socket("127.0.0.1", 0)  # a port nobody answers on once closed
+    port = sock.getsockname()[1]
+    sock.close()
+    with Workspace.open(path) as laptop:
+        with pytest.raises(CastroomError, match="cannot reach"):
+            client.sync_http(laptop, f"http://127.0.0.1:{port}", token="t", timeout=5)
+        with pytest.raises(CastroomError, match="cannot sync"):
+            client.sync_websocket(laptop, f"ws://127.0.0.1:{port}", token="t", timeout=5)
+    assert state_of(path) == before
+
+
+def test_refused_token_changes_nothing(
+    seeded: Seeded, server: ServerThread, tmp_path: Path
+) -> None:
+    path = tmp_path / "laptop"
+    with Workspace.open(path) as laptop:
+        laptop.create_production("Mine")
+    before = state_of(path)
+    with Workspace.open(path) as laptop:
+        with pytest.raises(CastroomError, match=r"refused \(401\): invalid or revoked"):
+            client.sync_http(laptop, server.url, token="crt_0_bad")
+        with pytest.raises(CastroomError, match=r"refused \(401\)"):
+            client.sync_websocket(laptop, server.ws_url, token="crt_0_bad", production=seeded.pid)
+    assert state_of(path) == before
+
+
+# -- one-shot over plain y-websocket ---------------------------------------------------------
+
+
+def test_websocket_one_shot_adopts_and_pushes(
+    seeded: Seeded, server: ServerThread, tmp_path: Path
+) -> None:
+    with Workspace.open(tmp_path / "laptop") as laptop:
+        moved = client.sync_websocket(
+            laptop, server.ws_url, token=seeded.write, production=seeded.pid
+        )
+        assert moved.created_here
+        assert {t.name for t in laptop.production(seeded.pid).doc.all(model.Talent)} == {
+            "Ada Stone"
+        }
+        laptop.production(seeded.pid).doc.add(model.Talent, name="Over WS")
+        client.sync_websocket(laptop, server.ws_url, token=seeded.write)
+    assert seeded.names() == {"Ada Stone", "Over WS"}
+
+
+def test_websocket_empty_room_is_an_error(
+    seeded: Seeded, server: ServerThread, tmp_path: Path
+) -> None:
+    with Workspace.open(tmp_path / "laptop") as laptop:
+        with pytest.raises(CastroomError, match="refused \\(404\\)"):
+            client.sync_websocket(laptop, server.ws_url, token=seeded.write, production="NOPE")
+        assert laptop.productions() == []
+
+
+# -- helpers for live mode -----------------------------------------------------------------------
+
+
+def test_urls() -> None:
+    assert client.http_base("http://h:1/sync/") == "http://h:1"
+    assert client.websocket_base("https://h:1") == "wss://h:1/sync"
+    assert client.websocket_base("ws://h:1/rooms/") == "ws://h:1/rooms"
+    assert client.room_url("ws://h:1/sync", "P1", "a b") == "ws://h:1/sync/P1?token=a%20b"
+
+
+def test_backoff_grows_and_resets() -> None:
+    backoff = client.Backoff(0.1, 2, 1)
+    delays = [backoff.next() for _ in range(6)]
+    assert delays[0] < 0.13 and all(d <= 1.25 for d in delays) and delays[3] >= 0.8
+    backoff.reset()
+    assert backoff.next() < 0.13
+
+
+def test_describe_presence() -> None:
+    states = {
+        1: {"user": {"name": "Ada", "device": "lap"}},
+        2: {},
+        3: {"user": {"name": "Ben"}},
+        9: {"x": 1},
+    }
+    assert client.describe_presence(states, own=3) == ["Ada (lap)", "client 9"]
+
+
+# -- live mode in real processes -----------------------------------------------------------------
+
+
+class Proc:
+    """A castroom subprocess whose output goes to a file (read at any time)."""
+
+    def __init__(self, log: Path, *args: str) -> None:
+        self.log = log
+        self.handle = log.open("w")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [EXE, *args], stdout=self.handle, stderr=subprocess.STDOUT, env=env, text=True
+        )
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def wait_line(self, pattern: str, timeout: float = 20) -> re.Match[str]:
+        found = wait_for(lambda: re.search(pattern, self.output()), timeout)
+        assert found, f"no {pattern!r} in output:\n{self.output()}"
+        return found
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.handle.close()
+
+
+def start_server(path: Path, log: Path, port: int = 0) -> tuple[Proc, str]:
+    proc = Proc(log, "--workspace", str(path), "serve", "--port", str(port))
+    url = proc.wait_line(r"at (http://127\.0\.0\.1:\d+)").group(1)
+    return proc, url
+
+
+def cli(path: Path, *args: str, member: str = "casting") -> None:
+    subprocess.run(
+        [EXE, "--workspace", str(path), "--member", member, *args],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_live_peers_see_each_other_and_cli_edits(seeded: Seeded, tmp_path: Path) -> None:
+    server, url = start_server(seeded.path, tmp_path / "server.log")
+    peers: list[Proc] = []
+    try:
+        for name in ("ben", "carol"):
+            peers.append(
+                Proc(
+                    tmp_path / f"{name}.log",
+                    "--workspace",
+                    str(tmp_path / name),
+                    "--member",
+                    name,
+                    "sync",
+                    url,
+                    "--token",
+                    seeded.write,
+                    "--live",
+                    "--duration",
+                    "40",
+                )
+            )
+        for peer in peers:
+            peer.wait_line(r"live: 2 production")
+        peers[0].wait_line(r"connected with: .*carol")
+        peers[1].wait_line(r"connected with: .*ben")
+        # An edit by a CLI command on ben's workspace (another process) reaches carol live.
+        cli(tmp_path / "ben", "-p", seeded.pid, "add", "talent", "name=From Ben", member="ben")
+        assert wait_for(lambda: "From Ben" in seeded.names(tmp_path / "carol"), 15)
+        # And an edit on the server's workspace reaches both.
+        cli(seeded.path, "-p", seeded.pid, "add", "talent", "name=From Server")
+        for name in ("ben", "carol"):
+            assert wait_for(lambda n=name: "From Server" in seeded.names(tmp_path / n), 15)
+        peers[1].stop()
+        peers[0].wait_line(r"no one else is connected")
+    finally:
+        for proc in (*peers, server):
+            proc.stop()
+    assert seeded.names() == {"Ada Stone", "From Ben", "From Server"}
+
+
+def test_live_client_reconnects_after_server_restart(seeded: Seeded, tmp_path: Path) -> None:
+    server, url = start_server(seeded.path, tmp_path / "server1.log")
+    port = url.rsplit(":", 1)[1]
+    laptop = tmp_path / "laptop"
+    live = Proc(
+        tmp_path / "live.log",
+        "--workspace",
+        str(laptop),
+        "sync",
+        url,
+        "--token",
+        seeded.write,
+        "--live",
+        "--duration",
+        "60",
+    )
+    try:
+        live.wait_line("no one else is connected")
+        server.stop()
+        live.wait_line("reconnecting in")
+        # Edited while the server is down: kept locally, sent after the reconnect.
+        cli(laptop, "-p", seeded.pid, "add", "talent", "name=Offline Edit")
+        server, _ = start_server(seeded.path, tmp_path / "server2.log", int(port))
+        assert wait_for(lambda: "Offline Edit" in seeded.names(), 20), live.output()
+        cli(seeded.path, "-p", seeded.pid, "add", "talent", "name=After Restart")
+        assert wait_for(lambda: "After Restart" in seeded.names(laptop), 15), live.output()
+    finally:
+        live.stop()
+        server.stop()
+
+
+def test_live_fatal_refusal_exits_1(seeded: Seeded, server: ServerThread, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            EXE,
+            "--workspace",
+            str(tmp_path / "x"),
+            "sync",
+            server.ws_url,
+            "--token",
+            seeded.only_other,
+            "--production",
+            seeded.pid,
+            "--live",
+            "--duration",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "refused (403)" in result.stderr
+
+
+def test_sync_live_in_process_bounded(seeded: Seeded, server: ServerThread, tmp_path: Path) -> None:
+    """The synchronous entry point returns after ``duration``."""
+    lines: list[str] = []
+    with Workspace.open(tmp_path / "laptop") as laptop:
+        started = time.monotonic()
+        client.sync_live(laptop, server.url, token=seeded.read, echo=lines.append, duration=1.5)
+        assert time.monotonic() - started < 10
+        assert seeded.pid in dict(laptop.productions())
+    assert any(line.startswith("live:") for line in lines)

@@ -1,0 +1,257 @@
+"""`castroom token`, `castroom serve` and `castroom sync` as a person runs them: in-process
+for the quick cases, real subprocesses (a real server on 127.0.0.1) end to end."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from castroom.core import model
+from castroom.core.workspace import Workspace
+
+EXE = str(Path(sys.executable).with_name("castroom"))
+
+
+def castroom(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [EXE, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+class Served:
+    """`castroom serve --port 0` in a subprocess; its URL read from its first line."""
+
+    def __init__(self, workspace: Path, log: Path, *extra: str) -> None:
+        self.log = log
+        self.handle = log.open("w")
+        self.proc = subprocess.Popen(
+            [EXE, "--workspace", str(workspace), "serve", "--port", "0", *extra],
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + 30
+        while not (match := re.search(r"at (https?://127\.0\.0\.1:\d+)", log.read_text())):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.stop()
+                raise AssertionError(f"server did not start:\n{log.read_text()}")
+            time.sleep(0.05)
+        self.url = match.group(1)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.handle.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> tuple[Path, str]:
+    path = tmp_path / "server"
+    with Workspace.open(path, member="casting") as ws:
+        production = ws.create_production("Harbour Lights")
+        production.doc.add(model.Talent, name="Ada Stone")
+        assert production.id
+        return path, production.id
+
+
+@pytest.fixture
+def served(seeded: tuple[Path, str], tmp_path: Path) -> Iterator[Served]:
+    server = Served(seeded[0], tmp_path / "serve.log")
+    yield server
+    server.stop()
+
+
+def new_token(cli: Any, workspace: Path, *args: str) -> str:
+    result = cli("token", "create", *args, workspace=workspace)
+    assert result.exit_code == 0, result.output
+    return result.output.strip().splitlines()[-1]
+
+
+# -- tokens -------------------------------------------------------------------------------------
+
+
+def test_token_create_list_revoke(cli: Any, seeded: tuple[Path, str]) -> None:
+    path, pid = seeded
+    result = cli("token", "create", "--scope", "write", "--name", "ben laptop", workspace=path)
+    assert result.exit_code == 0
+    *_, token = result.output.strip().splitlines()
+    assert re.fullmatch(r"crt_[0-9a-f]{12}_[\w-]{43}", token)
+    token_id = token.split("_")[1]
+    listed = cli("token", "list", workspace=path).output
+    assert token_id in listed and "write" in listed and "ben laptop" in listed
+    assert token.split("_")[2] not in listed
+    scoped = new_token(cli, path, "--scope", "read", "--production", "Harbour Lights")
+    entries = cli("token", "list", "--json", workspace=path)
+    import json
+
+    rows = json.loads(entries.output)
+    assert {r["production"] for r in rows} == {None, pid}
+    assert all("hash" not in r and "secret" not in r for r in rows)
+    revoked = cli("token", "revoke", token_id, workspace=path)
+    assert revoked.exit_code == 0 and token_id in revoked.output
+    assert "revoked" in cli("token", "list", workspace=path).output
+    assert scoped.startswith("crt_")
+
+
+def test_token_errors(cli: Any, seeded: tuple[Path, str], tmp_path: Path) -> None:
+    path, _ = seeded
+    unknown = cli("token", "revoke", "ffffffff", workspace=path)
+    assert unknown.exit_code == 1 and "no token" in unknown.output
+    bad_scope = cli("token", "create", "--scope", "admin", workspace=path)
+    assert bad_scope.exit_code == 2
+    no_prod = cli("token", "create", "--scope", "read", "--production", "Nope", workspace=path)
+    assert no_prod.exit_code == 1 and "no production" in no_prod.output
+    nowhere = cli("token", "create", "--scope", "read", workspace=tmp_path / "missing")
+    assert nowhere.exit_code == 1 and "no castroom workspace" in nowhere.output
+
+
+# -- sync dispatch ------------------------------------------------------------------------------
+
+
+def test_sync_rejects_unknown_schemes(cli: Any) -> None:
+    result = cli("sync", "ftp://example.org/x")
+    assert result.exit_code == 1 and "use http(s)://, ws(s):// or a folder" in result.output
+
+
+def test_sync_path_goes_to_folder_sync(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import castroom.sync.folder as folder
+
+    calls: list[tuple[Any, ...]] = []
+
+    def fake(workspace: Workspace, path: Path, *, live: bool, echo: Any) -> None:
+        calls.append((workspace.path, path, live))
+        echo("folder synced")
+
+    monkeypatch.setattr(folder, "sync_folder", fake)
+    result = cli("sync", str(tmp_path / "shared"), "--live")
+    assert result.exit_code == 0 and "folder synced" in result.output
+    assert calls == [(cli.path, tmp_path / "shared", True)]
+
+
+def test_sync_unreachable_exits_1_and_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "laptop"
+    with Workspace.open(path) as ws:
+        ws.create_production("Mine")
+    before = (path / "castroom.db").stat().st_mtime_ns, Workspace.open(path).productions()
+    result = castroom("--workspace", str(path), "sync", "http://127.0.0.1:9", "--token", "x")
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("Error: cannot reach http://127.0.0.1:9")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert Workspace.open(path).productions() == before[1]
+
+
+# -- end to end ---------------------------------------------------------------------------------
+
+
+def test_serve_then_sync_end_to_end(
+    cli: Any,
+    seeded: tuple[Path, str],
+    served: Served,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path, pid = seeded
+    assert httpx.get(f"{served.url}/health", timeout=5).json() == {"status": "ok"}
+    token = new_token(cli, path, "--scope", "write")
+    laptop = tmp_path / "laptop"
+    # The real console script once (CASTROOM_TOKEN from the environment) ...
+    first = castroom("--workspace", str(laptop), "sync", served.url, env={"CASTROOM_TOKEN": token})
+    assert first.returncode == 0, first.stderr
+    assert "Harbour Lights" in first.stdout and "new here" in first.stdout
+    # ... then in-process, which is quicker.
+    cli("add", "talent", "name=Ben Ray", workspace=laptop)
+    second = cli("sync", served.url, "--token", token, workspace=laptop)
+    assert "pushed 1 change" in second.output
+    with Workspace.open(path, create=False) as ws:
+        names = {t.name for t in ws.production(pid).doc.all(model.Talent)}
+    assert names == {"Ada Stone", "Ben Ray"}
+    refused = cli("sync", served.url, "--token", token + "x", workspace=laptop)
+    assert refused.exit_code == 1 and "refused (401)" in refused.output
+    assert served.stop() == 0
+    assert "castroom server stopped" in served.log.read_text()
+    assert "Traceback" not in served.log.read_text()
+
+
+def test_serve_errors(cli: Any, seeded: tuple[Path, str], tmp_path: Path) -> None:
+    missing = cli("serve", "--port", "0", workspace=tmp_path / "nothing")
+    assert missing.exit_code == 1 and "no castroom workspace" in missing.output
+    half_tls = cli("serve", "--port", "0", "--tls-cert", "x.pem", workspace=seeded[0])
+    assert half_tls.exit_code == 1 and "go together" in half_tls.output
+
+
+def test_serve_on_a_busy_port(seeded: tuple[Path, str], served: Served) -> None:
+    port = served.url.rsplit(":", 1)[1]
+    busy = castroom("--workspace", str(seeded[0]), "serve", "--port", port, timeout=30)
+    # SO_REUSEADDR does not let two listeners share a port on Linux.
+    assert busy.returncode == 1 and "cannot listen" in busy.stderr
+
+
+def test_tls_end_to_end(cli: Any, seeded: tuple[Path, str], tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed (needed to make a test certificate)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    path, _ = seeded
+    token = new_token(cli, path, "--scope", "read")
+    server = Served(path, tmp_path / "tls.log", "--tls-cert", str(cert), "--tls-key", str(key))
+    try:
+        assert server.url.startswith("https://")
+        laptop = tmp_path / "laptop"
+        untrusted = cli("sync", server.url, "--token", token, workspace=laptop)
+        assert untrusted.exit_code == 1 and "cannot reach" in untrusted.output
+        trusted = cli("sync", server.url, "--token", token, "--cacert", str(cert), workspace=laptop)
+        assert trusted.exit_code == 0, trusted.output
+        assert "new here" in trusted.output
+        wss = server.url.replace("https", "wss") + "/sync"
+        over_wss = cli("sync", wss, "--token", token, "--cacert", str(cert), workspace=laptop)
+        assert over_wss.exit_code == 0, over_wss.output
+    finally:
+        server.stop()
