@@ -95,9 +95,9 @@ class TokenStore:
         info = TokenInfo(
             id=token_id,
             name=name,
-            scope=scope,
+            scope=scope,  # type: ignore[arg-type]  # checked against SCOPES above
             production=production,
-            created=time.time(),  # type: ignore[arg-type]
+            created=time.time(),
         )
         with self.store.write() as db:
             db.execute(

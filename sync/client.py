@@ -195,7 +195,7 @@ def sync_http(
             update = response.content
             try:
                 if update != protocol.EMPTY_UPDATE:
-                    protocol.check_update(update)
+                    protocol.guard_update(update)  # merging decodes it all before changing anything
                 server_sv = base64.b64decode(response.headers.get(STATE_VECTOR_HEADER, ""))
                 protocol.check_state_vector(server_sv)
             except (protocol.ProtocolError, ValueError) as exc:
@@ -209,9 +209,12 @@ def sync_http(
             item = moved[pid] = Moved(pid, remote[pid], pulled_bytes=len(update))
             if pid in local:
                 if update != protocol.EMPTY_UPDATE:
-                    changes = workspace.production(pid).apply_update(
-                        update, origin="sync", device=device
-                    )
+                    try:
+                        changes = protocol.merge_into(
+                            workspace.production(pid), update, device=device
+                        )
+                    except protocol.ProtocolError as exc:
+                        raise CastroomError(f"{base} sent a bad update for {pid}: {exc}") from None
                     item.pulled_changes = len(changes)
             else:
                 _, changes = workspace.adopt(pid, update, origin="sync", device=device)
@@ -316,9 +319,11 @@ def describe_presence(states: dict[int, dict[str, Any]], own: int) -> list[str]:
     """'Ada (laptop-2)' for every other connected client, sorted."""
     out = []
     for client_id, state in states.items():
-        if client_id == own or not state:
-            continue
-        user = state.get("user") if isinstance(state.get("user"), dict) else {}
+        if client_id == own or state is None:
+            continue  # a stock Yjs client with no user fields is still someone connected
+        user = state.get("user")
+        if not isinstance(user, dict):
+            user = {}
         name = str(user.get("name") or f"client {client_id}")
         device = user.get("device")
         out.append(f"{name} ({device})" if device else name)
@@ -437,8 +442,8 @@ async def _run_connection(
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"{_strip_token(url)} did not complete the sync handshake")
-            frame = await asyncio.wait_for(conn.recv(), remaining)
-            outcome = _receive(state, frame, echo)
+            received = await asyncio.wait_for(conn.recv(), remaining)
+            outcome = _receive(state, received, echo)
             await state.flush()
             if outcome.message.sync_type is protocol.SyncType.STEP1:
                 answered_step1 = True

@@ -250,10 +250,8 @@ def check_state_vector(state_vector: bytes) -> None:
         raise ProtocolError("malformed state vector (trailing bytes)")
 
 
-def check_update(update: bytes) -> None:
-    """Raise ProtocolError unless ``update`` decodes as a Yjs v1 update. Decoding only
-    (``get_state`` parses every struct and the delete set without integrating), so it is
-    cheap next to merging."""
+def guard_update(update: bytes) -> None:
+    """The cheap checks every update gets before Yrs sees it (constant time)."""
     if len(update) < 2:
         raise ProtocolError("not a Yjs update (too short)")
     # Yrs reserves room for the declared number of clients before reading them: a 5-byte
@@ -262,6 +260,13 @@ def check_update(update: bytes) -> None:
     clients, _ = read_var_uint(update, 0)
     if clients > len(update) // 3:
         raise ProtocolError(f"malformed update (declares {clients} clients in {len(update)} bytes)")
+
+
+def check_update(update: bytes) -> None:
+    """Raise ProtocolError unless ``update`` decodes as a Yjs v1 update. Decoding only
+    (``get_state`` parses every struct and the delete set without integrating): about
+    half the cost of merging, for when bytes must be vetted before anything is merged."""
+    guard_update(update)
     try:
         get_state(update)
     except BaseException as exc:  # a Rust panic surfaces as a BaseException
@@ -278,20 +283,26 @@ def _one_line(exc: BaseException) -> str:
 def merge_into(production: StoredProduction, update: bytes, *, device: str) -> Changes:
     """Merge a peer's update durably (origin ``"sync"``). Raises ProtocolError for bytes
     that do not decode; the document and its log are then exactly as they were."""
-    check_update(update)
+    # No separate full decode: Yrs decodes the whole update before integrating any of it,
+    # so a decode error leaves the document as it was (and costs no second pass).
+    guard_update(update)
+    production.refresh()
+    before = production.doc.state_vector()
     try:
         return production.apply_update(update, origin="sync", device=device)
-    except BadUpdate as exc:
-        raise ProtocolError(str(exc)) from None
     except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt | SystemExit) or type(exc).__name__ not in (
-            "PanicException",
-        ):
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
-        # Yrs panicked while integrating: the in-memory document may be half-changed and
-        # nothing reached the log, so rebuild it from the log.
-        production._reload()
-        raise ProtocolError(f"cannot apply update: {_one_line(exc)}") from None
+        if not isinstance(exc, BadUpdate) and type(exc).__name__ != "PanicException":
+            raise
+        if production.doc.state_vector() != before:
+            # Failed half-way through integrating: the log never saw it, so rebuild the
+            # in-memory document from the log.
+            production._reload()
+        reason = (
+            str(exc) if isinstance(exc, BadUpdate) else f"cannot apply update: {_one_line(exc)}"
+        )
+        raise ProtocolError(reason) from None
 
 
 def encode_missing(production: StoredProduction, state_vector: bytes) -> bytes:

@@ -235,7 +235,7 @@ def test_describe_presence() -> None:
         3: {"user": {"name": "Ben"}},
         9: {"x": 1},
     }
-    assert client.describe_presence(states, own=3) == ["Ada (lap)", "client 9"]
+    assert client.describe_presence(states, own=3) == ["Ada (lap)", "client 2", "client 9"]
 
 
 # -- live mode in real processes -----------------------------------------------------------------
