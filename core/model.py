@@ -8,6 +8,7 @@ attribute access.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import os
 import re
@@ -75,15 +76,17 @@ Job = Literal[
 STAGES: tuple[str, ...] = Stage.__args__  # type: ignore[attr-defined]
 
 
+_CROCKFORD = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+)
+
+
 def new_id() -> str:
     """A ULID: 48-bit milliseconds + 80 random bits, Crockford base32, sortable by time."""
     value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-    out = []
-    for _ in range(26):
-        value, rem = divmod(value, 32)
-        out.append(alphabet[rem])
-    return "".join(reversed(out))
+    # 160 bits encode as 32 base32 digits; the first 6 are always zero for a 128-bit value.
+    # (C-speed b32encode: bulk imports make tens of thousands of ids.)
+    return base64.b32encode(value.to_bytes(20, "big"))[6:].translate(_CROCKFORD).decode()
 
 
 def _check_range(low_name: str, low: int | None, high_name: str, high: int | None) -> None:

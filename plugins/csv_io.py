@@ -31,6 +31,7 @@ from castroom.core.registry import Exporter, Importer, ImportResult
 from castroom.core.view import ProductionView
 
 MONEY_FIELDS = frozenset({"rate", "rate_cap", "budget_cap"})
+_NULLS = frozenset({"null", "none"})
 #: Fields that identify an entity when the file has no id column.
 NATURAL_KEYS: dict[str, str] = {
     "talent": "name",
@@ -158,7 +159,7 @@ def _cell(spec: _Field, raw: str) -> Any:
     text = raw.strip()
     if text[:1] in "[{":
         return json.loads(text)
-    if text.lower() in ("null", "none"):
+    if text.lower() in _NULLS:
         return None
     try:
         return msgspec.to_builtins(msgspec.convert(text, spec.hint, strict=False))
@@ -249,11 +250,19 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
             errors.append(f"line {line}: {len(row)} cells but the header has {width}")
             continue
         fields: dict[str, Any] = {}
+        deferred: dict[str, _Field] = {}
         external: str | None = None
         bad = False
         for position, spec in columns:
             raw = row[position] if position < len(row) else ""
-            if not raw.strip():
+            text = raw.strip()
+            if not text:
+                continue
+            if spec.kind == "scalar" and text[0] not in "[{" and text.lower() not in _NULLS:
+                # Plain scalars are converted with the whole row in one msgspec call (fast);
+                # a cell that does not fit is then diagnosed on its own for a clear message.
+                fields[spec.field] = text
+                deferred[spec.field] = spec
                 continue
             try:
                 value = _cell(spec, raw)
@@ -293,7 +302,13 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
             entity = model.validate(cls, data)
         except ValidationFailed as exc:
             where = f"{exc.kind}.{exc.field}" if exc.field else exc.kind
-            errors.append(f"line {line}: {where}: {exc.rule}")
+            rule = exc.rule
+            if exc.field in deferred:
+                try:
+                    _cell(deferred[exc.field], data[exc.field])
+                except (ValueError, msgspec.ValidationError) as cell_exc:
+                    rule = str(cell_exc)
+            errors.append(f"line {line}: {where}: {rule}")
             continue
         entities.append(entity)
         by_id[entity.id] = entity
