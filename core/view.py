@@ -6,9 +6,10 @@ most checks need, computed once per view, so a dozen checks over 5,000 talents s
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from functools import cached_property
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from . import model
 from .document import CastDocument, InvalidEntity
@@ -115,6 +116,32 @@ class ProductionView:
                 break
         memo[(role_id, era)] = found
         return found
+
+    @cached_property
+    def scene_cast(self) -> dict[str, list[tuple[str, Talent | None]]]:
+        """Scene id -> (role id, booked talent or None) per character that is a known role,
+        for the scene's era. Most checks walk exactly this; building it once saves each."""
+        roles = self.roles
+        return {
+            scene.id: [
+                (role_id, self.booked_talent(role_id, scene.era))
+                for role_id in dict.fromkeys(scene.characters)
+                if role_id in roles
+            ]
+            for scene in self.scenes.values()
+        }
+
+    @cached_property
+    def scene_order(self) -> dict[str, int]:
+        """Scene id -> its position in natural number order (2 < 10 < 10A < 11)."""
+
+        def key(scene: Scene) -> tuple[Any, ...]:
+            parts = re.split(r"(\d+)", scene.number)
+            numbered = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p)
+            return numbered, scene.id
+
+        ordered = sorted(self.scenes.values(), key=key)
+        return {scene.id: n for n, scene in enumerate(ordered)}
 
     @cached_property
     def scenes_by_shoot_day(self) -> dict[str, list[Scene]]:

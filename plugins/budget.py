@@ -125,22 +125,19 @@ def _work_index(view: ProductionView, days: list[ShootDay]) -> dict[tuple[str, .
     """Day indexes worked, keyed by (talent,), (talent, role), (talent, role, era),
     and the role's own days by ("role", role) and ("role", role, era)."""
     index: dict[tuple[str, ...], set[int]] = defaultdict(set)
-    by_day = view.scenes_by_shoot_day
+    by_day, cast = view.scenes_by_shoot_day, view.scene_cast
     for i, day in enumerate(days):
         for scene in by_day.get(day.id, ()):
-            for role_id in scene.characters:
-                if role_id not in view.roles:
-                    continue
+            era = scene.era
+            for role_id, talent in cast[scene.id]:
                 index[("role", role_id)].add(i)
-                if scene.era:
-                    index[("role", role_id, scene.era)].add(i)
-                talent = view.booked_talent(role_id, scene.era)
-                if talent is None:
-                    continue
-                index[(talent.id,)].add(i)
-                index[(talent.id, role_id)].add(i)
-                if scene.era:
-                    index[(talent.id, role_id, scene.era)].add(i)
+                if era:
+                    index[("role", role_id, era)].add(i)
+                if talent is not None:
+                    index[(talent.id,)].add(i)
+                    index[(talent.id, role_id)].add(i)
+                    if era:
+                        index[(talent.id, role_id, era)].add(i)
     return index
 
 
@@ -328,9 +325,9 @@ def budget_report(view: ProductionView, *, drop_after: int = DROP_AFTER_DAYS) ->
         projected = (deal.talent_id, deal.role_id) not in booked
         if projected:
             key = ("role", deal.role_id) + ((deal.era,) if deal.era else ())
-        codes = schedule_codes(dates, index.get(key, set()), drop_after)
-        work = sum(1 for c in codes if c in WORK_CODES)
-        holds = codes.count("H")
+        worked = index.get(key, set())
+        codes = schedule_codes(dates, worked, drop_after)
+        work, holds = len(worked), codes.count("H")
         cost = deal_cost(view, deal, work, holds)
         lines.append(
             CostLine(

@@ -120,7 +120,7 @@ def _role_scenes(view: ProductionView, role_id: str, era: str | None, talent_id:
         holder = view.booked_talent(role_id, scene.era)
         if holder is None or holder.id == talent_id:
             scenes.append(scene)
-    scenes.sort(key=continuity.scene_sort_key)
+    scenes = continuity.in_order(view, scenes)
     return scenes
 
 

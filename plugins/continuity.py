@@ -23,7 +23,6 @@ Codes (stable, for scripts):
 
 from __future__ import annotations
 
-import re
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -50,13 +49,15 @@ HOLD_KINDS = frozenset({"first_hold", "second_hold", "booked"})
 
 def ref(view: ProductionView, entity: Any) -> EntityRef:
     """An EntityRef for any entity, labelled the way people name it."""
+    if isinstance(entity, Scene):  # the common case, thousands of times: skip the lookup
+        return EntityRef(kind="scene", id=entity.id, label=entity.number)
     return EntityRef(kind=entity.entity_kind, id=entity.id, label=view.label(entity))
 
 
-def scene_sort_key(scene: Scene) -> tuple[Any, ...]:
-    """Natural order of scene numbers: 2 < 10 < 10A."""
-    parts = re.split(r"(\d+)", scene.number)
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p), scene.id
+def in_order(view: ProductionView, scenes: Iterable[Scene]) -> list[Scene]:
+    """Scenes in natural number order (2 < 10 < 10A)."""
+    order = view.scene_order
+    return sorted(scenes, key=lambda scene: order[scene.id])
 
 
 def age_range(role: Role, scene: Scene) -> tuple[int | None, int | None]:
@@ -121,17 +122,19 @@ def check_uncast(view: ProductionView) -> list[Finding]:
     out: list[Finding] = []
     missing: dict[tuple[str, str | None], list[Scene]] = defaultdict(list)
     unknown: dict[str, list[Scene]] = defaultdict(list)
+    roles, cast = view.roles, view.scene_cast
     for scene in view.scenes.values():
-        for role_id in scene.characters:
-            role = view.roles.get(role_id)
-            if role is None:
-                unknown[role_id].append(scene)
-            elif role.status != "cut" and view.booked_talent(role_id, scene.era) is None:
+        for role_id, talent in cast[scene.id]:
+            if talent is None and roles[role_id].status != "cut":
                 missing[(role_id, scene.era)].append(scene)
+        if len(cast[scene.id]) < len(scene.characters):
+            for role_id in scene.characters:
+                if role_id not in roles:
+                    unknown[role_id].append(scene)
     on_days = {s.id for day in view.scenes_by_shoot_day.values() for s in day}
     for (role_id, era), scenes in missing.items():
         role = view.roles[role_id]
-        scenes.sort(key=scene_sort_key)
+        scenes = in_order(view, scenes)
         scheduled = [s for s in scenes if s.id in on_days]
         severity: Severity = "error" if scheduled else "warning"
         where = f" ({era})" if era else ""
@@ -148,7 +151,7 @@ def check_uncast(view: ProductionView) -> list[Finding]:
             )
         )
     for role_id, scenes in unknown.items():
-        scenes.sort(key=scene_sort_key)
+        scenes = in_order(view, scenes)
         out.append(
             Finding(
                 code="unknown-character",
@@ -167,25 +170,24 @@ def check_playing_age(view: ProductionView) -> list[Finding]:
     groups: dict[Group, list[Scene]] = defaultdict(list)
     # Most scenes repeat a (role, era, look age): judge each combination once.
     verdicts: dict[tuple[str, str | None, int | None], Group | None] = {}
+    cast = view.scene_cast
     for scene in view.scenes.values():
-        for role_id in scene.characters:
+        for role_id, talent in cast[scene.id]:
+            if talent is None:
+                continue
             look = scene.looks.get(role_id)
             key = (role_id, scene.era, look.age if look is not None else None)
             if key not in verdicts:
-                role = view.roles.get(role_id)
-                talent = view.booked_talent(role_id, scene.era) if role else None
-                verdicts[key] = None
-                if role is not None and talent is not None:
-                    low, high = age_range(role, scene)
-                    if fits_age(talent, low, high) is False:
-                        verdicts[key] = (role_id, talent.id, low, high)
+                low, high = age_range(view.roles[role_id], scene)
+                misfit = fits_age(talent, low, high) is False
+                verdicts[key] = (role_id, talent.id, low, high) if misfit else None
             group = verdicts[key]
             if group is not None:
                 groups[group].append(scene)
     out = []
     for (role_id, talent_id, low, high), scenes in groups.items():
         role, talent = view.roles[role_id], view.get(Talent, talent_id)
-        scenes.sort(key=scene_sort_key)
+        scenes = in_order(view, scenes)
         out.append(
             Finding(
                 code="playing-age",
@@ -209,9 +211,7 @@ def check_looks(view: ProductionView) -> list[Finding]:
             continue
         for role_id, look in scene.looks.items():
             timelines[(role_id, scene.era)].append((scene.story_day, scene, look))
-    order = {
-        scene.id: n for n, scene in enumerate(sorted(view.scenes.values(), key=scene_sort_key))
-    }
+    order = view.scene_order
     out = []
     for (role_id, _era), items in timelines.items():
         items.sort(key=lambda item: (item[0], order[item[1].id]))
@@ -254,13 +254,14 @@ def check_looks(view: ProductionView) -> list[Finding]:
 
 def check_two_roles(view: ProductionView) -> list[Finding]:
     out = []
+    cast = view.scene_cast
     for scene in view.scenes.values():
-        if len(scene.characters) < 2:
-            continue
+        here = cast[scene.id]
+        if len(here) < 2 or len({t.id for _, t in here if t}) == sum(1 for _, t in here if t):
+            continue  # the common case: nobody twice
         by_talent: dict[str, list[Role]] = defaultdict(list)
-        for role_id in dict.fromkeys(scene.characters):
-            talent = view.booked_talent(role_id, scene.era)
-            if talent is not None and role_id in view.roles:
+        for role_id, talent in here:
+            if talent is not None:
                 by_talent[talent.id].append(view.roles[role_id])
         for talent_id, roles in by_talent.items():
             if len(roles) < 2:
@@ -282,15 +283,17 @@ def check_two_roles(view: ProductionView) -> list[Finding]:
 
 def check_unavailable(view: ProductionView) -> list[Finding]:
     out = []
+    cast, blockable = view.scene_cast, view.availability_by_talent
     for day_id, scenes in view.scenes_by_shoot_day.items():
         day = view.shoot_days[day_id]
         # talent id -> the scenes of that day they are booked in
         working: dict[str, list[Scene]] = defaultdict(list)
         for scene in scenes:
-            for role_id in dict.fromkeys(scene.characters):
-                talent = view.booked_talent(role_id, scene.era) if role_id in view.roles else None
-                if talent is not None and talent.id in view.availability_by_talent:
-                    working[talent.id].append(scene)
+            for _role_id, talent in cast[scene.id]:
+                if talent is not None and talent.id in blockable:
+                    mine = working[talent.id]
+                    if not mine or mine[-1] is not scene:
+                        mine.append(scene)
         for talent_id, their_scenes in working.items():
             blocks = conflicts(view, talent_id, day)
             if not blocks:
