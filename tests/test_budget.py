@@ -96,6 +96,31 @@ def test_day_out_of_days_grid(prod: StoredProduction) -> None:
     assert [r.talent for r in grid.rows] == ["Ada", "Bo"]  # by start date
 
 
+def test_era_deals_cost_only_their_eras_days(prod: StoredProduction) -> None:
+    nell = prod.doc.add(Role, name="Nell", eras=[{"name": "young"}, {"name": "old"}])
+    kid, elder = prod.doc.add(Talent, name="Kid"), prod.doc.add(Talent, name="Elder")
+    prod.doc.add(Candidate, talent_id=kid.id, role_id=nell.id, era="young", stage="booked")
+    prod.doc.add(Candidate, talent_id=elder.id, role_id=nell.id, era="old", stage="booked")
+    for offset, era in ((0, "young"), (1, "young"), (2, "old")):
+        scene = prod.doc.add(Scene, number=str(offset + 1), era=era, characters=[nell.id])
+        prod.doc.add(ShootDay, date=START + dt.timedelta(days=offset), scene_ids=[scene.id])
+    for who, era in ((kid, "young"), (elder, "old")):
+        prod.doc.add(
+            Deal,
+            talent_id=who.id,
+            role_id=nell.id,
+            era=era,
+            rate=1_000,
+            fringe_rate=0.0,
+            status="signed",
+        )
+    view = ProductionView(prod.doc)
+    report = budget_report(view)
+    assert {line.talent: line.total for line in report.lines} == {"Kid": 2_000, "Elder": 1_000}
+    rows = {r.talent: r.codes for r in day_out_of_days(view).rows}
+    assert rows == {"Kid": ["SW", "WF", ""], "Elder": ["", "", "SWF"]}
+
+
 # -- cost arithmetic (exact, integer minor units) ----------------------------------------------
 
 

@@ -77,6 +77,15 @@ def test_uncast_character_respects_the_scenes_era(prod: StoredProduction) -> Non
     assert all(f.code != "uncast-character" or "(young)" not in f.message for f in prod2)
 
 
+def test_scenes_are_listed_in_natural_number_order(prod: StoredProduction) -> None:
+    mara = prod.doc.add(Role, name="Mara")
+    for number in ("10A", "2", "10", "1"):
+        prod.doc.add(Scene, number=number, characters=[mara.id])
+    [found] = findings(prod, "uncast-character")
+    assert "4 scenes: 1, 2, 10, 10A" in found.message
+    assert [e.label for e in found.entities[1:]] == ["1", "2", "10", "10A"]
+
+
 def test_cut_roles_and_unknown_characters(prod: StoredProduction) -> None:
     cut = prod.doc.add(Role, name="Cut", status="cut")
     prod.doc.add(Scene, number="1", characters=[cut.id, "GHOST"])
