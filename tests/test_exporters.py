@@ -1,0 +1,136 @@
+"""Exporters: iCalendar, day-out-of-days, call sheet (and the export command itself)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from pathlib import Path
+
+import pytest
+from icalendar import Calendar
+
+from castroom.core.document import CastDocument
+from castroom.core.errors import CastroomError, NotFound
+from castroom.core.model import (
+    Audition,
+    Candidate,
+    Look,
+    Role,
+    Scene,
+    ShootDay,
+    Talent,
+)
+from castroom.core.view import ProductionView
+from castroom.core.workspace import Workspace
+from castroom.plugins.calendar import write_ics
+from castroom.plugins.reports import pick_day, write_callsheet, write_dood
+
+D = dt.date(2026, 3, 2)
+
+
+def build(doc: CastDocument) -> dict[str, str]:
+    """A small production: Mary works days 1, 2 and 4; Tommy day 3 only; Okafor uncast."""
+    mary = doc.add(Role, name="Mary <Marsh>")
+    tommy = doc.add(Role, name="Tommy")
+    okafor = doc.add(Role, name="Dr. Okafor")
+    ada = doc.add(Talent, name="Ada & Stone", agent="Blue <b>Agency</b>")
+    bo = doc.add(Talent, name="Bo Li")
+    doc.add(Candidate, talent_id=ada.id, role_id=mary.id, stage="booked")
+    cand = doc.add(Candidate, talent_id=bo.id, role_id=tommy.id, stage="booked")
+    days = [doc.add(ShootDay, date=D + dt.timedelta(days=i), day_number=i + 1,
+                    location="Harbour", call_time="06:30") for i in range(4)]
+    scenes = {}
+    cast = {1: [mary.id], 2: [mary.id, okafor.id], 3: [tommy.id], 4: [mary.id]}
+    for n, chars in cast.items():
+        looks = {mary.id: Look(hair="wet <curls>", wardrobe="oilskin")} if mary.id in chars else {}
+        scenes[n] = doc.add(Scene, number=str(n), heading=f"EXT. HARBOUR WALL - DAY {n}",
+                            story_day=n, characters=chars, shoot_day_id=days[n - 1].id,
+                            looks=looks)
+    doc.add(Audition, role_id=mary.id, starts_at=dt.datetime(2026, 2, 10, 14, 0), minutes=45,
+            place="Studio 2", candidate_ids=[cand.id])
+    return {"mary": mary.id, "ada": ada.id, "bo": bo.id, "day1": days[0].id}
+
+
+@pytest.fixture
+def view() -> ProductionView:
+    doc = CastDocument.create("Harbour <Lights>")
+    build(doc)
+    return ProductionView(doc)
+
+
+def test_ics_has_auditions_and_shoot_days(view: ProductionView) -> None:
+    cal = Calendar.from_ical(write_ics(view, {}))
+    events = list(cal.walk("VEVENT"))
+    assert len(events) == 5
+    audition = next(e for e in events if "Audition" in str(e["SUMMARY"]))
+    assert str(audition["SUMMARY"]) == "Audition: Mary <Marsh>"
+    assert audition.decoded("DTSTART") == dt.datetime(2026, 2, 10, 14, 0)
+    assert audition.decoded("DTEND") == dt.datetime(2026, 2, 10, 14, 45)
+    assert "Bo Li" in str(audition["DESCRIPTION"]) and str(audition["LOCATION"]) == "Studio 2"
+    days = sorted((e for e in events if "Shoot day" in str(e["SUMMARY"])),
+                  key=lambda e: e.decoded("DTSTART"))
+    assert days[0].decoded("DTSTART") == D and days[0].decoded("DTEND") == D + dt.timedelta(days=1)
+    assert "Call: 06:30" in str(days[0]["DESCRIPTION"])
+    assert all(str(e["UID"]).endswith("@castroom") for e in events)
+    only = Calendar.from_ical(write_ics(view, {"only": "auditions"}))
+    assert len(list(only.walk("VEVENT"))) == 1
+    with pytest.raises(CastroomError):
+        write_ics(view, {"only": "lunch"})
+
+
+def test_dood_grid_codes(view: ProductionView) -> None:
+    rows = list(csv.reader(io.StringIO(write_dood(view, {}))))
+    header, body = rows[0], {r[0]: r for r in rows[1:]}
+    assert header[:3] == ["talent", "roles", "D1 2026-03-02"]
+    # Mary: work 1, 2, hold 3, work-finish 4. Tommy: one day on day 3.
+    assert body["Ada & Stone"][2:6] == ["SW", "W", "H", "WF"]
+    assert body["Ada & Stone"][6:9] == ["3", "1", "4"]
+    assert body["Bo Li"][2:6] == ["", "", "SWF", ""]
+    html = write_dood(view, {"format": "html"})
+    assert "Ada &amp; Stone" in html and "<td class=\"c-SW\">SW</td>" in html
+    with pytest.raises(CastroomError):
+        write_dood(view, {"format": "pdf"})
+
+
+def test_callsheet_is_escaped_html(view: ProductionView) -> None:
+    html = write_callsheet(view, {"day": "2"})
+    assert html.startswith("<!doctype html>")
+    assert "Harbour &lt;Lights&gt;" in html and "<Lights>" not in html
+    assert "Ada &amp; Stone" in html and "Mary &lt;Marsh&gt;" in html
+    assert "Blue &lt;b&gt;Agency&lt;/b&gt;" in html and "<b>Agency</b>" not in html
+    assert "hair: wet &lt;curls&gt;" in html
+    assert 'class="uncast"' in html and "NOT CAST" in html  # Dr. Okafor has nobody
+    assert "Bo Li" not in html  # Tommy is not in day 2's scene
+    assert write_callsheet(view, {"day": "2026-03-02"}).count("EXT. HARBOUR WALL - DAY 1") == 1
+
+
+def test_pick_day(view: ProductionView) -> None:
+    assert pick_day(view, "2026-03-04").day_number == 3
+    assert pick_day(view, "4").date == D + dt.timedelta(days=3)
+    with pytest.raises(NotFound):
+        pick_day(view, "2027-01-01")
+    with pytest.raises(NotFound):
+        pick_day(view, "9")
+    with pytest.raises(NotFound):
+        pick_day(view, "tuesday")
+
+
+def test_export_command_writes_files(cli, tmp_path: Path) -> None:
+    cli("init", "--production", "Harbour Lights")
+    with Workspace.open(cli.path) as ws:
+        build(ws.production().doc)
+    out = tmp_path / "sheet.html"
+    result = cli("export", "callsheet", "--day", "1", "--output", str(out))
+    assert result.exit_code == 0, result.output
+    assert "Call sheet" in out.read_text()
+    ics = cli("export", "ics")
+    assert ics.exit_code == 0 and ics.stdout.startswith("BEGIN:VCALENDAR")
+    dood = cli("export", "dood")
+    assert dood.exit_code == 0 and "SW" in dood.stdout
+    talents = cli("export", "csv", "--kind", "talents")
+    assert talents.stdout.splitlines()[0].startswith("id,deleted,name")
+    missing = cli("export", "pdf")
+    assert missing.exit_code == 1 and "no exporter 'pdf'" in missing.stderr
+    bad_day = cli("export", "callsheet", "--day", "99", "--output", str(tmp_path / "x.html"))
+    assert bad_day.exit_code == 1 and not (tmp_path / "x.html").exists()

@@ -1,0 +1,145 @@
+"""A real third-party plugin, pip-installed during the tests, found through the ``castroom``
+entry-point group: it shows up in ``castroom plugins``, its check runs in ``castroom check``,
+its importer in ``castroom import`` and the inbox. A broken one is reported by name while
+the rest carry on, and CASTROOM_DISABLE_PLUGINS blocks plugins by name.
+
+The packages are installed with pip into a private ``--target`` folder (not into the test
+venv), and only the subprocesses that should see them get it on their PYTHONPATH, so no
+other test ever meets the example plugin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).parent / "plugin_example"
+
+BROKEN_PYPROJECT = """[build-system]
+requires = ["setuptools>=69"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "castroom-broken-example"
+version = "0.0.1"
+
+[project.entry-points.castroom]
+broken = "castroom_broken_example"
+
+[tool.setuptools]
+packages = ["castroom_broken_example"]
+"""
+
+
+def pip_install(source: Path, target: Path) -> None:
+    """Build and install a package from source, offline, into ``target``."""
+    work = target.parent / f"src-{source.name}"
+    shutil.copytree(source, work)  # building writes build/ and *.egg-info: not in tests/
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--no-build-isolation", "--disable-pip-version-check", "--target", str(target),
+         str(work)],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture(scope="module")
+def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example plugin and a broken one, installed into a private site folder."""
+    root = tmp_path_factory.mktemp("third-party")
+    target = root / "site"
+    pip_install(EXAMPLE, target)
+    broken = root / "broken"
+    (broken / "castroom_broken_example").mkdir(parents=True)
+    (broken / "pyproject.toml").write_text(BROKEN_PYPROJECT)
+    (broken / "castroom_broken_example" / "__init__.py").write_text(
+        'raise RuntimeError("this plugin is broken on purpose")\n'
+    )
+    pip_install(broken, target)
+    return target
+
+
+def castroom(site: Path | None, workspace: Path, *args: str, **env: str):
+    full = {**os.environ, "CASTROOM_WORKSPACE": str(workspace), **env}
+    full.pop("CASTROOM_DISABLE_PLUGINS", None) if "CASTROOM_DISABLE_PLUGINS" not in env else None
+    if site is not None:
+        full["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), full.get("PYTHONPATH")]))
+    exe = Path(sys.executable).with_name("castroom")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=full,
+                          timeout=60)
+
+
+def plugin_names(result: subprocess.CompletedProcess[str]) -> dict[str, dict]:
+    return {p["name"]: p for p in json.loads(result.stdout)}
+
+
+def test_listed_with_version_and_hooks_and_broken_one_reported(site_dir, tmp_path) -> None:
+    listed = castroom(site_dir, tmp_path / "ws", "plugins", "--json")
+    assert listed.returncode == 0, listed.stderr
+    plugins = plugin_names(listed)
+    assert plugins["example"] == {"name": "example", "version": "0.3.1", "builtin": False,
+                                  "hooks": ["castroom_check", "castroom_register_importers"]}
+    assert "csv_io" in plugins and "broken" not in plugins  # the rest carry on
+    assert "plugin 'broken' failed in load: RuntimeError: this plugin is broken on purpose" \
+        in listed.stderr
+    # Without the private site folder, nothing third-party is there.
+    assert "example" not in plugin_names(castroom(None, tmp_path / "ws", "plugins", "--json"))
+
+
+def test_importer_and_check_work_end_to_end(site_dir, tmp_path) -> None:
+    ws = tmp_path / "ws"
+    assert castroom(site_dir, ws, "init", "--production", "Harbour Lights").returncode == 0
+    roster = tmp_path / "cast.roster"
+    roster.write_text("# ref | name | ages\nr1 | Ada Stone | 30-40\nr2 | Bo Li | 20-25\n")
+    first = castroom(site_dir, ws, "import", "example", str(roster))
+    assert first.returncode == 0, first.stderr
+    assert "2 created" in first.stdout
+    roster.write_text("r1 | Ada Stone-Marsh | 30-40\nr2 | Bo Li | 20-25\n")
+    again = castroom(site_dir, ws, "import", "example", str(roster))
+    assert "0 created, 1 updated, 1 unchanged" in again.stdout
+    bad = tmp_path / "bad.roster"
+    bad.write_text("r3 | Cy | 40-10\nnot a roster line\n")
+    failed = castroom(site_dir, ws, "import", "example", str(bad))
+    assert failed.returncode == 1
+    assert "line 1:" in failed.stderr and "line 2: expected" in failed.stderr
+    checked = castroom(site_dir, ws, "check", "--json")
+    findings = json.loads(checked.stdout)["findings"]
+    mine = [f for f in findings if f["plugin"] == "example"]
+    assert sorted(f["message"] for f in mine) == [
+        "Ada Stone-Marsh has no agent and no contact", "Bo Li has no agent and no contact",
+    ]
+    assert all(f["code"] == "example.no-agent" and f["severity"] == "warning" for f in mine)
+
+
+def test_its_importer_claims_inbox_files(site_dir, tmp_path) -> None:
+    ws = tmp_path / "ws"
+    castroom(site_dir, ws, "init", "--production", "Harbour Lights")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "new.roster").write_text("r9 | Dee Vance | 50-60\n")
+    done = castroom(site_dir, ws, "watch-inbox", str(inbox), "--once")
+    assert done.returncode == 0, done.stderr
+    assert "new.roster: imported with example: 1 created" in done.stdout
+    assert (inbox / "done" / "new.roster").exists()
+
+
+def test_disable_env_blocks_named_plugins(site_dir, tmp_path) -> None:
+    ws = tmp_path / "ws"
+    castroom(site_dir, ws, "init", "--production", "Harbour Lights")
+    off = {"CASTROOM_DISABLE_PLUGINS": "example, broken,csv_io"}
+    listed = castroom(site_dir, ws, "plugins", "--json", **off)
+    names = plugin_names(listed)
+    assert "example" not in names and "csv_io" not in names and "screenplay" in names
+    assert "broken" not in listed.stderr  # blocked before it is even loaded
+    roster = tmp_path / "cast.roster"
+    roster.write_text("r1 | Ada Stone | 30-40\n")
+    refused = castroom(site_dir, ws, "import", "example", str(roster), **off)
+    assert refused.returncode == 1 and "no importer 'example'" in refused.stderr
+    assert "csv" not in refused.stderr.split("installed:")[1].split(",")[0]
