@@ -43,6 +43,18 @@ NATURAL_KEYS: dict[str, str] = {
 DEFAULT_SOURCE = "csv"
 
 
+#: Fields that hold ids of other entities. A CSV may give the name (or a scene's number,
+#: a shoot day's date) instead; the importer looks it up.
+REFERENCES: dict[str, str] = {
+    "talent_id": "talent",
+    "role_id": "role",
+    "shoot_day_id": "shoot_day",
+    "characters": "role",
+    "role_ids": "role",
+    "scene_ids": "scene",
+}
+
+
 # -- reading -----------------------------------------------------------------------------------
 
 
@@ -177,6 +189,51 @@ def _index(entities: list[model.Entity], field: str) -> dict[str, model.Entity]:
     return out
 
 
+class References:
+    """Resolves a reference cell (an id, or a name / number / date) to an id."""
+
+    def __init__(self, view: ProductionView) -> None:
+        self.view = view
+        self._ids: dict[str, set[str]] = {}
+        self._keys: dict[str, dict[str, list[str]]] = {}
+
+    def _load(self, kind: str) -> None:
+        cls = model.kind_class(kind)
+        entities = self.view.all(cls)
+        self._ids[kind] = {e.id for e in entities}
+        keys: dict[str, list[str]] = {}
+        field = NATURAL_KEYS.get(kind)
+        for entity in entities if field else ():
+            keys.setdefault(str(getattr(entity, field)).casefold(), []).append(entity.id)
+        self._keys[kind] = keys
+
+    def resolve(self, kind: str, value: str) -> str:
+        """The id ``value`` names; raises ValueError if none or several match."""
+        if kind not in self._ids:
+            self._load(kind)
+        if value in self._ids[kind]:
+            return value
+        found = self._keys[kind].get(value.strip().casefold(), [])
+        if len(found) == 1:
+            return found[0]
+        label = kind.replace("_", " ")
+        if found:
+            raise ValueError(f"{value!r} matches {len(found)} {label}s; use the id")
+        raise ValueError(f"no {label} with id or {NATURAL_KEYS.get(kind, 'id')} {value!r}")
+
+
+def _resolve_references(entity_kind: str, fields: dict[str, Any], refs: References) -> None:
+    for name, kind in REFERENCES.items():
+        value = fields.get(name)
+        try:
+            if isinstance(value, str):
+                fields[name] = refs.resolve(kind, value)
+            elif isinstance(value, list):
+                fields[name] = [refs.resolve(kind, str(v)) for v in value]
+        except ValueError as exc:
+            raise ValueError(f"{entity_kind}.{name}: {exc}") from None
+
+
 def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> ImportResult:
     """Read a CSV file into entities of one kind (see the module docstring)."""
     cls = kind_for(path, options)
@@ -220,6 +277,8 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
         columns.append((position, _Field(cls, target, hints)))
 
     existing = view.all(cls, include_deleted=True)
+    refs = References(view)
+    has_refs = any(spec.field in REFERENCES for _, spec in columns)
     by_id = {e.id: e for e in existing}
     by_external: dict[str, model.Entity] = {}
     if "external_ids" in cls.__struct_fields__:
@@ -279,6 +338,12 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
                 fields[spec.field] = value
         if bad:
             continue
+        if has_refs:
+            try:
+                _resolve_references(cls.entity_kind, fields, refs)
+            except ValueError as exc:
+                errors.append(f"line {line}: {exc}")
+                continue
         match = by_id.get(fields["id"]) if "id" in fields else None
         if match is None and external:
             match = by_external.get(external)

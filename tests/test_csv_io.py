@@ -172,3 +172,28 @@ def test_parse_options_repeats_flags_and_equals() -> None:
     assert opts == {"kind": "talent", "map": ["a=b", "c=d"], "all": True, "per_page": "5"}
     with pytest.raises(Exception, match="unexpected argument"):
         parse_options(["stray"])
+
+
+def test_references_by_name_number_or_date(tmp_path: Path, doc: CastDocument) -> None:
+    ada = doc.add(Talent, name="Ada Stone")
+    mary = doc.add(Role, name="Mary")
+    tommy = doc.add(Role, name="Tommy")
+    doc.add(Talent, name="Twin")
+    doc.add(Talent, name="twin")
+    day = doc.add(ShootDay, date="2026-03-02")
+    text = f"talent_id,role_id,stage\nada stone,MARY,shortlisted\n{ada.id},{tommy.id},offer\n"
+    cands = write(tmp_path, "candidates.csv", text)
+    apply_import(doc, read_csv(str(cands), ProductionView(doc), {}))
+    got = sorted((c.talent_id, c.role_id, c.stage) for c in doc.all(model.Candidate))
+    assert got == sorted([(ada.id, mary.id, "shortlisted"), (ada.id, tommy.id, "offer")])
+    scenes = write(tmp_path, "scenes.csv",
+                   'number,characters,shoot_day_id\n1,"Mary; Tommy",2026-03-02\n')
+    apply_import(doc, read_csv(str(scenes), ProductionView(doc), {}))
+    (scene,) = doc.all(Scene)
+    assert scene.characters == [mary.id, tommy.id] and scene.shoot_day_id == day.id
+    bad = write(tmp_path, "candidates.csv", "talent_id,role_id\nNobody,Mary\nTwin,Mary\n")
+    result = read_csv(str(bad), ProductionView(doc), {})
+    assert result.errors == [
+        "line 2: candidate.talent_id: no talent with id or name 'Nobody'",
+        "line 3: candidate.talent_id: 'Twin' matches 2 talents; use the id",
+    ]
