@@ -38,17 +38,23 @@ LEGEND = {
 }
 
 
-def dood(view: ProductionView) -> Any:
+def dood(view: ProductionView, drop_after: int | None = None) -> Any:
     """The day-out-of-days grid (shared with the budget plugin)."""
     from castroom.plugins.budget import day_out_of_days
 
-    return day_out_of_days(view)
+    if drop_after is None:
+        return day_out_of_days(view)
+    return day_out_of_days(view, drop_after=drop_after)
 
 
 def write_dood(view: ProductionView, options: dict[str, Any]) -> str:
-    """The day-out-of-days as CSV (default) or an HTML table."""
+    """The day-out-of-days as CSV (default) or an HTML table. ``--drop-after N``: a gap of
+    more than N calendar days between work days drops the actor (default: the budget's)."""
     fmt = str(options.get("format") or "csv").lower()
-    grid = dood(view)
+    raw = options.get("drop_after")
+    if raw is not None and not str(raw).isdigit():
+        raise CastroomError(f"--drop-after expects a whole number of days, got {raw!r}")
+    grid = dood(view, None if raw is None else int(raw))
     header = ["talent", "roles"] + [
         f"D{d.day_number} {d.date.isoformat()}" for d in grid.days
     ] + ["work", "hold", "paid", "start", "finish"]

@@ -91,6 +91,12 @@ def test_dood_grid_codes(view: ProductionView) -> None:
     assert "Ada &amp; Stone" in html and "<td class=\"c-SW\">SW</td>" in html
     with pytest.raises(CastroomError):
         write_dood(view, {"format": "pdf"})
+    # Days 2 to 4 are two days apart: with drops allowed after more than one day, Ada is
+    # dropped and picked up instead of held.
+    dropped = list(csv.reader(io.StringIO(write_dood(view, {"drop_after": "1"}))))
+    assert next(r for r in dropped if r[0] == "Ada & Stone")[2:6] == ["SW", "WD", "", "PWF"]
+    with pytest.raises(CastroomError):
+        write_dood(view, {"drop_after": "soon"})
 
 
 def test_callsheet_is_escaped_html(view: ProductionView) -> None:
