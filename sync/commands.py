@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ import click
 from castroom.core.cli import Context, pass_ctx
 from castroom.core.errors import CastroomError
 from castroom.core.hookspecs import hookimpl
+from castroom.core.workspace import default_path
 
 
 class _QuietHandshakeNoise(logging.Filter):
@@ -130,14 +132,23 @@ def sync_cmd(
 
     production_ref = production_ref or obj.production_ref
     if client.is_http_url(target) or client.is_websocket_url(target):
+        # A first sync may create the workspace; if it then fails, leave no trace of it.
+        root = Path(obj.workspace_path).expanduser() if obj.workspace_path else default_path()
+        fresh = not root.exists()
         workspace = obj.workspace(create=True)
         options = dict(token=token, production=production_ref, echo=click.echo, cacert=cacert)
-        if live:
-            client.sync_live(workspace, target, duration=duration, **options)  # type: ignore[arg-type]
-        elif client.is_http_url(target):
-            client.sync_http(workspace, target, **options)  # type: ignore[arg-type]
-        else:
-            client.sync_websocket(workspace, target, **options)  # type: ignore[arg-type]
+        try:
+            if live:
+                client.sync_live(workspace, target, duration=duration, **options)  # type: ignore[arg-type]
+            elif client.is_http_url(target):
+                client.sync_http(workspace, target, **options)  # type: ignore[arg-type]
+            else:
+                client.sync_websocket(workspace, target, **options)  # type: ignore[arg-type]
+        except CastroomError:
+            if fresh and not workspace.productions():
+                obj.close()
+                shutil.rmtree(root, ignore_errors=True)
+            raise
         return
     if "://" in target:
         raise CastroomError(f"cannot sync with {target!r}: use http(s)://, ws(s):// or a folder")

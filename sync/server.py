@@ -221,15 +221,19 @@ class SyncServer:
                     log.exception("refreshing production %s failed", room.production.id)
             if loop.time() >= next_check:
                 next_check = loop.time() + self.options.token_recheck
-                assert self.tokens is not None
-                for room in list(self.rooms.values()):
-                    for peer in list(room.peers):
-                        if self.tokens.verify(peer.token) is None:
-                            log.warning(
-                                "token %s revoked: disconnecting %s", peer.info.id, peer.device
-                            )
-                            peer.send(protocol.permission_denied_frame("token revoked"))
-                            peer.close(4401, "token revoked")
+                try:
+                    self._recheck_tokens()
+                except Exception:  # e.g. the database busy: try again next round
+                    log.exception("re-checking tokens failed")
+
+    def _recheck_tokens(self) -> None:
+        assert self.tokens is not None
+        for room in list(self.rooms.values()):
+            for peer in list(room.peers):
+                if self.tokens.verify(peer.token) is None:
+                    log.warning("token %s revoked: disconnecting %s", peer.info.id, peer.device)
+                    peer.send(protocol.permission_denied_frame("token revoked"))
+                    peer.close(4401, "token revoked")
 
     # -- helpers -----------------------------------------------------------------------------
 

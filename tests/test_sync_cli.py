@@ -154,6 +154,12 @@ def test_sync_path_goes_to_folder_sync(
     assert calls == [(cli.path, tmp_path / "shared", True)]
 
 
+def test_failed_first_sync_leaves_no_workspace_behind(cli: Any, tmp_path: Path) -> None:
+    result = cli("sync", "http://127.0.0.1:9", "--token", "x", workspace=tmp_path / "new")
+    assert result.exit_code == 1 and "cannot reach" in result.output
+    assert not (tmp_path / "new").exists()
+
+
 def test_sync_unreachable_exits_1_and_changes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "laptop"
     with Workspace.open(path) as ws:
