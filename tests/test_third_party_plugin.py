@@ -37,14 +37,17 @@ packages = ["castroom_broken_example"]
 """
 
 
-def pip_install(source: Path, target: Path) -> None:
-    """Build and install a package from source, offline, into ``target``."""
-    work = target.parent / f"src-{source.name}"
-    shutil.copytree(source, work)  # building writes build/ and *.egg-info: not in tests/
+def pip_install(sources: list[Path], target: Path) -> None:
+    """Build and install packages from source, offline, into ``target`` (one pip run)."""
+    copies = []
+    for source in sources:
+        work = target.parent / f"src-{source.name}"
+        shutil.copytree(source, work)  # building writes build/ and *.egg-info: not in tests/
+        copies.append(str(work))
     done = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
          "--no-build-isolation", "--disable-pip-version-check", "--target", str(target),
-         str(work)],
+         *copies],
         capture_output=True, text=True, timeout=180,
     )
     assert done.returncode == 0, done.stderr
@@ -54,15 +57,14 @@ def pip_install(source: Path, target: Path) -> None:
 def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example plugin and a broken one, installed into a private site folder."""
     root = tmp_path_factory.mktemp("third-party")
-    target = root / "site"
-    pip_install(EXAMPLE, target)
     broken = root / "broken"
     (broken / "castroom_broken_example").mkdir(parents=True)
     (broken / "pyproject.toml").write_text(BROKEN_PYPROJECT)
     (broken / "castroom_broken_example" / "__init__.py").write_text(
         'raise RuntimeError("this plugin is broken on purpose")\n'
     )
-    pip_install(broken, target)
+    target = root / "site"
+    pip_install([EXAMPLE, broken], target)
     return target
 
 
