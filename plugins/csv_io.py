@@ -7,6 +7,10 @@ one key of a dict field; ``external_id`` records the row's id at the source in
 ``Talent.external_ids[SOURCE]``. List cells take JSON (``["a", "b"]``) or ``a; b``. Money
 cells take minor units (``150000``) or major units with a point (``1500.00``).
 
+Reference cells (``talent_id``, ``role_id``, ``shoot_day_id``, ``characters``, ``role_ids``,
+``scene_ids``) take an id, or a name (a scene's number, a shoot day's date) that matches
+exactly one entity, so an office's "talent, role, stage" sheet imports as candidates.
+
 Re-importing updates instead of duplicating: a row is matched to an existing entity by
 its ``id`` column, else by its source id (``external_ids``), else by a natural key (name
 for talents, roles and members; number for scenes; date for shoot days).

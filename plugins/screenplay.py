@@ -50,6 +50,7 @@ class ParsedScene:
     number: str | None = None
     story_day: int | None = None
     era: str | None = None
+    pages: float | None = None  # FDX scene length ("1 3/8" pages); Fountain has none
     characters: list[str] = field(default_factory=list)  # in order of first appearance
 
     def mark(self, text: str) -> None:
@@ -85,6 +86,21 @@ def character_name(cue: str) -> str:
 def pretty_name(name: str) -> str:
     """Script cues are upper case; a role gets the usual capitalisation (``O'Brien``)."""
     return name.title() if name.isupper() else name
+
+
+def page_length(text: str) -> float | None:
+    """Final Draft's scene length: ``"3/8"``, ``"1 3/8"`` or ``"2"`` pages."""
+    total = 0.0
+    try:
+        for part in text.split():
+            if "/" in part:
+                num, den = part.split("/", 1)
+                total += int(num) / int(den)
+            else:
+                total += int(part)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return total if text.strip() else None
 
 
 def location_of(heading: str) -> str:
@@ -192,6 +208,7 @@ def parse_fdx(data: bytes) -> ParsedScript:
             current.mark(current.heading)
             props = paragraph.find("SceneProperties")
             if props is not None:
+                current.pages = page_length(props.get("Length", ""))
                 current.mark(props.get("Title", ""))
                 summary = props.find("Summary")
                 if summary is not None:
@@ -287,6 +304,8 @@ def script_entities(script: ParsedScript, view: ProductionView) -> ImportResult:
             fields["story_day"] = parsed.story_day
         if parsed.era is not None:
             fields["era"] = parsed.era[:2000]
+        if parsed.pages is not None:
+            fields["pages"] = parsed.pages
         existing = scenes.get(number)
         if existing is None:
             scene = Scene(id=model.new_id(), number=number, location=location_of(parsed.heading),

@@ -16,6 +16,7 @@ from castroom.plugins.screenplay import (
     character_name,
     import_script,
     location_of,
+    page_length,
     parse_fdx,
     parse_fountain,
 )
@@ -143,15 +144,17 @@ def test_fountain_scenes_numbers_days_and_characters() -> None:
 def test_fdx_scenes_numbers_days_and_characters() -> None:
     script = parse_fdx(FDX.encode())
     assert script.title == "Harbour Lights"
-    got = [(s.number, s.story_day, s.era, s.characters) for s in script.scenes]
+    got = [(s.number, s.story_day, s.era, s.pages, s.characters) for s in script.scenes]
     assert got == [
-        ("1", 1, None, ["MARY", "TOMMY"]),
-        ("5", 2, None, ["MARY", "DR. OKAFOR"]),
-        ("6", 4, "Present", ["MARY"]),
+        ("1", 1, None, 0.375, ["MARY", "TOMMY"]),
+        ("5", 2, None, 1.0, ["MARY", "DR. OKAFOR"]),
+        ("6", 4, "Present", None, ["MARY"]),
     ]
 
 
 def test_helpers() -> None:
+    assert page_length("1 3/8") == 1.375 and page_length("") is None
+    assert page_length("x/8") is None
     assert character_name("MARY (CONT'D) ^") == "MARY"
     assert location_of("INT. MARSH FAMILY KITCHEN - NIGHT (DAY 1)") == "MARSH FAMILY KITCHEN"
     assert location_of("INT./EXT. CAR - MOVING - DAY") == "CAR"
