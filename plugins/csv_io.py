@@ -207,8 +207,9 @@ class References:
         self._ids[kind] = {e.id for e in entities}
         keys: dict[str, list[str]] = {}
         field = NATURAL_KEYS.get(kind)
-        for entity in entities if field else ():
-            keys.setdefault(str(getattr(entity, field)).casefold(), []).append(entity.id)
+        if field is not None:
+            for entity in entities:
+                keys.setdefault(str(getattr(entity, field)).casefold(), []).append(entity.id)
         self._keys[kind] = keys
 
     def resolve(self, kind: str, value: str) -> str:
