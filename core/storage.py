@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pycrdt import merge_updates
+from pycrdt import Doc, get_state, get_update, merge_updates
 
 from .errors import StorageError
 
@@ -66,6 +66,25 @@ def merge_all(blobs: list[bytes], fan_in: int = 32) -> bytes:
             for i in range(0, len(blobs), fan_in)
         ]
     return blobs[0]
+
+
+def fold(blobs: list[bytes]) -> bytes:
+    """One update equivalent to ``blobs``, as small and as fast to load as possible.
+
+    The merge of the blobs keeps every struct with its original id (so peers that synced
+    before can still sync, and nothing is duplicated: jupyterlab #13550), but also the
+    content of everything overwritten or deleted since: 100,000 edits of history make a
+    snapshot that takes seconds to load. So the merge is loaded into a Doc, whose own
+    encoding drops deleted content (garbage collection keeps the ids), and whatever the
+    Doc could not integrate yet (structs waiting for a missing dependency, which a Doc's
+    encoding would lose) is added back from the merge, with the whole delete set.
+    """
+    merged = merge_all(blobs)
+    doc = Doc()
+    doc.apply_update(merged)
+    clean = doc.get_update()
+    residue = get_update(merged, get_state(clean))  # pending structs + every deletion
+    return merge_updates(clean, residue)
 
 
 class LogEntry(NamedTuple):
@@ -224,7 +243,7 @@ class Store:
             ).fetchall()
             if not rows:
                 return 0, len(snap[1]) if snap else 0
-            merged = merge_all(([snap[1]] if snap else []) + [r[1] for r in rows])
+            merged = fold(([snap[1]] if snap else []) + [r[1] for r in rows])
             last = rows[-1][0]
             db.execute(
                 "INSERT OR REPLACE INTO snapshots (production, upto, ts, data) VALUES (?, ?, ?, ?)",

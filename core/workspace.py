@@ -195,6 +195,7 @@ class StoredProduction:
         #: up by refresh) and peers' updates. The sync server relays them to live peers.
         self.update_listeners: list[Callable[[bytes, str, Changes], None]] = []
         doc.on_commit = self._persist
+        doc.on_abort = self._reload
         doc.before_access = self.refresh
         doc.on_change.append(self._notify)
 
@@ -208,8 +209,9 @@ class StoredProduction:
             member=self.workspace.identity.member,
             device=self.workspace.identity.device_id,
             origin="local",
-            changes=self.doc.take_changes(),
+            changes={("production", production_id): {"*"}},
         )
+        self.doc.take_changes()
         self.seen = seq or 0
         self.workspace._open[production_id] = self
 
@@ -222,6 +224,7 @@ class StoredProduction:
 
     def close(self) -> None:
         self.doc.on_commit = None
+        self.doc.on_abort = None
         self.doc.before_access = None
 
     def _persist(self, update: bytes, changes: Changes) -> None:
@@ -251,16 +254,12 @@ class StoredProduction:
             listener(update, origin, changes)
 
     def _reload(self) -> None:
-        fresh = CastDocument()
-        fresh.on_change = self.doc.on_change
-        self.doc.on_commit = None
-        self.doc.before_access = None
-        self.doc = fresh
-        self.seen = 0
+        """Rebuild the document from the durable log, in place (same CastDocument object):
+        after a write that did not reach the disk, or an update that failed half-way."""
+        blobs, last = self.store.load(self.id) if self.id is not None else ([], 0)
+        self.doc.rebuild(blobs)
+        self.seen = last
         self._version = -1
-        fresh.on_commit = self._persist
-        fresh.before_access = self.refresh
-        self.refresh()
 
     def refresh(self) -> Changes:
         """Merge whatever other processes committed since we last looked."""
