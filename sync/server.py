@@ -44,7 +44,7 @@ import msgspec
 import uvicorn
 from pycrdt import Awareness
 from starlette.applications import Starlette
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -262,11 +262,15 @@ class SyncServer:
             )
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise Refused(413, f"request body exceeds the {limit}-byte limit")
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise Refused(413, f"request body exceeds the {limit}-byte limit")
+                chunks.append(chunk)
+        except ClientDisconnect:
+            # Cut off mid-body: nothing was applied; nobody is left to answer.
+            raise Refused(400, "connection closed before the body was complete") from None
         return b"".join(chunks)
 
     # -- HTTP --------------------------------------------------------------------------------

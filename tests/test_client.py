@@ -390,3 +390,93 @@ def test_sync_live_in_process_bounded(seeded: Seeded, server: ServerThread, tmp_
         assert time.monotonic() - started < 10
         assert seeded.pid in dict(laptop.productions())
     assert any(line.startswith("live:") for line in lines)
+
+
+EDITOR = """
+import sys, time
+from castroom.core import model
+from castroom.core.workspace import Workspace
+path, pid, who, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+with Workspace.open(path, create=False, member=who) as ws:
+    doc = ws.production(pid).doc
+    for i in range(count):
+        doc.add(model.Talent, name=f"{who} {i}")
+        time.sleep(0.02)
+"""
+
+
+def everything(path: Path, pid: str) -> str:
+    with Workspace.open(path, create=False) as ws:
+        return json.dumps(ws.production(pid).doc.to_data(), sort_keys=True, default=str)
+
+
+@pytest.mark.slow
+def test_three_live_workspaces_edit_concurrently_and_converge(
+    seeded: Seeded, tmp_path: Path
+) -> None:
+    """Three machines, each with a live sync and an editor process of its own, edit at
+    once; one sync is killed mid-way (SIGKILL) and restarted. Nothing is lost."""
+    server, url = start_server(seeded.path, tmp_path / "server.log")
+    names = ("ann", "bob", "cat")
+    count = 25
+    lives: dict[str, Proc] = {}
+    editors: list[subprocess.Popen[bytes]] = []
+
+    def live(name: str, log: str) -> Proc:
+        return Proc(
+            tmp_path / log,
+            "--workspace",
+            str(tmp_path / name),
+            "--member",
+            name,
+            "sync",
+            url,
+            "--token",
+            seeded.write,
+            "--production",
+            seeded.pid,
+            "--live",
+            "--duration",
+            "60",
+        )
+
+    try:
+        for name in names:
+            lives[name] = live(name, f"{name}.log")
+        for name in names:
+            lives[name].wait_line("connected")
+        for name in names:
+            editors.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        EDITOR,
+                        str(tmp_path / name),
+                        seeded.pid,
+                        name,
+                        str(count),
+                    ]
+                )
+            )
+        time.sleep(0.3)
+        lives["bob"].proc.kill()  # mid-sync, no goodbye
+        lives["bob"].proc.wait(timeout=5)
+        for editor in editors:
+            assert editor.wait(timeout=60) == 0
+        lives["bob"] = live("bob", "bob-again.log")
+        expected = {"Ada Stone"} | {f"{n} {i}" for n in names for i in range(count)}
+        for path in [seeded.path, *(tmp_path / n for n in names)]:
+            assert wait_for(lambda p=path: seeded.names(p) == expected, 30), (
+                path,
+                expected - seeded.names(path),
+            )
+        reference = everything(seeded.path, seeded.pid)
+        for name in names:
+            assert everything(tmp_path / name, seeded.pid) == reference
+    finally:
+        for editor in editors:
+            if editor.poll() is None:
+                editor.kill()
+        for proc in (*lives.values(), server):
+            proc.stop()

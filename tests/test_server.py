@@ -491,3 +491,32 @@ def test_tls(setup: Setup, tmp_path: Path) -> None:
             doc = Doc()
             handshake(conn, doc)
             assert "Ada Stone" in json.dumps(doc.get("talents", type=Map).to_py())
+
+
+def test_connection_cut_mid_message_changes_nothing(server: ServerThread, setup: Setup) -> None:
+    import socket
+    import struct
+
+    before = setup.snapshot()
+    peer = Doc()
+    peer.get("talents", type=Map)["cut"] = Map({"id": "cut", "name": "Half Sent", "deleted": False})
+    frame = p.update_frame(peer.get_update())
+    # WebSocket: a binary frame announced in full, half of it sent, then the socket dies.
+    conn = ws_connect(server, setup.pid, setup.write)
+    header = bytes([0x82, 0x80 | 126]) + struct.pack("!H", len(frame)) + b"\0\0\0\0"  # zero mask
+    conn.socket.sendall(header + frame[: len(frame) // 2])
+    conn.socket.shutdown(socket.SHUT_RDWR)
+    conn.socket.close()
+    # HTTP: a push whose body stops half-way.
+    host, port = "127.0.0.1", server.port
+    with socket.create_connection((host, port), timeout=5) as raw:
+        raw.sendall(
+            f"POST /sync/{setup.pid}/push HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {setup.write}\r\nContent-Length: {len(frame)}\r\n\r\n".encode()
+            + frame[: len(frame) // 2]
+        )
+    time.sleep(0.3)
+    assert setup.snapshot() == before
+    assert HTTP.get(f"{server.url}/health").status_code == 200
+    with ws_connect(server, setup.pid, setup.read) as fine:
+        assert handshake(fine, Doc())
