@@ -14,6 +14,8 @@ from pathlib import Path
 
 import msgspec
 
+from pycrdt import Doc, Map
+
 from .document import check_update
 from .errors import BadUpdate
 from .workspace import Workspace
@@ -84,6 +86,7 @@ def create(workspace: Workspace, path: Path, *, for_state: Path | None = None) -
 
 
 def read(path: Path) -> Bundle:
+    """Read and check a bundle file (magic, checksum, format version)."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -98,11 +101,35 @@ def read(path: Path) -> Bundle:
     return bundle
 
 
+def _rehearse(workspace: Workspace, entry: BundleEntry) -> None:
+    """Merge ``entry`` into a scratch copy of what this workspace holds, so an update that
+    decodes but cannot be integrated, or that belongs to another production, is refused
+    before anything real changes."""
+    check_update(entry.update)
+    scratch = Doc()
+    known = dict(workspace.productions())
+    if entry.id in known:
+        scratch.apply_update(workspace.production(entry.id).doc.encode_update())
+    try:
+        scratch.apply_update(entry.update)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        raise BadUpdate(f"bundle entry {entry.id} cannot be merged: {exc}") from None
+    claimed = scratch.get("production", type=Map).get("id")
+    if claimed is not None and claimed != entry.id:
+        raise BadUpdate(f"bundle entry {entry.id} holds another production ({claimed})")
+
+
 def apply(workspace: Workspace, path: Path) -> dict[str, int]:
-    """Merge a bundle. Returns production id -> number of entities that changed."""
+    """Merge a bundle. Returns production id -> number of entities that changed.
+
+    Every entry is checked (magic, checksum, decoding, and a rehearsal merge) before any
+    is merged: a corrupt, truncated or foreign file changes nothing.
+    """
     bundle = read(path)
-    for entry in bundle.productions:  # every update must decode before any is merged
-        check_update(entry.update)
+    for entry in bundle.productions:
+        _rehearse(workspace, entry)
     moved = {}
     for entry in bundle.productions:
         _, changes = workspace.adopt(entry.id, entry.update, origin="bundle", device=bundle.device)

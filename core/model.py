@@ -26,9 +26,11 @@ Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_.:-]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 ShortText = Annotated[str, Meta(max_length=2_000)]
 LongText = Annotated[str, Meta(max_length=200_000)]
+#: Yjs numbers are float64: integers beyond 2**53 would not survive a round trip exactly.
+MAX_SAFE_INT = 2**53 - 1
 Age = Annotated[int, Meta(ge=0, le=150)]
-Money = Annotated[int, Meta(ge=0, description="integer minor units (cents)")]
-Count = Annotated[int, Meta(ge=0)]
+Money = Annotated[int, Meta(ge=0, le=MAX_SAFE_INT, description="integer minor units (cents)")]
+Count = Annotated[int, Meta(ge=0, le=MAX_SAFE_INT)]
 Rating = Annotated[int, Meta(ge=1, le=5)]
 Rate = Annotated[float, Meta(ge=0, le=1, description="a fraction, 0.21 = 21%")]
 Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
@@ -238,7 +240,7 @@ class Candidate(Entity, kw_only=True):
     stage: Stage = "submitted"
     source: ShortText = ""
     ratings: dict[str, Rating] = {}
-    backup_rank: Annotated[int, Meta(ge=1)] | None = None
+    backup_rank: Annotated[int, Meta(ge=1, le=MAX_SAFE_INT)] | None = None
     notes: LongText = ""
 
 
@@ -273,13 +275,13 @@ class Scene(Entity, kw_only=True):
 
     number: Annotated[str, Meta(min_length=1, max_length=20)]
     heading: ShortText = ""
-    story_day: Annotated[int, Meta(ge=0)] | None = None
+    story_day: Annotated[int, Meta(ge=0, le=MAX_SAFE_INT)] | None = None
     era: ShortText | None = None
     characters: list[Id] = []
     shoot_day_id: Id | None = None
     location: ShortText = ""
     looks: dict[str, Look] = {}
-    pages: Annotated[float, Meta(ge=0)] = 0.0
+    pages: Annotated[float, Meta(ge=0, le=10_000)] = 0.0
     notes: LongText = ""
 
     def __post_init__(self) -> None:
@@ -294,7 +296,7 @@ class ShootDay(Entity, kw_only=True):
     crdt_arrays: ClassVar[frozenset[str]] = frozenset({"scene_ids"})
 
     date: dt.date
-    day_number: Annotated[int, Meta(ge=1)] | None = None
+    day_number: Annotated[int, Meta(ge=1, le=MAX_SAFE_INT)] | None = None
     location: ShortText = ""
     call_time: Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "07:00"
     scene_ids: list[Id] = []
@@ -330,7 +332,7 @@ class Deal(Entity, kw_only=True):
     unit: DealUnit = "day"
     guaranteed_days: Count = 0
     fringe_rate: Rate | None = None
-    overtime_hours: Annotated[float, Meta(ge=0)] = 0.0
+    overtime_hours: Annotated[float, Meta(ge=0, le=100_000)] = 0.0
     status: DealStatus = "draft"
     notes: LongText = ""
 
