@@ -61,6 +61,7 @@ class Moved:
     pushed_changes: int = 0  # entities changed there (as the server reports it)
     created_here: bool = False
     created_there: bool = False
+    not_sent: str = ""  # why local edits stayed here, if they did
 
     def describe(self) -> str:
         name = f"{self.title or '?'} ({self.production_id[:8]})"
@@ -73,6 +74,8 @@ class Moved:
             parts.append(f"pulled {_n(self.pulled_changes)} ({self.pulled_bytes:,} bytes)")
         if self.pushed_changes:
             parts.append(f"pushed {_n(self.pushed_changes)} ({self.pushed_bytes:,} bytes)")
+        if self.not_sent:
+            parts.append(f"local edits not sent ({self.not_sent})")
         return f"{name}: {', '.join(parts) if parts else 'up to date'}"
 
 
@@ -221,20 +224,25 @@ def sync_http(
                 item.created_here = True
                 item.pulled_changes = len(changes)
         # 3. Push what the server lacks.
-        if scope == "write":
-            for pid in wanted:
-                stored = workspace.production(pid)
-                if pid in fetched:
-                    diff = stored.doc.encode_update(fetched[pid][1] or None)
-                    if diff == protocol.EMPTY_UPDATE:
-                        continue
-                    answer = http.request("POST", f"/sync/{quote(pid)}/push", diff).json()
-                    moved[pid].pushed_bytes = len(diff)
-                    moved[pid].pushed_changes = int(answer.get("changed", 0))
-                else:
-                    full = stored.doc.encode_update()
-                    http.request("POST", f"/sync/{quote(pid)}/push", full)
-                    moved[pid] = Moved(pid, local[pid], pushed_bytes=len(full), created_there=True)
+        for pid in wanted:
+            stored = workspace.production(pid)
+            if pid in fetched:
+                diff = stored.doc.encode_update(fetched[pid][1] or None)
+                if diff == protocol.EMPTY_UPDATE:
+                    continue
+                if scope != "write":
+                    if _ahead(stored.doc.state_vector(), fetched[pid][1]):
+                        moved[pid].not_sent = "read-only token"
+                    continue
+                answer = http.request("POST", f"/sync/{quote(pid)}/push", diff).json()
+                moved[pid].pushed_bytes = len(diff)
+                moved[pid].pushed_changes = int(answer.get("changed", 0))
+            elif scope == "write" and listing.get("all_productions"):
+                full = stored.doc.encode_update()
+                http.request("POST", f"/sync/{quote(pid)}/push", full)
+                moved[pid] = Moved(pid, local[pid], pushed_bytes=len(full), created_there=True)
+            else:
+                moved[pid] = Moved(pid, local[pid], not_sent="this token cannot add productions")
         for item in moved.values():
             if not item.title:
                 item.title = dict(workspace.productions()).get(item.production_id, "")
@@ -262,6 +270,21 @@ def _pick(ref: str | None, remote: dict[str, str], local: dict[str, str]) -> lis
         what = "matches several productions" if matches else "matches no production here or there"
         raise CastroomError(f"--production {ref!r} {what}")
     return matches
+
+
+def _ahead(mine: bytes, theirs: bytes) -> bool:
+    """Whether state vector ``mine`` has anything ``theirs`` lacks."""
+
+    def decode(sv: bytes) -> dict[int, int]:
+        out: dict[int, int] = {}
+        count, pos = protocol.read_var_uint(sv, 0) if sv else (0, 0)
+        for _ in range(count):
+            client_id, pos = protocol.read_var_uint(sv, pos)
+            out[client_id], pos = protocol.read_var_uint(sv, pos)
+        return out
+
+    other = decode(theirs)
+    return any(clock > other.get(client_id, 0) for client_id, clock in decode(mine).items())
 
 
 def _creates(update: bytes, production_id: str) -> bool:

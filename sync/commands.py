@@ -21,7 +21,7 @@ import click
 from castroom.core.cli import Context, pass_ctx
 from castroom.core.errors import CastroomError
 from castroom.core.hookspecs import hookimpl
-from castroom.core.workspace import default_path
+from castroom.core.workspace import Workspace, default_path
 
 
 class _QuietHandshakeNoise(logging.Filter):
@@ -84,9 +84,19 @@ def serve(
     )
     _setup_logging()
 
+    from .auth import TokenStore
+
+    with Workspace.open(path, create=False) as workspace:
+        active = [t for t in TokenStore(workspace.store).list() if t.revoked is None]
+        productions = workspace.productions()
+
     def ready(url: str) -> None:
         ws = url.replace("http", "ws", 1)
         click.echo(f"castroom serving {path} at {url} (WebSocket: {ws}/sync/PRODUCTION_ID)")
+        for pid, title in productions:
+            click.echo(f"  {pid}  {title}")
+        if not active:
+            click.echo("No tokens yet: peers need one (`castroom token create --scope write`).")
         sys.stdout.flush()
 
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal for the

@@ -13,7 +13,8 @@ or ``?token=T`` for browsers, which cannot set headers on a WebSocket):
 - ``POST /sync/{id}/push``  body: an update; merged durably. Pushing to an unknown id is
   allowed when the update creates that very production (a first sync from a new machine).
 - ``GET  /sync/{id}/state`` the server's state vector.
-- ``GET  /productions``      ``{"scope", "productions": [{"id", "title"}]}`` the token sees.
+- ``GET  /productions``      ``{"scope", "all_productions", "productions": [{"id", "title"}]}``
+  (the productions the token sees; ``all_productions``: it is not limited to one).
 - ``GET  /health``           ``{"status": "ok"}``, no token, nothing else.
 
 Peers may name their device (``X-Castroom-Device`` header or ``?device=``); it is recorded
@@ -286,7 +287,14 @@ class SyncServer:
             for pid, title in self.workspace.productions()
             if info.may_read(pid)
         ]
-        return JSONResponse({"scope": info.scope, "productions": visible})
+        return JSONResponse(
+            {
+                "scope": info.scope,
+                # May this token add productions (push one the server has never seen)?
+                "all_productions": info.production is None,
+                "productions": visible,
+            }
+        )
 
     async def state(self, request: Request) -> Response:
         production_id = request.path_params["production_id"]

@@ -132,8 +132,11 @@ def test_read_token_pulls_but_never_pushes(
         client.sync_http(laptop, server.url, token=seeded.read)
         laptop.production(seeded.pid).doc.add(model.Talent, name="Not Sent")
         laptop.create_production("Not Sent Either")
-        moved = client.sync_http(laptop, server.url, token=seeded.read)
+        lines: list[str] = []
+        moved = client.sync_http(laptop, server.url, token=seeded.read, echo=lines.append)
         assert all(m.pushed_bytes == 0 for m in moved)
+        assert any("Harbour" in x and "not sent (read-only token)" in x for x in lines)
+        assert any("Not Sent Either" in x and "cannot add productions" in x for x in lines)
     assert seeded.names() == {"Ada Stone"}
 
 
@@ -141,6 +144,11 @@ def test_production_token_and_filter(seeded: Seeded, server: ServerThread, tmp_p
     with Workspace.open(tmp_path / "laptop") as laptop:
         moved = client.sync_http(laptop, server.url, token=seeded.only_other)
         assert [m.production_id for m in moved] == [seeded.other]
+        laptop.create_production("Mine Only")  # this token may not add it to the server
+        moved = client.sync_http(laptop, server.url, token=seeded.only_other)
+        assert [m.not_sent for m in moved if m.production_id != seeded.other] == [
+            "this token cannot add productions"
+        ]
         moved = client.sync_http(
             laptop, server.url, token=seeded.write, production="Harbour Lights"
         )
@@ -286,6 +294,7 @@ def cli(path: Path, *args: str, member: str = "casting") -> None:
     )
 
 
+@pytest.mark.slow
 def test_live_peers_see_each_other_and_cli_edits(seeded: Seeded, tmp_path: Path) -> None:
     server, url = start_server(seeded.path, tmp_path / "server.log")
     peers: list[Proc] = []
@@ -326,6 +335,7 @@ def test_live_peers_see_each_other_and_cli_edits(seeded: Seeded, tmp_path: Path)
     assert seeded.names() == {"Ada Stone", "From Ben", "From Server"}
 
 
+@pytest.mark.slow
 def test_live_client_reconnects_after_server_restart(seeded: Seeded, tmp_path: Path) -> None:
     server, url = start_server(seeded.path, tmp_path / "server1.log")
     port = url.rsplit(":", 1)[1]
