@@ -1,0 +1,296 @@
+"""Workspaces: config and identity, durable writes, several processes, open = snapshot +
+tail, and compaction that keeps every peer able to sync."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+
+import pytest
+from pycrdt import Doc, Map
+
+from castroom.core import model
+from castroom.core.document import CastDocument
+from castroom.core.errors import Ambiguous, BadUpdate, CastroomError, NotFound, StorageError
+from castroom.core.model import Role, Talent
+from castroom.core.workspace import Workspace, default_path
+
+
+def run_child(code: str, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_open_creates_config_identity_and_database(tmp_path: Path) -> None:
+    with Workspace.open(tmp_path / "ws", member="rosa") as ws:
+        assert ws.identity.member == "rosa" and len(ws.identity.device_id) == 26
+        assert (tmp_path / "ws" / "castroom.db").exists()
+        config = tomllib.loads((tmp_path / "ws" / "config.toml").read_text())
+        assert config["identity"]["device_id"] == ws.identity.device_id
+        device = ws.identity.device_id
+    with Workspace.open(tmp_path / "ws") as again:  # the device id is stable
+        assert again.identity.device_id == device and again.identity.member == "rosa"
+
+
+def test_open_without_create_and_bad_config(tmp_path: Path) -> None:
+    with pytest.raises(NotFound):
+        Workspace.open(tmp_path / "none", create=False)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.toml").write_text("identity = [not toml")
+    with pytest.raises(StorageError):
+        Workspace.open(tmp_path / "bad")
+    (tmp_path / "mode").mkdir()
+    (tmp_path / "mode" / "config.toml").write_text(
+        '[identity]\nmember = "a"\ndevice_id = "D1"\ndevice_name = "h"\n'
+        '[storage]\nsynchronous = "SOMETIMES"\n'
+    )
+    with pytest.raises(CastroomError):
+        Workspace.open(tmp_path / "mode")
+
+
+def test_default_path_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("CASTROOM_WORKSPACE", str(tmp_path / "env-ws"))
+    assert default_path() == tmp_path / "env-ws"
+    monkeypatch.delenv("CASTROOM_WORKSPACE")
+    assert "castroom" in str(default_path())
+
+
+def test_every_write_is_durable_before_returning(workspace: Workspace, tmp_path: Path) -> None:
+    production = workspace.create_production("Tides", kind="series")
+    ada = production.doc.add(Talent, name="Ada", rate=100)
+    production.doc.update(Talent, ada.id, {"rate": 200})
+    # A separate connection (as another process would) sees it at once.
+    with Workspace.open(tmp_path / "ws") as other:
+        assert other.production().doc.get(Talent, ada.id).rate == 200
+        assert other.production("Tides").id == production.id
+
+
+def test_resolving_productions(workspace: Workspace) -> None:
+    with pytest.raises(NotFound):
+        workspace.production()
+    first = workspace.create_production("Tides")
+    workspace.create_production("Harbour")
+    with pytest.raises(Ambiguous):
+        workspace.production()
+    assert workspace.production("tides").id == first.id
+    assert workspace.production(first.id[:18]).id == first.id
+    with pytest.raises(NotFound):
+        workspace.production("Nope")
+
+
+def test_title_changes_reach_the_production_list(workspace: Workspace) -> None:
+    production = workspace.create_production("Tides")
+    production.doc.update_production({"title": "Tides of Time"})
+    assert workspace.productions() == [(production.id, "Tides of Time")]
+
+
+def test_history_records_who_changed_what(workspace: Workspace) -> None:
+    production = workspace.create_production("Tides")
+    ada = production.doc.add(Talent, name="Ada")
+    production.doc.update(Talent, ada.id, {"rate": 5, "hair": "red"})
+    entries = production.history()
+    assert entries[0].changes == [("talents", ada.id, ["hair", "rate"])]
+    assert entries[0].member == "tester" and entries[0].device == workspace.identity.device_id
+    assert entries[1].changes == [("talents", ada.id, ["*"])]
+    assert entries[-1].changes == [("production", production.id, ["*"])]
+
+
+def test_two_processes_see_each_others_writes_without_restarting(tmp_path: Path) -> None:
+    path = tmp_path / "ws"
+    with Workspace.open(path) as ws:
+        production = ws.create_production("Tides")
+        doc = production.doc
+        ada = doc.add(Talent, name="Ada")
+        # Another process (a CLI command) writes while we hold the production open.
+        run_child(
+            """
+            import sys
+            from castroom.core.workspace import Workspace
+            from castroom.core.model import Talent
+            with Workspace.open(sys.argv[1]) as ws:
+                doc = ws.production().doc
+                doc.update(Talent, sys.argv[2], {"rate": 4242})
+                doc.add(Talent, id="from-child", name="Bo")
+            """,
+            str(path), ada.id,
+        )
+        assert doc.get(Talent, ada.id).rate == 4242  # no reopen needed
+        assert doc.get(Talent, "from-child").name == "Bo"
+        doc.update(Talent, ada.id, {"hair": "red"})
+        out = run_child(
+            """
+            import sys
+            from castroom.core.workspace import Workspace
+            from castroom.core.model import Talent
+            with Workspace.open(sys.argv[1]) as ws:
+                t = ws.production().doc.get(Talent, sys.argv[2])
+                print(t.hair, t.rate)
+            """,
+            str(path), ada.id,
+        )
+        assert out.split() == ["red", "4242"]
+
+
+def test_open_is_snapshot_plus_tail(tmp_path: Path) -> None:
+    path = tmp_path / "ws"
+    with Workspace.open(path) as ws:
+        production = ws.create_production("Tides")
+        for i in range(30):
+            production.doc.add(Talent, id=f"t{i}", name=f"T{i}", rate=i)
+        production.compact()
+        production.doc.update(Talent, "t1", {"rate": 999})
+        production.doc.add(Role, id="r1", name="Maya")
+        assert production.id is not None
+        blobs, _ = ws.store.load(production.id)
+        assert len(blobs) == 3  # the snapshot, then the two later updates
+    with Workspace.open(path) as ws:
+        doc = ws.production().doc
+        assert len(doc.all(Talent)) == 30 and doc.get(Talent, "t1").rate == 999
+        assert doc.get(Role, "r1").name == "Maya"
+
+
+def test_refresh_after_another_process_compacts(tmp_path: Path) -> None:
+    path = tmp_path / "ws"
+    with Workspace.open(path) as ws:
+        doc = ws.create_production("Tides").doc
+        doc.add(Talent, id="t1", name="Ada")
+        run_child(
+            """
+            import sys
+            from castroom.core.workspace import Workspace
+            from castroom.core.model import Talent
+            with Workspace.open(sys.argv[1]) as ws:
+                p = ws.production()
+                p.doc.update(Talent, "t1", {"rate": 7})
+                p.compact()
+                p.doc.update(Talent, "t1", {"hair": "grey"})
+            """,
+            str(path),
+        )
+        talent = doc.get(Talent, "t1")
+        assert (talent.rate, talent.hair) == (7, "grey")
+
+
+def test_compaction_keeps_peers_able_to_sync_without_duplicates(tmp_path: Path) -> None:
+    with Workspace.open(tmp_path / "ws") as ws:
+        production = ws.create_production("Tides")
+        doc = production.doc
+        role = doc.add(Role, id="r1", name="Maya", backups=["a", "b"])
+        doc.add(Talent, id="t1", name="Ada", notes="first")
+        # A peer syncs before compaction...
+        peer = CastDocument()
+        peer.apply_update(doc.encode_update())
+        for i in range(50):
+            doc.update(Talent, "t1", {"rate": i})
+        doc.insert_item(Role, role.id, "backups", 2, "c")
+        doc.edit_text(Talent, "t1", "notes", 5, 0, " draft")
+        peer.insert_item(Role, role.id, "backups", 0, "p")
+        peer.edit_text(Talent, "t1", "notes", 0, 0, "A ")
+        production.compact()
+    with Workspace.open(tmp_path / "ws") as ws:  # ... and syncs with the compacted store
+        production = ws.production()
+        doc = production.doc
+        peer.apply_update(doc.encode_update(peer.state_vector()))
+        production.apply_update(peer.encode_update(doc.state_vector()), origin="peer")
+        for replica in (doc, peer):
+            assert replica.get(Role, "r1").backups == ["p", "a", "b", "c"]
+            assert replica.get(Talent, "t1").notes == "A first draft"
+            assert replica.get(Talent, "t1").rate == 49
+        assert doc.to_data() == peer.to_data()
+        # Raw Yjs view: no entity or list item appears twice.
+        raw = Doc()
+        raw.apply_update(doc.encode_update())
+        assert list(raw.get("roles", type=Map)["r1"]["backups"]) == ["p", "a", "b", "c"]
+        production.compact()
+        fresh = CastDocument()
+        fresh.apply_update(production.doc.encode_update())
+        assert fresh.to_data() == peer.to_data()
+
+
+def test_apply_update_is_durable_and_bad_bytes_change_nothing(workspace: Workspace) -> None:
+    production = workspace.create_production("Tides")
+    assert production.id is not None
+    peer = CastDocument()
+    peer.apply_update(production.doc.encode_update())
+    peer.add(Talent, id="t9", name="From peer")
+    before = workspace.store.load(production.id)
+    with pytest.raises(BadUpdate):
+        production.apply_update(b"\x01\x02garbage", origin="peer")
+    assert workspace.store.load(production.id) == before
+    changes = production.apply_update(peer.encode_update(production.doc.state_vector()),
+                                      origin="peer", device="PEER-DEVICE")
+    assert ("talents", "t9") in changes
+    entry = production.history(limit=1)[0]
+    assert entry.device == "PEER-DEVICE" and entry.origin == "peer"
+
+
+def test_adopt_creates_a_production_from_a_peer(tmp_path: Path) -> None:
+    source = CastDocument.create("Shared show", production_id="P-SHARED")
+    source.add(Talent, id="t1", name="Ada")
+    with Workspace.open(tmp_path / "new") as ws:
+        production, changes = ws.adopt("P-SHARED", source.encode_update(), origin="bundle")
+        assert ws.productions() == [("P-SHARED", "Shared show")]
+        assert production.doc.get(Talent, "t1").name == "Ada" and changes
+    with Workspace.open(tmp_path / "new") as ws:
+        assert ws.production().doc.get(Talent, "t1").name == "Ada"
+
+
+def test_invalid_entities_name_the_device_that_wrote_them(workspace: Workspace) -> None:
+    production = workspace.create_production("Tides")
+    production.doc.add(Talent, id="t1", name="Ada")
+    peer = Doc()
+    peer.apply_update(production.doc.encode_update())
+    peer.get("talents", type=Map)["t1"]["rate"] = -3
+    production.apply_update(peer.get_update(production.doc.state_vector()), origin="sync",
+                            device="LAPTOP-7")
+    [(item, device)] = production.invalid()
+    assert (item.kind, item.id, item.field, device) == ("talent", "t1", "rate", "LAPTOP-7")
+
+
+def test_a_write_that_fails_to_persist_is_not_kept(workspace: Workspace, monkeypatch) -> None:
+    production = workspace.create_production("Tides")
+    doc = production.doc
+    doc.add(Talent, id="t1", name="Ada")
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(workspace.store, "append", broken)
+    with pytest.raises(StorageError):
+        doc.update(Talent, "t1", {"rate": 5})
+    monkeypatch.undo()
+    assert doc.get(Talent, "t1").rate is None  # the in-memory change was dropped
+    doc.update(Talent, "t1", {"rate": 6})
+    assert doc.get(Talent, "t1").rate == 6
+
+
+def test_a_transaction_that_raises_leaves_nothing_behind(workspace: Workspace) -> None:
+    production = workspace.create_production("Tides")
+    doc = production.doc
+    with pytest.raises(ZeroDivisionError), doc.transaction():
+        doc.add(Talent, id="t1", name="Ada")
+        doc.add(Talent, id="t2", name="Bo")
+        1 / 0  # noqa: B018
+    assert doc.find(Talent, "t1") is None and doc.all(Talent) == []
+    assert production.doc is doc  # rebuilt in place
+    doc.add(Talent, id="t3", name="Cy")
+    assert [t.id for t in doc.all(Talent)] == ["t3"]
+
+
+def test_maybe_compact_only_when_the_log_outgrows_the_snapshot(workspace, monkeypatch):
+    import castroom.core.workspace as workspace_module
+
+    production = workspace.create_production("Tides")
+    assert production.maybe_compact() is False
+    monkeypatch.setattr(workspace_module, "COMPACT_FLOOR", 10)
+    for i in range(20):
+        production.doc.add(model.Member, name=f"M{i}")
+    assert production.maybe_compact() is True
+    assert production.maybe_compact() is False
