@@ -105,7 +105,10 @@ def _rehearse(workspace: Workspace, entry: BundleEntry) -> None:
     """Merge ``entry`` into a scratch copy of what this workspace holds, so an update that
     decodes but cannot be integrated, or that belongs to another production, is refused
     before anything real changes."""
-    check_update(entry.update)
+    try:
+        check_update(entry.update)
+    except BadUpdate as exc:
+        raise BadUpdate(f"bundle entry {entry.id}: {exc}") from None
     scratch = Doc()
     known = dict(workspace.productions())
     if entry.id in known:
