@@ -502,6 +502,8 @@ def _print_report(obj: Any, report: BudgetReport) -> None:
     # Money columns must never be cut: print at least 132 columns wide (pipes included).
     console = Console(width=max(obj.console.width, 132), highlight=False)
     money = lambda minor: format_money(minor, report.currency)  # noqa: E731
+    if not report.lines:
+        click.echo("No deals yet (castroom add deal talent_id=... role_id=... rate=...).")
     table = Table(title="cast cost by deal")
     for column in ("role", "talent", "status", "rate", "days", "base", "overtime", "fringe"):
         table.add_column(
@@ -526,8 +528,11 @@ def _print_report(obj: Any, report: BudgetReport) -> None:
             money(line.fringe),
             money(line.total),
         )
-    console.print(table)
+    if report.lines:
+        console.print(table)
     for title, subs in (("by actor", report.by_talent), ("by role", report.by_role)):
+        if not subs:
+            continue
         sub_table = Table(title=title)
         sub_table.add_column("name")
         sub_table.add_column("deals", justify="right")
