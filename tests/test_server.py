@@ -502,11 +502,10 @@ def test_connection_cut_mid_message_changes_nothing(server: ServerThread, setup:
     peer.get("talents", type=Map)["cut"] = Map({"id": "cut", "name": "Half Sent", "deleted": False})
     frame = p.update_frame(peer.get_update())
     # WebSocket: a binary frame announced in full, half of it sent, then the socket dies.
-    conn = ws_connect(server, setup.pid, setup.write)
     header = bytes([0x82, 0x80 | 126]) + struct.pack("!H", len(frame)) + b"\0\0\0\0"  # zero mask
-    conn.socket.sendall(header + frame[: len(frame) // 2])
-    conn.socket.shutdown(socket.SHUT_RDWR)
-    conn.socket.close()
+    with ws_connect(server, setup.pid, setup.write) as conn:
+        conn.socket.sendall(header + frame[: len(frame) // 2])
+        conn.socket.shutdown(socket.SHUT_RDWR)
     # HTTP: a push whose body stops half-way.
     host, port = "127.0.0.1", server.port
     with socket.create_connection((host, port), timeout=5) as raw:
