@@ -1,0 +1,243 @@
+"""Every core CLI command, with its error paths, exit codes and --json output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pycrdt import Doc, Map
+
+from castroom.core.workspace import Workspace
+
+
+def ok(result) -> str:
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def fails(result, *words: str) -> str:
+    assert result.exit_code != 0, result.output
+    message = result.stderr.strip()
+    assert message.startswith("Error:") and len(message.splitlines()) == 1, message
+    for word in words:
+        assert word in message, message
+    return message
+
+
+@pytest.fixture
+def castroom(cli):
+    ok(cli("init", "--production", "Tides", "--kind", "series", "--budget-cap", "100000000"))
+    return cli
+
+
+def as_json(result) -> object:
+    return json.loads(ok(result))
+
+
+def test_init_creates_workspace_and_production(cli) -> None:
+    data = as_json(cli("init", "--production", "Tides", "--kind", "series", "--json"))
+    assert data["title"] == "Tides" and data["kind"] == "series" and data["id"]
+    assert (cli.path / "castroom.db").exists()
+    fails(cli("init", "--production", ""), "title")
+    fails(cli("init", "--production", "X", "--currency", "dollars"), "currency")
+    assert cli("init", "--production", "X", "--kind", "opera").exit_code == 2  # click's choice
+
+
+@pytest.mark.parametrize("kind", ["talent", "talents", "Talent"])
+def test_add_accepts_singular_and_plural(castroom, kind: str) -> None:
+    data = as_json(castroom("add", kind, "name=Ada Stone", "playing_age_min=30",
+                            "playing_age_max=40", "rate=150000", "languages=[\"en\", \"fr\"]",
+                            "--json"))
+    assert data["name"] == "Ada Stone" and data["rate"] == 150000 and data["id"]
+    assert data["languages"] == ["en", "fr"]
+    assert "Added talent" in ok(castroom("add", kind, "name=Bo"))
+
+
+def test_every_kind_can_be_added_listed_and_shown(castroom) -> None:
+    talent = as_json(castroom("add", "talent", "name=Ada", "--json"))["id"]
+    role = as_json(castroom("add", "role", "name=Maya", "age_min=30", "age_max=40",
+                            'eras=[{"name": "young", "age_max": 12}]', "--json"))["id"]
+    samples = {
+        "candidates": ["talent_id=" + talent, "role_id=" + role, "stage=shortlisted"],
+        "auditions": ["role_id=" + role, "starts_at=2026-03-01T10:00:00"],
+        "scenes": ["number=12A", "characters=[\"%s\"]" % role, "story_day=3"],
+        "shoot-days": ["date=2026-04-01", "scene_ids=[]"],
+        "availabilities": ["talent_id=" + talent, "start=2026-04-01", "end=2026-04-02",
+                           "kind=first_hold"],
+        "deals": ["talent_id=" + talent, "role_id=" + role, "rate=100000", "unit=week"],
+        "members": ["name=Rosa", "job=producer"],
+    }
+    for kind, fields in samples.items():
+        made = as_json(castroom("add", kind, *fields, "--json"))
+        listed = as_json(castroom("list", kind, "--json"))
+        assert [e["id"] for e in listed] == [made["id"]]
+        shown = as_json(castroom("show", kind, made["id"], "--json"))
+        assert shown == made
+        assert made["id"] in ok(castroom("show", kind, made["id"]))
+        assert "1 " in ok(castroom("list", kind))  # the rich table's title
+
+
+def test_list_hides_deleted_unless_all_and_restore_brings_back(castroom) -> None:
+    ada = as_json(castroom("add", "talent", "name=Ada", "--json"))["id"]
+    as_json(castroom("add", "talent", "name=Bo", "--json"))
+    assert "Deleted talent" in ok(castroom("delete", "talent", "Ada"))
+    names = [t["name"] for t in as_json(castroom("list", "talents", "--json"))]
+    assert names == ["Bo"]
+    everything = as_json(castroom("list", "talents", "--all", "--json"))
+    assert {t["name"]: t["deleted"] for t in everything} == {"Ada": True, "Bo": False}
+    assert "deleted" in ok(castroom("list", "talents", "--all"))
+    fails(castroom("delete", "talent", "Ada"), "no talent")  # already hidden
+    assert "Restored" in ok(castroom("restore", "talent", ada))
+    assert len(as_json(castroom("list", "talents", "--json"))) == 2
+
+
+def test_list_where_filters(castroom) -> None:
+    castroom("add", "talent", "name=Ada", "rate=100")
+    castroom("add", "talent", "name=Bo", "rate=200")
+    rows = as_json(castroom("list", "talents", "--where", "rate=200", "--json"))
+    assert [r["name"] for r in rows] == ["Bo"]
+    fails(castroom("list", "talents", "--where", "salary=3"), "salary", "no such field")
+
+
+def test_set_changes_fields_and_validates(castroom) -> None:
+    ada = as_json(castroom("add", "talent", "name=Ada Stone", "playing_age_min=30",
+                           "playing_age_max=40", "--json"))["id"]
+    data = as_json(castroom("set", "talent", "Ada Stone", "rate=250000", "hair=red", "--json"))
+    assert data["rate"] == 250000 and data["hair"] == "red"
+    assert "Updated talent" in ok(castroom("set", "talent", ada, "eyes=green"))
+    fails(castroom("set", "talent", ada, "playing_age_min=50"), "playing_age_max", "must be >=")
+    fails(castroom("set", "talent", ada, "rate=-5"), "rate")
+    fails(castroom("set", "talent", ada, "rate=lots"), "rate")
+    fails(castroom("set", "talent", ada, "salary=5"), "salary", "no such field")
+    fails(castroom("set", "talent", ada, "novalue"), "field=value")
+    fails(castroom("set", "talent", ada, "languages=[broken"), "languages", "JSON")
+    fails(castroom("set", "talent", "nobody", "rate=5"), "no talent")
+    shown = as_json(castroom("show", "talent", ada, "--json"))
+    assert (shown["playing_age_min"], shown["rate"], shown["eyes"]) == (30, 250000, "green")
+    data = as_json(castroom("set", "talent", ada, "rate=null", "--json"))
+    assert data["rate"] is None
+
+
+def test_add_errors_write_nothing(castroom) -> None:
+    fails(castroom("add", "talent", "rate=5"), "name", "required")
+    fails(castroom("add", "talent", "name=Ada", "playing_age_min=-1"), "playing_age_min")
+    fails(castroom("add", "candidate", "talent_id=t", "role_id=r", "stage=maybe"), "stage")
+    fails(castroom("add", "dragon", "name=Smaug"), "unknown kind")
+    fails(castroom("add", "production", "title=x"), "production set")
+    fails(castroom("add", "talent", "id=mine", "name=x"), "id")
+    assert as_json(castroom("list", "talents", "--json")) == []
+    assert as_json(castroom("list", "candidates", "--json")) == []
+
+
+def test_show_by_prefix_and_ambiguity(castroom) -> None:
+    castroom("add", "talent", "name=Ada")
+    castroom("add", "talent", "name=Ada")
+    fails(castroom("show", "talent", "Ada"), "matches 2")
+    fails(castroom("show", "talent", "Zed"), "no talent")
+
+
+def test_production_show_set_list(castroom) -> None:
+    data = as_json(castroom("production", "show", "--json"))
+    assert data["title"] == "Tides" and data["budget_cap"] == 100000000
+    assert "$1,000,000.00" in ok(castroom("production", "show"))
+    assert "Updated production" in ok(castroom("production", "set", "fringe_rate=0.2",
+                                               "title=Tides of Time"))
+    assert as_json(castroom("production", "show", "--json"))["fringe_rate"] == 0.2
+    fails(castroom("production", "set", "fringe_rate=2"), "fringe_rate")
+    listed = as_json(castroom("production", "list", "--json"))
+    assert [p["title"] for p in listed] == ["Tides of Time"]
+    assert "Tides of Time" in ok(castroom("production", "list"))
+
+
+def test_production_option_with_several_productions(castroom) -> None:
+    ok(castroom("init", "--production", "Harbour"))
+    fails(castroom("list", "talents"), "several productions", "--production")
+    ok(castroom("--production", "Harbour", "add", "talent", "name=Only in Harbour"))
+    ok(castroom("--production", "Tides", "add", "talent", "name=Only in Tides"))
+    harbour = as_json(castroom("--production", "harbour", "list", "talents", "--json"))
+    assert [t["name"] for t in harbour] == ["Only in Harbour"]
+    tides = as_json(castroom("-p", "Tides", "list", "talents", "--json"))
+    assert [t["name"] for t in tides] == ["Only in Tides"]
+    fails(castroom("--production", "Nope", "list", "talents"), "no production")
+
+
+def test_commands_on_a_missing_workspace_fail_cleanly(cli, tmp_path: Path) -> None:
+    fails(cli("list", "talents", workspace=tmp_path / "nowhere"), "no castroom workspace")
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_history_lists_who_changed_what_newest_first(castroom) -> None:
+    ada = as_json(castroom("--member", "rosa", "add", "talent", "name=Ada", "--json"))["id"]
+    castroom("--member", "sam", "set", "talent", ada, "rate=5", "hair=red")
+    rows = as_json(castroom("history", "--json"))
+    assert rows[0]["member"] == "sam" and rows[0]["fields"] == ["hair", "rate"]
+    assert rows[0]["kind"] == "talent" and rows[0]["label"] == "Ada"
+    assert rows[1]["member"] == "rosa" and rows[1]["fields"] == ["(created)"]
+    assert rows[-1]["kind"] == "production"
+    assert len(as_json(castroom("history", "--limit", "1", "--json"))) == 1
+    assert all(r["entity_id"] == ada for r in as_json(castroom("history", "--entity", ada,
+                                                               "--json")))
+    assert "sam" in ok(castroom("history"))
+
+
+def test_compact_keeps_content_and_history(castroom) -> None:
+    for i in range(5):
+        castroom("add", "talent", f"name=T{i}")
+    assert "Folded" in ok(castroom("compact"))
+    assert len(as_json(castroom("list", "talents", "--json"))) == 5
+    assert len(as_json(castroom("history", "--json"))) >= 6
+
+
+def test_invalid_reports_and_exits_non_zero(castroom) -> None:
+    assert "No invalid entities" in ok(castroom("invalid"))
+    ada = as_json(castroom("add", "talent", "name=Ada", "--json"))["id"]
+    with Workspace.open(castroom.path) as ws:
+        production = ws.production()
+        peer = Doc()
+        peer.apply_update(production.doc.encode_update())
+        peer.get("talents", type=Map)[ada]["rate"] = -1
+        production.apply_update(peer.get_update(production.doc.state_vector()),
+                                origin="sync", device="LAPTOP")
+    result = castroom("invalid", "--json")
+    assert result.exit_code == 0
+    [item] = json.loads(result.stdout)
+    assert (item["kind"], item["id"], item["field"], item["device"]) == (
+        "talent", ada, "rate", "LAPTOP")
+    result = castroom("invalid")
+    assert result.exit_code == 1 and "rate" in result.stdout
+    assert as_json(castroom("list", "talents", "--json")) == []  # hidden, not crashing
+
+
+def test_bundle_commands(castroom, cli, tmp_path: Path) -> None:
+    castroom("add", "talent", "name=Ada")
+    bundle = tmp_path / "tides.castroom"
+    assert "Wrote 1 production" in ok(castroom("bundle", "create", str(bundle)))
+    newcomer = tmp_path / "newcomer"
+    assert "entities changed" in ok(cli("bundle", "apply", str(bundle), workspace=newcomer))
+    names = json.loads(ok(cli("list", "talents", "--json", workspace=newcomer)))
+    assert [t["name"] for t in names] == ["Ada"]
+    state = tmp_path / "newcomer.state"
+    ok(cli("bundle", "state", str(state), workspace=newcomer))
+    castroom("add", "talent", "name=Bo")
+    ok(castroom("bundle", "create", str(tmp_path / "delta.castroom"), "--for", str(state)))
+    ok(cli("bundle", "apply", str(tmp_path / "delta.castroom"), workspace=newcomer))
+    assert len(json.loads(ok(cli("list", "talents", "--json", workspace=newcomer)))) == 2
+    junk = tmp_path / "junk.castroom"
+    junk.write_bytes(b"nonsense")
+    fails(cli("bundle", "apply", str(junk), workspace=newcomer), "not a castroom bundle")
+    fails(cli("bundle", "create", str(tmp_path / "x"), "--for", str(junk), workspace=newcomer),
+          "state")
+
+
+def test_plugins_listing(castroom) -> None:
+    data = as_json(castroom("plugins", "--json"))
+    assert isinstance(data, list) and all({"name", "version", "hooks"} <= set(p) for p in data)
+    ok(castroom("plugins"))
+
+
+def test_help_and_version(cli) -> None:
+    for command in ("init", "add", "list", "show", "set", "delete", "restore", "history",
+                    "compact", "invalid", "bundle", "production"):
+        assert command in ok(cli("--help"))
+    assert "castroom" in ok(cli("--version")).lower()
