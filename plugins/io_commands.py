@@ -151,6 +151,8 @@ def watch_inbox_cmd(obj: Context, directory: str, once: bool, seconds: float | N
     box = inbox.Inbox.for_context(Path(directory), obj, report=click.echo)
     box.process_pending()
     if not once:
+        limit = f" for {seconds:g}s" if seconds is not None else " (Ctrl-C to stop)"
+        click.echo(f"Watching {directory}{limit}", err=True)
         box.watch(seconds=seconds)
 
 
