@@ -428,6 +428,11 @@ class SyncServer:
                 log.error("could not merge from %s: %s", peer.device, exc)
                 peer.close(1011, str(exc))
                 return
+            except Exception:
+                # A bug, or storage trouble: drop this peer (it will resync), keep serving.
+                log.exception("failed handling a frame from %s", peer.device)
+                peer.close(1011, "internal error; reconnect to resync")
+                return
             finally:
                 room.sender = None
             for reply in outcome.replies:
