@@ -27,6 +27,7 @@ from castroom.plugins.csv_io import read_csv
 
 COUNT = 10_000
 TARGET_SECONDS = 3.0
+RUNS = 3
 HEADER = ["Ref", "Name", "Agent", "Union", "Age Min", "Age Max", "Height", "Languages", "Fee"]
 MAPPING = ["Ref=external_id", "Age Min=playing_age_min", "Age Max=playing_age_max",
            "Height=height_cm", "Fee=rate"]
@@ -84,8 +85,8 @@ def baseline(data: list[list[str]]) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    data = rows()
+def one_run(data: list[list[str]]) -> tuple[float, str, float, str]:
+    """A fresh workspace: import the file, then import it again."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "talents.csv"
         write_file(path, data)
@@ -96,9 +97,17 @@ def main() -> None:
         with Workspace.open(Path(tmp) / "ws", member="bench") as workspace:
             again, again_counts = import_once(workspace, path)
             assert len(workspace.production().doc.all(Talent)) == COUNT
-    raw = min(baseline(data) for _ in range(3))
+    return first, first_counts, again, again_counts
+
+
+def main() -> None:
+    data = rows()
+    runs = [one_run(data) for _ in range(RUNS)]
+    first, first_counts, _, _ = min(runs, key=lambda r: r[0])
+    _, _, again, again_counts = min(runs, key=lambda r: r[2])
+    raw = min(baseline(data) for _ in range(RUNS))
     verdict = "ok" if first <= TARGET_SECONDS else "OVER TARGET"
-    print(f"CSV import of {COUNT:,} talents: {first:.2f} s ({first_counts}); "
+    print(f"CSV import of {COUNT:,} talents (best of {RUNS}): {first:.2f} s ({first_counts}); "
           f"target <= {TARGET_SECONDS:.0f} s: {verdict}")
     print(f"  re-import of the same file: {again:.2f} s ({again_counts})")
     print(f"  raw pycrdt baseline (same talents into maps): {raw:.2f} s; "

@@ -82,17 +82,18 @@ def apply_import(doc: CastDocument, result: ImportResult) -> ImportCounts:
     with doc.transaction():
         for entity in checked:
             cls = type(entity)
-            current = doc.raw(cls, entity.id)
-            if current is None:
+            try:
+                old = doc.find(cls, entity.id, include_deleted=True)
+            except ValidationFailed:
+                updated += 1  # stored invalid (e.g. a peer's bad edit): the import fixes it
+                doc.put(entity)
+                continue
+            if old is None:
                 created += 1
+            elif old == entity:  # Structs compare field by field
+                unchanged += 1
+                continue
             else:
-                try:
-                    old = doc.get(cls, entity.id, include_deleted=True)
-                except ValidationFailed:
-                    old = None  # stored invalid (e.g. a peer's bad edit): overwrite it
-                if old is not None and model.to_fields(old) == model.to_fields(entity):
-                    unchanged += 1
-                    continue
                 updated += 1
             doc.put(entity)
     return ImportCounts(created=created, updated=updated, unchanged=unchanged)
