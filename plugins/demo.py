@@ -14,12 +14,14 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
 from castroom.core import bundle
 from castroom.core.hookspecs import hookimpl
 from castroom.core.model import Candidate, Role, Scene, ShootDay, Talent
+from castroom.core.money import format_money
 from castroom.core.view import ProductionView
 from castroom.core.workspace import Workspace
 
@@ -29,8 +31,14 @@ from .sample import build_sample
 @hookimpl(trylast=True)
 def castroom_register_commands(cli: click.Group) -> None:
     @cli.command()
-    @click.option("--dir", "root", default="demo-workspace", show_default=True,
-                  type=click.Path(file_okay=False), help="Where the demo's workspaces go (wiped first).")
+    @click.option(
+        "--dir",
+        "root",
+        default="demo-workspace",
+        show_default=True,
+        type=click.Path(file_okay=False),
+        help="Where the demo's workspaces go (wiped first).",
+    )
     def demo(root: str) -> None:
         """Build a sample series and walk through a day in the casting room."""
         run_demo(Path(root), Console())
@@ -57,10 +65,14 @@ def run_demo(root: Path, console: Console) -> dict[str, Any]:
     sam = Workspace.open(root / "sam", member="Sam Chen (assistant director)")
     bundle.create(alex, root / "alex-to-sam.bundle")
     bundle.apply(sam, root / "alex-to-sam.bundle")
-    console.print(Panel.fit(
-        "Sam's new workspace joined from a bundle file: "
-        f"{len(sam.production().doc.all(Talent))} talents, {len(sam.production().doc.all(Scene))} scenes",
-        title="offline join"))
+    sam_doc = sam.production().doc
+    console.print(
+        Panel.fit(
+            "Sam's new workspace joined from a bundle file: "
+            f"{len(sam_doc.all(Talent))} talents, {len(sam_doc.all(Scene))} scenes",
+            title="offline join",
+        )
+    )
 
     # Both edit offline, the same entities in places.
     a_doc, s_doc = production.doc, sam.production().doc
@@ -73,15 +85,18 @@ def run_demo(root: Path, console: Console) -> dict[str, Any]:
     if len(maggie.backups) > 1:
         a_doc.move_item(Role, maggie.id, "backups", len(maggie.backups) - 1, 0)
     s_doc.update(Talent, talent.id, {"notes": "Needs a dialect coach for 1962 scenes."})
-    s_doc.update(ShootDay, day.id, {"scene_ids": day.scene_ids[1:] + [moved_scene],
-                                    "call_time": "06:30"})
+    s_doc.update(
+        ShootDay, day.id, {"scene_ids": [*day.scene_ids[1:], moved_scene], "call_time": "06:30"}
+    )
     s_doc.edit_text(Role, maggie.id, "notes", 0, 0, "Wig fittings before day 1. ")
     edits = Table(title="Offline edits")
     edits.add_column("who")
     edits.add_column("changed")
     edits.add_row("Alex", f"{talent.name}: rate and agent; Maggie Doyle: status, backup order")
-    edits.add_row("Sam", f"{talent.name}: notes; day {day.day_number}: scene order, call time; "
-                  "Maggie Doyle: notes")
+    edits.add_row(
+        "Sam",
+        f"{talent.name}: notes; day {day.day_number}: scene order, call time; Maggie Doyle: notes",
+    )
     console.print(edits)
 
     # Exchange only what each side lacks, both ways.
@@ -94,11 +109,16 @@ def run_demo(root: Path, console: Console) -> dict[str, Any]:
     a_data, s_data = a_doc.to_data(), sam.production().doc.to_data()
     merged = a_doc.get(Talent, talent.id)
     converged = a_data == s_data
-    console.print(Panel.fit(
-        f"[bold]{'converged' if converged else 'DIVERGED'}[/bold]: both workspaces hold the same production.\n"
-        f"{merged.name}: rate {merged.rate / 100:,.2f} (Alex), agent {merged.agent!r} (Alex), "
-        f"notes {merged.notes!r} (Sam)\nMaggie Doyle notes: {a_doc.get(Role, maggie.id).notes!r}",
-        title="after exchanging bundles"))
+    console.print(
+        Panel.fit(
+            f"[bold]{'converged' if converged else 'DIVERGED'}[/bold]: "
+            "both workspaces hold the same production.\n"
+            f"{merged.name}: rate {merged.rate / 100:,.2f} (Alex), agent {merged.agent!r} (Alex), "
+            f"notes {merged.notes!r} (Sam)\n"
+            f"Maggie Doyle notes: {a_doc.get(Role, maggie.id).notes!r}",
+            title="after exchanging bundles",
+        )
+    )
     if not converged:
         raise click.ClickException("the two workspaces did not converge")
 
@@ -114,11 +134,17 @@ def run_demo(root: Path, console: Console) -> dict[str, Any]:
         if len(findings) > 12:
             console.print(f"... and {len(findings) - 12} more (`castroom check` lists them all)")
 
-    booked = next((c for c in a_doc.all(Candidate) if c.stage == "booked" and c.role_id == maggie.id), None)
+    report = alex.plugins.cost_report(view)
+    if report is not None:
+        _show_budget(console, report)
+
+    booked = next(
+        (c for c in a_doc.all(Candidate) if c.stage == "booked" and c.role_id == maggie.id), None
+    )
     if booked is not None:
         plan = alex.plugins.rank_replacements(view, booked.talent_id, maggie.id)
         if plan is not None:
-            console.print(Panel.fit(str(_describe_plan(plan)), title="drop-out: ranked replacements"))
+            _show_plan(console, plan)
 
     for failure in alex.plugins.failures:
         console.print(f"[yellow]plugin warning:[/yellow] {failure}")
@@ -130,11 +156,33 @@ def run_demo(root: Path, console: Console) -> dict[str, Any]:
     return {"counts": counts, "converged": converged, "findings": len(findings)}
 
 
-def _describe_plan(plan: Any) -> str:
-    replacements = getattr(plan, "replacements", None) or getattr(plan, "ranked", None) or []
-    lines = []
-    for index, item in enumerate(replacements[:5], 1):
-        name = getattr(item, "name", None) or getattr(item, "talent_name", None) or str(item)
-        reasons = getattr(item, "reasons", [])
-        lines.append(f"{index}. {name}: {'; '.join(reasons)}" if reasons else f"{index}. {name}")
-    return "\n".join(lines) or str(plan)
+def _money(minor: int | None, currency: str) -> str:
+    return "-" if minor is None else format_money(minor, currency)
+
+
+def _show_budget(console: Console, report: Any) -> None:
+    table = Table(title="castroom budget: the five most expensive actors")
+    table.add_column("talent")
+    table.add_column("cost", justify="right")
+    for line in sorted(report.by_talent, key=lambda s: -s.total)[:5]:
+        table.add_row(line.name, _money(line.total, report.currency))
+    console.print(table)
+    status = "[red]over the cap[/red]" if report.over_cap else "within the cap"
+    console.print(
+        f"Cast cost {_money(report.total, report.currency)} against a cap of "
+        f"{_money(report.cap, report.currency)}: {status}."
+    )
+
+
+def _show_plan(console: Console, plan: Any) -> None:
+    for role_plan in plan.roles[:1]:
+        era = f" ({role_plan.era})" if role_plan.era else ""
+        lines = [
+            f"{plan.talent} drops out of {role_plan.role}{era}: "
+            f"{len(role_plan.scenes)} scenes on {len(role_plan.shoot_days)} shoot days affected.",
+            "",
+        ]
+        for item in role_plan.replacements[:5]:
+            lines.append(escape(f"{item.rank}. {item.name} [{item.tier}, fit {item.score}]"))
+            lines.append(escape("   " + "; ".join(item.reasons)))
+        console.print(Panel("\n".join(lines), title="castroom replace: ranked replacements"))

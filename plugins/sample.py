@@ -42,8 +42,14 @@ HAIR = ("black", "brown", "auburn", "blonde", "grey", "red", "white")
 LOCATIONS = ("Harbour Quay", "Doyle House", "Fish Market", "Lighthouse", "Chapel", "Pub")
 ERAS = (("1962", 0), ("1994", 32), ("2022", 60))
 SAGA = (
-    ("Maggie Doyle", 19), ("Tom Doyle", 22), ("Father Keane", 35), ("Nora Walsh", 17),
-    ("Declan Doyle", 8), ("Rose Byrne", 25), ("Mick Byrne", 30), ("Sister Agnes", 40),
+    ("Maggie Doyle", 19),
+    ("Tom Doyle", 22),
+    ("Father Keane", 35),
+    ("Nora Walsh", 17),
+    ("Declan Doyle", 8),
+    ("Rose Byrne", 25),
+    ("Mick Byrne", 30),
+    ("Sister Agnes", 40),
 )
 JOBS = (
     ("Alex Moreno", "casting_director"),
@@ -62,7 +68,9 @@ class SampleSize:
     shoot_days: int = 25
 
 
-def build_sample(doc: CastDocument, size: SampleSize | None = None, seed: int = 7) -> dict[str, int]:
+def build_sample(
+    doc: CastDocument, size: SampleSize | None = None, seed: int = 7
+) -> dict[str, int]:
     """Fill ``doc`` (which already has its production) with a whole casting plan."""
     size = size or SampleSize()
     rng = random.Random(seed)
@@ -74,7 +82,8 @@ def build_sample(doc: CastDocument, size: SampleSize | None = None, seed: int = 
         talents.append(
             Talent(
                 id=new_id(),
-                name=f"{rng.choice(FIRST)} {rng.choice(LAST)} {i:03d}" if size.talents > 400
+                name=f"{rng.choice(FIRST)} {rng.choice(LAST)} {i:03d}"
+                if size.talents > 400
                 else f"{rng.choice(FIRST)} {rng.choice(LAST)}",
                 agent=rng.choice(("Blake & Co", "North Talent", "Harbour Artists", "")),
                 union=rng.choice(("SAG-AFTRA", "Equity", "")),
@@ -94,8 +103,16 @@ def build_sample(doc: CastDocument, size: SampleSize | None = None, seed: int = 
             for era, offset in ERAS
             if age + offset < 95
         ]
-        roles.append(Role(id=new_id(), name=name, kind="lead", eras=eras, status="casting",
-                          description=f"{name}, followed across the decades"))
+        roles.append(
+            Role(
+                id=new_id(),
+                name=name,
+                kind="lead",
+                eras=eras,
+                status="casting",
+                description=f"{name}, followed across the decades",
+            )
+        )
     extra_kinds = ("supporting", "day_player", "day_player", "background", "voice")
     while len(roles) < size.roles:
         n = len(roles)
@@ -120,21 +137,33 @@ def build_sample(doc: CastDocument, size: SampleSize | None = None, seed: int = 
             (None, role.age_min or 0, role.age_max or 99)
         ]
         for era, low, high in slots:
-            pool = [t for t in by_age if (t.playing_age_min or 0) <= high and (t.playing_age_max or 0) >= low]
+            pool = [
+                t
+                for t in by_age
+                if (t.playing_age_min or 0) <= high and (t.playing_age_max or 0) >= low
+            ]
             pool = rng.sample(pool, min(len(pool), 6)) or rng.sample(talents, 3)
             # Leave a couple of slots uncast so the checks have something to say.
             book = not (r_index % 13 == 5 and era in (None, "2022"))
             for k, talent in enumerate(pool):
-                stage = "booked" if (book and k == 0) else rng.choice([s for s in STAGES if s != "booked"])
+                stage = (
+                    "booked"
+                    if (book and k == 0)
+                    else rng.choice([s for s in STAGES if s != "booked"])
+                )
                 cand = Candidate(
-                    id=new_id(), talent_id=talent.id, role_id=role.id, era=era, stage=stage,  # type: ignore[arg-type]
+                    id=new_id(),
+                    talent_id=talent.id,
+                    role_id=role.id,
+                    era=era,
+                    stage=stage,  # type: ignore[arg-type]
                     source=rng.choice(("agent", "open call", "self-tape", "spotlight")),
                     ratings={m.name: rng.randint(2, 5) for m in rng.sample(members, 2)},
                 )
                 candidates.append(cand)
                 if stage == "booked":
                     booked_for[(role.id, era)] = talent.id
-            backups = [c.talent_id for c in candidates[-len(pool):][1:4]]
+            backups = [c.talent_id for c in candidates[-len(pool) :][1:4]]
             if era in (None, ERAS[0][0]):
                 roles[r_index] = Role(**{**_fields(role), "backups": backups})
 
@@ -144,53 +173,93 @@ def build_sample(doc: CastDocument, size: SampleSize | None = None, seed: int = 
     day = start
     while len(days) < size.shoot_days:
         if day.weekday() < 5:
-            days.append(ShootDay(id=new_id(), date=day, day_number=len(days) + 1,
-                                 location=rng.choice(LOCATIONS)))
+            days.append(
+                ShootDay(
+                    id=new_id(), date=day, day_number=len(days) + 1, location=rng.choice(LOCATIONS)
+                )
+            )
         day += dt.timedelta(days=1)
     scenes = []
+    base_looks: dict[tuple[str, str], Look] = {}
     per_era = size.scenes // len(ERAS)
     for n in range(size.scenes):
         era, offset = ERAS[min(n // max(per_era, 1), len(ERAS) - 1)]
         cast = [r for r in roles if r.era(era) is not None]
         others = [r for r in roles if not r.eras]
-        chars = rng.sample(cast, min(len(cast), rng.randint(1, 3))) + rng.sample(others, rng.randint(0, 2))
-        looks = {
-            r.id: Look(hair=rng.choice(HAIR[:3]), wardrobe=f"{era} costume {rng.randint(1, 3)}",
-                       makeup="natural", age=((r.era(era).age_min or 0) + 2) if r.era(era) else None)
-            for r in chars
-        }
+        chars = rng.sample(cast, min(len(cast), rng.randint(1, 3))) + rng.sample(
+            others, rng.randint(0, 2)
+        )
+        looks = {}
+        for r in chars:
+            base = base_looks.setdefault(
+                (r.id, era),
+                Look(
+                    hair=rng.choice(HAIR[:3]),
+                    wardrobe=f"{era} costume",
+                    makeup="natural",
+                    age=((r.era(era).age_min or 0) + 2) if r.era(era) else None,
+                ),  # type: ignore[union-attr]
+            )
+            looks[r.id] = base
+        if n == size.scenes // 2 and chars:
+            # One deliberate continuity slip for the checks to find: a hair change, no note.
+            slipped = chars[0].id
+            base_looks[(slipped, era)] = Look(**{**_fields(looks[slipped]), "hair": "shaved"})
         scenes.append(
             Scene(
-                id=new_id(), number=str(n + 1), heading=f"{rng.choice(('INT.', 'EXT.'))} "
+                id=new_id(),
+                number=str(n + 1),
+                heading=f"{rng.choice(('INT.', 'EXT.'))} "
                 f"{rng.choice(LOCATIONS).upper()} - {rng.choice(('DAY', 'NIGHT'))}",
-                story_day=n // 3 + 1, era=era, characters=[r.id for r in chars],
-                location=rng.choice(LOCATIONS), looks=looks, pages=rng.choice((0.5, 1.0, 1.5, 2.0)),
+                story_day=n // 3 + 1,
+                era=era,
+                characters=[r.id for r in chars],
+                location=rng.choice(LOCATIONS),
+                looks=looks,
+                pages=rng.choice((0.5, 1.0, 1.5, 2.0)),
             )
         )
     order = scenes[:]
     rng.shuffle(order)
     per_day = max(1, len(order) // max(1, len(days)))
     for d_index, shoot_day in enumerate(days):
-        chunk = order[d_index * per_day : (d_index + 1) * per_day] if d_index < len(days) - 1 else order[d_index * per_day :]
+        chunk = (
+            order[d_index * per_day : (d_index + 1) * per_day]
+            if d_index < len(days) - 1
+            else order[d_index * per_day :]
+        )
         days[d_index] = ShootDay(**{**_fields(shoot_day), "scene_ids": [s.id for s in chunk]})
         for s in chunk:
-            scenes[int(s.number) - 1] = Scene(**{**_fields(scenes[int(s.number) - 1]), "shoot_day_id": shoot_day.id})
+            scenes[int(s.number) - 1] = Scene(
+                **{**_fields(scenes[int(s.number) - 1]), "shoot_day_id": shoot_day.id}
+            )
 
     availabilities = []
     for talent in rng.sample(talents, min(len(talents), size.talents // 5)):
         first = start + dt.timedelta(days=rng.randint(0, 40))
         availabilities.append(
-            Availability(id=new_id(), talent_id=talent.id, start=first,
-                         end=first + dt.timedelta(days=rng.randint(0, 4)),
-                         kind=rng.choice(("unavailable", "first_hold", "second_hold")),  # type: ignore[arg-type]
-                         held_by=rng.choice(("", "Other Production Ltd")))
+            Availability(
+                id=new_id(),
+                talent_id=talent.id,
+                start=first,
+                end=first + dt.timedelta(days=rng.randint(0, 4)),
+                kind=rng.choice(("unavailable", "first_hold", "second_hold")),  # type: ignore[arg-type]
+                held_by=rng.choice(("", "Other Production Ltd")),
+            )
         )
 
     rate_of = {t.id: t.rate or 100_000 for t in talents}
     deals = [
-        Deal(id=new_id(), talent_id=tid, role_id=rid, era=era, rate=rate_of[tid],
-             unit=rng.choice(("day", "day", "week")), guaranteed_days=rng.randint(1, 6),  # type: ignore[arg-type]
-             status=rng.choice(("accepted", "signed", "offered")))  # type: ignore[arg-type]
+        Deal(
+            id=new_id(),
+            talent_id=tid,
+            role_id=rid,
+            era=era,
+            rate=rate_of[tid],
+            unit=rng.choice(("day", "day", "week")),
+            guaranteed_days=rng.randint(1, 6),  # type: ignore[arg-type]
+            status=rng.choice(("accepted", "signed", "offered")),
+        )  # type: ignore[arg-type]
         for (rid, era), tid in booked_for.items()
     ]
 
@@ -198,27 +267,65 @@ def build_sample(doc: CastDocument, size: SampleSize | None = None, seed: int = 
     for k in range(min(20, len(roles))):
         role = roles[k]
         pool = [c.id for c in candidates if c.role_id == role.id][:4]
-        auditions.append(Audition(
-            id=new_id(), role_id=role.id, starts_at=dt.datetime(2027, 1, 11 + k % 14, 9 + k % 8),
-            place="Studio 2", candidate_ids=pool, panel=[members[0].id, members[2].id]))
+        auditions.append(
+            Audition(
+                id=new_id(),
+                role_id=role.id,
+                starts_at=dt.datetime(2027, 1, 11 + k % 14, 9 + k % 8),
+                place="Studio 2",
+                candidate_ids=pool,
+                panel=[members[0].id, members[2].id],
+            )
+        )
     pair_roles = roles[0], roles[1]
     a = [c.id for c in candidates if c.role_id == pair_roles[0].id][:2]
     b = [c.id for c in candidates if c.role_id == pair_roles[1].id][:2]
     if len(a) == 2 and len(b) == 2:
-        auditions.append(Audition(
-            id=new_id(), role_ids=[r.id for r in pair_roles], chemistry=True,
-            starts_at=dt.datetime(2027, 1, 28, 14), place="Studio 1", candidate_ids=a + b,
-            pairings=[Pairing(candidate_ids=[x, y], rating=rng.randint(2, 5)) for x in a for y in b]))
+        auditions.append(
+            Audition(
+                id=new_id(),
+                role_ids=[r.id for r in pair_roles],
+                chemistry=True,
+                starts_at=dt.datetime(2027, 1, 28, 14),
+                place="Studio 1",
+                candidate_ids=a + b,
+                pairings=[
+                    Pairing(candidate_ids=[x, y], rating=rng.randint(2, 5)) for x in a for y in b
+                ],
+            )
+        )
 
-    entities = [*members, *talents, *roles, *candidates, *days, *scenes, *availabilities, *deals, *auditions]
+    entities = [
+        *members,
+        *talents,
+        *roles,
+        *candidates,
+        *days,
+        *scenes,
+        *availabilities,
+        *deals,
+        *auditions,
+    ]
     with doc.transaction():
         doc.put_many(entities)
-        doc.update_production({"budget_cap": 180_000_000, "fringe_rate": 0.18,
-                               "start_date": days[0].date.isoformat(), "end_date": days[-1].date.isoformat()})
+        doc.update_production(
+            {
+                "budget_cap": 180_000_000,
+                "fringe_rate": 0.18,
+                "start_date": days[0].date.isoformat(),
+                "end_date": days[-1].date.isoformat(),
+            }
+        )
     return {
-        "members": len(members), "talents": len(talents), "roles": len(roles),
-        "candidates": len(candidates), "scenes": len(scenes), "shoot_days": len(days),
-        "availabilities": len(availabilities), "deals": len(deals), "auditions": len(auditions),
+        "members": len(members),
+        "talents": len(talents),
+        "roles": len(roles),
+        "candidates": len(candidates),
+        "scenes": len(scenes),
+        "shoot_days": len(days),
+        "availabilities": len(availabilities),
+        "deals": len(deals),
+        "auditions": len(auditions),
     }
 
 
