@@ -38,6 +38,7 @@ LAST = (
     "Stone Okafor Lindqvist Moreau Tanaka Byrne Castillo Novak Adeyemi Kowalski Reyes "
     "Haddad Fischer O'Neill Duarte Sato Mbeki Quinn Larsen Petrov Achebe Romano Walsh Ibarra"
 ).split()
+EXTRAS = ("Fisherman", "Nurse", "Teacher", "Garda", "Barman", "Reporter", "Priest", "Child")
 HAIR = ("black", "brown", "auburn", "blonde", "grey", "red", "white")
 LOCATIONS = ("Harbour Quay", "Doyle House", "Fish Market", "Lighthouse", "Chapel", "Pub")
 ERAS = (("1962", 0), ("1994", 32), ("2022", 60))
@@ -120,7 +121,7 @@ def build_sample(
         roles.append(
             Role(
                 id=new_id(),
-                name=f"{rng.choice(('Fisherman', 'Nurse', 'Teacher', 'Garda', 'Barman', 'Reporter', 'Priest', 'Child'))} {n}",
+                name=f"{rng.choice(EXTRAS)} {n}",
                 kind=rng.choice(extra_kinds),  # type: ignore[arg-type]
                 age_min=age,
                 age_max=age + 8,
@@ -183,7 +184,7 @@ def build_sample(
     base_looks: dict[tuple[str, str], Look] = {}
     per_era = size.scenes // len(ERAS)
     for n in range(size.scenes):
-        era, offset = ERAS[min(n // max(per_era, 1), len(ERAS) - 1)]
+        era, _ = ERAS[min(n // max(per_era, 1), len(ERAS) - 1)]
         cast = [r for r in roles if r.era(era) is not None]
         others = [r for r in roles if not r.eras]
         chars = rng.sample(cast, min(len(cast), rng.randint(1, 3))) + rng.sample(
