@@ -199,7 +199,11 @@ def sync_http(
             try:
                 if update != protocol.EMPTY_UPDATE:
                     protocol.guard_update(update)  # merging decodes it all before changing anything
-                server_sv = base64.b64decode(response.headers.get(STATE_VECTOR_HEADER, ""))
+                encoded = response.headers.get(STATE_VECTOR_HEADER)
+                if encoded is None:  # too big for a header
+                    server_sv = http.request("GET", f"/sync/{quote(pid)}/state").content
+                else:
+                    server_sv = base64.b64decode(encoded, validate=True)
                 protocol.check_state_vector(server_sv)
             except (protocol.ProtocolError, ValueError) as exc:
                 raise CastroomError(f"{base} sent a bad update for {pid}: {exc}") from None

@@ -9,7 +9,8 @@ or ``?token=T`` for browsers, which cannot set headers on a WebSocket):
   room's other peers, and drops (and tells) a read-only peer's step-2/update frames.
 - ``POST /sync/{id}/pull``  body: the caller's state vector (empty = everything); answers
   the missing update bytes, with the server's state vector (base64) in
-  ``X-Castroom-State-Vector`` so the caller can push back exactly what the server lacks.
+  ``X-Castroom-State-Vector`` (when under 8 KiB; else ask ``/state``) so the caller can push
+  back exactly what the server lacks.
 - ``POST /sync/{id}/push``  body: an update; merged durably. Pushing to an unknown id is
   allowed when the update creates that very production (a first sync from a new machine).
 - ``GET  /sync/{id}/state`` the server's state vector.
@@ -60,6 +61,8 @@ from .auth import AccessDenied, TokenInfo, TokenStore
 log = logging.getLogger("castroom.sync.server")
 
 STATE_VECTOR_HEADER = "X-Castroom-State-Vector"
+#: Largest state vector sent in that header (base64 characters); else GET /sync/{id}/state.
+MAX_HEADER = 8 * 1024
 DEVICE_HEADER = "X-Castroom-Device"
 
 
@@ -313,11 +316,11 @@ class SyncServer:
         except protocol.ProtocolError as exc:
             raise Refused(400, f"bad state vector: {exc}") from None
         state_vector = base64.b64encode(production.doc.state_vector()).decode()
-        return Response(
-            missing,
-            media_type="application/octet-stream",
-            headers={STATE_VECTOR_HEADER: state_vector},
-        )
+        # Every process that ever wrote is a Yjs client, so a state vector grows with a
+        # production's age; HTTP header blocks are capped (h11: 16 KiB). Past the cap the
+        # caller asks GET /sync/{id}/state instead.
+        headers = {STATE_VECTOR_HEADER: state_vector} if len(state_vector) <= MAX_HEADER else {}
+        return Response(missing, media_type="application/octet-stream", headers=headers)
 
     async def push(self, request: Request) -> Response:
         production_id = request.path_params["production_id"]

@@ -490,3 +490,27 @@ def test_three_live_workspaces_edit_concurrently_and_converge(
                 editor.kill()
         for proc in (*lives.values(), server):
             proc.stop()
+
+
+def test_server_with_a_long_history_of_writers(seeded: Seeded, tmp_path: Path) -> None:
+    """Thousands of past writers make a state vector too big for an HTTP header: the
+    client then asks for it separately."""
+    from pycrdt import Doc, Map, merge_updates
+
+    from castroom.sync.server import MAX_HEADER
+
+    updates = []
+    for i in range(1500):
+        writer = Doc()
+        writer.get("scratch", type=Map)[f"k{i}"] = i
+        updates.append(writer.get_update())
+    with Workspace.open(seeded.path, create=False) as ws:
+        production = ws.production(seeded.pid)
+        production.apply_update(merge_updates(*updates), origin="sync", device="old")
+        assert len(production.doc.state_vector()) * 4 / 3 > MAX_HEADER
+    with ServerThread(seeded.path) as server, Workspace.open(tmp_path / "laptop") as laptop:
+        client.sync_http(laptop, server.url, token=seeded.write)
+        laptop.production(seeded.pid).doc.add(model.Talent, name="Late Writer")
+        moved = client.sync_http(laptop, server.url, token=seeded.write)
+        assert next(m for m in moved if m.production_id == seeded.pid).pushed_changes == 1
+    assert seeded.names() == {"Ada Stone", "Late Writer"}
