@@ -197,3 +197,17 @@ def test_references_by_name_number_or_date(tmp_path: Path, doc: CastDocument) ->
         "line 2: candidate.talent_id: no talent with id or name 'Nobody'",
         "line 3: candidate.talent_id: 'Twin' matches 2 talents; use the id",
     ]
+
+
+def test_import_json_output_and_unknown_importer(tmp_path: Path, cli) -> None:
+    cli("init", "--production", "Harbour Lights")
+    path = write(tmp_path, "t.csv", "name,colour\nAda Stone,blue\n")
+    done = cli("import", "csv", str(path), "--kind", "talent", "--json")
+    assert done.exit_code == 0
+    assert json.loads(done.stdout) == {
+        "created": 1, "updated": 0, "unchanged": 0,
+        "warnings": ["column 'colour' is not a talent field: ignored"],
+    }
+    missing = cli("import", "xls", str(path))
+    assert missing.exit_code == 1
+    assert "no importer 'xls' (installed: csv, script, site" in missing.stderr
