@@ -11,6 +11,9 @@ Reference cells (``talent_id``, ``role_id``, ``shoot_day_id``, ``characters``, `
 ``scene_ids``) take an id, or a name (a scene's number, a shoot day's date) that matches
 exactly one entity, so an office's "talent, role, stage" sheet imports as candidates.
 
+An ``id`` column is castroom's own id (what ``castroom export csv`` writes). Ids that are
+not castroom's (an office's ``ID`` column) are kept as ``external_ids[SOURCE]`` instead.
+
 Re-importing updates instead of duplicating: a row is matched to an existing entity by
 its ``id`` column, else by its source id (``external_ids``), else by a natural key (name
 for talents, roles and members; number for scenes; date for shoot days).
@@ -21,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import typing
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -45,6 +49,9 @@ NATURAL_KEYS: dict[str, str] = {
     "shoot_day": "date",
 }
 DEFAULT_SOURCE = "csv"
+#: What castroom's own ids look like (ULIDs); anything else in an ``id`` column is an id
+#: from somewhere else.
+OWN_ID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 
 
 #: Fields that hold ids of other entities. A CSV may give the name (or a scene's number,
@@ -284,6 +291,7 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
     existing = view.all(cls, include_deleted=True)
     refs = References(view)
     has_refs = any(spec.field in REFERENCES for _, spec in columns)
+    foreign_ids = False
     by_id = {e.id: e for e in existing}
     by_external: dict[str, model.Entity] = {}
     if "external_ids" in cls.__struct_fields__:
@@ -343,6 +351,18 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
                 fields[spec.field] = value
         if bad:
             continue
+        if "id" in fields and fields["id"] not in by_id and not OWN_ID.match(fields["id"]):
+            # An office's "ID" column holds its ids, not ours: keep them as source ids.
+            if "external_ids" not in cls.__struct_fields__:
+                errors.append(f"line {line}: {cls.entity_kind}.id: {fields['id']!r} is not a "
+                              "castroom id (map that column to another field with --map)")
+                continue
+            if not foreign_ids:
+                warnings.append(f"the id column holds ids from elsewhere: kept as "
+                                f"external_ids[{source!r}]")
+                foreign_ids = True
+            external = external or fields["id"]
+            del fields["id"]
         if has_refs:
             try:
                 _resolve_references(cls.entity_kind, fields, refs)

@@ -83,7 +83,9 @@ def import_cmd(ctx: click.Context, name: str, source: str, as_json: bool) -> Non
         raise CastroomError(f"no importer {name!r} (installed: {known})")
     options = parse_options(list(ctx.args))
     try:
-        result, counts = run_import(obj, importer, source, options)
+        # A spinner on a terminal (nothing when stderr is a file or a pipe).
+        with obj.err.status(f"Importing {source} with {name}..."):
+            result, counts = run_import(obj, importer, source, options)
     except ImportFailed as exc:
         for line in format_errors(exc.errors):
             click.echo(f"  {line}", err=True)

@@ -211,3 +211,17 @@ def test_import_json_output_and_unknown_importer(tmp_path: Path, cli) -> None:
     missing = cli("import", "xls", str(path))
     assert missing.exit_code == 1
     assert "no importer 'xls' (installed: csv, script, site" in missing.stderr
+
+
+def test_an_id_column_from_elsewhere_is_kept_as_a_source_id(tmp_path: Path, doc) -> None:
+    path = write(tmp_path, "t.csv", "ID,Name\nsp-1,Ada Stone\nsp-2,Bo Li\n")
+    first = read_csv(str(path), ProductionView(doc), {"kind": "talent"})
+    assert any("ids from elsewhere" in w for w in first.warnings)
+    apply_import(doc, first)
+    assert sorted(t.external_ids["csv"] for t in doc.all(Talent)) == ["sp-1", "sp-2"]
+    again = apply_import(doc, read_csv(str(path), ProductionView(doc), {"kind": "talent"}))
+    assert (again.created, again.unchanged) == (0, 2)
+    roles = write(tmp_path, "r.csv", "id,name\nR-1,Mary\n")
+    result = read_csv(str(roles), ProductionView(doc), {"kind": "role"})
+    assert result.errors == ["line 2: role.id: 'R-1' is not a castroom id "
+                             "(map that column to another field with --map)"]
