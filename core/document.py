@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple, TypeVar
 
 import msgspec
-from pycrdt import Array, Doc, Map, Text, TransactionEvent, merge_updates
+from pycrdt import Array, Doc, Map, Text, TransactionEvent, get_update, merge_updates
 
 from . import model
 from .errors import Ambiguous, BadUpdate, NotFound, ValidationFailed
@@ -141,6 +141,21 @@ def _observe_raw(shared: Map, callback: Callable[[list[Any]], None], errors: lis
     return shared.integrated.observe_deep(observe)
 
 
+def _state(data: bytes) -> dict[int, int]:
+    """A decoded state vector: client id -> number of structs seen."""
+    count, pos = _varuint(data, 0)
+    out = {}
+    for _ in range(count):
+        client, pos = _varuint(data, pos)
+        clock, pos = _varuint(data, pos)
+        out[client] = clock
+    return out
+
+
+#: Updates up to this size are watched for structs Yrs left pending (see _integrate).
+STASH_LIMIT = 512 * 1024
+
+
 def _fatal(exc: BaseException) -> bool:
     return isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit)
 
@@ -165,6 +180,8 @@ class CastDocument:
         self._maps: dict[tuple[str, str], Map] = {}
         self._changes: Changes = {}
         self._updates: list[bytes] = []
+        #: Updates with structs still waiting for a missing dependency (see _integrate).
+        self._stash: list[bytes] = []
         self._depth = 0
         self._applying = False
         self._txn: Any = None
@@ -188,12 +205,45 @@ class CastDocument:
     def rebuild(self, updates: Iterable[bytes]) -> None:
         """Replace the content with a fresh Doc made of ``updates`` (the durable state),
         keeping this object, its listeners and hooks. ``ydoc`` is a new Doc afterwards."""
-        fresh = Doc()
-        for update in updates:
-            fresh.apply_update(update)
         self._changes = {}
         self._updates = []
-        self._bind(fresh)
+        self._stash = []
+        self._bind(Doc())
+        self._applying = True
+        try:
+            for update in updates:
+                self._integrate(update)
+        finally:
+            self._applying = False
+        self._cache.clear()
+        self._maps.clear()
+        self._changes = {}
+
+    def _covered(self, update: bytes) -> bool:
+        """Whether every struct of ``update`` is integrated (none beyond our state)."""
+        missing = get_update(update, self.ydoc.get_state())
+        return _varuint(missing, 0)[0] == 0
+
+    def _integrate(self, update: bytes) -> None:
+        """Apply an update, then retry those whose structs Yrs left pending.
+
+        Yrs (pycrdt 0.14) can leave a pending struct stuck when several updates of one
+        client arrive out of order (2, 3, then 1: 2 never integrates), although applying
+        it again then works. So updates not fully integrated are kept and re-applied
+        after each later update until they are; applying an update twice is harmless.
+        """
+        self.ydoc.apply_update(update)
+        if len(update) <= STASH_LIMIT and not self._covered(update):
+            self._stash.append(update)
+            del self._stash[:-256]  # bounded: storage keeps every update anyway
+        progress = bool(self._stash)
+        while progress:
+            progress = False
+            for waiting in list(self._stash):
+                self.ydoc.apply_update(waiting)  # the retry Yrs may have missed
+                if self._covered(waiting):
+                    self._stash.remove(waiting)
+                    progress = True
 
     # -- change tracking -----------------------------------------------------------------
 
@@ -344,7 +394,7 @@ class CastDocument:
         subs = [(shared, _observe_raw(shared, callback, errors)) for shared, callback in observers]
         self._applying = True
         try:
-            self.ydoc.apply_update(update)
+            self._integrate(update)
         except BaseException as exc:
             if _fatal(exc):
                 raise
@@ -381,7 +431,7 @@ class CastDocument:
         observers, whose per-entity events cost more than the load itself."""
         self._applying = True
         try:
-            self.ydoc.apply_update(update)
+            self._integrate(update)
         except BaseException as exc:
             if _fatal(exc):
                 raise
