@@ -460,3 +460,14 @@ def test_check_update_accepts_real_updates(doc: CastDocument) -> None:
     check_update(doc.encode_update())
     with pytest.raises(BadUpdate):
         doc.encode_update(b"\xff\xff\xff")
+
+
+def test_schema_doc_names_every_collection_and_field() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "schema.md").read_text()
+    for cls in [model.Production, *model.KINDS.values()]:
+        assert f"`{cls.collection}`" in text, cls.collection
+        for field in cls.__struct_fields__:
+            assert f"`{field}`" in text, f"{cls.__name__}.{field} is not documented"
+    assert f"schema_version {document_module.SCHEMA_VERSION}" in text
