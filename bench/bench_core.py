@@ -31,8 +31,11 @@ TALENTS, ROLES, SCENES, EDITS = 5_000, 300, 1_500, 100_000
 
 def _line(label: str, value: str, baseline: str, ratio: float, target: str, ok: bool) -> None:
     mark = "ok" if ok else "MISSED"
-    print(f"  {label:<34} {value:>14}   raw pycrdt {baseline:>14}   ratio {ratio:5.2f}x"
-          f"   target {target} [{mark}]", flush=True)
+    print(
+        f"  {label:<34} {value:>14}   raw pycrdt {baseline:>14}   ratio {ratio:5.2f}x"
+        f"   target {target} [{mark}]",
+        flush=True,
+    )
 
 
 def talents(n: int, rng: random.Random) -> list[model.Talent]:
@@ -56,17 +59,30 @@ def talents(n: int, rng: random.Random) -> list[model.Talent]:
 
 def roles(n: int) -> list[model.Role]:
     return [
-        model.Role(id=f"R{i:05d}", name=f"Role {i}", kind="supporting", age_min=20, age_max=60,
-                   rate_cap=200_000, backups=[f"T{(i * 7 + k) % TALENTS:06d}" for k in range(3)])
+        model.Role(
+            id=f"R{i:05d}",
+            name=f"Role {i}",
+            kind="supporting",
+            age_min=20,
+            age_max=60,
+            rate_cap=200_000,
+            backups=[f"T{(i * 7 + k) % TALENTS:06d}" for k in range(3)],
+        )
         for i in range(n)
     ]
 
 
 def scenes(n: int) -> list[model.Scene]:
     return [
-        model.Scene(id=f"S{i:05d}", number=str(i + 1), heading=f"INT. ROOM {i % 40} - DAY",
-                    story_day=i // 10, characters=[f"R{(i + k) % ROLES:05d}" for k in range(3)],
-                    location=f"Stage {i % 5}", pages=1.5)
+        model.Scene(
+            id=f"S{i:05d}",
+            number=str(i + 1),
+            heading=f"INT. ROOM {i % 40} - DAY",
+            story_day=i // 10,
+            characters=[f"R{(i + k) % ROLES:05d}" for k in range(3)],
+            location=f"Stage {i % 5}",
+            pages=1.5,
+        )
         for i in range(n)
     ]
 
@@ -131,8 +147,14 @@ def bench_bulk_import(root: Path, n: int = 5_000) -> None:
     raw = time.perf_counter() - start
     assert update
     rate, raw_rate = n * fields / api, n * fields / raw
-    _line("bulk import (field writes/s)", f"{rate:,.0f}/s", f"{raw_rate:,.0f}/s", raw_rate / rate,
-          ">= 20,000/s", rate >= 20_000)
+    _line(
+        "bulk import (field writes/s)",
+        f"{rate:,.0f}/s",
+        f"{raw_rate:,.0f}/s",
+        raw_rate / rate,
+        ">= 20,000/s",
+        rate >= 20_000,
+    )
 
 
 # -- 3. open a big production after compaction --------------------------------------------
@@ -198,8 +220,9 @@ print(json.dumps({"open": opened - imported, "peak_mb": rss}))
 
 
 def _child(code: str, arg: str) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", code, arg], check=True, capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", code, arg], check=True, capture_output=True, text=True, timeout=300
+    )
     return json.loads(out.stdout)
 
 
@@ -208,9 +231,12 @@ def bench_open(root: Path) -> None:
     start = time.perf_counter()
     build_big(path)
     built = time.perf_counter() - start
-    print(f"  (built {TALENTS:,} talents, {ROLES} roles, {SCENES:,} scenes, {EDITS:,} edits and"
-          f" compacted in {built:.1f} s; database {os.path.getsize(path / 'castroom.db') / 1e6:.1f}"
-          " MB)", flush=True)
+    print(
+        f"  (built {TALENTS:,} talents, {ROLES} roles, {SCENES:,} scenes, {EDITS:,} edits and"
+        f" compacted in {built:.1f} s; database {os.path.getsize(path / 'castroom.db') / 1e6:.1f}"
+        " MB)",
+        flush=True,
+    )
     best: dict[str, float] | None = None
     raw_best: dict[str, float] | None = None
     for _ in range(3):  # best of three: a shared machine is noisy
@@ -219,12 +245,26 @@ def bench_open(root: Path) -> None:
         best = run if best is None or run["open"] < best["open"] else best
         raw_best = raw if raw_best is None or raw["open"] < raw_best["open"] else raw_best
     assert best is not None and raw_best is not None
-    _line("open big production", f"{best['open']:.3f} s", f"{raw_best['open']:.3f} s",
-          best["open"] / raw_best["open"], "<= 0.5 s", best["open"] <= 0.5)
-    _line("  peak memory (RSS)", f"{best['peak_mb']:.0f} MB", f"{raw_best['peak_mb']:.0f} MB",
-          best["peak_mb"] / raw_best["peak_mb"], "<= 300 MB", best["peak_mb"] <= 300)
-    print(f"  then list all {int(best['count']):,} talents (validated): "
-          f"{best['all_talents']:.3f} s", flush=True)
+    _line(
+        "open big production",
+        f"{best['open']:.3f} s",
+        f"{raw_best['open']:.3f} s",
+        best["open"] / raw_best["open"],
+        "<= 0.5 s",
+        best["open"] <= 0.5,
+    )
+    _line(
+        "  peak memory (RSS)",
+        f"{best['peak_mb']:.0f} MB",
+        f"{raw_best['peak_mb']:.0f} MB",
+        best["peak_mb"] / raw_best["peak_mb"],
+        "<= 300 MB",
+        best["peak_mb"] <= 300,
+    )
+    print(
+        f"  then list all {int(best['count']):,} talents (validated): {best['all_talents']:.3f} s",
+        flush=True,
+    )
 
 
 # -- 4. in-memory edit overhead ------------------------------------------------------------
@@ -250,8 +290,14 @@ def bench_overhead(n: int = 5_000) -> None:
         with ydoc.transaction():
             cmap[ids[i % 100]]["rate"] = 1_000 + i
     raw = (time.perf_counter() - start) / n
-    _line("in-memory edit", f"{api * 1e6:.1f} us", f"{raw * 1e6:.1f} us", api / raw, "<= 2x",
-          api / raw <= 2)
+    _line(
+        "in-memory edit",
+        f"{api * 1e6:.1f} us",
+        f"{raw * 1e6:.1f} us",
+        api / raw,
+        "<= 2x",
+        api / raw <= 2,
+    )
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import msgspec
-
 from pycrdt import Doc, Map
 
 from .document import check_update
@@ -62,7 +61,9 @@ def read_state(path: Path) -> dict[str, bytes]:
 
 def write_state(workspace: Workspace, path: Path) -> int:
     """Write this workspace's state vectors (what it has) for a peer's ``--for``."""
-    state = {pid: workspace.production(pid).doc.state_vector() for pid, _ in workspace.productions()}
+    state = {
+        pid: workspace.production(pid).doc.state_vector() for pid, _ in workspace.productions()
+    }
     _write_atomic(Path(path), _seal(STATE_MAGIC, msgspec.msgpack.encode(state)))
     return len(state)
 
@@ -97,7 +98,9 @@ def read(path: Path) -> Bundle:
     except msgspec.DecodeError as exc:
         raise BadUpdate(f"bundle {path} cannot be decoded: {exc}") from None
     if bundle.version != FORMAT_VERSION:
-        raise BadUpdate(f"bundle format {bundle.version} is not supported (this is {FORMAT_VERSION})")
+        raise BadUpdate(
+            f"bundle format {bundle.version} is not supported (this is {FORMAT_VERSION})"
+        )
     return bundle
 
 

@@ -19,6 +19,7 @@ Doc (someone bypassing the API) clears the whole cache, so reads are never stale
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 from collections.abc import Callable, Iterable, Iterator
@@ -336,10 +337,7 @@ class CastDocument:
                 self._abort()
         updates, self._updates = self._updates, []
         changes = self.take_changes()
-        if len(updates) > 1:
-            update = merge_updates(*updates)
-        else:
-            update = updates[0] if updates else b""
+        update = merge_updates(*updates) if len(updates) > 1 else b"".join(updates)
         if update and changes and self.on_commit:
             self.on_commit(update, changes)
         for listener in self.on_change:
@@ -414,10 +412,8 @@ class CastDocument:
         finally:
             self._applying = False
             for _shared, sub in subs:
-                try:
+                with contextlib.suppress(Exception):  # after a rebuild the old types are gone
                     sub.drop()
-                except Exception:  # the Doc was rebuilt: its old types are gone
-                    pass
         if errors:  # change tracking failed part-way: trust no cached entity
             self._cache.clear()
             self._maps.clear()
@@ -447,7 +443,7 @@ class CastDocument:
         if len(self._production):
             changes[("production", self.production_id or "")] = {"*"}
         for name, cmap in self._collections.items():
-            for entity_id in cmap.keys():
+            for entity_id in cmap:
                 changes[(name, entity_id)] = {"*"}
         for listener in self.on_change:
             listener(changes, origin)
@@ -694,7 +690,7 @@ class CastDocument:
         cmap = self._map_for(cls)
         out: list[E] = []
         missing: list[str] = []
-        for entity_id in cmap.keys():
+        for entity_id in cmap:
             entity = self._cache.get((cls.collection, entity_id))
             if entity is None:
                 missing.append(entity_id)
@@ -770,7 +766,7 @@ class CastDocument:
                                          exc.rule))
         for cls in model.KINDS.values():
             cmap = self._map_for(cls)
-            for entity_id in cmap.keys():
+            for entity_id in cmap:
                 if (cls.collection, entity_id) in self._cache:
                     continue
                 data = self.raw(cls, entity_id)

@@ -61,7 +61,7 @@ def test_every_kind_can_be_added_listed_and_shown(castroom) -> None:
     samples = {
         "candidates": ["talent_id=" + talent, "role_id=" + role, "stage=shortlisted"],
         "auditions": ["role_id=" + role, "starts_at=2026-03-01T10:00:00"],
-        "scenes": ["number=12A", "characters=[\"%s\"]" % role, "story_day=3"],
+        "scenes": ["number=12A", f'characters=["{role}"]', "story_day=3"],
         "shoot-days": ["date=2026-04-01", "scene_ids=[]"],
         "availabilities": ["talent_id=" + talent, "start=2026-04-01", "end=2026-04-02",
                            "kind=first_hold"],

@@ -50,8 +50,15 @@ def test_minimal_entity_of_every_kind_is_valid(cls: type[model.Entity]) -> None:
 
 def test_kinds_and_collections_cover_the_design() -> None:
     assert set(model.COLLECTIONS) == {
-        "roles", "talents", "candidates", "auditions", "scenes", "shoot_days",
-        "availabilities", "deals", "members",
+        "roles",
+        "talents",
+        "candidates",
+        "auditions",
+        "scenes",
+        "shoot_days",
+        "availabilities",
+        "deals",
+        "members",
     }
     assert {cls.entity_kind for cls in model.KINDS.values()} == set(model.KINDS)
     for cls in model.KINDS.values():
@@ -140,10 +147,16 @@ def test_required_fields_are_reported() -> None:
 
 
 def test_eras_are_named_uniquely_and_checked() -> None:
-    role = validate(Role, {**BASE[Role], "eras": [
-        {"name": "young", "age_min": 8, "age_max": 12},
-        {"name": "adult", "age_min": 30, "age_max": 40, "starts": "episode 5"},
-    ]})
+    role = validate(
+        Role,
+        {
+            **BASE[Role],
+            "eras": [
+                {"name": "young", "age_min": 8, "age_max": 12},
+                {"name": "adult", "age_min": 30, "age_max": 40, "starts": "episode 5"},
+            ],
+        },
+    )
     assert role.era("adult").age_min == 30 and role.era("old") is None
     assert refused(Role, eras=[{"name": "a"}, {"name": "a"}]).field == "eras"
     assert refused(Role, eras=[{"name": "a", "age_min": 9, "age_max": 3}]).field == "eras"
@@ -151,8 +164,9 @@ def test_eras_are_named_uniquely_and_checked() -> None:
 
 
 def test_looks_only_for_characters_in_the_scene() -> None:
-    scene = validate(Scene, {**BASE[Scene], "characters": ["r1"],
-                             "looks": {"r1": {"hair": "grey", "age": 60}}})
+    scene = validate(
+        Scene, {**BASE[Scene], "characters": ["r1"], "looks": {"r1": {"hair": "grey", "age": 60}}}
+    )
     assert scene.looks["r1"].hair == "grey"
     assert refused(Scene, characters=["r1"], looks={"r2": {"hair": "red"}}).field == "looks"
     assert refused(Scene, characters=["r1"], looks={"r1": {"age": -1}}).field == "looks"
@@ -162,16 +176,23 @@ def test_audition_needs_a_role_and_only_chemistry_reads_have_pairings() -> None:
     with pytest.raises(ValidationFailed) as info:
         validate(Audition, {"id": "a1", "starts_at": "2026-03-01T10:00:00"})
     assert info.value.field == "role_id"
-    chemistry = validate(Audition, {
-        "id": "a2", "starts_at": "2026-03-01T10:00:00", "chemistry": True,
-        "role_ids": ["r1", "r2"],
-        "pairings": [{"candidate_ids": ["c1", "c2"], "rating": 4, "notes": "sparks"}],
-    })
+    chemistry = validate(
+        Audition,
+        {
+            "id": "a2",
+            "starts_at": "2026-03-01T10:00:00",
+            "chemistry": True,
+            "role_ids": ["r1", "r2"],
+            "pairings": [{"candidate_ids": ["c1", "c2"], "rating": 4, "notes": "sparks"}],
+        },
+    )
     assert chemistry.pairings[0].rating == 4
     assert refused(Audition, pairings=[{"candidate_ids": ["c1", "c2"]}]).field == "pairings"
     error = refused(Audition, chemistry=True, pairings=[{"candidate_ids": ["c1"]}])
     assert error.field == "pairings"
-    error = refused(Audition, chemistry=True, pairings=[{"candidate_ids": ["c1", "c2"], "rating": 9}])
+    error = refused(
+        Audition, chemistry=True, pairings=[{"candidate_ids": ["c1", "c2"], "rating": 9}]
+    )
     assert error.field == "pairings"
 
 

@@ -56,7 +56,9 @@ def test_dedupe_keeps_one_copy_of_peer_updates(tmp_path: Path) -> None:
     store = Store(tmp_path / "c.db")
     _, updates = edits(1)
     assert store.append("P", updates[0], member="", device="peer", origin="sync", dedupe=True)
-    assert store.append("P", updates[0], member="", device="peer", origin="sync", dedupe=True) is None
+    assert (
+        store.append("P", updates[0], member="", device="peer", origin="sync", dedupe=True) is None
+    )
     assert len(store.load("P")[0]) == 1
 
 
@@ -64,14 +66,16 @@ def test_compaction_folds_and_keeps_history(tmp_path: Path) -> None:
     store = Store(tmp_path / "c.db")
     source, updates = edits(200)
     for u in updates:
-        store.append("P", u, member="ana", device="d1", origin="local",
-                      changes={("talents", "t1"): {"rate"}})
+        store.append(
+            "P", u, member="ana", device="d1", origin="local", changes={("talents", "t1"): {"rate"}}
+        )
     folded, size = store.compact("P")
     assert folded == len(updates) and size > 0
-    blobs, last = store.load("P")
+    blobs, _ = store.load("P")
     assert len(blobs) == 1
-    assert load_doc(blobs).get("talents", type=Map).to_py() == source.get(
-        "talents", type=Map).to_py()
+    assert (
+        load_doc(blobs).get("talents", type=Map).to_py() == source.get("talents", type=Map).to_py()
+    )
     assert len(store.history("P", limit=1000)) == len(updates)  # who/what/when stay
     assert store.history("P", limit=1)[0].member == "ana"
     # The folded snapshot drops overwritten content: smaller than the log it replaces.
@@ -83,8 +87,7 @@ def test_compaction_folds_and_keeps_history(tmp_path: Path) -> None:
     more = Doc(client_id=9)
     more.apply_update(blobs[0])
     more.get("talents", type=Map)["t1"]["hair"] = "red"
-    store.append("P", more.get_update(source.get_state()), member="b", device="d2",
-                 origin="local")
+    store.append("P", more.get_update(source.get_state()), member="b", device="d2", origin="local")
     blobs, _ = store.load("P")
     assert len(blobs) == 2 and load_doc(blobs).get("talents", type=Map)["t1"]["hair"] == "red"
     store.compact("P")
@@ -135,12 +138,20 @@ def test_merge_all_tree_equals_flat_merge() -> None:
 def test_history_filters_by_entity_and_is_newest_first(tmp_path: Path) -> None:
     store = Store(tmp_path / "c.db")
     _, updates = edits(3)
-    store.append("P", updates[0], member="a", device="d", origin="local",
-                 changes={("talents", "t1"): {"*"}})
-    store.append("P", updates[1], member="b", device="d", origin="local",
-                 changes={("roles", "r1"): {"name"}})
-    store.append("P", updates[2], member="c", device="d", origin="local",
-                 changes={("talents", "t1"): {"rate", "hair"}})
+    store.append(
+        "P", updates[0], member="a", device="d", origin="local", changes={("talents", "t1"): {"*"}}
+    )
+    store.append(
+        "P", updates[1], member="b", device="d", origin="local", changes={("roles", "r1"): {"name"}}
+    )
+    store.append(
+        "P",
+        updates[2],
+        member="c",
+        device="d",
+        origin="local",
+        changes={("talents", "t1"): {"rate", "hair"}},
+    )
     entries = store.history("P")
     assert [e.member for e in entries] == ["c", "b", "a"]
     assert entries[0].changes == [("talents", "t1", ["hair", "rate"])]

@@ -40,16 +40,31 @@ def test_wheel_installs_and_imports_every_module(tmp_path: Path) -> None:
     source = tmp_path / "src"
     for name in (*PACKAGES, "pyproject.toml", "README.md", "LICENSE"):
         if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, source / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "node_modules"))
+            shutil.copytree(
+                ROOT / name,
+                source / name,
+                ignore=shutil.ignore_patterns("__pycache__", "node_modules"),
+            )
         elif (ROOT / name).exists():
             source.mkdir(exist_ok=True)
             shutil.copy2(ROOT / name, source / name)
     dist = tmp_path / "dist"
     build = subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--skip-dependency-check", "--outdir", str(dist),
-         str(source)],
-        capture_output=True, text=True, timeout=180, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--skip-dependency-check",
+            "--outdir",
+            str(dist),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
     )
     assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
     [wheel] = list(dist.glob("castroom-*.whl"))
@@ -66,7 +81,9 @@ def test_wheel_installs_and_imports_every_module(tmp_path: Path) -> None:
     python = env_dir / "bin" / "python"
     target = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     # Unpack the wheel as pip would (pure Python: copy the files, write the script).
     with zipfile.ZipFile(wheel) as archive:
@@ -74,8 +91,9 @@ def test_wheel_installs_and_imports_every_module(tmp_path: Path) -> None:
     here = [p for p in site.getsitepackages() if Path(p).exists()]
     Path(target, "deps-from-test-env.pth").write_text("\n".join(here) + "\n")
     script = env_dir / "bin" / "castroom"
-    script.write_text(f"#!{python}\nimport sys\nfrom castroom.core.cli import main\n"
-                      "sys.exit(main())\n")
+    script.write_text(
+        f"#!{python}\nimport sys\nfrom castroom.core.cli import main\nsys.exit(main())\n"
+    )
     script.chmod(0o755)
 
     modules = source_modules()
@@ -88,11 +106,18 @@ def test_wheel_installs_and_imports_every_module(tmp_path: Path) -> None:
         "print(len(names))\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
-    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True,
-                            cwd=tmp_path, env=env, timeout=120)
+    result = subprocess.run(
+        [str(python), "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert int(result.stdout.strip()) == len(modules)
-    helped = subprocess.run([str(script), "--help"], capture_output=True, text=True,
-                            cwd=tmp_path, env=env, timeout=120)
+    helped = subprocess.run(
+        [str(script), "--help"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
+    )
     assert helped.returncode == 0, helped.stderr[-3000:]
     assert "init" in helped.stdout and "bundle" in helped.stdout
