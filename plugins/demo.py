@@ -146,6 +146,8 @@ def run_demo(root: Path, console: Console) -> dict[str, Any]:
         if plan is not None:
             _show_plan(console, plan)
 
+    _demo_server(console, root, alex, production.id)
+
     for failure in alex.plugins.failures:
         console.print(f"[yellow]plugin warning:[/yellow] {failure}")
     elapsed = time.perf_counter() - started
@@ -154,6 +156,36 @@ def run_demo(root: Path, console: Console) -> dict[str, Any]:
     alex.close()
     sam.close()
     return {"counts": counts, "converged": converged, "findings": len(findings)}
+
+
+def _demo_server(console: Console, root: Path, alex: Workspace, production_id: str) -> None:
+    """Serve Alex's workspace on loopback; a third member joins and edits over HTTP."""
+    from castroom.sync.auth import TokenStore
+    from castroom.sync.client import sync_http
+    from castroom.sync.server import ServerThread
+
+    _, token = TokenStore(alex.store).create("write", production=production_id, name="demo")
+    priya = Workspace.open(root / "priya", member="Priya Nair (producer)")
+    with ServerThread(alex.path) as server:
+        console.print(
+            f"castroom serve is running at {server.url} (a write token for this production)"
+        )
+        moved = sync_http(priya, server.url, token=token, echo=lambda line: None)
+        console.print(f"Priya's empty workspace synced: {moved[0].describe()}")
+        doc = priya.production(production_id).doc
+        cap = doc.production.budget_cap or 0
+        doc.update_production({"budget_cap": cap + 10_000_000})
+        moved = sync_http(priya, server.url, token=token, echo=lambda line: None)
+        console.print(f"Priya raised the cap and synced again: {moved[0].describe()}")
+    seen = alex.production(production_id).doc.production
+    console.print(
+        Panel.fit(
+            f"Alex's open workspace sees Priya's new cap without restarting: "
+            f"{_money(seen.budget_cap, seen.currency)}",
+            title="sync over HTTP on 127.0.0.1",
+        )
+    )
+    priya.close()
 
 
 def _money(minor: int | None, currency: str) -> str:
