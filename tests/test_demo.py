@@ -21,9 +21,15 @@ def test_demo_builds_the_sample_and_converges(tmp_path: Path) -> None:
     with (
         Workspace.open(root / "alex", create=False) as alex,
         Workspace.open(root / "sam", create=False) as sam,
+        Workspace.open(root / "priya", create=False) as priya,
     ):
-        a, s = alex.production().doc, sam.production().doc
-        assert a.to_data() == s.to_data()
+        a, s, p = alex.production().doc, sam.production().doc, priya.production().doc
+        # Sam converged with Alex by bundles; Priya then raised the cap through the server.
+        assert a.to_data() == p.to_data()
+        assert {k: v for k, v in a.to_data().items() if k != "production"} == {
+            k: v for k, v in s.to_data().items() if k != "production"
+        }
+        assert a.production.budget_cap == (s.production.budget_cap or 0) + 10_000_000
         assert len(a.all(Talent)) == 300
         assert len(a.all(Role)) == 40
         assert len(a.all(Scene)) == 150
