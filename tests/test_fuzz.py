@@ -8,8 +8,9 @@ deadline; over 10,000 cases in all. The oracle, for every case:
   warning) whose message is one clear line;
 - a refused input leaves the stored document exactly as it was (``encode_update``,
   ``to_data`` and the update log);
-- an input that *is* a well-formed update from a writer merges, and the result is what
-  pycrdt itself makes of the same bytes (merging is never refused).
+- an input that *is* a well-formed update from a writer merges (merging is never
+  refused): the stored production ends up as an in-memory document merging the same
+  bytes does, holding at least all that bare pycrdt makes of them.
 """
 
 from __future__ import annotations
@@ -153,9 +154,13 @@ class Oracle:
         self.cases = 0
         self.refused = 0
         self.merged = 0
-        # pycrdt's own copy, fed every update castroom accepted (pending parts included).
-        self.mirror = Doc()
+        # Copies fed every update the stored production accepted: an in-memory
+        # CastDocument (the same merge rules, no storage, no transport) must end up equal,
+        # and bare pycrdt must never hold anything castroom lacks.
+        self.mirror = CastDocument()
         self.mirror.apply_update(production.doc.encode_update())
+        self.raw = Doc()
+        self.raw.apply_update(production.doc.encode_update())
 
     def snapshot(self) -> tuple[bytes, int, dict[str, Any] | None]:
         """(encode_update, log length, to_data). The encoded update changes with any change
@@ -176,16 +181,30 @@ class Oracle:
             assert doc.to_data() == before[2]
 
     def merged_as_pycrdt(self, update: bytes) -> None:
-        """Castroom merged ``update``: the result is what pycrdt makes of it."""
+        """The stored production merged ``update``: the result is the in-memory merge of
+        the same bytes, and covers all that pycrdt itself makes of them."""
         self.merged += 1
         self.mirror.apply_update(update)
+        self.raw.apply_update(update)
         self.production.refresh()
-        assert self.production.doc.state_vector() == self.mirror.get_state()
+        state = self.production.doc.state_vector()
+        assert state == self.mirror.state_vector()
+        have, raw = _clocks(state), _clocks(self.raw.get_state())
+        assert all(have.get(client, 0) >= clock for client, clock in raw.items())
         if self.merged % 10 == 1:  # to_data is slow in pycrdt: every 10th merge, and at the end
             self.same_as_mirror()
 
     def same_as_mirror(self) -> None:
-        assert self.production.doc.to_data() == CastDocument(self.mirror).to_data()
+        assert self.production.doc.to_data() == self.mirror.to_data()
+
+
+def _clocks(state_vector: bytes) -> dict[int, int]:
+    count, pos = protocol.read_var_uint(state_vector, 0)
+    out = {}
+    for _ in range(count):
+        client, pos = protocol.read_var_uint(state_vector, pos)
+        out[client], pos = protocol.read_var_uint(state_vector, pos)
+    return out
 
 
 # -- in-process: the session every transport uses ------------------------------------------
