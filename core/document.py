@@ -263,7 +263,9 @@ class CastDocument:
 
     def _production_observer(self, events: list[Any]) -> None:
         self._cache.pop(_PRODUCTION_KEY, None)
-        fields = self._changes.setdefault(("production", self.production_id or ""), set())
+        # No reads here: this runs inside Yrs's transaction, where reading the document
+        # fails. take_changes() puts the production's id on the key afterwards.
+        fields = self._changes.setdefault(("production", ""), set())
         for event in events:
             fields.update([str(event.path[0])] if event.path else event.keys)
 
@@ -306,6 +308,9 @@ class CastDocument:
     def take_changes(self) -> Changes:
         """What changed since the last call (local and merged remote edits alike)."""
         changes, self._changes = self._changes, {}
+        if ("production", "") in changes:
+            fields = changes.pop(("production", ""))
+            changes.setdefault(("production", self.production_id or ""), set()).update(fields)
         return changes
 
     @contextmanager

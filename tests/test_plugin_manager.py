@@ -215,3 +215,25 @@ def test_a_raising_change_listener_never_breaks_the_write(tmp_path: Path) -> Non
         assert any(
             f.plugin == "noisy" and "ZeroDivisionError" in f.error for f in ws.plugins.failures
         )
+
+
+def test_a_merged_production_change_is_reported_with_its_field(tmp_path: Path) -> None:
+    heard: list[tuple[str, dict]] = []
+    listener = _module(
+        "listener",
+        castroom_changed=hookimpl(lambda view, changes, origin: heard.append((origin, changes))),
+    )
+    with Workspace.open(tmp_path / "a") as alex, Workspace.open(tmp_path / "b") as sam:
+        alex._plugins = make_plugins(builtins={}, entry_points=False, extra=[listener])
+        production = alex.create_production("Cap", budget_cap=5)
+        sam_production, created = sam.adopt(
+            production.id, production.doc.encode_update(), origin="bundle"
+        )
+        assert created == {("production", production.id): {"*"}}
+        before = production.doc.state_vector()
+        sam_production.doc.update_production({"budget_cap": 10})
+        heard.clear()
+        changes = production.apply_update(sam_production.doc.encode_update(before), origin="sync")
+        assert changes == {("production", production.id): {"budget_cap"}}
+        assert heard == [("sync", changes)]
+        assert production.doc.production.budget_cap == 10
