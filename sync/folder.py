@@ -625,6 +625,16 @@ class FolderSync:
 
     # -- live -------------------------------------------------------------------------------
 
+    def _live_pass(self) -> None:
+        """One pass; a folder that went away (a USB stick pulled out, a network drive
+        dropped) is reported once and retried, rather than ending the watch."""
+        try:
+            self.run_once()
+        except (CastroomError, OSError) as exc:
+            self._warn(f"folder sync pass failed: {exc}; will retry", (str(exc), -3))
+        else:
+            self._warned = {key for key in self._warned if key[1] != -3}
+
     def run_live(self, stop: threading.Event, *, rescan: float = RESCAN_SECONDS) -> None:
         """Pass after pass until ``stop`` is set: on a file event in the folder, on a local
         change (another process's commit to the workspace), and every ``rescan`` seconds."""
@@ -657,7 +667,7 @@ class FolderSync:
                     dirty.clear()
                     version = now
                     last = time.monotonic()
-                    self.run_once()
+                    self._live_pass()
         finally:
             observer.stop()
             observer.join(timeout=5)

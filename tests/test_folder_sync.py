@@ -388,3 +388,36 @@ def test_workspaces_in_separate_processes_converge(open_ws, folder: Path, tmp_pa
         w = open_ws(n)
         quiet(w, folder)
         assert data(w, pid) == data(seed, pid)
+
+
+def test_live_mode_survives_the_folder_going_away(open_ws, folder: Path, tmp_path: Path) -> None:
+    a, b = open_ws("a"), open_ws("b")
+    pid = a.create_production("Unplugged").id
+    assert pid is not None
+    quiet(a, folder)
+    quiet(b, folder)
+    stop = threading.Event()
+    lines: list[str] = []
+    live_ws = Workspace.open(tmp_path / "a")
+    thread = threading.Thread(
+        target=sync_folder,
+        args=(live_ws, folder),
+        kwargs={"live": True, "echo": lines.append, "stop": stop, "rescan": 0.3},
+        daemon=True,
+    )
+    thread.start()
+    try:
+        assert _wait(lambda: any("watching" in line for line in lines))
+        away = tmp_path / "unplugged"
+        (folder / FOLDER_NAME).rename(away)  # the stick is pulled out
+        assert _wait(lambda: any("pass failed" in line for line in lines)), lines
+        assert thread.is_alive()
+        (away).rename(folder / FOLDER_NAME)  # ...and plugged back in
+        b.production(pid).doc.add(model.Talent, name="After Replug")
+        quiet(b, folder)
+        assert _wait(lambda: "After Replug" in talent_names(a, pid)), lines
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        live_ws.close()
+    assert not thread.is_alive()
