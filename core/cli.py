@@ -44,7 +44,9 @@ MONEY_FIELDS = {"rate", "rate_cap", "budget_cap"}
 class Context:
     """What every command needs: where the workspace is, and a way to open it."""
 
-    def __init__(self, plugins: Plugins, workspace: str | None, production: str | None, member: str | None):
+    def __init__(
+        self, plugins: Plugins, workspace: str | None, production: str | None, member: str | None
+    ):
         self.plugins = plugins
         self.workspace_path = workspace
         self.production_ref = production
@@ -55,9 +57,7 @@ class Context:
 
     def workspace(self, *, create: bool = False) -> Workspace:
         if self._workspace is None:
-            self._workspace = Workspace.open(
-                self.workspace_path, create=create, member=self.member
-            )
+            self._workspace = Workspace.open(self.workspace_path, create=create, member=self.member)
             self._workspace._plugins = self.plugins
         return self._workspace
 
@@ -111,7 +111,9 @@ def parse_value(cls: type[model.Entity], name: str, hint: Any, raw: str) -> Any:
 
 
 def _optional(hint: Any) -> bool:
-    args = typing.get_args(typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint)
+    args = typing.get_args(
+        typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
+    )
     return type(None) in args or type(None) in typing.get_args(hint)
 
 
@@ -156,13 +158,24 @@ class CastroomGroup(click.Group):
 
 @click.group(cls=CastroomGroup)
 @click.version_option(package_name="castroom")
-@click.option("--workspace", "-w", envvar="CASTROOM_WORKSPACE", type=click.Path(file_okay=False),
-              help="Workspace folder (default: your user data folder).")
-@click.option("--production", "-p", envvar="CASTROOM_PRODUCTION",
-              help="Production id, id prefix or title (when the workspace holds several).")
+@click.option(
+    "--workspace",
+    "-w",
+    envvar="CASTROOM_WORKSPACE",
+    type=click.Path(file_okay=False),
+    help="Workspace folder (default: your user data folder).",
+)
+@click.option(
+    "--production",
+    "-p",
+    envvar="CASTROOM_PRODUCTION",
+    help="Production id, id prefix or title (when the workspace holds several).",
+)
 @click.option("--member", envvar="CASTROOM_MEMBER", help="Who you are, for the history.")
 @click.pass_context
-def cli(ctx: click.Context, workspace: str | None, production: str | None, member: str | None) -> None:
+def cli(
+    ctx: click.Context, workspace: str | None, production: str | None, member: str | None
+) -> None:
     """castroom: plan who plays what, keep every scene consistent, stay in budget."""
     plugins = ctx.obj if isinstance(ctx.obj, Plugins) else make_plugins()
     ctx.obj = Context(plugins, workspace, production, member)
@@ -170,13 +183,19 @@ def cli(ctx: click.Context, workspace: str | None, production: str | None, membe
 
 @cli.command()
 @click.option("--production", "title", required=True, help="The production's title.")
-@click.option("--kind", default="film", show_default=True,
-              type=click.Choice(typing.get_args(model.ProductionKind)))
+@click.option(
+    "--kind",
+    default="film",
+    show_default=True,
+    type=click.Choice(typing.get_args(model.ProductionKind)),
+)
 @click.option("--currency", default="USD", show_default=True)
 @click.option("--budget-cap", type=int, help="Cast budget cap, in minor units (cents).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def init(obj: Context, title: str, kind: str, currency: str, budget_cap: int | None, as_json: bool) -> None:
+def init(
+    obj: Context, title: str, kind: str, currency: str, budget_cap: int | None, as_json: bool
+) -> None:
     """Create a workspace (if needed) and a production in it."""
     workspace = obj.workspace(create=True)
     fields: dict[str, Any] = {"kind": kind, "currency": currency}
@@ -208,10 +227,14 @@ def add_cmd(obj: Context, kind: str, assignments: tuple[str, ...], as_json: bool
 @cli.command(name="list")
 @click.argument("kind")
 @click.option("--all", "include_deleted", is_flag=True, help="Include deleted entities.")
-@click.option("--where", "filters", multiple=True, metavar="FIELD=VALUE", help="Keep matching ones.")
+@click.option(
+    "--where", "filters", multiple=True, metavar="FIELD=VALUE", help="Keep matching ones."
+)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def list_cmd(obj: Context, kind: str, include_deleted: bool, filters: tuple[str, ...], as_json: bool) -> None:
+def list_cmd(
+    obj: Context, kind: str, include_deleted: bool, filters: tuple[str, ...], as_json: bool
+) -> None:
     """List entities of a kind (singular or plural: talent, talents)."""
     cls = kind_arg(kind)
     production = obj.production()
@@ -356,7 +379,9 @@ def history(obj: Context, limit: int, entity: str | None, as_json: bool) -> None
             rows.append(
                 {
                     "seq": entry.seq,
-                    "time": dt.datetime.fromtimestamp(entry.ts, dt.UTC).isoformat(timespec="seconds"),
+                    "time": dt.datetime.fromtimestamp(entry.ts, dt.UTC).isoformat(
+                        timespec="seconds"
+                    ),
                     "member": entry.member,
                     "device": entry.device,
                     "origin": entry.origin,
@@ -373,8 +398,14 @@ def history(obj: Context, limit: int, entity: str | None, as_json: bool) -> None
     for column in ("time", "member", "origin", "kind", "entity", "fields"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(row["time"], row["member"], row["origin"], row["kind"],
-                      row["label"] or row["entity_id"], ", ".join(row["fields"]))
+        table.add_row(
+            row["time"][:19].replace("T", " "),
+            row["member"],
+            row["origin"],
+            row["kind"],
+            row["label"] or row["entity_id"],
+            ", ".join(row["fields"]),
+        )
     obj.console.print(table)
 
 
@@ -411,7 +442,9 @@ def invalid(obj: Context, as_json: bool) -> None:
     if not items:
         click.echo("No invalid entities.")
     for item, device in items:
-        click.echo(f"{item.kind} {item.id}: {item.field or '-'}: {item.rule} (last written by device {device})")
+        click.echo(
+            f"{item.kind} {item.id}: {item.field or '-'}: {item.rule} (last written by device {device})"
+        )
     if items:
         sys.exit(1)
 
@@ -423,12 +456,18 @@ def bundle() -> None:
 
 @bundle.command(name="create")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--for", "for_state", type=click.Path(exists=True, dir_okay=False),
-              help="A peer's state file: include only what that peer lacks.")
+@click.option(
+    "--for",
+    "for_state",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A peer's state file: include only what that peer lacks.",
+)
 @pass_ctx
 def bundle_create(obj: Context, file: str, for_state: str | None) -> None:
     """Write this workspace's productions into FILE."""
-    made = bundles.create(obj.workspace(), Path(file), for_state=Path(for_state) if for_state else None)
+    made = bundles.create(
+        obj.workspace(), Path(file), for_state=Path(for_state) if for_state else None
+    )
     size = sum(len(e.update) for e in made.productions)
     click.echo(f"Wrote {len(made.productions)} production(s), {size:,} bytes of updates, to {file}")
 
@@ -459,16 +498,20 @@ def plugins_cmd(obj: Context, as_json: bool) -> None:
     """The installed plugins, their versions and hooks."""
     infos = obj.plugins.list()
     if as_json:
-        emit_json([
-            {"name": p.name, "version": p.version, "hooks": p.hooks, "builtin": p.builtin}
-            for p in infos
-        ])
+        emit_json(
+            [
+                {"name": p.name, "version": p.version, "hooks": p.hooks, "builtin": p.builtin}
+                for p in infos
+            ]
+        )
     else:
         table = Table(title="plugins")
         for column in ("name", "version", "built-in", "hooks"):
             table.add_column(column, overflow="fold")
         for info in infos:
-            table.add_row(info.name, info.version or "", "yes" if info.builtin else "", ", ".join(info.hooks))
+            table.add_row(
+                info.name, info.version or "", "yes" if info.builtin else "", ", ".join(info.hooks)
+            )
         obj.console.print(table)
     for failure in obj.plugins.failures:
         click.echo(f"Warning: {failure}", err=True)
