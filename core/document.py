@@ -153,12 +153,61 @@ def _state(data: bytes) -> dict[int, int]:
     return out
 
 
+#: Whether pycrdt exposes what the fast field write needs (checked once, at import).
+_FAST_INSERT = hasattr(Map, "integrated") and hasattr(Doc().transaction(), "_txn")
+
 #: Updates up to this size are watched for structs Yrs left pending (see _integrate).
 STASH_LIMIT = 512 * 1024
 
 
 def _fatal(exc: BaseException) -> bool:
     return isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit)
+
+
+class _Transaction:
+    """``CastDocument.transaction()``: a plain class, not a generator (on the hot path)."""
+
+    __slots__ = ("doc", "outer", "ytxn")
+
+    def __init__(self, doc: CastDocument) -> None:
+        self.doc = doc
+        self.outer = False
+        self.ytxn: Any = None
+
+    def __enter__(self) -> CastDocument:
+        doc = self.doc
+        if doc._depth:
+            doc._depth += 1
+            return doc
+        doc._touch()
+        self.outer = True
+        doc._depth = 1
+        try:
+            self.ytxn = doc.ydoc.transaction(origin=doc.LOCAL)
+            doc._txn = self.ytxn.__enter__()
+        except BaseException:
+            doc._depth = 0
+            doc._txn = None
+            raise
+        return doc
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        doc = self.doc
+        if not self.outer:
+            doc._depth -= 1
+            return
+        failed = exc_type is not None
+        try:
+            self.ytxn.__exit__(exc_type, exc, tb)
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            doc._depth = 0
+            doc._txn = None
+            if failed:
+                doc._abort()
+        doc._commit_local()
 
 
 class CastDocument:
@@ -313,33 +362,15 @@ class CastDocument:
             changes.setdefault(("production", self.production_id or ""), set()).update(fields)
         return changes
 
-    @contextmanager
-    def transaction(self) -> Iterator[CastDocument]:
+    def transaction(self) -> _Transaction:
         """Group writes into one atomic, durable update. Nests; the outermost one commits.
 
         If the block raises, nothing is committed: the document is rebuilt from its durable
         state (``on_abort``) since a CRDT cannot roll back.
         """
-        if self._depth:
-            self._depth += 1
-            try:
-                yield self
-            finally:
-                self._depth -= 1
-            return
-        self._touch()
-        self._depth = 1
-        failed = True
-        try:
-            with self.ydoc.transaction(origin=self.LOCAL) as txn:
-                self._txn = txn
-                yield self
-            failed = False
-        finally:
-            self._depth = 0
-            self._txn = None
-            if failed:
-                self._abort()
+        return _Transaction(self)
+
+    def _commit_local(self) -> None:
         updates, self._updates = self._updates, []
         changes = self.take_changes()
         update = merge_updates(*updates) if len(updates) > 1 else b"".join(updates)
@@ -540,6 +571,7 @@ class CastDocument:
     ) -> None:
         entity_id = str(new.get("id") or old.get("id") or "")
         written = []
+        raw_txn = getattr(self._txn, "_txn", None) if _FAST_INSERT else None
         for name, value in new.items():
             if name in old and old[name] == value:
                 continue
@@ -556,6 +588,10 @@ class CastDocument:
                     _diff_text(current, str(current), value)
                     continue
                 target[name] = Text(value)
+            elif raw_txn is not None:
+                # Straight to Yrs inside our open transaction: pycrdt's __setitem__ opens
+                # a nested transaction per field, a third of an edit's cost.
+                target.integrated.insert(raw_txn, name, value)
             else:
                 target[name] = value
         if written:
@@ -659,7 +695,8 @@ class CastDocument:
         """Change some fields of an entity. Validates the result before writing anything.
         Works on an entity that is stored invalid too, as long as the result is valid
         (that is how a bad edit from a peer gets fixed)."""
-        model.check_field_names(cls, fields)
+        if not _field_set(cls).issuperset(fields):
+            model.check_field_names(cls, fields)
         if "id" in fields and fields["id"] != entity_id:
             raise ValidationFailed(cls.entity_kind, "id", "cannot be changed", entity_id)
         try:
@@ -876,6 +913,11 @@ class CastDocument:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+@functools.cache
+def _field_set(cls: type[Entity]) -> frozenset[str]:
+    return frozenset(cls.__struct_fields__)
 
 
 @functools.cache

@@ -152,7 +152,13 @@ class Workspace:
         production_id = self.resolve_production(ref)
         if production_id not in self._open:
             production = StoredProduction(self, production_id, CastDocument())
-            production.refresh()
+            # Opening is not a change: listeners (plugins' castroom_changed, which would
+            # load every plugin) hear of changes made after the production is open.
+            listeners, production.doc.on_change = production.doc.on_change, []
+            try:
+                production.refresh()
+            finally:
+                production.doc.on_change = listeners
             production.doc.migrate()
             self._open[production_id] = production
         return self._open[production_id]
