@@ -278,8 +278,8 @@ def bench_http(root: Path) -> bool:
     bytes_ok = wire[0] <= 1.2 * raw_bytes
     print(
         f"  {EDITS:,} divergent edits on each of two peers ({TALENTS:,} talents),"
-        f" converged: {converged}; best of {len(times)} (median {statistics.median(times) * 1000:.0f}"
-        f" ms; raw median {raw_median * 1000:.0f} ms)",
+        f" converged: {converged}; best of {len(times)}"
+        f" (median {statistics.median(times) * 1000:.0f} ms; raw median {raw_median * 1000:.0f} ms)",
         flush=True,
     )
     _line(
