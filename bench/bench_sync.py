@@ -279,7 +279,8 @@ def bench_http(root: Path) -> bool:
     print(
         f"  {EDITS:,} divergent edits on each of two peers ({TALENTS:,} talents),"
         f" converged: {converged}; best of {len(times)}"
-        f" (median {statistics.median(times) * 1000:.0f} ms; raw median {raw_median * 1000:.0f} ms)",
+        f" (median {statistics.median(times) * 1000:.0f} ms;"
+        f" raw median {raw_median * 1000:.0f} ms)",
         flush=True,
     )
     _line(
