@@ -28,6 +28,9 @@ def format_money(minor: int, currency: str = "USD") -> str:
 
 
 _STRIP = re.compile(r"[\s,_]")
+_AMOUNT = re.compile(r"^[+-]?\d+(\.\d+)?$")
+#: Amounts are stored as Yjs numbers (float64): beyond this they would not be exact.
+MAX_SAFE_INT = 2**53 - 1
 
 
 def parse_money(text: str, currency: str = "USD") -> int:
@@ -39,17 +42,19 @@ def parse_money(text: str, currency: str = "USD") -> int:
     raw = _STRIP.sub("", str(text))
     for mark in sorted({*SYMBOLS.values(), currency.upper(), *SYMBOLS}, key=len, reverse=True):
         raw = raw.replace(mark, "")
+    if not _AMOUNT.match(raw):
+        raise CastroomError(f"not an amount of money: {text!r}")
     try:
         value = Decimal(raw)
-    except InvalidOperation:
+    except InvalidOperation:  # pragma: no cover - the pattern already refused it
         raise CastroomError(f"not an amount of money: {text!r}") from None
-    if not value.is_finite():
-        raise CastroomError(f"not an amount of money: {text!r}")
     scaled = value.scaleb(minor_digits(currency))
     if scaled != scaled.to_integral_value():
         raise CastroomError(
             f"{text!r} has more decimals than {currency} allows ({minor_digits(currency)})"
         )
+    if abs(scaled) > MAX_SAFE_INT:
+        raise CastroomError(f"{text!r} is too large an amount")
     return int(scaled)
 
 
