@@ -426,6 +426,7 @@ class CastDocument:
         if state == b"\x00":
             return self._load_into_empty(update, origin)
         backup = None if self.on_abort is not None else self.ydoc.get_update()
+        stash = list(self._stash)
         self._changes = {}
         # Raw Yrs deep observers: pycrdt's own wrap every event in Python objects first,
         # which costs about three times the merge itself on a big update (bench_sync).
@@ -450,7 +451,7 @@ class CastDocument:
             if half_done:
                 self._changes = {}
                 if backup is not None:
-                    self.rebuild([backup])
+                    self.rebuild([backup, *stash])  # get_update() drops pending structs
                 else:
                     self._abort()
             raise BadUpdate(f"cannot apply update: {_one_line(exc)}") from None
