@@ -117,7 +117,7 @@ def typed_state(doc: CastDocument) -> tuple:
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(replicas=st.integers(2, 5), steps=st.lists(op, min_size=1, max_size=40),
        seed=st.integers(0, 2**32 - 1))
 def test_replicas_converge_and_lose_nothing(replicas: int, steps: list, seed: int) -> None:
