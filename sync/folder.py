@@ -652,10 +652,13 @@ class FolderSync:
                 dirty.set()
 
         observer = Observer()
-        observer.schedule(Handler(), str(self.root), recursive=True)
-        observer.start()
         try:
-            self.run_once()
+            observer.schedule(Handler(), str(self.root), recursive=True)
+            observer.start()
+        except OSError as exc:  # gone already, or out of inotify watches: rescans still run
+            self._warn(f"cannot watch {self.root} ({exc}); rescanning every {rescan:g} s")
+        try:
+            self._live_pass()
             version = self.workspace.store.data_version()
             last = time.monotonic()
             while not stop.is_set():
@@ -669,8 +672,9 @@ class FolderSync:
                     last = time.monotonic()
                     self._live_pass()
         finally:
-            observer.stop()
-            observer.join(timeout=5)
+            if observer.is_alive():
+                observer.stop()
+                observer.join(timeout=5)
 
 
 def sync_folder(
