@@ -7,9 +7,11 @@ them before every read or write, so nobody has to restart to see a colleague's c
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import socket
+import sqlite3
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +25,7 @@ import tomli_w
 from . import model
 from .document import CastDocument, Changes, InvalidEntity
 from .errors import Ambiguous, CastroomError, NotFound, StorageError
-from .storage import LogEntry, Store
+from .storage import LogEntry, Store, merge_all
 
 if TYPE_CHECKING:
     from .plugins import Plugins
@@ -79,7 +81,10 @@ class Workspace:
                 device_id=model.new_id(),
                 device_name=socket.gethostname(),
             )
-            config = {"identity": msgspec.to_builtins(identity), "storage": {"synchronous": "NORMAL"}}
+            config = {
+                "identity": msgspec.to_builtins(identity),
+                "storage": {"synchronous": "NORMAL"},
+            }
             tmp = config_file.with_suffix(".tmp")
             tmp.write_bytes(tomli_w.dumps(config).encode())
             tmp.replace(config_file)
@@ -94,6 +99,10 @@ class Workspace:
 
     def close(self) -> None:
         for production in self._open.values():
+            # Fold the log once it outgrows its snapshot, so opening stays fast.
+            if production.id is not None:
+                with contextlib.suppress(CastroomError, sqlite3.Error):
+                    production.maybe_compact()
             production.close()
         self._open.clear()
         self.store.close()
@@ -136,7 +145,9 @@ class Workspace:
             if len(known) == 1:
                 return known[0][0]
             names = ", ".join(f"{t} ({i[:8]})" for i, t in known)
-            raise Ambiguous(f"this workspace holds several productions; pick one with --production: {names}")
+            raise Ambiguous(
+                f"this workspace holds several productions; pick one with --production: {names}"
+            )
         exact = [i for i, t in known if i == ref]
         if exact:
             return exact[0]
@@ -278,6 +289,10 @@ class StoredProduction:
         blobs, last = self.store.load(self.id, after=self.seen)
         if last <= self.seen:
             return {}
+        if self.seen == 0 and len(blobs) > 1 and self.doc.ydoc.get_state() == b"\x00":
+            # Opening: one merged update integrates much faster than a long log one by
+            # one (merge_updates keeps structs still waiting for a dependency).
+            blobs = [merge_all(blobs)]
         changes: Changes = {}
         with self.doc.silenced_access():
             for blob in blobs:

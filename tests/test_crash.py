@@ -51,7 +51,7 @@ def read_ready(proc: subprocess.Popen, timeout: float = 30) -> None:
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     buffer = b""
-    while b"ready\n" not in buffer:
+    while b"\nset " not in buffer:  # started, and past the first (slow, plugin-loading) write
         left = deadline - time.monotonic()
         assert left > 0, "writer did not start"
         ready, _, _ = select.select([proc.stdout], [], [], left)

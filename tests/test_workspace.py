@@ -294,3 +294,35 @@ def test_maybe_compact_only_when_the_log_outgrows_the_snapshot(workspace, monkey
         production.doc.add(model.Member, name=f"M{i}")
     assert production.maybe_compact() is True
     assert production.maybe_compact() is False
+
+
+def test_closing_compacts_a_log_that_outgrew_its_snapshot(tmp_path: Path, monkeypatch) -> None:
+    import castroom.core.workspace as workspace_module
+
+    monkeypatch.setattr(workspace_module, "COMPACT_FLOOR", 2_000)
+    with Workspace.open(tmp_path / "ws") as ws:
+        production = ws.create_production("Tides")
+        for i in range(60):
+            production.doc.add(Talent, id=f"t{i}", name=f"T{i}", notes="x" * 50)
+        production_id = production.id
+        assert ws.store.log_bytes(production_id)[0] == 0  # no snapshot yet
+    with Workspace.open(tmp_path / "ws") as ws:
+        snapshot, tail = ws.store.log_bytes(production_id)
+        assert snapshot > 0 and tail == 0
+        assert len(ws.production().doc.all(Talent)) == 60
+        assert len(ws.production().history(limit=100)) == 61
+
+
+def test_opening_a_long_log_merges_it_first(tmp_path: Path) -> None:
+    with Workspace.open(tmp_path / "ws") as ws:
+        doc = ws.create_production("Tides").doc
+        for i in range(40):
+            doc.add(Talent, id=f"t{i}", name=f"T{i}")
+            doc.edit_text(Talent, f"t{i}", "notes", 0, 0, f"note {i}")
+        expected = doc.to_data()
+    with Workspace.open(tmp_path / "ws") as ws:
+        production = ws.production()
+        assert production.doc.to_data() == expected
+        production.doc.update(Talent, "t3", {"rate": 3})  # and it keeps working
+    with Workspace.open(tmp_path / "ws") as ws:
+        assert ws.production().doc.get(Talent, "t3").rate == 3
