@@ -112,7 +112,7 @@ def _rehearse(workspace: Workspace, entry: BundleEntry) -> None:
         check_update(entry.update)
     except BadUpdate as exc:
         raise BadUpdate(f"bundle entry {entry.id}: {exc}") from None
-    scratch = Doc()
+    scratch: Doc = Doc()
     known = dict(workspace.productions())
     if entry.id in known:
         scratch.apply_update(workspace.production(entry.id).doc.encode_update())

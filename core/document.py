@@ -489,7 +489,7 @@ class CastDocument:
         if len(self._production):
             changes[("production", self.production_id or "")] = {"*"}
         for name, cmap in self._collections.items():
-            for entity_id in cmap:
+            for entity_id in cmap.keys():  # noqa: SIM118 - pycrdt types only keys() well
                 changes[(name, entity_id)] = {"*"}
         for listener in self.on_change:
             listener(changes, origin)
@@ -742,7 +742,7 @@ class CastDocument:
         cmap = self._map_for(cls)
         out: list[E] = []
         missing: list[str] = []
-        for entity_id in cmap:
+        for entity_id in cmap.keys():  # noqa: SIM118 - pycrdt types only keys() well
             entity = self._cache.get((cls.collection, entity_id))
             if entity is None:
                 missing.append(entity_id)
@@ -818,7 +818,7 @@ class CastDocument:
                                          exc.rule))
         for cls in model.KINDS.values():
             cmap = self._map_for(cls)
-            for entity_id in cmap:
+            for entity_id in cmap.keys():  # noqa: SIM118 - pycrdt types only keys() well
                 if (cls.collection, entity_id) in self._cache:
                     continue
                 data = self.raw(cls, entity_id)
@@ -846,7 +846,7 @@ class CastDocument:
                                    entity_id)
         self.get(cls, entity_id, include_deleted=True)
         target = self._entity_map(cls, entity_id)
-        value = target.get(field)
+        value: Any = target.get(field)
         if not isinstance(value, kind):
             # Absent, or written as a plain value by a peer: make it a CRDT container.
             plain = getattr(self.get(cls, entity_id, include_deleted=True), field)
@@ -857,13 +857,14 @@ class CastDocument:
             # Drop the later copies before editing, so indexes mean what reads show.
             seen: set[Any] = set()
             later = []
-            for index, item in enumerate(value):
+            array: Any = value
+            for index, item in enumerate(array):
                 key = item if isinstance(item, str | int | float) else repr(item)
                 if key in seen:
                     later.append(index)
                 seen.add(key)
             for index in reversed(later):
-                del value[index]
+                del array[index]
         self._note(cls.collection, entity_id, [field])
         return value
 

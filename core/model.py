@@ -225,7 +225,9 @@ class Talent(Entity, kw_only=True):
     notes: LongText = ""
 
     def __post_init__(self) -> None:
-        _check_range("playing_age_min", self.playing_age_min, "playing_age_max", self.playing_age_max)
+        _check_range(
+            "playing_age_min", self.playing_age_min, "playing_age_max", self.playing_age_max
+        )
 
 
 class Candidate(Entity, kw_only=True):
@@ -409,7 +411,8 @@ def validate(cls: type[Entity], data: dict[str, Any]) -> Entity:
     try:
         return msgspec.convert(data, cls, strict=False)
     except msgspec.ValidationError as exc:
-        raise validation_error(cls, exc, data.get("id") if isinstance(data, dict) else None) from None
+        entity_id = data.get("id") if isinstance(data, dict) else None
+        raise validation_error(cls, exc, entity_id) from None
 
 
 def to_fields(entity: Entity) -> dict[str, Any]:

@@ -80,7 +80,7 @@ def fold(blobs: list[bytes]) -> bytes:
     encoding would lose) is added back from the merge, with the whole delete set.
     """
     merged = merge_all(blobs)
-    doc = Doc()
+    doc: Doc = Doc()
     doc.apply_update(merged)
     clean = doc.get_update()
     residue = get_update(merged, get_state(clean))  # pending structs + every deletion
