@@ -255,8 +255,8 @@ def test_stock_relay_between_castroom_workspaces_live(seeded, tmp_path: Path) ->
                             "--duration",
                             "60",
                         ],
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE,
+                        stdout=subprocess.DEVNULL,  # nobody reads it while it runs
+                        stderr=subprocess.DEVNULL,
                         text=True,
                     )
                 )

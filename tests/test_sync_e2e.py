@@ -58,7 +58,7 @@ def sync():
     if "folder" in channels:
         sync_folder(ws, channels["folder"], echo=lambda line: None)
 
-deadline = time.monotonic() + 60
+deadline = time.monotonic() + 120
 while not ws.productions() and time.monotonic() < deadline:
     sync()
     time.sleep(0.1)
@@ -165,6 +165,7 @@ def test_mixed_topology_concurrent_edits_with_faults_converge(tmp_path: Path) ->
     s1 = Serve(hub, free_port()).start()
     s2 = Serve(p3, free_port()).start()  # P3 serves P4: peers syncing with each other
     live: subprocess.Popen[str] | None = None
+    live_log = open(tmp_path / "live.log", "w")  # noqa: SIM115 - closed in finally
     workers: dict[str, subprocess.Popen[str]] = {}
     try:
         # P1 first takes the production, then stays live over WebSocket while it edits.
@@ -181,10 +182,10 @@ def test_mixed_topology_concurrent_edits_with_faults_converge(tmp_path: Path) ->
                 "--token",
                 hub_token,
                 "--duration",
-                "90",
+                "240",
             ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=live_log,  # a file: a pipe nobody reads could fill up and stall it
+            stderr=subprocess.STDOUT,
             text=True,
         )
         rounds = 12
@@ -228,7 +229,11 @@ def test_mixed_topology_concurrent_edits_with_faults_converge(tmp_path: Path) ->
 
         for _ in range(3):
             settle()
-        assert wait_until(lambda: names(p1, pid) == expected, 30), sorted(expected - names(p1, pid))
+        if not wait_until(lambda: names(p1, pid) == expected, 60):
+            raise AssertionError(
+                f"P1 lacks {sorted(expected - names(p1, pid))};"
+                f" live sync said: {(tmp_path / 'live.log').read_text()[-3000:]}"
+            )
         settle()
         for path in (hub, p1, p2, p3, p4):
             assert names(path, pid) == expected, path.name
@@ -248,10 +253,11 @@ def test_mixed_topology_concurrent_edits_with_faults_converge(tmp_path: Path) ->
         if live is not None:
             live.terminate()
             try:
-                live.communicate(timeout=15)
+                live.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 live.kill()
-                live.communicate(timeout=5)
+                live.wait(timeout=5)
+        live_log.close()
         s1.stop()
         s2.stop()
 
