@@ -304,8 +304,14 @@ def bench_overhead(rounds: int = 15, per_round: int = 400) -> None:
         captured.clear()
         updates.clear()
     api, raw = statistics.median(api_times), statistics.median(raw_times)
-    _line("in-memory edit", f"{api * 1e6:.1f} us", f"{raw * 1e6:.1f} us", api / raw, "<= 2x",
-          api / raw <= 2)
+    _line(
+        "in-memory edit",
+        f"{api * 1e6:.1f} us",
+        f"{raw * 1e6:.1f} us",
+        api / raw,
+        "<= 2x",
+        api / raw <= 2,
+    )
 
 
 def main() -> None:

@@ -29,8 +29,13 @@ COUNT = 10_000
 TARGET_SECONDS = 3.0
 RUNS = 3
 HEADER = ["Ref", "Name", "Agent", "Union", "Age Min", "Age Max", "Height", "Languages", "Fee"]
-MAPPING = ["Ref=external_id", "Age Min=playing_age_min", "Age Max=playing_age_max",
-           "Height=height_cm", "Fee=rate"]
+MAPPING = [
+    "Ref=external_id",
+    "Age Min=playing_age_min",
+    "Age Max=playing_age_max",
+    "Height=height_cm",
+    "Fee=rate",
+]
 
 
 def rows(count: int = COUNT, seed: int = 7) -> list[list[str]]:
@@ -38,14 +43,19 @@ def rows(count: int = COUNT, seed: int = 7) -> list[list[str]]:
     out = []
     for i in range(count):
         low = rng.randint(8, 70)
-        out.append([
-            f"ext-{i}", f"Talent {i} {rng.choice(['Stone', 'Li', 'Marsh', 'Okafor'])}",
-            rng.choice(["Blue Agency", "North Talent", ""]),
-            rng.choice(["SAG-AFTRA", "Equity", ""]),
-            str(low), str(low + rng.randint(0, 12)), str(rng.randint(120, 200)),
-            rng.choice(["English", "English; French", "Spanish; English"]),
-            f"{rng.randint(200, 5000)}.00",
-        ])
+        out.append(
+            [
+                f"ext-{i}",
+                f"Talent {i} {rng.choice(['Stone', 'Li', 'Marsh', 'Okafor'])}",
+                rng.choice(["Blue Agency", "North Talent", ""]),
+                rng.choice(["SAG-AFTRA", "Equity", ""]),
+                str(low),
+                str(low + rng.randint(0, 12)),
+                str(rng.randint(120, 200)),
+                rng.choice(["English", "English; French", "Spanish; English"]),
+                f"{rng.randint(200, 5000)}.00",
+            ]
+        )
     return out
 
 
@@ -59,11 +69,16 @@ def write_file(path: Path, data: list[list[str]]) -> None:
 def import_once(workspace: Workspace, path: Path) -> tuple[float, str]:
     start = time.perf_counter()
     production = workspace.production()
-    result = read_csv(str(path), ProductionView(production.doc),
-                      {"kind": "talent", "map": MAPPING, "source": "office"})
+    result = read_csv(
+        str(path),
+        ProductionView(production.doc),
+        {"kind": "talent", "map": MAPPING, "source": "office"},
+    )
     counts = apply_import(production.doc, result)
-    return time.perf_counter() - start, f"{counts.created} created, {counts.updated} updated, " \
-                                        f"{counts.unchanged} unchanged"
+    return (
+        time.perf_counter() - start,
+        f"{counts.created} created, {counts.updated} updated, {counts.unchanged} unchanged",
+    )
 
 
 def baseline(data: list[list[str]]) -> float:
@@ -74,13 +89,21 @@ def baseline(data: list[list[str]]) -> float:
     with doc.transaction():
         for row in data:
             entity_id = new_id()
-            talents[entity_id] = Map({
-                "id": entity_id, "name": row[1], "agent": row[2], "union": row[3],
-                "playing_age_min": int(row[4]), "playing_age_max": int(row[5]),
-                "height_cm": int(row[6]), "languages": row[7].split("; "),
-                "rate": int(row[8].replace(".", "")), "external_ids": {"office": row[0]},
-                "notes": Text(""),
-            })
+            talents[entity_id] = Map(
+                {
+                    "id": entity_id,
+                    "name": row[1],
+                    "agent": row[2],
+                    "union": row[3],
+                    "playing_age_min": int(row[4]),
+                    "playing_age_max": int(row[5]),
+                    "height_cm": int(row[6]),
+                    "languages": row[7].split("; "),
+                    "rate": int(row[8].replace(".", "")),
+                    "external_ids": {"office": row[0]},
+                    "notes": Text(""),
+                }
+            )
     doc.get_update()
     return time.perf_counter() - start
 
@@ -107,11 +130,15 @@ def main() -> None:
     _, _, again, again_counts = min(runs, key=lambda r: r[2])
     raw = min(baseline(data) for _ in range(RUNS))
     verdict = "ok" if first <= TARGET_SECONDS else "OVER TARGET"
-    print(f"CSV import of {COUNT:,} talents (best of {RUNS}): {first:.2f} s ({first_counts}); "
-          f"target <= {TARGET_SECONDS:.0f} s: {verdict}")
+    print(
+        f"CSV import of {COUNT:,} talents (best of {RUNS}): {first:.2f} s ({first_counts}); "
+        f"target <= {TARGET_SECONDS:.0f} s: {verdict}"
+    )
     print(f"  re-import of the same file: {again:.2f} s ({again_counts})")
-    print(f"  raw pycrdt baseline (same talents into maps): {raw:.2f} s; "
-          f"import / baseline = {first / raw:.1f}x")
+    print(
+        f"  raw pycrdt baseline (same talents into maps): {raw:.2f} s; "
+        f"import / baseline = {first / raw:.1f}x"
+    )
 
 
 if __name__ == "__main__":

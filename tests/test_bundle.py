@@ -82,14 +82,20 @@ def test_two_offline_members_converge_through_bundles(home: Workspace, tmp_path:
 
 
 def refused(target: Workspace, path: Path, message: str) -> None:
-    before = (target.productions(), state_of(target),
-              target.store.db.execute("SELECT COUNT(*) FROM updates").fetchone()[0])
+    before = (
+        target.productions(),
+        state_of(target),
+        target.store.db.execute("SELECT COUNT(*) FROM updates").fetchone()[0],
+    )
     with pytest.raises(BadUpdate) as info:
         bundles.apply(target, path)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
-    after = (target.productions(), state_of(target),
-             target.store.db.execute("SELECT COUNT(*) FROM updates").fetchone()[0])
+    after = (
+        target.productions(),
+        state_of(target),
+        target.store.db.execute("SELECT COUNT(*) FROM updates").fetchone()[0],
+    )
     assert after == before
 
 
@@ -127,14 +133,27 @@ def test_well_sealed_bundles_with_bad_content_change_nothing(home: Workspace, tm
     entry = good.productions[0]
     with Workspace.open(tmp_path / "target") as target:
         # A second entry whose update is garbage: the first entry must not be merged either.
-        bad = bundles.Bundle(version=1, created=0, member="x", device="y", productions=[
-            entry, bundles.BundleEntry(id="P2", title="Bad", update=b"\x05garbage-bytes"),
-        ])
+        bad = bundles.Bundle(
+            version=1,
+            created=0,
+            member="x",
+            device="y",
+            productions=[
+                entry,
+                bundles.BundleEntry(id="P2", title="Bad", update=b"\x05garbage-bytes"),
+            ],
+        )
         refused(target, seal(tmp_path, "bad.castroom", bad), "P2")
         # An update that belongs to another production than its entry claims.
-        liar = bundles.Bundle(version=1, created=0, member="x", device="y", productions=[
-            bundles.BundleEntry(id="SOMEONE-ELSE", title="Tides", update=entry.update),
-        ])
+        liar = bundles.Bundle(
+            version=1,
+            created=0,
+            member="x",
+            device="y",
+            productions=[
+                bundles.BundleEntry(id="SOMEONE-ELSE", title="Tides", update=entry.update),
+            ],
+        )
         refused(target, seal(tmp_path, "liar.castroom", liar), "another production")
         future = bundles.Bundle(version=99, created=0, member="x", device="y", productions=[])
         refused(target, seal(tmp_path, "future.castroom", future), "not supported")

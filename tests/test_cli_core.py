@@ -46,9 +46,18 @@ def test_init_creates_workspace_and_production(cli) -> None:
 
 @pytest.mark.parametrize("kind", ["talent", "talents", "Talent"])
 def test_add_accepts_singular_and_plural(castroom, kind: str) -> None:
-    data = as_json(castroom("add", kind, "name=Ada Stone", "playing_age_min=30",
-                            "playing_age_max=40", "rate=150000", "languages=[\"en\", \"fr\"]",
-                            "--json"))
+    data = as_json(
+        castroom(
+            "add",
+            kind,
+            "name=Ada Stone",
+            "playing_age_min=30",
+            "playing_age_max=40",
+            "rate=150000",
+            'languages=["en", "fr"]',
+            "--json",
+        )
+    )
     assert data["name"] == "Ada Stone" and data["rate"] == 150000 and data["id"]
     assert data["languages"] == ["en", "fr"]
     assert "Added talent" in ok(castroom("add", kind, "name=Bo"))
@@ -56,15 +65,28 @@ def test_add_accepts_singular_and_plural(castroom, kind: str) -> None:
 
 def test_every_kind_can_be_added_listed_and_shown(castroom) -> None:
     talent = as_json(castroom("add", "talent", "name=Ada", "--json"))["id"]
-    role = as_json(castroom("add", "role", "name=Maya", "age_min=30", "age_max=40",
-                            'eras=[{"name": "young", "age_max": 12}]', "--json"))["id"]
+    role = as_json(
+        castroom(
+            "add",
+            "role",
+            "name=Maya",
+            "age_min=30",
+            "age_max=40",
+            'eras=[{"name": "young", "age_max": 12}]',
+            "--json",
+        )
+    )["id"]
     samples = {
         "candidates": ["talent_id=" + talent, "role_id=" + role, "stage=shortlisted"],
         "auditions": ["role_id=" + role, "starts_at=2026-03-01T10:00:00"],
         "scenes": ["number=12A", f'characters=["{role}"]', "story_day=3"],
         "shoot-days": ["date=2026-04-01", "scene_ids=[]"],
-        "availabilities": ["talent_id=" + talent, "start=2026-04-01", "end=2026-04-02",
-                           "kind=first_hold"],
+        "availabilities": [
+            "talent_id=" + talent,
+            "start=2026-04-01",
+            "end=2026-04-02",
+            "kind=first_hold",
+        ],
         "deals": ["talent_id=" + talent, "role_id=" + role, "rate=100000", "unit=week"],
         "members": ["name=Rosa", "job=producer"],
     }
@@ -101,8 +123,11 @@ def test_list_where_filters(castroom) -> None:
 
 
 def test_set_changes_fields_and_validates(castroom) -> None:
-    ada = as_json(castroom("add", "talent", "name=Ada Stone", "playing_age_min=30",
-                           "playing_age_max=40", "--json"))["id"]
+    ada = as_json(
+        castroom(
+            "add", "talent", "name=Ada Stone", "playing_age_min=30", "playing_age_max=40", "--json"
+        )
+    )["id"]
     data = as_json(castroom("set", "talent", "Ada Stone", "rate=250000", "hair=red", "--json"))
     assert data["rate"] == 250000 and data["hair"] == "red"
     assert "Updated talent" in ok(castroom("set", "talent", ada, "eyes=green"))
@@ -141,8 +166,9 @@ def test_production_show_set_list(castroom) -> None:
     data = as_json(castroom("production", "show", "--json"))
     assert data["title"] == "Tides" and data["budget_cap"] == 100000000
     assert "$1,000,000.00" in ok(castroom("production", "show"))
-    assert "Updated production" in ok(castroom("production", "set", "fringe_rate=0.2",
-                                               "title=Tides of Time"))
+    assert "Updated production" in ok(
+        castroom("production", "set", "fringe_rate=0.2", "title=Tides of Time")
+    )
     assert as_json(castroom("production", "show", "--json"))["fringe_rate"] == 0.2
     fails(castroom("production", "set", "fringe_rate=2"), "fringe_rate")
     listed = as_json(castroom("production", "list", "--json"))
@@ -176,8 +202,9 @@ def test_history_lists_who_changed_what_newest_first(castroom) -> None:
     assert rows[1]["member"] == "rosa" and rows[1]["fields"] == ["(created)"]
     assert rows[-1]["kind"] == "production"
     assert len(as_json(castroom("history", "--limit", "1", "--json"))) == 1
-    assert all(r["entity_id"] == ada for r in as_json(castroom("history", "--entity", ada,
-                                                               "--json")))
+    assert all(
+        r["entity_id"] == ada for r in as_json(castroom("history", "--entity", ada, "--json"))
+    )
     assert "sam" in ok(castroom("history"))
 
 
@@ -197,13 +224,18 @@ def test_invalid_reports_and_exits_non_zero(castroom) -> None:
         peer = Doc()
         peer.apply_update(production.doc.encode_update())
         peer.get("talents", type=Map)[ada]["rate"] = -1
-        production.apply_update(peer.get_update(production.doc.state_vector()),
-                                origin="sync", device="LAPTOP")
+        production.apply_update(
+            peer.get_update(production.doc.state_vector()), origin="sync", device="LAPTOP"
+        )
     result = castroom("invalid", "--json")
     assert result.exit_code == 0
     [item] = json.loads(result.stdout)
     assert (item["kind"], item["id"], item["field"], item["device"]) == (
-        "talent", ada, "rate", "LAPTOP")
+        "talent",
+        ada,
+        "rate",
+        "LAPTOP",
+    )
     result = castroom("invalid")
     assert result.exit_code == 1 and "rate" in result.stdout
     assert as_json(castroom("list", "talents", "--json")) == []  # hidden, not crashing
@@ -226,8 +258,10 @@ def test_bundle_commands(castroom, cli, tmp_path: Path) -> None:
     junk = tmp_path / "junk.castroom"
     junk.write_bytes(b"nonsense")
     fails(cli("bundle", "apply", str(junk), workspace=newcomer), "not a castroom bundle")
-    fails(cli("bundle", "create", str(tmp_path / "x"), "--for", str(junk), workspace=newcomer),
-          "state")
+    fails(
+        cli("bundle", "create", str(tmp_path / "x"), "--for", str(junk), workspace=newcomer),
+        "state",
+    )
 
 
 def test_plugins_listing(castroom) -> None:
@@ -237,7 +271,19 @@ def test_plugins_listing(castroom) -> None:
 
 
 def test_help_and_version(cli) -> None:
-    for command in ("init", "add", "list", "show", "set", "delete", "restore", "history",
-                    "compact", "invalid", "bundle", "production"):
+    for command in (
+        "init",
+        "add",
+        "list",
+        "show",
+        "set",
+        "delete",
+        "restore",
+        "history",
+        "compact",
+        "invalid",
+        "bundle",
+        "production",
+    ):
         assert command in ok(cli("--help"))
     assert "castroom" in ok(cli("--version")).lower()

@@ -28,8 +28,12 @@ BASE = base()
 
 op = st.one_of(
     st.tuples(st.just("put"), st.integers(0, 4)),
-    st.tuples(st.just("set"), st.integers(0, 4), st.sampled_from(TALENTS),
-              st.sampled_from(["rate", "hair", "agent"])),
+    st.tuples(
+        st.just("set"),
+        st.integers(0, 4),
+        st.sampled_from(TALENTS),
+        st.sampled_from(["rate", "hair", "agent"]),
+    ),
     st.tuples(st.just("delete"), st.integers(0, 4), st.sampled_from(TALENTS)),
     st.tuples(st.just("restore"), st.integers(0, 4), st.sampled_from(TALENTS)),
     st.tuples(st.just("move"), st.integers(0, 4), st.integers(0, 10), st.integers(0, 10)),
@@ -111,15 +115,20 @@ class Run:
 
 def typed_state(doc: CastDocument) -> tuple:
     return (
-        [(t.id, t.deleted, t.rate, t.hair, t.agent, t.notes)
-         for t in doc.all(Talent, include_deleted=True)],
+        [
+            (t.id, t.deleted, t.rate, t.hair, t.agent, t.notes)
+            for t in doc.all(Talent, include_deleted=True)
+        ],
         doc.get(Role, "r0").backups,
     )
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(replicas=st.integers(2, 5), steps=st.lists(op, min_size=1, max_size=40),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    replicas=st.integers(2, 5),
+    steps=st.lists(op, min_size=1, max_size=40),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_replicas_converge_and_lose_nothing(replicas: int, steps: list, seed: int) -> None:
     rng = random.Random(seed)
     run = Run(replicas)

@@ -73,7 +73,8 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_write(tmp_path: Path) -
     for cycle in range(KILLS):
         proc = subprocess.Popen(
             [sys.executable, "-c", WRITER, str(path), str(cycle)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         try:
             read_ready(proc)

@@ -344,8 +344,9 @@ def test_migration_on_open_through_the_workspace(tmp_path, monkeypatch) -> None:
         production = ws.create_production("Show")
         production.doc.add(Talent, id="t1", name="Ada")
     monkeypatch.setattr(document_module, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(document_module.MIGRATIONS, 2,
-                        lambda d: d.update(Talent, "t1", {"union": "SAG"}))
+    monkeypatch.setitem(
+        document_module.MIGRATIONS, 2, lambda d: d.update(Talent, "t1", {"union": "SAG"})
+    )
     with Workspace.open(tmp_path / "ws") as ws:
         doc = ws.production().doc
         assert doc.schema_version == 2 and doc.get(Talent, "t1").union == "SAG"
@@ -448,8 +449,12 @@ def test_an_update_failing_half_way_through_integration_is_undone() -> None:
 
 def test_implausible_counts_are_refused_fast() -> None:
     doc = CastDocument()
-    for blob in (bytes.fromhex("eceada3adbcd3498680918a82c6bac904cff67a0"),
-                 bytes.fromhex("bf82c16af176e58a1de577a6"), b"\xff" * 12, b"\x01"):
+    for blob in (
+        bytes.fromhex("eceada3adbcd3498680918a82c6bac904cff67a0"),
+        bytes.fromhex("bf82c16af176e58a1de577a6"),
+        b"\xff" * 12,
+        b"\x01",
+    ):
         with pytest.raises(BadUpdate):
             doc.apply_update(blob)
         with pytest.raises(BadUpdate):

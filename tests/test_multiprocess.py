@@ -46,8 +46,11 @@ def test_two_writers_at_once_lose_nothing(tmp_path: Path) -> None:
         watcher.add(Role, id="r1", name="Maya")
         start_at = time.time() + 1.5
         writers = [
-            subprocess.Popen([sys.executable, "-c", WRITER, str(path), name, str(WRITES),
-                              str(start_at)], stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [sys.executable, "-c", WRITER, str(path), name, str(WRITES), str(start_at)],
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for name in ("a", "b")
         ]
         seen_during = 0

@@ -22,7 +22,9 @@ from castroom.core.workspace import Workspace, default_path
 def run_child(code: str, *args: str) -> str:
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code), *args],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -119,7 +121,8 @@ def test_two_processes_see_each_others_writes_without_restarting(tmp_path: Path)
                 doc.update(Talent, sys.argv[2], {"rate": 4242})
                 doc.add(Talent, id="from-child", name="Bo")
             """,
-            str(path), ada.id,
+            str(path),
+            ada.id,
         )
         assert doc.get(Talent, ada.id).rate == 4242  # no reopen needed
         assert doc.get(Talent, "from-child").name == "Bo"
@@ -133,7 +136,8 @@ def test_two_processes_see_each_others_writes_without_restarting(tmp_path: Path)
                 t = ws.production().doc.get(Talent, sys.argv[2])
                 print(t.hair, t.rate)
             """,
-            str(path), ada.id,
+            str(path),
+            ada.id,
         )
         assert out.split() == ["red", "4242"]
 
@@ -224,8 +228,9 @@ def test_apply_update_is_durable_and_bad_bytes_change_nothing(workspace: Workspa
     with pytest.raises(BadUpdate):
         production.apply_update(b"\x01\x02garbage", origin="peer")
     assert workspace.store.load(production.id) == before
-    changes = production.apply_update(peer.encode_update(production.doc.state_vector()),
-                                      origin="peer", device="PEER-DEVICE")
+    changes = production.apply_update(
+        peer.encode_update(production.doc.state_vector()), origin="peer", device="PEER-DEVICE"
+    )
     assert ("talents", "t9") in changes
     entry = production.history(limit=1)[0]
     assert entry.device == "PEER-DEVICE" and entry.origin == "peer"
@@ -248,8 +253,9 @@ def test_invalid_entities_name_the_device_that_wrote_them(workspace: Workspace) 
     peer = Doc()
     peer.apply_update(production.doc.encode_update())
     peer.get("talents", type=Map)["t1"]["rate"] = -3
-    production.apply_update(peer.get_update(production.doc.state_vector()), origin="sync",
-                            device="LAPTOP-7")
+    production.apply_update(
+        peer.get_update(production.doc.state_vector()), origin="sync", device="LAPTOP-7"
+    )
     [(item, device)] = production.invalid()
     assert (item.kind, item.id, item.field, device) == ("talent", "t1", "rate", "LAPTOP-7")
 
