@@ -814,8 +814,9 @@ class CastDocument:
             try:
                 self.production  # noqa: B018 - validates and caches
             except ValidationFailed as exc:
-                out.append(InvalidEntity("production", self.production_id or "", exc.field,
-                                         exc.rule))
+                out.append(
+                    InvalidEntity("production", self.production_id or "", exc.field, exc.rule)
+                )
         for cls in model.KINDS.values():
             cmap = self._map_for(cls)
             for entity_id in cmap.keys():  # noqa: SIM118 - pycrdt types only keys() well
@@ -823,8 +824,9 @@ class CastDocument:
                     continue
                 data = self.raw(cls, entity_id)
                 if data is None:
-                    out.append(InvalidEntity(cls.entity_kind, entity_id, None,
-                                             "not a map of fields"))
+                    out.append(
+                        InvalidEntity(cls.entity_kind, entity_id, None, "not a map of fields")
+                    )
                     continue
                 try:
                     self._load(cls, entity_id, data)
@@ -842,8 +844,9 @@ class CastDocument:
             raise ValidationFailed(cls.entity_kind, field, "no such field", entity_id)
         wanted = cls.crdt_arrays if kind is Array else cls.crdt_texts
         if field not in wanted:
-            raise ValidationFailed(cls.entity_kind, field, f"is not a CRDT {kind.__name__}",
-                                   entity_id)
+            raise ValidationFailed(
+                cls.entity_kind, field, f"is not a CRDT {kind.__name__}", entity_id
+            )
         self.get(cls, entity_id, include_deleted=True)
         target = self._entity_map(cls, entity_id)
         value: Any = target.get(field)
@@ -899,9 +902,10 @@ class CastDocument:
         """Splice a long-text field (merges character by character with peers' edits)."""
         current = str(getattr(self.get(cls, entity_id, include_deleted=True), field, ""))
         start = max(0, min(index, len(current)))
-        result = current[:start] + insert + current[start + max(0, delete):]
-        model.validate(cls, {**model.to_fields(self.get(cls, entity_id, include_deleted=True)),
-                             field: result})
+        result = current[:start] + insert + current[start + max(0, delete) :]
+        model.validate(
+            cls, {**model.to_fields(self.get(cls, entity_id, include_deleted=True)), field: result}
+        )
         with self.transaction():
             text = self._container(cls, entity_id, field, Text)
             index = max(0, min(index, len(text)))
