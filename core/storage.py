@@ -259,20 +259,33 @@ class Store:
     def history(
         self, production: str, *, limit: int = 50, entity: str | None = None
     ) -> list[LogEntry]:
+        """Log entries, newest first. With ``entity``, only entries that touched it, each
+        listing only its changes to that entity."""
         sql = (
             "SELECT seq, ts, member, device, origin, changes, size FROM updates"
             " WHERE production = ?"
         )
         args: list[Any] = [production]
         if entity:
-            sql += " AND changes LIKE ?"
-            args.append(f'%"{entity}"%')
-        sql += " ORDER BY seq DESC LIMIT ?"
-        args.append(limit)
-        return [
-            LogEntry(r[0], r[1], r[2], r[3], r[4], [tuple(c) for c in json.loads(r[5])], r[6])
-            for r in self.db.execute(sql, args)
-        ]
+            # A cheap pre-filter (LIKE wildcards escaped); the exact match is below.
+            escaped = entity.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            sql += " AND changes LIKE ? ESCAPE '\\'"
+            args.append(f'%"{escaped}"%')
+        sql += " ORDER BY seq DESC"
+        if not entity:
+            sql += " LIMIT ?"
+            args.append(limit)
+        out: list[LogEntry] = []
+        for r in self.db.execute(sql, args):
+            changes = [tuple(c) for c in json.loads(r[5])]
+            if entity:
+                changes = [c for c in changes if c[1] == entity]
+                if not changes:
+                    continue
+            out.append(LogEntry(r[0], r[1], r[2], r[3], r[4], changes, r[6]))  # type: ignore[arg-type]
+            if len(out) >= limit:
+                break
+        return out
 
     def last_writer(self, production: str, collection: str, entity_id: str) -> LogEntry | None:
         """The latest log entry that touched an entity (to say where a bad edit came from)."""

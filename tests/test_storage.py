@@ -206,3 +206,37 @@ def test_concurrent_writers_queue_instead_of_failing(tmp_path: Path) -> None:
         other.close()
     b.set_kv("after", "1")
     assert a.get_kv("after") == "1"
+
+
+def test_history_for_one_entity_is_exact(tmp_path: Path) -> None:
+    store = Store(tmp_path / "c.db")
+    _, updates = edits(3)
+    store.append(
+        "P",
+        updates[0],
+        member="a",
+        device="d",
+        origin="local",
+        changes={("talents", "t_1"): {"*"}, ("talents", "other"): {"*"}},
+    )
+    store.append(
+        "P",
+        updates[1],
+        member="b",
+        device="d",
+        origin="local",
+        changes={("talents", "tX1"): {"name"}},
+    )  # "_" must not match "X"
+    store.append(
+        "P",
+        updates[2],
+        member="c",
+        device="d",
+        origin="local",
+        changes={("talents", "t_1"): {"rate"}},
+    )
+    entries = store.history("P", entity="t_1")
+    assert [e.member for e in entries] == ["c", "a"]
+    assert entries[1].changes == [("talents", "t_1", ["*"])]  # not the other entity
+    assert [e.member for e in store.history("P", entity="t_1", limit=1)] == ["c"]
+    assert store.history("P", entity="t%") == []
