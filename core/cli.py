@@ -443,7 +443,8 @@ def invalid(obj: Context, as_json: bool) -> None:
         click.echo("No invalid entities.")
     for item, device in items:
         click.echo(
-            f"{item.kind} {item.id}: {item.field or '-'}: {item.rule} (last written by device {device})"
+            f"{item.kind} {item.id}: {item.field or '-'}: {item.rule}"
+            f" (last written by device {device})"
         )
     if items:
         sys.exit(1)

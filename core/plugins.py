@@ -123,7 +123,11 @@ class Plugins:
             for finding in result or ():
                 if not isinstance(finding, Finding):
                     self.failures.append(
-                        PluginFailure(plugin, "castroom_check", f"returned {type(finding).__name__}, not Finding")
+                        PluginFailure(
+                            plugin,
+                            "castroom_check",
+                            f"returned {type(finding).__name__}, not Finding",
+                        )
                     )
                     continue
                 findings.append(msgspec.structs.replace(finding, plugin=finding.plugin or plugin))
@@ -197,7 +201,9 @@ class Plugins:
             if plugin is None:
                 continue
             hooks = sorted(
-                h.name for h in self.pm.get_hookcallers(plugin) or [] if h.name.startswith("castroom_")
+                h.name
+                for h in self.pm.get_hookcallers(plugin) or []
+                if h.name.startswith("castroom_")
             )
             out.append(PluginInfo(name, self.versions.get(name), hooks, name in self.builtin))
         return sorted(out, key=lambda p: (not p.builtin, p.name))
@@ -215,7 +221,9 @@ class _GuardedGroup:
 
     def _guard(self, name: str | None) -> None:
         if name and name in self._group.commands:
-            raise CastroomError(f"plugin {self._plugin!r} adds command {name!r}, which already exists")
+            raise CastroomError(
+                f"plugin {self._plugin!r} adds command {name!r}, which already exists"
+            )
 
     def add_command(self, cmd: Any, name: str | None = None) -> None:
         self._guard(name or cmd.name)

@@ -170,7 +170,7 @@ def build_sample(
 
     # Scenes, shot out of sequence over the shoot days.
     start = dt.date(2027, 3, 1)
-    days = []
+    days: list[ShootDay] = []
     day = start
     while len(days) < size.shoot_days:
         if day.weekday() < 5:

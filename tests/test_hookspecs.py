@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from castroom.core import hookspecs
 
 TESTS = Path(__file__).parent

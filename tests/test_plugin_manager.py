@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 import pytest
+
 from castroom.core import hookspecs
 from castroom.core.cli import build_cli
 from castroom.core.errors import CastroomError
