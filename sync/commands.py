@@ -162,9 +162,13 @@ def sync_cmd(
         return
     if "://" in target:
         raise CastroomError(f"cannot sync with {target!r}: use http(s)://, ws(s):// or a folder")
+    folder = Path(target).expanduser()
+    if not live and not folder.is_dir():
+        # Checked before the workspace is made, so a typo leaves nothing behind.
+        raise CastroomError(f"no folder at {folder} (create it, or check the path)")
     from .folder import sync_folder
 
-    sync_folder(obj.workspace(create=True), Path(target), live=live, echo=click.echo)
+    sync_folder(obj.workspace(create=True), folder, live=live, echo=click.echo)
 
 
 @click.group()

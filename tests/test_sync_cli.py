@@ -261,3 +261,13 @@ def test_tls_end_to_end(cli: Any, seeded: tuple[Path, str], tmp_path: Path) -> N
         assert over_wss.exit_code == 0, over_wss.output
     finally:
         server.stop()
+
+
+def test_sync_to_a_missing_folder_fails_and_creates_no_workspace(tmp_path: Path) -> None:
+    workspace = tmp_path / "never-made"
+    result = castroom("-w", str(workspace), "sync", str(tmp_path / "no-such-folder"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: no folder at {tmp_path / 'no-such-folder'} (create it, or check the path)"
+    ]
+    assert not workspace.exists()
