@@ -26,6 +26,7 @@ PRODID = "-//castroom//castroom calendar//EN"
 
 def _audition_event(view: ProductionView, audition: Audition, stamp: dt.datetime) -> Event:
     from icalendar import Event
+
     role_ids = [audition.role_id] if audition.role_id else list(audition.role_ids)
     roles = [view.roles[r].name for r in role_ids if r in view.roles]
     label = "Chemistry read" if audition.chemistry else "Audition"
@@ -56,6 +57,7 @@ def _audition_event(view: ProductionView, audition: Audition, stamp: dt.datetime
 
 def _shoot_day_event(view: ProductionView, day: Any, stamp: dt.datetime) -> Event:
     from icalendar import Event
+
     scenes = view.scenes_by_shoot_day.get(day.id, [])
     event = Event()
     event.add("uid", f"{day.id}@castroom")
@@ -81,6 +83,7 @@ def _shoot_day_event(view: ProductionView, day: Any, stamp: dt.datetime) -> Even
 def write_ics(view: ProductionView, options: dict[str, Any]) -> bytes:
     """The production's auditions and shoot days as one VCALENDAR."""
     from icalendar import Calendar  # imported when used: keeps `castroom` quick to start
+
     only = options.get("only")
     if only not in (None, "auditions", "shoot_days", "shoot-days"):
         raise CastroomError(f"--only expects auditions or shoot_days, got {only!r}")

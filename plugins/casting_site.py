@@ -124,6 +124,7 @@ class SiteClient:
     def get(self, url: str) -> bytes:
         """One page's body; raises CastroomError once retries are used up."""
         import httpx
+
         last = ""
         for attempt in range(self.limits.retries + 1):
             backoff = self.limits.backoff * (2**attempt)
@@ -153,6 +154,7 @@ class SiteClient:
     def pages(self, url: str) -> Iterator[tuple[int, SitePage]]:
         """Every page, following ``next`` (same host only, no loops, at most max_pages)."""
         import httpx
+
         origin = httpx.URL(url)
         seen: set[str] = set()
         current: str | None = url
@@ -186,8 +188,17 @@ class SiteClient:
 def _fields(record: SiteTalent) -> dict[str, Any]:
     """The Talent fields a record carries (absent or null fields are left alone)."""
     out: dict[str, Any] = {"name": record.name}
-    for name in ("agent", "contact", "union", "height_cm", "hair", "eyes",
-                 "languages", "accents", "skills"):
+    for name in (
+        "agent",
+        "contact",
+        "union",
+        "height_cm",
+        "hair",
+        "eyes",
+        "languages",
+        "accents",
+        "skills",
+    ):
         value = getattr(record, name)
         if value is not None:
             out[name] = value
@@ -231,6 +242,7 @@ def limits_from(options: dict[str, Any]) -> Limits:
 def import_site(source: str, view: ProductionView, options: dict[str, Any]) -> ImportResult:
     """Fetch every page, then map records to Talents (and Candidates for submissions)."""
     import httpx  # imported when used: keeps `castroom` quick to start
+
     url = httpx.URL(source)
     if url.scheme not in ("http", "https") or not url.host:
         raise CastroomError(f"not an http(s) URL: {source}")
@@ -245,8 +257,12 @@ def import_site(source: str, view: ProductionView, options: dict[str, Any]) -> I
     transport = options.get("transport")  # tests pass httpx.MockTransport here
     client = httpx.Client(headers=headers, transport=transport, follow_redirects=True)
     # Tests pass a fake ``sleep`` and ``clock``; real runs really wait.
-    fetcher = SiteClient(client, limits, sleep=options.get("sleep") or time.sleep,
-                         clock=options.get("clock") or time.monotonic)
+    fetcher = SiteClient(
+        client,
+        limits,
+        sleep=options.get("sleep") or time.sleep,
+        clock=options.get("clock") or time.monotonic,
+    )
 
     talents = view.all(Talent, include_deleted=True)
     by_external = {t.external_ids[site]: t for t in talents if site in t.external_ids}
@@ -283,11 +299,19 @@ def import_site(source: str, view: ProductionView, options: dict[str, Any]) -> I
                         warnings.append(f"{where}: submitted for unknown role {role_name!r}")
                     elif (talent.id, role.id) not in candidates:
                         candidates.add((talent.id, role.id))
-                        entities.append(Candidate(id=model.new_id(), talent_id=talent.id,
-                                                  role_id=role.id, source=f"site:{site}"))
+                        entities.append(
+                            Candidate(
+                                id=model.new_id(),
+                                talent_id=talent.id,
+                                role_id=role.id,
+                                source=f"site:{site}",
+                            )
+                        )
     if fetcher.waits:
-        warnings.append(f"casting site: retried {len(fetcher.waits)} time(s), "
-                        f"waiting {sum(fetcher.waits):.1f}s in all")
+        warnings.append(
+            f"casting site: retried {len(fetcher.waits)} time(s), "
+            f"waiting {sum(fetcher.waits):.1f}s in all"
+        )
     return ImportResult(entities=entities, warnings=warnings, errors=errors)
 
 

@@ -354,12 +354,15 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
         if "id" in fields and fields["id"] not in by_id and not OWN_ID.match(fields["id"]):
             # An office's "ID" column holds its ids, not ours: keep them as source ids.
             if "external_ids" not in cls.__struct_fields__:
-                errors.append(f"line {line}: {cls.entity_kind}.id: {fields['id']!r} is not a "
-                              "castroom id (map that column to another field with --map)")
+                errors.append(
+                    f"line {line}: {cls.entity_kind}.id: {fields['id']!r} is not a "
+                    "castroom id (map that column to another field with --map)"
+                )
                 continue
             if not foreign_ids:
-                warnings.append(f"the id column holds ids from elsewhere: kept as "
-                                f"external_ids[{source!r}]")
+                warnings.append(
+                    f"the id column holds ids from elsewhere: kept as external_ids[{source!r}]"
+                )
                 foreign_ids = True
             external = external or fields["id"]
             del fields["id"]

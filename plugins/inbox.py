@@ -69,8 +69,7 @@ class Inbox:
     @classmethod
     def for_context(cls, directory: Path, obj: Any, report: Callable[[str], None]) -> Inbox:
         """An inbox for the CLI's Context (its plugins and current production)."""
-        return cls(directory, obj.plugins.importers(), lambda: obj.production().doc,
-                   report=report)
+        return cls(directory, obj.plugins.importers(), lambda: obj.production().doc, report=report)
 
     # -- one file -----------------------------------------------------------------------------
 
@@ -111,8 +110,10 @@ class Inbox:
         except Exception as exc:
             return self._fail(path, importer.name, f"{type(exc).__name__}: {exc}")
         target = _move(path, self.directory / DONE)
-        message = (f"{path.name}: imported with {importer.name}: {counts.created} created, "
-                   f"{counts.updated} updated, {counts.unchanged} unchanged")
+        message = (
+            f"{path.name}: imported with {importer.name}: {counts.created} created, "
+            f"{counts.updated} updated, {counts.unchanged} unchanged"
+        )
         for warning in result.warnings:
             message += f"\n  warning: {warning}"
         self.report(message)

@@ -95,8 +95,16 @@ def import_cmd(ctx: click.Context, name: str, source: str, as_json: bool) -> Non
     if as_json:
         import json
 
-        click.echo(json.dumps({"created": counts.created, "updated": counts.updated,
-                               "unchanged": counts.unchanged, "warnings": result.warnings}))
+        click.echo(
+            json.dumps(
+                {
+                    "created": counts.created,
+                    "updated": counts.updated,
+                    "unchanged": counts.unchanged,
+                    "warnings": result.warnings,
+                }
+            )
+        )
     else:
         click.echo(
             f"Imported {counts.total} from {source} with {name}: {counts.created} created,"
@@ -106,8 +114,9 @@ def import_cmd(ctx: click.Context, name: str, source: str, as_json: bool) -> Non
 
 @click.command(name="export", context_settings=PASS_THROUGH)
 @click.argument("name")
-@click.option("--output", "-o", type=click.Path(dir_okay=False),
-              help="Write here (default: stdout).")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False), help="Write here (default: stdout)."
+)
 @click.pass_context
 def export_cmd(ctx: click.Context, name: str, output: str | None) -> None:
     """Export the production with the exporter NAME: csv, ics, dood, callsheet, ..."""
@@ -141,8 +150,12 @@ def export_cmd(ctx: click.Context, name: str, output: str | None) -> None:
 @click.command(name="watch-inbox")
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--once", is_flag=True, help="Process the files there now, then exit.")
-@click.option("--seconds", type=float, default=None,
-              help="Stop watching after this many seconds (default: until interrupted).")
+@click.option(
+    "--seconds",
+    type=float,
+    default=None,
+    help="Stop watching after this many seconds (default: until interrupted).",
+)
 @pass_ctx
 def watch_inbox_cmd(obj: Context, directory: str, once: bool, seconds: float | None) -> None:
     """Import every file dropped into DIRECTORY with the importer that claims it.

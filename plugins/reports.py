@@ -55,13 +55,22 @@ def write_dood(view: ProductionView, options: dict[str, Any]) -> str:
     if raw is not None and not str(raw).isdigit():
         raise CastroomError(f"--drop-after expects a whole number of days, got {raw!r}")
     grid = dood(view, None if raw is None else int(raw))
-    header = ["talent", "roles"] + [
-        f"D{d.day_number} {d.date.isoformat()}" for d in grid.days
-    ] + ["work", "hold", "paid", "start", "finish"]
+    header = (
+        ["talent", "roles"]
+        + [f"D{d.day_number} {d.date.isoformat()}" for d in grid.days]
+        + ["work", "hold", "paid", "start", "finish"]
+    )
     rows = [
-        [r.talent, "; ".join(r.roles), *r.codes, str(r.work_days), str(r.hold_days),
-         str(r.paid_days), r.start.isoformat() if r.start else "",
-         r.finish.isoformat() if r.finish else ""]
+        [
+            r.talent,
+            "; ".join(r.roles),
+            *r.codes,
+            str(r.work_days),
+            str(r.hold_days),
+            str(r.paid_days),
+            r.start.isoformat() if r.start else "",
+            r.finish.isoformat() if r.finish else "",
+        ]
         for r in grid.rows
     ]
     if fmt == "csv":
@@ -74,12 +83,13 @@ def write_dood(view: ProductionView, options: dict[str, Any]) -> str:
         raise CastroomError(f"--format expects csv or html, got {fmt!r}")
     title = f"Day out of days: {view.production.title}"
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows
-    )
+    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
     legend = "".join(f"<li><b>{escape(k)}</b> {escape(v)}</li>" for k, v in LEGEND.items())
-    return _page(title, f"<h1>{escape(title)}</h1><table><thead><tr>{head}</tr></thead>"
-                        f"<tbody>{body}</tbody></table><ul class=legend>{legend}</ul>")
+    return _page(
+        title,
+        f"<h1>{escape(title)}</h1><table><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table><ul class=legend>{legend}</ul>",
+    )
 
 
 def _cell(code: str) -> str:
@@ -164,8 +174,14 @@ def write_callsheet(view: ProductionView, options: dict[str, Any]) -> str:
         talent = entry["talent"]
         name = talent.name if talent else "NOT CAST"
         contact = (talent.agent or talent.contact) if talent else ""
-        cells = (name, ", ".join(entry["roles"]), day.call_time, ", ".join(entry["scenes"]),
-                 "; ".join(entry["looks"]), contact)
+        cells = (
+            name,
+            ", ".join(entry["roles"]),
+            day.call_time,
+            ", ".join(entry["scenes"]),
+            "; ".join(entry["looks"]),
+            contact,
+        )
         cls = "" if talent else ' class="uncast"'
         cast_rows.append(f"<tr{cls}>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
     title = f"Call sheet: {production.title}, day {number}, {day.date.isoformat()}"
@@ -204,7 +220,19 @@ def _page(title: str, body: str) -> str:
 
 @hookimpl(trylast=True)
 def castroom_register_exporters(register: Any) -> None:
-    register(Exporter(name="dood", description="day-out-of-days grid (--format csv|html)",
-                      run=write_dood, suffix=".csv"))
-    register(Exporter(name="callsheet", description="a shoot day's call sheet as HTML (--day)",
-                      run=write_callsheet, suffix=".html"))
+    register(
+        Exporter(
+            name="dood",
+            description="day-out-of-days grid (--format csv|html)",
+            run=write_dood,
+            suffix=".csv",
+        )
+    )
+    register(
+        Exporter(
+            name="callsheet",
+            description="a shoot day's call sheet as HTML (--day)",
+            run=write_callsheet,
+            suffix=".html",
+        )
+    )

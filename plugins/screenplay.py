@@ -126,7 +126,7 @@ def parse_fountain(text: str) -> ParsedScript:
     lines = [fp._preprocess_line(line) for line in fp.linebreak_re.split(content)]
     head = list(itertools.takewhile(lambda line: line != "", lines))
     title_page = fp.parse_title_page(head) if head else None
-    body = lines[len(head):] if title_page else lines
+    body = lines[len(head) :] if title_page else lines
     script = ParsedScript(title=" ".join(title_page.get("Title", [])).strip() if title_page else "")
 
     paragraphs: list[Any] = []
@@ -308,8 +308,9 @@ def script_entities(script: ParsedScript, view: ProductionView) -> ImportResult:
             fields["pages"] = parsed.pages
         existing = scenes.get(number)
         if existing is None:
-            scene = Scene(id=model.new_id(), number=number, location=location_of(parsed.heading),
-                          **fields)
+            scene = Scene(
+                id=model.new_id(), number=number, location=location_of(parsed.heading), **fields
+            )
         else:
             looks = {k: v for k, v in existing.looks.items() if k in characters}
             if len(looks) != len(existing.looks):

@@ -26,8 +26,15 @@ URL = "https://site.example/api/talents"
 
 
 def record(i: int, **extra: Any) -> dict[str, Any]:
-    return {"id": f"t{i}", "name": f"Talent {i}", "playing_age": {"min": 20 + i, "max": 30 + i},
-            "rate_minor": 1000 * i, "languages": ["English"], "unknown_future_field": 1, **extra}
+    return {
+        "id": f"t{i}",
+        "name": f"Talent {i}",
+        "playing_age": {"min": 20 + i, "max": 30 + i},
+        "rate_minor": 1000 * i,
+        "languages": ["English"],
+        "unknown_future_field": 1,
+        **extra,
+    }
 
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -38,10 +45,11 @@ def pages(per_page: int, records: list[dict[str, Any]]) -> Handler:
 
     def handler(request: httpx.Request) -> httpx.Response:
         page = int(request.url.params.get("page", "1"))
-        chunk = records[(page - 1) * per_page: page * per_page]
+        chunk = records[(page - 1) * per_page : page * per_page]
         more = page * per_page < len(records)
-        return httpx.Response(200, json={"talents": chunk,
-                                         "next": f"?page={page + 1}" if more else None})
+        return httpx.Response(
+            200, json={"talents": chunk, "next": f"?page={page + 1}" if more else None}
+        )
 
     return handler
 
@@ -63,10 +71,16 @@ class FakeTime:
 
 def run(doc: CastDocument, handler: Callable[[httpx.Request], httpx.Response], **options: Any):
     fake = FakeTime()
-    result = import_site(URL, ProductionView(doc), {
-        "transport": httpx.MockTransport(handler), "sleep": fake.sleep, "clock": fake.clock,
-        **options,
-    })
+    result = import_site(
+        URL,
+        ProductionView(doc),
+        {
+            "transport": httpx.MockTransport(handler),
+            "sleep": fake.sleep,
+            "clock": fake.clock,
+            **options,
+        },
+    )
     return result, fake.slept
 
 
@@ -113,11 +127,13 @@ def test_submissions_become_candidates_once(doc: CastDocument) -> None:
 
 
 def test_429_waits_for_retry_after_and_5xx_backs_off(doc: CastDocument) -> None:
-    script = iter([
-        httpx.Response(429, headers={"Retry-After": "7"}),
-        httpx.Response(503),
-        httpx.Response(502),
-    ])
+    script = iter(
+        [
+            httpx.Response(429, headers={"Retry-After": "7"}),
+            httpx.Response(503),
+            httpx.Response(502),
+        ]
+    )
     fine = pages(10, [record(1)])
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -224,7 +240,7 @@ class SiteHandler(BaseHTTPRequestHandler):
         if page == 2 and "2" not in self.limited_once:
             self.limited_once.add("2")  # the first request for page 2 is rate-limited
             return self._send(429, {"error": "slow down"}, {"Retry-After": "1"})
-        chunk = self.records[(page - 1) * 2: page * 2]
+        chunk = self.records[(page - 1) * 2 : page * 2]
         nxt = f"/api/talents?page={page + 1}" if page * 2 < len(self.records) else None
         self._send(200, {"talents": chunk, "next": nxt})
 
@@ -282,7 +298,8 @@ def test_real_server_timeout_is_bounded(tmp_path: Path) -> None:
     doc = CastDocument.create("X")
     try:
         with pytest.raises(CastroomError, match="timed out"):
-            import_site(url, ProductionView(doc), {"timeout": "0.2", "retries": "1",
-                                                   "backoff": "0.05"})
+            import_site(
+                url, ProductionView(doc), {"timeout": "0.2", "retries": "1", "backoff": "0.05"}
+            )
     finally:
         listener.close()

@@ -23,8 +23,18 @@ Ada Stone,30,40,1500.00,sp-1,42,English; French,Blue Agency
 Bo Li,20,25,90000,sp-2,,"[""Mandarin"", ""English""]",
 "Cy, Jr.",8,12,,sp-3,31,,"Kids ""R"" Us"
 """
-OFFICE_MAP = ("--map", "Age Min=playing_age_min", "--map", "Age Max=playing_age_max",
-              "--map", "Fee=rate", "--map", "Ref=external_id", "--map", "Shoe=attributes.shoe")
+OFFICE_MAP = (
+    "--map",
+    "Age Min=playing_age_min",
+    "--map",
+    "Age Max=playing_age_max",
+    "--map",
+    "Fee=rate",
+    "--map",
+    "Ref=external_id",
+    "--map",
+    "Shoe=attributes.shoe",
+)
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -62,8 +72,11 @@ def test_reimport_updates_instead_of_duplicating(tmp_path: Path, cli) -> None:
     again = cli("import", "csv", str(path), "--kind", "talent", *OFFICE_MAP)
     assert "0 created, 0 updated, 3 unchanged" in again.stdout
     # The office changes a fee and renames a talent: same source id, so an update.
-    changed = write(tmp_path, "office2.csv", OFFICE_CSV.replace("1500.00", "1750.00")
-                    .replace("Bo Li", "Bo Li-Chen"))
+    changed = write(
+        tmp_path,
+        "office2.csv",
+        OFFICE_CSV.replace("1500.00", "1750.00").replace("Bo Li", "Bo Li-Chen"),
+    )
     third = cli("import", "csv", str(changed), "--kind", "talent", *OFFICE_MAP)
     assert "0 created, 2 updated, 1 unchanged" in third.stdout
     listed = json.loads(cli("list", "talents", "--json").stdout)
@@ -85,12 +98,12 @@ def test_bad_rows_are_reported_by_line_and_nothing_is_written(tmp_path: Path, cl
     bad = write(
         tmp_path,
         "bad.csv",
-        'name,playing_age_min,playing_age_max,height_cm\n'
-        'Fine One,20,30,170\n'
-        'Backwards,40,30,\n'
+        "name,playing_age_min,playing_age_max,height_cm\n"
+        "Fine One,20,30,170\n"
+        "Backwards,40,30,\n"
         '"Multi\nLine",abc,,\n'
-        ',20,30,\n'
-        'Too Tall,,,900\n',
+        ",20,30,\n"
+        "Too Tall,,,900\n",
     )
     result = cli("import", "csv", str(bad), "--kind", "talent")
     assert result.exit_code == 1
@@ -115,8 +128,9 @@ def test_unknown_columns_warn_and_bad_mappings_fail(tmp_path: Path, doc) -> None
 
 
 def test_other_kinds_and_kind_from_file_name(tmp_path: Path, doc) -> None:
-    roles = write(tmp_path, "roles.csv",
-                  "name,kind,age_min,age_max,rate_cap\nMary,lead,30,40,2000.50\n")
+    roles = write(
+        tmp_path, "roles.csv", "name,kind,age_min,age_max,rate_cap\nMary,lead,30,40,2000.50\n"
+    )
     days = write(tmp_path, "shoot_days.csv", "date,location,call_time\n2026-03-02,Harbour,06:30\n")
     apply_import(doc, read_csv(str(roles), ProductionView(doc), {}))
     apply_import(doc, read_csv(str(days), ProductionView(doc), {}))
@@ -131,8 +145,14 @@ def test_other_kinds_and_kind_from_file_name(tmp_path: Path, doc) -> None:
 
 
 def test_export_round_trips_through_import(tmp_path: Path, doc) -> None:
-    doc.add(Talent, name="Ada, \"the\" Stone", languages=["en", "fr"], attributes={"a": "b"},
-            rate=1234, notes="line one\nline two")
+    doc.add(
+        Talent,
+        name='Ada, "the" Stone',
+        languages=["en", "fr"],
+        attributes={"a": "b"},
+        rate=1234,
+        notes="line one\nline two",
+    )
     doc.add(Scene, number="12A", heading="INT. KITCHEN - NIGHT", story_day=2)
     text = write_csv(ProductionView(doc), {"kind": "talent"})
     rows = list(csv.DictReader(io.StringIO(text)))
@@ -186,8 +206,9 @@ def test_references_by_name_number_or_date(tmp_path: Path, doc: CastDocument) ->
     apply_import(doc, read_csv(str(cands), ProductionView(doc), {}))
     got = sorted((c.talent_id, c.role_id, c.stage) for c in doc.all(model.Candidate))
     assert got == sorted([(ada.id, mary.id, "shortlisted"), (ada.id, tommy.id, "offer")])
-    scenes = write(tmp_path, "scenes.csv",
-                   'number,characters,shoot_day_id\n1,"Mary; Tommy",2026-03-02\n')
+    scenes = write(
+        tmp_path, "scenes.csv", 'number,characters,shoot_day_id\n1,"Mary; Tommy",2026-03-02\n'
+    )
     apply_import(doc, read_csv(str(scenes), ProductionView(doc), {}))
     (scene,) = doc.all(Scene)
     assert scene.characters == [mary.id, tommy.id] and scene.shoot_day_id == day.id
@@ -205,7 +226,9 @@ def test_import_json_output_and_unknown_importer(tmp_path: Path, cli) -> None:
     done = cli("import", "csv", str(path), "--kind", "talent", "--json")
     assert done.exit_code == 0
     assert json.loads(done.stdout) == {
-        "created": 1, "updated": 0, "unchanged": 0,
+        "created": 1,
+        "updated": 0,
+        "unchanged": 0,
         "warnings": ["column 'colour' is not a talent field: ignored"],
     }
     missing = cli("import", "xls", str(path))
@@ -223,5 +246,6 @@ def test_an_id_column_from_elsewhere_is_kept_as_a_source_id(tmp_path: Path, doc)
     assert (again.created, again.unchanged) == (0, 2)
     roles = write(tmp_path, "r.csv", "id,name\nR-1,Mary\n")
     result = read_csv(str(roles), ProductionView(doc), {"kind": "role"})
-    assert result.errors == ["line 2: role.id: 'R-1' is not a castroom id "
-                             "(map that column to another field with --map)"]
+    assert result.errors == [
+        "line 2: role.id: 'R-1' is not a castroom id (map that column to another field with --map)"
+    ]

@@ -38,17 +38,37 @@ def build(doc: CastDocument) -> dict[str, str]:
     bo = doc.add(Talent, name="Bo Li")
     doc.add(Candidate, talent_id=ada.id, role_id=mary.id, stage="booked")
     cand = doc.add(Candidate, talent_id=bo.id, role_id=tommy.id, stage="booked")
-    days = [doc.add(ShootDay, date=D + dt.timedelta(days=i), day_number=i + 1,
-                    location="Harbour", call_time="06:30") for i in range(4)]
+    days = [
+        doc.add(
+            ShootDay,
+            date=D + dt.timedelta(days=i),
+            day_number=i + 1,
+            location="Harbour",
+            call_time="06:30",
+        )
+        for i in range(4)
+    ]
     scenes = {}
     cast = {1: [mary.id], 2: [mary.id, okafor.id], 3: [tommy.id], 4: [mary.id]}
     for n, chars in cast.items():
         looks = {mary.id: Look(hair="wet <curls>", wardrobe="oilskin")} if mary.id in chars else {}
-        scenes[n] = doc.add(Scene, number=str(n), heading=f"EXT. HARBOUR WALL - DAY {n}",
-                            story_day=n, characters=chars, shoot_day_id=days[n - 1].id,
-                            looks=looks)
-    doc.add(Audition, role_id=mary.id, starts_at=dt.datetime(2026, 2, 10, 14, 0), minutes=45,
-            place="Studio 2", candidate_ids=[cand.id])
+        scenes[n] = doc.add(
+            Scene,
+            number=str(n),
+            heading=f"EXT. HARBOUR WALL - DAY {n}",
+            story_day=n,
+            characters=chars,
+            shoot_day_id=days[n - 1].id,
+            looks=looks,
+        )
+    doc.add(
+        Audition,
+        role_id=mary.id,
+        starts_at=dt.datetime(2026, 2, 10, 14, 0),
+        minutes=45,
+        place="Studio 2",
+        candidate_ids=[cand.id],
+    )
     return {"mary": mary.id, "ada": ada.id, "bo": bo.id, "day1": days[0].id}
 
 
@@ -68,8 +88,9 @@ def test_ics_has_auditions_and_shoot_days(view: ProductionView) -> None:
     assert audition.decoded("DTSTART") == dt.datetime(2026, 2, 10, 14, 0)
     assert audition.decoded("DTEND") == dt.datetime(2026, 2, 10, 14, 45)
     assert "Bo Li" in str(audition["DESCRIPTION"]) and str(audition["LOCATION"]) == "Studio 2"
-    days = sorted((e for e in events if "Shoot day" in str(e["SUMMARY"])),
-                  key=lambda e: e.decoded("DTSTART"))
+    days = sorted(
+        (e for e in events if "Shoot day" in str(e["SUMMARY"])), key=lambda e: e.decoded("DTSTART")
+    )
     assert days[0].decoded("DTSTART") == D and days[0].decoded("DTEND") == D + dt.timedelta(days=1)
     assert "Call: 06:30" in str(days[0]["DESCRIPTION"])
     assert all(str(e["UID"]).endswith("@castroom") for e in events)
@@ -88,7 +109,7 @@ def test_dood_grid_codes(view: ProductionView) -> None:
     assert body["Ada & Stone"][6:9] == ["3", "1", "4"]
     assert body["Bo Li"][2:6] == ["", "", "SWF", ""]
     html = write_dood(view, {"format": "html"})
-    assert "Ada &amp; Stone" in html and "<td class=\"c-SW\">SW</td>" in html
+    assert "Ada &amp; Stone" in html and '<td class="c-SW">SW</td>' in html
     with pytest.raises(CastroomError):
         write_dood(view, {"format": "pdf"})
     # Days 2 to 4 are two days apart: with drops allowed after more than one day, Ada is

@@ -33,8 +33,12 @@ def test_once_imports_claimed_files_and_files_the_rest(cli, tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (inbox / "done").iterdir()) == ["script.fountain", "talents.csv"]
     failed = sorted(p.name for p in (inbox / "failed").iterdir())
-    assert failed == ["broken.csv", "broken.csv.reason.txt",
-                      "holiday.jpg", "holiday.jpg.reason.txt"]
+    assert failed == [
+        "broken.csv",
+        "broken.csv.reason.txt",
+        "holiday.jpg",
+        "holiday.jpg.reason.txt",
+    ]
     reason = (inbox / "failed" / "broken.csv.reason.txt").read_text()
     assert "nothing imported" in reason and "line 3: talent.playing_age_max" in reason
     assert "no importer claims" in (inbox / "failed" / "holiday.jpg.reason.txt").read_text()
@@ -53,8 +57,9 @@ def test_once_imports_claimed_files_and_files_the_rest(cli, tmp_path: Path) -> N
 def test_watch_in_process_picks_up_new_files(tmp_path: Path) -> None:
     with Workspace.open(tmp_path / "ws") as ws:
         production = ws.create_production("Harbour Lights")
-        box = Inbox(tmp_path / "in", make_plugins(entry_points=False).importers(),
-                    lambda: production.doc)
+        box = Inbox(
+            tmp_path / "in", make_plugins(entry_points=False).importers(), lambda: production.doc
+        )
         started = time.monotonic()
         dropped = False
 
@@ -76,11 +81,21 @@ def test_watch_in_process_picks_up_new_files(tmp_path: Path) -> None:
 def test_live_watch_subprocess(tmp_path: Path) -> None:
     env = {**os.environ, "CASTROOM_WORKSPACE": str(tmp_path / "ws")}
     exe = str(Path(sys.executable).with_name("castroom"))
-    subprocess.run([exe, "init", "--production", "Harbour Lights"], env=env, check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [exe, "init", "--production", "Harbour Lights"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     inbox = tmp_path / "inbox"
-    proc = subprocess.Popen([exe, "watch-inbox", str(inbox), "--seconds", "4"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [exe, "watch-inbox", str(inbox), "--seconds", "4"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while not (inbox / "done").exists() and time.monotonic() < deadline:

@@ -45,10 +45,23 @@ def pip_install(sources: list[Path], target: Path) -> None:
         shutil.copytree(source, work)  # building writes build/ and *.egg-info: not in tests/
         copies.append(str(work))
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-         "--no-build-isolation", "--disable-pip-version-check", "--target", str(target),
-         *copies],
-        capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            *copies,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert done.returncode == 0, done.stderr
 
@@ -74,8 +87,7 @@ def castroom(site: Path | None, workspace: Path, *args: str, **env: str):
     if site is not None:
         full["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), full.get("PYTHONPATH")]))
     exe = Path(sys.executable).with_name("castroom")
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=full,
-                          timeout=60)
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=full, timeout=60)
 
 
 def plugin_names(result: subprocess.CompletedProcess[str]) -> dict[str, dict]:
@@ -86,11 +98,17 @@ def test_listed_with_version_and_hooks_and_broken_one_reported(site_dir, tmp_pat
     listed = castroom(site_dir, tmp_path / "ws", "plugins", "--json")
     assert listed.returncode == 0, listed.stderr
     plugins = plugin_names(listed)
-    assert plugins["example"] == {"name": "example", "version": "0.3.1", "builtin": False,
-                                  "hooks": ["castroom_check", "castroom_register_importers"]}
+    assert plugins["example"] == {
+        "name": "example",
+        "version": "0.3.1",
+        "builtin": False,
+        "hooks": ["castroom_check", "castroom_register_importers"],
+    }
     assert "csv_io" in plugins and "broken" not in plugins  # the rest carry on
-    assert "plugin 'broken' failed in load: RuntimeError: this plugin is broken on purpose" \
+    assert (
+        "plugin 'broken' failed in load: RuntimeError: this plugin is broken on purpose"
         in listed.stderr
+    )
     # Without the private site folder, nothing third-party is there.
     assert "example" not in plugin_names(castroom(None, tmp_path / "ws", "plugins", "--json"))
 
@@ -115,7 +133,8 @@ def test_importer_and_check_work_end_to_end(site_dir, tmp_path) -> None:
     findings = json.loads(checked.stdout)["findings"]
     mine = [f for f in findings if f["plugin"] == "example"]
     assert sorted(f["message"] for f in mine) == [
-        "Ada Stone-Marsh has no agent and no contact", "Bo Li has no agent and no contact",
+        "Ada Stone-Marsh has no agent and no contact",
+        "Bo Li has no agent and no contact",
     ]
     assert all(f["code"] == "example.no-agent" and f["severity"] == "warning" for f in mine)
 

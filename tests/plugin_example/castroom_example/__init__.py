@@ -50,8 +50,12 @@ def read_roster(source: str, view: Any, options: dict[str, Any]) -> ImportResult
         low, _, high = ages.partition("-")
         old = existing.get(ref)
         data = model.to_fields(old) if old else {"id": model.new_id()}
-        data.update(name=name, playing_age_min=low or None, playing_age_max=high or None,
-                    external_ids={**data.get("external_ids", {}), SOURCE: ref})
+        data.update(
+            name=name,
+            playing_age_min=low or None,
+            playing_age_max=high or None,
+            external_ids={**data.get("external_ids", {}), SOURCE: ref},
+        )
         try:
             entities.append(model.validate(model.Talent, data))
         except ValidationFailed as exc:
@@ -61,5 +65,11 @@ def read_roster(source: str, view: Any, options: dict[str, Any]) -> ImportResult
 
 @hookimpl
 def castroom_register_importers(register: Any) -> None:
-    register(Importer(name="example", description="a .roster file of talents",
-                      run=read_roster, claims=lambda path: Path(path).suffix == ".roster"))
+    register(
+        Importer(
+            name="example",
+            description="a .roster file of talents",
+            run=read_roster,
+            claims=lambda path: Path(path).suffix == ".roster",
+        )
+    )
