@@ -131,7 +131,8 @@ class Room:
     def __init__(self, production: StoredProduction) -> None:
         self.production = production
         self.peers: set[Peer] = set()
-        #: The peer whose frame is being handled: its own update is not echoed back to it.
+        #: The peer whose frame is being handled: its own update (origin "sync") is not
+        #: echoed back to it. Other updates relayed meanwhile still reach it.
         self.sender: Peer | None = None
         self.awareness = Awareness(production.doc.ydoc)
         self.awareness.set_local_state(None)  # the server itself is not present
@@ -145,8 +146,12 @@ class Room:
         if update == protocol.EMPTY_UPDATE:
             return
         frame = protocol.update_frame(update)
+        # Handling a peer's frame first refreshes the production, which may relay other
+        # processes' commits (origin "storage"): those must reach the sender too. Only the
+        # update merged from the sender's frame (origin "sync") is its own.
+        skip = self.sender if origin == "sync" else None
         for peer in self.peers:
-            if peer is not self.sender:
+            if peer is not skip:
                 peer.send(frame)
 
     def others(self, peer: Peer) -> list[Peer]:

@@ -519,3 +519,38 @@ def test_connection_cut_mid_message_changes_nothing(server: ServerThread, setup:
     assert HTTP.get(f"{server.url}/health").status_code == 200
     with ws_connect(server, setup.pid, setup.read) as fine:
         assert handshake(fine, Doc())
+
+
+def test_other_process_commit_picked_up_mid_frame_reaches_the_sender(setup: Setup) -> None:
+    """A commit from another workspace connection that the server only notices while
+    handling a peer's update frame (its merge refreshes first) must still reach that peer:
+    only the peer's own update is not echoed back."""
+    # The poller never runs here, so the frame's merge is what picks up the commit.
+    with (
+        ServerThread(setup.path, options=ServerOptions(poll_interval=3600)) as srv,
+        ws_connect(srv, setup.pid, setup.write) as writer,
+        ws_connect(srv, setup.pid, setup.read) as watcher,
+    ):
+        writer_doc, watcher_doc = Doc(), Doc()
+        handshake(writer, writer_doc)
+        handshake(watcher, watcher_doc)
+        with Workspace.open(setup.path, create=False) as cli:  # as a CLI command would
+            cli.production(setup.pid).doc.add(model.Talent, name="Committed Elsewhere")
+        state = writer_doc.get_state()
+        writer_doc.get("talents", type=Map)["mid1"] = Map(
+            {"id": "mid1", "name": "Peer Edit", "deleted": False}
+        )
+        writer.send(p.update_frame(writer_doc.get_update(state)))
+
+        def names(conn: ClientConnection, doc: Doc) -> set[str]:
+            for message in recv_frames(conn, 0.2, until=is_update):
+                if is_update(message):
+                    doc.apply_update(message.payload)
+            return {t["name"] for t in doc.get("talents", type=Map).to_py().values()}
+
+        assert wait_for(lambda: "Committed Elsewhere" in names(writer, writer_doc), 5)
+        assert wait_for(
+            lambda: {"Committed Elsewhere", "Peer Edit"} <= names(watcher, watcher_doc), 5
+        )
+        # Its own update still is not echoed back to the writer.
+        assert not [m for m in recv_frames(writer, 0.3) if is_update(m)]
