@@ -122,6 +122,15 @@ def _at(exc: msgspec.ValidationError, name: str) -> msgspec.ValidationError:
     return msgspec.ValidationError(f"{message} - at `$.{name}`")
 
 
+def _currency(production: StoredProduction) -> str:
+    """The currency to show money in; the stored one even if the production is invalid
+    (a peer's bad edit must not make every listing fail)."""
+    try:
+        return production.doc.production.currency
+    except ValidationFailed:
+        return str(production.doc.production_fields().get("currency") or "USD")
+
+
 def kind_arg(value: str) -> type[model.Entity]:
     cls = model.kind_class(value)
     if cls is model.Production:
@@ -247,7 +256,7 @@ def list_cmd(
     if as_json:
         emit_json(entities)
         return
-    currency = production.doc.production.currency
+    currency = _currency(production)
     table = Table(title=f"{len(entities)} {cls.collection}")
     columns = ("id", *COLUMNS[cls.entity_kind]) + (("deleted",) if include_deleted else ())
     for column in columns:
@@ -270,7 +279,7 @@ def show(obj: Context, kind: str, ref: str, as_json: bool) -> None:
     if as_json:
         emit_json(entity)
         return
-    currency = production.doc.production.currency
+    currency = _currency(production)
     table = Table(show_header=False, title=f"{cls.entity_kind} {entity.id}")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
@@ -333,12 +342,19 @@ def production() -> None:
 @pass_ctx
 def production_show(obj: Context, as_json: bool) -> None:
     """Show the production's fields."""
-    prod = obj.production().doc.production
+    doc = obj.production().doc
+    try:
+        fields = model.to_fields(doc.production)
+    except ValidationFailed as exc:
+        # Show what is stored, and what is wrong with it, so it can be repaired.
+        fields = doc.production_fields()
+        click.echo(f"Warning: {exc} (fix it with `castroom production set`)", err=True)
     if as_json:
-        emit_json(prod)
+        emit_json(fields)
         return
+    currency = str(fields.get("currency") or "USD")
     for name in model.Production.__struct_fields__:
-        click.echo(f"{name}: {display(name, getattr(prod, name), prod.currency)}")
+        click.echo(f"{name}: {display(name, fields.get(name), currency)}")
 
 
 @production.command(name="set")
@@ -417,7 +433,9 @@ def _kind_name(collection: str) -> str:
 def _label(production: StoredProduction, collection: str, entity_id: str) -> str:
     cls = model.COLLECTIONS.get(collection)
     if cls is None:
-        return production.doc.production.title if collection == "production" else ""
+        if collection != "production":
+            return ""
+        return str(production.doc.production_fields().get("title") or "")  # valid or not
     data = production.doc.raw(cls, entity_id) or {}
     return str(data.get("name") or data.get("number") or data.get("date") or "")
 

@@ -554,8 +554,21 @@ class CastDocument:
             self._cache[_PRODUCTION_KEY] = cached
         return cached  # type: ignore[return-value]
 
+    def production_fields(self) -> dict[str, Any]:
+        """The production's stored fields over their defaults, valid or not. For display:
+        a bad edit from a peer must not make every read fail (nor block its repair)."""
+        self._touch()
+        if "id" not in self._production:
+            raise NotFound("this document has no production yet")
+        return {**plain_defaults(Production), **_map_data(self._production)}
+
     def update_production(self, fields: dict[str, Any]) -> Production:
-        return self.update(Production, self.production.id, fields)  # type: ignore[return-value]
+        # The id, not self.production: that validates, and an invalid production must
+        # stay repairable (update() validates only the result).
+        production_id = self.production_id
+        if production_id is None:
+            raise NotFound("this document has no production yet")
+        return self.update(Production, production_id, fields)  # type: ignore[return-value]
 
     # -- entities --------------------------------------------------------------------------
 

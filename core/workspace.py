@@ -186,7 +186,7 @@ class Workspace:
             self._open[production_id] = production
         changes = production.apply_update(update, origin=origin, device=device)
         if production.doc.production_id is not None:
-            self.store.add_production(production_id, production.doc.production.title)
+            self.store.add_production(production_id, production.title())
         return production, changes
 
 
@@ -232,6 +232,11 @@ class StoredProduction:
         self.seen = seq or 0
         self.workspace._open[production_id] = self
 
+    def title(self) -> str:
+        """The stored title, even if the production is invalid (a peer's bad edit must
+        not stop its update from being stored)."""
+        return str(self.doc.production_fields().get("title") or "")
+
     def _notify(self, changes: Changes, origin: str) -> None:
         # Plugins hear of every change, local or merged; the façade contains failures.
         if changes and self.id is not None:
@@ -263,7 +268,7 @@ class StoredProduction:
         if seq and seq == self.seen + 1:
             self.seen = seq
         if ("production", self.id) in changes:
-            self.store.set_title(self.id, self.doc.production.title)
+            self.store.set_title(self.id, self.title())
         self._relay(update, "local", changes)
 
     def _relay(self, update: bytes, origin: str, changes: Changes) -> None:

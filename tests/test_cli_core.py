@@ -9,6 +9,7 @@ import pytest
 from pycrdt import Doc, Map
 
 from castroom.core.workspace import Workspace
+from tests.conftest import run_castroom
 
 
 def ok(result) -> str:
@@ -287,3 +288,42 @@ def test_help_and_version(cli) -> None:
     ):
         assert command in ok(cli("--help"))
     assert "castroom" in ok(cli("--version")).lower()
+
+
+def break_production(path: Path, **fields: object) -> None:
+    """A peer writes bad production fields; they arrive as a merged raw pycrdt update."""
+    with Workspace.open(path) as ws:
+        production = ws.production()
+        peer = Doc()
+        peer.apply_update(production.doc.encode_update())
+        target = peer.get("production", type=Map)
+        for name, value in fields.items():
+            target[name] = value
+        production.apply_update(
+            peer.get_update(production.doc.state_vector()), origin="sync", device="LAPTOP"
+        )
+
+
+def test_invalid_production_keeps_the_workspace_usable_and_repairable(castroom) -> None:
+    ada = as_json(castroom("add", "talent", "name=Ada", "rate=150000", "--json"))["id"]
+    break_production(castroom.path, currency="usd")
+    # Reads degrade to the raw fields instead of failing on the production's rule.
+    assert [t["id"] for t in as_json(castroom("list", "talents", "--json"))] == [ada]
+    assert "Ada" in ok(castroom("list", "talents"))
+    assert "Ada" in ok(castroom("show", "talent", ada))
+    assert as_json(castroom("show", "talent", ada, "--json"))["rate"] == 150000
+    rows = as_json(castroom("history", "--json"))
+    assert rows[0]["kind"] == "production" and rows[0]["label"] == "Tides"
+    ok(castroom("history"))
+    shown = castroom("production", "show")
+    assert shown.exit_code == 0 and "currency: usd" in shown.stdout
+    assert "production.currency" in shown.stderr  # says what is wrong
+    assert as_json(castroom("production", "show", "--json"))["currency"] == "usd"
+    invalid = as_json(castroom("invalid", "--json"))
+    assert [(i["kind"], i["field"]) for i in invalid] == [("production", "currency")]
+    # And the team can repair it, from a real process running the installed script.
+    fixed = run_castroom("--workspace", str(castroom.path), "production", "set", "currency=USD")
+    assert fixed.returncode == 0, fixed.stderr
+    assert as_json(castroom("production", "show", "--json"))["currency"] == "USD"
+    assert "No invalid entities" in ok(castroom("invalid"))
+    assert "$1,500.00" in ok(castroom("list", "talents"))
