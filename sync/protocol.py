@@ -404,6 +404,10 @@ class SyncSession:
         update = message.payload
         if message.sync_type is SyncType.STEP2:
             outcome.synced = self.synced = True
+        if update == EMPTY_UPDATE:
+            # Nothing to merge. Checked before the read-only branch: an up-to-date reader
+            # answers our step 1 with an empty step 2, which is not a write attempt.
+            return
         if not self.can_write:
             # Still decode, so a broken peer learns it is broken rather than read-only.
             check_update(update)
@@ -412,8 +416,6 @@ class SyncSession:
                 self.told_read_only = True
                 outcome.replies.append(permission_denied_frame(outcome.dropped))
             log.info("dropped a sync frame from read-only peer %s", self.device or "?")
-            return
-        if update == EMPTY_UPDATE:
             return
         outcome.changes = merge_into(self.production, update, device=self.device)
         outcome.update = update

@@ -158,6 +158,18 @@ def test_read_only_peer_is_dropped_and_told_once(pair) -> None:
     assert session.receive(p.step1_frame(b"\x00")).replies
 
 
+def test_read_only_peer_with_nothing_to_send_is_not_told_off(pair) -> None:
+    """Every read-only peer answers the server's step 1 with a step 2; when it has nothing
+    new that step 2 is the empty update, which is not a write attempt."""
+    a, _ = pair
+    pa = a.create_production("P")
+    session = p.SyncSession(pa, can_write=False, answer_step1_with_step1=True)
+    outcome = session.receive(p.step2_frame(p.EMPTY_UPDATE))
+    assert outcome.synced and outcome.dropped is None and not outcome.replies
+    assert not session.receive(p.update_frame(p.EMPTY_UPDATE)).replies
+    assert not session.told_read_only
+
+
 def test_invalid_entity_from_peer_merges_and_is_reported(pair) -> None:
     a, _ = pair
     pa = a.create_production("P")

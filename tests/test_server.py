@@ -352,6 +352,18 @@ def test_read_only_peer_dropped_and_told(server: ServerThread, setup: Setup) -> 
     assert setup.snapshot() == before
 
 
+def test_read_only_peer_empty_step2_is_not_denied(server: ServerThread, setup: Setup) -> None:
+    """A read-only peer that is up to date answers the server's step 1 with an empty step 2
+    (as every stock y-websocket client does): no permission-denied for that."""
+    with ws_connect(server, setup.pid, setup.read) as conn:
+        doc = Doc()
+        handshake(conn, doc)
+        conn.send(p.step2_frame(doc.get_update(doc.get_state())))  # the empty update
+        assert doc.get_update(doc.get_state()) == p.EMPTY_UPDATE
+        later = recv_frames(conn, 0.5)
+        assert not [m for m in later if m.type is p.MessageType.AUTH]
+
+
 @pytest.mark.parametrize(
     "frame",
     [b"\x00\x02\x05\x01\x02", b"\x09", b"\x00\x02\x03\xff\xff\xff", b"\x00\x00\x01"],
