@@ -248,10 +248,17 @@ def list_cmd(
     cls = kind_arg(kind)
     production = obj.production()
     equals = parse_assignments(cls, filters)
+    valid = production.doc.all(cls, include_deleted=True)
+    # Invalid entities are skipped by all(): say so (on stderr, --json stays clean).
+    hidden = len(production.doc.ids(cls)) - len(valid)
+    if hidden:
+        what = cls.collection if hidden > 1 else cls.entity_kind
+        click.echo(f"{hidden} invalid {what} hidden; see `castroom invalid`", err=True)
     entities = [
         e
-        for e in production.doc.all(cls, include_deleted=include_deleted)
-        if all(model.to_fields(e).get(k) == v for k, v in equals.items())
+        for e in valid
+        if (include_deleted or not e.deleted)
+        and all(model.to_fields(e).get(k) == v for k, v in equals.items())
     ]
     if as_json:
         emit_json(entities)

@@ -327,3 +327,24 @@ def test_invalid_production_keeps_the_workspace_usable_and_repairable(castroom) 
     assert as_json(castroom("production", "show", "--json"))["currency"] == "USD"
     assert "No invalid entities" in ok(castroom("invalid"))
     assert "$1,500.00" in ok(castroom("list", "talents"))
+
+
+def test_list_says_how_many_invalid_entities_it_hides(castroom) -> None:
+    ids = [as_json(castroom("add", "talent", f"name=T{i}", "--json"))["id"] for i in range(3)]
+    result = castroom("list", "talents")
+    assert result.exit_code == 0 and "invalid" not in result.stderr
+    with Workspace.open(castroom.path) as ws:
+        production = ws.production()
+        peer = Doc()
+        peer.apply_update(production.doc.encode_update())
+        for bad in ids[:2]:
+            peer.get("talents", type=Map)[bad]["rate"] = -1
+        production.apply_update(
+            peer.get_update(production.doc.state_vector()), origin="sync", device="LAPTOP"
+        )
+    result = castroom("list", "talents", "--json")
+    assert [t["id"] for t in json.loads(result.stdout)] == [ids[2]]  # stdout stays JSON
+    assert result.stderr.strip() == "2 invalid talents hidden; see `castroom invalid`"
+    result = castroom("list", "talents")
+    assert result.exit_code == 0 and "2 invalid talents hidden" in result.stderr
+    assert "invalid" not in ok(castroom("list", "roles")) and not castroom("list", "roles").stderr
