@@ -48,8 +48,10 @@ def castroom_register_importers(register: Callable[[Importer], None]) -> None:
     """Offer importers: call ``register(Importer(...))`` once per importer.
 
     Args:
-        register: validates and records an :class:`~castroom.core.registry.Importer`;
-            a name already taken by another plugin is rejected at start-up.
+        register: validates and records an :class:`~castroom.core.registry.Importer`.
+            Called when the plugin manager is built: a name already taken by a plugin
+            loaded earlier (built-ins load first) is refused and reported as this
+            plugin's failure, naming both; the first plugin keeps the name.
 
     Returns:
         Nothing (not firstresult); every plugin may register any number.
@@ -62,7 +64,7 @@ def castroom_register_exporters(register: Callable[[Exporter], None]) -> None:
 
     Args:
         register: validates and records an :class:`~castroom.core.registry.Exporter`;
-            duplicate names are rejected at start-up.
+            a duplicate name is refused at start-up exactly as for importers.
 
     Returns:
         Nothing (not firstresult).

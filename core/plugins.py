@@ -161,36 +161,58 @@ class Plugins:
 
     def importers(self) -> dict[str, Importer]:
         if self._importers is None:
-            self._importers = self._collect("castroom_register_importers", Importer)
+            self.collect_registrations()
+        assert self._importers is not None
         return self._importers
 
     def exporters(self) -> dict[str, Exporter]:
         if self._exporters is None:
-            self._exporters = self._collect("castroom_register_exporters", Exporter)
+            self.collect_registrations()
+        assert self._exporters is not None
         return self._exporters
+
+    def collect_registrations(self) -> None:
+        """Ask every plugin for its importers and exporters (``make_plugins`` does this at
+        start-up, so a clash is reported before any command runs, not on first use)."""
+        self._importers = self._collect("castroom_register_importers", Importer)
+        self._exporters = self._collect("castroom_register_exporters", Exporter)
+
+    def _load_order(self, impls: Iterable[pluggy.HookImpl]) -> list[pluggy.HookImpl]:
+        # Registration order (built-ins first, then entry points, then extras), so the
+        # plugin loaded first keeps a contested name: installing a plugin never silently
+        # changes what `castroom import csv` does.
+        order = {name: n for n, (name, _) in enumerate(self.pm.list_name_plugin())}
+        return sorted(impls, key=lambda impl: order.get(impl.plugin_name, len(order)))
 
     def _collect(self, hook_name: str, kind: type[Importer] | type[Exporter]) -> dict[str, Any]:
         found: dict[str, Any] = {}
-        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+        what = kind.__name__.lower()
+        for impl in self._load_order(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            plugin = impl.plugin_name
 
-            def register(item: Importer | Exporter, _plugin: str = impl.plugin_name) -> None:
+            def register(item: Importer | Exporter, _plugin: str = plugin) -> None:
                 if not isinstance(item, kind):
                     raise CastroomError(
                         f"plugin {_plugin!r} registered {type(item).__name__}, not {kind.__name__}"
                     )
                 if item.name in found:
-                    raise CastroomError(
-                        f"{kind.__name__.lower()} {item.name!r} registered twice: by plugin"
-                        f" {found[item.name].plugin!r} and by plugin {_plugin!r}"
+                    # Keep the first plugin's; the later one is reported, the rest carry on.
+                    self.failures.append(
+                        PluginFailure(
+                            _plugin,
+                            hook_name,
+                            f"{what} {item.name!r} registered twice: by plugin"
+                            f" {found[item.name].plugin!r} and by plugin {_plugin!r};"
+                            f" keeping {found[item.name].plugin!r}'s",
+                        )
                     )
+                    return
                 found[item.name] = dataclasses.replace(item, plugin=_plugin)
 
             try:
                 impl.function(register=register)
-            except CastroomError:
-                raise
-            except Exception as exc:
-                self.failures.append(PluginFailure(impl.plugin_name, hook_name, _describe(exc)))
+            except Exception as exc:  # a bad Importer/Exporter, or a bug: report, carry on
+                self.failures.append(PluginFailure(plugin, hook_name, _describe(exc)))
         return found
 
     # -- introspection -------------------------------------------------------------------------
@@ -318,6 +340,8 @@ def make_plugins(
         name = getattr(obj, "__name__", None) or type(obj).__name__
         if name not in blocked:
             register(obj, name)
+
+    plugins.collect_registrations()
 
     from . import __version__
 

@@ -107,18 +107,41 @@ def _importer(name: str) -> Importer:
 
 
 def test_duplicate_importer_names_are_rejected_at_start_up() -> None:
+    """make_plugins itself reports the clash (before any command asks for importers): the
+    plugin loaded first keeps the name, the later one is a failure naming both."""
     one = _module(
         "one", castroom_register_importers=hookimpl(lambda register: register(_importer("dup")))
     )
     two = _module(
-        "two", castroom_register_importers=hookimpl(lambda register: register(_importer("dup")))
+        "two",
+        castroom_register_importers=hookimpl(
+            lambda register: [register(_importer("dup")), register(_importer("two-only"))]
+        ),
     )
     plugins = make_plugins(builtins={}, entry_points=False, extra=[one, two])
-    with pytest.raises(
-        CastroomError,
-        match=r"importer 'dup' registered twice: by plugin '(one|two)' and by plugin '(one|two)'",
-    ):
-        plugins.importers()
+    assert [(f.plugin, f.hook) for f in plugins.failures] == [
+        ("two", "castroom_register_importers")
+    ]
+    assert (
+        "importer 'dup' registered twice: by plugin 'one' and by plugin 'two'"
+        in plugins.failures[0].error
+    )
+    importers = plugins.importers()
+    assert importers["dup"].plugin == "one"
+    assert importers["two-only"].plugin == "two"  # its other importers still count
+
+
+def test_a_third_party_importer_cannot_shadow_a_builtin_one() -> None:
+    """Built-ins load first, so `castroom import csv` keeps meaning the built-in."""
+    rogue = _module(
+        "rogue", castroom_register_importers=hookimpl(lambda register: register(_importer("csv")))
+    )
+    plugins = make_plugins(
+        builtins={"csv_io": DEFAULT_PLUGINS["csv_io"]}, entry_points=False, extra=[rogue]
+    )
+    assert plugins.importers()["csv"].plugin == "csv_io"
+    assert [f.plugin for f in plugins.failures] == ["rogue"]
+    assert "by plugin 'csv_io' and by plugin 'rogue'" in plugins.failures[0].error
 
 
 def test_duplicate_exporter_names_are_rejected_and_bad_names_refused() -> None:
@@ -131,10 +154,20 @@ def test_duplicate_exporter_names_are_rejected_and_bad_names_refused() -> None:
     two = _module(
         "two", castroom_register_exporters=hookimpl(lambda register: register(exporter("same")))
     )
-    with pytest.raises(CastroomError, match="exporter 'same' registered twice"):
-        make_plugins(builtins={}, entry_points=False, extra=[one, two]).exporters()
+    plugins = make_plugins(builtins={}, entry_points=False, extra=[one, two])
+    assert [f.plugin for f in plugins.failures] == ["two"]
+    assert "exporter 'same' registered twice" in plugins.failures[0].error
+    assert plugins.exporters()["same"].plugin == "one"
     with pytest.raises(CastroomError, match="must be lowercase"):
         exporter("Bad Name")
+    # A plugin whose registration itself fails (a bad name) is reported at start-up too.
+    bad = _module(
+        "bad", castroom_register_exporters=hookimpl(lambda register: register(exporter("Bad")))
+    )
+    plugins = make_plugins(builtins={}, entry_points=False, extra=[bad])
+    assert plugins.exporters() == {}
+    assert [f.plugin for f in plugins.failures] == ["bad"]
+    assert "must be lowercase" in plugins.failures[0].error
 
 
 def test_registered_importers_are_stamped_with_their_plugin() -> None:
