@@ -138,7 +138,9 @@ def apply(workspace: Workspace, path: Path) -> dict[str, int]:
         _rehearse(workspace, entry)
     moved = {}
     for entry in bundle.productions:
-        _, changes = workspace.adopt(entry.id, entry.update, origin="bundle", device=bundle.device)
+        _, changes = workspace.adopt(
+            entry.id, entry.update, origin="bundle", device=bundle.device, member=bundle.member
+        )
         moved[entry.id] = len(changes)
     return moved
 

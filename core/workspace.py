@@ -175,7 +175,7 @@ class Workspace:
         return self._open[production_id]
 
     def adopt(
-        self, production_id: str, update: bytes, *, origin: str, device: str = ""
+        self, production_id: str, update: bytes, *, origin: str, device: str = "", member: str = ""
     ) -> tuple[StoredProduction, Changes]:
         """Merge an update into a production, creating the production here if it is new
         (how a new team member's empty workspace receives a bundle or a sync)."""
@@ -184,7 +184,7 @@ class Workspace:
         else:
             production = StoredProduction(self, production_id, CastDocument())
             self._open[production_id] = production
-        changes = production.apply_update(update, origin=origin, device=device)
+        changes = production.apply_update(update, origin=origin, device=device, member=member)
         if production.doc.production_id is not None:
             self.store.add_production(production_id, production.title())
         return production, changes
@@ -309,18 +309,26 @@ class StoredProduction:
         self.seen = last
         return changes
 
-    def apply_update(self, update: bytes, *, origin: str = "remote", device: str = "") -> Changes:
+    def apply_update(
+        self, update: bytes, *, origin: str = "remote", device: str = "", member: str = ""
+    ) -> Changes:
         """Merge a peer's update and make it durable. Bad bytes raise BadUpdate and leave
-        both the document and the store as they were."""
+        both the document and the store as they were. ``member`` and ``device`` say who
+        made it, for the history; without a member, the one whose Member.devices lists
+        ``device`` (if any) is recorded."""
         self.refresh()
         changes = self.doc.apply_update(update, origin=origin)
+        if not device:
+            member = member or self.workspace.identity.member  # made here (e.g. an import)
+        elif not member:
+            member = self._member_of(device)
         # Stored even when nothing visible changed: part of it may be waiting for an update
         # from a third peer. The digest keeps the same bytes from being stored twice.
         if self.id is not None:
             seq = self.store.append(
                 self.id,
                 update,
-                member=self.workspace.identity.member if not device else "",
+                member=member,
                 device=device or self.workspace.identity.device_id,
                 origin=origin,
                 changes=changes,
@@ -330,6 +338,13 @@ class StoredProduction:
                 self.seen = seq  # our own row: no need to merge it again on refresh
         self._relay(update, origin, changes)
         return changes
+
+    def _member_of(self, device: str) -> str:
+        """The name of the team member who lists ``device`` among theirs, or ""."""
+        for person in self.doc.all(model.Member):
+            if device in person.devices:
+                return person.name
+        return ""
 
     # -- maintenance and history ------------------------------------------------------------
 

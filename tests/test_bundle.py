@@ -10,7 +10,7 @@ import pytest
 
 from castroom.core import bundle as bundles
 from castroom.core.errors import BadUpdate
-from castroom.core.model import Role, Talent
+from castroom.core.model import Member, Role, Talent
 from castroom.core.workspace import Workspace
 
 
@@ -170,3 +170,37 @@ def test_bad_state_files_are_refused(home: Workspace, tmp_path: Path) -> None:
     bundles.create(home, tmp_path / "b.castroom")
     with pytest.raises(BadUpdate, match="state"):  # a bundle is not a state file
         bundles.read_state(tmp_path / "b.castroom")
+
+
+def test_history_after_apply_names_the_member_who_made_the_changes(
+    home: Workspace, tmp_path: Path
+) -> None:
+    bundles.create(home, tmp_path / "b.castroom")
+    with Workspace.open(tmp_path / "bo-ws", member="bo") as bo:
+        bundles.apply(bo, tmp_path / "b.castroom")
+        [first] = bo.production().history(limit=1)
+        assert (first.member, first.origin) == ("ana", "bundle")  # ana made them, not bo
+        bundles.write_state(home, tmp_path / "home.state")
+        bo.production().doc.update(Talent, "t1", {"rate": 300})
+        bundles.create(bo, tmp_path / "back.castroom", for_state=tmp_path / "home.state")
+    bundles.apply(home, tmp_path / "back.castroom")
+    [latest] = home.production().history(limit=1, entity="t1")
+    assert (latest.member, latest.origin, latest.changes) == (
+        "bo",
+        "bundle",
+        [("talents", "t1", ["rate"])],
+    )
+    with Workspace.open(tmp_path / "home") as reopened:  # durable, as the CLI shows it
+        assert reopened.production().history(limit=1, entity="t1")[0].member == "bo"
+
+
+def test_sync_update_from_a_known_device_names_its_member(home: Workspace, tmp_path: Path):
+    production = home.production()
+    production.doc.add(Member, id="m-bo", name="Bo Lind", devices=["BO-LAPTOP"])
+    with Workspace.open(tmp_path / "bo-ws", member="bo") as bo:
+        theirs, _ = bo.adopt(production.id, production.doc.encode_update(), origin="sync")
+        before = production.doc.state_vector()
+        theirs.doc.update(Talent, "t1", {"rate": 400})
+        update = theirs.doc.encode_update(before)
+    production.apply_update(update, origin="sync", device="BO-LAPTOP")
+    assert production.history(limit=1)[0].member == "Bo Lind"
