@@ -311,6 +311,25 @@ def make_plugins(
             pm.unregister(name=name)
             plugins.failures.append(PluginFailure(name, "register", str(exc)))
             return False
+        # The façade calls each implementation on its own (to contain failures), so a
+        # wrapper would be called as a plain hook and misreported: refuse it plainly.
+        wrappers = sorted(
+            caller.name
+            for caller in pm.get_hookcallers(plugin) or []
+            for impl in caller.get_hookimpls()
+            if impl.plugin is plugin and (impl.wrapper or impl.hookwrapper)
+        )
+        if wrappers:
+            pm.unregister(name=name)
+            plugins.failures.append(
+                PluginFailure(
+                    name,
+                    "register",
+                    f"hook wrappers are not supported (wrapper=True/hookwrapper=True on"
+                    f" {', '.join(wrappers)}); implement the hook plainly",
+                )
+            )
+            return False
         return True
 
     for short, module_name in (DEFAULT_PLUGINS if builtins is None else builtins).items():

@@ -78,6 +78,33 @@ def test_misspelled_hook_is_refused_and_the_rest_carry_on() -> None:
     assert not plugins.pm.has_plugin("typo_plugin")
 
 
+@pytest.mark.parametrize("marker", ["wrapper", "hookwrapper"])
+def test_hook_wrappers_are_refused_at_registration(marker: str, workspace: Workspace) -> None:
+    """The façade calls implementations one by one; a wrapper would be run as a plain
+    hook (its generator taken for findings), so it is refused by name instead."""
+
+    @hookimpl(**{marker: True})
+    def castroom_check(view):
+        outcome = yield
+        return outcome
+
+    wrapping = _module("wrapping", castroom_check=castroom_check)
+    good = _module(
+        "good",
+        castroom_check=hookimpl(
+            lambda view: [Finding(code="ok", severity="info", message="still here")]
+        ),
+    )
+    plugins = make_plugins(builtins={}, entry_points=False, extra=[wrapping, good])
+    assert [(f.plugin, f.hook) for f in plugins.failures] == [("wrapping", "register")]
+    assert "hook wrappers are not supported" in plugins.failures[0].error
+    assert "castroom_check" in plugins.failures[0].error
+    assert not plugins.pm.has_plugin("wrapping")
+    findings = plugins.check(ProductionView(workspace.create_production("W").doc))
+    assert [f.code for f in findings] == ["ok"]
+    assert len(plugins.failures) == 1  # nothing misreported when checks run
+
+
 def test_plugin_raising_in_check_is_reported_while_others_run(workspace: Workspace) -> None:
     @hookimpl
     def castroom_check(view):
