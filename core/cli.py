@@ -206,10 +206,16 @@ def init(
     obj: Context, title: str, kind: str, currency: str, budget_cap: int | None, as_json: bool
 ) -> None:
     """Create a workspace (if needed) and a production in it."""
-    workspace = obj.workspace(create=True)
     fields: dict[str, Any] = {"kind": kind, "currency": currency}
     if budget_cap is not None:
         fields["budget_cap"] = budget_cap
+    # Validate before making anything: a refused init must leave no workspace behind.
+    # (A placeholder id: the real one is made with the production.)
+    try:
+        model.validate(model.Production, {"id": "new", "title": title, **fields})
+    except ValidationFailed as exc:
+        raise ValidationFailed(exc.kind, exc.field, exc.rule) from None
+    workspace = obj.workspace(create=True)
     production = workspace.create_production(title, **fields)
     if as_json:
         emit_json(production.doc.production)

@@ -45,6 +45,17 @@ def test_init_creates_workspace_and_production(cli) -> None:
     assert cli("init", "--production", "X", "--kind", "opera").exit_code == 2  # click's choice
 
 
+@pytest.mark.parametrize(
+    "args", [("--currency", "dollars"), ("--budget-cap", "-5")], ids=["currency", "budget"]
+)
+def test_init_with_a_bad_field_creates_nothing(cli, args: tuple[str, ...]) -> None:
+    fails(cli("init", "--production", "X", *args), args[0][2:].replace("-", "_"))
+    assert not cli.path.exists()  # no castroom.db, no config.toml, not even the folder
+    message = fails(cli("init", "--production", "", *args))
+    assert "title" in message or "currency" in message or "budget" in message
+    assert not cli.path.exists()
+
+
 @pytest.mark.parametrize("kind", ["talent", "talents", "Talent"])
 def test_add_accepts_singular_and_plural(castroom, kind: str) -> None:
     data = as_json(
