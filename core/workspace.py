@@ -325,15 +325,21 @@ class StoredProduction:
         # Stored even when nothing visible changed: part of it may be waiting for an update
         # from a third peer. The digest keeps the same bytes from being stored twice.
         if self.id is not None:
-            seq = self.store.append(
-                self.id,
-                update,
-                member=member,
-                device=device or self.workspace.identity.device_id,
-                origin=origin,
-                changes=changes,
-                dedupe=True,
-            )
+            try:
+                seq = self.store.append(
+                    self.id,
+                    update,
+                    member=member,
+                    device=device or self.workspace.identity.device_id,
+                    origin=origin,
+                    changes=changes,
+                    dedupe=True,
+                )
+            except Exception as exc:
+                # As in _persist: drop what is only in memory, or our state vector would
+                # claim this update and no peer would ever send it again.
+                self._reload()
+                raise StorageError(f"update not saved: {exc}") from None
             if seq and seq == self.seen + 1:
                 self.seen = seq  # our own row: no need to merge it again on refresh
         self._relay(update, origin, changes)

@@ -260,21 +260,40 @@ def test_invalid_entities_name_the_device_that_wrote_them(workspace: Workspace) 
     assert (item.kind, item.id, item.field, device) == ("talent", "t1", "rate", "LAPTOP-7")
 
 
-def test_a_write_that_fails_to_persist_is_not_kept(workspace: Workspace, monkeypatch) -> None:
+def test_a_write_that_fails_to_persist_is_not_kept(workspace: Workspace) -> None:
     production = workspace.create_production("Tides")
     doc = production.doc
     doc.add(Talent, id="t1", name="Ada")
-
-    def broken(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(workspace.store, "append", broken)
-    with pytest.raises(StorageError):
+    # A real SQLite refusal: the connection may read but not write.
+    workspace.store.db.execute("PRAGMA query_only=ON")
+    with pytest.raises(StorageError, match="not saved"):
         doc.update(Talent, "t1", {"rate": 5})
-    monkeypatch.undo()
+    workspace.store.db.execute("PRAGMA query_only=OFF")
     assert doc.get(Talent, "t1").rate is None  # the in-memory change was dropped
     doc.update(Talent, "t1", {"rate": 6})
     assert doc.get(Talent, "t1").rate == 6
+
+
+def test_a_merged_update_that_fails_to_persist_is_not_kept(tmp_path: Path) -> None:
+    with Workspace.open(tmp_path / "ws", member="ana") as ws:
+        production = ws.create_production("Tides")
+        production.doc.add(Talent, id="t1", name="Ada", rate=100)
+        peer = CastDocument()
+        peer.apply_update(production.doc.encode_update())
+        peer.update(Talent, "t1", {"rate": 250})
+        update = peer.encode_update(production.doc.state_vector())
+        ws.store.db.execute("PRAGMA query_only=ON")  # a real SQLite write failure
+        with pytest.raises(StorageError, match="not saved"):
+            production.apply_update(update, origin="sync", device="PEER")
+        ws.store.db.execute("PRAGMA query_only=OFF")
+        # Memory is no further than the disk, so the same update is still wanted...
+        assert production.doc.get(Talent, "t1").rate == 100
+        assert production.doc.state_vector() != peer.state_vector()
+        # ...and merging it again stores it.
+        production.apply_update(update, origin="sync", device="PEER")
+        assert production.doc.get(Talent, "t1").rate == 250
+    with Workspace.open(tmp_path / "ws") as again:
+        assert again.production().doc.get(Talent, "t1").rate == 250
 
 
 def test_a_transaction_that_raises_leaves_nothing_behind(workspace: Workspace) -> None:
