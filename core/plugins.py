@@ -64,6 +64,10 @@ class PluginFailure:
     def __str__(self) -> str:
         return f"plugin {self.plugin!r} failed in {self.hook}: {self.error}"
 
+    def as_dict(self) -> dict[str, str]:
+        """The stable ``--json`` shape (``check --json`` and ``plugins --json``)."""
+        return {"plugin": self.plugin, "hook": self.hook, "error": self.error}
+
 
 @dataclass
 class PluginInfo:
@@ -345,7 +349,20 @@ def make_plugins(
 
     if entry_points:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in blocked or pm.has_plugin(ep.name):
+            if ep.name in blocked:
+                continue
+            if pm.has_plugin(ep.name):
+                # Say so: a plugin that silently never loads is a puzzle for its user.
+                kind = "a built-in plugin" if ep.name in plugins.builtin else "another plugin"
+                dist = f" (from {ep.dist.name} {ep.dist.version})" if ep.dist else ""
+                plugins.failures.append(
+                    PluginFailure(
+                        ep.name,
+                        "load",
+                        f"entry point {ep.name} = {ep.value}{dist} not loaded: {kind} is"
+                        f" already called {ep.name!r}; rename the entry point",
+                    )
+                )
                 continue
             try:
                 plugin = ep.load()

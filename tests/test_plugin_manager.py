@@ -65,6 +65,31 @@ def test_broken_builtin_is_reported_by_name_and_the_rest_carry_on(monkeypatch) -
     assert {p.name for p in plugins.list()} == {"continuity"}
 
 
+def _install_entry_point(root: Path, dist: str, name: str, module: str, code: str) -> None:
+    """A real installed distribution (dist-info with entry_points.txt) on sys.path."""
+    info = root / f"{dist}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[castroom]\n{name} = {module}\n")
+    (root / f"{module}.py").write_text(code)
+
+
+def test_entry_point_named_like_a_builtin_is_reported(tmp_path: Path, monkeypatch) -> None:
+    code = (
+        "from castroom.core.hookspecs import hookimpl\n"
+        "@hookimpl\ndef castroom_check(view):\n    return []\n"
+    )
+    _install_entry_point(tmp_path, "castroom_shadow", "csv_io", "castroom_shadow_mod", code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugins = make_plugins(builtins={"csv_io": DEFAULT_PLUGINS["csv_io"]}, disabled=set())
+    [failure] = plugins.failures
+    assert (failure.plugin, failure.hook) == ("csv_io", "load")
+    assert "castroom_shadow_mod" in failure.error and "castroom_shadow 1.0" in failure.error
+    assert "a built-in plugin is already called 'csv_io'" in failure.error
+    # The built-in is the one loaded.
+    assert plugins.pm.get_plugin("csv_io").__name__ == DEFAULT_PLUGINS["csv_io"]
+
+
 def test_misspelled_hook_is_refused_and_the_rest_carry_on() -> None:
     @hookimpl
     def castroom_chek(view):  # a typo for castroom_check
