@@ -62,9 +62,14 @@ class Moved:
     created_here: bool = False
     created_there: bool = False
     not_sent: str = ""  # why local edits stayed here, if they did
+    served: bool = True  # whether the server holds it now (only those can go live)
+
+    @property
+    def name(self) -> str:
+        return f"{self.title or '?'} ({self.production_id[:8]})"
 
     def describe(self) -> str:
-        name = f"{self.title or '?'} ({self.production_id[:8]})"
+        name = self.name
         if self.created_here:
             return f"{name}: new here, pulled {self.pulled_bytes:,} bytes"
         if self.created_there:
@@ -246,7 +251,9 @@ def sync_http(
                 http.request("POST", f"/sync/{quote(pid)}/push", full)
                 moved[pid] = Moved(pid, local[pid], pushed_bytes=len(full), created_there=True)
             else:
-                moved[pid] = Moved(pid, local[pid], not_sent="this token cannot add productions")
+                moved[pid] = Moved(
+                    pid, local[pid], not_sent="this token cannot add productions", served=False
+                )
         for item in moved.values():
             if not item.title:
                 item.title = dict(workspace.productions()).get(item.production_id, "")
@@ -680,7 +687,14 @@ def sync_live(
             cacert=cacert,
             timeout=timeout,
         )
-        ids = [m.production_id for m in moved]
+        # Only what the server holds: a WebSocket to any other production is refused
+        # (403/404), which would end the live session for the served ones too.
+        for item in moved:
+            if not item.served:
+                say(f"{item.name}: not kept live (the server does not hold it)")
+        ids = [m.production_id for m in moved if m.served]
+        if moved and not ids:
+            raise CastroomError(f"none of these productions is on {http_base(url)}")
     else:
         ids = [_resolve_room_production(workspace, production)]
     if not ids:

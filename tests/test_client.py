@@ -402,6 +402,37 @@ def test_sync_live_in_process_bounded(seeded: Seeded, server: ServerThread, tmp_
     assert any(line.startswith("live:") for line in lines)
 
 
+def test_live_goes_live_only_for_productions_the_server_serves(
+    seeded: Seeded, server: ServerThread, tmp_path: Path
+) -> None:
+    """A production-scoped token while this workspace holds a second production: that one
+    is reported and left out; the served one stays live (its WebSocket would be refused)."""
+    import threading
+
+    lines: list[str] = []
+    with Workspace.open(tmp_path / "laptop") as laptop:
+        mine = laptop.create_production("Mine Only").id
+        assert mine is not None
+
+        def edit_once_live() -> None:
+            # Once the laptop is in the served production's room, edit it on the server.
+            rooms = server.app_state.rooms
+            if wait_for(lambda: seeded.other in rooms and rooms[seeded.other].peers, 10):
+                with Workspace.open(seeded.path, create=False) as ws:
+                    ws.production(seeded.other).doc.add(model.Talent, name="Live Arrival")
+
+        editor = threading.Thread(target=edit_once_live, daemon=True)
+        editor.start()
+        client.sync_live(laptop, server.url, token=seeded.only_other, echo=lines.append, duration=4)
+        editor.join(10)
+        assert "Live Arrival" in {
+            t.name for t in laptop.production(seeded.other).doc.all(model.Talent)
+        }, lines
+    assert any(line.startswith("live: 1 production(s)") for line in lines), lines
+    assert any("Mine Only" in line and "not kept live" in line for line in lines), lines
+    assert not any("refused" in line for line in lines), lines
+
+
 EDITOR = """
 import sys, time
 from castroom.core import model
