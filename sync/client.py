@@ -66,7 +66,7 @@ class Moved:
 
     @property
     def name(self) -> str:
-        return f"{self.title or '?'} ({self.production_id[:8]})"
+        return f"{self.title or '?'} ({short_id(self.production_id)})"
 
     def describe(self) -> str:
         name = self.name
@@ -82,6 +82,12 @@ class Moved:
         if self.not_sent:
             parts.append(f"local edits not sent ({self.not_sent})")
         return f"{name}: {', '.join(parts) if parts else 'up to date'}"
+
+
+def short_id(production_id: str) -> str:
+    """A short label for an id. Ids are ULIDs, whose first characters are the creation
+    time (productions made the same day share them), so the random tail is shown."""
+    return production_id if len(production_id) <= 8 else f"...{production_id[-8:]}"
 
 
 def _n(count: int) -> str:
@@ -708,7 +714,7 @@ def sync_live(
     async def one(pid: str) -> None:
         target = _Target(workspace, pid)
         url_room = room_url(base, pid, token)
-        label = titles.get(pid) or pid[:8]
+        label = titles.get(pid) or short_id(pid)
 
         def tell(line: str) -> None:
             say(f"{label}: {line}")

@@ -433,6 +433,14 @@ def test_live_goes_live_only_for_productions_the_server_serves(
     assert not any("refused" in line for line in lines), lines
 
 
+def test_moved_label_tells_productions_apart() -> None:
+    # Two ULIDs made in the same millisecond share their first 10 characters.
+    a = client.Moved("01J0000000AAAAAAAAAAAAAAAA", "Pilot")
+    b = client.Moved("01J0000000BBBBBBBBBBBBBBBB", "Pilot")
+    assert a.describe() != b.describe()
+    assert "AAAAAAAA" in a.describe() and "Pilot" in a.describe()
+
+
 EDITOR = """
 import sys, time
 from castroom.core import model
