@@ -208,7 +208,7 @@ class CostLine(msgspec.Struct, kw_only=True):
     hold_days: int
     guaranteed_days: int
     billed_days: int
-    day_rate: int
+    day_rate: int | None  # None: a flat fee with no days to spread it over
     rate_cap: int | None
     base: int
     overtime_hours: float
@@ -259,7 +259,9 @@ class DealCost(msgspec.Struct, kw_only=True, frozen=True):
     base: int
     overtime: int
     fringe: int
-    day_rate: int  # rounded; compared with the role's rate cap
+    #: Rounded; compared with the role's rate cap. None for a flat fee with no days
+    #: (none guaranteed, none scheduled): it is not one day's pay, so no day rate is known.
+    day_rate: int | None
     fringe_rate: float
 
     @property
@@ -281,6 +283,8 @@ def deal_cost(
     elif deal.unit == "week":
         base, day_num, day_den = div_round(rate * billed, WEEK_DAYS), rate, WEEK_DAYS
     else:
+        # A flat fee covers its billed days; with none, overtime prices the fee as one day
+        # (errs high), but no day rate is claimed for the rate-cap comparison.
         base, day_num, day_den = rate, rate, max(billed, 1)
     hours = micro(deal.overtime_hours)
     overtime = 0
@@ -297,7 +301,7 @@ def deal_cost(
         base=base,
         overtime=overtime,
         fringe=fringe,
-        day_rate=div_round(day_num, day_den),
+        day_rate=None if deal.unit == "flat" and billed == 0 else div_round(day_num, day_den),
         fringe_rate=fringe_rate,
     )
 
@@ -423,7 +427,12 @@ def budget_findings(view: ProductionView, report: BudgetReport) -> list[Finding]
                 )
             )
             continue
-        if not line.counted or line.rate_cap is None or line.day_rate <= line.rate_cap:
+        if (
+            not line.counted
+            or line.rate_cap is None
+            or line.day_rate is None
+            or line.day_rate <= line.rate_cap
+        ):
             continue
         out.append(
             Finding(

@@ -153,7 +153,34 @@ def test_week_and_flat_deals(prod: StoredProduction) -> None:
     # day rate 250,000 over 10 hours x 1.5 = 37,500 for one hour
     assert flat.overtime == 37_500 and flat.fringe == 103_750
     none = deal_cost(view, _deal(rate=1_000_000, unit="flat"), 0, 0)
-    assert none.billed_days == 0 and none.day_rate == 1_000_000
+    assert none.billed_days == 0 and none.day_rate is None  # no days: no day rate
+    guaranteed = deal_cost(view, _deal(rate=1_000_000, unit="flat", guaranteed_days=8), 0, 0)
+    assert guaranteed.billed_days == 8 and guaranteed.day_rate == 125_000
+
+
+def test_flat_fee_rate_cap_uses_its_days_not_the_whole_fee(prod: StoredProduction) -> None:
+    """A flat fee is not one day's pay: with no days it cannot break a day-rate cap, and
+    with guaranteed days it is compared per guaranteed day."""
+    cap = prod.doc.add(Role, name="Narrator", rate_cap=150_000)
+    una = prod.doc.add(Talent, name="Una")
+    prod.doc.add(Candidate, talent_id=una.id, role_id=cap.id, stage="booked")
+    deal = prod.doc.add(
+        Deal, talent_id=una.id, role_id=cap.id, rate=1_000_000, unit="flat", status="signed"
+    )  # no scenes scheduled, no days guaranteed
+    view = ProductionView(prod.doc)
+    report = budget_report(view)
+    [line] = report.lines
+    assert line.day_rate is None and line.total == 1_210_000  # still costed in full
+    assert "over-rate-cap" not in {f.code for f in budget_findings(view, report)}
+    # Eight guaranteed days: 125,000 a day, within the 150,000 cap.
+    prod.doc.update(Deal, deal.id, {"guaranteed_days": 8})
+    view = ProductionView(prod.doc)
+    assert "over-rate-cap" not in {f.code for f in budget_findings(view, budget_report(view))}
+    # Five guaranteed days: 200,000 a day, over the cap.
+    prod.doc.update(Deal, deal.id, {"guaranteed_days": 5})
+    view = ProductionView(prod.doc)
+    found = {f.code: f for f in budget_findings(view, budget_report(view))}
+    assert "$2,000.00 a day" in found["over-rate-cap"].message
 
 
 def test_fringe_rates_are_exact_decimals(prod: StoredProduction) -> None:
