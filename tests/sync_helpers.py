@@ -20,14 +20,23 @@ NODE_PACKAGES = ("yjs", "y-websocket", "ws", "@y/websocket-server")
 
 
 def node_missing_reason() -> str | None:
-    """Why the Node interop peers cannot run here, or None if they can."""
+    """Why the Node interop peers cannot run here (Node itself is absent), or None.
+
+    Only a missing Node skips the interop tests: where Node is installed, missing npm
+    packages are a set-up error, reported by :func:`node_packages_problem`."""
     if shutil.which("node") is None:
         return "node is not installed (the Yjs interoperability tests need Node.js)"
+    return None
+
+
+def node_packages_problem() -> str | None:
+    """Which npm packages the interop tests need are missing from tests/interop, or None."""
     missing = [p for p in NODE_PACKAGES if not (NODE_DIR / "node_modules" / p).is_dir()]
     if missing:
         return (
-            f"npm packages {', '.join(missing)} are not installed in tests/interop"
-            " (run `make test`, which runs `npm install` there)"
+            f"node is installed but the npm packages {', '.join(missing)} are not in"
+            " tests/interop/node_modules: run `make test` (it runs npm install there) or"
+            " `cd tests/interop && npm install --no-audit --no-fund`"
         )
     return None
 

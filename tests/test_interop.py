@@ -1,6 +1,7 @@
 """Interoperability with stock Yjs peers: npm `yjs` + `y-websocket` run by Node against
 `castroom serve`, and the stock Node relay (`@y/websocket-server`) between castroom
-workspaces. Skipped, with the reason, only where Node or the npm packages are absent."""
+workspaces. Skipped, with the reason, only where Node is absent; where Node is installed,
+missing npm packages in tests/interop fail the tests (`make test` installs them)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sync_helpers import NodePeer, NodeRelay, make_token, node_missing_reason, wait_until
+from sync_helpers import (
+    NodePeer,
+    NodeRelay,
+    make_token,
+    node_missing_reason,
+    node_packages_problem,
+    wait_until,
+)
 
 from castroom.core import model
 from castroom.core.workspace import Workspace
@@ -22,6 +30,15 @@ from castroom.sync.server import ServerThread
 CASTROOM = Path(sys.executable).with_name("castroom")
 _MISSING = node_missing_reason()
 pytestmark = pytest.mark.skipif(_MISSING is not None, reason=str(_MISSING))
+
+
+@pytest.fixture(autouse=True)
+def _npm_packages_installed() -> None:
+    """With Node present, missing npm packages fail the tests (a broken set-up must not
+    pass as a skip)."""
+    problem = node_packages_problem()
+    if problem:
+        pytest.fail(problem, pytrace=False)
 
 
 @pytest.fixture
