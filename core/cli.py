@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
 import typing
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from rich.table import Table
 
 from . import bundle as bundles
 from . import model
+from .document import NewerSchemaWarning
 from .errors import CastroomError, ValidationFailed
 from .money import format_money
 from .plugins import Plugins, make_plugins
@@ -62,7 +65,17 @@ class Context:
         return self._workspace
 
     def production(self) -> StoredProduction:
-        return self.workspace().production(self.production_ref)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", NewerSchemaWarning)
+            production = self.workspace().production(self.production_ref)
+        for warning in caught:
+            if issubclass(warning.category, NewerSchemaWarning):
+                click.echo(f"Warning: {warning.message}", err=True)
+            else:
+                warnings.showwarning(
+                    warning.message, warning.category, warning.filename, warning.lineno
+                )
+        return production
 
     def view(self) -> ProductionView:
         return ProductionView(self.production().doc)
@@ -103,11 +116,32 @@ def parse_value(cls: type[model.Entity], name: str, hint: Any, raw: str) -> Any:
             raise ValidationFailed(cls.entity_kind, name, f"invalid JSON: {exc.msg}") from None
     if text.lower() in ("", "null", "none") and _optional(hint):
         return None
+    if _accepts(hint, dt.datetime):
+        raw = _full_datetime(text)
     try:
         value = msgspec.convert(raw, hint, strict=False)
     except msgspec.ValidationError as exc:
         raise model.validation_error(cls, _at(exc, name), None) from None
     return msgspec.to_builtins(value)
+
+
+#: An ISO date and time people type: a space for the T, seconds left out.
+_DATETIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2}(?:\.\d+)?)?(.*)$")
+
+
+def _full_datetime(text: str) -> str:
+    """``2026-01-01 10:00`` -> ``2026-01-01T10:00:00`` (msgspec wants RFC 3339)."""
+    match = _DATETIME.match(text)
+    if match is None:
+        return text
+    date, minutes, seconds, zone = match.groups()
+    return f"{date}T{minutes}{seconds or ':00'}{zone}"
+
+
+def _accepts(hint: Any, wanted: type) -> bool:
+    if typing.get_origin(hint) is typing.Annotated:
+        hint = typing.get_args(hint)[0]
+    return hint is wanted or wanted in typing.get_args(hint)
 
 
 def _optional(hint: Any) -> bool:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import functools
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple, TypeVar
@@ -46,6 +47,10 @@ Migration = Callable[["CastDocument"], None]
 MIGRATIONS: dict[int, Migration] = {}
 
 _PRODUCTION_KEY = ("production", "")
+
+
+class NewerSchemaWarning(UserWarning):
+    """The document was written by a newer castroom (it is read, but not migrated)."""
 
 
 class InvalidEntity(NamedTuple):
@@ -508,6 +513,16 @@ class CastDocument:
         migrations = MIGRATIONS if migrations is None else migrations
         target = SCHEMA_VERSION if target is None else target
         current = self.schema_version
+        if current > target:
+            # Readable (unknown fields are kept, just not shown), but the user should know.
+            warnings.warn(
+                NewerSchemaWarning(
+                    f"this production has schema version {current}, newer than this"
+                    f" program's {target}: some fields may not be shown; install a newer"
+                    " version of castroom"
+                ),
+                stacklevel=2,
+            )
         if current >= target:
             return []
         done = []
@@ -667,8 +682,14 @@ class CastDocument:
     def add(self, cls: type[E], **fields: Any) -> E:
         """Create an entity from fields, giving it a new id unless one is passed."""
         model.check_field_names(cls, fields)
+        generated = "id" not in fields
         fields.setdefault("id", model.new_id())
-        entity = model.validate(cls, fields)
+        try:
+            entity = model.validate(cls, fields)
+        except ValidationFailed as exc:
+            if generated:  # an id that was never saved means nothing to the reader
+                raise ValidationFailed(exc.kind, exc.field, exc.rule) from None
+            raise
         return self.put(entity)  # type: ignore[return-value]
 
     def put_many(self, entities: Iterable[Entity]) -> int:

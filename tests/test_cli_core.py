@@ -167,6 +167,38 @@ def test_add_errors_write_nothing(castroom) -> None:
     assert as_json(castroom("list", "candidates", "--json")) == []
 
 
+def test_add_errors_do_not_show_a_generated_id(castroom) -> None:
+    message = fails(castroom("add", "talent", "name=Ada", "rate=-5"), "talent.rate")
+    assert message.startswith("Error: invalid talent.rate:"), message  # no "(01J...)"
+    message = fails(castroom("add", "talent", "name=Ada", "playing_age_min=9", "playing_age_max=8"))
+    assert message.startswith("Error: invalid talent.playing_age_max:"), message
+
+
+@pytest.mark.parametrize("when", ["2026-01-01T10:00", "2026-01-01 10:00", "2026-01-01T10:00:00"])
+def test_datetimes_without_seconds_are_accepted(castroom, when: str) -> None:
+    role = as_json(castroom("add", "role", "name=Maya", "--json"))["id"]
+    made = as_json(castroom("add", "audition", f"role_id={role}", f"starts_at={when}", "--json"))
+    assert made["starts_at"] == "2026-01-01T10:00:00"
+    changed = as_json(
+        castroom("set", "audition", made["id"], "starts_at=2026-01-02T09:30", "--json")
+    )
+    assert changed["starts_at"] == "2026-01-02T09:30:00"
+    fails(castroom("set", "audition", made["id"], "starts_at=2026-01-02T25:00"), "starts_at")
+
+
+def test_a_newer_document_gives_a_warning(castroom) -> None:
+    with Workspace.open(castroom.path) as ws:
+        production = ws.production()
+        peer = Doc()
+        peer.apply_update(production.doc.encode_update())
+        peer.get("meta", type=Map)["schema_version"] = 99
+        production.apply_update(peer.get_update(production.doc.state_vector()), device="NEW")
+    result = castroom("list", "talents", "--json")
+    assert json.loads(result.stdout) == []  # still readable
+    assert result.stderr.startswith("Warning: ") and "schema version 99" in result.stderr
+    assert "newer version of castroom" in result.stderr
+
+
 def test_show_by_prefix_and_ambiguity(castroom) -> None:
     castroom("add", "talent", "name=Ada")
     castroom("add", "talent", "name=Ada")

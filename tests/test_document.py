@@ -333,8 +333,31 @@ def test_old_documents_are_migrated_additively_on_open(monkeypatch: pytest.Monke
     assert reopened.migrate() == [2]
     assert reopened.schema_version == 2 and reopened.get(Talent, "t1").union == "unknown"
     assert reopened.migrate() == [] and calls == [2]
-    # A newer document is left alone.
-    assert reopened.migrate(target=1) == [] and reopened.schema_version == 2
+    # A newer document is left alone (with a warning).
+    with pytest.warns(document_module.NewerSchemaWarning):
+        assert reopened.migrate(target=1) == []
+    assert reopened.schema_version == 2
+
+
+def test_a_document_newer_than_this_program_warns_and_is_left_alone() -> None:
+    doc = CastDocument.create("Future", production_id="P")
+    peer = Doc()
+    peer.apply_update(doc.encode_update())
+    peer.get("meta", type=Map)["schema_version"] = document_module.SCHEMA_VERSION + 1
+    doc.apply_update(peer.get_update(doc.state_vector()))
+    with pytest.warns(document_module.NewerSchemaWarning, match="newer version of castroom"):
+        assert doc.migrate() == []
+    assert doc.schema_version == document_module.SCHEMA_VERSION + 1
+
+
+def test_add_errors_do_not_name_a_generated_id() -> None:
+    doc = CastDocument.create("Show", production_id="P")
+    with pytest.raises(ValidationFailed) as caught:
+        doc.add(Talent, name="Ada", rate=-1)
+    assert caught.value.entity_id is None and "(" not in str(caught.value).split(":")[0]
+    assert doc.ids(Talent) == []
+    with pytest.raises(ValidationFailed, match=r"talent\.rate \(mine\)"):
+        doc.add(Talent, id="mine", name="Ada", rate=-1)  # an id the caller chose is named
 
 
 def test_migration_on_open_through_the_workspace(tmp_path, monkeypatch) -> None:
