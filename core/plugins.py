@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .document import Changes
     from .view import ProductionView
 
+_NO_VIEW = object()
 ENTRY_POINT_GROUP = "castroom"
 DISABLE_ENV = "CASTROOM_DISABLE_PLUGINS"
 
@@ -90,8 +91,16 @@ class Plugins:
 
     # -- calling hooks safely ----------------------------------------------------------------
 
+    def _attach(self, kwargs: dict[str, Any]) -> None:
+        # A hook's view answers view.cost_report() through these plugins (never a
+        # built-in called directly), unless whoever made the view chose otherwise.
+        view = kwargs.get("view")
+        if view is not None and getattr(view, "plugins", _NO_VIEW) is None:
+            view.plugins = self
+
     def _call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call every implementation of a hook on its own, so one failure is contained."""
+        self._attach(kwargs)
         hook = getattr(self.pm.hook, hook_name)
         results = []
         # pluggy lists implementations in reverse call order; keep its (tryfirst..trylast).
@@ -104,6 +113,7 @@ class Plugins:
         return results
 
     def _first(self, hook_name: str, **kwargs: Any) -> Any:
+        self._attach(kwargs)
         hook = getattr(self.pm.hook, hook_name)
         for impl in reversed(hook.get_hookimpls()):
             args = {name: kwargs[name] for name in impl.argnames}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from . import model
 from .document import CastDocument, InvalidEntity
@@ -27,12 +27,28 @@ from .model import (
 
 E = TypeVar("E", bound=Entity)
 
+_UNSET: Any = object()
+
+
+class CostReporter(Protocol):
+    """What a view needs from the plugin façade (kept structural: core imports no plugin)."""
+
+    def cost_report(self, view: ProductionView) -> Any: ...
+
 
 class ProductionView:
-    """Typed, read-only access to one production's current state."""
+    """Typed, read-only access to one production's current state.
 
-    def __init__(self, doc: CastDocument) -> None:
+    ``plugins`` (the façade, :class:`castroom.core.plugins.Plugins`) lets a plugin ask for
+    answers other plugins give, such as :meth:`cost_report`; the façade attaches itself
+    to any view it passes to a hook, so views made without it still get it there.
+    """
+
+    def __init__(self, doc: CastDocument, *, plugins: CostReporter | None = None) -> None:
         self._doc = doc
+        self.plugins = plugins
+        self._cost: Any = _UNSET
+        self._costing = False
 
     @property
     def production(self) -> Production:
@@ -52,6 +68,22 @@ class ProductionView:
 
     def invalid(self) -> list[InvalidEntity]:
         return self._doc.invalid()
+
+    def cost_report(self) -> Any:
+        """The production's cost report as the plugins compute it (the first
+        ``castroom_cost_report`` answer, so a third-party cost plugin counts everywhere),
+        once per view. None without a plugin façade, or when no plugin answers."""
+        if self.plugins is None:
+            return None
+        if self._cost is _UNSET:
+            if self._costing:  # a cost plugin asked for the cost report: no answer yet
+                return None
+            self._costing = True
+            try:
+                self._cost = self.plugins.cost_report(self)
+            finally:
+                self._costing = False
+        return self._cost
 
     # -- indexes ------------------------------------------------------------------------------
 

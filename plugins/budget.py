@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import msgspec
 
+from castroom.core.errors import CastroomError
 from castroom.core.findings import EntityRef, Finding
 from castroom.core.hookspecs import hookimpl
 from castroom.core.model import Deal, ShootDay, Talent
@@ -379,6 +380,28 @@ def budget_report(view: ProductionView, *, drop_after: int = DROP_AFTER_DAYS) ->
     )
 
 
+def report_for(view: ProductionView) -> BudgetReport:
+    """The cost report as the loaded plugins give it (a third-party
+    ``castroom_cost_report`` overrides the built-in for checks and contingency too), or
+    the built-in one for a view made without plugins."""
+    result = view.cost_report()
+    return budget_report(view) if result is None else as_report(result)
+
+
+def as_report(result: Any) -> BudgetReport:
+    """Accept a BudgetReport, or plain data of its shape from a third-party plugin."""
+    if isinstance(result, BudgetReport):
+        return result
+    try:
+        return msgspec.convert(
+            result if isinstance(result, dict) else msgspec.to_builtins(result),
+            BudgetReport,
+            strict=False,
+        )
+    except (msgspec.ValidationError, TypeError) as exc:
+        raise CastroomError(f"a plugin's cost report is malformed: {exc}") from None
+
+
 def _subtotals(lines: list[CostLine], id_field: str, name_field: str) -> list[Subtotal]:
     out: dict[str, Subtotal] = {}
     for line in lines:
@@ -478,13 +501,12 @@ def castroom_cost_report(view: ProductionView) -> BudgetReport:
 
 @hookimpl(trylast=True)
 def castroom_check(view: ProductionView) -> list[Finding]:
-    return budget_findings(view, budget_report(view))
+    return budget_findings(view, report_for(view))
 
 
 @hookimpl(trylast=True)
 def castroom_register_commands(cli: click.Group) -> None:
     from castroom.core.cli import Context, emit_json, pass_ctx
-    from castroom.core.errors import CastroomError
 
     @cli.command(name="budget")
     @click.option("--json", "as_json", is_flag=True, help="The full report as JSON.")
@@ -492,9 +514,10 @@ def castroom_register_commands(cli: click.Group) -> None:
     def budget_cmd(obj: Context, as_json: bool) -> None:
         """Cast cost per actor and role, and the total against the cap."""
         view = obj.view()
-        report = obj.plugins.cost_report(view)
-        if report is None:
+        result = obj.plugins.cost_report(view)
+        if result is None:
             raise CastroomError("no plugin produced a cost report")
+        report = as_report(result)
         if as_json:
             emit_json(report)
         else:

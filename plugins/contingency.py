@@ -208,7 +208,7 @@ def rank(view: ProductionView, talent_id: str, role_id: str | None) -> Contingen
     roles = booked_roles(view, talent_id)
     if role_id is not None:
         roles = [r for r in roles if r[0] == role_id]
-    report = budget.budget_report(view)
+    report = budget.report_for(view)  # the plugins' cost report, not only the built-in
     money = lambda minor: format_money(minor, report.currency)  # noqa: E731
     plans = []
     for rid, era, cands in roles:

@@ -393,3 +393,40 @@ def test_cost_report_hook_override_and_fallthrough(tmp_path: Path, prod: StoredP
     assert make_plugins(extra=[Silent()], entry_points=False).cost_report(view).total == 0
     data = json.loads(run(_workspace(tmp_path), "budget", "--json", extra=[UnionScale()]).output)
     assert data["total"] == 42
+
+
+class OverBudget:
+    """A third-party cost report that puts the production over its cap."""
+
+    __name__ = "over_budget"
+
+    @hookimpl
+    def castroom_cost_report(self, view: ProductionView) -> BudgetReport:
+        return BudgetReport(
+            currency=view.production.currency,
+            cap=100,
+            total=1_000,
+            remaining=-900,
+            over_cap=True,
+            lines=[],
+            by_talent=[budget.Subtotal(id="x", name="Union Scale", total=1_000, deals=1)],
+            by_role=[],
+        )
+
+
+def test_checks_use_the_plugins_cost_report(tmp_path: Path, prod: StoredProduction) -> None:
+    """budget's check judges the report the plugins give (a third-party
+    castroom_cost_report wins), not the built-in report called directly."""
+    _cast(prod)
+    view = ProductionView(prod.doc)
+    assert "over-cap" not in {f.code for f in make_plugins(entry_points=False).check(view)}
+    found = make_plugins(extra=[OverBudget()], entry_points=False).check(ProductionView(prod.doc))
+    [over] = [f for f in found if f.code == "over-cap"]
+    assert over.plugin == "budget" and "Union Scale" in over.message
+    assert "$10.00 is over the cap $1.00" in over.message
+    # The same through the real `castroom check` command.
+    result = run(_workspace(tmp_path), "check", "--json", extra=[OverBudget()])
+    codes = {f["code"] for f in json.loads(result.output)["findings"]}
+    assert "over-cap" in codes
+    # A view made with no plugin façade still gets the built-in report.
+    assert budget.report_for(ProductionView(prod.doc)).total == 0

@@ -379,3 +379,38 @@ def test_rank_replacements_through_the_facade(ws_path: Path) -> None:
         assert isinstance(plan, ContingencyPlan) and plan.roles[0].replacements[0].name == "Cal"
         plugins = make_plugins(extra=[AlwaysFay()], entry_points=False)
         assert plugins.rank_replacements(view, ids["Ada"], None).talent == "someone"
+
+
+class TightBudget:
+    """A third-party cost report (plain data of BudgetReport's shape) with little left."""
+
+    __name__ = "tight_budget"
+
+    @hookimpl
+    def castroom_cost_report(self, view: ProductionView) -> dict[str, Any]:
+        return {
+            "currency": "USD",
+            "cap": 100_000_000,
+            "total": 99_990_000,
+            "remaining": 10_000,
+            "over_cap": False,
+            "lines": [],
+            "by_talent": [],
+            "by_role": [],
+        }
+
+
+def test_ranking_uses_the_plugins_cost_report(ws_path: Path) -> None:
+    """The remaining budget comes from the plugins' cost report, so a third-party
+    castroom_cost_report changes what a replacement can afford."""
+    ids = build(ws_path)
+    with Workspace.open(ws_path) as ws:
+        view = ProductionView(ws.production().doc)
+        plugins = make_plugins(extra=[TightBudget()], entry_points=False)
+        plan = plugins.rank_replacements(view, ids["Ada"], None)
+    assert plugins.failures == []
+    assert plan.remaining_budget == 10_000
+    eve = next(r for r in plan.replacements if r.name == "Eve")
+    assert any("over the budget left" in reason for reason in eve.reasons)
+    result = run(ws_path, "replace", ids["Ada"], "--json", extra=[TightBudget()])
+    assert json.loads(result.output)["remaining_budget"] == 10_000
