@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,64 @@ def castroom(cli):
 
 def as_json(result) -> object:
     return json.loads(ok(result))
+
+
+def log_rows(path: Path) -> int:
+    """Rows in the workspace's update log (read straight from the SQLite file)."""
+    with sqlite3.connect(path / "castroom.db") as db:
+        return db.execute("SELECT COUNT(*) FROM updates").fetchone()[0]
+
+
+def one_of_each(castroom) -> dict[str, str]:
+    """One entity of every kind; kind -> id."""
+    ids = {"talent": as_json(castroom("add", "talent", "name=Ada", "--json"))["id"]}
+    ids["role"] = as_json(castroom("add", "role", "name=Maya", "--json"))["id"]
+    talent, role = ids["talent"], ids["role"]
+    samples = {
+        "candidate": ["talent_id=" + talent, "role_id=" + role],
+        "audition": ["role_id=" + role, "starts_at=2026-03-01T10:00:00"],
+        "scene": ["number=12A", f'characters=["{role}"]'],
+        "shoot_day": ["date=2026-04-01"],
+        "availability": ["talent_id=" + talent, "start=2026-04-01", "end=2026-04-02"],
+        "deal": ["talent_id=" + talent, "role_id=" + role, "rate=100000"],
+        "member": ["name=Rosa"],
+    }
+    for kind, fields in samples.items():
+        ids[kind] = as_json(castroom("add", kind, *fields, "--json"))["id"]
+    return ids
+
+
+#: Per kind: a valid change (field, value, as JSON) and a change that breaks a rule.
+CHANGES = {
+    "talent": (("rate", "5", 5), "rate=-1"),
+    "role": (("status", "cast", "cast"), "age_min=-1"),
+    "candidate": (("stage", "callback", "callback"), "stage=maybe"),
+    "audition": (("minutes", "45", 45), "minutes=0"),
+    "scene": (("heading", "EXT. PIER", "EXT. PIER"), "number="),
+    "shoot_day": (("call_time", "06:30", "06:30"), "call_time=25:00"),
+    "availability": (("kind", "booked", "booked"), "end=2026-03-01"),
+    "deal": (("status", "offered", "offered"), "unit=month"),
+    "member": (("job", "producer", "producer"), "job=boss"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CHANGES))
+def test_set_delete_restore_every_kind(castroom, kind: str) -> None:
+    ref = one_of_each(castroom)[kind]
+    (field, text, value), bad = CHANGES[kind]
+    assert as_json(castroom("set", kind, ref, f"{field}={text}", "--json"))[field] == value
+    before = log_rows(castroom.path)
+    fails(castroom("set", kind, ref, bad), bad.split("=")[0])
+    assert log_rows(castroom.path) == before  # a refused set writes nothing
+    assert as_json(castroom("show", kind, ref, "--json"))[field] == value
+    assert f"Deleted {kind}" in ok(castroom("delete", kind, ref))
+    assert ref not in [e["id"] for e in as_json(castroom("list", kind, "--json"))]
+    assert as_json(castroom("show", kind, ref, "--json"))["deleted"] is True
+    before = log_rows(castroom.path)
+    fails(castroom("delete", kind, ref), f"no {kind}")  # already hidden: writes nothing
+    assert log_rows(castroom.path) == before
+    assert f"Restored {kind}" in ok(castroom("restore", kind, ref))
+    assert ref in [e["id"] for e in as_json(castroom("list", kind, "--json"))]
 
 
 def test_init_creates_workspace_and_production(cli) -> None:
@@ -143,6 +202,7 @@ def test_set_changes_fields_and_validates(castroom) -> None:
     data = as_json(castroom("set", "talent", "Ada Stone", "rate=250000", "hair=red", "--json"))
     assert data["rate"] == 250000 and data["hair"] == "red"
     assert "Updated talent" in ok(castroom("set", "talent", ada, "eyes=green"))
+    before = log_rows(castroom.path)
     fails(castroom("set", "talent", ada, "playing_age_min=50"), "playing_age_max", "must be >=")
     fails(castroom("set", "talent", ada, "rate=-5"), "rate")
     fails(castroom("set", "talent", ada, "rate=lots"), "rate")
@@ -150,6 +210,7 @@ def test_set_changes_fields_and_validates(castroom) -> None:
     fails(castroom("set", "talent", ada, "novalue"), "field=value")
     fails(castroom("set", "talent", ada, "languages=[broken"), "languages", "JSON")
     fails(castroom("set", "talent", "nobody", "rate=5"), "no talent")
+    assert log_rows(castroom.path) == before  # none of the refused sets wrote anything
     shown = as_json(castroom("show", "talent", ada, "--json"))
     assert (shown["playing_age_min"], shown["rate"], shown["eyes"]) == (30, 250000, "green")
     data = as_json(castroom("set", "talent", ada, "rate=null", "--json"))
@@ -157,6 +218,7 @@ def test_set_changes_fields_and_validates(castroom) -> None:
 
 
 def test_add_errors_write_nothing(castroom) -> None:
+    before = log_rows(castroom.path)
     fails(castroom("add", "talent", "rate=5"), "name", "required")
     fails(castroom("add", "talent", "name=Ada", "playing_age_min=-1"), "playing_age_min")
     fails(castroom("add", "candidate", "talent_id=t", "role_id=r", "stage=maybe"), "stage")
@@ -165,6 +227,7 @@ def test_add_errors_write_nothing(castroom) -> None:
     fails(castroom("add", "talent", "id=mine", "name=x"), "id")
     assert as_json(castroom("list", "talents", "--json")) == []
     assert as_json(castroom("list", "candidates", "--json")) == []
+    assert log_rows(castroom.path) == before
 
 
 def test_add_errors_do_not_show_a_generated_id(castroom) -> None:
@@ -214,7 +277,9 @@ def test_production_show_set_list(castroom) -> None:
         castroom("production", "set", "fringe_rate=0.2", "title=Tides of Time")
     )
     assert as_json(castroom("production", "show", "--json"))["fringe_rate"] == 0.2
+    before = log_rows(castroom.path)
     fails(castroom("production", "set", "fringe_rate=2"), "fringe_rate")
+    assert log_rows(castroom.path) == before
     listed = as_json(castroom("production", "list", "--json"))
     assert [p["title"] for p in listed] == ["Tides of Time"]
     assert "Tides of Time" in ok(castroom("production", "list"))
