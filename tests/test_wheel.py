@@ -1,10 +1,10 @@
 """The wheel holds every module: build it, install it into a fresh virtual environment,
 import every module of castroom.core/plugins/sync there and run ``castroom --help``.
 
-The fresh environment gets the dependencies by pointing at this environment's
-site-packages (no network, no editable install: a .pth line adds the folder to sys.path
-without running the editable-install hooks inside it), so only the wheel provides
-``castroom``.
+pip installs the wheel (``--no-deps --no-index``: offline) into the fresh environment,
+console script included. The dependencies then come from this environment's
+site-packages through a .pth line (no network; a folder added that way does not run the
+editable-install hook inside it), so only the wheel provides ``castroom``.
 """
 
 from __future__ import annotations
@@ -76,36 +76,61 @@ def test_wheel_installs_and_imports_every_module(tmp_path: Path) -> None:
         assert expected in files, f"{expected} missing from the wheel"
     assert not any(f.startswith(("core/", "sync/", "plugins/", "tests/")) for f in files)
 
+    # A fresh environment; pip itself installs the wheel (its files, RECORD and the
+    # console script), offline, from this environment's pip (``--python`` targets the new
+    # one, which needs no pip of its own).
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PIP_INDEX_URL")}
+    pip = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "--disable-pip-version-check",
+            "install",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert pip.returncode == 0, pip.stdout[-2000:] + pip.stderr[-2000:]
     target = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
-    # Unpack the wheel as pip would (pure Python: copy the files, write the script).
-    with zipfile.ZipFile(wheel) as archive:
-        archive.extractall(target)
+    # Only now (so pip above saw an empty environment) make the dependencies importable
+    # offline: a .pth line puts this environment's site-packages after the venv's own.
+    # A folder added that way has its own .pth files ignored, so this checkout's editable
+    # install stays inactive and only the wheel can provide castroom.
     here = [p for p in site.getsitepackages() if Path(p).exists()]
-    Path(target, "deps-from-test-env.pth").write_text("\n".join(here) + "\n")
+    Path(target, "zz-deps-from-test-env.pth").write_text("\n".join(here) + "\n")
+
     script = env_dir / "bin" / "castroom"
-    script.write_text(
-        f"#!{python}\nimport sys\nfrom castroom.core.cli import main\nsys.exit(main())\n"
-    )
-    script.chmod(0o755)
+    assert script.exists(), "pip did not install the castroom console script"
+    assert script.read_text().splitlines()[0] == f"#!{python}", "script not bound to the venv"
 
     modules = source_modules()
     code = (
-        "import importlib, sys\n"
+        "import importlib, importlib.metadata, sys\n"
         f"names = {modules!r}\n"
         "for name in names:\n"
         "    module = importlib.import_module(name)\n"
         f"    assert module.__file__.startswith({target!r}), (name, module.__file__)\n"
+        "dist = importlib.metadata.distribution('castroom')\n"
+        f"assert str(dist.locate_file('')).startswith({target!r}), dist.locate_file('')\n"
         "print(len(names))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
     result = subprocess.run(
         [str(python), "-c", code],
         capture_output=True,
