@@ -4,6 +4,7 @@ WebSocket and HTTP clients."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import ssl
 import subprocess
@@ -218,12 +219,20 @@ def test_unknown_production_404(server: ServerThread, setup: Setup) -> None:
     assert response.status_code == 404 and "no production" in response.json()["error"]
 
 
-def test_malformed_bodies_refused_document_unchanged(server: ServerThread, setup: Setup) -> None:
+def test_malformed_bodies_refused_document_unchanged(
+    server: ServerThread, setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="castroom.sync.server")
     before = setup.snapshot()
     headers = bearer(setup.write)
     for body in (b"\x01\x02\x03", b"\xff" * 40, b"x", b"\x01\x01\x81"):
         response = HTTP.post(f"{server.url}/sync/{setup.pid}/push", headers=headers, content=body)
         assert response.status_code == 400 and "bad update" in response.json()["error"]
+    # Each refusal is logged on the server, with the request and the reason.
+    refused = [
+        r.getMessage() for r in caplog.records if "refused: 400 bad update" in r.getMessage()
+    ]
+    assert len(refused) == 4 and all(f"/sync/{setup.pid}/push" in m for m in refused)
     bad_sv = HTTP.post(f"{server.url}/sync/{setup.pid}/pull", headers=headers, content=b"\x05\x01")
     assert bad_sv.status_code == 400 and "state vector" in bad_sv.json()["error"]
     assert setup.snapshot() == before
@@ -335,7 +344,10 @@ def test_awareness_relayed_and_cleared_on_leave(server: ServerThread, setup: Set
         assert any(e.client_id == 4242 and e.state is None for e in entries)
 
 
-def test_read_only_peer_dropped_and_told(server: ServerThread, setup: Setup) -> None:
+def test_read_only_peer_dropped_and_told(
+    server: ServerThread, setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="castroom.sync")
     before = setup.snapshot()
     with ws_connect(server, setup.pid, setup.read) as conn:
         doc = Doc()
@@ -349,6 +361,7 @@ def test_read_only_peer_dropped_and_told(server: ServerThread, setup: Setup) -> 
             if m.type is p.MessageType.AUTH
         ]
         assert told and b"read-only" in told[0].payload
+    assert any("dropped a sync frame from read-only peer" in r.getMessage() for r in caplog.records)
     assert setup.snapshot() == before
 
 
@@ -369,8 +382,9 @@ def test_read_only_peer_empty_step2_is_not_denied(server: ServerThread, setup: S
     [b"\x00\x02\x05\x01\x02", b"\x09", b"\x00\x02\x03\xff\xff\xff", b"\x00\x00\x01"],
 )
 def test_malformed_frames_close_with_1007_document_unchanged(
-    server: ServerThread, setup: Setup, frame: bytes
+    server: ServerThread, setup: Setup, frame: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="castroom.sync.server")
     before = setup.snapshot()
     with ws_connect(server, setup.pid, setup.write) as conn:
         conn.send(frame)
@@ -379,6 +393,9 @@ def test_malformed_frames_close_with_1007_document_unchanged(
                 conn.recv(timeout=2)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
         assert "bad message" in closed.value.rcvd.reason
+    # The refusal is logged on the server (peer, production, reason).
+    logged = [r for r in caplog.records if r.getMessage().startswith("bad frame from")]
+    assert logged and logged[0].levelno == logging.WARNING and setup.pid in logged[0].getMessage()
     assert setup.snapshot() == before
     # The server carries on serving.
     assert HTTP.get(f"{server.url}/health").status_code == 200
@@ -449,9 +466,11 @@ def test_http_push_reaches_live_peer(server: ServerThread, setup: Setup) -> None
         update = doc.get_update(state)
         other = Doc()
         other.apply_update(doc.get_update())
-        HTTP.post(
+        pushed = HTTP.post(
             f"{server.url}/sync/{setup.pid}/push", headers=bearer(setup.write), content=update
         )
+        assert pushed.status_code == 200, pushed.text
+        assert pushed.json() == {"changed": 1, "created": False}
         relayed = [m for m in recv_frames(conn, 5, until=is_update) if is_update(m)]
         assert relayed
 
@@ -505,10 +524,13 @@ def test_tls(setup: Setup, tmp_path: Path) -> None:
             assert "Ada Stone" in json.dumps(doc.get("talents", type=Map).to_py())
 
 
-def test_connection_cut_mid_message_changes_nothing(server: ServerThread, setup: Setup) -> None:
+def test_connection_cut_mid_message_changes_nothing(
+    server: ServerThread, setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
     import socket
     import struct
 
+    caplog.set_level(logging.INFO, logger="castroom.sync.server")
     before = setup.snapshot()
     peer = Doc()
     peer.get("talents", type=Map)["cut"] = Map({"id": "cut", "name": "Half Sent", "deleted": False})
@@ -526,7 +548,16 @@ def test_connection_cut_mid_message_changes_nothing(server: ServerThread, setup:
             f"Authorization: Bearer {setup.write}\r\nContent-Length: {len(frame)}\r\n\r\n".encode()
             + frame[: len(frame) // 2]
         )
-    time.sleep(0.3)
+
+    # Wait (bounded) until the server has dealt with both cut connections: the WebSocket
+    # peer has left its room and the half-sent push was refused.
+    def handled() -> bool:
+        messages = [r.getMessage() for r in caplog.records]
+        return any(m.endswith(f"left {setup.pid}") for m in messages) and any(
+            "connection closed before the body was complete" in m for m in messages
+        )
+
+    assert wait_for(handled, 10), [r.getMessage() for r in caplog.records]
     assert setup.snapshot() == before
     assert HTTP.get(f"{server.url}/health").status_code == 200
     with ws_connect(server, setup.pid, setup.read) as fine:

@@ -3,6 +3,7 @@ for the quick cases, real subprocesses (a real server on 127.0.0.1) end to end."
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -106,8 +107,6 @@ def test_token_create_list_revoke(cli: Any, seeded: tuple[Path, str]) -> None:
     assert token.split("_")[2] not in listed
     scoped = new_token(cli, path, "--scope", "read", "--production", "Harbour Lights")
     entries = cli("token", "list", "--json", workspace=path)
-    import json
-
     rows = json.loads(entries.output)
     assert {r["production"] for r in rows} == {None, pid}
     assert all("hash" not in r and "secret" not in r for r in rows)
@@ -137,21 +136,71 @@ def test_sync_rejects_unknown_schemes(cli: Any) -> None:
     assert result.exit_code == 1 and "use http(s)://, ws(s):// or a folder" in result.output
 
 
-def test_sync_path_goes_to_folder_sync(
-    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import castroom.sync.folder as folder
+def talents(workspace: Path) -> set[str]:
+    listed = castroom("--workspace", str(workspace), "list", "talents", "--json")
+    assert listed.returncode == 0, listed.stderr
+    return {row["name"] for row in json.loads(listed.stdout)}
 
-    calls: list[tuple[Any, ...]] = []
 
-    def fake(workspace: Workspace, path: Path, *, live: bool, echo: Any) -> None:
-        calls.append((workspace.path, path, live))
-        echo("folder synced")
+def test_sync_path_converges_two_workspaces_through_a_folder(tmp_path: Path) -> None:
+    """`castroom sync PATH`, as a person runs it: real processes, one shared folder."""
+    shared, a, b = tmp_path / "shared", tmp_path / "a", tmp_path / "b"
+    shared.mkdir()
+    made = castroom("--workspace", str(a), "init", "--production", "Folder Show")
+    assert made.returncode == 0, made.stderr
+    assert castroom("--workspace", str(a), "add", "talent", "name=Ada Stone").returncode == 0
+    first = castroom("--workspace", str(a), "sync", str(shared))
+    assert first.returncode == 0, first.stderr
+    assert "wrote 1 file(s)" in first.stdout
+    joined = castroom("--workspace", str(b), "sync", str(shared))  # an empty workspace joins
+    assert joined.returncode == 0, joined.stderr
+    assert "adopted 1 production(s)" in joined.stdout
+    assert castroom("--workspace", str(b), "add", "talent", "name=Ben Ray").returncode == 0
+    assert castroom("--workspace", str(b), "sync", str(shared)).returncode == 0
+    back = castroom("--workspace", str(a), "sync", str(shared))
+    assert back.returncode == 0 and "merged 1 file(s)" in back.stdout
+    assert talents(a) == talents(b) == {"Ada Stone", "Ben Ray"}
+    again = castroom("--workspace", str(a), "sync", str(shared))
+    assert again.returncode == 0 and "up to date" in again.stdout
 
-    monkeypatch.setattr(folder, "sync_folder", fake)
-    result = cli("sync", str(tmp_path / "shared"), "--live")
-    assert result.exit_code == 0 and "folder synced" in result.output
-    assert calls == [(cli.path, tmp_path / "shared", True)]
+
+def test_sync_path_live_picks_up_a_peer_until_interrupted(tmp_path: Path) -> None:
+    """`castroom sync PATH --live` in its own process: another workspace's one-shot sync
+    reaches it, and Ctrl-C ends it cleanly."""
+    shared, a, b = tmp_path / "shared", tmp_path / "a", tmp_path / "b"
+    shared.mkdir()
+    assert castroom("--workspace", str(a), "init", "--production", "Live Folder").returncode == 0
+    assert castroom("--workspace", str(a), "sync", str(shared)).returncode == 0
+    assert castroom("--workspace", str(b), "sync", str(shared)).returncode == 0
+    log = tmp_path / "live.log"
+    with log.open("w") as handle:
+        live = subprocess.Popen(
+            [EXE, "--workspace", str(b), "sync", str(shared), "--live"],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while "watching" not in log.read_text():
+                assert time.monotonic() < deadline and live.poll() is None, log.read_text()
+                time.sleep(0.05)
+            assert castroom("--workspace", str(a), "add", "talent", "name=Cy Live").returncode == 0
+            assert castroom("--workspace", str(a), "sync", str(shared)).returncode == 0
+            deadline = time.monotonic() + 30
+            while "Cy Live" not in talents(b):
+                assert time.monotonic() < deadline and live.poll() is None, log.read_text()
+                time.sleep(0.2)
+        finally:
+            if live.poll() is None:
+                live.send_signal(signal.SIGINT)
+            try:
+                live.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                live.kill()
+                live.wait(timeout=5)
+    assert live.returncode == 0, log.read_text()
+    assert "Traceback" not in log.read_text()
 
 
 def test_failed_first_sync_leaves_no_workspace_behind(cli: Any, tmp_path: Path) -> None:
