@@ -5,9 +5,15 @@ talent is booked in, the scenes and shoot days affected and the replacements ran
 fit, each with the reasons for its rank. The ranking is the firstresult hook
 ``castroom_rank_replacements``; the built-in (``trylast``) one here ranks:
 
-1. the role's backups, in ``Role.backups`` order (ids of talents or of candidates);
+1. the role's backups, in ``Role.backups`` order (ids of talents or of candidates; a
+   candidate id for another era of the character is not a backup for this one);
 2. then candidates with a ``backup_rank``, by that rank;
-3. then the role's other live candidates, by score.
+3. then the role's other live candidates, by score;
+
+but only among those who fit: anyone who breaks a hard constraint (a playing age that
+fits none of the character's ages in the affected scenes, unavailable on every affected
+shoot day, already playing another character in those scenes) comes after everyone who
+fits, in the same order, with the reason.
 
 The score (0-100) adds playing age against the character's ages in the affected scenes
 (30), availability on the affected shoot days (30), the estimated cost against the
@@ -301,7 +307,10 @@ def _rank_role(
     backups: list[str] = []
     by_candidate = {c.id: c for c in view.candidates}
     for ref in role.backups:
-        talent_id = by_candidate[ref].talent_id if ref in by_candidate else ref
+        backup_cand = by_candidate.get(ref)
+        if backup_cand is not None and era is not None and backup_cand.era not in (None, era):
+            continue  # a backup for another era of the character (another actor's age)
+        talent_id = backup_cand.talent_id if backup_cand is not None else ref
         if (
             view.find(Talent, talent_id) is not None
             and talent_id != dropped
@@ -335,10 +344,15 @@ def _rank_role(
         else:
             tier, order = "candidate", (2, 0)
             reasons.append(f"candidate ({cand.stage})" if cand else "candidate")
+        misfits: list[str] = []  # hard constraints broken: ranked after everyone who fits
         age, why = _age_reason(view, talent, role, scenes, era)
         reasons.append(why)
+        if age == 0.0:  # known, and fits none of the character's ages here
+            misfits.append(why)
         free, why, blocked = _availability(view, talent_id, days)
         reasons.append(why)
+        if days and not free:
+            misfits.append(why)
         clashes = [
             (scene, other)
             for scene in scenes
@@ -355,6 +369,7 @@ def _rank_role(
             others = ", ".join(dict.fromkeys(view.roles[o].name for _, o in clashes))
             plural = "s" if "," in numbers else ""
             reasons.append(f"already plays {others} in scene{plural} {numbers}")
+            misfits.append(reasons[-1])
         cost = _estimate(view, talent, role, era, paid_days, template, own_deals.get(talent_id))
         rate_cap_ok = True
         if talent.rate is not None and role.rate_cap is not None and talent.rate > role.rate_cap:
@@ -384,9 +399,12 @@ def _rank_role(
             + WEIGHTS["budget"] * fits
             + WEIGHTS["ratings"] * rated
         )
+        if misfits and tier != "candidate":
+            # Being a backup earns the top only for someone who can play these scenes.
+            reasons.append(f"ranked after those who fit: {'; '.join(misfits)}")
         entries.append(
             (
-                order,
+                (bool(misfits), *order),
                 -score,
                 talent.name.casefold(),
                 talent_id,

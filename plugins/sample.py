@@ -137,6 +137,7 @@ def build_sample(
         slots = [(e.name, e.age_min or 0, e.age_max or 99) for e in role.eras] or [
             (None, role.age_min or 0, role.age_max or 99)
         ]
+        backups: list[str] = []
         for era, low, high in slots:
             pool = [
                 t
@@ -164,9 +165,23 @@ def build_sample(
                 candidates.append(cand)
                 if stage == "booked":
                     booked_for[(role.id, era)] = talent.id
-            backups = [c.talent_id for c in candidates[-len(pool) :][1:4]]
-            if era in (None, ERAS[0][0]):
-                roles[r_index] = Role(**{**_fields(role), "backups": backups})
+            # Backups per era, as candidate ids (a candidate carries its era), from this
+            # era's pool; those who can play the age the scenes ask for (an era's looks
+            # are its youngest age + 2) come first.
+            wanted = low + 2 if era is not None else None
+            others = candidates[-len(pool) :][1:]
+            by_talent = {t.id: t for t in pool}
+
+            def covers(
+                c: Candidate, wanted: int | None = wanted, by_talent: dict = by_talent
+            ) -> bool:
+                t = by_talent[c.talent_id]
+                return wanted is None or (
+                    (t.playing_age_min or 0) <= wanted <= (t.playing_age_max or 999)
+                )
+
+            backups += [c.id for c in sorted(others, key=lambda c: not covers(c))[:2]]
+        roles[r_index] = Role(**{**_fields(role), "backups": backups})
 
     # Scenes, shot out of sequence over the shoot days.
     start = dt.date(2027, 3, 1)

@@ -98,12 +98,16 @@ def test_backups_first_then_ranked_backups_then_candidates_by_score(ws_path: Pat
     [role] = plan.roles
     names = [r.name for r in role.replacements]
     # Role.backups order (Cal, Dee) first, then the backup_rank candidate, then by score;
-    # the declined candidate and the dropped talent are not offered.
-    assert names == ["Cal", "Dee", "Hal", "Eve", "Fay"]
+    # but Dee (50-60 for a 30-40 part) fails a hard constraint and drops below everyone
+    # who fits. The declined candidate and the dropped talent are not offered.
+    assert names == ["Cal", "Hal", "Eve", "Fay", "Dee"]
     assert [r.rank for r in role.replacements] == [1, 2, 3, 4, 5]
     by_name = {r.name: r for r in role.replacements}
     assert by_name["Cal"].tier == "backup" and by_name["Cal"].candidate_id is None
     assert by_name["Dee"].tier == "backup" and by_name["Dee"].candidate_id == ids["c_Dee"]
+    assert (
+        "ranked after those who fit: playing age 50-60 does not fit 30-40" in by_name["Dee"].reasons
+    )
     assert by_name["Hal"].tier == "ranked backup"
     assert by_name["Eve"].score > by_name["Fay"].score
 
@@ -414,3 +418,41 @@ def test_ranking_uses_the_plugins_cost_report(ws_path: Path) -> None:
     assert any("over the budget left" in reason for reason in eve.reasons)
     result = run(ws_path, "replace", ids["Ada"], "--json", extra=[TightBudget()])
     assert json.loads(result.output)["remaining_budget"] == 10_000
+
+
+def test_backups_are_era_aware_and_must_fit_to_lead(tmp_path: Path) -> None:
+    """A character played by several actors over the years: a backup recorded (as a
+    candidate) for another era is no backup here, and a backup whose playing age misses
+    the affected scenes is ranked after a candidate who fits."""
+    with Workspace.open(tmp_path / "ws") as ws:
+        doc = ws.create_production("Decades", fringe_rate=0.0).doc
+        nell = doc.add(
+            Role,
+            name="Nell",
+            eras=[
+                {"name": "1962", "age_min": 16, "age_max": 20},
+                {"name": "2022", "age_min": 76, "age_max": 80},
+            ],
+        )
+        who = {
+            name: doc.add(Talent, name=name, playing_age_min=low, playing_age_max=high).id
+            for name, low, high in (
+                ("Young", 16, 22),
+                ("Old", 74, 82),
+                ("Teen", 15, 19),
+                ("Mid", 30, 40),
+            )
+        }
+        doc.add(Candidate, talent_id=who["Young"], role_id=nell.id, era="1962", stage="booked")
+        old = doc.add(Candidate, talent_id=who["Old"], role_id=nell.id, era="2022")
+        doc.add(Candidate, talent_id=who["Teen"], role_id=nell.id, era="1962")
+        mid = doc.add(Candidate, talent_id=who["Mid"], role_id=nell.id, era="1962")
+        # Backups: the 2022 one (a candidate id), then a 1962 one who does not fit.
+        doc.update(Role, nell.id, {"backups": [old.id, mid.id]})
+        doc.add(Scene, number="1", era="1962", characters=[nell.id])
+        plan = rank(ProductionView(doc), who["Young"], nell.id)
+    reps = plan.replacements
+    assert [r.name for r in reps] == ["Teen", "Mid"]  # Old is 2022's, not a 1962 backup
+    assert reps[0].tier == "candidate" and "playing age 15-19 fits 16-20" in reps[0].reasons
+    assert reps[1].tier == "backup"
+    assert "ranked after those who fit: playing age 30-40 does not fit 16-20" in reps[1].reasons

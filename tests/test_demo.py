@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
-from castroom.core.model import Role, Scene, Talent
+from castroom.core.model import Candidate, Role, Scene, Talent
 from castroom.core.workspace import Workspace
 from tests.conftest import run_castroom
 
@@ -16,6 +17,15 @@ def test_demo_builds_the_sample_and_converges(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "converged" in result.stdout
     assert "DIVERGED" not in result.stdout
+    # make demo also runs the checks, the budget and a drop-out (issue 3).
+    out = result.stdout
+    assert re.search(r"castroom check: \d+ findings", out)
+    assert "castroom budget: the five most" in out and "against a cap of" in out
+    assert "castroom replace: ranked replacements" in out
+    top = _replacements(out)[0]
+    assert top.startswith("1. ") and re.search(r"playing age \d+-\d+ fits \d+", top), top
+    for misfit in ("does not fit", "ranked after those who fit", "already plays"):
+        assert misfit not in top, top
 
     # Both team members' workspaces hold the same, complete production.
     with (
@@ -35,6 +45,9 @@ def test_demo_builds_the_sample_and_converges(tmp_path: Path) -> None:
         assert len(a.all(Scene)) == 150
         maggie = a.resolve(Role, "Maggie Doyle")
         assert [era.name for era in maggie.eras] == ["1962", "1994", "2022"]
+        # Backups come from each era's own pool: two candidates (of that era) per era.
+        backup_eras = [a.get(Candidate, ref).era for ref in maggie.backups]
+        assert sorted(backup_eras) == ["1962", "1962", "1994", "1994", "2022", "2022"]
         assert maggie.notes.startswith("Wig fittings")
 
     listed = run_castroom("-w", str(root / "sam"), "list", "roles", "--json")
@@ -47,3 +60,10 @@ def test_demo_can_run_twice_in_the_same_folder(tmp_path: Path) -> None:
     for _ in range(2):
         result = run_castroom("demo", "--dir", str(root), timeout=240)
         assert result.returncode == 0, result.stderr
+
+
+def _replacements(out: str) -> list[str]:
+    """The demo's ranked replacements, one string each (the panel's wrapping undone)."""
+    panel = out.split("castroom replace: ranked replacements", 1)[1].split("╰", 1)[0]
+    text = " ".join(line.strip().strip("│").strip() for line in panel.splitlines())
+    return [m.strip() for m in re.split(r"\s(?=\d+\. \S)", text) if re.match(r"\d+\. ", m)]
