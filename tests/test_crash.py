@@ -18,6 +18,8 @@ from castroom.core.model import Talent
 from castroom.core.workspace import Workspace
 
 KILLS = 20
+#: Set CASTROOM_CRASH_SEED to replay a failing run; the seed used is in every message.
+SEED_ENV = "CASTROOM_CRASH_SEED"
 
 WRITER = r"""
 import sys
@@ -36,6 +38,9 @@ while True:
     print(f"add {talent.id}", flush=True)  # acknowledged: the call returned
     doc.update(Talent, talent.id, {"rate": n + 1, "notes": f"updated {n}"})
     print(f"set {talent.id} {n + 1}", flush=True)
+    # A splice of the CRDT text (not a whole-field write): acknowledged once it returns.
+    doc.edit_text(Talent, talent.id, "notes", 0, 0, f"<{cycle}.{n}>")
+    print(f"note {talent.id} <{cycle}.{n}>", flush=True)
     if n % 15 == 0:
         with doc.transaction():
             for k in range(5):
@@ -51,7 +56,7 @@ def read_ready(proc: subprocess.Popen, timeout: float = 30) -> None:
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     buffer = b""
-    while b"\nset " not in buffer:  # started, and past the first (slow, plugin-loading) write
+    while b"\nnote " not in buffer:  # started, and past the first (slow) writes
         left = deadline - time.monotonic()
         assert left > 0, "writer did not start"
         ready, _, _ = select.select([proc.stdout], [], [], left)
@@ -67,9 +72,12 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_write(tmp_path: Path) -
     path = tmp_path / "ws"
     with Workspace.open(path) as ws:
         ws.create_production("Crash test")
-    rng = random.Random(os.getpid())
+    seed = int(os.environ.get(SEED_ENV) or random.SystemRandom().randrange(2**32))
+    print(f"{SEED_ENV}={seed}")
+    rng = random.Random(seed)
     added: set[str] = set()
     rates: dict[str, int] = {}
+    notes: dict[str, str] = {}
     for cycle in range(KILLS):
         proc = subprocess.Popen(
             [sys.executable, "-c", WRITER, str(path), str(cycle)],
@@ -91,15 +99,22 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_write(tmp_path: Path) -
                 added.add(words[1])
             elif words[0] == "set":
                 rates[words[1]] = int(words[2])
+            elif words[0] == "note":
+                notes[words[1]] = words[2]
             elif words[0] == "batch":
                 added.update(words[1:])
         # The workspace always opens, and holds every acknowledged write.
         with Workspace.open(path) as ws:
             doc = ws.production().doc
             stored = {t.id: t for t in doc.all(Talent)}
-            assert doc.invalid() == []
+            where = f"{SEED_ENV}={seed}, cycle {cycle}"
+            assert doc.invalid() == [], where
             missing = added - set(stored)
-            assert not missing, f"cycle {cycle}: lost {sorted(missing)[:5]}"
+            assert not missing, f"{where}: lost {sorted(missing)[:5]}"
             for talent_id, rate in rates.items():
-                assert stored[talent_id].rate >= rate
+                assert stored[talent_id].rate >= rate, f"{where}: {talent_id} rate"
+            for talent_id, token in notes.items():
+                text = stored[talent_id].notes
+                assert text.startswith(token) and "updated" in text, f"{where}: {text!r}"
     assert len(added) > KILLS  # the writers did get work done between kills
+    assert len(notes) >= KILLS, f"{SEED_ENV}={seed}"
