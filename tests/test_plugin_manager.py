@@ -243,6 +243,52 @@ def test_a_command_cannot_replace_another() -> None:
         build_cli(plugins)
 
 
+def test_a_plugins_exporter_and_command_run_through_the_cli(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from castroom.core.cli import Context, pass_ctx
+
+    @hookimpl
+    def castroom_register_exporters(register):
+        register(
+            Exporter(
+                name="names",
+                description="talent names, one a line",
+                run=lambda view, options: "".join(
+                    f"{t.name}\n" for t in sorted(view.talents.values(), key=lambda t: t.name)
+                ),
+            )
+        )
+
+    @hookimpl
+    def castroom_register_commands(cli):
+        @cli.command(name="talent-count")
+        @pass_ctx
+        def talent_count(obj: Context) -> None:
+            """How many talents."""
+            click.echo(f"{len(obj.view().talents)} talents")
+
+    plugin = _module(
+        "names_plugin",
+        castroom_register_exporters=castroom_register_exporters,
+        castroom_register_commands=castroom_register_commands,
+    )
+    plugins = make_plugins(entry_points=False, extra=[plugin])
+    assert plugins.failures == []
+    root = build_cli(plugins)
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(root, ["--workspace", str(tmp_path / "ws"), *args], obj=plugins)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("init", "--production", "Names")
+    run("add", "talent", "name=Bo")
+    run("add", "talent", "name=Ada")
+    assert run("export", "names") == "Ada\nBo\n"
+    assert run("talent-count") == "2 talents\n"
+
+
 def test_plugin_commands_do_not_leak_between_managers() -> None:
     def register(cli: click.Group) -> None:
         @cli.command(name="hello-there")
