@@ -24,14 +24,6 @@ from castroom.core.hookspecs import hookimpl
 from castroom.core.workspace import Workspace, default_path
 
 
-class _QuietHandshakeNoise(logging.Filter):
-    """uvicorn logs a spurious error after a refused WebSocket handshake (a 401 sent as a
-    plain HTTP response); the refusal itself is logged by us."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "without completing handshake" not in record.getMessage()
-
-
 def _setup_logging() -> None:
     root = logging.getLogger("castroom")
     if not root.handlers:
@@ -39,9 +31,9 @@ def _setup_logging() -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         root.addHandler(handler)
         root.setLevel(logging.INFO)
-    uvicorn_errors = logging.getLogger("uvicorn.error")
-    if not any(isinstance(f, _QuietHandshakeNoise) for f in uvicorn_errors.filters):
-        uvicorn_errors.addFilter(_QuietHandshakeNoise())
+    from .server import quiet_handshake_noise
+
+    quiet_handshake_noise()
 
 
 class _Stopped(Exception):

@@ -66,6 +66,21 @@ MAX_HEADER = 8 * 1024
 DEVICE_HEADER = "X-Castroom-Device"
 
 
+class QuietHandshakeNoise(logging.Filter):
+    """uvicorn logs a spurious error after a refused WebSocket handshake (a 401 sent as a
+    plain HTTP response); the refusal itself is logged by us."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "without completing handshake" not in record.getMessage()
+
+
+def quiet_handshake_noise() -> None:
+    """Install :class:`QuietHandshakeNoise` on uvicorn's error logger (once)."""
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, QuietHandshakeNoise) for f in uvicorn_errors.filters):
+        uvicorn_errors.addFilter(QuietHandshakeNoise())
+
+
 class ServerOptions(msgspec.Struct, kw_only=True, frozen=True):
     """Limits and timings of one server."""
 
@@ -634,6 +649,7 @@ class ServerThread:
         self.config = make_config(
             workspace_path, tls_cert=tls_cert, tls_key=tls_key, options=options
         )
+        quiet_handshake_noise()  # as `castroom serve` does: refusals are logged by us
         self.sock = bind_socket(host, port)
         self.port = self.sock.getsockname()[1]
         scheme = "https" if tls_cert else "http"

@@ -280,6 +280,31 @@ def test_websocket_handshake_refusals(
     assert b"error" in refused.value.response.body
 
 
+def test_server_thread_quiets_uvicorn_handshake_noise(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refused handshake is logged once, by us: uvicorn's follow-up "returned without
+    completing handshake" error is filtered, in ServerThread as in `castroom serve`."""
+    from castroom.sync.server import QuietHandshakeNoise
+
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    for installed in [f for f in uvicorn_errors.filters if isinstance(f, QuietHandshakeNoise)]:
+        uvicorn_errors.removeFilter(installed)  # as in a fresh process
+    caplog.set_level(logging.WARNING, logger="castroom.sync.server")
+    with ServerThread(setup.path) as srv:
+        uvicorn_errors.addHandler(caplog.handler)
+        try:
+            with pytest.raises(InvalidStatus):
+                ws_connect(srv, setup.pid, None)
+            assert wait_for(
+                lambda: any("refused WebSocket" in r.getMessage() for r in caplog.records), 5
+            )
+            time.sleep(0.2)  # uvicorn's error, when it comes, follows our refusal
+        finally:
+            uvicorn_errors.removeHandler(caplog.handler)
+    assert not [r for r in caplog.records if "without completing handshake" in r.getMessage()]
+
+
 def test_websocket_bearer_header(server: ServerThread, setup: Setup) -> None:
     with connect(
         f"{server.ws_url}/{setup.pid}", proxy=None, additional_headers=bearer(setup.read)
