@@ -1,11 +1,14 @@
-"""Property: 2-5 replicas doing random puts, field updates, deletes, restores, array moves
-and text edits, merged in random orders and subsets, always converge to one state, and
-nothing anyone wrote is lost (a delete concurrent with an edit keeps the edit)."""
+"""Property: 2-5 replicas doing random puts (new ids and existing ones), field updates,
+deletes, restores, array moves, inserts and removals, whole-list and whole-text rewrites
+through update(), and text inserts and deletions, merged in random orders and subsets,
+always converge to one state, and nothing anyone wrote is lost (a delete concurrent with
+an edit keeps the edit; only what someone removed is gone)."""
 
 from __future__ import annotations
 
 import random
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,6 +42,17 @@ op = st.one_of(
     st.tuples(st.just("move"), st.integers(0, 4), st.integers(0, 10), st.integers(0, 10)),
     st.tuples(st.just("insert"), st.integers(0, 4), st.integers(0, 10)),
     st.tuples(st.just("text"), st.integers(0, 4), st.sampled_from(TALENTS), st.integers(0, 30)),
+    # put() of a whole entity over an id that exists (replicas may do it concurrently).
+    st.tuples(
+        st.just("put_same"),
+        st.integers(0, 4),
+        st.sampled_from(TALENTS),
+        st.sampled_from(["rate", "hair", "agent"]),
+    ),
+    st.tuples(st.just("remove"), st.integers(0, 4), st.integers(0, 10)),
+    st.tuples(st.just("rewrite_list"), st.integers(0, 4), st.integers(0, 2**16)),
+    st.tuples(st.just("rewrite_text"), st.integers(0, 4), st.sampled_from(TALENTS)),
+    st.tuples(st.just("untext"), st.integers(0, 4), st.sampled_from(TALENTS), st.integers(0, 30)),
     st.tuples(st.just("sync"), st.integers(0, 4), st.integers(0, 4)),
 )
 
@@ -59,6 +73,7 @@ class Run:
         self.writes: dict[tuple[str, str], list[object]] = {}
         self.tokens: list[tuple[str, str]] = []
         self.inserted: set[str] = set()
+        self.removed: set[object] = set()  # list items and text tokens someone removed
 
     def unique(self) -> str:
         self.counter += 1
@@ -96,6 +111,45 @@ class Run:
             cuts = [0, len(current)] + [i + 1 for i, c in enumerate(current) if c == ">"]
             doc.edit_text(Talent, tid, "notes", sorted(cuts)[at % len(cuts)], 0, token)
             self.tokens.append((tid, token))
+        elif kind == "put_same":
+            _, _, tid, field = step
+            value = int(self.unique()) if field == "rate" else f"p{self.unique()}"
+            current = doc.get(Talent, tid, include_deleted=True)
+            doc.put(msgspec.structs.replace(current, **{field: value}))
+            self.writes.setdefault((tid, field), []).append(value)
+        elif kind == "remove":
+            backups = doc.get(Role, "r0").backups
+            if backups:
+                self.removed.add(backups[step[2] % len(backups)])
+                doc.remove_item(Role, "r0", "backups", step[2] % len(backups))
+        elif kind == "rewrite_list":
+            # update() with a whole new list: reordered, one item dropped, one added.
+            backups = list(doc.get(Role, "r0").backups)
+            random.Random(step[2]).shuffle(backups)
+            if backups:
+                self.removed.add(backups.pop())
+            item = f"w{self.unique()}"
+            self.inserted.add(item)
+            doc.update(Role, "r0", {"backups": [*backups, item]})
+        elif kind == "rewrite_text":
+            # update() with a whole new text: the first token dropped, a new one appended.
+            current = doc.get(Talent, step[2], include_deleted=True).notes
+            tokens = tokens_in(current)
+            if tokens:
+                self.removed.add((step[2], tokens[0]))
+                current = current.replace(tokens[0], "", 1)
+            token = f"<{self.unique()}>"
+            doc.update(Talent, step[2], {"notes": current + token})
+            self.tokens.append((step[2], token))
+        elif kind == "untext":
+            # Delete one whole token with a splice.
+            _, _, tid, pick = step
+            current = doc.get(Talent, tid, include_deleted=True).notes
+            tokens = tokens_in(current)
+            if tokens:
+                token = tokens[pick % len(tokens)]
+                doc.edit_text(Talent, tid, "notes", current.index(token), len(token), "")
+                self.removed.add((tid, token))
         elif kind == "sync":
             target = self.replicas[step[2] % len(self.replicas)]
             if target is not doc:
@@ -113,6 +167,10 @@ class Run:
                     a.apply_update(b.encode_update(a.state_vector()))
 
 
+def tokens_in(text: str) -> list[str]:
+    return [f"<{part.split('>', 1)[0]}>" for part in text.split("<")[1:] if ">" in part]
+
+
 def typed_state(doc: CastDocument) -> tuple:
     return (
         [
@@ -123,7 +181,7 @@ def typed_state(doc: CastDocument) -> tuple:
     )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     replicas=st.integers(2, 5),
     steps=st.lists(op, min_size=1, max_size=40),
@@ -150,9 +208,12 @@ def test_replicas_converge_and_lose_nothing(replicas: int, steps: list, seed: in
         else:
             assert getattr(stored[tid], field) in values
     for tid, token in run.tokens:
-        assert token in stored[tid].notes
+        if (tid, token) not in run.removed:
+            assert token in stored[tid].notes
+        else:
+            assert token not in stored[tid].notes  # removed once, never resurrected
     backups = first.get(Role, "r0").backups
-    assert run.inserted <= set(backups) and len(backups) == len(set(backups))
+    assert run.inserted - run.removed <= set(backups) and len(backups) == len(set(backups))
     # Every update delivered to a fresh replica in a random order (dependencies arriving
     # late) and with duplicates gives the same state too.
     shuffled = run.log + rng.sample(run.log, k=min(5, len(run.log)))
