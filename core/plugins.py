@@ -40,6 +40,7 @@ DISABLE_ENV = "CASTROOM_DISABLE_PLUGINS"
 #: Built-in plugins, loaded exactly like third-party ones (their hooks are ``trylast``).
 DEFAULT_PLUGINS: dict[str, str] = {
     "continuity": "castroom.plugins.continuity",
+    "integrity": "castroom.plugins.integrity",
     "budget": "castroom.plugins.budget",
     "contingency": "castroom.plugins.contingency",
     "csv_io": "castroom.plugins.csv_io",

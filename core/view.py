@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any, Protocol, TypeVar
 
@@ -44,9 +45,18 @@ class ProductionView:
     to any view it passes to a hook, so views made without it still get it there.
     """
 
-    def __init__(self, doc: CastDocument, *, plugins: CostReporter | None = None) -> None:
+    def __init__(
+        self,
+        doc: CastDocument,
+        *,
+        plugins: CostReporter | None = None,
+        origin_of: Callable[[str, str], str | None] | None = None,
+    ) -> None:
         self._doc = doc
         self.plugins = plugins
+        #: (entity kind, id) -> the device that last wrote it, when whoever made the view
+        #: knows the update log (a stored production does; a bare document does not).
+        self._origin_of = origin_of
         self._cost: Any = _UNSET
         self._costing = False
 
@@ -67,7 +77,16 @@ class ProductionView:
         return self._doc.resolve(cls, ref)
 
     def invalid(self) -> list[InvalidEntity]:
+        """Entities that break a model rule (a peer's well-formed update may leave them)."""
         return self._doc.invalid()
+
+    def raw(self, cls: type[Entity], entity_id: str) -> dict[str, Any] | None:
+        """An entity's stored fields as plain data, valid or not (to describe bad ones)."""
+        return self._doc.raw(cls, entity_id)
+
+    def origin(self, kind: str, entity_id: str) -> str | None:
+        """The device that last wrote an entity, or None when the view cannot tell."""
+        return self._origin_of(kind, entity_id) if self._origin_of is not None else None
 
     def cost_report(self) -> Any:
         """The production's cost report as the plugins compute it (the first
