@@ -23,17 +23,19 @@ from pathlib import Path
 from pycrdt import Doc, Map, Text
 
 from castroom.core import model
-from castroom.core.document import CastDocument
+from castroom.core.document import CastDocument, plain_defaults
 from castroom.core.workspace import Workspace
 
 TALENTS, ROLES, SCENES, EDITS = 5_000, 300, 1_500, 100_000
 
 
-def _line(label: str, value: str, baseline: str, ratio: float, target: str, ok: bool) -> None:
-    mark = "ok" if ok else "MISSED"
+def _line(
+    label: str, value: str, baseline: str, ratio: float, target: str, ok: bool | None
+) -> None:
+    """One figure beside its raw baseline; ``ok`` None: a figure with no target."""
+    verdict = "" if ok is None else f"   target {target} [{'ok' if ok else 'MISSED'}]"
     print(
-        f"  {label:<34} {value:>14}   raw pycrdt {baseline:>14}   ratio {ratio:5.2f}x"
-        f"   target {target} [{mark}]",
+        f"  {label:<34} {value:>14}   raw pycrdt {baseline:>14}   ratio {ratio:5.2f}x{verdict}",
         flush=True,
     )
 
@@ -127,15 +129,29 @@ def bench_durable_edit(root: Path, n: int = 400) -> None:
 # -- 2. bulk import ------------------------------------------------------------------------
 
 
+def stored_fields(entity: model.Entity) -> dict[str, object]:
+    """The fields ``put`` writes for a new entity: CRDT arrays and texts always, other
+    fields only where they differ from their defaults (absent reads as the default)."""
+    cls = type(entity)
+    defaults = plain_defaults(cls)
+    return {
+        k: v
+        for k, v in model.to_fields(entity).items()
+        if k in cls.crdt_arrays or k in cls.crdt_texts or k not in defaults or defaults[k] != v
+    }
+
+
 def bench_bulk_import(root: Path, n: int = 5_000) -> None:
     batch = talents(n, random.Random(1))
-    fields = len(model.Talent.__struct_fields__)
+    # Count the field writes that happen, not every field of the Struct: put() skips
+    # fields left at their defaults, and the raw baseline writes the same fields.
+    rows = [stored_fields(t) for t in batch]
+    writes = sum(len(row) for row in rows)
     with Workspace.open(root / "bulk") as ws:
         doc = ws.create_production("Bulk bench").doc
         start = time.perf_counter()
         doc.put_many(batch)
         api = time.perf_counter() - start
-    rows = [model.to_fields(t) for t in batch]
     ydoc = Doc()
     cmap = ydoc.get("talents", type=Map)
     start = time.perf_counter()
@@ -146,7 +162,7 @@ def bench_bulk_import(root: Path, n: int = 5_000) -> None:
     update = ydoc.get_update()
     raw = time.perf_counter() - start
     assert update
-    rate, raw_rate = n * fields / api, n * fields / raw
+    rate, raw_rate = writes / api, writes / raw
     _line(
         "bulk import (field writes/s)",
         f"{rate:,.0f}/s",
@@ -154,6 +170,12 @@ def bench_bulk_import(root: Path, n: int = 5_000) -> None:
         raw_rate / rate,
         ">= 20,000/s",
         rate >= 20_000,
+    )
+    print(
+        f"  ({n:,} talents, {writes / n:.1f} stored fields each of"
+        f" {len(model.Talent.__struct_fields__)}: {n / api:,.0f} entities/s through the API"
+        f" incl. validation and the durable commit, {n / raw:,.0f}/s raw in memory)",
+        flush=True,
     )
 
 
@@ -198,7 +220,7 @@ count = len(production.doc.all(model.Talent))
 listed = time.perf_counter()
 rss = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
 print(json.dumps({"open": opened - imported, "all_talents": listed - opened, "count": count,
-                  "peak_mb": rss, "import": imported - start}))
+                  "peak_mb": rss, "import": imported - start, "usable": listed - start}))
 """
 
 _RAW_CHILD = r"""
@@ -214,8 +236,10 @@ for blob in blobs:
     doc.apply_update(blob)
 doc.get("production", type=Map)
 opened = time.perf_counter()
+count = len(json.loads(str(doc.get("talents", type=Map))))
+listed = time.perf_counter()
 rss = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
-print(json.dumps({"open": opened - imported, "peak_mb": rss}))
+print(json.dumps({"open": opened - imported, "peak_mb": rss, "usable": listed - start}))
 """
 
 
@@ -263,6 +287,21 @@ def bench_open(root: Path) -> None:
     )
     print(
         f"  then list all {int(best['count']):,} talents (validated): {best['all_talents']:.3f} s",
+        flush=True,
+    )
+    # What a user waits for in a fresh process, beside "open" (the store read and merge
+    # only): interpreter already up, then imports + open + that first query.
+    _line(
+        "time to usable (import+open+query)",
+        f"{best['usable']:.3f} s",
+        f"{raw_best['usable']:.3f} s",
+        best["usable"] / raw_best["usable"],
+        "",
+        None,
+    )
+    print(
+        f"  (open = read snapshot+log and merge, after imports: {best['open']:.3f} s;"
+        f" imports alone {best['import']:.3f} s; raw query = decode the talents map as JSON)",
         flush=True,
     )
 
