@@ -239,8 +239,22 @@ def limits_from(options: dict[str, Any]) -> Limits:
     )
 
 
-def import_site(source: str, view: ProductionView, options: dict[str, Any]) -> ImportResult:
-    """Fetch every page, then map records to Talents (and Candidates for submissions)."""
+def import_site(
+    source: str,
+    view: ProductionView,
+    options: dict[str, Any],
+    *,
+    transport: httpx.BaseTransport | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> ImportResult:
+    """Fetch every page, then map records to Talents (and Candidates for submissions).
+
+    ``options`` are the user's (``--per-page 50`` from the command line: strings).
+    ``transport``, ``sleep`` and ``clock`` are for tests (httpx.MockTransport, a fake
+    clock) and are keyword arguments, never options: ``--sleep 1`` must not become the
+    function the importer waits with.
+    """
     import httpx  # imported when used: keeps `castroom` quick to start
 
     url = httpx.URL(source)
@@ -254,15 +268,8 @@ def import_site(source: str, view: ProductionView, options: dict[str, Any]) -> I
     if token:
         headers["Authorization"] = f"Bearer {token}"
     limits = limits_from(options)
-    transport = options.get("transport")  # tests pass httpx.MockTransport here
     client = httpx.Client(headers=headers, transport=transport, follow_redirects=True)
-    # Tests pass a fake ``sleep`` and ``clock``; real runs really wait.
-    fetcher = SiteClient(
-        client,
-        limits,
-        sleep=options.get("sleep") or time.sleep,
-        clock=options.get("clock") or time.monotonic,
-    )
+    fetcher = SiteClient(client, limits, sleep=sleep, clock=clock)
 
     talents = view.all(Talent, include_deleted=True)
     by_external = {t.external_ids[site]: t for t in talents if site in t.external_ids}

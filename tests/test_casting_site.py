@@ -74,12 +74,10 @@ def run(doc: CastDocument, handler: Callable[[httpx.Request], httpx.Response], *
     result = import_site(
         URL,
         ProductionView(doc),
-        {
-            "transport": httpx.MockTransport(handler),
-            "sleep": fake.sleep,
-            "clock": fake.clock,
-            **options,
-        },
+        options,
+        transport=httpx.MockTransport(handler),
+        sleep=fake.sleep,
+        clock=fake.clock,
     )
     return result, fake.slept
 
@@ -285,6 +283,19 @@ def test_real_server_through_the_cli(site: str, tmp_path: Path) -> None:
     assert sorted(t["external_ids"]["local"] for t in listed) == ["t1", "t2", "t3", "t4", "t5"]
     denied = run_castroom("import", "site", site, env={**env, "CASTROOM_SITE_TOKEN": "wrong"})
     assert denied.returncode == 1 and "HTTP 401" in denied.stderr
+
+
+def test_options_named_like_test_hooks_are_just_options(site: str, tmp_path: Path) -> None:
+    """`--sleep 1` (or --clock, --transport) on the command line is a user option, not the
+    function the importer waits with: the 429 is still waited out with a real sleep."""
+    env = {"CASTROOM_WORKSPACE": str(tmp_path / "ws"), "CASTROOM_SITE_TOKEN": "tok"}
+    assert run_castroom("init", "--production", "Harbour Lights", env=env).returncode == 0
+    done = run_castroom(
+        "import", "site", site, "--sleep", "1", "--clock", "2", "--transport", "x",
+        "--max-wait", "0.05", env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "5 created" in done.stdout and "retried 1 time(s)" in done.stderr
 
 
 def test_real_server_timeout_is_bounded(tmp_path: Path) -> None:
