@@ -13,6 +13,7 @@ import pytest
 from castroom.core import hookspecs
 
 TESTS = Path(__file__).parent
+GUIDE = TESTS.parent / "docs" / "plugins.md"
 HOOKS = sorted(name for name in dir(hookspecs) if name.startswith("castroom_"))
 
 
@@ -107,3 +108,8 @@ def test_every_hook_is_fully_typed(name: str) -> None:
     assert signature.return_annotation is not inspect.Signature.empty, f"{name}: return untyped"
     hints = typing.get_type_hints(function, globalns=_hint_namespace())
     assert set(hints) == {*signature.parameters, "return"}
+
+
+@pytest.mark.parametrize("name", HOOKS)
+def test_every_hook_is_in_the_guides_table(name: str) -> None:
+    assert f"| `{name}(" in GUIDE.read_text(encoding="utf-8"), f"docs/plugins.md lacks {name}"

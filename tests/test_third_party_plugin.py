@@ -6,20 +6,29 @@ the rest carry on, and CASTROOM_DISABLE_PLUGINS blocks plugins by name.
 The packages are installed with pip into a private ``--target`` folder (not into the test
 venv), and only the subprocesses that should see them get it on their PYTHONPATH, so no
 other test ever meets the example plugin.
+
+The plugin-author guide's own examples (docs/plugins.md) are extracted and run here too.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from castroom.core.cli import build_cli
+from castroom.core.plugins import make_plugins
 
 EXAMPLE = Path(__file__).parent / "plugin_example"
+GUIDE = Path(__file__).parents[1] / "docs" / "plugins.md"
 
 BROKEN_PYPROJECT = """[build-system]
 requires = ["setuptools>=69"]
@@ -180,3 +189,60 @@ def test_disable_env_blocks_named_plugins(site_dir, tmp_path) -> None:
     refused = castroom(site_dir, ws, "import", "example", str(roster), **off)
     assert refused.returncode == 1 and "no importer 'example'" in refused.stderr
     assert "csv" not in refused.stderr.split("installed:")[1].split(",")[0]
+
+
+# -- the guide's examples ------------------------------------------------------------------
+
+
+def _module_from(name: str, *sources: str) -> types.ModuleType:
+    """A module made by executing code blocks of the guide, as a plugin author would."""
+    module = types.ModuleType(name)
+    for source in sources:
+        exec(compile(source, f"{GUIDE.name} ({name})", "exec"), module.__dict__)
+    return module
+
+
+def test_every_python_example_in_the_guide_runs(tmp_path, monkeypatch) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(encoding="utf-8"), re.S)
+
+    def block(marker: str) -> str:
+        [found] = [b for b in blocks if marker in b]
+        return found
+
+    markers = (
+        "def castroom_check",
+        "def castroom_register_importers",
+        "def castroom_register_exporters",
+        "def castroom_register_commands",
+        "def test_",
+    )
+    check, importer, exporter, command, testing = (block(m) for m in markers)
+    assert len(blocks) == len(markers), "a new example in the guide needs running here"
+
+    # "Testing your plugin" imports castroom_mycheck: the check and the importer examples.
+    monkeypatch.setitem(
+        sys.modules, "castroom_mycheck", _module_from("castroom_mycheck", check, importer)
+    )
+    guide_tests = _module_from("guide_tests", testing)
+    guide_tests.test_check_finds_unreachable_talent()
+    guide_tests.test_import_twice_updates(tmp_path)
+
+    # The exporter and the command, through the command line.
+    plugins = make_plugins(
+        entry_points=False,
+        extra=[_module_from("agents_export", exporter), _module_from("agents_cmd", command)],
+    )
+    assert plugins.failures == []
+    root = build_cli(plugins)
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(root, ["--workspace", str(tmp_path / "ws"), *args], obj=plugins)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("init", "--production", "Guide")
+    run("add", "talent", "name=Ada", "agent=North Talent")
+    run("add", "talent", "name=Bo", "agent=Blake & Co")
+    run("add", "talent", "name=Cy")
+    assert run("export", "agents") == "agent\nBlake & Co\nNorth Talent\n"
+    assert run("agents") == "Blake & Co\nNorth Talent\n"
