@@ -564,11 +564,16 @@ def plugins_cmd(obj: Context, as_json: bool) -> None:
     """The installed plugins, their versions and hooks."""
     infos = obj.plugins.list()
     if as_json:
+        # Broken plugins are part of the answer: a script must not mistake "not loaded"
+        # for "not installed".
         emit_json(
-            [
-                {"name": p.name, "version": p.version, "hooks": p.hooks, "builtin": p.builtin}
-                for p in infos
-            ]
+            {
+                "plugins": [
+                    {"name": p.name, "version": p.version, "hooks": p.hooks, "builtin": p.builtin}
+                    for p in infos
+                ],
+                "failures": [f.as_dict() for f in obj.plugins.failures],
+            }
         )
     else:
         table = Table(title="plugins")

@@ -375,7 +375,9 @@ def test_bundle_commands(castroom, cli, tmp_path: Path) -> None:
 
 def test_plugins_listing(castroom) -> None:
     data = as_json(castroom("plugins", "--json"))
-    assert isinstance(data, list) and all({"name", "version", "hooks"} <= set(p) for p in data)
+    assert data["failures"] == []
+    assert {"continuity", "budget", "csv_io"} <= {p["name"] for p in data["plugins"]}
+    assert all({"name", "version", "hooks"} <= set(p) for p in data["plugins"])
     ok(castroom("plugins"))
 
 

@@ -101,15 +101,9 @@ def castroom(site: Path | None, workspace: Path, *args: str, **env: str):
 
 def plugin_names(result: subprocess.CompletedProcess[str]) -> dict[str, dict]:
     data = json.loads(result.stdout)
-    # ``plugins --json`` is moving from a bare list to {"plugins": [...], "failures": [...]}.
-    listed = data["plugins"] if isinstance(data, dict) else data
-    return {p["name"]: p for p in listed}
+    return {p["name"]: p for p in data["plugins"]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs core/cli.py plugins_cmd to emit {'plugins': [...], 'failures': [...]}",
-)
 def test_plugins_json_includes_failures(site_dir, tmp_path) -> None:
     """Scripts see broken plugins too, not only people reading stderr."""
     data = json.loads(castroom(site_dir, tmp_path / "ws", "plugins", "--json").stdout)
