@@ -8,13 +8,17 @@ Targets (issue 4), each printed with the raw pycrdt baseline measured in the sam
   exchange is two pycrdt Docs holding the same content trading state vectors and missing
   updates in memory; castroom's time also covers HTTP, checking every byte before merging,
   and making both sides durable in SQLite.
-- a live edit reaches 20 connected WebSocket peers in <= 100 ms at the 99th percentile.
+- a live edit reaches 20 connected WebSocket peers in <= 100 ms at the 99th percentile:
+  per edit, the time until the slowest of the 20 receivers has it; p99 over the edits.
+
+``main()`` exits with status 1 when a target is missed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import random
 import re
@@ -273,23 +277,31 @@ def bench_http(root: Path) -> bool:
         with Workspace.open(run_dir / "server") as s:
             converged &= s.production(pid).doc.to_data() == local
     castroom_time = min(times)
+    median_time = statistics.median(times)
     limit = 3 * raw_time + 0.050
     time_ok = castroom_time <= limit
     bytes_ok = wire[0] <= 1.2 * raw_bytes
     print(
         f"  {EDITS:,} divergent edits on each of two peers ({TALENTS:,} talents),"
-        f" converged: {converged}; best of {len(times)}"
-        f" (median {statistics.median(times) * 1000:.0f} ms;"
-        f" raw median {raw_median * 1000:.0f} ms)",
+        f" converged: {converged}; best of {len(times)} timed runs",
         flush=True,
     )
     _line(
-        "HTTP convergence time",
+        "HTTP convergence time (best)",
         f"{castroom_time * 1000:.1f} ms",
         f"{raw_time * 1000:.1f} ms",
         castroom_time / raw_time,
         f"<= 3x + 50 ms = {limit * 1000:.0f} ms",
         time_ok,
+    )
+    # The median, for judging how much the best owes to luck (the target is on the best).
+    median_limit = 3 * raw_median + 0.050
+    print(
+        f"  {'HTTP convergence time (median)':<34} {median_time * 1000:>11.1f} ms"
+        f"   raw pycrdt {raw_median * 1000:>11.1f} ms   ratio {median_time / raw_median:5.2f}x"
+        f"   3x + 50 ms = {median_limit * 1000:.0f} ms"
+        f" [{'within' if median_time <= median_limit else 'over'}]",
+        flush=True,
     )
     _line(
         "bytes on the wire (all of HTTP)",
@@ -305,17 +317,18 @@ def bench_http(root: Path) -> bool:
 # -- live fan-out --------------------------------------------------------------------------
 
 
-async def _fan_out(ws_url: str, pid: str, token: str) -> tuple[list[float], float]:
+async def _fan_out(ws_url: str, pid: str, token: str) -> tuple[dict[int, list[float]], float]:
     """PEERS receivers and one writer on the production; the writer sends LIVE_EDITS
-    updates; returns every (receiver, edit) latency and the raw pycrdt cost of applying
-    one edit to PEERS in-memory Docs."""
+    updates; returns each edit's latencies (one per receiver that got it) and the raw
+    pycrdt cost of applying one edit to PEERS in-memory Docs."""
     from websockets.asyncio.client import connect
 
     headers = {"Authorization": f"Bearer {token}"}
     url = f"{ws_url}/{pid}"
     mirror = Doc()
     sent: dict[int, float] = {}
-    latencies: list[float] = []
+    latencies: dict[int, list[float]] = {}  # edit -> one latency per receiver
+    received = 0
     done = asyncio.Event()
 
     async def handshake(conn: object) -> bytes:
@@ -326,12 +339,13 @@ async def _fan_out(ws_url: str, pid: str, token: str) -> tuple[list[float], floa
                 return message.payload
 
     async def receiver(conn: object, ready: asyncio.Event) -> None:
+        nonlocal received
         state = await handshake(conn)
         peer_doc = Doc()
         peer_doc.apply_update(state)
         talents = peer_doc.get("talents", type=Map)
         ready.set()
-        while len(latencies) < PEERS * LIVE_EDITS:
+        while received < PEERS * LIVE_EDITS:
             frame = await conn.recv()  # type: ignore[attr-defined]
             now = time.perf_counter()
             message = protocol.decode_message(frame)
@@ -341,8 +355,9 @@ async def _fan_out(ws_url: str, pid: str, token: str) -> tuple[list[float], floa
             entity = talents.get("T00000")
             number = int(str(entity.get("agent")).split()[-1]) if entity is not None else -1
             if number in sent:
-                latencies.append(now - sent[number])
-            if len(latencies) >= PEERS * LIVE_EDITS:
+                latencies.setdefault(number, []).append(now - sent[number])
+                received += 1
+            if received >= PEERS * LIVE_EDITS:
                 done.set()
 
     async with contextlib.AsyncExitStack() as stack:
@@ -396,20 +411,26 @@ def bench_live(root: Path) -> bool:
     with Served(path) as served:
         latencies, raw_cost = asyncio.run(_fan_out(served.ws_url, pid, token))
     expected = PEERS * LIVE_EDITS
-    if len(latencies) < expected:
-        print(f"  live fan-out: only {len(latencies)} of {expected} deliveries arrived")
+    delivered = sum(len(v) for v in latencies.values())
+    if delivered < expected:
+        print(f"  live fan-out: only {delivered} of {expected} deliveries arrived")
         return False
-    latencies.sort()
-    p50 = latencies[len(latencies) // 2]
-    p99 = latencies[int(len(latencies) * 0.99) - 1]
+    # An edit has reached the 20 peers when the slowest of them has it: one figure per
+    # edit, and the percentiles are over the edits (nearest rank).
+    per_edit = sorted(max(v) for v in latencies.values())
+    p50 = per_edit[math.ceil(len(per_edit) * 0.50) - 1]
+    p99 = per_edit[math.ceil(len(per_edit) * 0.99) - 1]
+    every = sorted(x for v in latencies.values() for x in v)
     ok = p99 <= 0.100
     print(
-        f"  {LIVE_EDITS} live edits to {PEERS} WebSocket peers: {expected:,} deliveries,"
-        f" p50 {p50 * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms",
+        f"  {LIVE_EDITS} live edits to {PEERS} WebSocket peers: {expected:,} deliveries;"
+        f" per edit, until the last peer has it: p50 {p50 * 1000:.1f} ms,"
+        f" p99 {p99 * 1000:.1f} ms, max {per_edit[-1] * 1000:.1f} ms"
+        f" (single deliveries: p50 {every[len(every) // 2] * 1000:.1f} ms)",
         flush=True,
     )
     _line(
-        "live edit to 20 peers, p99",
+        "live edit to all 20 peers, p99",
         f"{p99 * 1000:.1f} ms",
         f"{raw_cost * 1000:.2f} ms",
         p99 / raw_cost,
@@ -422,8 +443,11 @@ def bench_live(root: Path) -> bool:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="castroom-bench-sync-") as tmp:
         root = Path(tmp)
-        bench_http(root)
-        bench_live(root)
+        results = {"HTTP convergence": bench_http(root), "live fan-out": bench_live(root)}
+    missed = [name for name, ok in results.items() if not ok]
+    if missed:
+        print(f"  target(s) missed: {', '.join(missed)}", flush=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
