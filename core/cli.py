@@ -78,7 +78,9 @@ class Context:
         return production
 
     def view(self) -> ProductionView:
-        return ProductionView(self.production().doc)
+        """A read-only view that knows the update log (so findings can name a device)."""
+        production = self.production()
+        return ProductionView(production.doc, origin_of=production.origin_of)
 
     def close(self) -> None:
         if self._workspace is not None:

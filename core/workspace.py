@@ -370,15 +370,18 @@ class StoredProduction:
         assert self.id is not None
         return self.store.history(self.id, limit=limit, entity=entity)
 
+    def origin_of(self, kind: str, entity_id: str) -> str | None:
+        """The device whose logged update last touched an entity (None if unlogged)."""
+        assert self.id is not None
+        collection = model.kind_class(kind).collection
+        entry = self.store.last_writer(self.id, collection, entity_id)
+        return entry.device if entry else None
+
     def invalid(self) -> list[tuple[InvalidEntity, str]]:
         """Invalid entities, each with the device that last wrote it."""
-        assert self.id is not None
-        out = []
-        for item in self.doc.invalid():
-            cls = model.kind_class(item.kind)
-            entry = self.store.last_writer(self.id, cls.collection, item.id)
-            out.append((item, entry.device if entry else "unknown"))
-        return out
+        return [
+            (item, self.origin_of(item.kind, item.id) or "unknown") for item in self.doc.invalid()
+        ]
 
     @contextmanager
     def transaction(self) -> Iterator[CastDocument]:

@@ -413,12 +413,7 @@ def castroom_register_commands(cli: click.Group) -> None:
     @pass_ctx
     def check_cmd(obj: Context, as_json: bool) -> None:
         """Run every plugin's checks; exit 1 when any finding is an error."""
-        from castroom.core.view import ProductionView
-        from castroom.plugins.integrity import origin_lookup
-
-        # A view that knows the update log, so an invalid entity names its device.
-        production = obj.production()
-        view = ProductionView(production.doc, origin_of=origin_lookup(production))
+        view = obj.view()
         before = len(obj.plugins.failures)
         found = obj.plugins.check(view)
         failures = [f for f in obj.plugins.failures[before:] if f.hook == "castroom_check"]

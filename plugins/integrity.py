@@ -10,7 +10,6 @@ the device that last wrote it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from castroom.core import model
@@ -19,7 +18,6 @@ from castroom.core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from castroom.core.view import ProductionView
-    from castroom.core.workspace import StoredProduction
 
 
 def findings(view: ProductionView) -> list[Finding]:
@@ -47,20 +45,6 @@ def findings(view: ProductionView) -> list[Finding]:
             )
         )
     return out
-
-
-def origin_lookup(production: StoredProduction) -> Callable[[str, str], str | None]:
-    """``origin_of`` for a ProductionView of a stored production: the device of the
-    latest logged update that touched the entity (through the public history API)."""
-
-    def origin_of(kind: str, entity_id: str) -> str | None:
-        collection = model.kind_class(kind).collection
-        for entry in production.history(entity=entity_id):
-            if any(c == collection for c, _, _ in entry.changes):
-                return entry.device
-        return None
-
-    return origin_of
 
 
 @hookimpl(trylast=True)

@@ -40,7 +40,7 @@ def test_an_invalid_entity_is_an_error_finding_with_its_device(tmp_path: Path) -
     _merge_bad_rate(tmp_path / "ws")
     with Workspace.open(tmp_path / "ws") as ws:
         production = ws.production()
-        view = ProductionView(production.doc, origin_of=integrity.origin_lookup(production))
+        view = ProductionView(production.doc, origin_of=production.origin_of)
         [finding] = integrity.findings(view)
         assert finding.code == "invalid-entity" and finding.severity == "error"
         assert [(e.kind, e.id, e.label) for e in finding.entities] == [
