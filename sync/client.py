@@ -146,6 +146,10 @@ def _peer_label(url: str) -> str:
 # -- one-shot over HTTP ----------------------------------------------------------------------
 
 
+class Unreachable(CastroomError):
+    """The peer could not be reached (or answered "unavailable"): worth retrying later."""
+
+
 class _Http:
     """A small httpx wrapper turning transport and HTTP failures into one clear line."""
 
@@ -163,9 +167,11 @@ class _Http:
         try:
             response = self.client.request(method, path, content=content)
         except httpx.TimeoutException:
-            raise CastroomError(f"{self.base} did not answer in time") from None
+            raise Unreachable(f"{self.base} did not answer in time") from None
         except httpx.HTTPError as exc:
-            raise CastroomError(f"cannot reach {self.base}: {exc}") from None
+            raise Unreachable(f"cannot reach {self.base}: {exc}") from None
+        if response.status_code in (502, 503, 504):  # a proxy in front of a restarting server
+            raise Unreachable(f"{self.base} is unavailable ({response.status_code})")
         if response.status_code >= 400:
             try:
                 detail = response.json().get("error") or response.text
@@ -666,6 +672,32 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _first_sync(
+    attempt: Callable[[], list[Moved]],
+    say: Echo,
+    *,
+    duration: float | None,
+    max_attempts: int | None,
+) -> list[Moved]:
+    """Live mode's opening one-shot sync, retried with backoff while the server is
+    unreachable (restarting, not up yet): staying connected is the point of --live.
+    A refusal (bad token, no such production) is not retried."""
+    backoff = Backoff()
+    deadline = None if duration is None else time.monotonic() + duration
+    failures = 0
+    while True:
+        try:
+            return attempt()
+        except Unreachable as exc:
+            failures += 1
+            delay = backoff.next()
+            out_of_time = deadline is not None and time.monotonic() + delay > deadline
+            if out_of_time or (max_attempts is not None and failures >= max_attempts):
+                raise CastroomError(f"gave up after {failures} attempt(s): {exc}") from None
+            say(f"{exc}; retrying in {delay:.1f}s")
+            time.sleep(delay)
+
+
 def sync_live(
     workspace: Workspace,
     url: str,
@@ -684,14 +716,19 @@ def sync_live(
     consecutive failed connection attempts (None = keep trying)."""
     say: Echo = echo or (lambda _line: None)
     if is_http_url(url):
-        moved = sync_http(
-            workspace,
-            url,
-            token=token,
-            production=production,
-            echo=say,
-            cacert=cacert,
-            timeout=timeout,
+        moved = _first_sync(
+            lambda: sync_http(
+                workspace,
+                url,
+                token=token,
+                production=production,
+                echo=say,
+                cacert=cacert,
+                timeout=timeout,
+            ),
+            say,
+            duration=duration,
+            max_attempts=max_attempts,
         )
         # Only what the server holds: a WebSocket to any other production is refused
         # (403/404), which would end the live session for the served ones too.

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -365,6 +366,62 @@ def test_live_client_reconnects_after_server_restart(seeded: Seeded, tmp_path: P
     finally:
         live.stop()
         server.stop()
+
+
+@pytest.mark.slow
+def test_live_client_waits_for_a_server_not_up_yet(seeded: Seeded, tmp_path: Path) -> None:
+    """--live started while the server is down (restarting, not up yet) retries its
+    opening sync with backoff instead of giving up, then stays live."""
+    with socket.socket() as probe:  # a free loopback port nobody listens on yet
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    laptop = tmp_path / "laptop"
+    live = Proc(
+        tmp_path / "live.log",
+        "--workspace",
+        str(laptop),
+        "sync",
+        f"http://127.0.0.1:{port}",
+        "--token",
+        seeded.write,
+        "--live",
+        "--duration",
+        "60",
+    )
+    server = None
+    try:
+        live.wait_line(r"cannot reach .*; retrying in")
+        # Nothing arrived (and nothing broke) while the server was away.
+        assert not (laptop / "castroom.db").exists() or seeded.names(laptop) == set()
+        server, _ = start_server(seeded.path, tmp_path / "server.log", port)
+        live.wait_line("no one else is connected")
+        assert "Ada Stone" in seeded.names(laptop)
+        cli(seeded.path, "-p", seeded.pid, "add", "talent", "name=Once Up")
+        assert wait_for(lambda: "Once Up" in seeded.names(laptop), 15), live.output()
+    finally:
+        live.stop()
+        if server is not None:
+            server.stop()
+
+
+def test_live_gives_up_on_an_unreachable_server_within_its_duration(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            EXE,
+            "--workspace",
+            str(tmp_path / "x"),
+            "sync",
+            "http://127.0.0.1:9",
+            "--live",
+            "--duration",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert re.search(r"Error: gave up after \d+ attempt\(s\): cannot reach", result.stderr)
 
 
 def test_live_fatal_refusal_exits_1(seeded: Seeded, server: ServerThread, tmp_path: Path) -> None:
