@@ -27,11 +27,18 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(known)}")
         return 2
+    missed = []
     for name in wanted:
         print(f"== {name}", flush=True)
         module = importlib.import_module(f"bench.{name}")
-        module.main()
-    return 0
+        try:
+            module.main()
+        except SystemExit as exc:  # a module that missed a target says so by exiting 1
+            if exc.code:
+                missed.append(name)
+    if missed:
+        print(f"missed a target: {', '.join(missed)}")
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":
