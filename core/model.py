@@ -189,6 +189,9 @@ class Role(Entity, kw_only=True):
     eras: list[Era] = []
     status: RoleStatus = "open"
     backups: list[Id] = []
+    # The character's id in each source it was imported from (a script's cue name, an
+    # office sheet's id), so re-imports find it even after a rename here.
+    external_ids: dict[str, str] = {}
     notes: LongText = ""
 
     def __post_init__(self) -> None:
@@ -284,6 +287,9 @@ class Scene(Entity, kw_only=True):
     location: ShortText = ""
     looks: dict[str, Look] = {}
     pages: Annotated[float, Meta(ge=0, le=10_000)] = 0.0
+    # The scene's id in each source it was imported from: a script's numbers shift when
+    # a draft inserts a scene, so re-imports match on this before the number.
+    external_ids: dict[str, str] = {}
     notes: LongText = ""
 
     def __post_init__(self) -> None:

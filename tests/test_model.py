@@ -216,6 +216,17 @@ def test_unknown_fields_from_newer_peers_are_ignored_not_fatal() -> None:
     assert talent.name == "Ada Stone"
 
 
+@pytest.mark.parametrize("cls", [Talent, Role, Scene])
+def test_imported_kinds_keep_source_ids(cls: type[model.Entity]) -> None:
+    # Absent (a document written before the field existed) means none: no migration needed.
+    assert validate(cls, BASE[cls]).external_ids == {}  # type: ignore[attr-defined]
+    ids = {"script:Tides": "int. pier - night#2", "office": "R-7"}
+    entity = validate(cls, {**BASE[cls], "external_ids": ids})
+    assert entity.external_ids == ids  # type: ignore[attr-defined]
+    assert model.to_fields(entity)["external_ids"] == ids
+    assert refused(cls, external_ids={"office": 7}).field == "external_ids"
+
+
 def test_kind_class_accepts_singular_plural_and_aliases() -> None:
     assert model.kind_class("talent") is Talent
     assert model.kind_class("Talents") is Talent
