@@ -10,9 +10,13 @@ Story days: ``DAY 2`` / ``STORY DAY 2`` in a scene heading (``INT. KITCHEN - NIG
 the heading, or the scene's properties (title or summary). An era is marked the same
 way with ``ERA: name``. A plain ``- DAY`` (time of day) is not a story day.
 
-Re-importing updates instead of duplicating: scenes are keyed by number and roles by
-name (case-insensitive); fields the script does not carry (looks, shoot day, notes) are
-kept.
+Re-importing updates instead of duplicating. Each scene and role records its id in the
+script under ``external_ids["script:<title>"]`` (``--source NAME`` overrides): a scene's
+script number, or for an unnumbered scene its heading and occurrence (so a scene inserted
+in a new draft does not shift the others onto the wrong entities); a role's cue name.
+Re-imports match on those first, then scenes by number and roles by name
+(case-insensitive) for entities imported before ids were kept. Fields the script does not
+carry (looks, shoot day, notes) are kept.
 """
 
 from __future__ import annotations
@@ -275,28 +279,90 @@ def _number_scenes(scenes: list[ParsedScene], warnings: list[str]) -> list[str]:
     return numbers
 
 
-def script_entities(script: ParsedScript, view: ProductionView) -> ImportResult:
-    """Roles and scenes for a parsed script, reusing existing ones by name and number."""
+def source_name(script: ParsedScript, path: str, options: dict[str, Any]) -> str:
+    """The key of this script's ids in ``external_ids``: ``--source NAME``, else
+    ``script:<title>`` (a title outlives a draft's file name), else ``script:<stem>``."""
+    explicit = str(options.get("source") or "").strip()
+    if explicit:
+        return explicit
+    return f"script:{' '.join(script.title.split()) or Path(path).stem}"
+
+
+def scene_keys(scenes: list[ParsedScene], numbers: list[str]) -> list[str]:
+    """Each scene's id in the script: its number where the script numbers it; else its
+    heading (lower-cased, spaces collapsed) and its occurrence among scenes with that
+    heading. Unlike a position, this stays put when a draft inserts another scene."""
+    seen: dict[str, int] = {}
+    keys: list[str] = []
+    for parsed, number in zip(scenes, numbers, strict=True):
+        if parsed.number:
+            keys.append(number)
+            continue
+        heading = " ".join(parsed.heading.casefold().split())
+        seen[heading] = seen.get(heading, 0) + 1
+        keys.append(f"{heading}#{seen[heading]}")
+    return keys
+
+
+def script_entities(
+    script: ParsedScript, view: ProductionView, source: str = "script"
+) -> ImportResult:
+    """Roles and scenes for a parsed script. Existing ones are found by their id in
+    ``source`` (``external_ids``) first, then by name (roles) or number (scenes)."""
     warnings: list[str] = []
     if not script.scenes:
         raise CastroomError("no scene headings found (INT./EXT. lines, or .FORCED headings)")
-    roles = {r.name.casefold(): r for r in view.all(Role)}
-    scenes = {s.number: s for s in view.all(Scene)}
-    new_roles: dict[str, Role] = {}
     entities: list[model.Entity] = []
 
-    def role_for(name: str) -> Role:
-        key = pretty_name(name).casefold()
-        role = roles.get(key) or new_roles.get(key)
+    all_roles = view.all(Role)
+    roles_by_key = {
+        r.external_ids[source].casefold(): r for r in all_roles if source in r.external_ids
+    }
+    roles_by_name = {r.name.casefold(): r for r in all_roles}
+    chosen: dict[str, Role] = {}
+
+    def role_for(cue: str) -> Role:
+        key = cue.casefold()
+        if key in chosen:
+            return chosen[key]
+        role = roles_by_key.get(key)
         if role is None:
-            role = Role(id=model.new_id(), name=pretty_name(name)[:200])
-            new_roles[key] = role
+            named = roles_by_name.get(pretty_name(cue).casefold())
+            # A role already tied to another of this script's characters is not this one.
+            if named is not None and source not in named.external_ids:
+                role = named
+        if role is None:
+            role = Role(id=model.new_id(), name=pretty_name(cue)[:200])
+        if role.external_ids.get(source) != cue:
+            ids = {**role.external_ids, source: cue}
+            role = msgspec.structs.replace(role, external_ids=ids)
             entities.append(role)
+        chosen[key] = role
         return role
 
-    for number, parsed in zip(_number_scenes(script.scenes, warnings), script.scenes, strict=True):
+    numbers = _number_scenes(script.scenes, warnings)
+    keys = scene_keys(script.scenes, numbers)
+    all_scenes = view.all(Scene)
+    by_key = {s.external_ids[source]: s for s in all_scenes if source in s.external_ids}
+    by_number = {s.number: s for s in all_scenes}
+    # Pass 1 claims every scene found by its source id, so the number fallback (pass 2)
+    # can never hand a claimed scene to an inserted scene that took over its number.
+    matches: list[Scene | None] = [by_key.get(key) for key in keys]
+    claimed = {s.id for s in matches if s is not None}
+    for i, (parsed, number) in enumerate(zip(script.scenes, numbers, strict=True)):
+        candidate = by_number.get(number)
+        if matches[i] is not None or candidate is None or candidate.id in claimed:
+            continue
+        # By number: scenes imported before source ids existed (or from elsewhere), and any
+        # scene when the script itself numbers this one (a draft locked after import).
+        if source not in candidate.external_ids or parsed.number:
+            matches[i] = candidate
+            claimed.add(candidate.id)
+
+    for number, key, parsed, existing in zip(numbers, keys, script.scenes, matches, strict=True):
         characters = [role_for(name).id for name in parsed.characters]
         fields: dict[str, Any] = {
+            "number": number,
             "heading": parsed.heading[:2000],
             "characters": characters,
         }
@@ -306,10 +372,12 @@ def script_entities(script: ParsedScript, view: ProductionView) -> ImportResult:
             fields["era"] = parsed.era[:2000]
         if parsed.pages is not None:
             fields["pages"] = parsed.pages
-        existing = scenes.get(number)
         if existing is None:
             scene = Scene(
-                id=model.new_id(), number=number, location=location_of(parsed.heading), **fields
+                id=model.new_id(),
+                location=location_of(parsed.heading),
+                external_ids={source: key},
+                **fields,
             )
         else:
             looks = {k: v for k, v in existing.looks.items() if k in characters}
@@ -317,8 +385,15 @@ def script_entities(script: ParsedScript, view: ProductionView) -> ImportResult:
                 warnings.append(f"scene {number}: looks kept only for characters still in it")
             if not existing.location:
                 fields["location"] = location_of(parsed.heading)
-            scene = msgspec.structs.replace(existing, looks=looks, **fields)
+            ids = {**existing.external_ids, source: key}
+            scene = msgspec.structs.replace(existing, looks=looks, external_ids=ids, **fields)
         entities.append(scene)
+    gone = [s.number for s in by_key.values() if s.id not in claimed]
+    if gone:
+        warnings.append(
+            f"{len(gone)} scenes imported from {source} before are not in it now (kept; "
+            f"delete any that were cut): {', '.join(sorted(gone))}"
+        )
     unmarked = sum(1 for s in script.scenes if s.story_day is None)
     if unmarked:
         warnings.append(f"{unmarked} of {len(script.scenes)} scenes have no story day marked")
@@ -326,7 +401,8 @@ def script_entities(script: ParsedScript, view: ProductionView) -> ImportResult:
 
 
 def import_script(source: str, view: ProductionView, options: dict[str, Any]) -> ImportResult:
-    return script_entities(read_script(source, options), view)
+    script = read_script(source, options)
+    return script_entities(script, view, source_name(script, source, options))
 
 
 def _claims(path: Path) -> bool:

@@ -10,7 +10,7 @@ import pytest
 from castroom.core.document import CastDocument
 from castroom.core.errors import CastroomError
 from castroom.core.importing import apply_import
-from castroom.core.model import Look, Role, Scene
+from castroom.core.model import Look, Role, Scene, ShootDay
 from castroom.core.view import ProductionView
 from castroom.plugins.screenplay import (
     character_name,
@@ -221,3 +221,144 @@ def test_unreadable_file_is_one_clear_error(tmp_path: Path) -> None:
     doc = CastDocument.create("X")
     with pytest.raises(CastroomError, match="cannot read"):
         import_script(str(tmp_path / "missing.fountain"), ProductionView(doc), {})
+
+
+# -- source ids: re-imports of a new draft ----------------------------------------------------
+
+DRAFT_1 = [
+    ("INT. KITCHEN - NIGHT", [("MARY", "He said six."), ("TOMMY", "He says a lot.")]),
+    ("EXT. HARBOUR WALL - DAY", [("MARY", "Look at her."), ("DR. OKAFOR", "For years.")]),
+    ("INT. KITCHEN - NIGHT", [("MARY", "Still not back.")]),  # the same heading again
+    ("EXT. PIER - DAWN", [("TOMMY", "It's over.")]),
+]
+# The next draft inserts a scene in the middle and gives Mary a line on the pier.
+DRAFT_2 = [
+    *DRAFT_1[:1],
+    ("EXT. LIGHTHOUSE - NIGHT", [("YOUNG MARY", "Race you!")]),
+    *DRAFT_1[1:3],
+    ("EXT. PIER - DAWN", [("TOMMY", "It's over."), ("MARY", "It's never over.")]),
+]
+Draft = list[tuple[str, list[tuple[str, str]]]]
+
+
+def fountain_of(scenes: Draft, numbered: bool = False) -> str:
+    out = ["Title: Harbour Lights", "Author: Nell Ashby", "", ""]
+    for n, (heading, lines) in enumerate(scenes, 1):
+        out += [f"{heading} #{n}#" if numbered else heading, ""]
+        for cue, line in lines:
+            out += [cue, line, ""]
+    return "\n".join(out)
+
+
+def fdx_of(scenes: Draft, numbered: bool = False) -> str:
+    body = []
+    for n, (heading, lines) in enumerate(scenes, 1):
+        number = f' Number="{n}"' if numbered else ""
+        body.append(f'<Paragraph Type="Scene Heading"{number}><Text>{heading}</Text></Paragraph>')
+        for cue, line in lines:
+            body.append(f'<Paragraph Type="Character"><Text>{cue}</Text></Paragraph>')
+            body.append(f'<Paragraph Type="Dialogue"><Text>{line}</Text></Paragraph>')
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<FinalDraft DocumentType="Script">'
+        f"<Content>{''.join(body)}</Content><TitlePage><Content>"
+        '<Paragraph Type="Text"><Text>Harbour Lights</Text></Paragraph>'
+        "</Content></TitlePage></FinalDraft>\n"
+    )
+
+
+WRITERS = {"fountain": fountain_of, "fdx": fdx_of}
+
+
+def import_file(doc: CastDocument, path: Path, text: str):
+    path.write_text(text, encoding="utf-8")
+    result = import_script(str(path), ProductionView(doc), {})
+    return result, apply_import(doc, result)
+
+
+@pytest.mark.parametrize("fmt", list(WRITERS))
+def test_reimporting_the_same_script_changes_nothing(tmp_path: Path, fmt: str) -> None:
+    doc = CastDocument.create("Harbour Lights")
+    path = tmp_path / f"harbour.{fmt}"
+    _, first = import_file(doc, path, WRITERS[fmt](DRAFT_1))
+    assert first.created == 4 + 3  # four scenes; Mary, Tommy, Dr. Okafor
+    source = "script:Harbour Lights"
+    scenes = sorted(doc.all(Scene), key=lambda s: int(s.number))
+    assert [s.external_ids for s in scenes] == [
+        {source: "int. kitchen - night#1"},
+        {source: "ext. harbour wall - day#1"},
+        {source: "int. kitchen - night#2"},
+        {source: "ext. pier - dawn#1"},
+    ]
+    assert sorted(r.external_ids[source] for r in doc.all(Role)) == ["DR. OKAFOR", "MARY", "TOMMY"]
+    before = doc.state_vector()
+    _, again = import_file(doc, path, WRITERS[fmt](DRAFT_1))
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 4)
+    assert doc.state_vector() == before  # not one write
+
+
+@pytest.mark.parametrize("fmt", list(WRITERS))
+def test_a_scene_inserted_in_a_new_draft_leaves_the_others_on_their_scenes(
+    tmp_path: Path, fmt: str
+) -> None:
+    doc = CastDocument.create("Harbour Lights")
+    import_file(doc, tmp_path / f"harbour.{fmt}", WRITERS[fmt](DRAFT_1))
+    roles = {r.name: r.id for r in doc.all(Role)}
+    old = {s.number: s.id for s in doc.all(Scene)}
+    # The team works on draft 1: a look and a shoot day for the second kitchen scene (3),
+    # the pier (4) on the same day; and Mary's role is renamed here, not in the script.
+    kitchen, pier = old["3"], old["4"]
+    day = doc.add(ShootDay, date="2026-05-04", scene_ids=[kitchen, pier])
+    doc.update(Scene, kitchen, {"shoot_day_id": day.id, "looks": {roles["Mary"]: Look(hair="wet")}})
+    doc.update(Scene, pier, {"shoot_day_id": day.id})
+    doc.update(Role, roles["Mary"], {"name": "Mary Marsh"})
+
+    result, counts = import_file(doc, tmp_path / f"harbour_v2.{fmt}", WRITERS[fmt](DRAFT_2))
+    assert (counts.created, counts.updated) == (1 + 1, 3)  # lighthouse, Young Mary; 3 renumbered
+    assert not any("looks kept only" in w for w in result.warnings)
+    by_number = {s.number: s for s in doc.all(Scene)}
+    assert [by_number[n].id for n in ("1", "3", "4", "5")] == [old["1"], old["2"], kitchen, pier]
+    lighthouse = by_number["2"]
+    assert lighthouse.id not in old.values() and lighthouse.shoot_day_id is None
+    assert lighthouse.looks == {} and lighthouse.characters == [roles_of(doc)["Young Mary"]]
+    # The look and the shoot day stayed with the kitchen scene, now number 4 ...
+    moved = doc.get(Scene, kitchen)
+    assert moved.heading == "INT. KITCHEN - NIGHT" and moved.characters == [roles["Mary"]]
+    assert moved.looks[roles["Mary"]].hair == "wet" and moved.shoot_day_id == day.id
+    assert doc.get(ShootDay, day.id).scene_ids == [kitchen, pier]
+    # ... and the new line went to the pier, found by its source id, not its old number.
+    assert doc.get(Scene, pier).characters == [roles["Tommy"], roles["Mary"]]
+    assert doc.get(Role, roles["Mary"]).name == "Mary Marsh"  # found by its cue, not renamed
+    assert len(doc.all(Role)) == 4 and len(doc.all(Scene)) == 5
+
+
+def roles_of(doc: CastDocument) -> dict[str, str]:
+    return {r.name: r.id for r in doc.all(Role)}
+
+
+def test_scenes_imported_before_source_ids_match_by_number_then_keep_ids(tmp_path: Path) -> None:
+    doc = CastDocument.create("Harbour Lights")
+    path = tmp_path / "harbour.fountain"
+    import_file(doc, path, fountain_of(DRAFT_1))
+    for cls in (Scene, Role):  # as an import made before external_ids existed left them
+        for entity in doc.all(cls):
+            doc.update(cls, entity.id, {"external_ids": {}})
+    ids = {s.number: s.id for s in doc.all(Scene)}
+    _, counts = import_file(doc, path, fountain_of(DRAFT_1))
+    assert (counts.created, counts.updated) == (0, 4 + 3)  # each gains its source id
+    assert {s.number: s.id for s in doc.all(Scene)} == ids
+    assert all(s.external_ids for s in doc.all(Scene)) and all(
+        r.external_ids for r in doc.all(Role)
+    )
+    # The writer locks the script (numbers it): the same scenes, now keyed by number.
+    _, counts = import_file(doc, path, fountain_of(DRAFT_1, numbered=True))
+    assert (counts.created, counts.updated) == (0, 4)
+    assert {s.number: s.id for s in doc.all(Scene)} == ids
+    assert doc.get(Scene, ids["3"]).external_ids == {"script:Harbour Lights": "3"}
+
+
+def test_scenes_cut_from_a_draft_are_kept_with_a_warning(tmp_path: Path) -> None:
+    doc = CastDocument.create("Harbour Lights")
+    import_file(doc, tmp_path / "a.fountain", fountain_of(DRAFT_1))
+    result, counts = import_file(doc, tmp_path / "a.fountain", fountain_of(DRAFT_1[:2]))
+    assert counts.created == 0 and len(doc.all(Scene)) == 4
+    assert any("2 scenes imported from script:Harbour Lights" in w for w in result.warnings)
