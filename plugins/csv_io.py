@@ -4,15 +4,17 @@ Import: ``castroom import csv FILE --kind talent [--map col=field ...] [--source
 Columns named like a field (case and spaces ignored) map themselves; ``--map`` maps the
 rest. A target ``attributes.shoe`` (or ``external_ids.spotlight``, ``specs.accent``) fills
 one key of a dict field; ``external_id`` records the row's id at the source in
-``Talent.external_ids[SOURCE]``. List cells take JSON (``["a", "b"]``) or ``a; b``. Money
-cells take minor units (``150000``) or major units with a point (``1500.00``).
+``external_ids[SOURCE]`` (talents, roles and scenes). List cells take JSON (``["a", "b"]``)
+or ``a; b``. Money cells take minor units (``150000``) or major units with a point
+(``1500.00``).
 
 Reference cells (``talent_id``, ``role_id``, ``shoot_day_id``, ``characters``, ``role_ids``,
 ``scene_ids``) take an id, or a name (a scene's number, a shoot day's date) that matches
 exactly one entity, so an office's "talent, role, stage" sheet imports as candidates.
 
 An ``id`` column is castroom's own id (what ``castroom export csv`` writes). Ids that are
-not castroom's (an office's ``ID`` column) are kept as ``external_ids[SOURCE]`` instead.
+not castroom's (an office's ``ID`` column) are kept as ``external_ids[SOURCE]`` instead,
+for the kinds that have source ids (talents, roles, scenes); other kinds refuse them.
 
 Re-importing updates instead of duplicating: a row is matched to an existing entity by
 its ``id`` column, else by its source id (``external_ids``), else by a natural key (name

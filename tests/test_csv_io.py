@@ -244,8 +244,37 @@ def test_an_id_column_from_elsewhere_is_kept_as_a_source_id(tmp_path: Path, doc)
     assert sorted(t.external_ids["csv"] for t in doc.all(Talent)) == ["sp-1", "sp-2"]
     again = apply_import(doc, read_csv(str(path), ProductionView(doc), {"kind": "talent"}))
     assert (again.created, again.unchanged) == (0, 2)
-    roles = write(tmp_path, "r.csv", "id,name\nR-1,Mary\n")
-    result = read_csv(str(roles), ProductionView(doc), {"kind": "role"})
+    deals = write(tmp_path, "d.csv", "id,rate\nD-1,100\n")  # a deal keeps no source ids
+    result = read_csv(str(deals), ProductionView(doc), {"kind": "deal"})
     assert result.errors == [
-        "line 2: role.id: 'R-1' is not a castroom id (map that column to another field with --map)"
+        "line 2: deal.id: 'D-1' is not a castroom id (map that column to another field with --map)"
     ]
+
+
+def test_roles_and_scenes_keep_foreign_ids_and_reimport_without_duplicates(
+    tmp_path: Path, doc: CastDocument
+) -> None:
+    sheet = "ID,Name,Kind\nR-1,Mary,lead\nR-2,Tommy,supporting\n"
+    path = write(tmp_path, "roles.csv", sheet)
+    options = {"source": "office"}
+    first = read_csv(str(path), ProductionView(doc), options)
+    assert first.errors == [] and any("ids from elsewhere" in w for w in first.warnings)
+    assert apply_import(doc, first).created == 2
+    ids = {r.external_ids["office"]: r.id for r in doc.all(Role)}
+    assert set(ids) == {"R-1", "R-2"}
+    again = apply_import(doc, read_csv(str(path), ProductionView(doc), options))
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+    # The office renames a character: the same id there, so the same role here.
+    write(tmp_path, "roles.csv", sheet.replace("Mary,lead", "Mary Marsh,lead"))
+    third = apply_import(doc, read_csv(str(path), ProductionView(doc), options))
+    assert (third.created, third.updated) == (0, 1)
+    assert doc.get(Role, ids["R-1"]).name == "Mary Marsh" and len(doc.all(Role)) == 2
+    # Scenes too, through a mapped column: a renumbered scene is still found by its id.
+    scenes = write(tmp_path, "scenes.csv", "Ref,number,heading\nS-9,4,INT. KITCHEN\n")
+    mapped = {"kind": "scene", "source": "office", "map": ["Ref=external_id"]}
+    apply_import(doc, read_csv(str(scenes), ProductionView(doc), mapped))
+    write(tmp_path, "scenes.csv", "Ref,number,heading\nS-9,5,INT. KITCHEN\n")
+    counts = apply_import(doc, read_csv(str(scenes), ProductionView(doc), mapped))
+    assert (counts.created, counts.updated) == (0, 1)
+    (scene,) = doc.all(Scene)
+    assert scene.number == "5" and scene.external_ids == {"office": "S-9"}
