@@ -150,13 +150,16 @@ class CountingProxy:
         )
 
     def close(self) -> None:
-        def stop() -> None:
+        async def stop() -> None:
             self.server.close()
-            for task in asyncio.all_tasks(self.loop):
+            # Cancel the open connections and let them finish before the loop stops.
+            tasks = [t for t in asyncio.all_tasks(self.loop) if t is not asyncio.current_task()]
+            for task in tasks:
                 task.cancel()
-            self.loop.call_soon(self.loop.stop)
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.loop.stop()
 
-        self.loop.call_soon_threadsafe(stop)
+        asyncio.run_coroutine_threadsafe(stop(), self.loop)
         self.thread.join(5)
 
 
