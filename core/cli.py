@@ -22,7 +22,7 @@ from rich.table import Table
 
 from . import bundle as bundles
 from . import model
-from .document import NewerSchemaWarning
+from .document import CREATED, UNLISTED, NewerSchemaWarning
 from .errors import CastroomError, ValidationFailed
 from .money import format_money
 from .plugins import Plugins, make_plugins
@@ -453,7 +453,7 @@ def history(obj: Context, limit: int, entity: str | None, as_json: bool) -> None
                     "kind": _kind_name(collection),
                     "entity_id": entity_id,
                     "label": _label(production, collection, entity_id),
-                    "fields": ["(created)"] if "*" in fields else list(fields),
+                    "fields": _history_fields(fields),
                 }
             )
     if as_json:
@@ -588,6 +588,13 @@ def plugins_cmd(obj: Context, as_json: bool) -> None:
         obj.console.print(table)
     for failure in obj.plugins.failures:
         click.echo(f"Warning: {failure}", err=True)
+
+
+def _history_fields(fields: list[str]) -> list[str]:
+    if CREATED in fields:
+        return ["(created)"]
+    named = sorted(f for f in fields if f != UNLISTED)
+    return [*named, "(fields not itemised: a large merge)"] if UNLISTED in fields else named
 
 
 def build_cli(plugins: Plugins) -> click.Group:

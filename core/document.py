@@ -37,7 +37,9 @@ from .model import COLLECTIONS, Entity, Production
 SCHEMA_VERSION = 1
 E = TypeVar("E", bound=Entity)
 
-#: Key = (collection, entity id); value = the field names that changed ("*" = created).
+#: Key = (collection, entity id); value = the field names that changed, or one of:
+CREATED = "*"  # the entity is new (to this document)
+UNLISTED = "?"  # some of its fields changed in a large merge, not itemised (COARSE_CHANGES)
 Changes = dict[tuple[str, str], set[str]]
 Migration = Callable[["CastDocument"], None]
 
@@ -327,7 +329,7 @@ class CastDocument:
 
     def _observer(self, collection: str, coarse: bool = False) -> Callable[[list[Any]], None]:
         """Change tracking for a collection. ``coarse``: for a big merged update, note each
-        changed entity with the field ``*`` instead of reading every event's keys (which
+        changed entity with ``UNLISTED`` instead of reading every event's keys (which
         costs Yrs more than the merge itself for thousands of entities: bench_sync)."""
 
         def observe(events: list[Any]) -> None:
@@ -345,7 +347,7 @@ class CastDocument:
                 if len(path) >= 2:
                     fields.add(str(path[1]))
                 elif coarse:
-                    fields.add("*")
+                    fields.add(UNLISTED)
                 else:
                     fields.update(event.keys)
 

@@ -91,7 +91,8 @@ def castroom_changed(view: ProductionView, changes: Changes, origin: str) -> Non
     Args:
         view: the production as it is after the change (read-only).
         changes: ``(collection, entity id) -> field names`` that changed; ``"*"`` marks a
-            newly created entity.
+            newly created entity, ``"?"`` an entity whose changed fields a large merged
+            update did not itemise (re-read the entity).
         origin: ``"local"`` for this process's writes, otherwise where the update came
             from (``"storage"`` for another process on this workspace, ``"sync"``,
             ``"bundle"``, ``"folder"``).

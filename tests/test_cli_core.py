@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pycrdt import Doc, Map
 
+from castroom.core import model
 from castroom.core.workspace import Workspace
 from tests.conftest import run_castroom
 
@@ -315,6 +316,26 @@ def test_history_lists_who_changed_what_newest_first(castroom) -> None:
         r["entity_id"] == ada for r in as_json(castroom("history", "--entity", ada, "--json"))
     )
     assert "sam" in ok(castroom("history"))
+
+
+def test_history_of_a_large_merge_does_not_call_edits_creations(castroom, tmp_path: Path) -> None:
+    ada = as_json(castroom("add", "talent", "name=Ada", "--json"))["id"]
+    # A colleague's copy, joined by bundle, edits Ada and adds many talents offline.
+    first, back = tmp_path / "first.bundle", tmp_path / "back.bundle"
+    ok(castroom("bundle", "create", str(first)))
+    colleague = tmp_path / "colleague"
+    ok(castroom("bundle", "apply", str(first), workspace=colleague))
+    with Workspace.open(colleague, member="noor") as ws:
+        doc = ws.production().doc
+        with doc.transaction():
+            doc.update(model.Talent, ada, {"agent": "Blake & Co"})
+            for i in range(1500):
+                doc.add(model.Talent, name=f"Extra {i}", notes="x" * 40)
+    ok(castroom("bundle", "create", str(back), workspace=colleague))
+    ok(castroom("bundle", "apply", str(back)))
+    rows = as_json(castroom("history", "--entity", ada, "--json"))
+    assert rows[0]["fields"] == ["(fields not itemised: a large merge)"]
+    assert rows[-1]["fields"] == ["(created)"]
 
 
 def test_compact_keeps_content_and_history(castroom) -> None:

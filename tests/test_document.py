@@ -210,6 +210,22 @@ def test_changes_are_reported_for_local_and_remote_edits(doc: CastDocument) -> N
     assert doc.get(Talent, ada.id).eyes == "green"  # the cache was invalidated
 
 
+def test_a_large_merge_marks_edited_entities_unlisted_not_created(doc: CastDocument) -> None:
+    """Past COARSE_CHANGES bytes a merge notes which entities changed, not which fields;
+    an entity that was only edited must not read as created (history, plugins)."""
+    ada = doc.add(Talent, name="Ada")
+    peer = peer_of(doc)
+    with peer.transaction():
+        peer.update(Talent, ada.id, {"agent": "Blake & Co"})
+        newcomers = [peer.add(Talent, name=f"New {i}", notes="x" * 40) for i in range(1500)]
+    update = peer.encode_update(doc.state_vector())
+    assert len(update) > document_module.COARSE_CHANGES
+    changes = doc.apply_update(update, origin="peer")
+    assert changes[("talents", ada.id)] == {document_module.UNLISTED}
+    assert all(changes[("talents", t.id)] == {document_module.CREATED} for t in newcomers)
+    assert doc.get(Talent, ada.id).agent == "Blake & Co"
+
+
 def test_on_commit_gets_one_update_per_outer_transaction(doc: CastDocument) -> None:
     commits: list[tuple[bytes, dict]] = []
     doc.on_commit = lambda update, changes: commits.append((update, changes))
