@@ -416,9 +416,13 @@ class CastDocument:
         except Exception as exc:  # pycrdt raises ValueError/RuntimeError on bad input
             raise BadUpdate(f"cannot decode state vector: {exc}") from None
 
-    def apply_update(self, update: bytes, origin: str = "remote") -> Changes:
+    def apply_update(
+        self, update: bytes, origin: str = "remote", *, notify: bool = True
+    ) -> Changes:
         """Merge a peer's update. Raises BadUpdate (leaving the document as it was) if the
-        bytes cannot be decoded or integrated; returns what changed."""
+        bytes cannot be decoded or integrated; returns what changed. With ``notify=False``
+        the ``on_change`` listeners are not called: the caller calls :meth:`notify` once the
+        update is durable (storage), so nobody hears of a change that may yet be dropped."""
         if self._depth:
             raise RuntimeError("apply_update inside a local transaction")
         if not isinstance(update, bytes | bytearray) or len(update) < 2:
@@ -431,7 +435,7 @@ class CastDocument:
         # state (storage) or from a copy taken here (a document without storage).
         state = self.ydoc.get_state()
         if state == b"\x00":
-            return self._load_into_empty(update, origin)
+            return self._load_into_empty(update, origin, notify=notify)
         backup = None if self.on_abort is not None else self.ydoc.get_update()
         stash = list(self._stash)
         self._changes = {}
@@ -471,11 +475,16 @@ class CastDocument:
             self._cache.clear()
             self._maps.clear()
         changes = self.take_changes()
-        for listener in self.on_change:
-            listener(changes, origin)
+        if notify:
+            self.notify(changes, origin)
         return changes
 
-    def _load_into_empty(self, update: bytes, origin: str) -> Changes:
+    def notify(self, changes: Changes, origin: str) -> None:
+        """Tell the ``on_change`` listeners about merged changes."""
+        for listener in self.on_change:
+            listener(changes, origin)
+
+    def _load_into_empty(self, update: bytes, origin: str, *, notify: bool = True) -> Changes:
         """First load (opening a production): everything in it is new, so skip the deep
         observers, whose per-entity events cost more than the load itself."""
         self._applying = True
@@ -498,8 +507,8 @@ class CastDocument:
         for name, cmap in self._collections.items():
             for entity_id in cmap.keys():  # noqa: SIM118 - pycrdt types only keys() well
                 changes[(name, entity_id)] = {"*"}
-        for listener in self.on_change:
-            listener(changes, origin)
+        if notify:
+            self.notify(changes, origin)
         return changes
 
     # -- schema --------------------------------------------------------------------------

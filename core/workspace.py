@@ -317,7 +317,9 @@ class StoredProduction:
         made it, for the history; without a member, the one whose Member.devices lists
         ``device`` (if any) is recorded."""
         self.refresh()
-        changes = self.doc.apply_update(update, origin=origin)
+        # Listeners (plugins) hear of the change only once it is stored, as for local
+        # commits (_persist runs before on_change): a failed append drops it again.
+        changes = self.doc.apply_update(update, origin=origin, notify=False)
         if not device:
             member = member or self.workspace.identity.member  # made here (e.g. an import)
         elif not member:
@@ -343,6 +345,7 @@ class StoredProduction:
             if seq and seq == self.seen + 1:
                 self.seen = seq  # our own row: no need to merge it again on refresh
         self._relay(update, origin, changes)
+        self.doc.notify(changes, origin)
         return changes
 
     def _member_of(self, device: str) -> str:

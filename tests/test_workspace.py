@@ -351,3 +351,42 @@ def test_opening_a_long_log_merges_it_first(tmp_path: Path) -> None:
         production.doc.update(Talent, "t3", {"rate": 3})  # and it keeps working
     with Workspace.open(tmp_path / "ws") as ws:
         assert ws.production().doc.get(Talent, "t3").rate == 3
+
+
+def test_listeners_hear_only_merged_changes_that_reached_the_disk(tmp_path: Path) -> None:
+    """A merged update the store refuses is dropped (see above): plugins must not have been
+    told of it, just as a local write that fails to persist is never announced."""
+    from castroom.core.hookspecs import hookimpl
+    from castroom.core.plugins import make_plugins
+
+    heard: list[tuple[str, dict]] = []
+
+    class Listener:
+        @hookimpl
+        def castroom_changed(self, view, changes, origin):  # type: ignore[no-untyped-def]
+            heard.append((origin, dict(changes)))
+
+    with Workspace.open(tmp_path / "ws", member="ana") as ws:
+        ws._plugins = make_plugins(builtins={}, entry_points=False, extra=[Listener()])
+        production = ws.create_production("Tides")
+        production.doc.add(Talent, id="t1", name="Ada", rate=100)
+        peer = CastDocument()
+        peer.apply_update(production.doc.encode_update())
+        peer.update(Talent, "t1", {"rate": 250})
+        update = peer.encode_update(production.doc.state_vector())
+        heard.clear()
+        ws.store.db.execute("PRAGMA query_only=ON")  # a real SQLite write failure
+        with pytest.raises(StorageError, match="not saved"):
+            production.apply_update(update, origin="sync", device="PEER")
+        ws.store.db.execute("PRAGMA query_only=OFF")
+        assert heard == []  # nothing durable happened, so nothing was announced
+        production.apply_update(update, origin="sync", device="PEER")
+        assert heard == [("sync", {("talents", "t1"): {"rate"}})]
+        # A production adopted from a peer is announced once it is stored, too.
+        heard.clear()
+        other = CastDocument.create("Harbour")
+        ws.store.db.execute("PRAGMA query_only=ON")
+        with pytest.raises(StorageError):
+            ws.adopt(other.production_id or "", other.encode_update(), origin="sync")
+        ws.store.db.execute("PRAGMA query_only=OFF")
+        assert heard == []
