@@ -36,10 +36,10 @@ from websockets.asyncio.client import ClientConnection
 
 from castroom.core.document import CastDocument, Changes
 from castroom.core.errors import BadUpdate, CastroomError
-from castroom.core.workspace import StoredProduction, Workspace
+from castroom.core.workspace import Identity, StoredProduction, Workspace
 
 from . import protocol
-from .server import DEVICE_HEADER, STATE_VECTOR_HEADER
+from .server import DEVICE_HEADER, MEMBER_HEADER, STATE_VECTOR_HEADER
 
 Echo = Callable[[str], Any]
 TIMEOUT = 30.0
@@ -153,8 +153,10 @@ class Unreachable(CastroomError):
 class _Http:
     """A small httpx wrapper turning transport and HTTP failures into one clear line."""
 
-    def __init__(self, base: str, token: str | None, device: str, verify: Any, timeout: float):
-        headers = {DEVICE_HEADER: device}
+    def __init__(
+        self, base: str, token: str | None, identity: Identity, verify: Any, timeout: float
+    ):
+        headers = _identity_headers(identity)
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.base = base
@@ -197,7 +199,7 @@ def sync_http(
     base = http_base(url)
     # Plain http has no certificate to check (and skipping the CA bundle saves ~0.2 s).
     verify: Any = tls_context(cacert) or base.startswith("https:")
-    http = _Http(base, token, workspace.identity.device_id, verify, timeout)
+    http = _Http(base, token, workspace.identity, verify, timeout)
     device = _peer_label(base)
     try:
         listing = http.request("GET", "/productions").json()
@@ -603,8 +605,15 @@ def _prune_presence(state: _Connection, echo: Echo) -> None:
         _show_presence(state, echo)
 
 
+def _identity_headers(identity: Identity) -> dict[str, str]:
+    """Who is sending: the server logs pushed updates with this device and member (the
+    name percent-encoded: header values are ASCII). What we pull is logged as from the
+    server's address, not its member: it bundles edits by everyone on the team."""
+    return {DEVICE_HEADER: identity.device_id, MEMBER_HEADER: quote(identity.member, safe="")}
+
+
 def _websocket_headers(workspace: Workspace, token: str | None) -> dict[str, str]:
-    headers = {DEVICE_HEADER: workspace.identity.device_id}
+    headers = _identity_headers(workspace.identity)
     if token:
         headers["Authorization"] = f"Bearer {token}"
     return headers

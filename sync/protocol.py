@@ -280,16 +280,19 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def merge_into(production: StoredProduction, update: bytes, *, device: str) -> Changes:
-    """Merge a peer's update durably (origin ``"sync"``). Raises ProtocolError for bytes
-    that do not decode; the document and its log are then exactly as they were."""
+def merge_into(
+    production: StoredProduction, update: bytes, *, device: str, member: str = ""
+) -> Changes:
+    """Merge a peer's update durably (origin ``"sync"``), logged as from ``device`` and
+    ``member`` (the peer's team member, if it said). Raises ProtocolError for bytes that do
+    not decode; the document and its log are then exactly as they were."""
     # No separate full decode: Yrs decodes the whole update before integrating any of it,
     # so a decode error leaves the document as it was (and costs no second pass).
     guard_update(update)
     production.refresh()
     before = production.doc.state_vector()
     try:
-        return production.apply_update(update, origin="sync", device=device)
+        return production.apply_update(update, origin="sync", device=device, member=member)
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
@@ -347,6 +350,7 @@ class SyncSession:
         can_write: False for a read-only peer: its step-2 and update frames are dropped and
             it is told once, with a y-protocols permission-denied message.
         device: the peer's device, recorded in the log with every update it sends.
+        member: the peer's team member (if it said), recorded likewise.
         answer_step1_with_step1: the server role: answer a peer's step 1 with step 2 and then
             our own step 1 (as y-websocket servers do). A client sends its step 1 up front.
         max_message: frames larger than this are refused.
@@ -358,12 +362,14 @@ class SyncSession:
         *,
         can_write: bool = True,
         device: str = "",
+        member: str = "",
         answer_step1_with_step1: bool = False,
         max_message: int = MAX_MESSAGE,
     ) -> None:
         self.production = production
         self.can_write = can_write
         self.device = device
+        self.member = member
         self.answer_step1_with_step1 = answer_step1_with_step1
         self.max_message = max_message
         self.told_read_only = False
@@ -417,5 +423,7 @@ class SyncSession:
                 outcome.replies.append(permission_denied_frame(outcome.dropped))
             log.info("dropped a sync frame from read-only peer %s", self.device or "?")
             return
-        outcome.changes = merge_into(self.production, update, device=self.device)
+        outcome.changes = merge_into(
+            self.production, update, device=self.device, member=self.member
+        )
         outcome.update = update

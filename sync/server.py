@@ -18,10 +18,13 @@ or ``?token=T`` for browsers, which cannot set headers on a WebSocket):
   (the productions the token sees; ``all_productions``: it is not limited to one).
 - ``GET  /health``           ``{"status": "ok"}``, no token, nothing else.
 
-Peers may name their device (``X-Castroom-Device`` header or ``?device=``); it is recorded
-with every update they send. Refusals: 400 undecodable, 401 no or bad token, 403 not
-allowed, 404 unknown production, 413 too large; on a WebSocket that is already open, a bad
-frame closes it with 1007, an oversized one with 1009 and a revoked token with 4401.
+Peers may name their device (``X-Castroom-Device`` header or ``?device=``) and their team
+member (``X-Castroom-Member``, percent-encoded UTF-8, or ``?member=``); both are recorded
+with every update they send, so the history says who made a synced change.
+
+Refusals: 400 undecodable, 401 no or bad token, 403 not allowed, 404 unknown production,
+413 too large; on a WebSocket that is already open, a bad frame closes it with 1007, an
+oversized one with 1009 and a revoked token with 4401.
 
 All writes go through the workspace's storage, like the CLI's: a CLI edit from another
 process is picked up by polling ``refresh()`` and relayed to the live peers.
@@ -41,6 +44,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import msgspec
 import uvicorn
@@ -64,6 +68,8 @@ STATE_VECTOR_HEADER = "X-Castroom-State-Vector"
 #: Largest state vector sent in that header (base64 characters); else GET /sync/{id}/state.
 MAX_HEADER = 8 * 1024
 DEVICE_HEADER = "X-Castroom-Device"
+#: The sending team member's name, percent-encoded (header values are ASCII).
+MEMBER_HEADER = "X-Castroom-Member"
 
 
 class QuietHandshakeNoise(logging.Filter):
@@ -347,19 +353,21 @@ class SyncServer:
         info = self.authorize(request, production_id, write=True)
         body = await self.read_body(request)
         device = peer_device(request, info)
+        member = peer_member(request)
         assert self.workspace is not None
         try:
             if production_id in dict(self.workspace.productions()):
-                changes = protocol.merge_into(self.production(production_id), body, device=device)
+                production = self.production(production_id)
+                changes = protocol.merge_into(production, body, device=device, member=member)
                 created = False
             else:
-                changes = self._adopt(production_id, body, device)
+                changes = self._adopt(production_id, body, device, member)
                 created = True
         except protocol.ProtocolError as exc:
             raise Refused(400, f"bad update: {exc}") from None
         return JSONResponse({"changed": len(changes), "created": created})
 
-    def _adopt(self, production_id: str, update: bytes, device: str) -> Changes:
+    def _adopt(self, production_id: str, update: bytes, device: str, member: str) -> Changes:
         """A production this server has never seen: accept it only if the update
         creates that very production (so a typo cannot plant an empty document)."""
         assert self.workspace is not None
@@ -371,7 +379,9 @@ class SyncServer:
             raise protocol.ProtocolError(str(exc)) from None
         if scratch.production_id != production_id:
             raise Refused(404, f"no production {production_id!r} on this server")
-        _, changes = self.workspace.adopt(production_id, update, origin="sync", device=device)
+        _, changes = self.workspace.adopt(
+            production_id, update, origin="sync", device=device, member=member
+        )
         log.info("adopted production %s from %s", production_id, device)
         return changes
 
@@ -394,6 +404,7 @@ class SyncServer:
             production,
             can_write=info.scope == "write",
             device=device,
+            member=peer_member(websocket),
             answer_step1_with_step1=True,
             max_message=self.options.max_message,
         )
@@ -498,6 +509,15 @@ def peer_device(conn: HTTPConnection, info: TokenInfo) -> str:
     named = conn.headers.get(DEVICE_HEADER.lower()) or conn.query_params.get("device") or ""
     named = "".join(ch for ch in named if ch.isprintable())[:100]
     return named or f"token:{info.name or info.id}"
+
+
+def peer_member(conn: HTTPConnection) -> str:
+    """The team member a peer says it speaks for, or "" (then the history falls back to
+    the member who lists its device). Self-declared, like the device: attribution for the
+    history, not access control (that is the token's job)."""
+    named = conn.headers.get(MEMBER_HEADER.lower())
+    named = unquote(named) if named is not None else conn.query_params.get("member", "")
+    return "".join(ch for ch in named if ch.isprintable()).strip()[:100]
 
 
 def _refusal(status: int, message: str) -> JSONResponse:

@@ -610,3 +610,19 @@ def test_server_with_a_long_history_of_writers(seeded: Seeded, tmp_path: Path) -
         moved = client.sync_http(laptop, server.url, token=seeded.write)
         assert next(m for m in moved if m.production_id == seeded.pid).pushed_changes == 1
     assert seeded.names() == {"Ada Stone", "Late Writer"}
+
+
+def test_websocket_sync_credits_the_member_who_sent_it(
+    seeded: Seeded, server: ServerThread, tmp_path: Path
+) -> None:
+    """Over WebSocket too the server's history names the sending member (any name: sent
+    percent-encoded, since HTTP headers are ASCII)."""
+    with Workspace.open(tmp_path / "laptop", member="Zoë Ng") as laptop:
+        client.sync_websocket(laptop, server.ws_url, token=seeded.write, production=seeded.pid)
+        laptop.production(seeded.pid).doc.add(model.Talent, name="Over WS")
+        client.sync_websocket(laptop, server.ws_url, token=seeded.write)
+    with Workspace.open(seeded.path, create=False) as ws:
+        production = ws.production(seeded.pid)
+        [talent] = [t for t in production.doc.all(model.Talent) if t.name == "Over WS"]
+        [entry] = production.history(entity=talent.id)
+    assert (entry.origin, entry.member) == ("sync", "Zoë Ng")

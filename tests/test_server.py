@@ -24,7 +24,7 @@ from castroom.core import model
 from castroom.core.workspace import Workspace
 from castroom.sync import protocol as p
 from castroom.sync.auth import TokenStore
-from castroom.sync.server import STATE_VECTOR_HEADER, ServerOptions, ServerThread
+from castroom.sync.server import MEMBER_HEADER, STATE_VECTOR_HEADER, ServerOptions, ServerThread
 
 #: One client for the module: making an httpx client loads the CA bundle (~0.2 s), and
 #: these plain-http tests need no TLS.
@@ -622,3 +622,33 @@ def test_other_process_commit_picked_up_mid_frame_reaches_the_sender(setup: Setu
         )
         # Its own update still is not echoed back to the writer.
         assert not [m for m in recv_frames(writer, 0.3) if is_update(m)]
+
+
+def server_talents(setup: Setup) -> set[str]:
+    with Workspace.open(setup.path, create=False) as ws:
+        return {t.name for t in ws.production(setup.pid).doc.all(model.Talent)}
+
+
+def test_peers_name_their_member_for_the_history(server: ServerThread, setup: Setup) -> None:
+    """X-Castroom-Member (percent-encoded) over HTTP, ?member= on a browser's WebSocket."""
+    peer = Doc()
+    pulled = HTTP.post(f"{server.url}/sync/{setup.pid}/pull", headers=bearer(setup.write))
+    peer.apply_update(pulled.content)
+    before = peer.get_state()
+    peer.get("talents", type=Map)["by-http"] = Map({"name": "By Http"})
+    headers = {**bearer(setup.write), MEMBER_HEADER: "Lu%C3%AD%20Ortiz"}
+    pushed = HTTP.post(
+        f"{server.url}/sync/{setup.pid}/push", headers=headers, content=peer.get_update(before)
+    )
+    assert pushed.status_code == 200
+    url = f"{server.ws_url}/{setup.pid}?token={setup.write}&member=Ines%20Rey"
+    with connect(url, proxy=None, open_timeout=5, max_size=None) as conn:
+        handshake(conn, peer)
+        before = peer.get_state()
+        peer.get("talents", type=Map)["by-ws"] = Map({"name": "By WebSocket"})
+        conn.send(p.update_frame(peer.get_update(before)))
+        wait_for(lambda: "By WebSocket" in server_talents(setup))
+    with Workspace.open(setup.path, create=False) as ws:
+        production = ws.production(setup.pid)
+        members = {e: production.history(entity=e)[0].member for e in ("by-http", "by-ws")}
+    assert members == {"by-http": "Luí Ortiz", "by-ws": "Ines Rey"}

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sync_helpers import make_token
 
 from castroom.core import model
 from castroom.core.workspace import Workspace
@@ -320,3 +321,27 @@ def test_sync_to_a_missing_folder_fails_and_creates_no_workspace(tmp_path: Path)
         f"Error: no folder at {tmp_path / 'no-such-folder'} (create it, or check the path)"
     ]
     assert not workspace.exists()
+
+
+def test_history_on_the_server_names_the_member_who_pushed(
+    seeded: tuple[Path, str], served: Served, tmp_path: Path
+) -> None:
+    """`castroom --member noor sync URL`: the server's history credits noor, not the token
+    or the server's own member."""
+    path, _ = seeded
+    token = make_token(path)
+    laptop = str(tmp_path / "laptop")
+    first = castroom(
+        "--workspace", laptop, "--member", "noor", "sync", served.url, "--token", token
+    )
+    assert first.returncode == 0, first.stderr
+    added = castroom("--workspace", laptop, "--member", "noor", "add", "talent", "name=Ben Ray")
+    assert added.returncode == 0, added.stderr
+    pushed = castroom(
+        "--workspace", laptop, "--member", "noor", "sync", served.url, "--token", token
+    )
+    assert pushed.returncode == 0 and "pushed 1 change" in pushed.stdout, pushed.stderr
+    shown = castroom("--workspace", str(path), "history", "--json")
+    assert shown.returncode == 0, shown.stderr
+    rows = [r for r in json.loads(shown.stdout) if r["kind"] == "talent" and r["origin"] == "sync"]
+    assert [(r["label"], r["member"]) for r in rows] == [("Ben Ray", "noor")], rows
