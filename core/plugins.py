@@ -15,10 +15,10 @@ import importlib
 import importlib.metadata
 import os
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .document import Changes
     from .view import ProductionView
 
+T = TypeVar("T")
 _NO_VIEW = object()
 ENTRY_POINT_GROUP = "castroom"
 DISABLE_ENV = "CASTROOM_DISABLE_PLUGINS"
@@ -99,33 +100,28 @@ class Plugins:
         if view is not None and getattr(view, "plugins", _NO_VIEW) is None:
             view.plugins = self
 
-    def _call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call every implementation of a hook on its own, so one failure is contained."""
-        self._attach(kwargs)
-        hook = getattr(self.pm.hook, hook_name)
-        results = []
-        # pluggy lists implementations in reverse call order; keep its (tryfirst..trylast).
-        for impl in reversed(hook.get_hookimpls()):
-            args = {name: kwargs[name] for name in impl.argnames}
-            try:
-                results.append((impl.plugin_name, impl.function(**args)))
-            except Exception as exc:
-                self.failures.append(PluginFailure(impl.plugin_name, hook_name, _describe(exc)))
-        return results
+    def _answers(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+        """Each implementation's answer, lazily, in pluggy's order (tryfirst..trylast).
 
-    def _first(self, hook_name: str, **kwargs: Any) -> Any:
+        Every implementation is called on its own, so a failure is recorded and contained
+        instead of aborting the whole hook call."""
         self._attach(kwargs)
         hook = getattr(self.pm.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):
+        for impl in reversed(hook.get_hookimpls()):  # pluggy lists them in reverse order
             args = {name: kwargs[name] for name in impl.argnames}
             try:
                 result = impl.function(**args)
             except Exception as exc:
                 self.failures.append(PluginFailure(impl.plugin_name, hook_name, _describe(exc)))
                 continue
-            if result is not None:
-                return result
-        return None
+            yield impl.plugin_name, result
+
+    def _call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        return list(self._answers(hook_name, **kwargs))
+
+    def _first(self, hook_name: str, **kwargs: Any) -> Any:
+        """firstresult: the first non-None answer; later implementations are not called."""
+        return next((r for _, r in self._answers(hook_name, **kwargs) if r is not None), None)
 
     # -- the typed hooks -----------------------------------------------------------------------
 
@@ -163,8 +159,7 @@ class Plugins:
 
     def register_commands(self, cli: click.Group) -> None:
         for impl in reversed(self.pm.hook.castroom_register_commands.get_hookimpls()):
-            before = dict(cli.commands)
-            probe = _GuardedGroup(cli, impl.plugin_name, before)
+            probe = _GuardedGroup(cli, impl.plugin_name)
             try:
                 impl.function(cli=probe)
             except CastroomError:
@@ -249,7 +244,7 @@ class Plugins:
 class _GuardedGroup:
     """Wraps the CLI group so a plugin cannot silently replace another's command."""
 
-    def __init__(self, group: click.Group, plugin: str, before: dict[str, Any]) -> None:
+    def __init__(self, group: click.Group, plugin: str) -> None:
         self._group = group
         self._plugin = plugin
 
@@ -266,25 +261,39 @@ class _GuardedGroup:
         self._guard(name or cmd.name)
         self._group.add_command(cmd, name)
 
-    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
-        import click
-
+    def _adding(
+        self, factory: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Callable[[Callable[..., Any]], Any]:
         def decorator(f: Callable[..., Any]) -> Any:
-            cmd = click.command(*args, **kwargs)(f)
+            cmd = factory(*args, **kwargs)(f)
             self.add_command(cmd)
             return cmd
 
         return decorator
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+        import click
+
+        return self._adding(click.command, *args, **kwargs)
 
     def group(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
         import click
 
-        def decorator(f: Callable[..., Any]) -> Any:
-            cmd = click.group(*args, **kwargs)(f)
-            self.add_command(cmd)
-            return cmd
+        return self._adding(click.group, *args, **kwargs)
 
-        return decorator
+
+def coerce_answer(result: Any, cls: type[T], what: str) -> T:
+    """A hook's answer as ``cls``: an instance already, or plain data of its shape from a
+    third-party plugin (which need not import the built-in's Struct); else one clear error."""
+    import msgspec
+
+    if isinstance(result, cls):
+        return result
+    try:
+        data = result if isinstance(result, dict) else msgspec.to_builtins(result)
+        return msgspec.convert(data, cls, strict=False)
+    except (msgspec.ValidationError, TypeError) as exc:
+        raise CastroomError(f"a plugin's {what} is malformed: {exc}") from None
 
 
 def _describe(exc: BaseException) -> str:

@@ -42,6 +42,7 @@ from castroom.core.findings import EntityRef, Finding
 from castroom.core.hookspecs import hookimpl
 from castroom.core.model import Deal, ShootDay, Talent
 from castroom.core.money import format_money
+from castroom.core.plugins import coerce_answer
 
 if TYPE_CHECKING:
     from castroom.core.view import ProductionView
@@ -390,16 +391,7 @@ def report_for(view: ProductionView) -> BudgetReport:
 
 def as_report(result: Any) -> BudgetReport:
     """Accept a BudgetReport, or plain data of its shape from a third-party plugin."""
-    if isinstance(result, BudgetReport):
-        return result
-    try:
-        return msgspec.convert(
-            result if isinstance(result, dict) else msgspec.to_builtins(result),
-            BudgetReport,
-            strict=False,
-        )
-    except (msgspec.ValidationError, TypeError) as exc:
-        raise CastroomError(f"a plugin's cost report is malformed: {exc}") from None
+    return coerce_answer(result, BudgetReport, "cost report")
 
 
 def _subtotals(lines: list[CostLine], id_field: str, name_field: str) -> list[Subtotal]:

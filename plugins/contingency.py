@@ -35,6 +35,7 @@ from castroom.core.errors import Ambiguous, CastroomError, NotFound
 from castroom.core.hookspecs import hookimpl
 from castroom.core.model import Candidate, Deal, Role, Talent
 from castroom.core.money import format_money
+from castroom.core.plugins import coerce_answer
 from castroom.plugins import budget, continuity
 
 if TYPE_CHECKING:
@@ -573,16 +574,7 @@ def to_plan(result: Any) -> ContingencyPlan:
     """Accept a ContingencyPlan, or plain data of its shape from a third-party plugin."""
     if result is None:
         raise CastroomError("no plugin could rank replacements")
-    if isinstance(result, ContingencyPlan):
-        return result
-    try:
-        return msgspec.convert(
-            result if isinstance(result, dict) else msgspec.to_builtins(result),
-            ContingencyPlan,
-            strict=False,
-        )
-    except (msgspec.ValidationError, TypeError) as exc:
-        raise CastroomError(f"a plugin's replacement ranking is malformed: {exc}") from None
+    return coerce_answer(result, ContingencyPlan, "replacement ranking")
 
 
 def _print_plan(plan: ContingencyPlan) -> None:
