@@ -430,3 +430,36 @@ def test_checks_use_the_plugins_cost_report(tmp_path: Path, prod: StoredProducti
     assert "over-cap" in codes
     # A view made with no plugin façade still gets the built-in report.
     assert budget.report_for(ProductionView(prod.doc)).total == 0
+
+
+class PlainData:
+    """A third-party plugin answering with plain data (it need not import castroom's
+    Structs); a second one whose answer has the wrong shape."""
+
+    __name__ = "plain_data"
+
+    def __init__(self, total: object) -> None:
+        self.total = total
+
+    @hookimpl
+    def castroom_cost_report(self, view: ProductionView) -> dict[str, Any]:
+        return {
+            "currency": "USD",
+            "cap": None,
+            "total": self.total,
+            "remaining": None,
+            "over_cap": False,
+            "lines": [],
+            "by_talent": [],
+            "by_role": [],
+        }
+
+
+def test_a_plain_data_cost_report_is_accepted_and_a_malformed_one_refused(tmp_path: Path) -> None:
+    path = _workspace(tmp_path)
+    data = json.loads(run(path, "budget", "--json", extra=[PlainData(7)]).output)
+    assert data["total"] == 7
+    result = run(path, "budget", extra=[PlainData("lots")])
+    assert result.exit_code == 1
+    assert "a plugin's cost report is malformed" in result.output
+    assert "total" in result.output  # names the field
