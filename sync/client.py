@@ -11,6 +11,8 @@ Synchronous entry points (the asyncio code stays in this module):
 - :func:`sync_live` stays connected over WebSocket (the ``websockets`` package), forwards
   local edits (and other processes' commits on this workspace) as they happen, applies
   the peers' edits, reconnects with backoff after a drop, and shows who else is connected.
+  Against ``castroom serve`` it re-lists the server's productions every few seconds and
+  goes live on new ones too.
 
 Every network wait is bounded by a timeout.
 """
@@ -47,6 +49,9 @@ TIMEOUT = 30.0
 BACKOFF = (0.25, 2.0, 10.0)
 POLL_INTERVAL = 0.05
 AWARENESS_RENEW = 15.0
+#: Live mode re-lists the server's productions this often (seconds), to go live on ones
+#: created there (or newly reachable by the token) since it started.
+DISCOVER_INTERVAL = 5.0
 
 
 @dataclass
@@ -718,11 +723,14 @@ def sync_live(
     duration: float | None = None,
     max_attempts: int | None = None,
     timeout: float = TIMEOUT,
+    discover_every: float | None = DISCOVER_INTERVAL,
 ) -> None:
     """Stay connected (until ``duration`` seconds pass, or Ctrl-C), reconnecting with
     backoff after a drop. With an http(s) URL a one-shot sync runs first, then every
-    production the token reaches is kept live over ``/sync/{id}``. ``max_attempts`` bounds
-    consecutive failed connection attempts (None = keep trying)."""
+    production the token reaches is kept live over ``/sync/{id}``, and (unless one
+    ``production`` was asked for) the server's list is fetched again every
+    ``discover_every`` seconds so productions that appear there later go live too.
+    ``max_attempts`` bounds consecutive failed connection attempts (None = keep trying)."""
     say: Echo = echo or (lambda _line: None)
     if is_http_url(url):
         moved = _first_sync(
@@ -793,18 +801,58 @@ def sync_live(
             tell(f"{reason}; reconnecting in {delay:.1f}s")
             await asyncio.sleep(delay)
 
+    running: dict[str, asyncio.Task[None]] = {}
+
+    async def discover() -> None:
+        """Go live on productions the server lists that are not live yet. Quiet: a failed
+        listing is skipped (the live connections already report an unreachable server),
+        and each request is bounded by a timeout no longer than the interval."""
+        assert discover_every is not None
+        verify: Any = ssl_ctx or url.startswith("https:")
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
+        async with httpx.AsyncClient(
+            base_url=http_base(url),
+            headers={**_identity_headers(workspace.identity), **auth},
+            verify=verify,
+            timeout=min(timeout, max(1.0, discover_every)),
+        ) as http:
+            while True:
+                await asyncio.sleep(discover_every)
+                try:
+                    response = await http.get("/productions")
+                    response.raise_for_status()
+                    listed = response.json().get("productions", [])
+                    new = [(str(p["id"]), str(p.get("title") or "")) for p in listed]
+                except (httpx.HTTPError, ValueError, AttributeError, KeyError, TypeError):
+                    continue
+                for pid, title in new:
+                    if pid and pid not in running:
+                        titles[pid] = title
+                        say(f"{title or short_id(pid)}: new on the server; live now")
+                        running[pid] = asyncio.create_task(one(pid))
+
     async def main() -> None:
-        tasks = [asyncio.create_task(one(pid)) for pid in ids]
+        running.update((pid, asyncio.create_task(one(pid))) for pid in ids)
+        helpers = []
+        if discover_every is not None and production is None and is_http_url(url):
+            helpers.append(asyncio.create_task(discover()))
+        loop = asyncio.get_running_loop()
+        deadline = None if duration is None else loop.time() + duration
         try:
-            if duration is None:
-                await asyncio.gather(*tasks)
-            else:
+            while True:
+                # Each task runs until it fails. Waits are short because discover() may
+                # add connections meanwhile, which must be watched too.
+                left = 1.0 if deadline is None else min(1.0, deadline - loop.time())
+                pending = [t for t in (*running.values(), *helpers) if not t.done()]
+                if left <= 0 or not pending:
+                    return
                 done, _ = await asyncio.wait(
-                    tasks, timeout=duration, return_when=asyncio.FIRST_EXCEPTION
+                    pending, timeout=left, return_when=asyncio.FIRST_COMPLETED
                 )
                 for task in done:
-                    task.result()
+                    task.result()  # re-raise what ended it
         finally:
+            tasks = [*running.values(), *helpers]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

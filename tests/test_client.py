@@ -626,3 +626,46 @@ def test_websocket_sync_credits_the_member_who_sent_it(
         [talent] = [t for t in production.doc.all(model.Talent) if t.name == "Over WS"]
         [entry] = production.history(entity=talent.id)
     assert (entry.origin, entry.member) == ("sync", "Zoë Ng")
+
+
+def test_live_picks_up_a_production_created_on_the_server_after_it_started(
+    seeded: Seeded, server: ServerThread, tmp_path: Path
+) -> None:
+    """--live re-lists the server's productions: one created there after the session began
+    goes live here too (adopted, then receiving edits), without a restart."""
+    import threading
+
+    lines: list[str] = []
+    late: dict[str, str] = {}
+    rooms = server.app_state.rooms
+
+    def create_then_edit_live() -> None:
+        if not wait_for(lambda: seeded.pid in rooms and seeded.other in rooms, 10):
+            return
+        with Workspace.open(seeded.path, create=False) as ws:
+            production = ws.create_production("Late Show")
+            assert production.id is not None
+            late["id"] = production.id
+            production.doc.add(model.Talent, name="First Cast")
+            # Once the laptop has joined the new production's room, edit it live.
+            if wait_for(lambda: production.id in rooms and rooms[production.id].peers, 10):
+                production.doc.add(model.Talent, name="Live Arrival")
+
+    with Workspace.open(tmp_path / "laptop") as laptop:
+        editor = threading.Thread(target=create_then_edit_live, daemon=True)
+        editor.start()
+        client.sync_live(
+            laptop,
+            server.url,
+            token=seeded.write,
+            echo=lines.append,
+            duration=6,
+            discover_every=0.5,
+        )
+        editor.join(10)
+        assert "id" in late, lines
+        assert dict(laptop.productions()).get(late["id"]) == "Late Show", lines
+        names = {t.name for t in laptop.production(late["id"]).doc.all(model.Talent)}
+    assert names == {"First Cast", "Live Arrival"}, lines
+    assert any(line.startswith("live: 2 production(s)") for line in lines), lines
+    assert sum("Late Show: new on the server" in line for line in lines) == 1, lines
