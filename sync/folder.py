@@ -471,8 +471,9 @@ class FolderSync:
     def _apply(
         self, production: StoredProduction, device: str, files: list[tuple[str, bytes]]
     ) -> str | None:
-        """Merge files into the production durably; why not, if it could not be done (the
-        document and its log are then as they were)."""
+        """Merge files into the production durably; why not, if a file is at fault (the
+        document and its log are then as they were). Other failures (the store refusing
+        the write) raise, and mark no file bad."""
         try:
             update = merge_all([data for _, data in files]) if len(files) > 1 else files[0][1]
         except BaseException as exc:
@@ -482,12 +483,10 @@ class FolderSync:
         try:
             production.apply_update(update, origin=self.origin, device=device)
         except BadUpdate as exc:
+            # The file's fault (CastDocument.apply_update turns a Yrs panic into this
+            # too, after rebuilding the document). Anything else, such as a storage
+            # error, is not: it propagates, and the file is read again on a later pass.
             return str(exc)
-        except BaseException as exc:
-            if _fatal(exc):
-                raise
-            production._reload()  # Yrs panicked mid-merge: rebuild the document from the log
-            return f"cannot apply update: {_one_line(exc)}"
         return None
 
     # -- writing our own files ---------------------------------------------------------------

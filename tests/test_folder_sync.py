@@ -427,3 +427,50 @@ def test_live_mode_survives_the_folder_going_away(open_ws, folder: Path, tmp_pat
         thread.join(timeout=10)
         live_ws.close()
     assert not thread.is_alive()
+
+
+def test_a_storage_error_while_importing_is_retried_not_marked_bad(open_ws, folder: Path) -> None:
+    """A good file that could not be stored (the log refused the write: a busy or
+    read-only database) is read again on the next pass, never refused for good."""
+    a, b = open_ws("a"), open_ws("b")
+    production = a.create_production("Busy Log")
+    pid = production.id
+    assert pid is not None
+    quiet(a, folder)
+    quiet(b, folder)
+    production.doc.add(model.Talent, name="Ada Quinn")
+    production.doc.add(model.Talent, name="Ben Ode")
+    quiet(a, folder)
+    # A real SQLite refusal of the log append only (the kv table, where the pass keeps
+    # its bookkeeping, still takes writes): a transient "database is locked" on append.
+    b.store.db.execute(
+        "CREATE TEMP TRIGGER refuse_log BEFORE INSERT ON updates"
+        " BEGIN SELECT RAISE(ABORT, 'database is locked'); END"
+    )
+    with pytest.raises(CastroomError, match="database is locked"):
+        quiet(b, folder)
+    b.store.db.execute("DROP TRIGGER refuse_log")
+    assert talent_names(b, pid) == set()
+    retried = quiet(b, folder)
+    assert retried.imported_files == 1
+    assert talent_names(b, pid) == {"Ada Quinn", "Ben Ode"}
+    assert data(b, pid) == data(a, pid)
+
+
+def test_a_read_only_store_fails_the_pass_and_the_next_one_imports(open_ws, folder: Path) -> None:
+    a, b = open_ws("a"), open_ws("b")
+    production = a.create_production("Read Only")
+    pid = production.id
+    assert pid is not None
+    quiet(a, folder)
+    quiet(b, folder)
+    production.doc.add(model.Talent, name="Ada Quinn")
+    quiet(a, folder)
+    b.store.db.execute("PRAGMA query_only=ON")  # a real SQLite write failure
+    try:
+        with pytest.raises(CastroomError):
+            quiet(b, folder)
+    finally:
+        b.store.db.execute("PRAGMA query_only=OFF")
+    assert quiet(b, folder).imported_files == 1
+    assert talent_names(b, pid) == {"Ada Quinn"}
