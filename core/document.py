@@ -1003,3 +1003,23 @@ def check_update(update: bytes) -> None:
         if _fatal(exc):
             raise
         raise BadUpdate(f"cannot decode update: {_one_line(exc)}") from None
+
+
+def _discard() -> None:
+    """``on_abort`` of a scratch document: it is thrown away after a failure anyway."""
+
+
+def production_in(update: bytes, base: bytes | None = None) -> str | None:
+    """Merge ``update`` into a scratch document (holding ``base``, a whole document as one
+    update, first if given) and return the id of the production it then holds, or None if
+    it holds none: whether an update creates (or belongs to) a given production.
+
+    Raises BadUpdate if ``update`` does not decode, or decodes but cannot be integrated
+    (on top of ``base``), so a rehearsal with ``base`` vets an update before anything real
+    is merged. Nothing outside the scratch document is touched."""
+    scratch = CastDocument()
+    scratch.on_abort = _discard  # no backup copy of the scratch state before merging
+    if base:
+        scratch.apply_update(base, origin="check", notify=False)
+    scratch.apply_update(update, origin="check", notify=False)
+    return scratch.production_id

@@ -5,7 +5,8 @@ Synchronous entry points (the asyncio code stays in this module):
 - :func:`sync_http` one-shot over HTTP (httpx) with ``castroom serve``: every production
   the token reaches is pulled (new ones adopted) and pushed back; local productions the
   server lacks are pushed when the token may write everywhere. Everything is fetched and
-  checked before anything is merged, so an unreachable or misbehaving peer changes nothing.
+  checked (every merge rehearsed on a scratch copy) before anything is merged, so an
+  unreachable or misbehaving peer changes nothing.
 - :func:`sync_websocket` one-shot over plain y-websocket (``ws://`` / ``wss://``): any
   y-websocket-compatible relay, one production per room ``URL/{production_id}``.
 - :func:`sync_live` stays connected over WebSocket (the ``websockets`` package), forwards
@@ -36,7 +37,7 @@ import websockets
 from pycrdt import Awareness
 from websockets.asyncio.client import ClientConnection
 
-from castroom.core.document import CastDocument, Changes
+from castroom.core.document import CastDocument, Changes, production_in
 from castroom.core.errors import BadUpdate, CastroomError
 from castroom.core.workspace import Identity, StoredProduction, Workspace
 
@@ -188,6 +189,32 @@ class _Http:
         return response
 
 
+@dataclass
+class _Listing:
+    """``GET /productions``: what the token reaches."""
+
+    scope: str
+    remote: dict[str, str]  # id -> title
+    all_productions: bool  # the token may add productions to the server
+
+    @classmethod
+    def fetch(cls, http: _Http) -> _Listing:
+        listing = http.request("GET", "/productions").json()
+        return cls(
+            scope=listing.get("scope", "read"),
+            remote={p["id"]: p.get("title", "") for p in listing.get("productions", [])},
+            all_productions=bool(listing.get("all_productions")),
+        )
+
+
+@dataclass
+class _Fetched:
+    """One production's pull: the update the server sent, and the server's state vector."""
+
+    update: bytes
+    server_sv: bytes
+
+
 def sync_http(
     workspace: Workspace,
     url: str,
@@ -200,79 +227,20 @@ def sync_http(
 ) -> list[Moved]:
     """One-shot pull and push with ``castroom serve`` at ``url``. Returns what moved (and
     echoes one line per production). Raises CastroomError (nothing changed here) when the
-    server is unreachable or refuses."""
+    server is unreachable or refuses, or sends an update that does not merge."""
     base = http_base(url)
     # Plain http has no certificate to check (and skipping the CA bundle saves ~0.2 s).
     verify: Any = tls_context(cacert) or base.startswith("https:")
     http = _Http(base, token, workspace.identity, verify, timeout)
-    device = _peer_label(base)
     try:
-        listing = http.request("GET", "/productions").json()
-        scope = listing.get("scope", "read")
-        remote = {p["id"]: p.get("title", "") for p in listing.get("productions", [])}
+        listing = _Listing.fetch(http)
         local = dict(workspace.productions())
-        wanted = _pick(production, remote, local)
-        # 1. Fetch and check everything before merging anything.
-        fetched: dict[str, tuple[bytes, bytes]] = {}
-        for pid in wanted:
-            if pid not in remote:
-                continue
-            since = workspace.production(pid).doc.state_vector() if pid in local else b""
-            response = http.request("POST", f"/sync/{quote(pid)}/pull", since)
-            update = response.content
-            try:
-                if update != protocol.EMPTY_UPDATE:
-                    protocol.guard_update(update)  # merging decodes it all before changing anything
-                encoded = response.headers.get(STATE_VECTOR_HEADER)
-                if encoded is None:  # too big for a header
-                    server_sv = http.request("GET", f"/sync/{quote(pid)}/state").content
-                else:
-                    server_sv = base64.b64decode(encoded, validate=True)
-                protocol.check_state_vector(server_sv)
-            except (protocol.ProtocolError, ValueError) as exc:
-                raise CastroomError(f"{base} sent a bad update for {pid}: {exc}") from None
-            if pid not in local and not _creates(update, pid):
-                raise CastroomError(f"{base} sent an update that does not hold production {pid}")
-            fetched[pid] = (update, server_sv)
-        # 2. Merge.
-        moved: dict[str, Moved] = {}
-        for pid, (update, _) in fetched.items():
-            item = moved[pid] = Moved(pid, remote[pid], pulled_bytes=len(update))
-            if pid in local:
-                if update != protocol.EMPTY_UPDATE:
-                    try:
-                        changes = protocol.merge_into(
-                            workspace.production(pid), update, device=device
-                        )
-                    except protocol.ProtocolError as exc:
-                        raise CastroomError(f"{base} sent a bad update for {pid}: {exc}") from None
-                    item.pulled_changes = len(changes)
-            else:
-                _, changes = workspace.adopt(pid, update, origin="sync", device=device)
-                item.created_here = True
-                item.pulled_changes = len(changes)
-        # 3. Push what the server lacks.
-        for pid in wanted:
-            stored = workspace.production(pid)
-            if pid in fetched:
-                diff = stored.doc.encode_update(fetched[pid][1] or None)
-                if diff == protocol.EMPTY_UPDATE:
-                    continue
-                if scope != "write":
-                    if _ahead(stored.doc.state_vector(), fetched[pid][1]):
-                        moved[pid].not_sent = "read-only token"
-                    continue
-                answer = http.request("POST", f"/sync/{quote(pid)}/push", diff).json()
-                moved[pid].pushed_bytes = len(diff)
-                moved[pid].pushed_changes = int(answer.get("changed", 0))
-            elif scope == "write" and listing.get("all_productions"):
-                full = stored.doc.encode_update()
-                http.request("POST", f"/sync/{quote(pid)}/push", full)
-                moved[pid] = Moved(pid, local[pid], pushed_bytes=len(full), created_there=True)
-            else:
-                moved[pid] = Moved(
-                    pid, local[pid], not_sent="this token cannot add productions", served=False
-                )
+        wanted = _pick(production, listing.remote, local)
+        # Fetch and check everything before merging anything.
+        fetched = _fetch(http, workspace, [p for p in wanted if p in listing.remote], local)
+        _check(workspace, fetched, local, base)
+        moved = _merge(workspace, fetched, listing.remote, local, base)
+        _push(http, workspace, wanted, fetched, moved, listing, local)
         for item in moved.values():
             if not item.title:
                 item.title = dict(workspace.productions()).get(item.production_id, "")
@@ -283,6 +251,106 @@ def sync_http(
         return list(moved.values())
     finally:
         http.close()
+
+
+def _fetch(
+    http: _Http, workspace: Workspace, pids: list[str], local: dict[str, str]
+) -> dict[str, _Fetched]:
+    """Pull each production: what the server has that we lack, and its state vector."""
+    fetched: dict[str, _Fetched] = {}
+    for pid in pids:
+        since = workspace.production(pid).doc.state_vector() if pid in local else b""
+        response = http.request("POST", f"/sync/{quote(pid)}/pull", since)
+        try:
+            encoded = response.headers.get(STATE_VECTOR_HEADER)
+            if encoded is None:  # too big for a header
+                server_sv = http.request("GET", f"/sync/{quote(pid)}/state").content
+            else:
+                server_sv = base64.b64decode(encoded, validate=True)
+            protocol.check_state_vector(server_sv)
+        except (protocol.ProtocolError, ValueError) as exc:
+            raise CastroomError(f"{http.base} sent a bad state vector for {pid}: {exc}") from None
+        fetched[pid] = _Fetched(response.content, server_sv)
+    return fetched
+
+
+def _check(
+    workspace: Workspace, fetched: dict[str, _Fetched], local: dict[str, str], base: str
+) -> None:
+    """Rehearse every merge on a scratch copy, so that no production changes unless every
+    update merges: a peer's bad answer for one production must not leave another merged."""
+    for pid, item in fetched.items():
+        if pid in local and item.update == protocol.EMPTY_UPDATE:
+            continue
+        held = workspace.production(pid).doc.encode_update() if pid in local else None
+        try:
+            protocol.guard_update(item.update)
+            found = production_in(item.update, held)
+        except BadUpdate as exc:
+            raise CastroomError(f"{base} sent a bad update for {pid}: {exc}") from None
+        if pid not in local and found != pid:
+            raise CastroomError(f"{base} sent an update that does not hold production {pid}")
+
+
+def _merge(
+    workspace: Workspace,
+    fetched: dict[str, _Fetched],
+    remote: dict[str, str],
+    local: dict[str, str],
+    base: str,
+) -> dict[str, Moved]:
+    """Merge the checked updates durably (adopting productions new here)."""
+    device = _peer_label(base)
+    moved: dict[str, Moved] = {}
+    for pid, item in fetched.items():
+        update = item.update
+        entry = moved[pid] = Moved(pid, remote[pid], pulled_bytes=len(update))
+        if pid in local:
+            if update != protocol.EMPTY_UPDATE:
+                try:
+                    changes = protocol.merge_into(workspace.production(pid), update, device=device)
+                except protocol.ProtocolError as exc:
+                    raise CastroomError(f"{base} sent a bad update for {pid}: {exc}") from None
+                entry.pulled_changes = len(changes)
+        else:
+            _, changes = workspace.adopt(pid, update, origin="sync", device=device)
+            entry.created_here = True
+            entry.pulled_changes = len(changes)
+    return moved
+
+
+def _push(
+    http: _Http,
+    workspace: Workspace,
+    wanted: list[str],
+    fetched: dict[str, _Fetched],
+    moved: dict[str, Moved],
+    listing: _Listing,
+    local: dict[str, str],
+) -> None:
+    """Push what the server lacks (or say why it stays here)."""
+    for pid in wanted:
+        stored = workspace.production(pid)
+        if pid in fetched:
+            server_sv = fetched[pid].server_sv
+            diff = stored.doc.encode_update(server_sv or None)
+            if diff == protocol.EMPTY_UPDATE:
+                continue
+            if listing.scope != "write":
+                if _ahead(stored.doc.state_vector(), server_sv):
+                    moved[pid].not_sent = "read-only token"
+                continue
+            answer = http.request("POST", f"/sync/{quote(pid)}/push", diff).json()
+            moved[pid].pushed_bytes = len(diff)
+            moved[pid].pushed_changes = int(answer.get("changed", 0))
+        elif listing.scope == "write" and listing.all_productions:
+            full = stored.doc.encode_update()
+            http.request("POST", f"/sync/{quote(pid)}/push", full)
+            moved[pid] = Moved(pid, local[pid], pushed_bytes=len(full), created_there=True)
+        else:
+            moved[pid] = Moved(
+                pid, local[pid], not_sent="this token cannot add productions", served=False
+            )
 
 
 def _pick(ref: str | None, remote: dict[str, str], local: dict[str, str]) -> list[str]:
@@ -315,15 +383,6 @@ def _ahead(mine: bytes, theirs: bytes) -> bool:
 
     other = decode(theirs)
     return any(clock > other.get(client_id, 0) for client_id, clock in decode(mine).items())
-
-
-def _creates(update: bytes, production_id: str) -> bool:
-    scratch = CastDocument()
-    try:
-        scratch.apply_update(update, origin="check")
-    except BadUpdate:
-        return False
-    return scratch.production_id == production_id
 
 
 # -- over WebSocket --------------------------------------------------------------------------

@@ -191,6 +191,130 @@ def test_refused_token_changes_nothing(
     assert state_of(path) == before
 
 
+class MisbehavingPeer:
+    """A server-like HTTP endpoint on 127.0.0.1 answering each production's pull with
+    fixed bytes (good or corrupt), as a broken or hostile peer would."""
+
+    def __init__(self, answers: dict[str, bytes], state_vectors: dict[str, bytes]) -> None:
+        import base64
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.pushes: list[str] = []
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(200)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                listing = {
+                    "scope": "write",
+                    "all_productions": False,
+                    "productions": [{"id": pid, "title": ""} for pid in answers],
+                }
+                self._send(json.dumps(listing).encode(), {"Content-Type": "application/json"})
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                _, _, pid, action = self.path.split("/")
+                if action == "push":
+                    peer.pushes.append(pid)
+                    self._send(b'{"changed": 0}', {"Content-Type": "application/json"})
+                    return
+                encoded = base64.b64encode(state_vectors[pid]).decode()
+                self._send(answers[pid], {"X-Castroom-State-Vector": encoded})
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> MisbehavingPeer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+def _integration_breaker(base: bytes, update: bytes) -> bytes:
+    """A mutation of ``update`` that decodes but fails half-way through integration on
+    top of ``base`` (as found by fuzzing: see tests/test_document.py)."""
+    from pycrdt import Doc
+
+    from castroom.sync import protocol
+
+    for position in range(len(update)):
+        for value in range(4):
+            mutated = bytearray(update)
+            mutated[position] = value
+            try:
+                protocol.check_update(bytes(mutated))  # decodes
+            except protocol.ProtocolError:
+                continue
+            raw = Doc()
+            raw.apply_update(base)
+            try:
+                raw.apply_update(bytes(mutated))
+            except (RuntimeError, ValueError):
+                return bytes(mutated)
+    raise AssertionError("no integration-breaking mutation found")
+
+
+@pytest.mark.parametrize("corruption", ["undecodable", "fails-to-integrate"])
+def test_a_bad_answer_for_one_production_changes_no_production(
+    tmp_path: Path, corruption: str
+) -> None:
+    """One production's pull answers a good update, the next one's a corrupt one: the
+    sync fails and neither production changed (nothing merged, nothing pushed)."""
+    from castroom.core.document import CastDocument
+
+    path = tmp_path / "laptop"
+    with Workspace.open(path, member="ben") as laptop:
+        first = laptop.create_production("First Show")
+        first.doc.add(model.Talent, name="Ada Stone")
+        second = laptop.create_production("Second Show")
+        second.doc.add(model.Talent, name="Cy Moss")
+        assert first.id is not None and second.id is not None
+        # The peer holds one more talent in each production.
+        answers, state_vectors = {}, {}
+        for production in (first, second):
+            peer = CastDocument()
+            peer.apply_update(production.doc.encode_update())
+            peer.add(model.Talent, name="From The Peer")
+            answers[production.id] = peer.encode_update(production.doc.state_vector())
+            state_vectors[production.id] = peer.state_vector()
+        good = answers[second.id]
+        if corruption == "undecodable":
+            answers[second.id] = b"\x01\xff\xff\xff\xff\x0f\x00corrupt" + good[:4]
+        else:
+            answers[second.id] = _integration_breaker(second.doc.encode_update(), good)
+    before = state_of(path)
+    with MisbehavingPeer(answers, state_vectors) as peer_server, Workspace.open(path) as laptop:
+        with pytest.raises(CastroomError, match="sent a bad update"):
+            client.sync_http(laptop, peer_server.url, token="t")
+        assert peer_server.pushes == []
+    assert state_of(path) == before
+    # A good answer for both then merges both.
+    answers[second.id] = good
+    with MisbehavingPeer(answers, state_vectors) as peer_server, Workspace.open(path) as laptop:
+        moved = client.sync_http(laptop, peer_server.url, token="t")
+        assert [m.pulled_changes for m in moved] == [1, 1]
+        for pid in answers:
+            names = {t.name for t in laptop.production(pid).doc.all(model.Talent)}
+            assert "From The Peer" in names
+
+
 # -- one-shot over plain y-websocket ---------------------------------------------------------
 
 
