@@ -43,7 +43,11 @@ from castroom.core.view import ProductionView
 
 TALENTS, ROLES, SCENES, DAYS = 5_000, 300, 1_500, 75
 TARGET_MS = 250.0
-BUILTIN_CHECKS = {"continuity": "castroom.plugins.continuity", "budget": "castroom.plugins.budget"}
+BUILTIN_CHECKS = {
+    "continuity": "castroom.plugins.continuity",
+    "budget": "castroom.plugins.budget",
+    "integrity": "castroom.plugins.integrity",
+}
 
 
 def build(seed: int = 7) -> CastDocument:

@@ -374,6 +374,45 @@ _ALIASES = {
 }
 
 
+#: Fields that hold other entities' ids: (kind, field) -> the kind referred to. A list
+#: field holds several. Checked by the integrity plugin (a reference that arrived from a
+#: peer may point nowhere) and on local writes by the CLI.
+REFERENCES: dict[tuple[str, str], str] = {
+    ("candidate", "talent_id"): "talent",
+    ("candidate", "role_id"): "role",
+    ("audition", "role_id"): "role",
+    ("audition", "role_ids"): "role",
+    ("audition", "candidate_ids"): "candidate",
+    ("audition", "panel"): "member",
+    ("scene", "characters"): "role",
+    ("scene", "shoot_day_id"): "shoot_day",
+    ("shoot_day", "scene_ids"): "scene",
+    ("availability", "talent_id"): "talent",
+    ("deal", "talent_id"): "talent",
+    ("deal", "role_id"): "role",
+}
+
+
+_REFERENCES_BY_KIND: dict[str, list[tuple[str, str]]] = {}
+for (_owner, _field), _target in REFERENCES.items():
+    _REFERENCES_BY_KIND.setdefault(_owner, []).append((_field, _target))
+
+
+def references(entity: Entity) -> list[tuple[str, str, str]]:
+    """``(field, kind, id)`` for every id this entity holds of another entity (including
+    the candidates paired at a chemistry read, reported as field ``pairings``)."""
+    out = []
+    for name, target in _REFERENCES_BY_KIND.get(entity.entity_kind, ()):
+        value = getattr(entity, name)
+        for ref in value if isinstance(value, list) else [value]:
+            if ref is not None:
+                out.append((name, target, ref))
+    if isinstance(entity, Audition):
+        for pairing in entity.pairings:
+            out.extend(("pairings", "candidate", ref) for ref in pairing.candidate_ids)
+    return out
+
+
 def kind_class(name: str) -> type[Entity]:
     """The Struct for a kind, accepting singular or plural (``talent``/``talents``)."""
     key = _ALIASES.get(name.strip().lower().replace(" ", "_"))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from castroom.core import model
-from castroom.core.findings import EntityRef, Finding
+from castroom.core.findings import EntityRef, Finding, Severity
 from castroom.core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 
 def findings(view: ProductionView) -> list[Finding]:
+    return invalid_entities(view) + broken_references(view)
+
+
+def invalid_entities(view: ProductionView) -> list[Finding]:
     out = []
     for item in view.invalid():
         cls = model.kind_class(item.kind)
@@ -45,6 +49,63 @@ def findings(view: ProductionView) -> list[Finding]:
             )
         )
     return out
+
+
+def _label(entity: model.Entity) -> str:
+    return str(
+        getattr(entity, "name", "") or getattr(entity, "number", "") or getattr(entity, "date", "")
+    )
+
+
+def broken_references(view: ProductionView) -> list[Finding]:
+    """References that point nowhere (an id typed wrong, or one that only existed on
+    another machine) or at a deleted entity, and eras a role does not have. A CRDT cannot
+    refuse them when they arrive from a peer, so they are findings until someone fixes them."""
+    everything: dict[str, dict[str, model.Entity]] = {
+        kind: {e.id: e for e in view.all(cls, include_deleted=True)}
+        for kind, cls in model.KINDS.items()
+    }
+    referring = {owner for owner, _ in model.REFERENCES} | {"deal", "candidate"}  # + eras
+    out = []
+    for kind in sorted(referring):
+        for entity in everything[kind].values():
+            if not entity.deleted:
+                out += _entity_references(kind, entity, everything)
+    return out
+
+
+def _entity_references(
+    kind: str, entity: model.Entity, everything: dict[str, dict[str, model.Entity]]
+) -> list[Finding]:
+    me = EntityRef(kind=kind, id=entity.id, label=_label(entity))
+    name = f"{kind} {me.label or entity.id}"
+    out = []
+    for field, target_kind, ref in model.references(entity):
+        target = everything[target_kind].get(ref)
+        if target is None:
+            message = f"{name}: {field} refers to {target_kind} {ref}, which does not exist"
+            fix = f"castroom set {kind} {entity.id} {field}=... (an existing {target_kind})"
+            out.append(_finding("dangling-reference", "error", message, fix, me))
+        elif target.deleted:
+            them = EntityRef(kind=target_kind, id=ref, label=_label(target))
+            message = f"{name}: {field} refers to deleted {target_kind} {them.label or ref}"
+            fix = f"castroom restore {target_kind} {ref}, or change {kind} {entity.id}"
+            out.append(_finding("reference-to-deleted", "warning", message, fix, me, them))
+    era = getattr(entity, "era", None)
+    role = everything["role"].get(getattr(entity, "role_id", None) or "")
+    if era and isinstance(role, model.Role) and role.eras and role.era(era) is None:
+        known = ", ".join(e.name for e in role.eras)
+        message = f"{name}: era {era!r} is not one of {role.name}'s eras ({known})"
+        fix = f"castroom set {kind} {entity.id} era=... (one of: {known})"
+        them = EntityRef(kind="role", id=role.id, label=role.name)
+        out.append(_finding("unknown-era", "error", message, fix, me, them))
+    return out
+
+
+def _finding(
+    code: str, severity: Severity, message: str, fix: str, *entities: EntityRef
+) -> Finding:
+    return Finding(code=code, severity=severity, message=message, entities=entities, fix=fix)
 
 
 @hookimpl(trylast=True)

@@ -4,6 +4,7 @@ the update came from, never a silent "No findings."."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -11,7 +12,17 @@ from click.testing import CliRunner
 from pycrdt import Doc, Map
 
 from castroom.core.cli import build_cli
-from castroom.core.model import Talent
+from castroom.core.model import (
+    Audition,
+    Candidate,
+    Deal,
+    Era,
+    Pairing,
+    Role,
+    Scene,
+    ShootDay,
+    Talent,
+)
 from castroom.core.plugins import DEFAULT_PLUGINS, make_plugins
 from castroom.core.view import ProductionView
 from castroom.core.workspace import Workspace
@@ -73,3 +84,47 @@ def test_integrity_is_a_builtin_and_silent_when_all_is_valid(tmp_path: Path) -> 
         production = ws.create_production("Fine")
         production.doc.add(Talent, name="Bo", rate=5)
         assert integrity.findings(ProductionView(production.doc)) == []
+
+
+def test_broken_references_and_unknown_eras_are_findings(tmp_path: Path) -> None:
+    """References a peer's update left pointing nowhere or at a deleted entity, and an era
+    the role does not have: each a finding naming the entity, the field and the fix."""
+    with Workspace.open(tmp_path / "ws") as ws:
+        doc = ws.create_production("Tides").doc
+        ada = doc.add(Talent, name="Ada Stone")
+        gone = doc.add(Talent, name="Gil Hart")
+        nora = doc.add(Role, name="Nora", eras=[Era(name="1962"), Era(name="2022")])
+        fine = doc.add(Candidate, talent_id=ada.id, role_id=nora.id, era="1962")
+        doc.add(Candidate, id="c-dangling", talent_id="NOBODY", role_id=nora.id)
+        doc.add(Candidate, id="c-deleted", talent_id=gone.id, role_id=nora.id)
+        doc.add(Deal, id="d-era", talent_id=ada.id, role_id=nora.id, era="1990", rate=1)
+        doc.add(Scene, id="s1", number="1", characters=[nora.id, "GHOST"])
+        doc.add(ShootDay, id="day1", date=dt.date(2027, 3, 1), scene_ids=["s1", "s404"])
+        doc.add(
+            Audition,
+            id="chem",
+            starts_at=dt.datetime(2027, 1, 5, 10, tzinfo=dt.UTC),
+            chemistry=True,
+            role_ids=[nora.id],
+            pairings=[Pairing(candidate_ids=[fine.id, "c-nowhere"])],
+        )
+        doc.delete(Talent, gone.id)
+        found = {
+            (f.code, f.entities[0].id, f.severity): f
+            for f in integrity.findings(ProductionView(doc))
+        }
+        assert set(found) == {
+            ("dangling-reference", "c-dangling", "error"),
+            ("reference-to-deleted", "c-deleted", "warning"),
+            ("unknown-era", "d-era", "error"),
+            ("dangling-reference", "s1", "error"),
+            ("dangling-reference", "day1", "error"),
+            ("dangling-reference", "chem", "error"),
+        }
+        message = found[("dangling-reference", "s1", "error")].message
+        assert message == "scene 1: characters refers to role GHOST, which does not exist"
+        assert "pairings" in found[("dangling-reference", "chem", "error")].message
+        assert "1962, 2022" in found[("unknown-era", "d-era", "error")].message
+        assert found[("reference-to-deleted", "c-deleted", "warning")].fix.startswith(
+            f"castroom restore talent {gone.id}"
+        )
