@@ -18,8 +18,17 @@ fits, in the same order, with the reason.
 The score (0-100) adds playing age against the character's ages in the affected scenes
 (30), availability on the affected shoot days (30), the estimated cost against the
 remaining budget and the role's rate cap (20) and the mean audition rating (20); a
-factor that is unknown scores half. ``--apply`` books the chosen replacement and drops
-the talent in one transaction through the typed API (so ``castroom history`` shows it).
+factor that is unknown scores half. A replacement is priced on the dropped talent's
+days and deal terms at their own rate (a day deal; their own live deal for the role if
+they have one), against the budget left once the dropped talent's deals are cancelled.
+
+``--apply`` does, in one transaction through the typed API (so ``castroom history``
+shows it as one change): book the chosen replacement; drop the talent; cancel the
+dropped talent's live deals for that role (and era), with a dated note saying why; and
+give the replacement a deal so the budget stays whole: their own live deal for the role
+counts from then on; failing that, a ``draft`` deal at their rate on the terms the
+estimate used (the estimate and the budget then agree); with no rate on file, no deal,
+and the command says one is needed.
 """
 
 from __future__ import annotations
@@ -85,6 +94,8 @@ class RolePlan(msgspec.Struct, kw_only=True):
     scenes: list[SceneRef]
     shoot_days: list[DayRef]
     replacements: list[Replacement]
+    #: The budget left once the dropped talent's deals for this role are cancelled.
+    remaining_budget: int | None = None
 
 
 class ContingencyPlan(msgspec.Struct, kw_only=True):
@@ -173,6 +184,26 @@ def _availability(
     )
 
 
+def replacement_terms(
+    talent: Talent, role_id: str, era: str | None, template: Deal | None
+) -> Deal | None:
+    """The deal a replacement would get: their rate (a day rate) on the dropped talent's
+    terms (guaranteed days, fringe), as a day deal with no overtime. None: rate unknown."""
+    if talent.rate is None:
+        return None
+    return Deal(
+        id="estimate",
+        talent_id=talent.id,
+        role_id=role_id,
+        era=era,
+        rate=talent.rate,
+        unit="day",
+        guaranteed_days=template.guaranteed_days if template is not None else 0,
+        fringe_rate=template.fringe_rate if template is not None else None,
+        status="draft",
+    )
+
+
 def _estimate(
     view: ProductionView,
     talent: Talent,
@@ -183,19 +214,10 @@ def _estimate(
     own: Deal | None,
 ) -> int | None:
     """The replacement's cost for the dropped talent's days: their own deal for the role if
-    they have one, else their rate on the dropped talent's deal terms (or a day deal)."""
-    deal = own
+    they have one, else :func:`replacement_terms`."""
+    deal = own if own is not None else replacement_terms(talent, role.id, era, template)
     if deal is None:
-        if talent.rate is None:
-            return None
-        deal = template or Deal(
-            id="estimate", talent_id=talent.id, role_id=role.id, rate=talent.rate
-        )
-        if template is not None and template.unit != "day":
-            # Their rate is a day rate: price the same days on a day deal.
-            deal = msgspec.structs.replace(template, unit="day", rate=talent.rate)
-        else:
-            deal = msgspec.structs.replace(deal, rate=talent.rate)
+        return None
     return budget.deal_cost(view, deal, paid_days, 0).total
 
 
@@ -266,8 +288,19 @@ def rank(view: ProductionView, talent_id: str, role_id: str | None) -> Contingen
                 ],
                 shoot_days=[DayRef(id=d.id, date=d.date, day_number=d.day_number) for d in days],
                 replacements=_rank_role(
-                    view, talent_id, role, era, scenes, days, remaining, paid_days, template, money
+                    view,
+                    talent_id,
+                    role,
+                    era,
+                    scenes,
+                    days,
+                    remaining,
+                    paid_days,
+                    template,
+                    money,
+                    f" without {talent.name}'s deal" if freed else "",
                 ),
+                remaining_budget=remaining,
             )
         )
     return ContingencyPlan(
@@ -290,6 +323,7 @@ def _rank_role(
     paid_days: int,
     template: Deal | None,
     money: Any,
+    left_note: str = "",
 ) -> list[Replacement]:
     # Everyone in the running for this role (and era), by talent.
     pool: dict[str, Candidate] = {}
@@ -326,11 +360,6 @@ def _rank_role(
             ):
                 continue  # a backup who has since declined, been released or booked
             backups.append(talent_id)
-    own_deals = {
-        d.talent_id: d
-        for d in view.deals
-        if d.role_id == role.id and d.status != "cancelled" and d.talent_id != dropped
-    }
     entries = []
     for talent_id in dict.fromkeys([*backups, *pool]):
         talent = view.get(Talent, talent_id)
@@ -371,7 +400,15 @@ def _rank_role(
             plural = "s" if "," in numbers else ""
             reasons.append(f"already plays {others} in scene{plural} {numbers}")
             misfits.append(reasons[-1])
-        cost = _estimate(view, talent, role, era, paid_days, template, own_deals.get(talent_id))
+        cost = _estimate(
+            view,
+            talent,
+            role,
+            era,
+            paid_days,
+            template,
+            own_deal(view.deals, talent_id, role.id, era),
+        )
         rate_cap_ok = True
         if talent.rate is not None and role.rate_cap is not None and talent.rate > role.rate_cap:
             rate_cap_ok = False
@@ -386,11 +423,12 @@ def _rank_role(
             reasons.append(f"estimated {money(cost)} (no budget cap)")
         elif cost <= remaining:
             fits = 1.0 if rate_cap_ok else 0.0
-            reasons.append(f"estimated {money(cost)} fits the {money(remaining)} left")
+            reasons.append(f"estimated {money(cost)} fits the {money(remaining)} left{left_note}")
         else:
             fits = 0.0
             reasons.append(
                 f"estimated {money(cost)} is {money(cost - remaining)} over the budget left"
+                + left_note
             )
         rated, why = _ratings(cand)
         reasons.append(why)
@@ -454,12 +492,44 @@ def choose(plan: ContingencyPlan, ref: str) -> tuple[RolePlan, Replacement]:
     return hits[0]
 
 
+def live_deals(deals: list[Deal], talent_id: str, role_id: str, era: str | None) -> list[Deal]:
+    """A talent's deals for a role (and era) that are not cancelled. ``era`` None: any era."""
+    return [
+        d
+        for d in deals
+        if d.talent_id == talent_id
+        and d.role_id == role_id
+        and d.status != "cancelled"
+        and (era is None or d.era in (None, era))
+    ]
+
+
+def own_deal(deals: list[Deal], talent_id: str, role_id: str, era: str | None) -> Deal | None:
+    """The replacement's own live deal for the role: one for this very era first."""
+    mine = live_deals(deals, talent_id, role_id, era)
+    return min(mine, key=lambda d: (d.era != era, d.id), default=None)
+
+
+class Applied(msgspec.Struct, kw_only=True):
+    """What ``--apply`` changed."""
+
+    booked: Candidate
+    dropped: list[str]  # the dropped talent's candidate ids
+    cancelled_deals: list[Deal]
+    was: dict[str, str]  # a cancelled deal's id -> the status it had
+    deal: Deal | None  # the replacement's deal that now counts (drafted or their own)
+    drafted: bool  # ``deal`` was created by this --apply
+    deal_needed: bool  # no deal and no rate to draft one at: someone must add one
+
+
 def apply_choice(
     production: StoredProduction, plan: ContingencyPlan, role_plan: RolePlan, chosen: Replacement
-) -> Candidate:
-    """Book ``chosen`` and drop the planned talent for one role, in one transaction."""
+) -> Applied:
+    """Book ``chosen``, drop the planned talent, cancel their deals for the role and give
+    the replacement a deal, for one role, in one transaction (see the module docstring)."""
     doc = production.doc
     today = dt.date.today().isoformat()
+    why = f"{plan.talent} dropped out of {role_plan.role}, replaced by {chosen.name}"
     with doc.transaction():
         for cand_id in role_plan.candidate_ids:
             current = doc.get(Candidate, cand_id)
@@ -497,7 +567,53 @@ def apply_choice(
         keep = [b for b in role.backups if b not in (chosen.talent_id, booked.id)]
         if keep != role.backups:
             doc.update(Role, role.id, {"backups": keep})
-    return booked
+        # The dropped talent's deals for this role stop counting, except for an era they
+        # are still booked in (their other candidates for the role).
+        deals = doc.all(Deal)
+        still = {
+            c.era
+            for c in doc.all(Candidate)
+            if c.talent_id == plan.talent_id
+            and c.role_id == role_plan.role_id
+            and c.stage == "booked"
+            and c.id not in role_plan.candidate_ids
+        }
+        to_cancel = [
+            d
+            for d in live_deals(deals, plan.talent_id, role_plan.role_id, role_plan.era)
+            if d.era is None or d.era not in still or d.era == role_plan.era
+        ]
+        cancelled = [
+            doc.update(
+                Deal,
+                d.id,
+                {"status": "cancelled", "notes": _append(d.notes, f"{today}: cancelled: {why}")},
+            )
+            for d in to_cancel
+        ]
+        deal = own_deal(deals, chosen.talent_id, role_plan.role_id, booked.era)
+        drafted = False
+        if deal is None:
+            template = next(iter(to_cancel), None)
+            talent = doc.get(Talent, chosen.talent_id)
+            terms = replacement_terms(talent, role_plan.role_id, booked.era, template)
+            if terms is not None:
+                fields = msgspec.structs.asdict(terms)
+                del fields["id"]
+                fields["notes"] = (
+                    f"{today}: drafted by castroom replace at {talent.name}'s rate, "
+                    f"replacing {plan.talent}; negotiate, then set status"
+                )
+                deal, drafted = doc.add(Deal, **fields), True
+    return Applied(
+        booked=booked,
+        dropped=role_plan.candidate_ids,
+        cancelled_deals=cancelled,
+        was={d.id: d.status for d in to_cancel},
+        deal=deal,
+        drafted=drafted,
+        deal_needed=deal is None,
+    )
 
 
 def _append(notes: str, line: str) -> str:
@@ -532,7 +648,14 @@ def castroom_register_commands(cli: click.Group) -> None:
     def replace_cmd(
         obj: Context, talent: str, role_ref: str | None, apply_ref: str | None, as_json: bool
     ) -> None:
-        """A booked talent drops out: what it affects, and who could replace them."""
+        """A booked talent drops out: what it affects, and who could replace them.
+
+        --apply books the one you pick and, in the same single change: drops the talent,
+        cancels their live deals for the role (noting why and when), and gives the
+        replacement a deal: their own live deal for the role if they have one, else a
+        draft deal at their rate on the dropped deal's terms (negotiate it, then set its
+        status). With no rate on file, no deal is drafted and the command says to add one.
+        """
         production = obj.production()
         view = obj.view()
         who = view.resolve(Talent, talent)
@@ -553,21 +676,57 @@ def castroom_register_commands(cli: click.Group) -> None:
                 _print_plan(plan)
             return
         role_plan, chosen = choose(plan, apply_ref)
-        booked = apply_choice(production, plan, role_plan, chosen)
+        applied = apply_choice(production, plan, role_plan, chosen)
         if as_json:
             emit_json(
                 {
-                    "booked": booked,
-                    "dropped": role_plan.candidate_ids,
+                    "booked": applied.booked,
+                    "dropped": applied.dropped,
                     "role_id": role_plan.role_id,
                     "replacement": chosen,
+                    "cancelled_deals": applied.cancelled_deals,
+                    "deal": applied.deal,
+                    "drafted": applied.drafted,
+                    "deal_needed": applied.deal_needed,
                 }
             )
         else:
-            click.echo(
-                f"Booked {chosen.name} as {role_plan.role} (candidate {booked.id}); "
-                f"{plan.talent} dropped."
-            )
+            _print_applied(plan, role_plan, chosen, applied)
+
+
+def _print_applied(
+    plan: ContingencyPlan, role_plan: RolePlan, chosen: Replacement, applied: Applied
+) -> None:
+    money = lambda minor: format_money(minor, plan.currency)  # noqa: E731
+    era = f" ({role_plan.era})" if role_plan.era else ""
+    click.echo(
+        f"Booked {chosen.name} as {role_plan.role}{era} (candidate {applied.booked.id}); "
+        f"{plan.talent} dropped."
+    )
+    for deal in applied.cancelled_deals:
+        was = applied.was.get(deal.id, "live")
+        click.echo(
+            f"Cancelled {plan.talent}'s {was} deal for {role_plan.role}{era} "
+            f"({money(deal.rate)}/{deal.unit}, deal {deal.id}): it no longer counts."
+        )
+    deal = applied.deal
+    if deal is not None and applied.drafted:
+        click.echo(
+            f"Drafted a deal for {chosen.name} at {money(deal.rate)}/{deal.unit} (their rate; "
+            f"deal {deal.id}, counted in the budget): negotiate it, then "
+            f"castroom set deal {deal.id} status=signed"
+        )
+    elif deal is not None:
+        click.echo(
+            f"{chosen.name}'s {deal.status} deal for {role_plan.role}{era} now counts "
+            f"({money(deal.rate)}/{deal.unit}, deal {deal.id})."
+        )
+    else:
+        era_field = f" era={role_plan.era}" if role_plan.era else ""
+        click.echo(
+            f"No deal yet for {chosen.name} (rate unknown): add one with castroom add deal "
+            f"talent_id={chosen.talent_id} role_id={role_plan.role_id}{era_field} rate=..."
+        )
 
 
 def to_plan(result: Any) -> ContingencyPlan:
@@ -590,6 +749,12 @@ def _print_plan(plan: ContingencyPlan) -> None:
             f"  shoot days affected ({len(role_plan.shoot_days)}): "
             + (", ".join(d.date.isoformat() for d in role_plan.shoot_days) or "none")
         )
+        left = role_plan.remaining_budget
+        if left is not None and left != plan.remaining_budget:
+            click.echo(
+                f"  budget left once {plan.talent}'s deal is cancelled (--apply does): "
+                f"{format_money(left, plan.currency)}"
+            )
         if not role_plan.replacements:
             click.echo("  no replacements: add candidates or backups for the role")
             continue

@@ -154,8 +154,11 @@ def test_budget_left_and_rate_cap_weigh_in(ws_path: Path) -> None:
     # The cap is 500,000; Ada costs 450,000 (3 paid days), which comes back on a drop-out.
     assert plan.remaining_budget == 50_000
     assert any("over the rate cap" in r for r in reps["Eve"].reasons)
-    assert "estimated $9,000.00 is $4,000.00 over the budget left" in reps["Eve"].reasons
-    assert "estimated $4,500.00 fits the $5,000.00 left" in reps["Cal"].reasons
+    assert (
+        "estimated $9,000.00 is $4,000.00 over the budget left without Ada's deal"
+        in reps["Eve"].reasons
+    )
+    assert "estimated $4,500.00 fits the $5,000.00 left without Ada's deal" in reps["Cal"].reasons
 
 
 def test_a_candidate_already_in_the_scenes_as_another_role(ws_path: Path) -> None:
@@ -456,3 +459,83 @@ def test_backups_are_era_aware_and_must_fit_to_lead(tmp_path: Path) -> None:
     assert reps[0].tier == "candidate" and "playing age 15-19 fits 16-20" in reps[0].reasons
     assert reps[1].tier == "backup"
     assert "ranked after those who fit: playing age 30-40 does not fit 16-20" in reps[1].reasons
+
+
+# -- the budget after --apply -----------------------------------------------------------------
+
+
+def budget_json(path: Path) -> dict[str, Any]:
+    result = run(path, "budget", "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_apply_cancels_the_dropped_deal_and_drafts_one_at_the_replacements_rate(
+    ws_path: Path,
+) -> None:
+    """The dropped talent's deal stops counting, in the same transaction as the booking,
+    and the replacement gets a draft deal at their rate: the budget after --apply is the
+    budget the preview promised."""
+    ids = build(ws_path, cap=1_000_000)
+    with Workspace.open(ws_path) as ws:
+        [deal] = ws.production().doc.all(Deal)
+        ws.production().doc.update(Deal, deal.id, {"rate": 250_000})  # over the 200,000 cap
+    before = budget_json(ws_path)
+    assert before["total"] == 750_000  # 2 work days and the hold between, at 250,000
+    check = run(ws_path, "check", "--json")
+    assert "over-rate-cap" in {f["code"] for f in json.loads(check.output)["findings"]}
+    preview = plan_for(ws_path, ids["Ada"])
+    eve = next(r for r in preview.replacements if r.name == "Eve")
+    assert eve.estimated_cost == 300_000
+    assert preview.roles[0].remaining_budget == 1_000_000  # Ada's deal comes back
+    assert "estimated $3,000.00 fits the $10,000.00 left without Ada's deal" in eve.reasons
+
+    result = run(ws_path, "replace", "Ada", "--apply", "Eve")
+    assert result.exit_code == 0, result.output
+    assert "Cancelled Ada's signed deal for Mara" in result.output
+    assert "Drafted a deal for Eve at $1,000.00/day" in result.output
+
+    after = budget_json(ws_path)
+    assert after["total"] == 300_000 == eve.estimated_cost
+    assert after["remaining"] == preview.roles[0].remaining_budget - eve.estimated_cost
+    assert [ids["Eve"], ids["mara"]] not in after["booked_without_deal"]
+    lines = {line["talent"]: line for line in after["lines"]}
+    assert lines["Ada"]["status"] == "cancelled" and not lines["Ada"]["counted"]
+    assert lines["Eve"]["status"] == "draft" and lines["Eve"]["counted"]
+    findings = json.loads(run(ws_path, "check", "--json").output)["findings"]
+    assert "over-rate-cap" not in {f["code"] for f in findings}
+    with Workspace.open(ws_path) as ws:
+        prod = ws.production()
+        cancelled = prod.doc.get(Deal, deal.id)
+        assert "cancelled: Ada dropped out of Mara, replaced by Eve" in cancelled.notes
+        [entry] = prod.history(limit=1)  # one transaction: bookings and deals together
+        touched = {entity_id for _, entity_id, _ in entry.changes}
+        assert {deal.id, ids["c_Eve"], ids["c_Ada"], lines["Eve"]["deal_id"]} <= touched
+
+
+def test_apply_says_a_deal_is_needed_when_the_rate_is_unknown(ws_path: Path) -> None:
+    ids = build(ws_path)
+    result = run(ws_path, "replace", "Ada", "--apply", "Hal")
+    assert result.exit_code == 0, result.output
+    assert "No deal yet for Hal (rate unknown): add one with castroom add deal" in result.output
+    after = budget_json(ws_path)
+    assert after["total"] == 0 and [ids["Hal"], ids["mara"]] in after["booked_without_deal"]
+    other = ws_path.with_name("as-json")
+    build(other)
+    data = json.loads(run(other, "replace", "Ada", "--apply", "Hal", "--json").output)
+    assert data["deal"] is None and data["deal_needed"] is True
+    assert [d["status"] for d in data["cancelled_deals"]] == ["cancelled"]
+
+
+def test_apply_counts_the_replacements_own_deal_instead_of_drafting(ws_path: Path) -> None:
+    ids = build(ws_path)
+    with Workspace.open(ws_path) as ws:
+        own = ws.production().doc.add(
+            Deal, talent_id=ids["Eve"], role_id=ids["mara"], rate=120_000, status="offered"
+        )
+    result = run(ws_path, "replace", "Ada", "--apply", "Eve")
+    assert result.exit_code == 0, result.output
+    assert "Eve's offered deal for Mara now counts" in result.output
+    after = budget_json(ws_path)
+    assert [line["deal_id"] for line in after["lines"] if line["counted"]] == [own.id]
+    assert after["total"] == 360_000
