@@ -9,6 +9,7 @@ becomes True.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -138,13 +139,26 @@ def export_cmd(ctx: click.Context, name: str, output: str | None) -> None:
         ) from None
     data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
     if output:
-        target = Path(output)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(target)  # never leave a half-written export behind
+        write_atomically(Path(output), data)
         click.echo(f"Wrote {len(data):,} bytes to {output}", err=True)
     else:
         click.echo(data, nl=False)  # bytes go to the binary stdout untouched
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` through a temporary file beside it, so a failed write
+    never leaves a half-written export; any OS error is one clear CastroomError."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, FileNotFoundError | NotADirectoryError) and not target.parent.is_dir():
+            reason = f"the folder {target.parent} does not exist"
+        raise CastroomError(f"cannot write the export to {target}: {reason}") from None
 
 
 @click.command(name="watch-inbox")

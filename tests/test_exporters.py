@@ -161,3 +161,18 @@ def test_export_command_writes_files(cli, tmp_path: Path) -> None:
     assert missing.exit_code == 1 and "no exporter 'pdf'" in missing.stderr
     bad_day = cli("export", "callsheet", "--day", "99", "--output", str(tmp_path / "x.html"))
     assert bad_day.exit_code == 1 and not (tmp_path / "x.html").exists()
+
+
+def test_export_to_a_path_that_cannot_be_written_is_one_error_line(cli, tmp_path: Path) -> None:
+    cli("init", "--production", "Harbour Lights")
+    with Workspace.open(cli.path) as ws:
+        build(ws.production().doc)
+    a_file = tmp_path / "plain-file"
+    a_file.write_text("not a folder")
+    for target in (tmp_path / "nonexistent" / "dir" / "x.html", a_file / "x.html"):
+        result = cli("export", "callsheet", "--day", "1", "--output", str(target))
+        assert result.exit_code == 1, result.output
+        [line] = result.stderr.splitlines()
+        assert line.startswith("Error: cannot write the export to ") and str(target) in line
+        assert "Traceback" not in result.output
+    assert not list(tmp_path.glob("**/.x.html.tmp")) and a_file.read_text() == "not a folder"
