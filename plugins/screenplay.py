@@ -14,9 +14,15 @@ Re-importing updates instead of duplicating. Each scene and role records its id 
 script under ``external_ids["script:<title>"]`` (``--source NAME`` overrides): a scene's
 script number, or for an unnumbered scene its heading and occurrence (so a scene inserted
 in a new draft does not shift the others onto the wrong entities); a role's cue name.
-Re-imports match on those first, then scenes by number and roles by name
-(case-insensitive) for entities imported before ids were kept. Fields the script does not
-carry (looks, shoot day, notes) are kept.
+Re-imports match on those first, then roles by name (case-insensitive) and scenes by
+number: a scene the script numbers matches a scene with that number unless that scene
+came from another script (``script:...`` id); a scene numbered only by its position never
+matches by number alone (only a scene with no source id and the same heading). Fields the
+script does not carry (looks, shoot day, notes) are kept.
+
+Several scripts in one production (a series' episodes) each number from 1:
+``--prefix 3.`` makes episode 3's scenes 3.1, 3.2, ... Without it, a new scene whose
+number another scene already holds gets a letter (1A) and a warning names the clash.
 """
 
 from __future__ import annotations
@@ -304,8 +310,86 @@ def scene_keys(scenes: list[ParsedScene], numbers: list[str]) -> list[str]:
     return keys
 
 
+def _heading_key(heading: str) -> str:
+    return " ".join(heading.casefold().split())
+
+
+def _script_sources(scene: Scene, source: str) -> list[str]:
+    """The other scripts this scene came from (their ``script:...`` source ids)."""
+    return [k for k in scene.external_ids if k != source and k.startswith("script:")]
+
+
+def _same_scene_by_number(parsed: ParsedScene, scene: Scene, source: str) -> bool:
+    """May ``parsed`` take over ``scene``, which it found only by number?
+
+    Only when the script itself numbers the scene and ``scene`` came from no other script
+    (another episode's scene 1 is not this one's); a scene numbered by its position only
+    is never matched by number, except to a scene without any source id and with the same
+    heading (imported by castroom before source ids were kept)."""
+    if _script_sources(scene, source):
+        return False
+    if parsed.number:
+        return True
+    return not scene.external_ids and _heading_key(scene.heading) == _heading_key(parsed.heading)
+
+
+_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+
+def _final_numbers(
+    wanted: list[str],
+    matches: list[Scene | None],
+    existing: list[Scene],
+    claimed: set[str],
+    warnings: list[str],
+) -> list[str]:
+    """The number each scene gets. Scenes this import does not touch keep theirs, so a
+    wanted number one of them holds (another script's scene 1, a hand-made scene) is not
+    given twice: a scene found again keeps the number it has, a new one gets a letter
+    (``1A``), and one warning names every clash and suggests ``--prefix``."""
+    held: dict[str, Scene] = {}
+    for scene in existing:
+        if scene.id not in claimed:
+            held.setdefault(scene.number, scene)
+    reserved = set(wanted)
+    assigned: set[str] = set()
+    final: list[str] = []
+    clashes: list[str] = []
+    for number, match in zip(wanted, matches, strict=True):
+        holder = held.get(number)
+        if holder is not None:
+            free = held.keys() | assigned | reserved
+            if match is not None and match.number not in free:
+                given = match.number
+            else:
+                base = number[:19]
+                options = [f"{base}{c}" for c in _LETTERS]
+                options += [f"{number[:16]}-{n}" for n in range(2, 1000)]
+                given = next(n for n in options if n not in free)
+            where = _script_sources(holder, "")
+            origin = f", from {where[0]}" if where else ""
+            clashes.append(
+                f"{number} -> {given} ({number} is {holder.heading or 'a scene'}{origin})"
+            )
+            number = given
+        assigned.add(number)
+        final.append(number)
+    if clashes:
+        warnings.append(
+            f"{len(clashes)} scene {'numbers clash' if len(clashes) > 1 else 'number clashes'} "
+            f"with scenes already here, renumbered: {'; '.join(clashes)}. To number each "
+            "script's scenes apart (a series' episodes), import with --prefix, e.g. "
+            "--prefix 3. numbers them 3.1, 3.2, ..."
+        )
+    return final
+
+
 def script_entities(
-    script: ParsedScript, view: ProductionView, source: str = "script"
+    script: ParsedScript,
+    view: ProductionView,
+    source: str = "script",
+    *,
+    prefix: str = "",
 ) -> ImportResult:
     """Roles and scenes for a parsed script. Existing ones are found by their id in
     ``source`` (``external_ids``) first, then by name (roles) or number (scenes)."""
@@ -342,24 +426,32 @@ def script_entities(
 
     numbers = _number_scenes(script.scenes, warnings)
     keys = scene_keys(script.scenes, numbers)
+    wanted = [f"{prefix}{number}" for number in numbers]
+    too_long = next((n for n in wanted if len(n) > 20), None)
+    if too_long is not None:
+        raise CastroomError(
+            f"scene number {too_long!r} (--prefix {prefix!r}) is longer than 20 characters"
+        )
     all_scenes = view.all(Scene)
     by_key = {s.external_ids[source]: s for s in all_scenes if source in s.external_ids}
-    by_number = {s.number: s for s in all_scenes}
+    by_number: dict[str, list[Scene]] = {}
+    for scene in all_scenes:
+        by_number.setdefault(scene.number, []).append(scene)
     # Pass 1 claims every scene found by its source id, so the number fallback (pass 2)
     # can never hand a claimed scene to an inserted scene that took over its number.
     matches: list[Scene | None] = [by_key.get(key) for key in keys]
     claimed = {s.id for s in matches if s is not None}
-    for i, (parsed, number) in enumerate(zip(script.scenes, numbers, strict=True)):
-        candidate = by_number.get(number)
-        if matches[i] is not None or candidate is None or candidate.id in claimed:
+    for i, (parsed, number) in enumerate(zip(script.scenes, wanted, strict=True)):
+        if matches[i] is not None:
             continue
-        # By number: scenes imported before source ids existed (or from elsewhere), and any
-        # scene when the script itself numbers this one (a draft locked after import).
-        if source not in candidate.external_ids or parsed.number:
-            matches[i] = candidate
-            claimed.add(candidate.id)
+        for candidate in by_number.get(number, []):
+            if candidate.id not in claimed and _same_scene_by_number(parsed, candidate, source):
+                matches[i] = candidate
+                claimed.add(candidate.id)
+                break
+    final = _final_numbers(wanted, matches, all_scenes, claimed, warnings)
 
-    for number, key, parsed, existing in zip(numbers, keys, script.scenes, matches, strict=True):
+    for number, key, parsed, existing in zip(final, keys, script.scenes, matches, strict=True):
         characters = [role_for(name).id for name in parsed.characters]
         fields: dict[str, Any] = {
             "number": number,
@@ -400,9 +492,19 @@ def script_entities(
     return ImportResult(entities=entities, warnings=warnings)
 
 
+def _prefix(options: dict[str, Any]) -> str:
+    value = options.get("prefix")
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        raise CastroomError("--prefix needs a value, e.g. --prefix 3. (scenes 3.1, 3.2, ...)")
+    return value.strip()
+
+
 def import_script(source: str, view: ProductionView, options: dict[str, Any]) -> ImportResult:
     script = read_script(source, options)
-    return script_entities(script, view, source_name(script, source, options))
+    name = source_name(script, source, options)
+    return script_entities(script, view, name, prefix=_prefix(options))
 
 
 def _claims(path: Path) -> bool:

@@ -362,3 +362,111 @@ def test_scenes_cut_from_a_draft_are_kept_with_a_warning(tmp_path: Path) -> None
     result, counts = import_file(doc, tmp_path / "a.fountain", fountain_of(DRAFT_1[:2]))
     assert counts.created == 0 and len(doc.all(Scene)) == 4
     assert any("2 scenes imported from script:Harbour Lights" in w for w in result.warnings)
+
+
+# -- several scripts in one production (a series' episodes) ------------------------------------
+
+PILOT = """Title: Harbour Lights - Pilot
+
+EXT. PIER - DAY #1#
+
+[[DAY 1]]
+
+NORA
+You're late.
+
+TOM
+Tide was against me.
+
+INT. LIGHTHOUSE - NIGHT #2#
+
+NORA
+Let it come.
+"""
+EPISODE_3 = """Title: Harbour Lights - Episode 3
+
+EXT. MARKET SQUARE - DAY #1#
+
+[[DAY 5]]
+
+WAITRESS
+Fresh fish!
+"""
+
+
+def test_a_second_script_numbering_from_one_never_takes_over_the_first(tmp_path: Path) -> None:
+    doc = CastDocument.create("Harbour Lights")
+    import_file(doc, tmp_path / "pilot.fountain", PILOT)
+    pilot = {s.number: s for s in doc.all(Scene)}
+    roles = roles_of(doc)
+    day = doc.add(ShootDay, date="2026-05-04", scene_ids=[pilot["1"].id])
+    doc.update(
+        Scene, pilot["1"].id, {"looks": {roles["Nora"]: Look(hair="wet")}, "shoot_day_id": day.id}
+    )
+    result, counts = import_file(doc, tmp_path / "ep3.fountain", EPISODE_3)
+    assert counts.created == 2  # the market scene and the waitress; the pilot untouched
+    one = doc.get(Scene, pilot["1"].id)
+    assert (one.heading, one.story_day, one.shoot_day_id) == ("EXT. PIER - DAY", 1, day.id)
+    assert (
+        one.characters == [roles["Nora"], roles["Tom"]] and one.looks[roles["Nora"]].hair == "wet"
+    )
+    market = next(s for s in doc.all(Scene) if s.id not in {p.id for p in pilot.values()})
+    assert market.number == "1A" and market.heading == "EXT. MARKET SQUARE - DAY"
+    assert market.external_ids == {"script:Harbour Lights - Episode 3": "1"}
+    (clash,) = [w for w in result.warnings if "--prefix" in w]
+    assert "1 -> 1A" in clash and "EXT. PIER - DAY" in clash
+    assert sorted(s.number for s in doc.all(Scene)) == ["1", "1A", "2"]  # no number twice
+    # Importing the episode again finds its scene by its source id and leaves it as it is.
+    before = doc.state_vector()
+    _, again = import_file(doc, tmp_path / "ep3.fountain", EPISODE_3)
+    assert (again.created, again.updated) == (0, 0) and doc.state_vector() == before
+
+
+def test_prefix_numbers_a_scripts_scenes_apart(tmp_path: Path) -> None:
+    doc = CastDocument.create("Harbour Lights")
+    import_file(doc, tmp_path / "pilot.fountain", PILOT)
+    path = tmp_path / "ep3.fountain"
+    path.write_text(EPISODE_3, encoding="utf-8")
+    result = import_script(str(path), ProductionView(doc), {"prefix": "3."})
+    assert not any("--prefix" in w for w in result.warnings)
+    apply_import(doc, result)
+    assert sorted(s.number for s in doc.all(Scene)) == ["1", "2", "3.1"]
+    # The prefix is not part of the scene's id in the script: a re-import still finds it.
+    again = apply_import(doc, import_script(str(path), ProductionView(doc), {"prefix": "3."}))
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 1)
+    with pytest.raises(CastroomError, match="--prefix"):
+        import_script(str(path), ProductionView(doc), {"prefix": True})
+    with pytest.raises(CastroomError, match="longer than 20"):
+        import_script(str(path), ProductionView(doc), {"prefix": "episode-three-part-a-"})
+
+
+def test_an_unnumbered_scene_never_takes_a_hand_made_scene_by_its_position(
+    tmp_path: Path,
+) -> None:
+    doc = CastDocument.create("Harbour Lights")
+    day = doc.add(ShootDay, date="2026-05-04")
+    office = doc.add(Scene, number="3", heading="INT. HARBOUR OFFICE", shoot_day_id=day.id)
+    # Scenes 1 and 2 are numbered; the third is not (so it would be "3" by position).
+    text = PILOT + "\n.FLASHBACK - EXT. BEACH - DAY\n\nYOUNG NORA\nDad! Look!\n"
+    result, _ = import_file(doc, tmp_path / "pilot.fountain", text)
+    kept = doc.get(Scene, office.id)
+    assert (kept.heading, kept.shoot_day_id, kept.external_ids) == (
+        "INT. HARBOUR OFFICE",
+        day.id,
+        {},
+    )
+    beach = next(s for s in doc.all(Scene) if s.heading.startswith("FLASHBACK"))
+    assert beach.number == "3A" and beach.shoot_day_id is None
+    assert any("3 -> 3A" in w and "INT. HARBOUR OFFICE" in w for w in result.warnings)
+    assert len({s.number for s in doc.all(Scene)}) == 4
+
+
+def test_cli_warns_about_clashing_numbers_and_takes_prefix(tmp_path: Path, cli) -> None:
+    cli("init", "--production", "Harbour Lights")
+    (tmp_path / "pilot.fountain").write_text(PILOT, encoding="utf-8")
+    (tmp_path / "ep3.fountain").write_text(EPISODE_3, encoding="utf-8")
+    assert cli("import", "script", str(tmp_path / "pilot.fountain")).exit_code == 0
+    done = cli("import", "script", str(tmp_path / "ep3.fountain"), "--prefix", "3.")
+    assert done.exit_code == 0 and "--prefix" not in done.stderr
+    scenes = json.loads(cli("list", "scenes", "--json").stdout)
+    assert sorted(s["number"] for s in scenes) == ["1", "2", "3.1"]
