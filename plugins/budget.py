@@ -15,8 +15,12 @@ The day-out-of-days (DOOD)
     It is a plain function of a :class:`ProductionView`, reused by the exporters.
 
 Cost of a deal
-    Days billed = max(work + hold days, guaranteed days). ``day``: rate x days. ``week``:
-    rate x days / 5 (a studio week is five shoot days). ``flat``: the rate. Overtime:
+    Days billed = max(work + hold days, guaranteed days). ``day``: rate x days. ``week``
+    (casting practice for a weekly engagement): paid at least one full week, so the billed
+    days are never fewer than five; beyond whole weeks each extra day pays 1/5 of the
+    weekly rate (a studio week is five shoot days): 3 days cost one week, 7 days a week
+    and 2/5, 12 days two weeks and 2/5. Whole weeks are exact; the extra days' fifths are
+    rounded once. ``flat``: the rate. Overtime:
     ``overtime_hours`` x (day rate / production ``hours_per_day``) x production
     ``overtime_multiplier`` (a flat deal's day rate is its rate over the billed days).
     Fringe: (base + overtime) x the deal's ``fringe_rate``, else the production's.
@@ -283,7 +287,10 @@ def deal_cost(
     if deal.unit == "day":
         base, day_num, day_den = rate * billed, rate, 1
     elif deal.unit == "week":
-        base, day_num, day_den = div_round(rate * billed, WEEK_DAYS), rate, WEEK_DAYS
+        billed = max(billed, WEEK_DAYS)  # a weekly engagement pays at least a week
+        weeks, extra = divmod(billed, WEEK_DAYS)
+        base = rate * weeks + div_round(rate * extra, WEEK_DAYS)
+        day_num, day_den = rate, WEEK_DAYS
     else:
         # A flat fee covers its billed days; with none, overtime prices the fee as one day
         # (errs high), but no day rate is claimed for the rate-cap comparison.
@@ -513,13 +520,25 @@ def castroom_register_commands(cli: click.Group) -> None:
         if as_json:
             emit_json(report)
         else:
-            _print_report(obj, report)
+            names = {
+                t: talent.name
+                for t, _ in report.booked_without_deal
+                if (talent := view.find(Talent, t)) is not None
+            }
+            roles = {
+                r: view.roles[r].name for _, r in report.booked_without_deal if r in view.roles
+            }
+            _print_report(obj, report, names, roles)
         for failure in obj.plugins.failures:
             if failure.hook == "castroom_cost_report":
                 click.echo(f"Warning: {failure}", err=True)
 
 
-def _print_report(obj: Any, report: BudgetReport) -> None:
+def _print_report(
+    obj: Any, report: BudgetReport, names: dict[str, str], roles: dict[str, str]
+) -> None:
+    """The report as tables; ``names`` and ``roles`` name the ids of booked talents with
+    no deal (the report only carries their ids)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -531,13 +550,16 @@ def _print_report(obj: Any, report: BudgetReport) -> None:
     table = Table(title="cast cost by deal")
     for column in ("role", "talent", "status", "rate", "days", "base", "overtime", "fringe"):
         table.add_column(
-            column, justify="left" if column in {"role", "talent", "status"} else "right"
+            column,
+            justify="left" if column in {"role", "talent", "status"} else "right",
+            no_wrap=column == "days",
         )
     table.add_column("total", justify="right", style="bold")
     for line in report.lines:
-        days = f"{line.work_days}W+{line.hold_days}H"
-        if line.billed_days != line.work_days + line.hold_days:
-            days += f" (guar. {line.guaranteed_days})"
+        days = f"{line.work_days} work + {line.hold_days} hold"
+        if line.billed_days > line.work_days + line.hold_days:
+            why = "guaranteed" if line.guaranteed_days >= line.billed_days else "min. 1 week"
+            days += f", billed {line.billed_days} ({why})"
         status = line.status + ("" if line.counted else " (not counted)")
         status += " (projected days)" if line.projected and line.counted else ""
         era = f" ({line.era})" if line.era else ""
@@ -564,6 +586,15 @@ def _print_report(obj: Any, report: BudgetReport) -> None:
         for sub in subs:
             sub_table.add_row(sub.name, str(sub.deals), money(sub.total))
         console.print(sub_table)
+    if report.booked_without_deal:
+        click.echo("Booked with no deal (their cost is missing from the total):")
+        for talent_id, role_id in report.booked_without_deal:
+            talent = names.get(talent_id, talent_id)
+            role = roles.get(role_id, role_id)
+            click.echo(
+                f"  {talent} as {role}: castroom add deal talent_id={talent_id} "
+                f"role_id={role_id} rate=..."
+            )
     if report.cap is None:
         click.echo(f"Total: {money(report.total)} (no budget cap set)")
     else:

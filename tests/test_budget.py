@@ -143,8 +143,9 @@ def test_day_deal_cost_is_exact(prod: StoredProduction) -> None:
 
 def test_week_and_flat_deals(prod: StoredProduction) -> None:
     view = ProductionView(prod.doc)
-    week = deal_cost(view, _deal(rate=333_333, unit="week", fringe_rate=0.0), 3, 0)
-    assert week.base == 200_000  # 3/5 of a week, 199,999.8 rounded half up
+    week = deal_cost(view, _deal(rate=333_333, unit="week", fringe_rate=0.0), 7, 0)
+    assert week.billed_days == 7
+    assert week.base == 466_666  # a week and 2/5 of one: 466,666.2 rounded half up
     assert week.day_rate == 66_667
     flat = deal_cost(
         view, _deal(rate=1_000_000, unit="flat", overtime_hours=1, fringe_rate=0.1), 4, 0
@@ -156,6 +157,24 @@ def test_week_and_flat_deals(prod: StoredProduction) -> None:
     assert none.billed_days == 0 and none.day_rate is None  # no days: no day rate
     guaranteed = deal_cost(view, _deal(rate=1_000_000, unit="flat", guaranteed_days=8), 0, 0)
     assert guaranteed.billed_days == 8 and guaranteed.day_rate == 125_000
+
+
+def test_a_weekly_deal_pays_at_least_a_week_then_a_fifth_per_extra_day(
+    prod: StoredProduction,
+) -> None:
+    view = ProductionView(prod.doc)
+
+    def week(days: int, **fields: Any) -> Any:
+        return deal_cost(view, _deal(rate=500_000, unit="week", fringe_rate=0.0, **fields), days, 0)
+
+    assert week(3).base == 500_000 and week(3).billed_days == 5  # never less than a week
+    assert week(0).base == 500_000  # a weekly engagement, even before it is scheduled
+    assert week(5).base == 500_000
+    assert week(6).base == 600_000 and week(6).billed_days == 6  # one extra day: 1/5
+    assert week(12).base == 1_200_000  # two weeks and two days
+    assert week(3, guaranteed_days=10).base == 1_000_000  # a two-week guarantee
+    odd = deal_cost(view, _deal(rate=333_334, unit="week", fringe_rate=0.0), 8, 0)
+    assert odd.base == 333_334 + 200_000  # 3 x 66,666.8 = 200,000.4, rounded once
 
 
 def test_flat_fee_rate_cap_uses_its_days_not_the_whole_fee(prod: StoredProduction) -> None:
@@ -338,6 +357,23 @@ def test_budget_command_text(tmp_path: Path) -> None:
     assert "Total: $3,630.00 of cap $50,000.00: within ($46,370.00 left)" in result.output
     result = run(_workspace(tmp_path / "nocap", cap=None), "budget")
     assert "(no budget cap set)" in result.output
+
+
+def test_budget_text_labels_days_plainly_and_names_booked_talent_with_no_deal(
+    tmp_path: Path,
+) -> None:
+    path = _workspace(tmp_path)
+    with Workspace.open(path) as ws:
+        doc = ws.production().doc
+        [deal] = doc.all(Deal)
+        doc.update(Deal, deal.id, {"unit": "week", "rate": 500_000})
+    result = run(path, "budget")
+    assert result.exit_code == 0, result.output
+    assert "W+" not in result.output
+    assert "2 work + 1 hold" in result.output and "billed 5 (min. 1 week)" in result.output
+    assert "$5,000.00" in result.output  # a week, not 4/5 of one
+    assert "Booked with no deal" in result.output
+    assert "Bo as June" in result.output and "castroom add deal" in result.output
 
 
 def test_budget_command_json_and_over_cap(tmp_path: Path) -> None:
