@@ -20,6 +20,12 @@ came from another script (``script:...`` id); a scene numbered only by its posit
 matches by number alone (only a scene with no source id and the same heading). Fields the
 script does not carry (looks, shoot day, notes) are kept.
 
+Cues and existing roles: ``--cue NORA="Nora Quill"`` (repeatable; a role's name or id)
+maps a cue to a role the team already made, and records the cue as that role's source id
+so later imports keep matching. A cue matching no role by source id or name, but exactly
+one role whose name starts with it (NORA -> "Nora Quill"), is taken to be that role, with
+a warning. Looks stay with a character whose cue moves to another role.
+
 Several scripts in one production (a series' episodes) each number from 1:
 ``--prefix 3.`` makes episode 3's scenes 3.1, 3.2, ... Without it, a new scene whose
 number another scene already holds gets a letter (1A) and a warning names the clash.
@@ -310,6 +316,63 @@ def scene_keys(scenes: list[ParsedScene], numbers: list[str]) -> list[str]:
     return keys
 
 
+def parse_cues(options: dict[str, Any]) -> dict[str, str]:
+    """``--cue NORA="Nora Quill"`` options (repeatable) as {cue: role name or id}."""
+    value = options.get("cue")
+    items = value if isinstance(value, list) else [] if value is None else [value]
+    cues: dict[str, str] = {}
+    for item in items:
+        cue, eq, ref = item.partition("=") if isinstance(item, str) else ("", "", "")
+        cue, ref = character_name(cue), ref.strip()
+        if len(ref) >= 2 and ref[0] == ref[-1] and ref[0] in "\"'":
+            ref = ref[1:-1].strip()
+        if not eq or not cue or not ref:
+            raise CastroomError(f'--cue expects CUE="Role name" (or a role id), got {item!r}')
+        cues[cue] = ref
+    return cues
+
+
+def _mapped_cues(cues: dict[str, str], roles: list[Role]) -> dict[str, Role]:
+    """Each ``--cue`` resolved to an existing role (by id, else by name, ignoring case);
+    a role that does not exist (or a name two roles share) is one clear error."""
+    by_id = {r.id: r for r in roles}
+    mapped: dict[str, Role] = {}
+    for cue, ref in cues.items():
+        role = by_id.get(ref)
+        if role is None:
+            named = [r for r in roles if r.name.casefold() == ref.casefold()]
+            if len(named) > 1:
+                raise CastroomError(
+                    f"--cue {cue}: {len(named)} roles are named {ref!r}; use the id"
+                )
+            if not named:
+                raise CastroomError(
+                    f"--cue {cue}: no role with id or name {ref!r} (see castroom list roles)"
+                )
+            role = named[0]
+        mapped[cue.casefold()] = role
+    return mapped
+
+
+def _role_by_first_words(cue: str, roles: list[Role], warnings: list[str]) -> Role | None:
+    """The one role whose name starts with the cue's words (NORA -> "Nora Quill")."""
+    words = pretty_name(cue).casefold().split()
+    fits = [r for r in roles if r.name.casefold().split()[: len(words)] == words]
+    if len(fits) == 1:
+        warnings.append(
+            f"cue {cue} is taken to be role {fits[0].name!r} (the only role whose name starts "
+            f'with it); if not, map it with --cue {cue}="Role name"'
+        )
+        return fits[0]
+    if fits:
+        names = ", ".join(sorted(repr(r.name) for r in fits)[:5])
+        warnings.append(
+            f"cue {cue} could be any of {names}: made a new role {pretty_name(cue)!r}; to use "
+            f'one of them, import again with --cue {cue}="Role name"'
+        )
+    return None
+
+
 def _heading_key(heading: str) -> str:
     return " ".join(heading.casefold().split())
 
@@ -390,6 +453,7 @@ def script_entities(
     source: str = "script",
     *,
     prefix: str = "",
+    cues: dict[str, str] | None = None,
 ) -> ImportResult:
     """Roles and scenes for a parsed script. Existing ones are found by their id in
     ``source`` (``external_ids``) first, then by name (roles) or number (scenes)."""
@@ -399,24 +463,38 @@ def script_entities(
     entities: list[model.Entity] = []
 
     all_roles = view.all(Role)
+    mapped = _mapped_cues(cues or {}, all_roles)
     roles_by_key = {
         r.external_ids[source].casefold(): r for r in all_roles if source in r.external_ids
     }
     roles_by_name = {r.name.casefold(): r for r in all_roles}
     chosen: dict[str, Role] = {}
+    # Roles that held a cue now given to another role: their looks follow the character.
+    moved: dict[str, str] = {}
+
+    def free(role: Role, key: str) -> bool:
+        """Not tied to another of this script's characters (nor taken in this import)."""
+        held = role.external_ids.get(source)
+        if held is not None and held.casefold() != key:
+            return False
+        return all(other.id != role.id for other in chosen.values())
 
     def role_for(cue: str) -> Role:
         key = cue.casefold()
         if key in chosen:
             return chosen[key]
-        role = roles_by_key.get(key)
+        known = roles_by_key.get(key)
+        role = mapped.get(key) or known
         if role is None:
             named = roles_by_name.get(pretty_name(cue).casefold())
-            # A role already tied to another of this script's characters is not this one.
-            if named is not None and source not in named.external_ids:
+            if named is not None and free(named, key):
                 role = named
         if role is None:
+            role = _role_by_first_words(cue, [r for r in all_roles if free(r, key)], warnings)
+        if role is None:
             role = Role(id=model.new_id(), name=pretty_name(cue)[:200])
+        if known is not None and known.id != role.id:
+            moved[known.id] = role.id
         if role.external_ids.get(source) != cue:
             ids = {**role.external_ids, source: cue}
             role = msgspec.structs.replace(role, external_ids=ids)
@@ -473,6 +551,10 @@ def script_entities(
             )
         else:
             looks = {k: v for k, v in existing.looks.items() if k in characters}
+            for old_role, look in existing.looks.items():
+                new_role = moved.get(old_role)
+                if new_role in characters and new_role not in looks:
+                    looks[new_role] = look  # the same character, now under its mapped role
             if len(looks) != len(existing.looks):
                 warnings.append(f"scene {number}: looks kept only for characters still in it")
             if not existing.location:
@@ -480,6 +562,15 @@ def script_entities(
             ids = {**existing.external_ids, source: key}
             scene = msgspec.structs.replace(existing, looks=looks, external_ids=ids, **fields)
         entities.append(scene)
+    taken = {role.id for role in chosen.values()}
+    for key, role in roles_by_key.items():
+        if key in chosen and role.id not in taken:
+            # The cue now belongs to another role (--cue): this one stops matching it.
+            ids = {k: v for k, v in role.external_ids.items() if k != source}
+            entities.append(msgspec.structs.replace(role, external_ids=ids))
+    unused = sorted(c for c in cues or {} if c.casefold() not in chosen)
+    if unused:
+        warnings.append(f"--cue names cues the script does not have: {', '.join(unused)}")
     gone = [s.number for s in by_key.values() if s.id not in claimed]
     if gone:
         warnings.append(
@@ -504,7 +595,7 @@ def _prefix(options: dict[str, Any]) -> str:
 def import_script(source: str, view: ProductionView, options: dict[str, Any]) -> ImportResult:
     script = read_script(source, options)
     name = source_name(script, source, options)
-    return script_entities(script, view, name, prefix=_prefix(options))
+    return script_entities(script, view, name, prefix=_prefix(options), cues=parse_cues(options))
 
 
 def _claims(path: Path) -> bool:

@@ -470,3 +470,75 @@ def test_cli_warns_about_clashing_numbers_and_takes_prefix(tmp_path: Path, cli) 
     assert done.exit_code == 0 and "--prefix" not in done.stderr
     scenes = json.loads(cli("list", "scenes", "--json").stdout)
     assert sorted(s["number"] for s in scenes) == ["1", "2", "3.1"]
+
+
+# -- cues and existing roles -------------------------------------------------------------------
+
+
+def test_a_cue_is_the_one_role_whose_name_starts_with_it(tmp_path: Path) -> None:
+    doc = CastDocument.create("Harbour Lights")
+    nora = doc.add(Role, name="Nora Quill")
+    doc.add(Role, name="Tom Quill")
+    doc.add(Role, name="Tom Hardy")
+    result, _ = import_file(doc, tmp_path / "pilot.fountain", PILOT)
+    roles = roles_of(doc)
+    assert set(roles) == {"Nora Quill", "Tom Quill", "Tom Hardy", "Tom"}  # no "Nora"
+    assert doc.get(Role, nora.id).external_ids == {"script:Harbour Lights - Pilot": "NORA"}
+    assert all(nora.id in s.characters for s in doc.all(Scene))
+    said = " | ".join(result.warnings)
+    assert "cue NORA is taken to be role 'Nora Quill'" in said and '--cue NORA="' in said
+    assert "cue TOM could be any of 'Tom Hardy', 'Tom Quill'" in said  # two: neither taken
+    # Next time the source id matches: no guessing, no warning.
+    again, counts = import_file(doc, tmp_path / "pilot.fountain", PILOT)
+    assert counts.created == 0 and not any("taken to be" in w for w in again.warnings)
+
+
+def test_cue_option_maps_a_cue_to_a_role_and_keeps_its_looks(tmp_path: Path) -> None:
+    doc = CastDocument.create("Harbour Lights")
+    path = tmp_path / "pilot.fountain"
+    import_file(doc, path, PILOT)  # made roles "Nora" and "Tom"
+    made = roles_of(doc)
+    eleanor = doc.add(Role, name="Eleanor Quill")
+    scene = next(s for s in doc.all(Scene) if s.number == "1")
+    doc.update(Scene, scene.id, {"looks": {made["Nora"]: Look(hair="wet")}})
+    # Tom Quill stands in the scene too (added by hand), with a look of his own.
+    tom_q = doc.add(Role, name="Tom Quill")
+    options = {"cue": ['NORA="Eleanor Quill"', f"TOM={tom_q.id}"]}
+    result = import_script(str(path), ProductionView(doc), options)
+    assert not any("looks kept only" in w for w in result.warnings)
+    apply_import(doc, result)
+    one = doc.get(Scene, scene.id)
+    assert one.characters == [eleanor.id, tom_q.id]
+    assert set(one.looks) == {eleanor.id} and one.looks[eleanor.id].hair == "wet"
+    source = "script:Harbour Lights - Pilot"
+    assert doc.get(Role, eleanor.id).external_ids == {source: "NORA"}
+    assert doc.get(Role, made["Nora"]).external_ids == {}  # no longer matches NORA
+    # A later import without --cue keeps the mapping (the role's source id).
+    _, counts = import_file(doc, path, PILOT)
+    assert (counts.created, counts.updated) == (0, 0)
+    assert doc.get(Scene, scene.id).characters == [eleanor.id, tom_q.id]
+
+
+def test_cue_option_errors_write_nothing(tmp_path: Path, cli) -> None:
+    cli("init", "--production", "Harbour Lights")
+    cli("add", "role", "name=Nora Quill")
+    cli("add", "role", "name=Twin")
+    cli("add", "role", "name=twin")
+    path = tmp_path / "pilot.fountain"
+    path.write_text(PILOT, encoding="utf-8")
+    for option, error in [
+        ("NORA=Nora Quil", "--cue NORA: no role with id or name 'Nora Quil'"),
+        ("NORA=Twin", "--cue NORA: 2 roles are named 'Twin'; use the id"),
+        ("NORA", '--cue expects CUE="Role name"'),
+    ]:
+        failed = cli("import", "script", str(path), "--cue", option)
+        assert failed.exit_code == 1 and error in failed.stderr, failed.stderr
+    assert json.loads(cli("list", "scenes", "--json").stdout) == []
+    assert len(json.loads(cli("list", "roles", "--json").stdout)) == 3
+    done = cli(
+        "import", "script", str(path), "--cue", "nora=Nora Quill", "--cue", "GHOST=Nora Quill"
+    )
+    assert done.exit_code == 0, done.output
+    assert "--cue names cues the script does not have: GHOST" in done.stderr.replace("\n", " ")
+    names = sorted(r["name"] for r in json.loads(cli("list", "roles", "--json").stdout))
+    assert names == ["Nora Quill", "Tom", "Twin", "twin"]
