@@ -18,7 +18,9 @@ Codes (stable, for scripts):
   production, on a shoot day their scenes are on.
 - ``double-booking``: two talents booked for one role and era (the trace of two people
   booking offline on different machines).
-- ``era-handover``: a role's later era has no actor to hand over to.
+- ``era-handover``: an era of a role played by several actors has nobody booked, so a
+  hand-over breaks: from the actor of the era before it, or to the actor of the era
+  after it (each unbooked era is reported once).
 """
 
 from __future__ import annotations
@@ -125,8 +127,10 @@ def check_uncast(view: ProductionView) -> list[Finding]:
     roles, cast = view.roles, view.scene_cast
     for scene in view.scenes.values():
         for role_id, talent in cast[scene.id]:
-            if talent is None and roles[role_id].status != "cut":
-                missing[(role_id, scene.era)].append(scene)
+            role = roles[role_id]
+            if talent is None and role.status != "cut":
+                # The scene's era names the part only when the role is split into eras.
+                missing[(role_id, scene.era if role.eras else None)].append(scene)
         if len(cast[scene.id]) < len(scene.characters):
             for role_id in scene.characters:
                 if role_id not in roles:
@@ -345,22 +349,45 @@ def check_double_booking(view: ProductionView) -> list[Finding]:
 
 
 def check_era_handover(view: ProductionView) -> list[Finding]:
+    """Each era of a multi-era role with nobody booked, once, naming the hand-overs it
+    breaks: from the booked era before it, and to the booked era after it."""
     out = []
     for role in view.roles.values():
         if len(role.eras) < 2 or role.status == "cut":
             continue
-        for before, era in pairwise(role.eras):
-            if view.booked_talent(role.id, era.name) is not None:
+        holders = [view.booked_talent(role.id, era.name) for era in role.eras]
+        for i, era in enumerate(role.eras):
+            if holders[i] is not None:
                 continue
-            prior = view.booked_talent(role.id, before.name)
-            handing = f" from {prior.name}" if prior else ""
+            before = role.eras[i - 1] if i > 0 else None
+            after = role.eras[i + 1] if i + 1 < len(role.eras) else None
+            prior = holders[i - 1] if before is not None else None
+            nxt = holders[i + 1] if after is not None else None
+            starts = f", starting {era.starts}" if era.starts else ""
+            if before is not None and (prior is not None or nxt is None):
+                handing = f" from {prior.name}" if prior else ""
+                message = (
+                    f"{role.name} hands over{handing} ({before.name}) to {era.name}{starts}, "
+                    "with no actor booked"
+                )
+                if after is not None and nxt is not None:
+                    message += f", before {nxt.name} takes over ({after.name})"
+            elif after is not None:
+                taker = f"{nxt.name} ({after.name})" if nxt else after.name
+                message = (
+                    f"{role.name} ({era.name}{starts}) has no actor booked to hand over to {taker}"
+                )
+            else:  # pragma: no cover - a role with two or more eras has a neighbour
+                continue
             out.append(
                 Finding(
                     code="era-handover",
                     severity="warning",
-                    message=f"{role.name} hands over{handing} ({before.name}) to {era.name}"
-                    f"{' (' + era.starts + ')' if era.starts else ''} with no actor booked",
-                    entities=(ref(view, role),) + ((ref(view, prior),) if prior else ()),
+                    message=message,
+                    entities=(
+                        ref(view, role),
+                        *(ref(view, t) for t in (prior, nxt) if t is not None),
+                    ),
                     fix=f"book a candidate for {role.name} with era={era.name}",
                 )
             )

@@ -77,6 +77,16 @@ def test_uncast_character_respects_the_scenes_era(prod: StoredProduction) -> Non
     assert all(f.code != "uncast-character" or "(young)" not in f.message for f in prod2)
 
 
+def test_uncast_role_without_eras_names_no_era(prod: StoredProduction) -> None:
+    """The era belongs to the scene; a role with no eras is one part in every era."""
+    clerk = prod.doc.add(Role, name="Ferry Clerk")
+    prod.doc.add(Scene, number="4", era="adult", characters=[clerk.id])
+    prod.doc.add(Scene, number="9", era="old", characters=[clerk.id])
+    [found] = findings(prod, "uncast-character")
+    assert found.message.startswith("Ferry Clerk has no booked actor but is in 2 scenes: 4, 9")
+    assert "(adult)" not in found.message + found.fix and "(old)" not in found.message
+
+
 def test_scenes_are_listed_in_natural_number_order(prod: StoredProduction) -> None:
     mara = prod.doc.add(Role, name="Mara")
     for number in ("10A", "2", "10", "1"):
@@ -307,6 +317,26 @@ def test_era_handover_without_actor(prod: StoredProduction) -> None:
     [found] = findings(prod, "era-handover")
     assert "from Bea" in found.message and "adult" in found.message and "1995" in found.message
     book(prod, talent(prod, "Ivy"), mara, era="adult")
+    assert findings(prod, "era-handover") == []
+
+
+def test_era_handover_is_reported_in_both_directions(prod: StoredProduction) -> None:
+    """An earlier era with nobody booked breaks the hand-over to a booked later era just
+    as a later era with nobody breaks it from a booked earlier one."""
+    nora = prod.doc.add(
+        Role, name="Nora Quill", eras=[{"name": "1962"}, {"name": "1994"}, {"name": "2022"}]
+    )
+    book(prod, talent(prod, "Old Nora", 70, 80), nora, era="2022")
+    found = findings(prod, "era-handover")
+    messages = sorted(f.message for f in found)
+    assert len(found) == 2, messages
+    assert any("1994" in m and "to Old Nora (2022)" in m for m in messages)
+    assert any("1962" in m and "1994" in m for m in messages)
+    book(prod, talent(prod, "Mid Nora", 40, 50), nora, era="1994")
+    [found] = findings(prod, "era-handover")
+    assert "(1962)" in found.message and "to Mid Nora (1994)" in found.message
+    assert found.fix == "book a candidate for Nora Quill with era=1962"
+    book(prod, talent(prod, "Young Nora", 16, 20), nora, era="1962")
     assert findings(prod, "era-handover") == []
 
 
