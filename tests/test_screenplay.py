@@ -542,3 +542,19 @@ def test_cue_option_errors_write_nothing(tmp_path: Path, cli) -> None:
     assert "--cue names cues the script does not have: GHOST" in done.stderr.replace("\n", " ")
     names = sorted(r["name"] for r in json.loads(cli("list", "roles", "--json").stdout))
     assert names == ["Nora Quill", "Tom", "Twin", "twin"]
+
+
+def test_scenes_and_roles_made_together_list_in_script_order(tmp_path: Path, cli) -> None:
+    # Ids sort by time; many made in one millisecond must still sort in script order.
+    numbers = ["1", "2", "3", "3A", "4", *(str(n) for n in range(5, 41))]
+    text = "Title: Long Night\n\n" + "".join(
+        f"INT. ROOM {n} - NIGHT #{n}#\n\nPERSON {n}\nHello.\n\n" for n in numbers
+    )
+    path = tmp_path / "long.fountain"
+    path.write_text(text, encoding="utf-8")
+    cli("init", "--production", "Long Night")
+    assert cli("import", "script", str(path)).exit_code == 0
+    scenes = json.loads(cli("list", "scenes", "--json").stdout)
+    assert [s["number"] for s in scenes] == numbers
+    roles = json.loads(cli("list", "roles", "--json").stdout)
+    assert [r["name"] for r in roles] == [f"Person {n}" for n in numbers]
