@@ -157,11 +157,15 @@ def write_callsheet(view: ProductionView, options: dict[str, Any]) -> str:
             role = view.roles.get(role_id)
             talent = view.booked_talent(role_id, scene.era)
             names.append(role.name if role else role_id)
-            key = talent.id if talent else f"uncast:{role_id}"
+            # A role played by several actors over the years: say which era is called.
+            era = scene.era if role is not None and role.eras and scene.era else None
+            part = (role.name if role else role_id) + (f" ({era})" if era else "")
+            key = talent.id if talent else f"uncast:{role_id}:{era or ''}"
             entry = cast.setdefault(key, {"talent": talent, "roles": [], "scenes": [], "looks": []})
-            if role and role.name not in entry["roles"]:
-                entry["roles"].append(role.name)
-            entry["scenes"].append(scene.number)
+            if part not in entry["roles"]:
+                entry["roles"].append(part)
+            if scene.number not in entry["scenes"]:  # one actor in two parts of a scene
+                entry["scenes"].append(scene.number)
             look = _look(scene, role_id)
             if look:
                 entry["looks"].append(f"Sc. {scene.number}: {look}")

@@ -176,3 +176,20 @@ def test_export_to_a_path_that_cannot_be_written_is_one_error_line(cli, tmp_path
         assert line.startswith("Error: cannot write the export to ") and str(target) in line
         assert "Traceback" not in result.output
     assert not list(tmp_path.glob("**/.x.html.tmp")) and a_file.read_text() == "not a folder"
+
+
+def test_callsheet_names_the_uncast_era_and_lists_each_scene_once() -> None:
+    doc = CastDocument.create("Harbour Years")
+    nora = doc.add(Role, name="Nora Quill", eras=[{"name": "1962"}, {"name": "1994"}])
+    clerk = doc.add(Role, name="Ferry Clerk")
+    harbourmaster = doc.add(Role, name="Harbourmaster")
+    tom = doc.add(Talent, name="Tom Quill")
+    for role in (clerk, harbourmaster):  # one actor, two parts in one scene
+        doc.add(Candidate, talent_id=tom.id, role_id=role.id, stage="booked")
+    scene = doc.add(Scene, number="3", era="1962", characters=[nora.id, clerk.id, harbourmaster.id])
+    doc.add(ShootDay, date=D, day_number=1, scene_ids=[scene.id])
+    html = write_callsheet(ProductionView(doc), {"day": "1"})
+    assert "<td>NOT CAST</td><td>Nora Quill (1962)</td>" in html
+    assert "Ferry Clerk, Harbourmaster" in html and "Ferry Clerk (1962)" not in html
+    tom_row = next(row for row in html.split("<tr") if "Tom Quill" in row)
+    assert "<td>3</td>" in tom_row and "3, 3" not in tom_row
