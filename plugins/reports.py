@@ -83,7 +83,15 @@ def write_dood(view: ProductionView, options: dict[str, Any]) -> str:
         raise CastroomError(f"--format expects csv or html, got {fmt!r}")
     title = f"Day out of days: {view.production.title}"
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
+    first, last = 2, 2 + len(grid.days)  # the day columns, between name/roles and totals
+    body = "".join(
+        "<tr>"
+        + "".join(
+            _cell(c) if first <= i < last else f"<td>{escape(c)}</td>" for i, c in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
     legend = "".join(f"<li><b>{escape(k)}</b> {escape(v)}</li>" for k, v in LEGEND.items())
     return _page(
         title,
@@ -93,7 +101,11 @@ def write_dood(view: ProductionView, options: dict[str, Any]) -> str:
 
 
 def _cell(code: str) -> str:
-    return f'<td class="c-{escape(code or "off")}">{escape(code)}</td>'
+    """A day's cell. Only a known code (or an empty day, ``c-off``) names a CSS class,
+    never other text (``class="c-Tom Quill"`` would be two made-up classes)."""
+    if code in LEGEND or code == "":
+        return f'<td class="c-{code or "off"}">{escape(code)}</td>'
+    return f"<td>{escape(code)}</td>"
 
 
 # -- call sheet ---------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from castroom.core.model import (
 from castroom.core.view import ProductionView
 from castroom.core.workspace import Workspace
 from castroom.plugins.calendar import write_ics
-from castroom.plugins.reports import pick_day, write_callsheet, write_dood
+from castroom.plugins.reports import LEGEND, pick_day, write_callsheet, write_dood
 
 D = dt.date(2026, 3, 2)
 
@@ -193,3 +194,21 @@ def test_callsheet_names_the_uncast_era_and_lists_each_scene_once() -> None:
     assert "Ferry Clerk, Harbourmaster" in html and "Ferry Clerk (1962)" not in html
     tom_row = next(row for row in html.split("<tr") if "Tom Quill" in row)
     assert "<td>3</td>" in tom_row and "3, 3" not in tom_row
+
+
+def test_dood_html_classes_come_only_from_known_codes() -> None:
+    doc = CastDocument.create("Harbour Years")
+    clerk = doc.add(Role, name="Ferry Clerk")
+    harbourmaster = doc.add(Role, name="Harbourmaster")
+    tom = doc.add(Talent, name="Tom Quill")
+    for role in (clerk, harbourmaster):
+        doc.add(Candidate, talent_id=tom.id, role_id=role.id, stage="booked")
+    scene = doc.add(Scene, number="3", characters=[clerk.id, harbourmaster.id])
+    doc.add(ShootDay, date=D, day_number=1, scene_ids=[scene.id])
+    doc.add(ShootDay, date=D + dt.timedelta(days=1), day_number=2)
+    html = write_dood(ProductionView(doc), {"format": "html"})
+    classes = set(re.findall(r'class="([^"]*)"', html))
+    assert classes <= {f"c-{code}" for code in LEGEND} | {"c-off"}, classes
+    assert '<td class="c-SWF">SWF</td>' in html and '<td class="c-off"></td>' in html
+    assert "<td>Tom Quill</td>" in html
+    assert re.search(r"<td>(Ferry Clerk; Harbourmaster|Harbourmaster; Ferry Clerk)</td>", html)
