@@ -49,6 +49,13 @@ from castroom.core.model import Role, Scene
 from castroom.core.registry import Importer, ImportResult
 from castroom.core.view import ProductionView
 
+#: How a writer marks a story day (said when a scene has none).
+HOW_TO_MARK = {
+    "fountain": "mark one with a note [[DAY 2]] in the scene, (DAY 2) in its heading, or a "
+    "synopsis line = Day 2",
+    "fdx": "mark one with DAY 2 in the scene heading, a script note, or the scene's "
+    "properties (Title or Summary)",
+}
 FOUNTAIN_SUFFIXES = frozenset({".fountain", ".spmd"})
 FDX_SUFFIXES = frozenset({".fdx"})
 
@@ -89,6 +96,7 @@ class ParsedScene:
 @dataclass
 class ParsedScript:
     title: str = ""
+    format: str = "fountain"  # or "fdx"
     scenes: list[ParsedScene] = field(default_factory=list)
 
 
@@ -209,7 +217,7 @@ def parse_fdx(data: bytes) -> ParsedScript:
     content = root.find("Content")
     if content is None:
         raise CastroomError("Final Draft file has no <Content>")
-    script = ParsedScript()
+    script = ParsedScript(format="fdx")
     title = root.find("./TitlePage/Content/Paragraph")
     if title is not None:
         script.title = _text(title)
@@ -600,9 +608,13 @@ def script_entities(
             f"{len(gone)} scenes imported from {source} before are not in it now (kept; "
             f"delete any that were cut): {', '.join(sorted(gone))}"
         )
-    unmarked = sum(1 for s in script.scenes if s.story_day is None)
+    unmarked = [n for n, s in zip(final, script.scenes, strict=True) if s.story_day is None]
     if unmarked:
-        warnings.append(f"{unmarked} of {len(script.scenes)} scenes have no story day marked")
+        shown = ", ".join(unmarked[:12]) + (", ..." if len(unmarked) > 12 else "")
+        warnings.append(
+            f"{len(unmarked)} of {len(script.scenes)} scenes have no story day marked "
+            f"({shown}); {HOW_TO_MARK[script.format]}"
+        )
     return ImportResult(entities=entities, warnings=warnings)
 
 

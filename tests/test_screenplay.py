@@ -558,3 +558,15 @@ def test_scenes_and_roles_made_together_list_in_script_order(tmp_path: Path, cli
     assert [s["number"] for s in scenes] == numbers
     roles = json.loads(cli("list", "roles", "--json").stdout)
     assert [r["name"] for r in roles] == [f"Person {n}" for n in numbers]
+
+
+@pytest.mark.parametrize("fmt", list(WRITERS))
+def test_no_story_day_warning_says_how_to_mark_one(tmp_path: Path, fmt: str) -> None:
+    doc = CastDocument.create("Harbour Lights")
+    result, _ = import_file(doc, tmp_path / f"harbour.{fmt}", WRITERS[fmt](DRAFT_1, True))
+    (warning,) = [w for w in result.warnings if "no story day" in w]
+    assert warning.startswith("4 of 4 scenes have no story day marked (1, 2, 3, 4)")
+    if fmt == "fountain":
+        assert "[[DAY 2]]" in warning and "(DAY 2)" in warning and "= Day 2" in warning
+    else:
+        assert "DAY 2" in warning and "Summary" in warning
