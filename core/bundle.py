@@ -15,9 +15,9 @@ from pathlib import Path
 import msgspec
 from pycrdt import Doc, Map
 
-from .document import check_update
 from .errors import BadUpdate
 from .workspace import Workspace
+from .yupdate import check_update
 
 BUNDLE_MAGIC = b"CASTROOM-BUNDLE\n"
 STATE_MAGIC = b"CASTROOM-STATE1\n"

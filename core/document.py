@@ -33,6 +33,7 @@ from pycrdt import Array, Doc, Map, Text, TransactionEvent, get_update, merge_up
 from . import model
 from .errors import Ambiguous, BadUpdate, NotFound, ValidationFailed
 from .model import COLLECTIONS, Entity, Production
+from .yupdate import guard_update, one_line, update_is_empty
 
 SCHEMA_VERSION = 1
 E = TypeVar("E", bound=Entity)
@@ -111,31 +112,6 @@ def _dedupe(items: list[Any]) -> list[Any]:
     return out
 
 
-def _varuint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while pos < len(data) and shift < 70:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-    raise BadUpdate("not a Yjs update (truncated or overlong number)")
-
-
-def _plausible(update: bytes) -> None:
-    """Refuse updates whose leading counts exceed their own size. Yrs reserves memory for
-    those counts before reading the entries: a dozen garbage bytes can otherwise cost
-    seconds of CPU and gigabytes of memory."""
-    clients, pos = _varuint(update, 0)
-    if clients > len(update):
-        raise BadUpdate("not a Yjs update (implausible client count)")
-    if clients:
-        structs, pos = _varuint(update, pos)
-        if structs > len(update):
-            raise BadUpdate("not a Yjs update (implausible struct count)")
-
-
 def _observe_raw(shared: Map, callback: Callable[[list[Any]], None], errors: list[Exception]):
     """Observe ``shared`` deeply with Yrs's own events (they have ``path`` and ``keys``,
     all the change tracking reads); an error in ``callback`` is kept in ``errors``."""
@@ -147,17 +123,6 @@ def _observe_raw(shared: Map, callback: Callable[[list[Any]], None], errors: lis
             errors.append(exc)
 
     return shared.integrated.observe_deep(observe)
-
-
-def _state(data: bytes) -> dict[int, int]:
-    """A decoded state vector: client id -> number of structs seen."""
-    count, pos = _varuint(data, 0)
-    out = {}
-    for _ in range(count):
-        client, pos = _varuint(data, pos)
-        clock, pos = _varuint(data, pos)
-        out[client] = clock
-    return out
 
 
 #: Whether pycrdt exposes what the fast field write needs (checked once, at import).
@@ -281,7 +246,7 @@ class CastDocument:
     def _covered(self, update: bytes) -> bool:
         """Whether every struct of ``update`` is integrated (none beyond our state)."""
         missing = get_update(update, self.ydoc.get_state())
-        return _varuint(missing, 0)[0] == 0
+        return update_is_empty(missing)
 
     def _integrate(self, update: bytes) -> None:
         """Apply an update, then retry those whose structs Yrs left pending.
@@ -425,10 +390,8 @@ class CastDocument:
         update is durable (storage), so nobody hears of a change that may yet be dropped."""
         if self._depth:
             raise RuntimeError("apply_update inside a local transaction")
-        if not isinstance(update, bytes | bytearray) or len(update) < 2:
-            raise BadUpdate("not a Yjs update (too short)")
+        guard_update(update)  # before Yrs reserves memory for what the bytes declare
         update = bytes(update)
-        _plausible(update)
         # Yrs decodes the whole update before integrating any of it, so a decode error
         # leaves the document as it was. An update that decodes but cannot be integrated
         # (a crafted one) fails half-way: then the document is rebuilt from its durable
@@ -465,7 +428,7 @@ class CastDocument:
                     self.rebuild([backup, *stash])  # get_update() drops pending structs
                 else:
                     self._abort()
-            raise BadUpdate(f"cannot apply update: {_one_line(exc)}") from None
+            raise BadUpdate(f"cannot apply update: {one_line(exc)}") from None
         finally:
             self._applying = False
             for _shared, sub in subs:
@@ -496,7 +459,7 @@ class CastDocument:
             self._applying = False
             if self.ydoc.get_state() != b"\x00" or len(self._production):
                 self.rebuild([])  # it was empty, and nothing of this update is durable
-            raise BadUpdate(f"cannot apply update: {_one_line(exc)}") from None
+            raise BadUpdate(f"cannot apply update: {one_line(exc)}") from None
         finally:
             self._applying = False
         self._cache.clear()
@@ -970,11 +933,6 @@ class CastDocument:
         return out
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 @functools.cache
 def _field_set(cls: type[Entity]) -> frozenset[str]:
     return frozenset(cls.__struct_fields__)
@@ -990,19 +948,6 @@ def plain_defaults(cls: type[Entity]) -> dict[str, Any]:
         elif info.default_factory is not msgspec.NODEFAULT:
             out[info.name] = msgspec.to_builtins(info.default_factory())
     return out
-
-
-def check_update(update: bytes) -> None:
-    """Raise BadUpdate unless ``update`` decodes as a Yjs v1 update (on a scratch doc)."""
-    if not isinstance(update, bytes | bytearray) or len(update) < 2:
-        raise BadUpdate("not a Yjs update (too short)")
-    _plausible(bytes(update))
-    try:
-        Doc().apply_update(bytes(update))
-    except BaseException as exc:
-        if _fatal(exc):
-            raise
-        raise BadUpdate(f"cannot decode update: {_one_line(exc)}") from None
 
 
 def _discard() -> None:

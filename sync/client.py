@@ -37,6 +37,7 @@ import websockets
 from pycrdt import Awareness
 from websockets.asyncio.client import ClientConnection
 
+from castroom.core import yupdate
 from castroom.core.document import CastDocument, Changes, production_in
 from castroom.core.errors import BadUpdate, CastroomError
 from castroom.core.workspace import Identity, StoredProduction, Workspace
@@ -337,7 +338,7 @@ def _push(
             if diff == protocol.EMPTY_UPDATE:
                 continue
             if listing.scope != "write":
-                if _ahead(stored.doc.state_vector(), server_sv):
+                if yupdate.ahead(stored.doc.state_vector(), server_sv):
                     moved[pid].not_sent = "read-only token"
                 continue
             answer = http.request("POST", f"/sync/{quote(pid)}/push", diff).json()
@@ -368,21 +369,6 @@ def _pick(ref: str | None, remote: dict[str, str], local: dict[str, str]) -> lis
         what = "matches several productions" if matches else "matches no production here or there"
         raise CastroomError(f"--production {ref!r} {what}")
     return matches
-
-
-def _ahead(mine: bytes, theirs: bytes) -> bool:
-    """Whether state vector ``mine`` has anything ``theirs`` lacks."""
-
-    def decode(sv: bytes) -> dict[int, int]:
-        out: dict[int, int] = {}
-        count, pos = protocol.read_var_uint(sv, 0) if sv else (0, 0)
-        for _ in range(count):
-            client_id, pos = protocol.read_var_uint(sv, pos)
-            out[client_id], pos = protocol.read_var_uint(sv, pos)
-        return out
-
-    other = decode(theirs)
-    return any(clock > other.get(client_id, 0) for client_id, clock in decode(mine).items())
 
 
 # -- over WebSocket --------------------------------------------------------------------------

@@ -45,8 +45,7 @@ from castroom.core.document import CastDocument
 from castroom.core.errors import BadUpdate, CastroomError
 from castroom.core.storage import merge_all
 from castroom.core.workspace import StoredProduction, Workspace
-
-from .protocol import check_update
+from castroom.core.yupdate import ahead, check_update, one_line
 
 FOLDER_NAME = "castroom"
 MANIFEST = "manifest.json"
@@ -111,47 +110,14 @@ def _fatal(exc: BaseException) -> bool:
     return isinstance(exc, KeyboardInterrupt | SystemExit | MemoryError)
 
 
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 def _undecodable(data: bytes) -> str | None:
-    """Why ``data`` is not a Yjs v1 update, or None if it decodes (decoding only, with
-    the sync protocol's checks: nothing is integrated)."""
+    """Why ``data`` is not a Yjs v1 update, or None if it is (the checks every update
+    gets, then a merge into a scratch document: nothing real is touched)."""
     try:
         check_update(data)
     except BadUpdate as exc:
         return str(exc)
     return None
-
-
-def _decode_sv(sv: bytes) -> dict[int, int]:
-    """A Yjs state vector as {client: clock} (varuint count, then client/clock pairs)."""
-    out: dict[int, int] = {}
-    pos = 0
-
-    def uint() -> int:
-        nonlocal pos
-        value, shift = 0, 0
-        while True:
-            byte = sv[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return value
-            shift += 7
-
-    for _ in range(uint() if sv else 0):
-        client = uint()
-        out[client] = uint()
-    return out
-
-
-def _ahead(doc_sv: bytes, known_sv: bytes) -> bool:
-    """Whether a document holds any struct the folder lacks."""
-    known = _decode_sv(known_sv) if known_sv else {}
-    return any(clock > known.get(client, 0) for client, clock in _decode_sv(doc_sv).items())
 
 
 def _write_atomic(directory: Path, name: str, data: bytes) -> None:
@@ -374,7 +340,7 @@ class FolderSync:
             if _fatal(exc):
                 raise
             self._warn(
-                f"skipped production folder {production_id}: {_one_line(exc)}", (production_id, 0)
+                f"skipped production folder {production_id}: {one_line(exc)}", (production_id, 0)
             )
             return
         if found is None:
@@ -479,7 +445,7 @@ class FolderSync:
         except BaseException as exc:
             if _fatal(exc):
                 raise
-            return f"cannot merge: {_one_line(exc)}"
+            return f"cannot merge: {one_line(exc)}"
         try:
             production.apply_update(update, origin=self.origin, device=device)
         except BadUpdate as exc:
@@ -533,7 +499,7 @@ class FolderSync:
             sv = doc.state_vector()
             known = b64decode(state.sv) if state.sv else b""
             delete_set = doc.encode_update(sv)
-            new_structs = _ahead(sv, known) if known else True
+            new_structs = ahead(sv, known) if known else True
             if new_structs or _digest(delete_set) != state.ds:
                 update = doc.encode_update(known) if known else doc.encode_update()
                 self._write(directory, state, update)

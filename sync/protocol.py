@@ -13,7 +13,8 @@ No document name travels inside a frame: the URL (``/sync/{production_id}``) nam
 Decoding here is strict: a frame that is truncated, carries trailing bytes, an unknown
 type, or an update/state vector that does not decode raises :class:`ProtocolError`, and
 the stored document is left exactly as it was. pycrdt's own ``Decoder`` trusts its input
-(it indexes past the end), so the varUint reader is ours; encoders are pycrdt's where it has them.
+(it indexes past the end), so the readers are ours (:mod:`castroom.core.yupdate`, shared
+with storage and folder sync); encoders are pycrdt's where it has them.
 
 :class:`SyncSession` is the transport-free state machine for one peer connection; the
 server (``server.py``), the live client (``client.py``) and tests drive it with bytes:
@@ -34,14 +35,17 @@ allowed to write always merges; entities it leaves invalid show in
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from pycrdt import create_awareness_message, create_update_message, get_state, write_message
+from pycrdt import create_awareness_message, create_update_message, write_message
 
+from castroom.core import yupdate
 from castroom.core.errors import BadUpdate
 
 if TYPE_CHECKING:
@@ -49,6 +53,8 @@ if TYPE_CHECKING:
     from castroom.core.workspace import StoredProduction
 
 log = logging.getLogger("castroom.sync")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: Default cap on one frame or request body (bytes). A whole production's first sync is
 #: one step-2 frame, so this is generous; the server makes it configurable.
@@ -57,7 +63,7 @@ MAX_MESSAGE = 32 * 1024 * 1024
 MAX_AWARENESS_STATE = 64 * 1024
 MAX_AWARENESS_CLIENTS = 1024
 #: The empty Yjs update (no structs, no deletes): nothing to merge or relay.
-EMPTY_UPDATE = b"\x00\x00"
+EMPTY_UPDATE = yupdate.EMPTY_UPDATE
 
 
 class MessageType(IntEnum):
@@ -82,22 +88,31 @@ class ProtocolError(BadUpdate):
 # -- strict decoding ----------------------------------------------------------------------
 
 
-def read_var_uint(data: bytes, pos: int) -> tuple[int, int]:
-    """Decode a varUint at ``pos``; returns (value, next position). Refuses truncation and
-    values wider than 53 bits (JavaScript numbers), as lib0 does."""
-    value = 0
-    shift = 0
-    while True:
-        if pos >= len(data):
-            raise ProtocolError("truncated frame (varUint runs past the end)")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-        if shift > 53:
-            raise ProtocolError("varUint too large")
+def _protocol_errors(check: Callable[P, R]) -> Callable[P, R]:
+    """``check`` (from :mod:`castroom.core.yupdate`) raising ProtocolError for BadUpdate."""
+
+    @functools.wraps(check)
+    def strict(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return check(*args, **kwargs)
+        except ProtocolError:
+            raise
+        except BadUpdate as exc:
+            raise ProtocolError(str(exc)) from None
+
+    return strict
+
+
+#: Decode a varUint at ``pos``; returns (value, next position). Refuses truncation and
+#: values wider than 53 bits (JavaScript numbers), as lib0 does.
+read_var_uint = _protocol_errors(yupdate.read_var_uint)
+#: Raise ProtocolError unless the bytes are a well-formed Yjs state vector.
+check_state_vector = _protocol_errors(yupdate.decode_state_vector)
+#: The cheap checks every update gets before Yrs sees it (constant time).
+guard_update = _protocol_errors(yupdate.guard_update)
+#: Raise ProtocolError unless the bytes decode and integrate as a Yjs v1 update (into a
+#: scratch document), for when bytes must be vetted before anything is merged.
+check_update = _protocol_errors(yupdate.check_update)
 
 
 def read_var_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
@@ -237,47 +252,7 @@ def permission_denied_frame(reason: str) -> bytes:
 QUERY_AWARENESS_FRAME = write_var_uint(MessageType.QUERY_AWARENESS)
 
 
-# -- checking updates before they touch a document ----------------------------------------
-
-
-def check_state_vector(state_vector: bytes) -> None:
-    """Raise ProtocolError unless ``state_vector`` is a well-formed Yjs state vector."""
-    count, pos = read_var_uint(state_vector, 0) if state_vector else (0, 0)
-    for _ in range(count):
-        _, pos = read_var_uint(state_vector, pos)
-        _, pos = read_var_uint(state_vector, pos)
-    if pos != len(state_vector):
-        raise ProtocolError("malformed state vector (trailing bytes)")
-
-
-def guard_update(update: bytes) -> None:
-    """The cheap checks every update gets before Yrs sees it (constant time)."""
-    if len(update) < 2:
-        raise ProtocolError("not a Yjs update (too short)")
-    # Yrs reserves room for the declared number of clients before reading them: a 5-byte
-    # update declaring 2^28 of them costs it seconds and half a gigabyte (found by
-    # tests/test_fuzz.py). Each client takes at least 3 bytes, so refuse the lie up front.
-    clients, _ = read_var_uint(update, 0)
-    if clients > len(update) // 3:
-        raise ProtocolError(f"malformed update (declares {clients} clients in {len(update)} bytes)")
-
-
-def check_update(update: bytes) -> None:
-    """Raise ProtocolError unless ``update`` decodes as a Yjs v1 update. Decoding only
-    (``get_state`` parses every struct and the delete set without integrating): about
-    half the cost of merging, for when bytes must be vetted before anything is merged."""
-    guard_update(update)
-    try:
-        get_state(update)
-    except BaseException as exc:  # a Rust panic surfaces as a BaseException
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
-            raise
-        raise ProtocolError(f"cannot decode update: {_one_line(exc)}") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+# -- merging --------------------------------------------------------------------------------
 
 
 def merge_into(
@@ -302,9 +277,8 @@ def merge_into(
             # Failed half-way through integrating: the log never saw it, so rebuild the
             # in-memory document from the log.
             production._reload()
-        reason = (
-            str(exc) if isinstance(exc, BadUpdate) else f"cannot apply update: {_one_line(exc)}"
-        )
+        why = yupdate.one_line(exc)
+        reason = str(exc) if isinstance(exc, BadUpdate) else f"cannot apply update: {why}"
         raise ProtocolError(reason) from None
 
 

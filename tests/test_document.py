@@ -10,9 +10,10 @@ from pycrdt import Array, Doc, Map, Text
 
 from castroom.core import document as document_module
 from castroom.core import model
-from castroom.core.document import CastDocument, check_update
+from castroom.core.document import CastDocument
 from castroom.core.errors import Ambiguous, BadUpdate, NotFound, ValidationFailed
 from castroom.core.model import Role, Scene, ShootDay, Talent
+from castroom.core.yupdate import check_update
 
 
 @pytest.fixture

@@ -238,3 +238,30 @@ def test_random_frames_never_change_the_document(tmp_path: Path) -> None:
         check()
         assert json.dumps(production.doc.to_data(), sort_keys=True, default=str) == before
         assert _log_rows(production) == rows
+
+
+def test_yjs_byte_readers_are_shared_and_bounds_checked() -> None:
+    """One set of readers (castroom.core.yupdate) serves storage, sync and folders; the
+    protocol's names raise its ProtocolError, the core's BadUpdate."""
+    from castroom.core import yupdate
+    from castroom.core.errors import BadUpdate
+
+    assert yupdate.decode_state_vector(b"") == {}
+    sv = b"\x02" + p.write_var_uint(7) + p.write_var_uint(300) + b"\x09\x01"
+    assert yupdate.decode_state_vector(sv) == {7: 300, 9: 1}
+    assert yupdate.ahead(sv, b"") and not yupdate.ahead(b"", sv)
+    assert not yupdate.ahead(sv, sv) and yupdate.ahead(sv, b"\x01\x07\x05")
+    for bad in (b"\x02\x07", sv + b"\x00", b"\xff" * 12):
+        with pytest.raises(BadUpdate, match="malformed state vector"):
+            yupdate.decode_state_vector(bad)
+        with pytest.raises(p.ProtocolError, match="malformed state vector"):
+            p.check_state_vector(bad)
+    # The stricter of the former guards everywhere: too many clients for the size (the
+    # protocol's), too many structs for the size (the document's).
+    for update in (b"\x7f\x00\x00", b"\x01\xff\xff\x7f\x07\x00\x00"):
+        with pytest.raises(p.ProtocolError, match="malformed update"):
+            p.guard_update(update)
+        with pytest.raises(BadUpdate, match="malformed update"):
+            yupdate.check_update(update)
+    with pytest.raises(BadUpdate, match="too large"):
+        yupdate.read_var_uint(b"\xff" * 9 + b"\x01", 0)  # 64 bits: over lib0's 53
