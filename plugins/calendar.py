@@ -106,7 +106,8 @@ def castroom_register_exporters(register: Any) -> None:
     register(
         Exporter(
             name="ics",
-            description="auditions and shoot days as an iCalendar file (--only ...)",
+            description="auditions and shoot days as an iCalendar file "
+            "(--only auditions|shoot_days)",
             run=write_ics,
             suffix=".ics",
         )

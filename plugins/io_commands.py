@@ -25,6 +25,59 @@ from castroom.core.view import ProductionView
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 
 
+class _ListsPlugins(click.Command):
+    """A command whose help ends with every registered importer or exporter and its
+    description (where each one's own options are summarised), read from the plugins
+    loaded for this run, so a third-party one shows up the moment it is installed."""
+
+    kind = ""  # "importer" or "exporter"
+    usage_hint = ""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_epilog(ctx, formatter)
+        plugins = _plugins(ctx)
+        if plugins is None:
+            return
+        try:
+            found = plugins.importers() if self.kind == "importer" else plugins.exporters()
+        except Exception:  # help must never fail over a broken plugin
+            return
+        rows = [(name, item.description) for name, item in sorted(found.items())]
+        with formatter.section(f"{self.kind.capitalize()}s (NAME) and their options"):
+            if rows:
+                formatter.write_dl(rows)
+            else:
+                formatter.write_text("none installed")
+            formatter.write_paragraph()
+            formatter.write_text(self.usage_hint)
+
+
+def _plugins(ctx: click.Context) -> Any:
+    obj = ctx.find_object(Context)
+    if obj is not None:
+        return obj.plugins
+    from castroom.core.plugins import Plugins
+
+    root = ctx.find_root().obj
+    return root if isinstance(root, Plugins) else None
+
+
+class ImportCommand(_ListsPlugins):
+    kind = "importer"
+    usage_hint = (
+        "Options the import command does not know are the importer's own, given after "
+        "SOURCE: castroom import csv talents.csv --kind talent --map Name=name"
+    )
+
+
+class ExportCommand(_ListsPlugins):
+    kind = "exporter"
+    usage_hint = (
+        "Options the export command does not know are the exporter's own: castroom "
+        "export callsheet --day 3 -o day3.html"
+    )
+
+
 def parse_options(args: list[str]) -> dict[str, Any]:
     """``--key value`` pairs (and ``--key=value``, bare ``--flag``) as a dict."""
     options: dict[str, Any] = {}
@@ -66,7 +119,7 @@ def run_import(obj: Context, importer: Importer, source: str, options: dict[str,
     return result, apply_import(production.doc, result)
 
 
-@click.command(name="import", context_settings=PASS_THROUGH)
+@click.command(name="import", cls=ImportCommand, context_settings=PASS_THROUGH)
 @click.argument("name")
 @click.argument("source")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
@@ -113,7 +166,7 @@ def import_cmd(ctx: click.Context, name: str, source: str, as_json: bool) -> Non
         )
 
 
-@click.command(name="export", context_settings=PASS_THROUGH)
+@click.command(name="export", cls=ExportCommand, context_settings=PASS_THROUGH)
 @click.argument("name")
 @click.option(
     "--output", "-o", type=click.Path(dir_okay=False), help="Write here (default: stdout)."

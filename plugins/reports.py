@@ -239,7 +239,7 @@ def castroom_register_exporters(register: Any) -> None:
     register(
         Exporter(
             name="dood",
-            description="day-out-of-days grid (--format csv|html)",
+            description="the day-out-of-days grid (--format csv|html, --drop-after DAYS)",
             run=write_dood,
             suffix=".csv",
         )
@@ -247,7 +247,7 @@ def castroom_register_exporters(register: Any) -> None:
     register(
         Exporter(
             name="callsheet",
-            description="a shoot day's call sheet as HTML (--day)",
+            description="a shoot day's call sheet as HTML (--day DATE|N, default the first)",
             run=write_callsheet,
             suffix=".html",
         )

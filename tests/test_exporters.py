@@ -212,3 +212,25 @@ def test_dood_html_classes_come_only_from_known_codes() -> None:
     assert '<td class="c-SWF">SWF</td>' in html and '<td class="c-off"></td>' in html
     assert "<td>Tom Quill</td>" in html
     assert re.search(r"<td>(Ferry Clerk; Harbourmaster|Harbourmaster; Ferry Clerk)</td>", html)
+
+
+def test_import_and_export_help_list_each_one_with_its_options(cli) -> None:
+    """The importer- and exporter-specific options live in each one's description; the
+    help lists every registered one (a third-party one too) with that description."""
+    from castroom.core.plugins import make_plugins
+
+    plugins = make_plugins()
+    exported = cli("export", "--help")
+    assert exported.exit_code == 0
+    text = " ".join(exported.output.split())  # undo the help's line wrapping
+    assert "Exporters (NAME) and their options:" in text
+    for name, exporter in plugins.exporters().items():
+        assert " ".join(f"{name} {exporter.description}".split()) in text
+    assert "--day DATE|N" in text and "--format csv|html" in text and "--fields" in text
+    imported = cli("import", "--help")
+    assert imported.exit_code == 0
+    text = " ".join(imported.output.split())
+    assert "Importers (NAME) and their options:" in text
+    for name, importer in plugins.importers().items():
+        assert " ".join(f"{name} {importer.description}".split()) in text
+    assert "--kind" in text and "--map" in text
