@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 
 import msgspec
-from pycrdt import Doc, Map
 
+from .document import production_in
 from .errors import BadUpdate
 from .workspace import Workspace
-from .yupdate import check_update
 
 BUNDLE_MAGIC = b"CASTROOM-BUNDLE\n"
 STATE_MAGIC = b"CASTROOM-STATE1\n"
@@ -106,23 +105,15 @@ def read(path: Path) -> Bundle:
 
 def _rehearse(workspace: Workspace, entry: BundleEntry) -> None:
     """Merge ``entry`` into a scratch copy of what this workspace holds, so an update that
-    decodes but cannot be integrated, or that belongs to another production, is refused
-    before anything real changes."""
+    does not decode, decodes but cannot be integrated, or belongs to another production,
+    is refused before anything real changes."""
+    held = None
+    if entry.id in dict(workspace.productions()):
+        held = workspace.production(entry.id).doc.encode_update()
     try:
-        check_update(entry.update)
+        claimed = production_in(entry.update, held)
     except BadUpdate as exc:
-        raise BadUpdate(f"bundle entry {entry.id}: {exc}") from None
-    scratch: Doc = Doc()
-    known = dict(workspace.productions())
-    if entry.id in known:
-        scratch.apply_update(workspace.production(entry.id).doc.encode_update())
-    try:
-        scratch.apply_update(entry.update)
-    except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
-            raise
         raise BadUpdate(f"bundle entry {entry.id} cannot be merged: {exc}") from None
-    claimed = scratch.get("production", type=Map).get("id")
     if claimed is not None and claimed != entry.id:
         raise BadUpdate(f"bundle entry {entry.id} holds another production ({claimed})")
 

@@ -41,7 +41,7 @@ from typing import Any
 
 import msgspec
 
-from castroom.core.document import CastDocument
+from castroom.core.document import production_in
 from castroom.core.errors import BadUpdate, CastroomError
 from castroom.core.storage import merge_all
 from castroom.core.workspace import StoredProduction, Workspace
@@ -331,11 +331,9 @@ class FolderSync:
             blobs.extend(data for _, data in good)
         if not blobs:
             return
-        scratch = CastDocument()
         try:
             merged = merge_all(blobs)
-            scratch.apply_update(merged)
-            found = scratch.production_id
+            found = production_in(merged)
         except BaseException as exc:
             if _fatal(exc):
                 raise

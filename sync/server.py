@@ -55,7 +55,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from castroom.core.document import CastDocument, Changes
+from castroom.core.document import Changes, production_in
 from castroom.core.errors import BadUpdate, CastroomError
 from castroom.core.workspace import StoredProduction, Workspace
 
@@ -371,13 +371,11 @@ class SyncServer:
         """A production this server has never seen: accept it only if the update
         creates that very production (so a typo cannot plant an empty document)."""
         assert self.workspace is not None
-        protocol.check_update(update)
-        scratch = CastDocument()
         try:
-            scratch.apply_update(update, origin="check")
+            found = production_in(update)
         except BadUpdate as exc:
             raise protocol.ProtocolError(str(exc)) from None
-        if scratch.production_id != production_id:
+        if found != production_id:
             raise Refused(404, f"no production {production_id!r} on this server")
         _, changes = self.workspace.adopt(
             production_id, update, origin="sync", device=device, member=member

@@ -517,3 +517,23 @@ def test_schema_doc_names_every_collection_and_field() -> None:
         for field in cls.__struct_fields__:
             assert f"`{field}`" in text, f"{cls.__name__}.{field} is not documented"
     assert f"schema_version {document_module.SCHEMA_VERSION}" in text
+
+
+def test_production_in_says_which_production_an_update_holds() -> None:
+    """One answer to "does this update create (or belong to) production X?" for the sync
+    client and server, folder sync and bundles."""
+    from castroom.core.document import production_in
+
+    doc = CastDocument.create("Tides", production_id="P1")
+    whole = doc.encode_update()
+    assert production_in(whole) == "P1"
+    sv = doc.state_vector()
+    doc.add(Talent, id="t1", name="Ada")
+    fragment = doc.encode_update(sv)  # a talent, no production
+    assert production_in(fragment) is None
+    assert production_in(fragment, base=whole) == "P1"
+    for garbage in (b"\x05garbage-bytes", b"\x01\xff\xff\x7f\x07\x00\x00", b"\x00"):
+        with pytest.raises(BadUpdate):
+            production_in(garbage)
+        with pytest.raises(BadUpdate):
+            production_in(garbage, base=whole)
