@@ -9,7 +9,7 @@ or ``a; b``. Money cells take minor units (``150000``) or major units with a poi
 (``1500.00``).
 
 Reference cells (``talent_id``, ``role_id``, ``shoot_day_id``, ``characters``, ``role_ids``,
-``scene_ids``) take an id, or a name (a scene's number, a shoot day's date) that matches
+``scene_ids``, ``panel``) take an id, or a name (a scene's number, a shoot day's date) that matches
 exactly one entity, so an office's "talent, role, stage" sheet imports as candidates.
 
 An ``id`` column is castroom's own id (what ``castroom export csv`` writes). Ids that are
@@ -18,7 +18,9 @@ for the kinds that have source ids (talents, roles, scenes); other kinds refuse 
 
 Re-importing updates instead of duplicating: a row is matched to an existing entity by
 its ``id`` column, else by its source id (``external_ids``), else by a natural key (name
-for talents, roles and members; number for scenes; date for shoot days).
+for talents, roles and members; number for scenes; date for shoot days; talent, role and
+era for candidates). A live entity is matched before a deleted one with the same key, and
+names in reference cells resolve among live entities only.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ NATURAL_KEYS: dict[str, str] = {
     "scene": "number",
     "shoot_day": "date",
 }
+#: Natural keys of several fields: a candidate is a talent considered for a role (and era).
+COMPOSITE_KEYS: dict[str, tuple[str, ...]] = {
+    "candidate": ("talent_id", "role_id", "era"),
+}
 DEFAULT_SOURCE = "csv"
 #: What castroom's own ids look like (ULIDs); anything else in an ``id`` column is an id
 #: from somewhere else.
@@ -65,6 +71,7 @@ REFERENCES: dict[str, str] = {
     "characters": "role",
     "role_ids": "role",
     "scene_ids": "scene",
+    "panel": "member",
 }
 
 
@@ -193,12 +200,36 @@ def _cell(spec: _Field, raw: str) -> Any:
         raise ValueError(f"{text!r} does not fit ({reason})") from None
 
 
+def _key(value: Any) -> str:
+    return value.casefold() if isinstance(value, str) else str(value)
+
+
 def _index(entities: list[model.Entity], field: str) -> dict[str, model.Entity]:
+    """Entities by a natural key; a live entity wins over a deleted one with the same key."""
     out: dict[str, model.Entity] = {}
-    for entity in entities:
+    for entity in sorted(entities, key=lambda e: e.deleted):
         value = getattr(entity, field, None)
         if value is not None:
-            out.setdefault(str(value).casefold() if isinstance(value, str) else str(value), entity)
+            out.setdefault(_key(value), entity)
+    return out
+
+
+def _composite(fields: dict[str, Any], names: tuple[str, ...]) -> tuple[str, ...] | None:
+    """A row's (or entity's) composite natural key; None when a required part is missing
+    (an absent optional part, such as a candidate's era, is its default: none)."""
+    if any(fields.get(name) is None for name in names[:2]):
+        return None
+    return tuple(_key(fields.get(name) or "") for name in names)
+
+
+def _index_composite(
+    entities: list[model.Entity], names: tuple[str, ...]
+) -> dict[tuple[str, ...], model.Entity]:
+    out: dict[tuple[str, ...], model.Entity] = {}
+    for entity in sorted(entities, key=lambda e: e.deleted):
+        key = _composite(model.to_fields(entity), names)
+        if key is not None:
+            out.setdefault(key, entity)
     return out
 
 
@@ -303,6 +334,8 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
                 by_external.setdefault(ext, entity)
     natural = NATURAL_KEYS.get(cls.entity_kind)
     by_natural = _index(existing, natural) if natural else {}
+    composite = COMPOSITE_KEYS.get(cls.entity_kind)
+    by_composite = _index_composite(existing, composite) if composite else {}
     # Rows of this file claim keys too, so a key repeated in the file updates one entity.
     entities: list[model.Entity] = []
     errors: list[str] = []
@@ -379,9 +412,16 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
             match = by_external.get(external)
         if match is None and natural and natural in fields and "id" not in fields:
             value = fields[natural]
-            match = by_natural.get(value.casefold() if isinstance(value, str) else str(value))
+            match = by_natural.get(_key(value))
             if match is not None:
                 del fields[natural]  # matched ignoring case: keep the stored spelling
+        if match is None and composite and "id" not in fields:
+            key = _composite(fields, composite)
+            match = by_composite.get(key) if key is not None else None
+            if match is not None:  # matched ignoring case: keep the stored spellings
+                for name in composite:
+                    if isinstance(fields.get(name), str) and name not in REFERENCES:
+                        del fields[name]
         if match is not None:
             base = model.to_fields(match)
             for name, value in fields.items():
@@ -410,8 +450,11 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
         if external:
             by_external[external] = entity
         if natural:
-            key = getattr(entity, natural)
-            by_natural[key.casefold() if isinstance(key, str) else str(key)] = entity
+            by_natural[_key(getattr(entity, natural))] = entity
+        if composite:
+            own = _composite(model.to_fields(entity), composite)
+            if own is not None:
+                by_composite[own] = entity
     if not rows and not errors:
         warnings.append(f"{path} has a header but no rows")
     return ImportResult(entities=entities, warnings=warnings, errors=errors)

@@ -278,3 +278,83 @@ def test_roles_and_scenes_keep_foreign_ids_and_reimport_without_duplicates(
     assert (counts.created, counts.updated) == (0, 1)
     (scene,) = doc.all(Scene)
     assert scene.number == "5" and scene.external_ids == {"office": "S-9"}
+
+
+SUBMISSIONS = """talent,role,era,stage
+Ivy Chen-Walsh,Nora Quill,adult,submitted
+Jon Ruiz,Tom Quill,,shortlisted
+Kit Moreau,nora quill,young,audition
+"""
+SUBMISSIONS_MAP = ("--kind", "candidate", "--map", "talent=talent_id", "--map", "role=role_id")
+
+
+def test_candidates_reimport_by_talent_role_and_era(tmp_path: Path, cli) -> None:
+    cli("init", "--production", "Harbour Lights")
+    eras = '[{"name": "adult"}, {"name": "young"}]'
+    for args in (
+        ("role", "name=Nora Quill", f"eras={eras}"),
+        ("role", "name=Tom Quill"),
+        ("talent", "name=Ivy Chen-Walsh"),
+        ("talent", "name=Jon Ruiz"),
+        ("talent", "name=Kit Moreau"),
+    ):
+        assert cli("add", *args).exit_code == 0
+    path = write(tmp_path, "subs.csv", SUBMISSIONS)
+    first = cli("import", "csv", str(path), *SUBMISSIONS_MAP)
+    assert "3 created, 0 updated, 0 unchanged" in first.stdout, first.output
+    again = cli("import", "csv", str(path), *SUBMISSIONS_MAP)
+    assert "0 created, 0 updated, 3 unchanged" in again.stdout, again.output
+    # The office moves Jon on and sends Ivy twice (the later row wins): still three.
+    write(
+        tmp_path,
+        "subs.csv",
+        SUBMISSIONS.replace("shortlisted", "callback") + "IVY CHEN-WALSH,Nora Quill,adult,offer\n",
+    )
+    third = cli("import", "csv", str(path), *SUBMISSIONS_MAP)
+    assert "0 created, 2 updated, 1 unchanged" in third.stdout, third.output
+    listed = json.loads(cli("list", "candidates", "--json").stdout)
+    talents = {t["id"]: t["name"] for t in json.loads(cli("list", "talents", "--json").stdout)}
+    got = sorted((talents[c["talent_id"]], c["era"], c["stage"]) for c in listed)
+    assert got == [
+        ("Ivy Chen-Walsh", "adult", "offer"),
+        ("Jon Ruiz", None, "callback"),
+        ("Kit Moreau", "young", "audition"),
+    ]
+
+
+def test_references_skip_deleted_entities_and_bad_rows_write_nothing(
+    tmp_path: Path, doc: CastDocument
+) -> None:
+    mary = doc.add(Role, name="Mary")
+    ada = doc.add(Talent, name="Ada Stone")
+    gone = doc.add(Talent, name="Ada Stone")
+    doc.delete(Talent, gone.id)  # a deleted namesake neither matches nor makes a name ambiguous
+    kept = doc.add(model.Candidate, talent_id=ada.id, role_id=mary.id, stage="audition")
+    dropped = doc.add(model.Candidate, talent_id=ada.id, role_id=mary.id, stage="dropped")
+    doc.delete(model.Candidate, dropped.id)
+    path = write(tmp_path, "c.csv", "talent_id,role_id,stage\nAda Stone,Mary,callback\n")
+    counts = apply_import(doc, read_csv(str(path), ProductionView(doc), {"kind": "candidate"}))
+    assert (counts.created, counts.updated) == (0, 1)  # the live candidate, not the deleted one
+    assert doc.get(model.Candidate, kept.id).stage == "callback"
+    bad = write(
+        tmp_path,
+        "c.csv",
+        f"talent_id,role_id,stage\nAda Stone,Mary,offer\nNobody,Mary,offer\n{gone.id},Mary,offer\n",
+    )
+    result = read_csv(str(bad), ProductionView(doc), {"kind": "candidate"})
+    assert result.errors == [
+        "line 3: candidate.talent_id: no talent with id or name 'Nobody'",
+        f"line 4: candidate.talent_id: no talent with id or name '{gone.id}'",
+    ]
+    with pytest.raises(ImportFailed):
+        apply_import(doc, result)
+    assert doc.get(model.Candidate, kept.id).stage == "callback"  # nothing half-imported
+
+
+def test_an_audition_panel_takes_member_names(tmp_path: Path, doc: CastDocument) -> None:
+    mary = doc.add(Role, name="Mary")
+    lee = doc.add(model.Member, name="Lee Park")
+    path = write(tmp_path, "a.csv", "role_id,starts_at,panel\nMary,2026-03-02T10:00:00,Lee Park\n")
+    apply_import(doc, read_csv(str(path), ProductionView(doc), {"kind": "audition"}))
+    (audition,) = doc.all(model.Audition)
+    assert audition.role_id == mary.id and audition.panel == [lee.id]
