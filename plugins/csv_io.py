@@ -512,7 +512,10 @@ def castroom_register_importers(register: Any) -> None:
     register(
         Importer(
             name="csv",
-            description="CSV rows into entities of one kind (--kind, --map col=field)",
+            description=(
+                "CSV rows into entities of one kind (--kind KIND, --map column=field ..., "
+                "--source NAME for source ids, --delimiter ';')"
+            ),
             run=read_csv,
             claims=_claims,
         )

@@ -642,7 +642,11 @@ def castroom_register_importers(register: Any) -> None:
     register(
         Importer(
             name="script",
-            description="a screenplay (Fountain or Final Draft .fdx) into scenes and roles",
+            description=(
+                "a screenplay (Fountain or Final Draft .fdx) into scenes and roles "
+                '(--prefix 3. numbers scenes 3.1, 3.2; --cue NORA="Nora Quill" ... maps a '
+                "cue to an existing role; --source NAME; --format fountain|fdx)"
+            ),
             run=import_script,
             claims=_claims,
         )

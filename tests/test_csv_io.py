@@ -358,3 +358,10 @@ def test_an_audition_panel_takes_member_names(tmp_path: Path, doc: CastDocument)
     apply_import(doc, read_csv(str(path), ProductionView(doc), {"kind": "audition"}))
     (audition,) = doc.all(model.Audition)
     assert audition.role_id == mary.id and audition.panel == [lee.id]
+
+
+def test_the_importer_description_names_its_options() -> None:
+    from castroom.core.plugins import make_plugins
+
+    description = make_plugins(entry_points=False).importers()["csv"].description
+    assert all(o in description for o in ("--kind", "--map", "--source", "--delimiter"))

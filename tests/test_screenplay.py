@@ -570,3 +570,10 @@ def test_no_story_day_warning_says_how_to_mark_one(tmp_path: Path, fmt: str) -> 
         assert "[[DAY 2]]" in warning and "(DAY 2)" in warning and "= Day 2" in warning
     else:
         assert "DAY 2" in warning and "Summary" in warning
+
+
+def test_the_importer_description_names_its_options() -> None:
+    from castroom.core.plugins import make_plugins
+
+    description = make_plugins(entry_points=False).importers()["script"].description
+    assert all(o in description for o in ("--prefix", "--cue", "--source", "--format"))
