@@ -43,7 +43,6 @@ from castroom.core.errors import BadUpdate, CastroomError
 from castroom.core.workspace import Identity, StoredProduction, Workspace
 
 from . import protocol
-from .server import DEVICE_HEADER, MEMBER_HEADER, STATE_VECTOR_HEADER
 
 Echo = Callable[[str], Any]
 TIMEOUT = 30.0
@@ -263,7 +262,7 @@ def _fetch(
         since = workspace.production(pid).doc.state_vector() if pid in local else b""
         response = http.request("POST", f"/sync/{quote(pid)}/pull", since)
         try:
-            encoded = response.headers.get(STATE_VECTOR_HEADER)
+            encoded = response.headers.get(protocol.STATE_VECTOR_HEADER)
             if encoded is None:  # too big for a header
                 server_sv = http.request("GET", f"/sync/{quote(pid)}/state").content
             else:
@@ -659,7 +658,10 @@ def _identity_headers(identity: Identity) -> dict[str, str]:
     """Who is sending: the server logs pushed updates with this device and member (the
     name percent-encoded: header values are ASCII). What we pull is logged as from the
     server's address, not its member: it bundles edits by everyone on the team."""
-    return {DEVICE_HEADER: identity.device_id, MEMBER_HEADER: quote(identity.member, safe="")}
+    return {
+        protocol.DEVICE_HEADER: identity.device_id,
+        protocol.MEMBER_HEADER: quote(identity.member, safe=""),
+    }
 
 
 def _websocket_headers(workspace: Workspace, token: str | None) -> dict[str, str]:
@@ -703,8 +705,6 @@ def sync_websocket(
                 target, url_room, headers, tls_context(cacert), say, live=False, timeout=timeout
             )
         )
-    except _Fatal:
-        raise
     except (OSError, TimeoutError, websockets.WebSocketException) as exc:
         raise CastroomError(f"cannot sync with {websocket_base(url)}: {_describe(exc)}") from None
     moved = Moved(
@@ -827,8 +827,6 @@ def sync_live(
                     target, url_room, headers, ssl_ctx, tell, live=True, timeout=timeout
                 )
                 reason = "connection closed"
-            except _Fatal:
-                raise
             except (
                 OSError,
                 TimeoutError,

@@ -65,6 +65,14 @@ MAX_AWARENESS_CLIENTS = 1024
 #: The empty Yjs update (no structs, no deletes): nothing to merge or relay.
 EMPTY_UPDATE = yupdate.EMPTY_UPDATE
 
+#: HTTP headers of ``castroom serve``'s pull/push endpoints (here, not in server.py, so the
+#: client does not import starlette and uvicorn): the server's state vector (base64) in a
+#: pull's answer, and the sending device and team member (percent-encoded: header values
+#: are ASCII).
+STATE_VECTOR_HEADER = "X-Castroom-State-Vector"
+DEVICE_HEADER = "X-Castroom-Device"
+MEMBER_HEADER = "X-Castroom-Member"
+
 
 class MessageType(IntEnum):
     SYNC = 0
@@ -265,21 +273,14 @@ def merge_into(
     # so a decode error leaves the document as it was (and costs no second pass).
     guard_update(update)
     production.refresh()
-    before = production.doc.state_vector()
     try:
+        # A Yrs panic, or a failure half-way through integrating, is a BadUpdate by now:
+        # CastDocument.apply_update has already rebuilt the document from the log.
         return production.apply_update(update, origin="sync", device=device, member=member)
-    except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
-            raise
-        if not isinstance(exc, BadUpdate) and type(exc).__name__ != "PanicException":
-            raise
-        if production.doc.state_vector() != before:
-            # Failed half-way through integrating: the log never saw it, so rebuild the
-            # in-memory document from the log.
-            production._reload()
-        why = yupdate.one_line(exc)
-        reason = str(exc) if isinstance(exc, BadUpdate) else f"cannot apply update: {why}"
-        raise ProtocolError(reason) from None
+    except ProtocolError:
+        raise
+    except BadUpdate as exc:
+        raise ProtocolError(str(exc)) from None
 
 
 def encode_missing(production: StoredProduction, state_vector: bytes) -> bytes:

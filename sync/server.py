@@ -64,12 +64,12 @@ from .auth import AccessDenied, TokenInfo, TokenStore
 
 log = logging.getLogger("castroom.sync.server")
 
-STATE_VECTOR_HEADER = "X-Castroom-State-Vector"
+# The headers live in protocol.py (the client needs them without starlette); re-exported.
+STATE_VECTOR_HEADER = protocol.STATE_VECTOR_HEADER
+DEVICE_HEADER = protocol.DEVICE_HEADER
+MEMBER_HEADER = protocol.MEMBER_HEADER
 #: Largest state vector sent in that header (base64 characters); else GET /sync/{id}/state.
 MAX_HEADER = 8 * 1024
-DEVICE_HEADER = "X-Castroom-Device"
-#: The sending team member's name, percent-encoded (header values are ASCII).
-MEMBER_HEADER = "X-Castroom-Member"
 
 
 class QuietHandshakeNoise(logging.Filter):
@@ -580,6 +580,13 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def server_url(host: str, port: int, *, tls: bool = False, websocket: bool = False) -> str:
+    """``http(s)://host:port`` (or ``ws(s)://``), with an IPv6 host in brackets."""
+    scheme = ("wss" if tls else "ws") if websocket else ("https" if tls else "http")
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"{scheme}://{shown}:{port}"
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server, telling us once it is listening."""
 
@@ -636,10 +643,7 @@ def serve(
     Workspace.open(workspace_path, create=False).close()  # a clear error if there is none
     config = make_config(workspace_path, tls_cert=tls_cert, tls_key=tls_key, options=options)
     sock = bind_socket(host, port)
-    scheme = "https" if tls_cert else "http"
-    bound = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
-    url = f"{scheme}://{shown}:{bound}"
+    url = server_url(host, sock.getsockname()[1], tls=bool(tls_cert))
     server = _Server(config, on_ready=(lambda: on_ready(url)) if on_ready else None)
     try:
         server.run(sockets=[sock])
@@ -670,9 +674,8 @@ class ServerThread:
         quiet_handshake_noise()  # as `castroom serve` does: refusals are logged by us
         self.sock = bind_socket(host, port)
         self.port = self.sock.getsockname()[1]
-        scheme = "https" if tls_cert else "http"
-        self.url = f"{scheme}://{host}:{self.port}"
-        self.ws_url = f"{'wss' if tls_cert else 'ws'}://{host}:{self.port}/sync"
+        self.url = server_url(host, self.port, tls=bool(tls_cert))
+        self.ws_url = server_url(host, self.port, tls=bool(tls_cert), websocket=True) + "/sync"
         self._ready = threading.Event()
         self.server = _Server(self.config, on_ready=self._ready.set)
         self.thread = threading.Thread(

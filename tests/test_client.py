@@ -795,3 +795,13 @@ def test_live_picks_up_a_production_created_on_the_server_after_it_started(
     assert names == {"First Cast", "Live Arrival"}, lines
     assert any(line.startswith("live: 2 production(s)") for line in lines), lines
     assert sum("Late Show: new on the server" in line for line in lines) == 1, lines
+
+
+def test_the_client_does_not_load_the_server_stack() -> None:
+    """A client sync needs no starlette or uvicorn (the shared headers are protocol's)."""
+    code = (
+        "import sys, castroom.sync.client\n"
+        "print(sorted(m for m in ('starlette', 'uvicorn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -652,3 +652,28 @@ def test_peers_name_their_member_for_the_history(server: ServerThread, setup: Se
         production = ws.production(setup.pid)
         members = {e: production.history(entity=e)[0].member for e in ("by-http", "by-ws")}
     assert members == {"by-http": "Luí Ortiz", "by-ws": "Ines Rey"}
+
+
+def test_server_urls_bracket_ipv6_hosts() -> None:
+    from castroom.sync.server import server_url
+
+    assert server_url("127.0.0.1", 8765) == "http://127.0.0.1:8765"
+    assert server_url("::1", 8765, tls=True) == "https://[::1]:8765"
+    assert server_url("::1", 8765, websocket=True) == "ws://[::1]:8765"
+    assert server_url("[::1]", 1, tls=True, websocket=True) == "wss://[::1]:1"
+
+
+def test_server_thread_on_ipv6_loopback_has_a_usable_url(tmp_path: Path) -> None:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    with Workspace.open(tmp_path / "ws"):
+        pass
+    with ServerThread(tmp_path / "ws", host="::1") as server:
+        assert server.url.startswith("http://[::1]:")
+        assert server.ws_url.startswith("ws://[::1]:") and server.ws_url.endswith("/sync")
+        assert httpx.get(f"{server.url}/health", timeout=5).json() == {"status": "ok"}
