@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from pycrdt import Doc, get_state, get_update, merge_updates
 
 from .errors import StorageError
+from .yupdate import EMPTY_UPDATE
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS productions (
@@ -69,22 +70,27 @@ def merge_all(blobs: list[bytes], fan_in: int = 32) -> bytes:
 
 
 def fold(blobs: list[bytes]) -> bytes:
-    """One update equivalent to ``blobs``, as small and as fast to load as possible.
+    """One update equivalent to applying ``blobs`` in order, as small and as fast to load
+    as possible.
 
-    The merge of the blobs keeps every struct with its original id (so peers that synced
-    before can still sync, and nothing is duplicated: jupyterlab #13550), but also the
-    content of everything overwritten or deleted since: 100,000 edits of history make a
-    snapshot that takes seconds to load. So the merge is loaded into a Doc, whose own
-    encoding drops deleted content (garbage collection keeps the ids), and whatever the
-    Doc could not integrate yet (structs waiting for a missing dependency, which a Doc's
-    encoding would lose) is added back from the merge, with the whole delete set.
+    The blobs are applied in order to a bare Doc (as the live document applied them), not
+    merged with ``merge_updates``: for updates that carry a struct id twice with different
+    content (a mutated or forged copy from a misbehaving peer), or that arrive with gaps,
+    a merge may keep another copy than the Doc did, and the log would then load
+    differently from the document it records (found by the sync fuzz test). The Doc's own
+    encoding keeps every struct with its original id (so peers that synced before can
+    still sync, and nothing is duplicated: jupyterlab #13550) and drops deleted content
+    (garbage collection keeps the ids), so 100,000 edits of history load fast. What the
+    Doc could not integrate yet (structs waiting for a missing dependency, which its
+    encoding would lose) is added back from each blob, with every deletion.
     """
-    merged = merge_all(blobs)
     doc: Doc = Doc()
-    doc.apply_update(merged)
+    for blob in blobs:
+        doc.apply_update(blob)
     clean = doc.get_update()
-    residue = get_update(merged, get_state(clean))  # pending structs + every deletion
-    return merge_updates(clean, residue)
+    state = get_state(clean)
+    residue = [rest for blob in blobs if (rest := get_update(blob, state)) != EMPTY_UPDATE]
+    return merge_all([clean, *residue]) if residue else clean
 
 
 class LogEntry(NamedTuple):

@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import platformdirs
 import tomli_w
+from pycrdt import get_update
 
 from . import model
 from .document import CastDocument, Changes, InvalidEntity
 from .errors import Ambiguous, CastroomError, NotFound, StorageError
-from .storage import LogEntry, Store, merge_all
+from .storage import LogEntry, Store, fold
+from .yupdate import EMPTY_UPDATE
 
 if TYPE_CHECKING:
     from .plugins import Plugins
@@ -295,9 +297,10 @@ class StoredProduction:
         if last <= self.seen:
             return {}
         if self.seen == 0 and len(blobs) > 1 and self.doc.ydoc.get_state() == b"\x00":
-            # Opening: one merged update integrates much faster than a long log one by
-            # one (merge_updates keeps structs still waiting for a dependency).
-            blobs = [merge_all(blobs)]
+            # Opening: one folded update integrates much faster than a long log one by one
+            # through the guarded CastDocument.apply_update (fold replays the log in order
+            # on a bare Doc, keeping structs still waiting for a dependency).
+            blobs = [fold(blobs)]
         changes: Changes = {}
         with self.doc.silenced_access():
             for blob in blobs:
@@ -317,9 +320,17 @@ class StoredProduction:
         made it, for the history; without a member, the one whose Member.devices lists
         ``device`` (if any) is recorded."""
         self.refresh()
+        known = self.doc.state_vector()
         # Listeners (plugins) hear of the change only once it is stored, as for local
         # commits (_persist runs before on_change): a failed append drops it again.
         changes = self.doc.apply_update(update, origin=origin, notify=False)
+        # Store (and relay) only what was new to us. Yrs skips structs whose ids it already
+        # has, but a log that kept them could load differently: a merge of the log may
+        # pick a re-sent struct's other content (a mutated or forged copy of a known id)
+        # over the one this document holds. Pending structs and deletions are kept.
+        update = get_update(update, known)
+        if update == EMPTY_UPDATE:
+            return changes
         if not device:
             member = member or self.workspace.identity.member  # made here (e.g. an import)
         elif not member:

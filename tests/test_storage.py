@@ -10,6 +10,7 @@ from pycrdt import Doc, Map, Text
 
 from castroom.core.errors import StorageError
 from castroom.core.storage import Store, fold, merge_all
+from castroom.core.workspace import Workspace
 
 
 def edits(count: int, client_id: int = 1) -> tuple[Doc, list[bytes]]:
@@ -127,6 +128,51 @@ def test_fold_keeps_deletions_of_items_not_yet_received() -> None:
     deletion = c.get_update(a.get_state())
     snapshot = fold([deletion])  # we have the deletion but not the item yet
     assert "t1" not in load_doc([snapshot, item]).get("talents", type=Map)
+
+
+# Found by the sync fuzz test: two well-formed updates from one client, the second a
+# mutated copy of the first from clock 1 on. The first one's struct at clock 1 names a
+# parent that does not exist, so it waits; the second supplies clock 1 with a real parent.
+# Applied in order, PEER1 gets its fields; a merge_updates of the two keeps the waiting copy
+# of clock 1 instead, and PEER1 loads empty.
+REUSED_ID_LOG = [
+    bytes.fromhex(
+        "0105aefe9290b7aff80a0027010774616c656e7473055045455231012800aefe9290b7eff80a0002"
+        "696401770550454552312800aefe9290b7aff80a00046e616d6501770b46726f6d20612070656572"
+        "2700aefe9290b7aff80a00056e6f746573020400aefe9290b7aff80a030568656c6c6f00"
+    ),
+    bytes.fromhex(
+        "0104aefe9290b7aff80a012800aefe9290b7aff80a0002696401770550454552312800aefe9290b7"
+        "aff80a00046e616d6501770b46726f6d206120706465722700aefe9290b7aff80a00056e6f746573"
+        "020400aefe9290b7aff80a030568656c6c6f00"
+    ),
+]
+
+
+def test_fold_loads_as_the_log_was_applied_even_with_a_reused_struct_id() -> None:
+    in_order = Doc()
+    for blob in REUSED_ID_LOG:
+        in_order.apply_update(blob)
+    expected = in_order.get("talents", type=Map).to_py()
+    assert expected == {"PEER1": {"id": "PEER1", "name": "From a pder", "notes": "hello"}}
+    folded = Doc()
+    folded.apply_update(fold(REUSED_ID_LOG))
+    assert folded.get("talents", type=Map).to_py() == expected
+
+
+def test_a_workspace_reopens_as_it_was_with_a_reused_struct_id(tmp_path: Path) -> None:
+    with Workspace.open(tmp_path / "ws") as ws:
+        production = ws.create_production("Tides")
+        for blob in REUSED_ID_LOG:
+            production.apply_update(blob, origin="sync", device="fuzz")
+        live = production.doc.to_data()
+        assert live["talents"]["PEER1"]["name"] == "From a pder"
+        production_id = production.id
+    with Workspace.open(tmp_path / "ws") as again:
+        assert again.production(production_id).doc.to_data() == live
+        again.production(production_id).compact()
+    with Workspace.open(tmp_path / "ws") as again:
+        assert again.production(production_id).doc.to_data() == live
 
 
 def test_merge_all_tree_equals_flat_merge() -> None:
