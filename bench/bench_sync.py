@@ -145,9 +145,10 @@ class CountingProxy:
             with contextlib.suppress(Exception):
                 dst.close()
 
-        await asyncio.gather(
-            pipe(reader, upstream_writer, True), pipe(upstream_reader, writer, False)
-        )
+        with contextlib.suppress(asyncio.CancelledError):  # closed by close(): not an error
+            await asyncio.gather(
+                pipe(reader, upstream_writer, True), pipe(upstream_reader, writer, False)
+            )
 
     def close(self) -> None:
         async def stop() -> None:
