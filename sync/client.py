@@ -278,9 +278,13 @@ def _check(
     workspace: Workspace, fetched: dict[str, _Fetched], local: dict[str, str], base: str
 ) -> None:
     """Rehearse every merge on a scratch copy, so that no production changes unless every
-    update merges: a peer's bad answer for one production must not leave another merged."""
-    for pid, item in fetched.items():
-        if pid in local and item.update == protocol.EMPTY_UPDATE:
+    update merges: a peer's bad answer for one production must not leave another merged.
+    A production new here is always checked to be the one asked for. With one production
+    to merge into, the merge itself is the rehearsal (a failed merge rolls back whole)."""
+    pending = [p for p, i in fetched.items() if p not in local or i.update != protocol.EMPTY_UPDATE]
+    for pid in pending:
+        item = fetched[pid]
+        if pid in local and len(pending) == 1:
             continue
         held = workspace.production(pid).doc.encode_update() if pid in local else None
         try:
