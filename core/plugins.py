@@ -356,7 +356,9 @@ def make_plugins(
             return False
         return True
 
+    offered: set[str] = set()  # every plugin name seen, to catch a misspelled block
     for short, module_name in (DEFAULT_PLUGINS if builtins is None else builtins).items():
+        offered.update((short, module_name))
         if short in blocked or module_name in blocked:
             continue
         try:
@@ -369,6 +371,7 @@ def make_plugins(
 
     if entry_points:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            offered.add(ep.name)
             if ep.name in blocked:
                 continue
             if pm.has_plugin(ep.name):
@@ -394,8 +397,15 @@ def make_plugins(
 
     for obj in extra:
         name = getattr(obj, "__name__", None) or type(obj).__name__
+        offered.add(name)
         if name not in blocked:
             register(obj, name)
+
+    for name in sorted(blocked - offered):
+        # Blocking a name no plugin has is usually a typo that leaves the plugin running.
+        plugins.failures.append(
+            PluginFailure(name, "disable", f"{DISABLE_ENV} names no installed plugin {name!r}")
+        )
 
     plugins.collect_registrations()
 

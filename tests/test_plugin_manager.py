@@ -309,6 +309,16 @@ def test_disable_env_blocks_named_plugins(monkeypatch) -> None:
     names = {p.name for p in plugins.list()}
     assert "continuity" not in names and "demo" not in names
     assert "budget" in names
+    assert plugins.failures == []
+
+
+def test_disabling_a_plugin_that_does_not_exist_is_reported(monkeypatch) -> None:
+    monkeypatch.setenv("CASTROOM_DISABLE_PLUGINS", "continuity,contiunity")
+    plugins = make_plugins(entry_points=False)
+    assert "continuity" not in {p.name for p in plugins.list()}
+    [failure] = plugins.failures
+    assert (failure.plugin, failure.hook) == ("contiunity", "disable")
+    assert "names no installed plugin 'contiunity'" in failure.error
 
 
 def test_castroom_changed_hears_local_and_merged_changes(tmp_path: Path) -> None:
