@@ -155,6 +155,10 @@ def sync_cmd(
     if "://" in target:
         raise CastroomError(f"cannot sync with {target!r}: use http(s)://, ws(s):// or a folder")
     folder = Path(target).expanduser()
+    if folder.is_file() and not live:
+        raise CastroomError(
+            f"{folder} is a file, not a folder: to merge a bundle, use `castroom bundle apply`"
+        )
     if not live and not folder.is_dir():
         # Checked before the workspace is made, so a typo leaves nothing behind.
         raise CastroomError(f"no folder at {folder} (create it, or check the path)")
@@ -185,6 +189,12 @@ def token_create(obj: Context, scope: str, production_ref: str | None, name: str
     click.echo(secret)
 
 
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
+
+
 @token.command(name="list")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
@@ -196,7 +206,16 @@ def token_list(obj: Context, as_json: bool) -> None:
 
     infos = TokenStore(obj.workspace().store).list()
     if as_json:
-        click.echo(json.dumps(msgspec.to_builtins(infos), indent=2))
+        # Times as ISO 8601 (UTC), like every other --json listing.
+        rows = [
+            {
+                **msgspec.to_builtins(info),
+                "created": _iso(info.created),
+                "revoked": _iso(info.revoked),
+            }
+            for info in infos
+        ]
+        click.echo(json.dumps(rows, indent=2))
         return
     if not infos:
         click.echo("no tokens (create one with `castroom token create --scope read|write`)")

@@ -110,6 +110,8 @@ def test_token_create_list_revoke(cli: Any, seeded: tuple[Path, str]) -> None:
     entries = cli("token", "list", "--json", workspace=path)
     rows = json.loads(entries.output)
     assert {r["production"] for r in rows} == {None, pid}
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", r["created"]) for r in rows)
+    assert all(r["revoked"] is None for r in rows)
     assert all("hash" not in r and "secret" not in r for r in rows)
     revoked = cli("token", "revoke", token_id, workspace=path)
     assert revoked.exit_code == 0 and token_id in revoked.output
@@ -321,6 +323,17 @@ def test_sync_to_a_missing_folder_fails_and_creates_no_workspace(tmp_path: Path)
         f"Error: no folder at {tmp_path / 'no-such-folder'} (create it, or check the path)"
     ]
     assert not workspace.exists()
+
+
+def test_sync_given_a_bundle_file_points_to_bundle_apply(tmp_path: Path) -> None:
+    bundle = tmp_path / "from-sam.bundle"
+    bundle.write_bytes(b"not read")
+    result = castroom("-w", str(tmp_path / "never-made"), "sync", str(bundle))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {bundle} is a file, not a folder: to merge a bundle, use `castroom bundle apply`"
+    ]
+    assert not (tmp_path / "never-made").exists()
 
 
 def test_history_on_the_server_names_the_member_who_pushed(
