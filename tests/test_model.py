@@ -279,3 +279,22 @@ def test_money_formats_and_parses_exactly() -> None:
             parse_money(bad)
     with pytest.raises(CastroomError):
         parse_money("10.5", "JPY")
+
+
+def test_new_ids_made_within_one_millisecond_keep_their_order(monkeypatch) -> None:
+    # A frozen clock: every id falls in the same millisecond, so only the monotonic
+    # increment can keep them in the order they were made.
+    monkeypatch.setattr(model.time, "time", lambda: 1_700_000_000.0)
+    make = model.MonotonicIds()
+    ids = [make() for _ in range(500)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert {i[:10] for i in ids} == {ids[0][:10]}  # one millisecond for all of them
+    validate(Talent, {"id": ids[-1], "name": "x"})
+    # The clock stepping back does not break the order either.
+    monkeypatch.setattr(model.time, "time", lambda: 1_600_000_000.0)
+    assert make() > ids[-1]
+
+
+def test_the_shared_id_generator_is_monotonic() -> None:
+    ids = [model.new_id() for _ in range(5000)]
+    assert ids == sorted(ids)
