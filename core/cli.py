@@ -111,7 +111,9 @@ def parse_assignments(cls: type[model.Entity], pairs: tuple[str, ...]) -> dict[s
 
 def parse_value(cls: type[model.Entity], name: str, hint: Any, raw: str) -> Any:
     text = raw.strip()
-    if text[:1] in "[{":
+    # An empty value is not JSON: for a text field it is the empty string (validated
+    # like any other), for an optional one null.
+    if text and text[0] in "[{":
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
@@ -123,6 +125,10 @@ def parse_value(cls: type[model.Entity], name: str, hint: Any, raw: str) -> Any:
     try:
         value = msgspec.convert(raw, hint, strict=False)
     except msgspec.ValidationError as exc:
+        wanted = model.expected(str(exc).split(" - at `", 1)[0])
+        if wanted is not None:  # say what was typed: "expected a whole number, got '12.5'"
+            rule = f"expected {wanted}, got {text!r}"
+            raise ValidationFailed(cls.entity_kind, name, rule) from None
         raise model.validation_error(cls, _at(exc, name), None) from None
     return msgspec.to_builtins(value)
 

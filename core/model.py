@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import time
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
 
 import msgspec
 from msgspec import Meta, Struct
@@ -23,7 +23,17 @@ from .errors import ValidationFailed
 
 # -- constrained scalar types -------------------------------------------------------------
 
-Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_.:-]+$")]
+ID_PATTERN = r"^[0-9A-Za-z_.:-]+$"
+CURRENCY_PATTERN = r"^[A-Z]{3}$"
+TIME_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
+#: Each pattern in words, for error messages: a raw regex means nothing to most people.
+PATTERN_WORDS = {
+    ID_PATTERN: "an id (letters, digits and _ . : -)",
+    CURRENCY_PATTERN: "a 3-letter ISO currency code like EUR",
+    TIME_PATTERN: "a time HH:MM (24-hour)",
+}
+
+Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=ID_PATTERN)]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 ShortText = Annotated[str, Meta(max_length=2_000)]
 LongText = Annotated[str, Meta(max_length=200_000)]
@@ -34,7 +44,7 @@ Money = Annotated[int, Meta(ge=0, le=MAX_SAFE_INT, description="integer minor un
 Count = Annotated[int, Meta(ge=0, le=MAX_SAFE_INT)]
 Rating = Annotated[int, Meta(ge=1, le=5)]
 Rate = Annotated[float, Meta(ge=0, le=1, description="a fraction, 0.21 = 21%")]
-Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
+Currency = Annotated[str, Meta(pattern=CURRENCY_PATTERN)]
 
 ProductionKind = Literal[
     "film", "series", "animation", "live_broadcast", "commercial", "theatre", "game"
@@ -327,7 +337,7 @@ class ShootDay(Entity, kw_only=True):
     date: dt.date
     day_number: Annotated[int, Meta(ge=1, le=MAX_SAFE_INT)] | None = None
     location: ShortText = ""
-    call_time: Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "07:00"
+    call_time: Annotated[str, Meta(pattern=TIME_PATTERN)] = "07:00"
     scene_ids: list[Id] = []
     notes: LongText = ""
 
@@ -465,7 +475,68 @@ def validation_error(cls: type[Entity], exc: msgspec.ValidationError, entity_id:
     elif message.startswith("Object missing required field `"):
         field = message.split("`")[1]
         message = "is required"
-    return ValidationFailed(cls.entity_kind, field, message, entity_id)
+    return ValidationFailed(cls.entity_kind, field, humane(cls, field, message), entity_id)
+
+
+_TYPE_WORDS = {
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "text",
+    "array": 'a JSON list like ["a", "b"]',
+    "object": 'a JSON object like {"key": "value"}',
+    "date": "a date YYYY-MM-DD",
+    "datetime": "a date and time like 2026-03-01 10:00",
+}
+_MISMATCH = re.compile(r"^Expected `([^`]+)`, got `[^`]+`$")
+_REGEX = re.compile(r"^Expected `str` matching regex '(.*)'$")
+_LENGTH = re.compile(r"^Expected `(str|array|object)` of length (>=|<=) (\d+)$")
+_BOUND = re.compile(r"^Expected `(?:int|float)` (>=|<=|>|<) (\S+)$")
+_BOUND_WORDS = {">=": "at least", "<=": "at most", ">": "more than", "<": "less than"}
+
+
+def expected(message: str) -> str | None:
+    """What a msgspec type or format error wanted, in words ("a whole number"), or None
+    when ``message`` is about something else (a range, a length, a rule)."""
+    if match := _MISMATCH.match(message):
+        wanted = [t for t in match.group(1).split(" | ") if t != "null"]
+        return " or ".join(_TYPE_WORDS.get(t, t) for t in wanted)
+    if match := _REGEX.match(message):
+        pattern = match.group(1).replace("\\\\", "\\")  # msgspec doubles backslashes
+        return PATTERN_WORDS.get(pattern, f"text matching {pattern}")
+    if message.startswith("Invalid RFC3339 encoded "):
+        return _TYPE_WORDS.get(message.rsplit(" ", 1)[-1], message)
+    return None
+
+
+def humane(cls: type[Entity], field: str | None, message: str) -> str:
+    """A msgspec message in words people use (no types in backticks, no regexes)."""
+    if (wanted := expected(message)) is not None:
+        return f"expected {wanted}"
+    if match := _LENGTH.match(message):
+        what, op, size = match.groups()
+        if op == ">=" and size == "1":
+            return "must not be empty"
+        unit = "characters" if what == "str" else "items"
+        return f"must have {_BOUND_WORDS[op]} {size} {unit}"
+    if match := _BOUND.match(message):
+        return f"must be {_BOUND_WORDS[match.group(1)]} {match.group(2)}"
+    if message.startswith("Invalid enum value ") and field in cls.__struct_fields__:
+        choices = _choices(cls, field)
+        if choices:
+            return f"{message[len('Invalid enum value ') :]} is not one of: {', '.join(choices)}"
+    return message
+
+
+def _choices(cls: type[Entity], field: str) -> tuple[str, ...]:
+    """The values a Literal field allows (empty for other fields)."""
+    for info in msgspec.structs.fields(cls):
+        if info.name == field:
+            hint = info.type
+            for arg in (hint, *get_args(hint)):
+                if get_origin(arg) is Literal:
+                    return tuple(str(a) for a in get_args(arg))
+    return ()
 
 
 def validate(cls: type[Entity], data: dict[str, Any]) -> Entity:

@@ -479,3 +479,31 @@ def test_list_says_how_many_invalid_entities_it_hides(castroom) -> None:
     result = castroom("list", "talents")
     assert result.exit_code == 0 and "2 invalid talents hidden" in result.stderr
     assert "invalid" not in ok(castroom("list", "roles")) and not castroom("list", "roles").stderr
+
+
+@pytest.mark.parametrize(
+    ("kind", "args", "message"),
+    [
+        ("talent", ["name="], "talent.name: must not be empty"),
+        ("talent", ["name=Ada", "height_cm=12.5"], "expected a whole number, got '12.5'"),
+        ("talent", ["name=Ada", "playing_age_min=old"], "expected a whole number, got 'old'"),
+        ("talent", ["name=Ada", "languages=en"], "expected a JSON list"),
+        ("talent", ["name=Ada", "rate=-1"], "talent.rate: must be at least 0"),
+        ("shoot_day", ["date=2027-01-01", "call_time=7"], "expected a time HH:MM"),
+        ("shoot_day", ["date=2027-13-01"], "expected a date YYYY-MM-DD, got '2027-13-01'"),
+        ("candidate", ["talent_id=t", "role_id=r", "stage=maybe"], "'maybe' is not one of:"),
+        ("talent", ["name=" + "x" * 201], "must have at most 200 characters"),
+    ],
+)
+def test_value_errors_are_in_words(castroom, kind: str, args: list[str], message: str) -> None:
+    before = log_rows(castroom.path)
+    text = fails(castroom("add", kind, *args), message)
+    assert "`" not in text and "regex" not in text and "JSON: Expecting" not in text
+    assert log_rows(castroom.path) == before
+
+
+def test_an_empty_value_is_the_empty_string_or_null(castroom) -> None:
+    data = as_json(castroom("add", "talent", "name=Ada", "hair=", "height_cm=", "--json"))
+    assert data["hair"] == "" and data["height_cm"] is None
+    message = fails(castroom("production", "set", "currency=eur"))
+    assert "a 3-letter ISO currency code like EUR, got 'eur'" in message, message
