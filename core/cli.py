@@ -22,7 +22,7 @@ from rich.table import Table
 
 from . import bundle as bundles
 from . import model
-from .document import CREATED, UNLISTED, NewerSchemaWarning
+from .document import CREATED, UNLISTED, NewerSchemaWarning, labels
 from .errors import CastroomError, ValidationFailed
 from .money import format_money
 from .plugins import Plugins, make_plugins
@@ -369,7 +369,11 @@ def delete(obj: Context, kind: str, ref: str) -> None:
     """Delete an entity (soft: `castroom restore` brings it back)."""
     cls = kind_arg(kind)
     doc = obj.production().doc
-    entity = doc.resolve(cls, ref)
+    # A live match wins; a deleted one only when nothing live matches (then: say so).
+    entity = doc.resolve(cls, ref, include_deleted=True)
+    if entity.deleted:
+        click.echo(f"{cls.entity_kind} {_name(entity)} is already deleted")
+        return
     doc.delete(cls, entity.id)
     click.echo(f"Deleted {cls.entity_kind} {entity.id}")
 
@@ -382,9 +386,17 @@ def restore(obj: Context, kind: str, ref: str) -> None:
     """Bring back a deleted entity."""
     cls = kind_arg(kind)
     doc = obj.production().doc
-    entity = doc.resolve(cls, ref, include_deleted=True)
+    entity = doc.resolve(cls, ref, prefer_deleted=True)
+    if not entity.deleted:
+        click.echo(f"{cls.entity_kind} {_name(entity)} is not deleted")
+        return
     doc.restore(cls, entity.id)
     click.echo(f"Restored {cls.entity_kind} {entity.id}")
+
+
+def _name(entity: model.Entity) -> str:
+    """An entity as people know it: its name (or number), else its id."""
+    return str(next(iter(labels(entity)), entity.id))
 
 
 @cli.group()

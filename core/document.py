@@ -794,25 +794,69 @@ class CastDocument:
             if all(getattr(e, k) == v for k, v in equals.items()) and (where is None or where(e))
         ]
 
-    def resolve(self, cls: type[E], ref: str, *, include_deleted: bool = False) -> E:
-        """Find an entity by id, unique id prefix, or unique name/number (case-insensitive)."""
-        found = self.find(cls, ref, include_deleted=include_deleted)
-        if found is not None:
-            return found
-        candidates = [i for i in self.ids(cls) if i.startswith(ref)] if len(ref) >= 4 else []
-        if not candidates:
-            label = "number" if cls is model.Scene else "name"
-            folded = ref.casefold()
-            candidates = [
-                e.id
-                for e in self.all(cls, include_deleted=include_deleted)
-                if str(getattr(e, label, "")).casefold() == folded
-            ]
-        if len(candidates) > 1:
-            raise Ambiguous(f"{ref!r} matches {len(candidates)} {cls.collection}; use the id")
-        if not candidates:
-            raise NotFound(f"no {cls.entity_kind} matching {ref!r}")
-        return self.get(cls, candidates[0], include_deleted=include_deleted)
+    def resolve(
+        self, cls: type[E], ref: str, *, include_deleted: bool = False, prefer_deleted: bool = False
+    ) -> E:
+        """Find an entity by id, unique id prefix, or unique name/number (case-insensitive).
+
+        Live entities win: a deleted one matches only if no live one does, and only with
+        ``include_deleted``. ``prefer_deleted`` (restoring) turns that round: a deleted
+        match wins, a live one is returned only if no deleted one matches."""
+        include_deleted = include_deleted or prefer_deleted
+        stages: list[Callable[[], list[str]]] = [
+            lambda: [ref] if self.raw(cls, ref) is not None else [],
+            lambda: [i for i in self.ids(cls) if i.startswith(ref)] if len(ref) >= 4 else [],
+            lambda: self._matching_label(cls, ref),
+        ]
+        for stage in stages:
+            found = stage()
+            live = [i for i in found if not self._deleted(cls, i)]
+            dead = [i for i in found if i not in live] if include_deleted else []
+            for group in (dead, live) if prefer_deleted else (live, dead):
+                if len(group) > 1:
+                    raise Ambiguous(
+                        f"{ref!r} matches {len(group)} {cls.collection}:"
+                        f" {self._briefly(cls, group)}; use the id"
+                    )
+                if group:
+                    return self.get(cls, group[0], include_deleted=True)
+        raise NotFound(f"no {cls.entity_kind} matching {ref!r}")
+
+    def _deleted(self, cls: type[Entity], entity_id: str) -> bool:
+        cached = self._cache.get((cls.collection, entity_id))
+        if cached is not None:
+            return cached.deleted
+        return bool((self.raw(cls, entity_id) or {}).get("deleted"))
+
+    def _matching_label(self, cls: type[Entity], ref: str) -> list[str]:
+        folded = ref.strip().casefold()
+        return [
+            e.id
+            for e in self.all(cls, include_deleted=True)
+            if any(str(label).casefold() == folded for label in labels(e))
+        ]
+
+    def _briefly(self, cls: type[Entity], ids: list[str], most: int = 5) -> str:
+        """Matches as "id-prefix label" (each prefix unique in the collection), at most 5."""
+        every = self.ids(cls)
+        out = []
+        for entity_id in ids[:most]:
+            size = next(
+                (
+                    n
+                    for n in range(8, len(entity_id))
+                    if sum(i.startswith(entity_id[:n]) for i in every) == 1
+                ),
+                len(entity_id),
+            )
+            entity = None
+            with contextlib.suppress(ValidationFailed):  # an invalid one is listed by id
+                entity = self.find(cls, entity_id, include_deleted=True)
+            label = str(next(iter(labels(entity)), "")) if entity is not None else ""
+            if entity is not None and entity.deleted:
+                label += " (deleted)"
+            out.append(f"{entity_id[:size]} {label}".strip())
+        return ", ".join(out) + (f", and {len(ids) - most} more" if len(ids) > most else "")
 
     def invalid(self) -> list[InvalidEntity]:
         """Entities that break a model rule, with the field and the rule."""
@@ -931,6 +975,15 @@ class CastDocument:
         for name, cmap in self._collections.items():
             out[name] = _map_data(cmap)
         return out
+
+
+def labels(entity: Entity) -> list[Any]:
+    """What people call an entity, besides its id: a name, a scene's number (resolving
+    and listing ambiguous matches use these)."""
+    if isinstance(entity, model.Scene):
+        return [entity.number]
+    name = getattr(entity, "name", None)
+    return [name] if name else []
 
 
 @functools.cache

@@ -90,7 +90,7 @@ def test_set_delete_restore_every_kind(castroom, kind: str) -> None:
     assert ref not in [e["id"] for e in as_json(castroom("list", kind, "--json"))]
     assert as_json(castroom("show", kind, ref, "--json"))["deleted"] is True
     before = log_rows(castroom.path)
-    fails(castroom("delete", kind, ref), f"no {kind}")  # already hidden: writes nothing
+    assert "is already deleted" in ok(castroom("delete", kind, ref))  # writes nothing
     assert log_rows(castroom.path) == before
     assert f"Restored {kind}" in ok(castroom("restore", kind, ref))
     assert ref in [e["id"] for e in as_json(castroom("list", kind, "--json"))]
@@ -181,7 +181,7 @@ def test_list_hides_deleted_unless_all_and_restore_brings_back(castroom) -> None
     everything = as_json(castroom("list", "talents", "--all", "--json"))
     assert {t["name"]: t["deleted"] for t in everything} == {"Ada": True, "Bo": False}
     assert "deleted" in ok(castroom("list", "talents", "--all"))
-    fails(castroom("delete", "talent", "Ada"), "no talent")  # already hidden
+    assert "talent Ada is already deleted" in ok(castroom("delete", "talent", "Ada"))
     assert "Restored" in ok(castroom("restore", "talent", ada))
     assert len(as_json(castroom("list", "talents", "--json"))) == 2
 
@@ -507,3 +507,30 @@ def test_an_empty_value_is_the_empty_string_or_null(castroom) -> None:
     assert data["hair"] == "" and data["height_cm"] is None
     message = fails(castroom("production", "set", "currency=eur"))
     assert "a 3-letter ISO currency code like EUR, got 'eur'" in message, message
+
+
+def test_names_prefer_live_entities_and_restore_looks_among_deleted(castroom) -> None:
+    old = as_json(castroom("add", "talent", "name=Ada Stone", "--json"))["id"]
+    ok(castroom("delete", "talent", old))
+    new = as_json(castroom("add", "talent", "name=Ada Stone", "--json"))["id"]
+    # The live one wins for set, show and delete; the deleted one does not make it ambiguous.
+    assert as_json(castroom("set", "talent", "Ada Stone", "rate=5", "--json"))["id"] == new
+    assert as_json(castroom("show", "talent", "ada stone", "--json"))["id"] == new
+    before = log_rows(castroom.path)
+    assert "talent Ada Stone is not deleted" in ok(castroom("restore", "talent", new))
+    assert log_rows(castroom.path) == before  # nothing written
+    # restore looks among the deleted ones first.
+    assert f"Restored talent {old}" in ok(castroom("restore", "talent", "Ada Stone"))
+    message = fails(castroom("show", "talent", "Ada Stone"), "matches 2 talents")
+    assert old[:8] in message and new[:8] in message and "Ada Stone" in message
+    ok(castroom("delete", "talent", new))
+    ok(castroom("delete", "talent", old))
+    # Only deleted ones match: show still finds them (ambiguous here), delete says so.
+    fails(castroom("show", "talent", "Ada Stone"), "matches 2 talents", "(deleted)")
+
+
+def test_ambiguous_lists_at_most_five_matches(castroom) -> None:
+    for _ in range(7):
+        ok(castroom("add", "talent", "name=Bo"))
+    message = fails(castroom("show", "talent", "bo"), "matches 7 talents", "and 2 more")
+    assert message.count(" Bo") == 5, message

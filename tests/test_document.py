@@ -103,6 +103,20 @@ def test_resolve_by_id_prefix_and_name(doc: CastDocument) -> None:
         doc.resolve(Talent, "Zed")
 
 
+def test_resolve_prefers_live_entities_and_restoring_prefers_deleted(doc: CastDocument) -> None:
+    doc.add(Talent, id="TAL-ADA-1", name="Ada Stone")
+    doc.add(Talent, id="TAL-ADA-2", name="Ada Stone")
+    doc.delete(Talent, "TAL-ADA-1")
+    assert doc.resolve(Talent, "Ada Stone").id == "TAL-ADA-2"
+    assert doc.resolve(Talent, "TAL-ADA", include_deleted=True).id == "TAL-ADA-2"
+    assert doc.resolve(Talent, "ada stone", prefer_deleted=True).id == "TAL-ADA-1"
+    doc.delete(Talent, "TAL-ADA-2")
+    with pytest.raises(NotFound):
+        doc.resolve(Talent, "Ada Stone")  # only deleted ones match
+    with pytest.raises(Ambiguous, match=r"TAL-ADA-1 Ada Stone \(deleted\), TAL-ADA-2"):
+        doc.resolve(Talent, "Ada Stone", include_deleted=True)
+
+
 def test_production_updates_and_notes_text(doc: CastDocument) -> None:
     doc.update_production({"budget_cap": 5_000_000, "notes": "first draft"})
     assert doc.production.budget_cap == 5_000_000
