@@ -364,34 +364,47 @@ def set_cmd(obj: Context, kind: str, ref: str, assignments: tuple[str, ...], as_
 @cli.command()
 @click.argument("kind")
 @click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print the entity (with its id).")
 @pass_ctx
-def delete(obj: Context, kind: str, ref: str) -> None:
+def delete(obj: Context, kind: str, ref: str, as_json: bool) -> None:
     """Delete an entity (soft: `castroom restore` brings it back)."""
     cls = kind_arg(kind)
     doc = obj.production().doc
     # A live match wins; a deleted one only when nothing live matches (then: say so).
     entity = doc.resolve(cls, ref, include_deleted=True)
     if entity.deleted:
-        click.echo(f"{cls.entity_kind} {_name(entity)} is already deleted")
-        return
-    doc.delete(cls, entity.id)
-    click.echo(f"Deleted {cls.entity_kind} {entity.id}")
+        message = f"{cls.entity_kind} {_name(entity)} is already deleted"
+    else:
+        doc.delete(cls, entity.id)
+        entity = doc.get(cls, entity.id, include_deleted=True)
+        message = f"Deleted {cls.entity_kind} {entity.id}"
+    _report(entity, message, as_json)
 
 
 @cli.command()
 @click.argument("kind")
 @click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print the entity (with its id).")
 @pass_ctx
-def restore(obj: Context, kind: str, ref: str) -> None:
+def restore(obj: Context, kind: str, ref: str, as_json: bool) -> None:
     """Bring back a deleted entity."""
     cls = kind_arg(kind)
     doc = obj.production().doc
     entity = doc.resolve(cls, ref, prefer_deleted=True)
     if not entity.deleted:
-        click.echo(f"{cls.entity_kind} {_name(entity)} is not deleted")
-        return
-    doc.restore(cls, entity.id)
-    click.echo(f"Restored {cls.entity_kind} {entity.id}")
+        message = f"{cls.entity_kind} {_name(entity)} is not deleted"
+    else:
+        doc.restore(cls, entity.id)
+        entity = doc.get(cls, entity.id)
+        message = f"Restored {cls.entity_kind} {entity.id}"
+    _report(entity, message, as_json)
+
+
+def _report(entity: model.Entity, message: str, as_json: bool) -> None:
+    if as_json:
+        emit_json(entity)
+    else:
+        click.echo(message)
 
 
 def _name(entity: model.Entity) -> str:

@@ -534,3 +534,13 @@ def test_ambiguous_lists_at_most_five_matches(castroom) -> None:
         ok(castroom("add", "talent", "name=Bo"))
     message = fails(castroom("show", "talent", "bo"), "matches 7 talents", "and 2 more")
     assert message.count(" Bo") == 5, message
+
+
+def test_delete_and_restore_take_json(castroom) -> None:
+    ada = as_json(castroom("add", "talent", "name=Ada", "--json"))["id"]
+    data = as_json(castroom("delete", "talent", "Ada", "--json"))
+    assert (data["id"], data["name"], data["deleted"]) == (ada, "Ada", True)
+    assert as_json(castroom("delete", "talent", ada, "--json"))["deleted"] is True  # already
+    data = as_json(castroom("restore", "talent", "Ada", "--json"))
+    assert (data["id"], data["deleted"]) == (ada, False)
+    assert as_json(castroom("restore", "talent", ada, "--json"))["deleted"] is False
