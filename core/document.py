@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import functools
+import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -830,11 +831,20 @@ class CastDocument:
 
     def _matching_label(self, cls: type[Entity], ref: str) -> list[str]:
         folded = ref.strip().casefold()
-        return [
+        found = [
             e.id
             for e in self.all(cls, include_deleted=True)
             if any(str(label).casefold() == folded for label in labels(e))
         ]
+        day = _DAY_NUMBER.match(folded) if cls is model.ShootDay else None
+        if not found and day:  # "3" or "day 3": a shoot day by its number
+            number = int(day.group(1))
+            found = [
+                e.id
+                for e in self.all(model.ShootDay, include_deleted=True)
+                if e.day_number == number
+            ]
+        return found
 
     def _briefly(self, cls: type[Entity], ids: list[str], most: int = 5) -> str:
         """Matches as "id-prefix label" (each prefix unique in the collection), at most 5."""
@@ -977,11 +987,16 @@ class CastDocument:
         return out
 
 
+_DAY_NUMBER = re.compile(r"^(?:day\s*)?(\d{1,9})$")
+
+
 def labels(entity: Entity) -> list[Any]:
-    """What people call an entity, besides its id: a name, a scene's number (resolving
-    and listing ambiguous matches use these)."""
+    """What people call an entity, besides its id: a name, a scene's number, a shoot
+    day's ISO date (resolving and listing ambiguous matches use these)."""
     if isinstance(entity, model.Scene):
         return [entity.number]
+    if isinstance(entity, model.ShootDay):
+        return [entity.date.isoformat()]
     name = getattr(entity, "name", None)
     return [name] if name else []
 

@@ -544,3 +544,18 @@ def test_delete_and_restore_take_json(castroom) -> None:
     data = as_json(castroom("restore", "talent", "Ada", "--json"))
     assert (data["id"], data["deleted"]) == (ada, False)
     assert as_json(castroom("restore", "talent", ada, "--json"))["deleted"] is False
+
+
+def test_shoot_days_resolve_by_date_or_day_number_and_scenes_by_number(castroom) -> None:
+    first = as_json(castroom("add", "shoot_day", "date=2027-03-03", "day_number=3", "--json"))
+    as_json(castroom("add", "shoot_day", "date=2027-03-04", "day_number=4", "--json"))
+    assert as_json(castroom("show", "shoot_day", "2027-03-03", "--json"))["id"] == first["id"]
+    for ref in ("3", "day 3", "Day3"):
+        assert as_json(castroom("show", "shoot_day", ref, "--json"))["id"] == first["id"]
+    data = as_json(castroom("set", "shoot_day", "2027-03-03", "location=Pier", "--json"))
+    assert (data["id"], data["location"]) == (first["id"], "Pier")
+    fails(castroom("show", "shoot_day", "day 9"), "no shoot_day matching 'day 9'")
+    as_json(castroom("add", "shoot_day", "date=2027-03-03", "--json"))  # a second unit
+    fails(castroom("show", "shoot_day", "2027-03-03"), "matches 2 shoot_days", "2027-03-03")
+    scene = as_json(castroom("add", "scene", "number=12A", "--json"))["id"]
+    assert as_json(castroom("show", "scene", "12a", "--json"))["id"] == scene
