@@ -22,8 +22,8 @@ from rich.table import Table
 
 from . import bundle as bundles
 from . import model
-from .document import CREATED, UNLISTED, NewerSchemaWarning, labels
-from .errors import CastroomError, ValidationFailed
+from .document import CREATED, UNLISTED, CastDocument, NewerSchemaWarning, labels
+from .errors import Ambiguous, CastroomError, NotFound, ValidationFailed
 from .money import format_money
 from .plugins import Plugins, make_plugins
 from .view import ProductionView
@@ -105,8 +105,107 @@ def parse_assignments(cls: type[model.Entity], pairs: tuple[str, ...]) -> dict[s
         name = name.strip()
         if name not in cls.__struct_fields__ or name == "id":
             raise ValidationFailed(cls.entity_kind, name, "no such field")
-        fields[name] = parse_value(cls, name, hints[name], raw)
+        if (cls.entity_kind, name) in model.REFERENCES:
+            fields[name] = parse_refs(cls, name, hints[name], raw)  # see resolve_references
+        else:
+            fields[name] = parse_value(cls, name, hints[name], raw)
     return fields
+
+
+def parse_refs(cls: type[model.Entity], name: str, hint: Any, raw: str) -> Any:
+    """A reference field's value as typed (ids, id prefixes or names; a JSON list or one
+    item for a list field), left for :func:`resolve_references` to turn into ids."""
+    text = raw.strip()
+    if typing.get_origin(hint) is list:
+        if not text.startswith("["):
+            return [text] if text else []
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValidationFailed(cls.entity_kind, name, f"invalid JSON: {exc.msg}") from None
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise ValidationFailed(cls.entity_kind, name, "expected a JSON list of ids or names")
+        return items
+    if text.lower() in ("", "null", "none"):
+        if _optional(hint):
+            return None
+        raise ValidationFailed(cls.entity_kind, name, "must not be empty")
+    return text
+
+
+def resolve_references(
+    doc: CastDocument, cls: type[model.Entity], fields: dict[str, Any], *, where: bool = False
+) -> dict[str, Any]:
+    """Reference fields given as an id, id prefix or name (as `show` resolves them, live
+    entities first) turned into ids; one that names nothing, or only deleted entities, is
+    refused. Only local writes are checked here: what a peer merges is reported by the
+    integrity plugin instead. ``where``: for a filter, a deleted match is fine."""
+    out = dict(fields)
+    for (owner, name), target in model.REFERENCES.items():
+        if owner != cls.entity_kind or out.get(name) is None:
+            continue
+        value = out[name]
+        ids = [_reference(doc, cls, name, target, str(v), where) for v in _listed(value)]
+        out[name] = ids if isinstance(value, list) else ids[0]
+    if cls is model.Audition and isinstance(out.get("pairings"), list):
+        out["pairings"] = [
+            {
+                **pairing,
+                "candidate_ids": [
+                    _reference(doc, cls, "pairings", "candidate", str(ref), where)
+                    for ref in pairing["candidate_ids"]
+                ],
+            }
+            if isinstance(pairing, dict) and isinstance(pairing.get("candidate_ids"), list)
+            else pairing
+            for pairing in out["pairings"]
+        ]
+    return out
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _reference(
+    doc: CastDocument, cls: type[model.Entity], name: str, target: str, ref: str, where: bool
+) -> str:
+    target_cls = model.kind_class(target)
+    where_from = f"{cls.entity_kind}.{name}"
+    raw = doc.raw(target_cls, ref)
+    if raw is not None and (where or not raw.get("deleted")):
+        return ref  # an existing id (even one stored invalid: it is still that entity)
+    try:
+        entity = doc.resolve(target_cls, ref, include_deleted=True)
+    except NotFound:
+        raise NotFound(f"{where_from}: no {target} matching {ref!r}") from None
+    except Ambiguous as exc:
+        raise Ambiguous(f"{where_from}: {exc}") from None
+    if entity.deleted and not where:
+        raise CastroomError(
+            f"{where_from}: {target} {_name(entity)} is deleted"
+            f" (`castroom restore {target} {entity.id}` first)"
+        )
+    return entity.id
+
+
+def check_era(
+    doc: CastDocument,
+    cls: type[model.Entity],
+    fields: dict[str, Any],
+    current: model.Entity | None = None,
+) -> None:
+    """A candidate's or deal's era must be one of its role's eras, when the role has any."""
+    if cls not in (model.Candidate, model.Deal) or not {"era", "role_id"} & fields.keys():
+        return
+    era = fields.get("era", getattr(current, "era", None))
+    role_id = fields.get("role_id", getattr(current, "role_id", None))
+    role = doc.find(model.Role, role_id) if era and role_id else None
+    if role is not None and role.eras and role.era(era) is None:
+        known = ", ".join(e.name for e in role.eras)
+        raise CastroomError(
+            f"{cls.entity_kind}.era: {era!r} is not one of {role.name}'s eras ({known})"
+        )
 
 
 def parse_value(cls: type[model.Entity], name: str, hint: Any, raw: str) -> Any:
@@ -274,7 +373,10 @@ def add_cmd(obj: Context, kind: str, assignments: tuple[str, ...], as_json: bool
     """Add an entity: castroom add talent name="Ada Stone" playing_age_min=30"""
     cls = kind_arg(kind)
     fields = parse_assignments(cls, assignments)
-    entity = obj.production().doc.add(cls, **fields)
+    doc = obj.production().doc
+    fields = resolve_references(doc, cls, fields)
+    check_era(doc, cls, fields)
+    entity = doc.add(cls, **fields)
     if as_json:
         emit_json(entity)
     else:
@@ -295,7 +397,7 @@ def list_cmd(
     """List entities of a kind (singular or plural: talent, talents)."""
     cls = kind_arg(kind)
     production = obj.production()
-    equals = parse_assignments(cls, filters)
+    equals = resolve_references(production.doc, cls, parse_assignments(cls, filters), where=True)
     valid = production.doc.all(cls, include_deleted=True)
     # Invalid entities are skipped by all(): say so (on stderr, --json stays clean).
     hidden = len(production.doc.ids(cls)) - len(valid)
@@ -354,7 +456,9 @@ def set_cmd(obj: Context, kind: str, ref: str, assignments: tuple[str, ...], as_
     cls = kind_arg(kind)
     doc = obj.production().doc
     entity = doc.resolve(cls, ref, include_deleted=True)
-    updated = doc.update(cls, entity.id, parse_assignments(cls, assignments))
+    fields = resolve_references(doc, cls, parse_assignments(cls, assignments))
+    check_era(doc, cls, fields, entity)
+    updated = doc.update(cls, entity.id, fields)
     if as_json:
         emit_json(updated)
     else:

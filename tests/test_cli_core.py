@@ -559,3 +559,47 @@ def test_shoot_days_resolve_by_date_or_day_number_and_scenes_by_number(castroom)
     fails(castroom("show", "shoot_day", "2027-03-03"), "matches 2 shoot_days", "2027-03-03")
     scene = as_json(castroom("add", "scene", "number=12A", "--json"))["id"]
     assert as_json(castroom("show", "scene", "12a", "--json"))["id"] == scene
+
+
+def test_references_by_id_prefix_or_name_are_stored_as_ids(castroom) -> None:
+    ada = as_json(castroom("add", "talent", "name=Ada Stone", "--json"))["id"]
+    nora = as_json(
+        castroom("add", "role", "name=Nora", 'eras=[{"name": "1962"}, {"name": "2022"}]', "--json")
+    )["id"]
+    data = as_json(
+        castroom("add", "candidate", "talent_id=Ada Stone", "role_id=nora", "era=1962", "--json")
+    )
+    assert (data["talent_id"], data["role_id"]) == (ada, nora)
+    deal = as_json(
+        castroom("add", "deal", f"talent_id={ada[:20]}", "role_id=Nora", "rate=5", "--json")
+    )
+    assert (deal["talent_id"], deal["role_id"]) == (ada, nora)
+    one = as_json(castroom("add", "scene", "number=1", "characters=Nora", "--json"))
+    two = as_json(castroom("add", "scene", "number=2", 'characters=["Nora"]', "--json"))
+    assert one["characters"] == two["characters"] == [nora]
+    day = as_json(castroom("add", "shoot_day", "date=2027-03-03", 'scene_ids=["2", "1"]', "--json"))
+    assert day["scene_ids"] == [two["id"], one["id"]]
+    moved = as_json(castroom("set", "scene", "1", "shoot_day_id=2027-03-03", "--json"))
+    assert moved["shoot_day_id"] == day["id"]
+
+    before = log_rows(castroom.path)
+    fails(
+        castroom("add", "candidate", "talent_id=Ada Stonee", "role_id=Nora"),
+        "candidate.talent_id: no talent matching 'Ada Stonee'",
+    )
+    fails(
+        castroom("add", "candidate", "talent_id=Ada Stone", "role_id=Nora", "era=elderly"),
+        "candidate.era: 'elderly' is not one of Nora's eras (1962, 2022)",
+    )
+    fails(castroom("set", "deal", deal["id"], "era=elderly"), "deal.era", "Nora's eras")
+    fails(castroom("add", "scene", "number=3", 'characters=["Nora", "Zed"]'), "no role matching")
+    fails(castroom("set", "shoot_day", day["id"], 'scene_ids=["9"]'), "no scene matching '9'")
+    ok(castroom("add", "talent", "name=Bo"))
+    ok(castroom("add", "talent", "name=Bo"))
+    fails(
+        castroom("add", "availability", "talent_id=Bo", "start=2027-01-01", "end=2027-01-02"),
+        "availability.talent_id: 'Bo' matches 2 talents",
+    )
+    ok(castroom("delete", "talent", ada))
+    fails(castroom("add", "deal", f"talent_id={ada}", "role_id=Nora", "rate=5"), "is deleted")
+    assert log_rows(castroom.path) == before + 3  # the two Bos and the delete only
