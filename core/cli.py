@@ -189,6 +189,30 @@ def _reference(
     return entity.id
 
 
+def check_duplicate_candidate(
+    doc: CastDocument,
+    cls: type[model.Entity],
+    fields: dict[str, Any],
+    current: model.Entity | None = None,
+) -> None:
+    """One live candidate per (talent, role, era): a second one would split its stage,
+    ratings and notes in two. Changing the existing one is `set`'s job."""
+    if cls is not model.Candidate or not {"talent_id", "role_id", "era"} & fields.keys():
+        return
+    key = tuple(fields.get(f, getattr(current, f, None)) for f in ("talent_id", "role_id", "era"))
+    for other in doc.all(model.Candidate):
+        same = (other.talent_id, other.role_id, other.era) == key
+        if same and (current is None or other.id != current.id):
+            talent = doc.find(model.Talent, other.talent_id)
+            role = doc.find(model.Role, other.role_id)
+            era = f" ({other.era})" if other.era else ""
+            raise CastroomError(
+                f"{_name(talent) if talent else other.talent_id} is already a candidate for"
+                f" {_name(role) if role else other.role_id}{era}: candidate {other.id}"
+                f" (change it with `castroom set candidate {other.id} ...`)"
+            )
+
+
 def check_era(
     doc: CastDocument,
     cls: type[model.Entity],
@@ -376,6 +400,7 @@ def add_cmd(obj: Context, kind: str, assignments: tuple[str, ...], as_json: bool
     doc = obj.production().doc
     fields = resolve_references(doc, cls, fields)
     check_era(doc, cls, fields)
+    check_duplicate_candidate(doc, cls, fields)
     entity = doc.add(cls, **fields)
     if as_json:
         emit_json(entity)
@@ -458,6 +483,7 @@ def set_cmd(obj: Context, kind: str, ref: str, assignments: tuple[str, ...], as_
     entity = doc.resolve(cls, ref, include_deleted=True)
     fields = resolve_references(doc, cls, parse_assignments(cls, assignments))
     check_era(doc, cls, fields, entity)
+    check_duplicate_candidate(doc, cls, fields, entity)
     updated = doc.update(cls, entity.id, fields)
     if as_json:
         emit_json(updated)

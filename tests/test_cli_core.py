@@ -603,3 +603,26 @@ def test_references_by_id_prefix_or_name_are_stored_as_ids(castroom) -> None:
     ok(castroom("delete", "talent", ada))
     fails(castroom("add", "deal", f"talent_id={ada}", "role_id=Nora", "rate=5"), "is deleted")
     assert log_rows(castroom.path) == before + 3  # the two Bos and the delete only
+
+
+def test_a_second_live_candidate_for_one_talent_role_and_era_is_refused(castroom) -> None:
+    ok(castroom("add", "talent", "name=Ada Stone"))
+    ok(castroom("add", "role", "name=Nora", 'eras=[{"name": "1962"}, {"name": "2022"}]'))
+    first = as_json(castroom("add", "candidate", "talent_id=Ada Stone", "role_id=Nora", "--json"))
+    before = log_rows(castroom.path)
+    fails(
+        castroom("add", "candidate", "talent_id=Ada Stone", "role_id=Nora", "stage=callback"),
+        "Ada Stone is already a candidate for Nora",
+        first["id"],
+        "castroom set candidate",
+    )
+    assert log_rows(castroom.path) == before
+    # Another era is another candidacy; moving it onto the first one's era is refused too.
+    later = as_json(
+        castroom("add", "candidate", "talent_id=Ada Stone", "role_id=Nora", "era=1962", "--json")
+    )
+    fails(castroom("set", "candidate", later["id"], "era=null"), first["id"])
+    ok(castroom("set", "candidate", later["id"], "stage=callback"))  # itself is no duplicate
+    # Once the first is deleted, a new one may be added.
+    ok(castroom("delete", "candidate", first["id"]))
+    ok(castroom("add", "candidate", "talent_id=Ada Stone", "role_id=Nora"))
