@@ -12,6 +12,7 @@ import re
 import sys
 import typing
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,37 @@ def parse_assignments(cls: type[model.Entity], pairs: tuple[str, ...]) -> dict[s
         else:
             fields[name] = parse_value(cls, name, hints[name], raw)
     return fields
+
+
+def parse_filters(
+    doc: CastDocument, cls: type[model.Entity], pairs: tuple[str, ...]
+) -> list[Callable[[dict[str, Any]], bool]]:
+    """``--where field=value`` filters as tests on an entity's fields: equality, or for a
+    list field given one item (not a JSON list), membership (``languages=en``)."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    tests: list[Callable[[dict[str, Any]], bool]] = []
+    for pair in pairs:
+        name, _, raw = pair.partition("=")
+        name, raw = name.strip(), raw.strip()
+        hint = hints.get(name) if name in cls.__struct_fields__ else None
+        if typing.get_origin(hint) is list and raw and not raw.startswith("["):
+            if (cls.entity_kind, name) in model.REFERENCES:
+                item = resolve_references(doc, cls, {name: [raw]}, where=True)[name][0]
+            else:
+                item = parse_value(cls, name, typing.get_args(hint)[0], raw)
+            tests.append(_holds(name, item))
+        else:
+            fields = resolve_references(doc, cls, parse_assignments(cls, (pair,)), where=True)
+            tests.extend(_equals(n, v) for n, v in fields.items())
+    return tests
+
+
+def _holds(name: str, item: Any) -> Callable[[dict[str, Any]], bool]:
+    return lambda fields: item in (fields.get(name) or [])
+
+
+def _equals(name: str, value: Any) -> Callable[[dict[str, Any]], bool]:
+    return lambda fields: fields.get(name) == value
 
 
 def parse_refs(cls: type[model.Entity], name: str, hint: Any, raw: str) -> Any:
@@ -412,7 +444,13 @@ def add_cmd(obj: Context, kind: str, assignments: tuple[str, ...], as_json: bool
 @click.argument("kind")
 @click.option("--all", "include_deleted", is_flag=True, help="Include deleted entities.")
 @click.option(
-    "--where", "filters", multiple=True, metavar="FIELD=VALUE", help="Keep matching ones."
+    "--where",
+    "filters",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="Keep the ones whose FIELD equals VALUE; for a list field (languages, characters,"
+    " ...) the ones whose list holds VALUE. References take an id, id prefix or name."
+    " Repeat to require several.",
 )
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
@@ -422,7 +460,7 @@ def list_cmd(
     """List entities of a kind (singular or plural: talent, talents)."""
     cls = kind_arg(kind)
     production = obj.production()
-    equals = resolve_references(production.doc, cls, parse_assignments(cls, filters), where=True)
+    tests = parse_filters(production.doc, cls, filters)
     valid = production.doc.all(cls, include_deleted=True)
     # Invalid entities are skipped by all(): say so (on stderr, --json stays clean).
     hidden = len(production.doc.ids(cls)) - len(valid)
@@ -432,8 +470,7 @@ def list_cmd(
     entities = [
         e
         for e in valid
-        if (include_deleted or not e.deleted)
-        and all(model.to_fields(e).get(k) == v for k, v in equals.items())
+        if (include_deleted or not e.deleted) and all(test(model.to_fields(e)) for test in tests)
     ]
     if as_json:
         emit_json(entities)

@@ -626,3 +626,26 @@ def test_a_second_live_candidate_for_one_talent_role_and_era_is_refused(castroom
     # Once the first is deleted, a new one may be added.
     ok(castroom("delete", "candidate", first["id"]))
     ok(castroom("add", "candidate", "talent_id=Ada Stone", "role_id=Nora"))
+
+
+def test_list_where_on_a_list_field_tests_membership(castroom) -> None:
+    ok(castroom("add", "talent", "name=Ada", 'languages=["en", "fr"]'))
+    ok(castroom("add", "talent", "name=Bo", 'languages=["fr"]'))
+    ok(castroom("add", "role", "name=Nora"))
+    ok(castroom("add", "scene", "number=1", "characters=Nora"))
+    ok(castroom("add", "scene", "number=2"))
+
+    def names(*where: str) -> list[str]:
+        args = [a for w in where for a in ("--where", w)]
+        rows = as_json(castroom("list", "talents", *args, "--json"))
+        return [r["name"] for r in rows]
+
+    assert names("languages=en") == ["Ada"]
+    assert names("languages=fr") == ["Ada", "Bo"]
+    assert names("languages=fr", "name=Bo") == ["Bo"]
+    assert names('languages=["fr"]') == ["Bo"]  # a JSON list: the whole list equals
+    assert names("languages=de") == []
+    scenes = as_json(castroom("list", "scenes", "--where", "characters=Nora", "--json"))
+    assert [s["number"] for s in scenes] == ["1"]
+    fails(castroom("list", "scenes", "--where", "characters=Zed"), "no role matching 'Zed'")
+    assert "list holds VALUE" in " ".join(ok(castroom("list", "--help")).split())
