@@ -629,12 +629,15 @@ def production_list(obj: Context, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--limit", default=30, show_default=True)
-@click.option("--entity", help="Only changes to this entity id.")
+@click.option("--entity", help="Only changes to this entity: an id, id prefix or name.")
+@click.option("--kind", "kind", help="The --entity's kind, when a name is used by several.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def history(obj: Context, limit: int, entity: str | None, as_json: bool) -> None:
+def history(obj: Context, limit: int, entity: str | None, kind: str | None, as_json: bool) -> None:
     """Who changed which entity and fields, when; newest first."""
     production = obj.production()
+    if entity is not None:
+        entity = _history_entity(production, entity, kind)
     entries = production.history(limit=limit, entity=entity)
     rows: list[dict[str, Any]] = []
     for entry in entries:
@@ -670,6 +673,29 @@ def history(obj: Context, limit: int, entity: str | None, as_json: bool) -> None
             ", ".join(row["fields"]),
         )
     obj.console.print(table)
+
+
+def _history_entity(production: StoredProduction, ref: str, kind: str | None) -> str:
+    """The id ``--entity`` means: resolved in ``kind``, or across every kind (an id as
+    it is, so the history of an entity stored invalid still shows)."""
+    doc = production.doc
+    if ref == production.id:
+        return ref
+    kinds = [kind_arg(kind)] if kind else list(model.KINDS.values())
+    if any(doc.raw(cls, ref) is not None for cls in kinds):
+        return ref
+    found: list[tuple[type[model.Entity], model.Entity]] = []
+    for cls in kinds:
+        try:
+            found.append((cls, doc.resolve(cls, ref, include_deleted=True)))
+        except NotFound:
+            continue  # (Ambiguous within one kind: its message lists the matches)
+    if not found:
+        raise NotFound(f"no entity matching {ref!r}")
+    if len(found) > 1:
+        which = ", ".join(f"{c.entity_kind} {e.id}" for c, e in found[:5])
+        raise Ambiguous(f"{ref!r} matches {which}; use --kind or the id")
+    return found[0][1].id
 
 
 def _kind_name(collection: str) -> str:

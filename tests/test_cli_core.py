@@ -649,3 +649,19 @@ def test_list_where_on_a_list_field_tests_membership(castroom) -> None:
     assert [s["number"] for s in scenes] == ["1"]
     fails(castroom("list", "scenes", "--where", "characters=Zed"), "no role matching 'Zed'")
     assert "list holds VALUE" in " ".join(ok(castroom("list", "--help")).split())
+
+
+def test_history_of_an_entity_by_name(castroom) -> None:
+    ada = as_json(castroom("add", "talent", "name=Ada Stone", "--json"))["id"]
+    ok(castroom("set", "talent", "Ada Stone", "rate=5"))
+    ok(castroom("add", "role", "name=Nora"))
+    rows = as_json(castroom("history", "--entity", "Ada Stone", "--json"))
+    assert [r["entity_id"] for r in rows] == [ada, ada]
+    assert rows[0]["fields"] == ["rate"] and rows[1]["fields"] == ["(created)"]
+    assert as_json(castroom("history", "--entity", ada[:20], "--json")) == rows
+    assert as_json(castroom("history", "--entity", ada, "--json")) == rows
+    ok(castroom("add", "role", "name=Ada Stone"))  # the same name, another kind
+    fails(castroom("history", "--entity", "Ada Stone"), "talent " + ada, "role", "--kind")
+    rows = as_json(castroom("history", "--entity", "Ada Stone", "--kind", "role", "--json"))
+    assert [r["kind"] for r in rows] == ["role"]
+    fails(castroom("history", "--entity", "Nobody"), "no entity matching 'Nobody'")
