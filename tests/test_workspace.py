@@ -83,7 +83,7 @@ def test_resolving_productions(workspace: Workspace) -> None:
         workspace.production()
     assert workspace.production("tides").id == first.id
     # Ids made in one millisecond differ only at the end (monotonic ULIDs).
-    prefix = next(first.id[:n] for n in range(4, 26) if not second.id.startswith(first.id[:n]))
+    prefix = next(first.id[:n] for n in range(4, 27) if not second.id.startswith(first.id[:n]))
     assert workspace.production(prefix).id == first.id
     with pytest.raises(NotFound):
         workspace.production("Nope")
