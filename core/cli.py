@@ -6,6 +6,7 @@ Every listing takes ``--json``; every error is one line on stderr and a non-zero
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -397,10 +398,19 @@ def cli(
 )
 @click.option("--currency", default="USD", show_default=True)
 @click.option("--budget-cap", type=int, help="Cast budget cap, in minor units (cents).")
+@click.option(
+    "--force", is_flag=True, help="Make the production even if one with this title exists."
+)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def init(
-    obj: Context, title: str, kind: str, currency: str, budget_cap: int | None, as_json: bool
+    obj: Context,
+    title: str,
+    kind: str,
+    currency: str,
+    budget_cap: int | None,
+    force: bool,
+    as_json: bool,
 ) -> None:
     """Create a workspace (if needed) and a production in it."""
     fields: dict[str, Any] = {"kind": kind, "currency": currency}
@@ -412,6 +422,16 @@ def init(
         model.validate(model.Production, {"id": "new", "title": title, **fields})
     except ValidationFailed as exc:
         raise ValidationFailed(exc.kind, exc.field, exc.rule) from None
+    if not force:
+        # Running init twice must not make a second production with the same title (a
+        # deleted one does not count: restore it or make a new one).
+        with contextlib.suppress(NotFound):  # no workspace yet
+            for pid, known in obj.workspace().productions(include_deleted=False):
+                if known.casefold() == title.strip().casefold():
+                    raise CastroomError(
+                        f"a production titled {known!r} exists here (id {pid}); use"
+                        " --production to work in it, or init --force to make another"
+                    )
     workspace = obj.workspace(create=True)
     production = workspace.create_production(title, **fields)
     if as_json:
@@ -609,22 +629,58 @@ def production_show(obj: Context, as_json: bool) -> None:
 @pass_ctx
 def production_set(obj: Context, assignments: tuple[str, ...]) -> None:
     """Change the production's fields: castroom production set budget_cap=250000000"""
-    doc = obj.production().doc
-    doc.update_production(parse_assignments(model.Production, assignments))
+    fields = parse_assignments(model.Production, assignments)
+    if "deleted" in fields:
+        raise CastroomError("deleted: use `castroom production delete` (or `restore`)")
+    obj.production().doc.update_production(fields)
     click.echo("Updated production")
 
 
+@production.command(name="delete")
+@click.argument("ref", required=False)
+@pass_ctx
+def production_delete(obj: Context, ref: str | None) -> None:
+    """Delete a production (soft: hidden from `production list`; `production restore`
+    brings it back). REF: id, id prefix or title (default: --production, or the only one)."""
+    production = obj.workspace().production(ref or obj.production_ref)
+    title = production.title()
+    if production.workspace.is_deleted(str(production.id)):
+        click.echo(f"production {title} is already deleted")
+        return
+    production.doc.update_production({"deleted": True})
+    click.echo(f"Deleted production {title} ({production.id})")
+
+
+@production.command(name="restore")
+@click.argument("ref", required=False)
+@pass_ctx
+def production_restore(obj: Context, ref: str | None) -> None:
+    """Bring back a deleted production (REF: id, id prefix or title)."""
+    workspace = obj.workspace()
+    production_id = workspace.resolve_production(ref or obj.production_ref, prefer_deleted=True)
+    production = workspace.production(production_id)
+    title = production.title()
+    if not workspace.is_deleted(production_id):
+        click.echo(f"production {title} is not deleted")
+        return
+    production.doc.update_production({"deleted": False})
+    click.echo(f"Restored production {title} ({production_id})")
+
+
 @production.command(name="list")
+@click.option("--all", "include_deleted", is_flag=True, help="Include deleted productions.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def production_list(obj: Context, as_json: bool) -> None:
+def production_list(obj: Context, include_deleted: bool, as_json: bool) -> None:
     """The productions in this workspace."""
-    known = obj.workspace().productions()
+    workspace = obj.workspace()
+    known = workspace.productions(include_deleted=include_deleted)
+    rows = [{"id": i, "title": t, "deleted": workspace.is_deleted(i)} for i, t in known]
     if as_json:
-        emit_json([{"id": i, "title": t} for i, t in known])
+        emit_json(rows)
         return
-    for pid, title in known:
-        click.echo(f"{pid}  {title}")
+    for row in rows:
+        click.echo(f"{row['id']}  {row['title']}" + ("  (deleted)" if row["deleted"] else ""))
 
 
 @cli.command()

@@ -36,6 +36,8 @@ DB_NAME = "castroom.db"
 CONFIG_NAME = "config.toml"
 #: Compact when the log after the snapshot outgrows the snapshot (and this floor).
 COMPACT_FLOOR = 4 * 1024 * 1024
+#: kv key prefix: "1" when a production is deleted (its document's ``deleted`` field).
+_DELETED_KEY = "production-deleted:"
 
 
 class Identity(msgspec.Struct, kw_only=True):
@@ -128,9 +130,18 @@ class Workspace:
 
     # -- productions ------------------------------------------------------------------------
 
-    def productions(self) -> list[tuple[str, str]]:
-        """(id, title) of every production in the workspace."""
-        return self.store.productions()
+    def productions(self, *, include_deleted: bool = True) -> list[tuple[str, str]]:
+        """(id, title) of the productions in the workspace (sync and bundles move deleted
+        ones too; listings and the choice among several leave them out)."""
+        known = self.store.productions()
+        if include_deleted:
+            return known
+        return [(i, t) for i, t in known if not self.is_deleted(i)]
+
+    def is_deleted(self, production_id: str) -> bool:
+        """Whether a production is (soft) deleted. Read from a note kept beside the log
+        (see StoredProduction._note_deleted), so listing needs no document opened."""
+        return self.store.get_kv(_DELETED_KEY + production_id) == "1"
 
     def create_production(self, title: str, **fields: Any) -> StoredProduction:
         doc = CastDocument()
@@ -139,14 +150,23 @@ class Workspace:
         production.bind(created.id)
         return production
 
-    def resolve_production(self, ref: str | None = None) -> str:
+    def resolve_production(self, ref: str | None = None, *, prefer_deleted: bool = False) -> str:
+        """A production by id, id prefix or title; without ``ref``, the only live one.
+        Live productions win over deleted ones (``prefer_deleted``, for restoring: the
+        other way round)."""
         known = self.productions()
         if not known:
             raise NotFound(f"no production in workspace {self.path} (run `castroom init`)")
         if ref is None:
-            if len(known) == 1:
-                return known[0][0]
-            names = ", ".join(f"{t} ({i[:8]})" for i, t in known)
+            live = [(i, t) for i, t in known if not self.is_deleted(i)]
+            if len(live) == 1:
+                return live[0][0]
+            if not live:
+                raise NotFound(
+                    f"every production in workspace {self.path} is deleted"
+                    " (`castroom production list --all`, `castroom production restore`)"
+                )
+            names = ", ".join(f"{t} ({i[:8]})" for i, t in live)
             raise Ambiguous(
                 f"this workspace holds several productions; pick one with --production: {names}"
             )
@@ -154,10 +174,13 @@ class Workspace:
         if exact:
             return exact[0]
         matches = [i for i, t in known if i.startswith(ref) or t.casefold() == ref.casefold()]
-        if len(matches) == 1:
-            return matches[0]
-        if matches:
-            raise Ambiguous(f"{ref!r} matches {len(matches)} productions; use the id")
+        gone = [i for i in matches if self.is_deleted(i)]
+        kept = [i for i in matches if i not in gone]
+        for group in (gone, kept) if prefer_deleted else (kept, gone):
+            if len(group) == 1:
+                return group[0]
+            if group:
+                raise Ambiguous(f"{ref!r} matches {len(group)} productions; use the id")
         raise NotFound(f"no production matching {ref!r}")
 
     def production(self, ref: str | None = None) -> StoredProduction:
@@ -271,7 +294,18 @@ class StoredProduction:
             self.seen = seq
         if ("production", self.id) in changes:
             self.store.set_title(self.id, self.title())
+            self._note_deleted()
         self._relay(update, "local", changes)
+
+    def _note_deleted(self) -> None:
+        """Keep the workspace's note of whether this production is deleted in step with
+        its document (a local delete or restore, or one merged from a peer)."""
+        if self.id is None:
+            return
+        deleted = "1" if self.doc.production_fields().get("deleted") is True else "0"
+        key = _DELETED_KEY + self.id
+        if (self.store.get_kv(key) or "0") != deleted:
+            self.store.set_kv(key, deleted)
 
     def _relay(self, update: bytes, origin: str, changes: Changes) -> None:
         for listener in list(self.update_listeners):
@@ -355,6 +389,8 @@ class StoredProduction:
                 raise StorageError(f"update not saved: {exc}") from None
             if seq and seq == self.seen + 1:
                 self.seen = seq  # our own row: no need to merge it again on refresh
+        if self.id is not None and ("production", self.id) in changes:
+            self._note_deleted()
         self._relay(update, origin, changes)
         self.doc.notify(changes, origin)
         return changes

@@ -665,3 +665,34 @@ def test_history_of_an_entity_by_name(castroom) -> None:
     rows = as_json(castroom("history", "--entity", "Ada Stone", "--kind", "role", "--json"))
     assert [r["kind"] for r in rows] == ["role"]
     fails(castroom("history", "--entity", "Nobody"), "no entity matching 'Nobody'")
+
+
+def test_init_with_a_title_that_exists_is_refused_unless_forced(castroom) -> None:
+    tides = as_json(castroom("production", "show", "--json"))["id"]
+    before = log_rows(castroom.path)
+    fails(castroom("init", "--production", "tides"), "a production titled 'Tides' exists", tides)
+    assert log_rows(castroom.path) == before
+    ok(castroom("init", "--production", "Tides", "--force"))
+    assert len(as_json(castroom("production", "list", "--json"))) == 2
+
+
+def test_production_delete_and_restore(castroom) -> None:
+    harbour = as_json(castroom("init", "--production", "Harbour", "--json"))["id"]
+    fails(castroom("list", "talents"), "several productions")
+    fails(castroom("production", "set", "deleted=true"), "production delete")
+    assert "Deleted production Harbour" in ok(castroom("production", "delete", "Harbour"))
+    assert "already deleted" in ok(castroom("production", "delete", "Harbour"))
+    listed = as_json(castroom("production", "list", "--json"))
+    assert [p["title"] for p in listed] == ["Tides"]
+    everything = as_json(castroom("production", "list", "--all", "--json"))
+    assert {p["title"]: p["deleted"] for p in everything} == {"Tides": False, "Harbour": True}
+    assert "(deleted)" in ok(castroom("production", "list", "--all"))
+    ok(castroom("list", "talents"))  # the only live production: no choice to make
+    ok(castroom("-p", "Harbour", "list", "talents"))  # still reachable by name
+    ok(castroom("init", "--production", "Harbour"))  # a deleted title does not block init
+    fails(castroom("production", "restore", "Nope"), "no production matching 'Nope'")
+    assert f"Restored production Harbour ({harbour})" in ok(
+        castroom("production", "restore", "Harbour")
+    )
+    assert "is not deleted" in ok(castroom("production", "restore", harbour))
+    assert len(as_json(castroom("production", "list", "--json"))) == 3

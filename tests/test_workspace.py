@@ -392,3 +392,20 @@ def test_listeners_hear_only_merged_changes_that_reached_the_disk(tmp_path: Path
             ws.adopt(other.production_id or "", other.encode_update(), origin="sync")
         ws.store.db.execute("PRAGMA query_only=OFF")
         assert heard == []
+
+
+def test_a_production_deleted_on_a_peer_is_deleted_here(workspace: Workspace, tmp_path) -> None:
+    production = workspace.create_production("Tides")
+    assert workspace.productions(include_deleted=False) == [(production.id, "Tides")]
+    with Workspace.open(tmp_path / "peer", member="peer") as peer:
+        assert production.id is not None
+        peer.adopt(production.id, production.doc.encode_update(), origin="remote")
+        assert not peer.is_deleted(production.id)
+        production.doc.update_production({"deleted": True})
+        assert workspace.is_deleted(production.id)
+        assert workspace.productions(include_deleted=False) == []
+        with pytest.raises(NotFound, match="deleted"):
+            workspace.resolve_production()
+        peer.adopt(production.id, production.doc.encode_update(), origin="remote")
+        assert peer.is_deleted(production.id)
+        assert peer.productions() == [(production.id, "Tides")]  # sync still sees it
