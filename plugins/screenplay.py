@@ -324,28 +324,6 @@ def scene_keys(scenes: list[ParsedScene], numbers: list[str]) -> list[str]:
     return keys
 
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-class OrderedIds:
-    """New ids (ULIDs, like ``model.new_id``) that sort in the order they are made.
-
-    Listings sort by id, and a ULID is only ordered to the millisecond: scenes made in one
-    import would list in random order (2, 3A, 3, 1). Within one import each id is at least
-    the previous one plus one, as the ULID spec's monotonic mode does."""
-
-    def __init__(self) -> None:
-        self.last = -1
-
-    def __call__(self) -> str:
-        value = 0
-        for char in model.new_id():
-            value = value * 32 + _CROCKFORD.index(char)
-        value = max(value, self.last + 1)
-        self.last = value
-        return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in range(25, -1, -1))
-
-
 def parse_cues(options: dict[str, Any]) -> dict[str, str]:
     """``--cue NORA="Nora Quill"`` options (repeatable) as {cue: role name or id}."""
     value = options.get("cue")
@@ -491,7 +469,7 @@ def script_entities(
     if not script.scenes:
         raise CastroomError("no scene headings found (INT./EXT. lines, or .FORCED headings)")
     entities: list[model.Entity] = []
-    new_id = OrderedIds()  # scenes (and roles) made together list in script order
+    new_id = model.new_id  # monotonic: scenes (and roles) made together list in script order
 
     all_roles = view.all(Role)
     mapped = _mapped_cues(cues or {}, all_roles)
