@@ -880,6 +880,7 @@ class CastDocument:
                     InvalidEntity("production", self.production_id or "", exc.field, exc.rule)
                 )
         for cls in model.KINDS.values():
+            self.all(cls, include_deleted=True)  # decodes (and caches) the valid ones in bulk
             cmap = self._map_for(cls)
             for entity_id in cmap.keys():  # noqa: SIM118 - pycrdt types only keys() well
                 if (cls.collection, entity_id) in self._cache:
