@@ -19,6 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from castroom.core import bundle
+from castroom.core.errors import CastroomError
 from castroom.core.hookspecs import hookimpl
 from castroom.core.model import Candidate, Role, Scene, ShootDay, Talent
 from castroom.core.money import format_money
@@ -37,17 +38,54 @@ def castroom_register_commands(cli: click.Group) -> None:
         default="demo-workspace",
         show_default=True,
         type=click.Path(file_okay=False),
-        help="Where the demo's workspaces go (wiped first).",
+        help="Where the demo's workspaces go: a new or empty folder, or one an earlier"
+        " demo made (which is wiped first).",
     )
     def demo(root: str) -> None:
         """Build a sample series and walk through a day in the casting room."""
         run_demo(Path(root), Console())
 
 
-def run_demo(root: Path, console: Console) -> dict[str, Any]:
-    if root.exists():
+#: Left in the demo's folder: only a folder holding it (or an empty one) is ever wiped.
+MARKER = ".castroom-demo"
+
+
+def _fresh(root: Path) -> None:
+    """Make ``root`` an empty folder for the demo. Never wipe a folder the demo did not
+    make: ``--dir ~`` or ``--dir /`` must be refused, not emptied."""
+    if root.exists() and not root.is_dir():
+        raise CastroomError(f"{root} is a file; give --dir a folder")
+    if root.is_dir() and any(root.iterdir()):
+        if not (root / MARKER).is_file() and not _made_by_an_older_demo(root):
+            raise CastroomError(
+                f"{root} is not empty and was not made by `castroom demo`: nothing was"
+                " touched; give --dir a new or empty folder"
+            )
         shutil.rmtree(root)
-    root.mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER).write_text("made by `castroom demo`; the next demo run wipes this folder\n")
+
+
+#: What demos before the marker left (so `make demo` still reruns over their folder).
+_OLD_DEMO_ENTRIES = {
+    "alex",
+    "sam",
+    "priya",
+    "alex.state",
+    "sam.state",
+    "alex-to-sam.bundle",
+    "alex-to-sam-2.bundle",
+    "sam-to-alex.bundle",
+}
+
+
+def _made_by_an_older_demo(root: Path) -> bool:
+    names = {p.name for p in root.iterdir()}
+    return {"alex", "sam"} <= names <= _OLD_DEMO_ENTRIES
+
+
+def run_demo(root: Path, console: Console) -> dict[str, Any]:
+    _fresh(root)
     started = time.perf_counter()
 
     console.rule("[bold]castroom demo: The Harbour Years")

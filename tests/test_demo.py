@@ -67,3 +67,24 @@ def _replacements(out: str) -> list[str]:
     panel = out.split("castroom replace: ranked replacements", 1)[1].split("╰", 1)[0]
     text = " ".join(line.strip().strip("│").strip() for line in panel.splitlines())
     return [m.strip() for m in re.split(r"\s(?=\d+\. \S)", text) if re.match(r"\d+\. ", m)]
+
+
+def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    """`--dir` pointing at someone's folder (a workspace, a home folder, /) is refused and
+    left exactly as it was: the demo only ever wipes a folder an earlier demo made."""
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    (precious / "castroom.db").write_bytes(b"a real workspace")
+    result = run_castroom("demo", "--dir", str(precious), timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {precious} is not empty and was not made by `castroom demo`: nothing was"
+        " touched; give --dir a new or empty folder"
+    ]
+    assert sorted(p.name for p in precious.iterdir()) == ["castroom.db", "notes.txt"]
+    assert (precious / "notes.txt").read_text() == "keep me"
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert run_castroom("demo", "--dir", str(afile), timeout=60).returncode != 0
+    assert afile.read_text() == "x"
