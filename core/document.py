@@ -690,7 +690,10 @@ class CastDocument:
         return self._remember(cls, model.validate(cls, data))  # type: ignore[return-value]
 
     def find(self, cls: type[E], entity_id: str, *, include_deleted: bool = False) -> E | None:
-        """The entity, or None. Raises ValidationFailed if it is stored but invalid."""
+        """The entity, or None: absent, deleted (unless ``include_deleted``) or stored
+        invalid. A peer's well-formed update may leave an entity invalid; typed queries
+        treat it as absent (like :meth:`all`) and :meth:`invalid` reports it, so no check
+        or report crashes on it. :meth:`raw` still reads it, and :meth:`update` repairs it."""
         if cls is Production:
             return self.production  # type: ignore[return-value]
         self._touch()
@@ -699,16 +702,46 @@ class CastDocument:
             data = self.raw(cls, entity_id)
             if data is None:
                 return None
-            entity = self._load(cls, entity_id, data)
+            try:
+                entity = self._load(cls, entity_id, data)
+            except ValidationFailed:
+                return None
         if entity.deleted and not include_deleted:
             return None
         return entity  # type: ignore[return-value]
 
     def get(self, cls: type[E], entity_id: str, *, include_deleted: bool = False) -> E:
+        """The entity; NotFound if :meth:`find` gives None (saying so when it is stored
+        invalid, so the reader knows where to look)."""
         entity = self.find(cls, entity_id, include_deleted=include_deleted)
         if entity is None:
+            data = self.raw(cls, entity_id)
+            if data is not None and (include_deleted or not data.get("deleted")):
+                try:
+                    model.validate(cls, data)
+                except ValidationFailed as exc:
+                    raise NotFound(
+                        f"{cls.entity_kind} {entity_id} is invalid ({exc.field or '-'}:"
+                        f" {exc.rule}); see `castroom invalid`"
+                    ) from None
             raise NotFound(f"no {cls.entity_kind} with id {entity_id!r}")
         return entity
+
+    def stored_fields(self, cls: type[Entity], entity_id: str) -> dict[str, Any]:
+        """An entity's fields over their defaults, valid or not (NotFound if absent): what
+        a repair starts from when the entity is stored invalid."""
+        if cls is Production:
+            try:
+                return model.to_fields(self.production)
+            except ValidationFailed:
+                return self.production_fields()
+        entity = self.find(cls, entity_id, include_deleted=True)
+        if entity is not None:
+            return model.to_fields(entity)
+        data = self.raw(cls, entity_id)
+        if data is None:
+            raise NotFound(f"no {cls.entity_kind} with id {entity_id!r}")
+        return {**plain_defaults(cls), **data}
 
     def update(self, cls: type[E], entity_id: str, fields: dict[str, Any]) -> E:
         """Change some fields of an entity. Validates the result before writing anything.
@@ -718,13 +751,7 @@ class CastDocument:
             model.check_field_names(cls, fields)
         if "id" in fields and fields["id"] != entity_id:
             raise ValidationFailed(cls.entity_kind, "id", "cannot be changed", entity_id)
-        try:
-            current = self.get(cls, entity_id, include_deleted=True)
-            old = model.to_fields(current)
-        except ValidationFailed:
-            raw = self.raw(cls, entity_id)
-            assert raw is not None
-            old = {**plain_defaults(cls), **raw}
+        old = self.stored_fields(cls, entity_id)
         merged = model.validate(cls, {**old, **fields})
         new = {k: msgspec.to_builtins(getattr(merged, k)) for k in fields}
         with self.transaction():

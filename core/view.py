@@ -68,9 +68,11 @@ class ProductionView:
         return self._doc.all(cls, include_deleted=include_deleted)
 
     def find(self, cls: type[E], entity_id: str) -> E | None:
+        """The entity, or None (also when stored invalid: see :meth:`invalid`)."""
         return self._doc.find(cls, entity_id)
 
     def get(self, cls: type[E], entity_id: str) -> E:
+        """The entity; NotFound if absent, deleted or stored invalid (the message says)."""
         return self._doc.get(cls, entity_id)
 
     def resolve(self, cls: type[E], ref: str) -> E:

@@ -438,12 +438,15 @@ def budget_findings(view: ProductionView, report: BudgetReport) -> list[Finding]
     for line in report.lines:
         if view.find(Talent, line.talent_id) is None or line.role_id not in view.roles:
             missing = "talent" if view.find(Talent, line.talent_id) is None else "role"
+            missing_id = line.talent_id if missing == "talent" else line.role_id
+            # One stored invalid (a peer's edit) exists but is skipped: say which it is.
+            invalid = view.raw(view.kind_of(missing), missing_id) is not None
+            why = "that is invalid (see `castroom invalid`)" if invalid else "that does not exist"
             out.append(
                 Finding(
                     code="deal-unknown",
                     severity="warning",
-                    message=f"deal {line.deal_id} names a {missing} that does not exist "
-                    f"({line.talent_id if missing == 'talent' else line.role_id})",
+                    message=f"deal {line.deal_id} names a {missing} {why} ({missing_id})",
                     entities=(EntityRef(kind="deal", id=line.deal_id),),
                     fix="fix the deal's talent_id/role_id, or cancel it",
                 )

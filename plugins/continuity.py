@@ -156,14 +156,27 @@ def check_uncast(view: ProductionView) -> list[Finding]:
         )
     for role_id, scenes in unknown.items():
         scenes = in_order(view, scenes)
+        stored = view.raw(Role, role_id)
+        if stored is not None:
+            # The role exists but is stored invalid (a peer's edit): it is skipped by
+            # typed queries, so its casting cannot be judged until it is fixed.
+            message = (
+                f"character {stored.get('name') or role_id!r} in {_count(scenes, 'scene')} is"
+                f" a role stored invalid, not checked: {_numbers(scenes)}"
+            )
+            fix = f"fix the role (see `castroom invalid`; castroom show role {role_id})"
+        else:
+            message = (
+                f"character {role_id!r} in {_count(scenes, 'scene')} is no role: {_numbers(scenes)}"
+            )
+            fix = "add the role, or remove the character from the scenes"
         out.append(
             Finding(
                 code="unknown-character",
                 severity="warning",
-                message=f"character {role_id!r} in {_count(scenes, 'scene')} is no role: "
-                f"{_numbers(scenes)}",
+                message=message,
                 entities=tuple(ref(view, s) for s in scenes),
-                fix="add the role, or remove the character from the scenes",
+                fix=fix,
             )
         )
     return out
@@ -232,7 +245,7 @@ def check_looks(view: ProductionView) -> list[Finding]:
             if not changed:
                 continue
             role = view.roles.get(role_id)
-            label = role.name if role else role_id
+            label = role.name if role else str((view.raw(Role, role_id) or {}).get("name", role_id))
             when = (
                 f"within story day {day_a}"
                 if day_a == day_b

@@ -314,8 +314,13 @@ def test_invalid_entities_are_reported_and_never_crash_queries(doc: CastDocument
     assert found[("talent", "T-NOTMAP")].rule == "not a map of fields"
     assert found[("role", "R-KIND")].field == "kind"
     assert found[("scene", "S-NONUM")].field == "number"
-    with pytest.raises(ValidationFailed):
+    # Typed lookups treat it as absent (a check must never crash on it), and say why.
+    assert doc.find(Talent, bad.id) is None and doc.find(Talent, "T-NOTMAP") is None
+    with pytest.raises(NotFound, match=r"talent .* is invalid \(playing_age_max: .*invalid`"):
         doc.get(Talent, bad.id)
+    with pytest.raises(NotFound, match="invalid"):
+        doc.resolve(Talent, "T-NEG")
+    assert doc.raw(Talent, bad.id)["playing_age_min"] == 50
     # Fixing it through the typed API works, and the report clears.
     doc.update(Talent, bad.id, {"playing_age_max": 60})
     assert doc.get(Talent, bad.id).playing_age_min == 50

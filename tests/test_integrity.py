@@ -8,10 +8,14 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from pycrdt import Doc, Map
 
+from castroom.core import model
 from castroom.core.cli import build_cli
+from castroom.core.errors import NotFound
+from castroom.core.findings import Finding
 from castroom.core.model import (
     Audition,
     Candidate,
@@ -26,7 +30,8 @@ from castroom.core.model import (
 from castroom.core.plugins import DEFAULT_PLUGINS, make_plugins
 from castroom.core.view import ProductionView
 from castroom.core.workspace import Workspace
-from castroom.plugins import integrity
+from castroom.plugins import budget, integrity
+from castroom.plugins.sample import build_sample
 
 
 def _merge_bad_rate(path: Path) -> str:
@@ -128,3 +133,89 @@ def test_broken_references_and_unknown_eras_are_findings(tmp_path: Path) -> None
         assert found[("reference-to-deleted", "c-deleted", "warning")].fix.startswith(
             f"castroom restore talent {gone.id}"
         )
+
+
+def _sample_with_a_bad_peer(path: Path) -> tuple[str, str, str]:
+    """The sample series, then a peer (raw pycrdt, merged like a sync) gives booked talent
+    B rate=-5 and playing_age_min=12.5 and role R kind='villain'. B is also made a
+    candidate for another role, whose booked talent T is returned to rank replacements for.
+    Returns (B, R, T)."""
+    with Workspace.open(path, member="tester") as ws:
+        production = ws.create_production("Tides")
+        doc = production.doc
+        build_sample(doc)
+        deals = {d.talent_id for d in doc.all(Deal)}
+        booked = [c for c in doc.all(Candidate) if c.stage == "booked" and c.talent_id in deals]
+        bad_talent = booked[0].talent_id
+        others = [c for c in booked if c.role_id != booked[0].role_id]
+        bad_role, kept = others[0].role_id, others[-1]
+        assert kept.role_id != bad_role and kept.talent_id != bad_talent
+        doc.add(Candidate, talent_id=bad_talent, role_id=kept.role_id, stage="shortlisted")
+        peer = Doc()
+        peer.apply_update(doc.encode_update())
+        talent = peer.get("talents", type=Map)[bad_talent]
+        talent["rate"] = -5
+        talent["playing_age_min"] = 12.5
+        peer.get("roles", type=Map)[bad_role]["kind"] = "villain"
+        update = peer.get_update(doc.state_vector())
+        production.apply_update(update, origin="sync", device="LAPTOP-7")
+        return bad_talent, bad_role, kept.talent_id
+
+
+def _keys(found: list[Finding], *avoid: str) -> set[tuple[str | None, str, str]]:
+    return {
+        (f.plugin, f.code, f.message)
+        for f in found
+        if not any(a in f.message or a in {e.id for e in f.entities} for a in avoid)
+    }
+
+
+def test_every_plugin_runs_on_a_production_holding_invalid_entities(tmp_path: Path) -> None:
+    """Typed reads treat a stored-invalid entity as absent, so continuity, budget and
+    contingency keep every finding about the valid entities, and integrity reports it."""
+    path = tmp_path / "ws"
+    bad_talent, bad_role, kept = _sample_with_a_bad_peer(path)
+    with Workspace.open(path) as ws:
+        production = ws.production()
+        doc = production.doc
+        view = ProductionView(doc, origin_of=production.origin_of)
+        assert view.find(Talent, bad_talent) is None and view.find(Role, bad_role) is None
+        with pytest.raises(NotFound, match=r"is invalid \(.*\); see `castroom invalid`"):
+            view.get(Talent, bad_talent)
+        with pytest.raises(NotFound, match="invalid"):
+            view.resolve(Role, bad_role)
+        plugins = make_plugins(entry_points=False)
+        found = plugins.check(view)
+        assert plugins.failures == []
+        invalid = {(f.entities[0].id) for f in found if f.code == "invalid-entity"}
+        assert invalid == {bad_talent, bad_role}
+        # The bad talent's deals are still costed (a deal has its own rate) and flagged.
+        report = budget.report_for(view)
+        assert report is not None and bad_talent in {line.talent_id for line in report.lines}
+        assert any(
+            f.code == "deal-unknown" and "talent that is invalid" in f.message for f in found
+        )
+        plan = plugins.rank_replacements(view, kept, None)
+        assert plugins.failures == [] and plan.roles
+        assert bad_talent not in {r.talent_id for r in plan.replacements}
+        # What continuity and budget said about the valid entities is all still said.
+        bad_names = [str(doc.raw(Talent, bad_talent)["name"]), str(doc.raw(Role, bad_role)["name"])]
+        after = _keys(found, bad_talent, bad_role, *bad_names)
+        with Workspace.open(tmp_path / "clean") as clean_ws:
+            clean = clean_ws.create_production("Tides")
+            clean.doc.apply_update(doc.encode_update())
+            for item in clean.doc.invalid():  # the same production, repaired
+                fix = {"talent": {"rate": 1, "playing_age_min": 12}, "role": {"kind": "lead"}}
+                clean.doc.update(model.kind_class(item.kind), item.id, fix[item.kind])
+            before = _keys(
+                make_plugins(entry_points=False).check(ProductionView(clean.doc)),
+                bad_talent,
+                bad_role,
+                *bad_names,
+            )
+        assert {k for k in before if k[0] in ("continuity", "budget")} <= after
+    plugins = make_plugins(entry_points=False)
+    runner = CliRunner()
+    result = runner.invoke(build_cli(plugins), ["--workspace", str(path), "budget"], obj=plugins)
+    assert result.exit_code == 0, result.output
+    assert "Total:" in result.output
