@@ -15,7 +15,7 @@ from pathlib import Path
 import msgspec
 
 from .document import production_in
-from .errors import BadUpdate
+from .errors import BadUpdate, CastroomError
 from .workspace import Workspace
 
 BUNDLE_MAGIC = b"CASTROOM-BUNDLE\n"
@@ -137,6 +137,12 @@ def apply(workspace: Workspace, path: Path) -> dict[str, int]:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` whole or not at all (a temporary file, then a rename); a path that
+    cannot be written is one clear error, never a traceback."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CastroomError(f"cannot write {path}: {exc.strerror or exc}") from None

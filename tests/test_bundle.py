@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from castroom.core import bundle as bundles
-from castroom.core.errors import BadUpdate
+from castroom.core.errors import BadUpdate, CastroomError
 from castroom.core.model import Member, Role, Talent
 from castroom.core.workspace import Workspace
 
@@ -204,3 +204,11 @@ def test_sync_update_from_a_known_device_names_its_member(home: Workspace, tmp_p
         update = theirs.doc.encode_update(before)
     production.apply_update(update, origin="sync", device="BO-LAPTOP")
     assert production.history(limit=1)[0].member == "Bo Lind"
+
+
+def test_writing_into_a_missing_folder_is_one_clear_error(home: Workspace, tmp_path: Path):
+    for write in (bundles.create, bundles.write_state):
+        target = tmp_path / "no-such-folder" / "x.out"
+        with pytest.raises(CastroomError, match=r"^cannot write .*x\.out: No such file"):
+            write(home, target)
+        assert not target.parent.exists()
