@@ -226,16 +226,18 @@ def check_duplicate_candidate(
     doc: CastDocument,
     cls: type[model.Entity],
     fields: dict[str, Any],
-    current: model.Entity | None = None,
+    current: dict[str, Any] | None = None,
 ) -> None:
     """One live candidate per (talent, role, era): a second one would split its stage,
-    ratings and notes in two. Changing the existing one is `set`'s job."""
+    ratings and notes in two. Changing the existing one is `set`'s job. ``current``: the
+    stored fields of the one being changed (valid or not)."""
     if cls is not model.Candidate or not {"talent_id", "role_id", "era"} & fields.keys():
         return
-    key = tuple(fields.get(f, getattr(current, f, None)) for f in ("talent_id", "role_id", "era"))
+    now = current or {}
+    key = tuple(fields.get(f, now.get(f)) for f in ("talent_id", "role_id", "era"))
     for other in doc.all(model.Candidate):
         same = (other.talent_id, other.role_id, other.era) == key
-        if same and (current is None or other.id != current.id):
+        if same and other.id != now.get("id"):
             talent = doc.find(model.Talent, other.talent_id)
             role = doc.find(model.Role, other.role_id)
             era = f" ({other.era})" if other.era else ""
@@ -250,13 +252,13 @@ def check_era(
     doc: CastDocument,
     cls: type[model.Entity],
     fields: dict[str, Any],
-    current: model.Entity | None = None,
+    current: dict[str, Any] | None = None,
 ) -> None:
     """A candidate's or deal's era must be one of its role's eras, when the role has any."""
     if cls not in (model.Candidate, model.Deal) or not {"era", "role_id"} & fields.keys():
         return
-    era = fields.get("era", getattr(current, "era", None))
-    role_id = fields.get("role_id", getattr(current, "role_id", None))
+    era = fields.get("era", (current or {}).get("era"))
+    role_id = fields.get("role_id", (current or {}).get("role_id"))
     role = doc.find(model.Role, role_id) if era and role_id else None
     if role is not None and role.eras and role.era(era) is None:
         known = ", ".join(e.name for e in role.eras)
@@ -514,16 +516,26 @@ def show(obj: Context, kind: str, ref: str, as_json: bool) -> None:
     """Show one entity, by id, id prefix, or name."""
     cls = kind_arg(kind)
     production = obj.production()
-    entity = production.doc.resolve(cls, ref, include_deleted=True)
+    doc = production.doc
+    entity_id = doc.resolve_id(cls, ref, include_deleted=True)
+    # What is stored, valid or not: an entity a peer left invalid must be seen to be fixed.
+    fields = doc.stored_fields(cls, entity_id)
+    for problem in doc.problems(cls, entity_id):
+        click.echo(
+            f"Warning: {cls.entity_kind} {entity_id} is invalid: {problem.field or '-'}:"
+            f" {problem.rule} (fix it with `castroom set {cls.entity_kind} {entity_id}"
+            f" {problem.field or 'FIELD'}=...`)",
+            err=True,
+        )
     if as_json:
-        emit_json(entity)
+        emit_json(fields)
         return
     currency = _currency(production)
-    table = Table(show_header=False, title=f"{cls.entity_kind} {entity.id}")
+    table = Table(show_header=False, title=f"{cls.entity_kind} {entity_id}")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for name in cls.__struct_fields__:
-        table.add_row(name, display(name, getattr(entity, name), currency))
+        table.add_row(name, display(name, fields.get(name), currency))
     obj.console.print(table)
 
 
@@ -537,15 +549,18 @@ def set_cmd(obj: Context, kind: str, ref: str, assignments: tuple[str, ...], as_
     """Change fields of an entity: castroom set talent "Ada Stone" rate=150000"""
     cls = kind_arg(kind)
     doc = obj.production().doc
-    entity = doc.resolve(cls, ref, include_deleted=True)
+    # The id, not the entity: one stored invalid is repaired here (update() validates the
+    # stored fields with the given ones, and writes only the given ones).
+    entity_id = doc.resolve_id(cls, ref, include_deleted=True)
+    current = doc.stored_fields(cls, entity_id)
     fields = resolve_references(doc, cls, parse_assignments(cls, assignments))
-    check_era(doc, cls, fields, entity)
-    check_duplicate_candidate(doc, cls, fields, entity)
-    updated = doc.update(cls, entity.id, fields)
+    check_era(doc, cls, fields, current)
+    check_duplicate_candidate(doc, cls, fields, current)
+    updated = doc.update(cls, entity_id, fields)
     if as_json:
         emit_json(updated)
     else:
-        click.echo(f"Updated {cls.entity_kind} {entity.id}")
+        click.echo(f"Updated {cls.entity_kind} {entity_id}")
 
 
 @cli.command()
@@ -558,14 +573,16 @@ def delete(obj: Context, kind: str, ref: str, as_json: bool) -> None:
     cls = kind_arg(kind)
     doc = obj.production().doc
     # A live match wins; a deleted one only when nothing live matches (then: say so).
-    entity = doc.resolve(cls, ref, include_deleted=True)
-    if entity.deleted:
-        message = f"{cls.entity_kind} {_name(entity)} is already deleted"
+    # By id and stored fields: an entity stored invalid can be deleted too.
+    entity_id = doc.resolve_id(cls, ref, include_deleted=True)
+    fields = doc.stored_fields(cls, entity_id)
+    if fields.get("deleted"):
+        message = f"{cls.entity_kind} {_called(fields)} is already deleted"
     else:
-        doc.delete(cls, entity.id)
-        entity = doc.get(cls, entity.id, include_deleted=True)
-        message = f"Deleted {cls.entity_kind} {entity.id}"
-    _report(entity, message, as_json)
+        doc.delete(cls, entity_id)
+        fields = doc.stored_fields(cls, entity_id)
+        message = f"Deleted {cls.entity_kind} {entity_id}"
+    _report(fields, message, as_json)
 
 
 @cli.command()
@@ -577,21 +594,30 @@ def restore(obj: Context, kind: str, ref: str, as_json: bool) -> None:
     """Bring back a deleted entity."""
     cls = kind_arg(kind)
     doc = obj.production().doc
-    entity = doc.resolve(cls, ref, prefer_deleted=True)
-    if not entity.deleted:
-        message = f"{cls.entity_kind} {_name(entity)} is not deleted"
+    entity_id = doc.resolve_id(cls, ref, prefer_deleted=True)
+    fields = doc.stored_fields(cls, entity_id)
+    if not fields.get("deleted"):
+        message = f"{cls.entity_kind} {_called(fields)} is not deleted"
     else:
-        doc.restore(cls, entity.id)
-        entity = doc.get(cls, entity.id)
-        message = f"Restored {cls.entity_kind} {entity.id}"
-    _report(entity, message, as_json)
+        doc.restore(cls, entity_id)
+        fields = doc.stored_fields(cls, entity_id)
+        message = f"Restored {cls.entity_kind} {entity_id}"
+    _report(fields, message, as_json)
 
 
-def _report(entity: model.Entity, message: str, as_json: bool) -> None:
+def _report(fields: dict[str, Any], message: str, as_json: bool) -> None:
     if as_json:
-        emit_json(entity)
+        emit_json(fields)
     else:
         click.echo(message)
+
+
+def _called(fields: dict[str, Any]) -> str:
+    """:func:`_name` of stored fields (valid or not)."""
+    for key in ("name", "number", "date"):
+        if fields.get(key) not in (None, ""):
+            return str(fields[key])
+    return str(fields.get("id", ""))
 
 
 def _name(entity: model.Entity) -> str:
@@ -740,18 +766,18 @@ def _history_entity(production: StoredProduction, ref: str, kind: str | None) ->
     kinds = [kind_arg(kind)] if kind else list(model.KINDS.values())
     if any(doc.raw(cls, ref) is not None for cls in kinds):
         return ref
-    found: list[tuple[type[model.Entity], model.Entity]] = []
+    found: list[tuple[type[model.Entity], str]] = []
     for cls in kinds:
-        try:
-            found.append((cls, doc.resolve(cls, ref, include_deleted=True)))
+        try:  # resolve_id: an entity stored invalid has a history too
+            found.append((cls, doc.resolve_id(cls, ref, include_deleted=True)))
         except NotFound:
             continue  # (Ambiguous within one kind: its message lists the matches)
     if not found:
         raise NotFound(f"no entity matching {ref!r}")
     if len(found) > 1:
-        which = ", ".join(f"{c.entity_kind} {e.id}" for c, e in found[:5])
+        which = ", ".join(f"{c.entity_kind} {i}" for c, i in found[:5])
         raise Ambiguous(f"{ref!r} matches {which}; use --kind or the id")
-    return found[0][1].id
+    return found[0][1]
 
 
 def _kind_name(collection: str) -> str:

@@ -762,10 +762,20 @@ class CastDocument:
 
     def delete(self, cls: type[Entity], entity_id: str) -> None:
         """Soft delete: the entity is hidden, never lost, and can be restored."""
-        self.update(cls, entity_id, {"deleted": True})
+        self._set_deleted(cls, entity_id, True)
 
     def restore(self, cls: type[Entity], entity_id: str) -> None:
-        self.update(cls, entity_id, {"deleted": False})
+        self._set_deleted(cls, entity_id, False)
+
+    def _set_deleted(self, cls: type[Entity], entity_id: str, deleted: bool) -> None:
+        if cls is Production or self.find(cls, entity_id, include_deleted=True) is not None:
+            self.update(cls, entity_id, {"deleted": deleted})
+            return
+        # Stored invalid: flip only the flag. update() would refuse, since the result is
+        # still invalid, and deleting (or restoring) such an entity must not need a repair.
+        old = self.stored_fields(cls, entity_id)
+        with self.transaction():
+            self._write_fields(self._entity_map(cls, entity_id), cls, {"deleted": deleted}, old)
 
     def ids(self, cls: type[Entity]) -> list[str]:
         self._touch()
@@ -829,7 +839,23 @@ class CastDocument:
 
         Live entities win: a deleted one matches only if no live one does, and only with
         ``include_deleted``. ``prefer_deleted`` (restoring) turns that round: a deleted
-        match wins, a live one is returned only if no deleted one matches."""
+        match wins, a live one is returned only if no deleted one matches. An entity
+        stored invalid is NotFound here (saying it is invalid): see :meth:`resolve_id`."""
+        entity_id = self.resolve_id(
+            cls, ref, include_deleted=include_deleted, prefer_deleted=prefer_deleted
+        )
+        return self.get(cls, entity_id, include_deleted=True)
+
+    def resolve_id(
+        self,
+        cls: type[Entity],
+        ref: str,
+        *,
+        include_deleted: bool = False,
+        prefer_deleted: bool = False,
+    ) -> str:
+        """The id :meth:`resolve` means, found among entities stored invalid too (by their
+        stored name or number), so they can be shown, repaired, deleted and restored."""
         include_deleted = include_deleted or prefer_deleted
         stages: list[Callable[[], list[str]]] = [
             lambda: [ref] if self.raw(cls, ref) is not None else [],
@@ -847,7 +873,7 @@ class CastDocument:
                         f" {self._briefly(cls, group)}; use the id"
                     )
                 if group:
-                    return self.get(cls, group[0], include_deleted=True)
+                    return group[0]
         raise NotFound(f"no {cls.entity_kind} matching {ref!r}")
 
     def _deleted(self, cls: type[Entity], entity_id: str) -> bool:
@@ -858,11 +884,12 @@ class CastDocument:
 
     def _matching_label(self, cls: type[Entity], ref: str) -> list[str]:
         folded = ref.strip().casefold()
-        found = [
-            e.id
-            for e in self.all(cls, include_deleted=True)
-            if any(str(label).casefold() == folded for label in labels(e))
-        ]
+        valid = self.all(cls, include_deleted=True)
+        found = [e.id for e in valid if any(str(lb).casefold() == folded for lb in labels(e))]
+        known = {e.id for e in valid}
+        for entity_id in self.ids(cls):  # stored invalid: match what is stored
+            if entity_id not in known and _raw_label(self.raw(cls, entity_id)).casefold() == folded:
+                found.append(entity_id)
         day = _DAY_NUMBER.match(folded) if cls is model.ShootDay else None
         if not found and day:  # "3" or "day 3": a shoot day by its number
             number = int(day.group(1))
@@ -886,11 +913,9 @@ class CastDocument:
                 ),
                 len(entity_id),
             )
-            entity = None
-            with contextlib.suppress(ValidationFailed):  # an invalid one is listed by id
-                entity = self.find(cls, entity_id, include_deleted=True)
-            label = str(next(iter(labels(entity)), "")) if entity is not None else ""
-            if entity is not None and entity.deleted:
+            data = self.raw(cls, entity_id)  # valid or not
+            label = _raw_label(data)
+            if data is not None and data.get("deleted"):
                 label += " (deleted)"
             out.append(f"{entity_id[:size]} {label}".strip())
         return ", ".join(out) + (f", and {len(ids) - most} more" if len(ids) > most else "")
@@ -912,17 +937,21 @@ class CastDocument:
             for entity_id in cmap.keys():  # noqa: SIM118 - pycrdt types only keys() well
                 if (cls.collection, entity_id) in self._cache:
                     continue
-                data = self.raw(cls, entity_id)
-                if data is None:
-                    out.append(
-                        InvalidEntity(cls.entity_kind, entity_id, None, "not a map of fields")
-                    )
-                    continue
-                try:
-                    self._load(cls, entity_id, data)
-                except ValidationFailed as exc:
-                    out.append(InvalidEntity(cls.entity_kind, entity_id, exc.field, exc.rule))
+                out += self.problems(cls, entity_id)
         return out
+
+    def problems(self, cls: type[Entity], entity_id: str) -> list[InvalidEntity]:
+        """What is wrong with one stored entity ([] when it is valid or absent)."""
+        if entity_id not in self._map_for(cls):
+            return []
+        data = self.raw(cls, entity_id)
+        if data is None:
+            return [InvalidEntity(cls.entity_kind, entity_id, None, "not a map of fields")]
+        try:
+            self._load(cls, entity_id, data)
+        except ValidationFailed as exc:
+            return [InvalidEntity(cls.entity_kind, entity_id, exc.field, exc.rule)]
+        return []
 
     def counts(self) -> dict[str, int]:
         return {cls.collection: len(self.all(cls)) for cls in model.KINDS.values()}
@@ -1027,6 +1056,15 @@ def labels(entity: Entity) -> list[Any]:
         return [entity.date.isoformat()]
     name = getattr(entity, "name", None)
     return [name] if name else []
+
+
+def _raw_label(data: dict[str, Any] | None) -> str:
+    """:func:`labels` of stored fields, valid or not (a shoot day's date is stored ISO)."""
+    data = data or {}
+    for key in ("name", "number", "date"):
+        if data.get(key) not in (None, ""):
+            return str(data[key])
+    return ""
 
 
 @functools.cache

@@ -696,3 +696,62 @@ def test_production_delete_and_restore(castroom) -> None:
     )
     assert "is not deleted" in ok(castroom("production", "restore", harbour))
     assert len(as_json(castroom("production", "list", "--json"))) == 3
+
+
+def break_entities(path: Path, **entities: dict[str, object]) -> None:
+    """A peer writes bad fields into entities (``talents__ID={...}``, collection and id
+    split at ``__``), merged as a raw pycrdt update from device LAPTOP."""
+    with Workspace.open(path) as ws:
+        production = ws.production()
+        peer = Doc()
+        peer.apply_update(production.doc.encode_update())
+        for key, fields in entities.items():
+            collection, entity_id = key.split("__", 1)
+            target = peer.get(collection, type=Map)[entity_id]
+            for name, value in fields.items():
+                target[name] = value
+        production.apply_update(
+            peer.get_update(production.doc.state_vector()), origin="sync", device="LAPTOP"
+        )
+
+
+def test_an_entity_a_peer_left_invalid_can_be_shown_repaired_deleted_and_restored(
+    castroom,
+) -> None:
+    ada = as_json(
+        castroom("add", "talent", "name=Ada Stone", "playing_age_max=45", "rate=100", "--json")
+    )["id"]
+    nora = as_json(castroom("add", "role", "name=Nora", "--json"))["id"]
+    bad = {"rate": -5, "playing_age_min": 12.5}
+    break_entities(castroom.path, **{f"talents__{ada}": bad, f"roles__{nora}": {"kind": "villain"}})
+    # show: the stored fields, and a one-line warning naming each invalid field.
+    shown = castroom("show", "talent", "Ada Stone")
+    assert shown.exit_code == 0 and "Ada Stone" in shown.stdout and "12.5" in shown.stdout
+    stored = as_json(castroom("show", "talent", ada, "--json"))
+    assert (stored["rate"], stored["playing_age_min"]) == (-5, 12.5)
+    warnings = shown.stderr.strip().splitlines()
+    assert warnings and all(w.startswith(f"Warning: talent {ada} is invalid: ") for w in warnings)
+    assert "playing_age_min" in shown.stderr or "rate" in shown.stderr
+    assert as_json(castroom("show", "role", nora, "--json"))["kind"] == "villain"
+    # set: a result still invalid is refused, naming what is still wrong; nothing written.
+    before = log_rows(castroom.path)
+    fails(castroom("set", "talent", ada, "rate=500000"), "talent.playing_age_min", ada)
+    fails(castroom("set", "talent", ada, "playing_age_min=38"), "talent.rate")
+    assert log_rows(castroom.path) == before
+    # A valid result is written (only the given fields), and the entity is back in reads.
+    ok(castroom("set", "talent", ada[:10], "rate=500000", "playing_age_min=38"))
+    ok(castroom("set", "role", "Nora", "kind=day_player"))
+    fixed = as_json(castroom("show", "talent", ada, "--json"))
+    assert (fixed["rate"], fixed["playing_age_min"], fixed["playing_age_max"]) == (500000, 38, 45)
+    assert not castroom("show", "talent", ada).stderr
+    assert [t["id"] for t in as_json(castroom("list", "talents", "--json"))] == [ada]
+    assert "No invalid entities" in ok(castroom("invalid"))
+    # delete, restore and history work on an entity stored invalid.
+    break_entities(castroom.path, **{f"roles__{nora}": {"kind": "villain"}})
+    assert f"Deleted role {nora}" in ok(castroom("delete", "role", "Nora"))
+    assert "already deleted" in ok(castroom("delete", "role", nora))
+    restored = as_json(castroom("restore", "role", nora, "--json"))
+    assert (restored["deleted"], restored["kind"]) == (False, "villain")
+    rows = as_json(castroom("history", "--entity", "Nora", "--json"))
+    assert {r["entity_id"] for r in rows} == {nora} and len(rows) >= 4
+    assert {r["device"] for r in rows} >= {"LAPTOP"}

@@ -556,3 +556,19 @@ def test_production_in_says_which_production_an_update_holds() -> None:
             production_in(garbage)
         with pytest.raises(BadUpdate):
             production_in(garbage, base=whole)
+
+
+def test_an_invalid_entity_resolves_by_id_and_name_and_can_be_deleted_and_restored(
+    doc: CastDocument,
+) -> None:
+    bad = doc.add(Talent, name="Bad Apple", rate=10)
+    raw_peer_write(doc, "talents", bad.id, {"rate": -5.0})
+    assert doc.resolve_id(Talent, "bad apple") == bad.id == doc.resolve_id(Talent, bad.id[:12])
+    doc.delete(Talent, bad.id)  # only the flag is written; the rest stays as stored
+    assert doc.raw(Talent, bad.id)["deleted"] is True
+    with pytest.raises(NotFound):
+        doc.resolve_id(Talent, "Bad Apple")
+    assert doc.resolve_id(Talent, "Bad Apple", prefer_deleted=True) == bad.id
+    doc.restore(Talent, bad.id)
+    assert doc.stored_fields(Talent, bad.id)["deleted"] is False
+    assert [(i.id, i.field) for i in doc.invalid()] == [(bad.id, "rate")]
