@@ -59,7 +59,8 @@ def _label(entity: model.Entity) -> str:
 
 def broken_references(view: ProductionView) -> list[Finding]:
     """References that point nowhere (an id typed wrong, or one that only existed on
-    another machine) or at a deleted entity, and eras a role does not have. A CRDT cannot
+    another machine), at a deleted entity or at one stored invalid, and eras a role does
+    not have. A CRDT cannot
     refuse them when they arrive from a peer, so they are findings until someone fixes them."""
     everything: dict[str, dict[str, model.Entity]] = {
         kind: {e.id: e for e in view.all(cls, include_deleted=True)}
@@ -70,19 +71,30 @@ def broken_references(view: ProductionView) -> list[Finding]:
     for kind in sorted(referring):
         for entity in everything[kind].values():
             if not entity.deleted:
-                out += _entity_references(kind, entity, everything)
+                out += _entity_references(view, kind, entity, everything)
     return out
 
 
 def _entity_references(
-    kind: str, entity: model.Entity, everything: dict[str, dict[str, model.Entity]]
+    view: ProductionView,
+    kind: str,
+    entity: model.Entity,
+    everything: dict[str, dict[str, model.Entity]],
 ) -> list[Finding]:
     me = EntityRef(kind=kind, id=entity.id, label=_label(entity))
     name = f"{kind} {me.label or entity.id}"
     out = []
     for field, target_kind, ref in model.references(entity):
         target = everything[target_kind].get(ref)
-        if target is None:
+        if target is None and view.raw(model.kind_class(target_kind), ref) is not None:
+            # It exists, stored invalid (skipped by typed reads): its own finding says why.
+            message = (
+                f"{name}: {field} refers to {target_kind} {ref}, which is invalid"
+                " (see `castroom invalid`)"
+            )
+            fix = f"castroom show {target_kind} {ref}, and fix what it warns about"
+            out.append(_finding("reference-to-invalid", "warning", message, fix, me))
+        elif target is None:
             message = f"{name}: {field} refers to {target_kind} {ref}, which does not exist"
             fix = f"castroom set {kind} {entity.id} {field}=... (an existing {target_kind})"
             out.append(_finding("dangling-reference", "error", message, fix, me))

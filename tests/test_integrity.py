@@ -219,3 +219,31 @@ def test_every_plugin_runs_on_a_production_holding_invalid_entities(tmp_path: Pa
     result = runner.invoke(build_cli(plugins), ["--workspace", str(path), "budget"], obj=plugins)
     assert result.exit_code == 0, result.output
     assert "Total:" in result.output
+
+
+def test_a_reference_to_an_invalid_entity_says_so_as_a_warning(tmp_path: Path) -> None:
+    with Workspace.open(tmp_path / "ws", member="tester") as ws:
+        production = ws.create_production("Tides")
+        doc = production.doc
+        ada = doc.add(Talent, name="Ada Stone")
+        nora = doc.add(Role, name="Nora")
+        doc.add(Candidate, id="c1", talent_id=ada.id, role_id=nora.id)
+        doc.add(Scene, id="s1", number="1", characters=[nora.id, "GHOST"])
+        peer = Doc()
+        peer.apply_update(doc.encode_update())
+        peer.get("roles", type=Map)[nora.id]["kind"] = "villain"
+        production.apply_update(peer.get_update(doc.state_vector()), origin="sync", device="P")
+        found = {(f.code, f.entities[0].id): f for f in integrity.findings(ProductionView(doc))}
+        assert set(found) == {
+            ("invalid-entity", nora.id),
+            ("reference-to-invalid", "c1"),
+            ("reference-to-invalid", "s1"),
+            ("dangling-reference", "s1"),  # GHOST really does not exist
+        }
+        scene = found[("reference-to-invalid", "s1")]
+        assert scene.severity == "warning"
+        assert scene.message == (
+            f"scene 1: characters refers to role {nora.id}, which is invalid"
+            " (see `castroom invalid`)"
+        )
+        assert "GHOST, which does not exist" in found[("dangling-reference", "s1")].message
