@@ -241,6 +241,11 @@ def sync_http(
         _check(workspace, fetched, local, base)
         moved = _merge(workspace, fetched, listing.remote, local, base)
         _push(http, workspace, wanted, fetched, moved, listing, local)
+        if production is not None and all(not m.served for m in moved.values()):
+            # The one production asked for did not sync at all: that is a failure.
+            [item] = moved.values()
+            title = item.title or local.get(item.production_id, "")
+            raise CastroomError(f"{title or item.production_id} not synced: {item.not_sent}")
         for item in moved.values():
             if not item.title:
                 item.title = dict(workspace.productions()).get(item.production_id, "")
@@ -352,9 +357,13 @@ def _push(
             http.request("POST", f"/sync/{quote(pid)}/push", full)
             moved[pid] = Moved(pid, local[pid], pushed_bytes=len(full), created_there=True)
         else:
-            moved[pid] = Moved(
-                pid, local[pid], not_sent="this token cannot add productions", served=False
+            # The server may well hold it: a token limited to one production sees no other.
+            why = (
+                "this token is limited to another production"
+                if not listing.all_productions
+                else "a read-only token cannot add productions"
             )
+            moved[pid] = Moved(pid, local[pid], not_sent=why, served=False)
 
 
 def _pick(ref: str | None, remote: dict[str, str], local: dict[str, str]) -> list[str]:

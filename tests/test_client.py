@@ -137,7 +137,10 @@ def test_read_token_pulls_but_never_pushes(
         moved = client.sync_http(laptop, server.url, token=seeded.read, echo=lines.append)
         assert all(m.pushed_bytes == 0 for m in moved)
         assert any("Harbour" in x and "not sent (read-only token)" in x for x in lines)
-        assert any("Not Sent Either" in x and "cannot add productions" in x for x in lines)
+        assert any(
+            "Not Sent Either" in x and "a read-only token cannot add productions" in x
+            for x in lines
+        )
     assert seeded.names() == {"Ada Stone"}
 
 
@@ -148,8 +151,20 @@ def test_production_token_and_filter(seeded: Seeded, server: ServerThread, tmp_p
         laptop.create_production("Mine Only")  # this token may not add it to the server
         moved = client.sync_http(laptop, server.url, token=seeded.only_other)
         assert [m.not_sent for m in moved if m.production_id != seeded.other] == [
-            "this token cannot add productions"
+            "this token is limited to another production"
         ]
+        # Naming a production this token does not reach is a failure, not a quiet no-op,
+        # even though the server holds it (and nothing changes here).
+        client.sync_http(laptop, server.url, token=seeded.write, production="Harbour Lights")
+        before = laptop.production(seeded.pid).doc.encode_update()
+        with pytest.raises(
+            CastroomError,
+            match=r"^Harbour Lights not synced: this token is limited to another production$",
+        ):
+            client.sync_http(
+                laptop, server.url, token=seeded.only_other, production="Harbour Lights"
+            )
+        assert laptop.production(seeded.pid).doc.encode_update() == before
         moved = client.sync_http(
             laptop, server.url, token=seeded.write, production="Harbour Lights"
         )
