@@ -752,7 +752,17 @@ class CastDocument:
         if "id" in fields and fields["id"] != entity_id:
             raise ValidationFailed(cls.entity_kind, "id", "cannot be changed", entity_id)
         old = self.stored_fields(cls, entity_id)
-        merged = model.validate(cls, {**old, **fields})
+        result = {**old, **fields}
+        try:
+            merged = model.validate(cls, result)
+        except ValidationFailed as exc:
+            # Name everything still wrong, the same way every time (a repair may need
+            # several fields at once).
+            (field, rule), *others = field_problems(cls, result, exc)
+            also = "; ".join(f"{f or '-'}: {r}" for f, r in others)
+            raise ValidationFailed(
+                cls.entity_kind, field, rule + (f"; also {also}" if also else ""), entity_id
+            ) from None
         new = {k: msgspec.to_builtins(getattr(merged, k)) for k in fields}
         with self.transaction():
             target = self._entity_map(cls, entity_id)
@@ -934,7 +944,8 @@ class CastDocument:
         for cls in model.KINDS.values():
             self.all(cls, include_deleted=True)  # decodes (and caches) the valid ones in bulk
             cmap = self._map_for(cls)
-            for entity_id in cmap.keys():  # noqa: SIM118 - pycrdt types only keys() well
+            # Sorted: Yrs's key order varies from run to run, and a report must not.
+            for entity_id in sorted(cmap.keys()):
                 if (cls.collection, entity_id) in self._cache:
                     continue
                 out += self.problems(cls, entity_id)
@@ -950,7 +961,8 @@ class CastDocument:
         try:
             self._load(cls, entity_id, data)
         except ValidationFailed as exc:
-            return [InvalidEntity(cls.entity_kind, entity_id, exc.field, exc.rule)]
+            found = field_problems(cls, data, exc)
+            return [InvalidEntity(cls.entity_kind, entity_id, f, rule) for f, rule in found]
         return []
 
     def counts(self) -> dict[str, int]:
@@ -1056,6 +1068,39 @@ def labels(entity: Entity) -> list[Any]:
         return [entity.date.isoformat()]
     name = getattr(entity, "name", None)
     return [name] if name else []
+
+
+def field_problems(
+    cls: type[Entity], data: dict[str, Any], error: ValidationFailed
+) -> list[tuple[str | None, str]]:
+    """Every (field, rule) ``data`` breaks, in the Struct's field order, given the
+    ``error`` validating it whole raised. msgspec stops at the first error, and which one
+    comes first follows the dict's key order (Yrs's, which varies between runs), so each
+    field is checked on its own. A rule across fields (a range) is reported, from
+    validating the fields in order, only once every field is fine by itself."""
+    out: list[tuple[str | None, str]] = []
+    for info in msgspec.structs.fields(cls):
+        if info.name not in data:
+            if info.required:
+                out.append((info.name, "is required"))
+            continue
+        try:
+            msgspec.convert(data[info.name], info.type, strict=False)
+        except msgspec.ValidationError as exc:
+            text = str(exc)  # "... - at `$[0].name`" for nested values; put the field first
+            text = text.replace(" - at `$", f" - at `$.{info.name}", 1)
+            if " - at `$" not in text:
+                text += f" - at `$.{info.name}`"
+            found = model.validation_error(cls, msgspec.ValidationError(text), None)
+            out.append((found.field or info.name, found.rule))
+    if not out:
+        ordered = {name: data[name] for name in cls.__struct_fields__ if name in data}
+        try:
+            model.validate(cls, ordered)
+        except ValidationFailed as exc:
+            error = exc
+        out.append((error.field, error.rule))
+    return out
 
 
 def _raw_label(data: dict[str, Any] | None) -> str:

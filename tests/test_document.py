@@ -572,3 +572,34 @@ def test_an_invalid_entity_resolves_by_id_and_name_and_can_be_deleted_and_restor
     doc.restore(Talent, bad.id)
     assert doc.stored_fields(Talent, bad.id)["deleted"] is False
     assert [(i.id, i.field) for i in doc.invalid()] == [(bad.id, "rate")]
+
+
+def test_invalid_lists_every_bad_field_in_field_order_every_time(doc: CastDocument) -> None:
+    """msgspec stops at the first error, in the stored map's key order (Yrs's, which
+    varies): the report checks field by field instead, so it is complete and stable."""
+    bad = doc.add(Talent, name="Bad", playing_age_max=40)
+    raw_peer_write(
+        doc, "talents", bad.id, {"rate": -5.0, "height_cm": 9.0, "playing_age_min": 12.5}
+    )
+    raw_peer_write(
+        doc,
+        "talents",
+        "T-RANGE",
+        Map({"name": "R", "playing_age_min": 50.0, "playing_age_max": 20.0}),
+    )
+    expected = [
+        (bad.id, "playing_age_min", "expected a whole number"),
+        (bad.id, "height_cm", "must be at least 30"),
+        (bad.id, "rate", "must be at least 0"),
+        ("T-RANGE", "playing_age_max", "must be >= playing_age_min (20 < 50)"),
+    ]
+    update = doc.encode_update()
+    for _ in range(10):  # fresh documents: Yrs orders each map's keys anew
+        fresh = CastDocument()
+        fresh.apply_update(update)
+        assert [(i.id, i.field, i.rule) for i in fresh.invalid()] == expected
+    # A repair that leaves fields wrong names all of them, in the same order.
+    with pytest.raises(ValidationFailed) as caught:
+        doc.update(Talent, bad.id, {"height_cm": 170})
+    assert caught.value.field == "playing_age_min"
+    assert caught.value.rule == "expected a whole number; also rate: must be at least 0"
