@@ -185,7 +185,20 @@ class Room:
             return None
         return protocol.awareness_frame(self.awareness.encode_awareness_update(ids))
 
-    def apply_awareness(self, peer: Peer, payload: bytes, frame: bytes) -> None:
+    def apply_awareness(
+        self, peer: Peer, entries: list[protocol.AwarenessEntry], payload: bytes, frame: bytes
+    ) -> None:
+        """Take a peer's presence, but only for awareness clients that are its own: a
+        stock y-websocket client leaving marks every state it knows as gone, and passing
+        that on would tell everyone that the others left too."""
+        others = {c for p in self.others(peer) for c in p.session.client_ids}
+        mine = [e for e in entries if e.client_id not in others]
+        peer.session.client_ids -= {e.client_id for e in entries if e.client_id in others}
+        if not mine:
+            return
+        if len(mine) != len(entries):
+            payload = protocol.encode_awareness(mine)
+            frame = protocol.awareness_frame(payload)
         self.awareness.apply_awareness_update(payload, peer)
         for other in self.others(peer):
             other.send(frame)
@@ -470,7 +483,9 @@ class SyncServer:
             for reply in outcome.replies:
                 peer.send(reply)
             if outcome.awareness is not None:
-                room.apply_awareness(peer, outcome.message.payload, outcome.awareness)
+                room.apply_awareness(
+                    peer, outcome.awareness_entries, outcome.message.payload, outcome.awareness
+                )
             if outcome.message.type is protocol.MessageType.QUERY_AWARENESS:
                 presence = room.presence_frame()
                 if presence:

@@ -369,6 +369,38 @@ def test_awareness_relayed_and_cleared_on_leave(server: ServerThread, setup: Set
         assert any(e.client_id == 4242 and e.state is None for e in entries)
 
 
+def test_a_peer_cannot_remove_or_change_another_peers_presence(
+    server: ServerThread, setup: Setup
+) -> None:
+    """A stock y-websocket client leaving sends null states for every client it knew;
+    only its own may go, or everyone else would read "no one else is connected"."""
+
+    def frame(*entries: p.AwarenessEntry) -> bytes:
+        return p.awareness_frame(p.encode_awareness(list(entries)))
+
+    ada_state = {"user": {"name": "Ada"}}
+    with ws_connect(server, setup.pid, setup.read) as watcher:
+        handshake(watcher, Doc())
+        with ws_connect(server, setup.pid, setup.read) as ada:
+            handshake(ada, Doc())
+            ada.send(frame(p.AwarenessEntry(4242, 1, ada_state)))
+            recv_frames(watcher, 5, until=is_awareness)
+            with ws_connect(server, setup.pid, setup.read) as bo:
+                handshake(bo, Doc())
+                recv_frames(bo, 2, until=is_awareness)  # Ada's presence, on arrival
+                # Bo announces itself, then leaves claiming Ada (4242) left too.
+                bo.send(frame(p.AwarenessEntry(7, 1, {"user": {"name": "Bo"}})))
+                bo.send(frame(p.AwarenessEntry(7, 2, None), p.AwarenessEntry(4242, 2, None)))
+                seen = [m for m in recv_frames(watcher, 2) if is_awareness(m)]
+                entries = [e for m in seen for e in p.decode_awareness(m.payload)]
+                assert [(e.client_id, e.state is None) for e in entries] == [(7, False), (7, True)]
+            # A newcomer still sees Ada present, and only Ada.
+            with ws_connect(server, setup.pid, setup.read) as late:
+                first = [m for m in recv_frames(late, 5, until=is_awareness) if is_awareness(m)]
+                [entry] = p.decode_awareness(first[0].payload)
+                assert (entry.client_id, entry.state) == (4242, ada_state)
+
+
 def test_read_only_peer_dropped_and_told(
     server: ServerThread, setup: Setup, caplog: pytest.LogCaptureFixture
 ) -> None:
