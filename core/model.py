@@ -97,8 +97,10 @@ _CROCKFORD = bytes.maketrans(
 class MonotonicIds:
     """ULIDs (48-bit milliseconds + 80 random bits, Crockford base32) that also sort in
     the order they are made: within one millisecond (or if the clock steps back) the
-    next id is the previous one plus one, as the ULID spec's monotonic mode says.
-    Listings sort by id, so entities imported together list in the order made."""
+    next id is the previous one plus a random step of up to 2**72, so listings (sorted by
+    id) keep entities imported together in the order made. The ULID spec's monotonic mode
+    steps by one, which leaves ids made together differing only in their last characters:
+    people could no longer tell them apart by a short id prefix."""
 
     def __init__(self) -> None:
         self._last = 0
@@ -109,7 +111,8 @@ class MonotonicIds:
         with self._lock:
             # Same (or an earlier) millisecond as the last id: increment it instead. An
             # overflowing random part carries into the time part: still unique and ordered.
-            value = fresh if fresh >> 80 > self._last >> 80 else self._last + 1
+            step = 1 + int.from_bytes(os.urandom(9), "big")
+            value = fresh if fresh >> 80 > self._last >> 80 else self._last + step
             self._last = value
         # 160 bits encode as 32 base32 digits; the first 6 are always zero for a 128-bit
         # value. (C-speed b32encode: bulk imports make tens of thousands of ids.)

@@ -739,7 +739,7 @@ def test_an_entity_a_peer_left_invalid_can_be_shown_repaired_deleted_and_restore
     fails(castroom("set", "talent", ada, "playing_age_min=38"), "talent.rate")
     assert log_rows(castroom.path) == before
     # A valid result is written (only the given fields), and the entity is back in reads.
-    ok(castroom("set", "talent", ada[:10], "rate=500000", "playing_age_min=38"))
+    ok(castroom("set", "talent", ada[:20], "rate=500000", "playing_age_min=38"))
     ok(castroom("set", "role", "Nora", "kind=day_player"))
     fixed = as_json(castroom("show", "talent", ada, "--json"))
     assert (fixed["rate"], fixed["playing_age_min"], fixed["playing_age_max"]) == (500000, 38, 45)

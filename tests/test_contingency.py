@@ -217,7 +217,7 @@ def test_replace_command_lists_plan(ws_path: Path) -> None:
 
 def test_replace_json(ws_path: Path) -> None:
     ids = build(ws_path)
-    result = run(ws_path, "replace", ids["Ada"][:14], "--role", "Mara", "--json")
+    result = run(ws_path, "replace", ids["Ada"][:20], "--role", "Mara", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["talent"] == "Ada" and data["remaining_budget"] == 100_000_000 - 450_000
