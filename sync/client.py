@@ -478,6 +478,11 @@ class Backoff:
         self.delay = self.first
 
 
+#: Close codes for a refusal (token revoked, not allowed): reconnecting would only be
+#: refused again.
+REFUSED_CLOSE_CODES = frozenset({4401, 4403})
+
+
 class _Fatal(CastroomError):
     """A refusal that retrying will not fix (bad token, no such production)."""
 
@@ -847,6 +852,9 @@ def sync_live(
                 protocol.ProtocolError,
             ) as exc:
                 reason = _describe(exc)
+                closed = exc.rcvd if isinstance(exc, websockets.ConnectionClosed) else None
+                if closed is not None and closed.code in REFUSED_CLOSE_CODES:
+                    raise _Fatal(f"{base}: {reason}") from None  # retrying cannot help
             if time.monotonic() - started > 5:
                 backoff.reset()
                 failures = 0

@@ -233,8 +233,13 @@ def token_revoke(obj: Context, token_id: str) -> None:
     """Revoke a token by its id (live connections using it are cut off within a second)."""
     from .auth import TokenStore
 
-    info = TokenStore(obj.workspace().store).revoke(token_id)
-    click.echo(f"Revoked token {info.id}")
+    tokens = TokenStore(obj.workspace().store)
+    before = {t.id: t.revoked for t in tokens.list()}
+    info = tokens.revoke(token_id)
+    if before.get(info.id) is not None:
+        click.echo(f"Token {info.id} was already revoked")
+    else:
+        click.echo(f"Revoked token {info.id}")
 
 
 @hookimpl(trylast=True)

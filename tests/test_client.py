@@ -565,6 +565,34 @@ def test_live_gives_up_on_an_unreachable_server_within_its_duration(tmp_path: Pa
     assert re.search(r"Error: gave up after \d+ attempt\(s\): cannot reach", result.stderr)
 
 
+def test_live_client_stops_at_once_when_its_token_is_revoked(
+    seeded: Seeded, server: ServerThread, tmp_path: Path
+) -> None:
+    with Workspace.open(seeded.path, create=False) as ws:
+        info, secret = TokenStore(ws.store).create("write")
+    live = Proc(
+        tmp_path / "live.log",
+        "--workspace",
+        str(tmp_path / "laptop"),
+        "sync",
+        server.url,
+        "--token",
+        secret,
+        "--live",
+        "--duration",
+        "60",
+    )
+    try:
+        live.wait_line("no one else is connected")
+        with Workspace.open(seeded.path, create=False) as ws:
+            TokenStore(ws.store).revoke(info.id)
+        assert live.proc.wait(timeout=20) == 1, live.output()
+        assert "token revoked" in live.output()
+        assert "reconnecting in" not in live.output()  # a refusal is not retried
+    finally:
+        live.stop()
+
+
 def test_live_fatal_refusal_exits_1(seeded: Seeded, server: ServerThread, tmp_path: Path) -> None:
     result = subprocess.run(
         [

@@ -116,6 +116,8 @@ def test_token_create_list_revoke(cli: Any, seeded: tuple[Path, str]) -> None:
     revoked = cli("token", "revoke", token_id, workspace=path)
     assert revoked.exit_code == 0 and token_id in revoked.output
     assert "revoked" in cli("token", "list", workspace=path).output
+    again = cli("token", "revoke", token_id, workspace=path)
+    assert again.exit_code == 0 and again.output == f"Token {token_id} was already revoked\n"
     assert scoped.startswith("crt_")
 
 
