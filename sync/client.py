@@ -199,7 +199,18 @@ class _Listing:
 
     @classmethod
     def fetch(cls, http: _Http) -> _Listing:
-        listing = http.request("GET", "/productions").json()
+        try:
+            listing = http.request("GET", "/productions").json()
+        except CastroomError as exc:
+            if "(404)" in str(exc) and urlsplit(http.base).path:
+                # e.g. http://host:8765/sync/PRODUCTION: the server's address is enough.
+                parts = urlsplit(http.base)
+                root = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+                raise CastroomError(
+                    f"no castroom server at {http.base}: give the server's address ({root})"
+                    " and pick a production with --production"
+                ) from None
+            raise
         return cls(
             scope=listing.get("scope", "read"),
             remote={p["id"]: p.get("title", "") for p in listing.get("productions", [])},

@@ -565,6 +565,20 @@ def test_live_gives_up_on_an_unreachable_server_within_its_duration(tmp_path: Pa
     assert re.search(r"Error: gave up after \d+ attempt\(s\): cannot reach", result.stderr)
 
 
+def test_a_url_with_a_production_path_says_to_give_the_server_address(
+    seeded: Seeded, server: ServerThread, tmp_path: Path
+) -> None:
+    with Workspace.open(tmp_path / "laptop") as laptop:
+        url = f"{server.url}/sync/{seeded.pid}"
+        with pytest.raises(CastroomError) as refused:
+            client.sync_http(laptop, url, token=seeded.write)
+        assert str(refused.value) == (
+            f"no castroom server at {url}: give the server's address ({server.url})"
+            " and pick a production with --production"
+        )
+        assert laptop.productions() == []
+
+
 def test_live_client_stops_at_once_when_its_token_is_revoked(
     seeded: Seeded, server: ServerThread, tmp_path: Path
 ) -> None:
