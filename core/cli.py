@@ -178,14 +178,15 @@ def resolve_references(
         if owner != cls.entity_kind or out.get(name) is None:
             continue
         value = out[name]
-        ids = [_reference(doc, cls, name, target, str(v), where) for v in _listed(value)]
+        kinds = model.reference_kinds(owner, name, target)
+        ids = [_reference(doc, cls, name, kinds, str(v), where) for v in _listed(value)]
         out[name] = ids if isinstance(value, list) else ids[0]
     if cls is model.Audition and isinstance(out.get("pairings"), list):
         out["pairings"] = [
             {
                 **pairing,
                 "candidate_ids": [
-                    _reference(doc, cls, "pairings", "candidate", str(ref), where)
+                    _reference(doc, cls, "pairings", ("candidate",), str(ref), where)
                     for ref in pairing["candidate_ids"]
                 ],
             }
@@ -201,6 +202,22 @@ def _listed(value: Any) -> list[Any]:
 
 
 def _reference(
+    doc: CastDocument,
+    cls: type[model.Entity],
+    name: str,
+    kinds: tuple[str, ...],
+    ref: str,
+    where: bool,
+) -> str:
+    """The id ``ref`` means in the first of ``kinds`` where it matches anything (a
+    role's backups: a talent, else a candidate)."""
+    for target in kinds:
+        with contextlib.suppress(NotFound):
+            return _reference_to(doc, cls, name, target, ref, where)
+    raise NotFound(f"{cls.entity_kind}.{name}: no {' or '.join(kinds)} matching {ref!r}")
+
+
+def _reference_to(
     doc: CastDocument, cls: type[model.Entity], name: str, target: str, ref: str, where: bool
 ) -> str:
     target_cls = model.kind_class(target)
@@ -210,8 +227,6 @@ def _reference(
         return ref  # an existing id (even one stored invalid: it is still that entity)
     try:
         entity = doc.resolve(target_cls, ref, include_deleted=True)
-    except NotFound:
-        raise NotFound(f"{where_from}: no {target} matching {ref!r}") from None
     except Ambiguous as exc:
         raise Ambiguous(f"{where_from}: {exc}") from None
     if entity.deleted and not where:

@@ -424,7 +424,13 @@ REFERENCES: dict[tuple[str, str], str] = {
     ("availability", "talent_id"): "talent",
     ("deal", "talent_id"): "talent",
     ("deal", "role_id"): "role",
+    ("role", "backups"): "talent",
 }
+
+#: Reference fields that may also hold ids of other kinds, tried after the one in
+#: REFERENCES: a role's backups are talents, or candidates (a candidate pins the era the
+#: backup is for; see plugins/contingency.py).
+ALSO_REFERS_TO: dict[tuple[str, str], tuple[str, ...]] = {("role", "backups"): ("candidate",)}
 
 
 _REFERENCES_BY_KIND: dict[str, list[tuple[str, str]]] = {}
@@ -445,6 +451,12 @@ def references(entity: Entity) -> list[tuple[str, str, str]]:
         for pairing in entity.pairings:
             out.extend(("pairings", "candidate", ref) for ref in pairing.candidate_ids)
     return out
+
+
+def reference_kinds(owner: str, field: str, target: str) -> tuple[str, ...]:
+    """Every kind ``owner.field`` may refer to, in the order an id is looked up in them
+    (``target``: the kind :func:`references` reported)."""
+    return (target, *ALSO_REFERS_TO.get((owner, field), ()))
 
 
 def kind_class(name: str) -> type[Entity]:

@@ -84,7 +84,11 @@ def _entity_references(
     me = EntityRef(kind=kind, id=entity.id, label=_label(entity))
     name = f"{kind} {me.label or entity.id}"
     out = []
-    for field, target_kind, ref in model.references(entity):
+    for field, first_kind, ref in model.references(entity):
+        kinds = model.reference_kinds(kind, field, first_kind)
+        # The kind holding the id (valid or not) is the one meant (a role's backups are
+        # talents or candidates); an id found nowhere is reported against every kind.
+        target_kind = next((k for k in kinds if _holds(view, everything, k, ref)), first_kind)
         target = everything[target_kind].get(ref)
         if target is None and view.raw(model.kind_class(target_kind), ref) is not None:
             # It exists, stored invalid (skipped by typed reads): its own finding says why.
@@ -95,8 +99,9 @@ def _entity_references(
             fix = f"castroom show {target_kind} {ref}, and fix what it warns about"
             out.append(_finding("reference-to-invalid", "warning", message, fix, me))
         elif target is None:
-            message = f"{name}: {field} refers to {target_kind} {ref}, which does not exist"
-            fix = f"castroom set {kind} {entity.id} {field}=... (an existing {target_kind})"
+            what = " or ".join(kinds)
+            message = f"{name}: {field} refers to {what} {ref}, which does not exist"
+            fix = f"castroom set {kind} {entity.id} {field}=... (an existing {what})"
             out.append(_finding("dangling-reference", "error", message, fix, me))
         elif target.deleted:
             them = EntityRef(kind=target_kind, id=ref, label=_label(target))
@@ -112,6 +117,12 @@ def _entity_references(
         them = EntityRef(kind="role", id=role.id, label=role.name)
         out.append(_finding("unknown-era", "error", message, fix, me, them))
     return out
+
+
+def _holds(
+    view: ProductionView, everything: dict[str, dict[str, model.Entity]], kind: str, ref: str
+) -> bool:
+    return ref in everything[kind] or view.raw(model.kind_class(kind), ref) is not None
 
 
 def _finding(

@@ -755,3 +755,26 @@ def test_an_entity_a_peer_left_invalid_can_be_shown_repaired_deleted_and_restore
     rows = as_json(castroom("history", "--entity", "Nora", "--json"))
     assert {r["entity_id"] for r in rows} == {nora} and len(rows) >= 4
     assert {r["device"] for r in rows} >= {"LAPTOP"}
+
+
+def test_role_backups_are_talents_or_candidates_by_id_prefix_or_name(castroom) -> None:
+    ada = as_json(castroom("add", "talent", "name=Ada Stone", "--json"))["id"]
+    bo = as_json(castroom("add", "talent", "name=Bo", "--json"))["id"]
+    ok(castroom("add", "role", "name=Maggie"))
+    cand = as_json(castroom("add", "candidate", "talent_id=Bo", "role_id=Maggie", "--json"))["id"]
+    role = as_json(castroom("set", "role", "Maggie", 'backups=["Ada Stone"]', "--json"))
+    assert role["backups"] == [ada]
+    # A talent first (prefix or name), else a candidate (it pins the backup's era).
+    role = as_json(castroom("set", "role", "Maggie", f'backups=["{cand}", "{ada[:20]}"]', "--json"))
+    assert role["backups"] == [cand, ada]
+    rows = as_json(castroom("list", "roles", "--where", "backups=Ada Stone", "--json"))
+    assert [r["name"] for r in rows] == ["Maggie"]
+
+    before = log_rows(castroom.path)
+    fails(
+        castroom("set", "role", "Maggie", 'backups=["NOPE"]'),
+        "role.backups: no talent or candidate matching 'NOPE'",
+    )
+    ok(castroom("delete", "talent", bo))
+    fails(castroom("add", "role", "name=June", f"backups={bo}"), "talent Bo is deleted")
+    assert log_rows(castroom.path) == before + 1  # the delete only

@@ -247,3 +247,32 @@ def test_a_reference_to_an_invalid_entity_says_so_as_a_warning(tmp_path: Path) -
             " (see `castroom invalid`)"
         )
         assert "GHOST, which does not exist" in found[("dangling-reference", "s1")].message
+
+
+def test_role_backups_are_checked_as_talent_or_candidate_references(tmp_path: Path) -> None:
+    with Workspace.open(tmp_path / "ws") as ws:
+        doc = ws.create_production("Tides").doc
+        ada = doc.add(Talent, name="Ada Stone")
+        gone = doc.add(Talent, name="Gil Hart")
+        nora = doc.add(Role, name="Nora")
+        cand = doc.add(Candidate, talent_id=ada.id, role_id=nora.id)
+        doc.add(Role, id="fine", name="June", backups=[ada.id, cand.id])
+        doc.add(Role, id="dangling", name="Maggie", backups=[ada.id, "NOBODY"])
+        doc.add(Role, id="deleted", name="Vera", backups=[gone.id])
+        doc.delete(Talent, gone.id)
+        found = {
+            (f.code, f.entities[0].id): f
+            for f in integrity.findings(ProductionView(doc))
+            if f.entities[0].kind == "role"
+        }
+        assert set(found) == {
+            ("dangling-reference", "dangling"),
+            ("reference-to-deleted", "deleted"),
+        }
+        message = found[("dangling-reference", "dangling")].message
+        assert message == (
+            "role Maggie: backups refers to talent or candidate NOBODY, which does not exist"
+        )
+        assert found[("reference-to-deleted", "deleted")].message.endswith(
+            "deleted talent Gil Hart"
+        )

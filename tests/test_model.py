@@ -301,3 +301,13 @@ def test_new_ids_made_within_one_millisecond_keep_their_order(monkeypatch) -> No
 def test_the_shared_id_generator_is_monotonic() -> None:
     ids = [model.new_id() for _ in range(5000)]
     assert ids == sorted(ids)
+
+
+def test_role_backups_are_references_to_talents_or_candidates() -> None:
+    role = validate(Role, {**BASE[Role], "backups": ["t1", "c1"]})
+    assert [r for r in model.references(role) if r[0] == "backups"] == [
+        ("backups", "talent", "t1"),
+        ("backups", "talent", "c1"),
+    ]
+    assert model.reference_kinds("role", "backups", "talent") == ("talent", "candidate")
+    assert model.reference_kinds("scene", "characters", "role") == ("role",)
