@@ -194,6 +194,37 @@ def resolve_references(
             else pairing
             for pairing in out["pairings"]
         ]
+    # Object keys that name entities: a scene's looks are keyed by role id (like its
+    # characters, which the model checks them against).
+    if cls is model.Scene and isinstance(out.get("looks"), dict):
+        out["looks"] = _resolve_keys(
+            cls,
+            "looks",
+            "role",
+            out["looks"],
+            lambda k: _reference(doc, cls, "looks", ("role",), k, where),
+        )
+    return out
+
+
+def _resolve_keys(
+    cls: type[model.Entity],
+    name: str,
+    target: str,
+    value: dict[str, Any],
+    resolve: Callable[[str], str],
+) -> dict[str, Any]:
+    """``value`` with each key replaced by what ``resolve`` makes of it; two keys meaning
+    the same entity are refused (one would silently overwrite the other)."""
+    out: dict[str, Any] = {}
+    typed: dict[str, str] = {}
+    for key, item in value.items():
+        resolved = resolve(str(key))
+        if resolved in out:
+            raise CastroomError(
+                f"{cls.entity_kind}.{name}: {typed[resolved]!r} and {key!r} are the same {target}"
+            )
+        out[resolved], typed[resolved] = item, str(key)
     return out
 
 

@@ -778,3 +778,29 @@ def test_role_backups_are_talents_or_candidates_by_id_prefix_or_name(castroom) -
     ok(castroom("delete", "talent", bo))
     fails(castroom("add", "role", "name=June", f"backups={bo}"), "talent Bo is deleted")
     assert log_rows(castroom.path) == before + 1  # the delete only
+
+
+def test_scene_looks_are_keyed_by_role_id_prefix_or_name(castroom) -> None:
+    nora = as_json(castroom("add", "role", "name=Nora", "--json"))["id"]
+    ok(castroom("add", "role", "name=Maggie"))
+    scene = as_json(
+        castroom("add", "scene", "number=1.1", "characters=Nora", 'looks={"nora": {}}', "--json")
+    )
+    assert list(scene["looks"]) == [nora]
+    looks = '{"Nora": {"hair": "braids"}}'
+    scene = as_json(castroom("set", "scene", "1.1", f"looks={looks}", "--json"))
+    assert scene["looks"] == {nora: {**scene["looks"][nora], "hair": "braids"}}
+    looks = f'{{"{nora[:20]}": {{"hair": "bob"}}}}'
+    assert (
+        as_json(castroom("set", "scene", "1.1", f"looks={looks}", "--json"))["looks"][nora]["hair"]
+        == "bob"
+    )
+
+    before = log_rows(castroom.path)
+    fails(castroom("set", "scene", "1.1", 'looks={"Zed": {}}'), "scene.looks: no role matching")
+    fails(castroom("set", "scene", "1.1", 'looks={"Maggie": {}}'), "not in the scene")
+    fails(
+        castroom("set", "scene", "1.1", f'looks={{"Nora": {{}}, "{nora}": {{}}}}'),
+        f"scene.looks: 'Nora' and '{nora}' are the same role",
+    )
+    assert log_rows(castroom.path) == before
