@@ -204,7 +204,21 @@ def resolve_references(
             out["looks"],
             lambda k: _reference(doc, cls, "looks", ("role",), k, where),
         )
+    # A candidate's ratings are keyed by member *name* (as the sample and existing
+    # productions store them): a name, id or id prefix typed becomes that name.
+    if cls is model.Candidate and isinstance(out.get("ratings"), dict):
+        out["ratings"] = _resolve_keys(
+            cls, "ratings", "member", out["ratings"], lambda k: _member_name(doc, k, where)
+        )
     return out
+
+
+def _member_name(doc: CastDocument, ref: str, where: bool) -> str:
+    try:
+        member_id = _reference(doc, model.Candidate, "ratings", ("member",), ref, where)
+    except NotFound as exc:  # say how to make one: ratings are only by known members
+        raise NotFound(f"{exc} (add them with `castroom add member name=...`)") from None
+    return _called(doc.stored_fields(model.Member, member_id))
 
 
 def _resolve_keys(
@@ -592,7 +606,11 @@ def show(obj: Context, kind: str, ref: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def set_cmd(obj: Context, kind: str, ref: str, assignments: tuple[str, ...], as_json: bool) -> None:
-    """Change fields of an entity: castroom set talent "Ada Stone" rate=150000"""
+    """Change fields of an entity: castroom set talent "Ada Stone" rate=150000
+
+    References take an id, id prefix or name. A JSON object or list replaces the whole
+    field: ratings='{"Rosa": 4}' drops the candidate's other ratings, so give them all
+    (a rating another member gives offline at the same time is lost: last write wins)."""
     cls = kind_arg(kind)
     doc = obj.production().doc
     # The id, not the entity: one stored invalid is repaired here (update() validates the

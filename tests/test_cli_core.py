@@ -804,3 +804,32 @@ def test_scene_looks_are_keyed_by_role_id_prefix_or_name(castroom) -> None:
         f"scene.looks: 'Nora' and '{nora}' are the same role",
     )
     assert log_rows(castroom.path) == before
+
+
+def test_ratings_are_keyed_by_member_name_and_unknown_members_refused(castroom) -> None:
+    ok(castroom("add", "talent", "name=Ada"))
+    ok(castroom("add", "role", "name=Nora"))
+    rosa = as_json(castroom("add", "member", "name=Rosa", "--json"))["id"]
+    ok(castroom("add", "member", "name=Ken"))
+    cand = as_json(castroom("add", "candidate", "talent_id=Ada", "role_id=Nora", "--json"))["id"]
+    # Stored by name (as the sample and existing productions are), whatever was typed.
+    ratings = f'ratings={{"rosa": 4, "{rosa[:20]}": 5}}'
+    fails(castroom("set", "candidate", cand, ratings), "'rosa' and", "are the same member")
+    ratings = f'ratings={{"ken": 4, "{rosa}": 5}}'
+    assert as_json(castroom("set", "candidate", cand, ratings, "--json"))["ratings"] == {
+        "Ken": 4,
+        "Rosa": 5,
+    }
+    before = log_rows(castroom.path)
+    fails(
+        castroom("set", "candidate", cand, 'ratings={"Rosa": 3, "Nobody": 2}'),
+        "candidate.ratings: no member matching 'Nobody'",
+        "castroom add member",
+    )
+    assert log_rows(castroom.path) == before
+    assert as_json(castroom("show", "candidate", cand, "--json"))["ratings"] == {
+        "Ken": 4,
+        "Rosa": 5,
+    }
+    # Setting ratings replaces them all: the help says so.
+    assert "replaces the whole field" in " ".join(ok(castroom("set", "--help")).split())
