@@ -545,19 +545,10 @@ def _print_report(
     from rich.console import Console
     from rich.table import Table
 
-    # Money columns must never be cut: print at least 132 columns wide (pipes included).
-    console = Console(width=max(obj.console.width, 132), highlight=False)
     money = lambda minor: format_money(minor, report.currency)  # noqa: E731
     if not report.lines:
         click.echo("No deals yet (castroom add deal talent_id=... role_id=... rate=...).")
-    table = Table(title="cast cost by deal")
-    for column in ("role", "talent", "status", "rate", "days", "base", "overtime", "fringe"):
-        table.add_column(
-            column,
-            justify="left" if column in {"role", "talent", "status"} else "right",
-            no_wrap=column == "days",
-        )
-    table.add_column("total", justify="right", style="bold")
+    rows = []
     for line in report.lines:
         days = f"{line.work_days} work + {line.hold_days} hold"
         if line.billed_days > line.work_days + line.hold_days:
@@ -566,26 +557,50 @@ def _print_report(
         status = line.status + ("" if line.counted else " (not counted)")
         status += " (projected days)" if line.projected and line.counted else ""
         era = f" ({line.era})" if line.era else ""
-        table.add_row(
-            line.role + era,
-            line.talent,
-            status,
-            f"{money(line.rate)}/{line.unit}",
-            days,
-            money(line.base),
-            money(line.overtime),
-            money(line.fringe),
-            money(line.total),
+        rows.append(
+            (
+                line.role + era,
+                line.talent,
+                status,
+                f"{money(line.rate)}/{line.unit}",
+                days,
+                money(line.base),
+                money(line.overtime),
+                money(line.fringe),
+                money(line.total),
+            )
         )
+    table = Table(title="cast cost by deal")
+    texts = ("role", "talent", "status", "days")
+    readable = len("(guaranteed)")  # the widest word of days: text narrower would fold words
+    columns = ("role", "talent", "status", "rate", "days", "base", "overtime", "fringe", "total")
+    widths = []
+    for i, column in enumerate(columns):
+        widest = max([len(column), *(len(row[i]) for row in rows)])
+        if column in texts:  # text wraps (days folds) to leave room for the money
+            right = column == "days"
+            table.add_column(column, overflow="fold", justify="right" if right else "left")
+            widths.append(min(widest, readable))
+        else:  # money is never cut or wrapped: its column is as wide as its widest amount
+            style = "bold" if column == "total" else ""
+            table.add_column(column, justify="right", no_wrap=True, min_width=widest, style=style)
+            widths.append(widest)
+    for row in rows:
+        table.add_row(*row)
+    # Rich squeezes every column, money too, when the table cannot fit: never print
+    # narrower than the amounts plus a readable width of text (and 3 per column for
+    # padding and rules); a line too wide for the terminal beats a cut amount.
+    width = max(obj.console.width, sum(widths) + 3 * len(widths) + 1)
+    console = Console(width=width, highlight=False)
     if report.lines:
         console.print(table)
     for title, subs in (("by actor", report.by_talent), ("by role", report.by_role)):
         if not subs:
             continue
         sub_table = Table(title=title)
-        sub_table.add_column("name")
-        sub_table.add_column("deals", justify="right")
-        sub_table.add_column("total", justify="right")
+        sub_table.add_column("name", overflow="fold")
+        sub_table.add_column("deals", justify="right", no_wrap=True)
+        sub_table.add_column("total", justify="right", no_wrap=True)
         for sub in subs:
             sub_table.add_row(sub.name, str(sub.deals), money(sub.total))
         console.print(sub_table)

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from castroom.core.cli import build_cli
 from castroom.core.hookspecs import hookimpl
 from castroom.core.model import Candidate, Deal, Role, Scene, ShootDay, Talent
+from castroom.core.money import format_money
 from castroom.core.plugins import make_plugins
 from castroom.core.view import ProductionView
 from castroom.core.workspace import StoredProduction, Workspace
@@ -342,10 +343,10 @@ def _workspace(tmp_path: Path, cap: int | None = 5_000_000) -> Path:
     return path
 
 
-def run(path: Path, *args: str, extra: list[Any] = ()) -> Any:  # type: ignore[assignment]
+def run(path: Path, *args: str, extra: list[Any] = (), columns: int = 80) -> Any:  # type: ignore[assignment]
     plugins = make_plugins(extra=extra, entry_points=False)
     root = build_cli(plugins)
-    return CliRunner().invoke(
+    return CliRunner(env={"COLUMNS": str(columns)}).invoke(
         root, ["--workspace", str(path), *args], obj=plugins, catch_exceptions=False
     )
 
@@ -367,7 +368,7 @@ def test_budget_text_labels_days_plainly_and_names_booked_talent_with_no_deal(
         doc = ws.production().doc
         [deal] = doc.all(Deal)
         doc.update(Deal, deal.id, {"unit": "week", "rate": 500_000})
-    result = run(path, "budget")
+    result = run(path, "budget", columns=200)  # wide enough not to wrap the days
     assert result.exit_code == 0, result.output
     assert "W+" not in result.output
     assert "2 work + 1 hold" in result.output and "billed 5 (min. 1 week)" in result.output
@@ -499,3 +500,21 @@ def test_a_plain_data_cost_report_is_accepted_and_a_malformed_one_refused(tmp_pa
     assert result.exit_code == 1
     assert "a plugin's cost report is malformed" in result.output
     assert "total" in result.output  # names the field
+
+
+@pytest.mark.parametrize("columns", [80, 132])
+def test_budget_table_never_cuts_money_the_days_wrap_instead(tmp_path: Path, columns: int) -> None:
+    path = _workspace(tmp_path)
+    with Workspace.open(path) as ws:
+        doc = ws.production().doc
+        [deal] = doc.all(Deal)
+        doc.update(Deal, deal.id, {"unit": "week", "rate": 123_456_789, "guaranteed_days": 12})
+    report = json.loads(run(path, "budget", "--json").output)
+    result = run(path, "budget", columns=columns)
+    assert result.exit_code == 0, result.output
+    [line] = report["lines"]
+    amounts = [format_money(line[f], "USD") for f in ("base", "overtime", "fringe", "total")]
+    for amount in ["$1,234,567.89/week", *amounts]:
+        assert amount in result.output
+    assert "…" not in result.output
+    assert "(guaranteed)" in result.output  # the days wrap at word boundaries
