@@ -4,7 +4,8 @@ Layout (a public contract, see docs/schema.md): the top-level map ``production``
 the production's fields; each collection (``roles``, ``talents``, ...) is a top-level map
 of id -> map of fields, so concurrent edits of different fields of one entity both
 survive. ``meta`` holds the schema version. List fields named in a Struct's
-``crdt_arrays`` are Y.Arrays and ``crdt_texts`` are Y.Texts; everything else is a plain
+``crdt_arrays`` are Y.Arrays, ``crdt_texts`` Y.Texts and ``crdt_maps`` (objects) nested
+Y.Maps that merge key by key; everything else is a plain
 value in the entity's map (last writer wins, the same way on every machine). A field
 absent from an entity's map reads as its default.
 
@@ -90,6 +91,15 @@ def _diff_list(target: Array, old: list[Any], new: list[Any]) -> None:
         if tag in ("replace", "insert"):
             for offset, item in enumerate(new[j1:j2]):
                 target.insert(i1 + offset, item)
+
+
+def _diff_map(target: Map, new: dict[str, Any]) -> None:
+    """Turn ``target`` into ``new`` key by key (so other keys set concurrently survive)."""
+    for key in [k for k in target.keys() if k not in new]:  # noqa: SIM118 - pycrdt keys()
+        del target[key]
+    for key, value in new.items():
+        if key not in target or _plain(target[key]) != value:
+            target[key] = value
 
 
 def _diff_text(target: Text, old: str, new: str) -> None:
@@ -601,6 +611,12 @@ class CastDocument:
                     _diff_text(current, str(current), value)
                     continue
                 target[name] = Text(value)
+            elif name in cls.crdt_maps:
+                current = target.get(name)
+                if isinstance(current, Map):
+                    _diff_map(current, value)
+                    continue
+                target[name] = Map(dict(value))  # a plain object from an older peer: upgraded
             elif raw_txn is not None:
                 # Straight to Yrs inside our open transaction: pycrdt's __setitem__ opens
                 # a nested transaction per field, a third of an edit's cost.
@@ -642,6 +658,10 @@ class CastDocument:
                         prelim[name] = Array(list(value))
                     elif name in cls.crdt_texts:
                         prelim[name] = Text(value)
+                    elif name in cls.crdt_maps:
+                        # Made with the entity, even empty: two peers each creating the
+                        # map later would race for the field and one would lose its keys.
+                        prelim[name] = Map(dict(value))
                     elif name not in defaults or defaults[name] != value:
                         # A new entity stores only fields that differ from their defaults
                         # (an absent field reads as its default): a third of the CRDT

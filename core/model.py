@@ -176,10 +176,13 @@ class Pairing(Struct, kw_only=True, forbid_unknown_fields=True):
 class Entity(Struct, kw_only=True):
     """Common fields. ``deleted`` is a soft delete: nothing is ever unrecoverable."""
 
-    # Fields stored as CRDT arrays (ordered, merge item by item) and CRDT text (merge
-    # character by character). Everything else is a last-writer-wins map field.
+    # Fields stored as CRDT arrays (ordered, merge item by item), CRDT text (merge
+    # character by character) and CRDT maps (objects that merge key by key: two members
+    # rating one candidate offline both keep their rating). Everything else is a
+    # last-writer-wins map field.
     crdt_arrays: ClassVar[frozenset[str]] = frozenset()
     crdt_texts: ClassVar[frozenset[str]] = frozenset({"notes"})
+    crdt_maps: ClassVar[frozenset[str]] = frozenset()
     entity_kind: ClassVar[str] = ""
     collection: ClassVar[str] = ""
 
@@ -211,6 +214,7 @@ class Role(Entity, kw_only=True):
 
     entity_kind: ClassVar[str] = "role"
     collection: ClassVar[str] = "roles"
+    crdt_maps: ClassVar[frozenset[str]] = frozenset({"external_ids"})
     crdt_arrays: ClassVar[frozenset[str]] = frozenset({"backups"})
 
     name: Name
@@ -241,6 +245,7 @@ class Role(Entity, kw_only=True):
 class Talent(Entity, kw_only=True):
     entity_kind: ClassVar[str] = "talent"
     collection: ClassVar[str] = "talents"
+    crdt_maps: ClassVar[frozenset[str]] = frozenset({"external_ids"})
 
     name: Name
     agent: ShortText = ""
@@ -272,6 +277,7 @@ class Candidate(Entity, kw_only=True):
 
     entity_kind: ClassVar[str] = "candidate"
     collection: ClassVar[str] = "candidates"
+    crdt_maps: ClassVar[frozenset[str]] = frozenset({"ratings"})
 
     talent_id: Id
     role_id: Id
@@ -311,6 +317,7 @@ class Audition(Entity, kw_only=True):
 class Scene(Entity, kw_only=True):
     entity_kind: ClassVar[str] = "scene"
     collection: ClassVar[str] = "scenes"
+    crdt_maps: ClassVar[frozenset[str]] = frozenset({"looks", "external_ids"})
 
     number: Annotated[str, Meta(min_length=1, max_length=20)]
     heading: ShortText = ""

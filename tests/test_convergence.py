@@ -53,6 +53,7 @@ op = st.one_of(
     st.tuples(st.just("rewrite_list"), st.integers(0, 4), st.integers(0, 2**16)),
     st.tuples(st.just("rewrite_text"), st.integers(0, 4), st.sampled_from(TALENTS)),
     st.tuples(st.just("untext"), st.integers(0, 4), st.sampled_from(TALENTS), st.integers(0, 30)),
+    st.tuples(st.just("source_id"), st.integers(0, 4), st.sampled_from(TALENTS)),
     st.tuples(st.just("sync"), st.integers(0, 4), st.integers(0, 4)),
 )
 
@@ -74,6 +75,9 @@ class Run:
         self.tokens: list[tuple[str, str]] = []
         self.inserted: set[str] = set()
         self.removed: set[object] = set()  # list items and text tokens someone removed
+        # (talent, key) -> the last value written to that key of external_ids (a CRDT
+        # map): each replica writes only its own key, as each member rates for themself.
+        self.keyed: dict[tuple[str, str], str] = {}
 
     def unique(self) -> str:
         self.counter += 1
@@ -91,6 +95,11 @@ class Run:
             value: object = int(self.unique()) if field == "rate" else f"v{self.unique()}"
             doc.update(Talent, tid, {field: value})
             self.writes.setdefault((tid, field), []).append(value)
+        elif kind == "source_id":
+            tid, key, value = step[2], f"site{who}", f"x{self.unique()}"
+            current = doc.get(Talent, tid, include_deleted=True).external_ids
+            doc.update(Talent, tid, {"external_ids": {**current, key: value}})
+            self.keyed[(tid, key)] = value
         elif kind == "delete":
             doc.delete(Talent, step[2])
         elif kind == "restore":
@@ -212,6 +221,8 @@ def test_replicas_converge_and_lose_nothing(replicas: int, steps: list, seed: in
             assert token in stored[tid].notes
         else:
             assert token not in stored[tid].notes  # removed once, never resurrected
+    for (tid, key), value in run.keyed.items():  # concurrent keys of one map all survive
+        assert stored[tid].external_ids[key] == value
     backups = first.get(Role, "r0").backups
     assert run.inserted - run.removed <= set(backups) and len(backups) == len(set(backups))
     # Every update delivered to a fresh replica in a random order (dependencies arriving

@@ -603,3 +603,41 @@ def test_invalid_lists_every_bad_field_in_field_order_every_time(doc: CastDocume
         doc.update(Talent, bad.id, {"height_cm": 170})
     assert caught.value.field == "playing_age_min"
     assert caught.value.rule == "expected a whole number; also rate: must be at least 0"
+
+
+def test_object_fields_merge_key_by_key(doc: CastDocument) -> None:
+    """Two members rate one candidate offline, two peers record looks for different
+    characters of one scene: every key survives the merge (CRDT maps, not one value)."""
+    nora, cal = doc.add(Role, name="Nora"), doc.add(Role, name="Cal")
+    ada = doc.add(Talent, name="Ada")
+    cand = doc.add(model.Candidate, talent_id=ada.id, role_id=nora.id)
+    scene = doc.add(Scene, number="1", characters=[nora.id, cal.id])
+    peer = peer_of(doc)
+    doc.update(model.Candidate, cand.id, {"ratings": {"Alex": 4}})
+    peer.update(model.Candidate, cand.id, {"ratings": {"Sam": 2}})
+    doc.update(Scene, scene.id, {"looks": {nora.id: model.Look(hair="braids")}})
+    peer.update(Scene, scene.id, {"looks": {cal.id: model.Look(wardrobe="uniform")}})
+    sync(doc, peer)
+    for replica in (doc, peer):
+        assert replica.get(model.Candidate, cand.id).ratings == {"Alex": 4, "Sam": 2}
+        looks = replica.get(Scene, scene.id).looks
+        assert looks[nora.id].hair == "braids" and looks[cal.id].wardrobe == "uniform"
+    assert doc.to_data() == peer.to_data()
+    # Removing a key removes only that key.
+    doc.update(model.Candidate, cand.id, {"ratings": {"Sam": 2}})
+    sync(doc, peer)
+    assert peer.get(model.Candidate, cand.id).ratings == {"Sam": 2}
+
+
+def test_a_plain_object_from_an_older_peer_is_read_and_upgraded(doc: CastDocument) -> None:
+    ada = doc.add(Talent, name="Ada")
+    old_peer = Doc()
+    old_peer.apply_update(doc.encode_update())
+    old_peer.get("talents", type=Map)[ada.id]["external_ids"] = {"spotlight": "S1"}
+    doc.apply_update(old_peer.get_update(doc.state_vector()))
+    assert doc.get(Talent, ada.id).external_ids == {"spotlight": "S1"}
+    doc.update(Talent, ada.id, {"external_ids": {"spotlight": "S1", "backstage": "B2"}})
+    assert doc.get(Talent, ada.id).external_ids == {"spotlight": "S1", "backstage": "B2"}
+    raw = Doc()
+    raw.apply_update(doc.encode_update())
+    assert isinstance(raw.get("talents", type=Map)[ada.id]["external_ids"], Map)
