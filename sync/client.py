@@ -609,7 +609,7 @@ def _receive(state: _Connection, frame: Any, echo: Echo) -> protocol.Outcome:
     if outcome.message.type is protocol.MessageType.QUERY_AWARENESS:
         state.outbox.put_nowait(_awareness_frame(state.awareness, [state.awareness.client_id]))
     if outcome.denied:
-        echo(f"peer: {outcome.denied}")
+        echo(f"the server says: {outcome.denied}")
     return outcome
 
 
@@ -728,10 +728,17 @@ def sync_websocket(
     was_here = target.adopted
     url_room = room_url(websocket_base(url), pid, token)
     headers = _websocket_headers(workspace, token)
+    label = dict(workspace.productions()).get(pid) or short_id(pid)
     try:
         state = asyncio.run(
             _run_connection(
-                target, url_room, headers, tls_context(cacert), say, live=False, timeout=timeout
+                target,
+                url_room,
+                headers,
+                tls_context(cacert),
+                lambda line: say(f"{label}: {line}"),  # as live mode labels its lines
+                live=False,
+                timeout=timeout,
             )
         )
     except (OSError, TimeoutError, websockets.WebSocketException) as exc:
@@ -745,7 +752,9 @@ def sync_websocket(
         created_here=not was_here,
     )
     if echo:
-        echo(f"{moved.describe()}; sent {state.sent_bytes:,} bytes")
+        # Bytes on the wire include the handshake and presence, not only edits: say so
+        # apart from the changes, so "up to date" never reads as contradicted.
+        echo(f"{moved.describe()} ({state.sent_bytes:,} bytes sent in all)")
     return moved
 
 

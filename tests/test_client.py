@@ -347,8 +347,14 @@ def test_websocket_one_shot_adopts_and_pushes(
             "Ada Stone"
         }
         laptop.production(seeded.pid).doc.add(model.Talent, name="Over WS")
-        client.sync_websocket(laptop, server.ws_url, token=seeded.write)
+        lines: list[str] = []
+        client.sync_websocket(laptop, server.ws_url, token=seeded.write, echo=lines.append)
     assert seeded.names() == {"Ada Stone", "Over WS"}
+    # Every line names the production; the byte count is not mistaken for changes.
+    assert all(line.startswith("Harbour Lights") for line in lines), lines
+    assert re.fullmatch(
+        r"Harbour Lights \(\.\.\.\w{8}\): .* \([\d,]+ bytes sent in all\)", lines[-1]
+    )
 
 
 def test_websocket_empty_room_is_an_error(
