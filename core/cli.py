@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import json
 import re
+import shlex
 import sys
 import typing
 import warnings
@@ -59,6 +60,8 @@ class Context:
         self._workspace: Workspace | None = None
         self.console = Console()
         self.err = Console(stderr=True)
+        #: A warning printed once the command succeeded (see CastroomGroup.invoke).
+        self.notice: str | None = None
 
     def workspace(self, *, create: bool = False) -> Workspace:
         if self._workspace is None:
@@ -70,6 +73,14 @@ class Context:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", NewerSchemaWarning)
             production = self.workspace().production(self.production_ref)
+        if production.id is not None and production.workspace.is_deleted(production.id):
+            # Reads work (said once the command succeeds, as it may be a mistake; a
+            # refused write's error stays the only line); writes are refused by the store.
+            title = production.title()
+            self.notice = (
+                f"Warning: production {title} is deleted (read-only until"
+                f" `castroom production restore {shlex.quote(title or production.id)}`)"
+            )
         for warning in caught:
             if issubclass(warning.category, NewerSchemaWarning):
                 click.echo(f"Warning: {warning.message}", err=True)
@@ -415,7 +426,11 @@ class CastroomGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            obj = ctx.find_object(Context)
+            if obj is not None and obj.notice:
+                click.echo(obj.notice, err=True)
+            return result
         except CastroomError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(1)
@@ -731,7 +746,11 @@ def production_set(obj: Context, assignments: tuple[str, ...]) -> None:
 @pass_ctx
 def production_delete(obj: Context, ref: str | None) -> None:
     """Delete a production (soft: hidden from `production list`; `production restore`
-    brings it back). REF: id, id prefix or title (default: --production, or the only one)."""
+    brings it back). REF: id, id prefix or title (default: --production, or the only one).
+
+    A deleted production stays readable with --production (list, show, history,
+    reports), but changes to it (add, set, delete, import, ...) are refused until it is
+    restored; peers' edits arriving by sync or bundle still merge."""
     production = obj.workspace().production(ref or obj.production_ref)
     title = production.title()
     if production.workspace.is_deleted(str(production.id)):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import shlex
 import socket
 import sqlite3
 import tomllib
@@ -195,7 +196,13 @@ class Workspace:
                 production.refresh()
             finally:
                 production.doc.on_change = listeners
-            production.doc.migrate()
+            # A schema migration is upkeep, not an edit: it runs even on a deleted
+            # production, which must stay readable.
+            production.writable_when_deleted = True
+            try:
+                production.doc.migrate()
+            finally:
+                production.writable_when_deleted = False
             self._open[production_id] = production
         return self._open[production_id]
 
@@ -222,8 +229,17 @@ def _user() -> str:
         return "castroom"
 
 
+class ProductionDeleted(CastroomError):
+    """A local write to a deleted production (reads, and merges from peers, still work)."""
+
+
 class StoredProduction:
-    """An open production whose every write is durable: the document plus its log."""
+    """An open production whose every write is durable: the document plus its log.
+
+    A deleted production is read-only here: a local write is refused (and dropped) until
+    ``production restore``, so nobody keeps casting a show the team has shelved without
+    noticing. Peers' updates still merge (refusing them would split the replicas).
+    """
 
     def __init__(self, workspace: Workspace, production_id: str | None, doc: CastDocument):
         self.workspace = workspace
@@ -232,6 +248,8 @@ class StoredProduction:
         self.doc = doc
         self.seen = 0  # the last log sequence number merged into ``doc``
         self._version = -1
+        #: Let local writes through even while the production is deleted (migrations).
+        self.writable_when_deleted = False
         #: Called with (update bytes, origin, changes) for every update this object makes
         #: durable or merges: "local" writes, "storage" (another process's commits picked
         #: up by refresh) and peers' updates. The sync server relays them to live peers.
@@ -277,6 +295,14 @@ class StoredProduction:
     def _persist(self, update: bytes, changes: Changes) -> None:
         if self.id is None:
             return
+        if self._refused(changes):
+            self._reload()  # the edit is only in memory: drop it
+            title = self.title()
+            typed = shlex.quote(title or str(self.id))
+            raise ProductionDeleted(
+                f"production {title} is deleted: restore it first"
+                f" (castroom production restore {typed}); reading it still works"
+            )
         try:
             seq = self.store.append(
                 self.id,
@@ -296,6 +322,16 @@ class StoredProduction:
             self.store.set_title(self.id, self.title())
             self._note_deleted()
         self._relay(update, "local", changes)
+
+    def _refused(self, changes: Changes) -> bool:
+        """Whether a local commit writes to a production that was already deleted. The
+        workspace's note says "before this commit" (it is updated after): the delete
+        itself passes, and so does the commit that sets ``deleted`` again (a restore)."""
+        if self.writable_when_deleted or self.id is None:
+            return False
+        if "deleted" in changes.get(("production", self.id), set()):
+            return False
+        return self.workspace.is_deleted(self.id)
 
     def _note_deleted(self) -> None:
         """Keep the workspace's note of whether this production is deleted in step with

@@ -698,6 +698,24 @@ def test_production_delete_and_restore(castroom) -> None:
     assert len(as_json(castroom("production", "list", "--json"))) == 3
 
 
+def test_a_deleted_production_is_readable_but_refuses_writes(castroom) -> None:
+    ok(castroom("init", "--production", "Old Show"))
+    ok(castroom("-p", "Old Show", "add", "role", "name=Nora"))
+    ok(castroom("production", "delete", "Old Show"))
+    before = log_rows(castroom.path)
+    for args in (("add", "role", "name=Ghost"), ("set", "role", "Nora", "notes=x")):
+        fails(castroom("-p", "Old Show", *args), "Old Show is deleted", "production restore")
+    fails(castroom("-p", "Old Show", "production", "set", "budget_cap=5"), "is deleted")
+    assert log_rows(castroom.path) == before  # nothing written
+    listed = castroom("-p", "Old Show", "list", "roles", "--json")
+    assert [r["name"] for r in as_json(listed)] == ["Nora"]  # refused edits were dropped
+    assert "Warning: production Old Show is deleted" in listed.stderr
+    assert "refused" in ok(castroom("production", "delete", "--help"))
+    ok(castroom("production", "restore", "Old Show"))
+    added = castroom("-p", "Old Show", "add", "role", "name=Ghost")
+    assert "Added role" in ok(added) and not added.stderr
+
+
 def break_entities(path: Path, **entities: dict[str, object]) -> None:
     """A peer writes bad fields into entities (``talents__ID={...}``, collection and id
     split at ``__``), merged as a raw pycrdt update from device LAPTOP."""

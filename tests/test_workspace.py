@@ -16,7 +16,7 @@ from castroom.core import model
 from castroom.core.document import CastDocument
 from castroom.core.errors import Ambiguous, BadUpdate, CastroomError, NotFound, StorageError
 from castroom.core.model import Role, Talent
-from castroom.core.workspace import Workspace, default_path
+from castroom.core.workspace import ProductionDeleted, Workspace, default_path
 
 
 def run_child(code: str, *args: str) -> str:
@@ -392,6 +392,24 @@ def test_listeners_hear_only_merged_changes_that_reached_the_disk(tmp_path: Path
             ws.adopt(other.production_id or "", other.encode_update(), origin="sync")
         ws.store.db.execute("PRAGMA query_only=OFF")
         assert heard == []
+
+
+def test_local_writes_to_a_deleted_production_are_refused_and_dropped(
+    workspace: Workspace,
+) -> None:
+    production = workspace.create_production("Tides")
+    production.doc.update_production({"deleted": True})
+    with pytest.raises(ProductionDeleted, match="production restore Tides"):
+        production.doc.add(model.Role, name="Ghost")
+    assert production.doc.all(model.Role) == []  # not even in memory
+    reopened = Workspace.open(workspace.path)
+    try:
+        assert reopened.production(production.id).doc.all(model.Role) == []
+    finally:
+        reopened.close()
+    production.doc.update_production({"deleted": False})  # a restore is allowed
+    production.doc.add(model.Role, name="Ghost")
+    assert [r.name for r in production.doc.all(model.Role)] == ["Ghost"]
 
 
 def test_a_production_deleted_on_a_peer_is_deleted_here(workspace: Workspace, tmp_path) -> None:
