@@ -793,7 +793,7 @@ def production_list(obj: Context, include_deleted: bool, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--limit", default=30, show_default=True)
+@click.option("--limit", default=30, show_default=True, help="How many rows to show.")
 @click.option("--entity", help="Only changes to this entity: an id, id prefix or name.")
 @click.option("--kind", "kind", help="The --entity's kind, when a name is used by several.")
 @click.option("--json", "as_json", is_flag=True)
@@ -803,25 +803,24 @@ def history(obj: Context, limit: int, entity: str | None, kind: str | None, as_j
     production = obj.production()
     if entity is not None:
         entity = _history_entity(production, entity, kind)
-    entries = production.history(limit=limit, entity=entity)
+    # --limit counts the rows shown (one per entity changed), not log entries.
     rows: list[dict[str, Any]] = []
-    for entry in entries:
-        for collection, entity_id, fields in entry.changes:
-            rows.append(
-                {
-                    "seq": entry.seq,
-                    "time": dt.datetime.fromtimestamp(entry.ts, dt.UTC).isoformat(
-                        timespec="seconds"
-                    ),
-                    "member": entry.member,
-                    "device": entry.device,
-                    "origin": entry.origin,
-                    "kind": _kind_name(collection),
-                    "entity_id": entity_id,
-                    "label": _label(production, collection, entity_id),
-                    "fields": _history_fields(fields),
-                }
-            )
+    for entry, collection, entity_id, fields in production.history_changes(
+        limit=limit, entity=entity
+    ):
+        rows.append(
+            {
+                "seq": entry.seq,
+                "time": dt.datetime.fromtimestamp(entry.ts, dt.UTC).isoformat(timespec="seconds"),
+                "member": entry.member,
+                "device": entry.device,
+                "origin": entry.origin,
+                "kind": _kind_name(collection),
+                "entity_id": entity_id,
+                "label": _label(production, collection, entity_id),
+                "fields": _history_fields(fields),
+            }
+        )
     if as_json:
         emit_json(rows)
         return

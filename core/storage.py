@@ -263,15 +263,24 @@ class Store:
         return len(rows), len(merged)
 
     def history(
-        self, production: str, *, limit: int = 50, entity: str | None = None
+        self,
+        production: str,
+        *,
+        limit: int = 50,
+        entity: str | None = None,
+        before: int | None = None,
     ) -> list[LogEntry]:
         """Log entries, newest first. With ``entity``, only entries that touched it, each
-        listing only its changes to that entity."""
+        listing only its changes to that entity. ``before``: only entries older than that
+        sequence number (the next page)."""
         sql = (
             "SELECT seq, ts, member, device, origin, changes, size FROM updates"
             " WHERE production = ?"
         )
         args: list[Any] = [production]
+        if before is not None:
+            sql += " AND seq < ?"
+            args.append(before)
         if entity:
             # A cheap pre-filter (LIKE wildcards escaped); the exact match is below.
             escaped = entity.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

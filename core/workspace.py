@@ -452,9 +452,30 @@ class StoredProduction:
             return True
         return False
 
-    def history(self, *, limit: int = 50, entity: str | None = None) -> list[LogEntry]:
+    def history(
+        self, *, limit: int = 50, entity: str | None = None, before: int | None = None
+    ) -> list[LogEntry]:
         assert self.id is not None
-        return self.store.history(self.id, limit=limit, entity=entity)
+        return self.store.history(self.id, limit=limit, entity=entity, before=before)
+
+    def history_changes(
+        self, *, limit: int = 50, entity: str | None = None
+    ) -> Iterator[tuple[LogEntry, str, str, list[str]]]:
+        """At most ``limit`` changes (entry, collection, entity id, fields), newest first:
+        one log entry may hold many changes, so entries are read page by page."""
+        before: int | None = None
+        left = limit
+        while left > 0:
+            entries = self.history(limit=left, entity=entity, before=before)
+            for entry in entries:
+                for collection, entity_id, fields in entry.changes:
+                    yield entry, collection, entity_id, fields
+                    left -= 1
+                    if left <= 0:
+                        return
+            if not entries:
+                return
+            before = entries[-1].seq
 
     def origin_of(self, kind: str, entity_id: str) -> str | None:
         """The device whose logged update last touched an entity (None if unlogged)."""

@@ -318,6 +318,21 @@ def test_history_lists_who_changed_what_newest_first(castroom) -> None:
     assert "sam" in ok(castroom("history"))
 
 
+def test_history_limit_counts_rows_not_log_entries(castroom) -> None:
+    with Workspace.open(castroom.path) as ws:
+        doc = ws.production().doc
+        with doc.transaction():  # one log entry that changes five entities
+            for i in range(5):
+                doc.add(model.Talent, name=f"T{i}")
+    ok(castroom("add", "role", "name=Nora"))
+    assert len(as_json(castroom("history", "--limit", "3", "--json"))) == 3
+    rows = as_json(castroom("history", "--limit", "6", "--json"))
+    assert [r["kind"] for r in rows] == ["role"] + ["talent"] * 5  # across two entries
+    assert len(as_json(castroom("history", "--limit", "50", "--json"))) == 7  # + production
+    table = ok(castroom("history", "--limit", "3"))
+    assert sum(f" T{i} " in table for i in range(5)) == 2 and "Nora" in table
+
+
 def test_history_of_a_large_merge_does_not_call_edits_creations(castroom, tmp_path: Path) -> None:
     ada = as_json(castroom("add", "talent", "name=Ada", "--json"))["id"]
     # A colleague's copy, joined by bundle, edits Ada and adds many talents offline.
