@@ -874,7 +874,39 @@ def _label(production: StoredProduction, collection: str, entity_id: str) -> str
             return ""
         return str(production.doc.production_fields().get("title") or "")  # valid or not
     data = production.doc.raw(cls, entity_id) or {}
-    return str(data.get("name") or data.get("number") or data.get("date") or "")
+    named = data.get("name") or data.get("number") or data.get("date")
+    return str(named) if named else _described(production.doc, cls, data)
+
+
+def _described(doc: CastDocument, cls: type[model.Entity], data: dict[str, Any]) -> str:
+    """A readable label for an entity without a name of its own, from what it refers to
+    (stored fields, valid or not): "Ada Stone for Nora (1962)", "Ada Stone / Nora",
+    "Ada Stone 2027-03-01..03", "Nora 2027-03-01 10:00"."""
+
+    def called(target: type[model.Entity], ref: Any) -> str:
+        fields = doc.raw(target, str(ref)) if ref else None
+        return str((fields or {}).get("name") or ref or "?")
+
+    talent = called(model.Talent, data.get("talent_id"))
+    role = called(model.Role, data.get("role_id"))
+    if cls is model.Candidate:
+        era = f" ({data['era']})" if data.get("era") else ""
+        return f"{talent} for {role}{era}"
+    if cls is model.Deal:
+        return f"{talent} / {role}"
+    if cls is model.Availability:
+        start, end = str(data.get("start") or ""), str(data.get("end") or "")
+        if not end or end == start:
+            return f"{talent} {start}".rstrip()
+        same_month = start[:8] == end[:8] and len(end) == 10
+        return f"{talent} {start}..{end[8:] if same_month else end}"
+    if cls is model.Audition:
+        when = str(data.get("starts_at") or "")[:16].replace("T", " ")
+        ids = data.get("role_ids") if data.get("role_id") is None else None
+        if isinstance(ids, list) and ids:  # a chemistry read of several roles
+            role = " & ".join(called(model.Role, ref) for ref in ids)
+        return f"{role} {when}".rstrip()
+    return ""
 
 
 @cli.command()

@@ -333,6 +333,25 @@ def test_history_limit_counts_rows_not_log_entries(castroom) -> None:
     assert sum(f" T{i} " in table for i in range(5)) == 2 and "Nora" in table
 
 
+def test_history_labels_entities_without_a_name_by_what_they_refer_to(castroom) -> None:
+    ids = one_of_each(castroom)
+    ok(castroom("add", "audition", "role_ids=Maya", "chemistry=true", "starts_at=2026-03-02 09:00"))
+    ok(castroom("set", "role", "Maya", 'eras=[{"name": "1962"}]'))
+    ok(castroom("set", "candidate", ids["candidate"], "era=1962"))
+    labels = {
+        (r["kind"], r["entity_id"]): r["label"]
+        for r in as_json(castroom("history", "--limit", "100", "--json"))
+    }
+    assert labels[("candidate", ids["candidate"])] == "Ada for Maya (1962)"
+    assert labels[("deal", ids["deal"])] == "Ada / Maya"
+    assert labels[("availability", ids["availability"])] == "Ada 2026-04-01..02"
+    assert labels[("audition", ids["audition"])] == "Maya 2026-03-01 10:00"
+    assert "Maya 2026-03-02 09:00" in labels.values()  # a chemistry read: its role_ids
+    assert labels[("shoot_day", ids["shoot_day"])] == "2026-04-01"
+    assert labels[("scene", ids["scene"])] == "12A"
+    assert "Ada / Maya" in ok(castroom("history", "--limit", "100"))  # the table too
+
+
 def test_history_of_a_large_merge_does_not_call_edits_creations(castroom, tmp_path: Path) -> None:
     ada = as_json(castroom("add", "talent", "name=Ada", "--json"))["id"]
     # A colleague's copy, joined by bundle, edits Ada and adds many talents offline.
