@@ -914,7 +914,7 @@ def _described(doc: CastDocument, cls: type[model.Entity], data: dict[str, Any])
 def compact(obj: Context) -> None:
     """Fold the update log into a snapshot (history of who/what/when is kept)."""
     folded, size = obj.production().compact()
-    click.echo(f"Folded {folded} updates into a {size:,}-byte snapshot")
+    click.echo(f"Folded {folded} updates into a snapshot of {size:,} bytes")
 
 
 @cli.command()

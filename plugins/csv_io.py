@@ -12,7 +12,9 @@ Reference cells (``talent_id``, ``role_id``, ``shoot_day_id``, ``characters``, `
 ``scene_ids``, ``panel``) take an id, or a name (a scene's number, a shoot day's date) that matches
 exactly one entity, so an office's "talent, role, stage" sheet imports as candidates.
 
-An ``id`` column is castroom's own id (what ``castroom export csv`` writes). Ids that are
+An ``id`` column is castroom's own id (what ``castroom export csv`` writes). Its
+``deleted`` column imports back quietly but is not applied (``castroom delete`` and
+``restore`` do that): rows where it disagrees with castroom get one warning. Ids that are
 not castroom's (an office's ``ID`` column) are kept as ``external_ids[SOURCE]`` instead,
 for the kinds that have source ids (talents, roles, scenes); other kinds refuse them.
 
@@ -78,6 +80,11 @@ REFERENCES: dict[str, str] = {
 # -- reading -----------------------------------------------------------------------------------
 
 
+def _a(word: str) -> str:
+    """``word`` with its indefinite article: "a talent", "an audition"."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 def _norm(name: str) -> str:
     return name.strip().lower().replace(" ", "_").replace("-", "_")
 
@@ -126,7 +133,7 @@ class _Field:
         self.field, _, self.key = target.partition(".")
         if self.field == "external_id":
             if "external_ids" not in cls.__struct_fields__:
-                raise CastroomError(f"a {cls.entity_kind} has no external_ids")
+                raise CastroomError(f"{_a(cls.entity_kind)} has no external_ids")
             self.kind = "external_id"
             return
         if self.field not in cls.__struct_fields__ or self.field == "deleted":
@@ -306,18 +313,25 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
         raise CastroomError(f"--map names a column the file does not have: {missing}")
     columns: list[tuple[int, _Field]] = []
     warnings: list[str] = []
+    deleted_column: int | None = None
+    mismatched = 0  # rows whose deleted cell disagrees with castroom (not applied)
     fields_by_norm = {_norm(f): f for f in cls.__struct_fields__}
     for position, name in enumerate(header):
         target = mapping.get(name)
         if target is None:
             norm = _norm(name)
             target = "external_id" if norm == "external_id" else fields_by_norm.get(norm)
-        if target is None or target == "deleted":
+        if target == "deleted":
+            # `export csv` writes it: the round trip must import quietly. Deleting and
+            # restoring stay with `castroom delete`/`restore` (said below if a row asks).
+            deleted_column = position
+            continue
+        if target is None:
             if name.strip():
-                warnings.append(f"column {name!r} is not a {cls.entity_kind} field: ignored")
+                warnings.append(f"column {name!r} is not {_a(cls.entity_kind)} field: ignored")
             continue
         if target == "external_id" and "external_ids" not in cls.__struct_fields__:
-            warnings.append(f"column {name!r}: a {cls.entity_kind} has no external_ids: ignored")
+            warnings.append(f"column {name!r}: {_a(cls.entity_kind)} has no external_ids: ignored")
             continue
         columns.append((position, _Field(cls, target, hints)))
 
@@ -353,6 +367,9 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
         if not any(cell.strip() for cell in row):
             continue
         rows += 1
+        said = ""  # the row's deleted cell, if the file has that column
+        if deleted_column is not None and deleted_column < len(row):
+            said = row[deleted_column].strip().lower()
         if len(row) > width and any(c.strip() for c in row[width:]):
             errors.append(f"line {line}: {len(row)} cells but the header has {width}")
             continue
@@ -422,6 +439,8 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
                 for name in composite:
                     if isinstance(fields.get(name), str) and name not in REFERENCES:
                         del fields[name]
+        if said in ("true", "false") and (said == "true") != bool(match and match.deleted):
+            mismatched += 1
         if match is not None:
             base = model.to_fields(match)
             for name, value in fields.items():
@@ -455,6 +474,11 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
             own = _composite(model.to_fields(entity), composite)
             if own is not None:
                 by_composite[own] = entity
+    if mismatched:
+        warnings.append(
+            f"column 'deleted': {mismatched} row(s) say otherwise than castroom; import"
+            " neither deletes nor restores (use `castroom delete` or `castroom restore`)"
+        )
     if not rows and not errors:
         warnings.append(f"{path} has a header but no rows")
     return ImportResult(entities=entities, warnings=warnings, errors=errors)

@@ -165,6 +165,30 @@ def test_export_round_trips_through_import(tmp_path: Path, doc) -> None:
     assert scenes.splitlines() == ["id,number,story_day", f"{doc.all(Scene)[0].id},12A,2"]
 
 
+def test_every_exported_column_imports_back_without_warnings(tmp_path: Path, doc) -> None:
+    role = doc.add(Role, name="Nora")
+    for day in (1, 2):
+        doc.add(model.Audition, role_id=role.id, starts_at=f"2027-01-0{day}T10:00:00")
+    gone = doc.all(model.Audition)[1]
+    doc.delete(model.Audition, gone.id)
+    for everything in (False, True):  # --all: the deleted one too (deleted=true)
+        text = write_csv(ProductionView(doc), {"kind": "audition", "all": everything})
+        assert text.startswith("id,deleted,")
+        path = write(tmp_path, "auditions.csv", text)
+        result = read_csv(str(path), ProductionView(doc), {"kind": "audition"})
+        assert result.warnings == [] and result.errors == []
+        counts = apply_import(doc, result)
+        assert (counts.created, counts.updated) == (0, 0)
+    # A deleted cell that disagrees is not applied, and says so (in words: "an audition").
+    path = write(tmp_path, "auditions.csv", text.replace(",false,", ",true,", 1))
+    warned = read_csv(str(path), ProductionView(doc), {"kind": "audition"}).warnings
+    assert len(warned) == 1 and "1 row(s)" in warned[0] and "castroom delete" in warned[0]
+    assert doc.stored_fields(model.Audition, gone.id)["deleted"] is True
+    path = write(tmp_path, "auditions.csv", "colour,role_id,starts_at\nred,Nora,2027-01-03T10:00\n")
+    warned = read_csv(str(path), ProductionView(doc), {"kind": "audition"}).warnings
+    assert warned == ["column 'colour' is not an audition field: ignored"]
+
+
 def test_apply_import_is_all_or_nothing(doc: CastDocument) -> None:
     good = Talent(id=model.new_id(), name="Good")
     bad = Talent(id=model.new_id(), name="Bad", playing_age_min=200)  # past the Meta limit
