@@ -538,6 +538,7 @@ def script_entities(
                 break
     final = _final_numbers(wanted, matches, all_scenes, claimed, warnings)
 
+    unmarked: list[str] = []  # scenes left with no story day (script or castroom)
     for number, key, parsed, existing in zip(final, keys, script.scenes, matches, strict=True):
         characters = [role_for(name).id for name in parsed.characters]
         fields: dict[str, Any] = {
@@ -570,6 +571,8 @@ def script_entities(
                 fields["location"] = location_of(parsed.heading)
             ids = {**existing.external_ids, source: key}
             scene = msgspec.structs.replace(existing, looks=looks, external_ids=ids, **fields)
+        if scene.story_day is None:  # one set by hand in castroom is kept: no warning
+            unmarked.append(number)
         entities.append(scene)
     taken = {role.id for role in chosen.values()}
     for key, role in roles_by_key.items():
@@ -586,7 +589,6 @@ def script_entities(
             f"{len(gone)} scenes imported from {source} before are not in it now (kept; "
             f"delete any that were cut): {', '.join(sorted(gone))}"
         )
-    unmarked = [n for n, s in zip(final, script.scenes, strict=True) if s.story_day is None]
     if unmarked:
         shown = ", ".join(unmarked[:12]) + (", ..." if len(unmarked) > 12 else "")
         warnings.append(

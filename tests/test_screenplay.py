@@ -572,6 +572,26 @@ def test_no_story_day_warning_says_how_to_mark_one(tmp_path: Path, fmt: str) -> 
         assert "DAY 2" in warning and "Summary" in warning
 
 
+@pytest.mark.parametrize("fmt", list(WRITERS))
+def test_a_story_day_set_in_castroom_is_not_warned_about_on_reimport(
+    tmp_path: Path, fmt: str
+) -> None:
+    doc = CastDocument.create("Harbour Lights")
+    path = tmp_path / f"harbour.{fmt}"
+    import_file(doc, path, WRITERS[fmt](DRAFT_1, True))
+    scenes = {s.number: s for s in doc.all(Scene)}
+    for number in ("1", "3"):  # the script marks none: the team sets two by hand
+        doc.update(Scene, scenes[number].id, {"story_day": 2})
+    result, again = import_file(doc, path, WRITERS[fmt](DRAFT_1, True))
+    (warning,) = [w for w in result.warnings if "no story day" in w]
+    assert warning.startswith("2 of 4 scenes have no story day marked (2, 4)")
+    assert again.updated == 0  # and the hand-set days are kept
+    for number in ("2", "4"):
+        doc.update(Scene, scenes[number].id, {"story_day": 3})
+    result, _ = import_file(doc, path, WRITERS[fmt](DRAFT_1, True))
+    assert not [w for w in result.warnings if "no story day" in w]
+
+
 def test_the_importer_description_names_its_options() -> None:
     from castroom.core.plugins import make_plugins
 
