@@ -17,6 +17,7 @@ import msgspec
 from .document import production_in
 from .errors import BadUpdate, CastroomError
 from .workspace import Workspace
+from .yupdate import EMPTY_UPDATE
 
 BUNDLE_MAGIC = b"CASTROOM-BUNDLE\n"
 STATE_MAGIC = b"CASTROOM-STATE1\n"
@@ -68,12 +69,15 @@ def write_state(workspace: Workspace, path: Path) -> int:
 
 
 def create(workspace: Workspace, path: Path, *, for_state: Path | None = None) -> Bundle:
-    """Write every production (or only what the peer behind ``for_state`` lacks)."""
+    """Write every production (or only what the peer behind ``for_state`` lacks; a
+    production it has all of is left out)."""
     have = read_state(for_state) if for_state else {}
     entries = []
     for pid, title in workspace.productions():
         doc = workspace.production(pid).doc
-        entries.append(BundleEntry(id=pid, title=title, update=doc.encode_update(have.get(pid))))
+        update = doc.encode_update(have.get(pid))
+        if update != EMPTY_UPDATE:  # the peer has all of it: nothing to carry
+            entries.append(BundleEntry(id=pid, title=title, update=update))
     bundle = Bundle(
         version=FORMAT_VERSION,
         created=time.time(),

@@ -31,6 +31,7 @@ from .money import format_money
 from .plugins import Plugins, make_plugins
 from .view import ProductionView
 from .workspace import StoredProduction, Workspace
+from .yupdate import update_is_empty
 
 #: Columns shown by ``castroom list KIND`` for people (``--json`` has every field).
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -956,8 +957,17 @@ def bundle_create(obj: Context, file: str, for_state: str | None) -> None:
     made = bundles.create(
         obj.workspace(), Path(file), for_state=Path(for_state) if for_state else None
     )
-    size = sum(len(e.update) for e in made.productions)
-    click.echo(f"Wrote {len(made.productions)} production(s), {size:,} bytes of updates, to {file}")
+    # Only productions with new content count: an entry with no struct carries just the
+    # delete set (which a state vector cannot tell the peer has), kept to be safe.
+    new = [e for e in made.productions if not update_is_empty(e.update)]
+    if not new:
+        click.echo(f"Nothing new for that peer: wrote {file} anyway")
+        return
+    size = sum(len(e.update) for e in made.productions)  # the whole file's
+    click.echo(
+        f"Wrote {len(new)} production(s) ({_titles([e.title for e in new])}),"
+        f" {size:,} bytes of updates, to {file}"
+    )
 
 
 @bundle.command(name="apply")
@@ -965,9 +975,21 @@ def bundle_create(obj: Context, file: str, for_state: str | None) -> None:
 @pass_ctx
 def bundle_apply(obj: Context, file: str) -> None:
     """Merge a bundle from another machine (works on a new, empty workspace too)."""
-    moved = bundles.apply(obj.workspace(create=True), Path(file))
-    for pid, count in moved.items():
-        click.echo(f"{pid}: {count} entities changed")
+    workspace = obj.workspace(create=True)
+    moved = bundles.apply(workspace, Path(file))
+    # Only the productions the bundle changed: "0 entities changed" lines are noise.
+    changed = {pid: count for pid, count in moved.items() if count}
+    if not changed:
+        click.echo(f"Nothing new in {file}: this workspace already had all of it")
+    titles = dict(workspace.productions())
+    for pid, count in changed.items():
+        what = "entity" if count == 1 else "entities"
+        click.echo(f"{titles.get(pid) or pid} ({pid}): {count} {what} changed")
+
+
+def _titles(titles: list[str], most: int = 3) -> str:
+    shown = ", ".join(titles[:most])
+    return shown + (f" and {len(titles) - most} more" if len(titles) > most else "")
 
 
 @bundle.command(name="state")

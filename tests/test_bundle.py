@@ -51,6 +51,19 @@ def test_apply_twice_is_harmless(home: Workspace, tmp_path: Path) -> None:
         assert state_of(other) == before
 
 
+def test_a_production_the_peer_has_all_of_is_left_out(home: Workspace, tmp_path: Path):
+    other = home.create_production("Harbour")
+    bundles.create(home, tmp_path / "full.castroom")
+    with Workspace.open(tmp_path / "peer") as peer:
+        bundles.apply(peer, tmp_path / "full.castroom")
+        bundles.write_state(peer, tmp_path / "peer.state")
+    other.doc.add(Role, name="Ghost")
+    delta = bundles.create(home, tmp_path / "d.castroom", for_state=tmp_path / "peer.state")
+    assert [e.title for e in delta.productions] == ["Harbour"]  # not Tides: nothing new
+    with Workspace.open(tmp_path / "peer") as peer:
+        assert bundles.apply(peer, tmp_path / "d.castroom") == {other.id: 1}
+
+
 def test_for_state_file_writes_only_what_the_peer_lacks(home: Workspace, tmp_path: Path):
     full = bundles.create(home, tmp_path / "full.castroom")
     with Workspace.open(tmp_path / "peer") as peer:

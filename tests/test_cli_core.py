@@ -428,6 +428,26 @@ def test_bundle_commands(castroom, cli, tmp_path: Path) -> None:
     )
 
 
+def test_bundles_report_only_the_productions_they_change(castroom, cli, tmp_path) -> None:
+    ok(castroom("init", "--production", "Harbour"))
+    first, state, delta = (tmp_path / n for n in ("first.bundle", "peer.state", "d.bundle"))
+    ok(castroom("bundle", "create", str(first)))
+    peer = tmp_path / "peer"
+    joined = ok(cli("bundle", "apply", str(first), workspace=peer))
+    assert "Tides (" in joined and "Harbour (" in joined
+    ok(cli("bundle", "state", str(state), workspace=peer))
+    made = ok(castroom("bundle", "create", str(delta), "--for", str(state)))
+    assert made.startswith("Nothing new for that peer")
+    ok(castroom("-p", "Harbour", "add", "role", "name=Ghost"))
+    made = ok(castroom("bundle", "create", str(delta), "--for", str(state)))
+    assert made.startswith("Wrote 1 production(s) (Harbour),")
+    applied = ok(cli("bundle", "apply", str(delta), workspace=peer)).splitlines()
+    assert len(applied) == 1 and applied[0].startswith("Harbour (")
+    assert applied[0].endswith(": 1 entity changed")
+    again = ok(cli("bundle", "apply", str(delta), workspace=peer))
+    assert again.startswith("Nothing new in") and "entities changed" not in again
+
+
 def test_plugins_listing(castroom) -> None:
     data = as_json(castroom("plugins", "--json"))
     assert data["failures"] == []
