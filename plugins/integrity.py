@@ -68,10 +68,39 @@ def broken_references(view: ProductionView) -> list[Finding]:
     }
     referring = {owner for owner, _ in model.REFERENCES} | {"deal", "candidate"}  # + eras
     out = []
+    to_invalid: dict[tuple[str, str, str, str], list[EntityRef]] = {}
     for kind in sorted(referring):
         for entity in everything[kind].values():
             if not entity.deleted:
-                out += _entity_references(view, kind, entity, everything)
+                out += _entity_references(view, kind, entity, everything, to_invalid)
+    return out + _references_to_invalid(view, to_invalid)
+
+
+#: How many of the entities referring to one invalid entity its finding names.
+SHOWN = 3
+
+
+def _references_to_invalid(
+    view: ProductionView, to_invalid: dict[tuple[str, str, str, str], list[EntityRef]]
+) -> list[Finding]:
+    """One finding per (invalid entity, referring kind, field): one invalid role listed
+    by 80 scenes is one thing to fix (the role), not 80 warnings."""
+    out = []
+    for (target_kind, ref, kind, field), referrers in to_invalid.items():
+        data = view.raw(model.kind_class(target_kind), ref) or {}
+        label = str(data.get("name") or data.get("number") or data.get("date") or "")
+        them = EntityRef(kind=target_kind, id=ref, label=label)
+        invalid = f"{target_kind} {ref}, which is invalid (see `castroom invalid`)"
+        if len(referrers) == 1:
+            message = f"{kind} {referrers[0].label or referrers[0].id}: {field} refers to {invalid}"
+        else:
+            named = ", ".join(f"{kind} {r.label or r.id}" for r in referrers[:SHOWN])
+            more = f" and {len(referrers) - SHOWN} more" if len(referrers) > SHOWN else ""
+            plural = model.kind_class(kind).collection
+            message = f"{len(referrers)} {plural} ({named}{more}): {field} refers to {invalid}"
+        fix = f"castroom show {target_kind} {ref}, and fix what it warns about"
+        shown = tuple(referrers[:SHOWN])
+        out.append(_finding("reference-to-invalid", "warning", message, fix, *shown, them))
     return out
 
 
@@ -80,6 +109,7 @@ def _entity_references(
     kind: str,
     entity: model.Entity,
     everything: dict[str, dict[str, model.Entity]],
+    to_invalid: dict[tuple[str, str, str, str], list[EntityRef]],
 ) -> list[Finding]:
     me = EntityRef(kind=kind, id=entity.id, label=_label(entity))
     name = f"{kind} {me.label or entity.id}"
@@ -92,12 +122,8 @@ def _entity_references(
         target = everything[target_kind].get(ref)
         if target is None and view.raw(model.kind_class(target_kind), ref) is not None:
             # It exists, stored invalid (skipped by typed reads): its own finding says why.
-            message = (
-                f"{name}: {field} refers to {target_kind} {ref}, which is invalid"
-                " (see `castroom invalid`)"
-            )
-            fix = f"castroom show {target_kind} {ref}, and fix what it warns about"
-            out.append(_finding("reference-to-invalid", "warning", message, fix, me))
+            # Grouped by referenced entity (see _references_to_invalid).
+            to_invalid.setdefault((target_kind, ref, kind, field), []).append(me)
         elif target is None:
             what = " or ".join(kinds)
             message = f"{name}: {field} refers to {what} {ref}, which does not exist"

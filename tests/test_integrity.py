@@ -249,6 +249,33 @@ def test_a_reference_to_an_invalid_entity_says_so_as_a_warning(tmp_path: Path) -
         assert "GHOST, which does not exist" in found[("dangling-reference", "s1")].message
 
 
+def test_references_to_one_invalid_entity_are_one_finding_per_kind_and_field(
+    tmp_path: Path,
+) -> None:
+    with Workspace.open(tmp_path / "ws", member="tester") as ws:
+        production = ws.create_production("Tides")
+        doc = production.doc
+        nora = doc.add(Role, name="Nora")
+        for n in range(1, 6):
+            doc.add(Scene, id=f"s{n}", number=str(n), characters=[nora.id])
+        doc.add(Candidate, id="c1", talent_id=doc.add(Talent, name="Ada").id, role_id=nora.id)
+        peer = Doc()
+        peer.apply_update(doc.encode_update())
+        peer.get("roles", type=Map)[nora.id]["kind"] = "villain"
+        production.apply_update(peer.get_update(doc.state_vector()), origin="sync", device="P")
+        grouped = [
+            f for f in integrity.findings(ProductionView(doc)) if f.code == "reference-to-invalid"
+        ]
+        assert len(grouped) == 2  # the scenes' characters, the candidate's role_id
+        scenes = next(f for f in grouped if f.entities[0].kind == "scene")
+        assert scenes.message == (
+            f"5 scenes (scene 1, scene 2, scene 3 and 2 more): characters refers to role"
+            f" {nora.id}, which is invalid (see `castroom invalid`)"
+        )
+        assert [e.id for e in scenes.entities] == ["s1", "s2", "s3", nora.id]
+        assert scenes.entities[-1].label == "Nora"
+
+
 def test_role_backups_are_checked_as_talent_or_candidate_references(tmp_path: Path) -> None:
     with Workspace.open(tmp_path / "ws") as ws:
         doc = ws.create_production("Tides").doc
