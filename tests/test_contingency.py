@@ -258,7 +258,9 @@ def test_apply_books_the_replacement_in_one_recorded_change(ws_path: Path) -> No
         [entry] = prod.history(limit=1)
         touched = {entity_id for _, entity_id, _ in entry.changes}
         assert {ids["c_Eve"], ids["c_Ada"]} <= touched
-    history = json.loads(run(ws_path, "history", "--json", "--limit", "1").output)
+    # --limit counts rows: the newest log entry's rows are those with the newest seq.
+    rows = json.loads(run(ws_path, "history", "--json", "--limit", "20").output)
+    history = [row for row in rows if row["seq"] == rows[0]["seq"]]
     assert {row["entity_id"] for row in history} >= {ids["c_Eve"], ids["c_Ada"]}
     assert all(row["member"] == "tester" for row in history)
 
