@@ -93,6 +93,13 @@ def _diff_list(target: Array, old: list[Any], new: list[Any]) -> None:
                 target.insert(i1 + offset, item)
 
 
+@functools.cache
+def _collection_decoder(cls: type[Entity]) -> msgspec.json.Decoder[dict[str, Any]]:
+    """A JSON decoder of a whole collection (id -> fields) into checked Structs; numbers
+    come back from Yjs as floats, so integral floats are accepted as ints (strict=False)."""
+    return msgspec.json.Decoder(dict[str, cls], strict=False)  # type: ignore[valid-type]
+
+
 def _diff_map(target: Map, new: dict[str, Any]) -> None:
     """Turn ``target`` into ``new`` key by key (so other keys set concurrently survive)."""
     for key in [k for k in target.keys() if k not in new]:  # noqa: SIM118 - pycrdt keys()
@@ -824,8 +831,26 @@ class CastDocument:
                 missing.append(entity_id)
             elif include_deleted or not entity.deleted:
                 out.append(entity)  # type: ignore[arg-type]
+        if missing and len(missing) > 8:
+            # Many entities to read: decode the whole collection straight into Structs in
+            # one Rust call; if anything in it is invalid, the per-entity path sorts it out.
+            text = str(cmap)
+            try:
+                typed = _collection_decoder(cls).decode(text)
+            except msgspec.MsgspecError:
+                typed = None
+            if typed is not None:
+                rest = []
+                for entity_id in missing:
+                    entity = typed.get(entity_id)
+                    if entity is None or entity.id != entity_id:  # the key is the identity
+                        rest.append(entity_id)
+                        continue
+                    entity = self._remember(cls, entity)
+                    if include_deleted or not entity.deleted:
+                        out.append(entity)  # type: ignore[arg-type]
+                missing = rest
         if missing:
-            # Many entities to read: decode the whole collection in one Rust call.
             stored = msgspec.json.decode(str(cmap)) if len(missing) > 8 else None
             for entity_id in missing:
                 if stored is not None:
