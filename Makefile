@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench lint typecheck clean
+.PHONY: demo test fuzz bench lint typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test $(if $(wildcard tests/interop/package.json),tests/interop/node_modules)
 	$(BIN)/python -m pytest -q
+
+# The long random exploration: every property test at random (no fixed seed), with
+# CASTROOM_FUZZ_SCALE (default 20) times the examples CI runs. Not part of `make test`.
+fuzz: $(VENV)/.installed-test
+	CASTROOM_HYPOTHESIS=fuzz $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=0 \
+		-k "$(or $(FUZZ_K),.)" $(or $(FUZZ_TESTS),tests)
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench

@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import settings
+from hypothesis_profiles import PROFILE
 
 from castroom.core.workspace import Workspace
+
+settings.load_profile(PROFILE)
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,9 @@
 """Fuzzing every door bytes come in by: sync frames (in-process session and a real
 WebSocket), HTTP pull/push bodies (real server), and shared-folder files.
 
-Hypothesis runs deterministically (derandomize, no example database) with a bounded
-deadline; over 10,000 cases in all. The oracle, for every case:
+Hypothesis runs derandomised on CI (the ``ci`` profile, tests/hypothesis_profiles.py)
+with a bounded deadline; over 10,000 cases in all, 20 times as many at random under
+``make fuzz``. The oracle, for every case:
 
 - nothing crashes: a refusal is a ProtocolError (or a 400 / close 1007 / a folder
   warning) whose message is one clear line;
@@ -26,6 +27,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis_profiles import examples as scaled
 from pycrdt import Doc, Map, Text
 
 from castroom.core import model
@@ -39,9 +41,7 @@ pytestmark = pytest.mark.slow
 
 def fuzz_settings(examples: int) -> settings:
     return settings(
-        max_examples=examples,
-        derandomize=True,
-        database=None,
+        max_examples=scaled(examples),
         deadline=timedelta(seconds=5),
         suppress_health_check=list(HealthCheck),
         print_blob=True,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_profiles import examples
 from pycrdt import Doc, Map
 
 from castroom.core import model
@@ -224,7 +225,7 @@ def test_random_frames_never_change_the_document(tmp_path: Path) -> None:
         rows = _log_rows(production)
         session = p.SyncSession(production, can_write=False)
 
-        @settings(max_examples=300, deadline=None)
+        @settings(max_examples=examples(300))
         @given(
             data=st.binary(max_size=64),
             kind=st.sampled_from([b"", b"\x00\x00", b"\x00\x01", b"\x00\x02", b"\x01"]),

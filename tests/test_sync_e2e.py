@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis_profiles import examples
 from sync_helpers import make_token, wait_until
 
 from castroom.core import model
@@ -424,13 +425,7 @@ def test_convergence_property_folder_and_http(tmp_path: Path) -> None:
 
     with ServerThread(hub) as server:
 
-        @settings(
-            max_examples=15,
-            derandomize=True,
-            database=None,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-        )
+        @settings(max_examples=examples(15), suppress_health_check=list(HealthCheck))
         @given(OPS)
         def run(ops: list[tuple[int, str, int]]) -> None:
             counter[0] += 1
