@@ -25,13 +25,10 @@ Codes (stable, for scripts):
 
 from __future__ import annotations
 
-import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
-
-import click
 
 from castroom.core.findings import EntityRef, Finding, Severity
 from castroom.core.hookspecs import hookimpl
@@ -442,59 +439,3 @@ def _numbers(scenes: Iterable[Scene], limit: int = 12) -> str:
 @hookimpl(trylast=True)
 def castroom_check(view: ProductionView) -> list[Finding]:
     return findings(view)
-
-
-@hookimpl(trylast=True)
-def castroom_register_commands(cli: click.Group) -> None:
-    from castroom.core.cli import Context, emit_json, pass_ctx
-
-    @cli.command(name="check")
-    @click.option("--json", "as_json", is_flag=True, help="Findings and failures as JSON.")
-    @pass_ctx
-    def check_cmd(obj: Context, as_json: bool) -> None:
-        """Run every plugin's checks; exit 1 when any finding is an error."""
-        view = obj.view()
-        before = len(obj.plugins.failures)
-        found = obj.plugins.check(view)
-        failures = [f for f in obj.plugins.failures[before:] if f.hook == "castroom_check"]
-        errors = sum(1 for f in found if f.severity == "error")
-        if as_json:
-            emit_json(
-                {
-                    "findings": found,
-                    "failures": [
-                        {"plugin": f.plugin, "hook": f.hook, "error": f.error} for f in failures
-                    ],
-                    "counts": {
-                        sev: sum(1 for f in found if f.severity == sev)
-                        for sev in ("error", "warning", "info")
-                    },
-                }
-            )
-        else:
-            _print_findings(found)
-        for failure in failures:
-            click.echo(f"Warning: {failure}", err=True)
-        if errors:
-            sys.exit(1)
-
-
-def _print_findings(found: list[Finding]) -> None:
-    """One block per finding: severity, plugin and code, message, entities, fix."""
-    if not found:
-        click.echo("No findings.")
-        return
-    colours = {"error": "red", "warning": "yellow", "info": "cyan"}
-    for f in found:
-        head = click.style(f"{f.severity.upper():<7}", fg=colours[f.severity], bold=True)
-        click.echo(f"{head} {f.plugin}/{f.code}: {f.message}")
-        if f.entities:
-            shown = ", ".join(f"{e.kind} {e.label or e.id}" for e in f.entities[:8])
-            more = f" (+{len(f.entities) - 8} more)" if len(f.entities) > 8 else ""
-            click.echo(f"        entities: {shown}{more}")
-        if f.fix:
-            click.echo(f"        fix: {f.fix}")
-    counts = {
-        sev: sum(1 for f in found if f.severity == sev) for sev in ("error", "warning", "info")
-    }
-    click.echo(", ".join(f"{n} {sev}{'' if n == 1 else 's'}" for sev, n in counts.items() if n))

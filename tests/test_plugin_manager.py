@@ -379,3 +379,12 @@ def test_a_merged_production_change_is_reported_with_its_field(tmp_path: Path) -
         assert changes == {("production", production.id): {"budget_cap"}}
         assert heard == [("sync", changes)]
         assert production.doc.production.budget_cap == 10
+
+
+def test_check_is_a_core_command_with_continuity_disabled(monkeypatch, cli) -> None:
+    """`check` is core: turning continuity off keeps it (integrity and budget still run)."""
+    monkeypatch.setenv("CASTROOM_DISABLE_PLUGINS", "continuity")
+    assert cli("init", "--production", "Show").exit_code == 0
+    result = cli("check", "--json")
+    assert result.exit_code == 0, result.output
+    assert '"findings": []' in result.output

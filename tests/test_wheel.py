@@ -25,12 +25,14 @@ PACKAGES = {"core": "castroom.core", "plugins": "castroom.plugins", "sync": "cas
 
 
 def source_modules() -> list[str]:
+    """Every module of the three source folders, subpackages (core/cli) included."""
     names = []
     for folder, package in PACKAGES.items():
-        names.append(package)
-        for path in sorted((ROOT / folder).glob("*.py")):
-            if path.stem != "__init__":
-                names.append(f"{package}.{path.stem}")
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            parts = path.relative_to(ROOT / folder).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            names.append(".".join((package, *parts)))
     return names
 
 
@@ -72,7 +74,8 @@ def test_wheel_installs_and_imports_every_module(tmp_path: Path) -> None:
         files = set(archive.namelist())
     for name in source_modules():
         parts = name.split(".")
-        expected = "/".join(parts) + ("/__init__.py" if name in PACKAGES.values() else ".py")
+        package = ROOT.joinpath(*parts[1:]).is_dir()
+        expected = "/".join(parts) + ("/__init__.py" if package else ".py")
         assert expected in files, f"{expected} missing from the wheel"
     assert not any(f.startswith(("core/", "sync/", "plugins/", "tests/")) for f in files)
 

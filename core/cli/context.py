@@ -1,0 +1,132 @@
+"""What every command shares: the :class:`Context` (workspace, production, consoles),
+the root group class that turns domain errors into one line and exit 1, and the small
+output helpers (``--json``, showing a field's value)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shlex
+import warnings
+from typing import Any
+
+import click
+import msgspec
+from rich.console import Console
+
+from .. import model
+from ..document import NewerSchemaWarning
+from ..errors import CastroomError, ValidationFailed
+from ..money import format_money
+from ..plugins import Plugins
+from ..view import ProductionView
+from ..workspace import StoredProduction, Workspace
+
+MONEY_FIELDS = {"rate", "rate_cap", "budget_cap"}
+
+
+class Context:
+    """What every command needs: where the workspace is, and a way to open it."""
+
+    def __init__(
+        self, plugins: Plugins, workspace: str | None, production: str | None, member: str | None
+    ):
+        self.plugins = plugins
+        self.workspace_path = workspace
+        self.production_ref = production
+        self.member = member
+        self._workspace: Workspace | None = None
+        self.console = Console()
+        self.err = Console(stderr=True)
+        #: A warning printed once the command succeeded (see CastroomGroup.invoke).
+        self.notice: str | None = None
+
+    def workspace(self, *, create: bool = False) -> Workspace:
+        if self._workspace is None:
+            self._workspace = Workspace.open(self.workspace_path, create=create, member=self.member)
+            self._workspace._plugins = self.plugins
+        return self._workspace
+
+    def production(self) -> StoredProduction:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", NewerSchemaWarning)
+            production = self.workspace().production(self.production_ref)
+        if production.id is not None and production.workspace.is_deleted(production.id):
+            # Reads work (said once the command succeeds, as it may be a mistake; a
+            # refused write's error stays the only line); writes are refused by the store.
+            title = production.title()
+            self.notice = (
+                f"Warning: production {title} is deleted (read-only until"
+                f" `castroom production restore {shlex.quote(title or production.id)}`)"
+            )
+        for warning in caught:
+            if issubclass(warning.category, NewerSchemaWarning):
+                click.echo(f"Warning: {warning.message}", err=True)
+            else:
+                warnings.showwarning(
+                    warning.message, warning.category, warning.filename, warning.lineno
+                )
+        return production
+
+    def view(self) -> ProductionView:
+        """A read-only view that knows the update log (so findings can name a device)."""
+        production = self.production()
+        return ProductionView(production.doc, origin_of=production.origin_of)
+
+    def close(self) -> None:
+        if self._workspace is not None:
+            self._workspace.close()
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(msgspec.to_builtins(data), indent=2, ensure_ascii=False, sort_keys=False))
+
+
+def currency_of(production: StoredProduction) -> str:
+    """The currency to show money in; the stored one even if the production is invalid
+    (a peer's bad edit must not make every listing fail)."""
+    try:
+        return production.doc.production.currency
+    except ValidationFailed:
+        return str(production.doc.production_fields().get("currency") or "USD")
+
+
+def kind_arg(value: str) -> type[model.Entity]:
+    cls = model.kind_class(value)
+    if cls is model.Production:
+        raise CastroomError("the production is edited with `castroom production set field=value`")
+    return cls
+
+
+def display(field: str, value: Any, currency: str) -> str:
+    if value is None:
+        return ""
+    if field in MONEY_FIELDS and isinstance(value, int):
+        return format_money(value, currency)
+    if isinstance(value, list | dict):
+        return json.dumps(msgspec.to_builtins(value), ensure_ascii=False)
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return str(value)
+
+
+class CastroomGroup(click.Group):
+    """Turns domain errors into one clear line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            result = super().invoke(ctx)
+            obj = ctx.find_object(Context)
+            if obj is not None and obj.notice:
+                click.echo(obj.notice, err=True)
+            return result
+        except CastroomError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+        finally:
+            obj = ctx.find_object(Context)
+            if obj is not None:
+                obj.close()

@@ -1,0 +1,203 @@
+"""``add``, ``list``, ``show``, ``set``, ``delete``, ``restore``: entities of every kind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.table import Table
+
+from .. import model
+from ..edits import check_duplicate_candidate, check_era
+from ..fields import parse_assignments, parse_filters
+from ..labels import label
+from ..resolve import resolve_references
+from .context import Context, currency_of, display, emit_json, kind_arg, pass_ctx
+from .root import cli
+
+#: Columns shown by ``castroom list KIND`` for people (``--json`` has every field).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "role": ("name", "kind", "age_min", "age_max", "status", "rate_cap"),
+    "talent": ("name", "playing_age_min", "playing_age_max", "rate", "agent", "union"),
+    "candidate": ("talent_id", "role_id", "era", "stage", "backup_rank"),
+    "audition": ("starts_at", "role_id", "place", "chemistry"),
+    "scene": ("number", "heading", "story_day", "era", "shoot_day_id"),
+    "shoot_day": ("date", "day_number", "location", "call_time"),
+    "availability": ("talent_id", "start", "end", "kind", "held_by"),
+    "deal": ("talent_id", "role_id", "rate", "unit", "guaranteed_days", "status"),
+    "member": ("name", "job", "email"),
+}
+
+
+@cli.command(name="add")
+@click.argument("kind")
+@click.argument("assignments", nargs=-1)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def add_cmd(obj: Context, kind: str, assignments: tuple[str, ...], as_json: bool) -> None:
+    """Add an entity: castroom add talent name="Ada Stone" playing_age_min=30"""
+    cls = kind_arg(kind)
+    fields = parse_assignments(cls, assignments)
+    doc = obj.production().doc
+    fields = resolve_references(doc, cls, fields)
+    check_era(doc, cls, fields)
+    check_duplicate_candidate(doc, cls, fields)
+    entity = doc.add(cls, **fields)
+    if as_json:
+        emit_json(entity)
+    else:
+        click.echo(f"Added {cls.entity_kind} {entity.id}")
+
+
+@cli.command(name="list")
+@click.argument("kind")
+@click.option("--all", "include_deleted", is_flag=True, help="Include deleted entities.")
+@click.option(
+    "--where",
+    "filters",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="Keep the ones whose FIELD equals VALUE; for a list field (languages, characters,"
+    " ...) the ones whose list holds VALUE. References take an id, id prefix or name."
+    " Repeat to require several.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def list_cmd(
+    obj: Context, kind: str, include_deleted: bool, filters: tuple[str, ...], as_json: bool
+) -> None:
+    """List entities of a kind (singular or plural: talent, talents)."""
+    cls = kind_arg(kind)
+    production = obj.production()
+    tests = parse_filters(production.doc, cls, filters)
+    valid = production.doc.all(cls, include_deleted=True)
+    # Invalid entities are skipped by all(): say so (on stderr, --json stays clean).
+    hidden = len(production.doc.ids(cls)) - len(valid)
+    if hidden:
+        what = cls.collection if hidden > 1 else cls.entity_kind
+        click.echo(f"{hidden} invalid {what} hidden; see `castroom invalid`", err=True)
+    entities = [
+        e
+        for e in valid
+        if (include_deleted or not e.deleted) and all(test(model.to_fields(e)) for test in tests)
+    ]
+    if as_json:
+        emit_json(entities)
+        return
+    currency = currency_of(production)
+    table = Table(title=f"{len(entities)} {cls.collection}")
+    columns = ("id", *COLUMNS[cls.entity_kind]) + (("deleted",) if include_deleted else ())
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for entity in entities:
+        table.add_row(*(display(c, getattr(entity, c), currency) for c in columns))
+    obj.console.print(table)
+
+
+@cli.command()
+@click.argument("kind")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def show(obj: Context, kind: str, ref: str, as_json: bool) -> None:
+    """Show one entity, by id, id prefix, or name."""
+    cls = kind_arg(kind)
+    production = obj.production()
+    doc = production.doc
+    entity_id = doc.resolve_id(cls, ref, include_deleted=True)
+    # What is stored, valid or not: an entity a peer left invalid must be seen to be fixed.
+    fields = doc.stored_fields(cls, entity_id)
+    for problem in doc.problems(cls, entity_id):
+        click.echo(
+            f"Warning: {cls.entity_kind} {entity_id} is invalid: {problem.field or '-'}:"
+            f" {problem.rule} (fix it with `castroom set {cls.entity_kind} {entity_id}"
+            f" {problem.field or 'FIELD'}=...`)",
+            err=True,
+        )
+    if as_json:
+        emit_json(fields)
+        return
+    currency = currency_of(production)
+    table = Table(show_header=False, title=f"{cls.entity_kind} {entity_id}")
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for name in cls.__struct_fields__:
+        table.add_row(name, display(name, fields.get(name), currency))
+    obj.console.print(table)
+
+
+@cli.command(name="set")
+@click.argument("kind")
+@click.argument("ref")
+@click.argument("assignments", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def set_cmd(obj: Context, kind: str, ref: str, assignments: tuple[str, ...], as_json: bool) -> None:
+    """Change fields of an entity: castroom set talent "Ada Stone" rate=150000
+
+    References take an id, id prefix or name. A JSON object or list replaces the whole
+    field: ratings='{"Rosa": 4}' drops the candidate's other ratings, so give them all
+    (a rating another member gives offline at the same time is lost: last write wins)."""
+    cls = kind_arg(kind)
+    doc = obj.production().doc
+    # The id, not the entity: one stored invalid is repaired here (update() validates the
+    # stored fields with the given ones, and writes only the given ones).
+    entity_id = doc.resolve_id(cls, ref, include_deleted=True)
+    current = doc.stored_fields(cls, entity_id)
+    fields = resolve_references(doc, cls, parse_assignments(cls, assignments))
+    check_era(doc, cls, fields, current)
+    check_duplicate_candidate(doc, cls, fields, current)
+    updated = doc.update(cls, entity_id, fields)
+    if as_json:
+        emit_json(updated)
+    else:
+        click.echo(f"Updated {cls.entity_kind} {entity_id}")
+
+
+@cli.command()
+@click.argument("kind")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print the entity (with its id).")
+@pass_ctx
+def delete(obj: Context, kind: str, ref: str, as_json: bool) -> None:
+    """Delete an entity (soft: `castroom restore` brings it back)."""
+    cls = kind_arg(kind)
+    doc = obj.production().doc
+    # A live match wins; a deleted one only when nothing live matches (then: say so).
+    # By id and stored fields: an entity stored invalid can be deleted too.
+    entity_id = doc.resolve_id(cls, ref, include_deleted=True)
+    fields = doc.stored_fields(cls, entity_id)
+    if fields.get("deleted"):
+        message = f"{cls.entity_kind} {label(doc, cls, fields)} is already deleted"
+    else:
+        doc.delete(cls, entity_id)
+        fields = doc.stored_fields(cls, entity_id)
+        message = f"Deleted {cls.entity_kind} {entity_id}"
+    _report(fields, message, as_json)
+
+
+@cli.command()
+@click.argument("kind")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print the entity (with its id).")
+@pass_ctx
+def restore(obj: Context, kind: str, ref: str, as_json: bool) -> None:
+    """Bring back a deleted entity."""
+    cls = kind_arg(kind)
+    doc = obj.production().doc
+    entity_id = doc.resolve_id(cls, ref, prefer_deleted=True)
+    fields = doc.stored_fields(cls, entity_id)
+    if not fields.get("deleted"):
+        message = f"{cls.entity_kind} {label(doc, cls, fields)} is not deleted"
+    else:
+        doc.restore(cls, entity_id)
+        fields = doc.stored_fields(cls, entity_id)
+        message = f"Restored {cls.entity_kind} {entity_id}"
+    _report(fields, message, as_json)
+
+
+def _report(fields: dict[str, Any], message: str, as_json: bool) -> None:
+    if as_json:
+        emit_json(fields)
+    else:
+        click.echo(message)

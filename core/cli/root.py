@@ -1,0 +1,33 @@
+"""The root ``castroom`` group and its global options (every command hangs off it)."""
+
+from __future__ import annotations
+
+import click
+
+from ..plugins import Plugins, make_plugins
+from .context import CastroomGroup, Context
+
+
+@click.group(cls=CastroomGroup)
+@click.version_option(package_name="castroom")
+@click.option(
+    "--workspace",
+    "-w",
+    envvar="CASTROOM_WORKSPACE",
+    type=click.Path(file_okay=False),
+    help="Workspace folder (default: your user data folder).",
+)
+@click.option(
+    "--production",
+    "-p",
+    envvar="CASTROOM_PRODUCTION",
+    help="Production id, id prefix or title (when the workspace holds several).",
+)
+@click.option("--member", envvar="CASTROOM_MEMBER", help="Who you are, for the history.")
+@click.pass_context
+def cli(
+    ctx: click.Context, workspace: str | None, production: str | None, member: str | None
+) -> None:
+    """castroom: plan who plays what, keep every scene consistent, stay in budget."""
+    plugins = ctx.obj if isinstance(ctx.obj, Plugins) else make_plugins()
+    ctx.obj = Context(plugins, workspace, production, member)

@@ -1,0 +1,118 @@
+"""What people call an entity: the one place every message, table, history line and
+finding takes an entity's name from.
+
+- :func:`label` names any entity, valid or stored invalid: its own name (a talent's or
+  role's name, a scene's number, a shoot day's date, the production's title), else what
+  it refers to ("Ada Stone for Nora (1962)" for a candidate, "Ada Stone / Nora" for a
+  deal, "Ada Stone 2027-03-01..03" for an availability, "Nora 2027-03-01 10:00" for an
+  audition), else its id.
+- :func:`names` are what a person may type to mean an entity (resolution matches these).
+
+No click, rich or pycrdt here; a ``source`` is anything with ``raw(cls, id)`` (a
+document or a read-only view), read for the names of what an entity refers to.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from . import model
+from .model import Entity
+
+#: Stored fields that are an entity's own name, in the order they are looked for.
+_OWN_NAME = ("name", "title", "number", "date")
+
+
+class Source(Protocol):
+    """Where referred entities' names are read from (a document or a view)."""
+
+    def raw(self, cls: type[Entity], entity_id: str) -> dict[str, Any] | None: ...
+
+
+def names(entity: Entity) -> list[str]:
+    """What people call an entity besides its id, to match what they type: a name, a
+    scene's number, a shoot day's ISO date, the production's title."""
+    name = own_name(_fields(entity))
+    return [name] if name else []
+
+
+def own_name(data: dict[str, Any] | None) -> str:
+    """An entity's own name from its stored fields (valid or not), or "" if it has none."""
+    data = data or {}
+    for key in _OWN_NAME:
+        value = data.get(key)
+        if value not in (None, ""):
+            return value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return ""
+
+
+def label(
+    source: Source | None,
+    entity: Entity | type[Entity],
+    data: dict[str, Any] | None = None,
+    *,
+    default: str | None = None,
+) -> str:
+    """What people call ``entity`` (a Struct, or a class and its stored fields, valid or
+    not): its own name, else a description from what it refers to, else ``default``
+    (its id unless given)."""
+    if isinstance(entity, type):
+        cls, fields = entity, data or {}
+    else:
+        cls, fields = type(entity), _fields(entity)
+    found = own_name(fields) or describe(source, cls, fields)
+    return found or (str(fields.get("id") or "") if default is None else default)
+
+
+def describe(source: Source | None, cls: type[Entity], data: dict[str, Any]) -> str:
+    """A label for an entity without a name of its own, from what it refers to ("" for
+    a kind that has its own name, or for one that refers to nothing)."""
+    if cls is model.Candidate:
+        era = f" ({data['era']})" if data.get("era") else ""
+        return f"{_called(source, model.Talent, data.get('talent_id'))} for" + (
+            f" {_called(source, model.Role, data.get('role_id'))}{era}"
+        )
+    if cls is model.Deal:
+        talent = _called(source, model.Talent, data.get("talent_id"))
+        return f"{talent} / {_called(source, model.Role, data.get('role_id'))}"
+    if cls is model.Availability:
+        return _availability(_called(source, model.Talent, data.get("talent_id")), data)
+    if cls is model.Audition:
+        return _audition(source, data)
+    return ""
+
+
+def _availability(talent: str, data: dict[str, Any]) -> str:
+    start, end = _text(data.get("start")), _text(data.get("end"))
+    if not end or end == start:
+        return f"{talent} {start}".rstrip()
+    same_month = start[:8] == end[:8] and len(end) == 10
+    return f"{talent} {start}..{end[8:] if same_month else end}"
+
+
+def _audition(source: Source | None, data: dict[str, Any]) -> str:
+    when = _text(data.get("starts_at"))[:16].replace("T", " ")
+    role = _called(source, model.Role, data.get("role_id"))
+    ids = data.get("role_ids") if data.get("role_id") is None else None
+    if isinstance(ids, list) and ids:  # a chemistry read of several roles
+        role = " & ".join(_called(source, model.Role, ref) for ref in ids)
+    return f"{role} {when}".rstrip()
+
+
+def _called(source: Source | None, cls: type[Entity], ref: Any) -> str:
+    """The own name of the entity ``ref`` points at, else ``ref`` itself, else "?"."""
+    fields = source.raw(cls, str(ref)) if source is not None and ref else None
+    return own_name(fields) or (str(ref) if ref else "?")
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _fields(entity: Entity) -> dict[str, Any]:
+    return {name: getattr(entity, name) for name in entity.__struct_fields__}
+
+
+__all__ = ["Source", "describe", "label", "names", "own_name"]
