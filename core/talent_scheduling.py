@@ -1,0 +1,472 @@
+"""The classic talent scheduling problem, solved exactly (no castroom imports).
+
+Scenes are shot one after another; scene ``s`` lasts ``durations[s]`` time units and needs
+the actors in ``casts[s]`` (a bitset: bit ``a`` set when actor ``a`` is in it); actor ``a``
+costs ``costs[a]`` per unit and is paid from the start of their first scene to the end
+of their last, idle time included. Find the order of scenes of least total cost.
+
+:func:`solve` is the dynamic programme of de la Banda, Stuckey & Chu ("Solving talent
+scheduling with dynamic programming", INFORMS J. Computing 23(1), 2011): the state is the
+set of scenes still to shoot; what shooting scene ``s`` next costs depends only on that
+set (the actors *on location* are those who appeared in a shot scene and appear in a
+remaining one), so the cost of the rest is memoised per set. Around it:
+
+- preprocessing: an actor in one scene only is never idle, so they leave the problem
+  (their pay is fixed); scenes with the same cast are shot together in some optimal
+  order, so they merge into one block; repeated until nothing changes;
+- bounded search with memoisation of exact values and of lower bounds (a state explored
+  under a bound it could not beat records that bound);
+- dominance: a block whose cast is exactly the actors on location is shot next
+  (it costs no idle time and delays no one); a block ``i`` is not shot next while a
+  remaining block ``j`` has ``cast(i) ⊆ cast(j)`` and every actor of ``j`` already
+  started or in ``i`` (then ``j`` first is never worse);
+- the lower bound on the idle cost of the actors on location: each such actor stays
+  until their last remaining scene, a weighted-completion-time relaxation solved by
+  Smith's rule (scene time split among its on-location actors by cost).
+
+Everything is integers: sets are Python ints used as bitsets.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+# -- the instance -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instance:
+    """``casts[s]`` is a bitset of actors; ``durations`` and ``costs`` are integers."""
+
+    durations: tuple[int, ...]
+    costs: tuple[int, ...]
+    casts: tuple[int, ...]
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.durations) != len(self.casts):
+            raise ValueError("durations: one per scene")
+        if any(d < 0 for d in self.durations) or any(c < 0 for c in self.costs):
+            raise ValueError("durations and costs must not be negative")
+        if any(cast >> len(self.costs) for cast in self.casts):
+            raise ValueError("casts: an actor without a cost")
+
+    @property
+    def scenes(self) -> int:
+        return len(self.durations)
+
+    def cost(self, order: list[int] | tuple[int, ...]) -> int:
+        """Total cost of shooting the scenes in ``order`` (every scene once)."""
+        if sorted(order) != list(range(self.scenes)):
+            raise ValueError("order: every scene exactly once")
+        return sequence_cost(self.durations, self.costs, self.casts, order)
+
+    def work_cost(self) -> int:
+        """What the actors cost when they work: the part no order can avoid."""
+        return work_cost(self.durations, self.costs, self.casts)
+
+
+def bits(mask: int) -> list[int]:
+    """The set bits of ``mask``, lowest first."""
+    out = []
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return out
+
+
+def cast_cost(costs: tuple[int, ...] | list[int], cast: int) -> int:
+    return sum(costs[a] for a in bits(cast))
+
+
+def sequence_cost(
+    durations: tuple[int, ...],
+    costs: tuple[int, ...],
+    casts: tuple[int, ...],
+    order: list[int] | tuple[int, ...],
+) -> int:
+    """Each actor's cost times the time from the start of their first scene to the end of
+    their last, for the scenes shot in ``order``."""
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    clock = 0
+    for s in order:
+        for a in bits(casts[s]):
+            first.setdefault(a, clock)
+            last[a] = clock + durations[s]
+        clock += durations[s]
+    return sum(costs[a] * (last[a] - first[a]) for a in first)
+
+
+def work_cost(durations: tuple[int, ...], costs: tuple[int, ...], casts: tuple[int, ...]) -> int:
+    return sum(d * cast_cost(costs, cast) for d, cast in zip(durations, casts, strict=True))
+
+
+# -- .dzn files (MiniZinc benchmarks, CSPLib prob039) -----------------------------------------
+
+_STATEMENT = re.compile(r"(\w+)\s*=\s*(.*?);", re.S)
+_NUMBER = re.compile(r"-?\d+")
+
+
+def parse_dzn(text: str, name: str = "") -> Instance:
+    """A talent-scheduling ``.dzn``: MiniZinc's ``numScenes``/``numActors``/``ia``/``c``/``d``,
+    or CSPLib's rehearsal ``num_pieces``/``num_players``/``rehearsal``/``duration`` (every
+    player costs 1)."""
+    text = re.sub(r"%[^\n]*", "", text)
+    values: dict[str, str] = {m.group(1): m.group(2) for m in _STATEMENT.finditer(text)}
+
+    def numbers(key: str) -> list[int]:
+        if key not in values:
+            raise ValueError(f"{name or 'dzn'}: no {key}")
+        body = values[key]
+        if body.lstrip().startswith("array2d"):
+            body = body[body.index("[") :]  # drop the index sets 1..n, 1..m
+        return [int(n) for n in _NUMBER.findall(body)]
+
+    if "numScenes" in values:
+        n, m = numbers("numScenes")[0], numbers("numActors")[0]
+        matrix, costs, durations = numbers("ia"), numbers("c"), numbers("d")
+    elif "num_pieces" in values:
+        n, m = numbers("num_pieces")[0], numbers("num_players")[0]
+        matrix, durations = numbers("rehearsal"), numbers("duration")
+        costs = [1] * m
+    else:
+        raise ValueError(f"{name or 'dzn'}: not a talent scheduling instance")
+    if len(matrix) != n * m or len(costs) != m or len(durations) != n:
+        raise ValueError(f"{name or 'dzn'}: sizes do not match numScenes x numActors")
+    casts = [0] * n
+    for a in range(m):
+        for s in range(n):
+            if matrix[a * n + s]:
+                casts[s] |= 1 << a
+    return Instance(tuple(durations), tuple(costs), tuple(casts), name)
+
+
+# -- preprocessing ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """The reduced problem: ``members[b]`` are the original scenes of block ``b`` (shot
+    together), ``casts`` over the actors kept, and the fixed pay of the actors dropped."""
+
+    durations: tuple[int, ...]
+    costs: tuple[int, ...]
+    casts: tuple[int, ...]
+    members: tuple[tuple[int, ...], ...]
+    fixed: int
+
+
+def reduce(instance: Instance) -> Blocks:
+    """Drop single-block actors and merge blocks with the same cast, until stable."""
+    casts = list(instance.casts)
+    members: list[list[int]] = [[s] for s in range(instance.scenes)]
+    durations = list(instance.durations)
+    fixed = 0
+    while True:
+        merged: dict[int, int] = {}
+        new_casts: list[int] = []
+        new_members: list[list[int]] = []
+        new_durations: list[int] = []
+        for cast, group, d in zip(casts, members, durations, strict=True):
+            if cast in merged:
+                b = merged[cast]
+                new_members[b] += group
+                new_durations[b] += d
+            else:
+                merged[cast] = len(new_casts)
+                new_casts.append(cast)
+                new_members.append(list(group))
+                new_durations.append(d)
+        casts, members, durations = new_casts, new_members, new_durations
+        seen: dict[int, int] = {}
+        for cast in casts:
+            for a in bits(cast):
+                seen[a] = seen.get(a, 0) + 1
+        lone = [a for a, count in seen.items() if count == 1]
+        if not lone:
+            break
+        lone_mask = sum(1 << a for a in lone)
+        for b, cast in enumerate(casts):
+            fixed += durations[b] * cast_cost(instance.costs, cast & lone_mask)
+            casts[b] = cast & ~lone_mask
+    return Blocks(
+        tuple(durations),
+        tuple(instance.costs),
+        tuple(casts),
+        tuple(tuple(g) for g in members),
+        fixed,
+    )
+
+
+# -- the dynamic programme --------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """An order of the original scenes, its cost, a proven lower bound on the optimum, and
+    whether the order is proven optimal (``lower_bound == cost``)."""
+
+    order: list[int]
+    cost: int
+    lower_bound: int
+    optimal: bool
+    seconds: float
+    states: int = 0
+    blocks: int = 0
+
+
+class _Timeout(Exception):
+    pass
+
+
+@dataclass
+class _Search:
+    durations: tuple[int, ...]
+    costs: tuple[int, ...]
+    casts: tuple[int, ...]
+    deadline: float
+    exact: dict[int, tuple[int, int]] = field(default_factory=dict)  # Q -> (cost, block)
+    lower: dict[int, int] = field(default_factory=dict)  # Q -> proven lower bound
+    states: int = 0
+
+    def __post_init__(self) -> None:
+        n = len(self.casts)
+        self.all = (1 << n) - 1
+        # j dominates i when cast(i) is a proper subset of cast(j): candidates per block.
+        self.supersets = [
+            [j for j in range(n) if j != i and self.casts[i] & ~self.casts[j] == 0]
+            for i in range(n)
+        ]
+        # Unions of casts (and sums of costs) by byte: a set's union is a few lookups.
+        self.cast_tables = _byte_tables(list(self.casts), lambda x, y: x | y)
+        self.cost_tables = _byte_tables(list(self.costs), lambda x, y: x + y)
+        self.bounds: dict[int, int] = {}
+
+    def cast_of(self, remaining: int) -> int:
+        cast, tables = 0, self.cast_tables
+        for table in tables:
+            cast |= table[remaining & 255]
+            remaining >>= 8
+        return cast
+
+    def cost_of(self, actors: int) -> int:
+        total = 0
+        for table in self.cost_tables:
+            total += table[actors & 255]
+            actors >>= 8
+        return total
+
+    def bound(self, remaining: int) -> int:
+        """A lower bound on the idle cost of the actors on location while ``remaining``
+        is shot (see the module docstring); the actors on location follow from the set."""
+        hit = self.bounds.get(remaining)
+        if hit is None:
+            on_location = self.cast_of(self.all & ~remaining) & self.cast_of(remaining)
+            hit = self.bounds[remaining] = self._bound(remaining, on_location)
+        return hit
+
+    def _bound(self, remaining: int, on_location: int) -> int:
+        if not on_location:
+            return 0
+        costs, durations, casts = self.costs, self.durations, self.casts
+        # Each actor a on location is a job of weight c_a and processing time
+        # sum over their remaining scenes s of d_s * c_a / C_s (C_s: on-location cost of s).
+        ratio: dict[int, float] = {}
+        correction = 0.0
+        for b in bits(remaining):
+            present = casts[b] & on_location
+            if not present:
+                continue
+            members = bits(present)
+            total = squares = 0
+            for a in members:
+                c = costs[a]
+                total += c
+                squares += c * c
+            if total == 0:
+                continue
+            d = durations[b]
+            share = d / total
+            for a in members:
+                ratio[a] = ratio.get(a, 0.0) + share
+            correction += d * (total + squares / total)
+        clock = weighted = 0.0
+        for a in sorted(ratio, key=ratio.__getitem__):
+            clock += ratio[a] * costs[a]
+            weighted += costs[a] * clock
+        lb = weighted - correction / 2.0
+        # Float error must never lift the bound above the truth: shave a little, then ceil.
+        return max(0, math.ceil(lb - 1e-7 * max(1.0, abs(lb))))
+
+    def solve(self, remaining: int, before: int, limit: int) -> int:
+        """The least idle cost to shoot ``remaining`` after the blocks not in it (whose
+        actors are ``before``) if below ``limit``; otherwise a lower bound >= ``limit``."""
+        if remaining == 0:
+            return 0
+        hit = self.exact.get(remaining)
+        if hit is not None:
+            return hit[0]
+        self.states += 1
+        if not self.states & 1023 and time.monotonic() > self.deadline:
+            raise _Timeout
+        on_location = before & self.cast_of(remaining)
+        known = max(self.lower.get(remaining, 0), self.bound(remaining))
+        if known >= limit:
+            self.lower[remaining] = known
+            return known
+        children = self.children(remaining, before, on_location)
+        best, best_block = limit, -1
+        floor = None  # the least lower bound over children that did not beat ``best``
+        for _, idle, b in children:
+            rest = remaining & ~(1 << b)
+            child_before = before | self.casts[b]
+            quick = idle + self.bound(rest)
+            if quick >= best:
+                floor = quick if floor is None else min(floor, quick)
+                continue
+            value = idle + self.solve(rest, child_before, best - idle)
+            if value < best:
+                best, best_block = value, b
+            else:
+                floor = value if floor is None else min(floor, value)
+        if best_block >= 0:
+            self.exact[remaining] = (best, best_block)
+            return best
+        proven = max(known, limit if floor is None else floor)
+        self.lower[remaining] = proven
+        return proven
+
+    def children(self, remaining: int, before: int, on_location: int) -> list[tuple[int, int, int]]:
+        """The blocks worth shooting next, cheapest (idle now + bound after) first."""
+        casts = self.casts
+        choices = bits(remaining)
+        for b in choices:
+            if casts[b] == on_location:  # forced: nobody waits, nobody starts early
+                return [(0, 0, b)]
+        out = []
+        for b in choices:
+            cast = casts[b]
+            dominated = False
+            for j in self.supersets[b]:
+                if remaining >> j & 1 and casts[j] & ~(before | cast) == 0:
+                    dominated = True
+                    break
+            if dominated:
+                continue
+            idle = self.durations[b] * self.cost_of(on_location & ~cast)
+            out.append((idle, idle, b))
+        out.sort()
+        return out
+
+    def order(self) -> list[int]:
+        remaining, out = self.all, []
+        while remaining:
+            _, b = self.exact[remaining]
+            out.append(b)
+            remaining &= ~(1 << b)
+        return out
+
+
+def _byte_tables(values: list[int], join: Callable[[int, int], int]) -> list[list[int]]:
+    """For each byte of a bitset over ``values``: the join of the values its bits select."""
+    tables = []
+    for base in range(0, max(len(values), 1), 8):
+        chunk = values[base : base + 8]
+        table = [0] * 256
+        for byte in range(1, 256):
+            low = byte & -byte
+            index = low.bit_length() - 1
+            value = chunk[index] if index < len(chunk) else 0
+            table[byte] = join(table[byte ^ low], value)
+        tables.append(table)
+    return tables
+
+
+def greedy(search: _Search) -> list[int]:
+    """A quick good order: repeatedly the block with least idle now plus bound after."""
+    remaining, before, out = search.all, 0, []
+    while remaining:
+        kids = search.children(remaining, before, before & search.cast_of(remaining))
+        scored = [(idle + search.bound(remaining & ~(1 << b)), b) for _, idle, b in kids]
+        b = min(scored)[1]
+        out.append(b)
+        before |= search.casts[b]
+        remaining &= ~(1 << b)
+    return out
+
+
+def _block_cost(blocks: Blocks, order: list[int]) -> int:
+    """Idle + work cost of the kept actors for a block order."""
+    return sequence_cost(blocks.durations, blocks.costs, blocks.casts, order)
+
+
+def improve(blocks: Blocks, order: list[int], deadline: float) -> list[int]:
+    """Local search (move one block elsewhere) until no move helps or time runs out."""
+    best = _block_cost(blocks, order)
+    improved = True
+    while improved and time.monotonic() < deadline:
+        improved = False
+        for i, j in itertools.permutations(range(len(order)), 2):
+            trial = order[:i] + order[i + 1 :]
+            trial.insert(j, order[i])
+            cost = _block_cost(blocks, trial)
+            if cost < best:
+                order, best, improved = trial, cost, True
+                break
+    return order
+
+
+def solve(instance: Instance, time_limit: float = 10.0) -> Result:
+    """The optimal order, proven, or (out of time) the best order found with a lower bound."""
+    started = time.monotonic()
+    blocks = reduce(instance)
+    search = _Search(
+        blocks.durations, blocks.costs, blocks.casts, deadline=started + max(0.0, time_limit)
+    )
+    work = work_cost(blocks.durations, blocks.costs, blocks.casts)
+    constant = work + blocks.fixed
+
+    def expand(block_order: list[int]) -> list[int]:
+        return [s for b in block_order for s in blocks.members[b]]
+
+    seed = greedy(search) if blocks.casts else []
+    # A tight first bound prunes most of the search: polish the greedy order briefly.
+    seed = improve(blocks, seed, started + min(0.5, time_limit / 20))
+    seed_idle = _block_cost(blocks, seed) - work
+    try:
+        idle = search.solve(search.all, 0, seed_idle + 1) if blocks.casts else 0
+        order = search.order() if blocks.casts else []
+        done = True
+    except _Timeout:
+        done = False
+    if done:
+        return Result(
+            expand(order),
+            constant + idle,
+            constant + idle,
+            True,
+            time.monotonic() - started,
+            search.states,
+            len(blocks.casts),
+        )
+    # Out of time: the best order local search finds quickly, and what is proven below it.
+    order = improve(blocks, seed, time.monotonic() + min(1.0, max(0.1, time_limit / 10)))
+    proven = search.lower.get(search.all, 0)
+    cost = _block_cost(blocks, order) + blocks.fixed
+    lower_bound = min(cost, constant + proven)
+    return Result(
+        expand(order),
+        cost,
+        lower_bound,
+        lower_bound == cost,
+        time.monotonic() - started,
+        search.states,
+        len(blocks.casts),
+    )
