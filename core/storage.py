@@ -18,10 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pycrdt import Doc, get_state, get_update, merge_updates
-
+from .crdt import fold, merge_all
 from .errors import StorageError
-from .yupdate import EMPTY_UPDATE
+
+__all__ = ["LogEntry", "Store", "fold", "merge_all"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS productions (
@@ -55,42 +55,6 @@ CREATE TABLE IF NOT EXISTS kv (
     value TEXT NOT NULL
 );
 """
-
-
-def merge_all(blobs: list[bytes], fan_in: int = 32) -> bytes:
-    """Merge Yjs updates into one, keeping even content still waiting for its
-    dependencies (a Doc's own encoding would drop it). merge_updates grows worse than
-    linearly with its argument count, so merge in a tree of small groups."""
-    while len(blobs) > 1:
-        blobs = [
-            merge_updates(*blobs[i : i + fan_in]) if len(blobs[i : i + fan_in]) > 1 else blobs[i]
-            for i in range(0, len(blobs), fan_in)
-        ]
-    return blobs[0]
-
-
-def fold(blobs: list[bytes]) -> bytes:
-    """One update equivalent to applying ``blobs`` in order, as small and as fast to load
-    as possible.
-
-    The blobs are applied in order to a bare Doc (as the live document applied them), not
-    merged with ``merge_updates``: for updates that carry a struct id twice with different
-    content (a mutated or forged copy from a misbehaving peer), or that arrive with gaps,
-    a merge may keep another copy than the Doc did, and the log would then load
-    differently from the document it records (found by the sync fuzz test). The Doc's own
-    encoding keeps every struct with its original id (so peers that synced before can
-    still sync, and nothing is duplicated: jupyterlab #13550) and drops deleted content
-    (garbage collection keeps the ids), so 100,000 edits of history load fast. What the
-    Doc could not integrate yet (structs waiting for a missing dependency, which its
-    encoding would lose) is added back from each blob, with every deletion.
-    """
-    doc: Doc = Doc()
-    for blob in blobs:
-        doc.apply_update(blob)
-    clean = doc.get_update()
-    state = get_state(clean)
-    residue = [rest for blob in blobs if (rest := get_update(blob, state)) != EMPTY_UPDATE]
-    return merge_all([clean, *residue]) if residue else clean
 
 
 class LogEntry(NamedTuple):

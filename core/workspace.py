@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import platformdirs
 import tomli_w
-from pycrdt import get_update
 
 from . import model
+from .crdt import diff_update, fold
 from .document import CastDocument, Changes, InvalidEntity
 from .errors import Ambiguous, CastroomError, NotFound, StorageError
-from .storage import LogEntry, Store, fold
+from .storage import LogEntry, Store
 from .yupdate import EMPTY_UPDATE
 
 if TYPE_CHECKING:
@@ -366,7 +366,7 @@ class StoredProduction:
         blobs, last = self.store.load(self.id, after=self.seen)
         if last <= self.seen:
             return {}
-        if self.seen == 0 and len(blobs) > 1 and self.doc.ydoc.get_state() == b"\x00":
+        if self.seen == 0 and len(blobs) > 1 and self.doc.is_empty():
             # Opening: one folded update integrates much faster than a long log one by one
             # through the guarded CastDocument.apply_update (fold replays the log in order
             # on a bare Doc, keeping structs still waiting for a dependency).
@@ -398,7 +398,7 @@ class StoredProduction:
         # has, but a log that kept them could load differently: a merge of the log may
         # pick a re-sent struct's other content (a mutated or forged copy of a known id)
         # over the one this document holds. Pending structs and deletions are kept.
-        update = get_update(update, known)
+        update = diff_update(update, known)
         if update == EMPTY_UPDATE:
             return changes
         if not device:

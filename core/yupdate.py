@@ -2,8 +2,9 @@
 
 Pure functions on bytes, every read bounds-checked: malformed input raises
 :class:`BadUpdate` with one clear line, never an IndexError, and nothing is changed
-anywhere (a check that needs Yrs decodes into a scratch document). The sync protocol
-(``castroom.sync.protocol``) re-raises these as its ``ProtocolError``.
+anywhere. A check that needs Yrs (``check_update``) is in :mod:`castroom.core.crdt`, the
+only module that imports pycrdt. The sync protocol (``castroom.sync.protocol``) re-raises
+these as its ``ProtocolError``.
 
 Formats (lib0 encoding, as Yjs and Yrs write them):
 
@@ -15,8 +16,6 @@ Formats (lib0 encoding, as Yjs and Yrs write them):
 """
 
 from __future__ import annotations
-
-from pycrdt import Doc
 
 from .errors import BadUpdate
 
@@ -100,16 +99,3 @@ def guard_update(update: bytes) -> None:
                 raise BadUpdate(f"declares {structs} structs in {len(update)} bytes")
     except BadUpdate as exc:
         raise BadUpdate(f"malformed update ({exc})") from None
-
-
-def check_update(update: bytes) -> None:
-    """Raise BadUpdate unless ``update`` is a Yjs v1 update that decodes and integrates
-    into an empty scratch document (stricter than decoding alone: a few crafted updates
-    decode but fail to integrate). Nothing else is touched."""
-    guard_update(update)
-    try:
-        Doc().apply_update(bytes(update))
-    except BaseException as exc:  # a Rust panic surfaces as a BaseException
-        if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
-            raise
-        raise BadUpdate(f"cannot decode update: {one_line(exc)}") from None

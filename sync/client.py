@@ -34,10 +34,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 import websockets
-from pycrdt import Awareness
 from websockets.asyncio.client import ClientConnection
 
 from castroom.core import yupdate
+from castroom.core.crdt import Awareness, awareness_for
 from castroom.core.document import CastDocument, Changes, production_in
 from castroom.core.errors import BadUpdate, CastroomError
 from castroom.core.workspace import Identity, StoredProduction, Workspace
@@ -545,7 +545,7 @@ async def _run_connection(
     conn = await _connect(url, headers, ssl_ctx)
     device = _peer_label(url)
     session = protocol.SyncSession(target.production, device=device)
-    awareness = Awareness(target.production.doc.ydoc)
+    awareness = awareness_for(target.production.doc)
     awareness.set_local_state(_presence_state(workspace))
     state = _Connection(conn, session, awareness)
     own = awareness.client_id

@@ -41,11 +41,12 @@ from typing import Any
 
 import msgspec
 
+from castroom.core.crdt import check_update
 from castroom.core.document import production_in
 from castroom.core.errors import BadUpdate, CastroomError
 from castroom.core.storage import merge_all
 from castroom.core.workspace import StoredProduction, Workspace
-from castroom.core.yupdate import ahead, check_update, one_line
+from castroom.core.yupdate import ahead, one_line
 
 FOLDER_NAME = "castroom"
 MANIFEST = "manifest.json"

@@ -43,9 +43,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from pycrdt import create_awareness_message, create_update_message, write_message
-
-from castroom.core import yupdate
+from castroom.core import crdt, yupdate
+from castroom.core.crdt import create_awareness_message, create_update_message, write_message
 from castroom.core.errors import BadUpdate
 
 if TYPE_CHECKING:
@@ -120,7 +119,7 @@ check_state_vector = _protocol_errors(yupdate.decode_state_vector)
 guard_update = _protocol_errors(yupdate.guard_update)
 #: Raise ProtocolError unless the bytes decode and integrate as a Yjs v1 update (into a
 #: scratch document), for when bytes must be vetted before anything is merged.
-check_update = _protocol_errors(yupdate.check_update)
+check_update = _protocol_errors(crdt.check_update)
 
 
 def read_var_bytes(data: bytes, pos: int) -> tuple[bytes, int]:

@@ -48,13 +48,13 @@ from urllib.parse import unquote
 
 import msgspec
 import uvicorn
-from pycrdt import Awareness
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from castroom.core.crdt import awareness_for
 from castroom.core.document import Changes, production_in
 from castroom.core.errors import BadUpdate, CastroomError
 from castroom.core.workspace import StoredProduction, Workspace
@@ -155,7 +155,7 @@ class Room:
         #: The peer whose frame is being handled: its own update (origin "sync") is not
         #: echoed back to it. Other updates relayed meanwhile still reach it.
         self.sender: Peer | None = None
-        self.awareness = Awareness(production.doc.ydoc)
+        self.awareness = awareness_for(production.doc)
         self.awareness.set_local_state(None)  # the server itself is not present
         production.update_listeners.append(self._relay_update)
 

@@ -8,12 +8,12 @@ import random
 import pytest
 from pycrdt import Array, Doc, Map, Text
 
+from castroom.core import crdt, model
 from castroom.core import document as document_module
-from castroom.core import model
+from castroom.core.crdt import check_update
 from castroom.core.document import CastDocument
 from castroom.core.errors import Ambiguous, BadUpdate, NotFound, ValidationFailed
 from castroom.core.model import Role, Scene, ShootDay, Talent
-from castroom.core.yupdate import check_update
 
 
 @pytest.fixture
@@ -234,7 +234,7 @@ def test_a_large_merge_marks_edited_entities_unlisted_not_created(doc: CastDocum
         peer.update(Talent, ada.id, {"agent": "Blake & Co"})
         newcomers = [peer.add(Talent, name=f"New {i}", notes="x" * 40) for i in range(1500)]
     update = peer.encode_update(doc.state_vector())
-    assert len(update) > document_module.COARSE_CHANGES
+    assert len(update) > crdt.COARSE_CHANGES
     changes = doc.apply_update(update, origin="peer")
     assert changes[("talents", ada.id)] == {document_module.UNLISTED}
     assert all(changes[("talents", t.id)] == {document_module.CREATED} for t in newcomers)

@@ -244,7 +244,7 @@ def test_random_frames_never_change_the_document(tmp_path: Path) -> None:
 def test_yjs_byte_readers_are_shared_and_bounds_checked() -> None:
     """One set of readers (castroom.core.yupdate) serves storage, sync and folders; the
     protocol's names raise its ProtocolError, the core's BadUpdate."""
-    from castroom.core import yupdate
+    from castroom.core import crdt, yupdate
     from castroom.core.errors import BadUpdate
 
     assert yupdate.decode_state_vector(b"") == {}
@@ -263,6 +263,6 @@ def test_yjs_byte_readers_are_shared_and_bounds_checked() -> None:
         with pytest.raises(p.ProtocolError, match="malformed update"):
             p.guard_update(update)
         with pytest.raises(BadUpdate, match="malformed update"):
-            yupdate.check_update(update)
+            crdt.check_update(update)
     with pytest.raises(BadUpdate, match="too large"):
         yupdate.read_var_uint(b"\xff" * 9 + b"\x01", 0)  # 64 bits: over lib0's 53

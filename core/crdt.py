@@ -1,0 +1,752 @@
+"""The only module that imports pycrdt: the binding of a production to a Yjs document.
+
+What lives here is what needs Yrs: the top-level maps of the layout (docs/schema.md),
+writing fields into them (plain values, Y.Arrays, Y.Texts, nested Y.Maps), transactions
+that commit one update, merging a peer's update and rolling back one that fails
+half-way, change tracking, and the few update functions storage, workspace and sync
+need (fold, merge, diff, check, awareness, the y-protocols encoders). The typed,
+validating API on top is :class:`castroom.core.document.CastDocument`.
+
+Private pycrdt attributes used here, each pinned by tests/test_crdt.py against the
+pycrdt versions pyproject allows: ``Map.integrated`` (the Yrs map, for raw deep
+observers and the fast field write) and ``Transaction._txn`` (the open Yrs transaction
+those need). Both are read once, at import, and a missing one falls back to the slow,
+public path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Generic, Self, TypeVar
+
+import msgspec
+from pycrdt import (
+    Array,
+    Awareness,
+    Doc,
+    Map,
+    Text,
+    TransactionEvent,
+    create_awareness_message,
+    create_update_message,
+    get_state,
+    get_update,
+    merge_updates,
+    write_message,
+)
+
+from .errors import BadUpdate, NotFound, ValidationFailed
+from .model import COLLECTIONS, Entity, Production
+from .yupdate import EMPTY_UPDATE, guard_update, one_line, update_is_empty
+
+__all__ = [
+    "COARSE_CHANGES",
+    "CREATED",
+    "STASH_LIMIT",
+    "UNLISTED",
+    "Awareness",
+    "Changes",
+    "CrdtDocument",
+    "awareness_for",
+    "check_update",
+    "create_awareness_message",
+    "create_update_message",
+    "diff_update",
+    "fold",
+    "merge_all",
+    "write_message",
+]
+
+#: Key = (collection, entity id); value = the field names that changed, or one of:
+CREATED = "*"  # the entity is new (to this document)
+UNLISTED = "?"  # some of its fields changed in a large merge, not itemised (COARSE_CHANGES)
+Changes = dict[tuple[str, str], set[str]]
+
+_PRODUCTION_KEY = ("production", "")
+
+
+def _plain(value: Any) -> Any:
+    """A stored value as plain Python (pycrdt containers flattened)."""
+    if isinstance(value, Text):
+        return str(value)
+    if isinstance(value, Map | Array):
+        return value.to_py()
+    return value
+
+
+def _map_data(value: Map) -> dict[str, Any]:
+    # One Rust call (to_json) instead of one transaction per key (Map.to_py): ~10x faster.
+    data = msgspec.json.decode(str(value))
+    return data if isinstance(data, dict) else {}
+
+
+def _diff_list(target: Array, old: list[Any], new: list[Any]) -> None:
+    """Turn ``old`` into ``new`` with the fewest inserts and deletes (merges item-wise)."""
+    ops = difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes()
+    for tag, i1, i2, j1, j2 in reversed(ops):
+        if tag in ("replace", "delete"):
+            del target[i1:i2]
+        if tag in ("replace", "insert"):
+            for offset, item in enumerate(new[j1:j2]):
+                target.insert(i1 + offset, item)
+
+
+def _diff_map(target: Map, new: dict[str, Any]) -> None:
+    """Turn ``target`` into ``new`` key by key (so other keys set concurrently survive)."""
+    for key in [k for k in target.keys() if k not in new]:  # noqa: SIM118 - pycrdt keys()
+        del target[key]
+    for key, value in new.items():
+        if key not in target or _plain(target[key]) != value:
+            target[key] = value
+
+
+def _diff_text(target: Text, old: str, new: str) -> None:
+    ops = difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes()
+    for tag, i1, i2, j1, j2 in reversed(ops):
+        if tag in ("replace", "delete"):
+            del target[i1:i2]
+        if tag in ("replace", "insert"):
+            target.insert(i1, new[j1:j2])
+
+
+def _observe_raw(shared: Map, callback: Callable[[list[Any]], None], errors: list[Exception]):
+    """Observe ``shared`` deeply with Yrs's own events (they have ``path`` and ``keys``,
+    all the change tracking reads); an error in ``callback`` is kept in ``errors``."""
+
+    def observe(events: list[Any]) -> None:
+        try:
+            callback(events)
+        except Exception as exc:  # never let it unwind through Yrs
+            errors.append(exc)
+
+    return shared.integrated.observe_deep(observe)
+
+
+#: Whether pycrdt exposes what the fast field write needs (checked once, at import).
+_FAST_INSERT = hasattr(Map, "integrated") and hasattr(Doc().transaction(), "_txn")
+
+#: Updates up to this size are watched for structs Yrs left pending (see _integrate).
+STASH_LIMIT = 512 * 1024
+#: Merged updates larger than this record changed entities, not each changed field.
+COARSE_CHANGES = 64 * 1024
+
+
+def _fatal(exc: BaseException) -> bool:
+    return isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit)
+
+
+D = TypeVar("D", bound="CrdtDocument")
+
+
+class _Transaction(Generic[D]):
+    """``CrdtDocument.transaction()``: a plain class, not a generator (on the hot path)."""
+
+    __slots__ = ("doc", "outer", "ytxn")
+
+    def __init__(self, doc: D) -> None:
+        self.doc: D = doc
+        self.outer = False
+        self.ytxn: Any = None
+
+    def __enter__(self) -> D:
+        doc = self.doc
+        if doc._depth:
+            doc._depth += 1
+            return doc
+        doc._touch()
+        self.outer = True
+        doc._depth = 1
+        try:
+            self.ytxn = doc.ydoc.transaction(origin=doc.LOCAL)
+            doc._txn = self.ytxn.__enter__()
+        except BaseException:
+            doc._depth = 0
+            doc._txn = None
+            raise
+        return doc
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        doc = self.doc
+        if not self.outer:
+            doc._depth -= 1
+            return
+        failed = exc_type is not None
+        try:
+            self.ytxn.__exit__(exc_type, exc, tb)
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            doc._depth = 0
+            doc._txn = None
+            if failed:
+                doc._abort()
+        doc._commit_local()
+
+
+class CrdtDocument:
+    """A production's Yjs document: its layout, transactions, merges and change tracking.
+
+    ``on_commit(update, changes)`` is called after every outermost local transaction with
+    its binary update; storage uses it to make the write durable before returning.
+    ``on_abort()`` is called when a transaction raised half-way or a merged update failed
+    half-way (Yrs cannot roll back): storage rebuilds the document from its log there.
+
+    Subclasses read and write entities only through the methods here that take a
+    collection name or an entity class (``_stored``, ``_write_fields``, ...): no pycrdt
+    object leaves this module.
+    """
+
+    LOCAL = "castroom.local"
+
+    def __init__(self, ydoc: Doc | None = None) -> None:
+        #: Validated Structs by (collection, id), filled by the typed API; every change
+        #: this binding sees drops the entries it touches.
+        self._cache: dict[tuple[str, str], Entity] = {}
+        #: The pycrdt Map of each entity written or read lately (a lookup costs ~15 us).
+        self._maps: dict[tuple[str, str], Map] = {}
+        self._changes: Changes = {}
+        self._updates: list[bytes] = []
+        #: Updates with structs still waiting for a missing dependency (see _integrate).
+        self._stash: list[bytes] = []
+        self._depth = 0
+        self._applying = False
+        self._txn: Any = None
+        self.on_commit: Callable[[bytes, Changes], None] | None = None
+        self.on_abort: Callable[[], None] | None = None
+        self.on_change: list[Callable[[Changes, str], None]] = []
+        #: Called before reads and writes (storage merges other processes' commits there).
+        self.before_access: Callable[[], Any] | None = None
+        self._silenced = False
+        self._bind(ydoc or Doc())
+
+    def _bind(self, ydoc: Doc) -> None:
+        self.ydoc = ydoc
+        self._production = ydoc.get("production", type=Map)
+        self._meta = ydoc.get("meta", type=Map)
+        self._collections = {name: ydoc.get(name, type=Map) for name in COLLECTIONS}
+        self._cache.clear()
+        self._maps.clear()
+        self._subs = [ydoc.observe(self._on_transaction)]
+
+    def rebuild(self, updates: Iterable[bytes]) -> None:
+        """Replace the content with a fresh Doc made of ``updates`` (the durable state),
+        keeping this object, its listeners and hooks. ``ydoc`` is a new Doc afterwards."""
+        self._changes = {}
+        self._updates = []
+        self._stash = []
+        self._bind(Doc())
+        self._applying = True
+        try:
+            for update in updates:
+                self._integrate(update)
+        finally:
+            self._applying = False
+        self._cache.clear()
+        self._maps.clear()
+        self._changes = {}
+
+    def _covered(self, update: bytes) -> bool:
+        """Whether every struct of ``update`` is integrated (none beyond our state)."""
+        missing = get_update(update, self.ydoc.get_state())
+        return update_is_empty(missing)
+
+    def _integrate(self, update: bytes) -> None:
+        """Apply an update, then retry those whose structs Yrs left pending.
+
+        Yrs (pycrdt 0.14) can leave a pending struct stuck when several updates of one
+        client arrive out of order (2, 3, then 1: 2 never integrates), although applying
+        it again then works. So updates not fully integrated are kept and re-applied
+        after each later update until they are; applying an update twice is harmless.
+        """
+        self.ydoc.apply_update(update)
+        if len(update) <= STASH_LIMIT and not self._covered(update):
+            self._stash.append(update)
+            del self._stash[:-256]  # bounded: storage keeps every update anyway
+        progress = bool(self._stash)
+        while progress:
+            progress = False
+            for waiting in list(self._stash):
+                self.ydoc.apply_update(waiting)  # the retry Yrs may have missed
+                if self._covered(waiting):
+                    self._stash.remove(waiting)
+                    progress = True
+
+    # -- change tracking -----------------------------------------------------------------
+
+    def _on_transaction(self, event: TransactionEvent) -> None:
+        if self._depth:
+            self._updates.append(event.update)
+        elif not self._applying:
+            # A write that bypassed the typed API: nothing cached can be trusted.
+            self._cache.clear()
+            self._maps.clear()
+
+    def _note(self, collection: str, entity_id: str, fields: Iterable[str]) -> None:
+        key = _PRODUCTION_KEY if collection == "production" else (collection, entity_id)
+        self._cache.pop(key, None)
+        self._changes.setdefault((collection, entity_id), set()).update(fields)
+
+    def _production_observer(self, events: list[Any]) -> None:
+        self._cache.pop(_PRODUCTION_KEY, None)
+        # No reads here: this runs inside Yrs's transaction, where reading the document
+        # fails. take_changes() puts the production's id on the key afterwards.
+        fields = self._changes.setdefault(("production", ""), set())
+        for event in events:
+            fields.update([str(event.path[0])] if event.path else event.keys)
+
+    def _observer(self, collection: str, coarse: bool = False) -> Callable[[list[Any]], None]:
+        """Change tracking for a collection. ``coarse``: for a big merged update, note each
+        changed entity with ``UNLISTED`` instead of reading every event's keys (which
+        costs Yrs more than the merge itself for thousands of entities: bench_sync)."""
+
+        def observe(events: list[Any]) -> None:
+            for event in events:
+                path = event.path
+                if not path:
+                    for entity_id in event.keys:
+                        self._cache.pop((collection, entity_id), None)
+                        self._maps.pop((collection, entity_id), None)
+                        self._changes.setdefault((collection, entity_id), set()).add("*")
+                    continue
+                entity_id = path[0]
+                self._cache.pop((collection, entity_id), None)
+                fields = self._changes.setdefault((collection, entity_id), set())
+                if len(path) >= 2:
+                    fields.add(str(path[1]))
+                elif coarse:
+                    fields.add(UNLISTED)
+                else:
+                    fields.update(event.keys)
+
+        return observe
+
+    def _touch(self) -> None:
+        if self.before_access is not None and not self._depth and not self._silenced:
+            self._silenced = True
+            try:
+                self.before_access()
+            finally:
+                self._silenced = False
+
+    @contextmanager
+    def silenced_access(self) -> Iterator[None]:
+        previous, self._silenced = self._silenced, True
+        try:
+            yield
+        finally:
+            self._silenced = previous
+
+    def take_changes(self) -> Changes:
+        """What changed since the last call (local and merged remote edits alike)."""
+        changes, self._changes = self._changes, {}
+        if ("production", "") in changes:
+            fields = changes.pop(("production", ""))
+            changes.setdefault(("production", self.production_id or ""), set()).update(fields)
+        return changes
+
+    def transaction(self) -> _Transaction[Self]:
+        """Group writes into one atomic, durable update. Nests; the outermost one commits.
+
+        If the block raises, nothing is committed: the document is rebuilt from its durable
+        state (``on_abort``) since a CRDT cannot roll back.
+        """
+        return _Transaction(self)
+
+    def _commit_local(self) -> None:
+        updates, self._updates = self._updates, []
+        changes = self.take_changes()
+        update = merge_updates(*updates) if len(updates) > 1 else b"".join(updates)
+        if update and changes and self.on_commit:
+            self.on_commit(update, changes)
+        for listener in self.on_change:
+            listener(changes, "local")
+
+    def _abort(self) -> None:
+        self._updates = []
+        self._changes = {}
+        self._cache.clear()
+        self._maps.clear()
+        if self.on_abort is not None:
+            self.on_abort()
+
+    # -- binary updates --------------------------------------------------------------------
+
+    def state_vector(self) -> bytes:
+        self._touch()
+        return self.ydoc.get_state()
+
+    def encode_update(self, state_vector: bytes | None = None) -> bytes:
+        """Everything this document has that a peer with ``state_vector`` lacks."""
+        self._touch()
+        try:
+            return self.ydoc.get_update(state_vector) if state_vector else self.ydoc.get_update()
+        except Exception as exc:  # pycrdt raises ValueError/RuntimeError on bad input
+            raise BadUpdate(f"cannot decode state vector: {exc}") from None
+
+    def apply_update(
+        self, update: bytes, origin: str = "remote", *, notify: bool = True
+    ) -> Changes:
+        """Merge a peer's update. Raises BadUpdate (leaving the document as it was) if the
+        bytes cannot be decoded or integrated; returns what changed. With ``notify=False``
+        the ``on_change`` listeners are not called: the caller calls :meth:`notify` once the
+        update is durable (storage), so nobody hears of a change that may yet be dropped."""
+        if self._depth:
+            raise RuntimeError("apply_update inside a local transaction")
+        guard_update(update)  # before Yrs reserves memory for what the bytes declare
+        update = bytes(update)
+        # Yrs decodes the whole update before integrating any of it, so a decode error
+        # leaves the document as it was. An update that decodes but cannot be integrated
+        # (a crafted one) fails half-way: then the document is rebuilt from its durable
+        # state (storage) or from a copy taken here (a document without storage).
+        state = self.ydoc.get_state()
+        if state == b"\x00":
+            return self._load_into_empty(update, origin, notify=notify)
+        backup = None if self.on_abort is not None else self.ydoc.get_update()
+        stash = list(self._stash)
+        self._changes = {}
+        # Raw Yrs deep observers: pycrdt's own wrap every event in Python objects first,
+        # which costs about three times the merge itself on a big update (bench_sync).
+        errors: list[Exception] = []
+        observers: list[tuple[Map, Callable[[list[Any]], None]]]
+        observers = [(self._production, self._production_observer)]
+        coarse = len(update) > COARSE_CHANGES
+        observers += [(m, self._observer(n, coarse)) for n, m in self._collections.items()]
+        subs = [(shared, _observe_raw(shared, callback, errors)) for shared, callback in observers]
+        self._applying = True
+        try:
+            self._integrate(update)
+        except BaseException as exc:
+            if _fatal(exc):
+                raise
+            self._applying = False
+            half_done = (
+                bool(self._changes)
+                or not isinstance(exc, ValueError)  # ValueError: it did not even decode
+                or self.ydoc.get_state() != state
+            )
+            if half_done:
+                self._changes = {}
+                if backup is not None:
+                    self.rebuild([backup, *stash])  # get_update() drops pending structs
+                else:
+                    self._abort()
+            raise BadUpdate(f"cannot apply update: {one_line(exc)}") from None
+        finally:
+            self._applying = False
+            for _shared, sub in subs:
+                with contextlib.suppress(Exception):  # after a rebuild the old types are gone
+                    sub.drop()
+        if errors:  # change tracking failed part-way: trust no cached entity
+            self._cache.clear()
+            self._maps.clear()
+        changes = self.take_changes()
+        if notify:
+            self.notify(changes, origin)
+        return changes
+
+    def notify(self, changes: Changes, origin: str) -> None:
+        """Tell the ``on_change`` listeners about merged changes."""
+        for listener in self.on_change:
+            listener(changes, origin)
+
+    def _load_into_empty(self, update: bytes, origin: str, *, notify: bool = True) -> Changes:
+        """First load (opening a production): everything in it is new, so skip the deep
+        observers, whose per-entity events cost more than the load itself."""
+        self._applying = True
+        try:
+            self._integrate(update)
+        except BaseException as exc:
+            if _fatal(exc):
+                raise
+            self._applying = False
+            if self.ydoc.get_state() != b"\x00" or len(self._production):
+                self.rebuild([])  # it was empty, and nothing of this update is durable
+            raise BadUpdate(f"cannot apply update: {one_line(exc)}") from None
+        finally:
+            self._applying = False
+        self._cache.clear()
+        self._maps.clear()
+        changes: Changes = {}
+        if len(self._production):
+            changes[("production", self.production_id or "")] = {"*"}
+        for name, cmap in self._collections.items():
+            for entity_id in cmap.keys():  # noqa: SIM118 - pycrdt types only keys() well
+                changes[(name, entity_id)] = {"*"}
+        if notify:
+            self.notify(changes, origin)
+        return changes
+
+    # -- the layout, for the typed API ------------------------------------------------------
+
+    @property
+    def production_id(self) -> str | None:
+        value = self._production.get("id")
+        return str(value) if value is not None else None
+
+    def _meta_get(self, key: str, default: Any = None) -> Any:
+        return self._meta.get(key, default)
+
+    def _meta_set(self, key: str, value: Any) -> None:
+        """Inside a transaction: set a ``meta`` key (the schema version)."""
+        self._meta[key] = value
+        self._changes.setdefault(("meta", key), set()).add(key)
+
+    def _has_production(self) -> bool:
+        return "id" in self._production
+
+    def _production_stored(self) -> bool:
+        """Whether the production map holds anything (an id or stray fields)."""
+        return "id" in self._production or len(self._production) > 0
+
+    def _production_data(self) -> dict[str, Any]:
+        return _map_data(self._production)
+
+    def _map_for(self, cls: type[Entity]) -> Map:
+        if cls is Production:
+            raise ValidationFailed("production", None, "use update_production")
+        return self._collections[cls.collection]
+
+    def _entity_ids(self, cls: type[Entity]) -> list[str]:
+        return list(self._map_for(cls).keys())
+
+    def _contains(self, cls: type[Entity], entity_id: str) -> bool:
+        return entity_id in self._map_for(cls)
+
+    def _collection_json(self, cls: type[Entity]) -> str:
+        """A whole collection as JSON (id -> fields), in one Rust call."""
+        return str(self._map_for(cls))
+
+    def _stored(self, cls: type[Entity], entity_id: str) -> dict[str, Any] | None:
+        """An entity's stored fields as plain data (None if absent or not a map)."""
+        value = self._map_for(cls).get(entity_id)
+        return _map_data(value) if isinstance(value, Map) else None
+
+    def _entity_map(self, cls: type[Entity], entity_id: str) -> Map:
+        if cls is Production:
+            return self._production
+        key = (cls.collection, entity_id)
+        target = self._maps.get(key)
+        if target is None:
+            target = self._map_for(cls).get(entity_id)
+            if not isinstance(target, Map):
+                raise NotFound(f"no {cls.entity_kind} with id {entity_id!r}")
+            self._maps[key] = target
+        return target
+
+    def _write_fields(
+        self, cls: type[Entity], entity_id: str, new: dict[str, Any], old: dict[str, Any]
+    ) -> None:
+        """Inside a transaction: write the fields of ``new`` that differ from ``old`` into
+        an existing entity (the production for ``Production``), each the CRDT way."""
+        target = self._entity_map(cls, entity_id)
+        written = []
+        raw_txn = getattr(self._txn, "_txn", None) if _FAST_INSERT else None
+        for name, value in new.items():
+            if name in old and old[name] == value:
+                continue
+            written.append(name)
+            if name in cls.crdt_arrays:
+                current = target.get(name)
+                if isinstance(current, Array):
+                    _diff_list(current, _plain(current), value)
+                    continue
+                target[name] = Array(list(value))
+            elif name in cls.crdt_texts:
+                current = target.get(name)
+                if isinstance(current, Text):
+                    _diff_text(current, str(current), value)
+                    continue
+                target[name] = Text(value)
+            elif name in cls.crdt_maps:
+                current = target.get(name)
+                if isinstance(current, Map):
+                    _diff_map(current, value)
+                    continue
+                target[name] = Map(dict(value))  # a plain object from an older peer: upgraded
+            elif raw_txn is not None:
+                # Straight to Yrs inside our open transaction: pycrdt's __setitem__ opens
+                # a nested transaction per field, a third of an edit's cost.
+                target.integrated.insert(raw_txn, name, value)
+            else:
+                target[name] = value
+        if written:
+            self._note(cls.collection, entity_id, written)
+
+    def _create_entity(
+        self, cls: type[Entity], entity_id: str, fields: dict[str, Any], defaults: dict[str, Any]
+    ) -> None:
+        """Inside a transaction: store a new entity's map. Plain fields equal to their
+        default are left out (an absent field reads as its default): a third of the CRDT
+        work for a typical imported talent."""
+        prelim: dict[str, Any] = {}
+        for name, value in fields.items():
+            if name in cls.crdt_arrays:
+                prelim[name] = Array(list(value))
+            elif name in cls.crdt_texts:
+                prelim[name] = Text(value)
+            elif name in cls.crdt_maps:
+                # Made with the entity, even empty: two peers each creating the map
+                # later would race for the field and one would lose its keys.
+                prelim[name] = Map(dict(value))
+            elif name not in defaults or defaults[name] != value:
+                prelim[name] = value
+        self._map_for(cls)[entity_id] = Map(prelim)
+        self._maps.pop((cls.collection, entity_id), None)
+        self._note(cls.collection, entity_id, "*")
+
+    # -- ordered lists and long text -------------------------------------------------------
+
+    def _container(
+        self, cls: type[Entity], entity_id: str, field: str, kind: type, plain: Any
+    ) -> Any:
+        """Inside a transaction: the Y.Array or Y.Text of a field, made from ``plain``
+        (its current value) when a peer wrote it as a plain value or it is absent."""
+        target = self._entity_map(cls, entity_id)
+        value: Any = target.get(field)
+        if not isinstance(value, kind):
+            target[field] = Array(list(plain)) if kind is Array else Text(plain)
+            value = target[field]
+        elif kind is Array:
+            # Concurrent moves can leave an item twice; reads show the first copy only.
+            # Drop the later copies before editing, so indexes mean what reads show.
+            seen: set[Any] = set()
+            later = []
+            array: Any = value
+            for index, item in enumerate(array):
+                key = item if isinstance(item, str | int | float) else repr(item)
+                if key in seen:
+                    later.append(index)
+                seen.add(key)
+            for index in reversed(later):
+                del array[index]
+        self._note(cls.collection, entity_id, [field])
+        return value
+
+    def _array_move(
+        self, cls: type[Entity], entity_id: str, field: str, plain: list[Any], src: int, dst: int
+    ) -> None:
+        with self.transaction():
+            array = self._container(cls, entity_id, field, Array, plain)
+            if not (0 <= src < len(array) and 0 <= dst < len(array)):
+                raise ValidationFailed(cls.entity_kind, field, "index out of range", entity_id)
+            if src != dst:
+                item = array.pop(src)
+                array.insert(dst, item)
+
+    def _array_insert(
+        self,
+        cls: type[Entity],
+        entity_id: str,
+        field: str,
+        plain: list[Any],
+        index: int,
+        value: Any,
+    ) -> None:
+        with self.transaction():
+            array = self._container(cls, entity_id, field, Array, plain)
+            array.insert(max(0, min(index, len(array))), value)
+
+    def _array_remove(
+        self, cls: type[Entity], entity_id: str, field: str, plain: list[Any], index: int
+    ) -> None:
+        with self.transaction():
+            array = self._container(cls, entity_id, field, Array, plain)
+            if not 0 <= index < len(array):
+                raise ValidationFailed(cls.entity_kind, field, "index out of range", entity_id)
+            del array[index]
+
+    def _text_splice(
+        self,
+        cls: type[Entity],
+        entity_id: str,
+        field: str,
+        plain: str,
+        index: int,
+        delete: int,
+        insert: str,
+    ) -> None:
+        with self.transaction():
+            text = self._container(cls, entity_id, field, Text, plain)
+            index = max(0, min(index, len(text)))
+            if delete > 0:
+                del text[index : min(len(text), index + delete)]
+            if insert:
+                text.insert(index, insert)
+
+    # -- whole-document views --------------------------------------------------------------
+
+    def is_empty(self) -> bool:
+        """Whether nothing at all has been integrated (a document not loaded yet)."""
+        return self.ydoc.get_state() == b"\x00"
+
+    def to_data(self) -> dict[str, Any]:
+        """Every collection as plain data (deleted entities included): for comparisons."""
+        self._touch()
+        out: dict[str, Any] = {"production": _map_data(self._production)}
+        for name, cmap in self._collections.items():
+            out[name] = _map_data(cmap)
+        return out
+
+
+def awareness_for(doc: CrdtDocument) -> Awareness:
+    """A y-protocols Awareness (presence) bound to ``doc``'s Yjs document."""
+    return Awareness(doc.ydoc)
+
+
+def diff_update(update: bytes, state_vector: bytes) -> bytes:
+    """What of ``update`` a peer with ``state_vector`` lacks (pending structs and
+    deletions kept)."""
+    return get_update(update, state_vector)
+
+
+def check_update(update: bytes) -> None:
+    """Raise BadUpdate unless ``update`` is a Yjs v1 update that decodes and integrates
+    into an empty scratch document (stricter than decoding alone: a few crafted updates
+    decode but fail to integrate). Nothing else is touched."""
+    guard_update(update)
+    try:
+        Doc().apply_update(bytes(update))
+    except BaseException as exc:  # a Rust panic surfaces as a BaseException
+        if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+            raise
+        raise BadUpdate(f"cannot decode update: {one_line(exc)}") from None
+
+
+def merge_all(blobs: list[bytes], fan_in: int = 32) -> bytes:
+    """Merge Yjs updates into one, keeping even content still waiting for its
+    dependencies (a Doc's own encoding would drop it). merge_updates grows worse than
+    linearly with its argument count, so merge in a tree of small groups."""
+    while len(blobs) > 1:
+        blobs = [
+            merge_updates(*blobs[i : i + fan_in]) if len(blobs[i : i + fan_in]) > 1 else blobs[i]
+            for i in range(0, len(blobs), fan_in)
+        ]
+    return blobs[0]
+
+
+def fold(blobs: list[bytes]) -> bytes:
+    """One update equivalent to applying ``blobs`` in order, as small and as fast to load
+    as possible.
+
+    The blobs are applied in order to a bare Doc (as the live document applied them), not
+    merged with ``merge_updates``: for updates that carry a struct id twice with different
+    content (a mutated or forged copy from a misbehaving peer), or that arrive with gaps,
+    a merge may keep another copy than the Doc did, and the log would then load
+    differently from the document it records (found by the sync fuzz test). The Doc's own
+    encoding keeps every struct with its original id (so peers that synced before can
+    still sync, and nothing is duplicated: jupyterlab #13550) and drops deleted content
+    (garbage collection keeps the ids), so 100,000 edits of history load fast. What the
+    Doc could not integrate yet (structs waiting for a missing dependency, which its
+    encoding would lose) is added back from each blob, with every deletion.
+    """
+    doc: Doc = Doc()
+    for blob in blobs:
+        doc.apply_update(blob)
+    clean = doc.get_update()
+    state = get_state(clean)
+    residue = [rest for blob in blobs if (rest := get_update(blob, state)) != EMPTY_UPDATE]
+    return merge_all([clean, *residue]) if residue else clean
