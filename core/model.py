@@ -86,6 +86,9 @@ Job = Literal[
     "director",
 ]
 
+IntExt = Literal["", "INT", "EXT", "INT/EXT"]
+LeadMinutes = Annotated[int, Meta(ge=0, le=24 * 60)]
+
 STAGES: tuple[str, ...] = Stage.__args__  # type: ignore[attr-defined]
 
 
@@ -128,6 +131,19 @@ new_id = MonotonicIds()
 def _check_range(low_name: str, low: int | None, high_name: str, high: int | None) -> None:
     if low is not None and high is not None and low > high:
         raise ValueError(f"{high_name}: must be >= {low_name} ({high} < {low})")
+
+
+def _check_time_zone(name: str) -> None:
+    if not name:
+        return
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"time_zone: {name!r} is not a time zone name like Europe/Dublin or America/New_York"
+        ) from None
 
 
 def _check_dates(
@@ -203,10 +219,17 @@ class Production(Entity, kw_only=True):
     hours_per_day: Annotated[int, Meta(ge=1, le=24)] = 10
     start_date: dt.date | None = None
     end_date: dt.date | None = None
+    # Where the production shoots, as an IANA name (Europe/Dublin): calendars carry it,
+    # so call times mean the same hour on every member's machine. "" = floating times.
+    time_zone: ShortText = ""
+    # Makeup and wardrobe before an actor's first scene: a call sheet calls each actor
+    # this long before it (a role's own lead_minutes overrides it).
+    lead_minutes: LeadMinutes = 60
     notes: LongText = ""
 
     def __post_init__(self) -> None:
         _check_dates("start_date", self.start_date, "end_date", self.end_date)
+        _check_time_zone(self.time_zone)
 
 
 class Role(Entity, kw_only=True):
@@ -230,6 +253,9 @@ class Role(Entity, kw_only=True):
     # The character's id in each source it was imported from (a script's cue name, an
     # office sheet's id), so re-imports find it even after a rename here.
     external_ids: dict[str, str] = {}
+    # Makeup and wardrobe this character needs before their first scene of a day (a
+    # prosthetic, a period wig); None = the production's lead_minutes.
+    lead_minutes: LeadMinutes | None = None
     notes: LongText = ""
 
     def __post_init__(self) -> None:
@@ -328,6 +354,14 @@ class Scene(Entity, kw_only=True):
     location: ShortText = ""
     looks: dict[str, Look] = {}
     pages: Annotated[float, Meta(ge=0, le=10_000)] = 0.0
+    # The breakdown a script gives: INT/EXT, DAY/NIGHT (the heading's time of day) and
+    # the length in eighths of a page (a stripboard's unit: 11 = 1 3/8 pages).
+    int_ext: IntExt = ""
+    time_of_day: ShortText = ""
+    eighths: Annotated[int, Meta(ge=0, le=80_000)] | None = None
+    # Cut from the script after its numbers were locked: kept (with its looks and shoot
+    # day) under its number, so no later scene is renumbered.
+    omitted: bool = False
     # The scene's id in each source it was imported from: a script's numbers shift when
     # a draft inserts a scene, so re-imports match on this before the number.
     external_ids: dict[str, str] = {}

@@ -26,6 +26,9 @@ class ImportResult:
     #: Per-entity errors found while reading (e.g. ``"line 7: rate: must be >= 0"``);
     #: any error means nothing is written.
     errors: list[str] = field(default_factory=list)
+    #: What the import found, for people (not a problem): a script re-import's
+    #: "added 2 scenes: 12A, 12B", "omitted 1 scene: 30".
+    report: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -156,6 +156,7 @@ def import_cmd(ctx: click.Context, name: str, source: str, as_json: bool) -> Non
                     "updated": counts.updated,
                     "unchanged": counts.unchanged,
                     "warnings": result.warnings,
+                    "report": result.report,
                 }
             )
         )
@@ -164,6 +165,8 @@ def import_cmd(ctx: click.Context, name: str, source: str, as_json: bool) -> Non
             f"Imported {counts.total} from {source} with {name}: {counts.created} created,"
             f" {counts.updated} updated, {counts.unchanged} unchanged"
         )
+        for line in result.report:
+            click.echo(line)
 
 
 @click.command(name="export", cls=ExportCommand, context_settings=PASS_THROUGH)

@@ -5,11 +5,6 @@ story day and era where the script marks them, the characters who speak in each)
 Roles (one per character). Fountain is parsed with screenplain's Fountain parser (a
 well-kept, MIT-licensed library); FDX is Final Draft's XML, read with the stdlib.
 
-Story days: ``DAY 2`` / ``STORY DAY 2`` in a scene heading (``INT. KITCHEN - NIGHT (DAY
-2)``), in a note inside the scene (``[[DAY 2]]``), or in a synopsis (``= Day 2``); in FDX,
-the heading, or the scene's properties (title or summary). An era is marked the same
-way with ``ERA: name``. A plain ``- DAY`` (time of day) is not a story day.
-
 Re-importing updates instead of duplicating. Each scene and role records its id in the
 script under ``external_ids["script:<title>"]`` (``--source NAME`` overrides): a scene's
 script number, or for an unnumbered scene its heading and occurrence (so a scene inserted
@@ -19,6 +14,22 @@ number: a scene the script numbers matches a scene with that number unless that 
 came from another script (``script:...`` id); a scene numbered only by its position never
 matches by number alone (only a scene with no source id and the same heading). Fields the
 script does not carry (looks, shoot day, notes) are kept.
+
+Locked numbers: once a script has been imported, a re-import never renumbers. A scene
+found again keeps its number; an inserted one takes a letter after the scene before it
+(12A, then 12B; A1 before the first); a scene cut from the draft is marked ``omitted``
+and kept under its number with its looks and shoot day. The import reports the scenes
+added, omitted and changed (heading or characters).
+
+The breakdown (see breakdown.py): each scene's INT/EXT, time of day, location and length
+in eighths; a character's first appearance in action fills an empty description and age
+range; a new role's kind is proposed from its scenes and speeches; characters who never
+speak but are introduced in capitals become featured or background roles in the scenes
+that name them.
+
+Joint cues: ``WALT & SKYLER`` and ``EDWARD AND WILL`` are each named character, when
+each speaks alone somewhere in the script (else a warning); ``BOTH`` is the last two who
+spoke; ``--cue 'EDWARD AND WILL=Edward,Will'`` maps one by hand (cues or roles).
 
 Cues and existing roles: ``--cue NORA="Nora Quill"`` (repeatable; a role's name or id)
 maps a cue to a role the team already made, and records the cue as that role's source id
@@ -33,9 +44,7 @@ number another scene already holds gets a letter (1A) and a warning names the cl
 
 from __future__ import annotations
 
-import itertools
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,233 +57,31 @@ from castroom.core.hookspecs import hookimpl
 from castroom.core.model import Role, Scene
 from castroom.core.registry import Importer, ImportResult
 from castroom.core.view import ProductionView
+from castroom.plugins import breakdown
+from castroom.plugins.script_formats import (
+    FDX_SUFFIXES,
+    FOUNTAIN_SUFFIXES,
+    HOW_TO_MARK,
+    ParsedScene,
+    ParsedScript,
+    character_name,
+    location_of,
+    page_length,
+    parse_fdx,
+    parse_fountain,
+    pretty_name,
+    read_script,
+    strip_markup,
+)
 
-#: How a writer marks a story day (said when a scene has none).
-HOW_TO_MARK = {
-    "fountain": "mark one with a note [[DAY 2]] in the scene, (DAY 2) in its heading, or a "
-    "synopsis line = Day 2",
-    "fdx": "mark one with DAY 2 in the scene heading, a script note, or the scene's "
-    "properties (Title or Summary)",
-}
-FOUNTAIN_SUFFIXES = frozenset({".fountain", ".spmd"})
-FDX_SUFFIXES = frozenset({".fdx"})
-
-_STORY_DAY = re.compile(r"\b(?:STORY[\s-]+)?DAY\s*#?\s*(\d{1,3})\b", re.IGNORECASE)
-_ERA = re.compile(r"\bERA\s*[:=]\s*([^\]\n;]+)", re.IGNORECASE)
-_HEADING_PREFIX = re.compile(r"^\s*(?:INT\.?/EXT\.?|EXT\.?/INT\.?|I/E|INT|EXT|EST)[ .]+", re.I)
-_EXTENSION = re.compile(r"\s*\(.*$")
-
-
-@dataclass
-class ParsedScene:
-    """One scene as the script has it, before it becomes an entity."""
-
-    heading: str
-    number: str | None = None
-    story_day: int | None = None
-    era: str | None = None
-    pages: float | None = None  # FDX scene length ("1 3/8" pages); Fountain has none
-    characters: list[str] = field(default_factory=list)  # in order of first appearance
-
-    def mark(self, text: str) -> None:
-        """Take a story day or era from a note, synopsis or heading (first mark wins)."""
-        if self.story_day is None:
-            day = _STORY_DAY.search(text)
-            if day:
-                self.story_day = int(day.group(1))
-        if self.era is None:
-            era = _ERA.search(text)
-            if era:
-                self.era = era.group(1).strip()
-
-    def add_character(self, cue: str) -> None:
-        name = character_name(cue)
-        if name and name.casefold() not in (c.casefold() for c in self.characters):
-            self.characters.append(name)
-
-
-@dataclass
-class ParsedScript:
-    title: str = ""
-    format: str = "fountain"  # or "fdx"
-    scenes: list[ParsedScene] = field(default_factory=list)
-
-
-def character_name(cue: str) -> str:
-    """A dialogue cue without extensions: ``MARY (V.O.)`` / ``MARY (CONT'D) ^`` -> ``MARY``."""
-    text = cue.strip().rstrip("^").strip()
-    text = _EXTENSION.sub("", text).strip()
-    return " ".join(text.split())
-
-
-def pretty_name(name: str) -> str:
-    """Script cues are upper case; a role gets the usual capitalisation (``O'Brien``)."""
-    return name.title() if name.isupper() else name
-
-
-def page_length(text: str) -> float | None:
-    """Final Draft's scene length: ``"3/8"``, ``"1 3/8"`` or ``"2"`` pages."""
-    total = 0.0
-    try:
-        for part in text.split():
-            if "/" in part:
-                num, den = part.split("/", 1)
-                total += int(num) / int(den)
-            else:
-                total += int(part)
-    except (ValueError, ZeroDivisionError):
-        return None
-    return total if text.strip() else None
-
-
-def location_of(heading: str) -> str:
-    """``INT. KITCHEN - NIGHT (DAY 2)`` -> ``KITCHEN``."""
-    text = _HEADING_PREFIX.sub("", heading).strip()
-    if " - " in text:
-        text = text.rsplit(" - ", 1)[0] if text.count(" - ") == 1 else text.split(" - ")[0]
-    return text.strip(" .-")
-
-
-# -- Fountain ----------------------------------------------------------------------------------
-
-
-def parse_fountain(text: str) -> ParsedScript:
-    """Fountain text into scenes, using screenplain's paragraph parser.
-
-    We drive screenplain paragraph by paragraph (as its own ``parse_body`` does) so the
-    notes it strips can be read first and tied to the scene they sit in."""
-    from screenplain.parsers import fountain as fp
-    from screenplain.types import Dialog, DualDialog, Slug
-
-    content = fp.boneyard_re.sub("", text)
-    lines = [fp._preprocess_line(line) for line in fp.linebreak_re.split(content)]
-    head = list(itertools.takewhile(lambda line: line != "", lines))
-    title_page = fp.parse_title_page(head) if head else None
-    body = lines[len(head) :] if title_page else lines
-    script = ParsedScript(title=" ".join(title_page.get("Title", [])).strip() if title_page else "")
-
-    paragraphs: list[Any] = []
-    seen = 0
-    pending_notes: list[str] = []  # notes before the first scene heading
-    current: ParsedScene | None = None
-    for blank, group in itertools.groupby(body, fp._is_blank):
-        if blank:
-            continue
-        raw = "\n".join(group)
-        notes = [note[2:-2] for note in fp.note_re.findall(raw)]
-        # A line that held only a note is gone, not blank (a blank line would split the
-        # paragraph and turn ``HEADING / [[note]]`` into a dialogue cue).
-        kept = [line for line in fp.note_re.sub("", raw).split("\n") if not fp._is_blank(line)]
-        if kept:
-            fp.InputParagraph(kept).update_list(paragraphs)
-        for item in paragraphs[seen:]:
-            if isinstance(item, Slug):
-                current = ParsedScene(
-                    heading=str(item.line).strip(),
-                    number=str(item.scene_number).strip() if item.scene_number else None,
-                )
-                current.mark(current.heading)
-                script.scenes.append(current)
-                for note in pending_notes:
-                    current.mark(note)
-                pending_notes = []
-            elif current is not None and isinstance(item, Dialog):
-                current.add_character(str(item.character))
-            elif current is not None and isinstance(item, DualDialog):
-                current.add_character(str(item.left.character))
-                current.add_character(str(item.right.character))
-        # A dual dialogue replaces the previous paragraph in place: look at the last one.
-        last = paragraphs[-1] if paragraphs else None
-        if current is not None and isinstance(last, DualDialog):
-            current.add_character(str(last.left.character))
-            current.add_character(str(last.right.character))
-        if current is not None and isinstance(last, Slug) and last.synopsis:
-            current.mark(str(last.synopsis))
-        seen = len(paragraphs)
-        for note in notes:
-            if current is None:
-                pending_notes.append(note)
-            else:
-                current.mark(note)
-    return script
-
-
-# -- Final Draft -------------------------------------------------------------------------------
-
-
-def _text(paragraph: ET.Element) -> str:
-    return "".join("".join(t.itertext()) for t in paragraph.findall("Text")).strip()
-
-
-def parse_fdx(data: bytes) -> ParsedScript:
-    """Final Draft XML: ``Content/Paragraph[@Type]`` with ``Text`` runs (stdlib only)."""
-    try:
-        root = ET.fromstring(data)
-    except ET.ParseError as exc:
-        raise CastroomError(f"not a Final Draft file: {exc}") from None
-    if root.tag != "FinalDraft":
-        raise CastroomError(f"not a Final Draft file (root element is <{root.tag}>)")
-    content = root.find("Content")
-    if content is None:
-        raise CastroomError("Final Draft file has no <Content>")
-    script = ParsedScript(format="fdx")
-    title = root.find("./TitlePage/Content/Paragraph")
-    if title is not None:
-        script.title = _text(title)
-    current: ParsedScene | None = None
-
-    def visit(paragraph: ET.Element) -> None:
-        nonlocal current
-        kind = paragraph.get("Type", "")
-        if kind == "Scene Heading":
-            number = (paragraph.get("Number") or "").strip() or None
-            current = ParsedScene(heading=_text(paragraph), number=number)
-            current.mark(current.heading)
-            props = paragraph.find("SceneProperties")
-            if props is not None:
-                current.pages = page_length(props.get("Length", ""))
-                current.mark(props.get("Title", ""))
-                summary = props.find("Summary")
-                if summary is not None:
-                    current.mark(" ".join(summary.itertext()))
-            script.scenes.append(current)
-        elif kind == "Character" and current is not None:
-            current.add_character(_text(paragraph))
-        for note in paragraph.iter("ScriptNote"):
-            if current is not None:
-                current.mark(" ".join(note.itertext()))
-        for dual in paragraph.findall("DualDialogue"):
-            for inner in dual.findall("Paragraph"):
-                visit(inner)
-
-    for paragraph in content.findall("Paragraph"):
-        visit(paragraph)
-    return script
-
-
-# -- into entities -----------------------------------------------------------------------------
-
-
-def read_script(path: str, options: dict[str, Any]) -> ParsedScript:
-    """Parse a file as Fountain or FDX (by ``--format``, the suffix, or its first bytes)."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise CastroomError(f"cannot read {path}: {exc.strerror or exc}") from None
-    fmt = str(options.get("format") or "").lower()
-    if not fmt:
-        suffix = Path(path).suffix.lower()
-        sniff = data.lstrip()[:200]
-        fmt = "fdx" if suffix in FDX_SUFFIXES or b"<FinalDraft" in sniff else "fountain"
-    if fmt == "fdx":
-        return parse_fdx(data)
-    if fmt != "fountain":
-        raise CastroomError(f"unknown script format {fmt!r} (fountain or fdx)")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise CastroomError(f"{path} is not UTF-8 text") from None
-    return parse_fountain(text)
+__all__ = [
+    "character_name",
+    "location_of",
+    "page_length",
+    "parse_fdx",
+    "parse_fountain",
+    "read_script",
+]
 
 
 def _number_scenes(scenes: list[ParsedScene], warnings: list[str]) -> list[str]:
@@ -340,26 +147,61 @@ def parse_cues(options: dict[str, Any]) -> dict[str, str]:
     return cues
 
 
-def _mapped_cues(cues: dict[str, str], roles: list[Role]) -> dict[str, Role]:
-    """Each ``--cue`` resolved to an existing role (by id, else by name, ignoring case);
-    a role that does not exist (or a name two roles share) is one clear error."""
-    by_id = {r.id: r for r in roles}
-    mapped: dict[str, Role] = {}
+def _role_named(cue: str, ref: str, roles: list[Role]) -> Role | None:
+    """The role with id or name ``ref`` (ignoring case); two with that name is an error."""
+    for role in roles:
+        if role.id == ref:
+            return role
+    named = [r for r in roles if r.name.casefold() == ref.casefold()]
+    if len(named) > 1:
+        raise CastroomError(f"--cue {cue}: {len(named)} roles are named {ref!r}; use the id")
+    return named[0] if named else None
+
+
+@dataclass
+class CueMap:
+    """What ``--cue`` options say: a cue played by one existing role, or a joint cue
+    (``EDWARD AND WILL=Edward,Will``) spoken by several characters."""
+
+    roles: dict[str, Role] = field(default_factory=dict)  # casefolded cue -> role
+    joint: dict[str, list[str]] = field(default_factory=dict)  # cue -> the cues it stands for
+    #: Stand-in cues for parts of a joint cue that name a role, not a cue of the script.
+    by_hand: dict[str, Role] = field(default_factory=dict)
+    requested: list[str] = field(default_factory=list)  # every cue --cue named
+
+
+def _mapped_cues(cues: dict[str, str], roles: list[Role], script: ParsedScript) -> CueMap:
+    """Each ``--cue`` resolved: to an existing role (by id, else by name, ignoring case),
+    or, for ``CUE=A,B``, to the characters A and B (cues of the script, or roles). A role
+    that does not exist (or a name two roles share) is one clear error."""
+    spoken = {c.casefold(): c for scene in script.scenes for c in scene.cues}
+    out = CueMap()
     for cue, ref in cues.items():
-        role = by_id.get(ref)
-        if role is None:
-            named = [r for r in roles if r.name.casefold() == ref.casefold()]
-            if len(named) > 1:
+        role = _role_named(cue, ref, roles)
+        if role is not None:
+            out.roles[cue.casefold()] = role
+            continue
+        parts = [p.strip() for p in ref.split(",") if p.strip()]
+        if len(parts) < 2:
+            raise CastroomError(
+                f"--cue {cue}: no role with id or name {ref!r} (see castroom list roles)"
+            )
+        names: list[str] = []
+        for part in parts:
+            said = spoken.get(character_name(part).casefold())
+            if said is not None:
+                names.append(said)
+                continue
+            role = _role_named(cue, part, roles)
+            if role is None:
                 raise CastroomError(
-                    f"--cue {cue}: {len(named)} roles are named {ref!r}; use the id"
+                    f"--cue {cue}: {part!r} is neither a character in the script nor a role"
                 )
-            if not named:
-                raise CastroomError(
-                    f"--cue {cue}: no role with id or name {ref!r} (see castroom list roles)"
-                )
-            role = named[0]
-        mapped[cue.casefold()] = role
-    return mapped
+            stand_in = f"role:{role.id}"
+            out.by_hand[stand_in.casefold()] = role
+            names.append(stand_in)
+        out.joint[cue] = names
+    return out
 
 
 def _role_by_first_words(cue: str, roles: list[Role], warnings: list[str]) -> Role | None:
@@ -407,20 +249,28 @@ def _same_scene_by_number(parsed: ParsedScene, scene: Scene, source: str) -> boo
 _LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
-def _final_numbers(
-    wanted: list[str],
-    matches: list[Scene | None],
-    existing: list[Scene],
-    claimed: set[str],
-    warnings: list[str],
-) -> list[str]:
+@dataclass
+class Numbering:
+    """What deciding a script's scene numbers needs: the parsed scenes, the number each
+    wants, the stored scene each updates (or None), every scene stored, those claimed."""
+
+    scenes: list[ParsedScene]
+    wanted: list[str]
+    matches: list[Scene | None]
+    existing: list[Scene]
+    claimed: set[str]
+    warnings: list[str]
+
+
+def _final_numbers(job: Numbering) -> list[str]:
     """The number each scene gets. Scenes this import does not touch keep theirs, so a
     wanted number one of them holds (another script's scene 1, a hand-made scene) is not
     given twice: a scene found again keeps the number it has, a new one gets a letter
     (``1A``), and one warning names every clash and suggests ``--prefix``."""
+    wanted, matches, warnings = job.wanted, job.matches, job.warnings
     held: dict[str, Scene] = {}
-    for scene in existing:
-        if scene.id not in claimed:
+    for scene in job.existing:
+        if scene.id not in job.claimed:
             held.setdefault(scene.number, scene)
     reserved = set(wanted)
     assigned: set[str] = set()
@@ -455,6 +305,351 @@ def _final_numbers(
     return final
 
 
+def _after(previous: str | None, following: str | None, used: set[str]) -> str:
+    """A locked script's number for a scene inserted after ``previous``: 12 -> 12A, then
+    12B; before the first scene, A1. Never one ``used`` already."""
+    if previous is None:
+        base = following or "1"
+        options = [f"{c}{base}" for c in _LETTERS]
+    else:
+        match = re.fullmatch(r"(.*\d)([A-Z]*)", previous)
+        base, tail = match.groups() if match else (previous, "")
+        start = _LETTERS.index(tail[-1]) + 1 if tail and tail[-1] in _LETTERS else 0
+        options = [f"{base}{tail[:-1]}{c}" for c in _LETTERS[start:]] if tail else []
+        options += [f"{base}{c}" for c in _LETTERS] + [f"{previous}{c}" for c in _LETTERS]
+        options += [f"{previous[:16]}-{n}" for n in range(2, 1000)]
+    return next(n for n in options if len(n) <= 20 and n not in used)
+
+
+def _locked_numbers(job: Numbering) -> list[str]:
+    """A re-import of a numbered draft never renumbers: each scene found again keeps its
+    number, a scene the script numbers takes that number if it is free, and an inserted
+    one takes a letter after the scene before it (12A, 12B)."""
+    used = {s.number for s in job.existing}
+    matches = job.matches
+    final: list[str] = []
+    for i, (parsed, number, match) in enumerate(zip(job.scenes, job.wanted, matches, strict=True)):
+        if match is not None:
+            given = match.number
+        elif parsed.number and number not in used:
+            given = number
+        elif parsed.number:
+            given = _after(number, None, used)
+            job.warnings.append(f"scene number {number} is already taken: the new scene is {given}")
+        else:
+            following = next((m.number for m in matches[i + 1 :] if m is not None), None)
+            given = _after(final[-1] if final else None, following, used)
+        used.add(given)
+        final.append(given)
+    return final
+
+
+@dataclass
+class ScriptImport:
+    """One import of a parsed script into roles and scenes (see :func:`script_entities`)."""
+
+    script: ParsedScript
+    view: ProductionView
+    source: str
+    cues: CueMap
+    warnings: list[str] = field(default_factory=list)
+    report: list[str] = field(default_factory=list)
+    entities: list[model.Entity] = field(default_factory=list)
+    chosen: dict[str, Role] = field(default_factory=dict)  # casefolded cue -> role
+    created: set[str] = field(default_factory=set)  # ids of roles this import makes
+    #: Roles that held a cue now given to another role: their looks follow the character.
+    moved: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.all_roles = self.view.all(Role)
+        #: Keys this script's ids were once kept under (its title with Fountain markup).
+        self.aliases = {
+            key
+            for entity in [*self.all_roles, *self.view.all(Scene)]
+            for key in entity.external_ids
+            if key != self.source and key.startswith("script:") and strip_markup(key) == self.source
+        }
+        self.roles_by_key = {
+            key.casefold(): r for r in self.all_roles if (key := self.key_of(r)) is not None
+        }
+        self.roles_by_name = {r.name.casefold(): r for r in self.all_roles}
+
+    def key_of(self, entity: Role | Scene) -> str | None:
+        """The entity's id in this script (under its source name, or an old alias)."""
+        ids = entity.external_ids
+        found = ids.get(self.source)
+        return (
+            found if found is not None else next((ids[k] for k in self.aliases if k in ids), None)
+        )
+
+    def ids_with(self, entity: Role | Scene, key: str) -> dict[str, str]:
+        ids = {k: v for k, v in entity.external_ids.items() if k not in self.aliases}
+        return {**ids, self.source: key}
+
+    def free(self, role: Role, key: str) -> bool:
+        """Not tied to another of this script's characters (nor taken in this import)."""
+        held = self.key_of(role)
+        if held is not None and held.casefold() != key:
+            return False
+        return all(other.id != role.id for other in self.chosen.values())
+
+    def role_for(self, cue: str) -> Role:
+        key = cue.casefold()
+        if key in self.chosen:
+            return self.chosen[key]
+        if key in self.cues.by_hand:  # a role named by hand in a joint --cue
+            self.chosen[key] = self.cues.by_hand[key]
+            return self.chosen[key]
+        known = self.roles_by_key.get(key)
+        role = self.cues.roles.get(key) or known
+        if role is None:
+            named = self.roles_by_name.get(pretty_name(cue).casefold())
+            if named is not None and self.free(named, key):
+                role = named
+        if role is None:
+            free = [r for r in self.all_roles if self.free(r, key)]
+            role = _role_by_first_words(cue, free, self.warnings)
+        if role is None:
+            role = Role(id=model.new_id(), name=pretty_name(cue)[:200])
+            self.created.add(role.id)
+        if known is not None and known.id != role.id:
+            self.moved[known.id] = role.id
+        if role.external_ids != self.ids_with(role, cue):
+            role = msgspec.structs.replace(role, external_ids=self.ids_with(role, cue))
+            self.entities.append(role)
+        self.chosen[key] = role
+        return role
+
+    def match_scenes(self, wanted: list[str], keys: list[str]) -> list[Scene | None]:
+        """The stored scene each parsed one is: by its id in the script first (pass 1
+        claims all of those, so the number fallback can never hand a claimed scene to an
+        inserted scene that took over its number), then by number (pass 2)."""
+        all_scenes = self.view.all(Scene)
+        self.by_key = {k: s for s in all_scenes if (k := self.key_of(s)) is not None}
+        by_number: dict[str, list[Scene]] = {}
+        for scene in all_scenes:
+            by_number.setdefault(scene.number, []).append(scene)
+        matches: list[Scene | None] = [self.by_key.get(key) for key in keys]
+        self.claimed = {s.id for s in matches if s is not None}
+        for i, (parsed, number) in enumerate(zip(self.script.scenes, wanted, strict=True)):
+            if matches[i] is not None:
+                continue
+            for candidate in by_number.get(number, []):
+                if candidate.id not in self.claimed and _same_scene_by_number(
+                    parsed, candidate, self.source
+                ):
+                    matches[i] = candidate
+                    self.claimed.add(candidate.id)
+                    break
+        self.all_scenes = all_scenes
+        return matches
+
+    def scene_fields(self, number: str, parsed: ParsedScene) -> dict[str, Any]:
+        characters = [self.role_for(name).id for name in parsed.characters]
+        eighths = parsed.eighths
+        fields: dict[str, Any] = {
+            "number": number,
+            "heading": parsed.heading[:2000],
+            "characters": list(dict.fromkeys(characters)),
+            "int_ext": breakdown.int_ext(parsed.heading),
+            "time_of_day": breakdown.time_of_day(parsed.heading)[:2000],
+            "eighths": eighths,
+            "pages": parsed.pages if parsed.pages is not None else eighths / 8,
+            "omitted": False,
+        }
+        if parsed.story_day is not None:
+            fields["story_day"] = parsed.story_day
+        if parsed.era is not None:
+            fields["era"] = parsed.era[:2000]
+        return fields
+
+    def scene_entity(
+        self, number: str, key: str, parsed: ParsedScene, existing: Scene | None
+    ) -> Scene:
+        fields = self.scene_fields(number, parsed)
+        if existing is None:
+            return Scene(
+                id=model.new_id(),
+                location=location_of(parsed.heading),
+                external_ids={self.source: key},
+                **fields,
+            )
+        characters = fields["characters"]
+        looks = {k: v for k, v in existing.looks.items() if k in characters}
+        for old_role, look in existing.looks.items():
+            new_role = self.moved.get(old_role)
+            if new_role in characters and new_role not in looks:
+                looks[new_role] = look  # the same character, now under its mapped role
+        if len(looks) != len(existing.looks):
+            self.warnings.append(f"scene {number}: looks kept only for characters still in it")
+        if not existing.location:
+            fields["location"] = location_of(parsed.heading)
+        ids = self.ids_with(existing, key)
+        return msgspec.structs.replace(existing, looks=looks, external_ids=ids, **fields)
+
+    def numbers(self, prefix: str) -> tuple[list[str], list[str], list[Scene | None]]:
+        """Each scene's final number, its id in the script, and the scene it updates."""
+        numbers = _number_scenes(self.script.scenes, self.warnings)
+        keys = scene_keys(self.script.scenes, numbers)
+        wanted = [f"{prefix}{number}" for number in numbers]
+        too_long = next((n for n in wanted if len(n) > 20), None)
+        if too_long is not None:
+            raise CastroomError(
+                f"scene number {too_long!r} (--prefix {prefix!r}) is longer than 20 characters"
+            )
+        matches = self.match_scenes(wanted, keys)
+        job = Numbering(
+            self.script.scenes, wanted, matches, self.all_scenes, self.claimed, self.warnings
+        )
+        # Imported from this script before: its numbers are locked.
+        final = _locked_numbers(job) if self.by_key else _final_numbers(job)
+        return final, keys, matches
+
+    def survey(self) -> None:
+        """Who the action introduces: a speaking character's first appearance (for their
+        description and age), and characters who never speak but are introduced in
+        capitals (``a NURSE``, ``LORELEI (22)``), added to the scenes that name them."""
+        speaking = {c.casefold(): c for scene in self.script.scenes for c in scene.characters}
+        self.intros: dict[str, breakdown.Introduction] = {}
+        silent: dict[str, breakdown.Introduction] = {}
+        for scene in self.script.scenes:
+            for kind, text in scene.elements:
+                if kind != "action":
+                    continue
+                for intro in breakdown.introductions(text):
+                    who = _who(intro.name, speaking)
+                    if who is not None:
+                        self.intros.setdefault(who, intro)
+                    elif intro.name.casefold() not in self.cues.roles:
+                        silent.setdefault(intro.name.casefold(), intro)
+        self.silent = silent
+        for name, intro in silent.items():
+            self.intros[name] = intro
+            pattern = re.compile(rf"(?<![\w'])({re.escape(intro.name)})(?![\w'])")
+            for scene in self.script.scenes:
+                if any(k == "action" and pattern.search(t) for k, t in scene.elements):
+                    scene.characters.append(intro.name)
+
+    def fill_roles(self) -> None:
+        """A role's description and age range from the character's first appearance, when
+        the role has none; a new role's kind from its scenes and lines."""
+        total = len(self.script.scenes)
+        for key, role in list(self.chosen.items()):
+            scenes = [s for s in self.script.scenes if key in {c.casefold() for c in s.characters}]
+            speeches = sum(s.speeches.get(key, 0) for s in scenes)
+            intro = self.intros.get(key)
+            fields: dict[str, Any] = {}
+            if intro is not None and not role.description:
+                fields["description"] = intro.sentence[:2000]
+            if (
+                intro is not None
+                and intro.age_min is not None
+                and (role.age_min, role.age_max)
+                == (
+                    None,
+                    None,
+                )
+            ):
+                fields["age_min"], fields["age_max"] = intro.age_min, intro.age_max
+            if role.id in self.created:
+                if key in self.silent:
+                    has_age = intro is not None and intro.age_min is not None
+                    fields["kind"] = breakdown.proposed_silent_kind(
+                        key.upper(), len(scenes), has_age
+                    )
+                else:
+                    fields["kind"] = breakdown.proposed_kind(len(scenes), speeches, total)
+            updated = msgspec.structs.replace(role, **fields)
+            if updated != role:
+                self.entities.append(updated)
+                for cue, same in self.chosen.items():
+                    if same.id == role.id:
+                        self.chosen[cue] = updated
+
+    def run(self, prefix: str) -> ImportResult:
+        self.survey()
+        final, keys, matches = self.numbers(prefix)
+        unmarked: list[str] = []  # scenes left with no story day (script or castroom)
+        added: list[str] = []
+        changed: list[str] = []
+        scenes: list[Scene] = []
+        for number, key, parsed, existing in zip(
+            final, keys, self.script.scenes, matches, strict=True
+        ):
+            scene = self.scene_entity(number, key, parsed, existing)
+            if existing is None or existing.omitted:
+                added.append(number)
+            elif (existing.heading, existing.characters) != (scene.heading, scene.characters):
+                changed.append(number)
+            if scene.story_day is None:  # one set by hand in castroom is kept: no warning
+                unmarked.append(number)
+            scenes.append(scene)
+        self.entities.extend(scenes)
+        self.release_moved_cues()
+        self.fill_roles()
+        omitted = self.omit_gone()
+        if self.by_key:
+            self.say_what_changed(added, omitted, changed)
+        self.warn_unmarked(unmarked)
+        return ImportResult(entities=self.entities, warnings=self.warnings, report=self.report)
+
+    def release_moved_cues(self) -> None:
+        """A cue now given to another role (--cue): the old role stops matching it."""
+        taken = {role.id for role in self.chosen.values()}
+        for key, role in self.roles_by_key.items():
+            if key in self.chosen and role.id not in taken:
+                ids = {k: v for k, v in role.external_ids.items()}
+                ids = {k: v for k, v in ids.items() if k != self.source and k not in self.aliases}
+                self.entities.append(msgspec.structs.replace(role, external_ids=ids))
+
+    def omit_gone(self) -> list[str]:
+        """Scenes imported from this script before and cut from it now: marked omitted,
+        kept (with their looks and shoot day) under their number."""
+        gone = []
+        for scene in self.by_key.values():
+            if scene.id in self.claimed or scene.omitted:
+                continue
+            self.entities.append(msgspec.structs.replace(scene, omitted=True))
+            gone.append(scene.number)
+        return gone
+
+    def say_what_changed(self, added: list[str], omitted: list[str], changed: list[str]) -> None:
+        for what, numbers in (("added", added), ("omitted", omitted), ("changed", changed)):
+            if numbers:
+                kept = " (kept with their looks and shoot days)" if what == "omitted" else ""
+                self.report.append(
+                    f"{what} {len(numbers)} scene{'s' if len(numbers) != 1 else ''}{kept}: "
+                    + ", ".join(sorted(numbers, key=_number_order))
+                )
+        if not (added or omitted or changed):
+            self.report.append("no scene added, omitted or changed")
+
+    def warn_unmarked(self, unmarked: list[str]) -> None:
+        unused = sorted(c for c in self.cues.requested if c.casefold() not in self.chosen)
+        if unused:
+            self.warnings.append(f"--cue names cues the script does not have: {', '.join(unused)}")
+        if unmarked:
+            shown = ", ".join(unmarked[:12]) + (", ..." if len(unmarked) > 12 else "")
+            self.warnings.append(
+                f"{len(unmarked)} of {len(self.script.scenes)} scenes have no story day marked "
+                f"({shown}); {HOW_TO_MARK[self.script.format]}"
+            )
+
+
+def _who(name: str, speaking: dict[str, str]) -> str | None:
+    """The speaking character (casefolded cue) an introduction names: the cue itself
+    (``YOUNG MARY``), else the one cue that begins or ends the name (``MARY MARSH``)."""
+    if name.casefold() in speaking:
+        return name.casefold()
+    fits = [k for k, cue in speaking.items() if breakdown.same_character(cue, name)]
+    return fits[0] if len(fits) == 1 else None
+
+
+def _number_order(number: str) -> tuple[int, str]:
+    digits = re.search(r"\d+", number)
+    return (int(digits.group()) if digits else 0, number)
+
+
 def script_entities(
     script: ParsedScript,
     view: ProductionView,
@@ -465,137 +660,19 @@ def script_entities(
 ) -> ImportResult:
     """Roles and scenes for a parsed script. Existing ones are found by their id in
     ``source`` (``external_ids``) first, then by name (roles) or number (scenes)."""
-    warnings: list[str] = []
     if not script.scenes:
         raise CastroomError("no scene headings found (INT./EXT. lines, or .FORCED headings)")
-    entities: list[model.Entity] = []
-    new_id = model.new_id  # monotonic: scenes (and roles) made together list in script order
-
-    all_roles = view.all(Role)
-    mapped = _mapped_cues(cues or {}, all_roles)
-    roles_by_key = {
-        r.external_ids[source].casefold(): r for r in all_roles if source in r.external_ids
-    }
-    roles_by_name = {r.name.casefold(): r for r in all_roles}
-    chosen: dict[str, Role] = {}
-    # Roles that held a cue now given to another role: their looks follow the character.
-    moved: dict[str, str] = {}
-
-    def free(role: Role, key: str) -> bool:
-        """Not tied to another of this script's characters (nor taken in this import)."""
-        held = role.external_ids.get(source)
-        if held is not None and held.casefold() != key:
-            return False
-        return all(other.id != role.id for other in chosen.values())
-
-    def role_for(cue: str) -> Role:
-        key = cue.casefold()
-        if key in chosen:
-            return chosen[key]
-        known = roles_by_key.get(key)
-        role = mapped.get(key) or known
-        if role is None:
-            named = roles_by_name.get(pretty_name(cue).casefold())
-            if named is not None and free(named, key):
-                role = named
-        if role is None:
-            role = _role_by_first_words(cue, [r for r in all_roles if free(r, key)], warnings)
-        if role is None:
-            role = Role(id=new_id(), name=pretty_name(cue)[:200])
-        if known is not None and known.id != role.id:
-            moved[known.id] = role.id
-        if role.external_ids.get(source) != cue:
-            ids = {**role.external_ids, source: cue}
-            role = msgspec.structs.replace(role, external_ids=ids)
-            entities.append(role)
-        chosen[key] = role
-        return role
-
-    numbers = _number_scenes(script.scenes, warnings)
-    keys = scene_keys(script.scenes, numbers)
-    wanted = [f"{prefix}{number}" for number in numbers]
-    too_long = next((n for n in wanted if len(n) > 20), None)
-    if too_long is not None:
-        raise CastroomError(
-            f"scene number {too_long!r} (--prefix {prefix!r}) is longer than 20 characters"
-        )
-    all_scenes = view.all(Scene)
-    by_key = {s.external_ids[source]: s for s in all_scenes if source in s.external_ids}
-    by_number: dict[str, list[Scene]] = {}
-    for scene in all_scenes:
-        by_number.setdefault(scene.number, []).append(scene)
-    # Pass 1 claims every scene found by its source id, so the number fallback (pass 2)
-    # can never hand a claimed scene to an inserted scene that took over its number.
-    matches: list[Scene | None] = [by_key.get(key) for key in keys]
-    claimed = {s.id for s in matches if s is not None}
-    for i, (parsed, number) in enumerate(zip(script.scenes, wanted, strict=True)):
-        if matches[i] is not None:
-            continue
-        for candidate in by_number.get(number, []):
-            if candidate.id not in claimed and _same_scene_by_number(parsed, candidate, source):
-                matches[i] = candidate
-                claimed.add(candidate.id)
-                break
-    final = _final_numbers(wanted, matches, all_scenes, claimed, warnings)
-
-    unmarked: list[str] = []  # scenes left with no story day (script or castroom)
-    for number, key, parsed, existing in zip(final, keys, script.scenes, matches, strict=True):
-        characters = [role_for(name).id for name in parsed.characters]
-        fields: dict[str, Any] = {
-            "number": number,
-            "heading": parsed.heading[:2000],
-            "characters": characters,
-        }
-        if parsed.story_day is not None:
-            fields["story_day"] = parsed.story_day
-        if parsed.era is not None:
-            fields["era"] = parsed.era[:2000]
-        if parsed.pages is not None:
-            fields["pages"] = parsed.pages
-        if existing is None:
-            scene = Scene(
-                id=new_id(),
-                location=location_of(parsed.heading),
-                external_ids={source: key},
-                **fields,
+    mapped = _mapped_cues(cues or {}, view.all(Role), script)
+    mapped.requested = list(cues or {})
+    job = ScriptImport(script=script, view=view, source=source, cues=mapped)
+    for cue in script.resolve_cues(mapped.joint):
+        if cue.casefold() not in mapped.roles:
+            job.warnings.append(
+                f"cue {cue} looks like several characters speaking at once, but not every "
+                f"one of them speaks alone in the script; if it is, map it with --cue "
+                f"'{cue}=Name,Name'"
             )
-        else:
-            looks = {k: v for k, v in existing.looks.items() if k in characters}
-            for old_role, look in existing.looks.items():
-                new_role = moved.get(old_role)
-                if new_role in characters and new_role not in looks:
-                    looks[new_role] = look  # the same character, now under its mapped role
-            if len(looks) != len(existing.looks):
-                warnings.append(f"scene {number}: looks kept only for characters still in it")
-            if not existing.location:
-                fields["location"] = location_of(parsed.heading)
-            ids = {**existing.external_ids, source: key}
-            scene = msgspec.structs.replace(existing, looks=looks, external_ids=ids, **fields)
-        if scene.story_day is None:  # one set by hand in castroom is kept: no warning
-            unmarked.append(number)
-        entities.append(scene)
-    taken = {role.id for role in chosen.values()}
-    for key, role in roles_by_key.items():
-        if key in chosen and role.id not in taken:
-            # The cue now belongs to another role (--cue): this one stops matching it.
-            ids = {k: v for k, v in role.external_ids.items() if k != source}
-            entities.append(msgspec.structs.replace(role, external_ids=ids))
-    unused = sorted(c for c in cues or {} if c.casefold() not in chosen)
-    if unused:
-        warnings.append(f"--cue names cues the script does not have: {', '.join(unused)}")
-    gone = [s.number for s in by_key.values() if s.id not in claimed]
-    if gone:
-        warnings.append(
-            f"{len(gone)} scenes imported from {source} before are not in it now (kept; "
-            f"delete any that were cut): {', '.join(sorted(gone))}"
-        )
-    if unmarked:
-        shown = ", ".join(unmarked[:12]) + (", ..." if len(unmarked) > 12 else "")
-        warnings.append(
-            f"{len(unmarked)} of {len(script.scenes)} scenes have no story day marked "
-            f"({shown}); {HOW_TO_MARK[script.format]}"
-        )
-    return ImportResult(entities=entities, warnings=warnings)
+    return job.run(prefix)
 
 
 def _prefix(options: dict[str, Any]) -> str:
@@ -625,7 +702,8 @@ def castroom_register_importers(register: Any) -> None:
             description=(
                 "a screenplay (Fountain or Final Draft .fdx) into scenes and roles "
                 '(--prefix 3. numbers scenes 3.1, 3.2; --cue NORA="Nora Quill" ... maps a '
-                "cue to an existing role; --source NAME; --format fountain|fdx)"
+                "cue to an existing role, --cue 'A AND B=A,B' a joint cue; --source NAME; "
+                "--format fountain|fdx)"
             ),
             run=import_script,
             claims=_claims,

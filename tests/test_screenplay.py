@@ -313,14 +313,16 @@ def test_a_scene_inserted_in_a_new_draft_leaves_the_others_on_their_scenes(
     doc.update(Role, roles["Mary"], {"name": "Mary Marsh"})
 
     result, counts = import_file(doc, tmp_path / f"harbour_v2.{fmt}", WRITERS[fmt](DRAFT_2))
-    assert (counts.created, counts.updated) == (1 + 1, 3)  # lighthouse, Young Mary; 3 renumbered
+    assert (counts.created, counts.updated) == (1 + 1, 1)  # lighthouse, Young Mary; the pier
     assert not any("looks kept only" in w for w in result.warnings)
+    # The numbers are locked: the inserted scene is 1A, no other scene is renumbered.
     by_number = {s.number: s for s in doc.all(Scene)}
-    assert [by_number[n].id for n in ("1", "3", "4", "5")] == [old["1"], old["2"], kitchen, pier]
-    lighthouse = by_number["2"]
+    assert [by_number[n].id for n in ("1", "2", "3", "4")] == [old["1"], old["2"], kitchen, pier]
+    assert result.report == ["added 1 scene: 1A", "changed 1 scene: 4"]
+    lighthouse = by_number["1A"]
     assert lighthouse.id not in old.values() and lighthouse.shoot_day_id is None
     assert lighthouse.looks == {} and lighthouse.characters == [roles_of(doc)["Young Mary"]]
-    # The look and the shoot day stayed with the kitchen scene, now number 4 ...
+    # The look and the shoot day stayed with the kitchen scene, still number 3 ...
     moved = doc.get(Scene, kitchen)
     assert moved.heading == "INT. KITCHEN - NIGHT" and moved.characters == [roles["Mary"]]
     assert moved.looks[roles["Mary"]].hair == "wet" and moved.shoot_day_id == day.id
@@ -356,12 +358,25 @@ def test_scenes_imported_before_source_ids_match_by_number_then_keep_ids(tmp_pat
     assert doc.get(Scene, ids["3"]).external_ids == {"script:Harbour Lights": "3"}
 
 
-def test_scenes_cut_from_a_draft_are_kept_with_a_warning(tmp_path: Path) -> None:
+def test_scenes_cut_from_a_draft_are_kept_marked_omitted(tmp_path: Path) -> None:
     doc = CastDocument.create("Harbour Lights")
     import_file(doc, tmp_path / "a.fountain", fountain_of(DRAFT_1))
+    scenes = {s.number: s for s in doc.all(Scene)}
+    day = doc.add(ShootDay, date="2026-05-04", scene_ids=[scenes["4"].id])
+    roles = roles_of(doc)
+    looks = {roles["Tommy"]: Look(wardrobe="oilskin")}
+    doc.update(Scene, scenes["4"].id, {"shoot_day_id": day.id, "looks": looks})
     result, counts = import_file(doc, tmp_path / "a.fountain", fountain_of(DRAFT_1[:2]))
-    assert counts.created == 0 and len(doc.all(Scene)) == 4
-    assert any("2 scenes imported from script:Harbour Lights" in w for w in result.warnings)
+    assert (counts.created, counts.updated) == (0, 2) and len(doc.all(Scene)) == 4
+    assert result.report == ["omitted 2 scenes (kept with their looks and shoot days): 3, 4"]
+    cut = doc.get(Scene, scenes["4"].id)
+    assert cut.omitted and cut.number == "4" and cut.shoot_day_id == day.id
+    assert cut.looks[roles["Tommy"]].wardrobe == "oilskin"
+    assert not doc.get(Scene, scenes["1"].id).omitted
+    # The scene comes back in the next draft: no longer omitted, the same entity.
+    result, counts = import_file(doc, tmp_path / "a.fountain", fountain_of(DRAFT_1))
+    assert result.report == ["added 2 scenes: 3, 4"] and counts.created == 0
+    assert not doc.get(Scene, scenes["4"].id).omitted
 
 
 # -- several scripts in one production (a series' episodes) ------------------------------------
