@@ -1,6 +1,9 @@
 """Built-in plugin: CSV import and export of any entity kind.
 
-Import: ``castroom import csv FILE --kind talent [--map col=field ...] [--source NAME]``.
+Import: ``castroom import csv FILE --kind talent [--map col=field ...] [--source NAME]``
+(or ``castroom import xlsx BOOK.xlsx [--sheet NAME] ...``: a workbook's rows map the same
+way). The file's encoding (UTF-8, UTF-16, Windows-1252) and separator (``,`` ``;`` tab
+``|``) are found without options; see tables.py.
 Columns named like a field (case and spaces ignored) map themselves; ``--map`` maps the
 rest. A target ``attributes.shoe`` (or ``external_ids.spotlight``, ``specs.accent``) fills
 one key of a dict field; ``external_id`` records the row's id at the source in
@@ -43,6 +46,7 @@ from castroom.core.errors import CastroomError, ValidationFailed
 from castroom.core.hookspecs import hookimpl
 from castroom.core.registry import Exporter, Importer, ImportResult
 from castroom.core.view import ProductionView
+from castroom.plugins import tables
 
 MONEY_FIELDS = frozenset({"rate", "rate_cap", "budget_cap"})
 _NULLS = frozenset({"null", "none"})
@@ -291,20 +295,8 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
     cls = kind_for(path, options)
     source = str(options.get("source") or DEFAULT_SOURCE)
     mapping = parse_mapping(options)
-    delimiter = str(options.get("delimiter") or ",")
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise CastroomError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise CastroomError(f"{path} is not UTF-8 text") from None
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise CastroomError(f"{path} is empty") from None
-    except csv.Error as exc:
-        raise CastroomError(f"{path}: line 1: {exc}") from None
+    table = tables.read_table(path, options)
+    header, unit = table.header, table.unit
 
     hints = typing.get_type_hints(cls, include_extras=True)
     unknown_maps = set(mapping) - set(header)
@@ -355,15 +347,7 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
     errors: list[str] = []
     width = len(header)
     rows = 0
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            errors.append(f"line {reader.line_num}: {exc}")
-            break
-        line = reader.line_num
+    for line, row in table.rows:
         if not any(cell.strip() for cell in row):
             continue
         rows += 1
@@ -371,7 +355,7 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
         if deleted_column is not None and deleted_column < len(row):
             said = row[deleted_column].strip().lower()
         if len(row) > width and any(c.strip() for c in row[width:]):
-            errors.append(f"line {line}: {len(row)} cells but the header has {width}")
+            errors.append(f"{unit} {line}: {len(row)} cells but the header has {width}")
             continue
         fields: dict[str, Any] = {}
         deferred: dict[str, _Field] = {}
@@ -392,7 +376,7 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
                 value = _cell(spec, raw)
             except (ValueError, msgspec.ValidationError) as exc:
                 reason = str(exc).split(" - at `", 1)[0]
-                errors.append(f"line {line}: {cls.entity_kind}.{spec.field}: {reason}")
+                errors.append(f"{unit} {line}: {cls.entity_kind}.{spec.field}: {reason}")
                 bad = True
                 break
             if spec.kind == "external_id":
@@ -407,7 +391,7 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
             # An office's "ID" column holds its ids, not ours: keep them as source ids.
             if "external_ids" not in cls.__struct_fields__:
                 errors.append(
-                    f"line {line}: {cls.entity_kind}.id: {fields['id']!r} is not a "
+                    f"{unit} {line}: {cls.entity_kind}.id: {fields['id']!r} is not a "
                     "castroom id (map that column to another field with --map)"
                 )
                 continue
@@ -422,7 +406,7 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
             try:
                 _resolve_references(cls.entity_kind, fields, refs)
             except ValueError as exc:
-                errors.append(f"line {line}: {exc}")
+                errors.append(f"{unit} {line}: {exc}")
                 continue
         match = by_id.get(fields["id"]) if "id" in fields else None
         if match is None and external:
@@ -462,7 +446,7 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
                     _cell(deferred[exc.field], data[exc.field])
                 except (ValueError, msgspec.ValidationError) as cell_exc:
                     rule = str(cell_exc)
-            errors.append(f"line {line}: {where}: {rule}")
+            errors.append(f"{unit} {line}: {where}: {rule}")
             continue
         entities.append(entity)
         by_id[entity.id] = entity
@@ -481,7 +465,7 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
         )
     if not rows and not errors:
         warnings.append(f"{path} has a header but no rows")
-    return ImportResult(entities=entities, warnings=warnings, errors=errors)
+    return ImportResult(entities=entities, warnings=warnings, errors=errors, report=table.notes)
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -531,6 +515,10 @@ def _claims(path: Path) -> bool:
     return path.suffix.lower() == ".csv"
 
 
+def _claims_xlsx(path: Path) -> bool:
+    return path.suffix.lower() in tables.XLSX_SUFFIXES
+
+
 @hookimpl(trylast=True)
 def castroom_register_importers(register: Any) -> None:
     register(
@@ -538,10 +526,22 @@ def castroom_register_importers(register: Any) -> None:
             name="csv",
             description=(
                 "CSV rows into entities of one kind (--kind KIND, --map column=field ..., "
-                "--source NAME for source ids, --delimiter ';')"
+                "--source NAME for source ids; the encoding and separator are found, "
+                "--encoding cp1252 and --delimiter ';' override)"
             ),
             run=read_csv,
             claims=_claims,
+        )
+    )
+    register(
+        Importer(
+            name="xlsx",
+            description=(
+                "an Excel workbook's rows into entities of one kind, mapped as csv maps "
+                "them (--kind, --map column=field ..., --source NAME, --sheet NAME)"
+            ),
+            run=read_csv,
+            claims=_claims_xlsx,
         )
     )
 

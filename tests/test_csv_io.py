@@ -109,7 +109,7 @@ def test_bad_rows_are_reported_by_line_and_nothing_is_written(tmp_path: Path, cl
     assert result.exit_code == 1
     err = result.stderr
     assert "line 3: talent.playing_age_max" in err
-    assert "line 5: talent.playing_age_min" in err  # a quoted cell spans lines 4-5
+    assert "line 4: talent.playing_age_min" in err  # a quoted cell spans lines 4-5
     assert "line 6: talent.name" in err
     assert "line 7: talent.height_cm" in err
     assert "nothing imported: 4 bad rows" in err
@@ -254,10 +254,11 @@ def test_import_json_output_and_unknown_importer(tmp_path: Path, cli) -> None:
         "updated": 0,
         "unchanged": 0,
         "warnings": ["column 'colour' is not a talent field: ignored"],
+        "report": [],
     }
     missing = cli("import", "xls", str(path))
     assert missing.exit_code == 1
-    assert "no importer 'xls' (installed: csv, script, site" in missing.stderr
+    assert "no importer 'xls' (installed: csv, script, site, xlsx" in missing.stderr
 
 
 def test_an_id_column_from_elsewhere_is_kept_as_a_source_id(tmp_path: Path, doc) -> None:
