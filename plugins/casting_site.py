@@ -8,6 +8,9 @@ its ``Retry-After``. Every loop is bounded: pages, retries, each wait and the wh
 
 Each talent's id at the site is kept in ``Talent.external_ids[SITE]`` (SITE defaults to
 the URL's host), so importing again updates the same talents instead of duplicating them.
+A record whose id is new here is matched to a talent already here by name (case and
+accents folded) when their agent or contact agrees, or neither side names one; a name
+here with a different agent is reported and the record skipped, never duplicated.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import email.utils
 import os
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
@@ -279,6 +283,9 @@ def import_site(
     errors: list[str] = []
     warnings: list[str] = []
     claimed: dict[str, Talent] = {}
+    namesakes = Namesakes(
+        [t for t in talents if site not in t.external_ids and not t.deleted], site, warnings
+    )
     with client:
         for number, page in fetcher.pages(str(url)):
             for index, raw in enumerate(page.talents, 1):
@@ -290,6 +297,10 @@ def import_site(
                     continue
                 where += f" (id {record.id})"
                 existing = claimed.get(record.id) or by_external.get(record.id)
+                if existing is None:
+                    skip, existing = namesakes.match(record, where)
+                    if skip:
+                        continue  # a namesake with another agent: reported, not duplicated
                 base = model.to_fields(existing) if existing else {"id": model.new_id()}
                 base.update(_fields(record))
                 base["external_ids"] = {**base.get("external_ids", {}), site: record.id}
@@ -319,7 +330,83 @@ def import_site(
             f"casting site: retried {len(fetcher.waits)} time(s), "
             f"waiting {sum(fetcher.waits):.1f}s in all"
         )
-    return ImportResult(entities=entities, warnings=warnings, errors=errors)
+    return ImportResult(
+        entities=entities, warnings=warnings, errors=errors, report=namesakes.report()
+    )
+
+
+def fold(text: str | None) -> str:
+    """Case, accents and spacing folded: ``"  Zoë  MÜLLER"`` -> ``"zoe muller"``."""
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.casefold().split())
+
+
+class Namesakes:
+    """Talents already here without this site's id, found by name for a site record: the
+    same person when their agent or contact agrees (or neither side names one); a name
+    with another agent is reported and skipped, never made a second time."""
+
+    def __init__(self, talents: list[Talent], site: str, warnings: list[str]) -> None:
+        self.by_name: dict[str, list[Talent]] = {}
+        for talent in talents:
+            self.by_name.setdefault(fold(talent.name), []).append(talent)
+        self.site = site
+        self.warnings = warnings
+        self.taken: set[str] = set()
+        self.matched: list[str] = []
+
+    def match(self, record: SiteTalent, where: str) -> tuple[bool, Talent | None]:
+        """(skip the record?, the talent here it is, or None for a new one)."""
+        found = [t for t in self.by_name.get(fold(record.name), []) if t.id not in self.taken]
+        if not found:
+            return False, None
+        agreeing = [t for t in found if _agrees(t, record)]
+        open_ = [t for t in found if not _conflicts(t, record)]
+        pick = agreeing or open_
+        if len(pick) == 1:
+            self.taken.add(pick[0].id)
+            how = "agent or contact" if agreeing else "name alone (no agent or contact to compare)"
+            self.matched.append(f"{record.name} ({how})")
+            return False, pick[0]
+        if pick:
+            self.warnings.append(
+                f"{where}: {len(pick)} talents here are named {record.name!r}: not imported; "
+                f"set external_ids.{self.site}={record.id} on the right one, then import again"
+            )
+            return True, None
+        here = ", ".join(f"{t.agent or t.contact!r}" for t in found)
+        self.warnings.append(
+            f"{where}: {record.name!r} is here with agent {here}, the site says "
+            f"{record.agent or record.contact!r}: not imported (not duplicated). If it is the "
+            f"same person, set their agent here and import again; if not, add them by hand"
+        )
+        return True, None
+
+    def report(self) -> list[str]:
+        if not self.matched:
+            return []
+        return [
+            f"matched {len(self.matched)} talent(s) already here by name and took their "
+            f"{self.site} id: {', '.join(self.matched)}"
+        ]
+
+
+def _same(ours: str, theirs: str | None) -> bool | None:
+    """Do two agents (or contacts) agree? None when either is blank."""
+    if not ours.strip() or not (theirs or "").strip():
+        return None
+    return fold(ours) == fold(theirs)
+
+
+def _agrees(talent: Talent, record: SiteTalent) -> bool:
+    return bool(_same(talent.agent, record.agent) or _same(talent.contact, record.contact))
+
+
+def _conflicts(talent: Talent, record: SiteTalent) -> bool:
+    return (
+        _same(talent.agent, record.agent) is False or _same(talent.contact, record.contact) is False
+    )
 
 
 @hookimpl(trylast=True)

@@ -314,3 +314,48 @@ def test_real_server_timeout_is_bounded(tmp_path: Path) -> None:
             )
     finally:
         listener.close()
+
+
+def test_a_new_site_id_matches_a_talent_here_by_name_and_agent(doc: CastDocument) -> None:
+    zoe = doc.add(Talent, name="Zoë Müller", agent="Crème Talent")
+    ada = doc.add(Talent, name="Ada Stone", agent="North Agency")
+    ben = doc.add(Talent, name="Ben Ray")
+    records = [
+        {"id": "s1", "name": "ZOE MULLER", "agent": "creme talent"},  # folded: the same
+        {"id": "s2", "name": "Ada Stone", "agent": "South Agency"},  # a namesake?
+        {"id": "s3", "name": "Ben  Ray", "agent": "East"},  # nothing here to compare
+        {"id": "s4", "name": "Cal Oduya"},
+    ]
+    transport = httpx.MockTransport(pages(10, records))
+    result = import_site(URL, ProductionView(doc), {}, transport=transport)
+    assert result.report == [
+        "matched 2 talent(s) already here by name and took their site.example id: "
+        "ZOE MULLER (agent or contact), Ben  Ray (name alone (no agent or contact to compare))"
+    ]
+    (namesake,) = [w for w in result.warnings if "Ada Stone" in w]
+    assert "'North Agency'" in namesake and "'South Agency'" in namesake
+    assert "not imported (not duplicated)" in namesake
+    apply_import(doc, result)
+    assert len(doc.all(Talent)) == 4  # Zoë, Ada, Ben, and the new Cal
+    assert doc.get(Talent, zoe.id).external_ids == {"site.example": "s1"}
+    assert doc.get(Talent, ben.id).agent == "East"
+    assert doc.get(Talent, ada.id).external_ids == {} and doc.get(Talent, ada.id).agent == (
+        "North Agency"
+    )
+    # Again: the site ids match now; Ada is still reported, never duplicated.
+    again = import_site(URL, ProductionView(doc), {}, transport=transport)
+    assert again.report == [] and any("Ada Stone" in w for w in again.warnings)
+    counts = apply_import(doc, again)
+    assert counts.created == 0 and len(doc.all(Talent)) == 4
+
+
+def test_two_namesakes_here_are_reported_not_guessed(doc: CastDocument) -> None:
+    doc.add(Talent, name="Sam Lee")
+    doc.add(Talent, name="Sam Lee", contact="sam@example.org")
+    records = [{"id": "s9", "name": "Sam Lee"}]
+    result = import_site(
+        URL, ProductionView(doc), {}, transport=httpx.MockTransport(pages(5, records))
+    )
+    assert result.entities == [] and any(
+        "2 talents here are named 'Sam Lee'" in w for w in result.warnings
+    )
