@@ -1,4 +1,4 @@
-"""Built-in plugin: a screenplay (Fountain or Final Draft FDX) into scenes and characters.
+"""Built-in plugin: a screenplay (Fountain, Final Draft FDX or PDF) into scenes and roles.
 
 ``castroom import script FILE`` turns a script into Scenes (number, heading, location,
 story day and era where the script marks them, the characters who speak in each) and
@@ -62,6 +62,7 @@ from castroom.plugins.script_formats import (
     FDX_SUFFIXES,
     FOUNTAIN_SUFFIXES,
     HOW_TO_MARK,
+    PDF_SUFFIXES,
     ParsedScene,
     ParsedScript,
     character_name,
@@ -691,7 +692,7 @@ def import_script(source: str, view: ProductionView, options: dict[str, Any]) ->
 
 
 def _claims(path: Path) -> bool:
-    return path.suffix.lower() in FOUNTAIN_SUFFIXES | FDX_SUFFIXES
+    return path.suffix.lower() in FOUNTAIN_SUFFIXES | FDX_SUFFIXES | PDF_SUFFIXES
 
 
 @hookimpl(trylast=True)
@@ -703,7 +704,7 @@ def castroom_register_importers(register: Any) -> None:
                 "a screenplay (Fountain or Final Draft .fdx) into scenes and roles "
                 '(--prefix 3. numbers scenes 3.1, 3.2; --cue NORA="Nora Quill" ... maps a '
                 "cue to an existing role, --cue 'A AND B=A,B' a joint cue; --source NAME; "
-                "--format fountain|fdx)"
+                "--format fountain|fdx|pdf)"
             ),
             run=import_script,
             claims=_claims,

@@ -30,9 +30,12 @@ HOW_TO_MARK = {
     "synopsis line = Day 2",
     "fdx": "mark one with DAY 2 in the scene heading, a script note, or the scene's "
     "properties (Title or Summary)",
+    "pdf": "mark one with (DAY 2) in the scene heading, or set it here: castroom set scene "
+    "NUMBER story_day=2",
 }
 FOUNTAIN_SUFFIXES = frozenset({".fountain", ".spmd"})
 FDX_SUFFIXES = frozenset({".fdx"})
+PDF_SUFFIXES = frozenset({".pdf"})
 
 _STORY_DAY = re.compile(r"\b(?:STORY[\s-]+)?DAY\s*#?\s*(\d{1,3})\b", re.IGNORECASE)
 _ERA = re.compile(r"\bERA\s*[:=]\s*([^\]\n;]+)", re.IGNORECASE)
@@ -130,6 +133,16 @@ class ParsedScript:
                     recent = [c for c in recent if c.casefold() != key] + [name]
             scene.characters = order
         return sorted(set(unsure))
+
+
+_HEADING = re.compile(
+    r"^\s*(?:INT\.?\s*/\s*EXT|EXT\.?\s*/\s*INT|I\s*/\s*E|INT|EXT|EST)[. ]", re.IGNORECASE
+)
+
+
+def is_heading(line: str) -> bool:
+    """Does a line read as a scene heading (``INT.``, ``EXT.``, ``INT./EXT.``, ``I/E``)?"""
+    return bool(_HEADING.match(line)) and line.upper() == line
 
 
 def joint_parts(cue: str) -> list[str]:
@@ -373,7 +386,8 @@ def parse_fdx(data: bytes) -> ParsedScript:
 
 
 def read_script(path: str, options: dict[str, Any]) -> ParsedScript:
-    """Parse a file as Fountain or FDX (by ``--format``, the suffix, or its first bytes)."""
+    """Parse a file as Fountain, FDX or PDF (by ``--format``, the suffix, or its first
+    bytes)."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -383,10 +397,16 @@ def read_script(path: str, options: dict[str, Any]) -> ParsedScript:
         suffix = Path(path).suffix.lower()
         sniff = data.lstrip()[:200]
         fmt = "fdx" if suffix in FDX_SUFFIXES or b"<FinalDraft" in sniff else "fountain"
+        if suffix in PDF_SUFFIXES or data[:5] == b"%PDF-":
+            fmt = "pdf"
     if fmt == "fdx":
         return parse_fdx(data)
+    if fmt == "pdf":
+        from castroom.plugins.script_pdf import parse_pdf
+
+        return parse_pdf(data)
     if fmt != "fountain":
-        raise CastroomError(f"unknown script format {fmt!r} (fountain or fdx)")
+        raise CastroomError(f"unknown script format {fmt!r} (fountain, fdx or pdf)")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
