@@ -62,7 +62,8 @@ def serve(
     """Serve this workspace's productions to peers (HTTP and y-websocket).
 
     Every request needs a token from `castroom token create`. Peers sync at
-    ws://HOST:PORT/sync/PRODUCTION_ID (WebSocket) or with `castroom sync http://HOST:PORT`.
+    ws://HOST:PORT/sync/PRODUCTION_ID (WebSocket), ws://HOST:PORT/hocuspocus (Hocuspocus
+    providers, document name = production id) or with `castroom sync http://HOST:PORT`.
     """
     from .server import ServerOptions
     from .server import serve as run
@@ -84,7 +85,10 @@ def serve(
 
     def ready(url: str) -> None:
         ws = url.replace("http", "ws", 1)
-        click.echo(f"castroom serving {path} at {url} (WebSocket: {ws}/sync/PRODUCTION_ID)")
+        click.echo(
+            f"castroom serving {path} at {url} (WebSocket: {ws}/sync/PRODUCTION_ID,"
+            f" Hocuspocus: {ws}/hocuspocus)"
+        )
         for pid, title in productions:
             click.echo(f"  {pid}  {title}")
         if not active:

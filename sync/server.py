@@ -7,6 +7,9 @@ or ``?token=T`` for browsers, which cannot set headers on a WebSocket):
   server URL ``ws://HOST:PORT/sync`` and room = production id is a peer. The server answers
   a step 1 with step 2 and its own step 1, relays updates and awareness (presence) to the
   room's other peers, and drops (and tells) a read-only peer's step-2/update frames.
+- ``WS   /hocuspocus``  Hocuspocus providers: one socket, many productions (document name
+  = production id), each authenticated by the token in its auth message
+  (``hocuspocus_server.py``).
 - ``POST /sync/{id}/pull``  body: the caller's state vector (empty = everything); answers
   the missing update bytes, with the server's state vector (base64) in
   ``X-Castroom-State-Vector`` (when under 8 KiB; else ask ``/state``) so the caller can push
@@ -115,14 +118,10 @@ class Refused(Exception):
 
 
 @dataclass(eq=False)
-class Peer:
-    """One WebSocket connection in a room."""
+class Channel:
+    """One WebSocket's outgoing frames, sent by :func:`write_out`."""
 
     websocket: WebSocket
-    session: protocol.SyncSession
-    token: str
-    info: TokenInfo
-    device: str
     queue: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
     queued: int = 0
     closed: bool = False
@@ -144,6 +143,21 @@ class Peer:
             # The close reason must fit in a control frame (123 bytes).
             self.close_reason = reason.encode()[:120].decode(errors="ignore")
             self.queue.put_nowait(None)
+
+
+@dataclass(eq=False, kw_only=True)
+class Peer(Channel):
+    """One WebSocket connection in a room."""
+
+    session: protocol.SyncSession
+    token: str
+    info: TokenInfo
+    device: str
+
+    def answer(self, outcome: protocol.Outcome) -> None:
+        """Send the session's replies to one of this peer's frames."""
+        for reply in outcome.replies:
+            self.send(reply)
 
 
 class Room:
@@ -283,8 +297,13 @@ class SyncServer:
     def authorize(
         self, conn: HTTPConnection, production_id: str | None, *, write: bool
     ) -> TokenInfo:
+        return self.check_token(bearer_token(conn), production_id, write=write)
+
+    def check_token(
+        self, token: str | None, production_id: str | None, *, write: bool
+    ) -> TokenInfo:
+        """The token's grant for ``production_id``, or Refused (401/403)."""
         assert self.tokens is not None
-        token = bearer_token(conn)
         try:
             return self.tokens.authorize(token, production_id, write=write)
         except AccessDenied as exc:
@@ -419,94 +438,138 @@ class SyncServer:
             answer_step1_with_step1=True,
             max_message=self.options.max_message,
         )
-        peer = Peer(websocket, session, bearer_token(websocket) or "", info, device)
-        room = self.rooms.get(production_id)
-        if room is None:
-            room = self.rooms[production_id] = Room(production)
-        room.peers.add(peer)
-        log.info(
-            "%s joined %s (%s; %d connected)", device, production_id, info.scope, len(room.peers)
+        peer = Peer(
+            websocket,
+            session=session,
+            token=bearer_token(websocket) or "",
+            info=info,
+            device=device,
         )
-        presence = room.presence_frame()
-        if presence:
-            peer.send(presence)
+        room = self.join(peer)
         writer = asyncio.create_task(self._write(peer))
         try:
             await self._read(peer, room)
         finally:
             peer.close()
-            room.leave(peer)
-            log.info("%s left %s", device, production_id)
-            if not room.peers:
-                room.close()
-                self.rooms.pop(production_id, None)
+            self.part(peer, room)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer, timeout=5)
             writer.cancel()
 
+    async def hocuspocus(self, websocket: WebSocket) -> None:
+        """Hocuspocus providers: one socket, many productions (hocuspocus_server.py)."""
+        from .hocuspocus_server import HocuspocusSocket
+
+        await HocuspocusSocket(websocket, server=self).run()
+
+    def join(self, peer: Peer) -> Room:
+        """Put a peer in its production's room and show it who is present."""
+        production = peer.session.production
+        assert production.id is not None
+        room = self.rooms.get(production.id)
+        if room is None:
+            room = self.rooms[production.id] = Room(production)
+        room.peers.add(peer)
+        log.info(
+            "%s joined %s (%s; %d connected)",
+            peer.device,
+            production.id,
+            peer.info.scope,
+            len(room.peers),
+        )
+        presence = room.presence_frame()
+        if presence:
+            peer.send(presence)
+        return room
+
+    def part(self, peer: Peer, room: Room) -> None:
+        """Take a peer out of its room (closing the room when it was the last)."""
+        room.leave(peer)
+        log.info("%s left %s", peer.device, room.production.id)
+        if not room.peers:
+            room.close()
+            if self.rooms.get(str(room.production.id)) is room:
+                del self.rooms[str(room.production.id)]
+
     async def _read(self, peer: Peer, room: Room) -> None:
-        websocket = peer.websocket
-        while not peer.closed:
-            try:
-                message = await websocket.receive()
-            except (WebSocketDisconnect, RuntimeError):
-                return
-            if message["type"] == "websocket.disconnect":
-                return
-            data = message.get("bytes")
-            if data is None:
+        async for data in frames(peer.websocket):
+            if isinstance(data, str):
                 peer.close(1003, "binary Yjs frames only")
                 return
-            limit = self.options.max_message
-            if len(data) > limit:
-                log.warning("oversized frame (%d bytes) from %s", len(data), peer.device)
-                peer.close(1009, f"message of {len(data)} bytes exceeds the {limit}-byte limit")
-                return
-            room.sender = peer
-            try:
-                outcome = peer.session.receive(data)
-            except protocol.ProtocolError as exc:
-                log.warning("bad frame from %s on %s: %s", peer.device, room.production.id, exc)
-                peer.close(1007, f"bad message: {exc}")
-                return
-            except CastroomError as exc:
-                log.error("could not merge from %s: %s", peer.device, exc)
-                peer.close(1011, str(exc))
-                return
-            except Exception:
-                # A bug, or storage trouble: drop this peer (it will resync), keep serving.
-                log.exception("failed handling a frame from %s", peer.device)
-                peer.close(1011, "internal error; reconnect to resync")
-                return
-            finally:
-                room.sender = None
-            for reply in outcome.replies:
-                peer.send(reply)
-            if outcome.awareness is not None:
-                room.apply_awareness(
-                    peer, outcome.awareness_entries, outcome.message.payload, outcome.awareness
-                )
-            if outcome.message.type is protocol.MessageType.QUERY_AWARENESS:
-                presence = room.presence_frame()
-                if presence:
-                    peer.send(presence)
-            if peer.queued > self.options.max_queued:
-                peer.close(1013, "too far behind; reconnect to resync")
+            if not self.handle(peer, room, data) or peer.closed:
                 return
 
+    def handle(self, peer: Peer, room: Room, data: bytes) -> bool:
+        """One y-websocket frame from a peer: merge, answer, relay. False once the peer
+        has been closed (a bad or oversized frame, a merge failure, too far behind)."""
+        limit = self.options.max_message
+        if len(data) > limit:
+            log.warning("oversized frame (%d bytes) from %s", len(data), peer.device)
+            peer.close(1009, f"message of {len(data)} bytes exceeds the {limit}-byte limit")
+            return False
+        room.sender = peer
+        try:
+            outcome = peer.session.receive(data)
+        except protocol.ProtocolError as exc:
+            log.warning("bad frame from %s on %s: %s", peer.device, room.production.id, exc)
+            peer.close(1007, f"bad message: {exc}")
+            return False
+        except CastroomError as exc:
+            log.error("could not merge from %s: %s", peer.device, exc)
+            peer.close(1011, str(exc))
+            return False
+        except Exception:
+            # A bug, or storage trouble: drop this peer (it will resync), keep serving.
+            log.exception("failed handling a frame from %s", peer.device)
+            peer.close(1011, "internal error; reconnect to resync")
+            return False
+        finally:
+            room.sender = None
+        peer.answer(outcome)
+        if outcome.awareness is not None:
+            room.apply_awareness(
+                peer, outcome.awareness_entries, outcome.message.payload, outcome.awareness
+            )
+        if outcome.message.type is protocol.MessageType.QUERY_AWARENESS:
+            presence = room.presence_frame()
+            if presence:
+                peer.send(presence)
+        if peer.queued > self.options.max_queued:
+            peer.close(1013, "too far behind; reconnect to resync")
+            return False
+        return True
+
     async def _write(self, peer: Peer) -> None:
-        while True:
-            frame = await peer.queue.get()
-            if frame is None:
-                break
-            peer.queued -= len(frame)
-            try:
-                await peer.websocket.send_bytes(frame)
-            except Exception:
-                peer.close(1011)
-                break
-        with contextlib.suppress(Exception):
-            await peer.websocket.close(code=peer.close_code, reason=peer.close_reason)
+        await write_out(peer)
+
+
+async def frames(websocket: WebSocket) -> AsyncIterator[bytes | str]:
+    """A WebSocket's messages until it disconnects (a text message as str)."""
+    while True:
+        try:
+            message = await websocket.receive()
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        if message["type"] == "websocket.disconnect":
+            return
+        data = message.get("bytes")
+        yield data if data is not None else str(message.get("text") or "")
+
+
+async def write_out(channel: Channel) -> None:
+    """Send a channel's queued frames until it is closed (None), then close its socket."""
+    while True:
+        frame = await channel.queue.get()
+        if frame is None:
+            break
+        channel.queued -= len(frame)
+        try:
+            await channel.websocket.send_bytes(frame)
+        except Exception:
+            channel.close(1011)
+            break
+    with contextlib.suppress(Exception):
+        await channel.websocket.close(code=channel.close_code, reason=channel.close_reason)
 
 
 def bearer_token(conn: HTTPConnection) -> str | None:
@@ -566,6 +629,7 @@ def create_app(workspace_path: str | Path, options: ServerOptions | None = None)
             Route("/sync/{production_id}/pull", server.pull, methods=["POST"]),
             Route("/sync/{production_id}/push", server.push, methods=["POST"]),
             WebSocketRoute("/sync/{production_id}", server.websocket),
+            WebSocketRoute("/hocuspocus", server.hocuspocus),
         ],
         exception_handlers={Refused: on_refused},
         lifespan=server.lifespan,

@@ -16,7 +16,15 @@ from typing import Any
 from castroom.core.workspace import Workspace
 
 NODE_DIR = Path(__file__).parent / "interop"
-NODE_PACKAGES = ("yjs", "y-websocket", "ws", "@y/websocket-server")
+NODE_PACKAGES = (
+    "yjs",
+    "y-websocket",
+    "ws",
+    "@y/websocket-server",
+    "@hocuspocus/server",
+    "@hocuspocus/provider",
+    "@hocuspocus/extension-redis",
+)
 
 
 def node_missing_reason() -> str | None:
@@ -96,12 +104,20 @@ class _Lines:
 
 
 class NodePeer:
-    """A stock Yjs client (yjs + y-websocket WebsocketProvider, in Node) in one room."""
+    """A stock Yjs client (yjs + y-websocket WebsocketProvider, in Node) in one room, or
+    with ``protocol="hocuspocus"`` a stock ``@hocuspocus/provider`` on one document."""
 
     def __init__(
-        self, url: str, room: str, *, token: str | None = None, name: str = "node-yjs"
+        self,
+        url: str,
+        room: str,
+        *,
+        token: str | None = None,
+        name: str = "node-yjs",
+        protocol: str = "y-websocket",
     ) -> None:
         args = ["node", "yclient.mjs", "--url", url, "--room", room, "--name", name]
+        args += ["--protocol", protocol]
         if token:
             args += ["--token", token]
         args += ["--lifetime", "120000"]
@@ -120,6 +136,13 @@ class NodePeer:
         if any(e.get("event") == "synced" for e in self.out.events):
             return
         self.out.next(lambda item: item.get("event") == "synced", timeout)
+
+    def wait_event(self, event: str, timeout: float = 15) -> dict[str, Any]:
+        """The first line announcing ``event`` (already seen, or still to come)."""
+        for item in self.out.events:
+            if item.get("event") == event:
+                return item
+        return self.out.next(lambda item: item.get("event") == event, timeout)
 
     def request(self, op: str, timeout: float = 15, **fields: Any) -> dict[str, Any]:
         assert self.proc.stdin is not None

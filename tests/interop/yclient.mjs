@@ -2,6 +2,11 @@
 // (WebsocketProvider, with `ws` as Node's WebSocket), driven over stdin/stdout.
 //
 //   node yclient.mjs --url ws://127.0.0.1:PORT/sync --room PRODUCTION_ID [--token T] [--name N]
+//   node yclient.mjs --protocol hocuspocus --url ws://HOST:PORT[/hocuspocus] --room ID ...
+//
+// With --protocol hocuspocus the peer is a stock `@hocuspocus/provider` (one document on a
+// HocuspocusProviderWebsocket); it also prints {"event": "authenticated", "scope": S},
+// {"event": "denied", "reason": R} and {"event": "unsynced", "number": N}.
 //
 // Prints one JSON line per event ({"event": "status"|"synced"|...}) and answers each
 // command line (JSON) with one JSON line {"reply": n, "ok": true, ...}. Commands:
@@ -16,6 +21,7 @@
 
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
+import { HocuspocusProvider, HocuspocusProviderWebsocket } from '@hocuspocus/provider'
 import WebSocket from 'ws'
 import readline from 'node:readline'
 
@@ -30,17 +36,33 @@ const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
 
 const doc = new Y.Doc()
 const params = args.token ? { token: args.token } : {}
-const provider = new WebsocketProvider(args.url, args.room, doc, {
-  WebSocketPolyfill: WebSocket,
-  params,
-  disableBc: true,
-  maxBackoffTime: 500
-})
+let provider
+if (args.protocol === 'hocuspocus') {
+  const websocketProvider = new HocuspocusProviderWebsocket({
+    url: args.url, WebSocketPolyfill: WebSocket, delay: 100, minDelay: 100, maxDelay: 1000
+  })
+  provider = new HocuspocusProvider({
+    websocketProvider, name: args.room, document: doc, token: args.token || ''
+  })
+  provider.attach()
+  provider.on('authenticated', (e) => out({ event: 'authenticated', scope: e.scope }))
+  provider.on('authenticationFailed', (e) => out({ event: 'denied', reason: e.reason }))
+  provider.on('unsyncedChanges', (e) => out({ event: 'unsynced', number: e.number }))
+  provider.on('synced', (e) => { if (e.state) out({ event: 'synced' }) })
+  provider.on('close', (e) => out({ event: 'closed', code: e.event ? e.event.code : null }))
+} else {
+  provider = new WebsocketProvider(args.url, args.room, doc, {
+    WebSocketPolyfill: WebSocket,
+    params,
+    disableBc: true,
+    maxBackoffTime: 500
+  })
+  provider.on('sync', (synced) => { if (synced) out({ event: 'synced' }) })
+  provider.on('connection-close', (e) => out({ event: 'closed', code: e ? e.code : null }))
+  provider.on('connection-error', () => out({ event: 'error' }))
+}
 provider.awareness.setLocalStateField('user', { name: args.name || 'node-yjs', client: 'yjs' })
 provider.on('status', (e) => out({ event: 'status', status: e.status }))
-provider.on('sync', (synced) => { if (synced) out({ event: 'synced' }) })
-provider.on('connection-close', (e) => out({ event: 'closed', code: e ? e.code : null }))
-provider.on('connection-error', () => out({ event: 'error' }))
 
 const entity = (collection, id) => {
   if (collection === 'production') return doc.getMap('production')
@@ -98,6 +120,7 @@ const handlers = {
     })
     return { peers: states }
   },
+  unsynced: () => ({ number: provider.unsyncedChanges ?? 0 }),
   close: () => {
     provider.destroy()
     setTimeout(() => process.exit(0), 50)

@@ -1,0 +1,182 @@
+"""``castroom serve`` speaking Hocuspocus at ``ws://HOST:PORT/hocuspocus``.
+
+One WebSocket carries many productions (a ``@hocuspocus/provider`` per document, sharing
+a ``HocuspocusProviderWebsocket``). Each document name is a production id; each document
+is authenticated on its own by the token in its auth message, checked exactly as a bearer
+token is (scope, production limit, revocation). The socket's own ``Authorization`` header
+or ``?token=`` is used for a document whose auth message carries no token.
+
+Once authenticated, a document is an ordinary peer of its production's room: its Yjs
+frames (sync, awareness, query awareness) go through the same
+:class:`~castroom.sync.protocol.SyncSession` and :meth:`SyncServer.handle` as a
+y-websocket peer's, so the same intake checks, merges, relays and presence apply. What
+differs is only the framing: the address prefix, ``authenticated``/``permission denied``
+answers, a sync status after each update (``applied`` false for a read-only token, whose
+updates are dropped), per-document close messages, and ping/pong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from . import hocuspocus as hp
+from . import protocol
+from .server import (
+    Channel,
+    Peer,
+    Refused,
+    Room,
+    SyncServer,
+    bearer_token,
+    frames,
+    peer_device,
+    peer_member,
+    write_out,
+)
+
+log = logging.getLogger("castroom.sync.hocuspocus")
+
+#: Documents one socket may hold open (a browser tab holds a handful).
+MAX_DOCUMENTS = 1000
+#: Close codes that end one document only; any other closes the whole socket.
+_DOCUMENT_ONLY = frozenset({1000, 4401, 4403})
+
+
+@dataclass(eq=False, kw_only=True)
+class DocumentPeer(Peer):
+    """One document on a Hocuspocus socket: a room peer whose frames carry its address."""
+
+    socket: HocuspocusSocket
+    address: str
+
+    def send(self, frame: bytes) -> None:
+        if self.closed:
+            return
+        if frame[:1] == bytes([protocol.MessageType.AUTH]):
+            # y-protocols' permission denied (a revoked token) in Hocuspocus's words.
+            reason = protocol.decode_message(frame).payload.decode("utf-8", "replace")
+            self.socket.send(hp.permission_denied(self.address, reason))
+        else:
+            self.socket.send(hp.wrap(self.address, frame))
+
+    def answer(self, outcome: protocol.Outcome) -> None:
+        for reply in outcome.replies:
+            if outcome.dropped is None:  # a read-only refusal is the sync status below
+                self.send(reply)
+        message = outcome.message
+        if message.type is protocol.MessageType.SYNC and message.sync_type in (
+            protocol.SyncType.STEP2,
+            protocol.SyncType.UPDATE,
+        ):
+            # The provider counts its unsynced changes down on each applied status.
+            self.socket.send(hp.sync_status(self.address, applied=outcome.dropped is None))
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.socket.send(hp.close(self.address, reason or "closed by the server"))
+        self.socket.detach(self)
+        if code not in _DOCUMENT_ONLY:
+            self.socket.close(code, reason)
+
+
+@dataclass(eq=False, kw_only=True)
+class HocuspocusSocket(Channel):
+    """One Hocuspocus WebSocket and the documents authenticated on it."""
+
+    server: SyncServer
+    documents: dict[str, tuple[DocumentPeer, Room]] = field(default_factory=dict)
+
+    def detach(self, peer: DocumentPeer) -> None:
+        entry = self.documents.pop(peer.address, None)
+        if entry is not None:
+            self.server.part(*entry)
+
+    async def run(self) -> None:
+        await self.websocket.accept()
+        writer = asyncio.create_task(write_out(self))
+        try:
+            async for data in frames(self.websocket):
+                if isinstance(data, str):
+                    self.close(1003, "binary Hocuspocus frames only")
+                    break
+                self.receive(data)
+                if self.closed:
+                    break
+        finally:
+            for peer, _room in list(self.documents.values()):
+                peer.closed = True
+                self.detach(peer)
+            self.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer, timeout=5)
+            writer.cancel()
+
+    def receive(self, data: bytes) -> None:
+        """Handle one frame from the provider."""
+        try:
+            frame = hp.decode(data, max_size=self.server.options.max_message)
+        except protocol.ProtocolError as exc:
+            log.warning("bad Hocuspocus frame: %s", exc)
+            code = 1009 if "exceeds" in str(exc) else 1007
+            self.close(code, f"bad message: {exc}")
+            return
+        if frame.type is hp.HPType.PING:
+            self.send(hp.PONG)
+            return
+        entry = self.documents.get(frame.address)
+        if frame.type is hp.HPType.AUTH:
+            if entry is None and frame.auth is hp.AuthType.TOKEN:
+                self.authenticate(frame)
+            return  # a token refresh on an open document needs no answer
+        if entry is None:
+            # Not (or no longer) authenticated: Hocuspocus drops these too.
+            log.debug("frame for unauthenticated document %r dropped", frame.name)
+            return
+        peer, room = entry
+        if frame.yjs:
+            self.server.handle(peer, room, frame.yjs)
+            if self.queued > self.server.options.max_queued:
+                self.close(1013, "too far behind; reconnect to resync")
+        elif frame.type is hp.HPType.CLOSE:
+            peer.close(1000, "provider_initiated")
+        elif frame.type is hp.HPType.BROADCAST_STATELESS:
+            peer.close(1000, "broadcast stateless is a server-internal message")
+        # Stateless messages have no meaning for castroom; pong needs nothing.
+
+    def authenticate(self, frame: hp.Frame) -> None:
+        """Check one document's token; open it as a room peer, or say why not."""
+        secret = frame.text or bearer_token(self.websocket)
+        try:
+            info = self.server.check_token(secret, frame.name, write=False)
+            production = self.server.production(frame.name)
+            if len(self.documents) >= MAX_DOCUMENTS:
+                raise Refused(429, f"at most {MAX_DOCUMENTS} documents on one connection")
+        except Refused as refusal:
+            log.warning("refused Hocuspocus document %r: %s", frame.name, refusal.message)
+            self.send(hp.permission_denied(frame.address, refusal.message))
+            return
+        device = peer_device(self.websocket, info)
+        session = protocol.SyncSession(
+            production,
+            can_write=info.scope == "write",
+            device=device,
+            member=peer_member(self.websocket),
+            answer_step1_with_step1=True,
+            max_message=self.server.options.max_message,
+        )
+        peer = DocumentPeer(
+            self.websocket,
+            session=session,
+            token=secret or "",
+            info=info,
+            device=device,
+            socket=self,
+            address=frame.address,
+        )
+        self.send(hp.authenticated(frame.address, read_only=info.scope != "write"))
+        self.documents[frame.address] = (peer, self.server.join(peer))
