@@ -42,7 +42,7 @@ from castroom.core.document import CastDocument, Changes, production_in
 from castroom.core.errors import BadUpdate, CastroomError
 from castroom.core.workspace import Identity, StoredProduction, Workspace
 
-from . import protocol
+from . import confirm, protocol
 
 Echo = Callable[[str], Any]
 TIMEOUT = 30.0
@@ -463,6 +463,7 @@ class _Connection:
     received_bytes: int = 0
     received_changes: int = 0
     sent_bytes: int = 0
+    denied: str | None = None  # the peer refused our writes (a read-only token)
 
     async def flush(self) -> None:
         while not self.outbox.empty():
@@ -487,6 +488,26 @@ class Backoff:
 
     def reset(self) -> None:
         self.delay = self.first
+
+
+class Retries:
+    """Consecutive failed connection attempts, with backoff between them; a connection that
+    lasted a while resets both."""
+
+    def __init__(self, max_attempts: int | None) -> None:
+        self.backoff = Backoff()
+        self.failures = 0
+        self.max_attempts = max_attempts
+
+    def delay(self, started: float, reason: str, where: str) -> float:
+        """The wait before the next attempt, or CastroomError when out of attempts."""
+        if time.monotonic() - started > 5:
+            self.backoff.reset()
+            self.failures = 0
+        self.failures += 1
+        if self.max_attempts is not None and self.failures >= self.max_attempts:
+            raise CastroomError(f"gave up on {where} after {self.failures} attempts: {reason}")
+        return self.backoff.next()
 
 
 #: Close codes for a refusal (token revoked, not allowed): reconnecting would only be
@@ -558,6 +579,8 @@ async def _run_connection(
 
     listener_on: StoredProduction | None = None
     answered_step1 = False
+    started_with = target.production.doc.state_vector()
+    announced = b"\x00"
     try:
         for frame in session.opening():
             await conn.send(frame)
@@ -565,14 +588,17 @@ async def _run_connection(
         deadline = time.monotonic() + timeout
         # Handshake: our step 1 answered (their step 2), and theirs answered by us.
         while not (session.synced and answered_step1):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"{_strip_token(url)} did not complete the sync handshake")
-            received = await asyncio.wait_for(conn.recv(), remaining)
+            try:
+                received = await asyncio.wait_for(conn.recv(), deadline - time.monotonic())
+            except TimeoutError:
+                raise TimeoutError(_handshake_late(url, timeout, state, answered_step1)) from None
             outcome = _receive(state, received, echo)
             await state.flush()
             if outcome.message.sync_type is protocol.SyncType.STEP1:
                 answered_step1 = True
+                announced = outcome.message.payload
+        if not live:
+            await _confirm(state, url, headers, ssl_ctx, echo, started_with, announced)
         if not target.settle(device):
             raise _Fatal(f"{_strip_token(url)} has no production {target.id} (empty room)")
         if session.production is not target.production:
@@ -595,6 +621,90 @@ async def _run_connection(
         await conn.close()
 
 
+def _handshake_late(url: str, timeout: float, state: _Connection, answered_step1: bool) -> str:
+    """What a handshake that timed out was waiting for, and a hint when the peer sent
+    nothing at all (a y-websocket relay sends its step 1 at once; Hocuspocus waits for an
+    auth message first and stays silent)."""
+    waited = [] if state.session.synced else ["its sync step 2 (the answer to ours)"]
+    if not answered_step1:
+        waited.append("its sync step 1")
+    line = f"{_strip_token(url)} did not answer in {timeout:g} s; waited for {' and '.join(waited)}"
+    if state.received_bytes == 0:
+        line += (
+            ". It sent nothing at all, as a Hocuspocus server does to y-websocket frames:"
+            " if it is one, use --protocol hocuspocus with its address (ws://HOST:PORT)"
+        )
+    return line
+
+
+async def _confirm(
+    state: _Connection,
+    url: str,
+    headers: dict[str, str],
+    ssl_ctx: ssl.SSLContext | None,
+    echo: Echo,
+    started_with: bytes,
+    announced: bytes,
+) -> None:
+    """One-shot: before saying "up to date", make sure both sides hold the same edits
+    (confirm.py). A relay whose first state vector lacked edits held here, or that showed
+    an empty room, may still be loading its copy: listen a little for it first."""
+    production = state.session.production
+    if confirm.maybe_loading(started_with, announced) or not production.doc.production_id:
+        end = time.monotonic() + confirm.LAZY_WAIT
+        with contextlib.suppress(TimeoutError):
+            while (left := end - time.monotonic()) > 0:
+                outcome = _receive(state, await asyncio.wait_for(state.conn.recv(), left), echo)
+                await state.flush()
+                if outcome.update is not None:
+                    break  # the relay has sent what it loaded
+    deadline = time.monotonic() + confirm.WAIT
+    while True:
+        theirs = await _fresh_state_vector(state, url, headers, ssl_ctx, echo)
+        gap = confirm.gap(
+            production.doc.state_vector(), theirs, ours_may_lead=state.denied is not None
+        )
+        if not gap:
+            return
+        if time.monotonic() + confirm.RETRY > deadline:
+            raise CastroomError(
+                f"not in sync with {_strip_token(url)} after {confirm.WAIT:g} s: {gap}"
+            )
+        await asyncio.sleep(confirm.RETRY)
+
+
+async def _fresh_state_vector(
+    state: _Connection,
+    url: str,
+    headers: dict[str, str],
+    ssl_ctx: ssl.SSLContext | None,
+    echo: Echo,
+) -> bytes:
+    """The peer's state vector now. castroom serve answers a step 1 with its own; a stock
+    relay sends its step 1 only on connecting, so a second connection asks it."""
+    production = state.session.production
+    await state.conn.send(protocol.step1_frame(production.doc.state_vector()))
+    end = time.monotonic() + 0.5
+    with contextlib.suppress(TimeoutError):
+        while (left := end - time.monotonic()) > 0:
+            outcome = _receive(state, await asyncio.wait_for(state.conn.recv(), left), echo)
+            await state.flush()
+            if outcome.message.sync_type is protocol.SyncType.STEP1:
+                return outcome.message.payload
+    conn = await _connect(url, headers, ssl_ctx)
+    try:
+        check = _Connection(conn, state.session, state.awareness)
+        await conn.send(protocol.step1_frame(production.doc.state_vector()))
+        async with asyncio.timeout(TIMEOUT):
+            while True:
+                outcome = _receive(check, await conn.recv(), echo)
+                await check.flush()
+                if outcome.message.sync_type is protocol.SyncType.STEP1:
+                    return outcome.message.payload
+    finally:
+        await conn.close()
+
+
 def _receive(state: _Connection, frame: Any, echo: Echo) -> protocol.Outcome:
     if isinstance(frame, str):
         raise protocol.ProtocolError("peer sent a text frame")
@@ -609,6 +719,7 @@ def _receive(state: _Connection, frame: Any, echo: Echo) -> protocol.Outcome:
     if outcome.message.type is protocol.MessageType.QUERY_AWARENESS:
         state.outbox.put_nowait(_awareness_frame(state.awareness, [state.awareness.client_id]))
     if outcome.denied:
+        state.denied = outcome.denied
         echo(f"the server says: {outcome.denied}")
     return outcome
 
@@ -856,8 +967,7 @@ def sync_live(
         def tell(line: str) -> None:
             say(f"{label}: {line}")
 
-        backoff = Backoff()
-        failures = 0
+        retries = Retries(max_attempts)
         while True:
             started = time.monotonic()
             try:
@@ -875,13 +985,7 @@ def sync_live(
                 closed = exc.rcvd if isinstance(exc, websockets.ConnectionClosed) else None
                 if closed is not None and closed.code in REFUSED_CLOSE_CODES:
                     raise _Fatal(f"{base}: {reason}") from None  # retrying cannot help
-            if time.monotonic() - started > 5:
-                backoff.reset()
-                failures = 0
-            failures += 1
-            if max_attempts is not None and failures >= max_attempts:
-                raise CastroomError(f"gave up on {base} after {failures} attempts: {reason}")
-            delay = backoff.next()
+            delay = retries.delay(started, reason, base)
             tell(f"{reason}; reconnecting in {delay:.1f}s")
             await asyncio.sleep(delay)
 

@@ -115,34 +115,71 @@ def serve(
 @click.argument("target")
 @click.option("--token", envvar="CASTROOM_TOKEN", help="Bearer token (or CASTROOM_TOKEN).")
 @click.option("--live", is_flag=True, help="Stay connected and sync as edits happen.")
-@click.option("--production", "production_ref", help="Only this production (id, prefix or title).")
+@click.option(
+    "--production",
+    "production_refs",
+    multiple=True,
+    help="Only this production (id, prefix or title); with --protocol hocuspocus, repeatable.",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["y-websocket", "hocuspocus"]),
+    default="y-websocket",
+    show_default=True,
+    help="For ws(s):// peers: a y-websocket relay (a room per production) or a Hocuspocus"
+    " server (one socket for every production).",
+)
 @click.option(
     "--cacert",
     type=click.Path(dir_okay=False, exists=True),
     help="Trust this CA / self-signed certificate for https:// and wss://.",
 )
 @click.option("--duration", type=float, help="With --live: stop after this many seconds.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for a peer's answer.",
+)
 @pass_ctx
 def sync_cmd(
     obj: Context,
     target: str,
     token: str | None,
     live: bool,
-    production_ref: str | None,
+    production_refs: tuple[str, ...],
+    protocol: str,
     cacert: str | None,
     duration: float | None,
+    timeout: float,
 ) -> None:
     """Sync with a peer: a castroom server (http[s]://HOST:PORT), a y-websocket relay
-    (ws[s]://HOST:PORT/PATH, one production per room), or a shared folder (a path)."""
+    (ws[s]://HOST:PORT/PATH, one production per room), a Hocuspocus server
+    (ws[s]://HOST:PORT --protocol hocuspocus), or a shared folder (a path)."""
     from . import client
 
-    production_ref = production_ref or obj.production_ref
+    refs = list(production_refs) or ([obj.production_ref] if obj.production_ref else [])
+    if protocol == "hocuspocus":
+        if not client.is_websocket_url(target):
+            raise CastroomError("--protocol hocuspocus needs a ws:// or wss:// address")
+        _sync_hocuspocus(obj, target, refs, token, live, cacert, duration, timeout)
+        return
+    if len(refs) > 1:
+        raise CastroomError("one --production at a time (several: --protocol hocuspocus)")
+    production_ref = refs[0] if refs else None
     if client.is_http_url(target) or client.is_websocket_url(target):
         # A first sync may create the workspace; if it then fails, leave no trace of it.
         root = Path(obj.workspace_path).expanduser() if obj.workspace_path else default_path()
         fresh = not root.exists()
         workspace = obj.workspace(create=True)
-        options = dict(token=token, production=production_ref, echo=click.echo, cacert=cacert)
+        options = dict(
+            token=token,
+            production=production_ref,
+            echo=click.echo,
+            cacert=cacert,
+            timeout=timeout,
+        )
         try:
             if live:
                 client.sync_live(workspace, target, duration=duration, **options)  # type: ignore[arg-type]
@@ -169,6 +206,28 @@ def sync_cmd(
     from .folder import sync_folder
 
     sync_folder(obj.workspace(create=True), folder, live=live, echo=click.echo)
+
+
+def _sync_hocuspocus(
+    obj: Context,
+    target: str,
+    refs: list[str],
+    token: str | None,
+    live: bool,
+    cacert: str | None,
+    duration: float | None,
+    timeout: float,
+) -> None:
+    from .hocuspocus_client import sync_hocuspocus, sync_hocuspocus_live
+
+    workspace = obj.workspace(create=bool(refs))
+    options = dict(
+        token=token, productions=refs or None, echo=click.echo, cacert=cacert, timeout=timeout
+    )
+    if live:
+        sync_hocuspocus_live(workspace, target, duration=duration, **options)  # type: ignore[arg-type]
+    else:
+        sync_hocuspocus(workspace, target, **options)  # type: ignore[arg-type]
 
 
 @click.group()

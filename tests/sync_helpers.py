@@ -180,9 +180,11 @@ class NodePeer:
 class NodeRelay:
     """The stock Yjs WebSocket relay (npm ``@y/websocket-server``) on 127.0.0.1."""
 
-    def __init__(self, port: int = 0) -> None:
+    script = "relay.mjs"
+
+    def __init__(self, port: int = 0, *args: str) -> None:
         self.proc = subprocess.Popen(
-            ["node", "relay.mjs", "--port", str(port), "--lifetime", "300000"],
+            ["node", self.script, "--port", str(port), "--lifetime", "300000", *args],
             cwd=NODE_DIR,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -205,3 +207,14 @@ class NodeRelay:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class NodeHocuspocus(NodeRelay):
+    """A stock Hocuspocus server (npm ``@hocuspocus/server``) on 127.0.0.1; arguments as
+    tests/interop/hocuspocus.mjs takes them (``--token T``, ``--redis-port P``, ...)."""
+
+    script = "hocuspocus.mjs"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
