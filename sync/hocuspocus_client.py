@@ -242,8 +242,15 @@ class HocuspocusClient:
                 )
                 await doc.flush()
             seen = {id(d): d.step1_seen for d in live}
-            while any(d.step1_seen == seen[id(d)] for d in live):
-                await self.receive_one(deadline)  # TimeoutError past the deadline
+            try:
+                while any(d.step1_seen == seen[id(d)] for d in live):
+                    await self.receive_one(deadline)
+            except TimeoutError:
+                late = ", ".join(d.label for d in live if d.step1_seen == seen[id(d)])
+                raise CastroomError(
+                    f"{_strip_token(self.url)} did not answer our confirming sync step 1"
+                    f" in {confirm.WAIT:g} s ({late})"
+                ) from None
             gaps = {d.address: self._gap(d) for d in live}
             if not any(gaps.values()):
                 return
@@ -280,14 +287,14 @@ class HocuspocusClient:
         return moved
 
     async def leave(self) -> None:
+        """Say goodbye (presence gone, documents closed); quiet on a dead socket."""
         assert self.conn is not None
-        for doc in self.documents.values():
-            if doc.scope is not None and doc.denied is None:
-                own = doc.awareness.client_id
-                await self.conn.send(
-                    hp.wrap(doc.address, _awareness_frame_leaving(doc.awareness, own))
-                )
-                await self.conn.send(hp.close(doc.address))
+        with contextlib.suppress(*_NETWORK_ERRORS):
+            for doc in self.documents.values():
+                if doc.scope is not None and doc.denied is None:
+                    gone = _awareness_frame_leaving(doc.awareness, doc.awareness.client_id)
+                    await self.conn.send(hp.wrap(doc.address, gone))
+                    await self.conn.send(hp.close(doc.address))
         await self.conn.close()
 
     def adopt(self) -> None:
@@ -324,8 +331,10 @@ class HocuspocusClient:
             while True:
                 await self.receive_one(None)
                 for doc in active:
-                    if doc.denied is not None or doc.closed is not None:
-                        raise _Fatal(f"{doc.label}: {doc.denied or doc.closed}")
+                    if doc.denied is not None:  # e.g. the token was revoked
+                        raise _Fatal(f"{doc.label}: the server says: {doc.denied}")
+                    if doc.closed is not None:  # e.g. the server is shutting down
+                        raise ConnectionError(f"{doc.label}: {doc.closed}")
 
         async def poller() -> None:
             renew = time.monotonic() + AWARENESS_RENEW
@@ -412,7 +421,8 @@ def sync_hocuspocus(
         raise CastroomError(f"cannot sync with {_strip_token(url)}: {_describe(exc)}") from None
     moved = client.results()
     for item in moved:
-        say(f"{item.describe()}")
+        # Confirmed both ways by now: "up to date" means the two sides agree.
+        say(f"{item.describe()} ({item.pushed_bytes:,} bytes sent in all)")
     refused = [m for m in moved if not m.served]
     if refused and (productions or len(refused) == len(moved)):
         names = ", ".join(m.name for m in refused)

@@ -192,3 +192,46 @@ def test_hocuspocus_providers_edit_through_castroom(seeded) -> None:
             bob.request("set", collection="talents", id=ada, field="agent", value="Pat")
             assert wait_until(lambda: production.doc.get(model.Talent, ada).agent == "Pat")
             assert production.doc.get(model.Talent, ada).union == "Equity"
+
+
+def test_revoked_token_closes_the_document(seeded) -> None:
+    path, first, _, _ = seeded
+    from castroom.sync.auth import TokenStore
+
+    with Workspace.open(path) as ws:
+        info, secret = TokenStore(ws.store).create("write", name="soon revoked")
+    with ServerThread(path) as server:
+
+        async def run() -> list[hp.Frame]:
+            got: list[hp.Frame] = []
+            async with websockets.connect(_hp_url(server), proxy=None) as conn:
+                await conn.send(hp.token(first, secret))
+                got.append(hp.decode(await conn.recv(), max_size=1 << 24))  # type: ignore[arg-type]
+                with Workspace.open(path) as ws:
+                    TokenStore(ws.store).revoke(info.id)
+                async with asyncio.timeout(10):
+                    while not any(f.type is hp.HPType.CLOSE for f in got):
+                        got.append(hp.decode(await conn.recv(), max_size=1 << 24))  # type: ignore[arg-type]
+            return got
+
+        got = asyncio.run(run())
+    assert got[0].auth is hp.AuthType.AUTHENTICATED
+    denied = [f for f in got if f.auth is hp.AuthType.PERMISSION_DENIED]
+    assert denied and "revoked" in denied[0].text
+    assert got[-1].name == first
+
+
+def test_tls_hocuspocus_endpoint(seeded, tmp_path: Path) -> None:
+    from test_server import make_cert
+
+    from castroom.sync.hocuspocus_client import sync_hocuspocus
+
+    path, first, _, _ = seeded
+    token = make_token(path, "write")
+    cert, key = make_cert(tmp_path)
+    with ServerThread(path, tls_cert=cert, tls_key=key) as server:
+        url = server.ws_url.removesuffix("/sync") + "/hocuspocus"
+        assert url.startswith("wss://")
+        with Workspace.open(tmp_path / "other") as ws:
+            [item] = sync_hocuspocus(ws, url, token=token, productions=[first], cacert=cert)
+            assert item.served and ws.production(first).doc.production.title == "Harbour Lights"
