@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import websockets
-from pycrdt import Awareness
 from websockets.asyncio.client import ClientConnection
 
+from castroom.core.crdt import awareness_for
 from castroom.core.document import Changes
 from castroom.core.errors import CastroomError
 from castroom.core.workspace import Workspace
@@ -151,7 +151,7 @@ class HocuspocusClient:
         for pid in self.production_ids:
             target = _Target(self.workspace, pid)
             session = protocol.SyncSession(target.production, device=self.device)
-            awareness = Awareness(target.production.doc.ydoc)
+            awareness = awareness_for(target.production.doc)
             awareness.set_local_state(_presence_state(self.workspace))
             label = titles.get(pid) or short_id(pid)
             doc = _Document(self.conn, session, awareness, address=pid, target=target, label=label)
