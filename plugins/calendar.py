@@ -2,8 +2,9 @@
 
 ``castroom export ics [--only auditions|shoot_days] -o cast.ics``. Each event's UID is
 ``<entity id>@castroom`` so a calendar app that re-imports the file updates its events
-instead of adding copies. Auditions are timed events (``minutes`` long; a naive time is
-floating, i.e. local wherever the calendar is read); shoot days are all-day events with
+instead of adding copies. Auditions are timed events (``minutes`` long) in the
+production's ``time_zone`` (an IANA name, with its VTIMEZONE); without one a time is
+floating, i.e. local wherever the calendar is read. Shoot days are all-day events with
 the call time, location and scenes in the description.
 """
 
@@ -24,6 +25,16 @@ if TYPE_CHECKING:
 PRODID = "-//castroom//castroom calendar//EN"
 
 
+def _zoned(when: dt.datetime, zone: str) -> dt.datetime:
+    """A naive time in the production's time zone (``Europe/Dublin``), so every member's
+    calendar shows the same hour; without one it stays floating (local wherever read)."""
+    if not zone or when.tzinfo is not None:
+        return when
+    from zoneinfo import ZoneInfo
+
+    return when.replace(tzinfo=ZoneInfo(zone))
+
+
 def _audition_event(view: ProductionView, audition: Audition, stamp: dt.datetime) -> Event:
     from icalendar import Event
 
@@ -33,8 +44,9 @@ def _audition_event(view: ProductionView, audition: Audition, stamp: dt.datetime
     event = Event()
     event.add("uid", f"{audition.id}@castroom")
     event.add("dtstamp", stamp)
-    event.add("dtstart", audition.starts_at)
-    event.add("dtend", audition.starts_at + dt.timedelta(minutes=audition.minutes))
+    starts = _zoned(audition.starts_at, view.production.time_zone)
+    event.add("dtstart", starts)
+    event.add("dtend", starts + dt.timedelta(minutes=audition.minutes))
     event.add("summary", f"{label}: {', '.join(roles) or 'unknown role'}")
     if audition.place or audition.link:
         event.add("location", audition.place or audition.link)
@@ -98,6 +110,9 @@ def write_ics(view: ProductionView, options: dict[str, Any]) -> bytes:
     if only in (None, "shoot_days", "shoot-days"):
         for day in sorted(view.shoot_days.values(), key=lambda d: (d.date, d.id)):
             cal.add_component(_shoot_day_event(view, day, stamp))
+    if view.production.time_zone:
+        cal.add("x-wr-timezone", view.production.time_zone)
+        cal.add_missing_timezones()  # a VTIMEZONE for each TZID used
     return cal.to_ical()
 
 

@@ -5,9 +5,11 @@ the usual codes (SW start work, W work, WF work finish, SWF, H hold, and drop/pi
 codes). The grid itself is computed by :func:`castroom.plugins.budget.day_out_of_days`,
 the same one the budget is costed from, so the report and the cost always agree.
 
-``castroom export callsheet --day DATE|N``: one shoot day as a self-contained HTML page
-(call time, location, scenes in shooting order, the cast called with their roles and
-looks). Every value from the document is HTML-escaped.
+``castroom export callsheet --day DATE|N [--format html|pdf]``: one shoot day as a
+self-contained HTML page, or a PDF (general call, location, scenes in shooting order
+with their start times, the cast each called from their first scene less their makeup
+and wardrobe lead time, with roles and looks; see callsheet.py). Every value from the
+document is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from typing import Any
 
 from castroom.core.errors import CastroomError, NotFound
 from castroom.core.hookspecs import hookimpl
-from castroom.core.model import Scene, ShootDay
+from castroom.core.model import ShootDay
 from castroom.core.registry import Exporter
 from castroom.core.view import ProductionView
+from castroom.plugins import callsheet
 
 LEGEND = {
     "SW": "start work",
@@ -141,82 +144,47 @@ def pick_day(view: ProductionView, ref: str) -> ShootDay:
     raise NotFound(f"no shoot day matching {ref!r} (use a date, a day number or an id)")
 
 
-def _look(scene: Scene, role_id: str) -> str:
-    look = scene.looks.get(role_id)
-    if look is None:
-        return ""
-    parts = [f"{k}: {v}" for k in ("hair", "wardrobe", "makeup") if (v := getattr(look, k))]
-    if look.age is not None:
-        parts.append(f"age: {look.age}")
-    if look.note:
-        parts.append(f"note: {look.note}")
-    return "; ".join(parts)
-
-
-def write_callsheet(view: ProductionView, options: dict[str, Any]) -> str:
-    """One shoot day's call sheet as HTML (``--day DATE|N``, default the first day)."""
+def write_callsheet(view: ProductionView, options: dict[str, Any]) -> str | bytes:
+    """One shoot day's call sheet as HTML, or a PDF with ``--format pdf`` (``--day
+    DATE|N``, default the first day)."""
+    fmt = str(options.get("format") or "html").lower()
+    if fmt not in ("html", "pdf"):
+        raise CastroomError(f"--format expects html or pdf, got {fmt!r}")
     day = pick_day(view, str(options.get("day") or "1"))
-    production = view.production
-    scenes = view.scenes_by_shoot_day.get(day.id, [])
     number = day.day_number or 1 + sorted(
         view.shoot_days.values(), key=lambda d: (d.date, d.day_number or 0, d.id)
     ).index(day)
-    scene_rows = []
-    cast: dict[str, dict[str, Any]] = {}
-    for scene in scenes:
-        names = []
-        for role_id in scene.characters:
-            role = view.roles.get(role_id)
-            talent = view.booked_talent(role_id, scene.era)
-            names.append(role.name if role else role_id)
-            # A role played by several actors over the years: say which era is called.
-            era = scene.era if role is not None and role.eras and scene.era else None
-            part = (role.name if role else role_id) + (f" ({era})" if era else "")
-            key = talent.id if talent else f"uncast:{role_id}:{era or ''}"
-            entry = cast.setdefault(key, {"talent": talent, "roles": [], "scenes": [], "looks": []})
-            if part not in entry["roles"]:
-                entry["roles"].append(part)
-            if scene.number not in entry["scenes"]:  # one actor in two parts of a scene
-                entry["scenes"].append(scene.number)
-            look = _look(scene, role_id)
-            if look:
-                entry["looks"].append(f"Sc. {scene.number}: {look}")
-        story_day = "" if scene.story_day is None else scene.story_day
-        pages = f"{scene.pages:g}" if scene.pages else ""
-        values = (scene.number, scene.heading, story_day, ", ".join(names), pages)
-        scene_rows.append("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in values) + "</tr>")
-    cast_rows = []
-    for entry in cast.values():
-        talent = entry["talent"]
-        name = talent.name if talent else "NOT CAST"
-        contact = (talent.agent or talent.contact) if talent else ""
-        cells = (
-            name,
-            ", ".join(entry["roles"]),
-            day.call_time,
-            ", ".join(entry["scenes"]),
-            "; ".join(entry["looks"]),
-            contact,
-        )
-        cls = "" if talent else ' class="uncast"'
-        cast_rows.append(f"<tr{cls}>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
-    title = f"Call sheet: {production.title}, day {number}, {day.date.isoformat()}"
-    info = (
-        f"<dl><dt>Date</dt><dd>{escape(day.date.strftime('%A %d %B %Y'))}</dd>"
-        f"<dt>Shoot day</dt><dd>{number}</dd>"
-        f"<dt>General call</dt><dd>{escape(day.call_time)}</dd>"
-        f"<dt>Location</dt><dd>{escape(day.location or '-')}</dd></dl>"
+    sheet = callsheet.build(view, day, number)
+    if fmt == "pdf":
+        return callsheet.to_pdf(sheet)
+    return callsheet_html(sheet)
+
+
+def _rows(rows: list[list[str]], uncast: list[bool] | None = None) -> str:
+    out = []
+    for i, cells in enumerate(rows):
+        cls = ' class="uncast"' if uncast and uncast[i] else ""
+        out.append(f"<tr{cls}>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+    return "".join(out)
+
+
+def callsheet_html(sheet: callsheet.CallSheet) -> str:
+    head = "".join
+    scenes = _rows([callsheet.scene_cells(s) for s in sheet.scenes])
+    cast = _rows(
+        [callsheet.cast_cells(c) for c in sheet.cast], [c.talent is None for c in sheet.cast]
     )
-    notes = f"<h2>Notes</h2><p>{escape(day.notes)}</p>" if day.notes else ""
+    info = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in callsheet.info(sheet))
+    notes = f"<h2>Notes</h2><p>{escape(sheet.day.notes)}</p>" if sheet.day.notes else ""
     body = (
-        f"<h1>{escape(production.title)}</h1><p class=sub>{escape(title)}</p>{info}"
-        "<h2>Scenes</h2><table><thead><tr><th>Sc.</th><th>Heading</th><th>Story day</th>"
-        f"<th>Characters</th><th>Pages</th></tr></thead><tbody>{''.join(scene_rows)}</tbody></table>"
-        "<h2>Cast</h2><table><thead><tr><th>Talent</th><th>Role</th><th>Call</th><th>Scenes</th>"
-        f"<th>Looks</th><th>Agent / contact</th></tr></thead><tbody>{''.join(cast_rows)}</tbody>"
-        f"</table>{notes}"
+        f"<h1>{escape(sheet.production.title)}</h1><p class=sub>{escape(sheet.title)}</p>"
+        f"<dl>{info}</dl><h2>Scenes</h2><table><thead><tr>"
+        + head(f"<th>{escape(h)}</th>" for h in callsheet.SCENE_HEADER)
+        + f"</tr></thead><tbody>{scenes}</tbody></table><h2>Cast</h2><table><thead><tr>"
+        + head(f"<th>{escape(h)}</th>" for h in callsheet.CAST_HEADER)
+        + f"</tr></thead><tbody>{cast}</tbody></table>{notes}"
     )
-    return _page(title, body)
+    return _page(sheet.title, body)
 
 
 def _page(title: str, body: str) -> str:
@@ -247,7 +215,9 @@ def castroom_register_exporters(register: Any) -> None:
     register(
         Exporter(
             name="callsheet",
-            description="a shoot day's call sheet as HTML (--day DATE|N, default the first)",
+            description="a shoot day's call sheet, each actor called from their first scene "
+            "less their makeup/wardrobe lead time (--day DATE|N, default the first; "
+            "--format html|pdf)",
             run=write_callsheet,
             suffix=".html",
         )
