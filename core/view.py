@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 
 from . import model
 from .document import CastDocument, InvalidEntity
+from .errors import ValidationFailed
 from .model import (
     Availability,
     Candidate,
@@ -63,6 +64,15 @@ class ProductionView:
     @property
     def production(self) -> Production:
         return self._doc.production
+
+    @cached_property
+    def currency(self) -> str:
+        """The currency money is read and shown in: the stored one even if a peer left the
+        production invalid (a bad edit must not make every amount unreadable)."""
+        try:
+            return self._doc.production.currency
+        except ValidationFailed:
+            return str(self._doc.production_fields().get("currency") or "USD")
 
     def all(self, cls: type[E], *, include_deleted: bool = False) -> list[E]:
         return self._doc.all(cls, include_deleted=include_deleted)

@@ -27,9 +27,10 @@ import msgspec
 from msgspec import Meta
 
 from castroom.core import model
-from castroom.core.errors import CastroomError
+from castroom.core.errors import CastroomError, ValidationFailed
 from castroom.core.hookspecs import hookimpl
 from castroom.core.model import Candidate, Role, Talent
+from castroom.core.money import parse_field, plain_amount
 from castroom.core.registry import Importer, ImportResult
 from castroom.core.view import ProductionView
 
@@ -64,6 +65,10 @@ class SiteTalent(msgspec.Struct, kw_only=True):
     accents: list[str] | None = None
     skills: list[str] | None = None
     rate_minor: Annotated[int, Meta(ge=0)] | None = None
+    #: The day rate as the site shows it, in major units: "1500", "$1,500.00", "1500 EUR".
+    rate: str | None = None
+    #: The currency of ``rate_minor``; castroom refuses a rate in another currency.
+    currency: Annotated[str, Meta(pattern=model.CURRENCY_PATTERN)] | None = None
     headshot_url: str | None = None
     reel_url: str | None = None
     submitted_for: list[str] = []
@@ -189,7 +194,23 @@ class SiteClient:
 # -- into entities ------------------------------------------------------------------------------
 
 
-def _fields(record: SiteTalent) -> dict[str, Any]:
+def _rate(record: SiteTalent, currency: str) -> int | None:
+    """The record's day rate in the production's minor units, read by castroom's one
+    money parser (so a site's rate is refused for what the command line refuses)."""
+    said: list[int] = []
+    if record.rate_minor is not None:
+        code = record.currency or currency  # its minor units, written out with its code
+        written = f"{plain_amount(record.rate_minor, code)} {code}"
+        said.append(parse_field(Talent, "rate", written, currency))
+    if record.rate is not None:
+        said.append(parse_field(Talent, "rate", record.rate, currency))
+    if len(set(said)) > 1:
+        rule = f"rate {record.rate!r} and rate_minor {record.rate_minor} disagree"
+        raise ValidationFailed("talent", "rate", rule)
+    return said[0] if said else None
+
+
+def _fields(record: SiteTalent, currency: str) -> dict[str, Any]:
     """The Talent fields a record carries (absent or null fields are left alone)."""
     out: dict[str, Any] = {"name": record.name}
     for name in (
@@ -209,8 +230,9 @@ def _fields(record: SiteTalent) -> dict[str, Any]:
     if record.playing_age is not None:
         out["playing_age_min"] = record.playing_age.min
         out["playing_age_max"] = record.playing_age.max
-    if record.rate_minor is not None:
-        out["rate"] = record.rate_minor
+    rate = _rate(record, currency)
+    if rate is not None:
+        out["rate"] = rate
     if record.headshot_url is not None:
         out["headshot"] = record.headshot_url
     if record.reel_url is not None:
@@ -302,9 +324,9 @@ def import_site(
                     if skip:
                         continue  # a namesake with another agent: reported, not duplicated
                 base = model.to_fields(existing) if existing else {"id": model.new_id()}
-                base.update(_fields(record))
                 base["external_ids"] = {**base.get("external_ids", {}), site: record.id}
                 try:
+                    base.update(_fields(record, view.currency))
                     talent = model.validate(Talent, base)
                 except CastroomError as exc:
                     errors.append(f"{where}: {exc}")

@@ -8,8 +8,9 @@ Columns named like a field (case and spaces ignored) map themselves; ``--map`` m
 rest. A target ``attributes.shoe`` (or ``external_ids.spotlight``, ``specs.accent``) fills
 one key of a dict field; ``external_id`` records the row's id at the source in
 ``external_ids[SOURCE]`` (talents, roles and scenes). List cells take JSON (``["a", "b"]``)
-or ``a; b``. Money cells take minor units (``150000``) or major units with a point
-(``1500.00``).
+or ``a; b``. Money cells are major units of the production's currency, as people write
+them (``1500``, ``1,500.00``, ``$1,500``), read by the one parser every front end uses
+(:func:`castroom.core.money.parse_money`); export writes them plain (``1500.00``).
 
 Reference cells (``talent_id``, ``role_id``, ``shoot_day_id``, ``characters``, ``role_ids``,
 ``scene_ids``, ``panel``) take an id, or a name (a scene's number, a shoot day's date) that matches
@@ -35,7 +36,6 @@ import io
 import json
 import re
 import typing
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +44,11 @@ import msgspec
 from castroom.core import model
 from castroom.core.errors import CastroomError, ValidationFailed
 from castroom.core.hookspecs import hookimpl
+from castroom.core.money import money_fields, parse_money, plain_amount
 from castroom.core.registry import Exporter, Importer, ImportResult
 from castroom.core.view import ProductionView
 from castroom.plugins import tables
 
-MONEY_FIELDS = frozenset({"rate", "rate_cap", "budget_cap"})
 _NULLS = frozenset({"null", "none"})
 #: Fields that identify an entity when the file has no id column.
 NATURAL_KEYS: dict[str, str] = {
@@ -132,8 +132,11 @@ def kind_for(path: str, options: dict[str, Any]) -> type[model.Entity]:
 class _Field:
     """How to turn one cell into one field's value (computed once per column)."""
 
-    def __init__(self, cls: type[model.Entity], target: str, hints: dict[str, Any]) -> None:
+    def __init__(
+        self, cls: type[model.Entity], target: str, hints: dict[str, Any], currency: str
+    ) -> None:
         self.target = target
+        self.currency = currency
         self.field, _, self.key = target.partition(".")
         if self.field == "external_id":
             if "external_ids" not in cls.__struct_fields__:
@@ -149,7 +152,7 @@ class _Field:
             if origin is not dict and base is not dict:
                 raise CastroomError(f"{target}: {self.field} is not a dict field")
             self.kind = "dict_key"
-        elif self.field in MONEY_FIELDS:
+        elif self.field in money_fields(cls):
             self.kind = "money"
         elif origin is list or base is list:
             self.kind = "list"
@@ -160,24 +163,10 @@ class _Field:
         self.hint = hint
 
 
-def _money(raw: str) -> int:
-    text = raw.replace(",", "").replace("_", "").strip()
-    for symbol in ("$", "€", "£"):
-        text = text.replace(symbol, "")
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"not an amount: {raw!r}") from None
-    minor = amount * 100 if "." in text else amount
-    if minor != minor.to_integral_value():
-        raise ValueError(f"more than two decimals: {raw!r}")
-    return int(minor)
-
-
 def _cell(spec: _Field, raw: str) -> Any:
     """One cell's value; raises ValueError with a short reason."""
     if spec.kind == "money":
-        return _money(raw)
+        return parse_money(raw, spec.currency)
     if spec.kind == "list":
         if raw.lstrip().startswith("["):
             value = json.loads(raw)
@@ -325,7 +314,7 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
         if target == "external_id" and "external_ids" not in cls.__struct_fields__:
             warnings.append(f"column {name!r}: {_a(cls.entity_kind)} has no external_ids: ignored")
             continue
-        columns.append((position, _Field(cls, target, hints)))
+        columns.append((position, _Field(cls, target, hints, view.currency)))
 
     existing = view.all(cls, include_deleted=True)
     refs = References(view)
@@ -374,7 +363,7 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
                 continue
             try:
                 value = _cell(spec, raw)
-            except (ValueError, msgspec.ValidationError) as exc:
+            except (ValueError, msgspec.ValidationError, CastroomError) as exc:
                 reason = str(exc).split(" - at `", 1)[0]
                 errors.append(f"{unit} {line}: {cls.entity_kind}.{spec.field}: {reason}")
                 bad = True
@@ -502,8 +491,12 @@ def write_csv(view: ProductionView, options: dict[str, Any]) -> str:
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(fields)
+    money = money_fields(cls)
     for entity in entities:
         data = model.to_fields(entity)
+        for name in money & data.keys():  # as people (and the importer) read money
+            if isinstance(data[name], int):
+                data[name] = plain_amount(data[name], view.currency)
         writer.writerow([_out(data.get(f)) for f in fields])
     return buffer.getvalue()
 

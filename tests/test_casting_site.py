@@ -112,6 +112,40 @@ def test_pages_are_followed_and_reimport_updates(doc: CastDocument) -> None:
     assert len(doc.all(Talent)) == 6 and doc.get(Talent, t3.id).name == "Talent Three"
 
 
+def test_rates_are_read_by_the_one_money_parser() -> None:
+    """A site may give the rate as it shows it (``rate``) or in minor units with its
+    currency; castroom's parser reads both and refuses what the command line refuses."""
+    euros = CastDocument.create("Harbour Lights", currency="EUR")
+    ok = [
+        {"id": "a", "name": "A", "rate": "€1.500,00"},
+        {"id": "b", "name": "B", "rate_minor": 150000, "currency": "EUR"},
+        {"id": "c", "name": "C", "rate": "1500", "rate_minor": 150000},
+    ]
+    result, _ = run(euros, pages(10, ok))
+    assert result.errors == [] and [t.rate for t in result.entities] == [150000] * 3
+    bad = [
+        {"id": "d", "name": "D", "rate": "1.500"},
+        {"id": "e", "name": "E", "rate_minor": 150000, "currency": "USD"},
+        {"id": "f", "name": "F", "rate": "$1,500"},
+        {"id": "g", "name": "G", "rate": "15", "rate_minor": 150000},
+    ]
+    result, _ = run(euros, pages(10, bad))
+    assert result.errors == [
+        "page 1, record 1 (id d): invalid talent.rate: '1.500' is ambiguous: €1,500.00 or"
+        " €1.50? Write 1500.00 or 1.50",
+        "page 1, record 2 (id e): invalid talent.rate: '1500.00 USD' is in USD, but this"
+        " production's money is in EUR (castroom does not convert): write the amount in"
+        " EUR, like 1500.00",
+        "page 1, record 3 (id f): invalid talent.rate: '$1,500' is in dollars, but this"
+        " production's money is in EUR (castroom does not convert): write the amount in"
+        " EUR, like 1500.00",
+        "page 1, record 4 (id g): invalid talent.rate: rate '15' and rate_minor 150000 disagree",
+    ]
+    yen = CastDocument.create("Kaiju", currency="JPY")
+    result, _ = run(yen, pages(10, [{"id": "h", "name": "H", "rate_minor": 150000}]))
+    assert [t.rate for t in result.entities] == [150000]  # JPY has no minor unit
+
+
 def test_submissions_become_candidates_once(doc: CastDocument) -> None:
     mary = doc.add(Role, name="Mary")
     records = [record(1, submitted_for=["mary", "Nobody"])]

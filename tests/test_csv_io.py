@@ -20,7 +20,7 @@ from castroom.plugins.io_commands import parse_options
 
 OFFICE_CSV = """Name,Age Min,Age Max,Fee,Ref,Shoe,Languages,Agent
 Ada Stone,30,40,1500.00,sp-1,42,English; French,Blue Agency
-Bo Li,20,25,90000,sp-2,,"[""Mandarin"", ""English""]",
+Bo Li,20,25,$900,sp-2,,"[""Mandarin"", ""English""]",
 "Cy, Jr.",8,12,,sp-3,31,,"Kids ""R"" Us"
 """
 OFFICE_MAP = (
@@ -82,6 +82,33 @@ def test_reimport_updates_instead_of_duplicating(tmp_path: Path, cli) -> None:
     listed = json.loads(cli("list", "talents", "--json").stdout)
     assert sorted(t["name"] for t in listed) == ["Ada Stone", "Bo Li-Chen", "Cy, Jr."]
     assert next(t for t in listed if t["name"] == "Ada Stone")["rate"] == 175_000
+
+
+def test_money_cells_are_major_units_as_people_write_them(tmp_path: Path) -> None:
+    """A cell ``1500`` is $1,500.00, like ``1500.00`` (it was $15.00: minor units when there
+    was no point); an ambiguous or foreign amount is refused by line, saying how to write it."""
+    doc = CastDocument.create("Harbour Lights")
+    cells = ["1500", "1500.00", '"1,500"', '"$1,500.00"', "1500 USD", '"1.500,00"']
+    text = "name,rate\n" + "".join(f"T{i},{cell}\n" for i, cell in enumerate(cells))
+    result = read_csv(str(write(tmp_path, "t.csv", text)), ProductionView(doc), {"kind": "talent"})
+    assert result.errors == [] and {t.rate for t in result.entities} == {150_000}
+    bad = "name,rate\nA,1.500\nB,1500 EUR\n"
+    result = read_csv(str(write(tmp_path, "b.csv", bad)), ProductionView(doc), {"kind": "talent"})
+    assert result.errors == [
+        "line 2: talent.rate: '1.500' is ambiguous: $1,500.00 or $1.50? Write 1500.00 or 1.50",
+        "line 3: talent.rate: '1500 EUR' is in EUR, but this production's money is in USD"
+        " (castroom does not convert): write the amount in USD, like 1500.00",
+    ]
+    yen = CastDocument.create("Kaiju", currency="JPY")
+    result = read_csv(
+        str(write(tmp_path, "y.csv", "name,rate\nA,¥150000\nB,10.5\n")),
+        ProductionView(yen),
+        {"kind": "talent"},
+    )
+    assert [t.rate for t in result.entities] == [150_000]
+    assert result.errors == [
+        "line 3: talent.rate: '10.5' has too many decimals (JPY has no minor unit): write 10 or 11"
+    ]
 
 
 def test_natural_key_matches_by_name_when_there_is_no_id(tmp_path: Path, doc) -> None:
@@ -157,6 +184,7 @@ def test_export_round_trips_through_import(tmp_path: Path, doc) -> None:
     text = write_csv(ProductionView(doc), {"kind": "talent"})
     rows = list(csv.DictReader(io.StringIO(text)))
     assert rows[0]["name"] == 'Ada, "the" Stone'
+    assert rows[0]["rate"] == "12.34"  # money as people (and the importer) read it
     assert json.loads(rows[0]["languages"]) == ["en", "fr"]
     path = write(tmp_path, "export.csv", text)
     counts = apply_import(doc, read_csv(str(path), ProductionView(doc), {"kind": "talent"}))

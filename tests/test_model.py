@@ -260,27 +260,6 @@ def test_validation_error_carries_entity_id() -> None:
     assert error.entity_id == "t1" and "(t1)" in str(error)
 
 
-def test_money_formats_and_parses_exactly() -> None:
-    from castroom.core.errors import CastroomError
-    from castroom.core.money import format_money, minor_digits, parse_money, to_major
-
-    assert format_money(123456) == "$1,234.56"
-    assert format_money(-5, "EUR") == "-€0.05"
-    assert format_money(1500, "JPY") == "¥1,500"
-    assert format_money(100, "CHF") == "CHF 1.00"
-    assert minor_digits("jpy") == 0 and minor_digits("USD") == 2
-    assert parse_money("$1,234.5") == 123450
-    assert parse_money("1234") == 123400
-    assert parse_money("-12.05 USD") == -1205
-    assert parse_money("¥1,500", "JPY") == 1500
-    assert str(to_major(123456)) == "1234.56"
-    for bad in ("12.345", "lots", "1e400", "nan"):
-        with pytest.raises(CastroomError):
-            parse_money(bad)
-    with pytest.raises(CastroomError):
-        parse_money("10.5", "JPY")
-
-
 def test_new_ids_made_within_one_millisecond_keep_their_order(monkeypatch) -> None:
     # A frozen clock: every id falls in the same millisecond, so only the monotonic
     # increment can keep them in the order they were made.
