@@ -5,7 +5,8 @@ for good), so it may leave an entity invalid under this version's model: a negat
 rate, a stage this version does not know, a field of the wrong type. Such an entity is
 skipped by queries; this check makes sure ``castroom check`` still says so, as an
 error naming the entity, the field, the rule and, when the view knows the update log,
-the device that last wrote it.
+the device that last wrote it. So are references that point nowhere, and a scene whose
+``shoot_day_id`` and the shoot days' ``scene_ids`` disagree (``scene-day-mismatch``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def findings(view: ProductionView) -> list[Finding]:
-    return invalid_entities(view) + broken_references(view)
+    return invalid_entities(view) + broken_references(view) + scenes_off_their_days(view)
 
 
 def invalid_entities(view: ProductionView) -> list[Finding]:
@@ -152,6 +153,57 @@ def _entity_references(
         them = EntityRef(kind="role", id=role.id, label=role.name)
         out.append(_finding("unknown-era", "error", message, fix, me, them))
     return out
+
+
+def scenes_off_their_days(view: ProductionView) -> list[Finding]:
+    """A scene's ``shoot_day_id`` and the shoot days' ``scene_ids`` say the same day, or
+    this says how they disagree. castroom writes both in one transaction; two peers moving
+    one scene to different days offline (or a Yjs client writing one side) leave them
+    apart, and the merge cannot choose for them."""
+    days = view.shoot_days
+    listing: dict[str, list[model.ShootDay]] = {}
+    for day in days.values():
+        for scene_id in dict.fromkeys(day.scene_ids):
+            listing.setdefault(scene_id, []).append(day)
+    out = []
+    for scene in view.scenes.values():
+        listed = listing.get(scene.id, [])
+        said = days.get(scene.shoot_day_id or "")
+        if scene.shoot_day_id and said is None:
+            continue  # a day deleted or missing: broken_references says so
+        if [d.id for d in listed] == ([said.id] if said else []):
+            continue
+        out.append(_off_its_day(scene, said, listed))
+    return out
+
+
+def _day_label(day: model.ShootDay) -> str:
+    number = f"day {day.day_number}, " if day.day_number else ""
+    return f"shoot day {number}{day.date.isoformat()}"
+
+
+def _off_its_day(
+    scene: model.Scene, said: model.ShootDay | None, listed: list[model.ShootDay]
+) -> Finding:
+    where = f"says {_day_label(said)}" if said else "is empty"
+    if not listed:
+        lists = "no shoot day lists the scene"
+    elif len(listed) == 1:
+        lists = f"{_day_label(listed[0])} lists it"
+    else:
+        lists = f"{len(listed)} shoot days list it: " + ", ".join(map(_day_label, listed))
+    message = f"scene {scene.number}: its shoot_day_id {where}, but {lists}"
+    choice = said or listed[0]
+    fix = (
+        f"castroom set scene {scene.number} shoot_day_id={choice.date.isoformat()}"
+        " (or the day it belongs to; the scene then stands on that day only)"
+    )
+    me = EntityRef(kind="scene", id=scene.id, label=scene.number)
+    involved = {d.id: d for d in [*([said] if said else []), *listed]}
+    them = [
+        EntityRef(kind="shoot_day", id=i, label=d.date.isoformat()) for i, d in involved.items()
+    ]
+    return _finding("scene-day-mismatch", "warning", message, fix, me, *them)
 
 
 def _holds(

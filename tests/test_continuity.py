@@ -374,7 +374,8 @@ def _uncast_workspace(tmp_path: Path, scheduled: bool) -> Path:
         mara = prod.doc.add(Role, name="Mara")
         scene = prod.doc.add(Scene, number="12", characters=[mara.id])
         if scheduled:
-            prod.doc.add(ShootDay, date=DAY1, scene_ids=[scene.id])
+            day = prod.doc.add(ShootDay, date=DAY1, scene_ids=[scene.id])
+            prod.doc.update(Scene, scene.id, {"shoot_day_id": day.id})  # as castroom writes
     return path
 
 

@@ -14,6 +14,7 @@ from pycrdt import Doc, Map
 
 from castroom.core import model
 from castroom.core.cli import build_cli
+from castroom.core.document import CastDocument
 from castroom.core.errors import NotFound
 from castroom.core.findings import Finding
 from castroom.core.model import (
@@ -103,7 +104,7 @@ def test_broken_references_and_unknown_eras_are_findings(tmp_path: Path) -> None
         doc.add(Candidate, id="c-dangling", talent_id="NOBODY", role_id=nora.id)
         doc.add(Candidate, id="c-deleted", talent_id=gone.id, role_id=nora.id)
         doc.add(Deal, id="d-era", talent_id=ada.id, role_id=nora.id, era="1990", rate=1)
-        doc.add(Scene, id="s1", number="1", characters=[nora.id, "GHOST"])
+        doc.add(Scene, id="s1", number="1", characters=[nora.id, "GHOST"], shoot_day_id="day1")
         doc.add(ShootDay, id="day1", date=dt.date(2027, 3, 1), scene_ids=["s1", "s404"])
         doc.add(
             Audition,
@@ -303,3 +304,71 @@ def test_role_backups_are_checked_as_talent_or_candidate_references(tmp_path: Pa
         assert found[("reference-to-deleted", "deleted")].message.endswith(
             "deleted talent Gil Hart"
         )
+
+
+def _two_days_and_a_scene() -> tuple[CastDocument, Scene, ShootDay, ShootDay, ShootDay]:
+    doc = CastDocument.create("Tides")
+    days = [doc.add(ShootDay, date=dt.date(2027, 3, n), day_number=n) for n in (1, 2, 3)]
+    scene = doc.add(Scene, number="12", shoot_day_id=days[0].id)
+    doc.update(ShootDay, days[0].id, {"scene_ids": [scene.id]})
+    return doc, scene, *days
+
+
+def mismatches(doc: CastDocument) -> list[Finding]:
+    return [f for f in integrity.findings(ProductionView(doc)) if f.code == "scene-day-mismatch"]
+
+
+def test_a_scene_and_its_shoot_day_that_agree_are_silent() -> None:
+    doc, *_ = _two_days_and_a_scene()
+    assert mismatches(doc) == []
+    sample = CastDocument.create("Sample")
+    build_sample(sample)
+    assert mismatches(sample) == []  # the sample production writes both sides
+
+
+def test_a_day_listing_a_scene_whose_shoot_day_id_disagrees_is_a_finding() -> None:
+    doc, scene, one, two, _ = _two_days_and_a_scene()
+    doc.update(Scene, scene.id, {"shoot_day_id": None})  # one side written alone
+    [finding] = mismatches(doc)
+    assert finding.severity == "warning"
+    assert finding.message == (
+        "scene 12: its shoot_day_id is empty, but shoot day day 1, 2027-03-01 lists it"
+    )
+    assert finding.fix.startswith("castroom set scene 12 shoot_day_id=2027-03-01")
+    assert [e.id for e in finding.entities] == [scene.id, one.id]
+    doc.update(Scene, scene.id, {"shoot_day_id": two.id})
+    [finding] = mismatches(doc)
+    assert "says shoot day day 2, 2027-03-02, but shoot day day 1, 2027-03-01 lists" in (
+        finding.message
+    )
+    doc.update(ShootDay, one.id, {"scene_ids": []})
+    [finding] = mismatches(doc)
+    assert finding.message.endswith("but no shoot day lists the scene")
+
+
+def test_two_peers_moving_one_scene_to_different_days_is_a_finding() -> None:
+    """Offline, one member moves scene 12 to day 2 and another to day 3, each keeping
+    both sides in step; the merge keeps one shoot_day_id but both days' lists."""
+    doc, scene, one, two, three = _two_days_and_a_scene()
+    peer = CastDocument()
+    peer.apply_update(doc.encode_update())
+    for replica, day in ((doc, two), (peer, three)):
+        with replica.transaction():
+            replica.update(ShootDay, one.id, {"scene_ids": []})
+            replica.update(ShootDay, day.id, {"scene_ids": [scene.id]})
+            replica.update(Scene, scene.id, {"shoot_day_id": day.id})
+    doc.apply_update(peer.encode_update(doc.state_vector()))
+    peer.apply_update(doc.encode_update(peer.state_vector()))
+    for replica in (doc, peer):
+        [finding] = mismatches(replica)
+        assert "2 shoot days list it: shoot day day 2, 2027-03-02, shoot day day 3" in (
+            finding.message
+        )
+        assert {e.id for e in finding.entities} == {scene.id, two.id, three.id}
+
+
+def test_a_scene_on_a_deleted_day_is_left_to_the_reference_check() -> None:
+    doc, scene, one, *_ = _two_days_and_a_scene()
+    doc.delete(ShootDay, one.id)
+    found = [(f.code, f.entities[0].id) for f in integrity.findings(ProductionView(doc))]
+    assert found == [("reference-to-deleted", scene.id)]
