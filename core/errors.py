@@ -34,3 +34,8 @@ class StorageError(CastroomError):
 
 class BadUpdate(CastroomError):
     """A binary update, bundle or message could not be decoded; nothing was changed."""
+
+
+class UpdateLimit(BadUpdate):
+    """An update in the Yjs format but beyond one of castroom's documented limits
+    (nesting, counts, sizes: ``castroom.core.yupdate``); nothing was changed."""

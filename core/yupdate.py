@@ -17,7 +17,13 @@ Formats (lib0 encoding, as Yjs and Yrs write them):
 
 from __future__ import annotations
 
-from .errors import BadUpdate
+import re
+from array import array
+from bisect import bisect_right
+
+import msgspec
+
+from .errors import BadUpdate, UpdateLimit
 
 #: The empty Yjs update (no structs, no deletes): nothing to merge or relay.
 EMPTY_UPDATE = b"\x00\x00"
@@ -80,22 +86,437 @@ def update_is_empty(update: bytes) -> bool:
     return read_var_uint(update, 0)[0] == 0
 
 
-def guard_update(update: bytes) -> None:
-    """The cheap checks every update gets before Yrs sees it (constant time).
-
-    Yrs reserves memory for the declared numbers of clients and structs before reading
-    them: a 5-byte update declaring 2^28 clients costs it seconds and half a gigabyte
-    (found by tests/test_fuzz.py). Each client takes at least 3 bytes and each struct at
-    least one, so such lies are refused up front."""
+def guard_update(update: bytes) -> UpdateShape:
+    """Walk ``update`` with our bounded parser before any Yrs call; raise BadUpdate
+    naming the limit it breaks (see :func:`walk_update`)."""
     if not isinstance(update, bytes | bytearray) or len(update) < 2:
         raise BadUpdate("not a Yjs update (too short)")
+    return walk_update(update)
+
+
+# -- the bounded walk -------------------------------------------------------------------------
+#
+# Yrs trusts what it decodes: it recurses once per nested Any value (26,000 nested arrays
+# in an 80 KB update overflow its stack: SIGSEGV), reserves memory for declared counts,
+# reads strings as UTF-8 without checking, and wraps clocks at 2^32. So every update is
+# first walked here, in Python, with no recursion and every count checked against the
+# bytes left, and refused (BadUpdate naming the limit) unless it keeps within what
+# castroom's schema needs. The format is lib0 v1, as yjs src/utils/encoding.js
+# (readClientsStructRefs), src/structs/Content*.js and lib0 decoding.js (readAny) read it,
+# and as yrs update.rs / block.rs decode it where the two differ (noted below).
+
+#: The deepest nesting accepted: of Y types in Y types (the schema needs 4: collection,
+#: entity, field, and a field's own map), of Any arrays and maps in one value, and of
+#: the JSON of a text embed or format.
+MAX_NESTING = 32
+#: The largest update accepted (bytes): the sync protocol's frame cap.
+MAX_UPDATE_BYTES = 32 * 1024 * 1024
+#: Structs (items, GC and skip ranges) in one update: ten times the benchmark's
+#: production (5,000 talents, 1,500 scenes: 83,000 structs in its full state).
+MAX_STRUCTS = 1_000_000
+#: Entries in one Any array or map, or values in one struct.
+MAX_ENTRIES = 100_000
+#: Any values in one update, nested ones included.
+MAX_VALUES = 2_000_000
+#: Clients (with structs or deletions) in one update.
+MAX_CLIENTS = 100_000
+#: Deleted ranges in one update.
+MAX_DELETE_RANGES = 1_000_000
+#: The longest key (map key, root type name, XML tag, subdocument guid), in bytes.
+MAX_KEY_BYTES = 4096
+#: Clocks and lengths are u32 in Yrs (it wraps beyond): refused from here on.
+CLOCK_LIMIT = 2**32
+
+# Struct info byte (lib0 v1): the low 5 bits are the content (0 = GC, 10 = skip).
+_HAS_ORIGIN, _HAS_RIGHT_ORIGIN, _HAS_PARENT_SUB = 0x80, 0x40, 0x20
+_CONTENT = {
+    1: "deleted",
+    2: "json",
+    3: "binary",
+    4: "string",
+    5: "embed",
+    6: "format",
+    7: "type",
+    8: "any",
+    9: "doc",
+}
+# Y type refs both Yjs and Yrs read alike. Not accepted: 5 (XML hook: Yjs reads a key
+# after it, Yrs does not, so the bytes are ambiguous), 7 (Yrs weak links), 9 and 15
+# (Yrs-only refs no Yjs peer writes).
+_TYPE_REFS = {0: "array", 1: "map", 2: "text", 3: "xml element", 4: "xml fragment", 6: "xml text"}
+# How an item names its parent, for the nesting check.
+_ROOT, _PARENT, _ORIGIN, _NONE = 0, 1, 2, 3
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+class UpdateShape(msgspec.Struct, kw_only=True):
+    """What an update holds, as the bounded walk counted it."""
+
+    size: int
+    #: Per client, the clock of its first struct, and the clock after its last one (for
+    #: those starting at 0, what Yrs's get_state(update) says).
+    starts: dict[int, int]
+    clocks: dict[int, int]
+    structs: int
+    #: Items by content kind ("string", "any", "type", ...); GC and skip as "gc", "skip".
+    contents: dict[str, int]
+    #: Any values, nested ones included.
+    values: int
+    deleted_ranges: int
+    #: The deepest nesting of Y types found (root collections' children are at 1).
+    type_depth: int
+    #: The deepest nesting of Any containers in one value.
+    value_depth: int
+
+
+class _Client:
+    """One client's structs, for resolving the parents of nested types afterwards."""
+
+    __slots__ = ("end", "how", "is_type", "levels", "ref_client", "ref_clock", "starts")
+
+    def __init__(self, clock: int) -> None:
+        self.starts = array("q")
+        self.how = array("b")
+        self.ref_client = array("q")
+        self.ref_clock = array("q")
+        self.is_type = array("b")
+        self.levels = array("l")
+        self.end = clock
+
+
+class _Walk:
+    """One pass over an update's bytes. Methods raise BadUpdate; positions never pass
+    the end (every length is checked before it is skipped)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+        self.end = len(data)
+        self.structs = 0
+        self.values = 0
+        self.value_depth = 0
+        self.contents: dict[str, int] = {}
+        self.clients: dict[int, _Client] = {}
+
+    def uint(self) -> int:
+        """A varUint (read_var_uint, inlined: the walk spends its time here)."""
+        data, pos, end = self.data, self.pos, self.end
+        value = shift = 0
+        while pos < end:
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                self.pos = pos
+                return value
+            shift += 7
+            if shift > MAX_VAR_UINT_BITS:
+                raise BadUpdate("varUint too large")
+        raise BadUpdate("truncated (a varUint runs past the end)")
+
+    def count(self, what: str, limit: int, least: int = 1) -> int:
+        """A declared count: within ``limit``, and within the bytes left (each element
+        takes at least ``least`` bytes), so nothing is reserved for a lie."""
+        value = self.uint()
+        if value > limit:
+            raise UpdateLimit(f"{value:,} {what} (limit {limit:,})")
+        if value * least > self.end - self.pos:
+            raise BadUpdate(f"declares {value:,} {what} in {self.end - self.pos:,} bytes left")
+        return value
+
+    def clock(self, what: str) -> int:
+        value = self.uint()
+        if value >= CLOCK_LIMIT:
+            raise BadUpdate(f"{what} {value:,} beyond 2^32")
+        return value
+
+    def byte(self) -> int:
+        if self.pos >= self.end:
+            raise BadUpdate("truncated (a struct runs past the end)")
+        self.pos += 1
+        return self.data[self.pos - 1]
+
+    def skip(self, size: int) -> None:
+        if size > self.end - self.pos:
+            raise BadUpdate(f"truncated ({size:,} bytes declared, {self.end - self.pos:,} left)")
+        self.pos += size
+
+    def raw(self) -> bytes:
+        size = self.uint()
+        start = self.pos
+        self.skip(size)
+        return self.data[start : self.pos]
+
+    def text(self, limit: int | None = None) -> str:
+        raw = self.raw()
+        if limit is not None and len(raw) > limit:
+            raise UpdateLimit(f"a key of {len(raw):,} bytes (limit {limit:,})")
+        try:
+            return raw.decode("utf-8")  # Yrs reads strings unchecked: refuse bad UTF-8
+        except UnicodeDecodeError:
+            raise BadUpdate("a string that is not UTF-8") from None
+
+    def var_int(self) -> None:
+        """lib0 varInt: sign and 6 bits, then 7 bits a byte; at most 53 bits."""
+        byte = self.byte()
+        shift = 6
+        while byte & 0x80:
+            byte = self.byte()
+            shift += 7
+            if shift > MAX_VAR_UINT_BITS + 7:
+                raise BadUpdate("varInt too large")
+
+    # -- values ------------------------------------------------------------------------
+
+    def any_value(self) -> None:
+        """One Any value, nested ones walked with an explicit stack."""
+        remaining = [1]  # per open container: entries left (the value itself at the base)
+        is_map = [False]
+        while remaining:
+            if not remaining[-1]:
+                remaining.pop()
+                is_map.pop()
+                continue
+            remaining[-1] -= 1
+            if is_map[-1]:
+                self.text(MAX_KEY_BYTES)
+            self.values += 1
+            if self.values > MAX_VALUES:
+                raise UpdateLimit(f"more than {MAX_VALUES:,} values in one update")
+            tag = self.byte()
+            if tag in (127, 126, 121, 120):  # undefined, null, false, true
+                continue
+            if tag == 125:
+                self.var_int()
+            elif tag == 124:
+                self.skip(4)
+            elif tag in (123, 122):  # float64, bigint
+                self.skip(8)
+            elif tag in (119, 116):  # string, bytes
+                if tag == 119:
+                    self.text()
+                else:
+                    self.raw()
+            elif tag in (118, 117):  # map, array
+                entries = self.count("entries in one value", MAX_ENTRIES, 2 if tag == 118 else 1)
+                remaining.append(entries)
+                is_map.append(tag == 118)
+                depth = len(remaining) - 1
+                if depth > MAX_NESTING:
+                    raise UpdateLimit(f"a value nested deeper than {MAX_NESTING} levels")
+                self.value_depth = max(self.value_depth, depth)
+            else:
+                raise BadUpdate(f"unknown value type {tag}")
+
+    def json_text(self) -> None:
+        """A text embed's or format's JSON: UTF-8, nested no deeper than the limit (Yrs
+        parses it with serde_json, whose own limit is 128)."""
+        raw = self.raw()
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadUpdate("a string that is not UTF-8") from None
+        depth = deepest = 0
+        for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub(b"", raw)):
+            depth += 1 if bracket in b"[{" else -1
+            deepest = max(deepest, depth)
+        if deepest > MAX_NESTING:
+            raise UpdateLimit(f"JSON nested deeper than {MAX_NESTING} levels")
+
+    # -- structs -----------------------------------------------------------------------
+
+    def content(self, ref: int) -> int:
+        """An item's content; returns its length in clock ticks."""
+        name = _CONTENT.get(ref)
+        if name is None:
+            raise BadUpdate(f"unknown content type {ref}")
+        self.contents[name] = self.contents.get(name, 0) + 1
+        if ref == 4:  # string: its length is counted in UTF-16 code units, as Yjs does
+            return len(self.text().encode("utf-16-le")) // 2
+        if ref == 8:
+            values = self.count("values in one struct", MAX_ENTRIES)
+            for _ in range(values):
+                self.any_value()
+            return values
+        if ref == 7:
+            type_ref = self.byte()  # Yrs reads one byte; Yjs a varUint (the same < 128)
+            if type_ref not in _TYPE_REFS:
+                raise BadUpdate(f"unsupported Y type {type_ref}")
+            if type_ref == 3:
+                self.text(MAX_KEY_BYTES)  # the element's tag name
+            return 1
+        if ref == 1:
+            return self.clock("a deleted length")
+        if ref == 3:
+            self.raw()
+        elif ref == 5:
+            self.json_text()
+        elif ref == 6:
+            self.text(MAX_KEY_BYTES)
+            self.json_text()
+        elif ref == 9:
+            self.text(MAX_KEY_BYTES)  # guid
+            self.any_value()  # options
+        else:  # 2: legacy JSON content. Yrs reads one string more than Yjs writes
+            raise BadUpdate("legacy JSON content (no Yjs since v13 writes it)")
+        return 1
+
+    def item(self, info: int, client: _Client) -> int:
+        """One item after its info byte; records how it names its parent."""
+        if info & 0x10:
+            raise BadUpdate(f"unknown struct info {info:#x}")
+        how, ref_client, ref_clock = _NONE, 0, 0
+        if info & _HAS_ORIGIN:
+            how, ref_client, ref_clock = _ORIGIN, self.uint(), self.clock("an origin clock")
+        if info & _HAS_RIGHT_ORIGIN:
+            right = self.uint(), self.clock("a right origin clock")
+            if how == _NONE:
+                how, (ref_client, ref_clock) = _ORIGIN, right
+        if not info & (_HAS_ORIGIN | _HAS_RIGHT_ORIGIN):
+            parent_info = self.uint()
+            if parent_info == 1:
+                how = _ROOT
+                self.text(MAX_KEY_BYTES)
+            elif parent_info == 0:
+                how, ref_client, ref_clock = _PARENT, self.uint(), self.clock("a parent clock")
+            else:
+                raise BadUpdate(f"unknown parent info {parent_info}")
+            if info & _HAS_PARENT_SUB:
+                self.text(MAX_KEY_BYTES)
+        ref = info & 0x1F
+        length = self.content(ref)
+        if length:  # Yrs drops empty items (pycrdt writes one for an empty XmlText)
+            client.starts.append(client.end)
+            client.how.append(how)
+            client.ref_client.append(ref_client)
+            client.ref_clock.append(ref_clock)
+            client.is_type.append(1 if ref == 7 else 0)
+            client.levels.append(0)
+        return length
+
+    def structs_of(self, client: _Client, count: int) -> None:
+        for _ in range(count):
+            self.structs += 1
+            if self.structs > MAX_STRUCTS:
+                raise UpdateLimit(f"more than {MAX_STRUCTS:,} structs in one update")
+            info = self.byte()
+            if info in (0, 10):  # GC, skip: a length only (Yrs matches the whole byte)
+                kind = "gc" if info == 0 else "skip"
+                self.contents[kind] = self.contents.get(kind, 0) + 1
+                length = self.clock(f"a {kind} length")
+                if length:
+                    client.starts.append(client.end)
+                    client.how.append(_NONE)
+                    client.ref_client.append(0)
+                    client.ref_clock.append(0)
+                    client.is_type.append(0)
+                    client.levels.append(0)
+            else:
+                length = self.item(info, client)
+            client.end += length
+            if client.end >= CLOCK_LIMIT:
+                raise BadUpdate("a clock beyond 2^32")
+
+    def delete_set(self) -> int:
+        ranges = 0
+        for _ in range(self.count("clients in the delete set", MAX_CLIENTS, 2)):
+            self.uint()
+            count = self.count("deleted ranges", MAX_DELETE_RANGES, 2)
+            ranges += count
+            if ranges > MAX_DELETE_RANGES:
+                raise UpdateLimit(f"more than {MAX_DELETE_RANGES:,} deleted ranges")
+            for _ in range(count):
+                start = self.clock("a deleted clock")
+                if start + self.clock("a deleted length") >= CLOCK_LIMIT:
+                    raise BadUpdate("a deleted range beyond 2^32")
+        return ranges
+
+    # -- nesting -------------------------------------------------------------------------
+
+    def find(self, client_id: int, clock: int) -> tuple[_Client, int] | None:
+        """The struct of this update holding (client, clock), if any."""
+        client = self.clients.get(client_id)
+        if client is None or not client.starts or not client.starts[0] <= clock < client.end:
+            return None
+        return client, bisect_right(client.starts, clock) - 1
+
+    def level(self, client: _Client, index: int) -> int:
+        """How deep a struct sits: 1 under a root type, one more per Y type above it.
+        Follows parents and origins within this update, iteratively, remembering each
+        struct's level; a parent outside the update counts as a root (the document's
+        own depth is checked where it is merged)."""
+        path: list[tuple[_Client, int, int]] = []  # (client, index, +levels to the next)
+        seen: set[tuple[int, int]] = set()
+        while True:
+            level = client.levels[index]
+            if level:
+                break
+            key = (id(client), index)
+            if key in seen:
+                raise BadUpdate("malformed update (structs that refer to each other in a cycle)")
+            seen.add(key)
+            how = client.how[index]
+            found = self.find(client.ref_client[index], client.ref_clock[index])
+            if how not in (_PARENT, _ORIGIN) or found is None:
+                level = client.levels[index] = 1
+                break
+            if how == _PARENT and not found[0].is_type[found[1]]:
+                level = client.levels[index] = 1  # not a type: Yrs refuses to integrate it
+                break
+            path.append((client, index, 1 if how == _PARENT else 0))
+            client, index = found
+        for step_client, step_index, step in reversed(path):
+            level += step
+            step_client.levels[step_index] = level
+        return level
+
+    def type_depth(self) -> int:
+        deepest = 0
+        for client in self.clients.values():
+            for index, is_type in enumerate(client.is_type):
+                if is_type:
+                    deepest = max(deepest, self.level(client, index))
+                    if deepest > MAX_NESTING:
+                        raise UpdateLimit(f"Y types nested deeper than {MAX_NESTING} levels")
+        return deepest
+
+
+def walk_update(update: bytes) -> UpdateShape:
+    """Walk a Yjs v1 update without Yrs, bounded in time (linear), memory and stack;
+    raise BadUpdate (one line) if it is malformed, or UpdateLimit naming the limit it
+    breaks: ``MAX_UPDATE_BYTES``, ``MAX_NESTING``, ``MAX_STRUCTS``, ``MAX_ENTRIES``,
+    ``MAX_VALUES``, ``MAX_CLIENTS``, ``MAX_DELETE_RANGES``, ``MAX_KEY_BYTES``."""
+    if len(update) > MAX_UPDATE_BYTES:
+        raise UpdateLimit(f"an update of {len(update):,} bytes (limit {MAX_UPDATE_BYTES:,})")
+    walk = _Walk(bytes(update))
     try:
-        clients, pos = read_var_uint(update, 0)
-        if clients > len(update) // 3:
-            raise BadUpdate(f"declares {clients} clients in {len(update)} bytes")
-        if clients:
-            structs, _ = read_var_uint(update, pos)
-            if structs > len(update):
-                raise BadUpdate(f"declares {structs} structs in {len(update)} bytes")
+        for _ in range(walk.count("clients", MAX_CLIENTS, 3)):
+            structs = walk.count("structs in one client", MAX_STRUCTS)
+            client_id = walk.uint()
+            if client_id in walk.clients:
+                raise BadUpdate(f"client {client_id} listed twice")
+            client = walk.clients[client_id] = _Client(walk.clock("a clock"))
+            walk.structs_of(client, structs)
+        deleted = walk.delete_set()
+        if walk.pos != walk.end:
+            raise BadUpdate(f"{walk.end - walk.pos:,} bytes after the delete set")
+    except UpdateLimit as exc:
+        raise UpdateLimit(f"update beyond castroom's limits: {exc}") from None
     except BadUpdate as exc:
         raise BadUpdate(f"malformed update ({exc})") from None
+    try:
+        type_depth = walk.type_depth()
+    except UpdateLimit as exc:
+        raise UpdateLimit(f"update beyond castroom's limits: {exc}") from None
+    return UpdateShape(
+        size=len(update),
+        starts={cid: c.starts[0] for cid, c in walk.clients.items() if c.starts},
+        clocks={cid: c.end for cid, c in walk.clients.items() if c.starts},
+        structs=walk.structs,
+        contents=walk.contents,
+        values=walk.values,
+        deleted_ranges=deleted,
+        type_depth=type_depth,
+        value_depth=walk.value_depth,
+    )

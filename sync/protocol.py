@@ -268,9 +268,8 @@ def merge_into(
     """Merge a peer's update durably (origin ``"sync"``), logged as from ``device`` and
     ``member`` (the peer's team member, if it said). Raises ProtocolError for bytes that do
     not decode; the document and its log are then exactly as they were."""
-    # No separate full decode: Yrs decodes the whole update before integrating any of it,
-    # so a decode error leaves the document as it was (and costs no second pass).
-    guard_update(update)
+    # No separate check here: CastDocument.apply_update walks the bytes (bounded, before
+    # any Yrs call) and rolls back whatever fails to integrate.
     production.refresh()
     try:
         # A Yrs panic, or a failure half-way through integrating, is a BadUpdate by now:
@@ -389,8 +388,8 @@ class SyncSession:
             # answers our step 1 with an empty step 2, which is not a write attempt.
             return
         if not self.can_write:
-            # Still decode, so a broken peer learns it is broken rather than read-only.
-            check_update(update)
+            # Dropped unparsed: nothing a read-only peer sends is decoded, so no bytes of
+            # theirs can reach Yrs (26,000 nested arrays in one value crashed it).
             outcome.dropped = "read-only token: updates from this peer are not accepted"
             if not self.told_read_only:
                 self.told_read_only = True

@@ -260,9 +260,9 @@ def test_yjs_byte_readers_are_shared_and_bounds_checked() -> None:
     # The stricter of the former guards everywhere: too many clients for the size (the
     # protocol's), too many structs for the size (the document's).
     for update in (b"\x7f\x00\x00", b"\x01\xff\xff\x7f\x07\x00\x00"):
-        with pytest.raises(p.ProtocolError, match="malformed update"):
+        with pytest.raises(p.ProtocolError, match=r"malformed update|castroom.s limits"):
             p.guard_update(update)
-        with pytest.raises(BadUpdate, match="malformed update"):
+        with pytest.raises(BadUpdate, match=r"malformed update|castroom.s limits"):
             crdt.check_update(update)
     with pytest.raises(BadUpdate, match="too large"):
         yupdate.read_var_uint(b"\xff" * 9 + b"\x01", 0)  # 64 bits: over lib0's 53
