@@ -49,6 +49,7 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "casting_site": "castroom.plugins.casting_site",
     "calendar": "castroom.plugins.calendar",
     "reports": "castroom.plugins.reports",
+    "auditions": "castroom.plugins.auditions",
     "inbox": "castroom.plugins.inbox",
     "io_commands": "castroom.plugins.io_commands",
     "demo": "castroom.plugins.demo",
