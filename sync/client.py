@@ -8,7 +8,9 @@ Synchronous entry points (the asyncio code stays in this module):
   checked (every merge rehearsed on a scratch copy) before anything is merged, so an
   unreachable or misbehaving peer changes nothing.
 - :func:`sync_websocket` one-shot over plain y-websocket (``ws://`` / ``wss://``): any
-  y-websocket-compatible relay, one production per room ``URL/{production_id}``.
+  y-websocket-compatible relay, one production per room ``URL/{production_id}``, confirmed
+  by comparing state vectors both ways after the exchange (:mod:`castroom.sync.confirm`).
+  Hocuspocus servers: :mod:`castroom.sync.hocuspocus_client`.
 - :func:`sync_live` stays connected over WebSocket (the ``websockets`` package), forwards
   local edits (and other processes' commits on this workspace) as they happen, applies
   the peers' edits, reconnects with backoff after a drop, and shows who else is connected.

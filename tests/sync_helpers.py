@@ -115,9 +115,10 @@ class NodePeer:
         token: str | None = None,
         name: str = "node-yjs",
         protocol: str = "y-websocket",
+        session_aware: bool = False,
     ) -> None:
         args = ["node", "yclient.mjs", "--url", url, "--room", room, "--name", name]
-        args += ["--protocol", protocol]
+        args += ["--protocol", protocol, "--session", "1" if session_aware else "0"]
         if token:
             args += ["--token", token]
         args += ["--lifetime", "120000"]

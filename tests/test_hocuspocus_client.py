@@ -201,3 +201,4 @@ def test_cli_live_and_timeout_suggestion(two, tmp_path: Path) -> None:
             live.terminate()
             out, _ = live.communicate(timeout=30)
         assert "live: 2 production(s)" in out
+        assert "Harbour Lights: connected with: browser" in out, out

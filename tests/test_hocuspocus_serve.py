@@ -158,7 +158,9 @@ def test_hocuspocus_providers_edit_through_castroom(seeded) -> None:
         url = _hp_url(server)
         with (
             NodePeer(url, first, token=token, name="alice", protocol="hocuspocus") as alice,
-            NodePeer(url, first, token=token, name="bob", protocol="hocuspocus") as bob,
+            NodePeer(
+                url, first, token=token, name="bob", protocol="hocuspocus", session_aware=True
+            ) as bob,
             NodePeer(url, first, token=read, name="reader", protocol="hocuspocus") as reader,
             Workspace.open(path) as cli,
         ):

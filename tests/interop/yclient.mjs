@@ -6,7 +6,8 @@
 //
 // With --protocol hocuspocus the peer is a stock `@hocuspocus/provider` (one document on a
 // HocuspocusProviderWebsocket); it also prints {"event": "authenticated", "scope": S},
-// {"event": "denied", "reason": R} and {"event": "unsynced", "number": N}.
+// {"event": "denied", "reason": R} and {"event": "unsynced", "number": N}; --session 1
+// makes it session-aware (its frames are addressed "name\0sessionId").
 //
 // Prints one JSON line per event ({"event": "status"|"synced"|...}) and answers each
 // command line (JSON) with one JSON line {"reply": n, "ok": true, ...}. Commands:
@@ -42,7 +43,8 @@ if (args.protocol === 'hocuspocus') {
     url: args.url, WebSocketPolyfill: WebSocket, delay: 100, minDelay: 100, maxDelay: 1000
   })
   provider = new HocuspocusProvider({
-    websocketProvider, name: args.room, document: doc, token: args.token || ''
+    websocketProvider, name: args.room, document: doc, token: args.token || '',
+    sessionAwareness: args.session === '1'
   })
   provider.attach()
   provider.on('authenticated', (e) => out({ event: 'authenticated', scope: e.scope }))
