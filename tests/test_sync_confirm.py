@@ -41,7 +41,7 @@ def published(tmp_path: Path) -> Iterator[tuple[Path, Path, str]]:
 
 
 @pytest.mark.skipif(_MISSING is not None, reason=str(_MISSING))
-@pytest.mark.parametrize("lazy_ms", ["400", "0"])
+@pytest.mark.parametrize("lazy_ms", ["250", "0"])
 def test_lazy_relay_is_waited_for(published, lazy_ms: str) -> None:
     problem = node_packages_problem()
     if problem:
