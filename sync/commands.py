@@ -14,6 +14,7 @@ import logging
 import shutil
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -163,16 +164,13 @@ def sync_cmd(
     if protocol == "hocuspocus":
         if not client.is_websocket_url(target):
             raise CastroomError("--protocol hocuspocus needs a ws:// or wss:// address")
-        _sync_hocuspocus(obj, target, refs, token, live, cacert, duration, timeout)
+        with _no_trace_if_first_sync_fails(obj):
+            _sync_hocuspocus(obj, target, refs, token, live, cacert, duration, timeout)
         return
     if len(refs) > 1:
         raise CastroomError("one --production at a time (several: --protocol hocuspocus)")
     production_ref = refs[0] if refs else None
     if client.is_http_url(target) or client.is_websocket_url(target):
-        # A first sync may create the workspace; if it then fails, leave no trace of it.
-        root = Path(obj.workspace_path).expanduser() if obj.workspace_path else default_path()
-        fresh = not root.exists()
-        workspace = obj.workspace(create=True)
         options = dict(
             token=token,
             production=production_ref,
@@ -180,18 +178,14 @@ def sync_cmd(
             cacert=cacert,
             timeout=timeout,
         )
-        try:
+        with _no_trace_if_first_sync_fails(obj):
+            workspace = obj.workspace(create=True)
             if live:
                 client.sync_live(workspace, target, duration=duration, **options)  # type: ignore[arg-type]
             elif client.is_http_url(target):
                 client.sync_http(workspace, target, **options)  # type: ignore[arg-type]
             else:
                 client.sync_websocket(workspace, target, **options)  # type: ignore[arg-type]
-        except CastroomError:
-            if fresh and not workspace.productions():
-                obj.close()
-                shutil.rmtree(root, ignore_errors=True)
-            raise
         return
     if "://" in target:
         raise CastroomError(f"cannot sync with {target!r}: use http(s)://, ws(s):// or a folder")
@@ -208,6 +202,20 @@ def sync_cmd(
     sync_folder(obj.workspace(create=True), folder, live=live, echo=click.echo)
 
 
+@contextlib.contextmanager
+def _no_trace_if_first_sync_fails(obj: Context) -> Iterator[None]:
+    """A first sync may create the workspace; if it then fails, leave no trace of it."""
+    root = Path(obj.workspace_path).expanduser() if obj.workspace_path else default_path()
+    fresh = not root.exists()
+    try:
+        yield
+    except CastroomError:
+        if fresh and root.exists() and not obj.workspace().productions():
+            obj.close()
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
 def _sync_hocuspocus(
     obj: Context,
     target: str,
@@ -220,7 +228,7 @@ def _sync_hocuspocus(
 ) -> None:
     from .hocuspocus_client import sync_hocuspocus, sync_hocuspocus_live
 
-    workspace = obj.workspace(create=bool(refs))
+    workspace = obj.workspace(create=True)
     options = dict(
         token=token, productions=refs or None, echo=click.echo, cacert=cacert, timeout=timeout
     )

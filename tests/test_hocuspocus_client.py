@@ -160,6 +160,16 @@ def test_cli_live_and_timeout_suggestion(two, tmp_path: Path) -> None:
         )
         assert plain.returncode != 0
         assert "--protocol hocuspocus" in plain.stderr + plain.stdout
+        # A first sync that fails leaves no workspace behind.
+        fresh = tmp_path / "fresh"
+        nothing = subprocess.run(
+            [str(CASTROOM), "-w", str(fresh), "sync", server.url, "--protocol", "hocuspocus"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert nothing.returncode != 0 and "no production here" in nothing.stderr
+        assert not fresh.exists()
         live = subprocess.Popen(
             [
                 str(CASTROOM),
