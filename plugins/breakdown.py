@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import re
-import textwrap
 from dataclasses import dataclass
 
 #: A standard screenplay page (screenplain's PDF layout, the industry's Courier page).
@@ -105,15 +104,28 @@ def location_of(heading: str) -> str:
 # -- length -----------------------------------------------------------------------------------
 
 
+def wrapped_rows(line: str, width: int) -> int:
+    """Rows a line takes wrapped at ``width`` characters, breaking only between words (as
+    a screenplay page does); a word longer than a row runs over several."""
+    rows, used = 1, -1
+    for word in line.split():
+        if used >= 0 and used + 1 + len(word) <= width:
+            used += 1 + len(word)
+            continue
+        if used >= 0:
+            rows += 1
+        rows += (len(word) - 1) // width  # a word longer than a row runs on
+        used = (len(word) - 1) % width + 1
+    return rows
+
+
 def layout_lines(elements: list[tuple[str, str]]) -> int:
     """Lines a scene takes on a standard page: each element wrapped to its width, with
     the blank lines the format puts around it."""
     total = 0
     for kind, text in elements:
         width = WIDTHS.get(kind, WIDTHS["action"])
-        rows = 0
-        for line in text.split("\n") or [""]:
-            rows += max(1, len(textwrap.wrap(line, width)) if line.strip() else 1)
+        rows = sum(wrapped_rows(line, width) for line in text.split("\n"))
         total += SPACE_BEFORE.get(kind, 0) + rows + SPACE_AFTER.get(kind, 0)
     return total
 

@@ -123,6 +123,8 @@ def check_uncast(view: ProductionView) -> list[Finding]:
     unknown: dict[str, list[Scene]] = defaultdict(list)
     roles, cast = view.roles, view.scene_cast
     for scene in view.scenes.values():
+        if scene.omitted:  # cut from a locked script: no one needs casting for it
+            continue
         for role_id, talent in cast[scene.id]:
             role = roles[role_id]
             if talent is None and role.status != "cut":

@@ -53,6 +53,7 @@ import msgspec
 
 from castroom.core import model
 from castroom.core.errors import CastroomError
+from castroom.core.findings import EntityRef, Finding
 from castroom.core.hookspecs import hookimpl
 from castroom.core.model import Role, Scene
 from castroom.core.registry import Importer, ImportResult
@@ -689,6 +690,34 @@ def import_script(source: str, view: ProductionView, options: dict[str, Any]) ->
     script = read_script(source, options)
     name = source_name(script, source, options)
     return script_entities(script, view, name, prefix=_prefix(options), cues=parse_cues(options))
+
+
+def check_omitted(view: ProductionView) -> list[Finding]:
+    """An omitted scene (cut from a locked script) still on a shoot day's board."""
+    out = []
+    for day in sorted(view.shoot_days.values(), key=lambda d: (d.date, d.id)):
+        cut = [s for s in view.scenes_by_shoot_day.get(day.id, []) if s.omitted]
+        if cut:
+            numbers = ", ".join(s.number for s in cut)
+            out.append(
+                Finding(
+                    code="script.omitted-scheduled",
+                    severity="warning",
+                    message=f"shoot day {day.date} still has omitted scene(s) {numbers} "
+                    "(cut from the script)",
+                    entities=(
+                        EntityRef(kind="shoot_day", id=day.id, label=str(day.date)),
+                        *(EntityRef(kind="scene", id=s.id, label=s.number) for s in cut),
+                    ),
+                    fix="take them off the day, or set omitted=false if they are back",
+                )
+            )
+    return out
+
+
+@hookimpl(trylast=True)
+def castroom_check(view: ProductionView) -> list[Finding]:
+    return check_omitted(view)
 
 
 def _claims(path: Path) -> bool:

@@ -121,17 +121,16 @@ class ParsedScript:
         solo = self.solo_cues()
         unsure: list[str] = []
         for scene in self.scenes:
-            order: list[str] = []  # first appearance
+            order: dict[str, str] = {}  # casefolded -> as written, in first appearance
             recent: list[str] = []  # most recent speaker last
             scene.speeches = {}
             for cue in scene.cues:
                 for name in _speakers(cue, joint, solo, recent, unsure):
                     key = name.casefold()
                     scene.speeches[key] = scene.speeches.get(key, 0) + 1
-                    if key not in {c.casefold() for c in order}:
-                        order.append(name)
+                    order.setdefault(key, name)
                     recent = [c for c in recent if c.casefold() != key] + [name]
-            scene.characters = order
+            scene.characters = list(order.values())
         return sorted(set(unsure))
 
 

@@ -204,3 +204,27 @@ def test_a_locked_script_gets_letters_and_omissions_never_renumbering(tmp_path: 
     again = json.loads(cli("import", "script", str(path), "--json").stdout)
     assert again["report"] == ["no scene added, omitted or changed"]
     assert (again["created"], again["updated"]) == (0, 0)
+
+
+def test_an_omitted_scene_needs_no_actor_but_is_flagged_on_a_shoot_day(tmp_path: Path) -> None:
+    from castroom.core.model import ShootDay
+    from castroom.plugins.continuity import check_uncast
+    from castroom.plugins.screenplay import check_omitted
+
+    doc = CastDocument.create("Lock")
+    path = tmp_path / "lock.fountain"
+    path.write_text(numbered(["ROOM 1", "ROOM 2"]), encoding="utf-8")
+    imported(path, doc=doc)
+    two = next(s for s in doc.all(Scene) if s.number == "2")
+    day = doc.add(ShootDay, date="2027-03-01", scene_ids=[two.id])
+    doc.update(Scene, two.id, {"shoot_day_id": day.id})
+    path.write_text(numbered(["ROOM 1"]), encoding="utf-8")
+    imported(path, doc=doc)
+    assert doc.get(Scene, two.id).omitted
+    view = ProductionView(doc)
+    # Ann needs an actor for scene 1 only (was: "in 2 scenes: 1, 2").
+    assert [f.message for f in check_uncast(view)] == [
+        "Ann has no booked actor but is in 1 scene: 1"
+    ]
+    (flag,) = check_omitted(view)
+    assert flag.code == "script.omitted-scheduled" and "omitted scene(s) 2" in flag.message
