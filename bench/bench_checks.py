@@ -47,6 +47,8 @@ BUILTIN_CHECKS = {
     "continuity": "castroom.plugins.continuity",
     "budget": "castroom.plugins.budget",
     "integrity": "castroom.plugins.integrity",
+    "auditions": "castroom.plugins.auditions",
+    "screenplay": "castroom.plugins.screenplay",
 }
 
 
