@@ -354,13 +354,10 @@ def test_a_new_site_id_matches_a_talent_here_by_name_and_agent(doc: CastDocument
     zoe = doc.add(Talent, name="Zoë Müller", agent="Crème Talent")
     ada = doc.add(Talent, name="Ada Stone", agent="North Agency")
     ben = doc.add(Talent, name="Ben Ray")
-    records = [
-        {"id": "s1", "name": "ZOE MULLER", "agent": "creme talent"},  # folded: the same
-        {"id": "s2", "name": "Ada Stone", "agent": "South Agency"},  # a namesake?
-        {"id": "s3", "name": "Ben  Ray", "agent": "East"},  # nothing here to compare
-        {"id": "s4", "name": "Cal Oduya"},
-    ]
-    transport = httpx.MockTransport(pages(10, records))
+    # tests/data/site/talents_page.json: ZOE MULLER is Zoë (folded), Ada Stone has
+    # another agent, Ben Ray has none here to compare, Cal Oduya is new.
+    page = (Path(__file__).parent / "data" / "site" / "talents_page.json").read_bytes()
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=page))
     result = import_site(URL, ProductionView(doc), {}, transport=transport)
     assert result.report == [
         "matched 2 talent(s) already here by name and took their site.example id: "
