@@ -46,6 +46,10 @@ def read_table(path: str, options: dict[str, Any]) -> Table:
         raise CastroomError(f"cannot read {path}: {exc.strerror or exc}") from None
     if Path(path).suffix.lower() in XLSX_SUFFIXES or data[:4] == b"PK\x03\x04":
         return read_xlsx(path, data, options)
+    if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":  # an OLE2 file: Excel 97-2003
+        raise CastroomError(
+            f"{path} is an old Excel workbook (.xls): save it as .xlsx (or CSV) and import that"
+        )
     text, encoding = decode(path, data, options.get("encoding"))
     delimiter = options.get("delimiter")
     if delimiter is None:

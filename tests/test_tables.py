@@ -115,6 +115,13 @@ def test_encoding_and_separator_errors_name_what_was_found_and_the_option(tmp_pa
         read_csv(str(both), view, {"kind": "talent", "encoding": "klingon"})
 
 
+def test_an_old_xls_workbook_says_to_save_it_as_xlsx(tmp_path: Path) -> None:
+    old = tmp_path / "talent.xls"
+    old.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))  # an OLE2 header
+    with pytest.raises(CastroomError, match=r"old Excel workbook \(.xls\): save it as .xlsx"):
+        read_csv(str(old), ProductionView(CastDocument.create("X")), {"kind": "talent"})
+
+
 def test_multi_line_notes_are_not_an_unclosed_quote(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_text('name,notes\nAda,"Line one\nline two, still notes"\nBen,x\n', encoding="utf-8")
