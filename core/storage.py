@@ -54,7 +54,19 @@ CREATE TABLE IF NOT EXISTS kv (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sync_tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    production TEXT,
+    hash BLOB NOT NULL,
+    created REAL NOT NULL,
+    revoked REAL,
+    expires REAL
+);
 """
+#: Columns added after a table was first shipped: (table, column, declaration).
+_ADDED_COLUMNS = (("sync_tokens", "expires", "REAL"),)
 
 
 class LogEntry(NamedTuple):
@@ -65,6 +77,22 @@ class LogEntry(NamedTuple):
     origin: str
     changes: list[tuple[str, str, list[str]]]
     size: int
+
+
+class TokenRecord(NamedTuple):
+    """One sync token's row (the secret's hash only; never the secret)."""
+
+    id: str
+    name: str
+    scope: str
+    production: str | None
+    created: float
+    revoked: float | None
+    expires: float | None
+    hash: bytes
+
+
+_TOKEN_COLUMNS = "id, name, scope, production, created, revoked, expires, hash"
 
 
 class Store:
@@ -83,8 +111,16 @@ class Store:
             self.db.execute(f"PRAGMA synchronous={synchronous}")
             self.db.execute("PRAGMA busy_timeout=30000")
             self.db.executescript(SCHEMA)
+            self._add_columns()
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"cannot open workspace database {self.path}: {exc}") from None
+
+    def _add_columns(self) -> None:
+        """Bring a database made by an older castroom up to date (additive only)."""
+        for table, column, declaration in _ADDED_COLUMNS:
+            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
         self.db.close()
@@ -272,6 +308,43 @@ class Store:
             if any(c == collection and i == entity_id for c, i, _ in entry.changes):
                 return entry
         return None
+
+    def log_since(self, production: str, after: int, *, origin: str) -> tuple[int, int]:
+        """(the last sequence number, how many entries after ``after`` came from another
+        origin than ``origin``): whether a document holds anything a peer may lack."""
+        row = self.db.execute(
+            "SELECT COALESCE(MAX(seq), 0), COALESCE(SUM(origin != ?), 0) FROM updates"
+            " WHERE production = ? AND seq > ?",
+            (origin, production, after),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    # -- sync tokens (hashed; castroom.sync.auth gives them meaning) -------------------------
+
+    def add_token(self, record: TokenRecord) -> None:
+        with self.write() as db:
+            db.execute(
+                f"INSERT INTO sync_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                tuple(record),
+            )
+
+    def tokens(self) -> list[TokenRecord]:
+        rows = self.db.execute(f"SELECT {_TOKEN_COLUMNS} FROM sync_tokens ORDER BY created, id")
+        return [TokenRecord(*r) for r in rows]
+
+    def token(self, token_id: str) -> TokenRecord | None:
+        row = self.db.execute(
+            f"SELECT {_TOKEN_COLUMNS} FROM sync_tokens WHERE id = ?", (token_id,)
+        ).fetchone()
+        return TokenRecord(*row) if row else None
+
+    def revoke_token(self, token_id: str, when: float) -> None:
+        """Mark a token revoked at ``when`` (a second revocation keeps the first time)."""
+        with self.write() as db:
+            db.execute(
+                "UPDATE sync_tokens SET revoked = ? WHERE id = ? AND revoked IS NULL",
+                (when, token_id),
+            )
 
     # -- small settings shared by every process on the workspace ---------------------------
 

@@ -1,41 +1,45 @@
-"""Bearer tokens for the sync server: scoped (read or write), optionally to one production.
+"""Bearer tokens for the sync server: scoped (read or write), optionally to one production,
+optionally expiring.
 
 A token looks like ``crt_<id>_<secret>``: the id (public, shown by ``token list``) finds
 the row, the secret is checked against its SHA-256 with a constant-time comparison. Only
-the hash is stored, in the workspace's SQLite database (table ``sync_tokens``), so every
-process on the workspace (the server, the CLI revoking a token) sees the same tokens and
-a revocation takes effect on the next request.
+the hash is stored, in the workspace's database (through :class:`Store`'s token methods),
+so every process on the workspace (the server, the CLI revoking a token) sees the same
+tokens and a revocation takes effect on the next request, or the next frame of a live
+connection (:class:`LiveTokens`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
-import sqlite3
 import time
 from typing import Literal
 
 import msgspec
 
 from castroom.core.errors import CastroomError, NotFound
-from castroom.core.storage import Store
+from castroom.core.storage import Store, TokenRecord
 
 Scope = Literal["read", "write"]
 SCOPES: tuple[str, ...] = ("read", "write")
 PREFIX = "crt_"
+#: ``--expires`` units: minutes, hours, days, weeks.
+_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION_RE = re.compile(r"^\s*(\d{1,6})\s*([mhdw])\s*$")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS sync_tokens (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    production TEXT,
-    hash BLOB NOT NULL,
-    created REAL NOT NULL,
-    revoked REAL
-);
-"""
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration written like ``30d``, ``12h``, ``90m`` or ``2w``."""
+    match = _DURATION_RE.match(text.lower())
+    if not match or int(match.group(1)) == 0:
+        raise CastroomError(
+            f"expires: {text!r} is not a duration; write a number and a unit,"
+            " like 30d (days), 12h (hours), 90m (minutes) or 2w (weeks)"
+        )
+    return int(match.group(1)) * _UNITS[match.group(2)]
 
 
 class TokenInfo(msgspec.Struct, kw_only=True, frozen=True):
@@ -47,9 +51,16 @@ class TokenInfo(msgspec.Struct, kw_only=True, frozen=True):
     production: str | None  # None = every production in the workspace
     created: float
     revoked: float | None = None
+    expires: float | None = None  # None = never
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires is not None and (now or time.time()) >= self.expires
+
+    def active(self) -> bool:
+        return self.revoked is None and not self.expired()
 
     def may_read(self, production_id: str) -> bool:
-        return self.revoked is None and self.production in (None, production_id)
+        return self.active() and self.production in (None, production_id)
 
     def may_write(self, production_id: str) -> bool:
         return self.may_read(production_id) and self.scope == "write"
@@ -76,43 +87,53 @@ def _split(token: str) -> tuple[str, str] | None:
     return token_id, secret
 
 
+def _info(record: TokenRecord) -> TokenInfo:
+    return TokenInfo(
+        id=record.id,
+        name=record.name,
+        scope=record.scope,  # type: ignore[arg-type]  # only SCOPES are ever stored
+        production=record.production,
+        created=record.created,
+        revoked=record.revoked,
+        expires=record.expires,
+    )
+
+
 class TokenStore:
-    """The workspace's tokens. Uses the workspace's own SQLite connection."""
+    """The workspace's tokens, kept by its :class:`Store`."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        with store.write() as db:
-            db.execute(SCHEMA)
 
     def create(
-        self, scope: str, *, production: str | None = None, name: str = ""
+        self,
+        scope: str,
+        *,
+        production: str | None = None,
+        name: str = "",
+        expires_in: float | None = None,
     ) -> tuple[TokenInfo, str]:
         """Make a token; returns its description and the token itself (shown once)."""
         if scope not in SCOPES:
             raise CastroomError(f"scope must be read or write, not {scope!r}")
         token_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
-        info = TokenInfo(
+        now = time.time()
+        record = TokenRecord(
             id=token_id,
             name=name,
-            scope=scope,  # type: ignore[arg-type]  # checked against SCOPES above
+            scope=scope,
             production=production,
-            created=time.time(),
+            created=now,
+            revoked=None,
+            expires=now + expires_in if expires_in is not None else None,
+            hash=_hash(secret),
         )
-        with self.store.write() as db:
-            db.execute(
-                "INSERT INTO sync_tokens (id, name, scope, production, hash, created)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (token_id, name, scope, production, _hash(secret), info.created),
-            )
-        return info, f"{PREFIX}{token_id}_{secret}"
+        self.store.add_token(record)
+        return _info(record), f"{PREFIX}{token_id}_{secret}"
 
     def list(self) -> list[TokenInfo]:
-        rows = self.store.db.execute(
-            "SELECT id, name, scope, production, created, revoked FROM sync_tokens"
-            " ORDER BY created, id"
-        )
-        return [self._info(r) for r in rows]
+        return [_info(r) for r in self.store.tokens()]
 
     def revoke(self, ref: str) -> TokenInfo:
         """Revoke a token by id (or unique id prefix). Revoking twice is harmless."""
@@ -123,30 +144,24 @@ class TokenStore:
         if len(matches) > 1:
             raise CastroomError(f"{ref!r} matches {len(matches)} tokens; give more of the id")
         info = matches[0]
-        if info.revoked is None:
-            with self.store.write() as db:
-                db.execute(
-                    "UPDATE sync_tokens SET revoked = ? WHERE id = ?", (time.time(), info.id)
-                )
-        return self._get(info.id) or info
+        self.store.revoke_token(info.id, time.time())
+        record = self.store.token(info.id)
+        return _info(record) if record else info
 
     def verify(self, token: str | None) -> TokenInfo | None:
-        """The token's description if it is genuine and not revoked, else None."""
+        """The token's description if it is genuine, not revoked and not expired."""
         parts = _split(token or "")
         if parts is None:
             return None
         token_id, secret = parts
-        row = self.store.db.execute(
-            "SELECT id, name, scope, production, created, revoked, hash FROM sync_tokens"
-            " WHERE id = ?",
-            (token_id,),
-        ).fetchone()
+        record = self.store.token(token_id)
         # Compare even when the id is unknown, so timing says nothing about which ids exist.
-        expected = row[6] if row else b"\0" * 32
+        expected = record.hash if record else b"\0" * 32
         genuine = hmac.compare_digest(expected, _hash(secret))
-        if row is None or not genuine or row[5] is not None:
+        if record is None or not genuine:
             return None
-        return self._info(row)
+        info = _info(record)
+        return info if info.active() else None
 
     def authorize(self, token: str | None, production_id: str | None, *, write: bool) -> TokenInfo:
         """The token's description, or AccessDenied (401 no/bad token, 403 not allowed)."""
@@ -154,22 +169,33 @@ class TokenStore:
             raise AccessDenied(401, "a bearer token is required (Authorization: Bearer TOKEN)")
         info = self.verify(token)
         if info is None:
-            raise AccessDenied(401, "invalid or revoked token")
+            raise AccessDenied(401, "invalid, expired or revoked token")
         if production_id is not None and not info.may_read(production_id):
             raise AccessDenied(403, "this token does not give access to that production")
         if write and info.scope != "write":
             raise AccessDenied(403, "this token is read-only")
         return info
 
-    def _get(self, token_id: str) -> TokenInfo | None:
-        row = self.store.db.execute(
-            "SELECT id, name, scope, production, created, revoked FROM sync_tokens WHERE id = ?",
-            (token_id,),
-        ).fetchone()
-        return self._info(row) if row else None
 
-    @staticmethod
-    def _info(row: sqlite3.Row | tuple) -> TokenInfo:
-        return TokenInfo(
-            id=row[0], name=row[1], scope=row[2], production=row[3], created=row[4], revoked=row[5]
-        )
+class LiveTokens:
+    """Whether live connections' tokens still hold, checked before each of their frames.
+
+    A revocation is another process's commit, so the answers are cached until the
+    database's ``data_version`` moves (one cheap pragma per frame); expiry is checked
+    against the clock every time.
+    """
+
+    def __init__(self, tokens: TokenStore) -> None:
+        self.tokens = tokens
+        self._version = -1
+        self._known: dict[str, TokenInfo | None] = {}
+
+    def still_valid(self, token: str) -> bool:
+        version = self.tokens.store.data_version()
+        if version != self._version:
+            self._version = version
+            self._known.clear()
+        if token not in self._known:
+            self._known[token] = self.tokens.verify(token)
+        info = self._known[token]
+        return info is not None and info.active()

@@ -127,13 +127,13 @@ def websocket_base(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), parts.query, ""))
 
 
-def room_url(base: str, production_id: str, token: str | None) -> str:
+def room_url(base: str, production_id: str) -> str:
+    """The room's URL. The token is never added to it: it travels in the Authorization
+    header, which (unlike a URL) no relay or proxy writes to its access log. A query the
+    user typed into the URL is kept."""
     parts = urlsplit(base)
-    query = parts.query
-    if token:
-        query = (query + "&" if query else "") + f"token={quote(token, safe='')}"
     return urlunsplit(
-        (parts.scheme, parts.netloc, f"{parts.path}/{quote(production_id)}", query, "")
+        (parts.scheme, parts.netloc, f"{parts.path}/{quote(production_id)}", parts.query, "")
     )
 
 
@@ -839,7 +839,7 @@ def sync_websocket(
     pid = _resolve_room_production(workspace, production)
     target = _Target(workspace, pid)
     was_here = target.adopted
-    url_room = room_url(websocket_base(url), pid, token)
+    url_room = room_url(websocket_base(url), pid)
     headers = _websocket_headers(workspace, token)
     label = dict(workspace.productions()).get(pid) or short_id(pid)
     try:
@@ -963,7 +963,7 @@ def sync_live(
 
     async def one(pid: str) -> None:
         target = _Target(workspace, pid)
-        url_room = room_url(base, pid, token)
+        url_room = room_url(base, pid)
         label = titles.get(pid) or short_id(pid)
 
         def tell(line: str) -> None:

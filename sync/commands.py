@@ -81,7 +81,7 @@ def serve(
     from .auth import TokenStore
 
     with Workspace.open(path, create=False) as workspace:
-        active = [t for t in TokenStore(workspace.store).list() if t.revoked is None]
+        active = [t for t in TokenStore(workspace.store).list() if t.active()]
         productions = workspace.productions()
 
     def ready(url: str) -> None:
@@ -114,7 +114,16 @@ def serve(
 
 @click.command(name="sync")
 @click.argument("target")
-@click.option("--token", envvar="CASTROOM_TOKEN", help="Bearer token (or CASTROOM_TOKEN).")
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False),
+    help="Read the bearer token from this file (or set CASTROOM_TOKEN).",
+)
+@click.option(
+    "--token",
+    envvar="CASTROOM_TOKEN",
+    help="The bearer token itself (shows in `ps`: prefer --token-file or CASTROOM_TOKEN).",
+)
 @click.option("--live", is_flag=True, help="Stay connected and sync as edits happen.")
 @click.option(
     "--production",
@@ -147,6 +156,7 @@ def serve(
 def sync_cmd(
     obj: Context,
     target: str,
+    token_file: str | None,
     token: str | None,
     live: bool,
     production_refs: tuple[str, ...],
@@ -160,6 +170,8 @@ def sync_cmd(
     (ws[s]://HOST:PORT --protocol hocuspocus), or a shared folder (a path)."""
     from . import client
 
+    if token_file is not None:
+        token = read_token_file(Path(token_file))
     refs = list(production_refs) or ([obj.production_ref] if obj.production_ref else [])
     if protocol == "hocuspocus":
         if not client.is_websocket_url(target):
@@ -238,6 +250,18 @@ def _sync_hocuspocus(
         sync_hocuspocus(workspace, target, **options)  # type: ignore[arg-type]
 
 
+def read_token_file(path: Path) -> str:
+    """The token in ``path`` (its first line, stripped): one clear error if there is none."""
+    try:
+        text = path.expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CastroomError(f"cannot read token file {path}: {exc}") from None
+    first = text.strip().splitlines()[0].strip() if text.strip() else ""
+    if not first:
+        raise CastroomError(f"token file {path} is empty")
+    return first
+
+
 @click.group()
 def token() -> None:
     """Create, list and revoke the tokens peers use to reach `castroom serve`."""
@@ -247,16 +271,25 @@ def token() -> None:
 @click.option("--scope", type=click.Choice(["read", "write"]), required=True)
 @click.option("--production", "production_ref", help="Only this production (id, prefix or title).")
 @click.option("--name", default="", help="A label, e.g. whose laptop it is for.")
+@click.option(
+    "--expires", help="Stop working after this long: 30d, 12h, 90m or 2w (default: never)."
+)
 @pass_ctx
-def token_create(obj: Context, scope: str, production_ref: str | None, name: str) -> None:
+def token_create(
+    obj: Context, scope: str, production_ref: str | None, name: str, expires: str | None
+) -> None:
     """Make a token. It is printed once, alone on the last line: keep it safe."""
-    from .auth import TokenStore
+    from .auth import TokenStore, parse_duration
 
+    expires_in = parse_duration(expires) if expires is not None else None
     workspace = obj.workspace()
     production_id = workspace.resolve_production(production_ref) if production_ref else None
-    info, secret = TokenStore(workspace.store).create(scope, production=production_id, name=name)
+    info, secret = TokenStore(workspace.store).create(
+        scope, production=production_id, name=name, expires_in=expires_in
+    )
     reach = f"production {production_id}" if production_id else "every production"
-    click.echo(f"Created {scope} token {info.id} for {reach}. It is shown only this once:")
+    until = f", until {_iso(info.expires)}" if info.expires is not None else ""
+    click.echo(f"Created {scope} token {info.id} for {reach}{until}. It is shown only this once:")
     click.echo(secret)
 
 
@@ -283,6 +316,7 @@ def token_list(obj: Context, as_json: bool) -> None:
                 **msgspec.to_builtins(info),
                 "created": _iso(info.created),
                 "revoked": _iso(info.revoked),
+                "expires": _iso(info.expires),
             }
             for info in infos
         ]
@@ -292,7 +326,7 @@ def token_list(obj: Context, as_json: bool) -> None:
         click.echo("no tokens (create one with `castroom token create --scope read|write`)")
     for info in infos:
         created = dt.datetime.fromtimestamp(info.created, dt.UTC).strftime("%Y-%m-%d %H:%M")
-        state = "revoked" if info.revoked else "active"
+        state = "revoked" if info.revoked else "expired" if info.expired() else "active"
         reach = info.production or "all productions"
         click.echo(f"{info.id}  {info.scope:<5}  {state:<7}  {created}  {reach}  {info.name}")
 

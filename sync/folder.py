@@ -460,12 +460,7 @@ class FolderSync:
         """(last log sequence number, how many entries after ``mark`` came from elsewhere
         than this folder): the store's log tells whether the document holds anything the
         folder may lack."""
-        row = self.workspace.store.db.execute(
-            "SELECT COALESCE(MAX(seq), 0), COALESCE(SUM(origin != ?), 0) FROM updates"
-            " WHERE production = ? AND seq > ?",
-            (self.origin, production_id, mark),
-        ).fetchone()
-        return int(row[0]), int(row[1])
+        return self.workspace.store.log_since(production_id, mark, origin=self.origin)
 
     def _clean(self, production: StoredProduction, state: _State) -> bool:
         assert production.id is not None

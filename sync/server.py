@@ -63,7 +63,7 @@ from castroom.core.errors import BadUpdate, CastroomError
 from castroom.core.workspace import StoredProduction, Workspace
 
 from . import protocol
-from .auth import AccessDenied, TokenInfo, TokenStore
+from .auth import AccessDenied, LiveTokens, TokenInfo, TokenStore
 
 log = logging.getLogger("castroom.sync.server")
 
@@ -241,6 +241,7 @@ class SyncServer:
         self.options = options
         self.workspace: Workspace | None = None
         self.tokens: TokenStore | None = None
+        self.live_tokens: LiveTokens | None = None
         self.rooms: dict[str, Room] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -251,6 +252,7 @@ class SyncServer:
         # happens on this one thread.
         self.workspace = Workspace.open(self.workspace_path, create=False)
         self.tokens = TokenStore(self.workspace.store)
+        self.live_tokens = LiveTokens(self.tokens)
         poller = asyncio.create_task(self._poll())
         try:
             yield
@@ -284,13 +286,21 @@ class SyncServer:
                     log.exception("re-checking tokens failed")
 
     def _recheck_tokens(self) -> None:
-        assert self.tokens is not None
         for room in list(self.rooms.values()):
             for peer in list(room.peers):
-                if self.tokens.verify(peer.token) is None:
-                    log.warning("token %s revoked: disconnecting %s", peer.info.id, peer.device)
-                    peer.send(protocol.permission_denied_frame("token revoked"))
-                    peer.close(4401, "token revoked")
+                self._token_holds(peer)
+
+    def _token_holds(self, peer: Peer) -> bool:
+        """Whether the peer's token is still good; if not, tell it and close (4401)."""
+        assert self.live_tokens is not None
+        if peer.closed:
+            return False
+        if self.live_tokens.still_valid(peer.token):
+            return True
+        log.warning("token %s revoked or expired: disconnecting %s", peer.info.id, peer.device)
+        peer.send(protocol.permission_denied_frame("token revoked or expired"))
+        peer.close(4401, "token revoked or expired")
+        return False
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -507,6 +517,8 @@ class SyncServer:
             log.warning("oversized frame (%d bytes) from %s", len(data), peer.device)
             peer.close(1009, f"message of {len(data)} bytes exceeds the {limit}-byte limit")
             return False
+        if not self._token_holds(peer):
+            return False  # checked per frame: nothing sent after a revocation is merged
         room.sender = peer
         try:
             outcome = peer.session.receive(data)

@@ -199,7 +199,7 @@ def test_refused_token_changes_nothing(
         laptop.create_production("Mine")
     before = state_of(path)
     with Workspace.open(path) as laptop:
-        with pytest.raises(CastroomError, match=r"refused \(401\): invalid or revoked"):
+        with pytest.raises(CastroomError, match=r"refused \(401\): invalid, expired or revoked"):
             client.sync_http(laptop, server.url, token="crt_0_bad")
         with pytest.raises(CastroomError, match=r"refused \(401\)"):
             client.sync_websocket(laptop, server.ws_url, token="crt_0_bad", production=seeded.pid)
@@ -373,7 +373,8 @@ def test_urls() -> None:
     assert client.http_base("http://h:1/sync/") == "http://h:1"
     assert client.websocket_base("https://h:1") == "wss://h:1/sync"
     assert client.websocket_base("ws://h:1/rooms/") == "ws://h:1/rooms"
-    assert client.room_url("ws://h:1/sync", "P1", "a b") == "ws://h:1/sync/P1?token=a%20b"
+    assert client.room_url("ws://h:1/sync", "P 1") == "ws://h:1/sync/P%201"
+    assert client.room_url("ws://h:1/sync?x=1", "P1") == "ws://h:1/sync/P1?x=1"
 
 
 def test_backoff_grows_and_resets() -> None:
@@ -868,3 +869,29 @@ def test_the_client_does_not_load_the_server_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_token_travels_in_a_header_never_in_the_url(tmp_path: Path) -> None:
+    """A relay (or the proxy in front of it) logs URLs: the token must not be in one."""
+    import threading
+
+    from websockets.sync.server import serve
+
+    seen: list[tuple[str, str | None]] = []
+
+    def handler(conn: Any) -> None:
+        seen.append((conn.request.path, conn.request.headers.get("Authorization")))
+        conn.close()
+
+    with serve(handler, "127.0.0.1", 0) as relay:
+        port = relay.socket.getsockname()[1]
+        threading.Thread(target=relay.serve_forever, daemon=True).start()
+        with Workspace.open(tmp_path / "laptop", member="ben") as laptop:
+            pid = laptop.create_production("Harbour Lights").id
+            with pytest.raises(CastroomError):
+                client.sync_websocket(
+                    laptop, f"ws://127.0.0.1:{port}/rooms", token="crt_a_secret", timeout=5
+                )
+        relay.shutdown()
+    assert seen and all(path == f"/rooms/{pid}" for path, _ in seen)
+    assert {auth for _, auth in seen} == {"Bearer crt_a_secret"}

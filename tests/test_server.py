@@ -3,6 +3,7 @@ WebSocket and HTTP clients."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -142,8 +143,8 @@ def test_productions_listed_by_token(server: ServerThread, setup: Setup) -> None
     ("who", "method", "status", "message"),
     [
         (None, "pull", 401, "token is required"),
-        ("wrong", "pull", 401, "invalid or revoked"),
-        ("revoked", "pull", 401, "invalid or revoked"),
+        ("wrong", "pull", 401, "invalid, expired or revoked"),
+        ("revoked", "pull", 401, "invalid, expired or revoked"),
         ("read", "push", 403, "read-only"),
         ("only_other", "pull", 403, "does not give access"),
         ("only_other", "push", 403, "does not give access"),
@@ -466,20 +467,52 @@ def test_text_frames_refused(server: ServerThread, setup: Setup) -> None:
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1003
 
 
-def test_revoking_a_token_cuts_off_live_peers(setup: Setup) -> None:
+@contextlib.contextmanager
+def revoked_while_connected(setup: Setup, token_recheck: float) -> Iterator[tuple[Any, Doc]]:
+    """A live peer (after its handshake) whose fresh token is revoked by another process."""
     with Workspace.open(setup.path, create=False) as ws:
         info, token = TokenStore(ws.store).create("write")
     with (
-        ServerThread(setup.path, options=ServerOptions(token_recheck=0.1)) as srv,
+        ServerThread(setup.path, options=ServerOptions(token_recheck=token_recheck)) as srv,
         ws_connect(srv, setup.pid, token) as conn,
     ):
-        handshake(conn, Doc())
+        doc = Doc()
+        handshake(conn, doc)
         with Workspace.open(setup.path, create=False) as ws:
             TokenStore(ws.store).revoke(info.id)
+        yield conn, doc
+
+
+def test_revoking_a_token_cuts_off_live_peers(setup: Setup) -> None:
+    with revoked_while_connected(setup, 0.1) as (conn, _):
         with pytest.raises(ConnectionClosed) as closed:
             for _ in range(20):
                 conn.recv(timeout=2)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+def test_an_update_sent_just_after_a_revocation_is_not_merged(setup: Setup) -> None:
+    """The periodic re-check is an hour away here: only the per-frame check can stop it."""
+    with revoked_while_connected(setup, 3600) as (conn, doc):
+        before = setup.snapshot()
+        edit = Doc()
+        edit.apply_update(doc.get_update())
+        state = edit.get_state()
+        edit.get("talents", type=Map)["late"] = Map({"name": "Too Late"})
+        conn.send(p.update_frame(edit.get_update(state)))
+        with pytest.raises(ConnectionClosed) as closed:
+            for _ in range(20):
+                conn.recv(timeout=2)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    assert setup.snapshot() == before
+
+
+def test_an_expired_token_is_refused(setup: Setup, server: ServerThread) -> None:
+    with Workspace.open(setup.path, create=False) as ws:
+        _, token = TokenStore(ws.store).create("read", expires_in=0.001)
+    time.sleep(0.01)
+    answer = HTTP.get(f"{server.url}/productions", headers=bearer(token))
+    assert answer.status_code == 401 and "expired" in answer.json()["error"]
 
 
 def test_cli_edit_in_another_process_reaches_live_peer(server: ServerThread, setup: Setup) -> None:

@@ -3,6 +3,7 @@ for the quick cases, real subprocesses (a real server on 127.0.0.1) end to end."
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -120,6 +121,17 @@ def test_token_create_list_revoke(cli: Any, seeded: tuple[Path, str]) -> None:
     again = cli("token", "revoke", token_id, workspace=path)
     assert again.exit_code == 0 and again.output == f"Token {token_id} was already revoked\n"
     assert scoped.startswith("crt_")
+
+
+def test_token_create_expires(cli: Any, seeded: tuple[Path, str]) -> None:
+    path = seeded[0]
+    result = cli("token", "create", "--scope", "read", "--expires", "30d", workspace=path)
+    assert result.exit_code == 0 and ", until 20" in result.output
+    (entry,) = json.loads(cli("token", "list", "--json", workspace=path).output)
+    created = dt.datetime.fromisoformat(entry["created"])
+    assert dt.datetime.fromisoformat(entry["expires"]) - created == dt.timedelta(days=30)
+    bad = cli("token", "create", "--scope", "read", "--expires", "30 days", workspace=path)
+    assert bad.exit_code == 1 and "like 30d" in bad.output
 
 
 def test_token_errors(cli: Any, seeded: tuple[Path, str], tmp_path: Path) -> None:
@@ -247,13 +259,20 @@ def test_serve_then_sync_end_to_end(
     assert "Harbour Lights" in first.stdout and "new here" in first.stdout
     # ... then in-process, which is quicker.
     cli("add", "talent", "name=Ben Ray", workspace=laptop)
-    second = cli("sync", served.url, "--token", token, workspace=laptop)
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    second = cli("sync", served.url, "--token-file", str(token_file), workspace=laptop)
     assert "pushed 1 change" in second.output
     with Workspace.open(path, create=False) as ws:
         names = {t.name for t in ws.production(pid).doc.all(model.Talent)}
     assert names == {"Ada Stone", "Ben Ray"}
-    refused = cli("sync", served.url, "--token", token + "x", workspace=laptop)
+    refused = cli("sync", served.url, "--token", token + "x", workspace=laptop)  # argv works
     assert refused.exit_code == 1 and "refused (401)" in refused.output
+    token_file.write_text("")
+    empty = cli("sync", served.url, "--token-file", str(token_file), workspace=laptop)
+    assert empty.exit_code == 1 and f"token file {token_file} is empty" in empty.output
+    missing = cli("sync", served.url, "--token-file", str(tmp_path / "nope"), workspace=laptop)
+    assert missing.exit_code == 1 and "cannot read token file" in missing.output
     assert served.stop() == 0
     assert "castroom server stopped" in served.log.read_text()
     assert "Traceback" not in served.log.read_text()
