@@ -156,6 +156,15 @@ class CastDocument(CrdtDocument):
             self._cache[_PRODUCTION_KEY] = cached
         return cached  # type: ignore[return-value]
 
+    @property
+    def currency(self) -> str:
+        """The currency money is read and shown in: the stored one even if a peer left
+        the production invalid (a bad edit must not make every amount unreadable)."""
+        try:
+            return self.production.currency
+        except ValidationFailed:
+            return str(self.production_fields().get("currency") or "USD")
+
     def production_fields(self) -> dict[str, Any]:
         """The production's stored fields over their defaults, valid or not. For display:
         a bad edit from a peer must not make every read fail (nor block its repair)."""

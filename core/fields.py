@@ -20,13 +20,23 @@ import msgspec
 from . import model
 from .document import CastDocument
 from .errors import CastroomError, ValidationFailed
+from .money import money_fields, parse_field
 from .resolve import resolve_references
 
 
-def parse_assignments(cls: type[model.Entity], pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``field=value`` arguments, each value parsed for its field's type."""
+def parse_assignments(
+    cls: type[model.Entity], pairs: tuple[str, ...], currency: str = "USD"
+) -> dict[str, Any]:
+    """``field=value`` arguments, each value parsed for its field's type. Money is read
+    as people write it (:func:`castroom.core.money.parse_money`) in ``currency``, or in
+    the currency the same arguments give the production (``currency=EUR budget_cap=5000``)."""
     hints = typing.get_type_hints(cls, include_extras=True)
     fields: dict[str, Any] = {}
+    if cls is model.Production:
+        given = [
+            p.split("=", 1)[1].strip() for p in pairs if p.partition("=")[0].strip() == "currency"
+        ]
+        currency = given[-1].upper() if given else currency
     for pair in pairs:
         if "=" not in pair:
             raise CastroomError(f"expected field=value, got {pair!r}")
@@ -37,7 +47,7 @@ def parse_assignments(cls: type[model.Entity], pairs: tuple[str, ...]) -> dict[s
         if (cls.entity_kind, name) in model.REFERENCES:
             fields[name] = parse_refs(cls, name, hints[name], raw)  # see resolve_references
         else:
-            fields[name] = parse_value(cls, name, hints[name], raw)
+            fields[name] = parse_value(cls, name, hints[name], raw, currency)
     return fields
 
 
@@ -59,7 +69,8 @@ def parse_filters(
                 item = parse_value(cls, name, typing.get_args(hint)[0], raw)
             tests.append(_holds(name, item))
         else:
-            fields = resolve_references(doc, cls, parse_assignments(cls, (pair,)), where=True)
+            given = parse_assignments(cls, (pair,), doc.currency)
+            fields = resolve_references(doc, cls, given, where=True)
             tests.extend(_equals(n, v) for n, v in fields.items())
     return tests
 
@@ -93,7 +104,9 @@ def parse_refs(cls: type[model.Entity], name: str, hint: Any, raw: str) -> Any:
     return text
 
 
-def parse_value(cls: type[model.Entity], name: str, hint: Any, raw: str) -> Any:
+def parse_value(
+    cls: type[model.Entity], name: str, hint: Any, raw: str, currency: str = "USD"
+) -> Any:
     text = raw.strip()
     # An empty value is not JSON: for a text field it is the empty string (validated
     # like any other), for an optional one null.
@@ -104,6 +117,8 @@ def parse_value(cls: type[model.Entity], name: str, hint: Any, raw: str) -> Any:
             raise ValidationFailed(cls.entity_kind, name, f"invalid JSON: {exc.msg}") from None
     if text.lower() in ("", "null", "none") and _optional(hint):
         return None
+    if name in money_fields(cls):  # major units as people write them: 1500, $1,500.00
+        return parse_field(cls, name, text, currency)
     if _accepts(hint, dt.datetime):
         raw = _full_datetime(text)
     try:

@@ -14,7 +14,6 @@ from typing import Any, Protocol, TypeVar
 
 from . import model
 from .document import CastDocument, InvalidEntity
-from .errors import ValidationFailed
 from .model import (
     Availability,
     Candidate,
@@ -67,12 +66,8 @@ class ProductionView:
 
     @cached_property
     def currency(self) -> str:
-        """The currency money is read and shown in: the stored one even if a peer left the
-        production invalid (a bad edit must not make every amount unreadable)."""
-        try:
-            return self._doc.production.currency
-        except ValidationFailed:
-            return str(self._doc.production_fields().get("currency") or "USD")
+        """The currency money is read and shown in (see :attr:`CastDocument.currency`)."""
+        return self._doc.currency
 
     def all(self, cls: type[E], *, include_deleted: bool = False) -> list[E]:
         return self._doc.all(cls, include_deleted=include_deleted)

@@ -30,7 +30,7 @@ def fails(result, *words: str) -> str:
 
 @pytest.fixture
 def castroom(cli):
-    ok(cli("init", "--production", "Tides", "--kind", "series", "--budget-cap", "100000000"))
+    ok(cli("init", "--production", "Tides", "--kind", "series", "--budget-cap", "1000000"))
     return cli
 
 
@@ -65,7 +65,7 @@ def one_of_each(castroom) -> dict[str, str]:
 
 #: Per kind: a valid change (field, value, as JSON) and a change that breaks a rule.
 CHANGES = {
-    "talent": (("rate", "5", 5), "rate=-1"),
+    "talent": (("rate", "5", 500), "rate=-1"),
     "role": (("status", "cast", "cast"), "age_min=-1"),
     "candidate": (("stage", "callback", "callback"), "stage=maybe"),
     "audition": (("minutes", "45", 45), "minutes=0"),
@@ -125,7 +125,7 @@ def test_add_accepts_singular_and_plural(castroom, kind: str) -> None:
             "name=Ada Stone",
             "playing_age_min=30",
             "playing_age_max=40",
-            "rate=150000",
+            "rate=1500",
             'languages=["en", "fr"]',
             "--json",
         )
@@ -200,7 +200,7 @@ def test_set_changes_fields_and_validates(castroom) -> None:
             "add", "talent", "name=Ada Stone", "playing_age_min=30", "playing_age_max=40", "--json"
         )
     )["id"]
-    data = as_json(castroom("set", "talent", "Ada Stone", "rate=250000", "hair=red", "--json"))
+    data = as_json(castroom("set", "talent", "Ada Stone", "rate=2500", "hair=red", "--json"))
     assert data["rate"] == 250000 and data["hair"] == "red"
     assert "Updated talent" in ok(castroom("set", "talent", ada, "eyes=green"))
     before = log_rows(castroom.path)
@@ -490,7 +490,7 @@ def break_production(path: Path, **fields: object) -> None:
 
 
 def test_invalid_production_keeps_the_workspace_usable_and_repairable(castroom) -> None:
-    ada = as_json(castroom("add", "talent", "name=Ada", "rate=150000", "--json"))["id"]
+    ada = as_json(castroom("add", "talent", "name=Ada", "rate=1500", "--json"))["id"]
     break_production(castroom.path, currency="usd")
     # Reads degrade to the raw fields instead of failing on the production's rule.
     assert [t["id"] for t in as_json(castroom("list", "talents", "--json"))] == [ada]
@@ -807,11 +807,11 @@ def test_an_entity_a_peer_left_invalid_can_be_shown_repaired_deleted_and_restore
     assert as_json(castroom("show", "role", nora, "--json"))["kind"] == "villain"
     # set: a result still invalid is refused, naming what is still wrong; nothing written.
     before = log_rows(castroom.path)
-    fails(castroom("set", "talent", ada, "rate=500000"), "talent.playing_age_min", ada)
+    fails(castroom("set", "talent", ada, "rate=5000"), "talent.playing_age_min", ada)
     fails(castroom("set", "talent", ada, "playing_age_min=38"), "talent.rate")
     assert log_rows(castroom.path) == before
     # A valid result is written (only the given fields), and the entity is back in reads.
-    ok(castroom("set", "talent", ada[:20], "rate=500000", "playing_age_min=38"))
+    ok(castroom("set", "talent", ada[:20], "rate=5000", "playing_age_min=38"))
     ok(castroom("set", "role", "Nora", "kind=day_player"))
     fixed = as_json(castroom("show", "talent", ada, "--json"))
     assert (fixed["rate"], fixed["playing_age_min"], fixed["playing_age_max"]) == (500000, 38, 45)
@@ -905,3 +905,66 @@ def test_ratings_are_keyed_by_member_name_and_unknown_members_refused(castroom) 
     }
     # Setting ratings replaces them all: the help says so.
     assert "replaces the whole field" in " ".join(ok(castroom("set", "--help")).split())
+
+
+# -- money as people write it: one parser for the command line and every importer ----------
+
+
+def test_the_command_line_reads_money_as_people_write_it(castroom) -> None:
+    """`rate=1500.00` was $15.00 (msgspec read "1500.00" as 1500 minor units) while a CSV
+    cell 1500.00 was $1,500.00; every way of writing fifteen hundred dollars is now one
+    amount, stored (and in --json) as minor units."""
+    for i, written in enumerate(["1500", "1500.00", "1,500", "$1,500.00", "1500 USD"]):
+        data = as_json(castroom("add", "talent", f"name=T{i}", f"rate={written}", "--json"))
+        assert data["rate"] == 150000, written
+    listed = ok(castroom("list", "talents"))
+    assert listed.count("$1,500.00") == 5
+    rows = as_json(castroom("list", "talents", "--where", "rate=$1,500", "--json"))
+    assert len(rows) == 5
+    production = as_json(castroom("production", "show", "--json"))
+    assert production["budget_cap"] == 100_000_000  # init --budget-cap 1000000
+    ok(castroom("production", "set", "budget_cap=2,500,000"))
+    assert as_json(castroom("production", "show", "--json"))["budget_cap"] == 250_000_000
+
+
+def test_init_reads_the_budget_cap_in_its_own_currency(cli) -> None:
+    data = as_json(
+        cli(
+            "init",
+            "--production",
+            "Kaiju",
+            "--currency",
+            "JPY",
+            "--budget-cap",
+            "¥5,000,000",
+            "--json",
+        )
+    )
+    assert data["budget_cap"] == 5_000_000  # JPY has no minor unit
+    fails(
+        cli("init", "--production", "X", "--budget-cap", "5000 EUR", "--force"),
+        "production.budget_cap",
+        "is in EUR, but this production's money is in USD",
+    )
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        ("1.500", "'1.500' is ambiguous: $1,500.00 or $1.50? Write 1500.00 or 1.50"),
+        ("1500 EUR", "'1500 EUR' is in EUR, but this production's money is in USD"),
+        ("10.5555", "'10.5555' has too many decimals (USD has 2 decimals): write 10.55 or"),
+        ("lots", "'lots' is not an amount of money: write it in USD major units, like 1500"),
+    ],
+)
+def test_the_command_line_and_the_importers_refuse_money_in_the_same_words(
+    castroom, tmp_path: Path, written: str, message: str
+) -> None:
+    before = log_rows(castroom.path)
+    said = fails(castroom("add", "talent", "name=Ada", f"rate={written}"), "talent.rate")
+    assert message in said
+    path = tmp_path / "talents.csv"
+    path.write_text(f'name,rate\nAda,"{written}"\n', encoding="utf-8")
+    imported = castroom("import", "csv", str(path), "--kind", "talent")
+    assert imported.exit_code == 1 and f"line 2: talent.rate: {message}" in imported.output
+    assert log_rows(castroom.path) == before

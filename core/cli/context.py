@@ -16,13 +16,16 @@ from rich.console import Console
 
 from .. import model
 from ..document import NewerSchemaWarning
-from ..errors import CastroomError, ValidationFailed
-from ..money import format_money
+from ..errors import CastroomError
+from ..money import format_money, money_fields
 from ..plugins import Plugins
 from ..view import ProductionView
 from ..workspace import StoredProduction, Workspace
 
-MONEY_FIELDS = {"rate", "rate_cap", "budget_cap"}
+#: Fields that hold money in some kind (shown in major units with the currency's sign).
+MONEY_FIELDS = frozenset().union(
+    *(money_fields(cls) for cls in (model.Production, *model.KINDS.values()))
+)
 
 
 class Context:
@@ -86,12 +89,8 @@ def emit_json(data: Any) -> None:
 
 
 def currency_of(production: StoredProduction) -> str:
-    """The currency to show money in; the stored one even if the production is invalid
-    (a peer's bad edit must not make every listing fail)."""
-    try:
-        return production.doc.production.currency
-    except ValidationFailed:
-        return str(production.doc.production_fields().get("currency") or "USD")
+    """The currency to show money in (see :attr:`CastDocument.currency`)."""
+    return production.doc.currency
 
 
 def kind_arg(value: str) -> type[model.Entity]:

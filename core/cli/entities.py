@@ -37,8 +37,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 def add_cmd(obj: Context, kind: str, assignments: tuple[str, ...], as_json: bool) -> None:
     """Add an entity: castroom add talent name="Ada Stone" playing_age_min=30"""
     cls = kind_arg(kind)
-    fields = parse_assignments(cls, assignments)
     doc = obj.production().doc
+    fields = parse_assignments(cls, assignments, doc.currency)
     fields = resolve_references(doc, cls, fields)
     check_era(doc, cls, fields)
     check_duplicate_candidate(doc, cls, fields)
@@ -133,7 +133,7 @@ def show(obj: Context, kind: str, ref: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def set_cmd(obj: Context, kind: str, ref: str, assignments: tuple[str, ...], as_json: bool) -> None:
-    """Change fields of an entity: castroom set talent "Ada Stone" rate=150000
+    """Change fields of an entity: castroom set talent "Ada Stone" rate=1500
 
     References take an id, id prefix or name. A JSON object or list replaces the whole
     field: ratings='{"Rosa": 4}' drops the candidate's other ratings, so give them all
@@ -144,7 +144,7 @@ def set_cmd(obj: Context, kind: str, ref: str, assignments: tuple[str, ...], as_
     # stored fields with the given ones, and writes only the given ones).
     entity_id = doc.resolve_id(cls, ref, include_deleted=True)
     current = doc.stored_fields(cls, entity_id)
-    fields = resolve_references(doc, cls, parse_assignments(cls, assignments))
+    fields = resolve_references(doc, cls, parse_assignments(cls, assignments, doc.currency))
     check_era(doc, cls, fields, current)
     check_duplicate_candidate(doc, cls, fields, current)
     updated = doc.update(cls, entity_id, fields)

@@ -11,6 +11,7 @@ import click
 from .. import model
 from ..errors import CastroomError, NotFound, ValidationFailed
 from ..fields import parse_assignments
+from ..money import parse_field
 from .context import Context, display, emit_json, pass_ctx
 from .root import cli
 
@@ -24,7 +25,12 @@ from .root import cli
     type=click.Choice(typing.get_args(model.ProductionKind)),
 )
 @click.option("--currency", default="USD", show_default=True)
-@click.option("--budget-cap", type=int, help="Cast budget cap, in minor units (cents).")
+@click.option(
+    "--budget-cap",
+    metavar="AMOUNT",
+    help="Cast budget cap in the production's currency, as people write it: 2500000,"
+    " '$2,500,000.00'.",
+)
 @click.option(
     "--force", is_flag=True, help="Make the production even if one with this title exists."
 )
@@ -35,14 +41,14 @@ def init(
     title: str,
     kind: str,
     currency: str,
-    budget_cap: int | None,
+    budget_cap: str | None,
     force: bool,
     as_json: bool,
 ) -> None:
     """Create a workspace (if needed) and a production in it."""
     fields: dict[str, Any] = {"kind": kind, "currency": currency}
     if budget_cap is not None:
-        fields["budget_cap"] = budget_cap
+        fields["budget_cap"] = parse_field(model.Production, "budget_cap", budget_cap, currency)
     # Validate before making anything: a refused init must leave no workspace behind.
     # (A placeholder id: the real one is made with the production.)
     try:
@@ -96,11 +102,11 @@ def production_show(obj: Context, as_json: bool) -> None:
 @click.argument("assignments", nargs=-1, required=True)
 @pass_ctx
 def production_set(obj: Context, assignments: tuple[str, ...]) -> None:
-    """Change the production's fields: castroom production set budget_cap=250000000"""
-    fields = parse_assignments(model.Production, assignments)
-    if "deleted" in fields:
+    """Change the production's fields: castroom production set budget_cap=2500000"""
+    if any(pair.partition("=")[0].strip() == "deleted" for pair in assignments):
         raise CastroomError("deleted: use `castroom production delete` (or `restore`)")
-    obj.production().doc.update_production(fields)
+    doc = obj.production().doc
+    doc.update_production(parse_assignments(model.Production, assignments, doc.currency))
     click.echo("Updated production")
 
 
