@@ -16,6 +16,7 @@ from .document import CastDocument
 from .errors import CastroomError, ValidationFailed
 from .model import Entity, Production
 from .registry import ImportResult
+from .shoot_days import Written, keep_in_step
 
 #: How many row errors an ImportFailed message lists before "... and N more".
 SHOWN_ERRORS = 20
@@ -79,14 +80,17 @@ def apply_import(doc: CastDocument, result: ImportResult) -> ImportCounts:
     """
     checked = validate_result(result)
     created = updated = unchanged = 0
+    written: list[Written] = []
     with doc.transaction():
         for entity in checked:
             cls = type(entity)
+            before = doc.raw(cls, entity.id)
             try:
                 old = doc.find(cls, entity.id, include_deleted=True)
             except ValidationFailed:
                 updated += 1  # stored invalid (e.g. a peer's bad edit): the import fixes it
                 doc.put(entity)
+                written.append((cls, entity.id, before))
                 continue
             if old is None:
                 created += 1
@@ -96,6 +100,8 @@ def apply_import(doc: CastDocument, result: ImportResult) -> ImportCounts:
             else:
                 updated += 1
             doc.put(entity)
+            written.append((cls, entity.id, before))
+        keep_in_step(doc, written)  # a scene's shoot day, said on both sides
     return ImportCounts(created=created, updated=updated, unchanged=unchanged)
 
 

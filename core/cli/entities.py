@@ -12,6 +12,7 @@ from ..edits import check_duplicate_candidate, check_era
 from ..fields import parse_assignments, parse_filters
 from ..labels import label
 from ..resolve import resolve_references
+from ..shoot_days import keep_in_step
 from .context import Context, currency_of, display, emit_json, kind_arg, pass_ctx
 from .root import cli
 
@@ -42,7 +43,9 @@ def add_cmd(obj: Context, kind: str, assignments: tuple[str, ...], as_json: bool
     fields = resolve_references(doc, cls, fields)
     check_era(doc, cls, fields)
     check_duplicate_candidate(doc, cls, fields)
-    entity = doc.add(cls, **fields)
+    with doc.transaction():
+        entity = doc.add(cls, **fields)
+        keep_in_step(doc, [(cls, entity.id, None)])
     if as_json:
         emit_json(entity)
     else:
@@ -147,7 +150,9 @@ def set_cmd(obj: Context, kind: str, ref: str, assignments: tuple[str, ...], as_
     fields = resolve_references(doc, cls, parse_assignments(cls, assignments, doc.currency))
     check_era(doc, cls, fields, current)
     check_duplicate_candidate(doc, cls, fields, current)
-    updated = doc.update(cls, entity_id, fields)
+    with doc.transaction():
+        updated = doc.update(cls, entity_id, fields)
+        keep_in_step(doc, [(cls, entity_id, current)])
     if as_json:
         emit_json(updated)
     else:
