@@ -89,6 +89,16 @@ class Frame:
         return self.address.partition("\0")[0]
 
 
+def is_auth(data: bytes) -> bool:
+    """Whether ``data`` is a Hocuspocus provider's auth message (its first frame), e.g.
+    sent to a y-websocket endpoint by mistake."""
+    try:
+        frame = decode(data, max_size=len(data))
+    except ProtocolError:
+        return False
+    return frame.type is HPType.AUTH and frame.auth is AuthType.TOKEN
+
+
 def _read_string(data: bytes, pos: int) -> tuple[str, int]:
     raw, pos = read_var_bytes(data, pos)
     try:

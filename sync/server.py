@@ -62,7 +62,7 @@ from castroom.core.document import Changes, production_in
 from castroom.core.errors import BadUpdate, CastroomError
 from castroom.core.workspace import StoredProduction, Workspace
 
-from . import protocol
+from . import hocuspocus, protocol
 from .auth import AccessDenied, LiveTokens, TokenInfo, TokenStore
 
 log = logging.getLogger("castroom.sync.server")
@@ -524,7 +524,10 @@ class SyncServer:
             outcome = peer.session.receive(data)
         except protocol.ProtocolError as exc:
             log.warning("bad frame from %s on %s: %s", peer.device, room.production.id, exc)
-            peer.close(1007, f"bad message: {exc}")
+            if hocuspocus.is_auth(data):  # a provider on the wrong endpoint: say which
+                peer.close(1007, "a Hocuspocus provider: connect to /hocuspocus instead")
+            else:
+                peer.close(1007, f"bad message: {exc}")
             return False
         except CastroomError as exc:
             log.error("could not merge from %s: %s", peer.device, exc)

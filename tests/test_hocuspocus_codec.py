@@ -145,3 +145,10 @@ def test_arbitrary_bytes_decode_or_raise_protocol_error(data: bytes) -> None:
     if frame.yjs:
         with contextlib.suppress(ProtocolError):
             protocol.decode_message(frame.yjs)
+
+
+def test_is_auth_tells_a_provider_first_frame() -> None:
+    assert hp.is_auth(_node("auth"))
+    assert not hp.is_auth(_node("step1"))
+    assert not hp.is_auth(protocol.step1_frame(SV))  # a y-websocket frame
+    assert not hp.is_auth(b"\xff")

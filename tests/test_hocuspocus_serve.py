@@ -237,3 +237,22 @@ def test_tls_hocuspocus_endpoint(seeded, tmp_path: Path) -> None:
         with Workspace.open(tmp_path / "other") as ws:
             [item] = sync_hocuspocus(ws, url, token=token, productions=[first], cacert=cert)
             assert item.served and ws.production(first).doc.production.title == "Harbour Lights"
+
+
+def test_provider_on_the_y_websocket_endpoint_is_told_where_to_go(seeded) -> None:
+    path, first, _, _ = seeded
+    token = make_token(path, "write")
+    with ServerThread(path) as server:
+
+        async def run() -> str:
+            url = f"{server.ws_url}/{first}?token={token}"
+            async with websockets.connect(url, proxy=None) as conn:
+                await conn.send(hp.token(first, token, "4.7.0"))
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    async with asyncio.timeout(10):
+                        while True:
+                            await conn.recv()
+                assert closed.value.rcvd is not None
+                return closed.value.rcvd.reason
+
+        assert "connect to /hocuspocus" in asyncio.run(run())
