@@ -127,7 +127,7 @@ def castroom_cost_report(view: ProductionView) -> Any:
         view: the production (read-only).
 
     Returns:
-        A :class:`~castroom.plugins.budget.BudgetReport`-like object (cost per deal, per
+        A :class:`~castroom.core.costing.BudgetReport`-like object (cost per deal, per
         actor and per role, the total, the cap and what remains; money in integer minor
         units), or None to let the next plugin answer. firstresult: the first non-None
         answer wins, so a plugin can apply its own rules (a union's scale, another

@@ -217,6 +217,14 @@ class Production(Entity, kw_only=True):
     fringe_rate: Rate = 0.0
     overtime_multiplier: Annotated[float, Meta(ge=1, le=5)] = 1.5
     hours_per_day: Annotated[int, Meta(ge=1, le=24)] = 10
+    #: The scheduler's calendar: a scene's default length is its pages over this, and
+    #: the first ``shooting_days_per_week`` days of each week from ``start_date`` shoot.
+    pages_per_day: Annotated[float, Meta(gt=0, le=1_000)] = 5.0
+    shooting_days_per_week: Annotated[int, Meta(ge=1, le=7)] = 5
+    #: Drop/pickup: a gap of more than this many calendar days between two work days
+    #: is unpaid, once per actor; None = 10 for a production in USD (SAG-AFTRA), else
+    #: 14; 0 = never drop.
+    drop_pickup_days: Annotated[int, Meta(ge=0, le=366)] | None = None
     start_date: dt.date | None = None
     end_date: dt.date | None = None
     # Where the production shoots, as an IANA name (Europe/Dublin): calendars carry it,
@@ -362,6 +370,13 @@ class Scene(Entity, kw_only=True):
     # Cut from the script after its numbers were locked: kept (with its looks and shoot
     # day) under its number, so no later scene is renumbered.
     omitted: bool = False
+    #: Estimated shooting time in days (fractions allowed); None: pages over the
+    #: production's pages_per_day. A scene longer than a day takes consecutive days.
+    duration_days: Annotated[float, Meta(gt=0, le=1_000)] | None = None
+    #: Scheduler constraints: shoot on this date; shoot after these scenes (a later day,
+    #: or later the same day).
+    tied_date: dt.date | None = None
+    after: list[Id] = []
     # The scene's id in each source it was imported from: a script's numbers shift when
     # a draft inserts a scene, so re-imports match on this before the number.
     external_ids: dict[str, str] = {}
@@ -461,6 +476,7 @@ REFERENCES: dict[tuple[str, str], str] = {
     ("audition", "panel"): "member",
     ("scene", "characters"): "role",
     ("scene", "shoot_day_id"): "shoot_day",
+    ("scene", "after"): "scene",
     ("shoot_day", "scene_ids"): "scene",
     ("availability", "talent_id"): "talent",
     ("deal", "talent_id"): "talent",

@@ -40,12 +40,13 @@ from typing import TYPE_CHECKING, Any
 import click
 import msgspec
 
+from castroom.core import costing
 from castroom.core.errors import Ambiguous, CastroomError, NotFound
 from castroom.core.hookspecs import hookimpl
 from castroom.core.model import Candidate, Deal, Role, Talent
 from castroom.core.money import format_money
 from castroom.core.plugins import coerce_answer
-from castroom.plugins import budget, continuity
+from castroom.plugins import continuity
 
 if TYPE_CHECKING:
     from castroom.core.view import ProductionView
@@ -218,7 +219,7 @@ def _estimate(
     deal = own if own is not None else replacement_terms(talent, role.id, era, template)
     if deal is None:
         return None
-    return budget.deal_cost(view, deal, paid_days, 0).total
+    return costing.deal_cost(view, deal, paid_days, 0).total
 
 
 def _ratings(cand: Candidate | None) -> tuple[float, str]:
@@ -237,7 +238,7 @@ def rank(view: ProductionView, talent_id: str, role_id: str | None) -> Contingen
     roles = booked_roles(view, talent_id)
     if role_id is not None:
         roles = [r for r in roles if r[0] == role_id]
-    report = budget.report_for(view)  # the plugins' cost report, not only the built-in
+    report = costing.report_for(view)  # the plugins' cost report, not only the built-in
     money = lambda minor: format_money(minor, report.currency)  # noqa: E731
     plans = []
     for rid, era, cands in roles:
@@ -268,10 +269,12 @@ def rank(view: ProductionView, talent_id: str, role_id: str | None) -> Contingen
         if dropped_lines:
             paid_days = dropped_lines[0].work_days + dropped_lines[0].hold_days
         else:  # no deal: the affected days plus the holds between them
-            schedule = budget.ordered_days(view)
+            schedule = costing.ordered_days(view)
             wanted = {d.id for d in days}
-            codes = budget.schedule_codes(
-                [d.date for d in schedule], {i for i, d in enumerate(schedule) if d.id in wanted}
+            codes = costing.schedule_codes(
+                [d.date for d in schedule],
+                {i for i, d in enumerate(schedule) if d.id in wanted},
+                costing.drop_after_days(view.production),
             )
             paid_days = sum(1 for c in codes if c)
         plans.append(

@@ -2,7 +2,7 @@
 
 ``castroom export dood [--format csv|html]``: the grid of booked actors x shoot days with
 the usual codes (SW start work, W work, WF work finish, SWF, H hold, and drop/pickup
-codes). The grid itself is computed by :func:`castroom.plugins.budget.day_out_of_days`,
+codes). The grid itself is computed by :func:`castroom.core.costing.day_out_of_days`,
 the same one the budget is costed from, so the report and the cost always agree.
 
 ``castroom export callsheet --day DATE|N [--format html|pdf]``: one shoot day as a
@@ -20,6 +20,7 @@ import io
 from html import escape
 from typing import Any
 
+from castroom.core.costing import day_out_of_days
 from castroom.core.errors import CastroomError, NotFound
 from castroom.core.hookspecs import hookimpl
 from castroom.core.model import ShootDay
@@ -43,10 +44,6 @@ LEGEND = {
 
 def dood(view: ProductionView, drop_after: int | None = None) -> Any:
     """The day-out-of-days grid (shared with the budget plugin)."""
-    from castroom.plugins.budget import day_out_of_days
-
-    if drop_after is None:
-        return day_out_of_days(view)
     return day_out_of_days(view, drop_after=drop_after)
 
 

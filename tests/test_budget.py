@@ -50,10 +50,15 @@ def test_schedule_codes_drop_and_pickup() -> None:
     assert schedule_codes(days, {0, 1, 4}) == ["SW", "WD", "", "", "PWF", ""]
     # A gap of exactly ten days is a hold, not a drop.
     assert schedule_codes(dates(0, 5, 10), {0, 2}) == ["SW", "H", "WF"]
-    # Three stretches, the middle one a single day.
-    codes = schedule_codes(dates(0, 20, 40), {0, 1, 2})
-    assert codes == ["SWD", "PWD", "PWF"]
+    # One break per actor per production: the gap skipping the most shoot days (two
+    # here, against one later) is dropped; the other is held.
+    codes = schedule_codes(dates(0, 1, 20, 21, 40, 41), {0, 3, 5})
+    assert codes == ["SWD", "", "", "PW", "H", "WF"]
+    # A long gap with no shoot day in it costs nothing to keep: no drop.
+    assert schedule_codes(dates(0, 20, 40), {0, 1, 2}) == ["SW", "W", "WF"]
     assert schedule_codes(dates(0, 20), {0, 1}, drop_after=30) == ["SW", "WF"]
+    # 0 = never drop.
+    assert schedule_codes(days, {0, 1, 4}, drop_after=0) == ["SW", "W", "H", "H", "WF", ""]
 
 
 @pytest.fixture
