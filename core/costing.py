@@ -365,7 +365,28 @@ def deal_cost(
     )
 
 
-def _counts(view: ProductionView, deal: Deal, booked: set[tuple[str, str]]) -> bool:
+def booked_pairs(view: ProductionView) -> set[tuple[str, str]]:
+    """(talent id, role id) of every booking."""
+    return {(c.talent_id, role_id) for (role_id, _era), cands in view.booked.items() for c in cands}
+
+
+def deal_key(deal: Deal, booked: set[tuple[str, str]]) -> tuple[tuple[str, ...], bool]:
+    """Whose days a deal pays, as a work-index key, and whether they are projected: the
+    talent's days in the role (and era), or the role's own when the talent is not booked
+    in it."""
+    era = (deal.era,) if deal.era else ()
+    if (deal.talent_id, deal.role_id) in booked:
+        return (deal.talent_id, deal.role_id, *era), False
+    return ("role", deal.role_id, *era), True
+
+
+def scene_work(view: ProductionView, scene_ids: Sequence[str]) -> dict[tuple[str, ...], set[int]]:
+    """Which of ``scene_ids`` (by position) each work-index key works in: the budget's own
+    index over a board of one scene per day, so the scheduler prices exactly alike."""
+    return _work_index(view, [BoardDay(date=dt.date.min, scene_ids=[s]) for s in scene_ids])
+
+
+def deal_counts(deal: Deal, booked: set[tuple[str, str]]) -> bool:
     if deal.status == "cancelled":
         return False
     return deal.status != "draft" or (deal.talent_id, deal.role_id) in booked
@@ -385,17 +406,12 @@ def budget_report(
     drop_after = drop_after_days(production) if drop_after is None else drop_after
     dates = [d.date for d in days]
     index = _work_index(view, days)
-    booked = {
-        (c.talent_id, role_id) for (role_id, _era), cands in view.booked.items() for c in cands
-    }
+    booked = booked_pairs(view)
     lines: list[CostLine] = []
     for deal in view.deals:
         talent = view.find(Talent, deal.talent_id)
         role = view.roles.get(deal.role_id)
-        key: tuple[str, ...] = (deal.talent_id, deal.role_id) + ((deal.era,) if deal.era else ())
-        projected = (deal.talent_id, deal.role_id) not in booked
-        if projected:
-            key = ("role", deal.role_id) + ((deal.era,) if deal.era else ())
+        key, projected = deal_key(deal, booked)
         worked = index.get(key, set())
         codes = schedule_codes(dates, worked, drop_after)
         work, holds = len(worked), codes.count("H")
@@ -409,7 +425,7 @@ def budget_report(
                 role=role.name if role else deal.role_id,
                 era=deal.era,
                 status=deal.status,
-                counted=_counts(view, deal, booked),
+                counted=deal_counts(deal, booked),
                 projected=projected,
                 unit=deal.unit,
                 rate=deal.rate,

@@ -20,6 +20,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from .contracts import SchedulePlan, ScheduleRequest
     from .document import Changes
     from .findings import Finding
     from .registry import Exporter, Importer
@@ -132,4 +133,25 @@ def castroom_cost_report(view: ProductionView) -> Any:
         units), or None to let the next plugin answer. firstresult: the first non-None
         answer wins, so a plugin can apply its own rules (a union's scale, another
         country's fringes) over the built-in report (which is ``trylast``).
+    """
+
+
+@hookspec(firstresult=True)
+def castroom_propose_schedule(
+    view: ProductionView, request: ScheduleRequest
+) -> SchedulePlan | None:
+    """Propose the board: which scenes on which shoot day, in which order, at what cast cost.
+
+    Args:
+        view: the production (read-only).
+        request: a :class:`~castroom.core.contracts.ScheduleRequest`: the time limit in
+            seconds, the shoot day ids locked as they are, and whether to repair (move
+            as few scenes as possible) instead of optimising freely.
+
+    Returns:
+        A :class:`~castroom.core.contracts.SchedulePlan` (days with their scenes, the
+        cost before and after per actor and in total, a proven lower bound, whether it
+        is optimal; money in minor units) or plain data of its shape, or None to let the
+        next plugin answer. firstresult: a studio's own rules win over the built-in
+        scheduler (which is ``trylast``). ``castroom schedule --apply`` writes the plan.
     """

@@ -30,6 +30,7 @@ from .registry import Exporter, Importer
 if TYPE_CHECKING:
     import click
 
+    from .contracts import SchedulePlan, ScheduleRequest
     from .document import Changes
     from .view import ProductionView
 
@@ -44,6 +45,7 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "integrity": "castroom.plugins.integrity",
     "budget": "castroom.plugins.budget",
     "contingency": "castroom.plugins.contingency",
+    "scheduler": "castroom.plugins.scheduler",
     "csv_io": "castroom.plugins.csv_io",
     "screenplay": "castroom.plugins.screenplay",
     "casting_site": "castroom.plugins.casting_site",
@@ -153,6 +155,15 @@ class Plugins:
     def cost_report(self, view: ProductionView) -> Any:
         """The first plugin's cost report (the built-in budget is ``trylast``), or None."""
         return self._first("castroom_cost_report", view=view)
+
+    def propose_schedule(
+        self, view: ProductionView, request: ScheduleRequest
+    ) -> SchedulePlan | None:
+        """The first plugin's schedule (the built-in scheduler is ``trylast``), or None."""
+        from .contracts import SchedulePlan
+
+        result = self._first("castroom_propose_schedule", view=view, request=request)
+        return None if result is None else coerce_answer(result, SchedulePlan, "schedule")
 
     def changed(self, view: ProductionView, changes: Changes, origin: str) -> None:
         if changes:

@@ -82,6 +82,7 @@ def _hint_namespace() -> dict[str, object]:
     """What hookspecs names under TYPE_CHECKING, so annotations can be resolved."""
     import click
 
+    from castroom.core.contracts import SchedulePlan, ScheduleRequest
     from castroom.core.document import Changes
     from castroom.core.findings import Finding
     from castroom.core.registry import Exporter, Importer
@@ -95,6 +96,8 @@ def _hint_namespace() -> dict[str, object]:
         "Exporter": Exporter,
         "Importer": Importer,
         "ProductionView": ProductionView,
+        "SchedulePlan": SchedulePlan,
+        "ScheduleRequest": ScheduleRequest,
     }
 
 

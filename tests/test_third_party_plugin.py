@@ -25,7 +25,9 @@ import pytest
 from click.testing import CliRunner
 
 from castroom.core.cli import build_cli
+from castroom.core.model import ShootDay
 from castroom.core.plugins import make_plugins
+from castroom.core.workspace import Workspace
 
 EXAMPLE = Path(__file__).parent / "plugin_example"
 GUIDE = Path(__file__).parents[1] / "docs" / "plugins.md"
@@ -209,8 +211,9 @@ def test_every_python_example_in_the_guide_runs(tmp_path, monkeypatch) -> None:
         "def castroom_register_exporters",
         "def castroom_register_commands",
         "def test_",
+        "def castroom_propose_schedule",
     )
-    check, importer, exporter, command, testing = (block(m) for m in markers)
+    check, importer, exporter, command, testing, scheduler = (block(m) for m in markers)
     assert len(blocks) == len(markers), "a new example in the guide needs running here"
 
     # "Testing your plugin" imports castroom_mycheck: the check and the importer examples.
@@ -240,3 +243,21 @@ def test_every_python_example_in_the_guide_runs(tmp_path, monkeypatch) -> None:
     run("add", "talent", "name=Cy")
     assert run("export", "agents") == "agent\nBlake & Co\nNorth Talent\n"
     assert run("agents") == "Blake & Co\nNorth Talent\n"
+
+    # The scheduler: its one-day plan is what `castroom schedule --apply` writes.
+    planner = make_plugins(entry_points=False, extra=[_module_from("one_day", scheduler)])
+    assert planner.failures == []
+    ws = ["--workspace", str(tmp_path / "ws2")]
+    runner = CliRunner()
+    for args in (
+        ["init", "--production", "Plan"],
+        ["production", "set", "start_date=2027-03-01"],
+        ["add", "scene", "number=1"],
+        ["add", "scene", "number=2"],
+        ["schedule", "--apply"],
+    ):
+        result = runner.invoke(build_cli(planner), [*ws, *args], obj=planner)
+        assert result.exit_code == 0, result.output
+    with Workspace.open(tmp_path / "ws2") as w:
+        [day] = w.production().doc.all(ShootDay)
+    assert str(day.date) == "2027-03-01" and len(day.scene_ids) == 2

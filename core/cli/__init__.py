@@ -13,7 +13,7 @@ import click
 
 from ..errors import CastroomError
 from ..plugins import Plugins, make_plugins
-from . import bundle, check, entities, history, plugin_list, production  # noqa: F401
+from . import bundle, check, entities, history, plugin_list, production, schedule  # noqa: F401
 from .context import CastroomGroup, Context, emit_json, pass_ctx
 from .root import cli
 

@@ -1,0 +1,195 @@
+"""The constrained board, as a CP-SAT model (OR-Tools; no castroom imports).
+
+Slots are shoot days in date order. Each scene starts on one slot and covers ``span``
+consecutive slots (one for a scene of a day or less, which shares its day with others up
+to the day's length; a longer scene has its days to itself). Each payee (a deal) works
+the slots its scenes cover and is paid for every *used* slot from its first work slot to
+its last, at ``tables[p][n]`` for ``n`` paid days: any non-decreasing cost, so day, week
+and flat deals, guarantees and fringes are priced exactly as the budget prices them.
+
+Hard constraints: slots a scene may not start on (an actor unavailable on a day it
+would cover, a locked day), scenes fixed to a slot (locked, tied to a date), scene ``b``
+after scene ``a``, day length. Objectives, in strict order of priority: the fewest
+scenes moved from ``current`` (``--repair``), then the cast cost, then the fewest
+(day, location) pairs (company moves).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
+
+
+@dataclass
+class BoardProblem:
+    slots: int
+    capacity: int  # a day's length in units
+    units: list[int]  # each scene's length in units
+    payee_scenes: list[list[int]]  # the scenes each payee works in
+    tables: list[list[int]]  # tables[p][n]: payee p's cost for n paid days, n = 0..slots
+    forbidden: list[set[int]] = field(default_factory=list)  # per scene: start slots refused
+    fixed: dict[int, int] = field(default_factory=dict)  # scene -> start slot
+    after: list[tuple[int, int]] = field(default_factory=list)  # (a, b): b after a
+    locations: list[str] = field(default_factory=list)  # per scene ("" = none)
+    current: list[int | None] | None = None  # per scene, for repair: its slot now
+    hint: list[int] | None = None  # per scene: a start slot to begin from
+
+    def span(self, scene: int) -> int:
+        return max(1, -(-self.units[scene] // self.capacity))
+
+
+@dataclass
+class BoardAnswer:
+    starts: list[int]  # per scene
+    cost: int
+    lower_bound: int
+    optimal: bool
+    moved: int
+    seconds: float
+    status: str
+
+
+def solve_board(problem: BoardProblem, time_limit: float = 10.0) -> BoardAnswer | None:
+    """The best board CP-SAT finds in ``time_limit`` seconds, or None if none is feasible
+    (or none was found in time)."""
+    from ortools.sat.python import cp_model
+
+    started = time.monotonic()
+    n = len(problem.units)
+    model = cp_model.CpModel()
+    slots = range(problem.slots)
+    forbidden = problem.forbidden or [set() for _ in range(n)]
+    starts: list[dict[int, cp_model.IntVar]] = []
+    for s in range(n):
+        span = problem.span(s)
+        allowed = [k for k in slots if k + span <= problem.slots and k not in forbidden[s]]
+        if s in problem.fixed:
+            allowed = [k for k in allowed if k == problem.fixed[s]]
+        if not allowed:
+            return None
+        options = {k: model.new_bool_var(f"x{s}_{k}") for k in allowed}
+        model.add_exactly_one(options.values())
+        starts.append(options)
+    # cover[s][k]: scene s is shot on slot k (a sum of start literals: at most one is 1).
+    cover: list[dict[int, list[cp_model.IntVar]]] = []
+    for s in range(n):
+        span = problem.span(s)
+        on: dict[int, list[cp_model.IntVar]] = {}
+        for k, var in starts[s].items():
+            for j in range(k, k + span):
+                on.setdefault(j, []).append(var)
+        cover.append(on)
+    used = []
+    for k in slots:
+        load: list[tuple[int, cp_model.IntVar]] = []
+        covering: list[cp_model.IntVar] = []
+        for s in range(n):
+            if k in cover[s]:
+                weight = problem.units[s] if problem.span(s) == 1 else problem.capacity
+                load.extend((weight, v) for v in cover[s][k])
+                covering.extend(cover[s][k])
+        if load:
+            model.add(sum(w * v for w, v in load) <= problem.capacity)
+        flag = model.new_bool_var(f"used{k}")
+        if covering:
+            model.add_max_equality(flag, covering)
+        else:
+            model.add(flag == 0)
+        used.append(flag)
+    start_of = [sum(k * v for k, v in starts[s].items()) for s in range(n)]
+    for a, b in problem.after:
+        model.add(start_of[b] >= start_of[a] + problem.span(a) - 1)
+    costs = [_payee_cost(model, problem, p, cover, used) for p in range(len(problem.tables))]
+    cost = sum(costs)
+    top = sum(max(t) for t in problem.tables) + 1
+    locations = sorted({loc for loc in problem.locations if loc})
+    company = []
+    if len(locations) > 1:
+        for k in slots:
+            for loc in locations:
+                here = [
+                    v for s in range(n) if problem.locations[s] == loc for v in cover[s].get(k, [])
+                ]
+                if here:
+                    flag = model.new_bool_var(f"loc{k}_{loc}")
+                    model.add_max_equality(flag, here)
+                    company.append(flag)
+    moved = []
+    if problem.current is not None:
+        for s, slot in enumerate(problem.current):
+            stay = starts[s].get(slot) if slot is not None else None
+            moved.append(1 - stay if stay is not None else 1)
+    tie = len(company) + 1
+    objective = (
+        (sum(moved) * top + cost) * tie + sum(company) if moved else cost * tie + sum(company)
+    )
+    model.minimize(objective)
+    if problem.hint is not None:
+        for s, slot in enumerate(problem.hint):
+            for k, var in starts[s].items():
+                model.add_hint(var, 1 if k == slot else 0)
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(0.1, time_limit)
+    solver.parameters.num_workers = 2
+    solver.parameters.random_seed = 1
+    status = solver.solve(model)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    chosen = [next(k for k, v in starts[s].items() if solver.value(v)) for s in range(n)]
+    cost_value = int(sum(solver.value(c) for c in costs))
+    moved_value = int(sum(solver.value(m) for m in moved)) if moved else 0
+    optimal = status == cp_model.OPTIMAL
+    # The bound is on the whole objective; the cost's share of it is a bound on the cost
+    # only when no scene had to move (repair puts moves first).
+    bound = int(solver.best_objective_bound) // tie
+    lower = cost_value if optimal else (bound - moved_value * top if moved else bound)
+    return BoardAnswer(
+        starts=chosen,
+        cost=cost_value,
+        lower_bound=min(cost_value, max(0, lower)),
+        optimal=optimal,
+        moved=moved_value,
+        seconds=time.monotonic() - started,
+        status=solver.status_name(status),
+    )
+
+
+def _payee_cost(
+    model: cp_model.CpModel,
+    problem: BoardProblem,
+    p: int,
+    cover: list[dict[int, list[cp_model.IntVar]]],
+    used: list[cp_model.IntVar],
+) -> cp_model.IntVar | int:
+    """Payee p's cost: the table at the number of used slots from its first work slot to
+    its last (both bounds pushed down by the minimisation, held up by the work)."""
+    table = problem.tables[p]
+    scenes = problem.payee_scenes[p]
+    if not scenes:
+        return table[0]
+    last_slot = problem.slots - 1
+    first = model.new_int_var(0, last_slot, f"first{p}")
+    last = model.new_int_var(0, last_slot, f"last{p}")
+    model.add(first <= last)
+    paid = []
+    for k in range(problem.slots):
+        works = [v for s in scenes for v in cover[s].get(k, [])]
+        for v in works:
+            model.add(first <= k).only_enforce_if(v)
+            model.add(last >= k).only_enforce_if(v)
+        began = model.new_bool_var(f"b{p}_{k}")  # first <= k
+        model.add(first >= k + 1).only_enforce_if(~began)
+        ended = model.new_bool_var(f"e{p}_{k}")  # last >= k
+        model.add(last <= k - 1).only_enforce_if(~ended)
+        day = model.new_bool_var(f"p{p}_{k}")
+        model.add_bool_or([~began, ~ended, ~used[k], day])
+        paid.append(day)
+    days = model.new_int_var(0, problem.slots, f"n{p}")
+    model.add(days == sum(paid))
+    cost = model.new_int_var(0, max(table), f"c{p}")
+    model.add_element(days, table, cost)
+    return cost

@@ -1,0 +1,528 @@
+"""The scheduler: the board (which scenes on which shoot day) of least cast cost.
+
+The cost of a board is exactly what the budget computes for it (:mod:`.costing`): every
+counted deal is a *payee* whose cost for ``n`` paid days is read off the budget's own
+deal cost, and the proposed board is priced by :func:`.costing.budget_report` itself.
+
+How a board is found:
+
+- The calendar: shooting dates from the production's ``start_date`` (else the first
+  stored shoot day, else today), the first ``shooting_days_per_week`` days of each week
+  from it; locked days keep their dates. A scene lasts ``duration_days`` (else its pages
+  over ``pages_per_day``, an eighth of a page at least), in hundredths of a day: scenes
+  of a day or less share a day up to its length, a longer one has its days to itself.
+- The exact core (:mod:`.talent_scheduling`): the classic problem over the payees paid
+  by the day, scenes in sequence. When nothing else constrains the board (whole-day
+  scenes, day deals, no unavailability on the calendar, no lock, tie or order, no drop
+  possible), its proven optimum is the board's; packed onto the calendar it is the
+  answer. Otherwise it seeds CP-SAT (:mod:`.board_model`), which prices every payee
+  exactly (week and flat deals, guarantees) under the hard constraints.
+- The lower bound is proven: the classic optimum over the day-paid payees (every board
+  is, scene by scene, a sequence no cheaper than it; a day holds at most a day of work)
+  plus each other payee at their fewest possible days, or CP-SAT's bound, whichever is
+  higher. With drop/pickup possible (a board spanning more than ``drop_pickup_days``)
+  the board is priced with drops but optimised without them, and the bound falls back
+  to every payee paid only their work days.
+
+Hard constraints: a booked actor's ``unavailable`` days and other productions'
+bookings (``booked`` availability held by someone else) are never scheduled over; other
+productions' first and second holds are only warnings. Secondary objective: fewest
+(day, location) pairs, i.e. company moves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from . import costing
+from . import talent_scheduling as classic
+from .contracts import PlanDay, SchedulePlan, ScheduleRequest, TalentCost
+from .errors import CastroomError
+from .model import Deal, Production, Scene, ShootDay, Talent
+
+if TYPE_CHECKING:
+    from .board_model import BoardAnswer
+    from .costing import BudgetReport
+    from .document import CastDocument
+    from .view import ProductionView
+
+UNITS = 100  # a day, in the units scene lengths are counted in
+MIN_PAGES = 0.125  # an eighth of a page: the smallest length on a breakdown sheet
+HARD = frozenset({"unavailable", "booked"})
+
+
+def scene_days(scene: Scene, production: Production) -> float:
+    """A scene's estimated shooting time in days."""
+    if scene.duration_days is not None:
+        return scene.duration_days
+    return max(scene.pages, MIN_PAGES) / production.pages_per_day
+
+
+def shooting_dates(start: dt.date, days_per_week: int, count: int) -> list[dt.date]:
+    """The first ``count`` shooting dates from ``start``: the first ``days_per_week``
+    days of each week counted from it."""
+    out: list[dt.date] = []
+    offset = 0
+    while len(out) < count:
+        if offset % 7 < days_per_week:
+            out.append(start + dt.timedelta(days=offset))
+        offset += 1
+    return out
+
+
+@dataclass
+class Payee:
+    deal: Deal
+    talent_id: str
+    scenes: list[int]  # scene positions
+    table: list[int]  # cost for n paid days, n = 0..slots
+    linear: bool  # paid by the day: table[n] = a + b*n, up to fringe rounding
+    booked: bool
+    fringe: float = 0.0
+    overtime: int = 0
+
+
+@dataclass
+class Problem:
+    """The board to choose, in the solvers' terms (positions, not ids)."""
+
+    scenes: list[Scene]
+    units: list[int]
+    dates: list[dt.date]  # slot -> date
+    payees: list[Payee]
+    forbidden: list[set[int]]
+    fixed: dict[int, int]
+    locked_slots: dict[int, str]  # slot -> locked shoot day id
+    after: list[tuple[int, int]]
+    current: list[int | None]
+    drop_after: int
+    warnings: list[str] = field(default_factory=list)
+
+    def span(self, scene: int) -> int:
+        return max(1, -(-self.units[scene] // UNITS))
+
+    @property
+    def drops_possible(self) -> bool:
+        return self.drop_after > 0 and (self.dates[-1] - self.dates[0]).days > self.drop_after
+
+
+# -- building the problem ---------------------------------------------------------------------
+
+
+def _start(view: ProductionView) -> dt.date:
+    production = view.production
+    if production.start_date is not None:
+        return production.start_date
+    days = costing.ordered_days(view)
+    return days[0].date if days else dt.date.today()
+
+
+def _payees(view: ProductionView, scene_ids: list[str], slots: int) -> list[Payee]:
+    booked = costing.booked_pairs(view)
+    work = costing.scene_work(view, scene_ids)
+    out = []
+    for deal in view.deals:
+        if not costing.deal_counts(deal, booked) or view.find(Talent, deal.talent_id) is None:
+            continue
+        key, projected = costing.deal_key(deal, booked)
+        scenes = sorted(work.get(key, set()))
+        priced = [costing.deal_cost(view, deal, n, 0) for n in range(slots + 1)]
+        out.append(
+            Payee(
+                deal,
+                deal.talent_id,
+                scenes,
+                [c.total for c in priced],
+                linear=deal.unit == "day",  # and no guarantee above its fewest days (below)
+                booked=not projected,
+                fringe=priced[0].fringe_rate,
+                overtime=priced[0].overtime,
+            )
+        )
+    return out
+
+
+def _blocked_dates(view: ProductionView, talent_id: str) -> tuple[set[dt.date], list]:
+    """Dates a talent cannot work (hard), and other productions' holds (warnings)."""
+    title = view.production.title
+    hard: set[dt.date] = set()
+    holds = []
+    for item in view.availability_by_talent.get(talent_id, ()):
+        if item.kind in HARD and not (item.kind == "booked" and item.held_by in ("", title)):
+            day = item.start
+            while day <= item.end:
+                hard.add(day)
+                day += dt.timedelta(days=1)
+        elif item.kind in ("first_hold", "second_hold") and item.held_by not in ("", title):
+            holds.append(item)
+    return hard, holds
+
+
+def build_problem(view: ProductionView, request: ScheduleRequest, slots: int) -> Problem:
+    """The board to choose over the first ``slots`` shooting dates (plus locked days)."""
+    production = view.production
+    scenes = sorted(view.scenes.values(), key=lambda s: view.scene_order[s.id])
+    units = [max(1, round(scene_days(s, production) * UNITS)) for s in scenes]
+    locked = {d: view.shoot_days[d] for d in request.locks if d in view.shoot_days}
+    locked_dates = {day.date: day_id for day_id, day in locked.items()}
+    tied = {s.tied_date for s in scenes if s.tied_date is not None}
+    calendar = [d for d in shooting_dates(_start(view), production.shooting_days_per_week, slots)]
+    dates = sorted(set(calendar) | set(locked_dates) | tied)
+    slot_of = {d: k for k, d in enumerate(dates)}
+    position = {s.id: i for i, s in enumerate(scenes)}
+    payees = _payees(view, [s.id for s in scenes], len(dates))
+    forbidden: list[set[int]] = [set() for _ in scenes]
+    warnings: list[str] = []
+    for payee in payees:  # a guarantee above the fewest days it can work bends its cost
+        payee.linear = payee.linear and payee.deal.guaranteed_days <= _fewest(units, payee)
+    for payee in {p.talent_id: p for p in payees if p.booked}.values():
+        hard, holds = _blocked_dates(view, payee.talent_id)
+        name = view.get(Talent, payee.talent_id).name
+        for s in {s for p in payees if p.talent_id == payee.talent_id for s in p.scenes}:
+            for k, _date in enumerate(dates):
+                if any(dates[j] in hard for j in range(k, min(len(dates), k + span_of(units[s])))):
+                    forbidden[s].add(k)
+        for hold in holds:
+            warnings.append(
+                f"{name} is on a {hold.kind.replace('_', ' ')} for {hold.held_by} "
+                f"{hold.start}..{hold.end}"
+            )
+    fixed: dict[int, int] = {}
+    locked_slots = {slot_of[d]: day_id for d, day_id in locked_dates.items()}
+    by_day = view.scenes_by_shoot_day
+    for day_id, day in locked.items():
+        for scene in by_day.get(day_id, ()):
+            i = position[scene.id]
+            fixed.setdefault(i, slot_of[day.date])
+            fixed[i] = min(fixed[i], slot_of[day.date])
+    for i, scene in enumerate(scenes):
+        if scene.tied_date is not None and i not in fixed:
+            fixed[i] = slot_of[scene.tied_date]
+        if i not in fixed:  # nothing new joins a locked day
+            forbidden[i] |= set(locked_slots)
+    after = [(position[a], position[s.id]) for s in scenes for a in s.after if a in position]
+    current: list[int | None] = []
+    for scene in scenes:
+        now = view.shoot_days.get(scene.shoot_day_id or "")
+        current.append(slot_of.get(now.date) if now is not None else None)
+    return Problem(
+        scenes=scenes,
+        units=units,
+        dates=dates,
+        payees=payees,
+        forbidden=forbidden,
+        fixed=fixed,
+        locked_slots=locked_slots,
+        after=after,
+        current=current,
+        drop_after=costing.drop_after_days(production),
+        warnings=warnings,
+    )
+
+
+def span_of(units: int) -> int:
+    return max(1, -(-units // UNITS))
+
+
+# -- the exact core ---------------------------------------------------------------------------
+
+
+def classic_instance(problem: Problem) -> tuple[classic.Instance, list[int], float]:
+    """The classic problem over the day-paid payees (durations in hundredths of a day,
+    costs per day in exact millionths), which payees it holds, and the constant that
+    makes it a bound in money: its cost / MICRO / UNITS + constant <= their board cost."""
+    linear = [p for p, payee in enumerate(problem.payees) if payee.linear and payee.scenes]
+    casts = [0] * len(problem.scenes)
+    costs = []
+    constant = 0.0
+    for bit, p in enumerate(linear):
+        payee = problem.payees[p]
+        # A day deal's table[n] = rate*n + overtime, plus the fringe on both, rounded
+        # once: at least (rate*n + overtime) * (1 + fringe) - 1/2.
+        fringe = costing.micro(payee.fringe)
+        costs.append(payee.deal.rate * (costing.MICRO + fringe))
+        constant += payee.overtime * (costing.MICRO + fringe) / costing.MICRO
+        constant -= 0.5 if fringe else 0.0
+        for s in payee.scenes:
+            casts[s] |= 1 << bit
+    instance = classic.Instance(tuple(problem.units), tuple(costs), tuple(casts))
+    return instance, linear, constant
+
+
+def fewest_days(problem: Problem, payee: Payee) -> int:
+    return _fewest(problem.units, payee)
+
+
+def _fewest(units: list[int], payee: Payee) -> int:
+    """The fewest days a payee can be paid for: their scenes' length, or their longest."""
+    if not payee.scenes:
+        return 0
+    total = sum(units[s] for s in payee.scenes)
+    return max(-(-total // UNITS), max(span_of(units[s]) for s in payee.scenes))
+
+
+def pack(problem: Problem, order: list[int]) -> list[int] | None:
+    """Start slots for scenes shot in ``order``: each day filled in turn, a longer scene
+    on days of its own; None when the calendar is too short or a scene lands on a slot
+    it may not use."""
+    starts = [0] * len(problem.scenes)
+    slot, load = 0, 0
+    for s in order:
+        span = problem.span(s)
+        if (span > 1 or load + problem.units[s] > UNITS) and load:
+            slot, load = slot + 1, 0
+        while slot in problem.locked_slots:
+            slot += 1
+        if slot + span > len(problem.dates) or slot in problem.forbidden[s]:
+            return None
+        starts[s] = slot
+        if span > 1:
+            slot, load = slot + span, 0
+        else:
+            load += problem.units[s]
+    return starts
+
+
+# -- proposing a plan -------------------------------------------------------------------------
+
+
+def is_classic(problem: Problem) -> bool:
+    return (
+        all(u % UNITS == 0 for u in problem.units)
+        and all(p.linear or not p.scenes for p in problem.payees)
+        and not any(problem.forbidden)
+        and not problem.fixed
+        and not problem.after
+        and not problem.drops_possible
+    )
+
+
+def propose(view: ProductionView, request: ScheduleRequest) -> SchedulePlan:
+    """The built-in answer to ``castroom_propose_schedule`` (see the module docstring)."""
+    started = time.monotonic()
+    deadline = started + request.time_limit
+    production = view.production
+    if not view.scenes:
+        before = costing.budget_report(view)
+        return _plan(view, [], before, before, before.total, True, "nothing to schedule", started)
+    needed = sum(
+        span_of(max(1, round(scene_days(s, production) * UNITS))) for s in view.scenes.values()
+    )
+    slots = needed + max(3, needed // 3) + len(request.locks)
+    problem = build_problem(view, request, slots)
+    instance, linear, constant = classic_instance(problem)
+    exact = classic.solve(instance, time_limit=max(0.1, request.time_limit * 0.5))
+    method = "dynamic programme"
+    starts = pack(problem, exact.order)
+    bound = _bound(problem, exact, constant, linear)
+    optimal_model = False
+    if not (is_classic(problem) and exact.optimal and starts is not None and not request.repair):
+        answer = _constrained(problem, request, starts, deadline)
+        starts = answer.starts
+        method = "CP-SAT" + (" seeded by the dynamic programme" if exact.order else "")
+        if not problem.drops_possible and not request.repair:
+            bound = max(bound, answer.lower_bound)
+        optimal_model = answer.optimal and request.repair
+    assert starts is not None
+    days = _board(view, problem, starts, request)
+    before = costing.budget_report(view)
+    after = costing.budget_report(
+        view, days=[costing.BoardDay(date=d.date, scene_ids=d.scene_ids) for d in days]
+    )
+    lower = min(after.total, max(0, bound))
+    optimal = after.total == lower or optimal_model
+    warnings = list(problem.warnings)
+    if problem.drops_possible:
+        warnings.append(
+            f"drop/pickup is possible (gaps over {problem.drop_after} days): the board is "
+            "priced with it but optimised without it; the bound is the work-day bound"
+        )
+    return _plan(view, days, before, after, lower, optimal, method, started, warnings)
+
+
+class ScheduleError(CastroomError):
+    """No board meets the constraints."""
+
+
+def _constrained(
+    problem: Problem, request: ScheduleRequest, seed: list[int] | None, deadline: float
+) -> BoardAnswer:
+    """The board under the hard constraints, by CP-SAT, from the exact core's board."""
+    from .board_model import BoardProblem, solve_board
+
+    answer = solve_board(
+        BoardProblem(
+            slots=len(problem.dates),
+            capacity=UNITS,
+            units=problem.units,
+            payee_scenes=[p.scenes for p in problem.payees],
+            tables=[p.table for p in problem.payees],
+            forbidden=problem.forbidden,
+            fixed=problem.fixed,
+            after=problem.after,
+            locations=[s.location for s in problem.scenes],
+            current=problem.current if request.repair else None,
+            hint=seed,
+        ),
+        time_limit=max(0.5, deadline - time.monotonic()),
+    )
+    if answer is None:
+        raise ScheduleError(
+            "no board meets the constraints within the calendar: check the locked "
+            "days, tied dates and the booked actors' unavailability"
+        )
+    return answer
+
+
+def _bound(problem: Problem, exact: classic.Result, constant: float, linear: list[int]) -> int:
+    """A proven lower bound on the cast cost of every board (see the module docstring)."""
+    if problem.drops_possible:
+        return sum(p.table[fewest_days(problem, p)] for p in problem.payees)
+    day_paid = exact.lower_bound / costing.MICRO / UNITS + constant if linear else 0.0
+    others = sum(
+        p.table[fewest_days(problem, p)]
+        for i, p in enumerate(problem.payees)
+        if i not in set(linear)
+    )
+    return math.ceil(day_paid - 1e-6) + others
+
+
+def _board(
+    view: ProductionView, problem: Problem, starts: list[int], request: ScheduleRequest
+) -> list[PlanDay]:
+    """Plan days for the start slots: each used slot with its scenes, grouped by location
+    within the day, a multi-day scene on each of its days."""
+    on: dict[int, list[int]] = {}
+    for s, k in enumerate(starts):
+        for j in range(k, k + problem.span(s)):
+            on.setdefault(j, []).append(s)
+    stored = {d.date: d.id for d in costing.ordered_days(view) if d.id not in request.locks}
+    rank = {s: n for n, s in enumerate(sorted(range(len(starts)), key=lambda s: (starts[s], s)))}
+    days = []
+    for k in sorted(on):
+        scenes = sorted(on[k], key=lambda s: (problem.scenes[s].location, rank[s]))
+        scenes = _respect_order(scenes, problem.after)
+        locations = [problem.scenes[s].location for s in scenes if problem.scenes[s].location]
+        day_id = problem.locked_slots.get(k) or stored.get(problem.dates[k])
+        days.append(
+            PlanDay(
+                date=problem.dates[k],
+                scene_ids=[problem.scenes[s].id for s in scenes],
+                shoot_day_id=day_id,
+                location=locations[0] if len(set(locations)) == 1 else "",
+                locked=k in problem.locked_slots,
+            )
+        )
+    return days
+
+
+def _respect_order(scenes: list[int], after: list[tuple[int, int]]) -> list[int]:
+    """``scenes`` with every (a, b) pair of the day in order (a before b), else as given."""
+    out = list(scenes)
+    for _ in range(len(out)):
+        moved = False
+        for a, b in after:
+            if a in out and b in out and out.index(a) > out.index(b):
+                out.remove(a)
+                out.insert(out.index(b), a)
+                moved = True
+        if not moved:
+            break
+    return out
+
+
+def _plan(
+    view: ProductionView,
+    days: list[PlanDay],
+    before: BudgetReport,
+    after: BudgetReport,
+    lower: int,
+    optimal: bool,
+    method: str,
+    started: float,
+    warnings: list[str] | None = None,
+) -> SchedulePlan:
+    """The plan for ``days``: costs per actor before and after, and how many scenes move."""
+    names: dict[str, str] = {}
+    for line in before.lines + after.lines:
+        names[line.talent_id] = line.talent
+    was = {s.id: s.total for s in before.by_talent}
+    now = {s.id: s.total for s in after.by_talent}
+    per_talent = [
+        TalentCost(
+            talent_id=t, talent=names.get(t, t), cost_before=was.get(t, 0), cost_after=now.get(t, 0)
+        )
+        for t in sorted(set(was) | set(now), key=lambda t: (-now.get(t, 0), names.get(t, t)))
+    ]
+    new_date = {sid: d.date for d in reversed(days) for sid in d.scene_ids}
+    moved = 0
+    for scene in view.scenes.values():
+        day = view.shoot_days.get(scene.shoot_day_id or "")
+        if day is None or new_date.get(scene.id) != day.date:
+            moved += 1
+    return SchedulePlan(
+        currency=view.production.currency,
+        cost=after.total,
+        cost_before=before.total,
+        lower_bound=lower,
+        optimal=optimal,
+        days=days,
+        per_talent=per_talent,
+        moved=moved,
+        method=method,
+        seconds=round(time.monotonic() - started, 3),
+        warnings=warnings or [],
+    )
+
+
+# -- applying a plan --------------------------------------------------------------------------
+
+
+def apply_schedule(doc: CastDocument, plan: SchedulePlan) -> dict[str, int]:
+    """Write a plan in one transaction: its shoot days (reusing the stored day of the same
+    date, adding the rest), their scene order, each scene's first shoot day; stored days
+    the plan leaves empty are deleted (restorable), so they hold no one. Returns counts."""
+    counts = {"added": 0, "updated": 0, "deleted": 0, "scenes": 0}
+    with doc.transaction():
+        existing = {d.id: d for d in doc.all(ShootDay)}
+        kept: set[str] = set()
+        first_day: dict[str, str] = {}
+        for number, day in enumerate(plan.days, start=1):
+            if day.shoot_day_id and day.shoot_day_id in existing:
+                doc.update(
+                    ShootDay,
+                    day.shoot_day_id,
+                    {
+                        "scene_ids": day.scene_ids,
+                        "day_number": number,
+                        "date": day.date.isoformat(),
+                    },
+                )
+                day_id = day.shoot_day_id
+                counts["updated"] += 1
+            else:
+                day_id = doc.add(
+                    ShootDay,
+                    date=day.date,
+                    scene_ids=day.scene_ids,
+                    day_number=number,
+                    location=day.location,
+                ).id
+                counts["added"] += 1
+            kept.add(day_id)
+            for scene_id in day.scene_ids:
+                first_day.setdefault(scene_id, day_id)
+        for day_id in existing:
+            if day_id not in kept:
+                doc.delete(ShootDay, day_id)
+                counts["deleted"] += 1
+        for scene in doc.all(Scene):
+            target = first_day.get(scene.id)
+            if target is not None and scene.shoot_day_id != target:
+                doc.update(Scene, scene.id, {"shoot_day_id": target})
+                counts["scenes"] += 1
+    return counts

@@ -1,0 +1,229 @@
+"""``castroom schedule``: published instances imported through the CLI into a real
+production, the plan's cost checked against ``castroom budget`` after ``--apply``, and the
+hard constraints, locks, repair and the ``castroom_propose_schedule`` hook."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from castroom.core.cli import build_cli
+from castroom.core.contracts import PlanDay, SchedulePlan, ScheduleRequest, TalentCost
+from castroom.core.hookspecs import hookimpl
+from castroom.core.model import Scene, ShootDay
+from castroom.core.plugins import make_plugins
+from castroom.core.talent_scheduling import Instance, bits, parse_dzn
+from castroom.core.view import ProductionView
+from castroom.core.workspace import Workspace
+
+DATA = Path(__file__).parent / "data" / "talent_scheduling"
+OPTIMA = {"tiny": 29, "small": 54, "concert": 111, "rehearsal_smith": 109}
+START = dt.date(2027, 3, 1)  # a Monday
+
+
+def run(ws: Path, *args: str, extra: list[Any] = (), ok: bool = True) -> Any:  # type: ignore[assignment]
+    plugins = make_plugins(extra=extra, entry_points=False)
+    result = CliRunner().invoke(
+        build_cli(plugins), ["--workspace", str(ws), *args], obj=plugins, catch_exceptions=False
+    )
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def add(ws: Path, kind: str, *fields: str) -> str:
+    return json.loads(run(ws, "add", kind, *fields, "--json").output)["id"]
+
+
+def import_instance(ws: Path, name: str, unit: str = "day") -> tuple[Instance, int, list[str]]:
+    """The instance as a production: an actor per row (a talent booked in a role, a signed
+    deal at their cost per day), a scene per column with its cast and duration_days.
+    Returns the instance, the minor units one cost unit became, and the talent ids."""
+    instance = parse_dzn((DATA / f"{name}.dzn").read_text(), name)
+    run(ws, "init", "--production", name)
+    run(ws, "production", "set", f"start_date={START}", "drop_pickup_days=0")
+    roles, talents, scale = [], [], 0
+    for a, cost in enumerate(instance.costs):
+        talent = add(ws, "talent", f"name=Actor {a + 1}")
+        role = add(ws, "role", f"name=Role {a + 1}")
+        add(ws, "candidate", f"talent_id={talent}", f"role_id={role}", "stage=booked")
+        deal = run(
+            ws, "add", "deal", f"talent_id={talent}", f"role_id={role}", f"rate={cost}",
+            f"unit={unit}", "status=signed", "--json",
+        ).output  # fmt: skip
+        scale = json.loads(deal)["rate"] // cost  # however money is parsed, it is linear
+        roles.append(role)
+        talents.append(talent)
+    for s in range(instance.scenes):
+        cast = json.dumps([roles[a] for a in bits(instance.casts[s])])
+        add(ws, "scene", f"number={s + 1}", f"characters={cast}",
+            f"duration_days={instance.durations[s]}")  # fmt: skip
+    return instance, scale, talents
+
+
+def schedule(ws: Path, *args: str) -> dict[str, Any]:
+    return json.loads(run(ws, "schedule", "--json", *args).output)
+
+
+def budget_total(ws: Path) -> int:
+    return json.loads(run(ws, "budget", "--json").output)["total"]
+
+
+def board(ws: Path) -> list[tuple[dt.date, list[str]]]:
+    with Workspace.open(ws) as w:
+        view = ProductionView(w.production().doc)
+        days = sorted(view.shoot_days.values(), key=lambda d: d.date)
+        return [(d.date, [s.id for s in view.scenes_by_shoot_day[d.id]]) for d in days]
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMA))
+def test_published_optimum_through_the_cli_and_the_budget_agrees(tmp_path: Path, name: str) -> None:
+    ws = tmp_path / "ws"
+    instance, scale, talents = import_instance(ws, name)
+    plan = schedule(ws, "--apply")
+    assert plan["cost"] == OPTIMA[name] * scale
+    assert plan["lower_bound"] == plan["cost"] and plan["optimal"] is True
+    assert plan["cost_before"] == 0  # no shoot days yet: nobody works, nobody is paid
+    assert {t["talent_id"] for t in plan["per_talent"]} == set(talents)
+    assert sum(t["cost_after"] for t in plan["per_talent"]) == plan["cost"]
+    assert budget_total(ws) == plan["cost"]  # the one cost function, after --apply
+    # The board: a scene of d days on d consecutive shooting days, weekends skipped.
+    days = board(ws)
+    assert len(days) == sum(instance.durations)
+    assert all(date.weekday() < 5 for date, _ in days)
+    assert [d.isoformat() for d, _ in days] == [d["date"] for d in plan["days"]]
+    # Scheduling again keeps the (optimal) cost, now as the cost before.
+    again = schedule(ws)
+    assert again["cost_before"] == again["cost"] == plan["cost"]
+
+
+def test_unavailable_actor_is_never_scheduled_and_the_budget_agrees(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    _, scale, talents = import_instance(ws, "small")
+    free = schedule(ws)
+    # Actor 1 (scenes 1, 5, 6) cannot work the first week.
+    add(ws, "availability", f"talent_id={talents[0]}", f"start={START}",
+        f"end={START + dt.timedelta(days=6)}", "kind=unavailable")  # fmt: skip
+    plan = schedule(ws, "--apply", "--time-limit", "5")
+    assert plan["lower_bound"] <= OPTIMA["small"] * scale <= free["cost"] <= plan["cost"]
+    assert plan["lower_bound"] <= plan["cost"]
+    assert budget_total(ws) == plan["cost"]
+    with Workspace.open(ws) as w:
+        view = ProductionView(w.production().doc)
+        scenes_of_actor_1 = {s.id for s in view.scenes.values() if s.number in {"1", "5", "6"}}
+    for date, scene_ids in board(ws):
+        if date <= START + dt.timedelta(days=6):
+            assert not scenes_of_actor_1 & set(scene_ids), date
+
+
+def test_lock_keeps_a_day_and_repair_moves_few_scenes(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    _, _, talents = import_instance(ws, "tiny")
+    schedule(ws, "--apply")
+    before = board(ws)
+    first_date, first_scenes = before[0]
+    plan = schedule(ws, "--lock", first_date.isoformat(), "--time-limit", "3")
+    assert plan["days"][0]["scene_ids"] == first_scenes and plan["days"][0]["locked"] is True
+    # Actor 2 is in every scene but one: make them unavailable on the last day.
+    last_date = before[-1][0]
+    add(ws, "availability", f"talent_id={talents[1]}", f"start={last_date}", f"end={last_date}")
+    repaired = schedule(ws, "--repair", "--apply", "--time-limit", "5")
+    assert repaired["optimal"] is True  # fewest moves, then cheapest, proven
+    assert 1 <= repaired["moved"] <= 2
+    assert budget_total(ws) == repaired["cost"]
+    after = dict(board(ws))
+    with Workspace.open(ws) as w:
+        view = ProductionView(w.production().doc)
+        roles_of_2 = {r.id for r in view.roles.values() if r.name == "Role 2"}
+        on_last = [view.scenes[s] for s in after.get(last_date, [])]
+    assert not any(roles_of_2 & set(s.characters) for s in on_last)
+
+
+def test_week_deals_and_fractional_scenes_are_priced_as_the_budget(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    import_instance(ws, "tiny", unit="week")
+    with Workspace.open(ws) as w:
+        doc = w.production().doc
+        for scene in doc.all(Scene):  # half-day scenes: two to a day
+            doc.update(Scene, scene.id, {"duration_days": 0.5})
+    plan = schedule(ws, "--apply", "--time-limit", "3")
+    assert "CP-SAT" in plan["method"]
+    assert budget_total(ws) == plan["cost"] >= plan["lower_bound"] > 0
+    assert all(len(d["scene_ids"]) <= 2 for d in plan["days"])
+    assert len(plan["days"]) == 2
+
+
+def test_tied_date_and_after_are_kept(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    import_instance(ws, "small")
+    with Workspace.open(ws) as w:
+        doc = w.production().doc
+        scenes = {s.number: s for s in doc.all(Scene)}
+        tied = START + dt.timedelta(days=14)  # a Monday, two weeks in
+        doc.update(Scene, scenes["3"].id, {"tied_date": tied.isoformat()})
+        doc.update(Scene, scenes["1"].id, {"after": [scenes["2"].id]})
+        ids = {n: s.id for n, s in scenes.items()}
+    plan = schedule(ws, "--apply", "--time-limit", "3")
+    dates = {}
+    for day in plan["days"]:
+        for sid in day["scene_ids"]:
+            dates.setdefault(sid, day["date"])
+    assert dates[ids["3"]] == tied.isoformat()
+    assert dates[ids["1"]] >= dates[ids["2"]]
+    assert budget_total(ws) == plan["cost"]
+
+
+def test_bad_lock_is_one_error_and_changes_nothing(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    import_instance(ws, "tiny")
+    result = run(ws, "schedule", "--apply", "--lock", "2031-01-01", ok=False)
+    assert result.exit_code == 1
+    assert "no shoot day '2031-01-01'" in result.output
+    with Workspace.open(ws) as w:
+        assert w.production().doc.all(ShootDay) == []
+
+
+class FixedBoard:
+    """A studio's own scheduler: everything on one day (firstresult beats the built-in)."""
+
+    __name__ = "fixed_board"
+
+    @hookimpl
+    def castroom_propose_schedule(
+        self, view: ProductionView, request: ScheduleRequest
+    ) -> SchedulePlan:
+        scene_ids = sorted(view.scenes)
+        return SchedulePlan(
+            currency=view.production.currency,
+            cost=1,
+            cost_before=0,
+            lower_bound=1,
+            optimal=True,
+            days=[PlanDay(date=START, scene_ids=scene_ids)],
+            per_talent=[TalentCost(talent_id="x", talent="X", cost_before=0, cost_after=1)],
+            method=f"one day, {request.time_limit:g} s allowed",
+        )
+
+
+def test_a_plugin_schedule_wins_and_is_applied(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    import_instance(ws, "tiny")
+    result = run(ws, "schedule", "--json", "--apply", "--time-limit", "2", extra=[FixedBoard()])
+    plan = json.loads(result.output)
+    assert plan["method"] == "one day, 2 s allowed" and len(plan["days"]) == 1
+    [(date, scene_ids)] = board(ws)
+    assert date == START and len(scene_ids) == 4
+
+
+def test_text_output_has_the_board_dood_costs_and_bound(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    import_instance(ws, "tiny")
+    out = run(ws, "schedule").output
+    assert "proposed board" in out and "day-out-of-days" in out and "SW" in out
+    assert "cast cost by actor" in out and "Actor 2" in out
+    assert "Optimal: proven lower bound" in out
