@@ -5,7 +5,8 @@ consecutive slots (one for a scene of a day or less, which shares its day with o
 to the day's length; a longer scene has its days to itself). Each payee (a deal) works
 the slots its scenes cover and is paid for every *used* slot from its first work slot to
 its last, at ``tables[p][n]`` for ``n`` paid days: any non-decreasing cost, so day, week
-and flat deals, guarantees and fringes are priced exactly as the budget prices them.
+and flat deals, guarantees and fringes are priced exactly as the budget prices them;
+with drop/pickup, one gap per payee may go unpaid, as the budget's rule allows.
 
 Hard constraints: slots a scene may not start on (an actor unavailable on a day it
 would cover, a locked day), scenes fixed to a slot (locked, tied to a date), scene ``b``
@@ -37,6 +38,13 @@ class BoardProblem:
     locations: list[str] = field(default_factory=list)  # per scene ("" = none)
     current: list[int | None] | None = None  # per scene, for repair: its slot now
     hint: list[int] | None = None  # per scene: a start slot to begin from
+    #: Drop/pickup: ``dates`` are the slots' calendar days (from the first), and a payee
+    #: may be unpaid, once, across a gap of more than ``drop_after`` of them (0: never).
+    dates: list[int] = field(default_factory=list)
+    drop_after: int = 0
+    #: A proven lower bound on the cost (the exact core's): CP-SAT's own bound is weak,
+    #: and with this one it stops as soon as a board reaches it.
+    lower_bound: int = 0
 
     def span(self, scene: int) -> int:
         return max(1, -(-self.units[scene] // self.capacity))
@@ -105,6 +113,8 @@ def solve_board(problem: BoardProblem, time_limit: float = 10.0) -> BoardAnswer 
         model.add(start_of[b] >= start_of[a] + problem.span(a) - 1)
     costs = [_payee_cost(model, problem, p, cover, used) for p in range(len(problem.tables))]
     cost = sum(costs)
+    if problem.lower_bound and not isinstance(cost, int):
+        model.add(cost >= problem.lower_bound)
     top = sum(max(t) for t in problem.tables) + 1
     locations = sorted({loc for loc in problem.locations if loc})
     company = []
@@ -175,9 +185,11 @@ def _payee_cost(
     first = model.new_int_var(0, last_slot, f"first{p}")
     last = model.new_int_var(0, last_slot, f"last{p}")
     model.add(first <= last)
+    worked = [[v for s in scenes for v in cover[s].get(k, [])] for k in range(problem.slots)]
+    gap = _drop_gap(model, problem, p, worked) if problem.drop_after > 0 else None
     paid = []
     for k in range(problem.slots):
-        works = [v for s in scenes for v in cover[s].get(k, [])]
+        works = worked[k]
         for v in works:
             model.add(first <= k).only_enforce_if(v)
             model.add(last >= k).only_enforce_if(v)
@@ -186,10 +198,50 @@ def _payee_cost(
         ended = model.new_bool_var(f"e{p}_{k}")  # last >= k
         model.add(last <= k - 1).only_enforce_if(~ended)
         day = model.new_bool_var(f"p{p}_{k}")
-        model.add_bool_or([~began, ~ended, ~used[k], day])
+        unpaid = [~began, ~ended, ~used[k], day]
+        if gap is not None:  # a day inside the one drop is not paid
+            unpaid.append(gap[k])
+        model.add_bool_or(unpaid)
         paid.append(day)
     days = model.new_int_var(0, problem.slots, f"n{p}")
     model.add(days == sum(paid))
     cost = model.new_int_var(0, max(table), f"c{p}")
     model.add_element(days, table, cost)
     return cost
+
+
+def _drop_gap(
+    model: cp_model.CpModel,
+    problem: BoardProblem,
+    p: int,
+    works: list[list[cp_model.IntVar]],
+) -> list[cp_model.IntVar]:
+    """Drop/pickup, once per payee: ``gap[k]`` may be true for the slots strictly between
+    two slots ``g1 < g2`` more than ``drop_after`` calendar days apart, none of them
+    worked (the budget drops the gap between two work days that saves the most: never
+    less than this)."""
+    last_slot = problem.slots - 1
+    g1 = model.new_int_var(0, last_slot, f"g1_{p}")
+    g2 = model.new_int_var(0, last_slot, f"g2_{p}")
+    d1 = model.new_int_var(0, problem.dates[-1], f"d1_{p}")
+    d2 = model.new_int_var(0, problem.dates[-1], f"d2_{p}")
+    model.add_element(g1, problem.dates, d1)
+    model.add_element(g2, problem.dates, d2)
+    dropped = model.new_bool_var(f"drop{p}")
+    model.add(d2 - d1 > problem.drop_after).only_enforce_if(dropped)
+    gap = []
+    for k in range(problem.slots):
+        after_g1 = model.new_bool_var(f"a{p}_{k}")  # g1 < k, both ways
+        model.add(g1 < k).only_enforce_if(after_g1)
+        model.add(g1 >= k).only_enforce_if(~after_g1)
+        before_g2 = model.new_bool_var(f"z{p}_{k}")  # k < g2, both ways
+        model.add(g2 > k).only_enforce_if(before_g2)
+        model.add(g2 <= k).only_enforce_if(~before_g2)
+        for v in works[k]:  # nothing worked inside the dropped stretch
+            model.add_bool_or([~v, ~dropped, ~after_g1, ~before_g2])
+        inside = model.new_bool_var(f"gap{p}_{k}")
+        model.add_implication(inside, dropped)
+        model.add_implication(inside, after_g1)
+        model.add_implication(inside, before_g2)
+        gap.append(inside)
+    return gap

@@ -63,8 +63,7 @@ class SchedulePlan(msgspec.Struct, kw_only=True):
     #: How the board was found ("dynamic programme", "CP-SAT", a plugin's own words).
     method: str = ""
     seconds: float = 0.0
-    #: Things a person should know: other productions' holds on planned days, the drop
-    #: rule not being optimised, unscheduled scenes.
+    #: Things a person should know, such as other productions' holds on the cast.
     warnings: list[str] = []
 
     @property

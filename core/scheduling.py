@@ -21,8 +21,8 @@ How a board is found:
   is, scene by scene, a sequence no cheaper than it; a day holds at most a day of work)
   plus each other payee at their fewest possible days, or CP-SAT's bound, whichever is
   higher. With drop/pickup possible (a board spanning more than ``drop_pickup_days``)
-  the board is priced with drops but optimised without them, and the bound falls back
-  to every payee paid only their work days.
+  CP-SAT models the one unpaid gap per deal; the exact core then only seeds it, and the
+  bound is CP-SAT's or every payee paid only their work days.
 
 Hard constraints: a booked actor's ``unavailable`` days and other productions'
 bookings (``booked`` availability held by someone else) are never scheduled over; other
@@ -254,15 +254,17 @@ def classic_instance(problem: Problem) -> tuple[classic.Instance, list[int], flo
 
 
 def fewest_days(problem: Problem, payee: Payee) -> int:
-    return _fewest(problem.units, payee)
+    return _fewest(problem.units, payee, problem.fixed)
 
 
-def _fewest(units: list[int], payee: Payee) -> int:
-    """The fewest days a payee can be paid for: their scenes' length, or their longest."""
+def _fewest(units: list[int], payee: Payee, fixed: dict[int, int] | None = None) -> int:
+    """The fewest days a payee can be paid for: their scenes' length, their longest, or
+    the distinct days their scenes are tied or locked to."""
     if not payee.scenes:
         return 0
     total = sum(units[s] for s in payee.scenes)
-    return max(-(-total // UNITS), max(span_of(units[s]) for s in payee.scenes))
+    tied = len({fixed[s] for s in payee.scenes if s in fixed}) if fixed else 0
+    return max(-(-total // UNITS), max(span_of(units[s]) for s in payee.scenes), tied)
 
 
 def pack(problem: Problem, order: list[int]) -> list[int] | None:
@@ -320,28 +322,44 @@ def propose(view: ProductionView, request: ScheduleRequest) -> SchedulePlan:
     starts = pack(problem, exact.order)
     bound = _bound(problem, exact, constant, linear)
     optimal_model = False
+    seed = starts
     if not (is_classic(problem) and exact.optimal and starts is not None and not request.repair):
-        answer = _constrained(problem, request, starts, deadline)
+        answer = _constrained(problem, request, starts, deadline, bound)
         starts = answer.starts
         method = "CP-SAT" + (" seeded by the dynamic programme" if exact.order else "")
-        if not problem.drops_possible and not request.repair:
+        if not request.repair:  # drops are in the model: its bound holds for the budget
             bound = max(bound, answer.lower_bound)
         optimal_model = answer.optimal and request.repair
     assert starts is not None
     days = _board(view, problem, starts, request)
+    after = _price(view, days)
+    if seed is not None and seed is not starts and not request.repair and feasible(problem, seed):
+        # CP-SAT may not complete its hint in time: never return worse than the seed.
+        seed_days = _board(view, problem, seed, request)
+        seed_after = _price(view, seed_days)
+        if seed_after.total < after.total:
+            days, after, method = seed_days, seed_after, "dynamic programme (CP-SAT: no better)"
     before = costing.budget_report(view)
-    after = costing.budget_report(
-        view, days=[costing.BoardDay(date=d.date, scene_ids=d.scene_ids) for d in days]
-    )
     lower = min(after.total, max(0, bound))
     optimal = after.total == lower or optimal_model
     warnings = list(problem.warnings)
-    if problem.drops_possible:
-        warnings.append(
-            f"drop/pickup is possible (gaps over {problem.drop_after} days): the board is "
-            "priced with it but optimised without it; the bound is the work-day bound"
-        )
     return _plan(view, days, before, after, lower, optimal, method, started, warnings)
+
+
+def _price(view: ProductionView, days: list[PlanDay]) -> BudgetReport:
+    """The budget for a proposed board: the one cost function."""
+    board = [costing.BoardDay(date=d.date, scene_ids=d.scene_ids) for d in days]
+    return costing.budget_report(view, days=board)
+
+
+def feasible(problem: Problem, starts: list[int]) -> bool:
+    """Whether start slots meet the hard constraints (day length aside: packing keeps it)."""
+    for s, k in enumerate(starts):
+        if k in problem.forbidden[s] or k + problem.span(s) > len(problem.dates):
+            return False
+        if s in problem.fixed and problem.fixed[s] != k:
+            return False
+    return all(starts[b] >= starts[a] + problem.span(a) - 1 for a, b in problem.after)
 
 
 class ScheduleError(CastroomError):
@@ -349,7 +367,11 @@ class ScheduleError(CastroomError):
 
 
 def _constrained(
-    problem: Problem, request: ScheduleRequest, seed: list[int] | None, deadline: float
+    problem: Problem,
+    request: ScheduleRequest,
+    seed: list[int] | None,
+    deadline: float,
+    bound: int,
 ) -> BoardAnswer:
     """The board under the hard constraints, by CP-SAT, from the exact core's board."""
     from .board_model import BoardProblem, solve_board
@@ -367,6 +389,9 @@ def _constrained(
             locations=[s.location for s in problem.scenes],
             current=problem.current if request.repair else None,
             hint=seed,
+            dates=[(d - problem.dates[0]).days for d in problem.dates],
+            drop_after=problem.drop_after if problem.drops_possible else 0,
+            lower_bound=max(0, bound),
         ),
         time_limit=max(0.5, deadline - time.monotonic()),
     )

@@ -49,8 +49,9 @@ from castroom.core.plugins import coerce_answer
 from castroom.plugins import continuity
 
 if TYPE_CHECKING:
+    from castroom.core.document import CastDocument
+    from castroom.core.plugins import Plugins
     from castroom.core.view import ProductionView
-    from castroom.core.workspace import StoredProduction
 
 #: Stages of a candidate no longer in the running.
 GONE = frozenset({"declined", "released", "dropped"})
@@ -83,6 +84,12 @@ class Replacement(msgspec.Struct, kw_only=True):
     reasons: list[str]
     estimated_cost: int | None = None
     conflicts: list[dt.date] = []
+    #: What booking them does to the schedule's cast cost, given their availability:
+    #: the best board the scheduler finds with them (None: no schedule to price) and
+    #: its change against the cast cost of the board as it is now.
+    schedule_cost: int | None = None
+    schedule_change: int | None = None
+    schedule_optimal: bool | None = None
 
 
 class RolePlan(msgspec.Struct, kw_only=True):
@@ -526,11 +533,10 @@ class Applied(msgspec.Struct, kw_only=True):
 
 
 def apply_choice(
-    production: StoredProduction, plan: ContingencyPlan, role_plan: RolePlan, chosen: Replacement
+    doc: CastDocument, plan: ContingencyPlan, role_plan: RolePlan, chosen: Replacement
 ) -> Applied:
     """Book ``chosen``, drop the planned talent, cancel their deals for the role and give
     the replacement a deal, for one role, in one transaction (see the module docstring)."""
-    doc = production.doc
     today = dt.date.today().isoformat()
     why = f"{plan.talent} dropped out of {role_plan.role}, replaced by {chosen.name}"
     with doc.transaction():
@@ -647,9 +653,21 @@ def castroom_register_commands(cli: click.Group) -> None:
         help="Book this replacement (talent or candidate id, or name).",
     )
     @click.option("--json", "as_json", is_flag=True)
+    @click.option(
+        "--schedule-time",
+        type=click.FloatRange(0, 600),
+        default=2.0,
+        show_default=True,
+        help="Seconds the scheduler may take per replacement to price them (0: skip).",
+    )
     @pass_ctx
     def replace_cmd(
-        obj: Context, talent: str, role_ref: str | None, apply_ref: str | None, as_json: bool
+        obj: Context,
+        talent: str,
+        role_ref: str | None,
+        apply_ref: str | None,
+        as_json: bool,
+        schedule_time: float,
     ) -> None:
         """A booked talent drops out: what it affects, and who could replace them.
 
@@ -673,13 +691,15 @@ def castroom_register_commands(cli: click.Group) -> None:
         for failure in failures:
             click.echo(f"Warning: {failure}", err=True)
         if apply_ref is None:
+            if schedule_time > 0 and view.shoot_days:
+                price_on_schedule(production.doc, plan, obj.plugins, schedule_time)
             if as_json:
                 emit_json(plan)
             else:
                 _print_plan(plan)
             return
         role_plan, chosen = choose(plan, apply_ref)
-        applied = apply_choice(production, plan, role_plan, chosen)
+        applied = apply_choice(production.doc, plan, role_plan, chosen)
         if as_json:
             emit_json(
                 {
@@ -695,6 +715,32 @@ def castroom_register_commands(cli: click.Group) -> None:
             )
         else:
             _print_applied(plan, role_plan, chosen, applied)
+
+
+def price_on_schedule(
+    doc: CastDocument, plan: ContingencyPlan, plugins: Plugins, time_limit: float
+) -> None:
+    """Fill each replacement's schedule cost: book them in a copy of the production (as
+    --apply would), ask the scheduler (``castroom_propose_schedule``) for the best board
+    given their availability, and compare with the cast cost of the board as it is."""
+    from castroom.core.contracts import ScheduleRequest
+    from castroom.core.document import CastDocument as Doc
+    from castroom.core.view import ProductionView as View
+
+    original = doc.encode_update()
+    now = costing.budget_report(View(doc)).total
+    for role_plan in plan.roles:
+        for rep in role_plan.replacements:
+            copy = Doc()
+            copy.apply_update(original)
+            apply_choice(copy, plan, role_plan, rep)
+            view = View(copy, plugins=plugins)
+            proposal = plugins.propose_schedule(view, ScheduleRequest(time_limit=time_limit))
+            if proposal is None:
+                continue
+            rep.schedule_cost = proposal.cost
+            rep.schedule_change = proposal.cost - now
+            rep.schedule_optimal = proposal.optimal
 
 
 def _print_applied(
@@ -770,5 +816,14 @@ def _print_plan(plan: ContingencyPlan) -> None:
             )
             for reason in rep.reasons:
                 click.echo(f"         - {reason}")
+            if rep.schedule_cost is not None and rep.schedule_change is not None:
+                change = rep.schedule_change
+                sign = "+" if change > 0 else "-" if change < 0 else "+"
+                proven = "optimal" if rep.schedule_optimal else "best found"
+                click.echo(
+                    f"         - schedule with them: cast cost "
+                    f"{format_money(rep.schedule_cost, plan.currency)} ({proven}), "
+                    f"{sign}{format_money(abs(change), plan.currency)} on the board now"
+                )
     if plan.remaining_budget is not None:
         click.echo(f"Budget left: {format_money(plan.remaining_budget, plan.currency)}")

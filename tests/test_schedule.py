@@ -227,3 +227,64 @@ def test_text_output_has_the_board_dood_costs_and_bound(tmp_path: Path) -> None:
     assert "proposed board" in out and "day-out-of-days" in out and "SW" in out
     assert "cast cost by actor" in out and "Actor 2" in out
     assert "Optimal: proven lower bound" in out
+
+
+def test_replace_prices_each_replacement_on_the_schedule(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    import_instance(ws, "tiny")
+    schedule(ws, "--apply")
+    now = budget_total(ws)
+    # Two understudies for Actor 2 (in three of the four scenes) at the same day rate:
+    # one free every day, one unavailable on the first shoot day.
+    role = json.loads(run(ws, "list", "role", "--json").output)[1]["id"]
+    first = board(ws)[0][0]
+    free = add(ws, "talent", "name=Free Understudy", "rate=2")
+    busy = add(ws, "talent", "name=Busy Understudy", "rate=2")
+    for who in (free, busy):
+        add(ws, "candidate", f"talent_id={who}", f"role_id={role}", "stage=shortlisted")
+    add(ws, "availability", f"talent_id={busy}", f"start={first}", f"end={first}")
+    plan = json.loads(run(ws, "replace", "Actor 2", "--json").output)
+    reps = {r["name"]: r for r in plan["roles"][0]["replacements"]}
+    same = reps["Free Understudy"]
+    assert same["schedule_cost"] == now and same["schedule_change"] == 0
+    assert same["schedule_optimal"] is True
+    # The busy one cannot work the first day: the board must change around them.
+    other = reps["Busy Understudy"]
+    assert other["schedule_cost"] >= now and other["schedule_optimal"] is True
+    # Booking them and scheduling gives exactly the price replace said.
+    run(ws, "replace", "Actor 2", "--apply", busy)
+    assert schedule(ws, "--apply", "--time-limit", "5")["cost"] == other["schedule_cost"]
+    assert budget_total(ws) == other["schedule_cost"]
+    out = run(ws, "replace", "Busy Understudy").output
+    assert "Free Understudy" in out and "schedule with them: cast cost" in out
+    assert "(optimal)" in out
+
+
+def test_drop_pickup_is_optimised_and_priced_as_the_budget(tmp_path: Path) -> None:
+    """A lead tied to the first day and to a day three weeks later: with drop/pickup
+    (more than ten days apart) they are paid two days, not three weeks."""
+    ws = tmp_path / "ws"
+    run(ws, "init", "--production", "Bookends")
+    run(ws, "production", "set", f"start_date={START}", "drop_pickup_days=10")
+    ids = {}
+    for name, rate in (("Lead", 1000), ("Day Player", 10)):
+        ids[name] = add(ws, "talent", f"name={name}")
+        role = add(ws, "role", f"name={name} Role")
+        add(ws, "candidate", f"talent_id={ids[name]}", f"role_id={role}", "stage=booked")
+        run(ws, "add", "deal", f"talent_id={ids[name]}", f"role_id={role}", f"rate={rate}",
+            "status=signed")  # fmt: skip
+    late = START + dt.timedelta(days=18)  # a Friday
+    add(ws, "scene", "number=1", 'characters=["Lead Role"]', f"tied_date={START}")
+    add(ws, "scene", "number=2", 'characters=["Lead Role"]', f"tied_date={late}")
+    for n in range(3, 13):
+        add(ws, "scene", f"number={n}", 'characters=["Day Player Role"]', "duration_days=1")
+    plan = schedule(ws, "--apply", "--time-limit", "8")
+    lead = next(t for t in plan["per_talent"] if t["talent_id"] == ids["Lead"])
+    deals = json.loads(run(ws, "list", "deal", "--json").output)
+    [rate] = [d["rate"] for d in deals if d["talent_id"] == ids["Lead"]]
+    assert lead["cost_after"] == 2 * rate  # two work days; the weeks between are dropped
+    assert plan["optimal"] is True and plan["lower_bound"] == plan["cost"]
+    assert budget_total(ws) == plan["cost"]
+    report = json.loads(run(ws, "budget", "--json").output)
+    [line] = [x for x in report["lines"] if x["talent_id"] == ids["Lead"]]
+    assert (line["work_days"], line["hold_days"]) == (2, 0)
