@@ -175,7 +175,7 @@ def _work_index(view: ProductionView, days: Sequence[BoardDay]) -> dict[tuple[st
     for i, day in enumerate(days):
         for scene_id in day.scene_ids:
             scene = scenes.get(scene_id)
-            if scene is None:
+            if scene is None or scene.omitted:  # cut from the script: not shot, not paid
                 continue
             era = scene.era
             for role_id, talent in cast[scene.id]:

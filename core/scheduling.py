@@ -59,7 +59,14 @@ def scene_days(scene: Scene, production: Production) -> float:
     """A scene's estimated shooting time in days."""
     if scene.duration_days is not None:
         return scene.duration_days
-    return max(scene.pages, MIN_PAGES) / production.pages_per_day
+    pages = scene.pages or (scene.eighths or 0) / 8
+    return max(pages, MIN_PAGES) / production.pages_per_day
+
+
+def to_shoot(view: ProductionView) -> list[Scene]:
+    """The scenes a board holds, in script order: all but those cut (omitted)."""
+    live = [s for s in view.scenes.values() if not s.omitted]
+    return sorted(live, key=lambda s: view.scene_order[s.id])
 
 
 def shooting_dates(start: dt.date, days_per_week: int, count: int) -> list[dt.date]:
@@ -165,7 +172,7 @@ def _blocked_dates(view: ProductionView, talent_id: str) -> tuple[set[dt.date], 
 def build_problem(view: ProductionView, request: ScheduleRequest, slots: int) -> Problem:
     """The board to choose over the first ``slots`` shooting dates (plus locked days)."""
     production = view.production
-    scenes = sorted(view.scenes.values(), key=lambda s: view.scene_order[s.id])
+    scenes = to_shoot(view)
     units = [max(1, round(scene_days(s, production) * UNITS)) for s in scenes]
     locked = {d: view.shoot_days[d] for d in request.locks if d in view.shoot_days}
     locked_dates = {day.date: day_id for day_id, day in locked.items()}
@@ -308,12 +315,10 @@ def propose(view: ProductionView, request: ScheduleRequest) -> SchedulePlan:
     started = time.monotonic()
     deadline = started + request.time_limit
     production = view.production
-    if not view.scenes:
+    if not to_shoot(view):
         before = costing.budget_report(view)
         return _plan(view, [], before, before, before.total, True, "nothing to schedule", started)
-    needed = sum(
-        span_of(max(1, round(scene_days(s, production) * UNITS))) for s in view.scenes.values()
-    )
+    needed = sum(span_of(max(1, round(scene_days(s, production) * UNITS))) for s in to_shoot(view))
     slots = needed + max(3, needed // 3) + len(request.locks)
     problem = build_problem(view, request, slots)
     instance, linear, constant = classic_instance(problem)
@@ -485,7 +490,7 @@ def _plan(
     ]
     new_date = {sid: d.date for d in reversed(days) for sid in d.scene_ids}
     moved = 0
-    for scene in view.scenes.values():
+    for scene in to_shoot(view):
         day = view.shoot_days.get(scene.shoot_day_id or "")
         if day is None or new_date.get(scene.id) != day.date:
             moved += 1
@@ -510,7 +515,8 @@ def _plan(
 def apply_schedule(doc: CastDocument, plan: SchedulePlan) -> dict[str, int]:
     """Write a plan in one transaction: its shoot days (reusing the stored day of the same
     date, adding the rest), their scene order, each scene's first shoot day; stored days
-    the plan leaves empty are deleted (restorable), so they hold no one. Returns counts."""
+    the plan leaves empty are deleted (restorable), so they hold no one, and a scene left
+    on such a day (one cut from the script) is on no day. Returns counts."""
     counts = {"added": 0, "updated": 0, "deleted": 0, "scenes": 0}
     with doc.transaction():
         existing = {d.id: d for d in doc.all(ShootDay)}
@@ -547,7 +553,10 @@ def apply_schedule(doc: CastDocument, plan: SchedulePlan) -> dict[str, int]:
                 counts["deleted"] += 1
         for scene in doc.all(Scene):
             target = first_day.get(scene.id)
-            if target is not None and scene.shoot_day_id != target:
-                doc.update(Scene, scene.id, {"shoot_day_id": target})
-                counts["scenes"] += 1
+            if target is None and scene.shoot_day_id in existing and scene.shoot_day_id not in kept:
+                target = None  # an omitted scene whose day is gone: it is on no day now
+            elif target is None or scene.shoot_day_id == target:
+                continue
+            doc.update(Scene, scene.id, {"shoot_day_id": target})
+            counts["scenes"] += 1
     return counts

@@ -288,3 +288,23 @@ def test_drop_pickup_is_optimised_and_priced_as_the_budget(tmp_path: Path) -> No
     report = json.loads(run(ws, "budget", "--json").output)
     [line] = [x for x in report["lines"] if x["talent_id"] == ids["Lead"]]
     assert (line["work_days"], line["hold_days"]) == (2, 0)
+
+
+def test_omitted_scenes_are_not_shot_and_holds_elsewhere_are_warnings(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    _, _, talents = import_instance(ws, "tiny")
+    schedule(ws, "--apply")
+    with Workspace.open(ws) as w:
+        doc = w.production().doc
+        cut = next(s for s in doc.all(Scene) if s.number == "4")
+        doc.update(Scene, cut.id, {"omitted": True})
+    add(ws, "availability", f"talent_id={talents[2]}", f"start={START}", f"end={START}",
+        "kind=first_hold", "held_by=Other Show")  # fmt: skip
+    plan = schedule(ws, "--apply")
+    assert all(cut.id not in d["scene_ids"] for d in plan["days"])
+    assert any("first hold for Other Show" in w for w in plan["warnings"])
+    assert budget_total(ws) == plan["cost"]
+    with Workspace.open(ws) as w:
+        doc = w.production().doc
+        assert doc.get(Scene, cut.id).shoot_day_id is None
+        assert sum(len(d.scene_ids) for d in doc.all(ShootDay)) == 1 + 2 + 3  # days of 1-3
