@@ -307,6 +307,7 @@ def is_classic(problem: Problem) -> bool:
         and not problem.fixed
         and not problem.after
         and not problem.drops_possible
+        and len({s.location for s in problem.scenes if s.location}) <= 1  # company moves
     )
 
 

@@ -308,3 +308,20 @@ def test_omitted_scenes_are_not_shot_and_holds_elsewhere_are_warnings(tmp_path: 
         doc = w.production().doc
         assert doc.get(Scene, cut.id).shoot_day_id is None
         assert sum(len(d.scene_ids) for d in doc.all(ShootDay)) == 1 + 2 + 3  # days of 1-3
+
+
+def test_scenes_group_by_location_at_no_extra_cost(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    run(ws, "init", "--production", "Two Sets")
+    run(ws, "production", "set", f"start_date={START}", "drop_pickup_days=0")
+    talent = add(ws, "talent", "name=Solo")
+    role = add(ws, "role", "name=Lone")
+    add(ws, "candidate", f"talent_id={talent}", f"role_id={role}", "stage=booked")
+    run(ws, "add", "deal", f"talent_id={talent}", f"role_id={role}", "rate=100", "status=signed")
+    for n, place in enumerate(["Beach", "Office", "Beach", "Office"], start=1):
+        add(ws, "scene", f"number={n}", 'characters=["Lone"]', f"location={place}",
+            "duration_days=0.5")  # fmt: skip
+    plan = schedule(ws, "--apply", "--time-limit", "3")
+    assert plan["optimal"] is True and len(plan["days"]) == 2
+    assert sorted(d["location"] for d in plan["days"]) == ["Beach", "Office"]
+    assert budget_total(ws) == plan["cost"]
