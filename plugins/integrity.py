@@ -11,11 +11,13 @@ the device that last wrote it. So are references that point nowhere, and a scene
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from castroom.core import model
 from castroom.core.findings import EntityRef, Finding, Severity
 from castroom.core.hookspecs import hookimpl
+from castroom.core.scheduling import scene_days
 
 if TYPE_CHECKING:
     from castroom.core.view import ProductionView
@@ -173,8 +175,20 @@ def scenes_off_their_days(view: ProductionView) -> list[Finding]:
             continue  # a day deleted or missing: broken_references says so
         if [d.id for d in listed] == ([said.id] if said else []):
             continue
+        if said is not None and listed and _takes_days(view, scene, said, listed):
+            continue
         out.append(_off_its_day(scene, said, listed))
     return out
+
+
+def _takes_days(
+    view: ProductionView, scene: model.Scene, said: model.ShootDay, listed: list[model.ShootDay]
+) -> bool:
+    """A scene longer than a day is listed on each of its days, its shoot_day_id the first
+    (as ``castroom schedule`` writes it)."""
+    ordered = sorted(listed, key=lambda d: (d.date, d.id))
+    days = math.ceil(scene_days(scene, view.production) - 1e-9)
+    return ordered[0].id == said.id and 1 < len(ordered) <= days
 
 
 def _day_label(day: model.ShootDay) -> str:

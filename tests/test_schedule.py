@@ -97,6 +97,9 @@ def test_published_optimum_through_the_cli_and_the_budget_agrees(tmp_path: Path,
     assert len(days) == sum(instance.durations)
     assert all(date.weekday() < 5 for date, _ in days)
     assert [d.isoformat() for d, _ in days] == [d["date"] for d in plan["days"]]
+    # A scene of several days is on each of them, its shoot_day_id the first: no finding.
+    findings = json.loads(run(ws, "check", "--json", ok=False).output)["findings"]
+    assert [f for f in findings if f["code"] == "scene-day-mismatch"] == []
     # Scheduling again keeps the (optimal) cost, now as the cost before.
     again = schedule(ws)
     assert again["cost_before"] == again["cost"] == plan["cost"]
