@@ -516,8 +516,8 @@ def _plan(
 def apply_schedule(doc: CastDocument, plan: SchedulePlan) -> dict[str, int]:
     """Write a plan in one transaction: its shoot days (reusing the stored day of the same
     date, adding the rest), their scene order, each scene's first shoot day; stored days
-    the plan leaves empty are deleted (restorable), so they hold no one, and a scene left
-    on such a day (one cut from the script) is on no day. Returns counts."""
+    the plan leaves empty are deleted (restorable), so they hold no one, and a scene the
+    plan leaves off (one cut from the script) is on no day. Returns counts."""
     counts = {"added": 0, "updated": 0, "deleted": 0, "scenes": 0}
     with doc.transaction():
         existing = {d.id: d for d in doc.all(ShootDay)}
@@ -553,11 +553,9 @@ def apply_schedule(doc: CastDocument, plan: SchedulePlan) -> dict[str, int]:
                 doc.delete(ShootDay, day_id)
                 counts["deleted"] += 1
         for scene in doc.all(Scene):
+            # A scene the plan leaves off (cut from the script) is on no day now.
             target = first_day.get(scene.id)
-            if target is None and scene.shoot_day_id in existing and scene.shoot_day_id not in kept:
-                target = None  # an omitted scene whose day is gone: it is on no day now
-            elif target is None or scene.shoot_day_id == target:
-                continue
-            doc.update(Scene, scene.id, {"shoot_day_id": target})
-            counts["scenes"] += 1
+            if scene.shoot_day_id != target:
+                doc.update(Scene, scene.id, {"shoot_day_id": target})
+                counts["scenes"] += 1
     return counts

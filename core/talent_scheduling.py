@@ -248,6 +248,9 @@ class _Search:
         self.cast_tables = _byte_tables(list(self.casts), lambda x, y: x | y)
         self.cost_tables = _byte_tables(list(self.costs), lambda x, y: x + y)
         self.bounds: dict[int, int] = {}
+        # Per set of actors on location in a block: its members, their cost, and
+        # cost + sum of squares / cost (the bound's correction for splitting a scene).
+        self.groups: dict[int, tuple[list[int], int, float]] = {}
 
     def cast_of(self, remaining: int) -> int:
         cast, tables = 0, self.cast_tables
@@ -275,32 +278,34 @@ class _Search:
     def _bound(self, remaining: int, on_location: int) -> int:
         if not on_location:
             return 0
-        costs, durations, casts = self.costs, self.durations, self.casts
+        durations, casts, groups, costs = self.durations, self.casts, self.groups, self.costs
         # Each actor a on location is a job of weight c_a and processing time
         # sum over their remaining scenes s of d_s * c_a / C_s (C_s: on-location cost of s).
         ratio: dict[int, float] = {}
         correction = 0.0
-        for b in bits(remaining):
-            present = casts[b] & on_location
+        rest = remaining
+        while rest:
+            low = rest & -rest
+            rest ^= low
+            present = casts[low.bit_length() - 1] & on_location
             if not present:
                 continue
-            members = bits(present)
-            total = squares = 0
-            for a in members:
-                c = costs[a]
-                total += c
-                squares += c * c
-            if total == 0:
+            group = groups.get(present)
+            if group is None:
+                group = groups[present] = _group(costs, present)
+            members, total, spread = group
+            if not total:
                 continue
-            d = durations[b]
+            d = durations[low.bit_length() - 1]
             share = d / total
             for a in members:
                 ratio[a] = ratio.get(a, 0.0) + share
-            correction += d * (total + squares / total)
+            correction += d * spread
         clock = weighted = 0.0
         for a in sorted(ratio, key=ratio.__getitem__):
-            clock += ratio[a] * costs[a]
-            weighted += costs[a] * clock
+            c = costs[a]
+            clock += ratio[a] * c
+            weighted += c * clock
         lb = weighted - correction / 2.0
         # Float error must never lift the bound above the truth: shave a little, then ceil.
         return max(0, math.ceil(lb - 1e-7 * max(1.0, abs(lb))))
@@ -321,16 +326,24 @@ class _Search:
         if known >= limit:
             self.lower[remaining] = known
             return known
-        children = self.children(remaining, before, on_location)
+        # Children by what they are known to cost at least (idle now + the bound, or the
+        # exact value, after): the most promising first, and the rest cut off at once.
+        exact, lower = self.exact, self.lower
+        ranked = []
+        for _, idle, b in self.children(remaining, before, on_location):
+            rest = remaining & ~(1 << b)
+            done = exact.get(rest)
+            after = done[0] if done is not None else max(lower.get(rest, 0), self.bound(rest))
+            ranked.append((idle + after, idle, b))
+        ranked.sort()
         best, best_block = limit, -1
         floor = None  # the least lower bound over children that did not beat ``best``
-        for _, idle, b in children:
-            rest = remaining & ~(1 << b)
-            child_before = before | self.casts[b]
-            quick = idle + self.bound(rest)
+        for quick, idle, b in ranked:
             if quick >= best:
                 floor = quick if floor is None else min(floor, quick)
-                continue
+                break  # sorted: every later child is at least as costly
+            rest = remaining & ~(1 << b)
+            child_before = before | self.casts[b]
             value = idle + self.solve(rest, child_before, best - idle)
             if value < best:
                 best, best_block = value, b
@@ -372,6 +385,13 @@ class _Search:
             out.append(b)
             remaining &= ~(1 << b)
         return out
+
+
+def _group(costs: tuple[int, ...], actors: int) -> tuple[list[int], int, float]:
+    members = bits(actors)
+    total = sum(costs[a] for a in members)
+    squares = sum(costs[a] * costs[a] for a in members)
+    return members, total, (total + squares / total) if total else 0.0
 
 
 def _byte_tables(values: list[int], join: Callable[[int, int], int]) -> list[list[int]]:

@@ -132,19 +132,19 @@ def test_lock_keeps_a_day_and_repair_moves_few_scenes(tmp_path: Path) -> None:
     first_date, first_scenes = before[0]
     plan = schedule(ws, "--lock", first_date.isoformat(), "--time-limit", "3")
     assert plan["days"][0]["scene_ids"] == first_scenes and plan["days"][0]["locked"] is True
-    # Actor 2 is in every scene but one: make them unavailable on the last day.
-    last_date = before[-1][0]
+    # Actor 2 (in every scene but one) becomes unavailable on the last day they work.
+    with Workspace.open(ws) as w:
+        view = ProductionView(w.production().doc)
+        roles_of_2 = {r.id for r in view.roles.values() if r.name == "Role 2"}
+        works = {s.id for s in view.scenes.values() if roles_of_2 & set(s.characters)}
+    last_date = max(date for date, ids in before if works & set(ids))
     add(ws, "availability", f"talent_id={talents[1]}", f"start={last_date}", f"end={last_date}")
     repaired = schedule(ws, "--repair", "--apply", "--time-limit", "5")
     assert repaired["optimal"] is True  # fewest moves, then cheapest, proven
     assert 1 <= repaired["moved"] <= 2
     assert budget_total(ws) == repaired["cost"]
     after = dict(board(ws))
-    with Workspace.open(ws) as w:
-        view = ProductionView(w.production().doc)
-        roles_of_2 = {r.id for r in view.roles.values() if r.name == "Role 2"}
-        on_last = [view.scenes[s] for s in after.get(last_date, [])]
-    assert not any(roles_of_2 & set(s.characters) for s in on_last)
+    assert not works & set(after.get(last_date, []))
 
 
 def test_week_deals_and_fractional_scenes_are_priced_as_the_budget(tmp_path: Path) -> None:
