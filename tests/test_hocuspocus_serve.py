@@ -211,12 +211,18 @@ def test_revoked_token_closes_the_document(seeded) -> None:
                 got.append(hp.decode(await conn.recv(), max_size=1 << 24))  # type: ignore[arg-type]
                 with Workspace.open(path) as ws:
                     TokenStore(ws.store).revoke(info.id)
+                # Sent after the revocation: never merged.
+                await conn.send(hp.wrap(first, protocol.update_frame(_scratch_update())))
                 async with asyncio.timeout(10):
                     while not any(f.type is hp.HPType.CLOSE for f in got):
                         got.append(hp.decode(await conn.recv(), max_size=1 << 24))  # type: ignore[arg-type]
             return got
 
+        with Workspace.open(path) as ws:
+            before = ws.production(first).doc.encode_update()
         got = asyncio.run(run())
+        with Workspace.open(path) as ws:
+            assert ws.production(first).doc.encode_update() == before
     assert got[0].auth is hp.AuthType.AUTHENTICATED
     denied = [f for f in got if f.auth is hp.AuthType.PERMISSION_DENIED]
     assert denied and "revoked" in denied[0].text
@@ -256,3 +262,11 @@ def test_provider_on_the_y_websocket_endpoint_is_told_where_to_go(seeded) -> Non
                 return closed.value.rcvd.reason
 
         assert "connect to /hocuspocus" in asyncio.run(run())
+
+
+def _scratch_update() -> bytes:
+    from pycrdt import Doc, Map
+
+    scratch = Doc()
+    scratch["talents"] = Map({"t-revoked": Map({"id": "t-revoked", "name": "Too Late"})})
+    return scratch.get_update()
