@@ -1,5 +1,5 @@
 """Screenplay files read into scenes: Fountain (screenplain's parser), Final Draft FDX
-(the stdlib's XML) and PDF (pdfplumber, by layout; see script_pdf).
+(the stdlib's XML) and PDF (pypdfium2, by layout; see script_pdf).
 
 What every format gives the same way: each scene's heading, number, story day and era
 where the script marks them, the cues spoken in order (joint cues such as ``WALT &

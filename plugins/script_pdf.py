@@ -1,4 +1,5 @@
-"""A screenplay PDF read by its layout (pdfplumber gives each word and where it sits).
+"""A screenplay PDF read by its layout (PDFium, through pypdfium2, gives each run of text
+and where it sits).
 
 A screenplay page is a fixed grid of 12-point Courier: action and scene headings at the
 left margin, dialogue indented about an inch, parentheticals half an inch more, cues
@@ -6,7 +7,8 @@ about two inches; transitions end at the right margin. Scene numbers stand in th
 margins beside a heading, page numbers at the top right. A speech that runs over a page
 ends with ``(MORE)`` and carries on under the same cue with ``(CONT'D)``: one speech.
 Every writer (Final Draft, Fade In, screenplain, WriterSolo) uses the same grid give or
-take a tenth of an inch, so the indents are read relative to the page's own action margin.
+take a tenth of an inch, so the indents are read from the script's own action margin
+(where its scene headings start).
 
 The text read back is laid out again on the standard page for each scene's length, so a
 PDF, the Fountain it was written from and its FDX give the same eighths.
@@ -21,8 +23,11 @@ from typing import Any
 from castroom.core.errors import CastroomError
 from castroom.plugins.script_formats import ParsedScene, ParsedScript, is_heading
 
-#: One inch, in PDF points.
+#: One inch, and one Courier character (a tenth of an inch), in PDF points.
 INCH = 72.0
+PITCH = INCH / 10
+#: A screenplay's line: six to the inch (12-point Courier).
+LINE = INCH / 6
 _SCENE_NUMBER = re.compile(r"^[A-Z]{0,2}\d{1,4}[A-Z]{0,3}\.?$")
 _PAGE_NUMBER = re.compile(r"^\d{1,4}\.?$")
 _SKIP = frozenset({"(MORE)", "(CONTINUED)", "CONTINUED:", "CONTINUED"})
@@ -40,26 +45,51 @@ class Line:
     text: str
     size: float
     number: str | None = None  # a scene number printed in the margin beside it
-    words: list[dict[str, Any]] = field(default_factory=list)  # pdfplumber's, in order
+    words: list[dict[str, Any]] = field(default_factory=list)  # its runs of text, in order
+
+
+def _segments(page: Any) -> list[dict[str, Any]]:
+    """The page's runs of text (PDFium's text rectangles), top-down coordinates."""
+    text = page.get_textpage()
+    height = page.get_height()
+    out = []
+    for index in range(text.count_rects()):
+        left, bottom, right, top = text.get_rect(index)
+        words = " ".join(text.get_text_bounded(left, bottom, right, top).split())
+        if words:
+            out.append(
+                {
+                    "x0": left,
+                    "x1": right,
+                    "top": height - top,
+                    "middle": height - (top + bottom) / 2,
+                    "size": top - bottom,
+                    "text": words,
+                }
+            )
+    return out
 
 
 def _lines(page: Any, index: int) -> list[Line]:
-    """The page's words grouped into lines (same baseline), left to right."""
-    words = page.extract_words(keep_blank_chars=False, x_tolerance=1.5, extra_attrs=["size"])
-    rows: dict[int, list[dict[str, Any]]] = {}
-    for word in words:
-        rows.setdefault(round(word["top"] / 2), []).append(word)
+    """The page's runs of text grouped into lines (the same height on the page, within a
+    third of a line), left to right."""
+    rows: list[list[dict[str, Any]]] = []
+    for segment in sorted(_segments(page), key=lambda s: s["middle"]):
+        if rows and abs(segment["middle"] - rows[-1][0]["middle"]) < 4:
+            rows[-1].append(segment)
+        else:
+            rows.append([segment])
     out = []
-    for key in sorted(rows):
-        row = sorted(rows[key], key=lambda w: w["x0"])
+    for row in rows:
+        row.sort(key=lambda s: s["x0"])
         out.append(
             Line(
                 page=index,
-                top=min(w["top"] for w in row),
+                top=min(s["top"] for s in row),
                 x0=row[0]["x0"],
                 x1=row[-1]["x1"],
-                text=" ".join(w["text"] for w in row),
-                size=max(w["size"] for w in row),
+                text=" ".join(s["text"] for s in row),
+                size=max(s["size"] for s in row),
                 words=row,
             )
         )
@@ -67,16 +97,25 @@ def _lines(page: Any, index: int) -> list[Line]:
 
 
 def _margin(lines: list[Line]) -> float:
-    """The action margin: the leftmost edge that many lines start at (scene numbers in
-    the margin left out; dialogue, however common, starts further right)."""
-    counts: dict[int, int] = {}
+    """The action margin: where the scene headings start (a scene number printed in the
+    margin before one set aside), else the leftmost edge many lines start at (dialogue,
+    however common, starts further right)."""
+    headings: dict[int, list[float]] = {}
+    starts: dict[int, list[float]] = {}
     for line in lines:
-        if not _SCENE_NUMBER.match(line.text.split(" ", 1)[0]):
-            counts[round(line.x0)] = counts.get(round(line.x0), 0) + 1
+        segments = line.words
+        if len(segments) > 1 and _SCENE_NUMBER.match(segments[0]["text"]):
+            segments = segments[1:]
+        x0 = segments[0]["x0"] if segments else line.x0
+        text = " ".join(s["text"] for s in segments) or line.text
+        target = headings if is_heading(text) else starts
+        target.setdefault(round(x0 / PITCH), []).append(x0)
+    counts = headings or starts
     if not counts:
         raise CastroomError("the PDF has no text (a scanned script needs OCR first)")
-    total = sum(counts.values())
-    return float(min(x for x, n in counts.items() if n * 10 >= total))
+    total = sum(len(xs) for xs in counts.values())
+    column = min(x for x, xs in counts.items() if len(xs) * 10 >= total)
+    return min(counts[column])
 
 
 def _take_numbers(line: Line, margin: float) -> Line:
@@ -139,17 +178,16 @@ def _body(pages: list[list[Line]]) -> tuple[str, list[Line]]:
 
 def parse_pdf(data: bytes) -> ParsedScript:
     """A screenplay PDF into scenes (see the module docstring)."""
-    import io
-
-    import pdfplumber
-    from pdfminer.pdfparser import PDFSyntaxError
-    from pdfplumber.utils.exceptions import PdfminerException
+    import pypdfium2 as pdfium
 
     try:
-        with pdfplumber.open(io.BytesIO(data)) as pdf:
-            pages = [_lines(page, i) for i, page in enumerate(pdf.pages)]
-    except (PDFSyntaxError, PdfminerException, ValueError, KeyError, TypeError) as exc:
-        raise CastroomError(f"not a readable PDF: {exc or type(exc).__name__}") from None
+        pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        raise CastroomError(f"not a readable PDF: {exc}") from None
+    try:
+        pages = [_lines(pdf[i], i) for i in range(len(pdf))]
+    finally:
+        pdf.close()
     title, body = _body(pages)
     margin = _margin(body)
     script = ParsedScript(title=" ".join(title.split()), format="pdf")
@@ -170,7 +208,7 @@ def _read(script: ParsedScript, lines: list[Line], margin: float) -> None:
     for line in lines:
         kind = _kind(line, margin)
         gap = previous is not None and (
-            line.page != previous.page or line.top - previous.top > 1.6 * line.size
+            line.page != previous.page or line.top - previous.top > 1.5 * LINE
         )
         new_page = previous is not None and line.page != previous.page
         previous = line

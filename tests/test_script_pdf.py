@@ -1,4 +1,4 @@
-"""Screenplay PDFs read by their layout (pdfplumber): the same scenes, characters and
+"""Screenplay PDFs read by their layout (PDFium, through pypdfium2): the same scenes, characters and
 eighths as the Fountain each was written from (tests/data/scripts, see SOURCES.md)."""
 
 from __future__ import annotations
