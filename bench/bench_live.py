@@ -7,8 +7,9 @@ peer of its production has it. Each peer makes RATE small edits a second for SEC
 - N peers on one production, N = 20, 50, 100;
 - 50 productions x 4 peers.
 
-Servers, each a real process on 127.0.0.1: ``castroom serve`` (y-websocket at /sync),
-the stock Node relay ``@y/websocket-server`` 0.1.1 (the baseline), a stock Hocuspocus
+Servers, each a real process on 127.0.0.1: ``castroom serve`` (y-websocket at /sync; and
+a second one with the peers on its /hocuspocus endpoint, "castroom /hp"), the stock Node
+relay ``@y/websocket-server`` 0.1.1 (the baseline), a stock Hocuspocus
 4.7.0 instance and, where ``redis-server`` is installed, two Hocuspocus instances behind
 one Redis (``@hocuspocus/extension-redis``) with the peers spread over both (CPU and RSS
 are then both instances' sum). Printed: server CPU (its own process, during the timed
@@ -225,22 +226,27 @@ def _load(
 def _run_case(productions: int, peers: int) -> list[Result]:
     results = []
     with tempfile.TemporaryDirectory(prefix="castroom-bench-live-") as tmp:
-        castroom, ids, token = _castroom(Path(tmp), productions)
-        servers: list[tuple[str, _Process | _Cluster, str, str]] = [
-            ("castroom serve", castroom, "y-websocket", f"ws://127.0.0.1:{castroom.port}/sync"),
+        castroom, ids, token = _castroom(Path(tmp) / "ws", productions)
+        plain = f"ws://127.0.0.1:{castroom.port}/sync"
+        servers: list[tuple[str, _Process | _Cluster, str, str, list[str], str]] = [
+            ("castroom serve", castroom, "y-websocket", plain, ids, token),
         ]
+        # castroom serve again, a fresh one, with the peers on its Hocuspocus endpoint.
+        castroom_hp, hp_ids, hp_token = _castroom(Path(tmp) / "hp", productions)
+        hp_url = f"ws://127.0.0.1:{castroom_hp.port}/hocuspocus"
+        servers.append(("castroom /hp", castroom_hp, "hocuspocus", hp_url, hp_ids, hp_token))
         relay = _node("relay.mjs")
-        servers.append(("node relay", relay, "y-websocket", f"ws://127.0.0.1:{relay.port}/sync"))
+        relay_url = f"ws://127.0.0.1:{relay.port}/sync"
+        servers.append(("node relay", relay, "y-websocket", relay_url, ids, ""))
         hocus = _node("hocuspocus.mjs")
-        servers.append(("hocuspocus", hocus, "hocuspocus", f"ws://127.0.0.1:{hocus.port}"))
+        hocus_url = f"ws://127.0.0.1:{hocus.port}"
+        servers.append(("hocuspocus", hocus, "hocuspocus", hocus_url, ids, ""))
         if shutil.which("redis-server"):
             cluster = _Cluster(Path(tmp))
-            servers.append(("hocuspocus x2", cluster, "hocuspocus", cluster.url))
+            servers.append(("hocuspocus x2", cluster, "hocuspocus", cluster.url, ids, ""))
         try:
-            for name, server, protocol, url in servers:
-                cpu, rss, summary = _load(
-                    server, protocol, url, ids, peers, token if server is castroom else ""
-                )
+            for name, server, protocol, url, rooms, secret in servers:
+                cpu, rss, summary = _load(server, protocol, url, rooms, peers, secret)
                 results.append(
                     Result(
                         name,
@@ -254,7 +260,7 @@ def _run_case(productions: int, peers: int) -> list[Result]:
                     )
                 )
         finally:
-            for _, server, _, _ in servers:
+            for _, server, *_ in servers:
                 server.stop()
     return results
 
@@ -277,7 +283,7 @@ def _print(productions: int, peers: int, results: list[Result]) -> bool:
             + short,
             flush=True,
         )
-    ours, relay = results[0], results[1]
+    ours, relay = results[0], next(r for r in results if r.server == "node relay")
     cpu_ratio = ours.cpu / relay.cpu if relay.cpu else float("inf")
     p99_ratio = (ours.p99 or 0) / relay.p99 if relay.p99 else float("inf")
     ok_cpu = cpu_ratio <= 2.0
