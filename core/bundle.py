@@ -14,8 +14,9 @@ from pathlib import Path
 
 import msgspec
 
+from . import model
 from .document import production_in
-from .errors import BadUpdate, CastroomError
+from .errors import BadUpdate, CastroomError, UnsafeId
 from .workspace import Workspace
 from .yupdate import EMPTY_UPDATE
 
@@ -130,6 +131,10 @@ def apply(workspace: Workspace, path: Path) -> dict[str, int]:
     """
     bundle = read(path)
     for entry in bundle.productions:
+        try:
+            model.folder_id(entry.id, "production id")
+        except UnsafeId as exc:
+            raise UnsafeId(f"bundle {path}: {exc}; nothing was merged") from None
         _rehearse(workspace, entry)
     moved = {}
     for entry in bundle.productions:

@@ -39,3 +39,7 @@ class BadUpdate(CastroomError):
 class UpdateLimit(BadUpdate):
     """An update in the Yjs format but beyond one of castroom's documented limits
     (nesting, counts, sizes: ``castroom.core.yupdate``); nothing was changed."""
+
+
+class UnsafeId(BadUpdate):
+    """An id that would be used as a folder name is not a plain name (``..``, a path)."""

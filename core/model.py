@@ -19,21 +19,27 @@ from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
 import msgspec
 from msgspec import Meta, Struct
 
-from .errors import ValidationFailed
+from .errors import UnsafeId, ValidationFailed
 
 # -- constrained scalar types -------------------------------------------------------------
 
 ID_PATTERN = r"^[0-9A-Za-z_.:-]+$"
+#: Ids that also name a folder (a production's, a device's, in a shared folder): no dots,
+#: so never ``..``, and no separators, so never a path.
+FOLDER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
 TIME_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
 #: Each pattern in words, for error messages: a raw regex means nothing to most people.
 PATTERN_WORDS = {
     ID_PATTERN: "an id (letters, digits and _ . : -)",
+    FOLDER_ID_PATTERN: "an id of letters, digits, _ and - (at most 128, starting with a"
+    " letter or digit)",
     CURRENCY_PATTERN: "a 3-letter ISO currency code like EUR",
     TIME_PATTERN: "a time HH:MM (24-hour)",
 }
 
 Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=ID_PATTERN)]
+FolderId = Annotated[str, Meta(pattern=FOLDER_ID_PATTERN)]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 ShortText = Annotated[str, Meta(max_length=2_000)]
 LongText = Annotated[str, Meta(max_length=200_000)]
@@ -126,6 +132,15 @@ class MonotonicIds:
 #: ordering holds only among ids of one generator, so this is the one piece of
 #: module-level mutable state here (tiny and guarded by a lock for threads).
 new_id = MonotonicIds()
+
+
+def folder_id(value: object, what: str) -> str:
+    """``value`` if it is safe to use as one folder name (see FOLDER_ID_PATTERN), else
+    UnsafeId naming ``what``: checked before an id from a peer touches the file system."""
+    if isinstance(value, str) and re.fullmatch(FOLDER_ID_PATTERN, value):
+        return value
+    shown = repr(value)[:80]
+    raise UnsafeId(f"{what} {shown} is not {PATTERN_WORDS[FOLDER_ID_PATTERN]}")
 
 
 def _check_range(low_name: str, low: int | None, high_name: str, high: int | None) -> None:

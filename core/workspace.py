@@ -45,7 +45,7 @@ class Identity(msgspec.Struct, kw_only=True):
     """Who is editing, and from which device. Stamped on every update in the log."""
 
     member: str
-    device_id: str
+    device_id: model.FolderId  # names this device's folder in a shared folder
     device_name: str
     job: str = "casting_director"
 
@@ -210,7 +210,9 @@ class Workspace:
         self, production_id: str, update: bytes, *, origin: str, device: str = "", member: str = ""
     ) -> tuple[StoredProduction, Changes]:
         """Merge an update into a production, creating the production here if it is new
-        (how a new team member's empty workspace receives a bundle or a sync)."""
+        (how a new team member's empty workspace receives a bundle or a sync). The id
+        names folders in a shared folder, so it must be a plain name (UnsafeId)."""
+        model.folder_id(production_id, "production id")
         if production_id in dict(self.productions()):
             production = self.production(production_id)
         else:

@@ -41,9 +41,10 @@ from typing import Any
 
 import msgspec
 
+from castroom.core import model
 from castroom.core.crdt import check_update
 from castroom.core.document import production_in
-from castroom.core.errors import BadUpdate, CastroomError
+from castroom.core.errors import BadUpdate, CastroomError, UnsafeId
 from castroom.core.storage import merge_all
 from castroom.core.workspace import StoredProduction, Workspace
 from castroom.core.yupdate import ahead, one_line
@@ -53,8 +54,8 @@ MANIFEST = "manifest.json"
 FORMAT = 1
 #: ``<seq>-<blake2b-128 hex>.yupd``; anything else in a device folder is ignored.
 FILE_RE = re.compile(r"^(\d{1,12})-([0-9a-f]{32})\.yupd$")
-#: Production and device folder names: ids, never paths.
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+#: Production and device folder names: ids, never paths (the model's one rule).
+NAME_RE = re.compile(model.FOLDER_ID_PATTERN)
 #: Merge this device's own files into one when it has more than this many.
 COMPACT_AT = 32
 #: Files larger than this are refused (a folder is not a place for a runaway file).
@@ -126,7 +127,11 @@ def _write_atomic(directory: Path, name: str, data: bytes) -> None:
     in the same folder (same file system, so the rename is atomic), fsync, rename,
     and fsync the folder so the rename itself survives a crash."""
     tmp = directory / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
-    with open(tmp, "wb") as handle:
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()  # left by a crash; never written through (it may be a planted link)
+    # O_EXCL with O_NOFOLLOW: a symlink planted at the temporary name is not followed.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    with open(fd, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
@@ -137,6 +142,33 @@ def _write_atomic(directory: Path, name: str, data: bytes) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _real_folder(path: Path) -> Path:
+    """``path`` as a real folder (made if missing): never through a symlink, which would
+    send this device's writes outside the shared folder, and never over a file."""
+    try:
+        path.mkdir(exist_ok=True)
+    except FileExistsError:
+        pass  # a symlink or a file: said below
+    except OSError as exc:
+        raise CastroomError(
+            f"cannot write to folder {path.parent}: {exc.strerror or exc}"
+        ) from None
+    if path.is_symlink():
+        raise CastroomError(f"refusing to write through {path}: it is a symlink, not a folder")
+    if not path.is_dir():
+        raise CastroomError(f"cannot write to {path}: it is a file, not a folder")
+    return path
+
+
+def _plain_entries(folder: Path) -> list[Path]:
+    """The real (not symlinked) sub-folders of ``folder`` whose names are plain ids."""
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return []
+    return [e for e in entries if NAME_RE.match(e.name) and not e.is_symlink() and e.is_dir()]
 
 
 @contextlib.contextmanager
@@ -182,10 +214,7 @@ class FolderSync:
         self.result = FolderSyncResult(folder=str(self.path))
         # Warn once per file state, not on every pass while a drive is still copying it.
         self._warned: set[tuple[str, int]] = set()
-        try:
-            self.root.mkdir(exist_ok=True)
-        except OSError as exc:
-            raise CastroomError(f"cannot write to folder {self.path}: {exc}") from None
+        _real_folder(self.root)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -249,23 +278,13 @@ class FolderSync:
         return self.result
 
     def _folder_productions(self) -> list[str]:
-        try:
-            entries = sorted(self.root.iterdir())
-        except OSError as exc:
-            raise CastroomError(f"cannot read folder {self.root}: {exc}") from None
-        return [e.name for e in entries if NAME_RE.match(e.name) and e.is_dir()]
+        if not os.access(self.root, os.R_OK | os.X_OK):
+            raise CastroomError(f"cannot read folder {self.root}")
+        return [e.name for e in _plain_entries(self.root)]
 
     def _devices(self, production_id: str) -> list[str]:
-        base = self.root / production_id
-        try:
-            entries = sorted(base.iterdir())
-        except OSError:
-            return []
-        return [
-            e.name
-            for e in entries
-            if e.name != self.device and NAME_RE.match(e.name) and e.is_dir()
-        ]
+        """Other devices' folders (symlinked ones are not read: they point elsewhere)."""
+        return [e.name for e in _plain_entries(self.root / production_id) if e.name != self.device]
 
     def _files(self, directory: Path) -> list[tuple[int, str, str]]:
         """(seq, hash, name) of the update files in a device folder, oldest first."""
@@ -285,6 +304,9 @@ class FolderSync:
         """A complete, intact file's bytes, or None (with a warning) if it is not yet."""
         path = directory / name
         try:
+            if path.is_symlink():
+                self._warn(f"skipped {path}: a symlink, not an update file", (str(path), -4))
+                return None
             size = path.stat().st_size
             if size > self.max_file_bytes:
                 self._warn(f"skipped {path}: {size} bytes is over the limit", (str(path), size))
@@ -387,6 +409,11 @@ class FolderSync:
         return None
 
     def _sync_production(self, production_id: str) -> None:
+        try:
+            model.folder_id(production_id, "production id")
+        except UnsafeId as exc:  # held from before ids were checked: never a folder name
+            self._warn(f"not syncing it through a folder: {exc}", (production_id, 2))
+            return
         production = self.workspace.production(production_id)
         production.refresh()
         state = self._load_state(production_id)
@@ -482,8 +509,7 @@ class FolderSync:
 
     def _export(self, production: StoredProduction, state: _State) -> None:
         assert production.id is not None
-        directory = self.root / production.id / self.device
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = _real_folder(_real_folder(self.root / production.id) / self.device)
         doc = production.doc
         self._repair(production, state, directory)
         # Only what the document has merged is exported; later commits by other

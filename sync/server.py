@@ -405,7 +405,7 @@ class SyncServer:
             else:
                 changes = self._adopt(production_id, body, device, member)
                 created = True
-        except protocol.ProtocolError as exc:
+        except BadUpdate as exc:  # undecodable, or a production id that is not a plain name
             raise Refused(400, f"bad update: {exc}") from None
         return JSONResponse({"changed": len(changes), "created": created})
 

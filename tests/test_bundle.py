@@ -225,3 +225,25 @@ def test_writing_into_a_missing_folder_is_one_clear_error(home: Workspace, tmp_p
         with pytest.raises(CastroomError, match=r"^cannot write .*x\.out: No such file"):
             write(home, target)
         assert not target.parent.exists()
+
+
+@pytest.mark.parametrize("evil", ["../../x", "/tmp/abs", "..", "a/b"])
+def test_a_production_id_that_is_a_path_is_refused(
+    home: Workspace, tmp_path: Path, evil: str
+) -> None:
+    """The id names folders in a shared folder later: it must be a plain name."""
+    from pycrdt import Doc, Map
+
+    good = bundles.read(bundles.create(home, tmp_path / "g.castroom") and tmp_path / "g.castroom")
+    doc = Doc()
+    doc.apply_update(good.productions[0].update)
+    doc.get("production", type=Map)["id"] = evil
+    bundle = bundles.Bundle(
+        version=1,
+        created=0,
+        member="x",
+        device="y",
+        productions=[bundles.BundleEntry(id=evil, title="Evil", update=doc.get_update())],
+    )
+    with Workspace.open(tmp_path / "target") as target:
+        refused(target, seal(tmp_path, "evil.castroom", bundle), f"production id {evil!r} is not")

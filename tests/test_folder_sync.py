@@ -17,7 +17,7 @@ import pytest
 
 from castroom.core import model
 from castroom.core.errors import CastroomError
-from castroom.core.workspace import Workspace
+from castroom.core.workspace import StoredProduction, Workspace
 from castroom.sync.folder import FILE_RE, FOLDER_NAME, sync_folder
 
 
@@ -474,3 +474,97 @@ def test_a_read_only_store_fails_the_pass_and_the_next_one_imports(open_ws, fold
         b.store.db.execute("PRAGMA query_only=OFF")
     assert quiet(b, folder).imported_files == 1
     assert talent_names(b, pid) == {"Ada Quinn"}
+
+
+# -- ids and links never lead outside the shared folder ---------------------------------------
+
+
+def outside_entries(tmp_path: Path, *known: str) -> set[str]:
+    return {p.name for p in tmp_path.iterdir()} - set(known)
+
+
+def test_a_production_id_that_is_a_path_is_never_a_folder(
+    open_ws, folder: Path, tmp_path: Path
+) -> None:
+    """A workspace holding such an id (from before ids were checked) syncs the rest, warns,
+    and writes nothing for it, anywhere."""
+    a = open_ws("a")
+    good = a.create_production("Harbour Lights").id
+    donor = a.create_production("Loot")
+    update = donor.doc.encode_update()
+    for bad in ("..", "../../x"):
+        a.store.add_production(bad, "Evil")
+        a.store.append(bad, update, member="m", device="d", origin="local")
+    before = outside_entries(tmp_path)
+    result = quiet(a, folder)
+    assert any("production id '..' is not an id of letters" in w for w in result.warnings)
+    assert any("'../../x'" in w for w in result.warnings)
+    assert sorted(p.name for p in (folder / FOLDER_NAME).iterdir()) == sorted([good, donor.id])
+    assert outside_entries(tmp_path) == before
+    with pytest.raises(CastroomError, match=r"production id '\.\./\.\./x' is not an id"):
+        a.adopt("../../x", update, origin="bundle")
+
+
+def own_folder(folder: Path, ws: Workspace, pid: str) -> Path:
+    return folder / FOLDER_NAME / pid / ws.identity.device_id
+
+
+def workspace_a(open_ws) -> tuple[Workspace, StoredProduction, str]:
+    a = open_ws("a")
+    production = a.create_production("Harbour Lights")
+    assert production.id is not None
+    return a, production, production.id
+
+
+def test_a_symlinked_device_folder_does_not_redirect_writes(
+    open_ws, folder: Path, tmp_path: Path
+) -> None:
+    a, production, pid = workspace_a(open_ws)
+    quiet(a, folder)
+    mine = own_folder(folder, a, pid)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for child in mine.iterdir():
+        child.unlink()
+    mine.rmdir()
+    mine.symlink_to(elsewhere)
+    production.doc.add(model.Talent, name="Ada Quinn")
+    with pytest.raises(CastroomError, match=r"refusing to write through .* it is a symlink"):
+        quiet(a, folder)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_symlinked_peer_folder_is_not_read(open_ws, folder: Path, tmp_path: Path) -> None:
+    a, production, pid = workspace_a(open_ws)
+    b = open_ws("b")
+    production.doc.add(model.Talent, name="Ada Quinn")
+    quiet(a, folder)
+    quiet(b, folder)
+    production.doc.add(model.Talent, name="Ben Ode")
+    quiet(a, folder)
+    real = own_folder(folder, a, pid)
+    moved = tmp_path / "moved"
+    real.rename(moved)
+    real.symlink_to(moved)
+    assert quiet(b, folder).imported_files == 0
+    assert talent_names(b, pid) == {"Ada Quinn"}
+
+
+def test_a_device_folder_that_is_a_file_is_one_clear_error(
+    open_ws, folder: Path, tmp_path: Path
+) -> None:
+    a, _, pid = workspace_a(open_ws)
+    (folder / FOLDER_NAME / pid).mkdir(parents=True)
+    own_folder(folder, a, pid).write_text("not a folder")
+    with pytest.raises(CastroomError, match="it is a file, not a folder"):
+        quiet(a, folder)
+    a.close()
+    exe = Path(sys.executable).with_name("castroom")
+    run = subprocess.run(
+        [str(exe), "--workspace", str(tmp_path / "a"), "sync", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "it is a file, not a folder" in run.stderr

@@ -215,6 +215,20 @@ def test_push_new_production_is_adopted_but_not_junk(
     assert {"id": fresh.id, "title": "Brand New"} in listing
 
 
+def test_a_pushed_production_whose_id_is_not_a_plain_name_is_refused(
+    server: ServerThread, setup: Setup
+) -> None:
+    peer = Doc()
+    peer.get("production", type=Map).update({"id": "..", "title": "Evil", "kind": "film"})
+    # httpx would normalise "/sync/../push" away: the dots go percent-encoded.
+    answer = HTTP.post(
+        f"{server.url}/sync/%2E%2E/push", headers=bearer(setup.write), content=peer.get_update()
+    )
+    assert answer.status_code == 400 and "production id '..' is not" in answer.json()["error"]
+    listing = HTTP.get(f"{server.url}/productions", headers=bearer(setup.write)).json()
+    assert ".." not in {p["id"] for p in listing["productions"]}
+
+
 def test_unknown_production_404(server: ServerThread, setup: Setup) -> None:
     response = HTTP.post(f"{server.url}/sync/nope/pull", headers=bearer(setup.write), content=b"")
     assert response.status_code == 404 and "no production" in response.json()["error"]

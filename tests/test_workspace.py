@@ -427,3 +427,15 @@ def test_a_production_deleted_on_a_peer_is_deleted_here(workspace: Workspace, tm
         peer.adopt(production.id, production.doc.encode_update(), origin="remote")
         assert peer.is_deleted(production.id)
         assert peer.productions() == [(production.id, "Tides")]  # sync still sees it
+
+
+def test_a_device_id_that_is_a_path_is_a_clear_error(tmp_path: Path) -> None:
+    """The device id names this device's folder in a shared folder."""
+    path = tmp_path / "ws"
+    Workspace.open(path).close()
+    config = path / "config.toml"
+    text = config.read_text()
+    device = tomllib.loads(text)["identity"]["device_id"]
+    config.write_text(text.replace(device, "../../elsewhere"))
+    with pytest.raises(StorageError, match=r"bad workspace config .*device_id"):
+        Workspace.open(path, create=False)
