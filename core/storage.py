@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -69,6 +71,14 @@ CREATE TABLE IF NOT EXISTS sync_tokens (
 _ADDED_COLUMNS = (("sync_tokens", "expires", "REAL"),)
 
 
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only (the log holds everything the
+    team wrote); SQLite gives its -wal and -shm files the same mode."""
+    if not path.exists():
+        with suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class LogEntry(NamedTuple):
     seq: int
     ts: float
@@ -100,20 +110,56 @@ class Store:
 
     def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
         self.path = Path(path)
+        #: Opened read-only (a read-only mount, a file we may not write): reads work,
+        #: every write is one clear StorageError.
+        self.read_only = False
+        #: Why it could not be opened for writing (SQLite's error name), if it was not.
+        self._not_writable = ""
         try:
-            self.db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30
-            )
+            _create_private(self.path)
+            try:
+                self.db = self._connect_writable(synchronous)
+            except sqlite3.OperationalError as exc:
+                if not self.path.is_file():
+                    raise
+                self._not_writable = getattr(exc, "sqlite_errorname", "")
+                self.db = self._connect_read_only()
+        except (OSError, sqlite3.DatabaseError) as exc:
+            raise StorageError(f"cannot open workspace database {self.path}: {exc}") from None
+
+    def _connect_writable(self, synchronous: str) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        try:
             # WAL: readers never block the writer, and several processes share the file.
             # synchronous=NORMAL in WAL mode survives any process crash (SIGKILL); FULL
             # also survives power loss, at an fsync per commit (config: storage.synchronous).
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute(f"PRAGMA synchronous={synchronous}")
-            self.db.execute("PRAGMA busy_timeout=30000")
-            self.db.executescript(SCHEMA)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={synchronous}")
+            db.execute("PRAGMA busy_timeout=30000")
+            db.executescript(SCHEMA)
+            self.db = db
             self._add_columns()
-        except sqlite3.DatabaseError as exc:
-            raise StorageError(f"cannot open workspace database {self.path}: {exc}") from None
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A WAL database on a read-only mount cannot even get its shared-memory file:
+        ``immutable`` reads it without one (nobody can write there anyway)."""
+        self.read_only = True
+        last: sqlite3.Error | None = None
+        for flags in ("mode=ro", "mode=ro&immutable=1"):
+            uri = f"{self.path.resolve().as_uri()}?{flags}"
+            db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            try:
+                db.execute("SELECT COUNT(*) FROM productions").fetchone()
+                return db
+            except sqlite3.Error as exc:
+                db.close()
+                last = exc
+        assert last is not None
+        raise last
 
     def _add_columns(self) -> None:
         """Bring a database made by an older castroom up to date (additive only)."""
@@ -127,15 +173,37 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; the lock is taken up front so writers queue, not fail."""
-        self.db.execute("BEGIN IMMEDIATE")
+        """One write transaction; the lock is taken up front so writers queue, not fail.
+        SQLite's own failures (a full disk, a read-only workspace) become one StorageError
+        saying so; the transaction is rolled back, so nothing was written."""
         try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        else:
-            self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                with suppress(sqlite3.Error):  # SQLite may have rolled back already
+                    self.db.execute("ROLLBACK")
+                raise
+            else:
+                self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StorageError(self._why(exc)) from None
+
+    def _disk_full(self) -> bool:
+        """Whether the disk is (all but) full: SQLite reports that as an I/O error when
+        it cannot even grow its shared-memory file."""
+        try:
+            return shutil.disk_usage(self.path.parent).free < 1024 * 1024
+        except OSError:
+            return False
+
+    def _why(self, exc: sqlite3.Error) -> str:
+        name = getattr(exc, "sqlite_errorname", "")
+        if "SQLITE_FULL" in (name, self._not_writable) or self._disk_full():
+            return f"the disk holding {self.path} is full: nothing was written"
+        if self.read_only or name.startswith("SQLITE_READONLY"):
+            return f"the workspace database {self.path} is read-only: nothing was written"
+        return f"cannot write to {self.path}: {exc}"
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -165,7 +233,8 @@ class Store:
         return [(r[0], r[1]) for r in rows]
 
     def set_title(self, production_id: str, title: str) -> None:
-        self.db.execute("UPDATE productions SET title = ? WHERE id = ?", (title, production_id))
+        with self.write() as db:
+            db.execute("UPDATE productions SET title = ? WHERE id = ?", (title, production_id))
 
     # -- the update log ----------------------------------------------------------------------
 

@@ -80,7 +80,8 @@ class Workspace:
         if not config_file.exists():
             if not create:
                 raise NotFound(f"no castroom workspace at {root} (run `castroom init`)")
-            root.mkdir(parents=True, exist_ok=True)
+            # Only its owner may look inside: the database holds everything the team wrote.
+            root.mkdir(mode=0o700, parents=True, exist_ok=True)
             identity = Identity(
                 member=member or os.environ.get("CASTROOM_MEMBER") or _user(),
                 device_id=model.new_id(),
@@ -91,7 +92,8 @@ class Workspace:
                 "storage": {"synchronous": "NORMAL"},
             }
             tmp = config_file.with_suffix(".tmp")
-            tmp.write_bytes(tomli_w.dumps(config).encode())
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+                out.write(tomli_w.dumps(config).encode())
             tmp.replace(config_file)
         try:
             config = tomllib.loads(config_file.read_text())

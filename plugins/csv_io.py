@@ -351,7 +351,7 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
         external: str | None = None
         bad = False
         for position, spec in columns:
-            raw = row[position] if position < len(row) else ""
+            raw = unescape_cell(row[position]) if position < len(row) else ""
             text = raw.strip()
             if not text:
                 continue
@@ -460,6 +460,23 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
 # -- writing -----------------------------------------------------------------------------------
 
 
+#: Cells a spreadsheet would run as a formula (OWASP "CSV injection"): a leading = + - @,
+#: tab or carriage return, possibly behind quotes we added before. A plain number is not.
+_FORMULA = re.compile(r"^'*[=+\-@\t\r]")
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def escape_cell(text: str) -> str:
+    """``text`` made inert for spreadsheets: a leading ``'`` (which they hide) before a
+    formula-like cell; :func:`unescape_cell` takes exactly that quote off again."""
+    return f"'{text}" if _FORMULA.match(text) and not _NUMBER.match(text) else text
+
+
+def unescape_cell(text: str) -> str:
+    """The value :func:`escape_cell` was given (a re-import of an export round-trips)."""
+    return text[1:] if text.startswith("'") and _FORMULA.match(text) else text
+
+
 def _out(value: Any) -> str:
     if value is None:
         return ""
@@ -497,7 +514,7 @@ def write_csv(view: ProductionView, options: dict[str, Any]) -> str:
         for name in money & data.keys():  # as people (and the importer) read money
             if isinstance(data[name], int):
                 data[name] = plain_amount(data[name], view.currency)
-        writer.writerow([_out(data.get(f)) for f in fields])
+        writer.writerow([escape_cell(_out(data.get(f))) for f in fields])
     return buffer.getvalue()
 
 

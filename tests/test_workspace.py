@@ -439,3 +439,14 @@ def test_a_device_id_that_is_a_path_is_a_clear_error(tmp_path: Path) -> None:
     config.write_text(text.replace(device, "../../elsewhere"))
     with pytest.raises(StorageError, match=r"bad workspace config .*device_id"):
         Workspace.open(path, create=False)
+
+
+def test_a_new_workspace_is_private_to_its_owner(tmp_path: Path) -> None:
+    """The database holds everything the team wrote: no other user may read it."""
+    path = tmp_path / "ws"
+    with Workspace.open(path) as ws:
+        ws.create_production("Harbour Lights")
+        modes = {p.name: p.stat().st_mode & 0o777 for p in path.iterdir()}
+    assert (path.stat().st_mode & 0o777) == 0o700
+    assert modes["castroom.db"] == 0o600 and modes["config.toml"] == 0o600
+    assert all(mode & 0o077 == 0 for mode in modes.values()), modes  # -wal and -shm too
