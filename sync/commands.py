@@ -69,13 +69,12 @@ def serve(
     from .server import ServerOptions
     from .server import serve as run
 
-    path = obj.workspace().path
+    workspace = obj.workspace()
+    path = workspace.path
+    # Limits and timeouts: the workspace config's [server] table, then the options here.
+    sizes = {} if max_body is None else {"max_body": max_body, "max_message": max_body}
+    options = ServerOptions.from_config(workspace.config, **sizes)
     obj.close()  # the server opens the workspace on its own thread
-    options = (
-        ServerOptions()
-        if max_body is None
-        else ServerOptions(max_body=max_body, max_message=max_body)
-    )
     _setup_logging()
 
     from .auth import TokenStore

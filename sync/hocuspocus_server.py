@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from dataclasses import dataclass, field
 
 from . import hocuspocus as hp
 from . import protocol
+from .logsafe import printable_logger
 from .server import (
     Channel,
     Peer,
@@ -37,7 +37,7 @@ from .server import (
     write_out,
 )
 
-log = logging.getLogger("castroom.sync.hocuspocus")
+log = printable_logger("castroom.sync.hocuspocus")
 
 #: Documents one socket may hold open (a browser tab holds a handful).
 MAX_DOCUMENTS = 1000
@@ -154,6 +154,7 @@ class HocuspocusSocket(Channel):
         try:
             info = self.server.check_token(secret, frame.name, write=False)
             production = self.server.production(frame.name)
+            self.server.admit(info)
             if len(self.documents) >= MAX_DOCUMENTS:
                 raise Refused(429, f"at most {MAX_DOCUMENTS} documents on one connection")
         except Refused as refusal:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -47,11 +46,13 @@ from castroom.core import crdt, yupdate
 from castroom.core.crdt import create_awareness_message, create_update_message, write_message
 from castroom.core.errors import BadUpdate
 
+from .logsafe import printable_logger
+
 if TYPE_CHECKING:
     from castroom.core.document import Changes
     from castroom.core.workspace import StoredProduction
 
-log = logging.getLogger("castroom.sync")
+log = printable_logger("castroom.sync")
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -138,6 +139,16 @@ def write_var_uint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+def merge_state_vectors(a: bytes, b: bytes) -> bytes:
+    """The state vector of a peer that holds what ``a`` and ``b`` describe."""
+    clocks = check_state_vector(a)
+    for client, clock in check_state_vector(b).items():
+        clocks[client] = max(clock, clocks.get(client, 0))
+    return write_var_uint(len(clocks)) + b"".join(
+        write_var_uint(client) + write_var_uint(clock) for client, clock in clocks.items()
+    )
 
 
 def write_var_string(text: str) -> bytes:
@@ -347,6 +358,10 @@ class SyncSession:
         self.max_message = max_message
         self.told_read_only = False
         self.synced = False
+        #: Our state vector when we last answered the peer's step 1: all of that went out
+        #: then, and everything since is relayed live, so a repeated step 1 is answered
+        #: with only what lies beyond both (an amplification attack gets nothing twice).
+        self.sent_state: bytes | None = None
         #: Awareness client ids this peer announced (removed for everyone when it leaves).
         self.client_ids: set[int] = set()
 
@@ -373,10 +388,24 @@ class SyncSession:
         # QUERY_AWARENESS: the caller answers with the awareness states it holds.
         return outcome
 
+    def _answer_step1(self, asked: bytes) -> bytes:
+        """The update answering a step 1 with state vector ``asked``: what the peer lacks,
+        less what this connection has sent it already."""
+        check_state_vector(asked)
+        if self.sent_state is not None:
+            self.production.refresh()
+            now = self.production.doc.state_vector()
+            asked = merge_state_vectors(asked, self.sent_state)
+            if not yupdate.ahead(now, asked):
+                self.sent_state = now
+                return EMPTY_UPDATE  # nothing new: not even the delete set again
+        missing = encode_missing(self.production, asked)
+        self.sent_state = self.production.doc.state_vector()
+        return missing
+
     def _sync(self, message: Message, outcome: Outcome) -> None:
         if message.sync_type is SyncType.STEP1:
-            missing = encode_missing(self.production, message.payload)
-            outcome.replies.append(step2_frame(missing))
+            outcome.replies.append(step2_frame(self._answer_step1(message.payload)))
             if self.answer_step1_with_step1:
                 outcome.replies.append(step1_frame(self.production.doc.state_vector()))
             return

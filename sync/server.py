@@ -25,9 +25,22 @@ Peers may name their device (``X-Castroom-Device`` header or ``?device=``) and t
 member (``X-Castroom-Member``, percent-encoded UTF-8, or ``?member=``); both are recorded
 with every update they send, so the history says who made a synced change.
 
-Refusals: 400 undecodable, 401 no or bad token, 403 not allowed, 404 unknown production,
-413 too large; on a WebSocket that is already open, a bad frame closes it with 1007, an
-oversized one with 1009 and a revoked token with 4401.
+Refusals: 400 undecodable, 401 no, bad, expired or revoked token, 403 not allowed, 404
+unknown production, 408 a body that stalls, 413 too large, 429 too many live connections
+(per token, or in all), 507 the server cannot store (a full disk); on a WebSocket that is
+already open, a bad frame closes it with 1007, an oversized one with 1009, presence over
+its limits with 1008 and a revoked or expired token (checked before every frame) with
+4401.
+
+What one peer may cost is bounded (``limits.py``; every limit is a ServerOptions field,
+settable in the workspace config's ``[server]`` table): a request head must arrive within
+``header_timeout`` and a body may not pause longer than ``body_timeout``; past
+``max_connections`` (lowered to fit the file descriptors) the oldest connection still
+waiting for its head is dropped, so half-open connections cannot keep ``/health`` from
+answering; presence is limited per peer, per state and per room, and rate-limited; a
+repeated question (a query-awareness, a step 1) is answered with what changed since the
+last answer, so twenty copies of one frame cost one answer. Log lines escape control
+characters (``logsafe.py``).
 
 All writes go through the workspace's storage, like the CLI's: a CLI edit from another
 process is picked up by polling ``refresh()`` and relayed to the live peers.
@@ -40,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 import socket
 import threading
@@ -64,8 +78,17 @@ from castroom.core.workspace import StoredProduction, Workspace
 
 from . import hocuspocus, protocol
 from .auth import AccessDenied, LiveTokens, TokenInfo, TokenStore
+from .limits import (
+    BACKLOG,
+    ConnectionGuard,
+    GuardedH11Protocol,
+    PeerCounts,
+    PresenceLimits,
+    RateLimit,
+)
+from .logsafe import printable_logger
 
-log = logging.getLogger("castroom.sync.server")
+log = printable_logger("castroom.sync.server")
 
 # The headers live in protocol.py (the client needs them without starlette); re-exported.
 STATE_VECTOR_HEADER = protocol.STATE_VECTOR_HEADER
@@ -103,6 +126,34 @@ class ServerOptions(msgspec.Struct, kw_only=True, frozen=True):
     token_recheck: float = 1.0
     #: Bytes queued for one slow peer before it is disconnected (it resyncs on reconnect).
     max_queued: int = 64 * 1024 * 1024
+    #: Seconds a connection may take to send a whole request head (then it is dropped).
+    header_timeout: float = 10.0
+    #: Seconds a request body may pause between two chunks (then 408).
+    body_timeout: float = 30.0
+    #: Open connections in all (lowered to fit the process's file descriptors); past it
+    #: the oldest connection still waiting for its request head is dropped.
+    max_connections: int = 1000
+    #: Live peers (a WebSocket, or one document on a Hocuspocus socket) in all, and per token.
+    max_peers: int = 500
+    max_peers_per_token: int = 32
+    #: What presence (awareness) one peer and one room may hold.
+    presence: PresenceLimits = PresenceLimits()
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], **overrides: Any) -> ServerOptions:
+        """The ``[server]`` table of a workspace's config.toml (field names as here)."""
+        table = {**config.get("server", {}), **overrides}
+        try:
+            return msgspec.convert(table, cls)
+        except msgspec.ValidationError as exc:
+            raise CastroomError(f"config [server]: {exc}") from None
+
+
+#: First bytes of presence frames: awareness, query-awareness (y-protocols).
+PRESENCE_TYPES = (
+    bytes([protocol.MessageType.AWARENESS]),
+    bytes([protocol.MessageType.QUERY_AWARENESS]),
+)
 
 
 class Refused(Exception):
@@ -153,6 +204,10 @@ class Peer(Channel):
     token: str
     info: TokenInfo
     device: str
+    #: Presence frames this peer may still send now (PresenceLimits.rate).
+    presence_rate: RateLimit | None = None
+    #: The room's presence version this peer was last sent in full (None: never).
+    presence_seen: int | None = None
 
     def answer(self, outcome: protocol.Outcome) -> None:
         """Send the session's replies to one of this peer's frames."""
@@ -163,9 +218,15 @@ class Peer(Channel):
 class Room:
     """The live peers of one production, and their presence (awareness)."""
 
-    def __init__(self, production: StoredProduction) -> None:
+    def __init__(self, production: StoredProduction, limits: PresenceLimits | None = None) -> None:
         self.production = production
+        self.limits = limits or PresenceLimits()
         self.peers: set[Peer] = set()
+        #: Bumped on every presence change; each client's state remembers its bump, so a
+        #: query-awareness is answered with what changed since the peer last asked.
+        self.version = 0
+        self.stamps: dict[int, int] = {}
+        self.sizes: dict[int, int] = {}  # bytes of each present client's state
         #: The peer whose frame is being handled: its own update (origin "sync") is not
         #: echoed back to it. Other updates relayed meanwhile still reach it.
         self.sender: Peer | None = None
@@ -192,30 +253,72 @@ class Room:
     def others(self, peer: Peer) -> list[Peer]:
         return [p for p in self.peers if p is not peer]
 
-    def presence_frame(self) -> bytes | None:
-        """Every present client's state (for a newcomer, or a query-awareness)."""
-        ids = [c for c in self.awareness.states if c != self.awareness.client_id]
+    def presence_frame(self, since: int | None = None) -> bytes | None:
+        """Present clients' states (for a newcomer: all; for a query-awareness: those
+        changed since ``since``, the version the asking peer last got)."""
+        ids = [
+            c
+            for c in self.awareness.states
+            if c != self.awareness.client_id and (since is None or self.stamps.get(c, 0) > since)
+        ]
         if not ids:
             return None
         return protocol.awareness_frame(self.awareness.encode_awareness_update(ids))
 
+    def answer_presence(self, peer: Peer) -> None:
+        """What ``peer`` has not been told of the room's presence (nothing, if it asks again
+        without anything having changed: twenty queries cost one answer)."""
+        frame = self.presence_frame(peer.presence_seen)
+        peer.presence_seen = self.version
+        if frame:
+            peer.send(frame)
+
+    def _over_limits(self, peer: Peer, entries: list[protocol.AwarenessEntry]) -> str | None:
+        """Why taking these presence entries would break a PresenceLimits rule, or None."""
+        limits = self.limits
+        if len(peer.session.client_ids) > limits.clients_per_peer:
+            return f"at most {limits.clients_per_peer} presence clients per connection"
+        sizes = {e.client_id: len(json.dumps(e.state)) for e in entries if e.state is not None}
+        largest = max(sizes.values(), default=0)
+        if largest > limits.state_bytes:
+            return f"a presence state of {largest} bytes (limit {limits.state_bytes})"
+        held = sum(size for c, size in self.sizes.items() if c not in sizes)
+        if held + sum(sizes.values()) > limits.room_bytes:
+            return f"this room's presence is full ({limits.room_bytes} bytes)"
+        return None
+
+    def _took(self, entries: list[protocol.AwarenessEntry]) -> None:
+        self.version += 1
+        for entry in entries:
+            self.stamps[entry.client_id] = self.version
+            if entry.state is None:
+                self.sizes.pop(entry.client_id, None)
+            else:
+                self.sizes[entry.client_id] = len(json.dumps(entry.state))
+
     def apply_awareness(
         self, peer: Peer, entries: list[protocol.AwarenessEntry], payload: bytes, frame: bytes
-    ) -> None:
+    ) -> str | None:
         """Take a peer's presence, but only for awareness clients that are its own: a
         stock y-websocket client leaving marks every state it knows as gone, and passing
-        that on would tell everyone that the others left too."""
+        that on would tell everyone that the others left too. Returns why the frame was
+        refused (PresenceLimits), or None."""
         others = {c for p in self.others(peer) for c in p.session.client_ids}
         mine = [e for e in entries if e.client_id not in others]
         peer.session.client_ids -= {e.client_id for e in entries if e.client_id in others}
         if not mine:
-            return
+            return None
+        problem = self._over_limits(peer, mine)
+        if problem:
+            return problem
         if len(mine) != len(entries):
             payload = protocol.encode_awareness(mine)
             frame = protocol.awareness_frame(payload)
         self.awareness.apply_awareness_update(payload, peer)
+        self._took(mine)
         for other in self.others(peer):
             other.send(frame)
+        return None
 
     def leave(self, peer: Peer) -> None:
         """Forget a peer; tell the others its clients are gone."""
@@ -229,6 +332,7 @@ class Room:
                 ]
             )
             self.awareness.remove_awareness_states(gone, "left")
+            self._took([protocol.AwarenessEntry(c, 0, None) for c in gone])
             for other in self.peers:
                 other.send(protocol.awareness_frame(payload))
 
@@ -243,6 +347,7 @@ class SyncServer:
         self.tokens: TokenStore | None = None
         self.live_tokens: LiveTokens | None = None
         self.rooms: dict[str, Room] = {}
+        self.peer_counts = PeerCounts(options.max_peers_per_token, options.max_peers)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -319,6 +424,12 @@ class SyncServer:
         except AccessDenied as exc:
             raise Refused(exc.status, str(exc)) from None
 
+    def admit(self, info: TokenInfo) -> None:
+        """Refused (429) if one more live peer on this token is one too many."""
+        refusal = self.peer_counts.refusal(info.id)
+        if refusal:
+            raise Refused(429, refusal)
+
     def production(self, production_id: str) -> StoredProduction:
         assert self.workspace is not None
         if production_id not in dict(self.workspace.productions()):
@@ -334,8 +445,16 @@ class SyncServer:
             )
         chunks: list[bytes] = []
         size = 0
+        stream = request.stream()
+        pause = self.options.body_timeout
         try:
-            async for chunk in request.stream():
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(anext(stream), pause)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise Refused(408, f"the request body paused for over {pause:g} s") from None
                 size += len(chunk)
                 if size > limit:
                     raise Refused(413, f"request body exceeds the {limit}-byte limit")
@@ -434,6 +553,7 @@ class SyncServer:
         try:
             info = self.authorize(websocket, production_id, write=False)
             production = self.production(production_id)
+            self.admit(info)
         except Refused as refusal:
             log.warning(
                 "refused WebSocket to %s: %s %s", production_id, refusal.status, refusal.message
@@ -480,8 +600,11 @@ class SyncServer:
         assert production.id is not None
         room = self.rooms.get(production.id)
         if room is None:
-            room = self.rooms[production.id] = Room(production)
+            room = self.rooms[production.id] = Room(production, self.options.presence)
         room.peers.add(peer)
+        self.peer_counts.add(peer.info.id)
+        presence = self.options.presence
+        peer.presence_rate = RateLimit(presence.rate, presence.burst)
         log.info(
             "%s joined %s (%s; %d connected)",
             peer.device,
@@ -489,14 +612,13 @@ class SyncServer:
             peer.info.scope,
             len(room.peers),
         )
-        presence = room.presence_frame()
-        if presence:
-            peer.send(presence)
+        room.answer_presence(peer)
         return room
 
     def part(self, peer: Peer, room: Room) -> None:
         """Take a peer out of its room (closing the room when it was the last)."""
         room.leave(peer)
+        self.peer_counts.remove(peer.info.id)
         log.info("%s left %s", peer.device, room.production.id)
         if not room.peers:
             room.close()
@@ -521,6 +643,8 @@ class SyncServer:
             return False
         if not self._token_holds(peer):
             return False  # checked per frame: nothing sent after a revocation is merged
+        if data[:1] in PRESENCE_TYPES and not self._presence_allowed(peer, data):
+            return not peer.closed
         room.sender = peer
         try:
             outcome = peer.session.receive(data)
@@ -544,15 +668,30 @@ class SyncServer:
             room.sender = None
         peer.answer(outcome)
         if outcome.awareness is not None:
-            room.apply_awareness(
+            refused = room.apply_awareness(
                 peer, outcome.awareness_entries, outcome.message.payload, outcome.awareness
             )
+            if refused:
+                log.warning("presence from %s refused: %s", peer.device, refused)
+                peer.close(1008, refused)
+                return False
         if outcome.message.type is protocol.MessageType.QUERY_AWARENESS:
-            presence = room.presence_frame()
-            if presence:
-                peer.send(presence)
+            room.answer_presence(peer)
         if peer.queued > self.options.max_queued:
             peer.close(1013, "too far behind; reconnect to resync")
+            return False
+        return True
+
+    def _presence_allowed(self, peer: Peer, data: bytes) -> bool:
+        """Presence frames are rate-limited (the extra ones dropped: presence is best
+        effort) and size-limited before they are decoded (too large: the peer is closed)."""
+        limits = self.options.presence
+        largest = limits.clients_per_peer * (limits.state_bytes + 32) + 16
+        if len(data) > largest:
+            peer.close(1009, f"a presence frame of {len(data)} bytes (limit {largest})")
+            return False
+        if peer.presence_rate is not None and not peer.presence_rate.allow():
+            log.debug("presence frame from %s dropped (over %g/s)", peer.device, limits.rate)
             return False
         return True
 
@@ -671,7 +810,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise CastroomError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    sock.listen(128)
+    sock.listen(BACKLOG)
     sock.set_inheritable(True)
     return sock
 
@@ -709,8 +848,10 @@ def make_config(
     for path in (tls_cert, tls_key):
         if path and not Path(path).is_file():
             raise CastroomError(f"no such file: {path}")
-    return uvicorn.Config(
+    config = uvicorn.Config(
         create_app(workspace_path, options),
+        http=GuardedH11Protocol,
+        backlog=BACKLOG,
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
         log_level="warning",
@@ -726,6 +867,10 @@ def make_config(
         ws_ping_timeout=20,
         timeout_graceful_shutdown=2,
     )
+    config.castroom_guard = ConnectionGuard(  # type: ignore[attr-defined]
+        options.max_connections, options.header_timeout
+    )
+    return config
 
 
 def serve(

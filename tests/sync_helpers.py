@@ -59,6 +59,17 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, step: float 
         time.sleep(step)
 
 
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 5) -> None:
+    """SIGTERM, then SIGKILL if it has not gone within ``timeout``."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
 def make_token(workspace_path: Path, scope: str = "write", production: str | None = None) -> str:
     from castroom.sync.auth import TokenStore
 
@@ -287,13 +298,7 @@ class RedisServer:
         return False
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
 

@@ -1,0 +1,296 @@
+"""What one hostile peer may cost the server: half-open connections, slow heads and bodies,
+too many sockets per token, presence floods, amplified answers, control characters in the
+log. Real uvicorn servers on 127.0.0.1 (a thread, or `castroom serve` in a subprocess with
+its file descriptors limited), real sockets."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import resource
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pycrdt import Doc
+from sync_helpers import stop_process
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from castroom.core import model
+from castroom.core.workspace import Workspace
+from castroom.sync import protocol as p
+from castroom.sync.auth import TokenStore
+from castroom.sync.limits import PresenceLimits
+from castroom.sync.server import ServerOptions, ServerThread
+
+EXE = str(Path(sys.executable).with_name("castroom"))
+
+
+class Seeded:
+    def __init__(self, root: Path) -> None:
+        self.path = root / "server"
+        with Workspace.open(self.path, member="casting") as ws:
+            production = ws.create_production("Harbour Lights")
+            assert production.id is not None
+            self.pid = production.id
+            for i in range(50):
+                production.doc.add(model.Talent, name=f"Talent {i}", notes="n" * 200)
+            tokens = TokenStore(ws.store)
+            self.write = tokens.create("write")[1]
+            self.read = tokens.create("read")[1]
+            self.other = tokens.create("read")[1]
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> Seeded:
+    return Seeded(tmp_path)
+
+
+def ws(server: ServerThread, pid: str, token: str) -> ClientConnection:
+    return connect(
+        f"{server.ws_url}/{pid}?token={token}", proxy=None, open_timeout=5, max_size=None
+    )
+
+
+def closed_with(conn: ClientConnection, timeout: float = 10) -> int | None:
+    """The close code the server sent, waiting at most ``timeout``."""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            conn.recv(timeout=deadline - time.monotonic())
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
+    except TimeoutError:
+        return None
+    return None
+
+
+def presence(client: int, clock: int, size: int = 100) -> bytes:
+    entry = p.AwarenessEntry(client, clock, {"user": {"name": "x" * size}})
+    return p.awareness_frame(p.encode_awareness([entry]))
+
+
+def frames_until_marker(conn: ClientConnection, timeout: float = 10) -> list[bytes]:
+    """Send a step 1 as a marker and collect what arrives before its answer."""
+    conn.send(p.step1_frame(Doc().get_state()))
+    out = []
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = conn.recv(timeout=max(0.01, deadline - time.monotonic()))
+        message = p.decode_message(frame)
+        if message.sync_type is p.SyncType.STEP2:
+            conn.recv(timeout=10)  # and the server's own step 1, which follows it
+            return out
+        out.append(frame)
+
+
+# -- connections -----------------------------------------------------------------------------
+
+
+class Served:
+    """`castroom serve` in a subprocess, its file descriptors limited to ``nofile``."""
+
+    def __init__(self, workspace: Path, nofile: int) -> None:
+        self.log = workspace.parent / "serve.log"
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [EXE, "--workspace", str(workspace), "serve", "--port", "0"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)),
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        deadline = time.monotonic() + 60
+        while not (found := re.search(r"at http://127\.0\.0\.1:(\d+)", self.log.read_text())):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.stop()
+                raise AssertionError(f"server did not start:\n{self.log.read_text()}")
+            time.sleep(0.05)
+        self.port = int(found.group(1))
+
+    def stop(self) -> None:
+        stop_process(self.proc, timeout=20)
+
+
+def half_open(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections that never send a byte."""
+    socks = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            sock.connect(("127.0.0.1", port))
+        socks.append(sock)
+    return socks
+
+
+@pytest.mark.parametrize("config", ["", "[server]\nmax_connections = 20\n"], ids=["fd-cap", "set"])
+def test_half_open_connections_do_not_keep_health_from_answering(
+    seeded: Seeded, config: str
+) -> None:
+    """1,000 connections that never send a request, against a server with 256 file
+    descriptors: the cap (from the descriptors, or the config's) drops the oldest idle."""
+    with (seeded.path / "config.toml").open("a") as out:
+        out.write("\n" + config)
+    served = Served(seeded.path, nofile=256)
+    socks: list[socket.socket] = []
+    try:
+        socks = half_open(served.port, 1000)
+        answer = httpx.get(f"http://127.0.0.1:{served.port}/health", timeout=10)
+        assert answer.json() == {"status": "ok"}
+    finally:
+        for sock in socks:
+            sock.close()
+        served.stop()
+    assert "Traceback" not in served.log.read_text()
+
+
+def test_a_request_head_that_never_ends_is_dropped(seeded: Seeded) -> None:
+    with ServerThread(seeded.path, options=ServerOptions(header_timeout=0.3)) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+            assert sock.recv(100) == b""  # closed by the server, within the bound
+        guard = server.config.castroom_guard  # type: ignore[attr-defined]
+        assert guard.dropped >= 1 and not guard.waiting
+
+
+def test_a_request_body_that_stalls_gets_408(seeded: Seeded) -> None:
+    with (
+        ServerThread(seeded.path, options=ServerOptions(body_timeout=0.3)) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock,
+    ):
+        sock.sendall(
+            f"POST /sync/{seeded.pid}/push HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {seeded.write}\r\nContent-Length: 1000\r\n\r\n"
+            "0123456789".encode()
+        )
+        answer = b""
+        while chunk := sock.recv(1000):  # until the server closes (bounded by timeout)
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408") and b"paused" in answer, answer
+
+
+def test_live_connections_are_capped_per_token_and_in_total(seeded: Seeded) -> None:
+    options = ServerOptions(max_peers_per_token=2, max_peers=3)
+    with ServerThread(seeded.path, options=options) as server, contextlib.ExitStack() as open_:
+        counts = server.app_state.peer_counts
+        first = open_.enter_context(ws(server, seeded.pid, seeded.read))
+        open_.enter_context(ws(server, seeded.pid, seeded.read))
+        with pytest.raises(InvalidStatus) as refused:
+            ws(server, seeded.pid, seeded.read)
+        assert refused.value.response.status_code == 429
+        assert b"per token" in (refused.value.response.body or b"")
+        open_.enter_context(ws(server, seeded.pid, seeded.other))
+        with pytest.raises(InvalidStatus) as full:
+            ws(server, seeded.pid, seeded.write)
+        assert b"limit of 3 live connections" in (full.value.response.body or b"")
+        first.close()
+        deadline = time.monotonic() + 10
+        while sum(counts.by_token.values()) >= 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        open_.enter_context(ws(server, seeded.pid, seeded.read))  # room again
+
+
+# -- presence --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def presence_server(seeded: Seeded) -> Iterator[ServerThread]:
+    limits = PresenceLimits(clients_per_peer=2, state_bytes=1000, room_bytes=2500, burst=10)
+    with ServerThread(seeded.path, options=ServerOptions(presence=limits)) as server:
+        yield server
+
+
+def test_presence_is_capped_per_peer_per_state_and_per_room(
+    seeded: Seeded, presence_server: ServerThread
+) -> None:
+    too_many = p.awareness_frame(
+        p.encode_awareness([p.AwarenessEntry(c, 1, {"n": c}) for c in (1, 2, 3)])
+    )
+    cases: list[tuple[bytes, int]] = [
+        (too_many, 1008),
+        (presence(7, 1, size=3000), 1009),  # refused before decoding: larger than it may be
+        (presence(8, 1, size=990), 1008),  # decodes, but the state is over 1000 bytes
+    ]
+    for frame, code in cases:
+        with ws(presence_server, seeded.pid, seeded.read) as conn:
+            conn.send(frame)
+            assert closed_with(conn) == code
+    with contextlib.ExitStack() as open_:
+        for client in (10, 11, 12):
+            conn = open_.enter_context(ws(presence_server, seeded.pid, seeded.read))
+            conn.send(presence(client, 1, size=900))
+            frames_until_marker(conn) if client != 12 else None
+        assert closed_with(conn) == 1008  # 3 x ~920 bytes > 2,500
+        room = presence_server.app_state.rooms[seeded.pid]
+        assert set(room.awareness.states) - {room.awareness.client_id} == {10, 11}
+
+
+def test_a_presence_flood_is_rate_limited(seeded: Seeded, presence_server: ServerThread) -> None:
+    with (
+        ws(presence_server, seeded.pid, seeded.read) as flooder,
+        ws(presence_server, seeded.pid, seeded.read) as watcher,
+    ):
+        frames_until_marker(watcher)
+        started = time.monotonic()
+        for clock in range(1, 201):
+            flooder.send(presence(1, clock))
+        frames_until_marker(flooder)  # every flood frame has been handled by now
+        elapsed = time.monotonic() - started
+        relayed = [f for f in frames_until_marker(watcher) if f[:1] == b"\x01"]
+    assert len(relayed) <= 10 + 20 * elapsed + 1 < 200
+
+
+def test_repeated_questions_are_answered_once(
+    seeded: Seeded, presence_server: ServerThread
+) -> None:
+    """Twenty query-awareness frames, or twenty step 1s asking for everything, cost one
+    answer: what is sent back is bounded by what was asked."""
+    with (
+        ws(presence_server, seeded.pid, seeded.read) as present,
+        ws(presence_server, seeded.pid, seeded.read) as asker,
+    ):
+        present.send(presence(5, 1, size=800))
+        frames_until_marker(present)
+        frames_until_marker(asker)  # it has heard of client 5 by now
+        for _ in range(20):
+            asker.send(p.QUERY_AWARENESS_FRAME)
+        answered = frames_until_marker(asker)
+        # One answer: what changed since it joined (client 5); the other 19 get nothing.
+        assert len(answered) == 1 and b'"xxxx' in answered[0]
+    with ws(presence_server, seeded.pid, seeded.read) as fresh:
+        for _ in range(20):
+            fresh.send(p.step1_frame(b"\x00"))
+        answers = [p.decode_message(fresh.recv(timeout=10)) for _ in range(40)]
+    sizes = [len(m.payload) for m in answers if m.sync_type is p.SyncType.STEP2]
+    assert len(sizes) == 20 and sizes[0] > 10_000
+    assert sum(sizes[1:]) == 19 * len(p.EMPTY_UPDATE)
+
+
+# -- the log ---------------------------------------------------------------------------------
+
+
+def test_control_characters_from_the_network_never_reach_the_log(
+    seeded: Seeded, caplog: pytest.LogCaptureFixture
+) -> None:
+    with ServerThread(seeded.path) as server, caplog.at_level(logging.INFO, "castroom"):
+        answer = httpx.post(f"{server.url}/sync/%1b%5b31mred%00/pull", content=b"", timeout=10)
+        assert answer.status_code == 401
+        with pytest.raises(InvalidStatus):
+            connect(f"{server.ws_url}/%1b%5D0%3Bowned%07?token=x", proxy=None, open_timeout=5)
+        httpx.get(
+            f"{server.url}/productions",
+            headers={"Authorization": f"Bearer {seeded.read}", "X-Castroom-Device": "d"},
+            timeout=10,
+        )
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "refused" in text and "\\x1b[31mred\\x00" in text and "\\x07" in text
+    assert not any(ch in text for ch in "\x1b\x00\x07"), text
