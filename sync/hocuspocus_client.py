@@ -140,6 +140,8 @@ class HocuspocusClient:
         self.device = _peer_label(url)
         self.documents: dict[str, _Document] = {}
         self.conn: ClientConnection | None = None
+        #: Frames addressed to no document we opened (a y-websocket relay's look like that).
+        self.stray = 0
 
     # -- connecting --------------------------------------------------------------------------
 
@@ -165,17 +167,26 @@ class HocuspocusClient:
         """Every document authenticated and synced (or refused), within the timeout."""
         deadline = time.monotonic() + self.timeout
         while not all(d.settled for d in self.documents.values()):
-            if time.monotonic() >= deadline:
-                late = [
-                    f"{d.label}: {d.waiting_for()}"
-                    for d in self.documents.values()
-                    if not d.settled
-                ]
-                raise TimeoutError(
-                    f"{_strip_token(self.url)} did not answer in {self.timeout:g} s; waited for "
-                    + "; ".join(late)
-                )
-            await self.receive_one(deadline)
+            try:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError
+                await self.receive_one(deadline)
+            except TimeoutError:
+                raise TimeoutError(self._late()) from None
+
+    def _late(self) -> str:
+        """What a handshake that timed out was waiting for, with a hint for a relay that
+        is not Hocuspocus at all."""
+        docs = self.documents.values()
+        late = [f"{d.label}: {d.waiting_for()}" for d in docs if not d.settled]
+        line = f"{_strip_token(self.url)} did not answer in {self.timeout:g} s; waited for "
+        line += "; ".join(late)
+        if self.stray and all(d.scope is None and d.denied is None for d in docs):
+            line += (
+                ". It sent frames for no document we asked for, as a y-websocket relay"
+                " does: if it is one, sync without --protocol hocuspocus"
+            )
+        return line
 
     async def receive_one(self, deadline: float | None) -> None:
         assert self.conn is not None
@@ -191,7 +202,8 @@ class HocuspocusClient:
             return
         doc = self.documents.get(frame.name)
         if doc is None:
-            return  # an answer for a document we did not open (or already closed)
+            self.stray += 1  # an answer for a document we did not open (or closed)
+            return
         await self.dispatch(doc, frame, data)
 
     async def dispatch(self, doc: _Document, frame: hp.Frame, data: bytes) -> None:

@@ -212,3 +212,12 @@ def test_cli_live_and_timeout_suggestion(two, tmp_path: Path) -> None:
             out, _ = live.communicate(timeout=30)
         assert "live: 2 production(s)" in out
         assert "Harbour Lights: connected with: browser" in out, out
+
+
+def test_a_y_websocket_relay_is_named_on_timeout(two) -> None:
+    from sync_helpers import NodeRelay
+
+    path, first, _ = two
+    with NodeRelay() as relay, Workspace.open(path) as ws, pytest.raises(CastroomError) as failed:
+        sync_hocuspocus(ws, f"{relay.url}/sync", productions=[first], timeout=2)
+    assert "without --protocol hocuspocus" in str(failed.value)
