@@ -71,6 +71,11 @@ CREATE TABLE IF NOT EXISTS sync_tokens (
 _ADDED_COLUMNS = (("sync_tokens", "expires", "REAL"),)
 
 
+#: SQLite errors on opening that mean "you may read this, not write it" (a read-only
+#: mount, a file we may not write, a disk too full for the shared-memory file).
+_NOT_WRITABLE = ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_PERM")
+
+
 def _create_private(path: Path) -> None:
     """Create the database file readable by its owner only (the log holds everything the
     team wrote); SQLite gives its -wal and -shm files the same mode."""
@@ -120,9 +125,10 @@ class Store:
             try:
                 self.db = self._connect_writable(synchronous)
             except sqlite3.OperationalError as exc:
-                if not self.path.is_file():
-                    raise
-                self._not_writable = getattr(exc, "sqlite_errorname", "")
+                name = getattr(exc, "sqlite_errorname", "")
+                if not self.path.is_file() or not name.startswith(_NOT_WRITABLE):
+                    raise  # e.g. busy: not a reason to pretend the workspace is read-only
+                self._not_writable = name
                 self.db = self._connect_read_only()
         except (OSError, sqlite3.DatabaseError) as exc:
             raise StorageError(f"cannot open workspace database {self.path}: {exc}") from None
