@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import os
 import re
 import threading
 import time
-from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 
 import msgspec
 from msgspec import Meta, Struct
@@ -29,6 +30,8 @@ ID_PATTERN = r"^[0-9A-Za-z_.:-]+$"
 FOLDER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
 TIME_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
+#: A name is one line: a line break in one breaks every table, label and CSV row it is in.
+NAME_PATTERN = r"^[^\r\n\u2028\u2029]*$"
 #: Each pattern in words, for error messages: a raw regex means nothing to most people.
 PATTERN_WORDS = {
     ID_PATTERN: "an id (letters, digits and _ . : -)",
@@ -36,11 +39,13 @@ PATTERN_WORDS = {
     " letter or digit)",
     CURRENCY_PATTERN: "a 3-letter ISO currency code like EUR",
     TIME_PATTERN: "a time HH:MM (24-hour)",
+    NAME_PATTERN: "one line of text (no line breaks)",
 }
 
 Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=ID_PATTERN)]
 FolderId = Annotated[str, Meta(pattern=FOLDER_ID_PATTERN)]
-Name = Annotated[str, Meta(min_length=1, max_length=200)]
+#: Stripped of surrounding whitespace by :func:`validate` before it is checked.
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=NAME_PATTERN)]
 ShortText = Annotated[str, Meta(max_length=2_000)]
 LongText = Annotated[str, Meta(max_length=200_000)]
 #: Yjs numbers are float64: integers beyond 2**53 would not survive a round trip exactly.
@@ -632,11 +637,20 @@ def validate(cls: type[Entity], data: dict[str, Any]) -> Entity:
     Integral floats become ints (Yjs stores every number as float64); anything else that
     breaks a rule raises :class:`ValidationFailed`.
     """
+    names = _name_fields(cls)
+    if names and isinstance(data, dict):  # "  Ada Stone " is Ada Stone, however it came
+        data = {k: v.strip() if k in names and isinstance(v, str) else v for k, v in data.items()}
     try:
         return msgspec.convert(data, cls, strict=False)
     except msgspec.ValidationError as exc:
         entity_id = data.get("id") if isinstance(data, dict) else None
         raise validation_error(cls, exc, entity_id) from None
+
+
+@functools.cache
+def _name_fields(cls: type[Entity]) -> frozenset[str]:
+    hints = get_type_hints(cls, include_extras=True)
+    return frozenset(f for f in cls.__struct_fields__ if hints.get(f) == Name)
 
 
 def to_fields(entity: Entity) -> dict[str, Any]:

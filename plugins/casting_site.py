@@ -18,7 +18,6 @@ from __future__ import annotations
 import email.utils
 import os
 import time
-import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
@@ -31,6 +30,7 @@ from castroom.core.errors import CastroomError, ValidationFailed
 from castroom.core.hookspecs import hookimpl
 from castroom.core.model import Candidate, Role, Talent
 from castroom.core.money import parse_field, plain_amount
+from castroom.core.names import fold
 from castroom.core.registry import Importer, ImportResult
 from castroom.core.view import ProductionView
 
@@ -305,6 +305,7 @@ def import_site(
     errors: list[str] = []
     warnings: list[str] = []
     claimed: dict[str, Talent] = {}
+    seen: dict[str, str] = {}  # a record's id, and its folded name -> where it came first
     namesakes = Namesakes(
         [t for t in talents if site not in t.external_ids and not t.deleted], site, warnings
     )
@@ -318,6 +319,7 @@ def import_site(
                     errors.append(f"{where}: {exc}")
                     continue
                 where += f" (id {record.id})"
+                _said_twice(record, where, seen, warnings)
                 existing = claimed.get(record.id) or by_external.get(record.id)
                 if existing is None:
                     skip, existing = namesakes.match(record, where)
@@ -357,11 +359,20 @@ def import_site(
     )
 
 
-def fold(text: str | None) -> str:
-    """Case, accents and spacing folded: ``"  Zoë  MÜLLER"`` -> ``"zoe muller"``."""
-    decomposed = unicodedata.normalize("NFKD", text or "")
-    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(bare.casefold().split())
+def _said_twice(record: SiteTalent, where: str, seen: dict[str, str], warnings: list[str]) -> None:
+    """The same person twice in one import is said, never merged or doubled silently."""
+    name = "name:" + fold(record.name)
+    if record.id in seen:
+        warnings.append(
+            f"{where}: the same talent as {seen[record.id]}: one talent, the later record wins"
+        )
+    elif name in seen:
+        warnings.append(
+            f"{where}: named {record.name!r} like {seen[name]}, with another id: imported as"
+            " two talents (if they are one person, the site lists them twice)"
+        )
+    seen.setdefault(record.id, where)
+    seen.setdefault(name, where)
 
 
 class Namesakes:

@@ -44,7 +44,9 @@ import msgspec
 from castroom.core import model
 from castroom.core.errors import CastroomError, ValidationFailed
 from castroom.core.hookspecs import hookimpl
+from castroom.core.labels import label
 from castroom.core.money import money_fields, parse_money, plain_amount
+from castroom.core.names import fold
 from castroom.core.registry import Exporter, Importer, ImportResult
 from castroom.core.view import ProductionView
 from castroom.plugins import tables
@@ -136,6 +138,7 @@ class _Field:
         self, cls: type[model.Entity], target: str, hints: dict[str, Any], currency: str
     ) -> None:
         self.target = target
+        self.cls = cls
         self.currency = currency
         self.field, _, self.key = target.partition(".")
         if self.field == "external_id":
@@ -197,11 +200,12 @@ def _cell(spec: _Field, raw: str) -> Any:
         return msgspec.to_builtins(msgspec.convert(text, spec.hint, strict=False))
     except msgspec.ValidationError as exc:
         reason = str(exc).split(" - at `", 1)[0]
-        raise ValueError(f"{text!r} does not fit ({reason})") from None
+        # The model's words, as the command line says them, and what the cell held.
+        raise ValueError(f"{model.humane(spec.cls, spec.field, reason)}, got {text!r}") from None
 
 
 def _key(value: Any) -> str:
-    return value.casefold() if isinstance(value, str) else str(value)
+    return fold(value) if isinstance(value, str) else str(value)
 
 
 def _index(entities: list[model.Entity], field: str) -> dict[str, model.Entity]:
@@ -249,7 +253,7 @@ class References:
         field = NATURAL_KEYS.get(kind)
         if field is not None:
             for entity in entities:
-                keys.setdefault(str(getattr(entity, field)).casefold(), []).append(entity.id)
+                keys.setdefault(_key(str(getattr(entity, field))), []).append(entity.id)
         self._keys[kind] = keys
 
     def resolve(self, kind: str, value: str) -> str:
@@ -258,7 +262,7 @@ class References:
             self._load(kind)
         if value in self._ids[kind]:
             return value
-        found = self._keys[kind].get(value.strip().casefold(), [])
+        found = self._keys[kind].get(_key(value), [])
         if len(found) == 1:
             return found[0]
         label = kind.replace("_", " ")
@@ -333,6 +337,7 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
     by_composite = _index_composite(existing, composite) if composite else {}
     # Rows of this file claim keys too, so a key repeated in the file updates one entity.
     entities: list[model.Entity] = []
+    first_row: dict[str, int] = {}  # entity id -> the first row of this file that is it
     errors: list[str] = []
     width = len(header)
     rows = 0
@@ -412,6 +417,12 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
                 for name in composite:
                     if isinstance(fields.get(name), str) and name not in REFERENCES:
                         del fields[name]
+        if match is not None and match.id in first_row:
+            # One person (or role, scene, ...) on two rows: say so, not a silent merge.
+            warnings.append(
+                f"{unit} {line}: the same {cls.entity_kind} as {unit} {first_row[match.id]}"
+                f" ({label(view, match)}): one {cls.entity_kind}, the later row's cells win"
+            )
         if said in ("true", "false") and (said == "true") != bool(match and match.deleted):
             mismatched += 1
         if match is not None:
@@ -438,6 +449,7 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
             errors.append(f"{unit} {line}: {where}: {rule}")
             continue
         entities.append(entity)
+        first_row.setdefault(entity.id, line)
         by_id[entity.id] = entity
         if external:
             by_external[external] = entity

@@ -390,3 +390,21 @@ def test_two_namesakes_here_are_reported_not_guessed(doc: CastDocument) -> None:
     assert result.entities == [] and any(
         "2 talents here are named 'Sam Lee'" in w for w in result.warnings
     )
+
+
+def test_the_same_person_twice_in_one_import_is_said(doc: CastDocument) -> None:
+    records = [
+        {"id": "a1", "name": "Ada Stone"},
+        {"id": "a1", "name": "Ada Stone", "union": "Equity"},
+        {"id": "z1", "name": "Zoë Stone"},
+        {"id": "z2", "name": "zoe stone"},
+    ]
+    result, _ = run(doc, pages(10, records))
+    assert result.errors == []
+    assert result.warnings == [
+        "page 1, record 2 (id a1): the same talent as page 1, record 1 (id a1): one talent,"
+        " the later record wins",
+        "page 1, record 4 (id z2): named 'zoe stone' like page 1, record 3 (id z1), with"
+        " another id: imported as two talents (if they are one person, the site lists them"
+        " twice)",
+    ]

@@ -265,7 +265,7 @@ def test_a_newer_document_gives_a_warning(castroom) -> None:
 
 def test_show_by_prefix_and_ambiguity(castroom) -> None:
     castroom("add", "talent", "name=Ada")
-    castroom("add", "talent", "name=Ada")
+    castroom("add", "talent", "name=Ada", "--force")  # a namesake
     fails(castroom("show", "talent", "Ada"), "matches 2")
     fails(castroom("show", "talent", "Zed"), "no talent")
 
@@ -585,7 +585,7 @@ def test_names_prefer_live_entities_and_restore_looks_among_deleted(castroom) ->
 
 def test_ambiguous_lists_at_most_five_matches(castroom) -> None:
     for _ in range(7):
-        ok(castroom("add", "talent", "name=Bo"))
+        ok(castroom("add", "talent", "name=Bo", "--force"))
     message = fails(castroom("show", "talent", "bo"), "matches 7 talents", "and 2 more")
     assert message.count(" Bo") == 5, message
 
@@ -649,7 +649,7 @@ def test_references_by_id_prefix_or_name_are_stored_as_ids(castroom) -> None:
     fails(castroom("add", "scene", "number=3", 'characters=["Nora", "Zed"]'), "no role matching")
     fails(castroom("set", "shoot_day", day["id"], 'scene_ids=["9"]'), "no scene matching '9'")
     ok(castroom("add", "talent", "name=Bo"))
-    ok(castroom("add", "talent", "name=Bo"))
+    ok(castroom("add", "talent", "name=Bo", "--force"))
     fails(
         castroom("add", "availability", "talent_id=Bo", "start=2027-01-01", "end=2027-01-02"),
         "availability.talent_id: 'Bo' matches 2 talents",
@@ -949,22 +949,44 @@ def test_init_reads_the_budget_cap_in_its_own_currency(cli) -> None:
 
 
 @pytest.mark.parametrize(
-    ("written", "message"),
+    ("field", "written", "message"),
     [
-        ("1.500", "'1.500' is ambiguous: $1,500.00 or $1.50? Write 1500.00 or 1.50"),
-        ("1500 EUR", "'1500 EUR' is in EUR, but this production's money is in USD"),
-        ("10.5555", "'10.5555' has too many decimals (USD has 2 decimals): write 10.55 or"),
-        ("lots", "'lots' is not an amount of money: write it in USD major units, like 1500"),
+        ("rate", "1.500", "'1.500' is ambiguous: $1,500.00 or $1.50? Write 1500.00 or 1.50"),
+        ("rate", "1500 EUR", "'1500 EUR' is in EUR, but this production's money is in USD"),
+        ("rate", "10.5555", "'10.5555' has too many decimals (USD has 2 decimals): write 10.55"),
+        ("rate", "lots", "'lots' is not an amount of money: write it in USD major units, like"),
+        ("name", "Ada\nStone", "expected one line of text (no line breaks)"),
     ],
 )
-def test_the_command_line_and_the_importers_refuse_money_in_the_same_words(
-    castroom, tmp_path: Path, written: str, message: str
+def test_the_command_line_and_the_importers_refuse_the_same_in_the_same_words(
+    castroom, tmp_path: Path, field: str, written: str, message: str
 ) -> None:
     before = log_rows(castroom.path)
-    said = fails(castroom("add", "talent", "name=Ada", f"rate={written}"), "talent.rate")
-    assert message in said
+    cells = {"name": "Ada", field: written}
+    said = fails(castroom("add", "talent", *(f"{k}={v}" for k, v in cells.items())))
+    assert f"talent.{field}" in said and message in said
     path = tmp_path / "talents.csv"
-    path.write_text(f'name,rate\nAda,"{written}"\n', encoding="utf-8")
+    path.write_text(f'name,rate\n"{cells["name"]}","{cells.get("rate", "")}"\n', "utf-8")
     imported = castroom("import", "csv", str(path), "--kind", "talent")
-    assert imported.exit_code == 1 and f"line 2: talent.rate: {message}" in imported.output
+    assert imported.exit_code == 1 and f"talent.{field}: {message}" in imported.output
     assert log_rows(castroom.path) == before
+
+
+def test_names_are_stripped_and_a_second_talent_of_one_name_asks_for_force(castroom) -> None:
+    ada = as_json(castroom("add", "talent", "name=  Zoë Stone ", "--json"))
+    assert ada["name"] == "Zoë Stone"
+    fails(castroom("add", "talent", "name=   "), "talent.name", "must not be empty")
+    before = log_rows(castroom.path)
+    for typed in ("Zoë Stone", "zoe  STONE"):
+        fails(
+            castroom("add", "talent", f"name={typed}"),
+            f"a talent named 'Zoë Stone' exists already (id {ada['id']})",
+            "--force if this is another person",
+        )
+    bo = as_json(castroom("add", "talent", "name=Bo Li", "--json"))
+    fails(castroom("set", "talent", bo["id"], "name=ZOE STONE"), "exists already")
+    assert log_rows(castroom.path) == before + 1  # only Bo
+    ok(castroom("set", "talent", ada["id"], "name=Zoë  Stone"))  # her own name, respaced
+    twin = as_json(castroom("add", "talent", "name=Zoe Stone", "--force", "--json"))
+    assert twin["id"] != ada["id"]
+    assert len(as_json(castroom("list", "talents", "--json"))) == 3

@@ -136,7 +136,8 @@ def test_bad_rows_are_reported_by_line_and_nothing_is_written(tmp_path: Path, cl
     assert result.exit_code == 1
     err = result.stderr
     assert "line 3: talent.playing_age_max" in err
-    assert "line 4: talent.playing_age_min" in err  # a quoted cell spans lines 4-5
+    # A quoted cell spans lines 4-5: a name on two lines is refused (so is its age).
+    assert "line 4: talent.name: expected one line of text (no line breaks)" in err
     assert "line 6: talent.name" in err
     assert "line 7: talent.height_cm" in err
     assert "nothing imported: 4 bad rows" in err
@@ -450,3 +451,21 @@ def test_the_importer_description_names_its_options() -> None:
 
     description = make_plugins(entry_points=False).importers()["csv"].description
     assert all(o in description for o in ("--kind", "--map", "--source", "--delimiter"))
+
+
+def test_the_same_person_twice_in_one_file_is_said(tmp_path: Path, doc) -> None:
+    """Two rows that are one talent (by name, case and accents folded) update one talent,
+    as before, and the import now says so instead of merging them silently; a row for
+    an existing talent written without her accent finds her."""
+    zoe = doc.add(Talent, name="Zoë Stone", agent="Blue")
+    text = "name,union\nAda Stone,Equity\nada  STONE,SAG-AFTRA\nZoe Stone,Equity\n"
+    result = read_csv(str(write(tmp_path, "t.csv", text)), ProductionView(doc), {"kind": "talent"})
+    assert result.errors == []
+    assert result.warnings == [
+        "line 3: the same talent as line 2 (Ada Stone): one talent, the later row's cells win"
+    ]
+    counts = apply_import(doc, result)
+    assert (counts.created, counts.updated) == (1, 1)
+    assert doc.get(Talent, zoe.id).union == "Equity" and doc.get(Talent, zoe.id).name == "Zoë Stone"
+    (ada,) = [t for t in doc.all(Talent) if t.id != zoe.id]
+    assert (ada.name, ada.union) == ("Ada Stone", "SAG-AFTRA")

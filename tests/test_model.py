@@ -292,3 +292,20 @@ def test_role_backups_are_references_to_talents_or_candidates() -> None:
     ]
     assert model.reference_kinds("role", "backups", "talent") == ("talent", "candidate")
     assert model.reference_kinds("scene", "characters", "role") == ("role",)
+
+
+def test_names_are_stripped_and_one_line() -> None:
+    """However a name arrives (the CLI, an importer, a peer's update read back), it is
+    stored without surrounding whitespace; a line break in it is refused in words."""
+    assert model.validate(Talent, {"id": "t1", "name": "  Ada Stone \n"}).name == "Ada Stone"
+    assert model.validate(model.Production, {"id": "p", "title": " Tides "}).title == "Tides"
+    for bad, rule in (
+        ("Ada\nStone", "expected one line of text (no line breaks)"),
+        ("Ada\r\nStone", "expected one line of text (no line breaks)"),
+        ("Ada\u2028Stone", "expected one line of text (no line breaks)"),
+        ("  ", "must not be empty"),
+    ):
+        with pytest.raises(ValidationFailed) as refused:
+            model.validate(Talent, {"id": "t1", "name": bad})
+        assert str(refused.value) == f"invalid talent.name (t1): {rule}"
+    assert model.validate(Talent, {"id": "t1", "name": "Ada", "notes": "a\nb"}).notes == "a\nb"

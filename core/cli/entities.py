@@ -11,6 +11,7 @@ from .. import model
 from ..edits import check_duplicate_candidate, check_era
 from ..fields import parse_assignments, parse_filters
 from ..labels import label
+from ..names import check_talent_name
 from ..resolve import resolve_references
 from ..shoot_days import keep_in_step
 from .context import Context, currency_of, display, emit_json, kind_arg, pass_ctx
@@ -30,12 +31,22 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
+FORCE = click.option(
+    "--force",
+    is_flag=True,
+    help="Write a talent even if a live one has this name (case and accents aside).",
+)
+
+
 @cli.command(name="add")
 @click.argument("kind")
 @click.argument("assignments", nargs=-1)
+@FORCE
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def add_cmd(obj: Context, kind: str, assignments: tuple[str, ...], as_json: bool) -> None:
+def add_cmd(
+    obj: Context, kind: str, assignments: tuple[str, ...], force: bool, as_json: bool
+) -> None:
     """Add an entity: castroom add talent name="Ada Stone" playing_age_min=30"""
     cls = kind_arg(kind)
     doc = obj.production().doc
@@ -43,6 +54,7 @@ def add_cmd(obj: Context, kind: str, assignments: tuple[str, ...], as_json: bool
     fields = resolve_references(doc, cls, fields)
     check_era(doc, cls, fields)
     check_duplicate_candidate(doc, cls, fields)
+    check_talent_name(doc, cls, fields, force=force)
     with doc.transaction():
         entity = doc.add(cls, **fields)
         keep_in_step(doc, [(cls, entity.id, None)])
@@ -133,9 +145,12 @@ def show(obj: Context, kind: str, ref: str, as_json: bool) -> None:
 @click.argument("kind")
 @click.argument("ref")
 @click.argument("assignments", nargs=-1, required=True)
+@FORCE
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def set_cmd(obj: Context, kind: str, ref: str, assignments: tuple[str, ...], as_json: bool) -> None:
+def set_cmd(
+    obj: Context, kind: str, ref: str, assignments: tuple[str, ...], force: bool, as_json: bool
+) -> None:
     """Change fields of an entity: castroom set talent "Ada Stone" rate=1500
 
     References take an id, id prefix or name. A JSON object or list replaces the whole
@@ -150,6 +165,7 @@ def set_cmd(obj: Context, kind: str, ref: str, assignments: tuple[str, ...], as_
     fields = resolve_references(doc, cls, parse_assignments(cls, assignments, doc.currency))
     check_era(doc, cls, fields, current)
     check_duplicate_candidate(doc, cls, fields, current)
+    check_talent_name(doc, cls, fields, current, force=force)
     with doc.transaction():
         updated = doc.update(cls, entity_id, fields)
         keep_in_step(doc, [(cls, entity_id, current)])
