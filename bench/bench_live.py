@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from castroom.core.workspace import Workspace
+from castroom.core.workspace import CONFIG_NAME, Workspace
 from castroom.sync.auth import TokenStore
 
 NODE_DIR = Path(__file__).resolve().parent.parent / "tests" / "interop"
@@ -113,6 +113,10 @@ def _castroom(folder: Path, productions: int) -> tuple[_Process, list[str], str]
     with Workspace.open(path, member="bench") as ws:
         ids = [str(ws.create_production(f"Load {i}").id) for i in range(productions)]
         _, token = TokenStore(ws.store).create("write", name="bench")
+    # Every load peer uses this one token: lift the per-token cap of live peers (32 by
+    # default) as a studio would for a shared load-test token.
+    with (path / CONFIG_NAME).open("a", encoding="utf-8") as config:
+        config.write("\n[server]\nmax_peers_per_token = 1000\n")
     castroom = Path(sys.executable).with_name("castroom")
     server = _Process(
         [str(castroom), "--workspace", str(path), "serve", "--port", "0"],
