@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from typing import Any
+from xml.sax.saxutils import escape
 
 from castroom.core.model import Production, Role, Scene, ShootDay, Talent
 from castroom.core.view import ProductionView
@@ -190,8 +191,6 @@ def to_pdf(sheet: CallSheet) -> bytes:
     small = styles["BodyText"].clone("small", fontSize=8, leading=10)
 
     def para(text: str) -> Any:
-        from xml.sax.saxutils import escape
-
         return Paragraph(escape(text), small)
 
     def table(header: list[str], rows: list[list[str]], widths: list[float]) -> Any:
@@ -221,8 +220,8 @@ def to_pdf(sheet: CallSheet) -> bytes:
         invariant=1,  # the same sheet gives the same bytes
     )
     story: list[Any] = [
-        Paragraph(_xml(sheet.production.title), styles["Title"]),
-        Paragraph(_xml(sheet.title), styles["Normal"]),
+        Paragraph(escape(sheet.production.title), styles["Title"]),
+        Paragraph(escape(sheet.title), styles["Normal"]),
         Spacer(1, 6),
         table(["", ""], [[k, v] for k, v in info(sheet)], [1.5, 4]),
         Spacer(1, 10),
@@ -239,9 +238,3 @@ def to_pdf(sheet: CallSheet) -> bytes:
         story += [Paragraph("Notes", styles["Heading2"]), para(sheet.day.notes)]
     doc.build(story)
     return buffer.getvalue()
-
-
-def _xml(text: str) -> str:
-    from xml.sax.saxutils import escape
-
-    return escape(text)

@@ -165,8 +165,13 @@ def _rows(rows: list[list[str]], uncast: list[bool] | None = None) -> str:
     return "".join(out)
 
 
+def _table(header: list[str], rows: str) -> str:
+    heads = "".join(f"<th>{escape(h)}</th>" for h in header)
+    return f"<table><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table>"
+
+
 def callsheet_html(sheet: callsheet.CallSheet) -> str:
-    head = "".join
+    """The call sheet as a self-contained HTML page (every value escaped)."""
     scenes = _rows([callsheet.scene_cells(s) for s in sheet.scenes])
     cast = _rows(
         [callsheet.cast_cells(c) for c in sheet.cast], [c.talent is None for c in sheet.cast]
@@ -175,11 +180,8 @@ def callsheet_html(sheet: callsheet.CallSheet) -> str:
     notes = f"<h2>Notes</h2><p>{escape(sheet.day.notes)}</p>" if sheet.day.notes else ""
     body = (
         f"<h1>{escape(sheet.production.title)}</h1><p class=sub>{escape(sheet.title)}</p>"
-        f"<dl>{info}</dl><h2>Scenes</h2><table><thead><tr>"
-        + head(f"<th>{escape(h)}</th>" for h in callsheet.SCENE_HEADER)
-        + f"</tr></thead><tbody>{scenes}</tbody></table><h2>Cast</h2><table><thead><tr>"
-        + head(f"<th>{escape(h)}</th>" for h in callsheet.CAST_HEADER)
-        + f"</tr></thead><tbody>{cast}</tbody></table>{notes}"
+        f"<dl>{info}</dl><h2>Scenes</h2>{_table(callsheet.SCENE_HEADER, scenes)}"
+        f"<h2>Cast</h2>{_table(callsheet.CAST_HEADER, cast)}{notes}"
     )
     return _page(sheet.title, body)
 
