@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from castroom.core.errors import CastroomError
+from castroom.plugins.breakdown import layout_lines
 from castroom.plugins.script_formats import ParsedScene, ParsedScript, is_heading
 
 #: One inch, and one Courier character (a tenth of an inch), in PDF points.
@@ -198,6 +199,37 @@ def parse_pdf(data: bytes) -> ParsedScript:
     return script
 
 
+def _starts_dual(line: Line, margin: float) -> bool:
+    """Two cues side by side: dual dialogue (two characters speaking at once)."""
+    if len(line.words) != 2:
+        return False
+    left, right = line.words
+    cues = all(w["text"].split("(")[0].strip().isupper() for w in (left, right))
+    return cues and left["x0"] >= margin + 0.6 * INCH and right["x0"] >= margin + 3.2 * INCH
+
+
+def _follows(line: Line, previous: Line) -> bool:
+    """Is ``line`` the next line of the same block (same page, no blank line between)?"""
+    return line.page == previous.page and line.top - previous.top <= 1.5 * LINE
+
+
+def _column(block: list[Line], margin: float, right: bool) -> list[tuple[str, str]]:
+    """One side of a dual dialogue as layout elements: its cue, then its speech."""
+    middle = margin + 3.05 * INCH  # half of a 6.1-inch line
+    texts = [
+        " ".join(w["text"] for w in line.words if (w["x0"] >= middle) == right) for line in block
+    ]
+    texts = [t for t in texts if t]
+    out: list[tuple[str, str]] = [("character", _CONTD.sub("", texts[0]).strip())]
+    for text in texts[1:]:
+        kind = "parenthetical" if text.startswith("(") else "dialogue"
+        if out[-1][0] == kind == "dialogue":
+            out[-1] = (kind, f"{out[-1][1]} {text}")
+        else:
+            out.append((kind, text))
+    return out
+
+
 def _read(script: ParsedScript, lines: list[Line], margin: float) -> None:
     """Lines into scenes and layout elements: a paragraph is lines of one kind with no
     blank line between them; a cue after (MORE) on a new page goes on the same speech."""
@@ -205,13 +237,29 @@ def _read(script: ParsedScript, lines: list[Line], margin: float) -> None:
     previous: Line | None = None
     last_kind = ""
     last_cue = ""
-    for line in lines:
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
         kind = _kind(line, margin)
         gap = previous is not None and (
             line.page != previous.page or line.top - previous.top > 1.5 * LINE
         )
         new_page = previous is not None and line.page != previous.page
         previous = line
+        if current is not None and _starts_dual(line, margin):
+            block = [line]
+            while index < len(lines) and _follows(lines[index], block[-1]):
+                block.append(lines[index])
+                index += 1
+            previous = block[-1]
+            sides = [_column(block, margin, right) for right in (False, True)]
+            for side in sides:
+                current.add_character(side[0][1])
+            # Side by side, the longer column is the length the speeches take.
+            current.elements.extend(max(sides, key=layout_lines))
+            last_kind = "dialogue"
+            continue
         if kind == "heading":
             current = ParsedScene(heading=line.text.strip(), number=line.number)
             current.mark(current.heading)
