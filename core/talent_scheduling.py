@@ -15,7 +15,11 @@ remaining one), so the cost of the rest is memoised per set. Around it:
   (their pay is fixed); scenes with the same cast are shot together in some optimal
   order, so they merge into one block; repeated until nothing changes;
 - bounded search with memoisation of exact values and of lower bounds (a state explored
-  under a bound it could not beat records that bound);
+  under a bound it could not beat records that bound), children tried by their bound;
+- probes: the whole problem is searched under limits stepping from what is proven
+  towards what a quick greedy-and-local-search order achieves; a probe that finds a
+  cost below its limit has found the optimum, one that does not proves its limit, so
+  out of time the bound is still well above the work cost;
 - dominance: a block whose cast is exactly the actors on location is shot next
   (it costs no idle time and delays no one); a block ``i`` is not shot next while a
   remaining block ``j`` has ``cast(i) ⊆ cast(j)`` and every actor of ``j`` already
@@ -460,13 +464,23 @@ def solve(instance: Instance, time_limit: float = 10.0) -> Result:
     # A tight first bound prunes most of the search: polish the greedy order briefly.
     seed = improve(blocks, seed, started + min(0.5, time_limit / 20))
     seed_idle = _block_cost(blocks, seed) - work
+    lo = 0  # proven: no order idles less
+    order: list[int] | None = [] if not blocks.casts else None
+    idle = 0
     try:
-        idle = search.solve(search.all, 0, seed_idle + 1) if blocks.casts else 0
-        order = search.order() if blocks.casts else []
-        done = True
+        # Probe halfway between what is proven and what the seed achieves: each probe
+        # either finds the optimum (a value below its limit is exact) or proves more, so
+        # out of time there is still a bound well above the work cost.
+        while order is None:
+            limit = lo + max(1, (seed_idle + 1 - lo) // 4) if seed_idle - lo > 1 else seed_idle + 1
+            value = search.solve(search.all, 0, limit)
+            if value < limit:
+                idle, order = value, search.order()
+            else:
+                lo = max(lo, value)
     except _Timeout:
-        done = False
-    if done:
+        pass
+    if order is not None:
         return Result(
             expand(order),
             constant + idle,
@@ -478,7 +492,7 @@ def solve(instance: Instance, time_limit: float = 10.0) -> Result:
         )
     # Out of time: the best order local search finds quickly, and what is proven below it.
     order = improve(blocks, seed, time.monotonic() + min(1.0, max(0.1, time_limit / 10)))
-    proven = search.lower.get(search.all, 0)
+    proven = max(lo, search.lower.get(search.all, 0))
     cost = _block_cost(blocks, order) + blocks.fixed
     lower_bound = min(cost, constant + proven)
     return Result(
