@@ -423,17 +423,14 @@ class CrdtDocument:
             if _fatal(exc):
                 raise
             self._applying = False
-            half_done = (
-                bool(self._changes)
-                or not isinstance(exc, ValueError)  # ValueError: it did not even decode
-                or self.ydoc.get_state() != state
-            )
-            if half_done:
-                self._changes = {}
-                if backup is not None:
-                    self.rebuild([backup, *stash])  # get_update() drops pending structs
-                else:
-                    self._abort()
+            # Always rolled back: what Yrs did before it failed (deletions leave the state
+            # vector as it was, observers may have failed) cannot be told from outside.
+            # Rare by now: the bounded walk refuses what Yrs would fail to decode.
+            self._changes = {}
+            if backup is not None:
+                self.rebuild([backup, *stash])  # get_update() drops pending structs
+            else:
+                self._abort()
             raise BadUpdate(f"cannot apply update: {one_line(exc)}") from None
         finally:
             self._applying = False
