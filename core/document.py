@@ -593,7 +593,7 @@ def field_problems(
     field is checked on its own. A rule across fields (a range) is reported, from
     validating the fields in order, only once every field is fine by itself."""
     out: list[tuple[str | None, str]] = []
-    for info in msgspec.structs.fields(cls):
+    for info in _struct_fields(cls):
         if info.name not in data:
             if info.required:
                 out.append((info.name, "is required"))
@@ -615,6 +615,13 @@ def field_problems(
             error = exc
         out.append((error.field, error.rule))
     return out
+
+
+@functools.cache
+def _struct_fields(cls: type[Entity]) -> tuple[msgspec.structs.FieldInfo, ...]:
+    """msgspec.structs.fields, once per class: it evaluates every annotation on each call
+    (5 ms a talent: ``check`` on 10,000 invalid entities spent most of its time there)."""
+    return msgspec.structs.fields(cls)
 
 
 @functools.cache

@@ -15,7 +15,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -377,12 +377,33 @@ class Store:
                 break
         return out
 
-    def last_writer(self, production: str, collection: str, entity_id: str) -> LogEntry | None:
-        """The latest log entry that touched an entity (to say where a bad edit came from)."""
-        for entry in self.history(production, limit=1_000, entity=entity_id):
-            if any(c == collection and i == entity_id for c, i, _ in entry.changes):
-                return entry
-        return None
+    def last_writers(
+        self, production: str, entities: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], LogEntry]:
+        """The latest log entry that touched each (collection, id), listing only its
+        changes to that entity (to say where a bad edit came from). One pass over the log,
+        newest first, each entry parsed once, stopping when every entity is found: asking
+        for 10,000 entities is one pass, not 10,000 (it took 90 s)."""
+        wanted = set(entities)
+        found: dict[tuple[str, str], LogEntry] = {}
+        if not wanted:
+            return found
+        rows = self.db.execute(
+            "SELECT seq, ts, member, device, origin, changes, size FROM updates"
+            " WHERE production = ? ORDER BY seq DESC",
+            (production,),
+        )
+        for r in rows:
+            touched: dict[tuple[str, str], list[Any]] = {}
+            for change in json.loads(r[5]):
+                key = (change[0], change[1])
+                if key in wanted and key not in found:
+                    touched.setdefault(key, []).append(tuple(change))
+            for key, changes in touched.items():
+                found[key] = LogEntry(r[0], r[1], r[2], r[3], r[4], changes, r[6])
+            if len(found) == len(wanted):
+                break
+        return found
 
     def log_since(self, production: str, after: int, *, origin: str) -> tuple[int, int]:
         """(the last sequence number, how many entries after ``after`` came from another

@@ -251,6 +251,9 @@ class StoredProduction:
         self.id = production_id
         self.doc = doc
         self.seen = 0  # the last log sequence number merged into ``doc``
+        #: origin_of's answers, and the log position they hold for.
+        self._origins: dict[tuple[str, str], str | None] = {}
+        self._origins_at = -1
         self._version = -1
         #: Let local writes through even while the production is deleted (migrations).
         self.writable_when_deleted = False
@@ -482,17 +485,26 @@ class StoredProduction:
             before = entries[-1].seq
 
     def origin_of(self, kind: str, entity_id: str) -> str | None:
-        """The device whose logged update last touched an entity (None if unlogged)."""
+        """The device whose logged update last touched an entity (None if unlogged).
+        Asked for one invalid entity, it looks up every invalid entity in the same pass
+        over the log (``check`` asks for each in turn), remembered until the log moves."""
+        key = (model.kind_class(kind).collection, entity_id)
+        if self._origins_at != self.seen or key not in self._origins:
+            self._look_up_origins(self.doc.invalid(), key)
+        return self._origins[key]
+
+    def _look_up_origins(self, items: list[InvalidEntity], *also: tuple[str, str]) -> None:
         assert self.id is not None
-        collection = model.kind_class(kind).collection
-        entry = self.store.last_writer(self.id, collection, entity_id)
-        return entry.device if entry else None
+        wanted = {(model.kind_class(i.kind).collection, i.id) for i in items} | set(also)
+        found = self.store.last_writers(self.id, wanted)
+        self._origins = {k: found[k].device if k in found else None for k in wanted}
+        self._origins_at = self.seen
 
     def invalid(self) -> list[tuple[InvalidEntity, str]]:
         """Invalid entities, each with the device that last wrote it."""
-        return [
-            (item, self.origin_of(item.kind, item.id) or "unknown") for item in self.doc.invalid()
-        ]
+        items = self.doc.invalid()
+        self._look_up_origins(items)
+        return [(item, self.origin_of(item.kind, item.id) or "unknown") for item in items]
 
     @contextmanager
     def transaction(self) -> Iterator[CastDocument]:

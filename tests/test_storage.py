@@ -202,8 +202,12 @@ def test_history_filters_by_entity_and_is_newest_first(tmp_path: Path) -> None:
     assert [e.member for e in entries] == ["c", "b", "a"]
     assert entries[0].changes == [("talents", "t1", ["hair", "rate"])]
     assert [e.member for e in store.history("P", entity="t1")] == ["c", "a"]
-    assert store.last_writer("P", "roles", "r1").member == "b"
-    assert store.last_writer("P", "roles", "zz") is None
+    writers = store.last_writers("P", [("roles", "r1"), ("talents", "t1"), ("roles", "zz")])
+    assert {k: e.member for k, e in writers.items()} == {
+        ("roles", "r1"): "b",
+        ("talents", "t1"): "c",
+    }
+    assert writers[("talents", "t1")].changes == [("talents", "t1", ["hair", "rate"])]
 
 
 def test_productions_titles_and_kv(tmp_path: Path) -> None:
