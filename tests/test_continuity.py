@@ -424,7 +424,20 @@ def test_check_json_lists_findings_and_failures(tmp_path: Path) -> None:
     ]
     assert "kaboom" in data["failures"][0]["error"]
     assert data["counts"]["error"] >= 1
-    assert "Warning: plugin 'boom' failed in castroom_check" in result.output
+    assert "Error: plugin 'boom' failed in castroom_check" in result.output
+
+
+def test_check_fails_when_a_check_plugin_fails(tmp_path: Path) -> None:
+    """A check that raised is no clean bill: exit 1, and never a bare "No findings."."""
+    path = tmp_path / "ws"
+    with Workspace.open(path, member="tester") as ws:
+        ws.create_production("Empty")
+    result = run(path, "check", extra=[Boom()])
+    assert result.exit_code == 1
+    assert "No findings from the checks that ran." in result.output
+    assert "No findings.\n" not in result.output
+    assert "Error: plugin 'boom' failed in castroom_check" in result.output
+    assert "its findings are missing" in result.output
 
 
 def test_check_on_a_clean_production(tmp_path: Path) -> None:
