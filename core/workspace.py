@@ -23,10 +23,10 @@ import msgspec
 import platformdirs
 import tomli_w
 
-from . import model
+from . import model, yupdate
 from .crdt import diff_update, fold
 from .document import CastDocument, Changes, InvalidEntity
-from .errors import Ambiguous, CastroomError, NotFound, StorageError
+from .errors import Ambiguous, CastroomError, NotFound, StorageError, UpdateLimit
 from .storage import LogEntry, Store
 from .yupdate import EMPTY_UPDATE
 
@@ -389,6 +389,19 @@ class StoredProduction:
         self.seen = last
         return changes
 
+    def _check_size(self, update: bytes) -> None:
+        """Refuse a peer's update that would take the stored production past
+        ``yupdate.MAX_PRODUCTION_BYTES`` (snapshot plus log): one peer must not fill the disk
+        of every machine it syncs with."""
+        if self.id is None:
+            return
+        held = sum(self.store.log_bytes(self.id))
+        if held + len(update) > yupdate.MAX_PRODUCTION_BYTES:
+            raise UpdateLimit(
+                f"update beyond castroom's limits: the production would hold"
+                f" {held + len(update):,} bytes (limit {yupdate.MAX_PRODUCTION_BYTES:,})"
+            )
+
     def apply_update(
         self, update: bytes, *, origin: str = "remote", device: str = "", member: str = ""
     ) -> Changes:
@@ -397,6 +410,7 @@ class StoredProduction:
         made it, for the history; without a member, the one whose Member.devices lists
         ``device`` (if any) is recorded."""
         self.refresh()
+        self._check_size(update)
         known = self.doc.state_vector()
         # Listeners (plugins) hear of the change only once it is stored, as for local
         # commits (_persist runs before on_change): a failed append drops it again.

@@ -111,9 +111,9 @@ def guard_update(update: bytes) -> UpdateShape:
 MAX_NESTING = 32
 #: The largest update accepted (bytes): the sync protocol's frame cap.
 MAX_UPDATE_BYTES = 32 * 1024 * 1024
-#: Structs (items, GC and skip ranges) in one update: ten times the benchmark's
-#: production (5,000 talents, 1,500 scenes: 83,000 structs in its full state).
-MAX_STRUCTS = 1_000_000
+#: Structs (items, GC and skip ranges) in one update: about six times the benchmark's
+#: production (5,000 talents, 1,500 scenes: 88,000 structs in its full state).
+MAX_STRUCTS = 500_000
 #: Entries in one Any array or map, or values in one struct.
 MAX_ENTRIES = 100_000
 #: Any values in one update, nested ones included.
@@ -124,6 +124,9 @@ MAX_CLIENTS = 100_000
 MAX_DELETE_RANGES = 1_000_000
 #: The longest key (map key, root type name, XML tag, subdocument guid), in bytes.
 MAX_KEY_BYTES = 4096
+#: The most a stored production may hold (snapshot plus log, bytes) before a peer's
+#: update is refused (the benchmark's production is 2.5 MB).
+MAX_PRODUCTION_BYTES = 256 * 1024 * 1024
 #: Clocks and lengths are u32 in Yrs (it wraps beyond): refused from here on.
 CLOCK_LIMIT = 2**32
 

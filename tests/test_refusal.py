@@ -20,13 +20,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis_profiles import examples
 from pycrdt import Doc, Map, Text
 
-from castroom.core import model
-from castroom.core.errors import BadUpdate
+from castroom.core import model, yupdate
+from castroom.core.errors import BadUpdate, UpdateLimit
 from castroom.core.workspace import StoredProduction, Workspace
 
 
@@ -132,3 +133,21 @@ def test_a_refused_update_changes_nothing_and_a_merged_one_is_what_reloads(
     finally:
         ws.close()
     assert counts["refused"] > 100 and counts["merged"] > 10, counts
+
+
+def test_a_production_is_capped_in_size(tmp_path: Path, monkeypatch: Any) -> None:
+    """A peer cannot grow a stored production past yupdate.MAX_PRODUCTION_BYTES: the
+    update that would is refused, naming the limit, and nothing changes."""
+    ws, production = seeded(tmp_path / "ws")
+    assert production.id is not None
+    [update, *_] = peer_updates(production)
+    held = sum(ws.store.log_bytes(production.id))
+    monkeypatch.setattr(yupdate, "MAX_PRODUCTION_BYTES", held + len(update) - 1)
+    before = observed(ws, production)
+    with pytest.raises(UpdateLimit, match=rf"would hold {held + len(update):,} bytes \(limit"):
+        production.apply_update(update, origin="sync", device="big")
+    assert observed(ws, production) == before
+    monkeypatch.setattr(yupdate, "MAX_PRODUCTION_BYTES", held + len(update))
+    production.apply_update(update, origin="sync", device="big")
+    assert observed(ws, production) != before
+    ws.close()
