@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from .crdt import fold, merge_all
 from .errors import StorageError
 
-__all__ = ["LogEntry", "Store", "fold", "merge_all"]
+__all__ = ["AtticEntry", "LogEntry", "Store", "fold", "merge_all"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS productions (
@@ -66,6 +66,17 @@ CREATE TABLE IF NOT EXISTS sync_tokens (
     revoked REAL,
     expires REAL
 );
+CREATE TABLE IF NOT EXISTS attic (
+    production TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    member TEXT NOT NULL,
+    device TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (production, collection, entity, seq)
+);
 """
 #: Columns added after a table was first shipped: (table, column, declaration).
 _ADDED_COLUMNS = (("sync_tokens", "expires", "REAL"),)
@@ -82,6 +93,20 @@ def _create_private(path: Path) -> None:
     if not path.exists():
         with suppress(FileExistsError):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+class AtticEntry(NamedTuple):
+    """An entity's fields as they were before a peer's update removed its key (a hard
+    delete, which the schema forbids), kept apart from the log so that compaction never
+    loses them and ``restore --from-history`` can bring the entity back."""
+
+    collection: str
+    entity: str
+    seq: int  # the log entry that removed it
+    ts: float
+    member: str
+    device: str
+    data: dict[str, Any]
 
 
 class LogEntry(NamedTuple):
@@ -441,6 +466,40 @@ class Store:
                 "UPDATE sync_tokens SET revoked = ? WHERE id = ? AND revoked IS NULL",
                 (when, token_id),
             )
+
+    # -- the attic: what peers hard-deleted ----------------------------------------------
+
+    def keep_in_attic(
+        self,
+        production: str,
+        removed: dict[tuple[str, str], dict[str, Any]],
+        *,
+        seq: int,
+        member: str,
+        device: str,
+    ) -> None:
+        """Keep the fields of the entities that log entry ``seq`` removed."""
+        now = time.time()
+        rows = [
+            (production, collection, entity, seq, now, member, device, json.dumps(data))
+            for (collection, entity), data in removed.items()
+        ]
+        with self.write() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO attic"
+                " (production, collection, entity, seq, ts, member, device, data)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def attic(self, production: str) -> list[AtticEntry]:
+        """The latest attic entry of each hard-deleted entity, oldest removal first."""
+        rows = self.db.execute(
+            "SELECT collection, entity, MAX(seq), ts, member, device, data FROM attic"
+            " WHERE production = ? GROUP BY collection, entity ORDER BY MAX(seq)",
+            (production,),
+        ).fetchall()
+        return [AtticEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
 
     # -- small settings shared by every process on the workspace ---------------------------
 

@@ -25,6 +25,7 @@ from .model import (
     ShootDay,
     Talent,
 )
+from .storage import AtticEntry
 
 E = TypeVar("E", bound=Entity)
 
@@ -51,12 +52,15 @@ class ProductionView:
         *,
         plugins: CostReporter | None = None,
         origin_of: Callable[[str, str], str | None] | None = None,
+        hard_deleted: Callable[[], list[AtticEntry]] | None = None,
     ) -> None:
         self._doc = doc
         self.plugins = plugins
         #: (entity kind, id) -> the device that last wrote it, when whoever made the view
         #: knows the update log (a stored production does; a bare document does not).
         self._origin_of = origin_of
+        #: Entities a peer removed outright, when whoever made the view keeps the attic.
+        self._hard_deleted = hard_deleted
         self._cost: Any = _UNSET
         self._costing = False
 
@@ -90,6 +94,13 @@ class ProductionView:
     def raw(self, cls: type[Entity], entity_id: str) -> dict[str, Any] | None:
         """An entity's stored fields as plain data, valid or not (to describe bad ones)."""
         return self._doc.raw(cls, entity_id)
+
+    def hard_deleted(self) -> list[AtticEntry]:
+        """Entities a peer's update removed outright (their key deleted, which the schema
+        forbids) that are still gone: each with its fields from before and who removed
+        it. ``castroom restore --from-history`` brings them back. [] when the view cannot
+        tell (a bare document keeps no attic)."""
+        return self._hard_deleted() if self._hard_deleted is not None else []
 
     def origin(self, kind: str, entity_id: str) -> str | None:
         """The device that last wrote an entity, or None when the view cannot tell."""

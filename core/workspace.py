@@ -27,7 +27,7 @@ from . import model, yupdate
 from .crdt import diff_update, fold
 from .document import CastDocument, Changes, InvalidEntity
 from .errors import Ambiguous, CastroomError, NotFound, StorageError, UpdateLimit
-from .storage import LogEntry, Store
+from .storage import AtticEntry, LogEntry, Store
 from .yupdate import EMPTY_UPDATE
 
 if TYPE_CHECKING:
@@ -412,9 +412,13 @@ class StoredProduction:
         self.refresh()
         self._check_size(update)
         known = self.doc.state_vector()
+        had = self.doc.production_id
         # Listeners (plugins) hear of the change only once it is stored, as for local
         # commits (_persist runs before on_change): a failed append drops it again.
         changes = self.doc.apply_update(update, origin=origin, notify=False)
+        # Merged all the same (refusing it would split the replicas), but what it removed
+        # is kept for `restore --from-history`, read from the durable state before it.
+        removed = self._fields_before(self._removed(changes, had))
         # Store (and relay) only what was new to us. Yrs skips structs whose ids it already
         # has, but a log that kept them could load differently: a merge of the log may
         # pick a re-sent struct's other content (a mutated or forged copy of a known id)
@@ -444,6 +448,10 @@ class StoredProduction:
                 # claim this update and no peer would ever send it again.
                 self._reload()
                 raise StorageError(f"update not saved: {exc}") from None
+            if seq and removed:
+                self.store.keep_in_attic(
+                    self.id, removed, seq=seq, member=member, device=device or "unknown"
+                )
             if seq and seq == self.seen + 1:
                 self.seen = seq  # our own row: no need to merge it again on refresh
         if self.id is not None and ("production", self.id) in changes:
@@ -451,6 +459,75 @@ class StoredProduction:
         self._relay(update, origin, changes)
         self.doc.notify(changes, origin)
         return changes
+
+    # -- hard deletes: what a peer removed that the schema says is never removed ---------
+
+    def _removed(self, changes: Changes, had: str | None) -> list[tuple[str, str]]:
+        """The entities a merge removed: keys gone from their collection (the typed API
+        only ever marks an entity deleted), and the production's own fields."""
+        present: dict[str, set[str]] = {}
+        gone = []
+        for (collection, entity_id), fields in changes.items():
+            if "*" not in fields or collection == "production":
+                continue
+            if collection not in present:
+                present[collection] = set(self.doc.ids(model.COLLECTIONS[collection]))
+            if entity_id not in present[collection]:
+                gone.append((collection, entity_id))
+        if had is not None and self.doc.production_id is None:
+            gone.append(("production", had))
+        return gone
+
+    def _fields_before(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+        """Those entities' fields as the durable state (before this merge) holds them."""
+        if not keys or self.id is None:
+            return {}
+        blobs, _ = self.store.load(self.id)
+        before = CastDocument()
+        if blobs:
+            before.apply_update(fold(blobs), origin="storage", notify=False)
+        out: dict[tuple[str, str], Any] = {}
+        for collection, entity_id in keys:
+            if collection == "production":
+                with contextlib.suppress(NotFound):
+                    out[(collection, entity_id)] = before.production_fields()
+            elif (data := before.raw(model.COLLECTIONS[collection], entity_id)) is not None:
+                out[(collection, entity_id)] = data
+        return out
+
+    def hard_deleted(self) -> list[AtticEntry]:
+        """Entities a peer hard-deleted that are still gone (newest removal kept)."""
+        if self.id is None:
+            return []
+        present = {c: set(self.doc.ids(cls)) for c, cls in model.COLLECTIONS.items()}
+        out = []
+        for entry in self.store.attic(self.id):
+            if entry.collection == "production":
+                if self.doc.production_id is None:
+                    out.append(entry)
+            elif entry.entity not in present.get(entry.collection, {entry.entity}):
+                out.append(entry)
+        return out
+
+    def restore_from_history(self) -> tuple[list[AtticEntry], list[tuple[AtticEntry, str]]]:
+        """Bring back every entity a peer hard-deleted, as it was before (a local write
+        each, which peers merge as any edit). Returns (restored, [(not restored, why)])."""
+        restored: list[AtticEntry] = []
+        failed: list[tuple[AtticEntry, str]] = []
+        for entry in self.hard_deleted():
+            data = dict(entry.data)
+            try:
+                if entry.collection == "production":
+                    title = str(data.pop("title", "") or "Untitled")
+                    self.doc.init_production(title, str(data.pop("id", entry.entity)), **data)
+                else:
+                    cls = model.COLLECTIONS[entry.collection]
+                    self.doc.put(model.validate(cls, {**data, "id": entry.entity}))
+            except CastroomError as exc:
+                failed.append((entry, str(exc)))
+            else:
+                restored.append(entry)
+        return restored, failed
 
     def _member_of(self, device: str) -> str:
         """The name of the team member who lists ``device`` among theirs, or ""."""

@@ -6,12 +6,15 @@ rate, a stage this version does not know, a field of the wrong type. Such an ent
 skipped by queries; this check makes sure ``castroom check`` still says so, as an
 error naming the entity, the field, the rule and, when the view knows the update log,
 the device that last wrote it. So are references that point nowhere, and a scene whose
-``shoot_day_id`` and the shoot days' ``scene_ids`` disagree (``scene-day-mismatch``).
+``shoot_day_id`` and the shoot days' ``scene_ids`` disagree (``scene-day-mismatch``),
+and an entity a peer removed outright (``hard-deleted``: merged, kept in the attic, back
+with ``castroom restore --from-history``).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from typing import TYPE_CHECKING
 
 from castroom.core import model
@@ -24,7 +27,36 @@ if TYPE_CHECKING:
 
 
 def findings(view: ProductionView) -> list[Finding]:
-    return invalid_entities(view) + broken_references(view) + scenes_off_their_days(view)
+    return (
+        hard_deleted(view)
+        + invalid_entities(view)
+        + broken_references(view)
+        + scenes_off_their_days(view)
+    )
+
+
+def hard_deleted(view: ProductionView) -> list[Finding]:
+    """Entities a peer removed outright: merged (replicas must not split) but an error,
+    since the schema only ever marks an entity deleted."""
+    out = []
+    for entry in view.hard_deleted():
+        kind = model.COLLECTIONS[entry.collection].entity_kind
+        label = str(entry.data.get("name") or entry.data.get("title") or entry.entity)
+        what = "its fields were cleared" if kind == "production" else "its key was removed"
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(entry.ts))
+        out.append(
+            Finding(
+                code="hard-deleted",
+                severity="error",
+                message=(
+                    f"{kind} {label} was hard-deleted by a peer ({what}; from device"
+                    f" {entry.device}, {when} UTC)"
+                ),
+                entities=(EntityRef(kind=kind, id=entry.entity, label=label),),
+                fix="castroom restore --from-history",
+            )
+        )
+    return out
 
 
 def invalid_entities(view: ProductionView) -> list[Finding]:

@@ -74,7 +74,11 @@ class Context:
     def view(self) -> ProductionView:
         """A read-only view that knows the update log (so findings can name a device)."""
         production = self.production()
-        return ProductionView(production.doc, origin_of=production.origin_of)
+        return ProductionView(
+            production.doc,
+            origin_of=production.origin_of,
+            hard_deleted=production.hard_deleted,
+        )
 
     def close(self) -> None:
         if self._workspace is not None:

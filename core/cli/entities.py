@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -198,12 +199,25 @@ def delete(obj: Context, kind: str, ref: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("kind")
-@click.argument("ref")
+@click.argument("kind", required=False)
+@click.argument("ref", required=False)
+@click.option(
+    "--from-history",
+    is_flag=True,
+    help="Bring back every entity a peer removed outright (hard-deleted), as it was.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the entity (with its id).")
 @pass_ctx
-def restore(obj: Context, kind: str, ref: str, as_json: bool) -> None:
-    """Bring back a deleted entity."""
+def restore(
+    obj: Context, kind: str | None, ref: str | None, from_history: bool, as_json: bool
+) -> None:
+    """Bring back a deleted entity (KIND REF), or with --from-history every entity a
+    peer hard-deleted (from the attic the update log keeps, which compaction keeps)."""
+    if from_history:
+        _restore_from_history(obj, as_json)
+        return
+    if kind is None or ref is None:
+        raise click.UsageError("give KIND and REF, or --from-history")
     cls = kind_arg(kind)
     doc = obj.production().doc
     entity_id = doc.resolve_id(cls, ref, prefer_deleted=True)
@@ -222,3 +236,28 @@ def _report(fields: dict[str, Any], message: str, as_json: bool) -> None:
         emit_json(fields)
     else:
         click.echo(message)
+
+
+def _restore_from_history(obj: Context, as_json: bool) -> None:
+    restored, failed = obj.production().restore_from_history()
+    if as_json:
+        emit_json(
+            {
+                "restored": [{"collection": e.collection, "id": e.entity} for e in restored],
+                "failed": [
+                    {"collection": e.collection, "id": e.entity, "error": why} for e, why in failed
+                ],
+            }
+        )
+    elif not restored and not failed:
+        click.echo("Nothing to restore: no entity was hard-deleted by a peer")
+    for entry in restored if not as_json else []:
+        label = entry.data.get("name") or entry.data.get("title") or entry.entity
+        click.echo(
+            f"Restored {entry.collection} {label} ({entry.entity}), hard-deleted by device"
+            f" {entry.device}"
+        )
+    for entry, why in failed:
+        click.echo(f"Error: cannot restore {entry.collection} {entry.entity}: {why}", err=True)
+    if failed:
+        sys.exit(1)
