@@ -38,9 +38,9 @@ from pycrdt import (
     write_message,
 )
 
-from .errors import BadUpdate, NotFound, ValidationFailed
+from .errors import BadUpdate, NotFound, UpdateLimit, ValidationFailed
 from .model import COLLECTIONS, Entity, Production
-from .yupdate import EMPTY_UPDATE, guard_update, one_line, update_is_empty
+from .yupdate import EMPTY_UPDATE, MAX_NESTING, guard_update, one_line, update_is_empty
 
 __all__ = [
     "COARSE_CHANGES",
@@ -214,6 +214,7 @@ class CrdtDocument:
         self._stash: list[bytes] = []
         self._depth = 0
         self._applying = False
+        self._too_deep = False  # set by the collection observers during a merge
         self._txn: Any = None
         self.on_commit: Callable[[bytes, Changes], None] | None = None
         self.on_abort: Callable[[], None] | None = None
@@ -313,6 +314,8 @@ class CrdtDocument:
                         self._changes.setdefault((collection, entity_id), set()).add("*")
                     continue
                 entity_id = path[0]
+                if len(path) >= MAX_NESTING:  # a type at the limit gained a child
+                    self._too_deep = True
                 self._cache.pop((collection, entity_id), None)
                 fields = self._changes.setdefault((collection, entity_id), set())
                 if len(path) >= 2:
@@ -417,8 +420,15 @@ class CrdtDocument:
         observers += [(m, self._observer(n, coarse)) for n, m in self._collections.items()]
         subs = [(shared, _observe_raw(shared, callback, errors)) for shared, callback in observers]
         self._applying = True
+        self._too_deep = False
         try:
             self._integrate(update)
+            if self._too_deep:
+                # The bounded walk sees one update; nesting built up over many shows here.
+                raise UpdateLimit(
+                    f"update beyond castroom's limits: Y types nested deeper than"
+                    f" {MAX_NESTING} levels (with what the document holds)"
+                )
         except BaseException as exc:
             if _fatal(exc):
                 raise
@@ -431,6 +441,8 @@ class CrdtDocument:
                 self.rebuild([backup, *stash])  # get_update() drops pending structs
             else:
                 self._abort()
+            if isinstance(exc, UpdateLimit):
+                raise
             raise BadUpdate(f"cannot apply update: {one_line(exc)}") from None
         finally:
             self._applying = False

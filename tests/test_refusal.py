@@ -151,3 +151,31 @@ def test_a_production_is_capped_in_size(tmp_path: Path, monkeypatch: Any) -> Non
     production.apply_update(update, origin="sync", device="big")
     assert observed(ws, production) != before
     ws.close()
+
+
+def test_nesting_built_up_over_many_updates_is_refused(tmp_path: Path) -> None:
+    """Each update nests one more Y.Map in a talent (each alone within the walk's limit):
+    the one that would go past yupdate.MAX_NESTING is refused and changes nothing."""
+    ws, production = seeded(tmp_path / "ws")
+    peer = Doc()
+    peer.apply_update(production.doc.encode_update())
+    inner = peer.get("talents", type=Map)["T0"]
+    level = 1  # the talent's own map
+    refused = None
+    while level < yupdate.MAX_NESTING + 2 and refused is None:
+        before_state = peer.get_state()
+        with peer.transaction():
+            inner["n" if level > 1 else "looks"] = Map({"x": level})
+        inner = inner["n" if level > 1 else "looks"]
+        level += 1
+        before = observed(ws, production)
+        try:
+            production.apply_update(peer.get_update(before_state), origin="sync", device="deep")
+        except UpdateLimit as exc:
+            refused = (level, str(exc))
+            assert observed(ws, production) == before
+            assert reloaded(tmp_path / "ws", production.id or "") == before[0]
+    assert refused is not None and refused[0] == yupdate.MAX_NESTING + 1, refused
+    assert "Y types nested deeper than 32 levels (with what the document holds)" in refused[1]
+    assert production.doc.get(model.Talent, "T0").name == "Talent 0"  # still readable
+    ws.close()
