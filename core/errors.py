@@ -43,3 +43,8 @@ class UpdateLimit(BadUpdate):
 
 class UnsafeId(BadUpdate):
     """An id that would be used as a folder name is not a plain name (``..``, a path)."""
+
+
+class SkippedStoredUpdates(UserWarning):
+    """Stored updates beyond castroom's limits (merged by a castroom without them) were
+    left out when a production was loaded, so it opens; the message counts them."""

@@ -14,6 +14,7 @@ import shlex
 import socket
 import sqlite3
 import tomllib
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +27,14 @@ import tomli_w
 from . import model, yupdate
 from .crdt import diff_update, fold
 from .document import CastDocument, Changes, InvalidEntity
-from .errors import Ambiguous, CastroomError, NotFound, StorageError, UpdateLimit
+from .errors import (
+    Ambiguous,
+    CastroomError,
+    NotFound,
+    SkippedStoredUpdates,
+    StorageError,
+    UpdateLimit,
+)
 from .storage import AtticEntry, LogEntry, Store
 from .yupdate import EMPTY_UPDATE
 
@@ -373,21 +381,49 @@ class StoredProduction:
         blobs, last = self.store.load(self.id, after=self.seen)
         if last <= self.seen:
             return {}
-        if self.seen == 0 and len(blobs) > 1 and self.doc.is_empty():
-            # Opening: one folded update integrates much faster than a long log one by one
-            # through the guarded CastDocument.apply_update (fold replays the log in order
-            # on a bare Doc, keeping structs still waiting for a dependency).
-            blobs = [fold(blobs)]
         changes: Changes = {}
         with self.doc.silenced_access():
-            for blob in blobs:
-                applied = self.doc.apply_update(blob, origin="storage")
-                for key, fields in applied.items():
-                    changes.setdefault(key, set()).update(fields)
-                if applied:
-                    self._relay(blob, "storage", applied)
+            if self.seen == 0 and len(blobs) > 1 and self.doc.is_empty():
+                # Opening: one folded update integrates much faster than a long log one by
+                # one through the guarded CastDocument.apply_update (fold replays the log
+                # in order on a bare Doc, keeping structs still waiting for a dependency).
+                try:
+                    self._merge_stored([fold(blobs)], changes)
+                    blobs = []
+                except UpdateLimit:
+                    pass  # something stored is beyond the limits: find it one by one
+            skipped = self._merge_stored(blobs, changes, skip_beyond_limits=True)
+        if skipped:
+            warnings.warn(
+                SkippedStoredUpdates(
+                    f"{skipped} stored update(s) of production {self.title() or self.id}"
+                    " are beyond castroom's limits (merged by an older castroom) and were"
+                    " left out, so the production opens without them"
+                ),
+                stacklevel=2,
+            )
         self.seen = last
         return changes
+
+    def _merge_stored(
+        self, blobs: list[bytes], changes: Changes, *, skip_beyond_limits: bool = False
+    ) -> int:
+        """Merge stored blobs in order; returns how many were left out as beyond the
+        limits (a production poisoned before the limits existed must still open)."""
+        skipped = 0
+        for blob in blobs:
+            try:
+                applied = self.doc.apply_update(blob, origin="storage")
+            except UpdateLimit:
+                if not skip_beyond_limits:
+                    raise
+                skipped += 1
+                continue
+            for key, fields in applied.items():
+                changes.setdefault(key, set()).update(fields)
+            if applied:
+                self._relay(blob, "storage", applied)
+        return skipped
 
     def _check_size(self, update: bytes) -> None:
         """Refuse a peer's update that would take the stored production past

@@ -183,3 +183,22 @@ def test_the_server_survives_every_repro_from_read_and_write_peers(tmp_path: Pat
         code = server.stop()
     assert code in (0, -15), server.log.read_text()[-2000:]
     assert state(path, pid) == before
+
+
+def test_a_production_poisoned_by_an_older_castroom_opens_again(tmp_path: Path) -> None:
+    """What an older castroom merged and stored (60,000 nested maps in the log) is left
+    out on load, with one warning: the production opens, lists and checks again."""
+    path = tmp_path / "ws"
+    pid = seed(path)
+    with Workspace.open(path) as ws:  # stored as the older version did: no walk
+        poison = (DATA / "nested_maps_60k.yupd").read_bytes()
+        ws.store.append(pid, poison, member="evil", device="evil", origin="sync")
+    for command in (["list", "talents"], ["check"]):
+        done = castroom("--workspace", str(path), *command)
+        assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+        assert done.stderr.strip() == (
+            "Warning: 1 stored update(s) of production Harbour Lights are beyond castroom's"
+            " limits (merged by an older castroom) and were left out, so the production"
+            " opens without them"
+        )
+    assert "Ada Stone" in castroom("--workspace", str(path), "list", "talents").stdout

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from .. import model
 from ..document import NewerSchemaWarning
-from ..errors import CastroomError
+from ..errors import CastroomError, SkippedStoredUpdates
 from ..money import format_money, money_fields
 from ..plugins import Plugins
 from ..view import ProductionView
@@ -53,6 +53,7 @@ class Context:
     def production(self) -> StoredProduction:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", NewerSchemaWarning)
+            warnings.simplefilter("always", SkippedStoredUpdates)
             production = self.workspace().production(self.production_ref)
         if production.id is not None and production.workspace.is_deleted(production.id):
             # Reads work (said once the command succeeds, as it may be a mistake; a
@@ -63,7 +64,7 @@ class Context:
                 f" `castroom production restore {shlex.quote(title or production.id)}`)"
             )
         for warning in caught:
-            if issubclass(warning.category, NewerSchemaWarning):
+            if issubclass(warning.category, NewerSchemaWarning | SkippedStoredUpdates):
                 click.echo(f"Warning: {warning.message}", err=True)
             else:
                 warnings.showwarning(
