@@ -9,10 +9,13 @@ stored and relayed, after which every read of the talents crashed."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import http.server
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import httpx
@@ -202,3 +205,55 @@ def test_a_production_poisoned_by_an_older_castroom_opens_again(tmp_path: Path) 
             " opens without them"
         )
     assert "Ada Stone" in castroom("--workspace", str(path), "list", "talents").stdout
+
+
+class _HostileServer:
+    """A stand-in for `castroom serve` that answers every pull with ``poison``."""
+
+    def __init__(self, pid: str, poison: bytes) -> None:
+        listing = json.dumps(
+            {"scope": "write", "productions": [{"id": pid, "title": "Harbour Lights"}]}
+        ).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _send(self, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(200)
+                for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                self._send(listing, {"Content-Type": "application/json"})
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                state = base64.b64encode(b"\x00").decode()
+                self._send(poison, {p.STATE_VECTOR_HEADER: state})
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_the_sync_client_refuses_a_hostile_servers_answer(tmp_path: Path) -> None:
+    path = tmp_path / "ws"
+    pid = seed(path)
+    before = state(path, pid)
+    for name, needle in HOSTILE.items():
+        server = _HostileServer(pid, (DATA / name).read_bytes())
+        try:
+            done = castroom("--workspace", str(path), "sync", server.url, "--token", "x")
+        finally:
+            server.close()
+        assert done.returncode == 1, (done.returncode, done.stderr[-2000:])
+        assert needle in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert state(path, pid) == before
