@@ -275,25 +275,67 @@ def _fewest(units: list[int], payee: Payee, fixed: dict[int, int] | None = None)
 
 
 def pack(problem: Problem, order: list[int]) -> list[int] | None:
-    """Start slots for scenes shot in ``order``: each day filled in turn, a longer scene
-    on days of its own; None when the calendar is too short or a scene lands on a slot
-    it may not use."""
-    starts = [0] * len(problem.scenes)
-    slot, load = 0, 0
-    for s in order:
+    """Start slots for scenes shot in ``order`` (scenes to shoot after others moved after
+    them), each day filled in turn, a longer scene on days of its own: a scene goes on
+    the first slot from the last one used where it fits and may go, fixed scenes on
+    their own. None when the calendar is too short."""
+    slots = len(problem.dates)
+    load = [0] * slots
+    starts: list[int | None] = [None] * len(problem.scenes)
+
+    def put(s: int, k: int) -> None:
+        starts[s] = k
+        for j in range(k, k + problem.span(s)):
+            load[j] += problem.units[s] if problem.span(s) == 1 else UNITS
+
+    def fits(s: int, k: int) -> bool:
         span = problem.span(s)
-        if (span > 1 or load + problem.units[s] > UNITS) and load:
-            slot, load = slot + 1, 0
-        while slot in problem.locked_slots:
-            slot += 1
-        if slot + span > len(problem.dates) or slot in problem.forbidden[s]:
+        if k + span > slots or k in problem.forbidden[s]:
+            return False
+        if span == 1:
+            return load[k] + problem.units[s] <= UNITS
+        return all(load[j] == 0 for j in range(k, k + span))
+
+    for s, k in problem.fixed.items():
+        put(s, k)
+    if any(day > UNITS for day in load):  # fixed scenes alone overfill a day
+        return None
+    before: dict[int, list[int]] = {}
+    for a, b in problem.after:
+        before.setdefault(b, []).append(a)
+    slot = 0
+    for s in _after_first(order, problem.after):
+        if starts[s] is not None:
+            continue
+        earliest = [
+            k0 + problem.span(a) - 1 for a in before.get(s, ()) if (k0 := starts[a]) is not None
+        ]
+        k = max([slot, *earliest])
+        while k < slots and not fits(s, k):
+            k += 1
+        if k >= slots:
             return None
-        starts[s] = slot
-        if span > 1:
-            slot, load = slot + span, 0
-        else:
-            load += problem.units[s]
-    return starts
+        put(s, k)
+        slot = k
+    return [k for k in starts if k is not None] if None not in starts else None
+
+
+def _after_first(order: list[int], after: list[tuple[int, int]]) -> list[int]:
+    """``order`` with every scene moved after the scenes it must follow (stable)."""
+    if not after:
+        return order
+    must: dict[int, set[int]] = {}
+    for a, b in after:
+        must.setdefault(b, set()).add(a)
+    out: list[int] = []
+    done: set[int] = set()
+    waiting = list(order)
+    while waiting:
+        ready = next((s for s in waiting if must.get(s, set()) <= done), waiting[0])
+        waiting.remove(ready)
+        out.append(ready)
+        done.add(ready)
+    return out
 
 
 # -- proposing a plan -------------------------------------------------------------------------
@@ -326,16 +368,28 @@ def propose(view: ProductionView, request: ScheduleRequest) -> SchedulePlan:
     exact = classic.solve(instance, time_limit=max(0.1, request.time_limit * 0.5))
     method = "dynamic programme"
     starts = pack(problem, exact.order)
+    if starts is None:  # the constraints push the board further: a calendar twice as long
+        problem = build_problem(view, request, 2 * slots)
+        instance, linear, constant = classic_instance(problem)
+        starts = pack(problem, exact.order)
     bound = _bound(problem, exact, constant, linear)
     optimal_model = False
     seed = starts
     if not (is_classic(problem) and exact.optimal and starts is not None and not request.repair):
         answer = _constrained(problem, request, starts, deadline, bound)
-        starts = answer.starts
-        method = "CP-SAT" + (" seeded by the dynamic programme" if exact.order else "")
-        if not request.repair:  # drops are in the model: its bound holds for the budget
-            bound = max(bound, answer.lower_bound)
-        optimal_model = answer.optimal and request.repair
+        if answer is not None:
+            starts = answer.starts
+            method = "CP-SAT seeded by the dynamic programme"
+            if not request.repair:  # drops are in the model: its bound holds for the budget
+                bound = max(bound, answer.lower_bound)
+            optimal_model = answer.optimal and request.repair
+        elif starts is None or request.repair:
+            raise ScheduleError(
+                "no board meets the constraints within the calendar: check the locked "
+                "days, tied dates and the booked actors' unavailability"
+            )
+        else:
+            method = "dynamic programme, packed around the constraints (CP-SAT: no board in time)"
     assert starts is not None
     days = _board(view, problem, starts, request)
     after = _price(view, days)
@@ -378,8 +432,9 @@ def _constrained(
     seed: list[int] | None,
     deadline: float,
     bound: int,
-) -> BoardAnswer:
-    """The board under the hard constraints, by CP-SAT, from the exact core's board."""
+) -> BoardAnswer | None:
+    """The board under the hard constraints, by CP-SAT, from the exact core's board (None:
+    no board found in time)."""
     from .board_model import BoardProblem, solve_board
 
     answer = solve_board(
@@ -401,11 +456,6 @@ def _constrained(
         ),
         time_limit=max(0.5, deadline - time.monotonic()),
     )
-    if answer is None:
-        raise ScheduleError(
-            "no board meets the constraints within the calendar: check the locked "
-            "days, tied dates and the booked actors' unavailability"
-        )
     return answer
 
 

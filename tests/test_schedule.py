@@ -327,3 +327,29 @@ def test_scenes_group_by_location_at_no_extra_cost(tmp_path: Path) -> None:
     assert plan["optimal"] is True and len(plan["days"]) == 2
     assert sorted(d["location"] for d in plan["days"]) == ["Beach", "Office"]
     assert budget_total(ws) == plan["cost"]
+
+
+def test_the_seed_board_is_packed_around_every_constraint(tmp_path: Path) -> None:
+    """The exact core's order, packed around unavailability, ties and order, is a board
+    that meets them: CP-SAT starts from it, and it is the answer if CP-SAT finds none in
+    time (a large production)."""
+    from castroom.core import scheduling
+    from castroom.core import talent_scheduling as classic
+
+    ws = tmp_path / "ws"
+    _, _, talents = import_instance(ws, "small")
+    add(ws, "availability", f"talent_id={talents[0]}", f"start={START}",
+        f"end={START + dt.timedelta(days=3)}")  # fmt: skip
+    with Workspace.open(ws) as w:
+        doc = w.production().doc
+        scenes = {s.number: s for s in doc.all(Scene)}
+        doc.update(Scene, scenes["2"].id, {"tied_date": (START + dt.timedelta(days=9)).isoformat()})
+        doc.update(Scene, scenes["6"].id, {"after": [scenes["3"].id]})
+        view = ProductionView(doc)
+        problem = scheduling.build_problem(view, ScheduleRequest(), 30)
+        instance, _, _ = scheduling.classic_instance(problem)
+        starts = scheduling.pack(problem, classic.solve(instance).order)
+    assert starts is not None and scheduling.feasible(problem, starts)
+    position = {s.number: i for i, s in enumerate(problem.scenes)}
+    assert problem.dates[starts[position["2"]]] == START + dt.timedelta(days=9)
+    assert starts[position["6"]] >= starts[position["3"]]
