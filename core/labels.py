@@ -14,6 +14,7 @@ document or a read-only view), read for the names of what an entity refers to.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from . import model
@@ -105,6 +106,32 @@ def _called(source: Source | None, cls: type[Entity], ref: Any) -> str:
     return own_name(fields) or (str(ref) if ref else "?")
 
 
+def short_ids(ids: Iterable[str], least: int = 8) -> dict[str, str]:
+    """Each id's shortest prefix (at least ``least`` characters) that no other of
+    ``ids`` starts with: what people see and type (ULIDs made in one second share their
+    first nine characters, so a fixed cut would not be unique)."""
+    ordered = sorted(set(ids))
+    out: dict[str, str] = {}
+    for index, entity_id in enumerate(ordered):
+        shared = max(
+            (
+                _common(entity_id, ordered[n])
+                for n in (index - 1, index + 1)
+                if 0 <= n < len(ordered)
+            ),
+            default=0,
+        )
+        out[entity_id] = entity_id[: max(least, shared + 1)]
+    return out
+
+
+def _common(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""
@@ -115,4 +142,4 @@ def _fields(entity: Entity) -> dict[str, Any]:
     return {name: getattr(entity, name) for name in entity.__struct_fields__}
 
 
-__all__ = ["Source", "describe", "label", "names", "own_name"]
+__all__ = ["Source", "describe", "label", "names", "own_name", "short_ids"]

@@ -166,6 +166,54 @@ def castroom_register_commands(cli: click.Group) -> None:
                 click.echo(f"Warning: {failure}", err=True)
 
 
+def _deal_table(report: BudgetReport, money: Any) -> tuple[Any, int]:
+    """Deals as a table that fits 80 columns: text folds (a deal's role, talent and
+    status share one column), money never does. A deal's base, overtime and fringe stand
+    in one column, one amount a line, under a header saying which is which. Returns the
+    table and the narrowest width that keeps every amount whole."""
+    from rich.table import Table
+
+    rows = []
+    for line in report.lines:
+        days = f"{line.work_days} work + {line.hold_days} hold"
+        if line.billed_days > line.work_days + line.hold_days:
+            why = "guaranteed" if line.guaranteed_days >= line.billed_days else "min. 1 week"
+            days += f", billed {line.billed_days} ({why})"
+        status = line.status + ("" if line.counted else " (not counted)")
+        status += " (projected days)" if line.projected and line.counted else ""
+        era = f" ({line.era})" if line.era else ""
+        parts = (money(line.base), money(line.overtime), money(line.fringe))
+        rows.append(
+            (
+                f"{line.role}{era} / {line.talent}: {status}",
+                f"{money(line.rate)}\n/{line.unit}",
+                days,
+                "\n".join(parts),
+                money(line.total),
+            )
+        )
+    table = Table(title="cast cost by deal")
+    readable = len("(guaranteed)")  # the widest word of days: text narrower would fold words
+    columns = ("deal", "rate", "days", "base\novertime\nfringe", "total")
+    widths = []
+    for i, column in enumerate(columns):
+        widest = max(
+            len(part) for text in (column, *(row[i] for row in rows)) for part in text.split("\n")
+        )
+        if column in ("deal", "days"):  # text folds to leave room for the money
+            table.add_column(
+                column, overflow="fold", justify="right" if column == "days" else "left"
+            )
+            widths.append(min(widest, readable))
+        else:  # money is never cut or wrapped: its column is as wide as its widest amount
+            style = "bold" if column == "total" else ""
+            table.add_column(column, justify="right", no_wrap=True, min_width=widest, style=style)
+            widths.append(widest)
+    for row in rows:
+        table.add_row(*row)
+    return table, sum(widths) + 3 * len(widths) + 1  # 3 a column: padding and rules
+
+
 def _print_report(
     obj: Any, report: BudgetReport, names: dict[str, str], roles: dict[str, str]
 ) -> None:
@@ -177,50 +225,11 @@ def _print_report(
     money = lambda minor: format_money(minor, report.currency)  # noqa: E731
     if not report.lines:
         click.echo("No deals yet (castroom add deal talent_id=... role_id=... rate=...).")
-    rows = []
-    for line in report.lines:
-        days = f"{line.work_days} work + {line.hold_days} hold"
-        if line.billed_days > line.work_days + line.hold_days:
-            why = "guaranteed" if line.guaranteed_days >= line.billed_days else "min. 1 week"
-            days += f", billed {line.billed_days} ({why})"
-        status = line.status + ("" if line.counted else " (not counted)")
-        status += " (projected days)" if line.projected and line.counted else ""
-        era = f" ({line.era})" if line.era else ""
-        rows.append(
-            (
-                line.role + era,
-                line.talent,
-                status,
-                f"{money(line.rate)}/{line.unit}",
-                days,
-                money(line.base),
-                money(line.overtime),
-                money(line.fringe),
-                money(line.total),
-            )
-        )
-    table = Table(title="cast cost by deal")
-    texts = ("role", "talent", "status", "days")
-    readable = len("(guaranteed)")  # the widest word of days: text narrower would fold words
-    columns = ("role", "talent", "status", "rate", "days", "base", "overtime", "fringe", "total")
-    widths = []
-    for i, column in enumerate(columns):
-        widest = max([len(column), *(len(row[i]) for row in rows)])
-        if column in texts:  # text wraps (days folds) to leave room for the money
-            right = column == "days"
-            table.add_column(column, overflow="fold", justify="right" if right else "left")
-            widths.append(min(widest, readable))
-        else:  # money is never cut or wrapped: its column is as wide as its widest amount
-            style = "bold" if column == "total" else ""
-            table.add_column(column, justify="right", no_wrap=True, min_width=widest, style=style)
-            widths.append(widest)
-    for row in rows:
-        table.add_row(*row)
+    table, width = _deal_table(report, money)
     # Rich squeezes every column, money too, when the table cannot fit: never print
-    # narrower than the amounts plus a readable width of text (and 3 per column for
-    # padding and rules); a line too wide for the terminal beats a cut amount.
-    width = max(obj.console.width, sum(widths) + 3 * len(widths) + 1)
-    console = Console(width=width, highlight=False)
+    # narrower than the amounts plus a readable width of text; a line too wide for the
+    # terminal beats a cut amount (amounts of millions a week still fit 80 columns).
+    console = Console(width=max(obj.console.width, width), highlight=False)
     if report.lines:
         console.print(table)
     for title, subs in (("by actor", report.by_talent), ("by role", report.by_role)):

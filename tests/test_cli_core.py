@@ -574,7 +574,10 @@ def test_names_prefer_live_entities_and_restore_looks_among_deleted(castroom) ->
     assert "talent Ada Stone is not deleted" in ok(castroom("restore", "talent", new))
     assert log_rows(castroom.path) == before  # nothing written
     # restore looks among the deleted ones first.
-    assert f"Restored talent {old}" in ok(castroom("restore", "talent", "Ada Stone"))
+    said = ok(castroom("restore", "talent", "Ada Stone"))  # "Restored talent Ada Stone (01M8…)"
+    shown = said.split("(")[1].split(")")[0]
+    assert said.startswith("Restored talent Ada Stone (") and old.startswith(shown)
+    assert not new.startswith(shown)  # a short id, yet unique
     message = fails(castroom("show", "talent", "Ada Stone"), "matches 2 talents")
     assert old[:8] in message and new[:8] in message and "Ada Stone" in message
     ok(castroom("delete", "talent", new))
@@ -820,7 +823,7 @@ def test_an_entity_a_peer_left_invalid_can_be_shown_repaired_deleted_and_restore
     assert "No invalid entities" in ok(castroom("invalid"))
     # delete, restore and history work on an entity stored invalid.
     break_entities(castroom.path, **{f"roles__{nora}": {"kind": "villain"}})
-    assert f"Deleted role {nora}" in ok(castroom("delete", "role", "Nora"))
+    assert f"Deleted role Nora ({nora[:8]}" in ok(castroom("delete", "role", "Nora"))
     assert "already deleted" in ok(castroom("delete", "role", nora))
     restored = as_json(castroom("restore", "role", nora, "--json"))
     assert (restored["deleted"], restored["kind"]) == (False, "villain")
@@ -990,3 +993,31 @@ def test_names_are_stripped_and_a_second_talent_of_one_name_asks_for_force(castr
     twin = as_json(castroom("add", "talent", "name=Zoe Stone", "--force", "--json"))
     assert twin["id"] != ada["id"]
     assert len(as_json(castroom("list", "talents", "--json"))) == 3
+
+
+def test_tables_show_names_short_ids_and_fit_80_columns(castroom) -> None:
+    """Candidates, deals, availabilities and auditions name their talent and role (ids
+    only with --ids); ids are short unique prefixes, never wrapped; confirmations name
+    what changed."""
+    ada = as_json(castroom("add", "talent", "name=Ada Stone", "--json"))["id"]
+    added = ok(castroom("add", "role", "name=Nora"))
+    nora = as_json(castroom("show", "role", "Nora", "--json"))["id"]
+    assert added == f"Added role Nora ({nora[:8]})\n"
+    assert ok(castroom("set", "role", "Nora", "kind=lead")).startswith("Updated role Nora (")
+    cand = ok(castroom("add", "candidate", "talent_id=Ada Stone", "role_id=Nora"))
+    assert cand.startswith("Added candidate Ada Stone for Nora (")
+    ok(castroom("add", "deal", "talent_id=Ada Stone", "role_id=Nora", "rate=1500"))
+    ok(castroom("add", "availability", "talent_id=Ada Stone", "start=2027-03-01", "end=2027-03-03"))
+    ok(castroom("add", "audition", "role_id=Nora", "starts_at=2027-01-05 10:00"))
+    for kind in ("candidates", "deals", "availabilities", "auditions"):
+        shown = ok(castroom("list", kind))
+        assert ada not in shown and nora not in shown, shown  # names, not ids
+        assert "Nora" in shown or "Ada Stone" in shown, shown
+        assert max(len(line) for line in shown.splitlines()) <= 80, shown
+        raw = ok(castroom("list", kind, "--ids"))  # short ids of what is referred to
+        assert nora[:8] in raw and "Nora" not in raw and nora not in raw, raw
+    deals = ok(castroom("list", "deals"))
+    assert "Ada Stone" in deals and "Nora" in deals and "$1,500.00" in deals
+    (row,) = [line for line in deals.splitlines() if "Ada Stone" in line]
+    short = row.split("│")[1].strip()
+    assert 8 <= len(short) < 26 and short in ok(castroom("list", "deals", "--json"))

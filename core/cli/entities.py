@@ -9,9 +9,10 @@ import click
 from rich.table import Table
 
 from .. import model
+from ..document import CastDocument
 from ..edits import check_duplicate_candidate, check_era
 from ..fields import parse_assignments, parse_filters
-from ..labels import label
+from ..labels import label, short_ids
 from ..names import check_talent_name
 from ..resolve import resolve_references
 from ..shoot_days import keep_in_step
@@ -62,7 +63,7 @@ def add_cmd(
     if as_json:
         emit_json(entity)
     else:
-        click.echo(f"Added {cls.entity_kind} {entity.id}")
+        click.echo(f"Added {_called(doc, cls, entity.id)}")
 
 
 @cli.command(name="list")
@@ -77,10 +78,16 @@ def add_cmd(
     " ...) the ones whose list holds VALUE. References take an id, id prefix or name."
     " Repeat to require several.",
 )
+@click.option("--ids", "show_ids", is_flag=True, help="Show references as ids, not names.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def list_cmd(
-    obj: Context, kind: str, include_deleted: bool, filters: tuple[str, ...], as_json: bool
+    obj: Context,
+    kind: str,
+    include_deleted: bool,
+    filters: tuple[str, ...],
+    show_ids: bool,
+    as_json: bool,
 ) -> None:
     """List entities of a kind (singular or plural: talent, talents)."""
     cls = kind_arg(kind)
@@ -100,14 +107,57 @@ def list_cmd(
     if as_json:
         emit_json(entities)
         return
-    currency = currency_of(production)
+    obj.console.print(_table(production.doc, cls, entities, include_deleted, show_ids))
+
+
+def _table(
+    doc: CastDocument,
+    cls: type[model.Entity],
+    entities: list[model.Entity],
+    include_deleted: bool,
+    show_ids: bool,
+) -> Table:
+    """People's words: a reference shows what it names (``--ids``: its id), an id its
+    short unique prefix, never wrapped."""
+    currency = doc.currency
+    shorts = {cls: short_ids(doc.ids(cls))}
     table = Table(title=f"{len(entities)} {cls.collection}")
-    columns = ("id", *COLUMNS[cls.entity_kind]) + (("deleted",) if include_deleted else ())
+    table.add_column("id", no_wrap=True)
+    columns = COLUMNS[cls.entity_kind] + (("deleted",) if include_deleted else ())
+    refers = {c: REFERS[(cls.entity_kind, c)] for c in columns if (cls.entity_kind, c) in REFERS}
     for column in columns:
-        table.add_column(column, overflow="fold")
+        if column in refers and not show_ids:
+            table.add_column(column.removesuffix("_id").replace("_", " "), overflow="fold")
+        else:
+            table.add_column(column, overflow="fold", no_wrap=column in refers)
     for entity in entities:
-        table.add_row(*(display(c, getattr(entity, c), currency) for c in columns))
-    obj.console.print(table)
+        cells = [shorts[cls].get(entity.id, entity.id)]
+        for column in columns:
+            value, target = getattr(entity, column), refers.get(column)
+            if target is None or not isinstance(value, str):
+                cells.append(display(column, value, currency))
+            elif show_ids:
+                short = shorts.setdefault(target, short_ids(doc.ids(target)))
+                cells.append(short.get(value, value))
+            else:
+                cells.append(label(doc, target, doc.raw(target, value) or {}, default=value))
+        table.add_row(*cells)
+    return table
+
+
+#: Reference columns shown by what they name (a scene's shoot day by its date).
+REFERS: dict[tuple[str, str], type[model.Entity]] = {
+    (owner, field): model.kind_class(target)
+    for (owner, field), target in model.REFERENCES.items()
+    if field.endswith("_id")
+}
+
+
+def _called(doc: CastDocument, cls: type[model.Entity], entity_id: str) -> str:
+    """A confirmation's words: ``role Nora (01M8S3KX)``."""
+    short = short_ids(doc.ids(cls)).get(entity_id, entity_id)
+    name = label(doc, cls, doc.raw(cls, entity_id) or {}, default="")
+    return f"{cls.entity_kind} {name} ({short})" if name else f"{cls.entity_kind} {short}"
 
 
 @cli.command()
@@ -134,7 +184,7 @@ def show(obj: Context, kind: str, ref: str, as_json: bool) -> None:
         emit_json(fields)
         return
     currency = currency_of(production)
-    table = Table(show_header=False, title=f"{cls.entity_kind} {entity_id}")
+    table = Table(show_header=False, title=_called(doc, cls, entity_id))
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for name in cls.__struct_fields__:
@@ -173,7 +223,7 @@ def set_cmd(
     if as_json:
         emit_json(updated)
     else:
-        click.echo(f"Updated {cls.entity_kind} {entity_id}")
+        click.echo(f"Updated {_called(doc, cls, entity_id)}")
 
 
 @cli.command()
@@ -194,7 +244,7 @@ def delete(obj: Context, kind: str, ref: str, as_json: bool) -> None:
     else:
         doc.delete(cls, entity_id)
         fields = doc.stored_fields(cls, entity_id)
-        message = f"Deleted {cls.entity_kind} {entity_id}"
+        message = f"Deleted {_called(doc, cls, entity_id)}"
     _report(fields, message, as_json)
 
 
@@ -227,7 +277,7 @@ def restore(
     else:
         doc.restore(cls, entity_id)
         fields = doc.stored_fields(cls, entity_id)
-        message = f"Restored {cls.entity_kind} {entity_id}"
+        message = f"Restored {_called(doc, cls, entity_id)}"
     _report(fields, message, as_json)
 
 
