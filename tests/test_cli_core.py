@@ -1021,3 +1021,11 @@ def test_tables_show_names_short_ids_and_fit_80_columns(castroom) -> None:
     (row,) = [line for line in deals.splitlines() if "Ada Stone" in line]
     short = row.split("│")[1].strip()
     assert 8 <= len(short) < 26 and short in ok(castroom("list", "deals", "--json"))
+
+
+def test_check_names_the_entities_of_a_finding(castroom) -> None:
+    ok(castroom("add", "talent", "name=Ada Stone"))
+    ok(castroom("add", "role", "name=Nora", "rate_cap=1000"))
+    ok(castroom("add", "deal", "talent_id=Ada Stone", "role_id=Nora", "rate=1500", "status=signed"))
+    said = castroom("check").output
+    assert "entities: deal Ada Stone / Nora, talent Ada Stone, role Nora" in said, said

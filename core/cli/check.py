@@ -6,7 +6,10 @@ import sys
 
 import click
 
-from ..findings import Finding
+from .. import model
+from ..findings import EntityRef, Finding
+from ..labels import label, short_ids
+from ..view import ProductionView
 from .context import Context, emit_json, pass_ctx
 from .root import cli
 
@@ -35,7 +38,7 @@ def check_cmd(obj: Context, as_json: bool) -> None:
             }
         )
     else:
-        _print_findings(found, complete=not failures)
+        _print_findings(found, view, complete=not failures)
     # A check that failed is not a clean bill: its findings are missing (a poisoned
     # document once made integrity fail while check said "No findings." and exited 0).
     for failure in failures:
@@ -44,8 +47,23 @@ def check_cmd(obj: Context, as_json: bool) -> None:
         sys.exit(1)
 
 
-def _print_findings(found: list[Finding], *, complete: bool = True) -> None:
-    """One block per finding: severity, plugin and code, message, entities, fix."""
+def _print_findings(found: list[Finding], view: ProductionView, *, complete: bool = True) -> None:
+    """One block per finding: severity, plugin and code, message, entities (by what
+    people call them, else a short id), fix."""
+    shorts: dict[str, dict[str, str]] = {}
+
+    def called(ref: EntityRef) -> str:
+        cls = model.KINDS.get(ref.kind)
+        name = ref.label or (
+            label(view, cls, view.raw(cls, ref.id) or {}, default="") if cls else ""
+        )
+        if name or cls is None:
+            return f"{ref.kind} {name or ref.id}"
+        short = shorts.setdefault(
+            ref.kind, short_ids(i.id for i in view.all(cls, include_deleted=True))
+        )
+        return f"{ref.kind} {short.get(ref.id, ref.id)}"
+
     if not found:
         click.echo("No findings." if complete else "No findings from the checks that ran.")
         return
@@ -54,7 +72,7 @@ def _print_findings(found: list[Finding], *, complete: bool = True) -> None:
         head = click.style(f"{f.severity.upper():<7}", fg=colours[f.severity], bold=True)
         click.echo(f"{head} {f.plugin}/{f.code}: {f.message}")
         if f.entities:
-            shown = ", ".join(f"{e.kind} {e.label or e.id}" for e in f.entities[:8])
+            shown = ", ".join(called(e) for e in f.entities[:8])
             more = f" (+{len(f.entities) - 8} more)" if len(f.entities) > 8 else ""
             click.echo(f"        entities: {shown}{more}")
         if f.fix:
