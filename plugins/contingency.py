@@ -43,6 +43,7 @@ import msgspec
 from castroom.core import costing
 from castroom.core.errors import Ambiguous, CastroomError, NotFound
 from castroom.core.hookspecs import hookimpl
+from castroom.core.labels import short_ids
 from castroom.core.model import Candidate, Deal, Role, Talent
 from castroom.core.money import format_money
 from castroom.core.plugins import coerce_answer
@@ -786,7 +787,15 @@ def to_plan(result: Any) -> ContingencyPlan:
 
 
 def _print_plan(plan: ContingencyPlan) -> None:
-    """Plain text: what is affected, then each replacement with its reasons."""
+    """Plain text: what is affected, then each replacement with its reasons (and the
+    short id that --apply takes: unique among the plan's, which is where it looks)."""
+    short = short_ids(
+        i
+        for role_plan in plan.roles
+        for rep in role_plan.replacements
+        for i in (rep.talent_id, rep.candidate_id)
+        if i
+    )
     for role_plan in plan.roles:
         era = f" ({role_plan.era})" if role_plan.era else ""
         click.echo(click.style(f"{plan.talent} drops out of {role_plan.role}{era}", bold=True))
@@ -812,7 +821,7 @@ def _print_plan(plan: ContingencyPlan) -> None:
             name = click.style(rep.name, bold=True)
             click.echo(
                 f"  {rep.rank:>3}. {name}  [{rep.tier}, fit {rep.score}/100]"
-                f"  ID {rep.candidate_id or rep.talent_id}"
+                f"  ID {short[rep.candidate_id or rep.talent_id]}"
             )
             for reason in rep.reasons:
                 click.echo(f"         - {reason}")

@@ -541,3 +541,17 @@ def test_apply_counts_the_replacements_own_deal_instead_of_drafting(ws_path: Pat
     after = budget_json(ws_path)
     assert [line["deal_id"] for line in after["lines"] if line["counted"]] == [own.id]
     assert after["total"] == 360_000
+
+
+def test_replacements_show_short_ids_that_apply_takes(ws_path: Path) -> None:
+    ids = build(ws_path)
+    listed = run(ws_path, "replace", "Ada")
+    assert listed.exit_code == 0, listed.output
+    shown = [
+        line.split("  ID ")[1].strip() for line in listed.output.splitlines() if "  ID " in line
+    ]
+    assert shown and all(8 <= len(s) < 26 for s in shown)
+    assert not any(i in listed.output for i in ids.values() if len(i) == 26)  # no full ids
+    (eve,) = [line for line in listed.output.splitlines() if "Eve" in line and "  ID " in line]
+    booked = run(ws_path, "replace", "Ada", "--apply", eve.split("  ID ")[1].strip())
+    assert booked.exit_code == 0 and "Booked Eve as Mara" in booked.output
