@@ -15,6 +15,7 @@ from typing import Any
 from . import model
 from .document import CastDocument
 from .errors import CastroomError
+from .labels import short_ids
 
 
 def fold(name: str | None) -> str:
@@ -43,8 +44,9 @@ def check_talent_name(
     mine = (current or {}).get("id")
     for other in doc.all(model.Talent):
         if other.id != mine and fold(other.name) == wanted:
+            short = short_ids(doc.ids(model.Talent))[other.id]
             raise CastroomError(
-                f"a talent named {other.name!r} exists already (id {other.id}): change"
-                f" that one with `castroom set talent {other.id} ...`, or give --force if"
+                f"a talent named {other.name!r} exists already (id {short}): change"
+                f" that one with `castroom set talent {short} ...`, or give --force if"
                 " this is another person"
             )
