@@ -16,7 +16,7 @@ from .document import CastDocument
 from .errors import CastroomError, ValidationFailed
 from .model import Entity, Production
 from .registry import ImportResult
-from .shoot_days import Written, keep_in_step
+from .shoot_days import LINKED, Written, keep_in_step
 
 #: How many row errors an ImportFailed message lists before "... and N more".
 SHOWN_ERRORS = 20
@@ -84,7 +84,7 @@ def apply_import(doc: CastDocument, result: ImportResult) -> ImportCounts:
     with doc.transaction():
         for entity in checked:
             cls = type(entity)
-            before = doc.raw(cls, entity.id)
+            before = doc.raw(cls, entity.id) if cls in LINKED else None
             try:
                 old = doc.find(cls, entity.id, include_deleted=True)
             except ValidationFailed:

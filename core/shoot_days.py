@@ -22,6 +22,8 @@ from . import model
 from .document import CastDocument
 from .errors import ValidationFailed
 
+#: The kinds whose writes this module follows (others are skipped without a read).
+LINKED: frozenset[type[model.Entity]] = frozenset({model.Scene, model.ShootDay})
 #: A write already made: (kind, id, the entity's stored fields before it, None if new).
 Written = tuple[type[model.Entity], str, dict[str, Any] | None]
 #: A write to make: (kind, id, fields to change).
@@ -40,6 +42,9 @@ def keep_in_step(doc: CastDocument, written: Iterable[Written]) -> list[Change]:
 def complements(doc: CastDocument, written: Iterable[Written]) -> list[Change]:
     """What else to write so scenes and shoot days agree after ``written`` (as ``doc``
     now holds them)."""
+    written = [w for w in written if w[0] in LINKED]
+    if not written:
+        return []
     days = {day.id: list(day.scene_ids) for day in doc.all(model.ShootDay)}
     lists = {day_id: list(ids) for day_id, ids in days.items()}
     moved: list[str] = []
