@@ -5,9 +5,12 @@ Both are in the document (the public layout any Yjs peer writes), so a local wri
 changes one side changes the other in the same transaction: listing a scene on a day
 sets its ``shoot_day_id`` and takes it off any other day's list; a day that no longer
 lists a scene leaves it on no day; setting a scene's ``shoot_day_id`` appends it to that
-day's list and takes it off the old one. When one write says both and they differ, the
-day's list wins (it is the ordered, explicit one). What a peer merges is not changed
-here: a disagreement it leaves is the integrity check's ``scene-day-mismatch`` finding.
+day's list and takes it off the old one. A scene longer than a day (``scene_days``) may
+stand on several days, as ``castroom schedule`` lays it out: listing it on one more day
+keeps it on the others, and its ``shoot_day_id`` is the first of them. When one write
+says both and they differ, the day's list wins (it is the ordered, explicit one). What a
+peer merges is not changed here: a disagreement it leaves is the integrity check's
+``scene-day-mismatch`` finding.
 
 :func:`complements` is the rule as data (what else to write); :func:`keep_in_step`
 applies it. No click or rich here.
@@ -21,6 +24,7 @@ from typing import Any
 from . import model
 from .document import CastDocument
 from .errors import ValidationFailed
+from .scheduling import scene_days
 
 #: The kinds whose writes this module follows (others are skipped without a read).
 LINKED: frozenset[type[model.Entity]] = frozenset({model.Scene, model.ShootDay})
@@ -45,7 +49,9 @@ def complements(doc: CastDocument, written: Iterable[Written]) -> list[Change]:
     written = [w for w in written if w[0] in LINKED]
     if not written:
         return []
-    days = {day.id: list(day.scene_ids) for day in doc.all(model.ShootDay)}
+    stored = doc.all(model.ShootDay)
+    days = {day.id: list(day.scene_ids) for day in stored}
+    when = {day.id: (day.date, day.id) for day in stored}
     lists = {day_id: list(ids) for day_id, ids in days.items()}
     moved: list[str] = []
     relisted: list[tuple[str, list[str]]] = []
@@ -61,13 +67,18 @@ def complements(doc: CastDocument, written: Iterable[Written]) -> list[Change]:
     pointing: dict[str, str | None] = {}
     for day_id, was in relisted:
         listed = set(lists[day_id])
+        # A scene longer than a day stays on its other days too (as `castroom schedule`
+        # lays it out); any other scene stands on one day.
+        several = {s for s in listed if _longer_than_a_day(doc, s)}
         for other, ids in lists.items():
             if other != day_id:
-                lists[other] = [s for s in ids if s not in listed]
-        pointing.update(dict.fromkeys(lists[day_id], day_id))
-        for scene_id in set(was) - listed:
-            if _day_of(doc, scene_id) == day_id and pointing.get(scene_id) is None:
-                pointing[scene_id] = None
+                lists[other] = [s for s in ids if s not in listed or s in several]
+        for scene_id in {*listed, *(set(was) - listed)}:
+            holding = sorted(
+                (d for d, ids in lists.items() if scene_id in ids), key=when.__getitem__
+            )
+            if scene_id in listed or _day_of(doc, scene_id) == day_id:
+                pointing[scene_id] = holding[0] if holding else None  # its first day
     out: list[Change] = [
         (model.ShootDay, day_id, {"scene_ids": ids})
         for day_id, ids in lists.items()
@@ -88,6 +99,14 @@ def _stand_on(lists: dict[str, list[str]], scene_id: str, day_id: str | None) ->
             lists[other] = [s for s in ids if s != scene_id]
         elif other == day_id and scene_id not in ids:
             lists[other] = [*ids, scene_id]
+
+
+def _longer_than_a_day(doc: CastDocument, scene_id: str) -> bool:
+    try:
+        scene = doc.find(model.Scene, scene_id)
+        return scene is not None and scene_days(scene, doc.production) > 1 + 1e-9
+    except ValidationFailed:
+        return False
 
 
 def _day_of(doc: CastDocument, scene_id: str) -> str | None:

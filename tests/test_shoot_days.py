@@ -124,3 +124,17 @@ def test_an_import_of_scenes_with_a_shoot_day_column_lists_them_on_the_day(
     (day,) = as_json(castroom("list", "shoot_days", "--json"))
     scenes = {s["number"]: s["id"] for s in as_json(castroom("list", "scenes", "--json"))}
     assert day["scene_ids"] == [scenes["1"], scenes["2"]]
+
+
+def test_a_scene_longer_than_a_day_may_stand_on_each_of_its_days() -> None:
+    """As `castroom schedule` lays it out: listing a two-day scene on a second day keeps
+    it on the first, and its shoot_day_id is the first of its days."""
+    doc, (one, _, _), (d1, d2) = board()
+    doc.update(Scene, one.id, {"duration_days": 2})
+    write(doc, ShootDay, d2.id, {"scene_ids": [one.id]})
+    write(doc, ShootDay, d1.id, {"scene_ids": [one.id]})
+    assert where(doc)["1"] == (d1.id, [d1.id, d2.id])
+    assert agree(doc)
+    write(doc, ShootDay, d1.id, {"scene_ids": []})  # off its first day: day 2 is first now
+    assert where(doc)["1"] == (d2.id, [d2.id])
+    assert agree(doc)
