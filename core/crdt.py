@@ -103,13 +103,21 @@ def _diff_map(target: Map, new: dict[str, Any]) -> None:
             target[key] = value
 
 
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def _diff_text(target: Text, old: str, new: str) -> None:
+    """Rewrite ``target`` (holding ``old``) to ``new`` by a minimal character diff.
+    pycrdt's Text indexes are UTF-8 byte offsets, so each position is converted (with
+    code point indexes, "café noir" edits landed a byte early and mangled the text)."""
     ops = difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes()
-    for tag, i1, i2, j1, j2 in reversed(ops):
+    for tag, i1, i2, j1, j2 in reversed(ops):  # from the end: earlier offsets stay valid
+        start = _utf8_len(old[:i1])
         if tag in ("replace", "delete"):
-            del target[i1:i2]
+            del target[start : start + _utf8_len(old[i1:i2])]
         if tag in ("replace", "insert"):
-            target.insert(i1, new[j1:j2])
+            target.insert(start, new[j1:j2])
 
 
 def _observe_raw(shared: Map, callback: Callable[[list[Any]], None], errors: list[Exception]):
@@ -680,11 +688,13 @@ class CrdtDocument:
     ) -> None:
         with self.transaction():
             text = self._container(cls, entity_id, field, Text, plain)
-            index = max(0, min(index, len(text)))
+            current = str(text)
+            index = max(0, min(index, len(current)))
+            start = _utf8_len(current[:index])  # pycrdt's offsets are UTF-8 bytes
             if delete > 0:
-                del text[index : min(len(text), index + delete)]
+                del text[start : start + _utf8_len(current[index : index + delete])]
             if insert:
-                text.insert(index, insert)
+                text.insert(start, insert)
 
     # -- whole-document views --------------------------------------------------------------
 

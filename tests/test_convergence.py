@@ -19,9 +19,10 @@ from castroom.core.model import Role, Talent
 
 TALENTS = ["t0", "t1", "t2"]
 FIELDS = ["agent", "hair", "eyes", "contact", "union"]
-#: Text tokens: single ASCII characters, none of them in the base text "note" (ASCII,
-#: since pycrdt's Text indexes are UTF-8 bytes); one per step at most (40 steps).
-TOKENS = string.ascii_uppercase + string.digits + "abcdfghijklmpqrsuvwxyz"
+#: Text tokens: single characters, none of them in the base text "note", some beyond
+#: ASCII (pycrdt's Text offsets are UTF-8 bytes; edits count code points); one per step
+#: at most (40 steps).
+TOKENS = "éñç😀" + string.ascii_uppercase + string.digits + "abcdfghijklmpqrsuvwxyz"
 
 
 def base() -> bytes:

@@ -641,3 +641,18 @@ def test_a_plain_object_from_an_older_peer_is_read_and_upgraded(doc: CastDocumen
     raw = Doc()
     raw.apply_update(doc.encode_update())
     assert isinstance(raw.get("talents", type=Map)[ada.id]["external_ids"], Map)
+
+
+def test_text_edits_land_where_asked_in_non_ascii_text(doc: CastDocument) -> None:
+    """pycrdt's Text offsets are UTF-8 bytes; edits count code points, as people do."""
+    talent = doc.add(Talent, name="José", notes="café noir")
+    doc.edit_text(Talent, talent.id, "notes", 5, 0, "très ")
+    assert doc.get(Talent, talent.id).notes == "café très noir"
+    doc.update(Talent, talent.id, {"notes": "café très blanc 😀 ñ"})
+    assert doc.get(Talent, talent.id).notes == "café très blanc 😀 ñ"
+    doc.edit_text(Talent, talent.id, "notes", 16, 2, "!")
+    assert doc.get(Talent, talent.id).notes == "café très blanc !ñ"
+    doc.update(Talent, talent.id, {"notes": "Señora José, ça va"})
+    peer = CastDocument()
+    peer.apply_update(doc.encode_update())
+    assert peer.get(Talent, talent.id).notes == "Señora José, ça va"
