@@ -148,8 +148,17 @@ def folder_id(value: object, what: str) -> str:
     raise UnsafeId(f"{what} {shown} is not {PATTERN_WORDS[FOLDER_ID_PATTERN]}")
 
 
-def _check_range(low_name: str, low: int | None, high_name: str, high: int | None) -> None:
-    if low is not None and high is not None and low > high:
+def check_ordered(struct: Struct) -> None:
+    """The rule each ``ordered`` pair states: the second field is not below the first
+    (ages: a range; dates: an end not before its start). Declared on the class, so the
+    web dashboard's JSON Schema carries the same pairs (``x-ordered``) and refuses the
+    same edits with the same words."""
+    for low_name, high_name in getattr(struct, "ordered", ()):
+        low, high = getattr(struct, low_name), getattr(struct, high_name)
+        if low is None or high is None or low <= high:
+            continue
+        if isinstance(low, dt.date):
+            raise ValueError(f"{high_name}: must not be before {low_name}")
         raise ValueError(f"{high_name}: must be >= {low_name} ({high} < {low})")
 
 
@@ -166,13 +175,6 @@ def _check_time_zone(name: str) -> None:
         ) from None
 
 
-def _check_dates(
-    start_name: str, start: dt.date | None, end_name: str, end: dt.date | None
-) -> None:
-    if start is not None and end is not None and start > end:
-        raise ValueError(f"{end_name}: must not be before {start_name}")
-
-
 # -- nested values (stored whole inside one field) -----------------------------------------
 
 
@@ -184,8 +186,10 @@ class Era(Struct, kw_only=True, forbid_unknown_fields=True):
     age_max: Age | None = None
     starts: ShortText = ""
 
+    ordered: ClassVar[tuple[tuple[str, str], ...]] = (("age_min", "age_max"),)
+
     def __post_init__(self) -> None:
-        _check_range("age_min", self.age_min, "age_max", self.age_max)
+        check_ordered(self)
 
 
 class Look(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -255,8 +259,10 @@ class Production(Entity, kw_only=True):
     lead_minutes: LeadMinutes = 60
     notes: LongText = ""
 
+    ordered: ClassVar[tuple[tuple[str, str], ...]] = (("start_date", "end_date"),)
+
     def __post_init__(self) -> None:
-        _check_dates("start_date", self.start_date, "end_date", self.end_date)
+        check_ordered(self)
         _check_time_zone(self.time_zone)
 
 
@@ -286,8 +292,10 @@ class Role(Entity, kw_only=True):
     lead_minutes: LeadMinutes | None = None
     notes: LongText = ""
 
+    ordered: ClassVar[tuple[tuple[str, str], ...]] = (("age_min", "age_max"),)
+
     def __post_init__(self) -> None:
-        _check_range("age_min", self.age_min, "age_max", self.age_max)
+        check_ordered(self)
         names = [era.name for era in self.eras]
         if len(names) != len(set(names)):
             raise ValueError("eras: era names must be unique")
@@ -320,10 +328,10 @@ class Talent(Entity, kw_only=True):
     external_ids: dict[str, str] = {}
     notes: LongText = ""
 
+    ordered: ClassVar[tuple[tuple[str, str], ...]] = (("playing_age_min", "playing_age_max"),)
+
     def __post_init__(self) -> None:
-        _check_range(
-            "playing_age_min", self.playing_age_min, "playing_age_max", self.playing_age_max
-        )
+        check_ordered(self)
 
 
 class Candidate(Entity, kw_only=True):
@@ -432,8 +440,10 @@ class Availability(Entity, kw_only=True):
     held_by: ShortText = ""
     notes: LongText = ""
 
+    ordered: ClassVar[tuple[tuple[str, str], ...]] = (("start", "end"),)
+
     def __post_init__(self) -> None:
-        _check_dates("start", self.start, "end", self.end)
+        check_ordered(self)
 
     def covers(self, day: dt.date) -> bool:
         return self.start <= day <= self.end
