@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test fuzz bench lint typecheck clean
+.PHONY: demo test fuzz bench lint typecheck clean web
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ tests/interop/node_modules: tests/interop/package.json
 	@if command -v npm >/dev/null 2>&1; then \
 		cd tests/interop && npm install --no-audit --no-fund --silent && touch node_modules; \
 	else echo "npm not found: the Yjs interoperability tests will be skipped"; fi
+
+# The dashboard's bundle (sync/web/static/, committed): rebuild after changing sync/web/src/.
+sync/web/node_modules: sync/web/package.json sync/web/package-lock.json
+	cd sync/web && npm ci --no-audit --no-fund --silent && touch node_modules
+
+web: sync/web/node_modules
+	cd sync/web && node build.mjs
 
 demo: $(VENV)/.installed
 	$(BIN)/castroom demo

@@ -51,6 +51,7 @@ def _stop(signum: int, frame: object) -> None:
 @click.option("--tls-cert", type=click.Path(dir_okay=False), help="TLS certificate (PEM).")
 @click.option("--tls-key", type=click.Path(dir_okay=False), help="TLS private key (PEM).")
 @click.option("--max-body", type=int, help="Largest request body or message, in bytes.")
+@click.option("--open", "open_browser", is_flag=True, help="Open the dashboard in a browser.")
 @pass_ctx
 def serve(
     obj: Context,
@@ -59,12 +60,16 @@ def serve(
     tls_cert: str | None,
     tls_key: str | None,
     max_body: int | None,
+    open_browser: bool,
 ) -> None:
-    """Serve this workspace's productions to peers (HTTP and y-websocket).
+    """Serve this workspace's productions to peers (HTTP and y-websocket) and the
+    casting room's dashboard at http://HOST:PORT/.
 
-    Every request needs a token from `castroom token create`. Peers sync at
-    ws://HOST:PORT/sync/PRODUCTION_ID (WebSocket), ws://HOST:PORT/hocuspocus (Hocuspocus
-    providers, document name = production id) or with `castroom sync http://HOST:PORT`.
+    Prints a sign-in link for the dashboard carrying a fresh write token for this
+    workspace's member (--open opens it). Every other request needs a token from
+    `castroom token create`. Peers sync at ws://HOST:PORT/sync/PRODUCTION_ID (WebSocket),
+    ws://HOST:PORT/hocuspocus (Hocuspocus providers, document name = production id) or
+    with `castroom sync http://HOST:PORT`.
     """
     from .server import ServerOptions
     from .server import serve as run
@@ -80,10 +85,15 @@ def serve(
     from .auth import TokenStore
 
     with Workspace.open(path, create=False) as workspace:
-        active = [t for t in TokenStore(workspace.store).list() if t.active()]
         productions = workspace.productions()
 
     def ready(url: str) -> None:
+        # Only once listening (a busy port leaves no token behind). The sign-in link's
+        # token speaks for the local member (named so: ratings and the history say who);
+        # `castroom token revoke` ends it like any other.
+        with Workspace.open(path, create=False) as workspace:
+            member = workspace.identity.member
+            _, sign_in = TokenStore(workspace.store).create("write", name=member)
         ws = url.replace("http", "ws", 1)
         click.echo(
             f"castroom serving {path} at {url} (WebSocket: {ws}/sync/PRODUCTION_ID,"
@@ -91,9 +101,13 @@ def serve(
         )
         for pid, title in productions:
             click.echo(f"  {pid}  {title}")
-        if not active:
-            click.echo("No tokens yet: peers need one (`castroom token create --scope write`).")
+        link = f"{url}/?token={sign_in}"
+        click.echo(f"Open the dashboard as {member}: {link}")
         sys.stdout.flush()
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(link)
 
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal for the
     # previous handler: make that a normal stop (exit 0), not a kill.

@@ -87,6 +87,7 @@ from .limits import (
     RateLimit,
 )
 from .logsafe import printable_logger
+from .web.app import routes as web_routes
 
 log = printable_logger("castroom.sync.server")
 
@@ -786,6 +787,7 @@ def create_app(workspace_path: str | Path, options: ServerOptions | None = None)
             Route("/sync/{production_id}/push", server.push, methods=["POST"]),
             WebSocketRoute("/sync/{production_id}", server.websocket),
             WebSocketRoute("/hocuspocus", server.hocuspocus),
+            *web_routes(server),  # the dashboard (sync/web/)
         ],
         exception_handlers={Refused: on_refused},
         lifespan=server.lifespan,

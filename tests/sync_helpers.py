@@ -59,22 +59,31 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, step: float 
         time.sleep(step)
 
 
-def stop_process(proc: subprocess.Popen[Any], timeout: float = 5) -> None:
-    """SIGTERM, then SIGKILL if it has not gone within ``timeout``."""
+def stop_process(proc: subprocess.Popen[Any], sig: int = 15, *, timeout: float = 15) -> int:
+    """Ask a child process to stop (SIGTERM by default), SIGKILL it if it has not gone
+    within ``timeout``; its exit status."""
     if proc.poll() is None:
-        proc.terminate()
+        proc.send_signal(sig)
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+    return proc.returncode
 
 
-def make_token(workspace_path: Path, scope: str = "write", production: str | None = None) -> str:
+def make_token(
+    workspace_path: Path,
+    scope: str = "write",
+    production: str | None = None,
+    name: str | None = None,
+) -> str:
     from castroom.sync.auth import TokenStore
 
     with Workspace.open(workspace_path, create=False) as ws:
-        _, token = TokenStore(ws.store).create(scope, production=production, name=f"test-{scope}")
+        _, token = TokenStore(ws.store).create(
+            scope, production=production, name=name or f"test-{scope}"
+        )
     return token
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sync_helpers import make_token
+from sync_helpers import make_token, stop_process
 
 from castroom.core import model
 from castroom.core.workspace import Workspace
@@ -60,15 +60,9 @@ class Served:
         self.url = match.group(1)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        code = stop_process(self.proc, sig)
         self.handle.close()
-        return self.proc.returncode
+        return code
 
 
 @pytest.fixture

@@ -21,7 +21,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"core": "castroom.core", "plugins": "castroom.plugins", "sync": "castroom.sync"}
+PACKAGES = {
+    "core": "castroom.core",
+    "plugins": "castroom.plugins",
+    "sync": "castroom.sync",
+    "sync/web": "castroom.sync.web",
+}
+#: The dashboard's built assets (package data), without which `castroom serve` serves no page.
+WEB_ASSETS = ("index.html", "app.js", "app.css", "sw.js")
 
 
 def source_modules() -> list[str]:
@@ -40,7 +47,7 @@ def source_modules() -> list[str]:
 def test_wheel_installs_and_imports_every_module(tmp_path: Path) -> None:
     # Build from a copy: no build/ or egg-info left in (or raced over in) the work tree.
     source = tmp_path / "src"
-    for name in (*PACKAGES, "pyproject.toml", "README.md", "LICENSE"):
+    for name in (*(p for p in PACKAGES if "/" not in p), "pyproject.toml", "README.md", "LICENSE"):
         if (ROOT / name).is_dir():
             shutil.copytree(
                 ROOT / name,
@@ -78,6 +85,13 @@ def test_wheel_installs_and_imports_every_module(tmp_path: Path) -> None:
         expected = "/".join(parts) + ("/__init__.py" if package else ".py")
         assert expected in files, f"{expected} missing from the wheel"
     assert not any(f.startswith(("core/", "sync/", "plugins/", "tests/")) for f in files)
+    for asset in WEB_ASSETS:
+        assert f"castroom/sync/web/static/{asset}" in files, f"{asset} missing from the wheel"
+    # Its sources and npm packages stay out: nobody builds anything on their machine.
+    assert not any(
+        f.startswith("castroom/sync/web/") and "/static/" not in f and not f.endswith(".py")
+        for f in files
+    ), sorted(files)
 
     # A fresh environment; pip itself installs the wheel (its files, RECORD and the
     # console script), offline, from this environment's pip (``--python`` targets the new
@@ -149,3 +163,17 @@ def test_wheel_installs_and_imports_every_module(tmp_path: Path) -> None:
     )
     assert helped.returncode == 0, helped.stderr[-3000:]
     assert "init" in helped.stdout and "bundle" in helped.stdout
+    # The installed package serves the dashboard from its own files.
+    served = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "from castroom.sync.web.assets import asset; print(len(asset('app.js')))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+    )
+    assert served.returncode == 0 and int(served.stdout) > 1000, served.stderr[-2000:]

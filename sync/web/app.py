@@ -1,0 +1,227 @@
+"""The dashboard's routes on the sync server: the app shell, the model's JSON Schema and a
+small JSON API for what only the server can do (findings, pushed as they change).
+
+Mounted by :func:`castroom.sync.server.create_app` through :func:`routes`; every API
+route asks the server's own token check (:meth:`SyncServer.authorize`), so the page has
+exactly the scopes its token gives, and the Yjs data itself moves over ``/sync/{id}``
+like any other peer's. The app shell, its assets and the schema need no token: they hold
+no production data, and the service worker must be able to cache them for offline use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from castroom.core.findings import Finding
+from castroom.core.view import ProductionView
+
+from .assets import FILES, asset
+from .schema import model_schema
+
+if TYPE_CHECKING:
+    from castroom.core.plugins import Plugins
+    from castroom.core.workspace import StoredProduction
+
+    from ..server import SyncServer
+
+#: How often a findings stream looks for changes (seconds), and how long it lets a burst
+#: of edits settle before re-running the checks (so a drag is one run, not ten).
+FINDINGS_POLL = 0.1
+FINDINGS_SETTLE = 0.15
+#: A comment line keeps the stream (and any proxy) from timing out while nothing changes.
+KEEPALIVE = 15.0
+#: How often a stream re-checks its token, so a revocation ends it (seconds).
+TOKEN_RECHECK = 1.0
+
+
+class Findings(msgspec.Struct, kw_only=True):
+    """What the Findings view shows: every plugin's findings at one moment."""
+
+    production_id: str
+    checked_at: float
+    findings: list[Finding]
+    failures: list[str]
+
+
+class Dashboard:
+    """The dashboard's state on one server: the plugins that judge a production, and a
+    change counter per production so a findings stream re-runs the checks only after a
+    change."""
+
+    def __init__(self, server: SyncServer) -> None:
+        self.server = server
+        self._plugins: Plugins | None = None
+        self._changes: dict[str, int] = {}
+        self._watched: set[str] = set()
+        self._cache: dict[str, tuple[int, Findings]] = {}
+
+    @property
+    def plugins(self) -> Plugins:
+        if self._plugins is None:
+            from castroom.core.plugins import make_plugins
+
+            self._plugins = make_plugins()
+        return self._plugins
+
+    # -- app shell ---------------------------------------------------------------------------
+
+    async def shell(self, request: Request) -> Response:
+        # Every path the page routes to (hash routes) is the one shell.
+        return self._file("index.html")
+
+    async def static(self, request: Request) -> Response:
+        return self._file(request.url.path.lstrip("/"))
+
+    def _file(self, name: str) -> Response:
+        headers = {"Cache-Control": "no-cache"}
+        if name == "sw.js":
+            headers["Service-Worker-Allowed"] = "/"
+        return Response(asset(name), media_type=FILES[name], headers=headers)
+
+    async def schema(self, request: Request) -> Response:
+        return JSONResponse(model_schema(), headers={"Cache-Control": "no-cache"})
+
+    # -- API ---------------------------------------------------------------------------------
+
+    async def session(self, request: Request) -> Response:
+        """Who the token speaks for and what it may do: the page's first question."""
+        info = self.server.authorize(request, None, write=False)
+        assert self.server.workspace is not None
+        productions = [
+            {"id": pid, "title": title}
+            for pid, title in self.server.workspace.productions(include_deleted=False)
+            if info.may_read(pid)
+        ]
+        return JSONResponse(
+            {
+                "scope": info.scope,
+                "token_id": info.id,
+                "member": info.name or self.server.workspace.identity.member,
+                "productions": productions,
+            }
+        )
+
+    def _production(self, request: Request) -> StoredProduction:
+        production_id = request.path_params["production_id"]
+        self.server.authorize(request, production_id, write=False)
+        production = self.server.production(production_id)
+        self._watch(production)
+        return production
+
+    def _watch(self, production: StoredProduction) -> None:
+        """Count this production's changes (local, other processes', peers')."""
+        assert production.id is not None
+        if production.id in self._watched:
+            return
+        self._watched.add(production.id)
+        pid = production.id
+
+        def changed(update: bytes, origin: str, changes: object) -> None:
+            self._changes[pid] = self._changes.get(pid, 0) + 1
+
+        production.update_listeners.append(changed)
+
+    def findings_now(self, production: StoredProduction) -> Findings:
+        """Every plugin's findings, re-run only if the production changed since."""
+        assert production.id is not None
+        production.refresh()
+        version = self._changes.get(production.id, 0)
+        cached = self._cache.get(production.id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        plugins = self.plugins
+        before = len(plugins.failures)
+        view = ProductionView(production.doc, origin_of=production.origin_of)
+        found = plugins.check(view)
+        failures = [str(f) for f in plugins.failures[before:] if f.hook == "castroom_check"]
+        result = Findings(
+            production_id=production.id,
+            checked_at=time.time(),
+            findings=found,
+            failures=failures,
+        )
+        self._cache[production.id] = (version, result)
+        return result
+
+    def _refusal(self, request: Request, production_id: str) -> str | None:
+        from ..server import Refused
+
+        try:
+            self.server.authorize(request, production_id, write=False)
+        except Refused as refusal:
+            return refusal.message
+        return None
+
+    async def findings(self, request: Request) -> Response:
+        production = self._production(request)
+        return Response(msgspec.json.encode(self.findings_now(production)), media_type=_JSON)
+
+    async def findings_stream(self, request: Request) -> Response:
+        """Server-sent events: the findings now, then again after every change."""
+        production = self._production(request)
+        return StreamingResponse(
+            self._stream(request, production),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def _stream(self, request: Request, production: StoredProduction) -> AsyncIterator[str]:
+        assert production.id is not None
+        pid = production.id
+        sent = -1
+        quiet_since = checked_token = time.monotonic()
+        while True:
+            with contextlib.suppress(Exception):  # storage busy: look again next round
+                production.refresh()
+            if time.monotonic() - checked_token > TOKEN_RECHECK:
+                checked_token = time.monotonic()
+                refusal = self._refusal(request, pid)
+                if refusal:
+                    yield _event("denied", {"error": refusal})
+                    return
+            version = self._changes.get(pid, 0)
+            if version != sent:
+                # Let a burst settle, then check once.
+                await asyncio.sleep(FINDINGS_SETTLE if sent >= 0 else 0)
+                if self._changes.get(pid, 0) != version and sent >= 0:
+                    continue
+                result = self.findings_now(production)
+                sent = version
+                quiet_since = time.monotonic()
+                yield _event("findings", msgspec.to_builtins(result))
+            elif time.monotonic() - quiet_since > KEEPALIVE:
+                quiet_since = time.monotonic()
+                yield ": keep-alive\n\n"
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(FINDINGS_POLL)
+
+
+_JSON = "application/json"
+
+
+def _event(name: str, data: Any) -> str:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
+
+
+def routes(server: SyncServer) -> list[BaseRoute]:
+    """The dashboard's routes, for the server's route list."""
+    dashboard = Dashboard(server)
+    return [
+        Route("/", dashboard.shell, methods=["GET"]),
+        *(Route(f"/{name}", dashboard.static, methods=["GET"]) for name in FILES),
+        Route("/schema.json", dashboard.schema, methods=["GET"]),
+        Route("/api/session", dashboard.session, methods=["GET"]),
+        Route("/api/{production_id}/findings", dashboard.findings, methods=["GET"]),
+        Route("/api/{production_id}/findings/stream", dashboard.findings_stream, methods=["GET"]),
+    ]

@@ -1,0 +1,113 @@
+"""The dashboard's shipped files and routes, without a browser: the committed bundle is
+built from the current sources, the schema the page validates with is the model's, and
+the API asks for the same tokens as the sync endpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+from sync_helpers import make_token
+
+from castroom.core import model
+from castroom.core.workspace import Workspace
+from castroom.sync.server import ServerThread
+from castroom.sync.web import assets
+from castroom.sync.web.schema import ENTITY_CLASSES, NESTED_CLASSES, model_schema
+
+
+def test_the_committed_bundle_is_built_from_the_current_sources() -> None:
+    recorded = assets.built_hash()
+    assert recorded is not None, "sync/web/static/app.js records no sources hash"
+    assert recorded == assets.sources_hash(), (
+        "sync/web/static/ is stale against sync/web/src/: run `make web` and commit static/"
+    )
+    short = recorded[:16]
+    for name in ("index.html", "sw.js"):
+        text = (assets.STATIC / name).read_text()
+        assert short in text and "__VERSION__" not in text, name
+
+
+def test_the_sources_hash_changes_with_any_source(tmp_path: Path) -> None:
+    copy = tmp_path / "web"
+    (copy / "src").mkdir(parents=True)
+    for name in assets.source_files():
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        (copy / name).write_bytes((assets.HERE / name).read_bytes())
+    assert assets.sources_hash(copy) == assets.sources_hash()
+    (copy / "src" / "util.js").write_text((copy / "src" / "util.js").read_text() + "\n")
+    assert assets.sources_hash(copy) != assets.sources_hash()
+
+
+def test_schema_is_the_models() -> None:
+    served = model_schema()
+    classes = (*ENTITY_CLASSES, *NESTED_CLASSES)
+    _, expected = msgspec.json.schema_components(classes, ref_template="#/$defs/{name}")
+    for cls in classes:
+        mine = dict(served["$defs"][cls.__name__])
+        assert mine.pop("x-ordered", []) == [list(p) for p in getattr(cls, "ordered", ())]
+        assert mine == expected[cls.__name__], cls.__name__
+    assert set(served["kinds"]) == {"production", *model.KINDS}
+    assert served["kinds"]["candidate"]["crdt_maps"] == ["ratings"]
+    assert served["kinds"]["role"]["crdt_arrays"] == ["backups"]
+    # Every ordered pair is a rule the model enforces, in the words the page repeats.
+    with pytest.raises(msgspec.ValidationError, match="must be >= playing_age_min"):
+        msgspec.convert(
+            {"id": "t", "name": "A", "playing_age_min": 40, "playing_age_max": 30}, model.Talent
+        )
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    path = tmp_path / "ws"
+    with Workspace.open(path, member="Alex") as ws:
+        one = ws.create_production("One")
+        two = ws.create_production("Two")
+    with ServerThread(path) as running:
+        yield running, path, one.id, two.id
+
+
+def test_shell_and_assets_need_no_token_and_the_api_does(server) -> None:
+    running = server[0]
+    page = httpx.get(f"{running.url}/")
+    assert page.status_code == 200 and 'src="/app.js?v=' in page.text
+    worker = httpx.get(f"{running.url}/sw.js")
+    assert worker.headers["service-worker-allowed"] == "/"
+    assert httpx.get(f"{running.url}/schema.json").json() == model_schema()
+    assert httpx.get(f"{running.url}/api/session").status_code == 401
+    bad = httpx.get(f"{running.url}/api/session", headers={"Authorization": "Bearer crt_x_y"})
+    assert bad.status_code == 401 and bad.json() == {"error": "invalid or revoked token"}
+
+
+def test_session_says_scope_member_and_the_productions_a_token_sees(server) -> None:
+    running, path, one, two = server
+    token = make_token(path, "read", production=one, name="Sam Chen")
+    session = httpx.get(f"{running.url}/api/session", params={"token": token}).json()
+    assert session["scope"] == "read" and session["member"] == "Sam Chen"
+    assert session["productions"] == [{"id": one, "title": "One"}]
+    findings = httpx.get(f"{running.url}/api/{one}/findings", params={"token": token})
+    assert findings.status_code == 200 and findings.json()["production_id"] == one
+    other = httpx.get(f"{running.url}/api/{two}/findings", params={"token": token})
+    assert other.status_code == 403
+
+
+def test_findings_stream_sends_findings_and_again_after_a_change(server) -> None:
+    running, path, one, _ = server
+    token = make_token(path, "read")
+    url = f"{running.url}/api/{one}/findings/stream"
+    with httpx.stream("GET", url, params={"token": token}, timeout=10) as stream:
+        lines = stream.iter_lines()
+        assert next(lines) == "event: findings"
+        first = msgspec.json.decode(next(lines).removeprefix("data: "))
+        with Workspace.open(path) as ws:
+            production = ws.production(one)
+            role = production.doc.add(model.Role, name="Nora")
+            production.doc.add(model.Scene, number="1", characters=[role.id])
+        for line in lines:
+            if line.startswith("data: "):
+                second = msgspec.json.decode(line.removeprefix("data: "))
+                break
+    assert second["checked_at"] > first["checked_at"]
+    assert any(f["code"] == "uncast-character" for f in second["findings"]), second

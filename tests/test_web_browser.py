@@ -1,0 +1,306 @@
+"""The dashboard in real Chromium (Debian's ``chromium``, driven by playwright) against
+the real ``castroom serve``, with the real CLI editing the same workspace beside it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web_helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Page,
+    Server,
+    castroom,
+    cli_json,
+    copy_workspace,
+    make_demo,
+    wait_for,
+)
+
+from castroom.core.workspace import Workspace
+from castroom.sync.auth import TokenStore
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
+)
+
+VIEWS = {
+    "board": ".card",
+    "talent": ".talent-row",
+    "roles": ".role-detail",
+    "schedule": ".strip",
+    "findings": ".finding",
+    "presence": ".people-list li",
+}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_demo(tmp_path_factory.mktemp("demo") / "demo")
+
+
+@pytest.fixture
+def room(demo: Path, tmp_path: Path) -> Iterator[Server]:
+    """The demo production served from a copy of its casting director's workspace."""
+    server = Server(copy_workspace(demo, tmp_path / "alex"), tmp_path / "serve.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pages(browser: Any) -> Iterator[list[Page]]:
+    opened: list[Page] = []
+    yield opened
+    for page in opened:
+        page.close()
+
+
+def new_page(browser: Any, pages: list[Page], **kwargs: Any) -> Page:
+    page = Page(browser, **kwargs)
+    pages.append(page)
+    return page
+
+
+def production_id(room: Server) -> str:
+    [production] = cli_json(room.workspace, "production", "list")
+    return production["id"]
+
+
+def card_to_move(room: Server) -> tuple[str, str, str]:
+    """(candidate id, its role id, its talent's name): a submitted candidate."""
+    talents = {t["id"]: t["name"] for t in cli_json(room.workspace, "list", "talents")}
+    for candidate in cli_json(room.workspace, "list", "candidates"):
+        if candidate["stage"] == "submitted" and candidate["era"] is None:
+            return candidate["id"], candidate["role_id"], talents[candidate["talent_id"]]
+    raise AssertionError("the demo has no submitted candidate")
+
+
+def stage_in_cli(room: Server, candidate: str) -> str:
+    return cli_json(room.workspace, "show", "candidate", candidate)["stage"]
+
+
+def column_of(page: Any, candidate: str) -> str | None:
+    return page.evaluate(
+        """id => document.querySelector(`[data-candidate="${id}"]`)
+                ?.closest(".column")?.dataset.stage ?? null""",
+        candidate,
+    )
+
+
+def signed_in(page: Page, room: Server, link: str | None = None) -> Any:
+    opened = page.open(link or room.link)
+    opened.wait_for_selector('[data-testid="status"]:text("online")', timeout=15000)
+    return opened
+
+
+def test_every_view_loads_the_demo_with_no_console_errors(
+    browser: Any, room: Server, pages: list[Page]
+) -> None:
+    page = new_page(browser, pages)
+    opened = signed_in(page, room)
+    pid = production_id(room)
+    for view, selector in VIEWS.items():
+        opened.goto(f"{room.url}/#/{pid}/{view}")
+        opened.wait_for_selector(selector, timeout=10000)
+        assert opened.locator(f'nav.tabs a[aria-current="page"][href$="/{view}"]').count() == 1
+    opened.goto(f"{room.url}/#/{pid}/schedule")
+    opened.click("text=Day out of days")
+    opened.wait_for_selector("table.dood td.code-SW, table.dood td.code-SWF", timeout=5000)
+    assert page.errors == []
+    # Everything the page loaded came from the server itself (no CDN, nothing else).
+    assert page.requests and all(url.startswith(room.url + "/") for url in page.requests)
+    # The sign-in secret does not stay in the address bar.
+    assert "token=" not in opened.url
+
+
+def test_two_pages_and_the_cli_converge(browser: Any, room: Server, pages: list[Page]) -> None:
+    candidate, role, _ = card_to_move(room)
+    pid = production_id(room)
+    board = f"{room.url}/#/{pid}/board?role={role}"
+    one, two = new_page(browser, pages), new_page(browser, pages)
+    for page in (one, two):
+        signed_in(page, room).goto(board)
+        page.page.wait_for_selector(f'[data-candidate="{candidate}"]', timeout=10000)
+    one.page.drag_and_drop(f'[data-candidate="{candidate}"]', '.column[data-stage="shortlisted"]')
+    assert column_of(one.page, candidate) == "shortlisted"
+    wait_for(lambda: column_of(two.page, candidate) == "shortlisted", 5, "the other page")
+    wait_for(lambda: stage_in_cli(room, candidate) == "shortlisted", 10, "castroom show")
+    # And the CLI's edit reaches both pages.
+    done = castroom(room.workspace, "set", "candidate", candidate, "stage=callback")
+    assert done.returncode == 0, done.stderr
+    for page in (one, two):
+        wait_for(lambda p=page: column_of(p.page, candidate) == "callback", 5, "the CLI edit")
+    # Rating as the signed-in member merges on its own key.
+    one.page.click(f'[data-candidate="{candidate}"] button[aria-label="rate 4"]')
+    ratings = wait_for(
+        lambda: cli_json(room.workspace, "show", "candidate", candidate)["ratings"].get(
+            room.member
+        ),
+        10,
+        "the rating in the CLI",
+    )
+    assert ratings == 4
+    assert one.errors == [] and two.errors == []
+
+
+def test_offline_edit_survives_a_reload_and_syncs_when_the_server_returns(
+    browser: Any, room: Server, pages: list[Page]
+) -> None:
+    candidate, role, _ = card_to_move(room)
+    pid = production_id(room)
+    page = new_page(browser, pages)
+    opened = signed_in(page, room)
+    opened.goto(f"{room.url}/#/{pid}/board?role={role}")
+    opened.wait_for_selector(f'[data-candidate="{candidate}"]', timeout=10000)
+    # The service worker holds the app shell before the server goes away.
+    opened.wait_for_function("navigator.serviceWorker.controller !== null", timeout=10000)
+    assert room.stop() == 0
+    opened.wait_for_selector('[data-testid="status"]:text("offline")', timeout=10000)
+    opened.drag_and_drop(f'[data-candidate="{candidate}"]', '.column[data-stage="audition"]')
+    assert column_of(opened, candidate) == "audition"
+    opened.reload()
+    opened.wait_for_selector(f'[data-candidate="{candidate}"]', timeout=10000)
+    assert column_of(opened, candidate) == "audition"
+    assert stage_in_cli(room, candidate) == "submitted"  # only the page has it so far
+    room.start()
+    opened.wait_for_selector('[data-testid="status"]:text("online")', timeout=15000)
+    wait_for(lambda: stage_in_cli(room, candidate) == "audition", 10, "the CLI to see it")
+
+
+def test_a_read_only_token_cannot_change_anything(
+    browser: Any, room: Server, pages: list[Page]
+) -> None:
+    candidate, role, name = card_to_move(room)
+    pid = production_id(room)
+    with Workspace.open(room.workspace, create=False) as ws:
+        _, token = TokenStore(ws.store).create("read", name="Viewer")
+    page = new_page(browser, pages)
+    opened = signed_in(page, room, f"{room.url}/?token={token}")
+    opened.goto(f"{room.url}/#/{pid}/board?role={role}")
+    card = opened.wait_for_selector(f'[data-candidate="{candidate}"]', timeout=10000)
+    assert opened.locator(".badge-ro").inner_text() == "read-only"
+    assert card.get_attribute("draggable") == "false"
+    assert opened.locator(f'[data-candidate="{candidate}"] button.star').first.is_disabled()
+    opened.drag_and_drop(f'[data-candidate="{candidate}"]', '.column[data-stage="offer"]')
+    assert column_of(opened, candidate) == "submitted"
+    refused = opened.evaluate(
+        """id => { try { castroom.store.edit("candidate", id, {stage: "offer"}); return null }
+                   catch (e) { return e.message } }""",
+        candidate,
+    )
+    assert refused == "this token is read-only"
+    # Even a write forced into the page's document is dropped by the server.
+    opened.evaluate(
+        """id => castroom.doc.getMap("candidates").get(id).set("stage", "offer")""", candidate
+    )
+    # Round trip: once a later CLI edit has reached the page, the forced one had its chance.
+    castroom(room.workspace, "set", "candidate", candidate, "source=checked")
+    wait_for(
+        lambda: (
+            opened.evaluate(
+                """id => castroom.doc.getMap("candidates").get(id).get("source")""", candidate
+            )
+            == "checked"
+        ),
+        5,
+        "the CLI edit to reach the page",
+    )
+    assert stage_in_cli(room, candidate) == "submitted"
+    talent_form = f"{room.url}/#/{pid}/talent"
+    opened.goto(talent_form)
+    opened.fill('input[aria-label="search talent"]', name)
+    opened.click(".talent-row")
+    assert opened.locator('form.talent-form input[name="rate"]').is_disabled()
+    assert opened.locator("text=Add talent").count() == 0
+
+
+@pytest.mark.parametrize("which", ["wrong", "revoked"])
+def test_a_bad_or_revoked_token_gets_the_sign_in_page(
+    browser: Any, room: Server, pages: list[Page], which: str
+) -> None:
+    token = "crt_nothere_nosecret"
+    if which == "revoked":
+        with Workspace.open(room.workspace, create=False) as ws:
+            info, token = TokenStore(ws.store).create("write", name="Gone")
+            TokenStore(ws.store).revoke(info.id)
+    page = new_page(browser, pages)
+    opened = page.open(f"{room.url}/?token={token}")
+    message = opened.wait_for_selector(".signin-message", timeout=10000).inner_text()
+    assert message.startswith("This sign-in link does not work: invalid or revoked token.")
+    assert opened.locator(".card").count() == 0
+    assert opened.locator(".signin input[type=password]").count() == 1
+
+
+def test_a_cli_change_that_makes_a_finding_shows_within_two_seconds(
+    browser: Any, room: Server, pages: list[Page]
+) -> None:
+    pid = production_id(room)
+    page = new_page(browser, pages)
+    opened = signed_in(page, room)
+    opened.goto(f"{room.url}/#/{pid}/findings")
+    opened.wait_for_selector('[data-testid="findings-when"]:text("Live")', timeout=10000)
+    assert opened.locator('.finding:has-text("Lighthouse Keeper")').count() == 0
+    role = cli_json(room.workspace, "add", "role", "name=Lighthouse Keeper")["id"]
+    done = castroom(room.workspace, "add", "scene", "number=900", f"characters={role}")
+    assert done.returncode == 0, done.stderr
+    shown = time.monotonic()
+    finding = opened.wait_for_selector(
+        '.finding[data-code="uncast-character"]:has-text("Lighthouse Keeper")', timeout=2000
+    )
+    assert time.monotonic() - shown <= 2
+    # It links to the entities involved.
+    opened.click('.finding[data-code="uncast-character"] a.entity:has-text("Lighthouse Keeper")')
+    opened.wait_for_selector('.role-detail h2:text("Lighthouse Keeper")', timeout=5000)
+    assert finding is not None and page.errors == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "assignments"),
+    [
+        ({"rate": "-5"}, ["rate=-5"]),
+        ({"playing_age_min": "90"}, ["playing_age_min=90"]),
+        ({"playing_age_min": "-1"}, ["playing_age_min=-1"]),
+        ({"name": ""}, ["name="]),
+    ],
+)
+def test_a_broken_field_rule_is_refused_in_the_page_with_the_clis_words(
+    browser: Any,
+    room: Server,
+    pages: list[Page],
+    fields: dict[str, str],
+    assignments: list[str],
+) -> None:
+    pid = production_id(room)
+    talent = next(t for t in cli_json(room.workspace, "list", "talents") if t["playing_age_max"])
+    before = cli_json(room.workspace, "show", "talent", talent["id"])
+    page = new_page(browser, pages)
+    opened = signed_in(page, room)
+    opened.goto(f"{room.url}/#/{pid}/talent?id={talent['id']}")
+    form = opened.wait_for_selector("form.talent-form", timeout=10000)
+    for name, value in fields.items():
+        opened.fill(f'form.talent-form input[name="{name}"]', value)
+    opened.click("form.talent-form button[type=submit]")
+    shown = opened.wait_for_selector('[data-testid="form-error"]', timeout=5000).inner_text()
+    cli = castroom(room.workspace, "set", "talent", talent["id"], *assignments)
+    assert cli.returncode == 1
+    assert shown == cli.stderr.strip().removeprefix("Error: ")
+    assert form is not None
+    assert cli_json(room.workspace, "show", "talent", talent["id"]) == before
+    assert (
+        opened.evaluate("id => castroom.store.get('talent', id).rate", talent["id"])
+        == before["rate"]
+    )
