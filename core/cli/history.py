@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
-from typing import Any
 
 import click
+import msgspec
 from rich.table import Table
 
 from .. import model
-from ..document import CREATED, UNLISTED
 from ..errors import Ambiguous, NotFound
-from ..labels import label, own_name
+from ..history import history_rows
 from ..workspace import StoredProduction
 from .context import Context, emit_json, kind_arg, pass_ctx
 from .root import cli
@@ -30,23 +28,8 @@ def history(obj: Context, limit: int, entity: str | None, kind: str | None, as_j
     if entity is not None:
         entity = _history_entity(production, entity, kind)
     # --limit counts the rows shown (one per entity changed), not log entries.
-    rows: list[dict[str, Any]] = []
-    for entry, collection, entity_id, fields in production.history_changes(
-        limit=limit, entity=entity
-    ):
-        rows.append(
-            {
-                "seq": entry.seq,
-                "time": dt.datetime.fromtimestamp(entry.ts, dt.UTC).isoformat(timespec="seconds"),
-                "member": entry.member,
-                "device": entry.device,
-                "origin": entry.origin,
-                "kind": _kind_name(collection),
-                "entity_id": entity_id,
-                "label": _label(production, collection, entity_id),
-                "fields": _history_fields(fields),
-            }
-        )
+    found = history_rows(production, limit=limit, entity=entity)
+    rows = [msgspec.to_builtins(row) for row in found]
     if as_json:
         emit_json(rows)
         return
@@ -88,11 +71,6 @@ def _history_entity(production: StoredProduction, ref: str, kind: str | None) ->
     return found[0][1]
 
 
-def _kind_name(collection: str) -> str:
-    cls = model.COLLECTIONS.get(collection)
-    return cls.entity_kind if cls else collection
-
-
 @cli.command()
 @pass_ctx
 def compact(obj: Context) -> None:
@@ -119,19 +97,3 @@ def invalid(obj: Context, as_json: bool) -> None:
         )
     if items:
         sys.exit(1)
-
-
-def _history_fields(fields: list[str]) -> list[str]:
-    if CREATED in fields:
-        return ["(created)"]
-    named = sorted(f for f in fields if f != UNLISTED)
-    return [*named, "(fields not itemised: a large merge)"] if UNLISTED in fields else named
-
-
-def _label(production: StoredProduction, collection: str, entity_id: str) -> str:
-    """The entity's label ("" when it has none: the table shows the id), valid or not."""
-    cls = model.COLLECTIONS.get(collection)
-    doc = production.doc
-    if cls is None:
-        return own_name(doc.production_fields()) if collection == "production" else ""
-    return label(doc, cls, doc.raw(cls, entity_id) or {}, default="")
