@@ -96,7 +96,7 @@ def test_session_says_scope_member_and_the_productions_a_token_sees(server) -> N
 def test_findings_stream_sends_findings_and_again_after_a_change(server) -> None:
     running, path, one, _ = server
     token = make_token(path, "read")
-    url = f"{running.url}/api/{one}/findings/stream"
+    url = f"{running.url}/api/{one}/live"
     with httpx.stream("GET", url, params={"token": token}, timeout=10) as stream:
         lines = stream.iter_lines()
         assert next(lines) == "event: findings"

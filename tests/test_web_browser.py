@@ -33,8 +33,11 @@ VIEWS = {
     "talent": ".talent-row",
     "roles": ".role-detail",
     "schedule": ".strip",
+    "budget": ".budget-table tr[data-subtotal]",
     "findings": ".finding",
+    "dropout": 'select[aria-label="booked talent"]',
     "presence": ".people-list li",
+    "history": ".history-row",
 }
 
 
@@ -120,6 +123,9 @@ def test_every_view_loads_the_demo_with_no_console_errors(
     opened.goto(f"{room.url}/#/{pid}/schedule")
     opened.click("text=Day out of days")
     opened.wait_for_selector("table.dood td.code-SW, table.dood td.code-SWF", timeout=5000)
+    opened.goto(f"{room.url}/#/{pid}/dropout")
+    opened.select_option('select[aria-label="booked talent"]', index=1)
+    opened.wait_for_selector(".replacement .reasons", timeout=10000)
     assert page.errors == []
     # Everything the page loaded came from the server itself (no CDN, nothing else).
     assert page.requests and all(url.startswith(room.url + "/") for url in page.requests)
@@ -304,3 +310,53 @@ def test_a_broken_field_rule_is_refused_in_the_page_with_the_clis_words(
         opened.evaluate("id => castroom.store.get('talent', id).rate", talent["id"])
         == before["rate"]
     )
+
+
+def test_presence_shows_who_else_is_in_the_room_and_where(
+    browser: Any, room: Server, pages: list[Page]
+) -> None:
+    pid = production_id(room)
+    with Workspace.open(room.workspace, create=False) as ws:
+        _, sam = TokenStore(ws.store).create("write", name="Sam Chen")
+    alex, other = new_page(browser, pages), new_page(browser, pages)
+    signed_in(alex, room).goto(f"{room.url}/#/{pid}/presence")
+    signed_in(other, room, f"{room.url}/?token={sam}").goto(f"{room.url}/#/{pid}/schedule")
+    alex.page.wait_for_selector(
+        '.people-list li[data-member="Sam Chen"]:has-text("looking at schedule")', timeout=10000
+    )
+    other.page.goto(f"{room.url}/#/{pid}/talent")
+    alex.page.wait_for_selector(
+        '.people-list li[data-member="Sam Chen"]:has-text("looking at talent")', timeout=10000
+    )
+    other.close()
+    pages.remove(other)
+    alex.page.wait_for_selector('.people-list li[data-member="Sam Chen"]', state="detached")
+    assert alex.errors == []
+
+
+def test_budget_is_live_and_history_names_the_member(
+    browser: Any, room: Server, pages: list[Page]
+) -> None:
+    pid = production_id(room)
+    page = new_page(browser, pages)
+    opened = signed_in(page, room)
+    opened.goto(f"{room.url}/#/{pid}/budget")
+    total = opened.wait_for_selector('[data-testid="budget-total"]').inner_text()
+    deal = next(d for d in cli_json(room.workspace, "list", "deals") if d["status"] != "cancelled")
+    done = castroom(room.workspace, "set", "deal", deal["id"], f"rate={deal['rate'] * 3}")
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: opened.inner_text('[data-testid="budget-total"]') != total, 5, "the new total")
+    budget = cli_json(room.workspace, "budget")
+    assert opened.inner_text('[data-testid="budget-total"]').endswith(
+        f"{budget['total'] // 100:,}.{budget['total'] % 100:02d}"
+    )
+    # An edit made in the page shows in the history under the signed-in member.
+    candidate, role, name = card_to_move(room)
+    opened.goto(f"{room.url}/#/{pid}/board?role={role}")
+    opened.drag_and_drop(f'[data-candidate="{candidate}"]', '.column[data-stage="offer"]')
+    wait_for(lambda: stage_in_cli(room, candidate) == "offer", 10, "the move in the CLI")
+    opened.goto(f"{room.url}/#/{pid}/history")
+    row = opened.wait_for_selector(f'.history-row:has-text("{name} for")', timeout=10000)
+    assert room.member in row.inner_text() and "stage" in row.inner_text()
+    rows = cli_json(room.workspace, "history", "--limit", "5")
+    assert any(r["member"] == room.member and "stage" in r["fields"] for r in rows), rows

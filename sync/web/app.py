@@ -23,6 +23,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from castroom.core.findings import Finding
+from castroom.core.history import history_rows
+from castroom.core.model import Talent
 from castroom.core.view import ProductionView
 
 from .assets import FILES, asset
@@ -162,12 +164,42 @@ class Dashboard:
             return refusal.message
         return None
 
+    def budget_now(self, production: StoredProduction) -> Any:
+        """The cost report as ``castroom budget --json`` gives it (None: no plugin)."""
+        view = ProductionView(production.doc, plugins=self.plugins)
+        report = view.cost_report()
+        return None if report is None else msgspec.to_builtins(report)
+
+    async def budget(self, request: Request) -> Response:
+        production = self._production(request)
+        return JSONResponse(self.budget_now(production))
+
+    async def history(self, request: Request) -> Response:
+        """Who changed what, newest first, as ``castroom history --json``."""
+        production = self._production(request)
+        limit = _bounded_int(request.query_params.get("limit"), default=100, most=1000)
+        return JSONResponse(msgspec.to_builtins(history_rows(production, limit=limit)))
+
+    async def replacements(self, request: Request) -> Response:
+        """Ranked replacements for a booked talent, as ``castroom replace --json``."""
+        production = self._production(request)
+        talent = request.query_params.get("talent", "")
+        role = request.query_params.get("role") or None
+        view = ProductionView(production.doc, plugins=self.plugins)
+        if view.find(Talent, talent) is None:
+            return JSONResponse({"error": f"no talent {talent!r}"}, status_code=404)
+        plan = self.plugins.rank_replacements(view, talent, role)
+        if plan is None:
+            return JSONResponse({"error": "no plugin ranks replacements"}, status_code=404)
+        return JSONResponse(msgspec.to_builtins(plan))
+
     async def findings(self, request: Request) -> Response:
         production = self._production(request)
         return Response(msgspec.json.encode(self.findings_now(production)), media_type=_JSON)
 
-    async def findings_stream(self, request: Request) -> Response:
-        """Server-sent events: the findings now, then again after every change."""
+    async def live(self, request: Request) -> Response:
+        """Server-sent events: the findings and the budget now, then again after every
+        change."""
         production = self._production(request)
         return StreamingResponse(
             self._stream(request, production),
@@ -199,6 +231,7 @@ class Dashboard:
                 sent = version
                 quiet_since = time.monotonic()
                 yield _event("findings", msgspec.to_builtins(result))
+                yield _event("budget", self.budget_now(production))
             elif time.monotonic() - quiet_since > KEEPALIVE:
                 quiet_since = time.monotonic()
                 yield ": keep-alive\n\n"
@@ -208,6 +241,10 @@ class Dashboard:
 
 
 _JSON = "application/json"
+
+
+def _bounded_int(raw: str | None, *, default: int, most: int) -> int:
+    return max(1, min(int(raw), most)) if raw and raw.isdigit() else default
 
 
 def _event(name: str, data: Any) -> str:
@@ -223,5 +260,8 @@ def routes(server: SyncServer) -> list[BaseRoute]:
         Route("/schema.json", dashboard.schema, methods=["GET"]),
         Route("/api/session", dashboard.session, methods=["GET"]),
         Route("/api/{production_id}/findings", dashboard.findings, methods=["GET"]),
-        Route("/api/{production_id}/findings/stream", dashboard.findings_stream, methods=["GET"]),
+        Route("/api/{production_id}/live", dashboard.live, methods=["GET"]),
+        Route("/api/{production_id}/budget", dashboard.budget, methods=["GET"]),
+        Route("/api/{production_id}/history", dashboard.history, methods=["GET"]),
+        Route("/api/{production_id}/replacements", dashboard.replacements, methods=["GET"]),
     ]

@@ -5,6 +5,9 @@ import { RolesView } from "./views/roles.jsx";
 import { ScheduleView } from "./views/schedule.jsx";
 import { FindingsView, useFindings } from "./views/findings.jsx";
 import { PresenceView, usePresence } from "./views/presence.jsx";
+import { BudgetView } from "./views/budget.jsx";
+import { DropOutView } from "./views/dropout.jsx";
+import { HistoryView } from "./views/history.jsx";
 import { colourFor, initials } from "./util.js";
 
 export const VIEWS = [
@@ -12,8 +15,11 @@ export const VIEWS = [
   ["talent", "Talent"],
   ["roles", "Roles"],
   ["schedule", "Schedule"],
+  ["budget", "Budget"],
   ["findings", "Findings"],
+  ["dropout", "Drop-out"],
   ["presence", "Presence"],
+  ["history", "History"],
 ];
 
 /** Re-render when the document changes (at most once a frame). */
@@ -102,6 +108,12 @@ export function App({ ctx }) {
         return <FindingsView {...props} feed={findings} />;
       case "presence":
         return <PresenceView {...props} people={people} />;
+      case "budget":
+        return <BudgetView {...props} feed={findings} />;
+      case "dropout":
+        return <DropOutView {...props} />;
+      case "history":
+        return <HistoryView {...props} />;
       default:
         return <Board {...props} />;
     }

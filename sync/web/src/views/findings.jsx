@@ -3,19 +3,25 @@
 import { useEffect, useState } from "preact/hooks";
 import { timeAgo } from "../util.js";
 
-const KEY = (id) => `castroom.findings:${id}`;
+const KEY = (id, what) => `castroom.${what}:${id}`;
 
+/** What the server judges, pushed as the production changes: findings and the budget. */
 export function useFindings(ctx) {
   const [feed, setFeed] = useState(() => {
-    const saved = localStorage.getItem(KEY(ctx.production.id));
-    return { data: saved ? JSON.parse(saved) : null, live: false };
+    const saved = localStorage.getItem(KEY(ctx.production.id, "findings"));
+    const budget = localStorage.getItem(KEY(ctx.production.id, "budget"));
+    return { data: saved ? JSON.parse(saved) : null, budget: budget ? JSON.parse(budget) : null, live: false };
   });
   useEffect(() => {
-    const url = `/api/${ctx.production.id}/findings/stream?token=${encodeURIComponent(ctx.token)}`;
+    const url = `/api/${ctx.production.id}/live?token=${encodeURIComponent(ctx.token)}`;
     const source = new EventSource(url);
     source.addEventListener("findings", (e) => {
-      localStorage.setItem(KEY(ctx.production.id), e.data);
-      setFeed({ data: JSON.parse(e.data), live: true });
+      localStorage.setItem(KEY(ctx.production.id, "findings"), e.data);
+      setFeed((old) => ({ ...old, data: JSON.parse(e.data), live: true }));
+    });
+    source.addEventListener("budget", (e) => {
+      localStorage.setItem(KEY(ctx.production.id, "budget"), e.data);
+      setFeed((old) => ({ ...old, budget: JSON.parse(e.data), budgetAt: Date.now() }));
     });
     source.addEventListener("denied", () => {
       source.close();
