@@ -41,9 +41,20 @@ def castroom_register_commands(cli: click.Group) -> None:
         help="Where the demo's workspaces go: a new or empty folder, or one an earlier"
         " demo made (which is wiped first).",
     )
-    def demo(root: str) -> None:
+    @click.option(
+        "--serve",
+        "keep_serving",
+        is_flag=True,
+        help="Then serve Alex's workspace (and the dashboard) until interrupted.",
+    )
+    @click.option("--port", default=8765, show_default=True, help="With --serve (0 = any).")
+    def demo(root: str, keep_serving: bool, port: int) -> None:
         """Build a sample series and walk through a day in the casting room."""
         run_demo(Path(root), Console())
+        if keep_serving:
+            from castroom.sync.web.signin import serve_with_sign_in
+
+            serve_with_sign_in(Path(root) / "alex", echo=click.echo, port=port)
 
 
 #: Left in the demo's folder: only a folder holding it (or an empty one) is ever wiped.
@@ -191,6 +202,11 @@ def run_demo(root: Path, console: Console) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     console.print(f"Workspaces in {root}/ (alex, sam). Try: castroom -w {root}/alex list roles")
     console.print(f"Demo finished in {elapsed:.1f} s.")
+    # Printed whole (a console would fold a long path): the next step is a browser.
+    click.echo(
+        f"Open the casting room's dashboard: castroom -w {root}/alex serve --open"
+        " (or run `castroom demo --serve`; it prints a sign-in link)"
+    )
     alex.close()
     sam.close()
     return {"counts": counts, "converged": converged, "findings": len(findings)}

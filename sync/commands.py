@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import logging
 import shutil
-import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import click
 from castroom.core.cli import Context, pass_ctx
 from castroom.core.errors import CastroomError
 from castroom.core.hookspecs import hookimpl
-from castroom.core.workspace import Workspace, default_path
+from castroom.core.workspace import default_path
 
 
 def _setup_logging() -> None:
@@ -35,14 +34,6 @@ def _setup_logging() -> None:
     from .server import quiet_handshake_noise
 
     quiet_handshake_noise()
-
-
-class _Stopped(Exception):
-    """SIGTERM, after uvicorn's graceful shutdown."""
-
-
-def _stop(signum: int, frame: object) -> None:
-    raise _Stopped()
 
 
 @click.command()
@@ -72,7 +63,7 @@ def serve(
     with `castroom sync http://HOST:PORT`.
     """
     from .server import ServerOptions
-    from .server import serve as run
+    from .web.signin import serve_with_sign_in
 
     workspace = obj.workspace()
     path = workspace.path
@@ -81,48 +72,16 @@ def serve(
     options = ServerOptions.from_config(workspace.config, **sizes)
     obj.close()  # the server opens the workspace on its own thread
     _setup_logging()
-
-    from .auth import TokenStore
-
-    with Workspace.open(path, create=False) as workspace:
-        productions = workspace.productions()
-
-    def ready(url: str) -> None:
-        # Only once listening (a busy port leaves no token behind). The sign-in link's
-        # token speaks for the local member (named so: ratings and the history say who);
-        # `castroom token revoke` ends it like any other.
-        with Workspace.open(path, create=False) as workspace:
-            member = workspace.identity.member
-            _, sign_in = TokenStore(workspace.store).create("write", name=member)
-        ws = url.replace("http", "ws", 1)
-        click.echo(
-            f"castroom serving {path} at {url} (WebSocket: {ws}/sync/PRODUCTION_ID,"
-            f" Hocuspocus: {ws}/hocuspocus)"
-        )
-        for pid, title in productions:
-            click.echo(f"  {pid}  {title}")
-        link = f"{url}/?token={sign_in}"
-        click.echo(f"Open the dashboard as {member}: {link}")
-        sys.stdout.flush()
-        if open_browser:
-            import webbrowser
-
-            webbrowser.open(link)
-
-    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal for the
-    # previous handler: make that a normal stop (exit 0), not a kill.
-    signal.signal(signal.SIGTERM, _stop)
-    with contextlib.suppress(KeyboardInterrupt, _Stopped):
-        run(
-            path,
-            host=host,
-            port=port,
-            tls_cert=tls_cert,
-            tls_key=tls_key,
-            options=options,
-            on_ready=ready,
-        )
-    click.echo("castroom server stopped")
+    serve_with_sign_in(
+        path,
+        echo=click.echo,
+        open_browser=open_browser,
+        host=host,
+        port=port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        options=options,
+    )
 
 
 @click.command(name="sync")

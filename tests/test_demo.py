@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import httpx
+from sync_helpers import stop_process
+from web_helpers import wait_for
 
 from castroom.core.model import Candidate, Role, Scene, Talent
 from castroom.core.workspace import Workspace
@@ -88,3 +95,37 @@ def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
     afile.write_text("x")
     assert run_castroom("demo", "--dir", str(afile), timeout=60).returncode != 0
     assert afile.read_text() == "x"
+
+
+def test_demo_ends_by_saying_how_to_open_the_dashboard(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    result = run_castroom("demo", "--dir", str(root), timeout=240)
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith(f"Open the casting room's dashboard: castroom -w {root}/alex serve")
+    assert "castroom demo --serve" in last
+
+
+def test_demo_serve_keeps_serving_with_the_sign_in_link(tmp_path: Path) -> None:
+    log = tmp_path / "demo.log"
+    exe = str(Path(sys.executable).with_name("castroom"))
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [exe, "demo", "--dir", str(tmp_path / "demo"), "--serve", "--port", "0"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            pattern = re.compile(r"Open the dashboard as (.+): (http://\S+)/\?token=(\S+)")
+            match = wait_for(lambda: pattern.search(log.read_text()), 120, "the sign-in link")
+            member, url, token = match.groups()
+            assert member == "Alex Moreno (casting director)"
+            session = httpx.get(f"{url}/api/session", params={"token": token}, timeout=10)
+            assert session.status_code == 200, session.text
+            assert [p["title"] for p in session.json()["productions"]] == ["The Harbour Years"]
+            assert httpx.get(f"{url}/", timeout=10).status_code == 200
+        finally:
+            code = stop_process(proc)
+    assert code == 0, log.read_text()[-2000:]
+    assert "castroom server stopped" in log.read_text()

@@ -50,7 +50,10 @@ def serve_with_sign_in(
     def ready(url: str) -> None:
         member, token = sign_in_token(path)
         ws = url.replace("http", "ws", 1)
-        echo(f"castroom serving {path} at {url} (WebSocket: {ws}/sync/PRODUCTION_ID)")
+        echo(
+            f"castroom serving {path} at {url} (WebSocket: {ws}/sync/PRODUCTION_ID,"
+            f" Hocuspocus: {ws}/hocuspocus)"
+        )
         for pid, title in productions:
             echo(f"  {pid}  {title}")
         link = f"{url}/?token={token}"
