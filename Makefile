@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test fuzz bench lint typecheck clean web
+.PHONY: demo test fuzz bench lint typecheck clean web screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ sync/web/node_modules: sync/web/package.json sync/web/package-lock.json
 
 web: sync/web/node_modules
 	cd sync/web && node build.mjs
+
+# docs/screenshots/: each dashboard view on the demo production, in Debian's chromium.
+screenshots: $(VENV)/.installed-test
+	$(BIN)/python tests/screenshots.py
 
 demo: $(VENV)/.installed
 	$(BIN)/castroom demo
