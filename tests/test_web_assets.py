@@ -93,21 +93,33 @@ def test_session_says_scope_member_and_the_productions_a_token_sees(server) -> N
     assert other.status_code == 403
 
 
-def test_findings_stream_sends_findings_and_again_after_a_change(server) -> None:
+def _events(lines):
+    """(event name, decoded data) from a server-sent event stream's lines."""
+    name = None
+    for line in lines:
+        if line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            yield name, msgspec.json.decode(line.removeprefix("data: "))
+
+
+def test_live_stream_sends_findings_and_budget_and_again_after_a_change(server) -> None:
     running, path, one, _ = server
     token = make_token(path, "read")
     url = f"{running.url}/api/{one}/live"
     with httpx.stream("GET", url, params={"token": token}, timeout=10) as stream:
-        lines = stream.iter_lines()
-        assert next(lines) == "event: findings"
-        first = msgspec.json.decode(next(lines).removeprefix("data: "))
+        events = _events(stream.iter_lines())
+        name, first = next(events)
+        assert name == "findings" and first["production_id"] == one
+        name, budget = next(events)
+        assert name == "budget" and budget["total"] == 0 and budget["lines"] == []
         with Workspace.open(path) as ws:
             production = ws.production(one)
             role = production.doc.add(model.Role, name="Nora")
             production.doc.add(model.Scene, number="1", characters=[role.id])
-        for line in lines:
-            if line.startswith("data: "):
-                second = msgspec.json.decode(line.removeprefix("data: "))
+        # Bounded by the read timeout: every change is followed by fresh findings.
+        for name, second in events:
+            codes = {f["code"] for f in second["findings"]} if name == "findings" else set()
+            if "uncast-character" in codes:
                 break
     assert second["checked_at"] > first["checked_at"]
-    assert any(f["code"] == "uncast-character" for f in second["findings"]), second

@@ -142,7 +142,7 @@ def test_two_pages_and_the_cli_converge(browser: Any, room: Server, pages: list[
         signed_in(page, room).goto(board)
         page.page.wait_for_selector(f'[data-candidate="{candidate}"]', timeout=10000)
     one.page.drag_and_drop(f'[data-candidate="{candidate}"]', '.column[data-stage="shortlisted"]')
-    assert column_of(one.page, candidate) == "shortlisted"
+    wait_for(lambda: column_of(one.page, candidate) == "shortlisted", 5, "the moved card")
     wait_for(lambda: column_of(two.page, candidate) == "shortlisted", 5, "the other page")
     wait_for(lambda: stage_in_cli(room, candidate) == "shortlisted", 10, "castroom show")
     # And the CLI's edit reaches both pages.
@@ -177,11 +177,15 @@ def test_offline_edit_survives_a_reload_and_syncs_when_the_server_returns(
     assert room.stop() == 0
     opened.wait_for_selector('[data-testid="status"]:text("offline")', timeout=10000)
     opened.drag_and_drop(f'[data-candidate="{candidate}"]', '.column[data-stage="audition"]')
-    assert column_of(opened, candidate) == "audition"
+    wait_for(lambda: column_of(opened, candidate) == "audition", 5, "the moved card")
     opened.reload()
     opened.wait_for_selector(f'[data-candidate="{candidate}"]', timeout=10000)
     assert column_of(opened, candidate) == "audition"
     assert stage_in_cli(room, candidate) == "submitted"  # only the page has it so far
+    # The findings it last saw, marked with their time.
+    opened.goto(f"{room.url}/#/{pid}/findings")
+    opened.wait_for_selector('[data-testid="findings-when"]:text("Offline: as of")')
+    assert opened.locator(".finding").count() > 0
     room.start()
     opened.wait_for_selector('[data-testid="status"]:text("online")', timeout=15000)
     wait_for(lambda: stage_in_cli(room, candidate) == "audition", 10, "the CLI to see it")
@@ -360,3 +364,70 @@ def test_budget_is_live_and_history_names_the_member(
     assert room.member in row.inner_text() and "stage" in row.inner_text()
     rows = cli_json(room.workspace, "history", "--limit", "5")
     assert any(r["member"] == room.member and "stage" in r["fields"] for r in rows), rows
+
+
+def test_talent_search_ignores_case_and_accents_and_a_new_talent_reaches_the_cli(
+    browser: Any, room: Server, pages: list[Page]
+) -> None:
+    pid = production_id(room)
+    page = new_page(browser, pages)
+    opened = signed_in(page, room)
+    opened.goto(f"{room.url}/#/{pid}/talent")
+    opened.wait_for_selector(".talent-row")
+    everyone = opened.inner_text('[data-testid="talent-count"]')
+    opened.click("text=Add talent")
+    opened.fill('form.talent-form input[name="name"]', "Zoë Ní Bhriain")
+    opened.fill('form.talent-form input[name="rate"]', "1,250.50")
+    opened.fill('form.talent-form input[name="languages"]', "ga, en")
+    opened.click("form.talent-form button[type=submit]")
+    added = wait_for(
+        lambda: [
+            t for t in cli_json(room.workspace, "list", "talents") if t["name"] == "Zoë Ní Bhriain"
+        ],
+        10,
+        "the new talent in the CLI",
+    )
+    assert added[0]["rate"] == 125050 and added[0]["languages"] == ["ga", "en"]
+    opened.fill('input[aria-label="search talent"]', "ZOE NI")
+    opened.wait_for_selector('[data-testid="talent-count"]:text-matches("^1 of")')
+    assert opened.inner_text(".talent-row .name") == "Zoë Ní Bhriain"
+    opened.fill('input[aria-label="search talent"]', "")
+    opened.fill('input[aria-label="language"]', "GA")
+    speakers = sum(1 for t in cli_json(room.workspace, "list", "talents") if "ga" in t["languages"])
+    opened.wait_for_selector(f'[data-testid="talent-count"]:text-matches("^{speakers} of")')
+    assert everyone != opened.inner_text('[data-testid="talent-count"]')
+    assert page.errors == []
+
+
+def test_backups_reorder_and_a_strip_moves_to_another_day(
+    browser: Any, room: Server, pages: list[Page]
+) -> None:
+    pid = production_id(room)
+    role = next(r for r in cli_json(room.workspace, "list", "roles") if len(r["backups"]) >= 2)
+    first, second = role["backups"][:2]
+    page = new_page(browser, pages)
+    opened = signed_in(page, room)
+    opened.goto(f"{room.url}/#/{pid}/roles?id={role['id']}")
+    opened.click(f'.backups li[data-backup="{first}"] button[aria-label="move down"]')
+    wait_for(
+        lambda: (
+            cli_json(room.workspace, "show", "role", role["id"])["backups"][:2] == [second, first]
+        ),
+        10,
+        "the new backup order in the CLI",
+    )
+    days = sorted(cli_json(room.workspace, "list", "shoot_days"), key=lambda d: d["date"])
+    scene = days[0]["scene_ids"][0]
+    opened.goto(f"{room.url}/#/{pid}/schedule")
+    target = days[1]["scene_ids"][0]
+    opened.drag_and_drop(f'.strip[data-scene="{scene}"]', f'.strip[data-scene="{target}"]')
+    moved = wait_for(
+        lambda: cli_json(room.workspace, "show", "scene", scene)["shoot_day_id"] == days[1]["id"],
+        10,
+        "the scene on its new day",
+    )
+    assert moved
+    after = {d["id"]: d["scene_ids"] for d in cli_json(room.workspace, "list", "shoot_days")}
+    assert scene not in after[days[0]["id"]]
+    assert after[days[1]["id"]][:2] == [scene, target]
+    assert page.errors == []

@@ -18,8 +18,16 @@ export class Store {
     this.cache = new Map();
     this.version = 0;
     this.listeners = new Set();
+    // Only the collections a change touched are read again (a rating change must not
+    // re-read 5,000 talents).
+    for (const kind of Object.keys(rules.schema.kinds)) {
+      if (kind === "production") continue;
+      this.collection(kind).observeDeep(() => {
+        this.cache.delete(kind);
+        this.cache.delete(`${kind}#ids`);
+      });
+    }
     doc.on("update", () => {
-      this.cache.clear();
       this.version += 1;
       for (const listener of this.listeners) listener();
     });
