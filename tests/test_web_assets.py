@@ -12,6 +12,7 @@ import pytest
 from sync_helpers import make_token
 
 from castroom.core import model
+from castroom.core.money import money_fields
 from castroom.core.workspace import Workspace
 from castroom.sync.server import ServerThread
 from castroom.sync.web import assets
@@ -48,10 +49,14 @@ def test_schema_is_the_models() -> None:
     for cls in classes:
         mine = dict(served["$defs"][cls.__name__])
         assert mine.pop("x-ordered", []) == [list(p) for p in getattr(cls, "ordered", ())]
+        money = sorted(money_fields(cls)) if cls in ENTITY_CLASSES else []
+        assert mine.pop("x-money", []) == money
         assert mine == expected[cls.__name__], cls.__name__
     assert set(served["kinds"]) == {"production", *model.KINDS}
     assert served["kinds"]["candidate"]["crdt_maps"] == ["ratings"]
     assert served["kinds"]["role"]["crdt_arrays"] == ["backups"]
+    assert served["$defs"]["Talent"]["x-money"] == ["rate"]
+    assert served["x-minor-digits"]["JPY"] == 0 and served["x-minor-digits"]["BHD"] == 3
     # Every ordered pair is a rule the model enforces, in the words the page repeats.
     with pytest.raises(msgspec.ValidationError, match="must be >= playing_age_min"):
         msgspec.convert(
@@ -78,7 +83,7 @@ def test_shell_and_assets_need_no_token_and_the_api_does(server) -> None:
     assert httpx.get(f"{running.url}/schema.json").json() == model_schema()
     assert httpx.get(f"{running.url}/api/session").status_code == 401
     bad = httpx.get(f"{running.url}/api/session", headers={"Authorization": "Bearer crt_x_y"})
-    assert bad.status_code == 401 and bad.json() == {"error": "invalid or revoked token"}
+    assert bad.status_code == 401 and bad.json() == {"error": "invalid, expired or revoked token"}
 
 
 def test_session_says_scope_member_and_the_productions_a_token_sees(server) -> None:

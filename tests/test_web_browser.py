@@ -250,7 +250,7 @@ def test_a_bad_or_revoked_token_gets_the_sign_in_page(
     page = new_page(browser, pages)
     opened = page.open(f"{room.url}/?token={token}")
     message = opened.wait_for_selector(".signin-message", timeout=10000).inner_text()
-    assert message.startswith("This sign-in link does not work: invalid or revoked token.")
+    assert message.startswith("This sign-in link does not work: invalid, expired or revoked token.")
     assert opened.locator(".card").count() == 0
     assert opened.locator(".signin input[type=password]").count() == 1
 
@@ -285,6 +285,8 @@ def test_a_cli_change_that_makes_a_finding_shows_within_two_seconds(
         ({"playing_age_min": "90"}, ["playing_age_min=90"]),
         ({"playing_age_min": "-1"}, ["playing_age_min=-1"]),
         ({"name": ""}, ["name="]),
+        ({"rate": "abc"}, ["rate=abc"]),
+        ({"rate": "12.3456"}, ["rate=12.3456"]),
     ],
 )
 def test_a_broken_field_rule_is_refused_in_the_page_with_the_clis_words(

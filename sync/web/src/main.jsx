@@ -6,6 +6,7 @@ import * as Y from "yjs";
 import { IndexeddbPersistence } from "y-indexeddb";
 import { WebsocketProvider } from "y-websocket";
 import { Rules } from "./schema.js";
+import { setMinorDigits } from "./util.js";
 import { Store } from "./store.js";
 import { App } from "./app.jsx";
 import { SignIn } from "./views/signin.jsx";
@@ -37,7 +38,9 @@ async function boot() {
   if (!token) return signIn("Open the sign-in link that `castroom serve` printed, or paste a token.");
   const session = await fetchSession(token);
   if (session.refused) return signIn(session.refused);
-  const rules = new Rules(await fetchSchema());
+  const schema = await fetchSchema();
+  setMinorDigits(schema["x-minor-digits"]);
+  const rules = new Rules(schema);
   const productions = session.productions;
   if (!productions.length) return signIn("This token gives access to no production on this server.");
   const wanted = location.hash.split("/")[1];
@@ -70,7 +73,7 @@ async function fetchSession(token) {
   }
   if (response.status === 401 || response.status === 403) {
     const body = await response.json().catch(() => ({}));
-    return { refused: `This sign-in link does not work: ${body.error ?? "invalid or revoked token"}. Ask for a new one (\`castroom serve\` prints a link).` };
+    return { refused: `This sign-in link does not work: ${body.error ?? "invalid, expired or revoked token"}. Ask for a new one (\`castroom serve\` prints a link).` };
   }
   const session = await response.json();
   localStorage.setItem(`castroom.session:${token.slice(0, 16)}`, JSON.stringify(session));

@@ -77,7 +77,11 @@ export class Rules {
     const field = path.split("/")[1];
     const here = errors.filter((e) => e.instancePath === path && e.keyword !== "anyOf");
     const value = path.split("/").slice(1).reduce((v, key) => (v == null ? v : v[key]), entity);
-    return `invalid ${kind}.${field}: ${this.words(here, value)}`;
+    // As the CLI: a money field is read as money first and checked with the whole
+    // entity, so its refusal names the entity; other fields are checked on their own.
+    const money = (this.structOf(kind)["x-money"] ?? []).includes(field);
+    const where = money && entity.id ? ` (${entity.id})` : "";
+    return `invalid ${kind}.${field}${where}: ${this.words(here, value)}`;
   }
 
   words(errors, value) {

@@ -16,44 +16,59 @@ export function newId() {
 }
 
 const SYMBOLS = { USD: "$", EUR: "€", GBP: "£", CAD: "CA$", AUD: "A$", JPY: "¥" };
-const ZERO_DECIMAL = new Set(["JPY", "KRW", "ISK", "CLP", "VND"]);
+// Each currency's minor digits (ISO 4217), from the server's schema (x-minor-digits).
+let DIGITS = {};
+
+export function setMinorDigits(table) {
+  DIGITS = table ?? {};
+}
 
 export function minorDigits(currency) {
-  return ZERO_DECIMAL.has((currency || "USD").toUpperCase()) ? 0 : 2;
+  return DIGITS[(currency || "USD").toUpperCase()] ?? 2;
+}
+
+function grouped(minor, digits) {
+  const abs = Math.abs(Math.round(minor));
+  const scale = 10 ** digits;
+  const major = Math.floor(abs / scale).toLocaleString("en-US");
+  return digits ? `${major}.${String(abs % scale).padStart(digits, "0")}` : major;
 }
 
 /** Minor units to people's money, as core/money.py format_money: 123456 -> $1,234.56. */
 export function formatMoney(minor, currency = "USD") {
   if (minor === null || minor === undefined) return "";
-  const sign = minor < 0 ? "-" : "";
-  const abs = Math.abs(Math.round(minor));
   const symbol = SYMBOLS[currency] ?? currency + " ";
-  const digits = minorDigits(currency);
-  if (digits === 0) return `${sign}${symbol}${abs.toLocaleString("en-US")}`;
-  const major = Math.floor(abs / 100).toLocaleString("en-US");
-  return `${sign}${symbol}${major}.${String(abs % 100).padStart(2, "0")}`;
+  return `${minor < 0 ? "-" : ""}${symbol}${grouped(minor, minorDigits(currency))}`;
 }
 
 export class InputError extends Error {}
 
-/** People's major units to exact minor units, refusing what core/money.py parse_money
- * refuses, in its words. */
+/** A plain amount in major units (``1500``, ``1,500.50``, ``-5``) to exact minor units.
+ * The page takes only plain numbers; what it refuses, it refuses in core/money.py's
+ * words (parse_money). */
 export function parseMoney(text, currency = "USD") {
-  let raw = String(text).replace(/[\s,_]/g, "");
-  const marks = [...new Set([...Object.values(SYMBOLS), currency.toUpperCase(), ...Object.keys(SYMBOLS)])];
-  marks.sort((a, b) => b.length - a.length);
-  for (const mark of marks) raw = raw.split(mark).join("");
-  const quoted = pyRepr(String(text));
-  if (!/^[+-]?\d+(\.\d+)?$/.test(raw)) throw new InputError(`not an amount of money: ${quoted}`);
-  const [whole, fraction = ""] = raw.replace(/^\+/, "").split(".");
   const digits = minorDigits(currency);
-  if (fraction.replace(/0+$/, "").length > digits) {
-    throw new InputError(`${quoted} has more decimals than ${currency} allows (${digits})`);
+  const raw = String(text).trim();
+  const quoted = pyRepr(String(text));
+  const shape = /^([+-]?)(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?$/.exec(raw);
+  if (!shape) {
+    const big = grouped(1500 * 10 ** digits, digits);
+    const sign = SYMBOLS[currency];
+    const marked = sign ? `${sign}${big}` : `1500 ${currency}`;
+    throw new InputError(`${quoted} is not an amount of money: write it in ${currency} major units, like 1500, ${big} or ${marked}`);
   }
-  const negative = whole.startsWith("-");
-  const units = BigInt(whole.replace("-", "") + fraction.padEnd(digits, "0").slice(0, digits));
-  if (units > 2n ** 53n - 1n) throw new InputError(`${quoted} is too large an amount`);
-  return (negative ? -1 : 1) * Number(units);
+  const [, sign, whole, fraction = ""] = shape;
+  if (fraction.replace(/0+$/, "").length > digits) {
+    const cut = fraction.slice(0, digits);
+    const low = `${whole.replace(/,/g, "")}${digits ? "." + cut : ""}`;
+    const step = 10 ** -digits;
+    const high = (Number(low) + step).toFixed(digits);
+    const which = digits === 0 ? `${currency} has no minor unit` : `${currency} has ${digits} decimals`;
+    throw new InputError(`${quoted} has too many decimals (${which}): write ${sign === "-" ? "-" : ""}${low} or ${sign === "-" ? "-" : ""}${high}`);
+  }
+  const units = BigInt(whole.replace(/,/g, "") + fraction.padEnd(digits, "0").slice(0, digits));
+  if (units > 2n ** 53n - 1n) throw new InputError(`${quoted} is too large an amount (at most ${formatMoney(2 ** 53 - 1, currency)})`);
+  return (sign === "-" ? -1 : 1) * Number(units);
 }
 
 /** Python's repr of a string, as the CLI's messages quote what people typed. */
@@ -94,4 +109,15 @@ export function colourFor(name) {
   let hash = 0;
   for (const ch of String(name)) hash = (hash * 31 + ch.charCodeAt(0)) | 0;
   return `hsl(${Math.abs(hash) % 360} 60% 45%)`;
+}
+
+/** parseMoney for one field of an entity kind: a refusal names the field, as the CLI's
+ * ("invalid talent.rate: '1,5' is not an amount of money: ..."). */
+export function parseMoneyField(kind, field, text, currency) {
+  try {
+    return parseMoney(text, currency);
+  } catch (error) {
+    if (error instanceof InputError) throw new InputError(`invalid ${kind}.${field}: ${error.message}`);
+    throw error;
+  }
 }

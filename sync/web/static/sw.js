@@ -2,8 +2,8 @@
 // page opens with the server down. Production data is not cached here: the page keeps
 // its own copy in IndexedDB (y-indexeddb). The cache is named for the build, so a new
 // bundle replaces the old one.
-const CACHE = "castroom-84e30f2bf8464e4c";
-const SHELL = ["/", "/app.js?v=84e30f2bf8464e4c", "/app.css?v=84e30f2bf8464e4c", "/schema.json"];
+const CACHE = "castroom-c06550be4830e6e2";
+const SHELL = ["/", "/app.js?v=c06550be4830e6e2", "/app.css?v=c06550be4830e6e2", "/schema.json"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));

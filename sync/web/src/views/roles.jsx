@@ -2,7 +2,7 @@
 // is booked per era, and the scenes each role appears in.
 import { useState } from "preact/hooks";
 import { VirtualList } from "../vlist.jsx";
-import { formatMoney, minorDigits, parseMoney } from "../util.js";
+import { formatMoney, minorDigits, parseMoneyField } from "../util.js";
 
 export function RolesView({ ctx, store, query, report }) {
   const roles = [...store.all("role")].sort((a, b) => a.name.localeCompare(b.name));
@@ -70,7 +70,7 @@ function RoleDetail({ ctx, role, store, report }) {
           e.preventDefault();
           attempt(() =>
             store.edit("role", role.id, {
-              rate_cap: cap.trim() === "" ? null : parseMoney(cap, currency),
+              rate_cap: cap.trim() === "" ? null : parseMoneyField("role", "rate_cap", cap, currency),
               age_min: number(ages[0]),
               age_max: number(ages[1]),
             }),

@@ -1,7 +1,7 @@
 // Talent (talent coordinator): search as you type, filters, add and edit.
 import { useMemo, useState } from "preact/hooks";
 import { VirtualList } from "../vlist.jsx";
-import { fold, formatMoney, minorDigits, parseMoney } from "../util.js";
+import { fold, formatMoney, minorDigits, parseMoneyField } from "../util.js";
 
 const BLOCKING = new Set(["unavailable", "booked"]);
 
@@ -124,7 +124,7 @@ function TalentForm({ ctx, talent, store, currency, report, onDone }) {
         playing_age_min: number(draft.playing_age_min),
         playing_age_max: number(draft.playing_age_max),
         height_cm: number(draft.height_cm),
-        rate: draft.rate.trim() === "" ? null : parseMoney(draft.rate, currency),
+        rate: draft.rate.trim() === "" ? null : parseMoneyField("talent", "rate", draft.rate, currency),
         languages: list(draft.languages),
         skills: list(draft.skills),
       };
