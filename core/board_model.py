@@ -62,8 +62,8 @@ class BoardAnswer:
 
 
 def solve_board(problem: BoardProblem, time_limit: float = 10.0) -> BoardAnswer | None:
-    """The best board CP-SAT finds in ``time_limit`` seconds, or None if none is feasible
-    (or none was found in time)."""
+    """The best board CP-SAT finds in ``time_limit`` seconds (building the model counts),
+    or None if none is feasible (or none was found in time)."""
     from ortools.sat.python import cp_model
 
     started = time.monotonic()
@@ -143,7 +143,7 @@ def solve_board(problem: BoardProblem, time_limit: float = 10.0) -> BoardAnswer 
             for k, var in starts[s].items():
                 model.add_hint(var, 1 if k == slot else 0)
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.1, time_limit)
+    solver.parameters.max_time_in_seconds = max(0.1, started + time_limit - time.monotonic())
     solver.parameters.num_workers = 2
     solver.parameters.random_seed = 1
     status = solver.solve(model)
