@@ -38,7 +38,8 @@ one role whose name starts with it (NORA -> "Nora Quill"), is taken to be that r
 a warning. Looks stay with a character whose cue moves to another role.
 
 Several scripts in one production (a series' episodes) each number from 1:
-``--prefix 3.`` makes episode 3's scenes 3.1, 3.2, ... Without it, a new scene whose
+``--prefix 3.`` makes episode 3's scenes 3.1, 3.2, ... and keeps their ids under
+``script:<title> (3.)`` (episodes share the series' title). Without it, a new scene whose
 number another scene already holds gets a letter (1A) and a warning names the clash.
 """
 
@@ -115,6 +116,12 @@ def source_name(script: ParsedScript, path: str, options: dict[str, Any]) -> str
     if explicit:
         return explicit
     return f"script:{' '.join(script.title.split()) or Path(path).stem}"
+
+
+def prefixed_source(source: str, prefix: str) -> str:
+    """A series' episodes share the series' title: with ``--prefix 3.`` the script's ids
+    live under ``script:<title> (3.)``, so one episode never takes over another's scenes."""
+    return f"{source} ({prefix})" if prefix else source
 
 
 def scene_keys(scenes: list[ParsedScene], numbers: list[str]) -> list[str]:
@@ -354,6 +361,10 @@ class ScriptImport:
     view: ProductionView
     source: str
     cues: CueMap
+    #: The bare title a --prefix import kept its scene ids under before they carried the
+    #: prefix: still this script's for scenes numbered with ``prefix``.
+    legacy: str = ""
+    prefix: str = ""
     warnings: list[str] = field(default_factory=list)
     report: list[str] = field(default_factory=list)
     entities: list[model.Entity] = field(default_factory=list)
@@ -380,12 +391,24 @@ class ScriptImport:
         """The entity's id in this script (under its source name, or an old alias)."""
         ids = entity.external_ids
         found = ids.get(self.source)
+        if found is None and self.is_legacy(entity):
+            found = ids.get(self.legacy)
         return (
             found if found is not None else next((ids[k] for k in self.aliases if k in ids), None)
         )
 
+    def is_legacy(self, entity: Role | Scene) -> bool:
+        """A scene this --prefix import stored under the bare title (see ``legacy``)."""
+        return (
+            bool(self.legacy)
+            and isinstance(entity, Scene)
+            and self.legacy in entity.external_ids
+            and entity.number.startswith(self.prefix)
+        )
+
     def ids_with(self, entity: Role | Scene, key: str) -> dict[str, str]:
-        ids = {k: v for k, v in entity.external_ids.items() if k not in self.aliases}
+        old = self.aliases | ({self.legacy} if self.is_legacy(entity) else set())
+        ids = {k: v for k, v in entity.external_ids.items() if k not in old}
         return {**ids, self.source: key}
 
     def free(self, role: Role, key: str) -> bool:
@@ -659,14 +682,21 @@ def script_entities(
     *,
     prefix: str = "",
     cues: dict[str, str] | None = None,
+    scope_by_prefix: bool = True,
 ) -> ImportResult:
     """Roles and scenes for a parsed script. Existing ones are found by their id in
-    ``source`` (``external_ids``) first, then by name (roles) or number (scenes)."""
+    ``source`` (``external_ids``; with ``prefix``, the source scoped by it unless
+    ``scope_by_prefix`` is off, as for an explicit ``--source``) first, then by name
+    (roles) or number (scenes)."""
     if not script.scenes:
         raise CastroomError("no scene headings found (INT./EXT. lines, or .FORCED headings)")
     mapped = _mapped_cues(cues or {}, view.all(Role), script)
     mapped.requested = list(cues or {})
-    job = ScriptImport(script=script, view=view, source=source, cues=mapped)
+    scoped = prefixed_source(source, prefix) if scope_by_prefix else source
+    legacy = source if scoped != source else ""
+    job = ScriptImport(
+        script=script, view=view, source=scoped, cues=mapped, legacy=legacy, prefix=prefix
+    )
     for cue in script.resolve_cues(mapped.joint):
         if cue.casefold() not in mapped.roles:
             job.warnings.append(
@@ -689,7 +719,14 @@ def _prefix(options: dict[str, Any]) -> str:
 def import_script(source: str, view: ProductionView, options: dict[str, Any]) -> ImportResult:
     script = read_script(source, options)
     name = source_name(script, source, options)
-    return script_entities(script, view, name, prefix=_prefix(options), cues=parse_cues(options))
+    return script_entities(
+        script,
+        view,
+        name,
+        prefix=_prefix(options),
+        cues=parse_cues(options),
+        scope_by_prefix=not str(options.get("source") or "").strip(),
+    )
 
 
 def check_omitted(view: ProductionView) -> list[Finding]:

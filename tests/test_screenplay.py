@@ -455,6 +455,64 @@ def test_prefix_numbers_a_scripts_scenes_apart(tmp_path: Path) -> None:
         import_script(str(path), ProductionView(doc), {"prefix": "episode-three-part-a-"})
 
 
+SERIES_EPISODE = """Title: The Long Summer
+
+INT. KITCHEN - DAY
+
+ANNA
+Morning.
+
+EXT. GARDEN - DAY
+
+BEN
+Hello.
+"""
+
+
+def test_episodes_with_one_title_and_a_prefix_each_never_touch_each_other(
+    tmp_path: Path,
+) -> None:
+    """A series' title pages share the series' title: episode 2, imported with --prefix
+    2., must neither take over episode 1's scenes that have its headings nor omit the rest."""
+    doc = CastDocument.create("The Long Summer")
+    one, two = tmp_path / "ep1.fountain", tmp_path / "ep2.fountain"
+    one.write_text(SERIES_EPISODE, encoding="utf-8")
+    two.write_text(SERIES_EPISODE.replace("ANNA", "CLARA").replace("EXT. GARDEN", "INT. CAR"))
+    apply_import(doc, import_script(str(one), ProductionView(doc), {"prefix": "1."}))
+    first = {s.number: s for s in doc.all(Scene)}
+    result = import_script(str(two), ProductionView(doc), {"prefix": "2."})
+    counts = apply_import(doc, result)
+    assert counts.created == 2 + 1  # scenes 2.1 and 2.2; Clara (Ben is one role)
+    assert {s.number: s for s in doc.all(Scene) if s.number.startswith("1.")} == first
+    assert sorted(s.number for s in doc.all(Scene) if not s.omitted) == ["1.1", "1.2", "2.1", "2.2"]
+    assert not any(line.startswith("omitted") for line in result.report)
+    # Each episode's re-import finds its own scenes again and changes nothing.
+    before = doc.state_vector()
+    for path, prefix in ((one, "1."), (two, "2.")):
+        again = apply_import(doc, import_script(str(path), ProductionView(doc), {"prefix": prefix}))
+        assert (again.created, again.updated) == (0, 0)
+    assert doc.state_vector() == before
+
+
+def test_an_episode_imported_with_a_prefix_before_its_source_id_carried_it(
+    tmp_path: Path,
+) -> None:
+    """Scenes an earlier castroom stored under the bare title for a --prefix import are
+    found again by the same import (and move to the prefixed source id), not duplicated."""
+    doc = CastDocument.create("The Long Summer")
+    path = tmp_path / "ep3.fountain"
+    path.write_text(SERIES_EPISODE, encoding="utf-8")
+    apply_import(doc, import_script(str(path), ProductionView(doc), {"prefix": "3."}))
+    for scene in doc.all(Scene):  # as castroom stored them before
+        (key,) = scene.external_ids.values()
+        doc.update(Scene, scene.id, {"external_ids": {"script:The Long Summer": key}})
+    again = apply_import(doc, import_script(str(path), ProductionView(doc), {"prefix": "3."}))
+    assert (again.created, again.updated) == (0, 2)
+    scenes = sorted(doc.all(Scene), key=lambda s: s.number)
+    assert [s.number for s in scenes] == ["3.1", "3.2"] and not any(s.omitted for s in scenes)
+    assert all(set(s.external_ids) == {"script:The Long Summer (3.)"} for s in scenes)
+
+
 def test_an_unnumbered_scene_never_takes_a_hand_made_scene_by_its_position(
     tmp_path: Path,
 ) -> None:
