@@ -142,6 +142,8 @@ def booked_roles(
 def _role_scenes(view: ProductionView, role_id: str, era: str | None, talent_id: str):
     scenes = []
     for scene in view.scenes.values():
+        if scene.omitted:  # cut from the script: not shot, so nothing to recast
+            continue
         if role_id not in scene.characters or (era is not None and scene.era != era):
             continue
         holder = view.booked_talent(role_id, scene.era)

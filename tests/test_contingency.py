@@ -141,6 +141,16 @@ def test_scenes_and_days_affected(ws_path: Path) -> None:
     assert [d.date for d in role.shoot_days] == [DAY1, DAY3]
 
 
+def test_a_scene_cut_from_the_script_is_not_affected(ws_path: Path) -> None:
+    ids = build(ws_path)
+    with Workspace.open(ws_path) as ws:
+        doc = ws.production().doc
+        cut = doc.add(Scene, number="4", characters=[ids["mara"]], omitted=True)
+    role = plan_for(ws_path, ids["Ada"]).roles[0]
+    assert cut.id not in {s.id for s in role.scenes}
+    assert [s.number for s in role.scenes] == ["1", "3"]
+
+
 def test_budget_left_and_rate_cap_weigh_in(ws_path: Path) -> None:
     ids = build(ws_path, cap=500_000)
     with Workspace.open(ws_path) as ws:
