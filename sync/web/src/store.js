@@ -70,8 +70,14 @@ export class Store {
     return this.cache.get(key);
   }
 
+  /** One live entity (read on its own: a card needs one talent, not all 5,000). */
   get(kind, id) {
-    return this.byId(kind).get(id);
+    const cached = this.cache.get(`${kind}#ids`);
+    if (cached) return cached.get(id);
+    const map = this.collection(kind).get(id);
+    if (!(map instanceof Y.Map)) return undefined;
+    const data = { ...this.rules.defaults(kind), ...map.toJSON(), id };
+    return data.deleted === true ? undefined : data;
   }
 
   // -- writes -------------------------------------------------------------------------------

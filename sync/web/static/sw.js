@@ -2,8 +2,8 @@
 // page opens with the server down. Production data is not cached here: the page keeps
 // its own copy in IndexedDB (y-indexeddb). The cache is named for the build, so a new
 // bundle replaces the old one.
-const CACHE = "castroom-c06550be4830e6e2";
-const SHELL = ["/", "/app.js?v=c06550be4830e6e2", "/app.css?v=c06550be4830e6e2", "/schema.json"];
+const CACHE = "castroom-94b98805b4c434eb";
+const SHELL = ["/", "/app.js?v=94b98805b4c434eb", "/app.css?v=94b98805b4c434eb", "/schema.json"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
