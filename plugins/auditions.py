@@ -15,7 +15,8 @@ chemistry read, or two auditions) and an audition on a day the talent is unavail
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import shlex
+from collections.abc import Callable, Iterable
 from typing import Annotated
 
 import click
@@ -26,6 +27,7 @@ from castroom.core import model
 from castroom.core.errors import CastroomError
 from castroom.core.findings import EntityRef, Finding
 from castroom.core.hookspecs import hookimpl
+from castroom.core.labels import short_ids
 from castroom.core.model import Audition, Availability, Candidate, Role, Talent
 from castroom.core.view import ProductionView
 
@@ -102,21 +104,46 @@ def _unavailable(view: ProductionView, talent_id: str, day: dt.date) -> Availabi
     return None
 
 
+def _quoted(text: str) -> str:
+    """``text`` as a shell word, in the double quotes people write (``"Will's Date"``)."""
+    return f'"{text}"' if not set(text) & set('"$`\\!') else shlex.quote(text)
+
+
+def _no_shortlist(role: Role, others: list[Candidate], name: Callable[[Candidate], str]) -> str:
+    """Why there is nothing to plan, with the ids `castroom set candidate` takes (a
+    candidate has no name of its own to type)."""
+    if not others:
+        return (
+            f"{role.name} has no shortlisted candidates, nor any other: add one with"
+            f" castroom add candidate talent_id=NAME role_id={_quoted(role.name)}"
+            " stage=shortlisted"
+        )
+    short = short_ids(c.id for c in others)
+    others = sorted(others, key=lambda c: (name(c).casefold(), c.id))
+    listed = ", ".join(f"{name(c)} ({c.stage}) {short[c.id]}" for c in others[:5])
+    more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+    first = short[others[0].id]
+    return (
+        f"{role.name} has no shortlisted candidates: {listed}{more}; shortlist one with"
+        f" castroom set candidate {first} stage=shortlisted"
+    )
+
+
 def plan(view: ProductionView, role: Role, request: PlanRequest) -> AuditionPlan:
     """The slots for ``role``'s shortlisted candidates (see the module docstring)."""
     candidates = {c.id: c for c in view.candidates}
     shortlisted = [
         c for c in candidates.values() if c.role_id == role.id and c.stage == "shortlisted"
     ]
-    if not shortlisted:
-        raise CastroomError(
-            f"{role.name} has no shortlisted candidates (castroom set candidate ... "
-            "stage=shortlisted)"
-        )
 
     def name(c: Candidate) -> str:
         talent = view.talents.get(c.talent_id)
         return talent.name if talent else c.talent_id
+
+    if not shortlisted:
+        raise CastroomError(
+            _no_shortlist(role, [c for c in candidates.values() if c.role_id == role.id], name)
+        )
 
     shortlisted.sort(key=lambda c: (-_rating(c), name(c).casefold(), c.id))
     busy: dict[str, list[tuple[dt.datetime, dt.datetime]]] = {}  # talent -> sessions

@@ -174,6 +174,20 @@ def test_check_reports_them_through_the_cli(cli) -> None:
     assert "audition.unavailable" in codes and not report["failures"]
 
 
+def test_no_shortlist_says_which_candidate_to_shortlist_and_how() -> None:
+    """A candidate has no name to type: the refusal gives the ids that `set` takes."""
+    doc = CastDocument.create("X")
+    role = doc.add(Role, name="Nora")
+    ada = doc.add(Talent, name="Ada Stone")
+    cand = doc.add(Candidate, talent_id=ada.id, role_id=role.id, stage="submitted")
+    request = auditions.request_from("2027-03-01", "10:00", 15, None, "", "")
+    with pytest.raises(CastroomError) as refused:
+        auditions.plan(ProductionView(doc), role, request)
+    message = str(refused.value)
+    assert "Ada Stone (submitted)" in message
+    assert f"castroom set candidate {cand.id[:8]} stage=shortlisted" in message
+
+
 def test_plan_needs_a_shortlist() -> None:
     doc = CastDocument.create("X")
     role = doc.add(Role, name="Nora")
