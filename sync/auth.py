@@ -28,16 +28,20 @@ SCOPES: tuple[str, ...] = ("read", "write")
 PREFIX = "crt_"
 #: ``--expires`` units: minutes, hours, days, weeks.
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_LIKE = " like 30d (days), 12h (hours), 90m (minutes) or 2w (weeks)"
 _DURATION_RE = re.compile(r"^\s*(\d{1,6})\s*([mhdw])\s*$")
 
 
 def parse_duration(text: str) -> float:
     """Seconds in a duration written like ``30d``, ``12h``, ``90m`` or ``2w``."""
     match = _DURATION_RE.match(text.lower())
-    if not match or int(match.group(1)) == 0:
+    if match and int(match.group(1)) == 0:
         raise CastroomError(
-            f"expires: {text!r} is not a duration; write a number and a unit,"
-            " like 30d (days), 12h (hours), 90m (minutes) or 2w (weeks)"
+            f"expires: {text!r} would expire at once; give a duration above zero,{_LIKE}"
+        )
+    if not match:
+        raise CastroomError(
+            f"expires: {text!r} is not a duration; write a number and a unit,{_LIKE}"
         )
     return int(match.group(1)) * _UNITS[match.group(2)]
 

@@ -297,10 +297,17 @@ def token_list(obj: Context, as_json: bool) -> None:
     if not infos:
         click.echo("no tokens (create one with `castroom token create --scope read|write`)")
     for info in infos:
-        created = dt.datetime.fromtimestamp(info.created, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        created = _minute(info.created)
         state = "revoked" if info.revoked else "expired" if info.expired() else "active"
+        if info.expires is not None and not info.revoked:
+            state += f" {'since' if info.expired() else 'until'} {_minute(info.expires)}"
         reach = info.production or "all productions"
         click.echo(f"{info.id}  {info.scope:<5}  {state:<7}  {created}  {reach}  {info.name}")
+
+
+def _minute(timestamp: float) -> str:
+    """A token's time as the listing shows it: UTC, to the minute."""
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M")
 
 
 @token.command(name="revoke")

@@ -124,8 +124,13 @@ def test_token_create_expires(cli: Any, seeded: tuple[Path, str]) -> None:
     (entry,) = json.loads(cli("token", "list", "--json", workspace=path).output)
     created = dt.datetime.fromisoformat(entry["created"])
     assert dt.datetime.fromisoformat(entry["expires"]) - created == dt.timedelta(days=30)
+    # The plain listing says when it runs out too (a user deciding what to renew).
+    until = dt.datetime.fromisoformat(entry["expires"]).strftime("%Y-%m-%d %H:%M")
+    assert f"active until {until}" in cli("token", "list", workspace=path).output
     bad = cli("token", "create", "--scope", "read", "--expires", "30 days", workspace=path)
     assert bad.exit_code == 1 and "like 30d" in bad.output
+    zero = cli("token", "create", "--scope", "read", "--expires", "0d", workspace=path)
+    assert zero.exit_code == 1 and "'0d' would expire at once" in zero.output
 
 
 def test_token_errors(cli: Any, seeded: tuple[Path, str], tmp_path: Path) -> None:
