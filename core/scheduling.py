@@ -575,17 +575,19 @@ def apply_schedule(doc: CastDocument, plan: SchedulePlan) -> dict[str, int]:
         first_day: dict[str, str] = {}
         for number, day in enumerate(plan.days, start=1):
             if day.shoot_day_id and day.shoot_day_id in existing:
-                doc.update(
-                    ShootDay,
-                    day.shoot_day_id,
-                    {
-                        "scene_ids": day.scene_ids,
-                        "day_number": number,
-                        "date": day.date.isoformat(),
-                    },
-                )
                 day_id = day.shoot_day_id
-                counts["updated"] += 1
+                old = existing[day_id]
+                if (old.scene_ids, old.day_number, old.date) != (day.scene_ids, number, day.date):
+                    doc.update(
+                        ShootDay,
+                        day_id,
+                        {
+                            "scene_ids": day.scene_ids,
+                            "day_number": number,
+                            "date": day.date.isoformat(),
+                        },
+                    )
+                    counts["updated"] += 1  # a day already as planned is not "updated"
             else:
                 day_id = doc.add(
                     ShootDay,

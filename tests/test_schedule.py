@@ -105,6 +105,16 @@ def test_published_optimum_through_the_cli_and_the_budget_agrees(tmp_path: Path,
     assert again["cost_before"] == again["cost"] == plan["cost"]
 
 
+def test_applying_the_board_it_has_again_updates_no_day(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    import_instance(ws, "tiny")
+    schedule(ws, "--apply")
+    before = board(ws)
+    again = run(ws, "schedule", "--repair", "--apply", "--time-limit", "20").output
+    assert board(ws) == before
+    assert "Applied: 0 shoot day(s) added, 0 updated, 0 emptied and deleted, 0 scene(s)" in again
+
+
 def test_unavailable_actor_is_never_scheduled_and_the_budget_agrees(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     _, scale, talents = import_instance(ws, "small")
