@@ -162,7 +162,8 @@ def run_demo(root: Path, console: Console) -> dict[str, Any]:
         Panel.fit(
             f"[bold]{'converged' if converged else 'DIVERGED'}[/bold]: "
             "both workspaces hold the same production.\n"
-            f"{merged.name}: rate {merged.rate / 100:,.2f} (Alex), agent {merged.agent!r} (Alex), "
+            f"{merged.name}: rate {_money(merged.rate, a_doc.production.currency)} (Alex),"
+            f" agent {merged.agent!r} (Alex), "
             f"notes {merged.notes!r} (Sam)\n"
             f"Maggie Doyle notes: {a_doc.get(Role, maggie.id).notes!r}",
             title="after exchanging bundles",

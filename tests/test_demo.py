@@ -24,6 +24,8 @@ def test_demo_builds_the_sample_and_converges(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "converged" in result.stdout
     assert "DIVERGED" not in result.stdout
+    # Money as everywhere else: in the production's currency, never a bare float.
+    assert re.search(r"rate €\d{1,3}(,\d{3})*\.\d\d \(Alex\)", result.stdout)
     # make demo also runs the checks, the budget and a drop-out (issue 3).
     out = result.stdout
     assert re.search(r"castroom check: \d+ findings", out)
