@@ -61,7 +61,7 @@ class BoardAnswer:
     status: str
 
 
-def solve_board(problem: BoardProblem, time_limit: float = 10.0) -> BoardAnswer | None:
+def solve_board(problem: BoardProblem, time_limit: float = 10.0) -> BoardAnswer | None:  # noqa: C901 - one CP-SAT model built constraint by constraint
     """The best board CP-SAT finds in ``time_limit`` seconds (building the model counts),
     or None if none is feasible (or none was found in time)."""
     from ortools.sat.python import cp_model

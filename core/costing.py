@@ -40,12 +40,12 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
+from .contracts import BudgetReport, CostLine, Subtotal
 from .model import Deal, Production, ShootDay, Talent
-from .plugins import coerce_answer
 
 if TYPE_CHECKING:
     from .view import ProductionView
@@ -246,55 +246,6 @@ def day_out_of_days(
 # -- cost -------------------------------------------------------------------------------------
 
 
-class CostLine(msgspec.Struct, kw_only=True):
-    """The cost of one deal. Money in minor units."""
-
-    deal_id: str
-    talent_id: str
-    talent: str
-    role_id: str
-    role: str
-    era: str | None
-    status: str
-    counted: bool
-    projected: bool  # days taken from the role's schedule: the talent is not booked in it
-    unit: str
-    rate: int
-    work_days: int
-    hold_days: int
-    guaranteed_days: int
-    billed_days: int
-    day_rate: int | None  # None: a flat fee with no days to spread it over
-    rate_cap: int | None
-    base: int
-    overtime_hours: float
-    overtime: int
-    fringe_rate: float
-    fringe: int
-    total: int
-
-
-class Subtotal(msgspec.Struct, kw_only=True):
-    id: str
-    name: str
-    total: int
-    deals: int
-
-
-class BudgetReport(msgspec.Struct, kw_only=True):
-    """What ``castroom_cost_report`` returns and ``castroom budget --json`` prints."""
-
-    currency: str
-    cap: int | None
-    total: int
-    remaining: int | None
-    over_cap: bool
-    lines: list[CostLine]
-    by_talent: list[Subtotal]
-    by_role: list[Subtotal]
-    booked_without_deal: list[tuple[str, str]] = []  # (talent id, role id)
-
-
 MICRO = 1_000_000  # rates and hours are exact to six decimal places
 
 
@@ -466,13 +417,8 @@ def report_for(view: ProductionView) -> BudgetReport:
     """The cost report as the loaded plugins give it (a third-party
     ``castroom_cost_report`` overrides the built-in for checks and contingency too), or
     the built-in one for a view made without plugins."""
-    result = view.cost_report()
-    return budget_report(view) if result is None else as_report(result)
-
-
-def as_report(result: Any) -> BudgetReport:
-    """Accept a BudgetReport, or plain data of its shape from a third-party plugin."""
-    return coerce_answer(result, BudgetReport, "cost report")
+    result = view.cost_report()  # checked against the BudgetReport contract already
+    return budget_report(view) if result is None else result
 
 
 def _subtotals(lines: list[CostLine], id_field: str, name_field: str) -> list[Subtotal]:

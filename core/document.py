@@ -20,17 +20,15 @@ Doc (someone bypassing the API) clears the whole cache, so reads are never stale
 from __future__ import annotations
 
 import functools
-import re
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 
-from . import model
+from . import model, resolve
 from .crdt import CREATED, UNLISTED, Changes, CrdtDocument
-from .errors import Ambiguous, NotFound, ValidationFailed
-from .labels import names, own_name
+from .errors import NotFound, ValidationFailed
 from .model import Entity, Production
 
 SCHEMA_VERSION = 1
@@ -304,22 +302,8 @@ class CastDocument(CrdtDocument):
         """Change some fields of an entity. Validates the result before writing anything.
         Works on an entity that is stored invalid too, as long as the result is valid
         (that is how a bad edit from a peer gets fixed)."""
-        if not _field_set(cls).issuperset(fields):
-            model.check_field_names(cls, fields)
-        if "id" in fields and fields["id"] != entity_id:
-            raise ValidationFailed(cls.entity_kind, "id", "cannot be changed", entity_id)
         old = self.stored_fields(cls, entity_id)
-        result = {**old, **fields}
-        try:
-            merged = model.validate(cls, result)
-        except ValidationFailed as exc:
-            # Name everything still wrong, the same way every time (a repair may need
-            # several fields at once).
-            (field, rule), *others = field_problems(cls, result, exc)
-            also = "; ".join(f"{f or '-'}: {r}" for f, r in others)
-            raise ValidationFailed(
-                cls.entity_kind, field, rule + (f"; also {also}" if also else ""), entity_id
-            ) from None
+        merged = validate_change(cls, entity_id, old, fields)
         new = {k: msgspec.to_builtins(getattr(merged, k)) for k in fields}
         with self.transaction():
             self._write_fields(cls, entity_id, new, old)
@@ -360,44 +344,54 @@ class CastDocument(CrdtDocument):
             elif include_deleted or not entity.deleted:
                 out.append(entity)  # type: ignore[arg-type]
         if missing and len(missing) > 8:
-            # Many entities to read: decode the whole collection straight into Structs in
-            # one Rust call; if anything in it is invalid, the per-entity path sorts it out.
-            text = self._collection_json(cls)
-            try:
-                typed = _collection_decoder(cls).decode(text)
-            except msgspec.MsgspecError:
-                typed = None
-            if typed is not None:
-                rest = []
-                for entity_id in missing:
-                    entity = typed.get(entity_id)
-                    if entity is None or entity.id != entity_id:  # the key is the identity
-                        rest.append(entity_id)
-                        continue
-                    entity = self._remember(cls, entity)
-                    if include_deleted or not entity.deleted:
-                        out.append(entity)  # type: ignore[arg-type]
-                missing = rest
+            missing = self._decode_collection(cls, missing, out, include_deleted)
         if missing:
-            stored = msgspec.json.decode(self._collection_json(cls)) if len(missing) > 8 else None
-            for entity_id in missing:
-                if stored is not None:
-                    data = stored.get(entity_id)
-                    if not isinstance(data, dict):
-                        continue
-                    data["id"] = entity_id
-                else:
-                    data = self.raw(cls, entity_id)
-                    if data is None:
-                        continue
-                try:
-                    entity = self._load(cls, entity_id, data)
-                except ValidationFailed:
-                    continue
-                if include_deleted or not entity.deleted:
-                    out.append(entity)  # type: ignore[arg-type]
+            self._decode_each(cls, missing, out, include_deleted)
         out.sort(key=lambda e: e.id)
         return out
+
+    def _decode_collection(
+        self, cls: type[E], missing: list[str], out: list[E], include_deleted: bool
+    ) -> list[str]:
+        """Many entities to read: decode the whole collection straight into Structs in
+        one Rust call (appending to ``out``). If anything in it is invalid, nothing is
+        decoded here: the ids left for the per-entity path are returned."""
+        try:
+            typed = _collection_decoder(cls).decode(self._collection_json(cls))
+        except msgspec.MsgspecError:
+            return missing
+        rest = []
+        for entity_id in missing:
+            entity = typed.get(entity_id)
+            if entity is None or entity.id != entity_id:  # the key is the identity
+                rest.append(entity_id)
+                continue
+            entity = self._remember(cls, entity)
+            if include_deleted or not entity.deleted:
+                out.append(entity)
+        return rest
+
+    def _decode_each(
+        self, cls: type[E], missing: list[str], out: list[E], include_deleted: bool
+    ) -> None:
+        """Validate entities one by one (skipping invalid ones), appending to ``out``."""
+        stored = msgspec.json.decode(self._collection_json(cls)) if len(missing) > 8 else None
+        for entity_id in missing:
+            if stored is not None:
+                data = stored.get(entity_id)
+                if not isinstance(data, dict):
+                    continue
+                data["id"] = entity_id
+            else:
+                data = self.raw(cls, entity_id)
+                if data is None:
+                    continue
+            try:
+                entity = self._load(cls, entity_id, data)
+            except ValidationFailed:
+                continue
+            if include_deleted or not entity.deleted:
+                out.append(entity)
 
     def query(
         self,
@@ -415,93 +409,16 @@ class CastDocument(CrdtDocument):
             if all(getattr(e, k) == v for k, v in equals.items()) and (where is None or where(e))
         ]
 
-    def resolve(
-        self, cls: type[E], ref: str, *, include_deleted: bool = False, prefer_deleted: bool = False
-    ) -> E:
-        """Find an entity by id, unique id prefix, or unique name/number (case-insensitive).
+    def resolve(self, cls: type[E], ref: str, **options: bool) -> E:
+        """The entity ``ref`` means (``include_deleted``, ``prefer_deleted``): see
+        :func:`castroom.core.resolve.resolve_id`; one stored invalid is NotFound here,
+        saying it is invalid."""
+        return self.get(cls, self.resolve_id(cls, ref, **options), include_deleted=True)
 
-        Live entities win: a deleted one matches only if no live one does, and only with
-        ``include_deleted``. ``prefer_deleted`` (restoring) turns that round: a deleted
-        match wins, a live one is returned only if no deleted one matches. An entity
-        stored invalid is NotFound here (saying it is invalid): see :meth:`resolve_id`."""
-        entity_id = self.resolve_id(
-            cls, ref, include_deleted=include_deleted, prefer_deleted=prefer_deleted
-        )
-        return self.get(cls, entity_id, include_deleted=True)
-
-    def resolve_id(
-        self,
-        cls: type[Entity],
-        ref: str,
-        *,
-        include_deleted: bool = False,
-        prefer_deleted: bool = False,
-    ) -> str:
-        """The id :meth:`resolve` means, found among entities stored invalid too (by their
-        stored name or number), so they can be shown, repaired, deleted and restored."""
-        include_deleted = include_deleted or prefer_deleted
-        stages: list[Callable[[], list[str]]] = [
-            lambda: [ref] if self.raw(cls, ref) is not None else [],
-            lambda: [i for i in self.ids(cls) if i.startswith(ref)] if len(ref) >= 4 else [],
-            lambda: self._matching_label(cls, ref),
-        ]
-        for stage in stages:
-            found = stage()
-            live = [i for i in found if not self._deleted(cls, i)]
-            dead = [i for i in found if i not in live] if include_deleted else []
-            for group in (dead, live) if prefer_deleted else (live, dead):
-                if len(group) > 1:
-                    raise Ambiguous(
-                        f"{ref!r} matches {len(group)} {cls.collection}:"
-                        f" {self._briefly(cls, group)}; use the id"
-                    )
-                if group:
-                    return group[0]
-        raise NotFound(f"no {cls.entity_kind} matching {ref!r}")
-
-    def _deleted(self, cls: type[Entity], entity_id: str) -> bool:
-        cached = self._cache.get((cls.collection, entity_id))
-        if cached is not None:
-            return cached.deleted
-        return bool((self.raw(cls, entity_id) or {}).get("deleted"))
-
-    def _matching_label(self, cls: type[Entity], ref: str) -> list[str]:
-        folded = ref.strip().casefold()
-        valid = self.all(cls, include_deleted=True)
-        found = [e.id for e in valid if any(str(lb).casefold() == folded for lb in names(e))]
-        known = {e.id for e in valid}
-        for entity_id in self.ids(cls):  # stored invalid: match what is stored
-            if entity_id not in known and own_name(self.raw(cls, entity_id)).casefold() == folded:
-                found.append(entity_id)
-        day = _DAY_NUMBER.match(folded) if cls is model.ShootDay else None
-        if not found and day:  # "3" or "day 3": a shoot day by its number
-            number = int(day.group(1))
-            found = [
-                e.id
-                for e in self.all(model.ShootDay, include_deleted=True)
-                if e.day_number == number
-            ]
-        return found
-
-    def _briefly(self, cls: type[Entity], ids: list[str], most: int = 5) -> str:
-        """Matches as "id-prefix label" (each prefix unique in the collection), at most 5."""
-        every = self.ids(cls)
-        out = []
-        for entity_id in ids[:most]:
-            size = next(
-                (
-                    n
-                    for n in range(8, len(entity_id))
-                    if sum(i.startswith(entity_id[:n]) for i in every) == 1
-                ),
-                len(entity_id),
-            )
-            data = self.raw(cls, entity_id)  # valid or not
-            label = own_name(data)
-            if data is not None and data.get("deleted"):
-                label += " (deleted)"
-            out.append(f"{entity_id[:size]} {label}".strip())
-        return ", ".join(out) + (f", and {len(ids) - most} more" if len(ids) > most else "")
+    def resolve_id(self, cls: type[Entity], ref: str, **options: bool) -> str:
+        """The id ``ref`` means, stored invalid entities included: see
+        :func:`castroom.core.resolve.resolve_id`."""
+        return resolve.resolve_id(self, cls, ref, **options)
 
     def invalid(self) -> list[InvalidEntity]:
         """Entities that break a model rule, with the field and the rule."""
@@ -581,7 +498,23 @@ class CastDocument(CrdtDocument):
         self._text_splice(cls, entity_id, field, current, index, delete, insert)
 
 
-_DAY_NUMBER = re.compile(r"^(?:day\s*)?(\d{1,9})$")
+def validate_change(cls: type[E], entity_id: str, old: dict[str, Any], fields: dict[str, Any]) -> E:
+    """The entity ``fields`` make of stored fields ``old`` (valid or not); refused naming
+    everything still wrong, the same way every time (a repair may need several fields at
+    once). The id cannot change."""
+    if not _field_set(cls).issuperset(fields):
+        model.check_field_names(cls, fields)
+    if "id" in fields and fields["id"] != entity_id:
+        raise ValidationFailed(cls.entity_kind, "id", "cannot be changed", entity_id)
+    result = {**old, **fields}
+    try:
+        return model.validate(cls, result)  # type: ignore[return-value]
+    except ValidationFailed as exc:
+        (field, rule), *others = field_problems(cls, result, exc)
+        also = "; ".join(f"{f or '-'}: {r}" for f, r in others)
+        raise ValidationFailed(
+            cls.entity_kind, field, rule + (f"; also {also}" if also else ""), entity_id
+        ) from None
 
 
 def field_problems(

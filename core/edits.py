@@ -1,45 +1,362 @@
-"""The rules a local write must keep beyond the model's own (which need the document).
+"""Every write rule in one place, as *plan, then apply*.
 
-No click or rich here: the CLI, importers and plugin commands refuse the same writes
-with the same words.
+A :class:`Plan` is data: the :class:`Edit` s it will make (create, change, delete or
+restore an entity; cancelling a deal is a change of its status), each with its reason.
+It can be shown (:func:`describe`), sent as JSON, and applied (:func:`apply`) in one
+transaction: every edit is checked first, against the document as the edits before it
+leave it, and any refusal means nothing is written.
+
+The rules a write must keep beyond one entity's own model rules live here, once: a
+reference names a live entity (:func:`castroom.core.resolve.resolve_references`), a
+candidate's or deal's era is one of its role's eras, one live candidate per talent,
+role and era. The CLI, every importer, plugin commands and the web server build plans
+with :func:`create`, :func:`change`, :func:`delete`, :func:`restore` (which check as they
+build) and :func:`castroom.core.importing.plan_import`, and apply them with
+:func:`apply`, so they refuse the same writes with the same words. No click or rich.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, TypeVar
+
+import msgspec
 
 from . import model
-from .document import CastDocument
-from .errors import CastroomError
+from .document import CastDocument, plain_defaults, validate_change
+from .errors import CastroomError, NotFound, ValidationFailed
 from .labels import label
+from .model import Entity, Production
+from .names import check_talent_name
+from .resolve import Reader, resolve_references
+from .shoot_days import LINKED, Written, keep_in_step
+
+E = TypeVar("E", bound=Entity)
+Op = Literal["create", "change", "delete", "restore"]
+
+
+class Edit(msgspec.Struct, kw_only=True, frozen=True):
+    """One write: ``create`` an entity with ``fields``, ``change`` some of its
+    ``fields``, ``delete`` or ``restore`` it. ``fields`` are plain data (ids for
+    references); ``reason`` says why, for people."""
+
+    op: Op
+    kind: str
+    id: str
+    fields: dict[str, Any] = {}
+    reason: str = ""
+    #: Override the refusals meant for people typing (a talent named like a live one:
+    #: ``castroom add talent ... --force``).
+    force: bool = False
+
+
+class Plan(msgspec.Struct, kw_only=True, frozen=True):
+    """What a command, an importer or a plugin will write, applied all or nothing."""
+
+    edits: list[Edit] = []
+    reason: str = ""
+
+    def __add__(self, other: Plan) -> Plan:
+        return Plan(edits=[*self.edits, *other.edits], reason=self.reason or other.reason)
+
+
+class Applied(msgspec.Struct, kw_only=True, frozen=True):
+    """What :func:`apply` wrote: each edited entity as stored afterwards, by id."""
+
+    entities: dict[str, Entity] = {}
+    created: int = 0
+    changed: int = 0
+    deleted: int = 0
+    restored: int = 0
+
+    def entity(self, cls: type[E], entity_id: str) -> E:
+        entity = self.entities[entity_id]
+        assert isinstance(entity, cls)
+        return entity
+
+
+class EditRefused(CastroomError):
+    """Edits of a plan broke rules: nothing was written. ``errors``: one line per edit."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = list(errors)
+        super().__init__(self.errors[0] if len(self.errors) == 1 else "; ".join(self.errors))
+
+
+# -- building edits (each checked as it is built) ---------------------------------------------
+
+
+def create(
+    reader: Reader,
+    cls: type[Entity],
+    fields: dict[str, Any],
+    *,
+    reason: str = "",
+    force: bool = False,
+) -> Edit:
+    """An edit creating a ``cls`` from ``fields`` (references as ids, prefixes or names;
+    a new id unless ``fields`` has one), checked against ``reader``."""
+    fields = dict(fields)
+    entity_id = str(fields.pop("id", None) or model.new_id())
+    model.check_field_names(cls, fields)
+    fields = resolve_references(reader, cls, fields)
+    edit = Edit(
+        op="create", kind=cls.entity_kind, id=entity_id, fields=fields, reason=reason, force=force
+    )
+    Checker(reader).check(edit)
+    return edit
+
+
+def change(
+    reader: Reader,
+    cls: type[Entity],
+    entity_id: str,
+    fields: dict[str, Any],
+    *,
+    reason: str = "",
+    force: bool = False,
+) -> Edit:
+    """An edit changing some fields of an entity (one stored invalid too, as long as the
+    result is valid: that is how a peer's bad edit is repaired)."""
+    model.check_field_names(cls, fields)
+    fields = resolve_references(reader, cls, fields)
+    edit = Edit(
+        op="change", kind=cls.entity_kind, id=entity_id, fields=fields, reason=reason, force=force
+    )
+    Checker(reader).check(edit)
+    return edit
+
+
+def delete(reader: Reader, cls: type[Entity], entity_id: str, *, reason: str = "") -> Edit:
+    """An edit deleting an entity (soft: :func:`restore` brings it back)."""
+    edit = Edit(op="delete", kind=cls.entity_kind, id=entity_id, reason=reason)
+    Checker(reader).check(edit)
+    return edit
+
+
+def restore(reader: Reader, cls: type[Entity], entity_id: str, *, reason: str = "") -> Edit:
+    edit = Edit(op="restore", kind=cls.entity_kind, id=entity_id, reason=reason)
+    Checker(reader).check(edit)
+    return edit
+
+
+# -- applying ---------------------------------------------------------------------------------
+
+
+def apply(doc: CastDocument, plan: Plan | Edit) -> Applied:
+    """Check every edit (each against the document as the edits before it leave it),
+    then write them all in one transaction; any refusal raises and writes nothing.
+
+    A plan built elsewhere (by a plugin, or before another write) is checked again here:
+    it is never trusted as built."""
+    edits = [plan] if isinstance(plan, Edit) else list(plan.edits)
+    checker = Checker(doc)
+    checked = [checker.check(edit) for edit in edits]
+    entities: dict[str, Entity] = {}
+    counts = {"create": 0, "change": 0, "delete": 0, "restore": 0}
+    written: list[Written] = []
+    with doc.transaction():
+        for edit, entity in zip(edits, checked, strict=True):
+            cls = model.kind_class(edit.kind)
+            written.append((cls, edit.id, doc.raw(cls, edit.id) if cls in LINKED else None))
+            if edit.op == "create":
+                assert entity is not None
+                doc.put(entity)
+            elif edit.op == "change":
+                doc.update(cls, edit.id, edit.fields)
+            elif edit.op == "delete":
+                doc.delete(cls, edit.id)
+            else:
+                doc.restore(cls, edit.id)
+            counts[edit.op] += 1
+        # A scene's shoot day is said on both sides: the other side follows, in this
+        # same transaction (castroom.core.shoot_days).
+        keep_in_step(doc, written)
+        for edit in edits:
+            found = doc.find(model.kind_class(edit.kind), edit.id, include_deleted=True)
+            if found is not None:
+                entities[edit.id] = found
+    return Applied(
+        entities=entities,
+        created=counts["create"],
+        changed=counts["change"],
+        deleted=counts["delete"],
+        restored=counts["restore"],
+    )
+
+
+def describe(reader: Reader, plan: Plan) -> list[str]:
+    """The plan for people, one line per edit: "change deal Ada Stone / Nora: status
+    cancelled (Ada Stone dropped out)"."""
+    lines = []
+    seen = Checker(reader)  # later edits are named as the earlier ones leave things
+    for edit in plan.edits:
+        cls = model.kind_class(edit.kind)
+        seen.note(edit)
+        name = label(seen, cls, seen.raw(cls, edit.id))
+        what = f"{edit.op} {edit.kind} {name}"
+        if edit.op == "change":
+            shown = ", ".join(f"{k} {_shown(v)}" for k, v in edit.fields.items() if k != "notes")
+            what += f": {shown or 'notes'}"
+        lines.append(what + (f" ({edit.reason})" if edit.reason else ""))
+    return lines
+
+
+def _shown(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+# -- the rules --------------------------------------------------------------------------------
+
+
+class Checker:
+    """Checks edits one after another, each against ``reader`` as the edits before it
+    leave it (an overlay: a deal may refer to a talent created earlier in the plan)."""
+
+    def __init__(self, reader: Reader) -> None:
+        self.base = reader
+        self.pending: dict[tuple[type[Entity], str], dict[str, Any]] = {}
+        self._valid: dict[tuple[type[Entity], str], Entity | None] = {}
+
+    # The Reader protocol, over the base and the pending edits.
+
+    def raw(self, cls: type[Entity], entity_id: str) -> dict[str, Any] | None:
+        pending = self.pending.get((cls, entity_id))
+        return dict(pending) if pending is not None else self.base.raw(cls, entity_id)
+
+    def ids(self, cls: type[Entity]) -> list[str]:
+        ids = self.base.ids(cls)
+        known = set(ids)
+        return ids + [i for (c, i) in self.pending if c is cls and i not in known]
+
+    def all(self, cls: type[E], *, include_deleted: bool = False) -> list[E]:
+        base = self.base.all(cls, include_deleted=True)
+        mine = {i: e for (c, i), e in self._valid.items() if c is cls}
+        if not mine:
+            return [e for e in base if include_deleted or not e.deleted]
+        out = [mine.pop(e.id, e) for e in base]
+        out += [e for e in mine.values()]
+        return sorted(
+            (e for e in out if e is not None and (include_deleted or not e.deleted)),  # type: ignore[misc]
+            key=lambda e: e.id,
+        )
+
+    def check(self, edit: Edit) -> Entity | None:
+        """The entity as ``edit`` leaves it (None when it stays stored invalid); raises
+        the rule it breaks. Remembered for the edits after it."""
+        cls = model.kind_class(edit.kind)
+        if cls is Production:
+            raise CastroomError("the production is changed with update_production")
+        entity = _CHECKS[edit.op](self, cls, edit, self.raw(cls, edit.id))
+        self.note(edit, entity)
+        return entity
+
+    def note(self, edit: Edit, entity: Entity | None = None) -> None:
+        """Take ``edit`` as done for what follows (unchecked: for showing a plan)."""
+        cls = model.kind_class(edit.kind)
+        stored = self.raw(cls, edit.id)
+        fields = {**plain_defaults(cls), **(stored or {}), **edit.fields, "id": edit.id}
+        if edit.op in ("delete", "restore"):
+            fields["deleted"] = edit.op == "delete"
+        self.pending[(cls, edit.id)] = fields
+        self._valid[(cls, edit.id)] = entity
+
+
+def _check_create(
+    checker: Checker, cls: type[Entity], edit: Edit, stored: dict[str, Any] | None
+) -> Entity:
+    if stored is not None:
+        raise CastroomError(f"{edit.kind} {edit.id} already exists")
+    model.check_field_names(cls, edit.fields)
+    try:
+        entity = model.validate(cls, {**edit.fields, "id": edit.id})
+    except ValidationFailed as exc:  # a new entity's id means nothing to the reader
+        raise ValidationFailed(exc.kind, exc.field, exc.rule) from None
+    _check_references(checker, cls, edit.fields)
+    check_era(checker, cls, edit.fields)
+    check_duplicate_candidate(checker, cls, edit.fields, {"id": edit.id})
+    check_talent_name(checker, cls, edit.fields, {"id": edit.id}, force=edit.force)
+    return entity
+
+
+def _check_change(
+    checker: Checker, cls: type[Entity], edit: Edit, stored: dict[str, Any] | None
+) -> Entity:
+    if stored is None:
+        raise NotFound(f"no {edit.kind} with id {edit.id!r}")
+    old = {**plain_defaults(cls), **stored}
+    entity = validate_change(cls, edit.id, old, edit.fields)
+    _check_references(checker, cls, edit.fields)
+    check_era(checker, cls, edit.fields, old)
+    check_duplicate_candidate(checker, cls, edit.fields, old)
+    check_talent_name(checker, cls, edit.fields, old, force=edit.force)
+    return entity
+
+
+def _check_flag(
+    checker: Checker, cls: type[Entity], edit: Edit, stored: dict[str, Any] | None
+) -> Entity | None:
+    if stored is None:
+        raise NotFound(f"no {edit.kind} with id {edit.id!r}")
+    if edit.op == "restore":  # coming back: it must not duplicate a live candidate
+        check_duplicate_candidate(checker, cls, stored, stored)
+    fields = {**plain_defaults(cls), **stored, "deleted": edit.op == "delete"}
+    try:
+        return model.validate(cls, fields)
+    except ValidationFailed:
+        return None  # stored invalid: the flag flips all the same
+
+
+_CHECKS = {
+    "create": _check_create,
+    "change": _check_change,
+    "delete": _check_flag,
+    "restore": _check_flag,
+}
+
+
+def _check_references(reader: Reader, cls: type[Entity], fields: dict[str, Any]) -> None:
+    """Every reference written names a live entity, by its id (a plan holds ids)."""
+    resolved = resolve_references(reader, cls, fields)
+    for name, value in resolved.items():
+        if value != fields.get(name) and (cls.entity_kind, name) in model.REFERENCES:
+            raise CastroomError(f"{cls.entity_kind}.{name}: {fields[name]!r} is not an id")
 
 
 def check_duplicate_candidate(
-    doc: CastDocument,
-    cls: type[model.Entity],
+    reader: Reader,
+    cls: type[Entity],
     fields: dict[str, Any],
     current: dict[str, Any] | None = None,
 ) -> None:
     """One live candidate per (talent, role, era): a second one would split its stage,
     ratings and notes in two. Changing the existing one is `set`'s job. ``current``: the
     stored fields of the one being changed (valid or not)."""
-    if cls is not model.Candidate or not {"talent_id", "role_id", "era"} & fields.keys():
+    if cls is not model.Candidate or not {"talent_id", "role_id", "era", "deleted"} & (
+        fields.keys()
+    ):
         return
     now = current or {}
     key = tuple(fields.get(f, now.get(f)) for f in ("talent_id", "role_id", "era"))
-    for other in doc.all(model.Candidate):
+    for other in reader.all(model.Candidate):
         same = (other.talent_id, other.role_id, other.era) == key
         if same and other.id != now.get("id"):
+            talent = _named(reader, model.Talent, other.talent_id)
+            role = _named(reader, model.Role, other.role_id)
+            era = f" ({other.era})" if other.era else ""
             raise CastroomError(
-                f"{label(doc, other).replace(' for ', ' is already a candidate for ', 1)}:"
-                f" candidate {other.id}"
+                f"{talent} is already a candidate for {role}{era}: candidate {other.id}"
                 f" (change it with `castroom set candidate {other.id} ...`)"
             )
 
 
+def _named(reader: Reader, cls: type[Entity], entity_id: str) -> str:
+    return label(reader, cls, reader.raw(cls, entity_id) or {"id": entity_id})
+
+
 def check_era(
-    doc: CastDocument,
-    cls: type[model.Entity],
+    reader: Reader,
+    cls: type[Entity],
     fields: dict[str, Any],
     current: dict[str, Any] | None = None,
 ) -> None:
@@ -48,8 +365,12 @@ def check_era(
         return
     era = fields.get("era", (current or {}).get("era"))
     role_id = fields.get("role_id", (current or {}).get("role_id"))
-    role = doc.find(model.Role, role_id) if era and role_id else None
-    if role is not None and role.eras and role.era(era) is None:
+    stored = reader.raw(model.Role, str(role_id)) if era and role_id else None
+    try:
+        role = model.validate(model.Role, stored) if stored else None
+    except ValidationFailed:
+        return  # a role stored invalid: integrity reports it
+    if isinstance(role, model.Role) and role.eras and role.era(era) is None:
         known = ", ".join(e.name for e in role.eras)
         raise CastroomError(
             f"{cls.entity_kind}.era: {era!r} is not one of {role.name}'s eras ({known})"

@@ -13,14 +13,14 @@ and writes in one transaction (so no plugin can leave a document half-changed).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
     import click
 
-    from .contracts import SchedulePlan, ScheduleRequest
+    from .contracts import BudgetReport, ContingencyPlan, SchedulePlan, ScheduleRequest
     from .document import Changes
     from .findings import Finding
     from .registry import Exporter, Importer
@@ -104,7 +104,9 @@ def castroom_changed(view: ProductionView, changes: Changes, origin: str) -> Non
 
 
 @hookspec(firstresult=True)
-def castroom_rank_replacements(view: ProductionView, talent_id: str, role_id: str | None) -> Any:
+def castroom_rank_replacements(
+    view: ProductionView, talent_id: str, role_id: str | None
+) -> ContingencyPlan | None:
     """Rank replacements for a booked talent who dropped out.
 
     Args:
@@ -113,26 +115,30 @@ def castroom_rank_replacements(view: ProductionView, talent_id: str, role_id: st
         role_id: limit to one of their roles, or None for every role they are booked in.
 
     Returns:
-        A :class:`~castroom.plugins.contingency.ContingencyPlan`-like object (affected
-        scenes and shoot days, ranked replacements each with reasons), or None to let
-        the next plugin answer. firstresult: the first non-None answer wins, so a
-        plugin overrides the built-in ranking (which is ``trylast``).
+        A :class:`~castroom.core.contracts.ContingencyPlan` (affected scenes and shoot
+        days, ranked replacements each with reasons), or plain data of its shape, or None
+        to let the next plugin answer. firstresult: the first non-None answer wins, so a
+        plugin overrides the built-in ranking (which is ``trylast``). The answer is
+        validated against the contract; one that does not fit is reported as this
+        plugin's failure and the next plugin answers.
     """
 
 
 @hookspec(firstresult=True)
-def castroom_cost_report(view: ProductionView) -> Any:
+def castroom_cost_report(view: ProductionView) -> BudgetReport | None:
     """Compute the production's cast cost (the budget) from its deals and schedule.
 
     Args:
         view: the production (read-only).
 
     Returns:
-        A :class:`~castroom.core.costing.BudgetReport`-like object (cost per deal, per
-        actor and per role, the total, the cap and what remains; money in integer minor
-        units), or None to let the next plugin answer. firstresult: the first non-None
-        answer wins, so a plugin can apply its own rules (a union's scale, another
-        country's fringes) over the built-in report (which is ``trylast``).
+        A :class:`~castroom.core.contracts.BudgetReport` (cost per deal, per actor and
+        per role, the total, the cap and what remains; money in integer minor units), or
+        plain data of its shape, or None to let the next plugin answer. firstresult: the
+        first non-None answer wins, so a plugin can apply its own rules (a union's scale,
+        another country's fringes) over the built-in report (which is ``trylast``). The
+        answer is validated against the contract; one that does not fit is reported as
+        this plugin's failure and the next plugin answers.
     """
 
 

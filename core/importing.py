@@ -1,22 +1,26 @@
-"""Applying what an importer read: validate everything, then write all of it or nothing.
+"""Applying what an importer read: check everything, then write all of it or nothing.
 
 Importers (plugins) only read and return an :class:`~castroom.core.registry.ImportResult`;
-this module is the one place that turns such a result into document writes. Every entity
-is validated first; any error (reported by the importer, or found here) means nothing is
-written. The writes then happen in one transaction, so the update log gets one update and
-other processes and peers never see half an import.
+:func:`plan_import` turns it into an :class:`~castroom.core.edits.Plan` checked by the
+same rules as every other write (:mod:`castroom.core.edits`), and :func:`apply_import`
+applies that plan in one transaction, so the update log gets one update and other
+processes and peers never see half an import. Any error (reported by the importer, or
+found here) means nothing is written.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from . import model
-from .document import CastDocument
-from .errors import CastroomError, ValidationFailed
-from .model import Entity, Production
-from .registry import ImportResult
-from .shoot_days import LINKED, Written, keep_in_step
+from .document import CastDocument, plain_defaults
+from .edits import Checker, Edit, Plan, apply
+from .errors import CastroomError
+from .model import Entity
+from .registry import Importer, ImportResult
+from .resolve import Reader
 
 #: How many row errors an ImportFailed message lists before "... and N more".
 SHOWN_ERRORS = 20
@@ -45,64 +49,91 @@ class ImportFailed(CastroomError):
         )
 
 
-def validate_result(result: ImportResult) -> list[Entity]:
-    """Every entity checked against the model; raises ImportFailed listing every problem."""
+def plan_import(reader: Reader, result: ImportResult, *, reason: str = "import") -> Plan:
+    """What an importer read, as a plan: a new entity is created, one whose id exists is
+    changed field by field (so peers' concurrent edits of other fields survive), one
+    identical to what is stored is left out. Raises :class:`ImportFailed` listing every
+    problem (the importer's own, then each entity's) so nothing is written."""
     errors = list(result.errors)
-    checked: list[Entity] = []
-    seen: dict[tuple[str, str], int] = {}
-    for index, entity in enumerate(result.entities):
-        cls = type(entity)
-        if not isinstance(entity, Entity) or cls is Production or cls not in model.KINDS.values():
-            errors.append(f"entity {index + 1}: {cls.__name__} is not an importable entity kind")
+    wanted: dict[tuple[str, str], tuple[int, Edit | None]] = {}
+    for index, entity in enumerate(result.entities, 1):
+        try:
+            edit = _import_edit(reader, entity, reason)
+        except CastroomError as exc:
+            errors.append(f"entity {index}: {exc}")
+            continue
+        key = (type(entity).entity_kind, entity.id)
+        # The same entity twice (one talent on two rows): the later one wins.
+        wanted[key] = (wanted.get(key, (index, edit))[0], edit)
+    checker = Checker(reader)
+    edits: list[Edit] = []
+    for index, edit in wanted.values():
+        if edit is None:
             continue
         try:
-            fresh = model.validate(cls, model.to_fields(entity))
-        except ValidationFailed as exc:
-            errors.append(f"entity {index + 1}: {exc}")
+            checker.check(edit)
+        except CastroomError as exc:
+            errors.append(f"entity {index}: {exc}")
             continue
-        key = (cls.collection, fresh.id)
-        if key in seen:
-            # The same entity twice (e.g. one talent on two rows): the later one wins.
-            checked[seen[key]] = fresh
-            continue
-        seen[key] = len(checked)
-        checked.append(fresh)
+        edits.append(edit)
     if errors:
         raise ImportFailed(errors)
-    return checked
+    return Plan(edits=edits, reason=reason)
+
+
+def _import_edit(reader: Reader, entity: Any, reason: str) -> Edit | None:
+    if not isinstance(entity, Entity) or type(entity) not in model.KINDS.values():
+        raise CastroomError(f"{type(entity).__name__} is not an importable entity kind")
+    cls: type[Entity] = type(entity)
+    fields = model.to_fields(entity)
+    stored = reader.raw(cls, entity.id)
+    if stored is None:
+        del fields["id"]
+        # force: an importer matches people by source ids and natural keys itself (and
+        # says when a file names one twice); the namesake refusal is for people typing.
+        return Edit(
+            op="create",
+            kind=cls.entity_kind,
+            id=entity.id,
+            fields=fields,
+            reason=reason,
+            force=True,
+        )
+    old = {**plain_defaults(cls), **stored}
+    changed = {k: v for k, v in fields.items() if k not in old or old[k] != v}
+    if not changed:
+        return None
+    return Edit(
+        op="change", kind=cls.entity_kind, id=entity.id, fields=changed, reason=reason, force=True
+    )
 
 
 def apply_import(doc: CastDocument, result: ImportResult) -> ImportCounts:
-    """Validate all of ``result``, then write it in one transaction (or raise, writing none).
+    """Check all of ``result`` (:func:`plan_import`), then write it in one transaction
+    (or raise, writing none)."""
+    plan = plan_import(doc, result)
+    applied = apply(doc, plan)
+    unchanged = len({(e.entity_kind, e.id) for e in result.entities}) - len(plan.edits)
+    return ImportCounts(created=applied.created, updated=applied.changed, unchanged=unchanged)
 
-    An entity whose id already exists is updated field by field (so concurrent edits of
-    other fields by peers survive); one identical to what is stored is left alone.
-    """
-    checked = validate_result(result)
-    created = updated = unchanged = 0
-    written: list[Written] = []
-    with doc.transaction():
-        for entity in checked:
-            cls = type(entity)
-            before = doc.raw(cls, entity.id) if cls in LINKED else None
-            try:
-                old = doc.find(cls, entity.id, include_deleted=True)
-            except ValidationFailed:
-                updated += 1  # stored invalid (e.g. a peer's bad edit): the import fixes it
-                doc.put(entity)
-                written.append((cls, entity.id, before))
-                continue
-            if old is None:
-                created += 1
-            elif old == entity:  # Structs compare field by field
-                unchanged += 1
-                continue
-            else:
-                updated += 1
-            doc.put(entity)
-            written.append((cls, entity.id, before))
-        keep_in_step(doc, written)  # a scene's shoot day, said on both sides
-    return ImportCounts(created=created, updated=updated, unchanged=unchanged)
+
+def import_into(
+    doc: CastDocument, importer: Importer, source: str, options: dict[str, Any]
+) -> tuple[ImportResult, ImportCounts]:
+    """Run ``importer`` on ``source`` against a read-only view of ``doc`` and apply what
+    it read (or raise, writing none). A plugin's bug is one line naming the plugin."""
+    from .view import ProductionView
+
+    try:
+        result = importer.run(source, ProductionView(doc), options)
+    except CastroomError:
+        raise
+    except Exception as exc:
+        raise CastroomError(
+            f"importer {importer.name!r} (plugin {importer.plugin!r}) failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    return result, apply_import(doc, result)
 
 
 def format_errors(errors: list[str], limit: int = SHOWN_ERRORS) -> list[str]:

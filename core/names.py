@@ -10,12 +10,14 @@ itself (:data:`castroom.core.model.Name`). No click or rich here.
 from __future__ import annotations
 
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import model
-from .document import CastDocument
 from .errors import CastroomError
 from .labels import short_ids
+
+if TYPE_CHECKING:
+    from .resolve import Reader
 
 
 def fold(name: str | None) -> str:
@@ -28,7 +30,7 @@ def fold(name: str | None) -> str:
 
 
 def check_talent_name(
-    doc: CastDocument,
+    doc: Reader,
     cls: type[model.Entity],
     fields: dict[str, Any],
     current: dict[str, Any] | None = None,

@@ -20,9 +20,17 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import msgspec
 import pluggy
 
 from . import hookspecs
+from .contracts import (
+    BudgetReport,
+    ContingencyPlan,
+    MalformedAnswer,
+    SchedulePlan,
+    validate_answer,
+)
 from .errors import CastroomError
 from .findings import Finding, sort_findings
 from .registry import Exporter, Importer
@@ -35,6 +43,7 @@ if TYPE_CHECKING:
     from .view import ProductionView
 
 T = TypeVar("T")
+S = TypeVar("S", bound=msgspec.Struct)
 _NO_VIEW = object()
 ENTRY_POINT_GROUP = "castroom"
 DISABLE_ENV = "CASTROOM_DISABLE_PLUGINS"
@@ -147,23 +156,44 @@ class Plugins:
                 findings.append(msgspec.structs.replace(finding, plugin=finding.plugin or plugin))
         return sort_findings(findings)
 
-    def rank_replacements(self, view: ProductionView, talent_id: str, role_id: str | None) -> Any:
-        return self._first(
-            "castroom_rank_replacements", view=view, talent_id=talent_id, role_id=role_id
+    def rank_replacements(
+        self, view: ProductionView, talent_id: str, role_id: str | None
+    ) -> ContingencyPlan | None:
+        """The first plugin's valid ranking (the built-in is ``trylast``), or None."""
+        return self._first_valid(
+            "castroom_rank_replacements",
+            ContingencyPlan,
+            "replacement ranking",
+            view=view,
+            talent_id=talent_id,
+            role_id=role_id,
         )
 
-    def cost_report(self, view: ProductionView) -> Any:
-        """The first plugin's cost report (the built-in budget is ``trylast``), or None."""
-        return self._first("castroom_cost_report", view=view)
+    def cost_report(self, view: ProductionView) -> BudgetReport | None:
+        """The first plugin's valid cost report (the built-in budget is ``trylast``), or
+        None."""
+        return self._first_valid("castroom_cost_report", BudgetReport, "cost report", view=view)
+
+    def _first_valid(self, hook_name: str, cls: type[S], what: str, **kwargs: Any) -> S | None:
+        """firstresult, checked against the hook's contract: an answer that does not fit
+        is reported as that plugin's failure (like a raise) and the next plugin answers."""
+        for plugin, result in self._answers(hook_name, **kwargs):
+            if result is None:
+                continue
+            try:
+                return validate_answer(result, cls, what)
+            except MalformedAnswer as exc:
+                self.failures.append(PluginFailure(plugin, hook_name, str(exc)))
+        return None
 
     def propose_schedule(
         self, view: ProductionView, request: ScheduleRequest
     ) -> SchedulePlan | None:
-        """The first plugin's schedule (the built-in scheduler is ``trylast``), or None."""
-        from .contracts import SchedulePlan
-
-        result = self._first("castroom_propose_schedule", view=view, request=request)
-        return None if result is None else coerce_answer(result, SchedulePlan, "schedule")
+        """The first plugin's valid schedule (the built-in scheduler is ``trylast``), or
+        None."""
+        return self._first_valid(
+            "castroom_propose_schedule", SchedulePlan, "schedule", view=view, request=request
+        )
 
     def changed(self, view: ProductionView, changes: Changes, origin: str) -> None:
         if changes:
@@ -294,20 +324,6 @@ class _GuardedGroup:
         return self._adding(click.group, *args, **kwargs)
 
 
-def coerce_answer(result: Any, cls: type[T], what: str) -> T:
-    """A hook's answer as ``cls``: an instance already, or plain data of its shape from a
-    third-party plugin (which need not import the built-in's Struct); else one clear error."""
-    import msgspec
-
-    if isinstance(result, cls):
-        return result
-    try:
-        data = result if isinstance(result, dict) else msgspec.to_builtins(result)
-        return msgspec.convert(data, cls, strict=False)
-    except (msgspec.ValidationError, TypeError) as exc:
-        raise CastroomError(f"a plugin's {what} is malformed: {exc}") from None
-
-
 def _describe(exc: BaseException) -> str:
     frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" ({frame[0].filename.rsplit('/', 1)[-1]}:{frame[0].lineno})" if frame else ""
@@ -333,43 +349,70 @@ def make_plugins(
     blocked = disabled_plugins() if disabled is None else disabled
     for name in blocked:
         pm.set_blocked(name)
-
-    def register(plugin: Any, name: str) -> bool:
-        try:
-            pm.register(plugin, name=name)
-        except Exception as exc:
-            plugins.failures.append(PluginFailure(name, "register", _describe(exc)))
-            return False
-        try:
-            # A hook the specs do not know is almost always a misspelling: refuse it.
-            pm.check_pending()
-        except pluggy.PluginValidationError as exc:
-            pm.unregister(name=name)
-            plugins.failures.append(PluginFailure(name, "register", str(exc)))
-            return False
-        # The façade calls each implementation on its own (to contain failures), so a
-        # wrapper would be called as a plain hook and misreported: refuse it plainly.
-        wrappers = sorted(
-            caller.name
-            for caller in pm.get_hookcallers(plugin) or []
-            for impl in caller.get_hookimpls()
-            if impl.plugin is plugin and (impl.wrapper or impl.hookwrapper)
-        )
-        if wrappers:
-            pm.unregister(name=name)
-            plugins.failures.append(
-                PluginFailure(
-                    name,
-                    "register",
-                    f"hook wrappers are not supported (wrapper=True/hookwrapper=True on"
-                    f" {', '.join(wrappers)}); implement the hook plainly",
-                )
-            )
-            return False
-        return True
-
     offered: set[str] = set()  # every plugin name seen, to catch a misspelled block
-    for short, module_name in (DEFAULT_PLUGINS if builtins is None else builtins).items():
+    _load_builtins(plugins, DEFAULT_PLUGINS if builtins is None else builtins, blocked, offered)
+    if entry_points:
+        _load_entry_points(plugins, blocked, offered)
+    for obj in extra:
+        name = getattr(obj, "__name__", None) or type(obj).__name__
+        offered.add(name)
+        if name not in blocked:
+            _register(plugins, obj, name)
+    for name in sorted(blocked - offered):
+        # Blocking a name no plugin has is usually a typo that leaves the plugin running.
+        plugins.failures.append(
+            PluginFailure(name, "disable", f"{DISABLE_ENV} names no installed plugin {name!r}")
+        )
+    plugins.collect_registrations()
+
+    from . import __version__
+
+    for name in plugins.builtin:
+        plugins.versions.setdefault(name, __version__)
+    return plugins
+
+
+def _register(plugins: Plugins, plugin: Any, name: str) -> bool:
+    """Register one plugin, refusing (and reporting) unknown hooks and hook wrappers."""
+    pm = plugins.pm
+    try:
+        pm.register(plugin, name=name)
+    except Exception as exc:
+        plugins.failures.append(PluginFailure(name, "register", _describe(exc)))
+        return False
+    try:
+        # A hook the specs do not know is almost always a misspelling: refuse it.
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        pm.unregister(name=name)
+        plugins.failures.append(PluginFailure(name, "register", str(exc)))
+        return False
+    # The façade calls each implementation on its own (to contain failures), so a
+    # wrapper would be called as a plain hook and misreported: refuse it plainly.
+    wrappers = sorted(
+        caller.name
+        for caller in pm.get_hookcallers(plugin) or []
+        for impl in caller.get_hookimpls()
+        if impl.plugin is plugin and (impl.wrapper or impl.hookwrapper)
+    )
+    if wrappers:
+        pm.unregister(name=name)
+        plugins.failures.append(
+            PluginFailure(
+                name,
+                "register",
+                f"hook wrappers are not supported (wrapper=True/hookwrapper=True on"
+                f" {', '.join(wrappers)}); implement the hook plainly",
+            )
+        )
+        return False
+    return True
+
+
+def _load_builtins(
+    plugins: Plugins, modules: dict[str, str], blocked: set[str], offered: set[str]
+) -> None:
+    for short, module_name in modules.items():
         offered.update((short, module_name))
         if short in blocked or module_name in blocked:
             continue
@@ -378,51 +421,32 @@ def make_plugins(
         except Exception as exc:
             plugins.failures.append(PluginFailure(short, "import", _describe(exc)))
             continue
-        if register(module, short):
+        if _register(plugins, module, short):
             plugins.builtin.add(short)
 
-    if entry_points:
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            offered.add(ep.name)
-            if ep.name in blocked:
-                continue
-            if pm.has_plugin(ep.name):
-                # Say so: a plugin that silently never loads is a puzzle for its user.
-                kind = "a built-in plugin" if ep.name in plugins.builtin else "another plugin"
-                dist = f" (from {ep.dist.name} {ep.dist.version})" if ep.dist else ""
-                plugins.failures.append(
-                    PluginFailure(
-                        ep.name,
-                        "load",
-                        f"entry point {ep.name} = {ep.value}{dist} not loaded: {kind} is"
-                        f" already called {ep.name!r}; rename the entry point",
-                    )
+
+def _load_entry_points(plugins: Plugins, blocked: set[str], offered: set[str]) -> None:
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        offered.add(ep.name)
+        if ep.name in blocked:
+            continue
+        if plugins.pm.has_plugin(ep.name):
+            # Say so: a plugin that silently never loads is a puzzle for its user.
+            kind = "a built-in plugin" if ep.name in plugins.builtin else "another plugin"
+            dist = f" (from {ep.dist.name} {ep.dist.version})" if ep.dist else ""
+            plugins.failures.append(
+                PluginFailure(
+                    ep.name,
+                    "load",
+                    f"entry point {ep.name} = {ep.value}{dist} not loaded: {kind} is"
+                    f" already called {ep.name!r}; rename the entry point",
                 )
-                continue
-            try:
-                plugin = ep.load()
-            except Exception as exc:
-                plugins.failures.append(PluginFailure(ep.name, "load", _describe(exc)))
-                continue
-            if register(plugin, ep.name) and ep.dist is not None:
-                plugins.versions[ep.name] = ep.dist.version
-
-    for obj in extra:
-        name = getattr(obj, "__name__", None) or type(obj).__name__
-        offered.add(name)
-        if name not in blocked:
-            register(obj, name)
-
-    for name in sorted(blocked - offered):
-        # Blocking a name no plugin has is usually a typo that leaves the plugin running.
-        plugins.failures.append(
-            PluginFailure(name, "disable", f"{DISABLE_ENV} names no installed plugin {name!r}")
-        )
-
-    plugins.collect_registrations()
-
-    from . import __version__
-
-    for name in plugins.builtin:
-        plugins.versions.setdefault(name, __version__)
-    return plugins
+            )
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            plugins.failures.append(PluginFailure(ep.name, "load", _describe(exc)))
+            continue
+        if _register(plugins, plugin, ep.name) and ep.dist is not None:
+            plugins.versions[ep.name] = ep.dist.version

@@ -1,50 +1,241 @@
-"""Turning what a person typed into ids.
+"""Turning what a person typed into ids: the one place every front end resolves names.
 
-:func:`resolve_references` turns a write's reference fields (an id, an id prefix or a
-name, live entities first) into ids, refusing one that names nothing or only deleted
-entities. No click or rich here.
+- :func:`resolve_id` (:class:`Resolver` for many at once): an entity of one kind by id,
+  unique id prefix (4+ characters), what people call it (a name, a scene's number, a
+  shoot day's date or number: "3", "day 3"), or a candidate as "TALENT for ROLE" or
+  "TALENT for ROLE (ERA)". Live entities first; accent-, case- and space-insensitive
+  ("zoe" finds "Zoë").
+- :func:`resolve_any`: the same across every kind (``history --entity``).
+- :func:`resolve_references`: a write's reference fields (ids, prefixes or names) turned
+  into ids, refusing one that names nothing or only deleted entities.
+- ``fold`` (from :mod:`castroom.core.names`): the comparison key for what people type.
+
+A ``reader`` is a :class:`Reader`: a document or a read-only view. No click or rich here.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import itertools
+import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from . import model
-from .document import CastDocument
 from .errors import Ambiguous, CastroomError, NotFound
-from .labels import label, own_name
+from .labels import label, names, own_name
+from .model import Entity
+from .names import fold
+
+E = TypeVar("E", bound=Entity)
+
+#: "3" or "day 3": a shoot day by its number.
+_DAY_NUMBER = re.compile(r"^(?:day\s*)?(\d{1,9})$")
+#: "Ada Stone for Nora (1962)": a candidate by its talent, role and era.
+_CANDIDATE = re.compile(r"^(?P<talent>.+?)\s+for\s+(?P<role>.+?)(?:\s*\((?P<era>[^()]*)\))?$")
+
+
+class Reader(Protocol):
+    """What resolution reads: a :class:`~castroom.core.document.CastDocument` or a
+    :class:`~castroom.core.view.ProductionView`."""
+
+    def raw(self, cls: type[Entity], entity_id: str) -> dict[str, Any] | None: ...
+
+    def ids(self, cls: type[Entity]) -> list[str]: ...
+
+    def all(self, cls: type[E], *, include_deleted: bool = False) -> list[E]: ...
+
+
+def resolve_id(
+    reader: Reader,
+    cls: type[Entity],
+    ref: str,
+    *,
+    include_deleted: bool = False,
+    prefer_deleted: bool = False,
+) -> str:
+    """The id ``ref`` means among entities of ``cls``, stored invalid ones included (by
+    their stored name), so they can be shown, repaired, deleted and restored.
+
+    Stages, the first that matches anything wins: the id itself, a unique id prefix of 4
+    or more characters, what people call it. Within a stage, live entities win; a deleted
+    one matches only with ``include_deleted`` and when no live one does.
+    ``prefer_deleted`` (restoring) turns that round."""
+    return Resolver(reader).id(
+        cls, ref, include_deleted=include_deleted, prefer_deleted=prefer_deleted
+    )
+
+
+class Resolver:
+    """:func:`resolve_id` for many references against one unchanging reader (an import):
+    each kind's ids and names are indexed once."""
+
+    def __init__(self, reader: Reader) -> None:
+        self.reader = reader
+        self._ids: dict[type[Entity], list[str]] = {}
+        self._names: dict[type[Entity], dict[str, list[str]]] = {}
+
+    def id(
+        self,
+        cls: type[Entity],
+        ref: str,
+        *,
+        include_deleted: bool = False,
+        prefer_deleted: bool = False,
+    ) -> str:
+        """See :func:`resolve_id`."""
+        include_deleted = include_deleted or prefer_deleted
+        stages: list[Callable[[], list[str]]] = [
+            lambda: [ref] if self.reader.raw(cls, ref) is not None else [],
+            lambda: self._prefixed(cls, ref) if len(ref) >= 4 else [],
+            lambda: self._called(cls, ref),
+        ]
+        for stage in stages:
+            found = stage()
+            live = [i for i in found if not _deleted(self.reader, cls, i)]
+            dead = [i for i in found if i not in live] if include_deleted else []
+            for group in (dead, live) if prefer_deleted else (live, dead):
+                if len(group) > 1:
+                    raise Ambiguous(
+                        f"{ref!r} matches {len(group)} {cls.collection}:"
+                        f" {briefly(self.reader, cls, group)}; use the id"
+                    )
+                if group:
+                    return group[0]
+        raise NotFound(f"no {cls.entity_kind} matching {ref!r}")
+
+    def _prefixed(self, cls: type[Entity], prefix: str) -> list[str]:
+        ids = self._ids.get(cls)
+        if ids is None:
+            ids = self._ids[cls] = sorted(self.reader.ids(cls))
+        start = bisect.bisect_left(ids, prefix)
+        return list(itertools.takewhile(lambda i: i.startswith(prefix), ids[start:]))
+
+    def _index(self, cls: type[Entity]) -> dict[str, list[str]]:
+        """fold(what people call it) -> ids, stored invalid entities by their stored name."""
+        index = self._names.get(cls)
+        if index is None:
+            index = self._names[cls] = {}
+            valid = self.reader.all(cls, include_deleted=True)
+            for entity in valid:
+                for name in names(entity):
+                    index.setdefault(fold(str(name)), []).append(entity.id)
+            known = {e.id for e in valid}
+            for entity_id in self.reader.ids(cls):  # stored invalid: what is stored
+                if entity_id not in known:
+                    name = own_name(self.reader.raw(cls, entity_id))
+                    if name:
+                        index.setdefault(fold(name), []).append(entity_id)
+        return index
+
+    def _called(self, cls: type[Entity], ref: str) -> list[str]:
+        """The ids of entities people call ``ref``: by name (number, date); a shoot day by
+        its number; a candidate by "TALENT for ROLE (ERA)"."""
+        folded = fold(ref)
+        found = self._index(cls).get(folded, [])
+        if found:
+            return list(found)
+        day = _DAY_NUMBER.match(folded) if cls is model.ShootDay else None
+        if day:
+            number = int(day.group(1))
+            days = self.reader.all(model.ShootDay, include_deleted=True)
+            return [d.id for d in days if d.day_number == number]
+        if cls is model.Candidate:
+            return self._candidates_called(ref)
+        return []
+
+    def _candidates_called(self, ref: str) -> list[str]:
+        """Candidates named "TALENT for ROLE" (any era) or "TALENT for ROLE (ERA)"."""
+        match = _CANDIDATE.match(ref.strip())
+        if match is None:
+            return []
+        try:
+            talent = self.id(model.Talent, match["talent"], include_deleted=True)
+            role = self.id(model.Role, match["role"], include_deleted=True)
+        except (NotFound, Ambiguous):
+            return []
+        era = fold(match["era"]) if match["era"] is not None else None
+        return [
+            c.id
+            for c in self.reader.all(model.Candidate, include_deleted=True)
+            if c.talent_id == talent
+            and c.role_id == role
+            and (era is None or fold(c.era or "") == era)
+        ]
+
+
+def resolve_any(reader: Reader, ref: str, kind: str | None = None) -> tuple[str, str]:
+    """(entity kind, id) of what ``ref`` means in ``kind``, or in any kind; an entity of
+    several kinds matching is Ambiguous (name the kind)."""
+    kinds = [model.kind_class(kind)] if kind else list(model.KINDS.values())
+    exact = [cls for cls in kinds if reader.raw(cls, ref) is not None]
+    if exact:
+        return exact[0].entity_kind, ref
+    found: list[tuple[type[Entity], str]] = []
+    for cls in kinds:
+        with contextlib.suppress(NotFound):  # (Ambiguous within one kind: it lists them)
+            found.append((cls, resolve_id(reader, cls, ref, include_deleted=True)))
+    if not found:
+        raise NotFound(f"no entity matching {ref!r}")
+    if len(found) > 1:
+        which = ", ".join(f"{c.entity_kind} {i}" for c, i in found[:5])
+        raise Ambiguous(f"{ref!r} matches {which}; use --kind or the id")
+    return found[0][0].entity_kind, found[0][1]
+
+
+def _deleted(reader: Reader, cls: type[Entity], entity_id: str) -> bool:
+    return bool((reader.raw(cls, entity_id) or {}).get("deleted"))
+
+
+def briefly(reader: Reader, cls: type[Entity], ids: list[str], most: int = 5) -> str:
+    """Matches as "id-prefix label" (each prefix unique in the collection), at most 5."""
+    every = reader.ids(cls)
+    out = []
+    for entity_id in ids[:most]:
+        data = reader.raw(cls, entity_id) or {"id": entity_id}  # valid or not
+        text = label(reader, cls, data, default="")
+        if data.get("deleted"):
+            text += " (deleted)"
+        out.append(f"{short_id(entity_id, every)} {text}".strip())
+    return ", ".join(out) + (f", and {len(ids) - most} more" if len(ids) > most else "")
+
+
+def short_id(entity_id: str, every: list[str], least: int = 8) -> str:
+    """The shortest prefix of ``entity_id`` (at least ``least`` long) no other id shares."""
+    for size in range(least, len(entity_id)):
+        prefix = entity_id[:size]
+        if sum(i.startswith(prefix) for i in every) == 1:
+            return prefix
+    return entity_id
+
+
+# -- a write's reference fields ---------------------------------------------------------------
 
 
 def resolve_references(
-    doc: CastDocument, cls: type[model.Entity], fields: dict[str, Any], *, where: bool = False
+    reader: Reader | Resolver,
+    cls: type[Entity],
+    fields: dict[str, Any],
+    *,
+    where: bool = False,
 ) -> dict[str, Any]:
     """Reference fields given as an id, id prefix or name (as `show` resolves them, live
     entities first) turned into ids; one that names nothing, or only deleted entities, is
     refused. Only local writes are checked here: what a peer merges is reported by the
-    integrity plugin instead. ``where``: for a filter, a deleted match is fine."""
+    integrity plugin instead. ``where``: for a filter, a deleted match is fine. Pass a
+    :class:`Resolver` to resolve many entities' references against one reader."""
+    reader = reader if isinstance(reader, Resolver) else Resolver(reader)
     out = dict(fields)
     for (owner, name), target in model.REFERENCES.items():
         if owner != cls.entity_kind or out.get(name) is None:
             continue
         value = out[name]
         kinds = model.reference_kinds(owner, name, target)
-        ids = [_reference(doc, cls, name, kinds, str(v), where) for v in _listed(value)]
+        ids = [_reference(reader, cls, name, kinds, str(v), where) for v in _listed(value)]
         out[name] = ids if isinstance(value, list) else ids[0]
     if cls is model.Audition and isinstance(out.get("pairings"), list):
-        out["pairings"] = [
-            {
-                **pairing,
-                "candidate_ids": [
-                    _reference(doc, cls, "pairings", ("candidate",), str(ref), where)
-                    for ref in pairing["candidate_ids"]
-                ],
-            }
-            if isinstance(pairing, dict) and isinstance(pairing.get("candidate_ids"), list)
-            else pairing
-            for pairing in out["pairings"]
-        ]
+        out["pairings"] = [_pairing(reader, p, where) for p in out["pairings"]]
     # Object keys that name entities: a scene's looks are keyed by role id (like its
     # characters, which the model checks them against).
     if cls is model.Scene and isinstance(out.get("looks"), dict):
@@ -53,27 +244,38 @@ def resolve_references(
             "looks",
             "role",
             out["looks"],
-            lambda k: _reference(doc, cls, "looks", ("role",), k, where),
+            lambda k: _reference(reader, cls, "looks", ("role",), k, where),
         )
     # A candidate's ratings are keyed by member *name* (as the sample and existing
     # productions store them): a name, id or id prefix typed becomes that name.
     if cls is model.Candidate and isinstance(out.get("ratings"), dict):
         out["ratings"] = _resolve_keys(
-            cls, "ratings", "member", out["ratings"], lambda k: _member_name(doc, k, where)
+            cls, "ratings", "member", out["ratings"], lambda k: _member_name(reader, k, where)
         )
     return out
 
 
-def _member_name(doc: CastDocument, ref: str, where: bool) -> str:
+def _pairing(reader: Resolver, pairing: Any, where: bool) -> Any:
+    """A chemistry read's pairing with its candidates resolved."""
+    if not isinstance(pairing, dict) or not isinstance(pairing.get("candidate_ids"), list):
+        return pairing
+    ids = [
+        _reference(reader, model.Audition, "pairings", ("candidate",), str(ref), where)
+        for ref in pairing["candidate_ids"]
+    ]
+    return {**pairing, "candidate_ids": ids}
+
+
+def _member_name(reader: Resolver, ref: str, where: bool) -> str:
     try:
-        member_id = _reference(doc, model.Candidate, "ratings", ("member",), ref, where)
+        member_id = _reference(reader, model.Candidate, "ratings", ("member",), ref, where)
     except NotFound as exc:  # say how to make one: ratings are only by known members
         raise NotFound(f"{exc} (add them with `castroom add member name=...`)") from None
-    return own_name(doc.stored_fields(model.Member, member_id)) or member_id
+    return own_name(reader.reader.raw(model.Member, member_id)) or member_id
 
 
 def _resolve_keys(
-    cls: type[model.Entity],
+    cls: type[Entity],
     name: str,
     target: str,
     value: dict[str, Any],
@@ -98,8 +300,8 @@ def _listed(value: Any) -> list[Any]:
 
 
 def _reference(
-    doc: CastDocument,
-    cls: type[model.Entity],
+    reader: Resolver,
+    cls: type[Entity],
     name: str,
     kinds: tuple[str, ...],
     ref: str,
@@ -109,25 +311,27 @@ def _reference(
     role's backups: a talent, else a candidate)."""
     for target in kinds:
         with contextlib.suppress(NotFound):
-            return _reference_to(doc, cls, name, target, ref, where)
+            return _reference_to(reader, cls, name, target, ref, where)
     raise NotFound(f"{cls.entity_kind}.{name}: no {' or '.join(kinds)} matching {ref!r}")
 
 
 def _reference_to(
-    doc: CastDocument, cls: type[model.Entity], name: str, target: str, ref: str, where: bool
+    resolver: Resolver, cls: type[Entity], name: str, target: str, ref: str, where: bool
 ) -> str:
+    reader = resolver.reader
     target_cls = model.kind_class(target)
     where_from = f"{cls.entity_kind}.{name}"
-    raw = doc.raw(target_cls, ref)
+    raw = reader.raw(target_cls, ref)
     if raw is not None and (where or not raw.get("deleted")):
         return ref  # an existing id (even one stored invalid: it is still that entity)
     try:
-        entity = doc.resolve(target_cls, ref, include_deleted=True)
+        entity_id = resolver.id(target_cls, ref, include_deleted=True)
     except Ambiguous as exc:
         raise Ambiguous(f"{where_from}: {exc}") from None
-    if entity.deleted and not where:
+    data = reader.raw(target_cls, entity_id) or {"id": entity_id}
+    if data.get("deleted") and not where:
         raise CastroomError(
-            f"{where_from}: {target} {label(doc, entity)} is deleted"
-            f" (`castroom restore {target} {entity.id}` first)"
+            f"{where_from}: {target} {label(reader, target_cls, data)} is deleted"
+            f" (`castroom restore {target} {entity_id}` first)"
         )
-    return entity.id
+    return entity_id

@@ -2,17 +2,26 @@
 
 Plugins judge; only the core writes. A view offers typed queries and a few indexes that
 most checks need, computed once per view, so a dozen checks over 5,000 talents stay fast.
+
+A view holds no reference to the document it reads (nor to the stored production, its
+update log or the workspace): those are kept in a module-private table keyed by the view,
+so nothing a plugin is handed leads by attribute, closure or bound method to anything it
+could write (tests/test_edits.py walks the object graph to prove it). Plugins change a
+production only by returning data (findings, import results, plans) that the core checks
+and applies.
 """
 
 from __future__ import annotations
 
 import re
+import weakref
 from collections import defaultdict
 from collections.abc import Callable
 from functools import cached_property
 from typing import Any, Protocol, TypeVar
 
-from . import model
+from . import labels, model
+from .contracts import BudgetReport
 from .document import CastDocument, InvalidEntity
 from .model import (
     Availability,
@@ -31,11 +40,27 @@ E = TypeVar("E", bound=Entity)
 
 _UNSET: Any = object()
 
+#: What each view reads: (its document, the update log's "who wrote it" lookup, the
+#: attic of entities removed outright). Kept
+#: here, not on the view, so a plugin handed a view cannot reach a writable document.
+_SOURCES: weakref.WeakKeyDictionary[
+    ProductionView,
+    tuple[
+        CastDocument,
+        Callable[[str, str], str | None] | None,
+        Callable[[], list[AtticEntry]] | None,
+    ],
+] = weakref.WeakKeyDictionary()
+
+
+def _doc_of(view: ProductionView) -> CastDocument:
+    return _SOURCES[view][0]
+
 
 class CostReporter(Protocol):
     """What a view needs from the plugin façade (kept structural: core imports no plugin)."""
 
-    def cost_report(self, view: ProductionView) -> Any: ...
+    def cost_report(self, view: ProductionView) -> BudgetReport | None: ...
 
 
 class ProductionView:
@@ -54,59 +79,64 @@ class ProductionView:
         origin_of: Callable[[str, str], str | None] | None = None,
         hard_deleted: Callable[[], list[AtticEntry]] | None = None,
     ) -> None:
-        self._doc = doc
+        #: ``origin_of``: (entity kind, id) -> the device that last wrote it, when whoever
+        #: made the view knows the update log (a stored production does).
+        #: ``hard_deleted``: entities a peer removed outright, when the maker keeps the attic.
+        _SOURCES[self] = (doc, origin_of, hard_deleted)
         self.plugins = plugins
-        #: (entity kind, id) -> the device that last wrote it, when whoever made the view
-        #: knows the update log (a stored production does; a bare document does not).
-        self._origin_of = origin_of
-        #: Entities a peer removed outright, when whoever made the view keeps the attic.
-        self._hard_deleted = hard_deleted
         self._cost: Any = _UNSET
         self._costing = False
 
     @property
     def production(self) -> Production:
-        return self._doc.production
+        return _doc_of(self).production
 
     @cached_property
     def currency(self) -> str:
         """The currency money is read and shown in (see :attr:`CastDocument.currency`)."""
-        return self._doc.currency
+        return _doc_of(self).currency
 
     def all(self, cls: type[E], *, include_deleted: bool = False) -> list[E]:
-        return self._doc.all(cls, include_deleted=include_deleted)
+        return _doc_of(self).all(cls, include_deleted=include_deleted)
 
-    def find(self, cls: type[E], entity_id: str) -> E | None:
+    def ids(self, cls: type[Entity]) -> list[str]:
+        """Every stored id of a kind (valid, invalid and deleted entities alike)."""
+        return _doc_of(self).ids(cls)
+
+    def find(self, cls: type[E], entity_id: str, *, include_deleted: bool = False) -> E | None:
         """The entity, or None (also when stored invalid: see :meth:`invalid`)."""
-        return self._doc.find(cls, entity_id)
+        return _doc_of(self).find(cls, entity_id, include_deleted=include_deleted)
 
     def get(self, cls: type[E], entity_id: str) -> E:
         """The entity; NotFound if absent, deleted or stored invalid (the message says)."""
-        return self._doc.get(cls, entity_id)
+        return _doc_of(self).get(cls, entity_id)
 
     def resolve(self, cls: type[E], ref: str) -> E:
-        return self._doc.resolve(cls, ref)
+        """What a person typed (id, prefix, name, ...): see :mod:`castroom.core.resolve`."""
+        return _doc_of(self).resolve(cls, ref)
 
     def invalid(self) -> list[InvalidEntity]:
         """Entities that break a model rule (a peer's well-formed update may leave them)."""
-        return self._doc.invalid()
+        return _doc_of(self).invalid()
 
     def raw(self, cls: type[Entity], entity_id: str) -> dict[str, Any] | None:
         """An entity's stored fields as plain data, valid or not (to describe bad ones)."""
-        return self._doc.raw(cls, entity_id)
+        return _doc_of(self).raw(cls, entity_id)
 
     def hard_deleted(self) -> list[AtticEntry]:
         """Entities a peer's update removed outright (their key deleted, which the schema
         forbids) that are still gone: each with its fields from before and who removed
         it. ``castroom restore --from-history`` brings them back. [] when the view cannot
         tell (a bare document keeps no attic)."""
-        return self._hard_deleted() if self._hard_deleted is not None else []
+        hard_deleted = _SOURCES[self][2]
+        return hard_deleted() if hard_deleted is not None else []
 
     def origin(self, kind: str, entity_id: str) -> str | None:
         """The device that last wrote an entity, or None when the view cannot tell."""
-        return self._origin_of(kind, entity_id) if self._origin_of is not None else None
+        origin_of = _SOURCES[self][1]
+        return origin_of(kind, entity_id) if origin_of is not None else None
 
-    def cost_report(self) -> Any:
+    def cost_report(self) -> BudgetReport | None:
         """The production's cost report as the plugins compute it (the first
         ``castroom_cost_report`` answer, so a third-party cost plugin counts everywhere),
         once per view. None without a plugin façade, or when no plugin answers."""
@@ -225,13 +255,8 @@ class ProductionView:
         return out
 
     def label(self, entity: Entity) -> str:
-        for attr in ("name", "title", "number"):
-            value = getattr(entity, attr, None)
-            if value:
-                return str(value)
-        if isinstance(entity, ShootDay):
-            return entity.date.isoformat()
-        return entity.id
+        """What people call ``entity``: see :func:`castroom.core.labels.label`."""
+        return labels.label(self, entity)
 
     def kind_of(self, name: str) -> type[Entity]:
         return model.kind_class(name)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from castroom.core.api import CommandContext, emit_json, pass_command
 from castroom.core.costing import (  # noqa: F401 (the names tests and third parties use)
     BoardDay,
     BudgetReport,
@@ -25,7 +26,6 @@ from castroom.core.costing import (  # noqa: F401 (the names tests and third par
     DoodDay,
     DoodRow,
     Subtotal,
-    as_report,
     budget_report,
     day_out_of_days,
     deal_cost,
@@ -137,18 +137,16 @@ def castroom_check(view: ProductionView) -> list[Finding]:
 
 @hookimpl(trylast=True)
 def castroom_register_commands(cli: click.Group) -> None:
-    from castroom.core.cli import Context, emit_json, pass_ctx
-
     @cli.command(name="budget")
     @click.option("--json", "as_json", is_flag=True, help="The full report as JSON.")
-    @pass_ctx
-    def budget_cmd(obj: Context, as_json: bool) -> None:
+    @pass_command
+    def budget_cmd(obj: CommandContext, as_json: bool) -> None:
         """Cast cost per actor and role, and the total against the cap."""
         view = obj.view()
         result = obj.plugins.cost_report(view)
         if result is None:
             raise CastroomError("no plugin produced a cost report")
-        report = as_report(result)
+        report = result
         if as_json:
             emit_json(report)
         else:

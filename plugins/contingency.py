@@ -41,85 +41,35 @@ import click
 import msgspec
 
 from castroom.core import costing
+from castroom.core.api import (
+    Applied,
+    CommandContext,
+    ContingencyPlan,
+    DayRef,
+    Edit,
+    Plan,
+    Replacement,
+    RolePlan,
+    SceneRef,
+    emit_json,
+    pass_command,
+    plan_change,
+    plan_create,
+)
 from castroom.core.errors import Ambiguous, CastroomError, NotFound
 from castroom.core.hookspecs import hookimpl
 from castroom.core.labels import short_ids
 from castroom.core.model import Candidate, Deal, Role, Talent
 from castroom.core.money import format_money
-from castroom.core.plugins import coerce_answer
 from castroom.plugins import continuity
 
 if TYPE_CHECKING:
-    from castroom.core.document import CastDocument
     from castroom.core.plugins import Plugins
     from castroom.core.view import ProductionView
 
 #: Stages of a candidate no longer in the running.
 GONE = frozenset({"declined", "released", "dropped"})
 WEIGHTS = {"age": 30, "availability": 30, "budget": 20, "ratings": 20}
-
-
-class SceneRef(msgspec.Struct, kw_only=True, frozen=True):
-    id: str
-    number: str
-    story_day: int | None
-    shoot_day_id: str | None
-
-
-class DayRef(msgspec.Struct, kw_only=True, frozen=True):
-    id: str
-    date: dt.date
-    day_number: int | None
-
-
-class Replacement(msgspec.Struct, kw_only=True):
-    """One ranked replacement. ``rank`` starts at 1; ``reasons`` explain it to a person."""
-
-    rank: int
-    talent_id: str
-    name: str
-    candidate_id: str | None
-    stage: str | None
-    tier: str  # "backup", "ranked backup" or "candidate"
-    score: int
-    reasons: list[str]
-    estimated_cost: int | None = None
-    conflicts: list[dt.date] = []
-    #: What booking them does to the schedule's cast cost, given their availability:
-    #: the best board the scheduler finds with them (None: no schedule to price) and
-    #: its change against the cast cost of the board as it is now.
-    schedule_cost: int | None = None
-    schedule_change: int | None = None
-    schedule_optimal: bool | None = None
-
-
-class RolePlan(msgspec.Struct, kw_only=True):
-    """What one role loses, and who could take over."""
-
-    role_id: str
-    role: str
-    era: str | None
-    candidate_ids: list[str]  # the dropped talent's booked candidates for this role
-    scenes: list[SceneRef]
-    shoot_days: list[DayRef]
-    replacements: list[Replacement]
-    #: The budget left once the dropped talent's deals for this role are cancelled.
-    remaining_budget: int | None = None
-
-
-class ContingencyPlan(msgspec.Struct, kw_only=True):
-    """What ``castroom_rank_replacements`` returns: one plan per affected role."""
-
-    talent_id: str
-    talent: str
-    remaining_budget: int | None
-    currency: str
-    roles: list[RolePlan]
-
-    @property
-    def replacements(self) -> list[Replacement]:
-        """Every role's replacements, role by role (most plans have one role)."""
-        return [rep for role in self.roles for rep in role.replacements]
 
 
 # -- ranking ----------------------------------------------------------------------------------
@@ -325,7 +275,7 @@ def rank(view: ProductionView, talent_id: str, role_id: str | None) -> Contingen
     )
 
 
-def _rank_role(
+def _rank_role(  # noqa: C901 - one ranking pass per tier; to split
     view: ProductionView,
     dropped: str,
     role: Role,
@@ -523,7 +473,7 @@ def own_deal(deals: list[Deal], talent_id: str, role_id: str, era: str | None) -
     return min(mine, key=lambda d: (d.era != era, d.id), default=None)
 
 
-class Applied(msgspec.Struct, kw_only=True):
+class AppliedChoice(msgspec.Struct, kw_only=True):
     """What ``--apply`` changed."""
 
     booked: Candidate
@@ -535,95 +485,134 @@ class Applied(msgspec.Struct, kw_only=True):
     deal_needed: bool  # no deal and no rate to draft one at: someone must add one
 
 
-def apply_choice(
-    doc: CastDocument, plan: ContingencyPlan, role_plan: RolePlan, chosen: Replacement
-) -> Applied:
-    """Book ``chosen``, drop the planned talent, cancel their deals for the role and give
-    the replacement a deal, for one role, in one transaction (see the module docstring)."""
+def plan_choice(
+    view: ProductionView, plan: ContingencyPlan, role_plan: RolePlan, chosen: Replacement
+) -> tuple[Plan, Choice]:
+    """What booking ``chosen`` does, for one role, as a plan applied in one transaction
+    (see the module docstring): book them, drop the planned talent, cancel their deals for
+    the role and give the replacement a deal. Nothing is written here."""
     today = dt.date.today().isoformat()
     why = f"{plan.talent} dropped out of {role_plan.role}, replaced by {chosen.name}"
-    with doc.transaction():
-        for cand_id in role_plan.candidate_ids:
-            current = doc.get(Candidate, cand_id)
-            doc.update(
-                Candidate,
-                cand_id,
-                {
-                    "stage": "dropped",
-                    "notes": _append(current.notes, f"{today}: dropped; replaced by {chosen.name}"),
-                },
+    out: list[Edit] = []
+    for cand_id in role_plan.candidate_ids:
+        current = view.get(Candidate, cand_id)
+        notes = _append(current.notes, f"{today}: dropped; replaced by {chosen.name}")
+        out.append(
+            plan_change(view, Candidate, cand_id, {"stage": "dropped", "notes": notes}, reason=why)
+        )
+    note = f"{today}: booked to replace {plan.talent}"
+    # A ranking may name the talent only; their live candidate for the role (and era)
+    # is the one booked then, never a second one beside it.
+    candidate_id = chosen.candidate_id or next(
+        (
+            c.id
+            for c in view.all(Candidate)
+            if (c.talent_id, c.role_id, c.era)
+            == (chosen.talent_id, role_plan.role_id, role_plan.era)
+        ),
+        None,
+    )
+    if candidate_id is not None:
+        current = view.get(Candidate, candidate_id)
+        era = current.era if current.era is not None else role_plan.era
+        booking = plan_change(
+            view,
+            Candidate,
+            candidate_id,
+            {"stage": "booked", "era": era, "notes": _append(current.notes, note)},
+            reason=why,
+        )
+    else:
+        era = role_plan.era
+        booking = plan_create(
+            view,
+            Candidate,
+            {
+                "talent_id": chosen.talent_id,
+                "role_id": role_plan.role_id,
+                "era": era,
+                "stage": "booked",
+                "source": "contingency",
+                "notes": note,
+            },
+            reason=why,
+        )
+    out.append(booking)
+    role = view.get(Role, role_plan.role_id)
+    keep = [b for b in role.backups if b not in (chosen.talent_id, booking.id)]
+    if keep != role.backups:
+        out.append(plan_change(view, Role, role.id, {"backups": keep}, reason=why))
+    # The dropped talent's deals for this role stop counting, except for an era they
+    # are still booked in (their other candidates for the role).
+    deals = view.all(Deal)
+    still = {
+        c.era
+        for c in view.all(Candidate)
+        if c.talent_id == plan.talent_id
+        and c.role_id == role_plan.role_id
+        and c.stage == "booked"
+        and c.id not in role_plan.candidate_ids
+    }
+    to_cancel = [
+        d
+        for d in live_deals(deals, plan.talent_id, role_plan.role_id, role_plan.era)
+        if d.era is None or d.era not in still or d.era == role_plan.era
+    ]
+    for deal in to_cancel:
+        notes = _append(deal.notes, f"{today}: cancelled: {why}")
+        out.append(
+            plan_change(view, Deal, deal.id, {"status": "cancelled", "notes": notes}, reason=why)
+        )
+    own = own_deal(deals, chosen.talent_id, role_plan.role_id, era)
+    drafted: str | None = None
+    if own is None:
+        template = next(iter(to_cancel), None)
+        talent = view.get(Talent, chosen.talent_id)
+        terms = replacement_terms(talent, role_plan.role_id, era, template)
+        if terms is not None:
+            fields = msgspec.structs.asdict(terms)
+            del fields["id"]
+            fields["notes"] = (
+                f"{today}: drafted by castroom replace at {talent.name}'s rate, "
+                f"replacing {plan.talent}; negotiate, then set status"
             )
-        note = f"{today}: booked to replace {plan.talent}"
-        if chosen.candidate_id is not None:
-            current = doc.get(Candidate, chosen.candidate_id)
-            booked = doc.update(
-                Candidate,
-                chosen.candidate_id,
-                {
-                    "stage": "booked",
-                    "era": current.era if current.era is not None else role_plan.era,
-                    "notes": _append(current.notes, note),
-                },
-            )
-        else:
-            booked = doc.add(
-                Candidate,
-                talent_id=chosen.talent_id,
-                role_id=role_plan.role_id,
-                era=role_plan.era,
-                stage="booked",
-                source="contingency",
-                notes=note,
-            )
-        role = doc.get(Role, role_plan.role_id)
-        keep = [b for b in role.backups if b not in (chosen.talent_id, booked.id)]
-        if keep != role.backups:
-            doc.update(Role, role.id, {"backups": keep})
-        # The dropped talent's deals for this role stop counting, except for an era they
-        # are still booked in (their other candidates for the role).
-        deals = doc.all(Deal)
-        still = {
-            c.era
-            for c in doc.all(Candidate)
-            if c.talent_id == plan.talent_id
-            and c.role_id == role_plan.role_id
-            and c.stage == "booked"
-            and c.id not in role_plan.candidate_ids
-        }
-        to_cancel = [
-            d
-            for d in live_deals(deals, plan.talent_id, role_plan.role_id, role_plan.era)
-            if d.era is None or d.era not in still or d.era == role_plan.era
-        ]
-        cancelled = [
-            doc.update(
-                Deal,
-                d.id,
-                {"status": "cancelled", "notes": _append(d.notes, f"{today}: cancelled: {why}")},
-            )
-            for d in to_cancel
-        ]
-        deal = own_deal(deals, chosen.talent_id, role_plan.role_id, booked.era)
-        drafted = False
-        if deal is None:
-            template = next(iter(to_cancel), None)
-            talent = doc.get(Talent, chosen.talent_id)
-            terms = replacement_terms(talent, role_plan.role_id, booked.era, template)
-            if terms is not None:
-                fields = msgspec.structs.asdict(terms)
-                del fields["id"]
-                fields["notes"] = (
-                    f"{today}: drafted by castroom replace at {talent.name}'s rate, "
-                    f"replacing {plan.talent}; negotiate, then set status"
-                )
-                deal, drafted = doc.add(Deal, **fields), True
-    return Applied(
-        booked=booked,
-        dropped=role_plan.candidate_ids,
-        cancelled_deals=cancelled,
+            draft = plan_create(view, Deal, fields, reason=why)
+            out.append(draft)
+            drafted = draft.id
+    choice = Choice(
+        booked=booking.id,
+        cancelled=[d.id for d in to_cancel],
         was={d.id: d.status for d in to_cancel},
-        deal=deal,
-        drafted=drafted,
+        deal=own.id if own is not None else drafted,
+        drafted=drafted is not None,
+    )
+    return Plan(edits=out, reason=why), choice
+
+
+class Choice(msgspec.Struct, kw_only=True, frozen=True):
+    """The ids a replacement plan books, cancels and drafts (known before it is applied)."""
+
+    booked: str
+    cancelled: list[str]
+    was: dict[str, str]
+    deal: str | None
+    drafted: bool
+
+
+def applied_choice(
+    view: ProductionView, role_plan: RolePlan, choice: Choice, applied: Applied
+) -> AppliedChoice:
+    """What ``--apply`` changed, read back after the plan was applied."""
+    deal = choice.deal
+    return AppliedChoice(
+        booked=applied.entity(Candidate, choice.booked),
+        dropped=role_plan.candidate_ids,
+        cancelled_deals=[applied.entity(Deal, i) for i in choice.cancelled],
+        was=choice.was,
+        deal=(applied.entity(Deal, deal) if deal in applied.entities else view.get(Deal, deal))
+        if deal is not None
+        else None,
+        drafted=choice.drafted,
         deal_needed=deal is None,
     )
 
@@ -644,8 +633,6 @@ def castroom_rank_replacements(
 
 @hookimpl(trylast=True)
 def castroom_register_commands(cli: click.Group) -> None:
-    from castroom.core.cli import Context, emit_json, pass_ctx
-
     @cli.command(name="replace")
     @click.argument("talent")
     @click.option("--role", "role_ref", help="Only this role (id, prefix or name).")
@@ -655,6 +642,9 @@ def castroom_register_commands(cli: click.Group) -> None:
         metavar="ID",
         help="Book this replacement (talent or candidate id, or name).",
     )
+    @click.option(
+        "--dry-run", is_flag=True, help="With --apply: show what it would change, change nothing."
+    )
     @click.option("--json", "as_json", is_flag=True)
     @click.option(
         "--schedule-time",
@@ -663,12 +653,13 @@ def castroom_register_commands(cli: click.Group) -> None:
         show_default=True,
         help="Seconds the scheduler may take per replacement to price them (0: skip).",
     )
-    @pass_ctx
+    @pass_command
     def replace_cmd(
-        obj: Context,
+        obj: CommandContext,
         talent: str,
         role_ref: str | None,
         apply_ref: str | None,
+        dry_run: bool,
         as_json: bool,
         schedule_time: float,
     ) -> None:
@@ -680,7 +671,6 @@ def castroom_register_commands(cli: click.Group) -> None:
         draft deal at their rate on the dropped deal's terms (negotiate it, then set its
         status). With no rate on file, no deal is drafted and the command says to add one.
         """
-        production = obj.production()
         view = obj.view()
         who = view.resolve(Talent, talent)
         role_id = view.resolve(Role, role_ref).id if role_ref else None
@@ -695,14 +685,22 @@ def castroom_register_commands(cli: click.Group) -> None:
             click.echo(f"Warning: {failure}", err=True)
         if apply_ref is None:
             if schedule_time > 0 and view.shoot_days:
-                price_on_schedule(production.doc, plan, obj.plugins, schedule_time)
+                price_on_schedule(obj, view, plan, schedule_time)
             if as_json:
                 emit_json(plan)
             else:
                 _print_plan(plan)
             return
         role_plan, chosen = choose(plan, apply_ref)
-        applied = apply_choice(production.doc, plan, role_plan, chosen)
+        edits, choice = plan_choice(view, plan, role_plan, chosen)
+        if dry_run:
+            if as_json:
+                emit_json(edits)
+            else:
+                for line in obj.describe(edits):
+                    click.echo(line)
+            return
+        applied = applied_choice(obj.view(), role_plan, choice, obj.apply(edits))
         if as_json:
             emit_json(
                 {
@@ -721,24 +719,21 @@ def castroom_register_commands(cli: click.Group) -> None:
 
 
 def price_on_schedule(
-    doc: CastDocument, plan: ContingencyPlan, plugins: Plugins, time_limit: float
+    obj: CommandContext, view: ProductionView, plan: ContingencyPlan, time_limit: float
 ) -> None:
-    """Fill each replacement's schedule cost: book them in a copy of the production (as
-    --apply would), ask the scheduler (``castroom_propose_schedule``) for the best board
-    given their availability, and compare with the cast cost of the board as it is."""
+    """Fill each replacement's schedule cost: preview booking them (the plan --apply
+    would apply, on a scratch copy), ask the scheduler (``castroom_propose_schedule``)
+    for the best board given their availability, and compare with the cast cost of the
+    board as it is."""
     from castroom.core.contracts import ScheduleRequest
-    from castroom.core.document import CastDocument as Doc
-    from castroom.core.view import ProductionView as View
 
-    original = doc.encode_update()
-    now = costing.budget_report(View(doc)).total
+    plugins: Plugins = obj.plugins
+    now = costing.budget_report(view).total
     for role_plan in plan.roles:
         for rep in role_plan.replacements:
-            copy = Doc()
-            copy.apply_update(original)
-            apply_choice(copy, plan, role_plan, rep)
-            view = View(copy, plugins=plugins)
-            proposal = plugins.propose_schedule(view, ScheduleRequest(time_limit=time_limit))
+            edits, _ = plan_choice(view, plan, role_plan, rep)
+            preview = obj.preview(edits)
+            proposal = plugins.propose_schedule(preview, ScheduleRequest(time_limit=time_limit))
             if proposal is None:
                 continue
             rep.schedule_cost = proposal.cost
@@ -747,7 +742,7 @@ def price_on_schedule(
 
 
 def _print_applied(
-    plan: ContingencyPlan, role_plan: RolePlan, chosen: Replacement, applied: Applied
+    plan: ContingencyPlan, role_plan: RolePlan, chosen: Replacement, applied: AppliedChoice
 ) -> None:
     money = lambda minor: format_money(minor, plan.currency)  # noqa: E731
     era = f" ({role_plan.era})" if role_plan.era else ""
@@ -781,11 +776,11 @@ def _print_applied(
         )
 
 
-def to_plan(result: Any) -> ContingencyPlan:
-    """Accept a ContingencyPlan, or plain data of its shape from a third-party plugin."""
+def to_plan(result: ContingencyPlan | None) -> ContingencyPlan:
+    """The plugins' ranking (already checked against its contract), or an error."""
     if result is None:
         raise CastroomError("no plugin could rank replacements")
-    return coerce_answer(result, ContingencyPlan, "replacement ranking")
+    return result
 
 
 def _print_plan(plan: ContingencyPlan) -> None:

@@ -48,6 +48,7 @@ from castroom.core.labels import label
 from castroom.core.money import money_fields, parse_money, plain_amount
 from castroom.core.names import fold
 from castroom.core.registry import Exporter, Importer, ImportResult
+from castroom.core.resolve import Resolver, resolve_references
 from castroom.core.view import ProductionView
 from castroom.plugins import tables
 
@@ -237,53 +238,7 @@ def _index_composite(
     return out
 
 
-class References:
-    """Resolves a reference cell (an id, or a name / number / date) to an id."""
-
-    def __init__(self, view: ProductionView) -> None:
-        self.view = view
-        self._ids: dict[str, set[str]] = {}
-        self._keys: dict[str, dict[str, list[str]]] = {}
-
-    def _load(self, kind: str) -> None:
-        cls = model.kind_class(kind)
-        entities = self.view.all(cls)
-        self._ids[kind] = {e.id for e in entities}
-        keys: dict[str, list[str]] = {}
-        field = NATURAL_KEYS.get(kind)
-        if field is not None:
-            for entity in entities:
-                keys.setdefault(_key(str(getattr(entity, field))), []).append(entity.id)
-        self._keys[kind] = keys
-
-    def resolve(self, kind: str, value: str) -> str:
-        """The id ``value`` names; raises ValueError if none or several match."""
-        if kind not in self._ids:
-            self._load(kind)
-        if value in self._ids[kind]:
-            return value
-        found = self._keys[kind].get(_key(value), [])
-        if len(found) == 1:
-            return found[0]
-        label = kind.replace("_", " ")
-        if found:
-            raise ValueError(f"{value!r} matches {len(found)} {label}s; use the id")
-        raise ValueError(f"no {label} with id or {NATURAL_KEYS.get(kind, 'id')} {value!r}")
-
-
-def _resolve_references(entity_kind: str, fields: dict[str, Any], refs: References) -> None:
-    for name, kind in REFERENCES.items():
-        value = fields.get(name)
-        try:
-            if isinstance(value, str):
-                fields[name] = refs.resolve(kind, value)
-            elif isinstance(value, list):
-                fields[name] = [refs.resolve(kind, str(v)) for v in value]
-        except ValueError as exc:
-            raise ValueError(f"{entity_kind}.{name}: {exc}") from None
-
-
-def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> ImportResult:
+def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> ImportResult:  # noqa: C901 - one loop over rows and columns; to split with issue 8's money parser
     """Read a CSV file into entities of one kind (see the module docstring)."""
     cls = kind_for(path, options)
     source = str(options.get("source") or DEFAULT_SOURCE)
@@ -321,7 +276,7 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
         columns.append((position, _Field(cls, target, hints, view.currency)))
 
     existing = view.all(cls, include_deleted=True)
-    refs = References(view)
+    refs = Resolver(view)  # what a reference cell names, as every castroom write resolves it
     has_refs = any(spec.field in REFERENCES for _, spec in columns)
     foreign_ids = False
     by_id = {e.id: e for e in existing}
@@ -398,8 +353,8 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
             del fields["id"]
         if has_refs:
             try:
-                _resolve_references(cls.entity_kind, fields, refs)
-            except ValueError as exc:
+                fields = resolve_references(refs, cls, fields)
+            except CastroomError as exc:
                 errors.append(f"{unit} {line}: {exc}")
                 continue
         match = by_id.get(fields["id"]) if "id" in fields else None

@@ -18,13 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from castroom.core.document import CastDocument
-from castroom.core.errors import CastroomError
-from castroom.core.importing import ImportFailed, apply_import
-from castroom.core.registry import Importer
-from castroom.core.view import ProductionView
+from castroom.core.api import CastroomError, CommandContext, Importer, ImportResult
+from castroom.core.importing import ImportCounts, ImportFailed
 
 DONE = "done"
 FAILED = "failed"
@@ -52,13 +48,14 @@ class Inbox:
         self,
         directory: Path,
         importers: dict[str, Importer],
-        document: Callable[[], CastDocument],
+        run_import: Callable[[Importer, str], tuple[ImportResult, ImportCounts]],
         *,
         report: Callable[[str], None] = lambda line: None,
     ) -> None:
         self.directory = directory
         self.importers = importers
-        self.document = document
+        #: run_import(importer, path): runs it and applies what it read (or raises).
+        self.run_import = run_import
         self.report = report
         if directory.exists() and not directory.is_dir():
             raise CastroomError(f"{directory} is not a folder")
@@ -67,9 +64,16 @@ class Inbox:
         (directory / FAILED).mkdir(exist_ok=True)
 
     @classmethod
-    def for_context(cls, directory: Path, obj: Any, report: Callable[[str], None]) -> Inbox:
-        """An inbox for the CLI's Context (its plugins and current production)."""
-        return cls(directory, obj.plugins.importers(), lambda: obj.production().doc, report=report)
+    def for_context(
+        cls, directory: Path, obj: CommandContext, report: Callable[[str], None]
+    ) -> Inbox:
+        """An inbox for a command's context (its plugins and current production)."""
+        return cls(
+            directory,
+            obj.plugins.importers(),
+            lambda importer, source: obj.run_import(importer, source, {}),
+            report=report,
+        )
 
     # -- one file -----------------------------------------------------------------------------
 
@@ -100,9 +104,7 @@ class Inbox:
         if importer is None:
             return self._fail(path, None, f"no importer claims {path.name}")
         try:
-            doc = self.document()
-            result = importer.run(str(path), ProductionView(doc), {})
-            counts = apply_import(doc, result)
+            result, counts = self.run_import(importer, str(path))
         except ImportFailed as exc:
             return self._fail(path, importer.name, "\n".join([str(exc), *exc.errors]))
         except CastroomError as exc:

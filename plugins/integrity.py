@@ -17,9 +17,8 @@ import math
 import time
 from typing import TYPE_CHECKING
 
-from castroom.core import model
-from castroom.core.findings import EntityRef, Finding, Severity
-from castroom.core.hookspecs import hookimpl
+from castroom.core.api import EntityRef, Finding, Severity, hookimpl, model
+from castroom.core.api import label as label_of
 from castroom.core.scheduling import scene_days
 
 if TYPE_CHECKING:
@@ -64,7 +63,7 @@ def invalid_entities(view: ProductionView) -> list[Finding]:
     for item in view.invalid():
         cls = model.kind_class(item.kind)
         data = view.raw(cls, item.id) or {}
-        label = str(data.get("name") or data.get("title") or data.get("number") or "")
+        label = label_of(view, cls, data, default="")
         device = view.origin(item.kind, item.id)
         field = item.field or "-"
         where = f" (last written by device {device})" if device else ""
@@ -84,12 +83,6 @@ def invalid_entities(view: ProductionView) -> list[Finding]:
             )
         )
     return out
-
-
-def _label(entity: model.Entity) -> str:
-    return str(
-        getattr(entity, "name", "") or getattr(entity, "number", "") or getattr(entity, "date", "")
-    )
 
 
 def broken_references(view: ProductionView) -> list[Finding]:
@@ -128,8 +121,8 @@ def _references_to_invalid(
     by 80 scenes is one thing to fix (the role), not 80 warnings."""
     out = []
     for (target_kind, ref, kind, field), referrers in to_invalid.items():
-        data = view.raw(model.kind_class(target_kind), ref) or {}
-        label = str(data.get("name") or data.get("number") or data.get("date") or "")
+        cls = model.kind_class(target_kind)
+        label = label_of(view, cls, view.raw(cls, ref) or {}, default="")
         them = EntityRef(kind=target_kind, id=ref, label=label)
         invalid = f"{target_kind} {ref}, which is invalid (see `castroom invalid`)"
         if len(referrers) == 1:
@@ -155,7 +148,7 @@ def _entity_references(
 ) -> list[Finding]:
     """Findings for ``refs`` (the entity's references that name no live entity of the
     first kind meant) and for its era."""
-    me = EntityRef(kind=kind, id=entity.id, label=_label(entity))
+    me = EntityRef(kind=kind, id=entity.id, label=label_of(view, entity, default=""))
     name = f"{kind} {me.label or entity.id}"
     out = []
     for field, first_kind, ref in refs:
@@ -174,7 +167,7 @@ def _entity_references(
             fix = f"castroom set {kind} {entity.id} {field}=... (an existing {what})"
             out.append(_finding("dangling-reference", "error", message, fix, me))
         elif target.deleted:
-            them = EntityRef(kind=target_kind, id=ref, label=_label(target))
+            them = EntityRef(kind=target_kind, id=ref, label=label_of(view, target, default=""))
             message = f"{name}: {field} refers to deleted {target_kind} {them.label or ref}"
             fix = f"castroom restore {target_kind} {ref}, or change {kind} {entity.id}"
             out.append(_finding("reference-to-deleted", "warning", message, fix, me, them))

@@ -15,12 +15,10 @@ from typing import Any
 
 import click
 
-from castroom.core.cli import Context, pass_ctx
+from castroom.core.api import CommandContext, pass_command
 from castroom.core.errors import CastroomError
 from castroom.core.hookspecs import hookimpl
-from castroom.core.importing import ImportFailed, apply_import, format_errors
-from castroom.core.registry import Importer
-from castroom.core.view import ProductionView
+from castroom.core.importing import ImportFailed, format_errors
 
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 
@@ -53,9 +51,8 @@ class _ListsPlugins(click.Command):
 
 
 def _plugins(ctx: click.Context) -> Any:
-    obj = ctx.find_object(Context)
-    if obj is not None:
-        return obj.plugins
+    """The plugin façade of this run: the root context's object (help may be asked
+    before any workspace is opened)."""
     from castroom.core.plugins import Plugins
 
     root = ctx.find_root().obj
@@ -103,33 +100,17 @@ def parse_options(args: list[str]) -> dict[str, Any]:
     return options
 
 
-def run_import(obj: Context, importer: Importer, source: str, options: dict[str, Any]):
-    """Run an importer against the current production and apply its result atomically."""
-    production = obj.production()
-    view = ProductionView(production.doc)
-    try:
-        result = importer.run(source, view, options)
-    except CastroomError:
-        raise
-    except Exception as exc:  # a plugin's bug: one line, naming the plugin
-        raise CastroomError(
-            f"importer {importer.name!r} (plugin {importer.plugin!r}) failed: "
-            f"{type(exc).__name__}: {exc}"
-        ) from None
-    return result, apply_import(production.doc, result)
-
-
 @click.command(name="import", cls=ImportCommand, context_settings=PASS_THROUGH)
 @click.argument("name")
 @click.argument("source")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @click.pass_context
-def import_cmd(ctx: click.Context, name: str, source: str, as_json: bool) -> None:
+@pass_command
+def import_cmd(obj: CommandContext, ctx: click.Context, name: str, source: str, as_json: bool):
     """Import SOURCE (a file or URL) with the importer NAME: castroom import csv t.csv --kind talent
 
     Every row is validated first; a bad row is reported with its line number and nothing
     is written. Importing the same source again updates instead of duplicating."""
-    obj: Context = ctx.find_object(Context)
     importers = obj.plugins.importers()
     importer = importers.get(name)
     if importer is None:
@@ -139,7 +120,7 @@ def import_cmd(ctx: click.Context, name: str, source: str, as_json: bool) -> Non
     try:
         # A spinner on a terminal (nothing when stderr is a file or a pipe).
         with obj.err.status(f"Importing {source} with {name}..."):
-            result, counts = run_import(obj, importer, source, options)
+            result, counts = obj.run_import(importer, source, options)
     except ImportFailed as exc:
         for line in format_errors(exc.errors):
             click.echo(f"  {line}", err=True)
@@ -175,9 +156,9 @@ def import_cmd(ctx: click.Context, name: str, source: str, as_json: bool) -> Non
     "--output", "-o", type=click.Path(dir_okay=False), help="Write here (default: stdout)."
 )
 @click.pass_context
-def export_cmd(ctx: click.Context, name: str, output: str | None) -> None:
+@pass_command
+def export_cmd(obj: CommandContext, ctx: click.Context, name: str, output: str | None) -> None:
     """Export the production with the exporter NAME: csv, ics, dood, callsheet, ..."""
-    obj: Context = ctx.find_object(Context)
     exporters = obj.plugins.exporters()
     exporter = exporters.get(name)
     if exporter is None:
@@ -226,8 +207,8 @@ def write_atomically(target: Path, data: bytes) -> None:
     default=None,
     help="Stop watching after this many seconds (default: until interrupted).",
 )
-@pass_ctx
-def watch_inbox_cmd(obj: Context, directory: str, once: bool, seconds: float | None) -> None:
+@pass_command
+def watch_inbox_cmd(obj: CommandContext, directory: str, once: bool, seconds: float | None) -> None:
     """Import every file dropped into DIRECTORY with the importer that claims it.
 
     Each file then moves to DIRECTORY/done/, or to DIRECTORY/failed/ with NAME.reason.txt."""

@@ -330,7 +330,7 @@ def _text(paragraph: ET.Element) -> str:
     return "".join("".join(t.itertext()) for t in paragraph.findall("Text")).strip()
 
 
-def parse_fdx(data: bytes) -> ParsedScript:
+def parse_fdx(data: bytes) -> ParsedScript:  # noqa: C901 - one pass over FDX paragraphs
     """Final Draft XML: ``Content/Paragraph[@Type]`` with ``Text`` runs (stdlib only)."""
     try:
         root = ET.fromstring(data)

@@ -908,7 +908,7 @@ def _first_sync(
             time.sleep(delay)
 
 
-def sync_live(
+def sync_live(  # noqa: C901 - the live loop's reconnect and backoff states; to split
     workspace: Workspace,
     url: str,
     *,

@@ -299,10 +299,11 @@ def test_references_by_name_number_or_date(tmp_path: Path, doc: CastDocument) ->
     assert scene.characters == [mary.id, tommy.id] and scene.shoot_day_id == day.id
     bad = write(tmp_path, "candidates.csv", "talent_id,role_id\nNobody,Mary\nTwin,Mary\n")
     result = read_csv(str(bad), ProductionView(doc), {})
-    assert result.errors == [
-        "line 2: candidate.talent_id: no talent with id or name 'Nobody'",
-        "line 3: candidate.talent_id: 'Twin' matches 2 talents; use the id",
-    ]
+    # The same words the CLI uses for the same reference (castroom.core.resolve).
+    first, second = result.errors
+    assert first == "line 2: candidate.talent_id: no talent matching 'Nobody'"
+    assert second.startswith("line 3: candidate.talent_id: 'Twin' matches 2 talents: ")
+    assert second.endswith("; use the id")
 
 
 def test_import_json_output_and_unknown_importer(tmp_path: Path, cli) -> None:
@@ -428,9 +429,11 @@ def test_references_skip_deleted_entities_and_bad_rows_write_nothing(
         f"talent_id,role_id,stage\nAda Stone,Mary,offer\nNobody,Mary,offer\n{gone.id},Mary,offer\n",
     )
     result = read_csv(str(bad), ProductionView(doc), {"kind": "candidate"})
+    # The CLI's words for the same references: unknown, and deleted (with how to restore).
     assert result.errors == [
-        "line 3: candidate.talent_id: no talent with id or name 'Nobody'",
-        f"line 4: candidate.talent_id: no talent with id or name '{gone.id}'",
+        "line 3: candidate.talent_id: no talent matching 'Nobody'",
+        f"line 4: candidate.talent_id: talent Ada Stone is deleted"
+        f" (`castroom restore talent {gone.id}` first)",
     ]
     with pytest.raises(ImportFailed):
         apply_import(doc, result)

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from castroom.core.importing import import_into
 from castroom.core.model import Scene, Talent
 from castroom.core.plugins import make_plugins
 from castroom.core.workspace import Workspace
@@ -58,7 +59,9 @@ def test_watch_in_process_picks_up_new_files(tmp_path: Path) -> None:
     with Workspace.open(tmp_path / "ws") as ws:
         production = ws.create_production("Harbour Lights")
         box = Inbox(
-            tmp_path / "in", make_plugins(entry_points=False).importers(), lambda: production.doc
+            tmp_path / "in",
+            make_plugins(entry_points=False).importers(),
+            lambda importer, source: import_into(production.doc, importer, source, {}),
         )
         started = time.monotonic()
         dropped = False

@@ -412,7 +412,7 @@ OPS = st.lists(
 
 
 @pytest.mark.slow
-def test_convergence_property_folder_and_http(tmp_path: Path) -> None:
+def test_convergence_property_folder_and_http(tmp_path: Path) -> None:  # noqa: C901 - a property test's scenario
     """Any interleaving of edits (adds, same-field edits, text, deletes) and partial
     syncs among three peers (peer 0 on the server, peer 1 on server and folder, peer 2
     on the folder only) converges, with every added entity everywhere, after a final

@@ -243,6 +243,9 @@ def test_every_python_example_in_the_guide_runs(tmp_path, monkeypatch) -> None:
     run("add", "talent", "name=Cy")
     assert run("export", "agents") == "agent\nBlake & Co\nNorth Talent\n"
     assert run("agents") == "Blake & Co\nNorth Talent\n"
+    assert run("agent-for", "Kim", "--dry-run") == "change talent Cy: agent Kim (no agent yet)\n"
+    assert run("agent-for", "Kim") == "Changed 1 talents\n"
+    assert run("agents") == "Blake & Co\nKim\nNorth Talent\n"
 
     # The scheduler: its one-day plan is what `castroom schedule --apply` writes.
     planner = make_plugins(entry_points=False, extra=[_module_from("one_day", scheduler)])

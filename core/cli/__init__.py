@@ -11,10 +11,11 @@ import sys
 
 import click
 
+from ..commands import emit_json
 from ..errors import CastroomError
 from ..plugins import Plugins, make_plugins
 from . import bundle, check, entities, history, plugin_list, production, schedule  # noqa: F401
-from .context import CastroomGroup, Context, emit_json, pass_ctx
+from .context import CastroomGroup, Context, pass_ctx
 from .root import cli
 
 __all__ = ["Context", "build_cli", "cli", "emit_json", "main", "pass_ctx"]

@@ -7,10 +7,11 @@ import sys
 import click
 
 from .. import model
+from ..commands import emit_json
 from ..findings import EntityRef, Finding
 from ..labels import label, short_ids
 from ..view import ProductionView
-from .context import Context, emit_json, pass_ctx
+from .context import Context, pass_ctx
 from .root import cli
 
 

@@ -5,16 +5,19 @@ output helpers (``--json``, showing a field's value)."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import shlex
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 import msgspec
 from rich.console import Console
 
 from .. import model
+from ..commands import host_of
 from ..document import NewerSchemaWarning
 from ..errors import CastroomError, SkippedStoredUpdates
 from ..money import format_money, money_fields
@@ -26,6 +29,9 @@ from ..workspace import StoredProduction, Workspace
 MONEY_FIELDS = frozenset().union(
     *(money_fields(cls) for cls in (model.Production, *model.KINDS.values()))
 )
+
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Context:
@@ -86,11 +92,24 @@ class Context:
             self._workspace.close()
 
 
-pass_ctx = click.make_pass_decorator(Context)
+def context_of(ctx: click.Context | None) -> Context | None:
+    """The CLI's context for this invocation (registered by the root callback; kept off
+    click's context objects, which plugin commands can reach)."""
+    host = host_of(ctx)
+    return host if isinstance(host, Context) else None
 
 
-def emit_json(data: Any) -> None:
-    click.echo(json.dumps(msgspec.to_builtins(data), indent=2, ensure_ascii=False, sort_keys=False))
+def pass_ctx(f: F) -> F:
+    """Core commands (and castroom's own front ends, such as sync) get the Context."""
+
+    @functools.wraps(f)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        obj = context_of(click.get_current_context())
+        if obj is None:
+            raise click.UsageError("no castroom context (run through castroom's CLI)")
+        return f(obj, *args, **kwargs)
+
+    return command  # type: ignore[return-value]
 
 
 def currency_of(production: StoredProduction) -> str:
@@ -123,7 +142,7 @@ class CastroomGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             result = super().invoke(ctx)
-            obj = ctx.find_object(Context)
+            obj = context_of(ctx)
             if obj is not None and obj.notice:
                 click.echo(obj.notice, err=True)
             return result
@@ -131,6 +150,6 @@ class CastroomGroup(click.Group):
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(1)
         finally:
-            obj = ctx.find_object(Context)
+            obj = context_of(ctx)
             if obj is not None:
                 obj.close()

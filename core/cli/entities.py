@@ -8,15 +8,12 @@ from typing import Any
 import click
 from rich.table import Table
 
-from .. import model
+from .. import edits, model
+from ..commands import emit_json
 from ..document import CastDocument
-from ..edits import check_duplicate_candidate, check_era
 from ..fields import parse_assignments, parse_filters
 from ..labels import label, short_ids
-from ..names import check_talent_name
-from ..resolve import resolve_references
-from ..shoot_days import keep_in_step
-from .context import Context, currency_of, display, emit_json, kind_arg, pass_ctx
+from .context import Context, currency_of, display, kind_arg, pass_ctx
 from .root import cli
 
 #: Columns shown by ``castroom list KIND`` for people (``--json`` has every field).
@@ -53,13 +50,8 @@ def add_cmd(
     cls = kind_arg(kind)
     doc = obj.production().doc
     fields = parse_assignments(cls, assignments, doc.currency)
-    fields = resolve_references(doc, cls, fields)
-    check_era(doc, cls, fields)
-    check_duplicate_candidate(doc, cls, fields)
-    check_talent_name(doc, cls, fields, force=force)
-    with doc.transaction():
-        entity = doc.add(cls, **fields)
-        keep_in_step(doc, [(cls, entity.id, None)])
+    edit = edits.create(doc, cls, fields, force=force)
+    entity = edits.apply(doc, edit).entities[edit.id]
     if as_json:
         emit_json(entity)
     else:
@@ -212,14 +204,9 @@ def set_cmd(
     # The id, not the entity: one stored invalid is repaired here (update() validates the
     # stored fields with the given ones, and writes only the given ones).
     entity_id = doc.resolve_id(cls, ref, include_deleted=True)
-    current = doc.stored_fields(cls, entity_id)
-    fields = resolve_references(doc, cls, parse_assignments(cls, assignments, doc.currency))
-    check_era(doc, cls, fields, current)
-    check_duplicate_candidate(doc, cls, fields, current)
-    check_talent_name(doc, cls, fields, current, force=force)
-    with doc.transaction():
-        updated = doc.update(cls, entity_id, fields)
-        keep_in_step(doc, [(cls, entity_id, current)])
+    fields = parse_assignments(cls, assignments, doc.currency)
+    edit = edits.change(doc, cls, entity_id, fields, force=force)
+    updated = edits.apply(doc, edit).entities[entity_id]
     if as_json:
         emit_json(updated)
     else:

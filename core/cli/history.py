@@ -8,11 +8,11 @@ import click
 import msgspec
 from rich.table import Table
 
-from .. import model
-from ..errors import Ambiguous, NotFound
+from ..commands import emit_json
 from ..history import history_rows
+from ..resolve import resolve_any
 from ..workspace import StoredProduction
-from .context import Context, emit_json, kind_arg, pass_ctx
+from .context import Context, kind_arg, pass_ctx
 from .root import cli
 
 
@@ -49,26 +49,13 @@ def history(obj: Context, limit: int, entity: str | None, kind: str | None, as_j
 
 
 def _history_entity(production: StoredProduction, ref: str, kind: str | None) -> str:
-    """The id ``--entity`` means: resolved in ``kind``, or across every kind (an id as
-    it is, so the history of an entity stored invalid still shows)."""
-    doc = production.doc
+    """The id ``--entity`` means: resolved in ``kind``, or across every kind (an entity
+    stored invalid has a history too)."""
     if ref == production.id:
         return ref
-    kinds = [kind_arg(kind)] if kind else list(model.KINDS.values())
-    if any(doc.raw(cls, ref) is not None for cls in kinds):
-        return ref
-    found: list[tuple[type[model.Entity], str]] = []
-    for cls in kinds:
-        try:  # resolve_id: an entity stored invalid has a history too
-            found.append((cls, doc.resolve_id(cls, ref, include_deleted=True)))
-        except NotFound:
-            continue  # (Ambiguous within one kind: its message lists the matches)
-    if not found:
-        raise NotFound(f"no entity matching {ref!r}")
-    if len(found) > 1:
-        which = ", ".join(f"{c.entity_kind} {i}" for c, i in found[:5])
-        raise Ambiguous(f"{ref!r} matches {which}; use --kind or the id")
-    return found[0][1]
+    if kind:
+        kind_arg(kind)  # the production itself is not a --kind
+    return resolve_any(production.doc, ref, kind)[1]
 
 
 @cli.command()

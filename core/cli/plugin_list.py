@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from .context import Context, emit_json, pass_ctx
+from ..commands import emit_json
+from .context import Context, pass_ctx
 from .root import cli
 
 

@@ -9,10 +9,11 @@ from typing import Any
 import click
 
 from .. import model
+from ..commands import emit_json
 from ..errors import CastroomError, NotFound, ValidationFailed
 from ..fields import parse_assignments
 from ..money import parse_field
-from .context import Context, display, emit_json, pass_ctx
+from .context import Context, display, pass_ctx
 from .root import cli
 
 

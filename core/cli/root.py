@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..commands import register_host
 from ..plugins import Plugins, make_plugins
 from .context import CastroomGroup, Context
 
@@ -30,4 +31,7 @@ def cli(
 ) -> None:
     """castroom: plan who plays what, keep every scene consistent, stay in budget."""
     plugins = ctx.obj if isinstance(ctx.obj, Plugins) else make_plugins()
-    ctx.obj = Context(plugins, workspace, production, member)
+    # ctx.obj stays the plugin façade; the Context (workspace, stored production) is kept
+    # where plugin commands cannot reach it (see castroom.core.commands).
+    ctx.obj = plugins
+    register_host(ctx, Context(plugins, workspace, production, member))

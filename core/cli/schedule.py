@@ -7,13 +7,14 @@ import datetime as dt
 
 import click
 
+from ..commands import emit_json
 from ..contracts import SchedulePlan, ScheduleRequest
 from ..costing import BoardDay, day_out_of_days
 from ..errors import CastroomError, NotFound
 from ..money import format_money
 from ..scheduling import apply_schedule
 from ..view import ProductionView
-from .context import Context, emit_json, pass_ctx
+from .context import Context, pass_ctx
 from .root import cli
 
 

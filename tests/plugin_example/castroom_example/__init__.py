@@ -2,7 +2,8 @@
 
 It adds one check (``example.no-agent``: a talent with no agent and no contact cannot be
 reached) and one importer (``example``: a ``.roster`` file, one talent per line as
-``ref | name | age_min-age_max``). It uses only castroom's public plugin API.
+``ref | name | age_min-age_max``). It imports only castroom's public plugin API,
+``castroom.core.api``.
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from castroom.core import model
-from castroom.core.errors import ValidationFailed
-from castroom.core.findings import EntityRef, Finding
-from castroom.core.hookspecs import hookimpl
-from castroom.core.registry import Importer, ImportResult
+from castroom.core.api import (
+    EntityRef,
+    Finding,
+    Importer,
+    ImportResult,
+    ValidationFailed,
+    hookimpl,
+    model,
+)
 
 SOURCE = "roster"
 
