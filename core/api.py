@@ -17,14 +17,29 @@ What is here (documented in docs/plugins.md):
 - The contracts of the firstresult hooks: :class:`BudgetReport` (``CostLine``,
   ``Subtotal``) and :class:`ContingencyPlan` (``RolePlan``, ``Replacement``,
   ``SceneRef``, ``DayRef``), and :func:`validate_answer`.
+- ``SchedulePlan`` (``PlanDay``, ``TalentCost``) and ``ScheduleRequest``: the
+  ``castroom_propose_schedule`` contract; :func:`propose` (the built-in scheduler) and
+  :func:`scene_days`.
+- Costing, exactly as ``castroom budget`` computes it: :func:`budget_report`,
+  :func:`report_for`, :func:`deal_cost`, :func:`day_out_of_days` (``DayOutOfDays``,
+  ``DoodRow``, ``DoodDay``), :func:`ordered_days`, :func:`schedule_codes`,
+  :func:`drop_after_days`, ``BoardDay``, ``DealCost``.
 - Plans: :class:`Plan`, :class:`Edit`, :class:`Applied` and the builders
   :func:`plan_create`, :func:`plan_change`, :func:`plan_delete`, :func:`plan_restore`
   (each checks its edit against a view as it builds it).
 - Commands: :func:`pass_command` and :class:`CommandContext` (read a view, apply a plan),
   :func:`emit_json` for ``--json`` output.
-- What people call things: :func:`label`, :func:`resolve_id`, :func:`fold`.
+- What people call things: :func:`label`, :func:`short_ids` (short unique id prefixes
+  for people), :func:`resolve_id`, :func:`fold`, and for an
+  importer :class:`Resolver` and :func:`resolve_references` (reference cells by name).
+- Importing: :func:`plan_import` (an ``ImportResult`` as a checked plan),
+  :class:`ImportCounts`, :class:`ImportFailed`, :func:`format_errors`.
+- Money as people write it: :func:`parse_money`, :func:`parse_field`,
+  :func:`money_fields`, :func:`plain_amount`, :func:`format_money`, ``MoneyError``.
+- :class:`Plugins`: the plugin façade (``CommandContext.plugins``; other plugins'
+  answers, importers and exporters).
 - The entity Structs (``Talent``, ``Role``, ...) and ``model`` (kinds, references),
-  ``format_money``, and the errors a plugin may raise or catch.
+  and the errors a plugin may raise or catch.
 
 Nothing here comes from the command line's modules, and nothing here hands a plugin a
 writable document: plugins read views and return data or plans.
@@ -40,11 +55,29 @@ from .contracts import (
     CostLine,
     DayRef,
     MalformedAnswer,
+    PlanDay,
     Replacement,
     RolePlan,
     SceneRef,
+    SchedulePlan,
+    ScheduleRequest,
     Subtotal,
+    TalentCost,
     validate_answer,
+)
+from .costing import (
+    BoardDay,
+    DayOutOfDays,
+    DealCost,
+    DoodDay,
+    DoodRow,
+    budget_report,
+    day_out_of_days,
+    deal_cost,
+    drop_after_days,
+    ordered_days,
+    report_for,
+    schedule_codes,
 )
 from .edits import Applied, Edit, EditRefused, Plan
 from .edits import change as plan_change
@@ -54,7 +87,8 @@ from .edits import restore as plan_restore
 from .errors import Ambiguous, CastroomError, NotFound, ValidationFailed
 from .findings import EntityRef, Finding, Severity
 from .hookspecs import hookimpl
-from .labels import label
+from .importing import ImportCounts, ImportFailed, format_errors, plan_import
+from .labels import label, short_ids
 from .model import (
     Audition,
     Availability,
@@ -70,9 +104,11 @@ from .model import (
     ShootDay,
     Talent,
 )
-from .money import format_money
+from .money import MoneyError, format_money, money_fields, parse_field, parse_money, plain_amount
+from .plugins import Plugins
 from .registry import Exporter, Importer, ImportResult
-from .resolve import fold, resolve_id
+from .resolve import Resolver, fold, resolve_id, resolve_references
+from .scheduling import propose, scene_days
 from .view import ProductionView
 
 __all__ = [
@@ -80,14 +116,19 @@ __all__ = [
     "Applied",
     "Audition",
     "Availability",
+    "BoardDay",
     "BudgetReport",
     "Candidate",
     "CastroomError",
     "CommandContext",
     "ContingencyPlan",
     "CostLine",
+    "DayOutOfDays",
     "DayRef",
     "Deal",
+    "DealCost",
+    "DoodDay",
+    "DoodRow",
     "Edit",
     "EditRefused",
     "Entity",
@@ -95,36 +136,62 @@ __all__ = [
     "Era",
     "Exporter",
     "Finding",
+    "ImportCounts",
+    "ImportFailed",
     "ImportResult",
     "Importer",
     "Look",
     "MalformedAnswer",
     "Member",
+    "MoneyError",
     "NotFound",
     "Plan",
+    "PlanDay",
+    "Plugins",
     "Production",
     "ProductionView",
     "Replacement",
+    "Resolver",
     "Role",
     "RolePlan",
     "Scene",
     "SceneRef",
+    "SchedulePlan",
+    "ScheduleRequest",
     "Severity",
     "ShootDay",
     "Subtotal",
     "Talent",
+    "TalentCost",
     "ValidationFailed",
+    "budget_report",
+    "day_out_of_days",
+    "deal_cost",
+    "drop_after_days",
     "emit_json",
     "fold",
+    "format_errors",
     "format_money",
     "hookimpl",
     "label",
     "model",
+    "money_fields",
+    "ordered_days",
+    "parse_field",
+    "parse_money",
     "pass_command",
+    "plain_amount",
     "plan_change",
     "plan_create",
     "plan_delete",
+    "plan_import",
     "plan_restore",
+    "propose",
+    "report_for",
     "resolve_id",
+    "resolve_references",
+    "scene_days",
+    "schedule_codes",
+    "short_ids",
     "validate_answer",
 ]

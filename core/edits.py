@@ -217,6 +217,10 @@ class Checker:
         self.base = reader
         self.pending: dict[tuple[type[Entity], str], dict[str, Any]] = {}
         self._valid: dict[tuple[type[Entity], str], Entity | None] = {}
+        #: (talent, role, era) -> live candidate ids, built on first use (an import of
+        #: thousands of candidates checks each against it, not against every candidate).
+        self._keys: dict[tuple[Any, Any, Any], set[str]] | None = None
+        self._key_of: dict[str, tuple[Any, Any, Any]] = {}
 
     # The Reader protocol, over the base and the pending edits.
 
@@ -260,6 +264,29 @@ class Checker:
             fields["deleted"] = edit.op == "delete"
         self.pending[(cls, edit.id)] = fields
         self._valid[(cls, edit.id)] = entity
+        if cls is model.Candidate and self._keys is not None:
+            self._index_candidate(edit.id, fields)
+
+    def live_candidates(self) -> dict[tuple[Any, Any, Any], set[str]]:
+        """(talent, role, era) -> the ids of the live candidates with those."""
+        if self._keys is None:
+            self._keys = {}
+            for candidate in self.base.all(model.Candidate):
+                self._index_candidate(candidate.id, model.to_fields(candidate))
+            for (cls, entity_id), fields in self.pending.items():
+                if cls is model.Candidate:
+                    self._index_candidate(entity_id, fields)
+        return self._keys
+
+    def _index_candidate(self, entity_id: str, fields: dict[str, Any]) -> None:
+        assert self._keys is not None
+        old = self._key_of.pop(entity_id, None)
+        if old is not None:
+            self._keys[old].discard(entity_id)
+        if not fields.get("deleted"):
+            key = (fields.get("talent_id"), fields.get("role_id"), fields.get("era"))
+            self._keys.setdefault(key, set()).add(entity_id)
+            self._key_of[entity_id] = key
 
 
 def _check_create(
@@ -337,17 +364,24 @@ def check_duplicate_candidate(
     ):
         return
     now = current or {}
-    key = tuple(fields.get(f, now.get(f)) for f in ("talent_id", "role_id", "era"))
-    for other in reader.all(model.Candidate):
-        same = (other.talent_id, other.role_id, other.era) == key
-        if same and other.id != now.get("id"):
-            talent = _named(reader, model.Talent, other.talent_id)
-            role = _named(reader, model.Role, other.role_id)
-            era = f" ({other.era})" if other.era else ""
-            raise CastroomError(
-                f"{talent} is already a candidate for {role}{era}: candidate {other.id}"
-                f" (change it with `castroom set candidate {other.id} ...`)"
-            )
+    talent_id, role_id, era = (fields.get(f, now.get(f)) for f in ("talent_id", "role_id", "era"))
+    if isinstance(reader, Checker):
+        same = sorted(reader.live_candidates().get((talent_id, role_id, era), ()))
+    else:
+        same = [
+            c.id
+            for c in reader.all(model.Candidate)
+            if (c.talent_id, c.role_id, c.era) == (talent_id, role_id, era)
+        ]
+    other = next((i for i in same if i != now.get("id")), None)
+    if other is not None:
+        talent = _named(reader, model.Talent, str(talent_id))
+        role = _named(reader, model.Role, str(role_id))
+        shown = f" ({era})" if era else ""
+        raise CastroomError(
+            f"{talent} is already a candidate for {role}{shown}: candidate {other}"
+            f" (change it with `castroom set candidate {other} ...`)"
+        )
 
 
 def _named(reader: Reader, cls: type[Entity], entity_id: str) -> str:

@@ -23,13 +23,24 @@ import click
 import msgspec
 from msgspec import Meta
 
-from castroom.core import model
-from castroom.core.errors import CastroomError
-from castroom.core.findings import EntityRef, Finding
-from castroom.core.hookspecs import hookimpl
-from castroom.core.labels import short_ids
-from castroom.core.model import Audition, Availability, Candidate, Role, Talent
-from castroom.core.view import ProductionView
+from castroom.core.api import (
+    Audition,
+    Availability,
+    Candidate,
+    CastroomError,
+    CommandContext,
+    EntityRef,
+    Finding,
+    ImportResult,
+    ProductionView,
+    Role,
+    Talent,
+    hookimpl,
+    model,
+    pass_command,
+    plan_import,
+    short_ids,
+)
 
 #: Availability kinds that keep a talent from an audition that day.
 BLOCKING = frozenset({"unavailable"})
@@ -325,8 +336,6 @@ def render(proposal: AuditionPlan) -> list[str]:
 
 @hookimpl(trylast=True)
 def castroom_register_commands(cli: click.Group) -> None:
-    from castroom.core.cli import Context, pass_ctx
-
     @cli.group(name="audition")
     def audition() -> None:
         """Audition slots for a role's shortlisted candidates."""
@@ -347,9 +356,9 @@ def castroom_register_commands(cli: click.Group) -> None:
     @click.option("--link", default="", help="A video link instead of a room.")
     @click.option("--apply", "apply_", is_flag=True, help="Write the plan (else only show it).")
     @click.option("--json", "as_json", is_flag=True, help="The plan as JSON.")
-    @pass_ctx
+    @pass_command
     def audition_plan(
-        obj: Context,
+        obj: CommandContext,
         role_ref: str,
         on: str,
         start: str,
@@ -361,11 +370,7 @@ def castroom_register_commands(cli: click.Group) -> None:
         as_json: bool,
     ) -> None:
         """Put ROLE's shortlisted candidates into slots; --apply writes them."""
-        from castroom.core.importing import apply_import
-        from castroom.core.registry import ImportResult
-
-        production = obj.production()
-        view = ProductionView(production.doc)
+        view = obj.view()
         role = view.resolve(Role, role_ref)
         proposal = plan(view, role, request_from(on, start, slot, until, place, link))
         if as_json:
@@ -378,7 +383,7 @@ def castroom_register_commands(cli: click.Group) -> None:
                 click.echo("Nothing written: add --apply to book these slots.", err=True)
             return
         entities = plan_entities(view, proposal)
-        counts = apply_import(production.doc, ImportResult(entities=entities))
+        applied = obj.apply(plan_import(view, ImportResult(entities=entities)))
         click.echo(
-            f"Booked {len(proposal.slots)} audition(s) ({counts.created} created).", err=True
+            f"Booked {len(proposal.slots)} audition(s) ({applied.created} created).", err=True
         )

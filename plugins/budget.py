@@ -16,32 +16,35 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from castroom.core.api import CommandContext, emit_json, pass_command
-from castroom.core.costing import (  # noqa: F401 (the names tests and third parties use)
+from castroom.core.api import (  # noqa: F401 (the names tests and third parties use)
     BoardDay,
     BudgetReport,
+    CastroomError,
+    CommandContext,
     CostLine,
     DayOutOfDays,
     DealCost,
     DoodDay,
     DoodRow,
+    EntityRef,
+    Finding,
     Subtotal,
+    Talent,
     budget_report,
     day_out_of_days,
     deal_cost,
     drop_after_days,
+    emit_json,
+    format_money,
+    hookimpl,
     ordered_days,
+    pass_command,
     report_for,
     schedule_codes,
 )
-from castroom.core.errors import CastroomError
-from castroom.core.findings import EntityRef, Finding
-from castroom.core.hookspecs import hookimpl
-from castroom.core.model import Talent
-from castroom.core.money import format_money
 
 if TYPE_CHECKING:
-    from castroom.core.view import ProductionView
+    from castroom.core.api import ProductionView
 
 
 def budget_findings(view: ProductionView, report: BudgetReport) -> list[Finding]:

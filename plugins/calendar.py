@@ -13,11 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from castroom.core.errors import CastroomError
-from castroom.core.hookspecs import hookimpl
-from castroom.core.model import Audition, Candidate
-from castroom.core.registry import Exporter
-from castroom.core.view import ProductionView
+from castroom.core.api import Audition, Candidate, CastroomError, Exporter, ProductionView, hookimpl
 
 if TYPE_CHECKING:
     from icalendar import Event

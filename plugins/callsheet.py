@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape
 
-from castroom.core.model import Production, Role, Scene, ShootDay, Talent
-from castroom.core.view import ProductionView
+from castroom.core.api import Production, ProductionView, Role, Scene, ShootDay, Talent
 
 #: Pages a unit shoots in a day when the production says nothing else (the industry's
 #: rule of thumb for a feature; the scheduler's pages_per_day overrides it).

@@ -25,14 +25,21 @@ from typing import TYPE_CHECKING, Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from castroom.core import model
-from castroom.core.errors import CastroomError, ValidationFailed
-from castroom.core.hookspecs import hookimpl
-from castroom.core.model import Candidate, Role, Talent
-from castroom.core.money import parse_field, plain_amount
-from castroom.core.names import fold
-from castroom.core.registry import Importer, ImportResult
-from castroom.core.view import ProductionView
+from castroom.core.api import (
+    Candidate,
+    CastroomError,
+    Importer,
+    ImportResult,
+    ProductionView,
+    Role,
+    Talent,
+    ValidationFailed,
+    fold,
+    hookimpl,
+    model,
+    parse_field,
+    plain_amount,
+)
 
 if TYPE_CHECKING:
     import httpx

@@ -40,32 +40,41 @@ from typing import TYPE_CHECKING, Any
 import click
 import msgspec
 
-from castroom.core import costing
 from castroom.core.api import (
+    Ambiguous,
     Applied,
+    Candidate,
+    CastroomError,
     CommandContext,
     ContingencyPlan,
     DayRef,
+    Deal,
     Edit,
+    NotFound,
     Plan,
     Replacement,
+    Role,
     RolePlan,
     SceneRef,
+    Talent,
+    budget_report,
+    deal_cost,
+    drop_after_days,
     emit_json,
+    format_money,
+    hookimpl,
+    ordered_days,
     pass_command,
     plan_change,
     plan_create,
+    report_for,
+    schedule_codes,
+    short_ids,
 )
-from castroom.core.errors import Ambiguous, CastroomError, NotFound
-from castroom.core.hookspecs import hookimpl
-from castroom.core.labels import short_ids
-from castroom.core.model import Candidate, Deal, Role, Talent
-from castroom.core.money import format_money
 from castroom.plugins import continuity
 
 if TYPE_CHECKING:
-    from castroom.core.plugins import Plugins
-    from castroom.core.view import ProductionView
+    from castroom.core.api import Plugins, ProductionView
 
 #: Stages of a candidate no longer in the running.
 GONE = frozenset({"declined", "released", "dropped"})
@@ -179,7 +188,7 @@ def _estimate(
     deal = own if own is not None else replacement_terms(talent, role.id, era, template)
     if deal is None:
         return None
-    return costing.deal_cost(view, deal, paid_days, 0).total
+    return deal_cost(view, deal, paid_days, 0).total
 
 
 def _ratings(cand: Candidate | None) -> tuple[float, str]:
@@ -198,7 +207,7 @@ def rank(view: ProductionView, talent_id: str, role_id: str | None) -> Contingen
     roles = booked_roles(view, talent_id)
     if role_id is not None:
         roles = [r for r in roles if r[0] == role_id]
-    report = costing.report_for(view)  # the plugins' cost report, not only the built-in
+    report = report_for(view)  # the plugins' cost report, not only the built-in
     money = lambda minor: format_money(minor, report.currency)  # noqa: E731
     plans = []
     for rid, era, cands in roles:
@@ -229,12 +238,12 @@ def rank(view: ProductionView, talent_id: str, role_id: str | None) -> Contingen
         if dropped_lines:
             paid_days = dropped_lines[0].work_days + dropped_lines[0].hold_days
         else:  # no deal: the affected days plus the holds between them
-            schedule = costing.ordered_days(view)
+            schedule = ordered_days(view)
             wanted = {d.id for d in days}
-            codes = costing.schedule_codes(
+            codes = schedule_codes(
                 [d.date for d in schedule],
                 {i for i, d in enumerate(schedule) if d.id in wanted},
-                costing.drop_after_days(view.production),
+                drop_after_days(view.production),
             )
             paid_days = sum(1 for c in codes if c)
         plans.append(
@@ -725,10 +734,10 @@ def price_on_schedule(
     would apply, on a scratch copy), ask the scheduler (``castroom_propose_schedule``)
     for the best board given their availability, and compare with the cast cost of the
     board as it is."""
-    from castroom.core.contracts import ScheduleRequest
+    from castroom.core.api import ScheduleRequest
 
     plugins: Plugins = obj.plugins
-    now = costing.budget_report(view).total
+    now = budget_report(view).total
     for role_plan in plan.roles:
         for rep in role_plan.replacements:
             edits, _ = plan_choice(view, plan, role_plan, rep)

@@ -30,12 +30,21 @@ from collections.abc import Callable, Iterable
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
-from castroom.core.findings import EntityRef, Finding, Severity
-from castroom.core.hookspecs import hookimpl
-from castroom.core.model import Availability, Look, Role, Scene, ShootDay, Talent
+from castroom.core.api import (
+    Availability,
+    EntityRef,
+    Finding,
+    Look,
+    Role,
+    Scene,
+    Severity,
+    ShootDay,
+    Talent,
+    hookimpl,
+)
 
 if TYPE_CHECKING:
-    from castroom.core.view import ProductionView
+    from castroom.core.api import ProductionView
 
 PLUGIN = "continuity"
 LOOK_FIELDS = ("hair", "wardrobe", "makeup", "age")

@@ -41,15 +41,23 @@ from typing import Any
 
 import msgspec
 
-from castroom.core import model
-from castroom.core.errors import CastroomError, ValidationFailed
-from castroom.core.hookspecs import hookimpl
-from castroom.core.labels import label
-from castroom.core.money import money_fields, parse_money, plain_amount
-from castroom.core.names import fold
-from castroom.core.registry import Exporter, Importer, ImportResult
-from castroom.core.resolve import Resolver, resolve_references
-from castroom.core.view import ProductionView
+from castroom.core.api import (
+    CastroomError,
+    Exporter,
+    Importer,
+    ImportResult,
+    ProductionView,
+    Resolver,
+    ValidationFailed,
+    fold,
+    hookimpl,
+    label,
+    model,
+    money_fields,
+    parse_money,
+    plain_amount,
+    resolve_references,
+)
 from castroom.plugins import tables
 
 _NULLS = frozenset({"null", "none"})

@@ -19,8 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from castroom.core.api import CastroomError, CommandContext, Importer, ImportResult
-from castroom.core.importing import ImportCounts, ImportFailed
+from castroom.core.api import (
+    CastroomError,
+    CommandContext,
+    ImportCounts,
+    Importer,
+    ImportFailed,
+    ImportResult,
+)
 
 DONE = "done"
 FAILED = "failed"

@@ -17,12 +17,11 @@ import math
 import time
 from typing import TYPE_CHECKING
 
-from castroom.core.api import EntityRef, Finding, Severity, hookimpl, model
+from castroom.core.api import EntityRef, Finding, Severity, hookimpl, model, scene_days
 from castroom.core.api import label as label_of
-from castroom.core.scheduling import scene_days
 
 if TYPE_CHECKING:
-    from castroom.core.view import ProductionView
+    from castroom.core.api import ProductionView
 
 
 def findings(view: ProductionView) -> list[Finding]:

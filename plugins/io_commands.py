@@ -15,10 +15,14 @@ from typing import Any
 
 import click
 
-from castroom.core.api import CommandContext, pass_command
-from castroom.core.errors import CastroomError
-from castroom.core.hookspecs import hookimpl
-from castroom.core.importing import ImportFailed, format_errors
+from castroom.core.api import (
+    CastroomError,
+    CommandContext,
+    ImportFailed,
+    format_errors,
+    hookimpl,
+    pass_command,
+)
 
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 
@@ -53,7 +57,7 @@ class _ListsPlugins(click.Command):
 def _plugins(ctx: click.Context) -> Any:
     """The plugin façade of this run: the root context's object (help may be asked
     before any workspace is opened)."""
-    from castroom.core.plugins import Plugins
+    from castroom.core.api import Plugins
 
     root = ctx.find_root().obj
     return root if isinstance(root, Plugins) else None

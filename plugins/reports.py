@@ -20,12 +20,15 @@ import io
 from html import escape
 from typing import Any
 
-from castroom.core.costing import day_out_of_days
-from castroom.core.errors import CastroomError, NotFound
-from castroom.core.hookspecs import hookimpl
-from castroom.core.model import ShootDay
-from castroom.core.registry import Exporter
-from castroom.core.view import ProductionView
+from castroom.core.api import (
+    CastroomError,
+    Exporter,
+    NotFound,
+    ProductionView,
+    ShootDay,
+    day_out_of_days,
+    hookimpl,
+)
 from castroom.plugins import callsheet
 
 LEGEND = {

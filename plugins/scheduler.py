@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from castroom.core.hookspecs import hookimpl
-from castroom.core.scheduling import propose
+from castroom.core.api import hookimpl, propose
 
 if TYPE_CHECKING:
-    from castroom.core.contracts import SchedulePlan, ScheduleRequest
-    from castroom.core.view import ProductionView
+    from castroom.core.api import ProductionView, SchedulePlan, ScheduleRequest
 
 
 @hookimpl(trylast=True)

@@ -52,13 +52,18 @@ from typing import Any
 
 import msgspec
 
-from castroom.core import model
-from castroom.core.errors import CastroomError
-from castroom.core.findings import EntityRef, Finding
-from castroom.core.hookspecs import hookimpl
-from castroom.core.model import Role, Scene
-from castroom.core.registry import Importer, ImportResult
-from castroom.core.view import ProductionView
+from castroom.core.api import (
+    CastroomError,
+    EntityRef,
+    Finding,
+    Importer,
+    ImportResult,
+    ProductionView,
+    Role,
+    Scene,
+    hookimpl,
+    model,
+)
 from castroom.plugins import breakdown
 from castroom.plugins.script_formats import (
     FDX_SUFFIXES,

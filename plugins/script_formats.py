@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from castroom.core.errors import CastroomError
+from castroom.core.api import CastroomError
 from castroom.plugins import breakdown
 
 #: How a writer marks a story day (said when a scene has none).

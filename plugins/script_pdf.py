@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from castroom.core.errors import CastroomError
+from castroom.core.api import CastroomError
 from castroom.plugins.breakdown import layout_lines
 from castroom.plugins.script_formats import ParsedScene, ParsedScript, is_heading
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from castroom.core.errors import CastroomError
+from castroom.core.api import CastroomError
 
 DELIMITERS = (",", ";", "\t", "|")
 _NAMES = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}

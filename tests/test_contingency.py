@@ -275,6 +275,24 @@ def test_apply_books_the_replacement_in_one_recorded_change(ws_path: Path) -> No
     assert all(row["member"] == "tester" for row in history)
 
 
+def test_apply_dry_run_shows_the_plan_and_writes_nothing(ws_path: Path) -> None:
+    build(ws_path)
+    with Workspace.open(ws_path) as ws:
+        before = ws.production().doc.to_data()
+    result = run(ws_path, "replace", "Ada", "--apply", "Eve", "--dry-run")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "change candidate Ada for Mara: stage dropped (Ada dropped out of Mara," in lines[0]
+    assert any(line.startswith("change candidate Eve for Mara: stage booked") for line in lines)
+    assert any(line.startswith("change deal Ada / Mara: status cancelled") for line in lines)
+    plan = json.loads(
+        run(ws_path, "replace", "Ada", "--apply", "Eve", "--dry-run", "--json").output
+    )
+    assert {edit["op"] for edit in plan["edits"]} <= {"create", "change"}
+    with Workspace.open(ws_path) as ws:
+        assert ws.production().doc.to_data() == before
+
+
 def test_apply_a_backup_without_candidate_creates_one(ws_path: Path) -> None:
     ids = build(ws_path)
     result = run(ws_path, "replace", "Ada", "--apply", ids["Cal"], "--json")
