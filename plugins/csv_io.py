@@ -209,8 +209,10 @@ def _cell(spec: _Field, raw: str) -> Any:
         return msgspec.to_builtins(msgspec.convert(text, spec.hint, strict=False))
     except msgspec.ValidationError as exc:
         reason = str(exc).split(" - at `", 1)[0]
-        # The model's words, as the command line says them, and what the cell held.
-        raise ValueError(f"{model.humane(spec.cls, spec.field, reason)}, got {text!r}") from None
+        # The model's words, as the command line says them, and what the cell held
+        # (unless those words quote it already: "'weird' is not one of: ...").
+        words = model.humane(spec.cls, spec.field, reason)
+        raise ValueError(words if repr(text) in words else f"{words}, got {text!r}") from None
 
 
 def _key(value: Any) -> str:

@@ -145,6 +145,17 @@ def test_bad_rows_are_reported_by_line_and_nothing_is_written(tmp_path: Path, cl
     assert json.loads(cli("list", "talents", "--json").stdout) == []
 
 
+def test_a_bad_choice_is_named_once(tmp_path: Path, cli) -> None:
+    cli("init", "--production", "Harbour Lights")
+    cli("add", "talent", "name=Ada Stone")
+    cli("add", "role", "name=Nora")
+    bad = write(tmp_path, "c.csv", "talent_id,role_id,stage\nAda Stone,Nora,weird\n")
+    result = cli("import", "csv", str(bad), "--kind", "candidate")
+    assert result.exit_code == 1
+    assert "candidate.stage: 'weird' is not one of: submitted," in result.stderr
+    assert result.stderr.count("'weird'") == 2  # the row's line and the summary, once each
+
+
 def test_unknown_columns_warn_and_bad_mappings_fail(tmp_path: Path, doc) -> None:
     path = write(tmp_path, "t.csv", "name,favourite colour\nAda,blue\n")
     result = read_csv(str(path), ProductionView(doc), {"kind": "talent"})
