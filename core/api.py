@@ -79,7 +79,7 @@ from .costing import (
     report_for,
     schedule_codes,
 )
-from .edits import Applied, Edit, EditRefused, Plan
+from .edits import Applied, Edit, Plan
 from .edits import change as plan_change
 from .edits import create as plan_create
 from .edits import delete as plan_delete
@@ -130,7 +130,6 @@ __all__ = [
     "DoodDay",
     "DoodRow",
     "Edit",
-    "EditRefused",
     "Entity",
     "EntityRef",
     "Era",

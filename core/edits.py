@@ -74,14 +74,6 @@ class Applied(msgspec.Struct, kw_only=True, frozen=True):
         return entity
 
 
-class EditRefused(CastroomError):
-    """Edits of a plan broke rules: nothing was written. ``errors``: one line per edit."""
-
-    def __init__(self, errors: list[str]) -> None:
-        self.errors = list(errors)
-        super().__init__(self.errors[0] if len(self.errors) == 1 else "; ".join(self.errors))
-
-
 # -- building edits (each checked as it is built) ---------------------------------------------
 
 
