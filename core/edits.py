@@ -142,7 +142,13 @@ def apply(doc: CastDocument, plan: Plan | Edit) -> Applied:
     it is never trusted as built."""
     edits = [plan] if isinstance(plan, Edit) else list(plan.edits)
     checker = Checker(doc)
-    checked = [checker.check(edit) for edit in edits]
+    return write_checked(doc, edits, [checker.check(edit) for edit in edits])
+
+
+def write_checked(doc: CastDocument, edits: list[Edit], checked: list[Entity | None]) -> Applied:
+    """Write edits :class:`Checker` has just checked against ``doc`` (``checked``: what
+    each check returned), in one transaction. :func:`apply` is the way in; an importer's
+    plan, checked as it was built a moment ago, is written through here directly."""
     entities: dict[str, Entity] = {}
     counts = {"create": 0, "change": 0, "delete": 0, "restore": 0}
     written: list[Written] = []
@@ -243,14 +249,19 @@ class Checker:
         cls = model.kind_class(edit.kind)
         if cls is Production:
             raise CastroomError("the production is changed with update_production")
-        entity = _CHECKS[edit.op](self, cls, edit, self.raw(cls, edit.id))
-        self.note(edit, entity)
+        stored = self.raw(cls, edit.id)  # one read per edit: it costs Yrs a transaction
+        entity = _CHECKS[edit.op](self, cls, edit, stored)
+        self.note(edit, entity, stored)
         return entity
 
-    def note(self, edit: Edit, entity: Entity | None = None) -> None:
-        """Take ``edit`` as done for what follows (unchecked: for showing a plan)."""
+    def note(
+        self, edit: Edit, entity: Entity | None = None, stored: dict[str, Any] | None = None
+    ) -> None:
+        """Take ``edit`` as done for what follows (unchecked: for showing a plan).
+        ``stored``: the entity's fields before it, when the caller has just read them."""
         cls = model.kind_class(edit.kind)
-        stored = self.raw(cls, edit.id)
+        if stored is None and edit.op != "create":
+            stored = self.raw(cls, edit.id)
         fields = {**plain_defaults(cls), **(stored or {}), **edit.fields, "id": edit.id}
         if edit.op in ("delete", "restore"):
             fields["deleted"] = edit.op == "delete"

@@ -16,7 +16,7 @@ import msgspec
 
 from . import model
 from .document import CastDocument, plain_defaults
-from .edits import Checker, Edit, Plan, apply
+from .edits import Checker, Edit, Plan, write_checked
 from .errors import CastroomError
 from .model import Entity
 from .registry import Importer, ImportResult
@@ -54,6 +54,13 @@ def plan_import(reader: Reader, result: ImportResult, *, reason: str = "import")
     changed field by field (so peers' concurrent edits of other fields survive), one
     identical to what is stored is left out. Raises :class:`ImportFailed` listing every
     problem (the importer's own, then each entity's) so nothing is written."""
+    return _checked_import(reader, result, reason)[0]
+
+
+def _checked_import(
+    reader: Reader, result: ImportResult, reason: str = "import"
+) -> tuple[Plan, list[Entity | None]]:
+    """:func:`plan_import`, with what each check returned (for writing at once)."""
     errors = list(result.errors)
     wanted: dict[tuple[str, str], tuple[int, Edit | None]] = {}
     for index, entity in enumerate(result.entities, 1):
@@ -67,18 +74,20 @@ def plan_import(reader: Reader, result: ImportResult, *, reason: str = "import")
         wanted[key] = (wanted.get(key, (index, edit))[0], edit)
     checker = Checker(reader)
     edits: list[Edit] = []
+    checked: list[Entity | None] = []
     for index, edit in wanted.values():
         if edit is None:
             continue
         try:
-            checker.check(edit)
+            found = checker.check(edit)
         except CastroomError as exc:
             errors.append(f"entity {index}: {exc}")
             continue
         edits.append(edit)
+        checked.append(found)
     if errors:
         raise ImportFailed(errors)
-    return Plan(edits=edits, reason=reason)
+    return Plan(edits=edits, reason=reason), checked
 
 
 def _import_edit(reader: Reader, entity: Any, reason: str) -> Edit | None:
@@ -111,8 +120,8 @@ def _import_edit(reader: Reader, entity: Any, reason: str) -> Edit | None:
 def apply_import(doc: CastDocument, result: ImportResult) -> ImportCounts:
     """Check all of ``result`` (:func:`plan_import`), then write it in one transaction
     (or raise, writing none)."""
-    plan = plan_import(doc, result)
-    applied = apply(doc, plan)
+    plan, checked = _checked_import(doc, result)
+    applied = write_checked(doc, plan.edits, checked)  # checked just now, against doc
     unchanged = len({(e.entity_kind, e.id) for e in result.entities}) - len(plan.edits)
     return ImportCounts(created=applied.created, updated=applied.changed, unchanged=unchanged)
 
