@@ -41,8 +41,12 @@ class Host(Protocol):
     """The CLI's context, as this module uses it (:class:`castroom.core.cli.Context`)."""
 
     plugins: Plugins
-    console: Console
-    err: Console
+
+    @property
+    def console(self) -> Console: ...  # read-only: the CLI makes its consoles on first use
+
+    @property
+    def err(self) -> Console: ...
 
     def production(self) -> StoredProduction: ...
 

@@ -23,8 +23,6 @@ import re
 import typing
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-import iso4217
-
 from .errors import CastroomError, ValidationFailed
 from .model import MAX_SAFE_INT, Entity, Money
 
@@ -72,6 +70,8 @@ class MoneyError(CastroomError):
 def minor_digits(currency: str = "USD") -> int:
     """Digits after the decimal point in the currency's major unit, from ISO 4217 (2 for
     USD, 0 for JPY, 3 for BHD); 2 for a code ISO 4217 does not list."""
+    import iso4217  # its tables load on first use, not when `castroom` starts
+
     try:
         exponent = iso4217.Currency(currency.upper()).exponent
     except ValueError:
@@ -189,6 +189,8 @@ def _check_mark(text: str, mark: str, currency: str) -> None:
 
 
 def _is_iso(code: str) -> bool:
+    import iso4217
+
     try:
         iso4217.Currency(code)
     except ValueError:

@@ -10,13 +10,9 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.panel import Panel
-from rich.table import Table
 
 from castroom.core import bundle
 from castroom.core.errors import CastroomError
@@ -27,6 +23,9 @@ from castroom.core.view import ProductionView
 from castroom.core.workspace import Workspace
 
 from .sample import build_sample
+
+if TYPE_CHECKING:  # rich is imported when the demo runs, not when `castroom` starts
+    from rich.console import Console
 
 
 @hookimpl(trylast=True)
@@ -50,6 +49,8 @@ def castroom_register_commands(cli: click.Group) -> None:
     @click.option("--port", default=8765, show_default=True, help="With --serve (0 = any).")
     def demo(root: str, keep_serving: bool, port: int) -> None:
         """Build a sample series and walk through a day in the casting room."""
+        from rich.console import Console
+
         run_demo(Path(root), Console())
         if keep_serving:
             from castroom.sync.web.signin import serve_with_sign_in
@@ -96,6 +97,9 @@ def _made_by_an_older_demo(root: Path) -> bool:
 
 
 def run_demo(root: Path, console: Console) -> dict[str, Any]:
+    from rich.panel import Panel
+    from rich.table import Table
+
     _fresh(root)
     started = time.perf_counter()
 
@@ -215,6 +219,8 @@ def run_demo(root: Path, console: Console) -> dict[str, Any]:
 
 def _demo_server(console: Console, root: Path, alex: Workspace, production_id: str) -> None:
     """Serve Alex's workspace on loopback; a third member joins and edits over HTTP."""
+    from rich.panel import Panel
+
     from castroom.sync.auth import TokenStore
     from castroom.sync.client import sync_http
     from castroom.sync.server import ServerThread
@@ -248,6 +254,8 @@ def _money(minor: int | None, currency: str) -> str:
 
 
 def _show_budget(console: Console, report: Any) -> None:
+    from rich.table import Table
+
     table = Table(title="castroom budget: the five most expensive actors")
     table.add_column("talent")
     table.add_column("cost", justify="right")
@@ -262,6 +270,9 @@ def _show_budget(console: Console, report: Any) -> None:
 
 
 def _show_plan(console: Console, plan: Any) -> None:
+    from rich.markup import escape
+    from rich.panel import Panel
+
     for role_plan in plan.roles[:1]:
         era = f" ({role_plan.era})" if role_plan.era else ""
         lines = [

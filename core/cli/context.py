@@ -10,11 +10,10 @@ import json
 import shlex
 import warnings
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import msgspec
-from rich.console import Console
 
 from .. import model
 from ..commands import host_of
@@ -24,6 +23,9 @@ from ..money import format_money, money_fields
 from ..plugins import Plugins
 from ..view import ProductionView
 from ..workspace import StoredProduction, Workspace
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 #: Fields that hold money in some kind (shown in major units with the currency's sign).
 MONEY_FIELDS = frozenset().union(
@@ -45,10 +47,21 @@ class Context:
         self.production_ref = production
         self.member = member
         self._workspace: Workspace | None = None
-        self.console = Console()
-        self.err = Console(stderr=True)
         #: A warning printed once the command succeeded (see CastroomGroup.invoke).
         self.notice: str | None = None
+
+    # rich is imported only by a command that prints through it (`--help` stays fast).
+    @functools.cached_property
+    def console(self) -> Console:
+        from rich.console import Console
+
+        return Console()
+
+    @functools.cached_property
+    def err(self) -> Console:
+        from rich.console import Console
+
+        return Console(stderr=True)
 
     def workspace(self, *, create: bool = False) -> Workspace:
         if self._workspace is None:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
 
 from .. import edits, model
 from ..commands import emit_json
@@ -15,6 +14,9 @@ from ..fields import parse_assignments, parse_filters
 from ..labels import label, short_ids
 from .context import Context, currency_of, display, kind_arg, pass_ctx
 from .root import cli
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 #: Columns shown by ``castroom list KIND`` for people (``--json`` has every field).
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -111,6 +113,8 @@ def _table(
 ) -> Table:
     """People's words: a reference shows what it names (``--ids``: its id), an id its
     short unique prefix, never wrapped."""
+    from rich.table import Table
+
     currency = doc.currency
     shorts = {cls: short_ids(doc.ids(cls))}
     table = Table(title=f"{len(entities)} {cls.collection}")
@@ -176,6 +180,8 @@ def show(obj: Context, kind: str, ref: str, as_json: bool) -> None:
         emit_json(fields)
         return
     currency = currency_of(production)
+    from rich.table import Table
+
     table = Table(show_header=False, title=_called(doc, cls, entity_id))
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")

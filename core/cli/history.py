@@ -6,7 +6,6 @@ import sys
 
 import click
 import msgspec
-from rich.table import Table
 
 from ..commands import emit_json
 from ..history import history_rows
@@ -33,6 +32,8 @@ def history(obj: Context, limit: int, entity: str | None, kind: str | None, as_j
     if as_json:
         emit_json(rows)
         return
+    from rich.table import Table
+
     table = Table(title="history (newest first)")
     for column in ("time", "member", "origin", "kind", "entity", "fields"):
         table.add_column(column, overflow="fold")

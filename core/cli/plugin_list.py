@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from rich.table import Table
 
 from ..commands import emit_json
 from .context import Context, pass_ctx
@@ -29,6 +28,8 @@ def plugins_cmd(obj: Context, as_json: bool) -> None:
             }
         )
     else:
+        from rich.table import Table
+
         table = Table(title="plugins")
         for column in ("name", "version", "built-in", "hooks"):
             table.add_column(column, overflow="fold")

@@ -1,0 +1,46 @@
+"""`castroom --help` and `--version` start without the libraries only some commands need
+(issue 14: CLI start). Measured by bench/bench_start.py; this keeps the imports out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+#: Imported by the commands that print tables, serve, fetch from casting sites or parse
+#: money; none of them by starting the command line.
+NOT_AT_START = ("rich", "httpx", "uvicorn", "starlette", "iso4217", "watchdog")
+
+PROBE = """
+import json, sys
+from castroom.core.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {names!r})))
+"""
+
+
+def loaded_at_start(*args: str) -> list[str]:
+    """The NOT_AT_START modules in ``sys.modules`` after running ``castroom ARGS``."""
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(names=set(NOT_AT_START)), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_starting_imports_no_heavy_library(flag: str) -> None:
+    assert loaded_at_start(flag) == []
+
+
+def test_the_probe_sees_a_command_that_needs_rich(tmp_path) -> None:
+    # The same probe on a command that prints a table does see rich: it can fail.
+    assert "rich" in loaded_at_start("--workspace", str(tmp_path / "ws"), "plugins")
