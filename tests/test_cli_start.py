@@ -8,6 +8,11 @@ import subprocess
 import sys
 
 import pytest
+from click.testing import CliRunner
+
+from castroom.core.cli import build_cli
+from castroom.core.plugins import make_plugins
+from tests.conftest import run_castroom
 
 #: Imported by the commands that print tables, serve, fetch from casting sites or parse
 #: money; none of them by starting the command line.
@@ -44,3 +49,21 @@ def test_starting_imports_no_heavy_library(flag: str) -> None:
 def test_the_probe_sees_a_command_that_needs_rich(tmp_path) -> None:
     # The same probe on a command that prints a table does see rich: it can fail.
     assert "rich" in loaded_at_start("--workspace", str(tmp_path / "ws"), "plugins")
+
+
+def test_version_is_answered_without_the_command_line() -> None:
+    probe = (
+        "import sys\nfrom castroom.core.start import main\nmain(['--version'])\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'pycrdt', 'click'}"
+        " or m.startswith('castroom.core.cli')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    line, loaded = out.stdout.splitlines()
+    assert loaded == "[]"
+    # The same line as click's --version on the full command line, and the console script's.
+    full = CliRunner().invoke(build_cli(make_plugins()), ["--version"])
+    assert full.exit_code == 0
+    assert line == full.output.strip() == run_castroom("--version", check=True).stdout.strip()
+    assert line.startswith("castroom, version ")

@@ -2,7 +2,8 @@
 each calling the application layer (resolve, labels, edits, fields) for every rule.
 
 Plugins add their commands through ``castroom_register_commands``; :func:`build_cli`
-makes a fresh root group per plugin manager. ``castroom = castroom.core.cli:main``.
+makes a fresh root group per plugin manager; the console script, :mod:`castroom.core.start`,
+answers ``--version`` itself and hands everything else to :func:`main`.
 """
 
 from __future__ import annotations
