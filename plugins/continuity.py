@@ -1,4 +1,4 @@
-"""Built-in plugin: continuity checks, and the ``castroom check`` command.
+"""Built-in plugin: continuity checks (``castroom check``, a core command, runs them).
 
 Each check is a small function ``(view) -> list[Finding]``; :func:`findings` runs them
 all. They read only the view's cached indexes, so the whole set stays fast on a
