@@ -51,6 +51,8 @@ def read_table(path: str, options: dict[str, Any]) -> Table:
             f"{path} is an old Excel workbook (.xls): save it as .xlsx (or CSV) and import that"
         )
     text, encoding = decode(path, data, options.get("encoding"))
+    if "\x00" in text:  # no spreadsheet writes NUL into CSV text: this is some other file
+        raise CastroomError(f"{path} is not a CSV file (it holds binary data): save it as CSV")
     delimiter = options.get("delimiter")
     if delimiter is None:
         delimiter = find_delimiter(path, text)

@@ -115,6 +115,19 @@ def test_encoding_and_separator_errors_name_what_was_found_and_the_option(tmp_pa
         read_csv(str(both), view, {"kind": "talent", "encoding": "klingon"})
 
 
+def test_a_binary_file_is_not_a_csv_and_writes_nothing(tmp_path: Path, cli) -> None:
+    cli("init", "--production", "Night Ferry")
+    before = cli("list", "talents", "--json").stdout
+    binary = tmp_path / "bin.csv"
+    binary.write_bytes(b"\x00\x01\x02binary")
+    failed = cli("import", "csv", str(binary), "--kind", "talent")
+    assert failed.exit_code == 1, failed.stdout
+    assert failed.stderr.strip().splitlines() == [
+        f"Error: {binary} is not a CSV file (it holds binary data): save it as CSV"
+    ]
+    assert cli("list", "talents", "--json").stdout == before
+
+
 def test_an_old_xls_workbook_says_to_save_it_as_xlsx(tmp_path: Path) -> None:
     old = tmp_path / "talent.xls"
     old.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))  # an OLE2 header
