@@ -69,6 +69,10 @@ function useStatus(provider) {
     const onSync = (value) => setSynced(value);
     provider.on("status", onStatus);
     provider.on("sync", onSync);
+    // The provider may have connected and synced between the first render and this
+    // subscription; without reading it again the page would wait for events already gone.
+    setStatus(provider.wsconnected ? "connected" : "connecting");
+    setSynced(provider.synced);
     return () => {
       provider.off("status", onStatus);
       provider.off("sync", onSync);
