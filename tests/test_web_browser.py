@@ -433,3 +433,35 @@ def test_backups_reorder_and_a_strip_moves_to_another_day(
     assert scene not in after[days[0]["id"]]
     assert after[days[1]["id"]][:2] == [scene, target]
     assert page.errors == []
+
+
+def test_backups_reorder_by_drag_as_well_as_by_button(
+    browser: Any, room: Server, pages: list[Page]
+) -> None:
+    pid = production_id(room)
+    role = next(r for r in cli_json(room.workspace, "list", "roles") if len(r["backups"]) >= 2)
+    order = list(role["backups"])
+    page = new_page(browser, pages)
+    opened = signed_in(page, room)
+    opened.goto(f"{room.url}/#/{pid}/roles?id={role['id']}")
+    last, first = order[-1], order[0]
+    grip = {b: f'.backups li[data-backup="{b}"]' for b in order}
+    opened.drag_and_drop(grip[last], grip[first])
+    # The dragged backup takes the place of the one it is dropped on.
+    expected = [last, *order[:-1]]
+    wait_for(
+        lambda: cli_json(room.workspace, "show", "role", role["id"])["backups"] == expected,
+        10,
+        "the dragged order in the CLI",
+    )
+    shown = opened.eval_on_selector_all(".backups li", "items => items.map(i => i.dataset.backup)")
+    assert shown == expected
+    # Dragged down: the new first onto the one after it.
+    opened.drag_and_drop(grip[last], grip[first])
+    expected = [first, last, *order[1:-1]]
+    wait_for(
+        lambda: cli_json(room.workspace, "show", "role", role["id"])["backups"] == expected,
+        10,
+        "the second drag in the CLI",
+    )
+    assert page.errors == []

@@ -1,5 +1,6 @@
-// Roles (script analyst): eras, specs, rate cap, ordered backups (drag to reorder), who
-// is booked per era, and the scenes each role appears in.
+// Roles (script analyst): eras, specs, rate cap, ordered backups (drag one onto another to
+// take its place; the arrow buttons do the same from the keyboard), who is booked per era,
+// and the scenes each role appears in.
 import { useState } from "preact/hooks";
 import { VirtualList } from "../vlist.jsx";
 import { formatMoney, minorDigits, parseMoneyField } from "../util.js";
@@ -53,7 +54,10 @@ function RoleDetail({ ctx, role, store, report }) {
     return talent?.name ?? talentOrCandidate;
   };
   const backups = [...new Set(role.backups)];
-  const [dragged, setDragged] = useState(null);
+  // Positions in the stored array (a peer may have left a duplicate in it).
+  const at = (id) => role.backups.indexOf(id);
+  const move = (id, target) => attempt(() => store.moveItem("role", role.id, "backups", at(id), at(target)));
+  const [over, setOver] = useState(null);
   const number = (text) => (text === "" ? null : Number(text));
   return (
     <section class="detail role-detail">
@@ -132,23 +136,36 @@ function RoleDetail({ ctx, role, store, report }) {
       <ol class="backups">
         {backups.map((id, index) => (
           <li
+            class={over === id ? "drop-target" : ""}
             draggable={store.canWrite}
             data-backup={id}
-            onDragStart={() => setDragged(index)}
-            onDragOver={(e) => store.canWrite && e.preventDefault()}
+            onDragStart={(e) => {
+              e.dataTransfer.setData("text/x-backup", id);
+              e.dataTransfer.effectAllowed = "move";
+            }}
+            onDragOver={(e) => {
+              if (!store.canWrite || !e.dataTransfer.types.includes("text/x-backup")) return;
+              e.preventDefault();
+              setOver(id);
+            }}
+            onDragLeave={() => setOver(null)}
             onDrop={(e) => {
               e.preventDefault();
-              if (dragged !== null) attempt(() => store.moveItem("role", role.id, "backups", dragged, index));
-              setDragged(null);
+              setOver(null);
+              const dragged = e.dataTransfer.getData("text/x-backup");
+              if (dragged && dragged !== id) move(dragged, id);
             }}
           >
+            <span class="grip" aria-hidden="true">
+              {store.canWrite ? "⠿ " : ""}
+            </span>
             {name(id)}
             {store.canWrite ? (
               <span class="moves">
-                <button aria-label="move up" disabled={index === 0} onClick={() => attempt(() => store.moveItem("role", role.id, "backups", index, index - 1))}>
+                <button aria-label="move up" disabled={index === 0} onClick={() => move(id, backups[index - 1])}>
                   ↑
                 </button>
-                <button aria-label="move down" disabled={index === backups.length - 1} onClick={() => attempt(() => store.moveItem("role", role.id, "backups", index, index + 1))}>
+                <button aria-label="move down" disabled={index === backups.length - 1} onClick={() => move(id, backups[index + 1])}>
                   ↓
                 </button>
               </span>
