@@ -17,6 +17,9 @@ from castroom.core.workspace import Workspace
 
 settings.load_profile(PROFILE)
 
+#: The Node peers' fixtures (``npm_packages``, used by ``sync_helpers.NODE_PEERS``).
+pytest_plugins = ["sync_helpers"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -11,9 +11,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import pytest
 
 from castroom.core.workspace import Workspace
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 NODE_DIR = Path(__file__).parent / "interop"
 NODE_PACKAGES = (
@@ -47,6 +51,30 @@ def node_packages_problem() -> str | None:
             " `cd tests/interop && npm install --no-audit --no-fund`"
         )
     return None
+
+
+#: A test (or ``pytestmark``) that runs Node peers: skipped, with the reason, only where Node
+#: is absent; where Node is installed, missing npm packages fail it (a broken set-up must
+#: not pass as a skip). The fixture is registered for every test module by conftest.py.
+NODE_PEERS = [
+    pytest.mark.skipif(node_missing_reason() is not None, reason=str(node_missing_reason())),
+    pytest.mark.usefixtures("npm_packages"),
+]
+
+
+def needs_node_peers(test: F) -> F:
+    """:data:`NODE_PEERS` for one test."""
+    for mark in NODE_PEERS:
+        test = mark(test)
+    return test
+
+
+@pytest.fixture
+def npm_packages() -> None:
+    """Fails the test when tests/interop lacks an npm package the Node peers need."""
+    problem = node_packages_problem()
+    if problem:
+        pytest.fail(problem, pytrace=False)
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, step: float = 0.05) -> Any:

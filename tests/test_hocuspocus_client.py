@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 from sync_helpers import (
+    NODE_PEERS,
     NodeHocuspocus,
     NodePeer,
     make_token,
-    node_missing_reason,
-    node_packages_problem,
     wait_until,
 )
 
@@ -25,15 +24,7 @@ from castroom.sync.hocuspocus_client import sync_hocuspocus
 from castroom.sync.server import ServerThread
 
 CASTROOM = Path(sys.executable).with_name("castroom")
-_MISSING = node_missing_reason()
-pytestmark = pytest.mark.skipif(_MISSING is not None, reason=str(_MISSING))
-
-
-@pytest.fixture(autouse=True)
-def _npm_packages_installed() -> None:
-    problem = node_packages_problem()
-    if problem:
-        pytest.fail(problem, pytrace=False)
+pytestmark = NODE_PEERS
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ import websockets
 from sync_helpers import (
     NodePeer,
     make_token,
-    node_missing_reason,
-    node_packages_problem,
+    needs_node_peers,
     wait_until,
 )
 
@@ -22,8 +21,6 @@ from castroom.core.workspace import Workspace
 from castroom.sync import hocuspocus as hp
 from castroom.sync import protocol
 from castroom.sync.server import ServerThread
-
-_MISSING = node_missing_reason()
 
 
 @pytest.fixture
@@ -146,11 +143,8 @@ def test_bad_frame_closes_the_socket_and_changes_nothing(seeded) -> None:
         assert ws.production(first).doc.encode_update() == before
 
 
-@pytest.mark.skipif(_MISSING is not None, reason=str(_MISSING))
+@needs_node_peers
 def test_hocuspocus_providers_edit_through_castroom(seeded) -> None:
-    problem = node_packages_problem()
-    if problem:
-        pytest.fail(problem, pytrace=False)
     path, first, _, ada = seeded
     token = make_token(path, "write")
     read = make_token(path, "read")

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 from sync_helpers import (
+    NODE_PEERS,
     NodePeer,
     NodeRelay,
     make_token,
-    node_missing_reason,
-    node_packages_problem,
     wait_until,
 )
 
@@ -28,17 +27,7 @@ from castroom.sync.client import sync_websocket
 from castroom.sync.server import ServerThread
 
 CASTROOM = Path(sys.executable).with_name("castroom")
-_MISSING = node_missing_reason()
-pytestmark = pytest.mark.skipif(_MISSING is not None, reason=str(_MISSING))
-
-
-@pytest.fixture(autouse=True)
-def _npm_packages_installed() -> None:
-    """With Node present, missing npm packages fail the tests (a broken set-up must not
-    pass as a skip)."""
-    problem = node_packages_problem()
-    if problem:
-        pytest.fail(problem, pytrace=False)
+pytestmark = NODE_PEERS
 
 
 @pytest.fixture

@@ -9,14 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sync_helpers import NodeRelay, node_missing_reason, node_packages_problem
+from sync_helpers import NodeRelay, needs_node_peers
 
 from castroom.core import model
 from castroom.core.workspace import Workspace
 from castroom.sync import confirm
 from castroom.sync.client import sync_websocket
-
-_MISSING = node_missing_reason()
 
 
 def test_gap_in_words() -> None:
@@ -40,12 +38,9 @@ def published(tmp_path: Path) -> Iterator[tuple[Path, Path, str]]:
         yield a_path, b_path, production.id
 
 
-@pytest.mark.skipif(_MISSING is not None, reason=str(_MISSING))
+@needs_node_peers
 @pytest.mark.parametrize("lazy_ms", ["250", "0"])
 def test_lazy_relay_is_waited_for(published, lazy_ms: str) -> None:
-    problem = node_packages_problem()
-    if problem:
-        pytest.fail(problem, pytrace=False)
     a_path, b_path, pid = published
     with NodeRelay(0, "--lazy", lazy_ms) as relay:
         url = f"{relay.url}/sync"
@@ -64,16 +59,13 @@ def test_lazy_relay_is_waited_for(published, lazy_ms: str) -> None:
             assert not any("up to date" in line for line in lines), lines
 
 
-@pytest.mark.skipif(_MISSING is not None, reason=str(_MISSING))
+@needs_node_peers
 def test_relay_that_loses_writes_fails_the_sync(published, tmp_path: Path) -> None:
     """The relay takes the handshake but loses every update: the command says what the
     relay lacks and exits non-zero (it used to say "up to date")."""
     import subprocess
     import sys
 
-    problem = node_packages_problem()
-    if problem:
-        pytest.fail(problem, pytrace=False)
     a_path, _, pid = published
     castroom = Path(sys.executable).with_name("castroom")
     with NodeRelay(0, "--drop-writes", "1") as relay:
