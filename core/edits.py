@@ -10,8 +10,8 @@ The rules a write must keep beyond one entity's own model rules live here, once:
 reference names a live entity (:func:`castroom.core.resolve.resolve_references`), a
 candidate's or deal's era is one of its role's eras, one live candidate per talent,
 role and era. The CLI, every importer, plugin commands and the web server build plans
-with :func:`create`, :func:`change`, :func:`delete`, :func:`restore` (which check as they
-build) and :func:`castroom.core.importing.plan_import`, and apply them with
+with :func:`create`, :func:`change`, :func:`delete`, :func:`restore`, :func:`deletion` (which
+check as they build) and :func:`castroom.core.importing.plan_import`, and apply them with
 :func:`apply`, so they refuse the same writes with the same words. No click or rich.
 """
 
@@ -126,9 +126,24 @@ def delete(reader: Reader, cls: type[Entity], entity_id: str, *, reason: str = "
 
 
 def restore(reader: Reader, cls: type[Entity], entity_id: str, *, reason: str = "") -> Edit:
+    """An edit bringing a deleted entity back (refused if it would duplicate a live
+    candidate)."""
     edit = Edit(op="restore", kind=cls.entity_kind, id=entity_id, reason=reason)
     Checker(reader).check(edit)
     return edit
+
+
+def deletion(reader: Reader, cls: type[Entity], entity_id: str, *, back: bool = False) -> Plan:
+    """The plan deleting an entity (``back``: restoring it), valid or stored invalid;
+    empty when it already is so, its ``reason`` saying that ("talent Ada is already
+    deleted")."""
+    stored = reader.raw(cls, entity_id)
+    if stored is None:
+        raise NotFound(f"no {cls.entity_kind} with id {entity_id!r}")
+    if bool(stored.get("deleted")) != back:
+        state = "not deleted" if back else "already deleted"
+        return Plan(reason=f"{cls.entity_kind} {label(reader, cls, stored)} is {state}")
+    return Plan(edits=[(restore if back else delete)(reader, cls, entity_id)])
 
 
 # -- applying ---------------------------------------------------------------------------------

@@ -179,6 +179,45 @@ def test_the_cli_and_an_importer_refuse_the_same_write_with_the_same_words(
     assert listed == []  # neither wrote anything
 
 
+def test_restore_refuses_a_second_live_candidate_as_an_import_does(cli, tmp_path: Path) -> None:
+    """`restore` goes through the plan's checks: bringing back a candidate that a live one
+    for the same talent, role and era replaced is refused (it used to make two), with the
+    words `add` gets for that candidate; `delete` writes one update."""
+    _setup(cli, tmp_path)
+    first = json.loads(
+        cli("add", "candidate", "talent_id=Ada Stone", "role_id=Nora", "--json").stdout
+    )
+    rows = _log_rows(cli.path)
+    assert "Deleted candidate Ada Stone for Nora" in cli("delete", "candidate", first["id"]).stdout
+    assert _log_rows(cli.path) == rows + 1
+    cli("add", "candidate", "talent_id=Ada Stone", "role_id=Nora", "stage=audition")
+    before, rows = cli("list", "candidates", "--all", "--json").stdout, _log_rows(cli.path)
+    by_cli = cli("restore", "candidate", first["id"])
+    assert by_cli.exit_code == 1
+    [line] = by_cli.stderr.strip().splitlines()
+    message = line.removeprefix("Error: ")
+    assert message.startswith("Ada Stone is already a candidate for Nora: candidate ")
+    by_add = cli("add", "candidate", "talent_id=Ada Stone", "role_id=Nora")
+    assert (by_add.exit_code, by_add.stderr.strip()) == (1, line)
+    assert cli("list", "candidates", "--all", "--json").stdout == before
+    assert _log_rows(cli.path) == rows
+
+
+def test_deleting_through_a_plan_says_what_it_will_do(doc: CastDocument) -> None:
+    ada = doc.add(model.Talent, name="Ada Stone")
+    plan = edits.deletion(doc, model.Talent, ada.id)
+    assert edits.describe(doc, plan) == ["delete talent Ada Stone"]
+    edits.apply(doc, plan)
+    again = edits.deletion(doc, model.Talent, ada.id)
+    assert (again.edits, again.reason) == ([], "talent Ada Stone is already deleted")
+    back = edits.deletion(doc, model.Talent, ada.id, back=True)
+    assert edits.describe(doc, back) == ["restore talent Ada Stone"]
+    edits.apply(doc, back)
+    assert edits.deletion(doc, model.Talent, ada.id, back=True).reason == (
+        "talent Ada Stone is not deleted"
+    )
+
+
 # -- a plugin cannot reach a writable document -------------------------------------------------
 
 WRITABLE = (CrdtDocument, StoredProduction, Workspace, Store)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -231,14 +231,7 @@ def delete(obj: Context, kind: str, ref: str, as_json: bool) -> None:
     # A live match wins; a deleted one only when nothing live matches (then: say so).
     # By id and stored fields: an entity stored invalid can be deleted too.
     entity_id = doc.resolve_id(cls, ref, include_deleted=True)
-    fields = doc.stored_fields(cls, entity_id)
-    if fields.get("deleted"):
-        message = f"{cls.entity_kind} {label(doc, cls, fields)} is already deleted"
-    else:
-        doc.delete(cls, entity_id)
-        fields = doc.stored_fields(cls, entity_id)
-        message = f"Deleted {_called(doc, cls, entity_id)}"
-    _report(fields, message, as_json)
+    _flag(doc, cls, entity_id, as_json, back=False)
 
 
 @cli.command()
@@ -264,19 +257,21 @@ def restore(
     cls = kind_arg(kind)
     doc = obj.production().doc
     entity_id = doc.resolve_id(cls, ref, prefer_deleted=True)
-    fields = doc.stored_fields(cls, entity_id)
-    if not fields.get("deleted"):
-        message = f"{cls.entity_kind} {label(doc, cls, fields)} is not deleted"
+    _flag(doc, cls, entity_id, as_json, back=True)
+
+
+def _flag(
+    doc: CastDocument, cls: type[model.Entity], entity_id: str, as_json: bool, *, back: bool
+) -> None:
+    """Delete (``back``: restore) through a plan: nothing to do is said, not written."""
+    plan = edits.deletion(doc, cls, entity_id, back=back)
+    if plan.edits:
+        edits.apply(doc, plan)
+        message = f"{'Restored' if back else 'Deleted'} {_called(doc, cls, entity_id)}"
     else:
-        doc.restore(cls, entity_id)
-        fields = doc.stored_fields(cls, entity_id)
-        message = f"Restored {_called(doc, cls, entity_id)}"
-    _report(fields, message, as_json)
-
-
-def _report(fields: dict[str, Any], message: str, as_json: bool) -> None:
+        message = plan.reason
     if as_json:
-        emit_json(fields)
+        emit_json(doc.stored_fields(cls, entity_id))
     else:
         click.echo(message)
 
