@@ -2,9 +2,9 @@
 
 - :func:`resolve_id` (:class:`Resolver` for many at once): an entity of one kind by id,
   unique id prefix (4+ characters), what people call it (a name, a scene's number, a
-  shoot day's date or number: "3", "day 3"), or a candidate as "TALENT for ROLE" or
-  "TALENT for ROLE (ERA)". Live entities first; accent-, case- and space-insensitive
-  ("zoe" finds "Zoë").
+  shoot day's date or number: "3", "day 3"), or a candidate as "TALENT for ROLE",
+  "TALENT for ROLE (ERA)", or by its talent alone when that names one. Live entities
+  first; accent-, case- and space-insensitive ("zoe" finds "Zoë").
 - :func:`resolve_any`: the same across every kind (``history --entity``).
 - :func:`resolve_references`: a write's reference fields (ids, prefixes or names) turned
   into ids, refusing one that names nothing or only deleted entities.
@@ -97,9 +97,10 @@ class Resolver:
             dead = [i for i in found if i not in live] if include_deleted else []
             for group in (dead, live) if prefer_deleted else (live, dead):
                 if len(group) > 1:
+                    how = ' or "TALENT for ROLE (ERA)"' if cls is model.Candidate else ""
                     raise Ambiguous(
                         f"{ref!r} matches {len(group)} {cls.collection}:"
-                        f" {briefly(self.reader, cls, group)}; use the id"
+                        f" {briefly(self.reader, cls, group)}; use the id{how}"
                     )
                 if group:
                     return group[0]
@@ -131,7 +132,7 @@ class Resolver:
 
     def _called(self, cls: type[Entity], ref: str) -> list[str]:
         """The ids of entities people call ``ref``: by name (number, date); a shoot day by
-        its number; a candidate by "TALENT for ROLE (ERA)"."""
+        its number; a candidate by "TALENT for ROLE (ERA)" or its talent."""
         folded = fold(ref)
         found = self._index(cls).get(folded, [])
         if found:
@@ -146,22 +147,25 @@ class Resolver:
         return []
 
     def _candidates_called(self, ref: str) -> list[str]:
-        """Candidates named "TALENT for ROLE" (any era) or "TALENT for ROLE (ERA)"."""
+        """Candidates named "TALENT for ROLE" (any era), "TALENT for ROLE (ERA)", or by
+        their talent alone ("Ada Stone": one of several is Ambiguous, listing them)."""
         match = _CANDIDATE.match(ref.strip())
-        if match is None:
-            return []
+        found = self._candidates_of(match["talent"], match["role"], match["era"]) if match else []
+        return found or self._candidates_of(ref, None, None)
+
+    def _candidates_of(self, talent_ref: str, role_ref: str | None, era: str | None) -> list[str]:
         try:
-            talent = self.id(model.Talent, match["talent"], include_deleted=True)
-            role = self.id(model.Role, match["role"], include_deleted=True)
+            talent = self.id(model.Talent, talent_ref, include_deleted=True)
+            role = self.id(model.Role, role_ref, include_deleted=True) if role_ref else None
         except (NotFound, Ambiguous):
             return []
-        era = fold(match["era"]) if match["era"] is not None else None
+        folded = fold(era) if era is not None else None
         return [
             c.id
             for c in self.reader.all(model.Candidate, include_deleted=True)
             if c.talent_id == talent
-            and c.role_id == role
-            and (era is None or fold(c.era or "") == era)
+            and (role is None or c.role_id == role)
+            and (folded is None or fold(c.era or "") == folded)
         ]
 
 

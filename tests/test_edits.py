@@ -56,6 +56,36 @@ def test_a_candidate_is_found_as_talent_for_role_and_era(doc: CastDocument) -> N
         resolve_id(doc, model.Candidate, "Ada Stone for Nora (2001)")
 
 
+def test_a_candidate_is_found_by_its_talent_when_that_names_one(doc: CastDocument) -> None:
+    nora = doc.add(model.Role, name="Nora")
+    mara = doc.add(model.Role, name="Mara")
+    ada = doc.add(model.Talent, name="Ada Stone")
+    first = doc.add(model.Candidate, talent_id=ada.id, role_id=nora.id)
+    assert resolve_id(doc, model.Candidate, "ada stone") == first.id
+    second = doc.add(model.Candidate, talent_id=ada.id, role_id=mara.id)
+    with pytest.raises(CastroomError) as refused:
+        resolve_id(doc, model.Candidate, "Ada Stone")
+    message = str(refused.value)
+    assert "'Ada Stone' matches 2 candidates" in message
+    assert "Ada Stone for Nora" in message and "Ada Stone for Mara" in message
+    assert 'use the id or "TALENT for ROLE (ERA)"' in message
+    assert first.id not in message  # short ids for people
+    doc.delete(model.Candidate, second.id)  # live candidates first
+    assert resolve_id(doc, model.Candidate, "Ada Stone") == first.id
+
+
+def test_set_takes_a_candidate_by_its_talent(cli) -> None:
+    assert cli("init", "--production", "Tides").exit_code == 0
+    cli("add", "role", "name=Nora")
+    cli("add", "talent", "name=Ada Stone")
+    cli("add", "candidate", "talent_id=Ada Stone", "role_id=Nora")
+    done = cli("set", "candidate", "Ada Stone", "stage=audition")
+    assert done.exit_code == 0, done.output
+    assert done.stdout.startswith("Updated candidate Ada Stone for Nora")
+    shown = json.loads(cli("show", "candidate", "Ada Stone", "--json").stdout)
+    assert shown["stage"] == "audition"
+
+
 def test_a_shoot_day_by_its_date_or_number(doc: CastDocument) -> None:
     day = doc.add(model.ShootDay, date="2026-04-02", day_number=2)
     for ref in ("2026-04-02", "2", "day 2", "Day 2"):
