@@ -27,6 +27,11 @@ What is here (documented in docs/plugins.md):
 - Plans: :class:`Plan`, :class:`Edit`, :class:`Applied` and the builders
   :func:`plan_create`, :func:`plan_change`, :func:`plan_delete`, :func:`plan_restore`
   (each checks its edit against a view as it builds it).
+- Replacing a talent who drops out (:mod:`castroom.core.replacing`): :func:`choose` one
+  of a ranking's replacements, :func:`plan_choice` (the plan that books them, with its
+  ``Choice``), :func:`applied_choice` (``AppliedChoice``, what it changed), and the deal
+  rules a ranking prices by: :func:`replacement_terms`, :func:`live_deals`,
+  :func:`own_deal`.
 - Commands: :func:`pass_command` and :class:`CommandContext` (read a view, apply a plan),
   :func:`emit_json` for ``--json`` output.
 - What people call things: :func:`label`, :func:`short_ids` (short unique id prefixes
@@ -107,6 +112,16 @@ from .model import (
 from .money import MoneyError, format_money, money_fields, parse_field, parse_money, plain_amount
 from .plugins import Plugins
 from .registry import Exporter, Importer, ImportResult
+from .replacing import (
+    AppliedChoice,
+    Choice,
+    applied_choice,
+    choose,
+    live_deals,
+    own_deal,
+    plan_choice,
+    replacement_terms,
+)
 from .resolve import Resolver, fold, resolve_id, resolve_references
 from .scheduling import propose, scene_days
 from .view import ProductionView
@@ -114,12 +129,14 @@ from .view import ProductionView
 __all__ = [
     "Ambiguous",
     "Applied",
+    "AppliedChoice",
     "Audition",
     "Availability",
     "BoardDay",
     "BudgetReport",
     "Candidate",
     "CastroomError",
+    "Choice",
     "CommandContext",
     "ContingencyPlan",
     "CostLine",
@@ -163,7 +180,9 @@ __all__ = [
     "Talent",
     "TalentCost",
     "ValidationFailed",
+    "applied_choice",
     "budget_report",
+    "choose",
     "day_out_of_days",
     "deal_cost",
     "drop_after_days",
@@ -173,19 +192,23 @@ __all__ = [
     "format_money",
     "hookimpl",
     "label",
+    "live_deals",
     "model",
     "money_fields",
     "ordered_days",
+    "own_deal",
     "parse_field",
     "parse_money",
     "pass_command",
     "plain_amount",
     "plan_change",
+    "plan_choice",
     "plan_create",
     "plan_delete",
     "plan_import",
     "plan_restore",
     "propose",
+    "replacement_terms",
     "report_for",
     "resolve_id",
     "resolve_references",

@@ -22,13 +22,14 @@ factor that is unknown scores half. A replacement is priced on the dropped talen
 days and deal terms at their own rate (a day deal; their own live deal for the role if
 they have one), against the budget left once the dropped talent's deals are cancelled.
 
-``--apply`` does, in one transaction through the typed API (so ``castroom history``
-shows it as one change): book the chosen replacement; drop the talent; cancel the
-dropped talent's live deals for that role (and era), with a dated note saying why; and
-give the replacement a deal so the budget stays whole: their own live deal for the role
-counts from then on; failing that, a ``draft`` deal at their rate on the terms the
-estimate used (the estimate and the budget then agree); with no rate on file, no deal,
-and the command says one is needed.
+``--apply`` books the chosen replacement through :mod:`castroom.core.replacing` (the
+rules the dashboard's API applies too), in one transaction, so ``castroom history``
+shows it as one change: book the replacement; drop the talent; cancel the dropped
+talent's live deals for that role (and era), with a dated note saying why; and give the
+replacement a deal so the budget stays whole: their own live deal for the role counts
+from then on; failing that, a ``draft`` deal at their rate on the terms the estimate
+used (the estimate and the budget then agree); with no rate on file, no deal, and the
+command says one is needed.
 """
 
 from __future__ import annotations
@@ -38,35 +39,34 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import click
-import msgspec
 
 from castroom.core.api import (
-    Ambiguous,
-    Applied,
+    AppliedChoice,
     Candidate,
     CastroomError,
     CommandContext,
     ContingencyPlan,
     DayRef,
     Deal,
-    Edit,
     NotFound,
-    Plan,
     Replacement,
     Role,
     RolePlan,
     SceneRef,
     Talent,
+    applied_choice,
     budget_report,
+    choose,
     deal_cost,
     drop_after_days,
     emit_json,
     format_money,
     hookimpl,
     ordered_days,
+    own_deal,
     pass_command,
-    plan_change,
-    plan_create,
+    plan_choice,
+    replacement_terms,
     report_for,
     schedule_codes,
     short_ids,
@@ -151,26 +151,6 @@ def _availability(
         free / len(days),
         f"unavailable on {len(blocked)} of {len(days)} affected days ({dates})",
         blocked,
-    )
-
-
-def replacement_terms(
-    talent: Talent, role_id: str, era: str | None, template: Deal | None
-) -> Deal | None:
-    """The deal a replacement would get: their rate (a day rate) on the dropped talent's
-    terms (guaranteed days, fringe), as a day deal with no overtime. None: rate unknown."""
-    if talent.rate is None:
-        return None
-    return Deal(
-        id="estimate",
-        talent_id=talent.id,
-        role_id=role_id,
-        era=era,
-        rate=talent.rate,
-        unit="day",
-        guaranteed_days=template.guaranteed_days if template is not None else 0,
-        fringe_rate=template.fringe_rate if template is not None else None,
-        status="draft",
     )
 
 
@@ -441,195 +421,6 @@ def _rank_role(  # noqa: C901 - one ranking pass per tier; to split
     return out
 
 
-# -- applying a choice ------------------------------------------------------------------------
-
-
-def choose(plan: ContingencyPlan, ref: str) -> tuple[RolePlan, Replacement]:
-    """Find a replacement in a plan by talent id, candidate id, id prefix or name."""
-    hits: list[tuple[RolePlan, Replacement]] = []
-    folded = ref.casefold()
-    for role_plan in plan.roles:
-        for rep in role_plan.replacements:
-            ids = [rep.talent_id] + ([rep.candidate_id] if rep.candidate_id else [])
-            if (
-                ref in ids
-                or (len(ref) >= 4 and any(i.startswith(ref) for i in ids))
-                or rep.name.casefold() == folded
-            ):
-                hits.append((role_plan, rep))
-    if not hits:
-        raise NotFound(f"{ref!r} is not among the ranked replacements")
-    if len(hits) > 1:
-        raise Ambiguous(f"{ref!r} matches {len(hits)} replacements; use --role or the candidate id")
-    return hits[0]
-
-
-def live_deals(deals: list[Deal], talent_id: str, role_id: str, era: str | None) -> list[Deal]:
-    """A talent's deals for a role (and era) that are not cancelled. ``era`` None: any era."""
-    return [
-        d
-        for d in deals
-        if d.talent_id == talent_id
-        and d.role_id == role_id
-        and d.status != "cancelled"
-        and (era is None or d.era in (None, era))
-    ]
-
-
-def own_deal(deals: list[Deal], talent_id: str, role_id: str, era: str | None) -> Deal | None:
-    """The replacement's own live deal for the role: one for this very era first."""
-    mine = live_deals(deals, talent_id, role_id, era)
-    return min(mine, key=lambda d: (d.era != era, d.id), default=None)
-
-
-class AppliedChoice(msgspec.Struct, kw_only=True):
-    """What ``--apply`` changed."""
-
-    booked: Candidate
-    dropped: list[str]  # the dropped talent's candidate ids
-    cancelled_deals: list[Deal]
-    was: dict[str, str]  # a cancelled deal's id -> the status it had
-    deal: Deal | None  # the replacement's deal that now counts (drafted or their own)
-    drafted: bool  # ``deal`` was created by this --apply
-    deal_needed: bool  # no deal and no rate to draft one at: someone must add one
-
-
-def plan_choice(
-    view: ProductionView, plan: ContingencyPlan, role_plan: RolePlan, chosen: Replacement
-) -> tuple[Plan, Choice]:
-    """What booking ``chosen`` does, for one role, as a plan applied in one transaction
-    (see the module docstring): book them, drop the planned talent, cancel their deals for
-    the role and give the replacement a deal. Nothing is written here."""
-    today = dt.date.today().isoformat()
-    why = f"{plan.talent} dropped out of {role_plan.role}, replaced by {chosen.name}"
-    out: list[Edit] = []
-    for cand_id in role_plan.candidate_ids:
-        current = view.get(Candidate, cand_id)
-        notes = _append(current.notes, f"{today}: dropped; replaced by {chosen.name}")
-        out.append(
-            plan_change(view, Candidate, cand_id, {"stage": "dropped", "notes": notes}, reason=why)
-        )
-    note = f"{today}: booked to replace {plan.talent}"
-    # A ranking may name the talent only; their live candidate for the role (and era)
-    # is the one booked then, never a second one beside it.
-    candidate_id = chosen.candidate_id or next(
-        (
-            c.id
-            for c in view.all(Candidate)
-            if (c.talent_id, c.role_id, c.era)
-            == (chosen.talent_id, role_plan.role_id, role_plan.era)
-        ),
-        None,
-    )
-    if candidate_id is not None:
-        current = view.get(Candidate, candidate_id)
-        era = current.era if current.era is not None else role_plan.era
-        booking = plan_change(
-            view,
-            Candidate,
-            candidate_id,
-            {"stage": "booked", "era": era, "notes": _append(current.notes, note)},
-            reason=why,
-        )
-    else:
-        era = role_plan.era
-        booking = plan_create(
-            view,
-            Candidate,
-            {
-                "talent_id": chosen.talent_id,
-                "role_id": role_plan.role_id,
-                "era": era,
-                "stage": "booked",
-                "source": "contingency",
-                "notes": note,
-            },
-            reason=why,
-        )
-    out.append(booking)
-    role = view.get(Role, role_plan.role_id)
-    keep = [b for b in role.backups if b not in (chosen.talent_id, booking.id)]
-    if keep != role.backups:
-        out.append(plan_change(view, Role, role.id, {"backups": keep}, reason=why))
-    # The dropped talent's deals for this role stop counting, except for an era they
-    # are still booked in (their other candidates for the role).
-    deals = view.all(Deal)
-    still = {
-        c.era
-        for c in view.all(Candidate)
-        if c.talent_id == plan.talent_id
-        and c.role_id == role_plan.role_id
-        and c.stage == "booked"
-        and c.id not in role_plan.candidate_ids
-    }
-    to_cancel = [
-        d
-        for d in live_deals(deals, plan.talent_id, role_plan.role_id, role_plan.era)
-        if d.era is None or d.era not in still or d.era == role_plan.era
-    ]
-    for deal in to_cancel:
-        notes = _append(deal.notes, f"{today}: cancelled: {why}")
-        out.append(
-            plan_change(view, Deal, deal.id, {"status": "cancelled", "notes": notes}, reason=why)
-        )
-    own = own_deal(deals, chosen.talent_id, role_plan.role_id, era)
-    drafted: str | None = None
-    if own is None:
-        template = next(iter(to_cancel), None)
-        talent = view.get(Talent, chosen.talent_id)
-        terms = replacement_terms(talent, role_plan.role_id, era, template)
-        if terms is not None:
-            fields = msgspec.structs.asdict(terms)
-            del fields["id"]
-            fields["notes"] = (
-                f"{today}: drafted by castroom replace at {talent.name}'s rate, "
-                f"replacing {plan.talent}; negotiate, then set status"
-            )
-            draft = plan_create(view, Deal, fields, reason=why)
-            out.append(draft)
-            drafted = draft.id
-    choice = Choice(
-        booked=booking.id,
-        cancelled=[d.id for d in to_cancel],
-        was={d.id: d.status for d in to_cancel},
-        deal=own.id if own is not None else drafted,
-        drafted=drafted is not None,
-    )
-    return Plan(edits=out, reason=why), choice
-
-
-class Choice(msgspec.Struct, kw_only=True, frozen=True):
-    """The ids a replacement plan books, cancels and drafts (known before it is applied)."""
-
-    booked: str
-    cancelled: list[str]
-    was: dict[str, str]
-    deal: str | None
-    drafted: bool
-
-
-def applied_choice(
-    view: ProductionView, role_plan: RolePlan, choice: Choice, applied: Applied
-) -> AppliedChoice:
-    """What ``--apply`` changed, read back after the plan was applied."""
-    deal = choice.deal
-    return AppliedChoice(
-        booked=applied.entity(Candidate, choice.booked),
-        dropped=role_plan.candidate_ids,
-        cancelled_deals=[applied.entity(Deal, i) for i in choice.cancelled],
-        was=choice.was,
-        deal=(applied.entity(Deal, deal) if deal in applied.entities else view.get(Deal, deal))
-        if deal is not None
-        else None,
-        drafted=choice.drafted,
-        deal_needed=deal is None,
-    )
-
-
-def _append(notes: str, line: str) -> str:
-    return f"{notes.rstrip()}\n{line}" if notes.strip() else line
-
-
 # -- hooks ------------------------------------------------------------------------------------
 
 
@@ -709,20 +500,9 @@ def castroom_register_commands(cli: click.Group) -> None:
                 for line in obj.describe(edits):
                     click.echo(line)
             return
-        applied = applied_choice(obj.view(), role_plan, choice, obj.apply(edits))
+        applied = applied_choice(obj.view(), role_plan, chosen, choice, obj.apply(edits))
         if as_json:
-            emit_json(
-                {
-                    "booked": applied.booked,
-                    "dropped": applied.dropped,
-                    "role_id": role_plan.role_id,
-                    "replacement": chosen,
-                    "cancelled_deals": applied.cancelled_deals,
-                    "deal": applied.deal,
-                    "drafted": applied.drafted,
-                    "deal_needed": applied.deal_needed,
-                }
-            )
+            emit_json(applied.summary())
         else:
             _print_applied(plan, role_plan, chosen, applied)
 
