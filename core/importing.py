@@ -133,16 +133,24 @@ def import_into(
     it read (or raise, writing none). A plugin's bug is one line naming the plugin."""
     from .view import ProductionView
 
-    try:
-        result = importer.run(source, ProductionView(doc), options)
-    except CastroomError:
-        raise
-    except Exception as exc:
-        raise CastroomError(
-            f"importer {importer.name!r} (plugin {importer.plugin!r}) failed: "
-            f"{type(exc).__name__}: {exc}"
-        ) from None
+    result = importer.read(source, ProductionView(doc), options)
     return result, apply_import(doc, result)
+
+
+def preview_import(
+    doc: CastDocument, importer: Importer, source: str, options: dict[str, Any]
+) -> tuple[ImportResult, Plan, ImportCounts]:
+    """What :func:`import_into` would write, written nowhere: what the importer read, its
+    checked plan, and the counts applying it would give (or the same error it would
+    raise)."""
+    from .view import ProductionView
+
+    result = importer.read(source, ProductionView(doc), options)
+    plan = plan_import(doc, result)
+    created = sum(1 for e in plan.edits if e.op == "create")
+    unchanged = len({(e.entity_kind, e.id) for e in result.entities}) - len(plan.edits)
+    counts = ImportCounts(created=created, updated=len(plan.edits) - created, unchanged=unchanged)
+    return result, plan, counts
 
 
 def format_errors(errors: list[str], limit: int = SHOWN_ERRORS) -> list[str]:

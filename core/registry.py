@@ -44,6 +44,24 @@ class Importer:
     def __post_init__(self) -> None:
         check_name("importer", self.name)
 
+    @property
+    def takes_files(self) -> bool:
+        """Whether it reads files (it claims some for ``watch-inbox``), so a file uploaded
+        to the dashboard can be its source; the others read a URL."""
+        return self.claims is not None
+
+    def read(self, source: str, view: ProductionView, options: dict[str, Any]) -> ImportResult:
+        """Run it; a plugin's bug is one :class:`CastroomError` naming the plugin."""
+        try:
+            return self.run(source, view, options)
+        except CastroomError:
+            raise
+        except Exception as exc:
+            raise CastroomError(
+                f"importer {self.name!r} (plugin {self.plugin!r}) failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+
 
 @dataclass(frozen=True, kw_only=True)
 class Exporter:
@@ -56,6 +74,25 @@ class Exporter:
 
     def __post_init__(self) -> None:
         check_name("exporter", self.name)
+
+    def export(self, view: ProductionView, options: dict[str, Any]) -> bytes:
+        """Run it: the file's bytes (text as UTF-8); a plugin's bug is one
+        :class:`CastroomError` naming the plugin."""
+        try:
+            content = self.run(view, options)
+        except CastroomError:
+            raise
+        except Exception as exc:
+            raise CastroomError(
+                f"exporter {self.name!r} (plugin {self.plugin!r}) failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        return content.encode("utf-8") if isinstance(content, str) else bytes(content)
+
+    def file_suffix(self, options: dict[str, Any]) -> str:
+        """The suffix of the file it writes with these options (``--format pdf``: .pdf)."""
+        chosen = options.get("format")
+        return f".{chosen}" if isinstance(chosen, str) and chosen.isalnum() else self.suffix
 
 
 def check_name(what: str, name: str) -> None:

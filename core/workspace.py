@@ -265,6 +265,9 @@ class StoredProduction:
         self._version = -1
         #: Let local writes through even while the production is deleted (migrations).
         self.writable_when_deleted = False
+        #: Who local writes are recorded as, when not this workspace's member
+        #: (:meth:`writing_as`).
+        self._author: str | None = None
         #: Called with (update bytes, origin, changes) for every update this object makes
         #: durable or merges: "local" writes, "storage" (another process's commits picked
         #: up by refresh) and peers' updates. The sync server relays them to live peers.
@@ -289,6 +292,16 @@ class StoredProduction:
         self.doc.take_changes()
         self.seen = seq or 0
         self.workspace._open[production_id] = self
+
+    @contextmanager
+    def writing_as(self, member: str) -> Iterator[None]:
+        """Record the local writes made inside as ``member``'s in the history: the
+        dashboard's server writes for the member its token names, not for its own."""
+        before, self._author = self._author, member or None
+        try:
+            yield
+        finally:
+            self._author = before
 
     def title(self) -> str:
         """The stored title, even if the production is invalid (a peer's bad edit must
@@ -322,7 +335,7 @@ class StoredProduction:
             seq = self.store.append(
                 self.id,
                 update,
-                member=self.workspace.identity.member,
+                member=self._author or self.workspace.identity.member,
                 device=self.workspace.identity.device_id,
                 origin="local",
                 changes=changes,

@@ -169,16 +169,7 @@ def export_cmd(obj: CommandContext, ctx: click.Context, name: str, output: str |
         known = ", ".join(sorted(exporters)) or "none"
         raise CastroomError(f"no exporter {name!r} (installed: {known})")
     options = parse_options(list(ctx.args))
-    view = obj.view()
-    try:
-        content = exporter.run(view, options)
-    except CastroomError:
-        raise
-    except Exception as exc:
-        raise CastroomError(
-            f"exporter {name!r} (plugin {exporter.plugin!r}) failed: {type(exc).__name__}: {exc}"
-        ) from None
-    data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+    data = exporter.export(obj.view(), options)
     if output:
         write_atomically(Path(output), data)
         click.echo(f"Wrote {len(data):,} bytes to {output}", err=True)

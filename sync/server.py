@@ -437,8 +437,9 @@ class SyncServer:
             raise Refused(404, f"no production {production_id!r} on this server")
         return self.workspace.production(production_id)
 
-    async def read_body(self, request: Request) -> bytes:
-        limit = self.options.max_body
+    async def read_body(self, request: Request, *, limit: int | None = None) -> bytes:
+        """The request's body, refused (413) past ``limit`` bytes (default: max_body)."""
+        limit = self.options.max_body if limit is None else limit
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise Refused(

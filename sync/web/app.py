@@ -1,5 +1,6 @@
 """The dashboard's routes on the sync server: the app shell, the model's JSON Schema and a
-small JSON API for what only the server can do (findings, pushed as they change).
+small JSON API for what only the server can do (findings, pushed as they change; and in
+:mod:`.actions`, applying a replacement, imports and exports).
 
 Mounted by :func:`castroom.sync.server.create_app` through :func:`routes`; every API
 route asks the server's own token check (:meth:`SyncServer.authorize`), so the page has
@@ -22,11 +23,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from castroom.core.contracts import ContingencyPlan
+from castroom.core.errors import NotFound
 from castroom.core.findings import Finding
 from castroom.core.history import history_rows
 from castroom.core.model import Talent
 from castroom.core.view import ProductionView
 
+from .actions import Actions
 from .assets import FILES, asset
 from .schema import model_schema
 
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
     from castroom.core.plugins import Plugins
     from castroom.core.workspace import StoredProduction
 
+    from ..auth import TokenInfo
     from ..server import SyncServer
 
 #: How often a findings stream looks for changes (seconds), and how long it lets a burst
@@ -108,17 +113,23 @@ class Dashboard:
             {
                 "scope": info.scope,
                 "token_id": info.id,
-                "member": info.name or self.server.workspace.identity.member,
+                "member": self.member_of(info),
                 "productions": productions,
             }
         )
 
-    def _production(self, request: Request) -> StoredProduction:
+    def production_for(self, request: Request) -> StoredProduction:
+        """The production in the request's path, if the token may read it."""
         production_id = request.path_params["production_id"]
         self.server.authorize(request, production_id, write=False)
         production = self.server.production(production_id)
         self._watch(production)
         return production
+
+    def member_of(self, info: TokenInfo) -> str:
+        """The member a token speaks for: its name, else the workspace's member."""
+        assert self.server.workspace is not None
+        return info.name or self.server.workspace.identity.member
 
     def _watch(self, production: StoredProduction) -> None:
         """Count this production's changes (local, other processes', peers')."""
@@ -171,36 +182,44 @@ class Dashboard:
         return None if report is None else msgspec.to_builtins(report)
 
     async def budget(self, request: Request) -> Response:
-        production = self._production(request)
+        production = self.production_for(request)
         return JSONResponse(self.budget_now(production))
 
     async def history(self, request: Request) -> Response:
         """Who changed what, newest first, as ``castroom history --json``."""
-        production = self._production(request)
+        production = self.production_for(request)
         limit = _bounded_int(request.query_params.get("limit"), default=100, most=1000)
         return JSONResponse(msgspec.to_builtins(history_rows(production, limit=limit)))
 
     async def replacements(self, request: Request) -> Response:
         """Ranked replacements for a booked talent, as ``castroom replace --json``."""
-        production = self._production(request)
+        production = self.production_for(request)
         talent = request.query_params.get("talent", "")
         role = request.query_params.get("role") or None
         view = ProductionView(production.doc, plugins=self.plugins)
-        if view.find(Talent, talent) is None:
-            return JSONResponse({"error": f"no talent {talent!r}"}, status_code=404)
-        plan = self.plugins.rank_replacements(view, talent, role)
-        if plan is None:
-            return JSONResponse({"error": "no plugin ranks replacements"}, status_code=404)
+        try:
+            plan = self.rank(view, talent, role)
+        except NotFound as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
         return JSONResponse(msgspec.to_builtins(plan))
 
+    def rank(self, view: ProductionView, talent: str, role: str | None) -> ContingencyPlan:
+        """The plugins' ranked replacements for ``talent`` (ids), or NotFound."""
+        if view.find(Talent, talent) is None:
+            raise NotFound(f"no talent {talent!r}")
+        plan = self.plugins.rank_replacements(view, talent, role)
+        if plan is None:
+            raise NotFound("no plugin ranks replacements")
+        return plan
+
     async def findings(self, request: Request) -> Response:
-        production = self._production(request)
+        production = self.production_for(request)
         return Response(msgspec.json.encode(self.findings_now(production)), media_type=_JSON)
 
     async def live(self, request: Request) -> Response:
         """Server-sent events: the findings and the budget now, then again after every
         change."""
-        production = self._production(request)
+        production = self.production_for(request)
         return StreamingResponse(
             self._stream(request, production),
             media_type="text/event-stream",
@@ -254,6 +273,7 @@ def _event(name: str, data: Any) -> str:
 def routes(server: SyncServer) -> list[BaseRoute]:
     """The dashboard's routes, for the server's route list."""
     dashboard = Dashboard(server)
+    actions = Actions(dashboard)
     return [
         Route("/", dashboard.shell, methods=["GET"]),
         *(Route(f"/{name}", dashboard.static, methods=["GET"]) for name in FILES),
@@ -264,4 +284,8 @@ def routes(server: SyncServer) -> list[BaseRoute]:
         Route("/api/{production_id}/budget", dashboard.budget, methods=["GET"]),
         Route("/api/{production_id}/history", dashboard.history, methods=["GET"]),
         Route("/api/{production_id}/replacements", dashboard.replacements, methods=["GET"]),
+        Route("/api/{production_id}/replacement", actions.replacement, methods=["POST"]),
+        Route("/api/{production_id}/formats", actions.formats, methods=["GET"]),
+        Route("/api/{production_id}/import/{importer}", actions.import_file, methods=["POST"]),
+        Route("/api/{production_id}/export/{exporter}", actions.export_file, methods=["GET"]),
     ]
