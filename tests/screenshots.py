@@ -12,20 +12,9 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 from sync_helpers import make_token
-from web_helpers import CHROMIUM, CHROMIUM_ARGS, Page, Server, cli_json, make_demo
+from web_helpers import CHROMIUM, CHROMIUM_ARGS, VIEWS, Page, Server, cli_json, make_demo
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
-VIEWS = {
-    "board": ".card",
-    "talent": ".talent-row",
-    "roles": ".role-detail",
-    "schedule": ".strip",
-    "budget": ".budget-table tr[data-subtotal]",
-    "findings": ".finding",
-    "dropout": 'select[aria-label="booked talent"]',
-    "presence": ".people-list li",
-    "history": ".history-row",
-}
 
 
 def main() -> None:
@@ -58,7 +47,8 @@ def main() -> None:
                         opened.wait_for_selector("form.talent-form")
                     if view == "dropout":
                         opened.select_option('select[aria-label="booked talent"]', index=1)
-                        opened.wait_for_selector(".replacement")
+                        opened.click(".replacement button.choose")
+                        opened.wait_for_selector(".plan-shown li")
                     if view == "presence":
                         opened.wait_for_selector(".people-list li:nth-child(2)")
                     opened.screenshot(path=str(OUT / f"{name}.png"))

@@ -336,4 +336,3 @@ def test_a_bad_export_is_one_error(room: Room) -> None:
     assert bad.status_code == 400 and "nonsense" in bad.json()["error"]
     other = room.get("export/csv", token="crt_nothere_nosecret", params={"kind": "talent"})
     assert other.status_code == 401
-

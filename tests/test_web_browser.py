@@ -12,6 +12,7 @@ import pytest
 from web_helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    VIEWS,
     Page,
     Server,
     castroom,
@@ -27,18 +28,6 @@ from castroom.sync.auth import TokenStore
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
 )
-
-VIEWS = {
-    "board": ".card",
-    "talent": ".talent-row",
-    "roles": ".role-detail",
-    "schedule": ".strip",
-    "budget": ".budget-table tr[data-subtotal]",
-    "findings": ".finding",
-    "dropout": 'select[aria-label="booked talent"]',
-    "presence": ".people-list li",
-    "history": ".history-row",
-}
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +97,18 @@ def signed_in(page: Page, room: Server, link: str | None = None) -> Any:
     opened = page.open(link or room.link)
     opened.wait_for_selector('[data-testid="status"]:text("online")', timeout=15000)
     return opened
+
+
+def at_view(
+    browser: Any, pages: list[Page], room: Server, view: str, link: str | None = None
+) -> tuple[Page, Any, str]:
+    """A new page signed in (with ``link``, else the room's), on ``view``: (the page,
+    its playwright page, the production id)."""
+    pid = production_id(room)
+    page = new_page(browser, pages)
+    opened = signed_in(page, room, link)
+    opened.goto(f"{room.url}/#/{pid}/{view}")
+    return page, opened, pid
 
 
 def test_every_view_loads_the_demo_with_no_console_errors(
@@ -465,3 +466,105 @@ def test_backups_reorder_by_drag_as_well_as_by_button(
         "the second drag in the CLI",
     )
     assert page.errors == []
+
+
+def test_a_replacement_is_shown_then_applied_from_the_page_as_the_cli_would(
+    browser: Any, room: Server, pages: list[Page]
+) -> None:
+    page, opened, _ = at_view(browser, pages, room, "dropout")
+    opened.select_option('select[aria-label="booked talent"]', index=1)
+    talent = opened.eval_on_selector('select[aria-label="booked talent"]', "s => s.value")
+    first = opened.wait_for_selector(".replacement", timeout=10000)
+    replacement, choice = first.get_attribute("data-talent"), first.get_attribute("data-choice")
+    role = opened.get_attribute(".role-plan", "data-role")
+    # What the CLI would write, asked before anything is written.
+    cli_plan = castroom(
+        room.workspace, "replace", talent, "--role", role, "--apply", choice, "--dry-run"
+    )
+    assert cli_plan.returncode == 0, cli_plan.stderr
+    before = {
+        c["id"]: c["stage"]
+        for c in cli_json(room.workspace, "list", "candidates")
+        if (c["talent_id"], c["role_id"], c["stage"]) == (talent, role, "booked")
+    }
+    first.query_selector("button.choose").click()
+    shown = opened.wait_for_selector(".plan-shown", timeout=10000)
+    lines = opened.eval_on_selector_all(".plan-lines li", "ls => ls.map(l => l.textContent)")
+    assert lines == cli_plan.stdout.strip().splitlines()
+    assert shown is not None and stage_in_cli(room, next(iter(before))) == "booked"  # shown only
+    opened.click('.plan-shown button:text("Apply")')
+    opened.wait_for_selector('[data-testid="replacement-applied"]', timeout=10000)
+    # The CLI sees the new booking and the old one dropped.
+    after = cli_json(room.workspace, "list", "candidates")
+    booked = [
+        c
+        for c in after
+        if (c["talent_id"], c["role_id"], c["stage"]) == (replacement, role, "booked")
+    ]
+    assert booked
+    dropped = {c["id"]: c["stage"] for c in after if c["id"] in before}
+    assert "dropped" in dropped.values()
+    [latest] = cli_json(room.workspace, "history", "--limit", "1")
+    assert latest["member"] == room.member
+    assert page.errors == []
+
+
+def test_a_read_only_page_offers_no_replacement_and_no_import(
+    browser: Any, room: Server, pages: list[Page]
+) -> None:
+    with Workspace.open(room.workspace, create=False) as ws:
+        _, token = TokenStore(ws.store).create("read", name="Viewer")
+    page, opened, pid = at_view(browser, pages, room, "dropout", f"{room.url}/?token={token}")
+    opened.select_option('select[aria-label="booked talent"]', index=1)
+    opened.wait_for_selector(".replacement .reasons", timeout=10000)
+    assert opened.locator("button.choose").count() == 0
+    opened.goto(f"{room.url}/#/{pid}/files")
+    opened.wait_for_selector('.exports li[data-exporter="ics"]', timeout=10000)
+    assert opened.locator(".import-form").count() == 0
+    assert "read-only" in opened.inner_text(".panel")
+    assert page.errors == []
+
+
+def test_an_upload_is_planned_then_imported_and_an_export_downloads(
+    browser: Any, room: Server, pages: list[Page]
+) -> None:
+    pid = production_id(room)
+    sheets = Path(__file__).parent / "data" / "sheets"
+    before = {t["name"] for t in cli_json(room.workspace, "list", "talents")}
+    page = new_page(browser, pages)
+    opened = signed_in(page, room)
+    opened.goto(f"{room.url}/#/{pid}/files")
+    opened.wait_for_selector(".import-form", timeout=10000)
+    opened.select_option('.import-form select[name="importer"]', "csv")
+    # A malformed file first: one error, nothing changed.
+    opened.set_input_files('.import-form input[type="file"]', str(sheets / "unclosed_quote.csv"))
+    opened.click('.import-form button[type="submit"]')
+    error = opened.wait_for_selector('[data-testid="import-error"]', timeout=10000).inner_text()
+    assert error.startswith("unclosed_quote.csv: line 3: a quote opened in this row is never")
+    assert {t["name"] for t in cli_json(room.workspace, "list", "talents")} == before
+    opened.set_input_files('.import-form input[type="file"]', str(sheets / "office_talent.csv"))
+    opened.fill('.import-form textarea[name="map"]', "Office ID=external_id")
+    opened.fill('.import-form input[name="source"]', "office")
+    opened.click('.import-form button[type="submit"]')
+    plan = opened.wait_for_selector('[data-testid="import-plan"]', timeout=10000)
+    assert "3 to create, 0 to update, 0 unchanged" in plan.inner_text()
+    assert {t["name"] for t in cli_json(room.workspace, "list", "talents")} == before  # shown only
+    opened.click('[data-testid="import-plan"] button:text("Import")')
+    opened.wait_for_selector('[data-testid="import-done"]:has-text("3 created")', timeout=10000)
+    names = {t["name"] for t in cli_json(room.workspace, "list", "talents")}
+    assert names - before == {"Aoife Ní Bhriain", "José Álvarez", "Zoë Müller"}
+    # The new talents reach the page over sync, like any other change.
+    opened.goto(f"{room.url}/#/{pid}/talent")
+    opened.fill('input[aria-label="search talent"]', "aoife")
+    opened.wait_for_selector('.talent-row:has-text("Aoife Ní Bhriain")', timeout=10000)
+    # A download is the file the CLI exports.
+    opened.goto(f"{room.url}/#/{pid}/files")
+    with opened.expect_download() as info:
+        opened.click('.exports li[data-exporter="csv"] button')
+    download = info.value
+    assert download.suggested_filename.endswith("-csv.csv")
+    exported = castroom(room.workspace, "export", "csv", "--kind", "talent")
+    assert Path(download.path()).read_text() == exported.stdout
+    # The one refusal (the malformed file) is the only thing the console reports.
+    refused = "Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    assert page.errors == [f"console: {refused}"]

@@ -30,6 +30,19 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 EXE = str(Path(sys.executable).with_name("castroom"))
+#: Each view of the dashboard, and what shows once it has loaded on the demo production.
+VIEWS = {
+    "board": ".card",
+    "talent": ".talent-row",
+    "roles": ".role-detail",
+    "schedule": ".strip",
+    "budget": ".budget-table tr[data-subtotal]",
+    "findings": ".finding",
+    "dropout": 'select[aria-label="booked talent"]',
+    "presence": ".people-list li",
+    "history": ".history-row",
+    "files": '.exports li[data-exporter="ics"]',
+}
 
 
 def castroom(workspace: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -8,6 +8,7 @@ import { PresenceView, usePresence } from "./views/presence.jsx";
 import { BudgetView } from "./views/budget.jsx";
 import { DropOutView } from "./views/dropout.jsx";
 import { HistoryView } from "./views/history.jsx";
+import { FilesView } from "./views/files.jsx";
 import { colourFor, initials } from "./util.js";
 
 export const VIEWS = [
@@ -20,6 +21,7 @@ export const VIEWS = [
   ["dropout", "Drop-out"],
   ["presence", "Presence"],
   ["history", "History"],
+  ["files", "Import & export"],
 ];
 
 /** Re-render when the document changes (at most once a frame). */
@@ -118,6 +120,8 @@ export function App({ ctx }) {
         return <DropOutView {...props} />;
       case "history":
         return <HistoryView {...props} />;
+      case "files":
+        return <FilesView {...props} />;
       default:
         return <Board {...props} />;
     }

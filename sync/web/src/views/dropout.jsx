@@ -1,6 +1,9 @@
 // Drop-out: pick a booked talent, see the affected scenes and days and the ranked
-// replacements with their reasons (computed by the server's contingency plugin).
+// replacements with their reasons (computed by the server's contingency plugin), then
+// apply one: the server's plan is shown first, and applied at once, in one change, as
+// `castroom replace --apply` applies it.
 import { useEffect, useState } from "preact/hooks";
+import { ApiError, apiJson } from "../api.js";
 
 export function DropOutView({ ctx, store, query }) {
   const booked = store.all("candidate").filter((c) => c.stage === "booked");
@@ -9,34 +12,77 @@ export function DropOutView({ ctx, store, query }) {
   const [talent, setTalent] = useState(query.get("talent") ?? "");
   const [plan, setPlan] = useState(null);
   const [error, setError] = useState(null);
+  const [pending, setPending] = useState(null); // {role, item, shown} once a plan is shown
+  const [done, setDone] = useState(null);
   useEffect(() => {
     if (!talent) return;
-    setPlan(null);
-    fetch(`/api/${ctx.production.id}/replacements?talent=${encodeURIComponent(talent)}`, {
-      headers: { Authorization: `Bearer ${ctx.token}` },
-    })
-      .then(async (r) => (r.ok ? r.json() : Promise.reject(new Error((await r.json()).error))))
+    apiJson(ctx, "replacements", { query: { talent } })
       .then((data) => {
         setPlan(data);
         setError(null);
       })
-      .catch((e) => setError(e instanceof TypeError ? "Replacements are ranked by the server: it cannot be reached." : e.message));
+      .catch((e) => setError(e instanceof ApiError ? e.message : String(e)));
   }, [talent, store.version]);
+  const pick = (id) => {
+    setTalent(id);
+    setPlan(null);
+    setPending(null);
+    setDone(null);
+  };
+  const ask = (role, item, dryRun) =>
+    apiJson(ctx, "replacement", {
+      method: "POST",
+      json: { talent, role: role.role_id, replacement: item.candidate_id ?? item.talent_id, dry_run: dryRun },
+    });
+  const show = async (role, item) => {
+    setDone(null);
+    try {
+      setPending({ role, item, shown: await ask(role, item, true) });
+      setError(null);
+    } catch (e) {
+      setError(e.message);
+    }
+  };
+  const apply = async () => {
+    try {
+      const result = await ask(pending.role, pending.item, false);
+      setDone({ ...result, name: pending.item.name, role: pending.role.role });
+      setPending(null);
+      setError(null);
+    } catch (e) {
+      setError(e.message);
+    }
+  };
+  const who = store.get("talent", talent)?.name ?? "";
   return (
     <section class="dropout">
       <label>
         Who drops out?{" "}
-        <select aria-label="booked talent" value={talent} onChange={(e) => setTalent(e.currentTarget.value)}>
+        <select aria-label="booked talent" value={talent} onChange={(e) => pick(e.currentTarget.value)}>
           <option value="">pick a booked talent</option>
           {talents.map((t) => (
             <option value={t.id}>{t.name}</option>
           ))}
         </select>
       </label>
-      {error ? <p class="error">{error}</p> : null}
+      {error ? (
+        <p class="error" role="alert" data-testid="dropout-error">
+          {error}
+        </p>
+      ) : null}
+      {done ? (
+        <div class="applied" data-testid="replacement-applied">
+          <p>
+            <strong>{done.name}</strong> is booked as {done.role}; {who} is dropped.{" "}
+            {done.cancelled_deals.length ? `${done.cancelled_deals.length} deal${done.cancelled_deals.length > 1 ? "s" : ""} cancelled. ` : ""}
+            {done.drafted ? "A draft deal at their rate counts in the budget: negotiate it, then sign it." : done.deal_needed ? "No deal yet (their rate is unknown): add one." : ""}
+          </p>
+        </div>
+      ) : null}
+      {pending ? <PlanShown pending={pending} onApply={apply} onCancel={() => setPending(null)} /> : null}
       {plan
         ? plan.roles.map((role) => (
-            <div class="role-plan">
+            <div class="role-plan" data-role={role.role_id}>
               <h3>
                 {role.role}
                 {role.era ? ` (${role.era})` : ""}: {role.scenes.length} scenes on {role.shoot_days.length} shoot days
@@ -51,8 +97,13 @@ export function DropOutView({ ctx, store, query }) {
               </p>
               <ol class="replacements">
                 {role.replacements.map((item) => (
-                  <li class="replacement">
+                  <li class="replacement" data-talent={item.talent_id} data-choice={item.candidate_id ?? item.talent_id}>
                     <strong>{item.name}</strong> <span class="muted">{item.tier}, fit {item.score}</span>
+                    {store.canWrite ? (
+                      <button class="choose" onClick={() => show(role, item)}>
+                        Replace with {item.name}…
+                      </button>
+                    ) : null}
                     <p class="reasons">{item.reasons.join("; ")}</p>
                   </li>
                 ))}
@@ -63,5 +114,32 @@ export function DropOutView({ ctx, store, query }) {
           ? <p class="empty">Ranking replacements…</p>
           : null}
     </section>
+  );
+}
+
+function PlanShown({ pending, onApply, onCancel }) {
+  const [busy, setBusy] = useState(false);
+  return (
+    <div class="plan-shown" role="dialog" aria-label="the replacement's plan">
+      <h3>{pending.shown.reason}</h3>
+      <p class="muted">Applied at once, as one change:</p>
+      <ul class="plan-lines">
+        {pending.shown.plan.map((line) => (
+          <li>{line}</li>
+        ))}
+      </ul>
+      <button
+        class="primary"
+        disabled={busy}
+        onClick={async () => {
+          setBusy(true);
+          await onApply();
+          setBusy(false);
+        }}
+      >
+        Apply
+      </button>{" "}
+      <button onClick={onCancel}>Cancel</button>
+    </div>
   );
 }
