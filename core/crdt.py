@@ -64,6 +64,9 @@ __all__ = [
 CREATED = "*"  # the entity is new (to this document)
 UNLISTED = "?"  # some of its fields changed in a large merge, not itemised (COARSE_CHANGES)
 Changes = dict[tuple[str, str], set[str]]
+#: Key = (collection, entity id); value = plain field -> [old, new], as this document saw
+#: the change (for the history: "stage: offer -> booked"). Only scalar values are kept.
+Values = dict[tuple[str, str], dict[str, list[Any]]]
 
 _PRODUCTION_KEY = ("production", "")
 
@@ -75,6 +78,18 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Map | Array):
         return value.to_py()
     return value
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, _SCALARS)
+
+
+def _number(value: Any) -> Any:
+    """Yrs hands numbers to observers as floats: an integral one is the int it was."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _map_data(value: Map) -> dict[str, Any]:
@@ -217,6 +232,10 @@ class CrdtDocument:
         #: The pycrdt Map of each entity written or read lately (a lookup costs ~15 us).
         self._maps: dict[tuple[str, str], Map] = {}
         self._changes: Changes = {}
+        self._values: Values = {}
+        #: The plain fields' old and new values of the changes take_changes() last
+        #: returned (storage logs them with the update).
+        self.last_values: Values = {}
         self._updates: list[bytes] = []
         #: Updates with structs still waiting for a missing dependency (see _integrate).
         self._stash: list[bytes] = []
@@ -245,6 +264,7 @@ class CrdtDocument:
         """Replace the content with a fresh Doc made of ``updates`` (the durable state),
         keeping this object, its listeners and hooks. ``ydoc`` is a new Doc afterwards."""
         self._changes = {}
+        self._values = {}
         self._updates = []
         self._stash = []
         self._bind(Doc())
@@ -299,13 +319,37 @@ class CrdtDocument:
         self._cache.pop(key, None)
         self._changes.setdefault((collection, entity_id), set()).update(fields)
 
+    def _note_value(self, collection: str, entity_id: str, field: str, old: Any, new: Any) -> None:
+        """Keep a plain field's change (the first old value and the last new one of a
+        transaction or merge); non-scalar values are not kept."""
+        if not (_scalar(old) and _scalar(new)):
+            return
+        key = _PRODUCTION_KEY if collection == "production" else (collection, entity_id)
+        fields = self._values.setdefault(key, {})
+        if field in fields:
+            fields[field][1] = new
+        else:
+            fields[field] = [old, new]
+
+    def _note_event_values(self, collection: str, entity_id: str, keys: dict[str, Any]) -> None:
+        for field, change in keys.items():
+            old = _number(change.get("oldValue"))
+            new = _number(change.get("newValue"))
+            if change.get("action") == "add" and not _scalar(new):
+                continue
+            self._note_value(collection, entity_id, str(field), old, new)
+
     def _production_observer(self, events: list[Any]) -> None:
         self._cache.pop(_PRODUCTION_KEY, None)
         # No reads here: this runs inside Yrs's transaction, where reading the document
         # fails. take_changes() puts the production's id on the key afterwards.
         fields = self._changes.setdefault(("production", ""), set())
         for event in events:
-            fields.update([str(event.path[0])] if event.path else event.keys)
+            if event.path:
+                fields.add(str(event.path[0]))
+            else:
+                fields.update(event.keys)
+                self._note_event_values("production", "", event.keys)
 
     def _observer(self, collection: str, coarse: bool = False) -> Callable[[list[Any]], None]:
         """Change tracking for a collection. ``coarse``: for a big merged update, note each
@@ -331,7 +375,9 @@ class CrdtDocument:
                 elif coarse:
                     fields.add(UNLISTED)
                 else:
-                    fields.update(event.keys)
+                    keys = event.keys
+                    fields.update(keys)
+                    self._note_event_values(collection, entity_id, keys)
 
         return observe
 
@@ -354,9 +400,18 @@ class CrdtDocument:
     def take_changes(self) -> Changes:
         """What changed since the last call (local and merged remote edits alike)."""
         changes, self._changes = self._changes, {}
+        values, self._values = self._values, {}
         if ("production", "") in changes:
-            fields = changes.pop(("production", ""))
-            changes.setdefault(("production", self.production_id or ""), set()).update(fields)
+            key = ("production", self.production_id or "")
+            changes.setdefault(key, set()).update(changes.pop(("production", "")))
+            if ("production", "") in values:
+                values[key] = values.pop(("production", ""))
+        # A field set back to what it was in one go changed nothing worth a history line.
+        self.last_values = {
+            key: kept
+            for key, fields in values.items()
+            if (kept := {f: v for f, v in fields.items() if v[0] != v[1]})
+        }
         return changes
 
     def transaction(self) -> _Transaction[Self]:
@@ -379,6 +434,7 @@ class CrdtDocument:
     def _abort(self) -> None:
         self._updates = []
         self._changes = {}
+        self._values = {}
         self._cache.clear()
         self._maps.clear()
         if self.on_abort is not None:
@@ -419,6 +475,7 @@ class CrdtDocument:
         backup = None if self.on_abort is not None else self.ydoc.get_update()
         stash = list(self._stash)
         self._changes = {}
+        self._values = {}
         # Raw Yrs deep observers: pycrdt's own wrap every event in Python objects first,
         # which costs about three times the merge itself on a big update (bench_sync).
         errors: list[Exception] = []
@@ -445,6 +502,7 @@ class CrdtDocument:
             # vector as it was, observers may have failed) cannot be told from outside.
             # Rare by now: the bounded walk refuses what Yrs would fail to decode.
             self._changes = {}
+            self._values = {}
             if backup is not None:
                 self.rebuild([backup, *stash])  # get_update() drops pending structs
             else:
@@ -584,12 +642,14 @@ class CrdtDocument:
                     _diff_map(current, value)
                     continue
                 target[name] = Map(dict(value))  # a plain object from an older peer: upgraded
-            elif raw_txn is not None:
-                # Straight to Yrs inside our open transaction: pycrdt's __setitem__ opens
-                # a nested transaction per field, a third of an edit's cost.
-                target.integrated.insert(raw_txn, name, value)
             else:
-                target[name] = value
+                self._note_value(cls.collection, entity_id, name, old.get(name), value)
+                if raw_txn is not None:
+                    # Straight to Yrs inside our open transaction: pycrdt's __setitem__
+                    # opens a nested transaction per field, a third of an edit's cost.
+                    target.integrated.insert(raw_txn, name, value)
+                else:
+                    target[name] = value
         if written:
             self._note(cls.collection, entity_id, written)
 

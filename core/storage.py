@@ -15,7 +15,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -117,6 +117,36 @@ class LogEntry(NamedTuple):
     origin: str
     changes: list[tuple[str, str, list[str]]]
     size: int
+    #: (collection, id) -> plain field -> [old, new], as the document saw the change.
+    values: dict[tuple[str, str], dict[str, list[Any]]] = {}
+
+
+def _encode_changes(
+    changes: dict[tuple[str, str], set[str]], values: dict[tuple[str, str], dict[str, list[Any]]]
+) -> str:
+    rows: list[list[Any]] = []
+    for (collection, entity), fields in sorted(changes.items()):
+        row: list[Any] = [collection, entity, sorted(fields)]
+        if kept := values.get((collection, entity)):
+            row.append(kept)
+        rows.append(row)
+    return json.dumps(rows, separators=(",", ":"))
+
+
+def _entry(row: Any, keep: Callable[[str, str], bool] | None = None) -> LogEntry | None:
+    """A log entry from its row (seq, ts, member, device, origin, changes, size), with
+    only the changes ``keep`` accepts (None when that leaves none)."""
+    changes: list[tuple[str, str, list[str]]] = []
+    values: dict[tuple[str, str], dict[str, list[Any]]] = {}
+    for change in json.loads(row[5]):
+        if keep is not None and not keep(change[0], change[1]):
+            continue
+        changes.append((change[0], change[1], change[2]))
+        if len(change) > 3:
+            values[(change[0], change[1])] = change[3]
+    if keep is not None and not changes:
+        return None
+    return LogEntry(row[0], row[1], row[2], row[3], row[4], changes, row[6], values)
 
 
 class TokenRecord(NamedTuple):
@@ -278,18 +308,17 @@ class Store:
         device: str,
         origin: str,
         changes: dict[tuple[str, str], set[str]] | None = None,
+        values: dict[tuple[str, str], dict[str, list[Any]]] | None = None,
         dedupe: bool = False,
     ) -> int | None:
         """Append one update durably; returns its sequence number once committed.
+        ``values``: the plain fields' old and new values, for the history.
 
         With ``dedupe`` (updates from peers), bytes already in the log are not stored
         twice and None is returned.
         """
         digest = hashlib.blake2b(data, digest_size=16).digest() if dedupe else None
-        changed = json.dumps(
-            [[c, i, sorted(f)] for (c, i), f in sorted((changes or {}).items())],
-            separators=(",", ":"),
-        )
+        changed = _encode_changes(changes or {}, values or {})
         with self.write() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO updates"
@@ -391,13 +420,11 @@ class Store:
             sql += " LIMIT ?"
             args.append(limit)
         out: list[LogEntry] = []
+        keep = (lambda _c, i: i == entity) if entity else None
         for r in self.db.execute(sql, args):
-            changes = [tuple(c) for c in json.loads(r[5])]
-            if entity:
-                changes = [c for c in changes if c[1] == entity]
-                if not changes:
-                    continue
-            out.append(LogEntry(r[0], r[1], r[2], r[3], r[4], changes, r[6]))  # type: ignore[arg-type]
+            if (found := _entry(r, keep)) is None:
+                continue
+            out.append(found)
             if len(out) >= limit:
                 break
         return out
@@ -419,13 +446,10 @@ class Store:
             (production,),
         )
         for r in rows:
-            touched: dict[tuple[str, str], list[Any]] = {}
-            for change in json.loads(r[5]):
-                key = (change[0], change[1])
-                if key in wanted and key not in found:
-                    touched.setdefault(key, []).append(tuple(change))
-            for key, changes in touched.items():
-                found[key] = LogEntry(r[0], r[1], r[2], r[3], r[4], changes, r[6])
+            entry = _entry(r, lambda c, i: (c, i) in wanted and (c, i) not in found)
+            for change in entry.changes if entry is not None else ():
+                assert entry is not None
+                found[(change[0], change[1])] = entry._replace(changes=[change])
             if len(found) == len(wanted):
                 break
         return found

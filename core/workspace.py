@@ -339,6 +339,7 @@ class StoredProduction:
                 device=self.workspace.identity.device_id,
                 origin="local",
                 changes=changes,
+                values=self.doc.last_values,
             )
         except Exception as exc:
             # The change is in memory but not on disk: drop it rather than pretend.
@@ -465,6 +466,7 @@ class StoredProduction:
         # Listeners (plugins) hear of the change only once it is stored, as for local
         # commits (_persist runs before on_change): a failed append drops it again.
         changes = self.doc.apply_update(update, origin=origin, notify=False)
+        values = self.doc.last_values
         # Merged all the same (refusing it would split the replicas), but what it removed
         # is kept for `restore --from-history`, read from the durable state before it.
         removed = self._fields_before(self._removed(changes, had))
@@ -490,6 +492,7 @@ class StoredProduction:
                     device=device or self.workspace.identity.device_id,
                     origin=origin,
                     changes=changes,
+                    values=values,
                     dedupe=True,
                 )
             except Exception as exc:

@@ -357,6 +357,39 @@ def test_sync_given_a_bundle_file_points_to_bundle_apply(tmp_path: Path) -> None
     assert not (tmp_path / "never-made").exists()
 
 
+def test_history_on_the_server_shows_a_peers_values_delete_and_restore(
+    seeded: tuple[Path, str], served: Served, tmp_path: Path
+) -> None:
+    """A laptop's edits pushed to a real server: the server's history, made from the merged
+    updates (not from a local write), shows old → new values and tells a delete from a
+    restore."""
+    path, _ = seeded
+    token = make_token(path)
+    laptop = ("--workspace", str(tmp_path / "laptop"), "--member", "noor")
+
+    def run(*args: str) -> None:
+        done = castroom(*laptop, *args)
+        assert done.returncode == 0, done.stderr
+
+    run("sync", served.url, "--token", token)
+    run("set", "talent", "Ada Stone", "rate=1200")
+    run("sync", served.url, "--token", token)
+    run("set", "talent", "Ada Stone", "rate=$1,500")
+    run("delete", "talent", "Ada Stone")
+    run("sync", served.url, "--token", token)
+    run("restore", "talent", "Ada Stone")
+    run("sync", served.url, "--token", token)
+    shown = castroom("--workspace", str(path), "history", "--entity", "Ada Stone", "--json")
+    assert shown.returncode == 0, shown.stderr
+    rows = [(r["member"], r["origin"], r["changes"]) for r in json.loads(shown.stdout)]
+    assert rows == [
+        ("noor", "sync", ["restored"]),
+        ("noor", "sync", ["deleted", "rate: $1,200.00 → $1,500.00"]),
+        ("noor", "sync", ["rate: (none) → $1,200.00"]),
+        ("casting", "local", ["(created)"]),
+    ]
+
+
 def test_history_on_the_server_names_the_member_who_pushed(
     seeded: tuple[Path, str], served: Served, tmp_path: Path
 ) -> None:

@@ -22,7 +22,7 @@ from .root import cli
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def history(obj: Context, limit: int, entity: str | None, kind: str | None, as_json: bool) -> None:
-    """Who changed which entity and fields, when; newest first."""
+    """Who changed what, when, newest first: each field's old → new value."""
     production = obj.production()
     if entity is not None:
         entity = _history_entity(production, entity, kind)
@@ -35,16 +35,17 @@ def history(obj: Context, limit: int, entity: str | None, kind: str | None, as_j
     from rich.table import Table
 
     table = Table(title="history (newest first)")
-    for column in ("time", "member", "origin", "kind", "entity", "fields"):
+    for column in ("time", "who", "kind", "entity"):
         table.add_column(column, overflow="fold")
+    # The widest column: one change per line, each folded only when it must be.
+    table.add_column("changes", overflow="fold", min_width=26)
     for row in rows:
         table.add_row(
-            row["time"][:19].replace("T", " "),
-            row["member"],
-            row["origin"],
+            row["time"][:16].replace("T", "\n"),  # the date above the time: narrower
+            row["member"] if row["origin"] == "local" else f"{row['member']} ({row['origin']})",
             row["kind"],
             row["label"] or row["entity_id"],
-            ", ".join(row["fields"]),
+            "\n".join(row["changes"]),
         )
     obj.console.print(table)
 
