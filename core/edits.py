@@ -208,15 +208,36 @@ def describe(reader: Reader, plan: Plan) -> list[str]:
         name = label(seen, cls, seen.raw(cls, edit.id))
         what = f"{edit.op} {edit.kind} {name}"
         if edit.op == "change":
-            shown = ", ".join(f"{k} {_shown(v)}" for k, v in edit.fields.items() if k != "notes")
+            shown = ", ".join(
+                f"{k} {_shown(seen, edit.kind, k, v)}"
+                for k, v in edit.fields.items()
+                if k != "notes"
+            )
             what += f": {shown or 'notes'}"
         lines.append(what + (f" ({edit.reason})" if edit.reason else ""))
     return lines
 
 
-def _shown(value: Any) -> str:
-    text = str(value)
+def _shown(reader: Checker, kind: str, field: str, value: Any) -> str:
+    """A changed value for people: a reference by what its entity is called, a list of
+    them as names in order ("backups Ada Stone, Cal Reyes"), anything else as it is."""
+    target = model.REFERENCES.get((kind, field))
+    if target is not None and value is not None:
+        kinds = model.reference_kinds(kind, field, target)
+        refs = value if isinstance(value, list) else [value]
+        text = ", ".join(_called(reader, kinds, str(ref)) for ref in refs) or "none"
+    else:
+        text = str(value)
     return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _called(reader: Checker, kinds: tuple[str, ...], entity_id: str) -> str:
+    for kind in kinds:
+        cls = model.kind_class(kind)
+        data = reader.raw(cls, entity_id)
+        if data is not None:
+            return label(reader, cls, data)
+    return entity_id
 
 
 # -- the rules --------------------------------------------------------------------------------

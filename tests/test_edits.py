@@ -134,6 +134,27 @@ def test_a_plan_is_data_shown_and_applied_in_one_transaction(tmp_path: Path) -> 
         assert applied.entity(model.Deal, deal.id).role_id == nora.id
 
 
+def test_a_plan_names_the_entities_a_change_refers_to(tmp_path: Path) -> None:
+    with Workspace.open(tmp_path / "ws") as ws:
+        doc = ws.create_production("Tides").doc
+        ada = doc.add(model.Talent, name="Ada Stone")
+        cal = doc.add(model.Talent, name="Cal Reyes")
+        nora = doc.add(model.Role, name="Nora")
+        pick = doc.add(model.Candidate, talent_id=cal.id, role_id=nora.id)
+        plan = edits.Plan(
+            edits=[
+                edits.change(doc, model.Role, nora.id, {"backups": [pick.id, ada.id]}),
+                edits.change(doc, model.Role, nora.id, {"backups": []}),
+                edits.change(doc, model.Candidate, pick.id, {"era": None, "stage": "offer"}),
+            ]
+        )
+        assert edits.describe(doc, plan) == [
+            "change role Nora: backups Cal Reyes for Nora, Ada Stone",
+            "change role Nora: backups none",
+            "change candidate Cal Reyes for Nora: era None, stage offer",
+        ]
+
+
 def test_a_refused_edit_writes_nothing_of_its_plan(tmp_path: Path) -> None:
     with Workspace.open(tmp_path / "ws") as ws:
         production = ws.create_production("Tides")
