@@ -2,8 +2,8 @@
 // page opens with the server down. Production data is not cached here: the page keeps
 // its own copy in IndexedDB (y-indexeddb). The cache is named for the build, so a new
 // bundle replaces the old one.
-const CACHE = "castroom-e055add143f8ec4e";
-const SHELL = ["/", "/app.js?v=e055add143f8ec4e", "/app.css?v=e055add143f8ec4e", "/schema.json"];
+const CACHE = "castroom-5e8221af802a7f65";
+const SHELL = ["/", "/app.js?v=5e8221af802a7f65", "/app.css?v=5e8221af802a7f65", "/schema.json"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));

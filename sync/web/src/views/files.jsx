@@ -118,7 +118,9 @@ function ImportForm({ ctx, formats }) {
               </select>
             </label>
             <label>
-              Columns to fields (one <code>Column=field</code> a line; others are matched by name)
+              <span>
+                Columns to fields (one <code>Column=field</code> a line; others are matched by name)
+              </span>
               <textarea name="map" rows="3" value={map} onInput={(e) => setMap(e.currentTarget.value)} />
             </label>
           </>
@@ -126,10 +128,15 @@ function ImportForm({ ctx, formats }) {
         {importer === "script" ? (
           <>
             <label>
-              Scene number prefix (an episode: <code>3.</code>) <input name="prefix" value={prefix} onInput={(e) => setPrefix(e.currentTarget.value)} />
+              <span>
+                Scene number prefix (an episode: <code>3.</code>)
+              </span>
+              <input name="prefix" value={prefix} onInput={(e) => setPrefix(e.currentTarget.value)} />
             </label>
             <label>
-              Cues to roles (one <code>NORA=Nora Quill</code> a line)
+              <span>
+                Cues to roles (one <code>NORA=Nora Quill</code> a line)
+              </span>
               <textarea name="cue" rows="2" value={cues} onInput={(e) => setCues(e.currentTarget.value)} />
             </label>
           </>
