@@ -44,6 +44,9 @@ def parse_assignments(
         name = name.strip()
         if name not in cls.__struct_fields__ or name == "id":
             raise ValidationFailed(cls.entity_kind, name, "no such field")
+        if name == "media":  # records of files in the blob store: written with the file
+            words = "is changed with `castroom attach` and `castroom media detach`"
+            raise ValidationFailed(cls.entity_kind, name, words)
         if (cls.entity_kind, name) in model.REFERENCES:
             fields[name] = parse_refs(cls, name, hints[name], raw)  # see resolve_references
         else:

@@ -29,6 +29,8 @@ ID_PATTERN = r"^[0-9A-Za-z_.:-]+$"
 #: so never ``..``, and no separators, so never a path.
 FOLDER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
+#: A blob's SHA-256, as 64 lowercase hex digits (its name in the blob store).
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
 TIME_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
 #: A name is one line: a line break in one breaks every table, label and CSV row it is in.
 NAME_PATTERN = r"^[^\r\n\u2028\u2029]*$"
@@ -40,6 +42,7 @@ PATTERN_WORDS = {
     CURRENCY_PATTERN: "a 3-letter ISO currency code like EUR",
     TIME_PATTERN: "a time HH:MM (24-hour)",
     NAME_PATTERN: "one line of text (no line breaks)",
+    SHA256_PATTERN: "a SHA-256 hash (64 lowercase hex digits)",
 }
 
 Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=ID_PATTERN)]
@@ -98,6 +101,23 @@ Job = Literal[
 ]
 
 IntExt = Literal["", "INT", "EXT", "INT/EXT"]
+#: What an attachment is for (``castroom attach --as``).
+MediaKind = Literal["headshot", "reel", "resume", "selftape", "other"]
+MEDIA_KINDS: tuple[str, ...] = MediaKind.__args__  # type: ignore[attr-defined]
+#: The file types castroom accepts, as sniffed from a file's bytes (never its name).
+MimeType = Literal[
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/gif",
+    "application/pdf",
+    "video/mp4",
+    "video/quicktime",
+    "video/webm",
+]
+MIME_TYPES: tuple[str, ...] = MimeType.__args__  # type: ignore[attr-defined]
+Sha256 = Annotated[str, Meta(pattern=SHA256_PATTERN)]
+Pixels = Annotated[int, Meta(ge=1, le=1_000_000)]
 LeadMinutes = Annotated[int, Meta(ge=0, le=24 * 60)]
 
 STAGES: tuple[str, ...] = Stage.__args__  # type: ignore[attr-defined]
@@ -210,6 +230,46 @@ class Pairing(Struct, kw_only=True, forbid_unknown_fields=True):
     notes: ShortText = ""
 
 
+class MediaRef(Struct, kw_only=True, forbid_unknown_fields=True):
+    """A file attached to a talent or a candidate: a headshot, a reel, a résumé, a
+    self-tape. The bytes live in the workspace's blob store under ``hash``; this record
+    travels in the document. ``thumbnail`` and ``poster`` name derived blobs (a small
+    JPEG of an image or a résumé's first page; a video's poster frame), made once,
+    without the original's metadata."""
+
+    hash: Sha256
+    kind: MediaKind
+    #: The file's name when it was attached (no folders): what people call it.
+    name: Annotated[str, Meta(min_length=1, max_length=255, pattern=NAME_PATTERN)]
+    mime: MimeType
+    bytes: Annotated[int, Meta(ge=0, le=MAX_SAFE_INT)]
+    width: Pixels | None = None
+    height: Pixels | None = None
+    #: A video's length in seconds.
+    duration: Annotated[float, Meta(ge=0, le=1_000_000)] | None = None
+    #: A PDF's page count.
+    pages: Annotated[int, Meta(ge=1, le=100_000)] | None = None
+    thumbnail: Sha256 | None = None
+    poster: Sha256 | None = None
+    added_by: ShortText = ""
+    added_at: dt.datetime
+
+    def __post_init__(self) -> None:
+        if (self.width is None) != (self.height is None):
+            raise ValueError("height: width and height go together")
+        if self.duration is not None and not self.mime.startswith("video/"):
+            raise ValueError("duration: only a video has a duration")
+        if self.pages is not None and self.mime != "application/pdf":
+            raise ValueError("pages: only a PDF has pages")
+
+
+def check_media(media: dict[str, MediaRef]) -> None:
+    """Each attachment is keyed by its own hash (the key is what peers merge on)."""
+    for key, ref in media.items():
+        if key != ref.hash:
+            raise ValueError(f"media: the attachment under {key[:12]}… has hash {ref.hash[:12]}…")
+
+
 # -- entities --------------------------------------------------------------------------------
 
 
@@ -307,7 +367,7 @@ class Role(Entity, kw_only=True):
 class Talent(Entity, kw_only=True):
     entity_kind: ClassVar[str] = "talent"
     collection: ClassVar[str] = "talents"
-    crdt_maps: ClassVar[frozenset[str]] = frozenset({"external_ids"})
+    crdt_maps: ClassVar[frozenset[str]] = frozenset({"external_ids", "media"})
 
     name: Name
     agent: ShortText = ""
@@ -323,15 +383,21 @@ class Talent(Entity, kw_only=True):
     skills: list[str] = []
     attributes: dict[str, str] = {}
     rate: Money | None = None
+    # Links to media kept elsewhere (a casting site's URL, a path): text, as imported.
+    # Files stored with the production are in ``media`` (``castroom attach``).
     headshot: ShortText = ""
     reel: ShortText = ""
     external_ids: dict[str, str] = {}
+    #: Attached files by their hash (a CRDT map: two members attaching offline both keep
+    #: theirs).
+    media: dict[Sha256, MediaRef] = {}
     notes: LongText = ""
 
     ordered: ClassVar[tuple[tuple[str, str], ...]] = (("playing_age_min", "playing_age_max"),)
 
     def __post_init__(self) -> None:
         check_ordered(self)
+        check_media(self.media)
 
 
 class Candidate(Entity, kw_only=True):
@@ -339,7 +405,7 @@ class Candidate(Entity, kw_only=True):
 
     entity_kind: ClassVar[str] = "candidate"
     collection: ClassVar[str] = "candidates"
-    crdt_maps: ClassVar[frozenset[str]] = frozenset({"ratings"})
+    crdt_maps: ClassVar[frozenset[str]] = frozenset({"ratings", "media"})
 
     talent_id: Id
     role_id: Id
@@ -348,7 +414,12 @@ class Candidate(Entity, kw_only=True):
     source: ShortText = ""
     ratings: dict[str, Rating] = {}
     backup_rank: Annotated[int, Meta(ge=1, le=MAX_SAFE_INT)] | None = None
+    #: Self-tapes (and anything else) for this role, by hash; see Talent.media.
+    media: dict[Sha256, MediaRef] = {}
     notes: LongText = ""
+
+    def __post_init__(self) -> None:
+        check_media(self.media)
 
 
 class Audition(Entity, kw_only=True):
@@ -561,7 +632,8 @@ def field_names(cls: type[Entity]) -> tuple[str, ...]:
     return cls.__struct_fields__
 
 
-_PATH = re.compile(r" - at `\$\.?([A-Za-z0-9_]*)[^`]*`$")
+#: "... - at `$.field[0]`", or for a map's key "... - at `key` in `$.field`".
+_PATH = re.compile(r" - at `(?:key` in `)?\$\.?([A-Za-z0-9_]*)[^`]*`$")
 
 
 def validation_error(cls: type[Entity], exc: msgspec.ValidationError, entity_id: str | None):
