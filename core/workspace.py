@@ -25,6 +25,7 @@ import platformdirs
 import tomli_w
 
 from . import model, yupdate
+from .blobs import BlobStore
 from .crdt import diff_update, fold
 from .document import CastDocument, Changes, InvalidEntity
 from .errors import (
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from .plugins import Plugins
 
 DB_NAME = "castroom.db"
+#: The blob store's folder (media/ab/cdef...: see castroom.core.blobs).
+MEDIA_DIR = "media"
 CONFIG_NAME = "config.toml"
 #: Compact when the log after the snapshot outgrows the snapshot (and this floor).
 COMPACT_FLOOR = 4 * 1024 * 1024
@@ -78,6 +81,8 @@ class Workspace:
         self.store = Store(path / DB_NAME, synchronous=synchronous)
         self._open: dict[str, StoredProduction] = {}
         self._plugins: Plugins | None = None
+        #: The workspace's media files, by SHA-256 (shared by its productions).
+        self.blobs = BlobStore(path / MEDIA_DIR)
 
     @classmethod
     def open(

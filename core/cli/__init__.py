@@ -15,7 +15,16 @@ import click
 from ..commands import emit_json
 from ..errors import CastroomError
 from ..plugins import Plugins, make_plugins
-from . import bundle, check, entities, history, plugin_list, production, schedule  # noqa: F401
+from . import (  # noqa: F401
+    bundle,
+    check,
+    entities,
+    history,
+    media,
+    plugin_list,
+    production,
+    schedule,
+)
 from .context import CastroomGroup, Context, pass_ctx
 from .root import cli
 

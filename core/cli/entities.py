@@ -186,8 +186,21 @@ def show(obj: Context, kind: str, ref: str, as_json: bool) -> None:
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for name in cls.__struct_fields__:
-        table.add_row(name, display(name, fields.get(name), currency))
+        value = fields.get(name)
+        shown = _attached(value) if name == "media" else display(name, value, currency)
+        table.add_row(name, shown)
     obj.console.print(table)
+
+
+def _attached(media: Any) -> str:
+    """The media map in a few words (`castroom media list` has the rest)."""
+    if not isinstance(media, dict) or not media:
+        return ""
+    names = [
+        f"{r.get('name', '?')} ({r.get('kind', '?')})" if isinstance(r, dict) else "?"
+        for r in media.values()
+    ]
+    return ", ".join(sorted(names))
 
 
 @cli.command(name="set")

@@ -9,6 +9,7 @@ import msgspec
 
 from ..commands import emit_json
 from ..history import history_rows
+from ..media import collect, size_words
 from ..resolve import resolve_any
 from ..workspace import StoredProduction
 from .context import Context, kind_arg, pass_ctx
@@ -63,9 +64,21 @@ def _history_entity(production: StoredProduction, ref: str, kind: str | None) ->
 @cli.command()
 @pass_ctx
 def compact(obj: Context) -> None:
-    """Fold the update log into a snapshot (history of who/what/when is kept)."""
+    """Fold the update log into a snapshot (history of who/what/when is kept), and
+    remove media files no live entity has used for the grace days (media.grace_days)."""
     folded, size = obj.production().compact()
     click.echo(f"Folded {folded} updates into a snapshot of {size:,} bytes")
+    collected = collect(obj.workspace())
+    if collected.removed:
+        click.echo(
+            f"Removed {collected.removed} unused media file(s),"
+            f" {size_words(collected.removed_bytes)}"
+        )
+    if collected.kept:
+        click.echo(
+            f"Kept {collected.kept} unused media file(s), {size_words(collected.kept_bytes)},"
+            " within their grace days"
+        )
 
 
 @cli.command()
