@@ -325,3 +325,29 @@ def test_grace_days_zero_collects_at_once(castroom, tmp_path: Path) -> None:
     ok(castroom("media", "detach", "talent", "Ada Stone", "headshot"))
     assert "Removed 2 unused media file(s)" in ok(castroom("compact"))
     assert stored_state(castroom.path)[0] == []
+
+
+def _image(path: Path, fmt: str) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), "green").save(path, format=fmt)
+    return path
+
+
+def test_the_type_comes_from_the_bytes_never_the_name(castroom, tmp_path: Path) -> None:
+    made = {
+        "jpeg-named.png": ("image/jpeg", lambda p: _image(p, "JPEG")),
+        "png-named.gif": ("image/png", lambda p: _image(p, "PNG")),
+        "webp-named.jpg": ("image/webp", lambda p: _image(p, "WEBP")),
+        "gif-named.webp": ("image/gif", lambda p: _image(p, "GIF")),
+        "mov-named.mp4": ("video/quicktime", lambda p: video(p.with_suffix(".mov"))),
+        "webm-named.mov": ("video/webm", lambda p: video(p.with_suffix(".webm"), codec="libvpx")),
+        "pdf-named.txt": ("application/pdf", lambda p: pdf(p.with_suffix(".pdf"))),
+    }
+    for name, (_mime, make) in made.items():
+        written = make(tmp_path / name)
+        if written.name != name:
+            written.rename(tmp_path / name)
+        ok(castroom("attach", "talent", "Ada Stone", str(tmp_path / name), "--as", "other"))
+    found = {i["media"]["name"]: i["media"]["mime"] for i in listed(castroom)}
+    assert found == {name: mime for name, (mime, _) in made.items()}

@@ -1,0 +1,168 @@
+"""Benchmark: attach 1,000 headshots (~200 KB JPEGs) into a real workspace.
+
+Figures, each against a baseline measured in the same run:
+
+- attach: :func:`castroom.core.media.attach` for each file, as ``castroom attach`` runs
+  it (sniff, copy into the blob store while hashing, fsync, open with Pillow, make the
+  thumbnail, one document transaction and update-log commit per file), against a raw
+  copy of the same files (``shutil.copyfile``), plain and with an fsync per file;
+- thumbnails per second: :func:`castroom.core.derivatives.probe` alone on the same files
+  (decode, check, thumbnail, encode), against Pillow opening and fully decoding them;
+- store overhead: the bytes the blob store holds (originals + thumbnails; and the disk
+  blocks it takes) and the document's growth, over the raw bytes of the files.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from castroom.core import media
+from castroom.core.derivatives import probe
+from castroom.core.model import Talent
+from castroom.core.workspace import Workspace
+
+COUNT = 1_000
+TARGET_BYTES = 200_000
+BASES = 20
+
+
+def make_headshots(folder: Path, count: int = COUNT) -> list[Path]:
+    """``count`` distinct JPEGs of about 200 KB: a few noisy portraits-sized bases, each
+    copy made unique by its EXIF description (same decode cost, another hash)."""
+    from PIL import Image
+
+    rng = random.Random(11)
+    bases = []
+    for i in range(BASES):
+        noise = Image.effect_noise((900, 1200), 40 + i).convert("RGB")
+        tint = Image.new("RGB", noise.size, (rng.randrange(256), 120, rng.randrange(256)))
+        bases.append(Image.blend(noise, tint, 0.5))
+    quality = _quality_for(bases[0])
+    paths = []
+    for i in range(count):
+        exif = Image.Exif()
+        exif[0x010E] = f"headshot {i}"  # ImageDescription
+        path = folder / f"headshot-{i:04d}.jpg"
+        bases[i % BASES].save(path, format="JPEG", quality=quality, exif=exif)
+        paths.append(path)
+    return paths
+
+
+def _quality_for(image) -> int:
+    """The JPEG quality that makes ``image`` closest to TARGET_BYTES."""
+    best = (10**9, 85)
+    for quality in range(30, 96, 5):
+        out = io.BytesIO()
+        image.save(out, format="JPEG", quality=quality)
+        best = min(best, (abs(out.tell() - TARGET_BYTES), quality))
+    return best[1]
+
+
+def raw_copy(files: list[Path], dest: Path, *, fsync: bool) -> float:
+    dest.mkdir()
+    start = time.perf_counter()
+    for path in files:
+        target = dest / path.name
+        shutil.copyfile(path, target)
+        if fsync:
+            with open(target, "rb+") as out:
+                os.fsync(out.fileno())
+    return time.perf_counter() - start
+
+
+def attach_all(workspace: Workspace, files: list[Path]) -> float:
+    production = workspace.production()
+    ids = [production.doc.add(Talent, name=f"Talent {i}").id for i in range(len(files))]
+    start = time.perf_counter()
+    for entity_id, path in zip(ids, files, strict=True):
+        media.attach(production, Talent, entity_id, path)
+    return time.perf_counter() - start
+
+
+def thumbnails(files: list[Path]) -> tuple[float, float]:
+    """Seconds for probe() (with thumbnail) on every file, and for Pillow decoding each."""
+    from PIL import Image
+
+    start = time.perf_counter()
+    for path in files:
+        probe(path, "image/jpeg", shown=path.name, max_pixels=media.DEFAULT_MAX_PIXELS)
+    derive = time.perf_counter() - start
+    start = time.perf_counter()
+    for path in files:
+        with Image.open(path) as image:
+            image.load()
+    return derive, time.perf_counter() - start
+
+
+def store_bytes(workspace: Workspace) -> tuple[int, int]:
+    """(bytes, disk blocks in bytes) of every blob in the store."""
+    size = blocks = 0
+    for digest in workspace.blobs.hashes():
+        stat = workspace.blobs.stat(digest)
+        size += stat.st_size
+        blocks += stat.st_blocks * 512
+    return size, blocks
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-media-") as tmp:
+        root = Path(tmp)
+        (root / "in").mkdir()
+        files = make_headshots(root / "in")
+        raw = sum(p.stat().st_size for p in files)
+        raw_blocks = sum(p.stat().st_blocks * 512 for p in files)
+        plain = raw_copy(files, root / "copy", fsync=False)
+        synced = raw_copy(files, root / "copy-fsync", fsync=True)
+        with Workspace.open(root / "ws", member="bench") as workspace:
+            workspace.create_production("Bench")
+        db = root / "ws" / "castroom.db"
+        with Workspace.open(root / "ws", member="bench") as workspace:
+            before = db.stat().st_size + _wal(db)
+            attached = attach_all(workspace, files)
+            stored, stored_blocks = store_bytes(workspace)
+            grown = db.stat().st_size + _wal(db) - before
+            assert len(list(workspace.blobs.hashes())) == 2 * COUNT
+        derive, decode = thumbnails(files)
+
+    mb = raw / 1e6
+    print(f"attach {COUNT:,} headshots ({raw / COUNT / 1000:.0f} KB each, {mb:.0f} MB):")
+    print(
+        f"  attach: {attached:.2f} s ({mb / attached:.1f} MB/s, {COUNT / attached:.0f} files/s)"
+    )
+    print(
+        f"  raw copy: {plain:.2f} s ({mb / plain:.1f} MB/s); attach / raw copy = "
+        f"{attached / plain:.1f}x the time"
+    )
+    print(
+        f"  raw copy + fsync per file: {synced:.2f} s ({mb / synced:.1f} MB/s); "
+        f"attach / raw copy with fsync = {attached / synced:.1f}x the time"
+    )
+    print(
+        f"  thumbnails: {COUNT / derive:.0f} per second (probe + 320 px JPEG);"
+        f" Pillow full decode alone: {COUNT / decode:.0f} per second;"
+        f" thumbnail / decode = {derive / decode:.2f}x the time"
+    )
+    print(
+        f"  store: {stored / 1e6:.1f} MB for {mb:.1f} MB of files = {stored / raw:.3f}x"
+        f" (thumbnails {(stored - raw) / raw * 100:.1f} %); disk blocks"
+        f" {stored_blocks / raw_blocks:.3f}x the raw files' blocks"
+    )
+    print(
+        f"  document + log growth: {grown / 1000:.0f} KB ({grown / COUNT:.0f} bytes per"
+        f" attachment, {grown / raw * 100:.2f} % of the raw bytes)"
+    )
+
+
+def _wal(db: Path) -> int:
+    wal = db.with_name(db.name + "-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+if __name__ == "__main__":
+    main()
