@@ -132,9 +132,7 @@ def main() -> None:
 
     mb = raw / 1e6
     print(f"attach {COUNT:,} headshots ({raw / COUNT / 1000:.0f} KB each, {mb:.0f} MB):")
-    print(
-        f"  attach: {attached:.2f} s ({mb / attached:.1f} MB/s, {COUNT / attached:.0f} files/s)"
-    )
+    print(f"  attach: {attached:.2f} s ({mb / attached:.1f} MB/s, {COUNT / attached:.0f} files/s)")
     print(
         f"  raw copy: {plain:.2f} s ({mb / plain:.1f} MB/s); attach / raw copy = "
         f"{attached / plain:.1f}x the time"

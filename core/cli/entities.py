@@ -192,7 +192,7 @@ def show(obj: Context, kind: str, ref: str, as_json: bool) -> None:
     obj.console.print(table)
 
 
-def _attached(media: Any) -> str:
+def _attached(media: object) -> str:
     """The media map in a few words (`castroom media list` has the rest)."""
     if not isinstance(media, dict) or not media:
         return ""
