@@ -53,7 +53,7 @@ def test_schema_is_the_models() -> None:
         assert mine.pop("x-money", []) == money
         assert mine == expected[cls.__name__], cls.__name__
     assert set(served["kinds"]) == {"production", *model.KINDS}
-    assert served["kinds"]["candidate"]["crdt_maps"] == ["ratings"]
+    assert served["kinds"]["candidate"]["crdt_maps"] == ["media", "ratings"]
     assert served["kinds"]["role"]["crdt_arrays"] == ["backups"]
     assert served["$defs"]["Talent"]["x-money"] == ["rate"]
     assert served["x-minor-digits"]["JPY"] == 0 and served["x-minor-digits"]["BHD"] == 3
