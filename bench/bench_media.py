@@ -27,15 +27,15 @@ from castroom.core.derivatives import probe
 from castroom.core.model import Talent
 from castroom.core.workspace import Workspace
 
-COUNT = 1_000
+COUNT = int(os.environ.get("BENCH_MEDIA_COUNT", "1000"))
 TARGET_BYTES = 200_000
 BASES = 20
 
 
 def make_headshots(folder: Path, count: int = COUNT) -> list[Path]:
-    """``count`` distinct JPEGs of about 200 KB: a few noisy portraits-sized bases, each
-    copy made unique by its EXIF description (same decode cost, another hash)."""
-    from PIL import Image
+    """``count`` distinct JPEGs of about 200 KB: a few noisy portrait-sized bases, each
+    copy marked with its own block of colour (so its thumbnail differs too) and EXIF."""
+    from PIL import Image, ImageDraw
 
     rng = random.Random(11)
     bases = []
@@ -49,7 +49,10 @@ def make_headshots(folder: Path, count: int = COUNT) -> list[Path]:
         exif = Image.Exif()
         exif[0x010E] = f"headshot {i}"  # ImageDescription
         path = folder / f"headshot-{i:04d}.jpg"
-        bases[i % BASES].save(path, format="JPEG", quality=quality, exif=exif)
+        image = bases[i % BASES].copy()
+        colour = (i * 7 % 256, i * 13 % 256, i * 29 % 256)
+        ImageDraw.Draw(image).rectangle([0, 0, 200, 200], fill=colour)
+        image.save(path, format="JPEG", quality=quality, exif=exif)
         paths.append(path)
     return paths
 
@@ -76,9 +79,8 @@ def raw_copy(files: list[Path], dest: Path, *, fsync: bool) -> float:
     return time.perf_counter() - start
 
 
-def attach_all(workspace: Workspace, files: list[Path]) -> float:
+def attach_all(workspace: Workspace, ids: list[str], files: list[Path]) -> float:
     production = workspace.production()
-    ids = [production.doc.add(Talent, name=f"Talent {i}").id for i in range(len(files))]
     start = time.perf_counter()
     for entity_id, path in zip(ids, files, strict=True):
         media.attach(production, Talent, entity_id, path)
@@ -120,14 +122,15 @@ def main() -> None:
         plain = raw_copy(files, root / "copy", fsync=False)
         synced = raw_copy(files, root / "copy-fsync", fsync=True)
         with Workspace.open(root / "ws", member="bench") as workspace:
-            workspace.create_production("Bench")
+            doc = workspace.create_production("Bench").doc
+            ids = [doc.add(Talent, name=f"Talent {i}").id for i in range(COUNT)]
         db = root / "ws" / "castroom.db"
+        before = _stored(db)
         with Workspace.open(root / "ws", member="bench") as workspace:
-            before = db.stat().st_size + _wal(db)
-            attached = attach_all(workspace, files)
+            attached = attach_all(workspace, ids, files)
             stored, stored_blocks = store_bytes(workspace)
-            grown = db.stat().st_size + _wal(db) - before
             assert len(list(workspace.blobs.hashes())) == 2 * COUNT
+        grown = _stored(db) - before
         derive, decode = thumbnails(files)
 
     mb = raw / 1e6
@@ -157,9 +160,10 @@ def main() -> None:
     )
 
 
-def _wal(db: Path) -> int:
+def _stored(db: Path) -> int:
+    """The database's bytes on disk, its write-ahead log included."""
     wal = db.with_name(db.name + "-wal")
-    return wal.stat().st_size if wal.exists() else 0
+    return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
 
 
 if __name__ == "__main__":
