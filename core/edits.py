@@ -17,6 +17,7 @@ check as they build) and :func:`castroom.core.importing.plan_import`, and apply 
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal, TypeVar
 
 import msgspec
@@ -216,6 +217,22 @@ def describe(reader: Reader, plan: Plan) -> list[str]:
             what += f": {shown or 'notes'}"
         lines.append(what + (f" ({edit.reason})" if edit.reason else ""))
     return lines
+
+
+def fingerprint(plan: Plan) -> str:
+    """What ``plan`` writes, as a short digest: equal for two plans that write the same.
+    The ids made up for new entities count by position (an importer or a replacement
+    makes fresh ones each time it plans), and notes, which carry today's date, are left
+    out. A front end that showed a plan sends this back with the request to apply it, so
+    what is applied is what was shown."""
+    writes = [
+        [e.op, e.kind, e.id, e.force, sorted((k, v) for k, v in e.fields.items() if k != "notes")]
+        for e in plan.edits
+    ]
+    text = msgspec.json.encode(writes).decode()
+    for n, edit in enumerate(e for e in plan.edits if e.op == "create"):
+        text = text.replace(f'"{edit.id}"', f'"new #{n}"')
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _shown(reader: Checker, kind: str, field: str, value: Any) -> str:

@@ -133,6 +133,27 @@ def test_a_replacement_is_shown_then_applied_as_replace_apply_does(room: Room, t
     assert again.status_code == 404 and "not among the ranked replacements" in again.json()["error"]
 
 
+def test_what_is_applied_is_the_plan_that_was_shown(room: Room) -> None:
+    ask = {"talent": room.ids["Ada"], "replacement": room.ids["Cal"]}
+    shown = room.post("replacement", json={**ask, "dry_run": True}).json()
+    assert (
+        shown["plan_id"]
+        == room.post("replacement", json={**ask, "dry_run": True}).json()["plan_id"]
+    )  # planned twice (fresh ids for what it creates): the same plan
+    # Someone cancels Ada's deal meanwhile: the plan would no longer cancel it.
+    [deal] = room.cli("list", "deals", "--json")
+    room.cli("set", "deal", deal["id"], "status=cancelled")
+    before = room.stored()
+    stale = room.post("replacement", json={**ask, "expect": shown["plan_id"]})
+    assert stale.status_code == 409, stale.text
+    assert stale.json()["error"].startswith("the production changed since this plan was shown")
+    assert room.stored() == before
+    fresh = room.post("replacement", json={**ask, "dry_run": True}).json()
+    assert fresh["plan_id"] != shown["plan_id"] and len(fresh["plan"]) < len(shown["plan"])
+    done = room.post("replacement", json={**ask, "expect": fresh["plan_id"]})
+    assert done.status_code == 200 and done.json()["plan_id"] == fresh["plan_id"]
+
+
 def test_a_read_only_or_wrong_token_cannot_apply_a_replacement(room: Room) -> None:
     ask = {"talent": room.ids["Ada"], "replacement": room.ids["Cal"]}
     before = room.stored()
@@ -215,6 +236,20 @@ def test_an_uploaded_sheet_is_planned_then_imported_as_the_cli_imports_it(
     assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 3)
 
 
+def test_an_import_applies_only_the_plan_that_was_shown(room: Room) -> None:
+    sheet = DATA / "sheets" / "office_talent.csv"
+    shown = room.upload("csv", sheet, dry_run="1", **OFFICE).json()
+    # The same sheet imported from the CLI meanwhile: the plan would now change nothing.
+    flags = [a for k, v in OFFICE.items() for a in (f"--{k}", v)]
+    room.cli("import", "csv", str(sheet), *flags)
+    before = room.stored()
+    stale = room.upload("csv", sheet, expect=shown["plan_id"], **OFFICE)
+    assert stale.status_code == 409 and room.stored() == before
+    fresh = room.upload("csv", sheet, dry_run="1", **OFFICE).json()
+    assert (fresh["created"], fresh["unchanged"]) == (0, 3)
+    assert room.upload("csv", sheet, expect=fresh["plan_id"], **OFFICE).status_code == 200
+
+
 @pytest.mark.parametrize("script", ["night_ferry.fountain", "night_ferry.fdx", "night_ferry.pdf"])
 def test_an_uploaded_script_is_planned_then_imported(room: Room, script: str) -> None:
     planned = room.upload("script", DATA / "scripts" / script, dry_run="1")
@@ -222,7 +257,8 @@ def test_an_uploaded_script_is_planned_then_imported(room: Room, script: str) ->
     plan = planned.json()
     scenes = sum(1 for line in plan["plan"] if line.startswith("create scene"))
     assert scenes > 0 and plan["created"] >= scenes
-    done = room.upload("script", DATA / "scripts" / script).json()
+    # Roles and scenes made up fresh ids on each reading: still the plan that was shown.
+    done = room.upload("script", DATA / "scripts" / script, expect=plan["plan_id"]).json()
     assert done["created"] == plan["created"] and done["report"] == plan["report"]
     numbers = {s["number"] for s in room.cli("list", "scenes", "--json")}
     assert len(numbers) == 3 + scenes

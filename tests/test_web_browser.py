@@ -67,6 +67,10 @@ def new_page(browser: Any, pages: list[Page], **kwargs: Any) -> Page:
     return page
 
 
+#: What Chromium's console says of a request the server refused (an expected refusal).
+REFUSED = "Failed to load resource: the server responded with a status of {} ({})"
+
+
 def production_id(room: Server) -> str:
     [production] = cli_json(room.workspace, "production", "list")
     return production["id"]
@@ -477,21 +481,38 @@ def test_a_replacement_is_shown_then_applied_from_the_page_as_the_cli_would(
     first = opened.wait_for_selector(".replacement", timeout=10000)
     replacement, choice = first.get_attribute("data-talent"), first.get_attribute("data-choice")
     role = opened.get_attribute(".role-plan", "data-role")
-    # What the CLI would write, asked before anything is written.
-    cli_plan = castroom(
-        room.workspace, "replace", talent, "--role", role, "--apply", choice, "--dry-run"
-    )
-    assert cli_plan.returncode == 0, cli_plan.stderr
     before = {
-        c["id"]: c["stage"]
+        c["id"]
         for c in cli_json(room.workspace, "list", "candidates")
         if (c["talent_id"], c["role_id"], c["stage"]) == (talent, role, "booked")
     }
     first.query_selector("button.choose").click()
-    shown = opened.wait_for_selector(".plan-shown", timeout=10000)
+    opened.wait_for_selector(".plan-shown li", timeout=10000)
+    # Someone cancels the talent's deals meanwhile: the plan shown is no longer the plan,
+    # so nothing is applied.
+    deals = [
+        d
+        for d in cli_json(room.workspace, "list", "deals")
+        if (d["talent_id"], d["role_id"]) == (talent, role) and d["status"] != "cancelled"
+    ]
+    assert deals, "the demo's booked talent has a deal for the role"
+    for deal in deals:
+        done = castroom(room.workspace, "set", "deal", deal["id"], "status=cancelled")
+        assert done.returncode == 0, done.stderr
+    opened.click('.plan-shown button:text("Apply")')
+    stale = opened.wait_for_selector('[data-testid="dropout-error"]', timeout=10000).inner_text()
+    assert stale.startswith("the production changed since this plan was shown")
+    assert {stage_in_cli(room, c) for c in before} == {"booked"}
+    # Shown again: the CLI's dry run, line for line; then applied.
+    cli_plan = castroom(
+        room.workspace, "replace", talent, "--role", role, "--apply", choice, "--dry-run"
+    )
+    assert cli_plan.returncode == 0, cli_plan.stderr
+    opened.click(f'.replacement[data-choice="{choice}"] button.choose')
+    opened.wait_for_selector(".plan-shown li", timeout=10000)
     lines = opened.eval_on_selector_all(".plan-lines li", "ls => ls.map(l => l.textContent)")
     assert lines == cli_plan.stdout.strip().splitlines()
-    assert shown is not None and stage_in_cli(room, next(iter(before))) == "booked"  # shown only
+    assert not any(line.startswith("change deal") for line in lines)
     opened.click('.plan-shown button:text("Apply")')
     opened.wait_for_selector('[data-testid="replacement-applied"]', timeout=10000)
     # The CLI sees the new booking and the old one dropped.
@@ -502,11 +523,11 @@ def test_a_replacement_is_shown_then_applied_from_the_page_as_the_cli_would(
         if (c["talent_id"], c["role_id"], c["stage"]) == (replacement, role, "booked")
     ]
     assert booked
-    dropped = {c["id"]: c["stage"] for c in after if c["id"] in before}
-    assert "dropped" in dropped.values()
+    assert "dropped" in {c["stage"] for c in after if c["id"] in before}
     [latest] = cli_json(room.workspace, "history", "--limit", "1")
     assert latest["member"] == room.member
-    assert page.errors == []
+    # The one refusal (the stale plan) is the only thing the console reports.
+    assert page.errors == [f"console: {REFUSED.format(409, 'Conflict')}"]
 
 
 def test_a_read_only_page_offers_no_replacement_and_no_import(
@@ -566,5 +587,4 @@ def test_an_upload_is_planned_then_imported_and_an_export_downloads(
     exported = castroom(room.workspace, "export", "csv", "--kind", "talent")
     assert Path(download.path()).read_text() == exported.stdout
     # The one refusal (the malformed file) is the only thing the console reports.
-    refused = "Failed to load resource: the server responded with a status of 400 (Bad Request)"
-    assert page.errors == [f"console: {refused}"]
+    assert page.errors == [f"console: {REFUSED.format(400, 'Bad Request')}"]

@@ -4,14 +4,17 @@ CLI runs (``castroom replace --apply``, ``castroom import``, ``castroom export``
 
 - a replacement is planned by :func:`castroom.core.replacing.plan_choice` over the
   plugins' ranking and applied by :func:`castroom.core.edits.apply`;
-- an upload is read by the importer the plugins registered, checked by
-  :func:`castroom.core.importing.preview_import` or written by ``import_into``;
+- an upload is read by the importer the plugins registered and planned by
+  :func:`castroom.core.importing.preview_import` (as ``import_into`` does for the CLI),
+  then applied by :func:`castroom.core.edits.apply`;
 - an export is the registered exporter's bytes (:meth:`Exporter.export`).
 
 Writes ask for a write token (a read-only one gets 403 and nothing runs), are recorded
 in the history as the token's member, and are all or nothing: a refused plan or a
 malformed file is one error (``{"error": ...}``) and leaves the production as it was.
-``dry_run`` shows the plan and writes nothing. Uploads are bounded (:data:`MAX_UPLOAD`).
+``dry_run`` shows the plan and its ``plan_id`` and writes nothing; a request to apply
+that sends ``expect`` (that id) is refused (409) if the plan is now another, so what is
+applied is what was shown. Uploads are bounded (:data:`MAX_UPLOAD`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from starlette.responses import JSONResponse, Response
 
 from castroom.core import edits
 from castroom.core.errors import CastroomError, NotFound
-from castroom.core.importing import ImportFailed, format_errors, import_into, preview_import
+from castroom.core.importing import ImportFailed, format_errors, preview_import
 from castroom.core.replacing import applied_choice, choose, plan_choice
 from castroom.core.view import ProductionView
 
@@ -48,7 +51,7 @@ MAX_REQUEST = 64 * 1024
 #: How many of a plan's edits a response lists (then "... and N more").
 SHOWN_EDITS = 200
 #: Query parameters that are the request's own, not the importer's or exporter's options.
-RESERVED = frozenset({"token", "member", "filename", "dry_run"})
+RESERVED = frozenset({"token", "member", "filename", "dry_run", "expect"})
 
 
 class ReplacementRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -59,6 +62,8 @@ class ReplacementRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     replacement: str
     role: str | None = None
     dry_run: bool = False
+    #: The ``plan_id`` of the plan the page showed: refused (409) if the plan is now another.
+    expect: str | None = None
 
 
 class Actions:
@@ -94,17 +99,25 @@ class Actions:
                         "dry_run": True,
                         "reason": plan.reason,
                         "plan": shown,
+                        "plan_id": edits.fingerprint(plan),
                         "role_id": role_plan.role_id,
                         "replacement": msgspec.to_builtins(chosen),
                     }
                 )
+            _still(plan, ask.expect)
             with production.writing_as(member):
                 applied = edits.apply(production.doc, plan)
         except CastroomError as exc:
             return _error(exc)
         done = applied_choice(ProductionView(production.doc), role_plan, chosen, choice, applied)
         return JSONResponse(
-            {"dry_run": False, "reason": plan.reason, "plan": shown, **_plain(done.summary())}
+            {
+                "dry_run": False,
+                "reason": plan.reason,
+                "plan": shown,
+                "plan_id": edits.fingerprint(plan),
+                **_plain(done.summary()),
+            }
         )
 
     # -- imports and exports -------------------------------------------------------------------
@@ -139,15 +152,13 @@ class Actions:
             source = Path(folder) / filename
             source.write_bytes(body)
             try:
-                if dry_run:
-                    result, plan, counts = preview_import(
-                        production.doc, importer, str(source), options
-                    )
-                    shown = _shown(edits.describe(ProductionView(production.doc), plan))
-                else:
+                doc = production.doc
+                result, plan, counts = preview_import(doc, importer, str(source), options)
+                shown = _shown(edits.describe(ProductionView(doc), plan))
+                if not dry_run:
+                    _still(plan, request.query_params.get("expect"))
                     with production.writing_as(member):
-                        result, counts = import_into(production.doc, importer, str(source), options)
-                    shown = []
+                        edits.apply(doc, plan)  # checked again as it is written
             except CastroomError as exc:
                 # The file is named as it was uploaded; the server's folder stays its own.
                 return _error(exc, hide=folder + os.sep)
@@ -162,6 +173,7 @@ class Actions:
                 "warnings": result.warnings,
                 "report": result.report,
                 "plan": shown,
+                "plan_id": edits.fingerprint(plan),
             }
         )
 
@@ -239,6 +251,19 @@ def _flag(raw: str | None) -> bool:
     return raw is not None and raw.lower() not in ("0", "false", "no")
 
 
+class PlanChanged(CastroomError):
+    """The plan to apply is not the one the page showed."""
+
+
+def _still(plan: edits.Plan, expected: str | None) -> None:
+    """Refuse (409) to apply ``plan`` if the page showed another (``expected``: its id)."""
+    if expected and edits.fingerprint(plan) != expected:
+        raise PlanChanged(
+            "the production changed since this plan was shown: nothing was applied; "
+            "look at the plan again"
+        )
+
+
 def _decode(body: bytes) -> ReplacementRequest:
     try:
         return msgspec.json.decode(body, type=ReplacementRequest)
@@ -267,4 +292,5 @@ def _error(exc: CastroomError, *, hide: str = "") -> JSONResponse:
     body: dict[str, Any] = {"error": plain(str(exc))}
     if isinstance(exc, ImportFailed):
         body["errors"] = [plain(line) for line in format_errors(exc.errors)]
-    return JSONResponse(body, status_code=404 if isinstance(exc, NotFound) else 400)
+    status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, PlanChanged) else 400
+    return JSONResponse(body, status_code=status)

@@ -2,8 +2,8 @@
 // page opens with the server down. Production data is not cached here: the page keeps
 // its own copy in IndexedDB (y-indexeddb). The cache is named for the build, so a new
 // bundle replaces the old one.
-const CACHE = "castroom-5e8221af802a7f65";
-const SHELL = ["/", "/app.js?v=5e8221af802a7f65", "/app.css?v=5e8221af802a7f65", "/schema.json"];
+const CACHE = "castroom-a314001117ecef69";
+const SHELL = ["/", "/app.js?v=a314001117ecef69", "/app.css?v=a314001117ecef69", "/schema.json"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));

@@ -29,10 +29,11 @@ export function DropOutView({ ctx, store, query }) {
     setPending(null);
     setDone(null);
   };
-  const ask = (role, item, dryRun) =>
+  // Applying sends the shown plan's id: the server refuses if the plan is now another.
+  const ask = (role, item, dryRun, expect) =>
     apiJson(ctx, "replacement", {
       method: "POST",
-      json: { talent, role: role.role_id, replacement: item.candidate_id ?? item.talent_id, dry_run: dryRun },
+      json: { talent, role: role.role_id, replacement: item.candidate_id ?? item.talent_id, dry_run: dryRun, expect },
     });
   const show = async (role, item) => {
     setDone(null);
@@ -45,12 +46,13 @@ export function DropOutView({ ctx, store, query }) {
   };
   const apply = async () => {
     try {
-      const result = await ask(pending.role, pending.item, false);
+      const result = await ask(pending.role, pending.item, false, pending.shown.plan_id);
       setDone({ ...result, name: pending.item.name, role: pending.role.role });
       setPending(null);
       setError(null);
     } catch (e) {
       setError(e.message);
+      setPending(null);
     }
   };
   const who = store.get("talent", talent)?.name ?? "";

@@ -62,7 +62,8 @@ function ImportForm({ ctx, formats }) {
     setBusy(true);
     setError(null);
     try {
-      const query = { filename: file.name, ...options(), ...(dryRun ? { dry_run: "1" } : {}) };
+      // Importing sends the shown plan's id: the server refuses if the plan is now another.
+      const query = { filename: file.name, ...options(), ...(dryRun ? { dry_run: "1" } : { expect: plan.plan_id }) };
       const answer = await apiJson(ctx, `import/${importer}`, { method: "POST", query, body: await file.arrayBuffer() });
       if (dryRun) {
         setPlan(answer);
