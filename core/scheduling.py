@@ -42,12 +42,11 @@ from . import costing
 from . import talent_scheduling as classic
 from .contracts import PlanDay, SchedulePlan, ScheduleRequest, TalentCost
 from .errors import CastroomError
-from .model import Deal, Production, Scene, ShootDay, Talent
+from .model import Deal, Production, Scene, Talent
 
 if TYPE_CHECKING:
     from .board_model import BoardAnswer
     from .costing import BudgetReport
-    from .document import CastDocument
     from .view import ProductionView
 
 UNITS = 100  # a day, in the units scene lengths are counted in
@@ -558,56 +557,3 @@ def _plan(
         seconds=round(time.monotonic() - started, 3),
         warnings=warnings or [],
     )
-
-
-# -- applying a plan --------------------------------------------------------------------------
-
-
-def apply_schedule(doc: CastDocument, plan: SchedulePlan) -> dict[str, int]:
-    """Write a plan in one transaction: its shoot days (reusing the stored day of the same
-    date, adding the rest), their scene order, each scene's first shoot day; stored days
-    the plan leaves empty are deleted (restorable), so they hold no one, and a scene the
-    plan leaves off (one cut from the script) is on no day. Returns counts."""
-    counts = {"added": 0, "updated": 0, "deleted": 0, "scenes": 0}
-    with doc.transaction():
-        existing = {d.id: d for d in doc.all(ShootDay)}
-        kept: set[str] = set()
-        first_day: dict[str, str] = {}
-        for number, day in enumerate(plan.days, start=1):
-            if day.shoot_day_id and day.shoot_day_id in existing:
-                day_id = day.shoot_day_id
-                old = existing[day_id]
-                if (old.scene_ids, old.day_number, old.date) != (day.scene_ids, number, day.date):
-                    doc.update(
-                        ShootDay,
-                        day_id,
-                        {
-                            "scene_ids": day.scene_ids,
-                            "day_number": number,
-                            "date": day.date.isoformat(),
-                        },
-                    )
-                    counts["updated"] += 1  # a day already as planned is not "updated"
-            else:
-                day_id = doc.add(
-                    ShootDay,
-                    date=day.date,
-                    scene_ids=day.scene_ids,
-                    day_number=number,
-                    location=day.location,
-                ).id
-                counts["added"] += 1
-            kept.add(day_id)
-            for scene_id in day.scene_ids:
-                first_day.setdefault(scene_id, day_id)
-        for day_id in existing:
-            if day_id not in kept:
-                doc.delete(ShootDay, day_id)
-                counts["deleted"] += 1
-        for scene in doc.all(Scene):
-            # A scene the plan leaves off (cut from the script) is on no day now.
-            target = first_day.get(scene.id)
-            if scene.shoot_day_id != target:
-                doc.update(Scene, scene.id, {"shoot_day_id": target})
-                counts["scenes"] += 1
-    return counts

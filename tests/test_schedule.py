@@ -232,6 +232,37 @@ def test_a_plugin_schedule_wins_and_is_applied(tmp_path: Path) -> None:
     assert date == START and len(scene_ids) == 4
 
 
+class GhostBoard(FixedBoard):
+    """A plugin's board that names a scene the production does not have."""
+
+    __name__ = "ghost_board"
+
+    @hookimpl
+    def castroom_propose_schedule(
+        self, view: ProductionView, request: ScheduleRequest
+    ) -> SchedulePlan:
+        plan = FixedBoard.castroom_propose_schedule(self, view, request)
+        plan.days.append(PlanDay(date=START + dt.timedelta(days=1), scene_ids=["no-such-scene"]))
+        return plan
+
+
+def test_apply_goes_through_edits_a_bad_board_is_refused_and_nothing_written(
+    tmp_path: Path,
+) -> None:
+    """``--apply`` is plan, then apply: the plan's edits are checked like any other write
+    (a scene that is not there is refused) and nothing of the board is written."""
+    ws = tmp_path / "ws"
+    import_instance(ws, "tiny")
+    schedule(ws, "--apply")
+    before = board(ws)
+    result = run(ws, "schedule", "--apply", extra=[GhostBoard()], ok=False)
+    assert result.exit_code != 0
+    assert "no-such-scene" in result.output
+    assert board(ws) == before  # the first day of the ghost board is not written either
+    findings = json.loads(run(ws, "check", "--json", ok=False).output)["findings"]
+    assert [f for f in findings if f["code"] == "scene-day-mismatch"] == []
+
+
 def test_text_output_has_the_board_dood_costs_and_bound(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     import_instance(ws, "tiny")

@@ -7,12 +7,12 @@ import datetime as dt
 
 import click
 
+from ..board_edits import apply_board
 from ..commands import emit_json
 from ..contracts import SchedulePlan, ScheduleRequest
 from ..costing import BoardDay, day_out_of_days
 from ..errors import CastroomError, NotFound
 from ..money import format_money
-from ..scheduling import apply_schedule
 from ..view import ProductionView
 from .context import Context, pass_ctx
 from .root import cli
@@ -87,7 +87,7 @@ def schedule_cmd(
     else:
         _print_plan(view, plan)
     if apply_:
-        counts = apply_schedule(production.doc, plan)
+        counts = apply_board(production.doc, plan)
         if not as_json:
             click.echo(
                 f"Applied: {counts['added']} shoot day(s) added, {counts['updated']} updated, "
