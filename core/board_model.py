@@ -12,7 +12,8 @@ Hard constraints: slots a scene may not start on (an actor unavailable on a day 
 would cover, a locked day), scenes fixed to a slot (locked, tied to a date), scene ``b``
 after scene ``a``, day length. Objectives, in strict order of priority: the fewest
 scenes moved from ``current`` (``--repair``), then the cast cost, then the fewest
-(day, location) pairs (company moves).
+(day, location) pairs (company moves), then the fewest calendar days from the first shoot
+day to the last (nothing priced must not spread the board), then the earliest start.
 """
 
 from __future__ import annotations
@@ -134,10 +135,10 @@ def solve_board(problem: BoardProblem, time_limit: float = 10.0) -> BoardAnswer 
             stay = starts[s].get(slot) if slot is not None else None
             moved.append(1 - stay if stay is not None else 1)
     tie = len(company) + 1
-    objective = (
-        (sum(moved) * top + cost) * tie + sum(company) if moved else cost * tie + sum(company)
-    )
-    model.minimize(objective)
+    primary = (sum(moved) * top + cost) * tie + sum(company) if moved else cost * tie + sum(company)
+    largest = ((len(moved) + 1) * top * tie + tie) if moved else top * tie + tie
+    shorter, width = _span(model, problem, used, largest)
+    model.minimize(primary * width + shorter)
     if problem.hint is not None:
         for s, slot in enumerate(problem.hint):
             for k, var in starts[s].items():
@@ -155,7 +156,7 @@ def solve_board(problem: BoardProblem, time_limit: float = 10.0) -> BoardAnswer 
     optimal = status == cp_model.OPTIMAL
     # The bound is on the whole objective; the cost's share of it is a bound on the cost
     # only when no scene had to move (repair puts moves first).
-    bound = int(solver.best_objective_bound) // tie
+    bound = int(solver.best_objective_bound) // width // tie
     lower = cost_value if optimal else (bound - moved_value * top if moved else bound)
     return BoardAnswer(
         starts=chosen,
@@ -166,6 +167,29 @@ def solve_board(problem: BoardProblem, time_limit: float = 10.0) -> BoardAnswer 
         seconds=time.monotonic() - started,
         status=solver.status_name(status),
     )
+
+
+def _span(
+    model: cp_model.CpModel, problem: BoardProblem, used: list[cp_model.IntVar], largest: int
+) -> tuple[cp_model.LinearExpr | int, int]:
+    """The last tie-break: the fewest calendar days from the first shoot day to the last,
+    then the earliest first day, as one value below the returned width (1 and no
+    tie-break when the weighted objective, at most ``largest`` before it, would not fit
+    in CP-SAT's 64 bits)."""
+    dates = problem.dates or list(range(problem.slots))
+    width = dates[-1] + 1
+    if largest * width * width >= 2**61:
+        return 0, 1
+    first = model.new_int_var(0, problem.slots - 1, "first_used")
+    last = model.new_int_var(0, problem.slots - 1, "last_used")
+    for k, flag in enumerate(used):
+        model.add(first <= k).only_enforce_if(flag)
+        model.add(last >= k).only_enforce_if(flag)
+    on_first = model.new_int_var(0, dates[-1], "first_date")
+    on_last = model.new_int_var(0, dates[-1], "last_date")
+    model.add_element(first, dates, on_first)
+    model.add_element(last, dates, on_last)
+    return (on_last - on_first) * width + on_first, width * width
 
 
 def _payee_cost(

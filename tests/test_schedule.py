@@ -370,6 +370,22 @@ def test_scenes_group_by_location_at_no_extra_cost(tmp_path: Path) -> None:
     assert budget_total(ws) == plan["cost"]
 
 
+def test_with_nothing_priced_the_board_is_as_short_as_it_can_be(tmp_path: Path) -> None:
+    """Cost and company moves tie (no deal is priced): the fewest calendar days from the
+    first shoot day to the last breaks the tie, and the board starts on the first date."""
+    ws = tmp_path / "ws"
+    run(ws, "init", "--production", "Unpriced")
+    run(ws, "production", "set", f"start_date={START}", "drop_pickup_days=0")
+    for n, place in enumerate(["Beach", "Office"] * 4, start=1):
+        add(ws, "scene", f"number={n}", f"location={place}", "duration_days=1")
+    plan = schedule(ws, "--apply", "--time-limit", "5")
+    dates = [dt.date.fromisoformat(d["date"]) for d in plan["days"]]
+    # Eight days, five a week from a Monday: Monday to the next Wednesday.
+    assert dates[0] == START and dates[-1] == START + dt.timedelta(days=9)
+    assert plan["cost"] == 0 and budget_total(ws) == 0
+    assert len({d["location"] for d in plan["days"]}) == 2
+
+
 def test_the_seed_board_is_packed_around_every_constraint(tmp_path: Path) -> None:
     """The exact core's order, packed around unavailability, ties and order, is a board
     that meets them: CP-SAT starts from it, and it is the answer if CP-SAT finds none in
