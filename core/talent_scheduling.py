@@ -28,7 +28,10 @@ remaining one), so the cost of the rest is memoised per set. Around it:
   until their last remaining scene, a weighted-completion-time relaxation solved by
   Smith's rule (scene time split among its on-location actors by cost).
 
-Everything is integers: sets are Python ints used as bitsets.
+Everything is integers: sets are Python ints used as bitsets. The search runs compiled
+(``core/_talent.c``, the same programme over 64-bit words, some hundred times faster)
+when that extension is built and the reduced problem fits it (at most 64 blocks and 64
+actors, costs that cannot overflow); otherwise, and when asked, in Python here.
 """
 
 from __future__ import annotations
@@ -224,10 +227,58 @@ class Result:
     seconds: float
     states: int = 0
     blocks: int = 0
+    compiled: bool = False  # the search ran compiled
 
 
 class _Timeout(Exception):
     pass
+
+
+try:  # the compiled search (an optional extension: built where there is a C compiler)
+    from ._talent import Search as _Compiled
+except ImportError:  # pragma: no cover - exercised where the build had no compiler
+    _Compiled = None
+
+#: Whether this install has the compiled search.
+COMPILED = _Compiled is not None
+
+
+class _Probes:
+    """The probes of :func:`solve` through the compiled search or :class:`_Search`."""
+
+    def __init__(self, blocks: Blocks, search: _Search, compiled: bool) -> None:
+        self.search = search
+        self.kernel = None
+        used = bits(search.cast_of(search.all))
+        idle_at_most = sum(blocks.costs[a] for a in used) * sum(blocks.durations)
+        # 64-bit words: at most 64 blocks and 64 actors, and no sum that could overflow.
+        fits = len(blocks.casts) <= 64 and len(used) <= 64 and idle_at_most < 2**62
+        if compiled and _Compiled is not None and fits:
+            # Actors renumbered to those in some block: 64 of them fit a word.
+            index = {a: i for i, a in enumerate(used)}
+            casts = [sum(1 << index[a] for a in bits(c)) for c in blocks.casts]
+            costs = [blocks.costs[a] for a in used]
+            self.kernel = _Compiled(list(blocks.durations), costs, casts, search.deadline)
+
+    def probe(self, limit: int) -> int:
+        if self.kernel is None:
+            return self.search.solve(self.search.all, 0, limit)
+        value = self.kernel.probe(limit)
+        if value is None:
+            raise _Timeout
+        return int(value)
+
+    def order(self) -> list[int]:
+        return self.search.order() if self.kernel is None else list(self.kernel.order())
+
+    def proven(self) -> int:
+        if self.kernel is None:
+            return self.search.lower.get(self.search.all, 0)
+        return int(self.kernel.proven())
+
+    @property
+    def states(self) -> int:
+        return self.search.states if self.kernel is None else int(self.kernel.states)
 
 
 @dataclass
@@ -447,8 +498,9 @@ def improve(blocks: Blocks, order: list[int], deadline: float) -> list[int]:
     return order
 
 
-def solve(instance: Instance, time_limit: float = 10.0) -> Result:
-    """The optimal order, proven, or (out of time) the best order found with a lower bound."""
+def solve(instance: Instance, time_limit: float = 10.0, compiled: bool = True) -> Result:
+    """The optimal order, proven, or (out of time) the best order found with a lower bound.
+    ``compiled=False``: the search in Python even where the compiled one is built."""
     started = time.monotonic()
     blocks = reduce(instance)
     search = _Search(
@@ -464,6 +516,7 @@ def solve(instance: Instance, time_limit: float = 10.0) -> Result:
     # A tight first bound prunes most of the search: polish the greedy order briefly.
     seed = improve(blocks, seed, started + min(0.5, time_limit / 20))
     seed_idle = _block_cost(blocks, seed) - work
+    probes = _Probes(blocks, search, compiled)
     lo = 0  # proven: no order idles less
     order: list[int] | None = [] if not blocks.casts else None
     idle = 0
@@ -473,9 +526,9 @@ def solve(instance: Instance, time_limit: float = 10.0) -> Result:
         # out of time there is still a bound well above the work cost.
         while order is None:
             limit = lo + max(1, (seed_idle + 1 - lo) // 4) if seed_idle - lo > 1 else seed_idle + 1
-            value = search.solve(search.all, 0, limit)
+            value = probes.probe(limit)
             if value < limit:
-                idle, order = value, search.order()
+                idle, order = value, probes.order()
             else:
                 lo = max(lo, value)
     except _Timeout:
@@ -487,12 +540,13 @@ def solve(instance: Instance, time_limit: float = 10.0) -> Result:
             constant + idle,
             True,
             time.monotonic() - started,
-            search.states,
+            probes.states,
             len(blocks.casts),
+            probes.kernel is not None,
         )
     # Out of time: the best order local search finds quickly, and what is proven below it.
     order = improve(blocks, seed, time.monotonic() + min(1.0, max(0.1, time_limit / 10)))
-    proven = max(lo, search.lower.get(search.all, 0))
+    proven = max(lo, probes.proven())
     cost = _block_cost(blocks, order) + blocks.fixed
     lower_bound = min(cost, constant + proven)
     return Result(
@@ -501,6 +555,7 @@ def solve(instance: Instance, time_limit: float = 10.0) -> Result:
         lower_bound,
         lower_bound == cost,
         time.monotonic() - started,
-        search.states,
+        probes.states,
         len(blocks.casts),
+        probes.kernel is not None,
     )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from castroom.core.talent_scheduling import Instance, parse_dzn, reduce, solve
+from castroom.core.talent_scheduling import COMPILED, Instance, parse_dzn, reduce, solve
 
 DATA = Path(__file__).parent / "data" / "talent_scheduling"
 #: Published optima (tests/data/talent_scheduling/SOURCES.md names where each is from).
@@ -20,10 +21,23 @@ def load(name: str) -> Instance:
     return parse_dzn((DATA / f"{name}.dzn").read_text(), name)
 
 
+#: Both searches where this install has the compiled one (CI builds it: gcc is there).
+SEARCHES = [True, False] if COMPILED else [False]
+
+
+def test_the_compiled_search_is_built_on_ci() -> None:
+    """CI has a C compiler, so the optional extension must have been built there: a
+    silent fall back to the Python search would only show as a slow benchmark."""
+    if os.environ.get("CI"):
+        assert COMPILED
+
+
+@pytest.mark.parametrize("compiled", SEARCHES)
 @pytest.mark.parametrize("name", sorted(OPTIMA))
-def test_published_optimum_is_found_and_proven(name: str) -> None:
+def test_published_optimum_is_found_and_proven(name: str, compiled: bool) -> None:
     instance = load(name)
-    result = solve(instance, time_limit=30)
+    result = solve(instance, time_limit=30, compiled=compiled)
+    assert result.compiled is compiled
     assert result.optimal
     assert result.cost == result.lower_bound == OPTIMA[name]
     assert instance.cost(result.order) == result.cost  # the order really costs that
@@ -76,9 +90,10 @@ def instances(draw: st.DrawFn) -> Instance:
     return Instance(durations, costs, casts)
 
 
-@given(instances())
-def test_the_programme_matches_brute_force(instance: Instance) -> None:
+@pytest.mark.parametrize("compiled", SEARCHES)
+@given(instance=instances())
+def test_the_programme_matches_brute_force(instance: Instance, compiled: bool) -> None:
     best = min(instance.cost(p) for p in itertools.permutations(range(instance.scenes)))
-    result = solve(instance, time_limit=30)
+    result = solve(instance, time_limit=30, compiled=compiled)
     assert result.optimal and result.cost == result.lower_bound == best
     assert instance.cost(result.order) == best

@@ -1,0 +1,456 @@
+/* The bounded search of castroom.core.talent_scheduling, compiled.
+ *
+ * The same programme as talent_scheduling._Search (read its docstrings first): the
+ * state is the set of blocks still to shoot, exact values and proven lower bounds are
+ * memoised per set, children are tried by idle now plus what is known after, the two
+ * dominance rules cut children, and the bound on the idle cost of the actors on location
+ * is the weighted-completion-time relaxation solved by Smith's rule. Sets are 64-bit
+ * words, so at most 64 blocks and 64 actors; the Python search handles the rest, and a
+ * test holds the two to the same answers. Built as an optional extension: without a C
+ * compiler castroom runs the Python search.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAXN 64
+#define MOST_ENTRIES (1ULL << 25) /* about 1.3 GB: past it the search stops as if timed out */
+
+typedef struct {
+    uint64_t key;   /* the set of remaining blocks; 0 marks an empty slot */
+    int64_t exact;  /* the least idle cost, when known */
+    int64_t lower;  /* a proven lower bound (0: none yet) */
+    int64_t bound;  /* the relaxation's bound, -1 until computed */
+    int8_t best;    /* the block shot first in the exact answer, -1 if not exact */
+} Entry;
+
+typedef struct {
+    PyObject_HEAD
+    int n, m;
+    int64_t durations[MAXN];
+    int64_t costs[MAXN];
+    uint64_t casts[MAXN];
+    uint64_t supersets[MAXN]; /* j with cast(b) a subset of cast(j), j != b */
+    uint64_t all;
+    uint64_t cast_table[8][256];
+    int64_t cost_table[8][256];
+    Entry *table;
+    uint64_t capacity, used;
+    long long states;
+    double deadline;
+    int timed_out;
+} Search;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static uint64_t cast_of(Search *s, uint64_t set) {
+    uint64_t out = 0;
+    for (int i = 0; set; i++, set >>= 8) out |= s->cast_table[i][set & 255];
+    return out;
+}
+
+static int64_t cost_of(Search *s, uint64_t actors) {
+    int64_t out = 0;
+    for (int i = 0; actors; i++, actors >>= 8) out += s->cost_table[i][actors & 255];
+    return out;
+}
+
+static uint64_t mix(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static int grow(Search *s) {
+    uint64_t capacity = s->capacity ? s->capacity * 2 : (1u << 16);
+    if (capacity > MOST_ENTRIES) {
+        s->timed_out = 1;
+        return -1;
+    }
+    Entry *table = calloc(capacity, sizeof(Entry));
+    if (!table) return -1;
+    for (uint64_t i = 0; i < s->capacity; i++) {
+        Entry *e = &s->table[i];
+        if (!e->key) continue;
+        uint64_t h = mix(e->key) & (capacity - 1);
+        while (table[h].key) h = (h + 1) & (capacity - 1);
+        table[h] = *e;
+    }
+    free(s->table);
+    s->table = table;
+    s->capacity = capacity;
+    return 0;
+}
+
+/* The entry of ``key``, made if absent (NULL: out of memory). Any call may move the
+ * table: never keep a pointer across another lookup. */
+static Entry *entry(Search *s, uint64_t key) {
+    if ((s->used + 1) * 2 > s->capacity && grow(s) < 0) return NULL;
+    uint64_t h = mix(key) & (s->capacity - 1);
+    while (s->table[h].key && s->table[h].key != key) h = (h + 1) & (s->capacity - 1);
+    Entry *e = &s->table[h];
+    if (!e->key) {
+        e->key = key;
+        e->exact = -1;
+        e->lower = 0;
+        e->bound = -1;
+        e->best = -1;
+        s->used++;
+    }
+    return e;
+}
+
+static const Entry *peek(Search *s, uint64_t key) {
+    if (!s->capacity) return NULL;
+    uint64_t h = mix(key) & (s->capacity - 1);
+    while (s->table[h].key) {
+        if (s->table[h].key == key) return &s->table[h];
+        h = (h + 1) & (s->capacity - 1);
+    }
+    return NULL;
+}
+
+static int64_t relaxation(Search *s, uint64_t remaining) {
+    uint64_t on_location = cast_of(s, s->all & ~remaining) & cast_of(s, remaining);
+    if (!on_location) return 0;
+    double ratio[MAXN];
+    int actors[MAXN], count = 0;
+    for (int a = 0; a < s->m; a++) ratio[a] = 0.0;
+    double correction = 0.0;
+    for (uint64_t rest = remaining; rest; rest &= rest - 1) {
+        int b = __builtin_ctzll(rest);
+        uint64_t present = s->casts[b] & on_location;
+        if (!present) continue;
+        double total = 0.0, squares = 0.0;
+        for (uint64_t p = present; p; p &= p - 1) {
+            double c = (double)s->costs[__builtin_ctzll(p)];
+            total += c;
+            squares += c * c;
+        }
+        if (total == 0.0) continue;
+        double d = (double)s->durations[b], share = d / total;
+        for (uint64_t p = present; p; p &= p - 1) ratio[__builtin_ctzll(p)] += share;
+        correction += d * (total + squares / total);
+    }
+    for (uint64_t p = on_location; p; p &= p - 1) {
+        int a = __builtin_ctzll(p);
+        if (ratio[a] == 0.0 && s->costs[a] == 0) continue;
+        /* insertion sort by ratio, then by actor (as Python's stable sort of actors) */
+        int i = count++;
+        while (i > 0 && ratio[actors[i - 1]] > ratio[a]) {
+            actors[i] = actors[i - 1];
+            i--;
+        }
+        actors[i] = a;
+    }
+    double clock = 0.0, weighted = 0.0;
+    for (int i = 0; i < count; i++) {
+        double c = (double)s->costs[actors[i]];
+        clock += ratio[actors[i]] * c;
+        weighted += c * clock;
+    }
+    double lb = weighted - correction / 2.0;
+    double shaved = ceil(lb - 1e-7 * (fabs(lb) > 1.0 ? fabs(lb) : 1.0));
+    return shaved > 0 ? (int64_t)shaved : 0;
+}
+
+static int64_t bound(Search *s, uint64_t remaining) {
+    Entry *e = entry(s, remaining);
+    if (!e) return -1;
+    if (e->bound < 0) {
+        int64_t value = relaxation(s, remaining);
+        e = entry(s, remaining);
+        if (!e) return -1;
+        e->bound = value;
+    }
+    return e->bound;
+}
+
+typedef struct {
+    int64_t quick, idle;
+    int b;
+} Child;
+
+static int before_child(const Child *x, const Child *y) {
+    if (x->quick != y->quick) return x->quick < y->quick;
+    if (x->idle != y->idle) return x->idle < y->idle;
+    return x->b < y->b;
+}
+
+/* The children worth trying (see _Search.children), with what each is known to cost
+ * at least; returns how many (-1: out of memory). */
+static int children(Search *s, uint64_t remaining, uint64_t before, Child *out) {
+    uint64_t on_location = before & cast_of(s, remaining);
+    int count = 0;
+    for (uint64_t rest = remaining; rest; rest &= rest - 1) {
+        int b = __builtin_ctzll(rest);
+        if (s->casts[b] == on_location) { /* forced: nobody waits, nobody starts early */
+            count = 0;
+            out[count].idle = 0;
+            out[count++].b = b;
+            break;
+        }
+        uint64_t cast = s->casts[b], dominated = 0;
+        for (uint64_t j = s->supersets[b] & remaining; j; j &= j - 1) {
+            if (!(s->casts[__builtin_ctzll(j)] & ~(before | cast))) {
+                dominated = 1;
+                break;
+            }
+        }
+        if (dominated) continue;
+        out[count].idle = s->durations[b] * cost_of(s, on_location & ~cast);
+        out[count++].b = b;
+    }
+    for (int i = 0; i < count; i++) {
+        uint64_t rest = remaining & ~(1ULL << out[i].b);
+        int64_t after;
+        const Entry *done = rest ? peek(s, rest) : NULL;
+        if (!rest) {
+            after = 0;
+        } else if (done && done->exact >= 0) {
+            after = done->exact;
+        } else {
+            int64_t lower = done ? done->lower : 0, relaxed = bound(s, rest);
+            if (relaxed < 0) return -1;
+            after = lower > relaxed ? lower : relaxed;
+        }
+        out[i].quick = out[i].idle + after;
+    }
+    for (int i = 1; i < count; i++) { /* a few dozen at most: insertion sort */
+        Child c = out[i];
+        int j = i;
+        while (j > 0 && before_child(&c, &out[j - 1])) {
+            out[j] = out[j - 1];
+            j--;
+        }
+        out[j] = c;
+    }
+    return count;
+}
+
+/* The least idle cost of ``remaining`` if below ``limit``, else a proven lower bound
+ * >= ``limit``; -1 when out of time or memory. */
+static int64_t solve(Search *s, uint64_t remaining, uint64_t before, int64_t limit) {
+    if (!remaining) return 0;
+    const Entry *hit = peek(s, remaining);
+    if (hit && hit->exact >= 0) return hit->exact;
+    s->states++;
+    if (!(s->states & 1023) && now() > s->deadline) {
+        s->timed_out = 1;
+        return -1;
+    }
+    int64_t known = bound(s, remaining);
+    if (known < 0) return -1;
+    hit = peek(s, remaining);
+    if (hit->lower > known) known = hit->lower;
+    if (known >= limit) {
+        Entry *e = entry(s, remaining);
+        if (!e) return -1;
+        e->lower = known;
+        return known;
+    }
+    Child ranked[MAXN];
+    int count = children(s, remaining, before, ranked);
+    if (count < 0) return -1;
+    int64_t best = limit, floor = -1;
+    int best_block = -1;
+    for (int i = 0; i < count; i++) {
+        if (ranked[i].quick >= best) {
+            if (floor < 0 || ranked[i].quick < floor) floor = ranked[i].quick;
+            break; /* sorted: every later child is at least as costly */
+        }
+        int b = ranked[i].b;
+        int64_t idle = ranked[i].idle;
+        int64_t after = solve(s, remaining & ~(1ULL << b), before | s->casts[b], best - idle);
+        if (after < 0) return -1;
+        int64_t value = idle + after;
+        if (value < best) {
+            best = value;
+            best_block = b;
+        } else if (floor < 0 || value < floor) {
+            floor = value;
+        }
+    }
+    Entry *e = entry(s, remaining);
+    if (!e) return -1;
+    if (best_block >= 0) {
+        e->exact = best;
+        e->best = (int8_t)best_block;
+        return best;
+    }
+    int64_t proven = floor < 0 ? limit : floor;
+    if (known > proven) proven = known;
+    e->lower = proven;
+    return proven;
+}
+
+static void Search_dealloc(Search *s) {
+    free(s->table);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static int read_ints(PyObject *seq, int64_t *out, int most, const char *what) {
+    PyObject *fast = PySequence_Fast(seq, what);
+    if (!fast) return -1;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(fast);
+    if (count > most) {
+        Py_DECREF(fast);
+        PyErr_Format(PyExc_ValueError, "%s: at most %d", what, most);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        long long v = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(fast, i));
+        if (v == -1 && PyErr_Occurred()) {
+            Py_DECREF(fast);
+            return -1;
+        }
+        out[i] = v;
+    }
+    Py_DECREF(fast);
+    return (int)count;
+}
+
+static int Search_init(Search *s, PyObject *args, PyObject *kwargs) {
+    static char *names[] = {"durations", "costs", "casts", "deadline", NULL};
+    PyObject *durations, *costs, *casts;
+    double deadline;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOd", names, &durations, &costs, &casts,
+                                     &deadline))
+        return -1;
+    int n = read_ints(durations, s->durations, MAXN, "durations");
+    int m = read_ints(costs, s->costs, MAXN, "costs");
+    if (n < 0 || m < 0) return -1;
+    PyObject *fast = PySequence_Fast(casts, "casts");
+    if (!fast) return -1;
+    if (PySequence_Fast_GET_SIZE(fast) != n) {
+        Py_DECREF(fast);
+        PyErr_SetString(PyExc_ValueError, "casts: one per block");
+        return -1;
+    }
+    for (int b = 0; b < n; b++) {
+        unsigned long long v = PyLong_AsUnsignedLongLong(PySequence_Fast_GET_ITEM(fast, b));
+        if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+            Py_DECREF(fast);
+            return -1;
+        }
+        s->casts[b] = v;
+    }
+    Py_DECREF(fast);
+    s->n = n;
+    s->m = m;
+    s->all = n == 64 ? ~0ULL : (1ULL << n) - 1;
+    s->deadline = deadline;
+    for (int b = 0; b < n; b++) {
+        s->supersets[b] = 0;
+        for (int j = 0; j < n; j++)
+            if (j != b && !(s->casts[b] & ~s->casts[j])) s->supersets[b] |= 1ULL << j;
+    }
+    memset(s->cast_table, 0, sizeof s->cast_table);
+    memset(s->cost_table, 0, sizeof s->cost_table);
+    for (int t = 0; t < 8; t++) {
+        for (int byte = 1; byte < 256; byte++) {
+            int low = __builtin_ctz(byte), b = t * 8 + low;
+            s->cast_table[t][byte] = s->cast_table[t][byte & (byte - 1)] | (b < n ? s->casts[b] : 0);
+            s->cost_table[t][byte] = s->cost_table[t][byte & (byte - 1)] + (b < m ? s->costs[b] : 0);
+        }
+    }
+    free(s->table);
+    s->table = NULL;
+    s->capacity = s->used = 0;
+    s->states = 0;
+    s->timed_out = 0;
+    return grow(s) < 0 ? (PyErr_NoMemory(), -1) : 0;
+}
+
+static PyObject *Search_probe(Search *s, PyObject *arg) {
+    long long limit = PyLong_AsLongLong(arg);
+    if (limit == -1 && PyErr_Occurred()) return NULL;
+    s->timed_out = 0;
+    int64_t value = solve(s, s->all, 0, limit);
+    if (value < 0) {
+        if (s->timed_out) Py_RETURN_NONE;
+        return PyErr_NoMemory();
+    }
+    return PyLong_FromLongLong(value);
+}
+
+static PyObject *Search_order(Search *s, PyObject *unused) {
+    PyObject *out = PyList_New(0);
+    if (!out) return NULL;
+    for (uint64_t remaining = s->all; remaining;) {
+        const Entry *e = peek(s, remaining);
+        if (!e || e->best < 0) {
+            Py_DECREF(out);
+            PyErr_SetString(PyExc_RuntimeError, "no exact answer for the whole set");
+            return NULL;
+        }
+        PyObject *b = PyLong_FromLong(e->best);
+        if (!b || PyList_Append(out, b) < 0) {
+            Py_XDECREF(b);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(b);
+        remaining &= ~(1ULL << e->best);
+    }
+    return out;
+}
+
+static PyObject *Search_proven(Search *s, PyObject *unused) {
+    const Entry *e = peek(s, s->all);
+    return PyLong_FromLongLong(e ? e->lower : 0);
+}
+
+static PyObject *Search_states(Search *s, void *closure) { return PyLong_FromLongLong(s->states); }
+
+static PyMethodDef Search_methods[] = {
+    {"probe", (PyCFunction)Search_probe, METH_O,
+     "probe(limit): the least idle cost if below limit, else a bound >= limit; None out of time."},
+    {"order", (PyCFunction)Search_order, METH_NOARGS, "The blocks of the exact answer, in order."},
+    {"proven", (PyCFunction)Search_proven, METH_NOARGS, "The lower bound proven for the whole set."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Search_getset[] = {
+    {"states", (getter)Search_states, NULL, "States expanded so far.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject SearchType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "castroom.core._talent.Search",
+    .tp_basicsize = sizeof(Search),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Search(durations, costs, casts, deadline): the bounded search over block sets.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Search_init,
+    .tp_dealloc = (destructor)Search_dealloc,
+    .tp_methods = Search_methods,
+    .tp_getset = Search_getset,
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_talent",
+                                    "The talent-scheduling search, compiled.", -1, NULL};
+
+PyMODINIT_FUNC PyInit__talent(void) {
+    if (PyType_Ready(&SearchType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&SearchType);
+    if (PyModule_AddObject(m, "Search", (PyObject *)&SearchType) < 0) {
+        Py_DECREF(&SearchType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
