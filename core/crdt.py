@@ -229,7 +229,8 @@ class CrdtDocument:
         #: Validated Structs by (collection, id), filled by the typed API; every change
         #: this binding sees drops the entries it touches.
         self._cache: dict[tuple[str, str], Entity] = {}
-        #: The pycrdt Map of each entity written or read lately (a lookup costs ~15 us).
+        #: The pycrdt Map of each entity written or read lately (a lookup costs ~15 us);
+        #: dropped on every merge, which may have freed it.
         self._maps: dict[tuple[str, str], Map] = {}
         self._changes: Changes = {}
         self._values: Values = {}
@@ -362,7 +363,6 @@ class CrdtDocument:
                 if not path:
                     for entity_id in event.keys:
                         self._cache.pop((collection, entity_id), None)
-                        self._maps.pop((collection, entity_id), None)
                         self._changes.setdefault((collection, entity_id), set()).add("*")
                     continue
                 entity_id = path[0]
@@ -515,9 +515,12 @@ class CrdtDocument:
             for _shared, sub in subs:
                 with contextlib.suppress(Exception):  # after a rebuild the old types are gone
                     sub.drop()
+        # Map handles are looked up afresh after every merge, whatever the observers saw:
+        # Yrs frees a type a peer deleted or replaced, and pycrdt writes through a stale
+        # handle without checking (a segfault: tests/test_stale_types.py). A lookup is ~15 us.
+        self._maps.clear()
         if errors:  # change tracking failed part-way: trust no cached entity
             self._cache.clear()
-            self._maps.clear()
         changes = self.take_changes()
         if notify:
             self.notify(changes, origin)

@@ -63,12 +63,17 @@ def state(path: Path, pid: str) -> tuple[str, int]:
         "    rows = ws.store.db.execute('SELECT COUNT(*) FROM updates').fetchone()[0]\n"
         "    print(json.dumps([json.dumps(doc.to_data(), sort_keys=True, default=str), rows]))\n"
     )
+    data, rows = json.loads(python(code, str(path), pid))
+    return data, rows
+
+
+def python(code: str, *args: str) -> str:
+    """What ``code`` prints, run in a fresh interpreter (a crash fails the test there)."""
     done = subprocess.run(
-        [sys.executable, "-c", code, str(path), pid], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
-    data, rows = json.loads(done.stdout)
-    return data, rows
+    return done.stdout
 
 
 def castroom(*args: str) -> subprocess.CompletedProcess[str]:
