@@ -30,6 +30,9 @@ FD_RESERVE = 64
 #: keeps IN_FLIGHT of them spare as well.
 BACKLOG = 32
 IN_FLIGHT = 4 * BACKLOG
+#: The largest request head (request line and headers, bytes) a connection may send: a
+#: token, a device and a member name need far less. Larger ones get 400 and are closed.
+MAX_REQUEST_HEAD = 16 * 1024
 
 
 def connection_cap(wanted: int) -> int:

@@ -80,6 +80,7 @@ from . import hocuspocus, protocol
 from .auth import AccessDenied, LiveTokens, TokenInfo, TokenStore
 from .limits import (
     BACKLOG,
+    MAX_REQUEST_HEAD,
     ConnectionGuard,
     GuardedH11Protocol,
     PeerCounts,
@@ -860,8 +861,12 @@ def make_config(
         log_level="warning",
         access_log=False,
         lifespan="on",
-        # Our own check (with a clear close reason) runs first; this is the hard stop.
-        ws_max_size=options.max_message * 2,
+        # A frame whose header declares more than the cap is refused (1009) before its
+        # body is read; our own check in handle() is for the frames that get through.
+        ws_max_size=options.max_message,
+        # A request head is buffered whole until its blank line: bounded here (h11's own
+        # default, said once); bodies are streamed and counted (read_body).
+        h11_max_incomplete_event_size=MAX_REQUEST_HEAD,
         ws_ping_interval=20,
         # Yjs frames are small and binary: compressing each one (permessage-deflate, which
         # browsers and y-websocket offer) cost castroom serve ~10% of its CPU under live load

@@ -5,12 +5,14 @@ its file descriptors limited), real sockets."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import os
 import re
 import resource
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -28,7 +30,7 @@ from castroom.core import model
 from castroom.core.workspace import Workspace
 from castroom.sync import protocol as p
 from castroom.sync.auth import TokenStore
-from castroom.sync.limits import PresenceLimits
+from castroom.sync.limits import MAX_REQUEST_HEAD, PresenceLimits
 from castroom.sync.server import ServerOptions, ServerThread
 
 EXE = str(Path(sys.executable).with_name("castroom"))
@@ -295,3 +297,77 @@ def test_control_characters_from_the_network_never_reach_the_log(
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "refused" in text and "\\x1b[31mred\\x00" in text and "\\x07" in text
     assert not any(ch in text for ch in "\x1b\x00\x07"), text
+
+
+# -- oversized frames --------------------------------------------------------------------------
+
+
+def _raw_websocket(server: ServerThread, pid: str, token: str) -> socket.socket:
+    """A WebSocket opened by hand, so a frame can be sent header first and cut short."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET /sync/{pid}?token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        .encode()
+    )  # fmt: skip
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+def _close_code(sock: socket.socket, timeout: float) -> int | None:
+    """The code of the first close frame the server sends within ``timeout`` (the frames
+    before it, such as its step 1, are skipped), or None."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            while len(data) >= 2:
+                size, at = data[1] & 0x7F, 2
+                if size == 126:
+                    size, at = struct.unpack("!H", data[2:4])[0], 4
+                elif size == 127:
+                    size, at = struct.unpack("!Q", data[2:10])[0], 10
+                if len(data) < at + size:
+                    break
+                if data[0] & 0x0F == 0x8:  # close
+                    return int(struct.unpack("!H", data[at : at + 2])[0])
+                data = data[at + size :]
+    except TimeoutError:
+        return None
+    return None
+
+
+def test_an_oversized_frame_is_refused_from_its_header(seeded: Seeded) -> None:
+    """A frame whose header declares more than the update cap is refused before its body
+    is read: the server closes 1009 although most of the body was never sent (uvicorn's
+    own limit was twice the cap, so it waited for all of it)."""
+    cap = 1024 * 1024
+    with ServerThread(seeded.path, options=ServerOptions(max_message=cap)) as server:
+        sock = _raw_websocket(server, seeded.pid, seeded.write)
+        with sock:
+            declared = cap + 64 * 1024
+            mask = os.urandom(4)
+            sock.sendall(bytes([0x82, 0x80 | 127]) + struct.pack("!Q", declared) + mask)
+            sock.sendall(bytes(4096))  # a sliver of the body, then nothing
+            assert _close_code(sock, timeout=10) == 1009
+        # A frame at the cap still goes through (the y-protocols header on top of it).
+        with ws(server, seeded.pid, seeded.write) as conn:
+            conn.send(p.update_frame(bytes(cap - 16)))
+            assert closed_with(conn, timeout=10) in (1007, 1011)  # read, then refused
+
+
+def test_a_request_head_over_the_limit_is_refused(seeded: Seeded) -> None:
+    with ServerThread(seeded.path) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Junk: " + b"a" * MAX_REQUEST_HEAD)
+            answer = sock.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 400"), answer
+        assert httpx.get(f"{server.url}/health", timeout=10).json() == {"status": "ok"}
