@@ -20,9 +20,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
-import msgspec
-
-from . import edits
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -90,12 +87,15 @@ class CommandContext:
     def apply(self, plan: Plan | Edit) -> Applied:
         """Check ``plan`` against the production as it is now and write it in one
         transaction; a refused edit raises and nothing is written."""
+        from . import edits
+
         return edits.apply(_BEHIND[self].production().doc, plan)
 
     def preview(self, plan: Plan | Edit) -> ProductionView:
         """What the production would be with ``plan`` applied: a read-only view of a
         scratch copy (the production itself is not touched). Raises like :meth:`apply`
         when an edit is refused."""
+        from . import edits
         from .document import CastDocument
         from .view import ProductionView
 
@@ -116,11 +116,15 @@ class CommandContext:
 
     def describe(self, plan: Plan) -> list[str]:
         """``plan`` for people, one line per edit (for a dry run)."""
+        from . import edits
+
         return edits.describe(self.view(), plan)
 
 
 def emit_json(data: Any) -> None:
     """Print ``data`` (Structs, lists, dicts) as the stable, indented ``--json`` output."""
+    import msgspec
+
     click.echo(json.dumps(msgspec.to_builtins(data), indent=2, ensure_ascii=False, sort_keys=False))
 
 

@@ -76,9 +76,14 @@ def castroom_register_exporters(register: Callable[[Exporter], None]) -> None:
 def castroom_register_commands(cli: click.Group) -> None:
     """Add subcommands to the ``castroom`` command line.
 
+    Called on this plugin alone when one of its commands runs: a plugin declares its
+    commands' names and one-line help beforehand (``castroom.commands`` entry points,
+    see :mod:`castroom.core.command_index`), so ``castroom --help`` does not import it;
+    an undeclared plugin is called when the whole command list is needed.
+
     Args:
-        cli: the root click group; add commands with ``@cli.command()``. A command whose
-            name is already taken is rejected at start-up with an error naming both.
+        cli: a click group; add commands with ``@cli.command()``. A command whose name
+            is already taken is rejected with an error naming both.
 
     Returns:
         Nothing (not firstresult).

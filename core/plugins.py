@@ -1,11 +1,14 @@
 """The plugin manager factory and the typed façade over ``pm.hook``.
 
 One :class:`Plugins` per open workspace, made by :func:`make_plugins`; nothing happens at
-import time and nothing is global, so tests and embedders decide what is loaded. Built-in
-plugins (listed by module name, like datasette's and llm's DEFAULT_PLUGINS) load first,
-then the ``castroom`` entry-point group, one at a time: a plugin that fails to import is
-reported by name and the rest carry on. A hook implementation that raises is reported
-(plugin, hook, error) and skipped.
+import time and nothing is global, so tests and embedders decide what is loaded. The
+plugins load on first use (a hook call, the listing), not when the manager is made.
+Built-in plugins (listed by module name, like datasette's and llm's DEFAULT_PLUGINS) load
+first, then the ``castroom`` entry-point group, one at a time: a plugin that fails to
+import is reported by name and the rest carry on. A hook implementation that raises is
+reported (plugin, hook, error) and skipped. A plugin's commands are declared without
+importing it (:mod:`castroom.core.command_index`); :meth:`Plugins.commands_of` imports
+that plugin alone when one of them runs.
 """
 
 from __future__ import annotations
@@ -16,34 +19,28 @@ import importlib.metadata
 import os
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import msgspec
 import pluggy
 
 from . import hookspecs
-from .contracts import (
-    BudgetReport,
-    ContingencyPlan,
-    MalformedAnswer,
-    SchedulePlan,
-    validate_answer,
-)
+from .command_index import BUILTIN_COMMANDS, COMMANDS_GROUP, DeclaredCommand, read_declaration
 from .errors import CastroomError
-from .findings import Finding, sort_findings
 from .registry import Exporter, Importer
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # msgspec and the contracts load with the first hook call, not at start
     import click
+    import msgspec
 
-    from .contracts import SchedulePlan, ScheduleRequest
+    from .contracts import BudgetReport, ContingencyPlan, SchedulePlan, ScheduleRequest
     from .document import Changes
+    from .findings import Finding
     from .view import ProductionView
 
 T = TypeVar("T")
-S = TypeVar("S", bound=msgspec.Struct)
+S = TypeVar("S", bound="msgspec.Struct")
 _NO_VIEW = object()
 ENTRY_POINT_GROUP = "castroom"
 DISABLE_ENV = "CASTROOM_DISABLE_PLUGINS"
@@ -92,16 +89,63 @@ class PluginInfo:
     builtin: bool
 
 
-@dataclass
-class Plugins:
-    """Typed façade over one pluggy PluginManager."""
+@dataclass(frozen=True)
+class _Sources:
+    """Where one plugin manager's plugins come from (read when it loads)."""
 
-    pm: pluggy.PluginManager
-    failures: list[PluginFailure] = field(default_factory=list)
-    builtin: set[str] = field(default_factory=set)
-    versions: dict[str, str] = field(default_factory=dict)
-    _importers: dict[str, Importer] | None = None
-    _exporters: dict[str, Exporter] | None = None
+    builtins: dict[str, str]
+    entry_points: bool
+    extra: tuple[object, ...]
+    blocked: frozenset[str]
+
+
+class Plugins:
+    """Typed façade over one pluggy PluginManager, loaded on first use.
+
+    Nothing is imported until a hook is called or the plugins are listed
+    (:attr:`pm`, :attr:`failures`), so a command that asks no plugin anything (``list``,
+    ``--help``) does not pay for importing them; :meth:`commands_of` imports one plugin
+    alone for its command."""
+
+    def __init__(self, sources: _Sources) -> None:
+        self._sources = sources
+        self._pm: pluggy.PluginManager | None = None
+        self._failures: list[PluginFailure] = []
+        self.builtin: set[str] = set()
+        self.versions: dict[str, str] = {}
+        self._importers: dict[str, Importer] | None = None
+        self._exporters: dict[str, Exporter] | None = None
+        self._all_eps: Any = None
+        self._eps: dict[str, list[importlib.metadata.EntryPoint]] = {}
+        self._declared: list[DeclaredCommand] | None = None
+        #: Failures of loading (not of a hook call), for the CLI to show once.
+        self.load_failures: list[PluginFailure] = []
+
+    @property
+    def pm(self) -> pluggy.PluginManager:
+        if self._pm is None:
+            self._pm = _load(self)
+        return self._pm
+
+    @property
+    def failures(self) -> list[PluginFailure]:
+        """Every failure so far: loading (which this triggers) and hook calls."""
+        _ = self.pm
+        return self._failures
+
+    @property
+    def loaded(self) -> bool:
+        return self._pm is not None
+
+    def entry_points(self, group: str) -> list[importlib.metadata.EntryPoint]:
+        """This environment's entry points of ``group`` (read once per manager)."""
+        if not self._sources.entry_points:
+            return []
+        if self._all_eps is None:  # one scan of the installed distributions, not one a group
+            self._all_eps = importlib.metadata.entry_points()
+        if group not in self._eps:
+            self._eps[group] = list(self._all_eps.select(group=group))
+        return self._eps[group]
 
     # -- calling hooks safely ----------------------------------------------------------------
 
@@ -141,6 +185,8 @@ class Plugins:
         """Every plugin's findings, stamped with the plugin's name, most severe first."""
         import msgspec
 
+        from .findings import Finding, sort_findings
+
         findings: list[Finding] = []
         for plugin, result in self._call_each("castroom_check", view=view):
             for finding in result or ():
@@ -160,6 +206,8 @@ class Plugins:
         self, view: ProductionView, talent_id: str, role_id: str | None
     ) -> ContingencyPlan | None:
         """The first plugin's valid ranking (the built-in is ``trylast``), or None."""
+        from .contracts import ContingencyPlan
+
         return self._first_valid(
             "castroom_rank_replacements",
             ContingencyPlan,
@@ -172,11 +220,15 @@ class Plugins:
     def cost_report(self, view: ProductionView) -> BudgetReport | None:
         """The first plugin's valid cost report (the built-in budget is ``trylast``), or
         None."""
+        from .contracts import BudgetReport
+
         return self._first_valid("castroom_cost_report", BudgetReport, "cost report", view=view)
 
     def _first_valid(self, hook_name: str, cls: type[S], what: str, **kwargs: Any) -> S | None:
         """firstresult, checked against the hook's contract: an answer that does not fit
         is reported as that plugin's failure (like a raise) and the next plugin answers."""
+        from .contracts import MalformedAnswer, validate_answer
+
         for plugin, result in self._answers(hook_name, **kwargs):
             if result is None:
                 continue
@@ -191,6 +243,8 @@ class Plugins:
     ) -> SchedulePlan | None:
         """The first plugin's valid schedule (the built-in scheduler is ``trylast``), or
         None."""
+        from .contracts import SchedulePlan
+
         return self._first_valid(
             "castroom_propose_schedule", SchedulePlan, "schedule", view=view, request=request
         )
@@ -199,19 +253,102 @@ class Plugins:
         if changes:
             self._call_each("castroom_changed", view=view, changes=changes, origin=origin)
 
-    def register_commands(self, cli: click.Group) -> None:
-        for impl in reversed(self.pm.hook.castroom_register_commands.get_hookimpls()):
-            probe = _GuardedGroup(cli, impl.plugin_name)
+    # -- commands (see castroom.core.command_index) ---------------------------------------------
+
+    def declared_commands(self) -> list[DeclaredCommand]:
+        """The commands plugins declare, known without importing those plugins."""
+        if self._declared is None:
+            self._declared = self._read_declared()
+        return self._declared
+
+    def _read_declared(self) -> list[DeclaredCommand]:
+        sources = self._sources
+        found = [
+            DeclaredCommand(command, text, plugin)
+            for plugin, commands in BUILTIN_COMMANDS.items()
+            if plugin not in sources.blocked
+            and sources.builtins.get(plugin) == DEFAULT_PLUGINS.get(plugin)
+            for command, text in commands.items()
+        ]
+        for plugin, ep in self._declarations().items():
             try:
-                impl.function(cli=probe)
+                found.extend(read_declaration(plugin, ep.load()))
+            except Exception as exc:
+                self._failures.append(PluginFailure(plugin, "declare", _describe(exc)))
+        return found
+
+    def undeclared(self) -> list[str]:
+        """Plugins that may add commands castroom cannot know without importing them."""
+        sources = self._sources
+        declared = {c.plugin for c in self.declared_commands()} | {
+            name
+            for name in BUILTIN_COMMANDS
+            if sources.builtins.get(name) == DEFAULT_PLUGINS.get(name)
+        }
+        declared |= set(self._declarations())
+        names = [*sources.builtins, *(ep.name for ep in self.entry_points(ENTRY_POINT_GROUP))]
+        return [
+            name
+            for name in dict.fromkeys(names)
+            if name not in declared and name not in sources.blocked
+        ]
+
+    def extras(self) -> list[str]:
+        """The names of the ``extra`` plugin objects (already imported: added eagerly)."""
+        return [n for n in map(plugin_name, self._sources.extra) if n not in self._sources.blocked]
+
+    def _declarations(self) -> dict[str, importlib.metadata.EntryPoint]:
+        # A declaration counts for an entry-point plugin of the same name that is not
+        # shadowed by a built-in (that one is reported when the plugins load).
+        plugins = {ep.name for ep in self.entry_points(ENTRY_POINT_GROUP)}
+        return {
+            ep.name: ep
+            for ep in self.entry_points(COMMANDS_GROUP)
+            if ep.name in plugins
+            and ep.name not in self._sources.builtins
+            and ep.name not in self._sources.blocked
+        }
+
+    def commands_of(self, name: str) -> dict[str, click.Command]:
+        """The commands plugin ``name`` adds, importing that plugin alone if it is not
+        loaded yet. A plugin that fails to import or to add them is one CastroomError."""
+        import click
+
+        try:
+            plugin = self._plugin_object(name)
+        except Exception as exc:
+            raise CastroomError(f"plugin {name!r} failed to load: {_describe(exc)}") from exc
+        pm = pluggy.PluginManager("castroom")
+        pm.add_hookspecs(hookspecs)
+        pm.register(plugin, name=name)
+        group = click.Group()
+        for impl in pm.hook.castroom_register_commands.get_hookimpls():
+            try:
+                impl.function(cli=_GuardedGroup(group, name))
             except CastroomError:
                 raise
             except Exception as exc:
-                self.failures.append(
-                    PluginFailure(impl.plugin_name, "castroom_register_commands", _describe(exc))
-                )
+                raise CastroomError(
+                    f"plugin {name!r} failed in castroom_register_commands: {_describe(exc)}"
+                ) from exc
+        return dict(group.commands)
+
+    def _plugin_object(self, name: str) -> object:
+        if self._pm is not None and (loaded := self._pm.get_plugin(name)) is not None:
+            return loaded
+        for obj in self._sources.extra:
+            if plugin_name(obj) == name:
+                return obj
+        if name in self._sources.builtins:
+            return importlib.import_module(self._sources.builtins[name])
+        for ep in self.entry_points(ENTRY_POINT_GROUP):
+            if ep.name == name:
+                return ep.load()
+        raise LookupError(f"no plugin is called {name!r}")
 
     def importers(self) -> dict[str, Importer]:
+        if self._importers is None:
+            _ = self.pm  # loading collects the registrations
         if self._importers is None:
             self.collect_registrations()
         assert self._importers is not None
@@ -219,13 +356,15 @@ class Plugins:
 
     def exporters(self) -> dict[str, Exporter]:
         if self._exporters is None:
+            _ = self.pm  # loading collects the registrations
+        if self._exporters is None:
             self.collect_registrations()
         assert self._exporters is not None
         return self._exporters
 
     def collect_registrations(self) -> None:
-        """Ask every plugin for its importers and exporters (``make_plugins`` does this at
-        start-up, so a clash is reported before any command runs, not on first use)."""
+        """Ask every plugin for its importers and exporters (loading does this, so a
+        clash is reported before any importer or exporter is used)."""
         self._importers = self._collect("castroom_register_importers", Importer)
         self._exporters = self._collect("castroom_register_exporters", Exporter)
 
@@ -342,34 +481,54 @@ def make_plugins(
     extra: Iterable[ModuleType | object] = (),
     disabled: set[str] | None = None,
 ) -> Plugins:
-    """A new plugin manager: built-ins, then entry points, then ``extra`` objects."""
+    """A new plugin manager: built-ins, then entry points, then ``extra`` objects.
+
+    Nothing is imported here: the plugins load on first use (see :class:`Plugins`)."""
+    blocked = disabled_plugins() if disabled is None else disabled
+    return Plugins(
+        _Sources(
+            builtins=dict(DEFAULT_PLUGINS if builtins is None else builtins),
+            entry_points=entry_points,
+            extra=tuple(extra),
+            blocked=frozenset(blocked),
+        )
+    )
+
+
+def plugin_name(obj: object) -> str:
+    """The name an ``extra`` plugin object is registered under."""
+    return getattr(obj, "__name__", None) or type(obj).__name__
+
+
+def _load(plugins: Plugins) -> pluggy.PluginManager:
+    """Import and register every plugin of ``plugins`` (once, on first use)."""
+    sources = plugins._sources
     pm = pluggy.PluginManager("castroom")
     pm.add_hookspecs(hookspecs)
-    plugins = Plugins(pm)
-    blocked = disabled_plugins() if disabled is None else disabled
-    for name in blocked:
+    plugins._pm = pm  # set first: the loaders below record failures through the façade
+    for name in sources.blocked:
         pm.set_blocked(name)
     offered: set[str] = set()  # every plugin name seen, to catch a misspelled block
-    _load_builtins(plugins, DEFAULT_PLUGINS if builtins is None else builtins, blocked, offered)
-    if entry_points:
-        _load_entry_points(plugins, blocked, offered)
-    for obj in extra:
-        name = getattr(obj, "__name__", None) or type(obj).__name__
+    _load_builtins(plugins, sources.builtins, set(sources.blocked), offered)
+    _load_entry_points(plugins, set(sources.blocked), offered)
+    for obj in sources.extra:
+        name = plugin_name(obj)
         offered.add(name)
-        if name not in blocked:
+        if name not in sources.blocked:
             _register(plugins, obj, name)
-    for name in sorted(blocked - offered):
+    for name in sorted(sources.blocked - offered):
         # Blocking a name no plugin has is usually a typo that leaves the plugin running.
         plugins.failures.append(
             PluginFailure(name, "disable", f"{DISABLE_ENV} names no installed plugin {name!r}")
         )
     plugins.collect_registrations()
+    plugins.load_failures = list(plugins.failures)
 
     from . import __version__
 
     for name in plugins.builtin:
         plugins.versions.setdefault(name, __version__)
-    return plugins
+    return pm
 
 
 def _register(plugins: Plugins, plugin: Any, name: str) -> bool:
@@ -426,7 +585,7 @@ def _load_builtins(
 
 
 def _load_entry_points(plugins: Plugins, blocked: set[str], offered: set[str]) -> None:
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for ep in plugins.entry_points(ENTRY_POINT_GROUP):
         offered.add(ep.name)
         if ep.name in blocked:
             continue

@@ -6,11 +6,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import CastroomError
-from .model import Entity
-from .view import ProductionView
+
+if TYPE_CHECKING:  # annotations only: `castroom --help` must not import pycrdt
+    from .model import Entity
+    from .view import ProductionView
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 

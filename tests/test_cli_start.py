@@ -46,6 +46,50 @@ def test_starting_imports_no_heavy_library(flag: str) -> None:
     assert loaded_at_start(flag) == []
 
 
+OURS = """
+import json, sys
+from castroom.core.start import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m in sys.modules if m.startswith(
+    ("pycrdt", "castroom.plugins.", "castroom.sync.", "castroom.core.cli.")))))
+"""
+
+
+def imported_by(*args: str, shows: str = "") -> list[str]:
+    """pycrdt, plugin and command modules in ``sys.modules`` after ``castroom ARGS``
+    (which must print ``shows``: the command really ran)."""
+    out = subprocess.run(
+        [sys.executable, "-c", OURS, *args], capture_output=True, text=True, timeout=120
+    )
+    *printed, modules = out.stdout.splitlines()
+    assert shows in "\n".join(printed), out.stderr
+    return json.loads(modules)
+
+
+def test_help_imports_no_plugin_no_command_and_no_pycrdt() -> None:
+    assert imported_by("--help", shows="watch-inbox") == [
+        "castroom.core.cli.group",
+        "castroom.core.cli.root",
+    ]
+
+
+def test_a_command_imports_its_own_module_and_no_plugin(tmp_path) -> None:
+    ws = str(tmp_path / "ws")
+    run_castroom("-w", ws, "init", "--production", "Start", check=True)
+    run_castroom("-w", ws, "add", "talent", "name=Ada Stone", check=True)
+    loaded = imported_by("-w", ws, "list", "talents", shows="Ada Stone")
+    assert "castroom.core.cli.entities" in loaded and "pycrdt" in loaded
+    assert not [m for m in loaded if m.startswith(("castroom.plugins.", "castroom.sync."))]
+    assert "castroom.core.cli.schedule" not in loaded
+    # A plugin's command imports that plugin, not the others (budget asks the cost
+    # report hook, so it loads them all; `demo --help` does not).
+    loaded = imported_by("demo", "--help", shows="Usage: castroom demo")
+    assert "castroom.plugins.demo" in loaded and "castroom.plugins.continuity" not in loaded
+
+
 def test_the_probe_sees_a_command_that_needs_rich(tmp_path) -> None:
     # The same probe on a command that prints a table does see rich: it can fail.
     assert "rich" in loaded_at_start("--workspace", str(tmp_path / "ws"), "plugins")

@@ -41,7 +41,10 @@ name = "castroom-broken-example"
 version = "0.0.1"
 
 [project.entry-points.castroom]
-broken = "castroom_broken_example"
+broken = "castroom_broken_example.plugin"
+
+[project.entry-points."castroom.commands"]
+broken = "castroom_broken_example:COMMANDS"
 
 [tool.setuptools]
 packages = ["castroom_broken_example"]
@@ -85,6 +88,9 @@ def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (broken / "castroom_broken_example").mkdir(parents=True)
     (broken / "pyproject.toml").write_text(BROKEN_PYPROJECT)
     (broken / "castroom_broken_example" / "__init__.py").write_text(
+        'COMMANDS = {"broken-thing": "Never runs: its plugin fails to import."}\n'
+    )
+    (broken / "castroom_broken_example" / "plugin.py").write_text(
         'raise RuntimeError("this plugin is broken on purpose")\n'
     )
     target = root / "site"
@@ -123,7 +129,7 @@ def test_listed_with_version_and_hooks_and_broken_one_reported(site_dir, tmp_pat
         "name": "example",
         "version": "0.3.1",
         "builtin": False,
-        "hooks": ["castroom_check", "castroom_register_importers"],
+        "hooks": ["castroom_check", "castroom_register_commands", "castroom_register_importers"],
     }
     assert "csv_io" in plugins and "broken" not in plugins  # the rest carry on
     assert (
@@ -132,6 +138,68 @@ def test_listed_with_version_and_hooks_and_broken_one_reported(site_dir, tmp_pat
     )
     # Without the private site folder, nothing third-party is there.
     assert "example" not in plugin_names(castroom(None, tmp_path / "ws", "plugins", "--json"))
+
+
+PROBE = """
+import json, sys
+from castroom.core.start import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m in sys.modules if m.startswith(("castroom_", "pycrdt")))))
+"""
+
+
+def loaded_modules(site: Path, workspace: Path, *args: str) -> tuple[str, list[str]]:
+    """What ``castroom ARGS`` printed, and which plugin (and pycrdt) modules it imported."""
+    env = {**os.environ, "CASTROOM_WORKSPACE": str(workspace), "PYTHONPATH": str(site)}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, timeout=60
+    )
+    *printed, modules = done.stdout.splitlines()
+    return "\n".join(printed), json.loads(modules)
+
+
+def test_a_declared_command_is_listed_unimported_and_runs(site_dir, tmp_path) -> None:
+    ws = tmp_path / "ws"
+    helped, loaded = loaded_modules(site_dir, ws, "--help")
+    # Listed with its declared help; neither plugin imported (nor pycrdt): only the
+    # packages holding the declarations.
+    assert re.search(r"\n  roster-refs +Each talent imported from a roster", helped)
+    assert re.search(r"\n  broken-thing +Never runs: its plugin fails", helped)
+    assert loaded == ["castroom_broken_example", "castroom_example"]
+    assert castroom(site_dir, ws, "init", "--production", "Harbour Lights").returncode == 0
+    roster = tmp_path / "cast.roster"
+    roster.write_text("r2 | Bo Li | 20-25\nr1 | Ada Stone | 30-40\n")
+    assert castroom(site_dir, ws, "import", "example", str(roster)).returncode == 0
+    listed, loaded = loaded_modules(site_dir, ws, "roster-refs")
+    assert listed == "r1  Ada Stone\nr2  Bo Li"
+    assert "castroom_example.plugin" in loaded and "castroom_broken_example.plugin" not in loaded
+    helped = castroom(site_dir, ws, "roster-refs", "--help")
+    assert helped.returncode == 0 and "Usage: castroom roster-refs" in helped.stdout
+
+
+def test_a_broken_plugin_fails_only_its_own_command(site_dir, tmp_path) -> None:
+    ws = tmp_path / "ws"
+    assert castroom(site_dir, ws, "init", "--production", "Harbour Lights").returncode == 0
+    # Commands that ask no plugin anything do not import it, nor warn about it.
+    for args in (["list", "talents"], ["--help"], ["production", "show"]):
+        done = castroom(site_dir, ws, *args)
+        assert done.returncode == 0 and "broken" not in done.stderr, (args, done.stderr)
+    # Its own command: one clear error line, exit 1, nothing written.
+    used = castroom(site_dir, ws, "broken-thing")
+    assert used.returncode == 1
+    assert used.stderr.splitlines() == [
+        "Error: plugin 'broken' failed to load: RuntimeError: this plugin is broken on"
+        " purpose (plugin.py:1)"
+    ]
+    # A command that calls every plugin (a write tells them what changed; the checks)
+    # warns once that one could not load, and carries on.
+    for args in (["add", "talent", "name=Ada", "agent=North"], ["check", "--json"]):
+        done = castroom(site_dir, ws, *args)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.count("plugin 'broken' failed in load") == 1, done.stderr
 
 
 def test_importer_and_check_work_end_to_end(site_dir, tmp_path) -> None:

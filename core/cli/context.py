@@ -49,6 +49,7 @@ class Context:
         self._workspace: Workspace | None = None
         #: A warning printed once the command succeeded (see CastroomGroup.invoke).
         self.notice: str | None = None
+        self._warned = False
 
     # rich is imported only by a command that prints through it (`--help` stays fast).
     @functools.cached_property
@@ -104,6 +105,14 @@ class Context:
         if self._workspace is not None:
             self._workspace.close()
 
+    def plugins_loaded(self) -> None:
+        """Warn, once, of the plugins that failed to load, if this command loaded them
+        (a command that asks no plugin anything does not import them, nor warn)."""
+        if self.plugins.loaded and not self._warned:
+            self._warned = True
+            for failure in self.plugins.load_failures:
+                click.echo(f"Warning: {failure}", err=True)
+
 
 def context_of(ctx: click.Context | None) -> Context | None:
     """The CLI's context for this invocation (registered by the root callback; kept off
@@ -147,22 +156,3 @@ def display(field: str, value: Any, currency: str) -> str:
     if isinstance(value, dt.date | dt.datetime):
         return value.isoformat()
     return str(value)
-
-
-class CastroomGroup(click.Group):
-    """Turns domain errors into one clear line and exit status 1."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            result = super().invoke(ctx)
-            obj = context_of(ctx)
-            if obj is not None and obj.notice:
-                click.echo(obj.notice, err=True)
-            return result
-        except CastroomError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(1)
-        finally:
-            obj = context_of(ctx)
-            if obj is not None:
-                obj.close()

@@ -38,5 +38,4 @@ def plugins_cmd(obj: Context, as_json: bool) -> None:
                 info.name, info.version or "", "yes" if info.builtin else "", ", ".join(info.hooks)
             )
         obj.console.print(table)
-    for failure in obj.plugins.failures:
-        click.echo(f"Warning: {failure}", err=True)
+    # What failed to load is printed (once) as the command ends, by the root group.

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..commands import register_host
-from ..plugins import Plugins, make_plugins
-from .context import CastroomGroup, Context
+from .group import CastroomGroup
 
 
 @click.group(cls=CastroomGroup)
@@ -30,6 +28,11 @@ def cli(
     ctx: click.Context, workspace: str | None, production: str | None, member: str | None
 ) -> None:
     """castroom: plan who plays what, keep every scene consistent, stay in budget."""
+    # Imported here, not at the top: `castroom --help` never runs this callback.
+    from ..commands import register_host
+    from ..plugins import Plugins, make_plugins
+    from .context import Context
+
     plugins = ctx.obj if isinstance(ctx.obj, Plugins) else make_plugins()
     # ctx.obj stays the plugin façade; the Context (workspace, stored production) is kept
     # where plugin commands cannot reach it (see castroom.core.commands).
