@@ -25,7 +25,7 @@ import msgspec
 from . import model
 from .document import CastDocument, plain_defaults, validate_change
 from .errors import CastroomError, NotFound, ValidationFailed
-from .labels import label
+from .labels import label, short_id
 from .model import Entity, Production
 from .names import check_talent_name
 from .resolve import Reader, resolve_references
@@ -434,9 +434,10 @@ def check_duplicate_candidate(
         talent = _named(reader, model.Talent, str(talent_id))
         role = _named(reader, model.Role, str(role_id))
         shown = f" ({era})" if era else ""
+        short = short_id(other, reader.ids(model.Candidate))
         raise CastroomError(
-            f"{talent} is already a candidate for {role}{shown}: candidate {other}"
-            f" (change it with `castroom set candidate {other} ...`)"
+            f"{talent} is already a candidate for {role}{shown}: candidate {short}"
+            f" (change it with `castroom set candidate {short} ...`)"
         )
 
 

@@ -6,6 +6,8 @@ finding takes an entity's name from.
   it refers to ("Ada Stone for Nora (1962)" for a candidate, "Ada Stone / Nora" for a
   deal, "Ada Stone 2027-03-01..03" for an availability, "Nora 2027-03-01 10:00" for an
   audition), else its id.
+- :func:`short_id` / :func:`short_ids`: the shortest unique prefix of an id, what people
+  see of ids; :func:`called` names an entity in a message ("role Nora (01M8S3KX)").
 - :func:`names` are what a person may type to mean an entity (resolution matches these).
 
 No click, rich or pycrdt here; a ``source`` is anything with ``raw(cls, id)`` (a
@@ -106,6 +108,35 @@ def _called(source: Source | None, cls: type[Entity], ref: Any) -> str:
     return own_name(fields) or (str(ref) if ref else "?")
 
 
+class Listing(Source, Protocol):
+    """A source that also lists each kind's ids (for short unique prefixes)."""
+
+    def ids(self, cls: type[Entity]) -> list[str]: ...
+
+
+def short_id(entity_id: str, ids: Iterable[str], least: int = 8) -> str:
+    """``entity_id``'s shortest prefix (at least ``least`` characters) that no other of
+    ``ids`` starts with (see :func:`short_ids`, for many at once)."""
+    shared = max((_common(entity_id, other) for other in ids if other != entity_id), default=0)
+    return entity_id[: max(least, shared + 1)]
+
+
+def called(
+    source: Listing,
+    cls: type[Entity],
+    entity_id: str,
+    data: dict[str, Any] | None = None,
+    *,
+    short: str | None = None,
+) -> str:
+    """How a message names an entity: its kind, what people call it and its short id
+    ("role Nora (01M8S3KX)"; "scene 01M8S3KX" for one with no name). ``data``: its fields
+    when they are not (or no longer) in ``source``; ``short``: its short id, when known."""
+    short = short or short_id(entity_id, source.ids(cls))
+    name = label(source, cls, data or source.raw(cls, entity_id) or {}, default="")
+    return f"{cls.entity_kind} {name} ({short})" if name else f"{cls.entity_kind} {short}"
+
+
 def short_ids(ids: Iterable[str], least: int = 8) -> dict[str, str]:
     """Each id's shortest prefix (at least ``least`` characters) that no other of
     ``ids`` starts with: what people see and type (ULIDs made in one second share their
@@ -142,4 +173,14 @@ def _fields(entity: Entity) -> dict[str, Any]:
     return {name: getattr(entity, name) for name in entity.__struct_fields__}
 
 
-__all__ = ["Source", "describe", "label", "names", "own_name", "short_ids"]
+__all__ = [
+    "Listing",
+    "Source",
+    "called",
+    "describe",
+    "label",
+    "names",
+    "own_name",
+    "short_id",
+    "short_ids",
+]

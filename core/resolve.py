@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 from . import model
 from .errors import Ambiguous, CastroomError, NotFound
-from .labels import label, names, own_name
+from .labels import called, label, names, own_name, short_id, short_ids
 from .model import Entity
 from .names import fold
 
@@ -183,7 +183,7 @@ def resolve_any(reader: Reader, ref: str, kind: str | None = None) -> tuple[str,
     if not found:
         raise NotFound(f"no entity matching {ref!r}")
     if len(found) > 1:
-        which = ", ".join(f"{c.entity_kind} {i}" for c, i in found[:5])
+        which = ", ".join(called(reader, c, i) for c, i in found[:5])
         raise Ambiguous(f"{ref!r} matches {which}; use --kind or the id")
     return found[0][0].entity_kind, found[0][1]
 
@@ -194,24 +194,15 @@ def _deleted(reader: Reader, cls: type[Entity], entity_id: str) -> bool:
 
 def briefly(reader: Reader, cls: type[Entity], ids: list[str], most: int = 5) -> str:
     """Matches as "id-prefix label" (each prefix unique in the collection), at most 5."""
-    every = reader.ids(cls)
+    shorts = short_ids(reader.ids(cls))
     out = []
     for entity_id in ids[:most]:
         data = reader.raw(cls, entity_id) or {"id": entity_id}  # valid or not
         text = label(reader, cls, data, default="")
         if data.get("deleted"):
             text += " (deleted)"
-        out.append(f"{short_id(entity_id, every)} {text}".strip())
+        out.append(f"{shorts.get(entity_id, entity_id)} {text}".strip())
     return ", ".join(out) + (f", and {len(ids) - most} more" if len(ids) > most else "")
-
-
-def short_id(entity_id: str, every: list[str], least: int = 8) -> str:
-    """The shortest prefix of ``entity_id`` (at least ``least`` long) no other id shares."""
-    for size in range(least, len(entity_id)):
-        prefix = entity_id[:size]
-        if sum(i.startswith(prefix) for i in every) == 1:
-            return prefix
-    return entity_id
 
 
 # -- a write's reference fields ---------------------------------------------------------------
@@ -336,6 +327,6 @@ def _reference_to(
     if data.get("deleted") and not where:
         raise CastroomError(
             f"{where_from}: {target} {label(reader, target_cls, data)} is deleted"
-            f" (`castroom restore {target} {entity_id}` first)"
+            f" (`castroom restore {target} {short_id(entity_id, reader.ids(target_cls))}` first)"
         )
     return entity_id

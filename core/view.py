@@ -86,6 +86,7 @@ class ProductionView:
         self.plugins = plugins
         self._cost: Any = _UNSET
         self._costing = False
+        self._shorts: dict[type[Entity], dict[str, str]] = {}
 
     @property
     def production(self) -> Production:
@@ -257,6 +258,21 @@ class ProductionView:
     def label(self, entity: Entity) -> str:
         """What people call ``entity``: see :func:`castroom.core.labels.label`."""
         return labels.label(self, entity)
+
+    def short_id(self, cls: type[Entity] | str, entity_id: str) -> str:
+        """An id as people see and type it: its shortest unique prefix (8 or more
+        characters) among its kind's ids; for messages, fixes and tables."""
+        kind = model.kind_class(cls) if isinstance(cls, str) else cls
+        shorts = self._shorts.get(kind)
+        if shorts is None:
+            shorts = self._shorts[kind] = labels.short_ids(self.ids(kind))
+        return shorts.get(entity_id) or labels.short_id(entity_id, shorts)
+
+    def called(self, cls: type[Entity] | str, entity_id: str) -> str:
+        """How a message names an entity: "role Nora (01M8S3KX)" (see
+        :func:`castroom.core.labels.called`)."""
+        kind = model.kind_class(cls) if isinstance(cls, str) else cls
+        return labels.called(self, kind, entity_id, short=self.short_id(kind, entity_id))
 
     def kind_of(self, name: str) -> type[Entity]:
         return model.kind_class(name)

@@ -36,6 +36,7 @@ from .errors import (
     StorageError,
     UpdateLimit,
 )
+from .labels import short_ids
 from .storage import AtticEntry, LogEntry, Store
 from .yupdate import EMPTY_UPDATE
 
@@ -154,6 +155,10 @@ class Workspace:
             return known
         return [(i, t) for i, t in known if not self.is_deleted(i)]
 
+    def short_ids(self) -> dict[str, str]:
+        """Each production's id as people see it: its shortest unique prefix here."""
+        return short_ids(i for i, _ in self.store.productions())
+
     def is_deleted(self, production_id: str) -> bool:
         """Whether a production is (soft) deleted. Read from a note kept beside the log
         (see StoredProduction._note_deleted), so listing needs no document opened."""
@@ -182,7 +187,8 @@ class Workspace:
                     f"every production in workspace {self.path} is deleted"
                     " (`castroom production list --all`, `castroom production restore`)"
                 )
-            names = ", ".join(f"{t} ({i[:8]})" for i, t in live)
+            shorts = self.short_ids()
+            names = ", ".join(f"{t} ({shorts[i]})" for i, t in live)
             raise Ambiguous(
                 f"this workspace holds several productions; pick one with --production: {names}"
             )
@@ -196,7 +202,9 @@ class Workspace:
             if len(group) == 1:
                 return group[0]
             if group:
-                raise Ambiguous(f"{ref!r} matches {len(group)} productions; use the id")
+                titles, shorts = dict(known), self.short_ids()
+                which = ", ".join(f"{titles[i]} ({shorts[i]})" for i in group[:5])
+                raise Ambiguous(f"{ref!r} matches {len(group)} productions: {which}; use the id")
         raise NotFound(f"no production matching {ref!r}")
 
     def production(self, ref: str | None = None) -> StoredProduction:

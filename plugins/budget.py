@@ -78,7 +78,8 @@ def budget_findings(view: ProductionView, report: BudgetReport) -> list[Finding]
                 Finding(
                     code="deal-unknown",
                     severity="warning",
-                    message=f"deal {line.deal_id} names a {missing} {why} ({missing_id})",
+                    message=f"deal {view.short_id('deal', line.deal_id)} names a {missing}"
+                    f" {why} ({view.short_id(missing, missing_id)})",
                     entities=(EntityRef(kind="deal", id=line.deal_id),),
                     fix="fix the deal's talent_id/role_id, or cancel it",
                 )
@@ -119,7 +120,8 @@ def budget_findings(view: ProductionView, report: BudgetReport) -> list[Finding]
                     EntityRef(kind="talent", id=talent_id, label=talent.name),
                     EntityRef(kind="role", id=role_id, label=role_name),
                 ),
-                fix=f"castroom add deal talent_id={talent_id} role_id={role_id} rate=...",
+                fix=f"castroom add deal talent_id={view.short_id(Talent, talent_id)}"
+                f" role_id={view.short_id('role', role_id)} rate=...",
             )
         )
     return out
@@ -153,15 +155,7 @@ def castroom_register_commands(cli: click.Group) -> None:
         if as_json:
             emit_json(report)
         else:
-            names = {
-                t: talent.name
-                for t, _ in report.booked_without_deal
-                if (talent := view.find(Talent, t)) is not None
-            }
-            roles = {
-                r: view.roles[r].name for _, r in report.booked_without_deal if r in view.roles
-            }
-            _print_report(obj, report, names, roles)
+            _print_report(obj, report, view)
         for failure in obj.plugins.failures:
             if failure.hook == "castroom_cost_report":
                 click.echo(f"Warning: {failure}", err=True)
@@ -215,11 +209,9 @@ def _deal_table(report: BudgetReport, money: Any) -> tuple[Any, int]:
     return table, sum(widths) + 3 * len(widths) + 1  # 3 a column: padding and rules
 
 
-def _print_report(
-    obj: Any, report: BudgetReport, names: dict[str, str], roles: dict[str, str]
-) -> None:
-    """The report as tables; ``names`` and ``roles`` name the ids of booked talents with
-    no deal (the report only carries their ids)."""
+def _print_report(obj: Any, report: BudgetReport, view: ProductionView) -> None:
+    """The report as tables; ``view`` names booked talents with no deal and their roles
+    (the report only carries their ids)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -246,11 +238,11 @@ def _print_report(
     if report.booked_without_deal:
         click.echo("Booked with no deal (their cost is missing from the total):")
         for talent_id, role_id in report.booked_without_deal:
-            talent = names.get(talent_id, talent_id)
-            role = roles.get(role_id, role_id)
+            talent, role = view.short_id(Talent, talent_id), view.short_id("role", role_id)
+            found, cast = view.find(Talent, talent_id), view.roles.get(role_id)
             click.echo(
-                f"  {talent} as {role}: castroom add deal talent_id={talent_id} "
-                f"role_id={role_id} rate=..."
+                f"  {found.name if found else talent} as {cast.name if cast else role}:"
+                f" castroom add deal talent_id={talent} role_id={role} rate=..."
             )
     if report.cap is None:
         click.echo(f"Total: {money(report.total)} (no budget cap set)")

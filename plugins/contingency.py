@@ -504,7 +504,7 @@ def castroom_register_commands(cli: click.Group) -> None:
         if as_json:
             emit_json(applied.summary())
         else:
-            _print_applied(plan, role_plan, chosen, applied)
+            _print_applied(obj.view(), plan, role_plan, chosen, applied)
 
 
 def price_on_schedule(
@@ -531,37 +531,46 @@ def price_on_schedule(
 
 
 def _print_applied(
-    plan: ContingencyPlan, role_plan: RolePlan, chosen: Replacement, applied: AppliedChoice
+    view: ProductionView,
+    plan: ContingencyPlan,
+    role_plan: RolePlan,
+    chosen: Replacement,
+    applied: AppliedChoice,
 ) -> None:
+    """What --apply did, naming entities by short ids (``view``: as it left them)."""
     money = lambda minor: format_money(minor, plan.currency)  # noqa: E731
     era = f" ({role_plan.era})" if role_plan.era else ""
+    booked = view.short_id(Candidate, applied.booked.id)
     click.echo(
-        f"Booked {chosen.name} as {role_plan.role}{era} (candidate {applied.booked.id}); "
+        f"Booked {chosen.name} as {role_plan.role}{era} (candidate {booked}); "
         f"{plan.talent} dropped."
     )
     for deal in applied.cancelled_deals:
         was = applied.was.get(deal.id, "live")
         click.echo(
             f"Cancelled {plan.talent}'s {was} deal for {role_plan.role}{era} "
-            f"({money(deal.rate)}/{deal.unit}, deal {deal.id}): it no longer counts."
+            f"({money(deal.rate)}/{deal.unit}, deal {view.short_id(Deal, deal.id)}):"
+            " it no longer counts."
         )
     deal = applied.deal
     if deal is not None and applied.drafted:
+        short = view.short_id(Deal, deal.id)
         click.echo(
             f"Drafted a deal for {chosen.name} at {money(deal.rate)}/{deal.unit} (their rate; "
-            f"deal {deal.id}, counted in the budget): negotiate it, then "
-            f"castroom set deal {deal.id} status=signed"
+            f"deal {short}, counted in the budget): negotiate it, then "
+            f"castroom set deal {short} status=signed"
         )
     elif deal is not None:
         click.echo(
             f"{chosen.name}'s {deal.status} deal for {role_plan.role}{era} now counts "
-            f"({money(deal.rate)}/{deal.unit}, deal {deal.id})."
+            f"({money(deal.rate)}/{deal.unit}, deal {view.short_id(Deal, deal.id)})."
         )
     else:
         era_field = f" era={role_plan.era}" if role_plan.era else ""
         click.echo(
             f"No deal yet for {chosen.name} (rate unknown): add one with castroom add deal "
-            f"talent_id={chosen.talent_id} role_id={role_plan.role_id}{era_field} rate=..."
+            f"talent_id={view.short_id(Talent, chosen.talent_id)}"
+            f" role_id={view.short_id(Role, role_plan.role_id)}{era_field} rate=..."
         )
 
 

@@ -172,7 +172,10 @@ def check_uncast(view: ProductionView) -> list[Finding]:
                 f"character {stored.get('name') or role_id!r} in {_count(scenes, 'scene')} is"
                 f" a role stored invalid, not checked: {_numbers(scenes)}"
             )
-            fix = f"fix the role (see `castroom invalid`; castroom show role {role_id})"
+            fix = (
+                "fix the role (see `castroom invalid`;"
+                f" castroom show role {view.short_id(Role, role_id)})"
+            )
         else:
             message = (
                 f"character {role_id!r} in {_count(scenes, 'scene')} is no role: {_numbers(scenes)}"
@@ -338,7 +341,7 @@ def check_unavailable(view: ProductionView) -> list[Finding]:
                         *(ref(view, s) for s in their_scenes),
                     ),
                     fix="move the scenes to another shoot day, clear the hold, or recast "
-                    f"(castroom replace {talent_id})",
+                    f"(castroom replace {view.short_id(Talent, talent_id)})",
                 )
             )
     return out

@@ -64,19 +64,19 @@ def invalid_entities(view: ProductionView) -> list[Finding]:
         data = view.raw(cls, item.id) or {}
         label = label_of(view, cls, data, default="")
         device = view.origin(item.kind, item.id)
-        field = item.field or "-"
+        field, short = item.field or "-", view.short_id(cls, item.id)
         where = f" (last written by device {device})" if device else ""
         if item.kind == "production":
             fix = f"castroom production set {item.field}=..." if item.field else ""
         elif item.field:
-            fix = f"castroom set {item.kind} {item.id} {item.field}=... (a valid value)"
+            fix = f"castroom set {item.kind} {short} {item.field}=... (a valid value)"
         else:
-            fix = f"castroom delete {item.kind} {item.id}"
+            fix = f"castroom delete {item.kind} {short}"
         out.append(
             Finding(
                 code="invalid-entity",
                 severity="error",
-                message=f"{item.kind} {label or item.id}: {field}: {item.rule}{where}",
+                message=f"{item.kind} {label or short}: {field}: {item.rule}{where}",
                 entities=(EntityRef(kind=item.kind, id=item.id, label=label),),
                 fix=fix,
             )
@@ -123,18 +123,23 @@ def _references_to_invalid(
         cls = model.kind_class(target_kind)
         label = label_of(view, cls, view.raw(cls, ref) or {}, default="")
         them = EntityRef(kind=target_kind, id=ref, label=label)
-        invalid = f"{target_kind} {ref}, which is invalid (see `castroom invalid`)"
+        short = view.short_id(cls, ref)
+        invalid = f"{target_kind} {label or short}, which is invalid (see `castroom invalid`)"
         if len(referrers) == 1:
-            message = f"{kind} {referrers[0].label or referrers[0].id}: {field} refers to {invalid}"
+            message = f"{kind} {_named(view, referrers[0])}: {field} refers to {invalid}"
         else:
-            named = ", ".join(f"{kind} {r.label or r.id}" for r in referrers[:SHOWN])
+            named = ", ".join(f"{kind} {_named(view, r)}" for r in referrers[:SHOWN])
             more = f" and {len(referrers) - SHOWN} more" if len(referrers) > SHOWN else ""
             plural = model.kind_class(kind).collection
             message = f"{len(referrers)} {plural} ({named}{more}): {field} refers to {invalid}"
-        fix = f"castroom show {target_kind} {ref}, and fix what it warns about"
+        fix = f"castroom show {target_kind} {short}, and fix what it warns about"
         shown = tuple(referrers[:SHOWN])
         out.append(_finding("reference-to-invalid", "warning", message, fix, *shown, them))
     return out
+
+
+def _named(view: ProductionView, ref: EntityRef) -> str:
+    return ref.label or view.short_id(ref.kind, ref.id)
 
 
 def _entity_references(
@@ -148,7 +153,8 @@ def _entity_references(
     """Findings for ``refs`` (the entity's references that name no live entity of the
     first kind meant) and for its era."""
     me = EntityRef(kind=kind, id=entity.id, label=label_of(view, entity, default=""))
-    name = f"{kind} {me.label or entity.id}"
+    short = view.short_id(kind, entity.id)
+    name = f"{kind} {me.label or short}"
     out = []
     for field, first_kind, ref in refs:
         kinds = model.reference_kinds(kind, field, first_kind)
@@ -163,19 +169,20 @@ def _entity_references(
         elif target is None:
             what = " or ".join(kinds)
             message = f"{name}: {field} refers to {what} {ref}, which does not exist"
-            fix = f"castroom set {kind} {entity.id} {field}=... (an existing {what})"
+            fix = f"castroom set {kind} {short} {field}=... (an existing {what})"
             out.append(_finding("dangling-reference", "error", message, fix, me))
         elif target.deleted:
             them = EntityRef(kind=target_kind, id=ref, label=label_of(view, target, default=""))
-            message = f"{name}: {field} refers to deleted {target_kind} {them.label or ref}"
-            fix = f"castroom restore {target_kind} {ref}, or change {kind} {entity.id}"
+            theirs = view.short_id(target_kind, ref)
+            message = f"{name}: {field} refers to deleted {target_kind} {them.label or theirs}"
+            fix = f"castroom restore {target_kind} {theirs}, or change {kind} {short}"
             out.append(_finding("reference-to-deleted", "warning", message, fix, me, them))
     era = getattr(entity, "era", None)
     role = everything["role"].get(getattr(entity, "role_id", None) or "")
     if era and isinstance(role, model.Role) and role.eras and role.era(era) is None:
         known = ", ".join(e.name for e in role.eras)
         message = f"{name}: era {era!r} is not one of {role.name}'s eras ({known})"
-        fix = f"castroom set {kind} {entity.id} era=... (one of: {known})"
+        fix = f"castroom set {kind} {short} era=... (one of: {known})"
         them = EntityRef(kind="role", id=role.id, label=role.name)
         out.append(_finding("unknown-era", "error", message, fix, me, them))
     return out

@@ -21,7 +21,7 @@ import click
 from castroom.core.cli import Context, pass_ctx
 from castroom.core.errors import CastroomError
 from castroom.core.hookspecs import hookimpl
-from castroom.core.workspace import default_path
+from castroom.core.workspace import Workspace, default_path
 
 
 def _setup_logging() -> None:
@@ -259,7 +259,8 @@ def token_create(
     info, secret = TokenStore(workspace.store).create(
         scope, production=production_id, name=name, expires_in=expires_in
     )
-    reach = f"production {production_id}" if production_id else "every production"
+    reach = f"production {_production(workspace, production_id)}" if production_id else ""
+    reach = reach or "every production"
     until = f", until {_iso(info.expires)}" if info.expires is not None else ""
     click.echo(f"Created {scope} token {info.id} for {reach}{until}. It is shown only this once:")
     click.echo(secret)
@@ -280,7 +281,8 @@ def token_list(obj: Context, as_json: bool) -> None:
 
     from .auth import TokenStore
 
-    infos = TokenStore(obj.workspace().store).list()
+    workspace = obj.workspace()
+    infos = TokenStore(workspace.store).list()
     if as_json:
         # Times as ISO 8601 (UTC), like every other --json listing.
         rows = [
@@ -301,8 +303,15 @@ def token_list(obj: Context, as_json: bool) -> None:
         state = "revoked" if info.revoked else "expired" if info.expired() else "active"
         if info.expires is not None and not info.revoked:
             state += f" {'since' if info.expired() else 'until'} {_minute(info.expires)}"
-        reach = info.production or "all productions"
+        reach = _production(workspace, info.production) if info.production else "all productions"
         click.echo(f"{info.id}  {info.scope:<5}  {state:<7}  {created}  {reach}  {info.name}")
+
+
+def _production(workspace: Workspace, production_id: str) -> str:
+    """A production as people see it: its title and short id."""
+    title = dict(workspace.productions()).get(production_id)
+    short = workspace.short_ids().get(production_id, production_id)
+    return f"{title} ({short})" if title else short
 
 
 def _minute(timestamp: float) -> str:

@@ -382,7 +382,8 @@ class FolderSync:
         self.result.imported_bytes += sum(len(b) for b in blobs)
         self.result.adopted.append(production_id)
         title = self._title(production_id) or found
-        self.echo(f"adopted production {title!r} ({production_id}) from {self.path}")
+        short = self.workspace.short_ids()[production_id]
+        self.echo(f"adopted production {title!r} ({short}) from {self.path}")
 
     def _decodable(
         self, production_id: str, device: str, fresh: list[tuple[str, bytes]]

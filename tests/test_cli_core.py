@@ -405,6 +405,34 @@ def test_invalid_reports_and_exits_non_zero(castroom) -> None:
     assert as_json(castroom("list", "talents", "--json")) == []  # hidden, not crashing
 
 
+def test_messages_name_entities_by_short_ids_never_full_ones(castroom) -> None:
+    """`invalid`, `production list`, `check`'s fixes, a refused duplicate, `restore
+    --from-history`'s lines and tokens: people's words and short unique ids."""
+    ada = as_json(castroom("add", "talent", "name=Ada", "--json"))["id"]
+    ok(castroom("add", "role", "name=Nora"))
+    cand = as_json(castroom("add", "candidate", "talent_id=Ada", "role_id=Nora", "--json"))["id"]
+    with Workspace.open(castroom.path) as ws:
+        production = ws.production()
+        pid = str(production.id)
+        peer = Doc()
+        peer.apply_update(production.doc.encode_update())
+        peer.get("talents", type=Map)[ada]["rate"] = -1
+        production.apply_update(
+            peer.get_update(production.doc.state_vector()), origin="sync", device="LAPTOP"
+        )
+    said = castroom("invalid").stdout
+    assert said.startswith(f"talent Ada ({ada[:8]}): rate: ") and ada not in said, said
+    listed = ok(castroom("production", "list"))
+    assert listed.startswith(f"{pid[:8]}  Tides") and pid not in listed, listed
+    checked = castroom("check").output
+    assert f"castroom set talent {ada[:8]} rate=" in checked and ada not in checked, checked
+    twice = castroom("add", "candidate", "talent_id=Ada", "role_id=Nora")
+    assert f"candidate {cand[:8]} (change it with" in twice.stderr and cand not in twice.stderr
+    ok(castroom("token", "create", "--scope", "read", "--production", "Tides"))
+    tokens = ok(castroom("token", "list"))
+    assert f"Tides ({pid[:8]})" in tokens and pid not in tokens, tokens
+
+
 def test_bundle_commands(castroom, cli, tmp_path: Path) -> None:
     castroom("add", "talent", "name=Ada")
     bundle = tmp_path / "tides.castroom"
@@ -667,22 +695,27 @@ def test_a_second_live_candidate_for_one_talent_role_and_era_is_refused(castroom
     ok(castroom("add", "role", "name=Nora", 'eras=[{"name": "1962"}, {"name": "2022"}]'))
     first = as_json(castroom("add", "candidate", "talent_id=Ada Stone", "role_id=Nora", "--json"))
     before = log_rows(castroom.path)
-    fails(
+    said = fails(
         castroom("add", "candidate", "talent_id=Ada Stone", "role_id=Nora", "stage=callback"),
         "Ada Stone is already a candidate for Nora",
-        first["id"],
         "castroom set candidate",
     )
+    assert _short_in(said, first["id"])  # the one to change, by its short id
     assert log_rows(castroom.path) == before
     # Another era is another candidacy; moving it onto the first one's era is refused too.
     later = as_json(
         castroom("add", "candidate", "talent_id=Ada Stone", "role_id=Nora", "era=1962", "--json")
     )
-    fails(castroom("set", "candidate", later["id"], "era=null"), first["id"])
+    assert _short_in(fails(castroom("set", "candidate", later["id"], "era=null")), first["id"])
     ok(castroom("set", "candidate", later["id"], "stage=callback"))  # itself is no duplicate
     # Once the first is deleted, a new one may be added.
     ok(castroom("delete", "candidate", first["id"]))
     ok(castroom("add", "candidate", "talent_id=Ada Stone", "role_id=Nora"))
+
+
+def _short_in(message: str, entity_id: str) -> bool:
+    """``message`` names ``entity_id`` by a short prefix of it, not by the whole id."""
+    return entity_id not in message and entity_id[:8] in message
 
 
 def test_list_where_on_a_list_field_tests_membership(castroom) -> None:
@@ -718,7 +751,8 @@ def test_history_of_an_entity_by_name(castroom) -> None:
     assert as_json(castroom("history", "--entity", ada[:20], "--json")) == rows
     assert as_json(castroom("history", "--entity", ada, "--json")) == rows
     ok(castroom("add", "role", "name=Ada Stone"))  # the same name, another kind
-    fails(castroom("history", "--entity", "Ada Stone"), "talent " + ada, "role", "--kind")
+    said = fails(castroom("history", "--entity", "Ada Stone"), "talent Ada Stone (", "--kind")
+    assert "role Ada Stone (" in said and _short_in(said, ada)
     rows = as_json(castroom("history", "--entity", "Ada Stone", "--kind", "role", "--json"))
     assert [r["kind"] for r in rows] == ["role"]
     fails(castroom("history", "--entity", "Nobody"), "no entity matching 'Nobody'")
@@ -727,7 +761,8 @@ def test_history_of_an_entity_by_name(castroom) -> None:
 def test_init_with_a_title_that_exists_is_refused_unless_forced(castroom) -> None:
     tides = as_json(castroom("production", "show", "--json"))["id"]
     before = log_rows(castroom.path)
-    fails(castroom("init", "--production", "tides"), "a production titled 'Tides' exists", tides)
+    said = fails(castroom("init", "--production", "tides"), "a production titled 'Tides' exists")
+    assert _short_in(said, tides)
     assert log_rows(castroom.path) == before
     ok(castroom("init", "--production", "Tides", "--force"))
     assert len(as_json(castroom("production", "list", "--json"))) == 2
@@ -748,9 +783,8 @@ def test_production_delete_and_restore(castroom) -> None:
     ok(castroom("-p", "Harbour", "list", "talents"))  # still reachable by name
     ok(castroom("init", "--production", "Harbour"))  # a deleted title does not block init
     fails(castroom("production", "restore", "Nope"), "no production matching 'Nope'")
-    assert f"Restored production Harbour ({harbour})" in ok(
-        castroom("production", "restore", "Harbour")
-    )
+    said = ok(castroom("production", "restore", "Harbour"))
+    assert said.startswith("Restored production Harbour (") and _short_in(said, harbour)
     assert "is not deleted" in ok(castroom("production", "restore", harbour))
     assert len(as_json(castroom("production", "list", "--json"))) == 3
 
@@ -805,7 +839,8 @@ def test_an_entity_a_peer_left_invalid_can_be_shown_repaired_deleted_and_restore
     stored = as_json(castroom("show", "talent", ada, "--json"))
     assert (stored["rate"], stored["playing_age_min"]) == (-5, 12.5)
     warnings = shown.stderr.strip().splitlines()
-    assert warnings and all(w.startswith(f"Warning: talent {ada} is invalid: ") for w in warnings)
+    assert warnings and all(w.startswith("Warning: talent Ada Stone (") for w in warnings)
+    assert all(_short_in(w, ada) and ") is invalid: " in w for w in warnings)
     assert "playing_age_min" in shown.stderr or "rate" in shown.stderr
     assert as_json(castroom("show", "role", nora, "--json"))["kind"] == "villain"
     # set: a result still invalid is refused, naming what is still wrong; nothing written.

@@ -12,6 +12,7 @@ import pytest
 from castroom.core import model
 from castroom.core.document import CastDocument
 from castroom.core.importing import ImportFailed, apply_import
+from castroom.core.labels import short_id
 from castroom.core.model import Role, Scene, ShootDay, Talent
 from castroom.core.registry import ImportResult
 from castroom.core.view import ProductionView
@@ -444,7 +445,7 @@ def test_references_skip_deleted_entities_and_bad_rows_write_nothing(
     assert result.errors == [
         "line 3: candidate.talent_id: no talent matching 'Nobody'",
         f"line 4: candidate.talent_id: talent Ada Stone is deleted"
-        f" (`castroom restore talent {gone.id}` first)",
+        f" (`castroom restore talent {short_id(gone.id, doc.ids(Talent))}` first)",
     ]
     with pytest.raises(ImportFailed):
         apply_import(doc, result)

@@ -62,7 +62,7 @@ def test_hard_deleted_entities_are_errors_and_come_back_from_history(cli: Any) -
     assert cli("compact").exit_code == 0
     restored = cli("restore", "--from-history")
     assert restored.exit_code == 0, restored.output
-    assert "Restored talents Ada Stone (T1), hard-deleted by device evil-laptop" in restored.output
+    assert "Restored talent Ada Stone (T1), hard-deleted by device evil-laptop" in restored.output
     with Workspace.open(path) as ws:
         doc = ws.production(pid).doc
         ada = doc.get(model.Talent, "T1")

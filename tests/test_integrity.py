@@ -131,9 +131,8 @@ def test_broken_references_and_unknown_eras_are_findings(tmp_path: Path) -> None
         assert message == "scene 1: characters refers to role GHOST, which does not exist"
         assert "pairings" in found[("dangling-reference", "chem", "error")].message
         assert "1962, 2022" in found[("unknown-era", "d-era", "error")].message
-        assert found[("reference-to-deleted", "c-deleted", "warning")].fix.startswith(
-            f"castroom restore talent {gone.id}"
-        )
+        fix = found[("reference-to-deleted", "c-deleted", "warning")].fix
+        assert fix.startswith(f"castroom restore talent {gone.id[:8]}") and gone.id not in fix
 
 
 def _sample_with_a_bad_peer(path: Path) -> tuple[str, str, str]:
@@ -244,8 +243,7 @@ def test_a_reference_to_an_invalid_entity_says_so_as_a_warning(tmp_path: Path) -
         scene = found[("reference-to-invalid", "s1")]
         assert scene.severity == "warning"
         assert scene.message == (
-            f"scene 1: characters refers to role {nora.id}, which is invalid"
-            " (see `castroom invalid`)"
+            "scene 1: characters refers to role Nora, which is invalid (see `castroom invalid`)"
         )
         assert "GHOST, which does not exist" in found[("dangling-reference", "s1")].message
 
@@ -270,8 +268,8 @@ def test_references_to_one_invalid_entity_are_one_finding_per_kind_and_field(
         assert len(grouped) == 2  # the scenes' characters, the candidate's role_id
         scenes = next(f for f in grouped if f.entities[0].kind == "scene")
         assert scenes.message == (
-            f"5 scenes (scene 1, scene 2, scene 3 and 2 more): characters refers to role"
-            f" {nora.id}, which is invalid (see `castroom invalid`)"
+            "5 scenes (scene 1, scene 2, scene 3 and 2 more): characters refers to role"
+            " Nora, which is invalid (see `castroom invalid`)"
         )
         assert [e.id for e in scenes.entities] == ["s1", "s2", "s3", nora.id]
         assert scenes.entities[-1].label == "Nora"

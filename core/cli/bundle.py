@@ -55,10 +55,11 @@ def bundle_apply(obj: Context, file: str) -> None:
     changed = {pid: count for pid, count in moved.items() if count}
     if not changed:
         click.echo(f"Nothing new in {file}: this workspace already had all of it")
-    titles = dict(workspace.productions())
+    titles, shorts = dict(workspace.productions()), workspace.short_ids()
     for pid, count in changed.items():
         what = "entity" if count == 1 else "entities"
-        click.echo(f"{titles.get(pid) or pid} ({pid}): {count} {what} changed")
+        short = shorts.get(pid, pid)
+        click.echo(f"{titles.get(pid) or short} ({short}): {count} {what} changed")
 
 
 def _titles(titles: list[str], most: int = 3) -> str:

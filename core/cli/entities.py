@@ -11,12 +11,14 @@ from .. import edits, model
 from ..commands import emit_json
 from ..document import CastDocument
 from ..fields import parse_assignments, parse_filters
-from ..labels import label, short_ids
+from ..labels import called, label, short_id, short_ids
 from .context import Context, currency_of, display, kind_arg, pass_ctx
 from .root import cli
 
 if TYPE_CHECKING:
     from rich.table import Table
+
+    from ..storage import AtticEntry
 
 #: Columns shown by ``castroom list KIND`` for people (``--json`` has every field).
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -57,7 +59,7 @@ def add_cmd(
     if as_json:
         emit_json(entity)
     else:
-        click.echo(f"Added {_called(doc, cls, entity.id)}")
+        click.echo(f"Added {called(doc, cls, entity.id)}")
 
 
 @cli.command(name="list")
@@ -149,13 +151,6 @@ REFERS: dict[tuple[str, str], type[model.Entity]] = {
 }
 
 
-def _called(doc: CastDocument, cls: type[model.Entity], entity_id: str) -> str:
-    """A confirmation's words: ``role Nora (01M8S3KX)``."""
-    short = short_ids(doc.ids(cls)).get(entity_id, entity_id)
-    name = label(doc, cls, doc.raw(cls, entity_id) or {}, default="")
-    return f"{cls.entity_kind} {name} ({short})" if name else f"{cls.entity_kind} {short}"
-
-
 @cli.command()
 @click.argument("kind")
 @click.argument("ref")
@@ -169,10 +164,11 @@ def show(obj: Context, kind: str, ref: str, as_json: bool) -> None:
     entity_id = doc.resolve_id(cls, ref, include_deleted=True)
     # What is stored, valid or not: an entity a peer left invalid must be seen to be fixed.
     fields = doc.stored_fields(cls, entity_id)
+    short = short_id(entity_id, doc.ids(cls))
     for problem in doc.problems(cls, entity_id):
         click.echo(
-            f"Warning: {cls.entity_kind} {entity_id} is invalid: {problem.field or '-'}:"
-            f" {problem.rule} (fix it with `castroom set {cls.entity_kind} {entity_id}"
+            f"Warning: {called(doc, cls, entity_id)} is invalid: {problem.field or '-'}:"
+            f" {problem.rule} (fix it with `castroom set {cls.entity_kind} {short}"
             f" {problem.field or 'FIELD'}=...`)",
             err=True,
         )
@@ -182,7 +178,7 @@ def show(obj: Context, kind: str, ref: str, as_json: bool) -> None:
     currency = currency_of(production)
     from rich.table import Table
 
-    table = Table(show_header=False, title=_called(doc, cls, entity_id))
+    table = Table(show_header=False, title=called(doc, cls, entity_id))
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for name in cls.__struct_fields__:
@@ -229,7 +225,7 @@ def set_cmd(
     if as_json:
         emit_json(updated)
     else:
-        click.echo(f"Updated {_called(doc, cls, entity_id)}")
+        click.echo(f"Updated {called(doc, cls, entity_id)}")
 
 
 @cli.command()
@@ -280,7 +276,7 @@ def _flag(
     plan = edits.deletion(doc, cls, entity_id, back=back)
     if plan.edits:
         edits.apply(doc, plan)
-        message = f"{'Restored' if back else 'Deleted'} {_called(doc, cls, entity_id)}"
+        message = f"{'Restored' if back else 'Deleted'} {called(doc, cls, entity_id)}"
     else:
         message = plan.reason
     if as_json:
@@ -302,13 +298,18 @@ def _restore_from_history(obj: Context, as_json: bool) -> None:
         )
     elif not restored and not failed:
         click.echo("Nothing to restore: no entity was hard-deleted by a peer")
+    doc = obj.production().doc
     for entry in restored if not as_json else []:
-        label = entry.data.get("name") or entry.data.get("title") or entry.entity
-        click.echo(
-            f"Restored {entry.collection} {label} ({entry.entity}), hard-deleted by device"
-            f" {entry.device}"
-        )
+        click.echo(f"Restored {_attic(doc, entry)}, hard-deleted by device {entry.device}")
     for entry, why in failed:
-        click.echo(f"Error: cannot restore {entry.collection} {entry.entity}: {why}", err=True)
+        click.echo(f"Error: cannot restore {_attic(doc, entry)}: {why}", err=True)
     if failed:
         sys.exit(1)
+
+
+def _attic(doc: CastDocument, entry: AtticEntry) -> str:
+    """An entity from the attic, as messages name it (the production: by its title)."""
+    cls = model.COLLECTIONS.get(entry.collection)
+    if cls is None:
+        return f"{entry.collection} {label(doc, model.Production, entry.data)}"
+    return called(doc, cls, entry.entity, entry.data)

@@ -7,8 +7,10 @@ import sys
 import click
 import msgspec
 
+from .. import model
 from ..commands import emit_json
 from ..history import history_rows
+from ..labels import called
 from ..media import collect, size_words
 from ..resolve import resolve_any
 from ..workspace import StoredProduction
@@ -92,10 +94,11 @@ def invalid(obj: Context, as_json: bool) -> None:
         return
     if not items:
         click.echo("No invalid entities.")
+    doc = obj.production().doc
     for item, device in items:
         click.echo(
-            f"{item.kind} {item.id}: {item.field or '-'}: {item.rule}"
-            f" (last written by device {device})"
+            f"{called(doc, model.kind_class(item.kind), item.id)}: {item.field or '-'}:"
+            f" {item.rule} (last written by device {device})"
         )
     if items:
         sys.exit(1)

@@ -63,7 +63,8 @@ def init(
             for pid, known in obj.workspace().productions(include_deleted=False):
                 if known.casefold() == title.strip().casefold():
                     raise CastroomError(
-                        f"a production titled {known!r} exists here (id {pid}); use"
+                        f"a production titled {known!r} exists here"
+                        f" ({obj.workspace().short_ids()[pid]}); use"
                         " --production to work in it, or init --force to make another"
                     )
     workspace = obj.workspace(create=True)
@@ -71,7 +72,8 @@ def init(
     if as_json:
         emit_json(production.doc.production)
     else:
-        click.echo(f"Created production {title!r} ({production.id}) in {workspace.path}")
+        short = workspace.short_ids()[str(production.id)]
+        click.echo(f"Created production {title!r} ({short}) in {workspace.path}")
 
 
 @cli.group()
@@ -127,7 +129,9 @@ def production_delete(obj: Context, ref: str | None) -> None:
         click.echo(f"production {title} is already deleted")
         return
     production.doc.update_production({"deleted": True})
-    click.echo(f"Deleted production {title} ({production.id})")
+    click.echo(
+        f"Deleted production {title} ({production.workspace.short_ids()[str(production.id)]})"
+    )
 
 
 @production.command(name="restore")
@@ -143,7 +147,7 @@ def production_restore(obj: Context, ref: str | None) -> None:
         click.echo(f"production {title} is not deleted")
         return
     production.doc.update_production({"deleted": False})
-    click.echo(f"Restored production {title} ({production_id})")
+    click.echo(f"Restored production {title} ({workspace.short_ids()[production_id]})")
 
 
 @production.command(name="list")
@@ -158,5 +162,7 @@ def production_list(obj: Context, include_deleted: bool, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    for row in rows:
-        click.echo(f"{row['id']}  {row['title']}" + ("  (deleted)" if row["deleted"] else ""))
+    shorts = workspace.short_ids()
+    for production_id, title in known:
+        gone = "  (deleted)" if workspace.is_deleted(production_id) else ""
+        click.echo(f"{shorts[production_id]}  {title}{gone}")
