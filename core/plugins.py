@@ -74,6 +74,8 @@ class PluginFailure:
     error: str
 
     def __str__(self) -> str:
+        if self.hook == "disable":  # no plugin failed: the setting names none
+            return self.error
         return f"plugin {self.plugin!r} failed in {self.hook}: {self.error}"
 
     def as_dict(self) -> dict[str, str]:
@@ -519,7 +521,12 @@ def _load(plugins: Plugins) -> pluggy.PluginManager:
     for name in sorted(sources.blocked - offered):
         # Blocking a name no plugin has is usually a typo that leaves the plugin running.
         plugins.failures.append(
-            PluginFailure(name, "disable", f"{DISABLE_ENV} names no installed plugin {name!r}")
+            PluginFailure(
+                name,
+                "disable",
+                f"{DISABLE_ENV} names no installed plugin {name!r}, so it disables nothing"
+                " (`castroom plugins` lists them)",
+            )
         )
     plugins.collect_registrations()
     plugins.load_failures = list(plugins.failures)

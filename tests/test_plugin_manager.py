@@ -321,6 +321,28 @@ def test_disabling_a_plugin_that_does_not_exist_is_reported(monkeypatch) -> None
     assert "names no installed plugin 'contiunity'" in failure.error
 
 
+def test_a_misspelled_disable_is_one_clear_line_in_castroom_plugins(tmp_path: Path) -> None:
+    """The console script says it at start; `castroom plugins` does not say it again (it
+    said "plugin 'nosuch' failed in disable: ..." twice)."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "CASTROOM_DISABLE_PLUGINS": "nosuch"}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("castroom")), "-w", str(tmp_path / "ws"), "plugins"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "Warning: CASTROOM_DISABLE_PLUGINS names no installed plugin 'nosuch', so it disables"
+        " nothing (`castroom plugins` lists them)"
+    ]
+    assert "integrity" in done.stdout
+
+
 def test_castroom_changed_hears_local_and_merged_changes(tmp_path: Path) -> None:
     heard: list[tuple[str, set[str]]] = []
 
