@@ -769,6 +769,17 @@ async def deny(websocket: WebSocket, status: int, message: str) -> None:
         await websocket.close(code=4000 + status, reason=message[:120])
 
 
+async def no_such_socket(websocket: WebSocket) -> None:
+    path = websocket.url.path
+    log.warning("refused WebSocket %s: no such path", path)
+    await deny(
+        websocket,
+        404,
+        f"no WebSocket at {path}: castroom serves /sync/PRODUCTION_ID (y-websocket)"
+        " and /hocuspocus (Hocuspocus)",
+    )
+
+
 def create_app(workspace_path: str | Path, options: ServerOptions | None = None) -> Starlette:
     """The ASGI application serving one workspace."""
     server = SyncServer(Path(workspace_path), options or ServerOptions())
@@ -790,6 +801,9 @@ def create_app(workspace_path: str | Path, options: ServerOptions | None = None)
             WebSocketRoute("/sync/{production_id}", server.websocket),
             WebSocketRoute("/hocuspocus", server.hocuspocus),
             *web_routes(server),  # the dashboard (sync/web/)
+            # Last: any other WebSocket path is a 404 that says where the sockets are
+            # (starlette's default closes the handshake, which uvicorn answers 403).
+            WebSocketRoute("/{path:path}", no_such_socket),
         ],
         exception_handlers={Refused: on_refused},
         lifespan=server.lifespan,

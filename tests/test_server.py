@@ -295,6 +295,18 @@ def test_websocket_handshake_refusals(
     assert b"error" in refused.value.response.body
 
 
+def test_a_websocket_on_no_route_is_a_404_that_says_where_to_go(server: ServerThread) -> None:
+    """Starlette's default for an unrouted socket closes the handshake: uvicorn said 403."""
+    base = server.ws_url.removesuffix("/sync")
+    for path in ("/nosuch", "/sync", "/socket/x/y"):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(base + path, proxy=None, open_timeout=5)
+        response = refused.value.response
+        assert response.status_code == 404
+        said = json.loads(response.body)["error"]
+        assert said.startswith(f"no WebSocket at {path}: ") and "/hocuspocus" in said, said
+
+
 def test_server_thread_quiets_uvicorn_handshake_noise(
     setup: Setup, caplog: pytest.LogCaptureFixture
 ) -> None:
