@@ -230,8 +230,9 @@ class HocuspocusClient:
         if frame.auth is hp.AuthType.TOKEN:  # the server asks for the token again
             await self.conn.send(hp.token(doc.address, self.token or ""))
         elif frame.auth is hp.AuthType.PERMISSION_DENIED:
+            # Said once, by whoever reports the outcome (the one-shot's error or line,
+            # the live loop's stop), not here as well.
             doc.denied = frame.text or "permission denied"
-            tell(f"the server says: {doc.denied}")
         elif doc.scope is None:
             doc.scope = frame.text
             if frame.text == hp.SCOPE_READ:
@@ -432,13 +433,17 @@ def sync_hocuspocus(
     except _NETWORK_ERRORS as exc:
         raise CastroomError(f"cannot sync with {_strip_token(url)}: {_describe(exc)}") from None
     moved = client.results()
+    refused = [m for m in moved if not m.served]
+    failed = bool(refused) and (bool(productions) or len(refused) == len(moved))
     for item in moved:
+        if failed and not item.served:
+            continue  # the error below says it, once
         # Confirmed both ways by now: "up to date" means the two sides agree.
         say(f"{item.describe()} ({item.pushed_bytes:,} bytes sent in all)")
-    refused = [m for m in moved if not m.served]
-    if refused and (productions or len(refused) == len(moved)):
+    if failed:
+        why = sorted({m.not_sent or "closed by the server" for m in refused})
         names = ", ".join(m.name for m in refused)
-        raise CastroomError(f"not synced with {_strip_token(url)}: {names}")
+        raise CastroomError(f"not synced with {_strip_token(url)}: {names}: {'; '.join(why)}")
     return moved
 
 

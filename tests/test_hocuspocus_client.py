@@ -127,6 +127,32 @@ def test_castroom_serve_speaks_hocuspocus_to_the_client(two, tmp_path: Path) -> 
             )
 
 
+def test_a_wrong_token_is_one_line_from_the_command(two, tmp_path: Path) -> None:
+    """`castroom sync ws://... --protocol hocuspocus` with a wrong token: one error line
+    naming the production and the server's reason (it printed three)."""
+    import subprocess
+
+    path = two[0]
+    make_token(path, "write")
+    other = tmp_path / "desktop"
+    with Workspace.open(other, member="ada") as ws:
+        ws.create_production("Desk Copy")
+    with ServerThread(path) as server:
+        url = server.ws_url.removesuffix("/sync") + "/hocuspocus"
+        wrong = ["--protocol", "hocuspocus", "--token", "crt_000000000000_wrong"]
+        done = subprocess.run(
+            [str(CASTROOM), "-w", str(other), "sync", url, *wrong],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1
+    lines = (done.stdout + done.stderr).splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"Error: not synced with {url}: Desk Copy (")
+    assert "invalid, expired or revoked token" in lines[0]
+
+
 def test_cli_live_and_timeout_suggestion(two, tmp_path: Path) -> None:
     import subprocess
 
