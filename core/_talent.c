@@ -165,16 +165,15 @@ static int64_t relaxation(Search *s, uint64_t remaining) {
     return shaved > 0 ? (int64_t)shaved : 0;
 }
 
-static int64_t bound(Search *s, uint64_t remaining) {
+/* What is known of ``remaining`` at least: its exact value, else the larger of its
+ * proven lower bound and the relaxation (computed once, memoised); -1: out of memory. */
+static int64_t known_at_least(Search *s, uint64_t remaining) {
+    if (!remaining) return 0;
     Entry *e = entry(s, remaining);
     if (!e) return -1;
-    if (e->bound < 0) {
-        int64_t value = relaxation(s, remaining);
-        e = entry(s, remaining);
-        if (!e) return -1;
-        e->bound = value;
-    }
-    return e->bound;
+    if (e->exact >= 0) return e->exact;
+    if (e->bound < 0) e->bound = relaxation(s, remaining); /* no lookup inside: e stays put */
+    return e->lower > e->bound ? e->lower : e->bound;
 }
 
 typedef struct {
@@ -213,18 +212,8 @@ static int children(Search *s, uint64_t remaining, uint64_t before, Child *out) 
         out[count++].b = b;
     }
     for (int i = 0; i < count; i++) {
-        uint64_t rest = remaining & ~(1ULL << out[i].b);
-        int64_t after;
-        const Entry *done = rest ? peek(s, rest) : NULL;
-        if (!rest) {
-            after = 0;
-        } else if (done && done->exact >= 0) {
-            after = done->exact;
-        } else {
-            int64_t lower = done ? done->lower : 0, relaxed = bound(s, rest);
-            if (relaxed < 0) return -1;
-            after = lower > relaxed ? lower : relaxed;
-        }
+        int64_t after = known_at_least(s, remaining & ~(1ULL << out[i].b));
+        if (after < 0) return -1;
         out[i].quick = out[i].idle + after;
     }
     for (int i = 1; i < count; i++) { /* a few dozen at most: insertion sort */
@@ -243,20 +232,17 @@ static int children(Search *s, uint64_t remaining, uint64_t before, Child *out) 
  * >= ``limit``; -1 when out of time or memory. */
 static int64_t solve(Search *s, uint64_t remaining, uint64_t before, int64_t limit) {
     if (!remaining) return 0;
-    const Entry *hit = peek(s, remaining);
-    if (hit && hit->exact >= 0) return hit->exact;
+    Entry *e = entry(s, remaining);
+    if (!e) return -1;
+    if (e->exact >= 0) return e->exact;
     s->states++;
     if (!(s->states & 1023) && now() > s->deadline) {
         s->timed_out = 1;
         return -1;
     }
-    int64_t known = bound(s, remaining);
-    if (known < 0) return -1;
-    hit = peek(s, remaining);
-    if (hit->lower > known) known = hit->lower;
+    if (e->bound < 0) e->bound = relaxation(s, remaining);
+    int64_t known = e->lower > e->bound ? e->lower : e->bound;
     if (known >= limit) {
-        Entry *e = entry(s, remaining);
-        if (!e) return -1;
         e->lower = known;
         return known;
     }
@@ -282,7 +268,7 @@ static int64_t solve(Search *s, uint64_t remaining, uint64_t before, int64_t lim
             floor = value;
         }
     }
-    Entry *e = entry(s, remaining);
+    e = entry(s, remaining); /* the table may have moved */
     if (!e) return -1;
     if (best_block >= 0) {
         e->exact = best;
@@ -322,11 +308,9 @@ static int read_ints(PyObject *seq, int64_t *out, int most, const char *what) {
 }
 
 static int Search_init(Search *s, PyObject *args, PyObject *kwargs) {
-    static char *names[] = {"durations", "costs", "casts", "deadline", NULL};
+    static char *names[] = {"durations", "costs", "casts", NULL};
     PyObject *durations, *costs, *casts;
-    double deadline;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOd", names, &durations, &costs, &casts,
-                                     &deadline))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO", names, &durations, &costs, &casts))
         return -1;
     int n = read_ints(durations, s->durations, MAXN, "durations");
     int m = read_ints(costs, s->costs, MAXN, "costs");
@@ -350,7 +334,6 @@ static int Search_init(Search *s, PyObject *args, PyObject *kwargs) {
     s->n = n;
     s->m = m;
     s->all = n == 64 ? ~0ULL : (1ULL << n) - 1;
-    s->deadline = deadline;
     for (int b = 0; b < n; b++) {
         s->supersets[b] = 0;
         for (int j = 0; j < n; j++)
@@ -373,9 +356,11 @@ static int Search_init(Search *s, PyObject *args, PyObject *kwargs) {
     return grow(s) < 0 ? (PyErr_NoMemory(), -1) : 0;
 }
 
-static PyObject *Search_probe(Search *s, PyObject *arg) {
-    long long limit = PyLong_AsLongLong(arg);
-    if (limit == -1 && PyErr_Occurred()) return NULL;
+static PyObject *Search_probe(Search *s, PyObject *args) {
+    long long limit;
+    double deadline;
+    if (!PyArg_ParseTuple(args, "Ld", &limit, &deadline)) return NULL;
+    s->deadline = deadline;
     s->timed_out = 0;
     int64_t value = solve(s, s->all, 0, limit);
     if (value < 0) {
@@ -386,6 +371,7 @@ static PyObject *Search_probe(Search *s, PyObject *arg) {
 }
 
 static PyObject *Search_order(Search *s, PyObject *unused) {
+    (void)unused;
     PyObject *out = PyList_New(0);
     if (!out) return NULL;
     for (uint64_t remaining = s->all; remaining;) {
@@ -408,15 +394,20 @@ static PyObject *Search_order(Search *s, PyObject *unused) {
 }
 
 static PyObject *Search_proven(Search *s, PyObject *unused) {
+    (void)unused;
     const Entry *e = peek(s, s->all);
     return PyLong_FromLongLong(e ? e->lower : 0);
 }
 
-static PyObject *Search_states(Search *s, void *closure) { return PyLong_FromLongLong(s->states); }
+static PyObject *Search_states(Search *s, void *closure) {
+    (void)closure;
+    return PyLong_FromLongLong(s->states);
+}
 
 static PyMethodDef Search_methods[] = {
-    {"probe", (PyCFunction)Search_probe, METH_O,
-     "probe(limit): the least idle cost if below limit, else a bound >= limit; None out of time."},
+    {"probe", (PyCFunction)Search_probe, METH_VARARGS,
+     "probe(limit, deadline): the least idle cost if below limit, else a bound >= limit; None "
+     "when out of time (time.monotonic() past deadline) or past the memory limit."},
     {"order", (PyCFunction)Search_order, METH_NOARGS, "The blocks of the exact answer, in order."},
     {"proven", (PyCFunction)Search_proven, METH_NOARGS, "The lower bound proven for the whole set."},
     {NULL, NULL, 0, NULL},
@@ -431,7 +422,7 @@ static PyTypeObject SearchType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "castroom.core._talent.Search",
     .tp_basicsize = sizeof(Search),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Search(durations, costs, casts, deadline): the bounded search over block sets.",
+    .tp_doc = "Search(durations, costs, casts): the bounded search over sets of blocks.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Search_init,
     .tp_dealloc = (destructor)Search_dealloc,

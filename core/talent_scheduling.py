@@ -16,10 +16,12 @@ remaining one), so the cost of the rest is memoised per set. Around it:
   order, so they merge into one block; repeated until nothing changes;
 - bounded search with memoisation of exact values and of lower bounds (a state explored
   under a bound it could not beat records that bound), children tried by their bound;
-- probes: the whole problem is searched under limits stepping from what is proven
-  towards what a quick greedy-and-local-search order achieves; a probe that finds a
-  cost below its limit has found the optimum, one that does not proves its limit, so
-  out of time the bound is still well above the work cost;
+- the first search is bounded by what a quick greedy-and-local-search order achieves
+  (the fewest states to the optimum); if it runs out of its share of the time, probes
+  search under limits stepping from what is proven towards that order's cost (a probe
+  that finds a cost below its limit has found the optimum, one that does not proves its
+  limit), reusing what the first memoised, so out of time the bound is still well
+  above the work cost;
 - dominance: a block whose cast is exactly the actors on location is shot next
   (it costs no idle time and delays no one); a block ``i`` is not shot next while a
   remaining block ``j`` has ``cast(i) ⊆ cast(j)`` and every actor of ``j`` already
@@ -258,12 +260,14 @@ class _Probes:
             index = {a: i for i, a in enumerate(used)}
             casts = [sum(1 << index[a] for a in bits(c)) for c in blocks.casts]
             costs = [blocks.costs[a] for a in used]
-            self.kernel = _Compiled(list(blocks.durations), costs, casts, search.deadline)
+            self.kernel = _Compiled(list(blocks.durations), costs, casts)
 
-    def probe(self, limit: int) -> int:
+    def probe(self, limit: int, deadline: float) -> int:
+        """The least idle cost if below ``limit``, else a proven bound >= ``limit``."""
         if self.kernel is None:
+            self.search.deadline = deadline
             return self.search.solve(self.search.all, 0, limit)
-        value = self.kernel.probe(limit)
+        value = self.kernel.probe(limit, deadline)
         if value is None:
             raise _Timeout
         return int(value)
@@ -502,10 +506,9 @@ def solve(instance: Instance, time_limit: float = 10.0, compiled: bool = True) -
     """The optimal order, proven, or (out of time) the best order found with a lower bound.
     ``compiled=False``: the search in Python even where the compiled one is built."""
     started = time.monotonic()
+    deadline = started + max(0.0, time_limit)
     blocks = reduce(instance)
-    search = _Search(
-        blocks.durations, blocks.costs, blocks.casts, deadline=started + max(0.0, time_limit)
-    )
+    search = _Search(blocks.durations, blocks.costs, blocks.casts, deadline=deadline)
     work = work_cost(blocks.durations, blocks.costs, blocks.casts)
     constant = work + blocks.fixed
 
@@ -521,12 +524,22 @@ def solve(instance: Instance, time_limit: float = 10.0, compiled: bool = True) -
     order: list[int] | None = [] if not blocks.casts else None
     idle = 0
     try:
-        # Probe halfway between what is proven and what the seed achieves: each probe
-        # either finds the optimum (a value below its limit is exact) or proves more, so
-        # out of time there is still a bound well above the work cost.
+        # First the search bounded by the seed (the bounded programme of de la Banda et
+        # al.): below a limit the seed beats, it finds the optimum with the fewest states.
+        # It has most of the time; what it memoised (exact values, proven bounds) serves
+        # what follows if it runs out.
+        if order is None:
+            idle = probes.probe(seed_idle + 1, started + 0.7 * max(0.0, time_limit))
+            order = probes.order()
+    except _Timeout:
+        pass
+    try:
+        # Out of that time: probes a quarter of the way from what is proven to what the
+        # seed achieves: each finds the optimum (a value below its limit is exact) or
+        # proves more, so out of time there is a bound well above the work cost.
         while order is None:
             limit = lo + max(1, (seed_idle + 1 - lo) // 4) if seed_idle - lo > 1 else seed_idle + 1
-            value = probes.probe(limit)
+            value = probes.probe(limit, deadline)
             if value < limit:
                 idle, order = value, probes.order()
             else:

@@ -43,6 +43,25 @@ def test_published_optimum_is_found_and_proven(name: str, compiled: bool) -> Non
     assert instance.cost(result.order) == result.cost  # the order really costs that
 
 
+#: Film-like instances made with a fixed seed (make_film_like.py beside them); their
+#: optima are as proven here by both searches (nothing published to compare with).
+FILM_LIKE = {"film16x8s0": 985, "film20x8s0": 1382}
+
+
+#: The Python search on the smaller one only: the larger takes it seconds.
+FILM_CASES = [("film16x8s0", c) for c in SEARCHES] + [("film20x8s0", True)] * COMPILED
+
+
+@pytest.mark.parametrize(("name", "compiled"), FILM_CASES)
+def test_film_like_instances_are_proven(name: str, compiled: bool) -> None:
+    """16 and 20 scene blocks (every scene its own block), proven optimal."""
+    instance = load(name)
+    result = solve(instance, time_limit=30, compiled=compiled)
+    assert result.blocks == instance.scenes
+    assert result.optimal and result.cost == result.lower_bound == FILM_LIKE[name]
+    assert instance.cost(result.order) == result.cost
+
+
 def test_parse_both_formats() -> None:
     film = load("film105")
     assert (film.scenes, len(film.costs)) == (18, 8)
