@@ -42,6 +42,7 @@ from .resolve import Reader, resolve_id
 from .sniff import sniff_file
 
 if TYPE_CHECKING:
+    from .document import CastDocument
     from .workspace import StoredProduction, Workspace
 
 KB, MB, GB = 1000, 1000**2, 1000**3
@@ -462,19 +463,29 @@ def export(
 # -- space: usage and garbage ---------------------------------------------------------------
 
 
-def referenced(workspace: Workspace) -> dict[str, str]:
-    """hash -> what it is ("headshot", ..., or "derived") for every blob a live entity
-    in any production of the workspace refers to (a deleted production's too: it can be
-    restored). Read from stored fields, so an entity stored invalid keeps its media."""
-    found: dict[str, str] = {}
-    for production_id, _title in workspace.productions():
+def _live_media(
+    workspace: Workspace,
+) -> Iterator[tuple[str, CastDocument, type[model.Entity], str, dict[str, Any]]]:
+    """(production title, its document, kind, entity id, stored fields) of every live
+    talent and
+    candidate with a media map, in every production of the workspace (a deleted
+    production's too: it can be restored). Stored fields, not Structs, so an entity
+    stored invalid keeps its media."""
+    for production_id, title in workspace.productions():
         doc = workspace.production(production_id).doc
         for cls in OWNERS.values():
             for entity_id in doc.ids(cls):
                 stored = doc.raw(cls, entity_id) or {}
-                if stored.get("deleted"):
-                    continue
-                _note_refs(stored.get("media"), found)
+                if not stored.get("deleted") and isinstance(stored.get("media"), dict):
+                    yield title, doc, cls, entity_id, stored
+
+
+def referenced(workspace: Workspace) -> dict[str, str]:
+    """hash -> what it is ("headshot", ..., or "derived") for every blob a live entity
+    in any production of the workspace refers to (see :func:`_live_media`)."""
+    found: dict[str, str] = {}
+    for _title, _doc, _cls, _id, stored in _live_media(workspace):
+        _note_refs(stored["media"], found)
     return found
 
 
@@ -497,6 +508,17 @@ class KindUsage(msgspec.Struct, kw_only=True):
     bytes: int = 0
 
 
+class EntityUsage(msgspec.Struct, kw_only=True):
+    """The originals attached to one entity (as their records give their sizes)."""
+
+    production: str
+    entity_kind: str
+    entity_id: str
+    label: str
+    files: int
+    bytes: int
+
+
 class MediaUsage(msgspec.Struct, kw_only=True):
     """What takes space in a workspace's blob store."""
 
@@ -507,6 +529,11 @@ class MediaUsage(msgspec.Struct, kw_only=True):
     missing: int
     total_bytes: int
     grace_days: float
+    #: The entities whose attachments take the most (at most ``TOP_ENTITIES``).
+    largest: list[EntityUsage] = []
+
+
+TOP_ENTITIES = 10
 
 
 def usage(workspace: Workspace) -> MediaUsage:
@@ -526,7 +553,28 @@ def usage(workspace: Workspace) -> MediaUsage:
         missing=len(set(refs) - present),
         total_bytes=total,
         grace_days=media_config(workspace.config).grace_days,
+        largest=_largest(workspace),
     )
+
+
+def _largest(workspace: Workspace) -> list[EntityUsage]:
+    found = []
+    for title, doc, cls, entity_id, stored in _live_media(workspace):
+        records = [r for r in stored["media"].values() if isinstance(r, dict)]
+        sizes = [r.get("bytes") for r in records]
+        size = sum(b for b in sizes if isinstance(b, int | float))
+        if records:
+            found.append(
+                EntityUsage(
+                    production=title,
+                    entity_kind=cls.entity_kind,
+                    entity_id=entity_id,
+                    label=label(doc, cls, stored),
+                    files=len(records),
+                    bytes=int(size),
+                )
+            )
+    return sorted(found, key=lambda e: (-e.bytes, e.label))[:TOP_ENTITIES]
 
 
 class Collected(msgspec.Struct, kw_only=True):

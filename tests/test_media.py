@@ -351,3 +351,30 @@ def test_the_type_comes_from_the_bytes_never_the_name(castroom, tmp_path: Path) 
         ok(castroom("attach", "talent", "Ada Stone", str(tmp_path / name), "--as", "other"))
     found = {i["media"]["name"]: i["media"]["mime"] for i in listed(castroom)}
     assert found == {name: mime for name, (mime, _) in made.items()}
+
+
+def test_usage_names_what_takes_space_across_productions(castroom, tmp_path: Path) -> None:
+    ok(castroom("attach", "talent", "Ada Stone", str(video(tmp_path / "r.mp4", seconds=3))))
+    ok(castroom("attach", "candidate", "Ada Stone for Nora", str(jpeg(tmp_path / "c.jpg"))))
+    with Workspace.open(castroom.path) as ws:  # a second production shares the store
+        other = ws.create_production("Harbour")
+        other.doc.add(Talent, id="t9", name="Bo Lind")
+        media_core.attach(ws.production(other.id), Talent, "t9", tmp_path / "c.jpg")
+    usage = json.loads(ok(castroom("media", "usage", "--json")))
+    largest = [(e["production"], e["label"], e["files"]) for e in usage["largest"]]
+    sizes = [e["bytes"] for e in usage["largest"]]
+    assert sizes == sorted(sizes, reverse=True) and len(largest) == 3
+    assert set(largest) == {
+        ("Tides", "Ada Stone", 1),
+        ("Tides", "Ada Stone for Nora", 1),
+        ("Harbour", "Bo Lind", 1),
+    }
+    assert usage["kinds"]["headshot"]["files"] == 1  # one file, attached in both
+    shown = ok(castroom("--production", "Tides", "media", "usage"))
+    assert "largest" in shown and "Bo Lind" in shown
+    # Detached in one production, a file another still uses is never collected.
+    ok(castroom("--production", "Tides", "media", "detach", "candidate", "Ada Stone", "c.jpg"))
+    with Workspace.open(castroom.path) as ws:
+        assert media_core.collect(ws).kept == 0
+        later = media_core.collect(ws, now=dt.datetime.now().timestamp() + 400 * 86400)
+        assert later.removed == 0 and ws.blobs.has(sha(tmp_path / "c.jpg"))

@@ -180,6 +180,18 @@ def media_usage(obj: Context, as_json: bool) -> None:
         item = found.kinds[what]
         table.add_row(what, str(item.files), size_words(item.bytes))
     obj.console.print(table)
+    if found.largest:
+        top = Table(title="largest")
+        for column in ("production", "entity", "files", "size"):
+            top.add_column(column, overflow="fold")
+        for entity in found.largest:
+            top.add_row(
+                entity.production,
+                f"{entity.entity_kind} {entity.label}",
+                str(entity.files),
+                size_words(entity.bytes),
+            )
+        obj.console.print(top)
     if "unreferenced" in found.kinds:
         click.echo(
             f"Unreferenced files are removed by `castroom compact` once unused for"
