@@ -4,13 +4,17 @@ nothing when refused; reads by range; iteration; private files."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis_profiles import examples
 
-from castroom.core.blobs import BlobRefused, BlobStore
+from castroom.core.blobs import CHUNK, BlobRefused, BlobStore
 from castroom.core.errors import CastroomError, NotFound
 
 
@@ -120,3 +124,32 @@ def test_only_a_hash_becomes_a_path(store: BlobStore) -> None:
     with pytest.raises(NotFound):
         store.open("0" * 64)
     assert not store.has("0" * 64) and list(store.hashes()) == []
+
+
+@settings(max_examples=examples(60))
+@given(
+    data=st.binary(min_size=0, max_size=4096),
+    cuts=st.lists(st.integers(0, 4096), max_size=6),
+    start=st.integers(-5, 4200),
+    length=st.one_of(st.none(), st.integers(-5, 4200)),
+    flip=st.one_of(st.none(), st.integers(0, 4095)),
+)
+def test_any_chunking_stores_the_same_blob_and_any_change_is_refused(
+    tmp_path_factory, data, cuts, start, length, flip
+) -> None:
+    store = BlobStore(tmp_path_factory.mktemp("prop") / "media")
+    points = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
+    chunks = [data[a:b] for a, b in itertools.pairwise(points)]
+    altered = bytearray(data)
+    if flip is not None and flip < len(data):
+        altered[flip] ^= 0x01
+        with pytest.raises(BlobRefused):
+            store.put([bytes(altered)], expected=sha(data), expected_size=len(data))
+        assert list(store.hashes()) == []
+    stored = store.put(chunks, expected=sha(data), expected_size=len(data))
+    assert stored.hash == sha(data) and store.size(stored.hash) == len(data)
+    end = None if length is None else start + length
+    got = b"".join(store.read_range(stored.hash, start, end))
+    lo = max(0, start)
+    assert got == (data[lo:] if end is None else data[lo : max(lo, end)])
+    assert all(len(c) <= CHUNK for c in store.read_range(stored.hash))
