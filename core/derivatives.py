@@ -68,6 +68,12 @@ def probe(path: Path, mime: str, *, shown: str, max_pixels: int) -> Probed:
     raise CastroomError(f"{shown}: castroom cannot open {mime} files")
 
 
+def _why(exc: BaseException, path: Path) -> str:
+    """A decoder's reason, without the temporary file's path (people gave another)."""
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return str(reason).replace(f"'{path}'", "").replace(str(path), "").strip(" :")
+
+
 def _refuse_bomb(shown: str, width: int, height: int, limit: int, whose: str) -> None:
     if width * height > limit:
         raise CastroomError(
@@ -96,7 +102,8 @@ def _probe_image(path: Path, mime: str, shown: str, max_pixels: int) -> Probed:
         raise CastroomError(f"{shown}: refused as a possible decompression bomb ({exc})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         kind = _PIL_FORMATS[mime]
-        raise CastroomError(f"{shown} starts like a {kind} image but is damaged ({exc})") from None
+        why = _why(exc, path)
+        raise CastroomError(f"{shown} starts like a {kind} image but is damaged ({why})") from None
     return Probed(width=width, height=height, thumbnail=thumb)
 
 
@@ -147,7 +154,8 @@ def _probe_video(path: Path, shown: str, max_pixels: int) -> Probed:
             duration = _duration(container, stream)
             frame = _poster_frame(container, stream, duration)
     except av.FFmpegError as exc:
-        raise CastroomError(f"{shown} starts like a video but cannot be read ({exc})") from None
+        why = _why(exc, path)
+        raise CastroomError(f"{shown} starts like a video but cannot be read ({why})") from None
     if frame is None:
         raise CastroomError(f"{shown} starts like a video but has no frame that decodes")
     image = frame.to_image()
@@ -189,7 +197,8 @@ def _probe_pdf(path: Path, shown: str) -> Probed:
     try:
         pdf = pdfium.PdfDocument(str(path))
     except pdfium.PdfiumError as exc:
-        raise CastroomError(f"{shown} starts like a PDF but cannot be read ({exc})") from None
+        why = _why(exc, path)
+        raise CastroomError(f"{shown} starts like a PDF but cannot be read ({why})") from None
     try:
         pages = len(pdf)
         if pages < 1:

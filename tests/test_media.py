@@ -182,8 +182,19 @@ def test_derivatives_are_made_once_per_file(castroom, tmp_path: Path) -> None:
         (lambda d: truncated_jpeg(d / "cut.jpg"), "talent", ("starts like a JPEG", "damaged")),
         (lambda d: _text(d / "notes.pdf"), "talent", ("notes.pdf is text",)),
         (lambda d: _renamed_png(d / "face.mp4"), "candidate", ("a selftape must be",)),
+        (lambda d: _fake_mp4(d / "fake.mp4"), "talent", ("starts like a video but cannot",)),
+        (lambda d: _cut_video(d / "cut.mp4"), "talent", ("cut.mp4 starts like a video",)),
     ],
-    ids=["zip-as-jpeg", "pixel-bomb", "claimed-2GB", "truncated", "text-as-pdf", "kind-vs-type"],
+    ids=[
+        "zip-as-jpeg",
+        "pixel-bomb",
+        "claimed-2GB",
+        "truncated",
+        "text-as-pdf",
+        "kind-vs-type",
+        "fake-mp4",
+        "cut-mp4",
+    ],
 )
 def test_a_hostile_file_is_one_error_and_nothing_is_stored(
     castroom, tmp_path: Path, make, kind: str, words: tuple[str, ...]
@@ -192,7 +203,8 @@ def test_a_hostile_file_is_one_error_and_nothing_is_stored(
     ref = "Ada Stone" if kind == "talent" else "Ada Stone for Nora"
     before = stored_state(castroom.path)
     extra = ("--as", "selftape") if kind == "candidate" else ()
-    fails(castroom("attach", kind, ref, str(bad), *extra), *words)
+    message = fails(castroom("attach", kind, ref, str(bad), *extra), *words)
+    assert "media/tmp" not in message  # the store's temporary file is not the user's
     assert stored_state(castroom.path) == before
     assert listed(castroom) == []
 
@@ -204,6 +216,19 @@ def _text(path: Path) -> Path:
 
 def _renamed_png(path: Path) -> Path:
     return png(path)
+
+
+def _fake_mp4(path: Path) -> Path:
+    """An MP4 box header followed by noise."""
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00" + bytes(range(256)) * 40)
+    return path
+
+
+def _cut_video(path: Path) -> Path:
+    """A real MP4 cut off before its index (the moov box is written last)."""
+    whole = video(path.with_name("whole.mp4"), seconds=2.0).read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    return path
 
 
 def test_the_pixel_bomb_meets_pillows_guard_when_the_limit_is_raised(castroom, tmp_path) -> None:
