@@ -19,11 +19,18 @@ day to the last (nothing priced must not spread the board), then the earliest st
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ortools.sat.python import cp_model
+
+
+#: Variables past which CP-SAT searches from the hinted board without presolving: on the
+#: 150-scene sample (48,000 variables after presolve) presolve took all of 17 s and
+#: left no board, though the hint was complete and feasible.
+LARGE = 20_000
 
 
 @dataclass
@@ -62,9 +69,13 @@ class BoardAnswer:
     status: str
 
 
-def solve_board(problem: BoardProblem, time_limit: float = 10.0) -> BoardAnswer | None:  # noqa: C901 - one CP-SAT model built constraint by constraint
+def solve_board(  # noqa: C901 - one CP-SAT model built constraint by constraint
+    problem: BoardProblem, time_limit: float = 10.0, *, only_hint: bool = False
+) -> BoardAnswer | None:
     """The best board CP-SAT finds in ``time_limit`` seconds (building the model counts),
-    or None if none is feasible (or none was found in time)."""
+    or None if none is feasible (or none was found in time). ``only_hint``: every
+    variable fixed to its hinted value (a check that the hint is a whole, feasible
+    solution)."""
     from ortools.sat.python import cp_model
 
     started = time.monotonic()
@@ -92,6 +103,7 @@ def solve_board(problem: BoardProblem, time_limit: float = 10.0) -> BoardAnswer 
             for j in range(k, k + span):
                 on.setdefault(j, []).append(var)
         cover.append(on)
+    seed = _Seed(problem) if problem.hint is not None else None
     used = []
     for k in slots:
         load: list[tuple[int, cp_model.IntVar]] = []
@@ -109,10 +121,12 @@ def solve_board(problem: BoardProblem, time_limit: float = 10.0) -> BoardAnswer 
         else:
             model.add(flag == 0)
         used.append(flag)
+        if seed is not None:
+            seed.put(flag, k in seed.busy)
     start_of = [sum(k * v for k, v in starts[s].items()) for s in range(n)]
     for a, b in problem.after:
         model.add(start_of[b] >= start_of[a] + problem.span(a) - 1)
-    costs = [_payee_cost(model, problem, p, cover, used) for p in range(len(problem.tables))]
+    costs = [_payee_cost(model, problem, p, cover, used, seed) for p in range(len(problem.tables))]
     cost = sum(costs)
     if problem.lower_bound and not isinstance(cost, int):
         model.add(cost >= problem.lower_bound)
@@ -129,6 +143,9 @@ def solve_board(problem: BoardProblem, time_limit: float = 10.0) -> BoardAnswer 
                     flag = model.new_bool_var(f"loc{k}_{loc}")
                     model.add_max_equality(flag, here)
                     company.append(flag)
+                    if seed is not None:
+                        at = [s for s in range(n) if problem.locations[s] == loc]
+                        seed.put(flag, seed.works(at, k))
     moved = []
     if problem.current is not None:
         for s, slot in enumerate(problem.current):
@@ -136,27 +153,36 @@ def solve_board(problem: BoardProblem, time_limit: float = 10.0) -> BoardAnswer 
             moved.append(1 - stay if stay is not None else 1)
     tie = len(company) + 1
     primary = (sum(moved) * top + cost) * tie + sum(company) if moved else cost * tie + sum(company)
-    largest = ((len(moved) + 1) * top * tie + tie) if moved else top * tie + tie
-    shorter, width = _span(model, problem, used, largest)
-    model.minimize(primary * width + shorter)
-    if problem.hint is not None:
+    shorter = _span(model, problem, used, seed)
+    model.minimize(primary)
+    if problem.hint is not None and seed is not None:
+        # Every variable, not the starts alone: left to complete the rest (who is paid
+        # which day), CP-SAT may find no board at all in time on a large production.
         for s, slot in enumerate(problem.hint):
             for k, var in starts[s].items():
                 model.add_hint(var, 1 if k == slot else 0)
+        for var, value in seed.values:
+            model.add_hint(var, value)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(0.1, started + time_limit - time.monotonic())
     solver.parameters.num_workers = 2
+    if len(model.proto.variables) > LARGE:  # presolve alone would take the time limit
+        solver.parameters.cp_model_presolve = False
+    solver.parameters.fix_variables_to_their_hinted_value = only_hint
     solver.parameters.random_seed = 1
     status = solver.solve(model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
-    chosen = [next(k for k, v in starts[s].items() if solver.value(v)) for s in range(n)]
-    cost_value = int(sum(solver.value(c) for c in costs))
-    moved_value = int(sum(solver.value(m) for m in moved)) if moved else 0
     optimal = status == cp_model.OPTIMAL
     # The bound is on the whole objective; the cost's share of it is a bound on the cost
     # only when no scene had to move (repair puts moves first).
-    bound = int(solver.best_objective_bound) // width // tie
+    bound = int(solver.best_objective_bound) // tie
+    values = solver
+    if optimal and not only_hint:
+        values = _shortest(model, solver, primary, shorter, started + time_limit)
+    chosen = [next(k for k, v in starts[s].items() if values.value(v)) for s in range(n)]
+    cost_value = int(sum(values.value(c) for c in costs))
+    moved_value = int(sum(values.value(m) for m in moved)) if moved else 0
     lower = cost_value if optimal else (bound - moved_value * top if moved else bound)
     return BoardAnswer(
         starts=chosen,
@@ -169,17 +195,62 @@ def solve_board(problem: BoardProblem, time_limit: float = 10.0) -> BoardAnswer 
     )
 
 
+class _Seed:
+    """The value each variable takes on the hinted board, taking no drop."""
+
+    def __init__(self, problem: BoardProblem) -> None:
+        assert problem.hint is not None
+        self.covered = [set(range(k, k + problem.span(s))) for s, k in enumerate(problem.hint)]
+        self.busy = set().union(*self.covered)  # the slots any scene is shot on
+        self.values: list[tuple[cp_model.IntVar, int]] = []
+
+    def works(self, scenes: Iterable[int], k: int) -> bool:
+        return any(k in self.covered[s] for s in scenes)
+
+    def put(self, var: cp_model.IntVar, value: int | bool) -> None:
+        self.values.append((var, int(value)))
+
+
+def _shortest(
+    model: cp_model.CpModel,
+    solver: cp_model.CpSolver,
+    primary: cp_model.LinearExprT,
+    shorter: cp_model.LinearExprT,
+    deadline: float,
+) -> cp_model.CpSolver:
+    """The last tie-break, once the rest is proven optimal: among boards as good, the
+    fewest calendar days from the first shoot day to the last, then the earliest start.
+    A second solve from the first one's board (weighting it into one objective made
+    CP-SAT prove the span too, and so run to the time limit on boards it proved in a
+    second); the first's answer stands if this one finds nothing better in time."""
+    from ortools.sat.python import cp_model
+
+    best = int(solver.objective_value)
+    model.add(primary <= best)
+    model.clear_hints()
+    for index in range(len(model.proto.variables)):
+        var = model.get_int_var_from_proto_index(index)
+        model.add_hint(var, solver.value(var))
+    model.minimize(shorter)
+    again = cp_model.CpSolver()
+    again.parameters.max_time_in_seconds = max(0.1, min(1.0, deadline - time.monotonic()))
+    again.parameters.num_workers = 2
+    again.parameters.random_seed = 1
+    again.parameters.cp_model_presolve = solver.parameters.cp_model_presolve
+    found = again.solve(model)
+    return again if found in (cp_model.OPTIMAL, cp_model.FEASIBLE) else solver
+
+
 def _span(
-    model: cp_model.CpModel, problem: BoardProblem, used: list[cp_model.IntVar], largest: int
-) -> tuple[cp_model.LinearExpr | int, int]:
-    """The last tie-break: the fewest calendar days from the first shoot day to the last,
-    then the earliest first day, as one value below the returned width (1 and no
-    tie-break when the weighted objective, at most ``largest`` before it, would not fit
-    in CP-SAT's 64 bits)."""
+    model: cp_model.CpModel,
+    problem: BoardProblem,
+    used: list[cp_model.IntVar],
+    seed: _Seed | None = None,
+) -> cp_model.LinearExprT:
+    """The fewest calendar days from the first shoot day to the last, then the earliest
+    first day, as one value (see :func:`_shortest`)."""
     dates = problem.dates or list(range(problem.slots))
     width = dates[-1] + 1
-    if largest * width * width >= 2**61:
-        return 0, 1
     first = model.new_int_var(0, problem.slots - 1, "first_used")
     last = model.new_int_var(0, problem.slots - 1, "last_used")
     for k, flag in enumerate(used):
@@ -189,7 +260,14 @@ def _span(
     on_last = model.new_int_var(0, dates[-1], "last_date")
     model.add_element(first, dates, on_first)
     model.add_element(last, dates, on_last)
-    return (on_last - on_first) * width + on_first, width * width
+    if seed is not None:
+        days = sorted(seed.busy)
+        if days:
+            for var, value in ((first, days[0]), (last, days[-1])):
+                seed.put(var, value)
+            seed.put(on_first, dates[days[0]])
+            seed.put(on_last, dates[days[-1]])
+    return (on_last - on_first) * width + on_first
 
 
 def _payee_cost(
@@ -198,6 +276,7 @@ def _payee_cost(
     p: int,
     cover: list[dict[int, list[cp_model.IntVar]]],
     used: list[cp_model.IntVar],
+    seed: _Seed | None = None,
 ) -> cp_model.IntVar | int:
     """Payee p's cost: the table at the number of used slots from its first work slot to
     its last (both bounds pushed down by the minimisation, held up by the work)."""
@@ -210,7 +289,11 @@ def _payee_cost(
     last = model.new_int_var(0, last_slot, f"last{p}")
     model.add(first <= last)
     worked = [[v for s in scenes for v in cover[s].get(k, [])] for k in range(problem.slots)]
-    gap = _drop_gap(model, problem, p, worked) if problem.drop_after > 0 else None
+    gap = _drop_gap(model, problem, p, worked, seed) if problem.drop_after > 0 else None
+    hinted = [k for k in range(problem.slots) if seed.works(scenes, k)] if seed else []
+    if seed is not None and hinted:
+        seed.put(first, hinted[0])
+        seed.put(last, hinted[-1])
     paid = []
     for k in range(problem.slots):
         works = worked[k]
@@ -222,6 +305,11 @@ def _payee_cost(
         ended = model.new_bool_var(f"e{p}_{k}")  # last >= k
         model.add(last <= k - 1).only_enforce_if(~ended)
         day = model.new_bool_var(f"p{p}_{k}")
+        if seed is not None and hinted:
+            inside = hinted[0] <= k <= hinted[-1]
+            seed.put(began, k >= hinted[0])
+            seed.put(ended, k <= hinted[-1])
+            seed.put(day, inside and k in seed.busy)
         unpaid = [~began, ~ended, ~used[k], day]
         if gap is not None:  # a day inside the one drop is not paid
             unpaid.append(gap[k])
@@ -231,6 +319,10 @@ def _payee_cost(
     model.add(days == sum(paid))
     cost = model.new_int_var(0, max(table), f"c{p}")
     model.add_element(days, table, cost)
+    if seed is not None and hinted:
+        n = sum(1 for k in range(hinted[0], hinted[-1] + 1) if k in seed.busy)
+        seed.put(days, n)
+        seed.put(cost, table[n])
     return cost
 
 
@@ -239,6 +331,7 @@ def _drop_gap(
     problem: BoardProblem,
     p: int,
     works: list[list[cp_model.IntVar]],
+    seed: _Seed | None = None,
 ) -> list[cp_model.IntVar]:
     """Drop/pickup, once per payee: ``gap[k]`` may be true for the slots strictly between
     two slots ``g1 < g2`` more than ``drop_after`` calendar days apart, none of them
@@ -252,6 +345,11 @@ def _drop_gap(
     model.add_element(g1, problem.dates, d1)
     model.add_element(g2, problem.dates, d2)
     dropped = model.new_bool_var(f"drop{p}")
+    if seed is not None:  # the hint takes no drop: g1 = g2 = the first slot
+        for var in (g1, g2, dropped):
+            seed.put(var, 0)
+        seed.put(d1, problem.dates[0])
+        seed.put(d2, problem.dates[0])
     model.add(d2 - d1 > problem.drop_after).only_enforce_if(dropped)
     gap = []
     for k in range(problem.slots):
@@ -264,6 +362,10 @@ def _drop_gap(
         for v in works[k]:  # nothing worked inside the dropped stretch
             model.add_bool_or([~v, ~dropped, ~after_g1, ~before_g2])
         inside = model.new_bool_var(f"gap{p}_{k}")
+        if seed is not None:
+            seed.put(after_g1, k > 0)
+            seed.put(before_g2, False)
+            seed.put(inside, False)
         model.add_implication(inside, dropped)
         model.add_implication(inside, after_g1)
         model.add_implication(inside, before_g2)

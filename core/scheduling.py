@@ -364,7 +364,10 @@ def propose(view: ProductionView, request: ScheduleRequest) -> SchedulePlan:
     slots = needed + max(3, needed // 3) + len(request.locks)
     problem = build_problem(view, request, slots)
     instance, linear, constant = classic_instance(problem)
-    exact = classic.solve(instance, time_limit=max(0.1, request.time_limit * 0.5))
+    # Where CP-SAT must run (constraints, drops, company moves) the exact core only seeds
+    # it: CP-SAT gets most of the time, building its model included.
+    share = 0.5 if is_classic(problem) and not request.repair else 0.2
+    exact = classic.solve(instance, time_limit=max(0.1, request.time_limit * share))
     method = "dynamic programme"
     starts = pack(problem, exact.order)
     if starts is None:  # the constraints push the board further: a calendar twice as long
@@ -436,9 +439,10 @@ def _constrained(
     no board found in time)."""
     from .board_model import BoardProblem, solve_board
 
+    slots = _model_slots(problem, seed)
     answer = solve_board(
         BoardProblem(
-            slots=len(problem.dates),
+            slots=slots,
             capacity=UNITS,
             units=problem.units,
             payee_scenes=[p.scenes for p in problem.payees],
@@ -449,13 +453,27 @@ def _constrained(
             locations=[s.location for s in problem.scenes],
             current=problem.current if request.repair else None,
             hint=seed,
-            dates=[(d - problem.dates[0]).days for d in problem.dates],
+            dates=[(d - problem.dates[0]).days for d in problem.dates[:slots]],
             drop_after=problem.drop_after if problem.drops_possible else 0,
             lower_bound=max(0, bound),
         ),
         time_limit=max(0.5, deadline - time.monotonic()),
     )
     return answer
+
+
+def _model_slots(problem: Problem, seed: list[int] | None) -> int:
+    """The shooting dates CP-SAT chooses among: the seed's days and half as many again
+    (room to spread out for drops, to regroup locations), not the whole calendar the
+    seed was packed on (a model over 200 dates for a 42-day board is too large to find a
+    board in time). Locked and tied days stay inside."""
+    if seed is None:
+        return len(problem.dates)
+    ends = [k + problem.span(s) for s, k in enumerate(seed)]
+    ends += [k + problem.span(s) for s, k in problem.fixed.items()]
+    ends += [k + 1 for k in problem.locked_slots]
+    used = max(ends, default=0)
+    return min(len(problem.dates), used + max(5, used // 2))
 
 
 def _bound(problem: Problem, exact: classic.Result, constant: float, linear: list[int]) -> int:

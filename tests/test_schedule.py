@@ -386,6 +386,39 @@ def test_with_nothing_priced_the_board_is_as_short_as_it_can_be(tmp_path: Path) 
     assert len({d["location"] for d in plan["days"]}) == 2
 
 
+def test_the_seed_is_a_whole_feasible_hint() -> None:
+    """CP-SAT is handed the seed board with every variable's value (who is paid which
+    day, no drop taken, company moves, span), not the starts alone, so on a large board
+    it starts from a board instead of finding none in time: with every variable fixed
+    to its hint the model must still be feasible, and the board the seed's."""
+    from castroom.core.board_model import BoardProblem, solve_board
+
+    units = [100, 50, 50, 100, 200, 100, 25, 75]
+    casts = [[0, 1], [1], [0, 2], [2], [0, 1, 2], [1, 3], [3], [0, 3]]
+    hint = [0, 1, 1, 2, 3, 5, 6, 6]
+    problem = BoardProblem(
+        slots=12,
+        capacity=100,
+        units=units,
+        payee_scenes=[[s for s, c in enumerate(casts) if a in c] for a in range(4)],
+        tables=[[rate * n for n in range(13)] for rate in (500, 300, 200, 100)],
+        forbidden=[set() for _ in units],
+        locations=["Beach", "Office"] * 4,
+        hint=hint,
+        dates=[0, 1, 2, 3, 4, 7, 8, 9, 10, 11, 14, 15],
+        drop_after=3,
+    )
+    answer = solve_board(problem, time_limit=20, only_hint=True)
+    assert answer is not None and answer.starts == hint
+    # Paid from first to last work day, no drop: slots 0-6 hold work.
+    rates = (500, 300, 200, 100)
+    paid = [
+        max(hint[s] + -(-units[s] // 100) for s in scenes) - min(hint[s] for s in scenes)
+        for scenes in problem.payee_scenes
+    ]
+    assert answer.cost == sum(rate * n for rate, n in zip(rates, paid, strict=True))
+
+
 def test_the_seed_board_is_packed_around_every_constraint(tmp_path: Path) -> None:
     """The exact core's order, packed around unavailability, ties and order, is a board
     that meets them: CP-SAT starts from it, and it is the answer if CP-SAT finds none in
