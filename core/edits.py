@@ -225,14 +225,38 @@ def fingerprint(plan: Plan) -> str:
     makes fresh ones each time it plans), and notes, which carry today's date, are left
     out. A front end that showed a plan sends this back with the request to apply it, so
     what is applied is what was shown."""
-    writes = [
-        [e.op, e.kind, e.id, e.force, sorted((k, v) for k, v in e.fields.items() if k != "notes")]
-        for e in plan.edits
-    ]
-    text = msgspec.json.encode(writes).decode()
-    for n, edit in enumerate(e for e in plan.edits if e.op == "create"):
-        text = text.replace(f'"{edit.id}"', f'"new #{n}"')
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    new = {e.id: f"new #{n}" for n, e in enumerate(e for e in plan.edits if e.op == "create")}
+    writes = [[e.op, e.kind, new.get(e.id, e.id), e.force, _written(e, new)] for e in plan.edits]
+    return hashlib.sha256(msgspec.json.encode(writes)).hexdigest()[:16]
+
+
+def _written(edit: Edit, new: dict[str, str]) -> dict[str, Any]:
+    # Field order is the planner's, the same each time it plans the same thing.
+    fields = dict(edit.fields)
+    fields.pop("notes", None)
+    for name in _HOLD_IDS.get(edit.kind, ()):
+        if name in fields and new:
+            fields[name] = _renamed(fields[name], new)
+    return fields
+
+
+#: The fields that may hold other entities' ids (references, a scene's looks by role, a
+#: chemistry read's pairings): the only ones :func:`fingerprint` renames in.
+_HOLD_IDS: dict[str, list[str]] = {}
+for _kind, _field in [*model.REFERENCES, ("scene", "looks"), ("audition", "pairings")]:
+    _HOLD_IDS.setdefault(_kind, []).append(_field)
+
+
+def _renamed(value: Any, names: dict[str, str]) -> Any:
+    """``value`` with every string (and key) in ``names`` replaced by its name there."""
+    kind = type(value)  # exact types: fields are plain data, and this runs per field
+    if kind is str:
+        return names.get(value, value)
+    if kind is list or kind is tuple:
+        return [_renamed(v, names) for v in value]
+    if kind is dict:
+        return {names.get(k, k): _renamed(v, names) for k, v in value.items()}
+    return value
 
 
 def _shown(reader: Checker, kind: str, field: str, value: Any) -> str:

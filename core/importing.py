@@ -117,40 +117,55 @@ def _import_edit(reader: Reader, entity: Any, reason: str) -> Edit | None:
     )
 
 
+class ImportPreview(msgspec.Struct, kw_only=True, frozen=True):
+    """What an import would write, checked and not yet written: what the importer read,
+    its plan, what each check returned (for :func:`apply_preview`) and the counts."""
+
+    result: ImportResult
+    plan: Plan
+    checked: list[Entity | None]
+    counts: ImportCounts
+
+
+def preview(reader: Reader, result: ImportResult) -> ImportPreview:
+    """:func:`plan_import`, kept with its checks and counts (or ImportFailed)."""
+    plan, checked = _checked_import(reader, result)
+    created = sum(1 for e in plan.edits if e.op == "create")
+    unchanged = len({(e.entity_kind, e.id) for e in result.entities}) - len(plan.edits)
+    counts = ImportCounts(created=created, updated=len(plan.edits) - created, unchanged=unchanged)
+    return ImportPreview(result=result, plan=plan, checked=checked, counts=counts)
+
+
+def apply_preview(doc: CastDocument, checked: ImportPreview) -> ImportCounts:
+    """Write a preview of ``doc`` made just now, with no write in between (its checks
+    hold for the document as it is), in one transaction."""
+    write_checked(doc, checked.plan.edits, checked.checked)
+    return checked.counts
+
+
 def apply_import(doc: CastDocument, result: ImportResult) -> ImportCounts:
     """Check all of ``result`` (:func:`plan_import`), then write it in one transaction
     (or raise, writing none)."""
-    plan, checked = _checked_import(doc, result)
-    applied = write_checked(doc, plan.edits, checked)  # checked just now, against doc
-    unchanged = len({(e.entity_kind, e.id) for e in result.entities}) - len(plan.edits)
-    return ImportCounts(created=applied.created, updated=applied.changed, unchanged=unchanged)
+    return apply_preview(doc, preview(doc, result))
+
+
+def preview_import(
+    doc: CastDocument, importer: Importer, source: str, options: dict[str, Any]
+) -> ImportPreview:
+    """Run ``importer`` on ``source`` against a read-only view of ``doc``: what
+    :func:`import_into` would write, written nowhere (or the error it would raise). A
+    plugin's bug is one line naming the plugin."""
+    from .view import ProductionView
+
+    return preview(doc, importer.read(source, ProductionView(doc), options))
 
 
 def import_into(
     doc: CastDocument, importer: Importer, source: str, options: dict[str, Any]
 ) -> tuple[ImportResult, ImportCounts]:
-    """Run ``importer`` on ``source`` against a read-only view of ``doc`` and apply what
-    it read (or raise, writing none). A plugin's bug is one line naming the plugin."""
-    from .view import ProductionView
-
-    result = importer.read(source, ProductionView(doc), options)
-    return result, apply_import(doc, result)
-
-
-def preview_import(
-    doc: CastDocument, importer: Importer, source: str, options: dict[str, Any]
-) -> tuple[ImportResult, Plan, ImportCounts]:
-    """What :func:`import_into` would write, written nowhere: what the importer read, its
-    checked plan, and the counts applying it would give (or the same error it would
-    raise)."""
-    from .view import ProductionView
-
-    result = importer.read(source, ProductionView(doc), options)
-    plan = plan_import(doc, result)
-    created = sum(1 for e in plan.edits if e.op == "create")
-    unchanged = len({(e.entity_kind, e.id) for e in result.entities}) - len(plan.edits)
-    counts = ImportCounts(created=created, updated=len(plan.edits) - created, unchanged=unchanged)
-    return result, plan, counts
+    """Run ``importer`` on ``source`` and apply what it read (or raise, writing none)."""
+    checked = preview_import(doc, importer, source, options)
+    return checked.result, apply_preview(doc, checked)
 
 
 def format_errors(errors: list[str], limit: int = SHOWN_ERRORS) -> list[str]:

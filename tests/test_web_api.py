@@ -21,7 +21,7 @@ from castroom.core.cli import build_cli
 from castroom.core.plugins import make_plugins
 from castroom.core.workspace import Workspace
 from castroom.sync.server import ServerThread
-from castroom.sync.web.actions import MAX_UPLOAD, upload_name
+from castroom.sync.web.actions import MAX_UPLOAD, SHOWN_EDITS, upload_name
 
 DATA = Path(__file__).parent / "data"
 
@@ -248,6 +248,16 @@ def test_an_import_applies_only_the_plan_that_was_shown(room: Room) -> None:
     fresh = room.upload("csv", sheet, dry_run="1", **OFFICE).json()
     assert (fresh["created"], fresh["unchanged"]) == (0, 3)
     assert room.upload("csv", sheet, expect=fresh["plan_id"], **OFFICE).status_code == 200
+
+
+def test_a_long_plan_is_shown_in_part_and_applied_whole(room: Room) -> None:
+    sheet = "name,rate\n" + "".join(f"Extra {n},{100 + n}\n" for n in range(250))
+    talents = len(_names(room))
+    planned = room.upload("csv", sheet.encode(), kind="talent", dry_run="1").json()
+    assert len(planned["plan"]) == SHOWN_EDITS + 1 and planned["created"] == 250
+    assert planned["plan"][-1] == f"... and {250 - SHOWN_EDITS} more"
+    done = room.upload("csv", sheet.encode(), kind="talent", expect=planned["plan_id"]).json()
+    assert done["created"] == 250 and len(_names(room)) == talents + 250
 
 
 @pytest.mark.parametrize("script", ["night_ferry.fountain", "night_ferry.fdx", "night_ferry.pdf"])

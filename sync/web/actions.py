@@ -4,9 +4,9 @@ CLI runs (``castroom replace --apply``, ``castroom import``, ``castroom export``
 
 - a replacement is planned by :func:`castroom.core.replacing.plan_choice` over the
   plugins' ranking and applied by :func:`castroom.core.edits.apply`;
-- an upload is read by the importer the plugins registered and planned by
-  :func:`castroom.core.importing.preview_import` (as ``import_into`` does for the CLI),
-  then applied by :func:`castroom.core.edits.apply`;
+- an upload is read by the importer the plugins registered, checked by
+  :func:`castroom.core.importing.preview_import` and written by ``apply_preview``: the
+  two halves of the ``import_into`` the CLI runs;
 - an export is the registered exporter's bytes (:meth:`Exporter.export`).
 
 Writes ask for a write token (a read-only one gets 403 and nothing runs), are recorded
@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse, Response
 
 from castroom.core import edits
 from castroom.core.errors import CastroomError, NotFound
-from castroom.core.importing import ImportFailed, format_errors, preview_import
+from castroom.core.importing import ImportFailed, apply_preview, format_errors, preview_import
 from castroom.core.replacing import applied_choice, choose, plan_choice
 from castroom.core.view import ProductionView
 
@@ -92,7 +92,7 @@ class Actions:
             ranking = self.dashboard.rank(view, ask.talent, ask.role)
             role_plan, chosen = choose(ranking, ask.replacement)
             plan, choice = plan_choice(view, ranking, role_plan, chosen)
-            shown = _shown(edits.describe(view, plan))
+            shown = _shown(view, plan)
             if ask.dry_run:
                 return JSONResponse(
                     {
@@ -153,12 +153,14 @@ class Actions:
             source.write_bytes(body)
             try:
                 doc = production.doc
-                result, plan, counts = preview_import(doc, importer, str(source), options)
-                shown = _shown(edits.describe(ProductionView(doc), plan))
+                checked = preview_import(doc, importer, str(source), options)
+                plan, counts, result = checked.plan, checked.counts, checked.result
+                shown = _shown(ProductionView(doc), plan)
                 if not dry_run:
                     _still(plan, request.query_params.get("expect"))
+                    # Checked just now, with nothing awaited since: written as checked.
                     with production.writing_as(member):
-                        edits.apply(doc, plan)  # checked again as it is written
+                        apply_preview(doc, checked)
             except CastroomError as exc:
                 # The file is named as it was uploaded; the server's folder stays its own.
                 return _error(exc, hide=folder + os.sep)
@@ -271,8 +273,11 @@ def _decode(body: bytes) -> ReplacementRequest:
         raise _refused(400, f"bad request: {exc}") from None
 
 
-def _shown(lines: list[str]) -> list[str]:
-    return format_errors(lines, SHOWN_EDITS)
+def _shown(view: ProductionView, plan: edits.Plan) -> list[str]:
+    """The plan for people: its first :data:`SHOWN_EDITS` edits, then how many more."""
+    lines = edits.describe(view, edits.Plan(edits=plan.edits[:SHOWN_EDITS]))
+    more = len(plan.edits) - SHOWN_EDITS
+    return [*lines, f"... and {more} more"] if more > 0 else lines
 
 
 def _plain(data: Any) -> Any:
