@@ -5,6 +5,12 @@ is acknowledged only after the SQLite commit. Opening a production reads its lat
 snapshot plus the log after it. Compaction folds the log into a new snapshot that is the
 *merge* of the updates it replaces (never a re-creation of the content), so every peer
 can still sync against it; the rows' metadata stay behind for ``castroom history``.
+
+The file's format has a version (``PRAGMA user_version``, :data:`STORE_VERSION`); an
+older file is migrated when it is opened, keeping every row. Since version 2 every
+string a row would repeat (production, member, device, origin, collection, entity and
+field names) is stored once, in ``names``, and rows hold its number; a row's changes are
+MessagePack; the file reclaims what compaction frees (``auto_vacuum=INCREMENTAL``).
 """
 
 from __future__ import annotations
@@ -15,69 +21,99 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import msgspec
+
 from .crdt import fold, merge_all
 from .errors import StorageError
 
-__all__ = ["AtticEntry", "LogEntry", "Store", "fold", "merge_all"]
+__all__ = [
+    "STORE_VERSION",
+    "AtticEntry",
+    "LogEntry",
+    "Store",
+    "compact_file",
+    "fold",
+    "merge_all",
+]
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS productions (
-    id TEXT PRIMARY KEY,
-    title TEXT NOT NULL,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS updates (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    production TEXT NOT NULL,
-    ts REAL NOT NULL,
-    member TEXT NOT NULL,
-    device TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    changes TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    digest BLOB,
-    data BLOB
-);
-CREATE INDEX IF NOT EXISTS updates_by_production ON updates (production, seq);
-CREATE UNIQUE INDEX IF NOT EXISTS updates_digest ON updates (production, digest)
-    WHERE digest IS NOT NULL;
-CREATE TABLE IF NOT EXISTS snapshots (
-    production TEXT PRIMARY KEY,
-    upto INTEGER NOT NULL,
-    ts REAL NOT NULL,
-    data BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS kv (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sync_tokens (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    production TEXT,
-    hash BLOB NOT NULL,
-    created REAL NOT NULL,
-    revoked REAL,
-    expires REAL
-);
-CREATE TABLE IF NOT EXISTS attic (
-    production TEXT NOT NULL,
-    collection TEXT NOT NULL,
-    entity TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    ts REAL NOT NULL,
-    member TEXT NOT NULL,
-    device TEXT NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (production, collection, entity, seq)
-);
-"""
+#: The file format this castroom writes (``PRAGMA user_version``): 0 is the first one
+#: (strings and JSON in every row), 2 the one with ``names``.
+STORE_VERSION = 2
+#: Consecutive log entries of one author that changed the same fields of the same
+#: entities without a value to show (keystrokes in a note) and are at most this many
+#: seconds apart become one history row when compacted.
+COALESCE_SECONDS = 60.0
+
+#: Tables keyed by text are WITHOUT ROWID in a new file: one b-tree each, not two.
+_TABLES = (
+    """CREATE TABLE IF NOT EXISTS productions (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        created REAL NOT NULL
+    ) WITHOUT ROWID""",
+    # Every string rows refer to, once: rows hold the number (ids stored once, not per row).
+    """CREATE TABLE IF NOT EXISTS names (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+    )""",
+    # One row per log entry, kept for the history after compaction. ts: seconds since
+    # the epoch; production: names.id; author: the names.id of "member\x1fdevice\x1forigin";
+    # changes: MessagePack (_encode_changes). No index on production: queries walk seq.
+    """CREATE TABLE IF NOT EXISTS updates (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        production INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        author INTEGER NOT NULL,
+        changes BLOB NOT NULL
+    )""",
+    # The bytes of the entries not folded into a snapshot yet: compaction deletes whole
+    # rows, so their pages come free (updating them to NULL left pages half empty).
+    # digest: only for a peer's update that changed nothing visible (a re-sent one).
+    """CREATE TABLE IF NOT EXISTS update_data (
+        seq INTEGER PRIMARY KEY,
+        production INTEGER NOT NULL,
+        digest BLOB,
+        data BLOB NOT NULL
+    )""",
+    """CREATE UNIQUE INDEX IF NOT EXISTS update_data_digest ON update_data (production, digest)
+        WHERE digest IS NOT NULL""",
+    """CREATE TABLE IF NOT EXISTS snapshots (
+        production TEXT PRIMARY KEY,
+        upto INTEGER NOT NULL,
+        ts REAL NOT NULL,
+        data BLOB NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS kv (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS sync_tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        production TEXT,
+        hash BLOB NOT NULL,
+        created REAL NOT NULL,
+        revoked REAL,
+        expires REAL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS attic (
+        production TEXT NOT NULL,
+        collection TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        ts REAL NOT NULL,
+        member TEXT NOT NULL,
+        device TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (production, collection, entity, seq)
+    ) WITHOUT ROWID""",
+)
 #: Columns added after a table was first shipped: (table, column, declaration).
 _ADDED_COLUMNS = (("sync_tokens", "expires", "REAL"),)
 
@@ -85,6 +121,11 @@ _ADDED_COLUMNS = (("sync_tokens", "expires", "REAL"),)
 #: SQLite errors on opening that mean "you may read this, not write it" (a read-only
 #: mount, a file we may not write, a disk too full for the shared-memory file).
 _NOT_WRITABLE = ("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_PERM")
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return found.fetchone() is not None
 
 
 def _create_private(path: Path) -> None:
@@ -121,32 +162,50 @@ class LogEntry(NamedTuple):
     values: dict[tuple[str, str], dict[str, list[Any]]] = {}
 
 
+#: What a row's changes decode to: [collection, entity, field...] per entity changed,
+#: each a names.id; a field with values is [field, old, new].
+_Encoded = list[list[Any]]
+_changes_encoder = msgspec.msgpack.Encoder()
+_changes_decoder = msgspec.msgpack.Decoder(_Encoded)
+
+
 def _encode_changes(
-    changes: dict[tuple[str, str], set[str]], values: dict[tuple[str, str], dict[str, list[Any]]]
-) -> str:
-    rows: list[list[Any]] = []
+    changes: dict[tuple[str, str], set[str]],
+    values: dict[tuple[str, str], dict[str, list[Any]]],
+    ref: Callable[[str], int],
+) -> bytes:
+    rows: _Encoded = []
     for (collection, entity), fields in sorted(changes.items()):
-        row: list[Any] = [collection, entity, sorted(fields)]
-        if kept := values.get((collection, entity)):
-            row.append(kept)
+        kept = values.get((collection, entity), {})
+        row: list[Any] = [ref(collection), ref(entity)]
+        for name in sorted(fields):
+            row.append([ref(name), *kept[name]] if name in kept else ref(name))
         rows.append(row)
-    return json.dumps(rows, separators=(",", ":"))
+    return _changes_encoder.encode(rows)
 
 
-def _entry(row: Any, keep: Callable[[str, str], bool] | None = None) -> LogEntry | None:
-    """A log entry from its row (seq, ts, member, device, origin, changes, size), with
-    only the changes ``keep`` accepts (None when that leaves none)."""
+def _decode_changes(
+    blob: bytes, name: Callable[[int], str], keep: Callable[[str, str], bool] | None
+) -> tuple[list[tuple[str, str, list[str]]], dict[tuple[str, str], dict[str, list[Any]]]]:
     changes: list[tuple[str, str, list[str]]] = []
     values: dict[tuple[str, str], dict[str, list[Any]]] = {}
-    for change in json.loads(row[5]):
-        if keep is not None and not keep(change[0], change[1]):
+    for collection_ref, entity_ref, *fields in _changes_decoder.decode(blob):
+        collection, entity = name(collection_ref), name(entity_ref)
+        if keep is not None and not keep(collection, entity):
             continue
-        changes.append((change[0], change[1], change[2]))
-        if len(change) > 3:
-            values[(change[0], change[1])] = change[3]
-    if keep is not None and not changes:
-        return None
-    return LogEntry(row[0], row[1], row[2], row[3], row[4], changes, row[6], values)
+        names = []
+        for field in fields:
+            if isinstance(field, list):
+                values.setdefault((collection, entity), {})[name(field[0])] = field[1:]
+                names.append(name(field[0]))
+            else:
+                names.append(name(field))
+        changes.append((collection, entity, names))
+    return changes, values
+
+
+def _has_values(blob: bytes) -> bool:
+    return any(isinstance(f, list) for change in _changes_decoder.decode(blob) for f in change[2:])
 
 
 class TokenRecord(NamedTuple):
@@ -162,6 +221,10 @@ class TokenRecord(NamedTuple):
     hash: bytes
 
 
+#: A log entry's columns, for Store._entries.
+_ENTRY_COLUMNS = "seq, ts, author, changes, length(data)"
+#: Joins an author's member, device and origin into one name (none holds it: printable).
+_AUTHOR_SEP = "\x1f"
 _TOKEN_COLUMNS = "id, name, scope, production, created, revoked, expires, hash"
 
 
@@ -175,6 +238,10 @@ class Store:
         self.read_only = False
         #: Why it could not be opened for writing (SQLite's error name), if it was not.
         self._not_writable = ""
+        #: The names rows refer to, both ways, and the highest number known.
+        self._refs: dict[str, int] = {}
+        self._texts: dict[int, str] = {}
+        self._names_upto = 0
         try:
             _create_private(self.path)
             try:
@@ -191,15 +258,17 @@ class Store:
     def _connect_writable(self, synchronous: str) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         try:
+            # Before the first table exists (a new file), so compaction can give freed
+            # pages back; an older file switches when it is migrated (VACUUM).
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             # WAL: readers never block the writer, and several processes share the file.
             # synchronous=NORMAL in WAL mode survives any process crash (SIGKILL); FULL
             # also survives power loss, at an fsync per commit (config: storage.synchronous).
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={synchronous}")
             db.execute("PRAGMA busy_timeout=30000")
-            db.executescript(SCHEMA)
             self.db = db
-            self._add_columns()
+            self._bring_up_to_date()
         except BaseException:
             db.close()
             raise
@@ -215,12 +284,92 @@ class Store:
             db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
             try:
                 db.execute("SELECT COUNT(*) FROM productions").fetchone()
-                return db
+                version = db.execute("PRAGMA user_version").fetchone()[0]
             except sqlite3.Error as exc:
                 db.close()
                 last = exc
+                continue
+            if version != STORE_VERSION:
+                db.close()
+                raise StorageError(self._other_format(version, "is read-only here"))
+            return db
         assert last is not None
         raise last
+
+    def _other_format(self, version: int, why: str) -> str:
+        if version > STORE_VERSION:
+            return (
+                f"the workspace database {self.path} was written by a newer castroom"
+                f" (format {version}; this one reads up to {STORE_VERSION}): upgrade castroom"
+            )
+        return (
+            f"the workspace database {self.path} is in an older format ({version}) and {why}:"
+            " open it once with write access to bring it up to date"
+        )
+
+    def _user_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _bring_up_to_date(self) -> None:
+        """Create the tables of a new file, or migrate an older file's format to
+        :data:`STORE_VERSION` in one transaction (every row kept), then reclaim space."""
+        if self._user_version() == STORE_VERSION:
+            self._add_columns()
+            return
+        pending: dict[str, int] = {}
+        with self.write() as db:
+            version = self._user_version()  # again, now that we hold the write lock
+            if version > STORE_VERSION:
+                raise StorageError(self._other_format(version, ""))
+            if version < STORE_VERSION:
+                legacy = version == 0 and _has_table(db, "updates")
+                if legacy:
+                    db.execute("ALTER TABLE updates RENAME TO updates_v0")
+                    db.execute("DROP INDEX IF EXISTS updates_by_production")
+                    db.execute("DROP INDEX IF EXISTS updates_digest")
+                for statement in _TABLES:
+                    db.execute(statement)
+                if legacy:
+                    self._rows_from_v0(db, self._interner(db, pending))
+                db.execute(f"PRAGMA user_version = {STORE_VERSION}")
+            self._add_columns()
+        self._remember(pending)
+        if self.db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+            with suppress(sqlite3.OperationalError):  # busy: the next open tries again
+                self.db.execute("VACUUM")  # applies auto_vacuum=INCREMENTAL to this file
+
+    @staticmethod
+    def _rows_from_v0(db: sqlite3.Connection, ref: Callable[[str], int]) -> None:
+        """Copy format 0's log (strings and JSON in every row) into format 2's."""
+        rows = db.execute(
+            "SELECT seq, production, ts, member, device, origin, changes, digest, data"
+            " FROM updates_v0 ORDER BY seq"
+        )
+        while batch := rows.fetchmany(1000):
+            converted, kept = [], []
+            for seq, production, ts, member, device, origin, changed, digest, data in batch:
+                parsed = json.loads(changed)
+                changes = {(c[0], c[1]): set(c[2]) for c in parsed}
+                values = {(c[0], c[1]): c[3] for c in parsed if len(c) > 3}
+                author = ref(_AUTHOR_SEP.join((member, device, origin)))
+                row = (seq, ref(production), round(ts), author)
+                converted.append((*row, _encode_changes(changes, values, ref)))
+                if data is not None:
+                    kept.append((seq, row[1], digest, data))
+            db.executemany(
+                "INSERT INTO updates (seq, production, ts, author, changes) VALUES (?, ?, ?, ?, ?)",
+                converted,
+            )
+            db.executemany(
+                "INSERT INTO update_data (seq, production, digest, data) VALUES (?, ?, ?, ?)",
+                kept,
+            )
+        # Sequence numbers are never given twice, even those of rows gone before.
+        old = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'updates_v0'").fetchone()
+        if old is not None:
+            db.execute("DELETE FROM sqlite_sequence WHERE name = 'updates'")
+            db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('updates', ?)", old)
+        db.execute("DROP TABLE updates_v0")
 
     def _add_columns(self) -> None:
         """Bring a database made by an older castroom up to date (additive only)."""
@@ -297,6 +446,53 @@ class Store:
         with self.write() as db:
             db.execute("UPDATE productions SET title = ? WHERE id = ?", (title, production_id))
 
+    # -- names: each string rows refer to, stored once -------------------------------------
+
+    def _load_names(self) -> None:
+        """Learn the names other connections added (names are never changed or removed,
+        so what is known stays true)."""
+        rows = self.db.execute("SELECT id, name FROM names WHERE id > ?", (self._names_upto,))
+        for ref, text in rows:
+            self._texts[ref] = text
+            self._refs[text] = ref
+            self._names_upto = max(self._names_upto, ref)
+
+    def _name(self, ref: int) -> str:
+        if ref not in self._texts:
+            self._load_names()
+        return self._texts.get(ref, "?")
+
+    def _known_ref(self, text: str) -> int | None:
+        """The number of a name already stored (None: no row refers to it)."""
+        if text not in self._refs:
+            self._load_names()
+        return self._refs.get(text)
+
+    def _interner(self, db: sqlite3.Connection, pending: dict[str, int]) -> Callable[[str], int]:
+        """Inside a write transaction: a name's number, storing the name if it is new.
+        New numbers are remembered only once the transaction commits (``pending``): a
+        rolled-back one may be given to another name."""
+
+        def ref(text: str) -> int:
+            found = self._refs.get(text) or pending.get(text)
+            if found is None:
+                row = db.execute("SELECT id FROM names WHERE name = ?", (text,)).fetchone()
+                found = (
+                    row[0]
+                    if row
+                    else db.execute("INSERT INTO names (name) VALUES (?)", (text,)).lastrowid
+                )
+                assert found is not None
+                pending[text] = found
+            return found
+
+        return ref
+
+    def _remember(self, pending: dict[str, int]) -> None:
+        for text, ref in pending.items():
+            self._refs[text] = ref
+            self._texts[ref] = text
+
     # -- the update log ----------------------------------------------------------------------
 
     def append(
@@ -318,15 +514,31 @@ class Store:
         twice and None is returned.
         """
         digest = hashlib.blake2b(data, digest_size=16).digest() if dedupe else None
-        changed = _encode_changes(changes or {}, values or {})
+        pending: dict[str, int] = {}
         with self.write() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO updates"
-                " (production, ts, member, device, origin, changes, size, digest, data)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (production, time.time(), member, device, origin, changed, len(data), digest, data),
+            ref = self._interner(db, pending)
+            if digest is not None:
+                known = db.execute(
+                    "SELECT 1 FROM update_data WHERE production = ? AND digest = ?",
+                    (self._refs.get(production) or pending.get(production), digest),
+                ).fetchone()
+                if known is not None:
+                    return None
+            row = (
+                ref(production),
+                round(time.time()),
+                ref(_AUTHOR_SEP.join((member, device, origin))),
+                _encode_changes(changes or {}, values or {}, ref),
             )
-            return cursor.lastrowid if cursor.rowcount else None
+            seq = db.execute(
+                "INSERT INTO updates (production, ts, author, changes) VALUES (?, ?, ?, ?)", row
+            ).lastrowid
+            db.execute(
+                "INSERT INTO update_data (seq, production, digest, data) VALUES (?, ?, ?, ?)",
+                (seq, row[0], digest, data),
+            )
+        self._remember(pending)
+        return seq
 
     def load(self, production: str, after: int = 0) -> tuple[list[bytes], int]:
         """The updates needed to bring a document that has seen ``after`` up to date:
@@ -340,13 +552,14 @@ class Store:
             if snap is not None and snap[0] > after:
                 blobs.append(snap[1])
                 start = snap[0]
+            ref = self._known_ref(production)
             rows = db.execute(
-                "SELECT seq, data FROM updates WHERE production = ? AND seq > ?"
-                " AND data IS NOT NULL ORDER BY seq",
-                (production, start),
+                "SELECT seq, data FROM update_data WHERE production = ? AND seq > ? ORDER BY seq",
+                (ref, start),
             ).fetchall()
             last = db.execute(
-                "SELECT COALESCE(MAX(seq), 0) FROM updates WHERE production = ?", (production,)
+                "SELECT COALESCE(MAX(seq), 0) FROM updates WHERE production = ? AND seq > ?",
+                (ref, start),
             ).fetchone()[0]
         blobs.extend(r[1] for r in rows)
         return blobs, max(last, start)
@@ -358,38 +571,97 @@ class Store:
         ).fetchone()
         upto, snap_size = snap if snap else (0, 0)
         tail = self.db.execute(
-            "SELECT COALESCE(SUM(size), 0) FROM updates WHERE production = ? AND seq > ?"
-            " AND data IS NOT NULL",
-            (production, upto),
+            "SELECT COALESCE(SUM(length(data)), 0) FROM update_data WHERE production = ?"
+            " AND seq > ?",
+            (self._known_ref(production), upto),
         ).fetchone()[0]
         return int(snap_size), int(tail)
 
-    def compact(self, production: str) -> tuple[int, int]:
-        """Fold the log into a new snapshot. Returns (updates folded, snapshot bytes)."""
-        with self.write() as db:
+    def compact(self, production: str, *, wait: bool = True) -> tuple[int, int]:
+        """Fold the log into a new snapshot. Returns (updates folded, snapshot bytes).
+
+        The fold (the slow part) runs outside any write transaction, so other writers
+        (a server's peers) wait only for the short one that swaps the snapshot in; if
+        another process compacted meanwhile, this one gives way and folds nothing. The
+        history rows stay (their bytes and digests go), runs of keystrokes become one
+        row each (:data:`COALESCE_SECONDS`), and the pages freed go back to the disk
+        (``wait``: at once, waiting for readers; else at the next checkpoint)."""
+        ref = self._known_ref(production)
+        with self.read() as db:
             snap = db.execute(
                 "SELECT upto, data FROM snapshots WHERE production = ?", (production,)
             ).fetchone()
             upto = snap[0] if snap else 0
             rows = db.execute(
-                "SELECT seq, data FROM updates WHERE production = ? AND seq > ?"
-                " AND data IS NOT NULL ORDER BY seq",
-                (production, upto),
+                "SELECT seq, data FROM update_data WHERE production = ? AND seq > ? ORDER BY seq",
+                (ref, upto),
             ).fetchall()
-            if not rows:
-                return 0, len(snap[1]) if snap else 0
-            merged = fold(([snap[1]] if snap else []) + [r[1] for r in rows])
-            last = rows[-1][0]
+        if not rows:
+            return 0, len(snap[1]) if snap else 0
+        merged = fold(([snap[1]] if snap else []) + [r[1] for r in rows])
+        last = rows[-1][0]
+        with self.write() as db:
+            now = db.execute(
+                "SELECT COALESCE(MAX(upto), 0) FROM snapshots WHERE production = ?",
+                (production,),
+            ).fetchone()[0]
+            if now != upto:
+                return 0, len(snap[1]) if snap else 0  # another process compacted first
             db.execute(
                 "INSERT OR REPLACE INTO snapshots (production, upto, ts, data) VALUES (?, ?, ?, ?)",
                 (production, last, time.time(), merged),
             )
             # Keep who/when/what for history; the bytes now live in the snapshot.
-            db.execute(
-                "UPDATE updates SET data = NULL WHERE production = ? AND seq <= ?",
-                (production, last),
-            )
+            db.execute("DELETE FROM update_data WHERE production = ? AND seq <= ?", (ref, last))
+            self._coalesce(db, ref, upto, last)
+        self.reclaim(wait=wait)
         return len(rows), len(merged)
+
+    def _coalesce(self, db: sqlite3.Connection, ref: int | None, upto: int, last: int) -> None:
+        """Drop each history row that a later one of the same author repeats (the same
+        entities and fields, no values to show) at most COALESCE_SECONDS later: a run of
+        keystrokes in a note is one row, even with a colleague typing elsewhere between."""
+        rows = db.execute(
+            "SELECT seq, ts, author, changes FROM updates"
+            " WHERE production = ? AND seq > ? AND seq <= ? ORDER BY seq",
+            (ref, upto, last),
+        )
+        latest: dict[tuple[int, bytes], tuple[int, int]] = {}
+        repeated = []
+        for seq, ts, author, changes in rows:
+            if _has_values(changes):
+                continue
+            key = (author, changes)
+            if key in latest and ts - latest[key][1] <= COALESCE_SECONDS:
+                repeated.append((latest[key][0],))
+            latest[key] = (seq, ts)
+        db.executemany("DELETE FROM updates WHERE seq = ?", repeated)
+
+    def reclaim(self, *, wait: bool = True) -> None:
+        """Give the pages compaction freed back to the disk (the file shrinks when the
+        WAL is next checkpointed: now with ``wait``, which waits for readers and holds
+        writers meanwhile, so a server's background compaction does not)."""
+        if self.read_only:
+            return
+        with suppress(sqlite3.Error):  # busy: the next compaction tries again
+            # executescript steps it to the end (execute frees one page per step).
+            self.db.executescript("PRAGMA incremental_vacuum;")
+            mode = "TRUNCATE" if wait else "PASSIVE"
+            self.db.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+
+    def _entries(self, sql: str, args: Sequence[Any], keep: Callable[[str, str], bool] | None):
+        """Log entries from ``sql`` (selecting _ENTRY_COLUMNS), each with only the changes
+        ``keep`` accepts (none: left out)."""
+        for seq, ts, author, blob, size in self.db.execute(sql, args):
+            changes, values = _decode_changes(blob, self._name, keep)
+            if keep is not None and not changes:
+                continue
+            member, device, origin = self._author(author)
+            yield LogEntry(seq, float(ts), member, device, origin, changes, size or 0, values)
+
+    def _author(self, ref: int) -> tuple[str, str, str]:
+        member, device, origin = [*self._name(ref).split(_AUTHOR_SEP), "", "", ""][:3]
+        return member, device, origin
 
     def history(
         self,
@@ -402,29 +674,24 @@ class Store:
         """Log entries, newest first. With ``entity``, only entries that touched it, each
         listing only its changes to that entity. ``before``: only entries older than that
         sequence number (the next page)."""
+        if entity is not None and self._known_ref(entity) is None:
+            return []  # nothing logged ever named it
         sql = (
-            "SELECT seq, ts, member, device, origin, changes, size FROM updates"
-            " WHERE production = ?"
+            f"SELECT {_ENTRY_COLUMNS} FROM updates u LEFT JOIN update_data d USING (seq)"
+            " WHERE u.production = ?"
         )
-        args: list[Any] = [production]
+        args: list[Any] = [self._known_ref(production)]
         if before is not None:
             sql += " AND seq < ?"
             args.append(before)
-        if entity:
-            # A cheap pre-filter (LIKE wildcards escaped); the exact match is below.
-            escaped = entity.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            sql += " AND changes LIKE ? ESCAPE '\\'"
-            args.append(f'%"{escaped}"%')
         sql += " ORDER BY seq DESC"
         if not entity:
             sql += " LIMIT ?"
             args.append(limit)
-        out: list[LogEntry] = []
         keep = (lambda _c, i: i == entity) if entity else None
-        for r in self.db.execute(sql, args):
-            if (found := _entry(r, keep)) is None:
-                continue
-            out.append(found)
+        out: list[LogEntry] = []
+        for entry in self._entries(sql, args, keep):
+            out.append(entry)
             if len(out) >= limit:
                 break
         return out
@@ -434,21 +701,20 @@ class Store:
     ) -> dict[tuple[str, str], LogEntry]:
         """The latest log entry that touched each (collection, id), listing only its
         changes to that entity (to say where a bad edit came from). One pass over the log,
-        newest first, each entry parsed once, stopping when every entity is found: asking
+        newest first, each entry decoded once, stopping when every entity is found: asking
         for 10,000 entities is one pass, not 10,000 (it took 90 s)."""
         wanted = set(entities)
         found: dict[tuple[str, str], LogEntry] = {}
         if not wanted:
             return found
-        rows = self.db.execute(
-            "SELECT seq, ts, member, device, origin, changes, size FROM updates"
-            " WHERE production = ? ORDER BY seq DESC",
-            (production,),
+        entries = self._entries(
+            f"SELECT {_ENTRY_COLUMNS} FROM updates u LEFT JOIN update_data d USING (seq)"
+            " WHERE u.production = ? ORDER BY seq DESC",
+            (self._known_ref(production),),
+            lambda c, i: (c, i) in wanted and (c, i) not in found,
         )
-        for r in rows:
-            entry = _entry(r, lambda c, i: (c, i) in wanted and (c, i) not in found)
-            for change in entry.changes if entry is not None else ():
-                assert entry is not None
+        for entry in entries:
+            for change in entry.changes:
                 found[(change[0], change[1])] = entry._replace(changes=[change])
             if len(found) == len(wanted):
                 break
@@ -457,12 +723,12 @@ class Store:
     def log_since(self, production: str, after: int, *, origin: str) -> tuple[int, int]:
         """(the last sequence number, how many entries after ``after`` came from another
         origin than ``origin``): whether a document holds anything a peer may lack."""
-        row = self.db.execute(
-            "SELECT COALESCE(MAX(seq), 0), COALESCE(SUM(origin != ?), 0) FROM updates"
-            " WHERE production = ? AND seq > ?",
-            (origin, production, after),
-        ).fetchone()
-        return int(row[0]), int(row[1])
+        rows = self.db.execute(
+            "SELECT seq, author FROM updates WHERE production = ? AND seq > ?",
+            (self._known_ref(production), after),
+        ).fetchall()
+        others = sum(self._author(author)[2] != origin for _, author in rows)
+        return max((seq for seq, _ in rows), default=0), others
 
     # -- sync tokens (hashed; castroom.sync.auth gives them meaning) -------------------------
 
@@ -534,3 +800,15 @@ class Store:
     def set_kv(self, key: str, value: str) -> None:
         with self.write() as db:
             db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value))
+
+
+def compact_file(path: str, production: str) -> tuple[int, int, int]:
+    """Compact one production of the store at ``path`` on a connection of its own, for a
+    worker process (a server's background compaction: the fold holds the GIL, so it must
+    not run in the server's process). Returns (updates folded, snapshot bytes, the pid)."""
+    store = Store(Path(path))
+    try:
+        folded, size = store.compact(production, wait=False)
+    finally:
+        store.close()
+    return folded, size, os.getpid()

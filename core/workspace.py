@@ -118,6 +118,10 @@ class Workspace:
             identity = msgspec.structs.replace(identity, member=member)
         return cls(root, identity, config)
 
+    def opened(self) -> list[StoredProduction]:
+        """The productions open in this process (a server's, for background upkeep)."""
+        return [p for p in self._open.values() if p.id is not None]
+
     def close(self) -> None:
         for production in self._open.values():
             # Fold the log once it outgrows its snapshot, so opening stays fast.
@@ -506,7 +510,7 @@ class StoredProduction:
                     origin=origin,
                     changes=changes,
                     values=values,
-                    dedupe=True,
+                    dedupe=not changes,  # a re-send changes nothing: keep it once
                 )
             except Exception as exc:
                 # As in _persist: drop what is only in memory, or our state vector would
@@ -608,12 +612,17 @@ class StoredProduction:
         return self.store.compact(self.id)
 
     def maybe_compact(self) -> bool:
-        assert self.id is not None
-        snapshot, tail = self.store.log_bytes(self.id)
-        if tail > max(snapshot, COMPACT_FLOOR):
+        if self.needs_compaction():
             self.compact()
             return True
         return False
+
+    def needs_compaction(self, floor: int | None = None) -> bool:
+        """Whether the log after the snapshot outgrew the snapshot and ``floor`` bytes
+        (COMPACT_FLOOR unless given)."""
+        assert self.id is not None
+        snapshot, tail = self.store.log_bytes(self.id)
+        return tail > max(snapshot, COMPACT_FLOOR if floor is None else floor)
 
     def history(
         self, *, limit: int = 50, entity: str | None = None, before: int | None = None

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 
 import pytest
 from pycrdt import Doc, Map, Text
 
+from castroom.core import storage
 from castroom.core.errors import StorageError
-from castroom.core.storage import Store, fold, merge_all
+from castroom.core.storage import STORE_VERSION, Store, fold, merge_all
 from castroom.core.workspace import Workspace
 
 
@@ -23,6 +25,22 @@ def edits(count: int, client_id: int = 1) -> tuple[Doc, list[bytes]]:
         talents["t1"]["rate"] = i
         talents["t1"]["notes"].insert(0, "x")
     return doc, updates
+
+
+def log_rates(
+    store: Store, production: str, updates: list[bytes], entity: str = "t1", **author: str
+) -> None:
+    """Log each update as one local edit of ``entity``'s rate, with its values."""
+    who = {"member": "ana", "device": "d1", **author}
+    for i, update in enumerate(updates):
+        store.append(
+            production,
+            update,
+            origin="local",
+            changes={("talents", entity): {"rate"}},
+            values={("talents", entity): {"rate": [i, i + 1]}},
+            **who,
+        )
 
 
 def load_doc(blobs: list[bytes]) -> Doc:
@@ -66,10 +84,7 @@ def test_dedupe_keeps_one_copy_of_peer_updates(tmp_path: Path) -> None:
 def test_compaction_folds_and_keeps_history(tmp_path: Path) -> None:
     store = Store(tmp_path / "c.db")
     source, updates = edits(200)
-    for u in updates:
-        store.append(
-            "P", u, member="ana", device="d1", origin="local", changes={("talents", "t1"): {"rate"}}
-        )
+    log_rates(store, "P", updates)
     folded, size = store.compact("P")
     assert folded == len(updates) and size > 0
     blobs, _ = store.load("P")
@@ -290,3 +305,191 @@ def test_history_for_one_entity_is_exact(tmp_path: Path) -> None:
     assert entries[1].changes == [("talents", "t_1", ["*"])]  # not the other entity
     assert [e.member for e in store.history("P", entity="t_1", limit=1)] == ["c"]
     assert store.history("P", entity="t%") == []
+
+
+# -- the file format: names stored once, migration, reclaiming space ---------------------------
+
+#: Format 0, as castroom wrote it before format 2 (every string and JSON in every row).
+FORMAT_0 = """
+CREATE TABLE productions (id TEXT PRIMARY KEY, title TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE updates (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, production TEXT NOT NULL, ts REAL NOT NULL,
+    member TEXT NOT NULL, device TEXT NOT NULL, origin TEXT NOT NULL, changes TEXT NOT NULL,
+    size INTEGER NOT NULL, digest BLOB, data BLOB
+);
+CREATE INDEX updates_by_production ON updates (production, seq);
+CREATE UNIQUE INDEX updates_digest ON updates (production, digest) WHERE digest IS NOT NULL;
+CREATE TABLE snapshots (
+    production TEXT PRIMARY KEY, upto INTEGER NOT NULL, ts REAL NOT NULL, data BLOB NOT NULL
+);
+CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE sync_tokens (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, scope TEXT NOT NULL, production TEXT,
+    hash BLOB NOT NULL, created REAL NOT NULL, revoked REAL, expires REAL
+);
+CREATE TABLE attic (
+    production TEXT NOT NULL, collection TEXT NOT NULL, entity TEXT NOT NULL,
+    seq INTEGER NOT NULL, ts REAL NOT NULL, member TEXT NOT NULL, device TEXT NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (production, collection, entity, seq)
+);
+"""
+
+
+def format_0_workspace(path: Path) -> tuple[Doc, list[tuple]]:
+    """A workspace database in format 0: six updates, the first four compacted into a
+    snapshot (their bytes gone, as format 0's compaction left them), the last from a peer
+    with its digest; a token, a kv note, an attic entry. Returns the document and rows."""
+    _, updates = edits(6)
+    updates = updates[:6]
+    source = load_doc(updates)
+    path.mkdir(parents=True)
+    db = sqlite3.connect(path / "castroom.db", isolation_level=None)
+    db.executescript(FORMAT_0)
+    db.execute("INSERT INTO productions VALUES ('P', 'Harbour Lights', 1.5)")
+    rows = []
+    for i, update in enumerate(updates):
+        peer = i == len(updates) - 1
+        changes = '[["talents","t1",["notes","rate"]]]' if i else '[["talents","t1",["*"]]]'
+        row = (
+            "P",
+            1_700_000_000.0 + i,
+            "noor" if peer else "ana",
+            "LAPTOP" if peer else "d1",
+            "sync" if peer else "local",
+            changes,
+            len(update),
+            hashlib.blake2b(update, digest_size=16).digest() if peer else None,
+            None if i < 4 else update,
+        )
+        db.execute(
+            "INSERT INTO updates (production, ts, member, device, origin, changes, size,"
+            " digest, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            row,
+        )
+        rows.append(row)
+    db.execute("INSERT INTO snapshots VALUES ('P', 4, 1.0, ?)", (merge_all(updates[:4]),))
+    db.execute("INSERT INTO kv VALUES ('production-deleted:P', '0')")
+    db.execute(
+        "INSERT INTO sync_tokens VALUES ('t', 'laptop', 'write', NULL, X'00', 1.0, NULL, 9.0)"
+    )
+    db.execute(
+        "INSERT INTO attic VALUES ('P', 'talents', 't9', 3, 2.0, 'noor', 'LAPTOP', ?)",
+        ('{"name":"Bo"}',),
+    )
+    db.execute("UPDATE sqlite_sequence SET seq = 40 WHERE name = 'updates'")  # rows gone before
+    db.close()
+    return source, rows
+
+
+def test_a_format_0_store_migrates_with_nothing_lost(tmp_path: Path) -> None:
+    source, rows = format_0_workspace(tmp_path / "ws")
+    store = Store(tmp_path / "ws" / "castroom.db")
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == STORE_VERSION
+    assert store.db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+    blobs, last = store.load("P")
+    assert last == 6 and len(blobs) == 3  # the snapshot, then the two updates after it
+    assert load_doc(blobs).get_update() == source.get_update()
+    entries = store.history("P", limit=10)
+    assert [(e.seq, e.ts, e.member, e.device, e.origin) for e in entries] == [
+        (6 - i, r[1], r[2], r[3], r[4]) for i, r in enumerate(reversed(rows))
+    ]
+    assert entries[0].changes == [("talents", "t1", ["notes", "rate"])]
+    assert entries[-1].changes == [("talents", "t1", ["*"])]
+    assert store.log_bytes("P")[1] == sum(r[6] for r in rows[4:])
+    # The peer's digest still dedupes a re-send; the token, note and attic are kept.
+    assert store.append("P", rows[5][8], member="", device="x", origin="sync", dedupe=True) is None
+    assert [t.name for t in store.tokens()] == ["laptop"]
+    assert store.get_kv("production-deleted:P") == "0"
+    assert [(a.entity, a.data) for a in store.attic("P")] == [("t9", {"name": "Bo"})]
+    # Sequence numbers go on from format 0's counter, never reusing one.
+    assert store.append("P", b"\x00\x00", member="m", device="d", origin="local") == 41
+    store.close()
+    with Workspace.open(tmp_path / "ws") as ws:  # and a workspace opens it as before
+        assert ws.production("P").doc.to_data()["talents"]["t1"]["rate"] == 2
+
+
+def test_a_store_from_a_newer_castroom_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    Store(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {STORE_VERSION + 1}")
+    before = path.read_bytes()
+    with pytest.raises(StorageError, match="newer castroom"):
+        Store(path)
+    assert path.read_bytes() == before
+
+
+def test_rows_name_each_string_once(tmp_path: Path) -> None:
+    """The ids and names a row refers to are stored once, in ``names``, however many
+    rows refer to them."""
+    store = Store(tmp_path / "c.db")
+    _, updates = edits(50)
+    entity = "01JZ6Q3XKD8M4W0V7C2N5B9TRH"
+    author = {"member": "Ana Lima", "device": "0f8c6a2e-DEVICE-1b4d"}
+    log_rates(store, "01JZ6Q3XKD8M4W0V7C2N5PRODN", updates, entity, **author)
+    names = [r[0] for r in store.db.execute("SELECT name FROM names")]
+    joined = "Ana Lima\x1f0f8c6a2e-DEVICE-1b4d\x1flocal"
+    assert sorted(names) == sorted(
+        ["01JZ6Q3XKD8M4W0V7C2N5PRODN", joined, "talents", entity, "rate"]
+    )
+    raw = b"".join(r[0] for r in store.db.execute("SELECT changes FROM updates"))
+    assert entity.encode() not in raw and b"Ana Lima" not in raw
+    [entry] = store.history("01JZ6Q3XKD8M4W0V7C2N5PRODN", limit=1)
+    assert (entry.member, entry.device, entry.origin) == (
+        "Ana Lima",
+        "0f8c6a2e-DEVICE-1b4d",
+        "local",
+    )
+    last = len(updates) - 1
+    assert entry.values == {("talents", entity): {"rate": [last, last + 1]}}
+
+
+def test_compaction_gives_the_space_back_and_folds_typing_into_one_row(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    store = Store(path)
+    _, updates = edits(300)
+    for i, update in enumerate(updates):
+        typed = i % 3 != 0  # two keystrokes in the note, then a rate with its values
+        store.append(
+            "P",
+            update,
+            member="ana",
+            device="d1",
+            origin="local",
+            changes={("talents", "t1"): {"notes"} if typed else {"rate"}},
+            values={} if typed else {("talents", "t1"): {"rate": [i, i + 1]}},
+        )
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = path.stat().st_size
+    store.compact("P")
+    assert path.stat().st_size < before  # the file shrank (incremental vacuum)
+    assert store.db.execute("PRAGMA freelist_count").fetchone()[0] == 0
+    entries = store.history("P", limit=1000)
+    rates = [e for e in entries if e.values]
+    assert len(rates) == len(updates[::3])  # every edit with values to show stays
+    typing = [e for e in entries if e.changes[0][2] == ["notes"]]
+    assert len(typing) < 10  # the keystrokes between them: a row per run, not 400
+    store.close()
+
+
+def test_compaction_gives_way_to_another_process_compacting_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fold runs outside the write lock; if another process swapped a snapshot in
+    meanwhile, this compaction changes nothing (the other one's snapshot stands)."""
+    path = tmp_path / "c.db"
+    store, other = Store(path), Store(path)
+    source, updates = edits(20)
+    log_rates(store, "P", updates)
+    real_fold = storage.fold
+
+    def racing_fold(blobs: list[bytes]) -> bytes:
+        monkeypatch.setattr(storage, "fold", real_fold)
+        assert other.compact("P")[0] == len(updates)  # the other process, mid-way
+        return real_fold(blobs)
+
+    monkeypatch.setattr(storage, "fold", racing_fold)
+    assert store.compact("P")[0] == 0
+    blobs, _ = store.load("P")
+    assert len(blobs) == 1 and load_doc(blobs).get_update() == source.get_update()
+    assert len(store.history("P", limit=100)) == len(updates)
