@@ -78,6 +78,7 @@ from castroom.core.workspace import StoredProduction, Workspace
 
 from . import hocuspocus, protocol
 from .auth import AccessDenied, LiveTokens, TokenInfo, TokenStore
+from .compaction import background_compaction
 from .limits import (
     BACKLOG,
     MAX_REQUEST_HEAD,
@@ -140,6 +141,10 @@ class ServerOptions(msgspec.Struct, kw_only=True, frozen=True):
     max_peers_per_token: int = 32
     #: What presence (awareness) one peer and one room may hold.
     presence: PresenceLimits = PresenceLimits()
+    #: How often to look for open productions whose log outgrew their snapshot and
+    #: ``compact_floor`` bytes, to compact them in a worker process (seconds; 0: never).
+    compact_every: float = 30.0
+    compact_floor: int = 1024 * 1024
 
     @classmethod
     def from_config(cls, config: dict[str, Any], **overrides: Any) -> ServerOptions:
@@ -361,8 +366,12 @@ class SyncServer:
         self.tokens = TokenStore(self.workspace.store)
         self.live_tokens = LiveTokens(self.tokens)
         poller = asyncio.create_task(self._poll())
+        options = self.options
         try:
-            yield
+            async with background_compaction(
+                self.workspace, options.compact_every, options.compact_floor
+            ):
+                yield
         finally:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):

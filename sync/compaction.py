@@ -1,0 +1,72 @@
+"""A long-running server compacts its productions in the background.
+
+Every ``compact_every`` seconds the server looks at each open production; one whose log
+after the snapshot outgrew the snapshot (and ``compact_floor`` bytes) is compacted by a
+worker process on its own connection to the workspace's database
+(:func:`castroom.core.storage.compact_file`). Not in the server's process: the fold holds
+the GIL for as long as it runs (pycrdt), so a thread would stall every peer; and the fold
+runs outside SQLite's write lock, so peers' writes wait only for the short swap of the
+snapshot. The server's documents need nothing from it: the snapshot holds what they hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
+
+from castroom.core.storage import compact_file
+from castroom.core.workspace import Workspace
+
+log = logging.getLogger("castroom.sync.compaction")
+
+
+async def compact_in_background(workspace: Workspace, every: float, floor: int) -> None:
+    """Run until cancelled: compact each open production that needs it, in turn."""
+    loop = asyncio.get_running_loop()
+    # spawn, not fork: the server's process has threads (and an event loop) to not copy.
+    worker = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        while True:
+            await asyncio.sleep(every)
+            for production in workspace.opened():
+                try:
+                    if not production.needs_compaction(floor):
+                        continue
+                    folded, size, pid = await loop.run_in_executor(
+                        worker, compact_file, str(workspace.store.path), production.id
+                    )
+                except Exception:  # e.g. the database busy: try again next round
+                    log.exception("compacting production %s failed", production.id)
+                    continue
+                log.info(
+                    "compacted production %s: %d updates into a snapshot of %d bytes"
+                    " (worker process %d)",
+                    production.id,
+                    folded,
+                    size,
+                    pid,
+                )
+    finally:
+        # Not waiting: a compaction under way commits whole or not at all.
+        worker.shutdown(wait=False, cancel_futures=True)
+
+
+@contextlib.asynccontextmanager
+async def background_compaction(
+    workspace: Workspace, every: float, floor: int
+) -> AsyncIterator[None]:
+    """Compact in the background while the block runs (``every`` <= 0: never)."""
+    if every <= 0:
+        yield
+        return
+    task = asyncio.create_task(compact_in_background(workspace, every, floor))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
