@@ -101,7 +101,9 @@ def _described(
     out = []
     for name in fields:
         change = by_name.get(name)
-        if change is None or cls is None:
+        if change is None and name == "deleted":
+            out.append("deleted or restored")  # logged before values were (format 0)
+        elif change is None or cls is None:
             out.append(name)
         elif name == "deleted" and isinstance(change.new, bool):
             out.append("deleted" if change.new else "restored")

@@ -90,3 +90,22 @@ def test_values_are_kept_through_compaction_and_reopening(cli) -> None:
         ("Nora", ["kind: supporting → lead"]),
         ("Nora", ["kind: lead → supporting"]),
     ]
+
+
+def test_a_delete_logged_before_values_were_says_it_may_be_a_restore(cli) -> None:
+    """A workspace from before values were logged (format 0, migrated) has rows naming the
+    deleted field only: the history does not guess which way it went."""
+    ok(cli("init", "--production", "Tides"))
+    ada = as_json(cli("add", "talent", "name=Ada Stone", "--json"))["id"]
+    with Workspace.open(cli.path) as ws:
+        production = ws.production()
+        assert production.id is not None
+        ws.store.append(
+            production.id,
+            b"\x00\x00",  # an empty update: the row stands for one whose values were not kept
+            member="noor",
+            device="LAPTOP",
+            origin="sync",
+            changes={("talents", ada): {"deleted"}},
+        )
+    assert _changes(cli)[0] == ("Ada Stone", ["deleted or restored"])
