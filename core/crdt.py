@@ -44,6 +44,7 @@ from .yupdate import EMPTY_UPDATE, MAX_NESTING, guard_update, one_line, update_i
 
 __all__ = [
     "COARSE_CHANGES",
+    "COARSE_ITEMISED",
     "CREATED",
     "STASH_LIMIT",
     "UNLISTED",
@@ -153,8 +154,10 @@ _FAST_INSERT = hasattr(Map, "integrated") and hasattr(Doc().transaction(), "_txn
 
 #: Updates up to this size are watched for structs Yrs left pending (see _integrate).
 STASH_LIMIT = 512 * 1024
-#: Merged updates larger than this record changed entities, not each changed field.
+#: Merged updates larger than this record changed entities, not each changed field,
+#: past the first COARSE_ITEMISED entities edited (those are itemised, values and all).
 COARSE_CHANGES = 64 * 1024
+COARSE_ITEMISED = 256
 
 
 def _fatal(exc: BaseException) -> bool:
@@ -243,6 +246,7 @@ class CrdtDocument:
         self._depth = 0
         self._applying = False
         self._too_deep = False  # set by the collection observers during a merge
+        self._itemised = 0  # entities whose changed fields a merge read, so far
         self._txn: Any = None
         self.on_commit: Callable[[bytes, Changes], None] | None = None
         self.on_abort: Callable[[], None] | None = None
@@ -354,8 +358,10 @@ class CrdtDocument:
 
     def _observer(self, collection: str, coarse: bool = False) -> Callable[[list[Any]], None]:
         """Change tracking for a collection. ``coarse``: for a big merged update, note each
-        changed entity with ``UNLISTED`` instead of reading every event's keys (which
-        costs Yrs more than the merge itself for thousands of entities: bench_sync)."""
+        changed entity past the first COARSE_ITEMISED with ``UNLISTED`` instead of reading
+        its event's keys (which for thousands of entities costs Yrs more than the merge
+        itself: bench_sync); the first ones keep their fields and values (a colleague's
+        day of edits offline, merged with the talents they added)."""
 
         def observe(events: list[Any]) -> None:
             for event in events:
@@ -372,9 +378,10 @@ class CrdtDocument:
                 fields = self._changes.setdefault((collection, entity_id), set())
                 if len(path) >= 2:
                     fields.add(str(path[1]))
-                elif coarse:
+                elif coarse and self._itemised >= COARSE_ITEMISED:
                     fields.add(UNLISTED)
                 else:
+                    self._itemised += 1
                     keys = event.keys
                     fields.update(keys)
                     self._note_event_values(collection, entity_id, keys)
@@ -486,6 +493,7 @@ class CrdtDocument:
         subs = [(shared, _observe_raw(shared, callback, errors)) for shared, callback in observers]
         self._applying = True
         self._too_deep = False
+        self._itemised = 0
         try:
             self._integrate(update)
             if self._too_deep:

@@ -368,7 +368,8 @@ def test_history_of_a_large_merge_does_not_call_edits_creations(castroom, tmp_pa
     ok(castroom("bundle", "create", str(back), workspace=colleague))
     ok(castroom("bundle", "apply", str(back)))
     rows = as_json(castroom("history", "--entity", ada, "--json"))
-    assert rows[0]["fields"] == ["(fields not itemised: a large merge)"]
+    # One of the first COARSE_ITEMISED entities edited: itemised, with its values.
+    assert rows[0]["changes"] == ["agent: (none) → Blake & Co"]
     assert rows[-1]["fields"] == ["(created)"]
 
 

@@ -225,20 +225,31 @@ def test_changes_are_reported_for_local_and_remote_edits(doc: CastDocument) -> N
     assert doc.get(Talent, ada.id).eyes == "green"  # the cache was invalidated
 
 
-def test_a_large_merge_marks_edited_entities_unlisted_not_created(doc: CastDocument) -> None:
-    """Past COARSE_CHANGES bytes a merge notes which entities changed, not which fields;
-    an entity that was only edited must not read as created (history, plugins)."""
-    ada = doc.add(Talent, name="Ada")
+def test_a_large_merge_itemises_the_first_edited_entities_and_calls_none_created(
+    doc: CastDocument,
+) -> None:
+    """Past COARSE_CHANGES bytes a merge reads the changed fields (and values) of the first
+    COARSE_ITEMISED entities edited only, and notes the others UNLISTED; an entity that
+    was only edited must not read as created (history, plugins)."""
+    with doc.transaction():
+        edited = [doc.add(Talent, name=f"Old {i}") for i in range(crdt.COARSE_ITEMISED + 50)]
     peer = peer_of(doc)
     with peer.transaction():
-        peer.update(Talent, ada.id, {"agent": "Blake & Co"})
+        for talent in edited:
+            peer.update(Talent, talent.id, {"agent": "Blake & Co"})
         newcomers = [peer.add(Talent, name=f"New {i}", notes="x" * 40) for i in range(1500)]
     update = peer.encode_update(doc.state_vector())
     assert len(update) > crdt.COARSE_CHANGES
     changes = doc.apply_update(update, origin="peer")
-    assert changes[("talents", ada.id)] == {document_module.UNLISTED}
+    seen = [changes[("talents", t.id)] for t in edited]
+    assert seen.count({"agent"}) == crdt.COARSE_ITEMISED
+    assert seen.count({document_module.UNLISTED}) == 50
+    itemised = [t for t in edited if changes[("talents", t.id)] == {"agent"}]
+    assert all(
+        doc.last_values[("talents", t.id)] == {"agent": [None, "Blake & Co"]} for t in itemised
+    )
     assert all(changes[("talents", t.id)] == {document_module.CREATED} for t in newcomers)
-    assert doc.get(Talent, ada.id).agent == "Blake & Co"
+    assert doc.get(Talent, edited[0].id).agent == "Blake & Co"
 
 
 def test_on_commit_gets_one_update_per_outer_transaction(doc: CastDocument) -> None:
