@@ -391,12 +391,14 @@ class Store:
             try:
                 yield self.db
             except BaseException:
+                self._forget_names()  # numbers given in this transaction may be given again
                 with suppress(sqlite3.Error):  # SQLite may have rolled back already
                     self.db.execute("ROLLBACK")
                 raise
             else:
                 self.db.execute("COMMIT")
         except sqlite3.Error as exc:
+            self._forget_names()
             raise StorageError(self._why(exc)) from None
 
     def _disk_full(self) -> bool:
@@ -487,6 +489,13 @@ class Store:
             return found
 
         return ref
+
+    def _forget_names(self) -> None:
+        """Drop what is known of names (read again when needed): after a rollback, since
+        a number remembered in it may be given to another name."""
+        self._refs.clear()
+        self._texts.clear()
+        self._names_upto = 0
 
     def _remember(self, pending: dict[str, int]) -> None:
         for text, ref in pending.items():
