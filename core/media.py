@@ -473,11 +473,40 @@ def _live_media(
     stored invalid keeps its media."""
     for production_id, title in workspace.productions():
         doc = workspace.production(production_id).doc
-        for cls in OWNERS.values():
-            for entity_id in doc.ids(cls):
-                stored = doc.raw(cls, entity_id) or {}
-                if not stored.get("deleted") and isinstance(stored.get("media"), dict):
-                    yield title, doc, cls, entity_id, stored
+        for cls, entity_id, stored in _live_in(doc):
+            yield title, doc, cls, entity_id, stored
+
+
+def _live_in(doc: CastDocument) -> Iterator[tuple[type[model.Entity], str, dict[str, Any]]]:
+    """(kind, id, stored fields) of one production's live entities with a media map."""
+    for cls in OWNERS.values():
+        for entity_id in doc.ids(cls):
+            stored = doc.raw(cls, entity_id) or {}
+            if not stored.get("deleted") and isinstance(stored.get("media"), dict):
+                yield cls, entity_id, stored
+
+
+class BlobNeed(msgspec.Struct, kw_only=True, frozen=True):
+    """A blob one production refers to: what it is (a media kind, or ``derived`` for a
+    thumbnail or poster) and, for an original, its size as recorded (what a receiver
+    checks a transfer against)."""
+
+    hash: str
+    what: str
+    size: int | None = None
+
+
+def production_refs(doc: CastDocument) -> dict[str, BlobNeed]:
+    """Every blob a live entity of one production refers to (sync/media_client.py)."""
+    found: dict[str, str] = {}
+    sizes: dict[str, int] = {}
+    for _cls, _id, stored in _live_in(doc):
+        _note_refs(stored["media"], found)
+        for key, record in stored["media"].items():
+            size = record.get("bytes") if isinstance(record, dict) else None
+            if isinstance(size, int) and not isinstance(size, bool):
+                sizes[key] = size
+    return {h: BlobNeed(hash=h, what=w, size=sizes.get(h)) for h, w in found.items()}
 
 
 def referenced(workspace: Workspace) -> dict[str, str]:

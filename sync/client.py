@@ -44,7 +44,7 @@ from castroom.core.document import CastDocument, Changes, production_in
 from castroom.core.errors import BadUpdate, CastroomError
 from castroom.core.workspace import Identity, StoredProduction, Workspace
 
-from . import confirm, protocol
+from . import confirm, media_client, protocol
 
 Echo = Callable[[str], Any]
 TIMEOUT = 30.0
@@ -237,10 +237,13 @@ def sync_http(
     echo: Echo | None = None,
     cacert: str | Path | None = None,
     timeout: float = TIMEOUT,
+    media: str = "eager",
 ) -> list[Moved]:
-    """One-shot pull and push with ``castroom serve`` at ``url``. Returns what moved (and
-    echoes one line per production). Raises CastroomError (nothing changed here) when the
-    server is unreachable or refuses, or sends an update that does not merge."""
+    """One-shot pull and push with ``castroom serve`` at ``url``, then the media the
+    synced productions refer to (``media``: none, eager or all; see media_client.py).
+    Returns what moved (and echoes one line per production). Raises CastroomError
+    (nothing changed here) when the server is unreachable or refuses, or sends an update
+    that does not merge."""
     base = http_base(url)
     # Plain http has no certificate to check (and skipping the CA bundle saves ~0.2 s).
     verify: Any = tls_context(cacert) or base.startswith("https:")
@@ -266,6 +269,7 @@ def sync_http(
                 echo(item.describe())
         if echo and not moved:
             echo("nothing to sync: the token reaches no production")
+        _exchange_media(http, workspace, moved, listing, media, echo)
         return list(moved.values())
     finally:
         http.close()
@@ -377,6 +381,33 @@ def _push(
                 else "a read-only token cannot add productions"
             )
             moved[pid] = Moved(pid, local[pid], not_sent=why, served=False)
+
+
+def _exchange_media(
+    http: _Http,
+    workspace: Workspace,
+    moved: dict[str, Moved],
+    listing: _Listing,
+    mode: str,
+    echo: Echo | None,
+) -> None:
+    """After the documents: the blobs they refer to, both ways (media_client.py)."""
+    synced = [
+        pid
+        for pid, item in moved.items()
+        if item.served and (pid in listing.remote or item.created_there)
+    ]
+    try:
+        done = media_client.exchange(
+            http.client, workspace, synced, mode=mode, send=listing.scope == "write"
+        )
+    except httpx.TimeoutException:
+        raise Unreachable(f"{http.base} did not answer in time (media)") from None
+    except httpx.HTTPError as exc:
+        raise Unreachable(f"cannot reach {http.base} (media): {exc}") from None
+    line = done.describe()
+    if echo and line:
+        echo(line)
 
 
 def _pick(ref: str | None, remote: dict[str, str], local: dict[str, str]) -> list[str]:

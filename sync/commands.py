@@ -118,6 +118,15 @@ def serve(
 )
 @click.option("--duration", type=float, help="With --live: stop after this many seconds.")
 @click.option(
+    "--media",
+    "media_mode",
+    type=click.Choice(["none", "eager", "all"]),
+    default="eager",
+    show_default=True,
+    help="With http(s)://: which attached files to fetch (eager: headshots, résumés and"
+    " thumbnails; all: reels and self-tapes too). What the server lacks is sent.",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
     default=30.0,
@@ -135,6 +144,7 @@ def sync_cmd(
     protocol: str,
     cacert: str | None,
     duration: float | None,
+    media_mode: str,
     timeout: float,
 ) -> None:
     """Sync with a peer: a castroom server (http[s]://HOST:PORT), a y-websocket relay
@@ -167,7 +177,7 @@ def sync_cmd(
             if live:
                 client.sync_live(workspace, target, duration=duration, **options)  # type: ignore[arg-type]
             elif client.is_http_url(target):
-                client.sync_http(workspace, target, **options)  # type: ignore[arg-type]
+                client.sync_http(workspace, target, media=media_mode, **options)  # type: ignore[arg-type]
             else:
                 client.sync_websocket(workspace, target, **options)  # type: ignore[arg-type]
         return

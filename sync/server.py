@@ -19,6 +19,8 @@ or ``?token=T`` for browsers, which cannot set headers on a WebSocket):
 - ``GET  /sync/{id}/state`` the server's state vector.
 - ``GET  /productions``      ``{"scope", "all_productions", "productions": [{"id", "title"}]}``
   (the productions the token sees; ``all_productions``: it is not limited to one).
+- ``GET|HEAD|PUT /media/{hash}``, ``POST /media/missing``  attached files by their
+  SHA-256 (``media_routes.py``).
 - ``GET  /health``           ``{"status": "ok"}``, no token, nothing else.
 
 Peers may name their device (``X-Castroom-Device`` header or ``?device=``) and their team
@@ -89,6 +91,8 @@ from .limits import (
     RateLimit,
 )
 from .logsafe import printable_logger
+from .media_client import RefCache
+from .media_routes import media_routes
 from .web.app import routes as web_routes
 
 log = printable_logger("castroom.sync.server")
@@ -355,6 +359,7 @@ class SyncServer:
         self.live_tokens: LiveTokens | None = None
         self.rooms: dict[str, Room] = {}
         self.peer_counts = PeerCounts(options.max_peers_per_token, options.max_peers)
+        self.media_refs = RefCache()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -447,6 +452,24 @@ class SyncServer:
             raise Refused(404, f"no production {production_id!r} on this server")
         return self.workspace.production(production_id)
 
+    async def body_chunks(self, request: Request) -> AsyncIterator[bytes]:
+        """The request's body as it arrives, refused (408) when it pauses longer than
+        ``body_timeout`` and (400) when the client hangs up part way."""
+        stream = request.stream()
+        pause = self.options.body_timeout
+        try:
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(anext(stream), pause)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise Refused(408, f"the request body paused for over {pause:g} s") from None
+                yield chunk
+        except ClientDisconnect:
+            # Cut off mid-body: nothing was applied; nobody is left to answer.
+            raise Refused(400, "connection closed before the body was complete") from None
+
     async def read_body(self, request: Request, *, limit: int | None = None) -> bytes:
         """The request's body, refused (413) past ``limit`` bytes (default: max_body)."""
         limit = self.options.max_body if limit is None else limit
@@ -457,23 +480,11 @@ class SyncServer:
             )
         chunks: list[bytes] = []
         size = 0
-        stream = request.stream()
-        pause = self.options.body_timeout
-        try:
-            while True:
-                try:
-                    chunk = await asyncio.wait_for(anext(stream), pause)
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    raise Refused(408, f"the request body paused for over {pause:g} s") from None
-                size += len(chunk)
-                if size > limit:
-                    raise Refused(413, f"request body exceeds the {limit}-byte limit")
-                chunks.append(chunk)
-        except ClientDisconnect:
-            # Cut off mid-body: nothing was applied; nobody is left to answer.
-            raise Refused(400, "connection closed before the body was complete") from None
+        async for chunk in self.body_chunks(request):
+            size += len(chunk)
+            if size > limit:
+                raise Refused(413, f"request body exceeds the {limit}-byte limit")
+            chunks.append(chunk)
         return b"".join(chunks)
 
     # -- HTTP --------------------------------------------------------------------------------
@@ -809,6 +820,7 @@ def create_app(workspace_path: str | Path, options: ServerOptions | None = None)
             Route("/sync/{production_id}/push", server.push, methods=["POST"]),
             WebSocketRoute("/sync/{production_id}", server.websocket),
             WebSocketRoute("/hocuspocus", server.hocuspocus),
+            *media_routes(server),  # blobs by hash (media_routes.py)
             *web_routes(server),  # the dashboard (sync/web/)
             # Last: any other WebSocket path is a 404 that says where the sockets are
             # (starlette's default closes the handshake, which uvicorn answers 403).

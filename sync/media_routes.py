@@ -1,0 +1,109 @@
+"""The server's ``/media`` routes: attached files by their SHA-256, with the same
+tokens and scopes as ``/sync`` (the protocol: ``media_client.py``)."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from ..core import media
+from ..core.blobs import BlobRefused, check_hash
+from ..core.errors import CastroomError
+from .media_client import MAX_ASKED, size_limit
+
+if TYPE_CHECKING:
+    from .server import SyncServer
+
+
+def _reachable(server: SyncServer, request: Request, *, write: bool) -> dict[str, media.BlobNeed]:
+    info = server.authorize(request, None, write=write)
+    workspace = server.workspace
+    assert workspace is not None
+    allowed = info.may_write if write else info.may_read
+    pids = [pid for pid, _title in workspace.productions() if allowed(pid)]
+    return server.media_refs.needs(workspace, pids)
+
+
+def _hash_param(request: Request) -> str:
+    from .server import Refused
+
+    try:
+        return check_hash(request.path_params["hash"])
+    except CastroomError as exc:
+        raise Refused(400, str(exc)) from None
+
+
+async def get_blob(server: SyncServer, request: Request) -> Response:
+    from .server import Refused
+
+    digest = _hash_param(request)
+    assert server.workspace is not None
+    blobs = server.workspace.blobs
+    if digest not in _reachable(server, request, write=False) or not blobs.has(digest):
+        raise Refused(404, f"no media {digest[:12]}… here for this token")
+    # FileResponse answers Range (206) and HEAD itself; the name never reaches a header.
+    return FileResponse(
+        blobs.path(digest),
+        media_type="application/octet-stream",
+        headers={"Cache-Control": "private, max-age=31536000, immutable"},
+    )
+
+
+async def put_blob(server: SyncServer, request: Request) -> Response:
+    from .server import Refused
+
+    digest = _hash_param(request)
+    need = _reachable(server, request, write=True).get(digest)
+    if need is None:
+        raise Refused(403, f"no production this token may write refers to {digest[:12]}…")
+    declared = request.headers.get("content-length")
+    if declared is None or not declared.isdigit():
+        raise Refused(411, "send the blob with a Content-Length")
+    size = int(declared)
+    workspace = server.workspace
+    assert workspace is not None
+    if need.size is not None and size != need.size:
+        raise Refused(400, f"{size:,} bytes sent, but the record says {need.size:,}")
+    limit = size_limit(workspace, need)
+    if size > limit:
+        raise Refused(413, f"{size:,} bytes is over the {need.what} limit of {limit:,} bytes")
+    if workspace.blobs.has(digest):
+        return JSONResponse({"stored": False, "size": workspace.blobs.size(digest)})
+    try:
+        with workspace.blobs.writer(expected=digest, expected_size=size, max_bytes=limit) as out:
+            async for chunk in server.body_chunks(request):
+                out.write(chunk)
+            stored = out.commit()
+    except BlobRefused as exc:
+        raise Refused(400, str(exc)) from None
+    return JSONResponse({"stored": stored.new, "size": stored.size})
+
+
+async def missing_blobs(server: SyncServer, request: Request) -> Response:
+    from .server import Refused
+
+    server.authorize(request, None, write=True)
+    body = await server.read_body(request, limit=MAX_ASKED * 80)
+    try:
+        asked = json.loads(body)["hashes"]
+        if not isinstance(asked, list) or len(asked) > MAX_ASKED:
+            raise ValueError(f"hashes: a list of at most {MAX_ASKED:,}")
+        hashes = [check_hash(h) for h in asked]
+    except (ValueError, KeyError, TypeError, CastroomError) as exc:
+        raise Refused(400, f'expected {{"hashes": [SHA-256, ...]}}: {exc}') from None
+    assert server.workspace is not None
+    blobs = server.workspace.blobs
+    return JSONResponse({"missing": [h for h in hashes if not blobs.has(h)]})
+
+
+def media_routes(server: SyncServer) -> list[Route]:
+    return [
+        Route("/media/missing", partial(missing_blobs, server), methods=["POST"]),
+        Route("/media/{hash}", partial(get_blob, server), methods=["GET", "HEAD"]),
+        Route("/media/{hash}", partial(put_blob, server), methods=["PUT"]),
+    ]

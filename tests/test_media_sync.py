@@ -1,0 +1,191 @@
+"""Media between machines over HTTP, against a real server: attach on one laptop, sync,
+and another laptop has the headshot and thumbnails (and, with --media all, the reel) even
+with the server gone; range requests; token scopes; altered or mis-sized transfers
+refused and nothing stored."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from media_helpers import jpeg, video
+
+from castroom.core.workspace import Workspace
+from castroom.sync.auth import TokenStore
+from castroom.sync.server import ServerThread
+from tests.test_cli_core import fails, ok
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def blob_files(workspace: Path) -> set[str]:
+    """The hashes of every blob a workspace holds (and any stray file, by its path)."""
+    media = workspace / "media"
+    if not media.exists():
+        return set()
+    return {p.parent.name + p.name for p in media.rglob("*") if p.is_file()}
+
+
+class Room:
+    """A server workspace with tokens, and two laptops that sync with it by the CLI."""
+
+    def __init__(self, root: Path, cli) -> None:
+        self.cli = cli
+        self.server_path = root / "server"
+        self.a, self.b = root / "laptop-a", root / "laptop-b"
+        with Workspace.open(self.server_path) as ws:
+            self.pid = ws.create_production("Tides").id
+            self.other = ws.create_production("Other Show").id
+            tokens = TokenStore(ws.store)
+            self.write = tokens.create("write")[1]
+            self.read = tokens.create("read")[1]
+            self.only_other = tokens.create("read", production=self.other)[1]
+
+    def sync(self, laptop: Path, url: str, *args: str, token: str | None = None):
+        return self.cli("sync", url, "--token", token or self.write, *args, workspace=laptop)
+
+    def listed(self, laptop: Path) -> list[dict]:
+        return json.loads(
+            ok(self.cli("--production", "Tides", "media", "list", "--json", workspace=laptop))
+        )
+
+
+@pytest.fixture
+def room(tmp_path: Path, cli) -> Iterator[Room]:
+    yield Room(tmp_path, cli)
+
+
+@pytest.fixture
+def server(room: Room) -> Iterator[ServerThread]:
+    with ServerThread(room.server_path) as running:
+        yield running
+
+
+@pytest.fixture
+def attached(room: Room, server: ServerThread, tmp_path: Path) -> dict[str, str]:
+    """Laptop A adds Ada Stone with a headshot and a reel, and syncs them to the server."""
+    ok(room.sync(room.a, server.url, "--production", "Tides"))
+    ok(room.cli("add", "talent", "name=Ada Stone", workspace=room.a))
+    face = jpeg(tmp_path / "ada.jpg", seed=3)
+    reel = video(tmp_path / "reel.mp4", seconds=1.0)
+    ok(room.cli("attach", "talent", "Ada Stone", str(face), workspace=room.a))
+    ok(room.cli("attach", "talent", "Ada Stone", str(reel), workspace=room.a))
+    out = ok(room.sync(room.a, server.url, "--production", "Tides"))
+    # The headshot and its thumbnail; the reel, its poster and the thumbnail of that.
+    assert "media: sent 5" in out
+    return {"face": sha(face), "reel": sha(reel)}
+
+
+def test_attach_on_a_then_b_has_headshot_and_thumbnails_offline(
+    room: Room, server: ServerThread, attached: dict[str, str]
+) -> None:
+    assert {attached["face"], attached["reel"]} <= blob_files(room.server_path)
+    out = ok(room.sync(room.b, server.url))
+    assert "media: fetched" in out
+    [face] = [m for m in room.listed(room.b) if m["media"]["kind"] == "headshot"]
+    [reel] = [m for m in room.listed(room.b) if m["media"]["kind"] == "reel"]
+    assert face["present"] and not reel["present"]  # reels wait for --media all
+    here = blob_files(room.b)
+    assert face["media"]["thumbnail"] in here and reel["media"]["poster"] in here
+    assert attached["reel"] not in here
+
+    server.stop()  # B is offline now: what it fetched is still there
+    dest = room.b.parent / "thumb.jpg"
+    ok(
+        room.cli(
+            "--production",
+            "Tides",
+            "media",
+            "export",
+            face["media"]["hash"],
+            str(dest),
+            "--part",
+            "thumbnail",
+            workspace=room.b,
+        )
+    )
+    assert sha(dest) == face["media"]["thumbnail"]
+
+
+def test_media_all_fetches_the_reel_and_a_second_sync_moves_nothing(
+    room: Room, server: ServerThread, attached: dict[str, str]
+) -> None:
+    ok(room.sync(room.b, server.url, "--media", "none"))
+    assert blob_files(room.b) == set()
+    ok(room.sync(room.b, server.url, "--media", "all"))
+    assert {attached["face"], attached["reel"]} <= blob_files(room.b)
+    assert "media:" not in ok(room.sync(room.b, server.url, "--media", "all"))
+
+
+def test_range_requests_and_token_scopes(
+    room: Room, server: ServerThread, attached: dict[str, str]
+) -> None:
+    reel = attached["reel"]
+    original = (room.server_path / "media" / reel[:2] / reel[2:]).read_bytes()
+    url = f"{server.url}/media/{reel}"
+    read = {"Authorization": f"Bearer {room.read}"}
+    part = httpx.get(url, headers={**read, "Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == original[100:200]
+    assert httpx.get(url, headers=read).content == original
+    assert httpx.get(url, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert httpx.get(url).status_code == 401
+    # A token for another production does not reach Tides's media.
+    other = httpx.get(url, headers={"Authorization": f"Bearer {room.only_other}"})
+    assert other.status_code == 404
+    # Read-only tokens send nothing.
+    put = httpx.put(url, content=original, headers=read)
+    assert put.status_code == 403
+    assert httpx.get(f"{server.url}/media/not-a-hash", headers=read).status_code == 400
+
+
+def test_uploads_are_checked_and_a_refused_one_stores_nothing(
+    room: Room, server: ServerThread, tmp_path: Path
+) -> None:
+    ok(room.sync(room.a, server.url, "--production", "Tides"))
+    ok(room.cli("add", "talent", "name=Ada Stone", workspace=room.a))
+    face = jpeg(tmp_path / "ada.jpg", seed=5)
+    ok(room.cli("attach", "talent", "Ada Stone", str(face), workspace=room.a))
+    ok(room.sync(room.a, server.url, "--production", "Tides", "--media", "none"))
+    # The document reached the server; the blob did not.
+    digest = sha(face)
+    assert digest not in blob_files(room.server_path)
+    before = blob_files(room.server_path)
+    write = {"Authorization": f"Bearer {room.write}"}
+    url = f"{server.url}/media/{digest}"
+    data = face.read_bytes()
+    altered = data[:-1] + bytes([data[-1] ^ 1])
+    assert httpx.put(url, content=altered, headers=write).status_code == 400
+    assert httpx.put(url, content=data[:-10], headers=write).status_code == 400  # mis-sized
+    stray = hashlib.sha256(b"stray").hexdigest()
+    assert (
+        httpx.put(f"{server.url}/media/{stray}", content=b"stray", headers=write).status_code == 403
+    )
+    assert blob_files(room.server_path) == before
+    missing = httpx.post(f"{server.url}/media/missing", json={"hashes": [digest]}, headers=write)
+    assert missing.json() == {"missing": [digest]}
+    # The next sync sends it, once.
+    assert "media: sent 2" in ok(room.sync(room.a, server.url, "--production", "Tides"))
+    assert digest in blob_files(room.server_path)
+
+
+def test_an_altered_blob_on_the_server_is_refused_retried_and_not_stored(
+    room: Room, server: ServerThread, attached: dict[str, str]
+) -> None:
+    face = attached["face"]
+    stored = room.server_path / "media" / face[:2] / face[2:]
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    result = room.sync(room.b, server.url)
+    message = fails(result)
+    assert "1 media files refused after retries" in message and "do not match" in message
+    assert face not in blob_files(room.b)
+    # The document itself synced; the thumbnails did too.
+    [entry] = [m for m in room.listed(room.b) if m["media"]["kind"] == "headshot"]
+    assert not entry["present"] and entry["media"]["thumbnail"] in blob_files(room.b)
