@@ -532,6 +532,36 @@ def _note_refs(media: object, found: dict[str, str]) -> None:
                 found.setdefault(derived, "derived")
 
 
+def size_limit(config: dict[str, Any], what: str) -> int:
+    """The largest a received blob may be: its kind's limit (a derived one: ``other``'s)."""
+    limits = media_config(config).max_bytes
+    return limits.get(what, limits["other"])
+
+
+class RefCache:
+    """Each production's referenced blobs, kept until its document changes (a thousand
+    headshots fetched one by one must not walk every entity a thousand times)."""
+
+    def __init__(self) -> None:
+        self._by_production: dict[str, tuple[bytes, dict[str, BlobNeed]]] = {}
+
+    def needs(self, workspace: Workspace, pids: list[str]) -> dict[str, BlobNeed]:
+        """What the productions refer to (an original's kind wins over ``derived``)."""
+        found: dict[str, BlobNeed] = {}
+        for pid in pids:
+            production = workspace.production(pid)
+            production.refresh()  # a CLI attach in another process
+            state = production.doc.state_vector()
+            cached = self._by_production.get(pid)
+            if cached is None or cached[0] != state:
+                cached = (state, production_refs(production.doc))
+                self._by_production[pid] = cached
+            for need in cached[1].values():
+                if need.hash not in found or found[need.hash].what == "derived":
+                    found[need.hash] = need
+        return found
+
+
 class KindUsage(msgspec.Struct, kw_only=True):
     files: int = 0
     bytes: int = 0

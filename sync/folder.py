@@ -35,7 +35,7 @@ import re
 import threading
 import time
 from base64 import b64decode, b64encode
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,8 @@ from castroom.core.errors import BadUpdate, CastroomError, UnsafeId
 from castroom.core.storage import merge_all
 from castroom.core.workspace import StoredProduction, Workspace
 from castroom.core.yupdate import ahead, one_line
+
+from .folder_media import sync_media
 
 FOLDER_NAME = "castroom"
 MANIFEST = "manifest.json"
@@ -79,11 +81,20 @@ class FolderSyncResult(msgspec.Struct, kw_only=True):
     exported_bytes: int = 0
     compacted: int = 0
     adopted: list[str] = msgspec.field(default_factory=list)
+    #: Attached files (blobs) taken from the folder and copied into it.
+    media_in: int = 0
+    media_out: int = 0
     warnings: list[str] = msgspec.field(default_factory=list)
 
     @property
     def moved(self) -> bool:
-        return bool(self.imported_files or self.exported_files or self.adopted)
+        return bool(
+            self.imported_files
+            or self.exported_files
+            or self.adopted
+            or self.media_in
+            or self.media_out
+        )
 
 
 class _DeviceState(msgspec.Struct, kw_only=True):
@@ -122,17 +133,18 @@ def _undecodable(data: bytes) -> str | None:
     return None
 
 
-def _write_atomic(directory: Path, name: str, data: bytes) -> None:
-    """Write ``directory/name`` so that no reader ever sees it half-written: a dot-file
-    in the same folder (same file system, so the rename is atomic), fsync, rename,
-    and fsync the folder so the rename itself survives a crash."""
+def _write_atomic(directory: Path, name: str, data: bytes | Iterable[bytes]) -> None:
+    """Write ``directory/name`` (bytes, or chunks) so that no reader ever sees it
+    half-written: a dot-file in the same folder (same file system, so the rename is
+    atomic), fsync, rename, and fsync the folder so the rename itself survives a crash."""
     tmp = directory / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()  # left by a crash; never written through (it may be a planted link)
     # O_EXCL with O_NOFOLLOW: a symlink planted at the temporary name is not followed.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
     with open(fd, "wb") as handle:
-        handle.write(data)
+        for chunk in [data] if isinstance(data, bytes) else data:
+            handle.write(chunk)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, directory / name)
@@ -259,7 +271,10 @@ class FolderSync:
                     self._adopt(production_id)
             for production_id in [p for p, _ in self.workspace.productions()]:
                 self._sync_production(production_id)
+            media = sync_media(self.workspace, self.root, _real_folder, _write_atomic, self._warn)
         self.result.passes += 1
+        self.result.media_in += media.copied_in
+        self.result.media_out += media.copied_out
         after = (
             self.result.imported_files,
             self.result.exported_files,
@@ -274,6 +289,11 @@ class FolderSync:
                     if after[2] > before[2]
                     else ""
                 )
+            )
+        if media.copied_in or media.copied_out:
+            self.echo(
+                f"folder {self.path}: media: took {media.copied_in} file(s),"
+                f" copied {media.copied_out} file(s)"
             )
         return self.result
 

@@ -47,38 +47,6 @@ EAGER = frozenset({"headshot", "resume", "derived"})
 ATTEMPTS = 3
 
 
-# -- what a production refers to --------------------------------------------------------------
-
-
-def size_limit(workspace: Workspace, need: media.BlobNeed) -> int:
-    """The largest a blob may be: its kind's limit (a derived blob: the ``other`` one)."""
-    limits = media.media_config(workspace.config).max_bytes
-    return limits.get(need.what, limits["other"])
-
-
-class RefCache:
-    """Each production's referenced blobs, kept until its document changes (a thousand
-    headshots fetched one by one must not walk every entity a thousand times)."""
-
-    def __init__(self) -> None:
-        self._by_production: dict[str, tuple[bytes, dict[str, media.BlobNeed]]] = {}
-
-    def needs(self, workspace: Workspace, pids: list[str]) -> dict[str, media.BlobNeed]:
-        found: dict[str, media.BlobNeed] = {}
-        for pid in pids:
-            production = workspace.production(pid)
-            production.refresh()  # a CLI attach in another process
-            state = production.doc.state_vector()
-            cached = self._by_production.get(pid)
-            if cached is None or cached[0] != state:
-                cached = (state, media.production_refs(production.doc))
-                self._by_production[pid] = cached
-            for need in cached[1].values():
-                if need.hash not in found or found[need.hash].what == "derived":
-                    found[need.hash] = need
-        return found
-
-
 # -- the client's exchange ------------------------------------------------------------------
 
 
@@ -122,7 +90,7 @@ def exchange(
     moved = MediaMoved()
     if mode == "none" or not production_ids:
         return moved
-    needs = RefCache().needs(workspace, production_ids)
+    needs = media.RefCache().needs(workspace, production_ids)
     blobs = workspace.blobs
     for need in needs.values():
         if blobs.has(need.hash) or (mode == "eager" and need.what not in EAGER):
@@ -139,7 +107,7 @@ def exchange(
 def _fetch_one(
     client: httpx.Client, workspace: Workspace, need: media.BlobNeed, moved: MediaMoved
 ) -> None:
-    limit = size_limit(workspace, need)
+    limit = media.size_limit(workspace.config, need.what)
     for _attempt in range(ATTEMPTS):
         with client.stream("GET", f"/media/{need.hash}") as response:
             if response.status_code == 404:

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from ..core import media
 from ..core.blobs import BlobRefused, check_hash
 from ..core.errors import CastroomError
-from .media_client import MAX_ASKED, size_limit
+from .media_client import MAX_ASKED
 
 if TYPE_CHECKING:
     from .server import SyncServer
@@ -69,7 +69,7 @@ async def put_blob(server: SyncServer, request: Request) -> Response:
     assert workspace is not None
     if need.size is not None and size != need.size:
         raise Refused(400, f"{size:,} bytes sent, but the record says {need.size:,}")
-    limit = size_limit(workspace, need)
+    limit = media.size_limit(workspace.config, need.what)
     if size > limit:
         raise Refused(413, f"{size:,} bytes is over the {need.what} limit of {limit:,} bytes")
     if workspace.blobs.has(digest):

@@ -73,6 +73,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from castroom.core import media
 from castroom.core.crdt import awareness_for
 from castroom.core.document import Changes, production_in
 from castroom.core.errors import BadUpdate, CastroomError, StorageError
@@ -91,7 +92,6 @@ from .limits import (
     RateLimit,
 )
 from .logsafe import printable_logger
-from .media_client import RefCache
 from .media_routes import media_routes
 from .web.app import routes as web_routes
 
@@ -359,7 +359,7 @@ class SyncServer:
         self.live_tokens: LiveTokens | None = None
         self.rooms: dict[str, Room] = {}
         self.peer_counts = PeerCounts(options.max_peers_per_token, options.max_peers)
-        self.media_refs = RefCache()
+        self.media_refs = media.RefCache()
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -189,3 +189,59 @@ def test_an_altered_blob_on_the_server_is_refused_retried_and_not_stored(
     # The document itself synced; the thumbnails did too.
     [entry] = [m for m in room.listed(room.b) if m["media"]["kind"] == "headshot"]
     assert not entry["present"] and entry["media"]["thumbnail"] in blob_files(room.b)
+
+
+# -- through a shared folder ----------------------------------------------------------------
+
+
+def _share_blob(share: Path, digest: str) -> Path:
+    return share / "castroom" / "_media" / digest[:2] / digest[2:]
+
+
+def test_a_shared_folder_carries_every_attached_file(room: Room, tmp_path: Path, cli) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    ok(cli("init", "--production", "Tides", workspace=room.a))
+    ok(cli("add", "talent", "name=Ada Stone", workspace=room.a))
+    face = jpeg(tmp_path / "ada.jpg", seed=7)
+    reel = video(tmp_path / "reel.mp4", seconds=1.0)
+    ok(cli("attach", "talent", "Ada Stone", str(face), workspace=room.a))
+    ok(cli("attach", "talent", "Ada Stone", str(reel), workspace=room.a))
+    out = ok(cli("sync", str(share), workspace=room.a))
+    assert "media: took 0 file(s), copied 5 file(s)" in out
+    assert _share_blob(share, sha(reel)).read_bytes() == reel.read_bytes()
+
+    # B takes everything, reels too (the folder is as near as the disk).
+    out = ok(cli("sync", str(share), workspace=room.b))
+    assert "media: took 5 file(s)" in out
+    assert {sha(face), sha(reel)} <= blob_files(room.b)
+    # A second pass on either side moves no media.
+    assert "media:" not in ok(cli("sync", str(share), workspace=room.b))
+    assert "media:" not in ok(cli("sync", str(share), workspace=room.a))
+
+
+def test_a_damaged_or_planted_file_in_the_folder_is_never_stored(
+    room: Room, tmp_path: Path, cli
+) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    ok(cli("init", "--production", "Tides", workspace=room.a))
+    ok(cli("add", "talent", "name=Ada Stone", workspace=room.a))
+    face = jpeg(tmp_path / "ada.jpg", seed=8)
+    ok(cli("attach", "talent", "Ada Stone", str(face), workspace=room.a))
+    ok(cli("sync", str(share), workspace=room.a))
+    shared = _share_blob(share, sha(face))
+    data = bytearray(shared.read_bytes())
+    data[100] ^= 0xFF
+    shared.write_bytes(bytes(data))
+    [entry] = json.loads(ok(cli("media", "list", "--json", workspace=room.a)))
+    thumb = _share_blob(share, entry["media"]["thumbnail"])
+    real = tmp_path / "elsewhere.jpg"
+    real.write_bytes(thumb.read_bytes())
+    thumb.unlink()
+    thumb.symlink_to(real)  # right bytes, but a link: never followed
+
+    result = cli("sync", str(share), workspace=room.b)
+    assert result.exit_code == 0, result.output
+    assert "do not match their hash" in result.output
+    assert blob_files(room.b) == set()
