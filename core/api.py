@@ -34,6 +34,9 @@ What is here (documented in docs/plugins.md):
   :func:`own_deal`.
 - Commands: :func:`pass_command` and :class:`CommandContext` (read a view, apply a plan),
   :func:`emit_json` for ``--json`` output.
+- Casting rules, as the built-in checks and ranking judge: :func:`age_range` (a
+  character's age in a scene), :func:`fits_age`, :func:`age_span`, :func:`conflicts`
+  (what keeps a talent from a shoot day) and :func:`describe_block`.
 - What people call things: :func:`label`, :func:`short_ids` (short unique id prefixes
   for people), :func:`resolve_id`, :func:`fold`, and for an
   importer :class:`Resolver` and :func:`resolve_references` (reference cells by name).
@@ -91,6 +94,7 @@ from .edits import delete as plan_delete
 from .edits import restore as plan_restore
 from .errors import Ambiguous, CastroomError, NotFound, ValidationFailed
 from .findings import EntityRef, Finding, Severity
+from .fit import age_range, age_span, conflicts, describe_block, fits_age
 from .hookspecs import hookimpl
 from .importing import ImportCounts, ImportFailed, format_errors, plan_import
 from .labels import label, short_ids
@@ -182,13 +186,18 @@ __all__ = [
     "Talent",
     "TalentCost",
     "ValidationFailed",
+    "age_range",
+    "age_span",
     "applied_choice",
     "budget_report",
     "choose",
+    "conflicts",
     "day_out_of_days",
     "deal_cost",
+    "describe_block",
     "drop_after_days",
     "emit_json",
+    "fits_age",
     "fold",
     "format_errors",
     "format_money",

@@ -31,7 +31,9 @@ BUILTIN_COMMANDS: dict[str, dict[str, str]] = {
     "casting_site": {},
     "calendar": {},
     "reports": {},
-    "inbox": {},
+    "inbox": {
+        "watch-inbox": "Import every file dropped into DIRECTORY with the importer that claims it.",
+    },
     "contingency": {
         "replace": "A booked talent drops out: what it affects, and who could replace them.",
     },
@@ -41,7 +43,6 @@ BUILTIN_COMMANDS: dict[str, dict[str, str]] = {
         "import": "Import SOURCE (a file or URL) with the importer NAME: castroom import csv"
         " t.csv --kind talent",
         "export": "Export the production with the exporter NAME: csv, ics, dood, callsheet, ...",
-        "watch-inbox": "Import every file dropped into DIRECTORY with the importer that claims it.",
     },
     "demo": {"demo": "Build a sample series and walk through a day in the casting room."},
     "sync": {

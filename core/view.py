@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import weakref
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from typing import Any, Protocol, TypeVar
 
@@ -242,6 +242,11 @@ class ProductionView:
 
         ordered = sorted(self.scenes.values(), key=key)
         return {scene.id: n for n, scene in enumerate(ordered)}
+
+    def in_order(self, scenes: Iterable[Scene]) -> list[Scene]:
+        """Scenes in natural number order (2 < 10 < 10A)."""
+        order = self.scene_order
+        return sorted(scenes, key=lambda scene: order[scene.id])
 
     @cached_property
     def scenes_by_shoot_day(self) -> dict[str, list[Scene]]:

@@ -54,12 +54,16 @@ from castroom.core.api import (
     RolePlan,
     SceneRef,
     Talent,
+    age_range,
+    age_span,
     applied_choice,
     budget_report,
     choose,
+    conflicts,
     deal_cost,
     drop_after_days,
     emit_json,
+    fits_age,
     format_money,
     hookimpl,
     ordered_days,
@@ -71,7 +75,6 @@ from castroom.core.api import (
     schedule_codes,
     short_ids,
 )
-from castroom.plugins import continuity
 
 if TYPE_CHECKING:
     from castroom.core.api import Plugins, ProductionView
@@ -108,14 +111,14 @@ def _role_scenes(view: ProductionView, role_id: str, era: str | None, talent_id:
         holder = view.booked_talent(role_id, scene.era)
         if holder is None or holder.id == talent_id:
             scenes.append(scene)
-    scenes = continuity.in_order(view, scenes)
+    scenes = view.in_order(scenes)
     return scenes
 
 
 def _age_reason(
     view: ProductionView, talent: Talent, role: Role, scenes: list[Any], era: str | None
 ) -> tuple[float, str]:
-    ranges = {continuity.age_range(role, s) for s in scenes}
+    ranges = {age_range(role, s) for s in scenes}
     if not ranges:
         era_obj = role.era(era) if era else None
         ranges = {
@@ -123,9 +126,9 @@ def _age_reason(
             if era_obj and (era_obj.age_min is not None or era_obj.age_max is not None)
             else (role.age_min, role.age_max)
         }
-    verdicts = [continuity.fits_age(talent, lo, hi) for lo, hi in ranges]
-    plays = continuity.span(talent.playing_age_min, talent.playing_age_max)
-    wanted = ", ".join(sorted(continuity.span(lo, hi) for lo, hi in ranges))
+    verdicts = [fits_age(talent, lo, hi) for lo, hi in ranges]
+    plays = age_span(talent.playing_age_min, talent.playing_age_max)
+    wanted = ", ".join(sorted(age_span(lo, hi) for lo, hi in ranges))
     if all(v is None for v in verdicts):
         return 0.5, "playing age unknown"
     known = [v for v in verdicts if v is not None]
@@ -142,7 +145,7 @@ def _availability(
 ) -> tuple[float, str, list[dt.date]]:
     if not days:
         return 1.0, "no shoot days affected", []
-    blocked = [d.date for d in days if continuity.conflicts(view, talent_id, d)]
+    blocked = [d.date for d in days if conflicts(view, talent_id, d)]
     free = len(days) - len(blocked)
     if not blocked:
         return 1.0, f"free on all {len(days)} affected shoot days", []

@@ -31,15 +31,18 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from castroom.core.api import (
-    Availability,
     EntityRef,
     Finding,
     Look,
     Role,
     Scene,
     Severity,
-    ShootDay,
     Talent,
+    age_range,
+    age_span,
+    conflicts,
+    describe_block,
+    fits_age,
     hookimpl,
 )
 
@@ -48,11 +51,9 @@ if TYPE_CHECKING:
 
 PLUGIN = "continuity"
 LOOK_FIELDS = ("hair", "wardrobe", "makeup", "age")
-#: Availability kinds that block a shoot day when another production holds them.
-HOLD_KINDS = frozenset({"first_hold", "second_hold", "booked"})
 
 
-# -- helpers shared with other plugins --------------------------------------------------------
+# -- helpers --------------------------------------------------------------------------------------
 
 
 def ref(view: ProductionView, entity: Any) -> EntityRef:
@@ -60,67 +61,6 @@ def ref(view: ProductionView, entity: Any) -> EntityRef:
     if isinstance(entity, Scene):  # the common case, thousands of times: skip the lookup
         return EntityRef(kind="scene", id=entity.id, label=entity.number)
     return EntityRef(kind=entity.entity_kind, id=entity.id, label=view.label(entity))
-
-
-def in_order(view: ProductionView, scenes: Iterable[Scene]) -> list[Scene]:
-    """Scenes in natural number order (2 < 10 < 10A)."""
-    order = view.scene_order
-    return sorted(scenes, key=lambda scene: order[scene.id])
-
-
-def age_range(role: Role, scene: Scene) -> tuple[int | None, int | None]:
-    """The character's age in a scene: its look's age, else the era's range, else the role's."""
-    look = scene.looks.get(role.id)
-    if look is not None and look.age is not None:
-        return look.age, look.age
-    era = role.era(scene.era) if scene.era else None
-    if era is not None and (era.age_min is not None or era.age_max is not None):
-        return era.age_min, era.age_max
-    return role.age_min, role.age_max
-
-
-def fits_age(talent: Talent, low: int | None, high: int | None) -> bool | None:
-    """Do the actor's playing ages overlap the character's? None when either is unknown."""
-    if talent.playing_age_min is None and talent.playing_age_max is None:
-        return None
-    if low is None and high is None:
-        return None
-    if talent.playing_age_max is not None and low is not None and talent.playing_age_max < low:
-        return False
-    return not (
-        talent.playing_age_min is not None and high is not None and talent.playing_age_min > high
-    )
-
-
-def span(low: int | None, high: int | None) -> str:
-    if low == high and low is not None:
-        return str(low)
-    return f"{'?' if low is None else low}-{'?' if high is None else high}"
-
-
-def foreign_hold(view: ProductionView, item: Availability) -> bool:
-    """Is this availability a block for our production (unavailable, or another's hold)?"""
-    if item.kind == "unavailable":
-        return True
-    if item.kind not in HOLD_KINDS or not item.held_by.strip():
-        return False
-    ours = {view.production.id.casefold(), view.production.title.casefold()}
-    return item.held_by.strip().casefold() not in ours
-
-
-def conflicts(view: ProductionView, talent_id: str, day: ShootDay) -> list[Availability]:
-    """The availabilities that keep a talent from working on a shoot day."""
-    return [
-        a
-        for a in view.availability_by_talent.get(talent_id, ())
-        if a.start <= day.date <= a.end and foreign_hold(view, a)
-    ]
-
-
-def describe_block(item: Availability) -> str:
-    if item.kind == "unavailable":
-        return "unavailable" + (f" ({item.held_by})" if item.held_by else "")
-    return f"{item.kind.replace('_', ' ')} by {item.held_by}"
 
 
 # -- the checks -------------------------------------------------------------------------------
@@ -146,7 +86,7 @@ def check_uncast(view: ProductionView) -> list[Finding]:
     on_days = {s.id for day in view.scenes_by_shoot_day.values() for s in day}
     for (role_id, era), scenes in missing.items():
         role = view.roles[role_id]
-        scenes = in_order(view, scenes)
+        scenes = view.in_order(scenes)
         scheduled = [s for s in scenes if s.id in on_days]
         severity: Severity = "error" if scheduled else "warning"
         where = f" ({era})" if era else ""
@@ -163,7 +103,7 @@ def check_uncast(view: ProductionView) -> list[Finding]:
             )
         )
     for role_id, scenes in unknown.items():
-        scenes = in_order(view, scenes)
+        scenes = view.in_order(scenes)
         stored = view.raw(Role, role_id)
         if stored is not None:
             # The role exists but is stored invalid (a peer's edit): it is skipped by
@@ -215,14 +155,14 @@ def check_playing_age(view: ProductionView) -> list[Finding]:
     out = []
     for (role_id, talent_id, low, high), scenes in groups.items():
         role, talent = view.roles[role_id], view.get(Talent, talent_id)
-        scenes = in_order(view, scenes)
+        scenes = view.in_order(scenes)
         out.append(
             Finding(
                 code="playing-age",
                 severity="warning",
                 message=f"{talent.name} (plays "
-                f"{span(talent.playing_age_min, talent.playing_age_max)})"
-                f" does not fit {role.name} at age {span(low, high)} in "
+                f"{age_span(talent.playing_age_min, talent.playing_age_max)})"
+                f" does not fit {role.name} at age {age_span(low, high)} in "
                 f"{_count(scenes, 'scene')}: {_numbers(scenes)}",
                 entities=(ref(view, talent), ref(view, role), *(ref(view, s) for s in scenes)),
                 fix="recast the role or era, adjust the look's age, or split the role into eras",

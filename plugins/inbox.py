@@ -1,4 +1,4 @@
-"""Built-in plugin support: an import inbox folder (``castroom watch-inbox DIR``).
+"""Built-in plugin: an import inbox folder, ``castroom watch-inbox DIR``.
 
 A file dropped into DIR is imported by the first importer whose ``claims(path)`` is true
 (a CSV by ``csv``, a ``.fountain``/``.fdx`` by ``script``, a third-party format by its
@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
+
 from castroom.core.api import (
     CastroomError,
     CommandContext,
@@ -26,6 +28,8 @@ from castroom.core.api import (
     Importer,
     ImportFailed,
     ImportResult,
+    hookimpl,
+    pass_command,
 )
 
 DONE = "done"
@@ -231,3 +235,30 @@ def _move(path: Path, folder: Path) -> Path:
             n += 1
     path.replace(target)
     return target
+
+
+@click.command(name="watch-inbox")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--once", is_flag=True, help="Process the files there now, then exit.")
+@click.option(
+    "--seconds",
+    type=float,
+    default=None,
+    help="Stop watching after this many seconds (default: until interrupted).",
+)
+@pass_command
+def watch_inbox_cmd(obj: CommandContext, directory: str, once: bool, seconds: float | None) -> None:
+    """Import every file dropped into DIRECTORY with the importer that claims it.
+
+    Each file then moves to DIRECTORY/done/, or to DIRECTORY/failed/ with NAME.reason.txt."""
+    box = Inbox.for_context(Path(directory), obj, report=click.echo)
+    box.process_pending()
+    if not once:
+        limit = f" for {seconds:g}s" if seconds is not None else " (Ctrl-C to stop)"
+        click.echo(f"Watching {directory}{limit}", err=True)
+        box.watch(seconds=seconds)
+
+
+@hookimpl(trylast=True)
+def castroom_register_commands(cli: click.Group) -> None:
+    cli.add_command(watch_inbox_cmd)

@@ -1,4 +1,4 @@
-"""Built-in plugin: the generic ``import``, ``export`` and ``watch-inbox`` commands.
+"""Built-in plugin: the generic ``import`` and ``export`` commands.
 
 They dispatch to whatever importers and exporters the loaded plugins registered, so a
 third-party importer is usable from the command line the moment it is installed. Options
@@ -193,32 +193,7 @@ def write_atomically(target: Path, data: bytes) -> None:
         raise CastroomError(f"cannot write the export to {target}: {reason}") from None
 
 
-@click.command(name="watch-inbox")
-@click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--once", is_flag=True, help="Process the files there now, then exit.")
-@click.option(
-    "--seconds",
-    type=float,
-    default=None,
-    help="Stop watching after this many seconds (default: until interrupted).",
-)
-@pass_command
-def watch_inbox_cmd(obj: CommandContext, directory: str, once: bool, seconds: float | None) -> None:
-    """Import every file dropped into DIRECTORY with the importer that claims it.
-
-    Each file then moves to DIRECTORY/done/, or to DIRECTORY/failed/ with NAME.reason.txt."""
-    from castroom.plugins import inbox
-
-    box = inbox.Inbox.for_context(Path(directory), obj, report=click.echo)
-    box.process_pending()
-    if not once:
-        limit = f" for {seconds:g}s" if seconds is not None else " (Ctrl-C to stop)"
-        click.echo(f"Watching {directory}{limit}", err=True)
-        box.watch(seconds=seconds)
-
-
 @hookimpl(trylast=True)
 def castroom_register_commands(cli: click.Group) -> None:
     cli.add_command(import_cmd)
     cli.add_command(export_cmd)
-    cli.add_command(watch_inbox_cmd)

@@ -63,10 +63,7 @@ def test_every_name_the_api_lists_is_there_and_documented() -> None:
 
 #: Built-in plugins that import another registered plugin today (shared logic that
 #: belongs in core, to move there): plugin -> the plugins it imports.
-CROSS_PLUGIN = {
-    "contingency": {"continuity"},  # the age and availability rules a ranking scores by
-    "io_commands": {"inbox"},  # watch-inbox runs the inbox
-}
+CROSS_PLUGIN: dict[str, set[str]] = {}
 
 
 def test_built_in_plugins_import_no_other_plugin_but_those_listed() -> None:
