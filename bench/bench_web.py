@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from castroom.core.sample import SampleSize, build_sample
 from castroom.core.workspace import Workspace
-from castroom.plugins.sample import SampleSize, build_sample
 from castroom.sync.auth import TokenStore
 from castroom.sync.server import ServerThread
 

@@ -60,7 +60,7 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "auditions": "castroom.plugins.auditions",
     "inbox": "castroom.plugins.inbox",
     "io_commands": "castroom.plugins.io_commands",
-    "demo": "castroom.plugins.demo",
+    "demo": "castroom.sync.demo",
     "sync": "castroom.sync.commands",
 }
 

@@ -87,7 +87,7 @@ def test_a_command_imports_its_own_module_and_no_plugin(tmp_path) -> None:
     # A plugin's command imports that plugin, not the others (budget asks the cost
     # report hook, so it loads them all; `demo --help` does not).
     loaded = imported_by("demo", "--help", shows="Usage: castroom demo")
-    assert "castroom.plugins.demo" in loaded and "castroom.plugins.continuity" not in loaded
+    assert "castroom.sync.demo" in loaded and "castroom.plugins.continuity" not in loaded
 
 
 def test_the_probe_sees_a_command_that_needs_rich(tmp_path) -> None:

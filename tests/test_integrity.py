@@ -29,10 +29,10 @@ from castroom.core.model import (
     Talent,
 )
 from castroom.core.plugins import DEFAULT_PLUGINS, make_plugins
+from castroom.core.sample import build_sample
 from castroom.core.view import ProductionView
 from castroom.core.workspace import Workspace
 from castroom.plugins import budget, integrity
-from castroom.plugins.sample import build_sample
 
 
 def _merge_bad_rate(path: Path) -> str:

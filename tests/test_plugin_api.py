@@ -11,14 +11,6 @@ from pathlib import Path
 from castroom.core import api
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Built-ins that reach further than the API, and why.
-BEYOND_THE_API = {
-    # `castroom demo` builds, syncs and bundles sample workspaces in a folder it makes
-    # itself (never the user's production): it drives the core as a front end does.
-    "demo.py",
-    # The sample series the demo and the tests build: a document filled in memory.
-    "sample.py",
-}
 
 
 def _core_imports(path: Path) -> set[str]:
@@ -36,7 +28,6 @@ def test_built_in_plugins_import_the_core_only_through_the_api() -> None:
     reaching = {
         path.name: sorted(_core_imports(path) - {"castroom.core.api"})
         for path in sorted((ROOT / "plugins").glob("*.py"))
-        if path.name not in BEYOND_THE_API
     }
     assert {name: found for name, found in reaching.items() if found} == {}
 
@@ -61,28 +52,44 @@ def test_every_name_the_api_lists_is_there_and_documented() -> None:
     assert undocumented == []
 
 
-#: Built-in plugins that import another registered plugin today (shared logic that
-#: belongs in core, to move there): plugin -> the plugins it imports.
-CROSS_PLUGIN: dict[str, set[str]] = {}
+def _plugin_imports(path: Path) -> set[str]:
+    """The castroom.plugins modules ``path`` imports, absolutely or relatively."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        module = node.module or ""
+        if (node.level == 0 and module == "castroom.plugins") or (node.level == 1 and not module):
+            found.update(a.name for a in node.names)
+        elif node.level == 0 and module.startswith("castroom.plugins."):
+            found.add(module.split(".")[2])
+        elif node.level == 1:
+            found.add(module.split(".")[0])
+    return found
 
 
-def test_built_in_plugins_import_no_other_plugin_but_those_listed() -> None:
+def test_built_in_plugins_import_no_other_plugin() -> None:
+    """What two plugins share lives in core (the public API), not in one of them."""
     from castroom.core.plugins import DEFAULT_PLUGINS
 
-    registered = {m.rsplit(".", 1)[1]: short for short, m in DEFAULT_PLUGINS.items()}
+    registered = {
+        m.rsplit(".", 1)[1]: short
+        for short, m in DEFAULT_PLUGINS.items()
+        if m.startswith("castroom.plugins.")
+    }
     found: dict[str, set[str]] = {}
     for path in sorted((ROOT / "plugins").glob("*.py")):
-        if path.stem not in registered:
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            modules: list[str] = []
-            if isinstance(node, ast.ImportFrom) and node.module == "castroom.plugins":
-                modules = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
-                "castroom.plugins."
-            ):
-                modules = [str(node.module).rsplit(".", 1)[1]]
-            others = {registered[m] for m in modules if m in registered} - {path.stem}
-            if others:
-                found.setdefault(registered[path.stem], set()).update(others)
-    assert found == CROSS_PLUGIN
+        me = registered.get(path.stem)
+        others = {registered[m] for m in _plugin_imports(path) if m in registered} - {me}
+        if me is not None and others:
+            found[me] = others
+    assert found == {}
+
+
+def test_the_import_walk_sees_relative_and_absolute_imports(tmp_path: Path) -> None:
+    source = tmp_path / "p.py"
+    source.write_text(
+        "from castroom.plugins import continuity\nfrom . import inbox\n"
+        "from .budget import x\nfrom castroom.plugins.csv_io import y\n"
+    )
+    assert _plugin_imports(source) == {"continuity", "inbox", "budget", "csv_io"}

@@ -1,8 +1,9 @@
 """A realistic sample production, generated deterministically from a seed.
 
 "The Harbour Years" is a family saga shot out of sequence across three eras, so its main
-characters are each played by three actors. Used by ``castroom demo`` and by the
-benchmarks, which scale it up (5,000 talents, 1,500 scenes).
+characters are each played by three actors. Used by ``castroom demo``, the tests and
+the benchmarks, which scale it up (5,000 talents, 1,500 scenes). Test data, written
+straight into a document (no rules to check: it is built valid).
 """
 
 from __future__ import annotations

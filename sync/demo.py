@@ -1,4 +1,8 @@
-"""Built-in plugin: ``castroom demo``, the main job behind ``make demo``.
+"""``castroom demo``, the main job behind ``make demo`` (registered like a built-in plugin).
+
+It lives beside sync, not among the plugins: it drives castroom as a front end does
+(workspaces in a folder it makes, bundles, a sync server and client), where plugins only
+read views and return data.
 
 Builds the sample production in a workspace of its own, then shows what castroom is
 for: two team members editing offline on their own machines, exchanging bundles, and
@@ -19,10 +23,9 @@ from castroom.core.errors import CastroomError
 from castroom.core.hookspecs import hookimpl
 from castroom.core.model import Candidate, Role, Scene, ShootDay, Talent
 from castroom.core.money import format_money
+from castroom.core.sample import build_sample
 from castroom.core.view import ProductionView
 from castroom.core.workspace import Workspace
-
-from .sample import build_sample
 
 if TYPE_CHECKING:  # rich is imported when the demo runs, not when `castroom` starts
     from rich.console import Console
