@@ -90,13 +90,7 @@ def create(
     a new id unless ``fields`` has one), checked against ``reader``."""
     fields = dict(fields)
     entity_id = str(fields.pop("id", None) or model.new_id())
-    model.check_field_names(cls, fields)
-    fields = resolve_references(reader, cls, fields)
-    edit = Edit(
-        op="create", kind=cls.entity_kind, id=entity_id, fields=fields, reason=reason, force=force
-    )
-    Checker(reader).check(edit)
-    return edit
+    return _built(reader, "create", cls, entity_id, fields, reason=reason, force=force)
 
 
 def change(
@@ -110,26 +104,37 @@ def change(
 ) -> Edit:
     """An edit changing some fields of an entity (one stored invalid too, as long as the
     result is valid: that is how a peer's bad edit is repaired)."""
-    model.check_field_names(cls, fields)
-    fields = resolve_references(reader, cls, fields)
-    edit = Edit(
-        op="change", kind=cls.entity_kind, id=entity_id, fields=fields, reason=reason, force=force
-    )
-    Checker(reader).check(edit)
-    return edit
+    return _built(reader, "change", cls, entity_id, fields, reason=reason, force=force)
 
 
 def delete(reader: Reader, cls: type[Entity], entity_id: str, *, reason: str = "") -> Edit:
     """An edit deleting an entity (soft: :func:`restore` brings it back)."""
-    edit = Edit(op="delete", kind=cls.entity_kind, id=entity_id, reason=reason)
-    Checker(reader).check(edit)
-    return edit
+    return _built(reader, "delete", cls, entity_id, {}, reason=reason)
 
 
 def restore(reader: Reader, cls: type[Entity], entity_id: str, *, reason: str = "") -> Edit:
     """An edit bringing a deleted entity back (refused if it would duplicate a live
     candidate)."""
-    edit = Edit(op="restore", kind=cls.entity_kind, id=entity_id, reason=reason)
+    return _built(reader, "restore", cls, entity_id, {}, reason=reason)
+
+
+def _built(
+    reader: Reader,
+    op: Op,
+    cls: type[Entity],
+    entity_id: str,
+    fields: dict[str, Any],
+    *,
+    reason: str,
+    force: bool = False,
+) -> Edit:
+    """The edit, its field names known and references resolved to ids, checked."""
+    if fields:
+        model.check_field_names(cls, fields)
+        fields = resolve_references(reader, cls, fields)
+    edit = Edit(
+        op=op, kind=cls.entity_kind, id=entity_id, fields=fields, reason=reason, force=force
+    )
     Checker(reader).check(edit)
     return edit
 
