@@ -62,6 +62,10 @@ JOBS = (
 )
 
 
+#: The first shoot day's week (the days follow on weekdays).
+START = dt.date(2027, 3, 1)
+
+
 @dataclass
 class SampleSize:
     talents: int = 300
@@ -70,14 +74,58 @@ class SampleSize:
     shoot_days: int = 25
 
 
-def build_sample(  # noqa: C901 - straight-line sample data, branching only on options
+def build_sample(
     doc: CastDocument, size: SampleSize | None = None, seed: int = 7
 ) -> dict[str, int]:
-    """Fill ``doc`` (which already has its production) with a whole casting plan."""
+    """Fill ``doc`` (which already has its production) with a whole casting plan. Each
+    part is drawn from one seeded generator, in this order (the same seed, the same plan)."""
     size = size or SampleSize()
     rng = random.Random(seed)
     members = [Member(id=new_id(), name=n, job=j, devices=[]) for n, j in JOBS]  # type: ignore[arg-type]
+    talents = _talents(rng, size)
+    roles = _roles(rng, size)
+    candidates, booked_for = _candidates(rng, roles, talents, members)
+    days = _shoot_days(rng, size)
+    scenes = _scenes(rng, size, roles)
+    _place_scenes(rng, scenes, days)
+    availabilities = _availabilities(rng, size, talents, START)
+    deals = _deals(rng, talents, booked_for)
+    auditions = _auditions(rng, roles, candidates, members)
+    entities = [
+        *members,
+        *talents,
+        *roles,
+        *candidates,
+        *days,
+        *scenes,
+        *availabilities,
+        *deals,
+        *auditions,
+    ]
+    with doc.transaction():
+        doc.put_many(entities)
+        doc.update_production(
+            {
+                "budget_cap": 180_000_000,
+                "fringe_rate": 0.18,
+                "start_date": days[0].date.isoformat(),
+                "end_date": days[-1].date.isoformat(),
+            }
+        )
+    return {
+        "members": len(members),
+        "talents": len(talents),
+        "roles": len(roles),
+        "candidates": len(candidates),
+        "scenes": len(scenes),
+        "shoot_days": len(days),
+        "availabilities": len(availabilities),
+        "deals": len(deals),
+        "auditions": len(auditions),
+    }
 
+
+def _talents(rng: random.Random, size: SampleSize) -> list[Talent]:
     talents = []
     for i in range(size.talents):
         low = rng.randint(6, 80)
@@ -97,7 +145,10 @@ def build_sample(  # noqa: C901 - straight-line sample data, branching only on o
                 external_ids={"spotlight": f"SP{100000 + i}"},
             )
         )
+    return talents
 
+
+def _roles(rng: random.Random, size: SampleSize) -> list[Role]:
     roles: list[Role] = []
     for name, age in SAGA:
         eras = [
@@ -129,7 +180,14 @@ def build_sample(  # noqa: C901 - straight-line sample data, branching only on o
                 rate_cap=rng.choice((None, 150_000, 250_000)),
             )
         )
+    return roles
 
+
+def _candidates(
+    rng: random.Random, roles: list[Role], talents: list[Talent], members: list[Member]
+) -> tuple[list[Candidate], dict[tuple[str, str | None], str]]:
+    """Candidates for every role (and era), most slots booked; each role's backups are
+    set in ``roles``. Returns them and (role id, era) -> the booked talent's id."""
     # Candidates: every role (and era) gets a pool; most get one booking.
     candidates: list[Candidate] = []
     booked_for: dict[tuple[str, str | None], str] = {}
@@ -183,11 +241,13 @@ def build_sample(  # noqa: C901 - straight-line sample data, branching only on o
 
             backups += [c.id for c in sorted(others, key=lambda c: not covers(c))[:2]]
         roles[r_index] = Role(**{**_fields(role), "backups": backups})
+    return candidates, booked_for
 
+
+def _shoot_days(rng: random.Random, size: SampleSize) -> list[ShootDay]:
     # Scenes, shot out of sequence over the shoot days.
-    start = dt.date(2027, 3, 1)
     days: list[ShootDay] = []
-    day = start
+    day = START
     while len(days) < size.shoot_days:
         if day.weekday() < 5:
             days.append(
@@ -196,6 +256,10 @@ def build_sample(  # noqa: C901 - straight-line sample data, branching only on o
                 )
             )
         day += dt.timedelta(days=1)
+    return days
+
+
+def _scenes(rng: random.Random, size: SampleSize, roles: list[Role]) -> list[Scene]:
     scenes = []
     base_looks: dict[tuple[str, str], Look] = {}
     per_era = size.scenes // len(ERAS)
@@ -236,6 +300,11 @@ def build_sample(  # noqa: C901 - straight-line sample data, branching only on o
                 pages=rng.choice((0.5, 1.0, 1.5, 2.0)),
             )
         )
+    return scenes
+
+
+def _place_scenes(rng: random.Random, scenes: list[Scene], days: list[ShootDay]) -> None:
+    """Shuffle the scenes onto the shoot days (both sides of the link, in place)."""
     order = scenes[:]
     rng.shuffle(order)
     per_day = max(1, len(order) // max(1, len(days)))
@@ -251,6 +320,10 @@ def build_sample(  # noqa: C901 - straight-line sample data, branching only on o
                 **{**_fields(scenes[int(s.number) - 1]), "shoot_day_id": shoot_day.id}
             )
 
+
+def _availabilities(
+    rng: random.Random, size: SampleSize, talents: list[Talent], start: dt.date
+) -> list[Availability]:
     availabilities = []
     for talent in rng.sample(talents, min(len(talents), size.talents // 5)):
         first = start + dt.timedelta(days=rng.randint(0, 40))
@@ -264,9 +337,14 @@ def build_sample(  # noqa: C901 - straight-line sample data, branching only on o
                 held_by=rng.choice(("", "Other Production Ltd")),
             )
         )
+    return availabilities
 
+
+def _deals(
+    rng: random.Random, talents: list[Talent], booked_for: dict[tuple[str, str | None], str]
+) -> list[Deal]:
     rate_of = {t.id: t.rate or 100_000 for t in talents}
-    deals = [
+    return [
         Deal(
             id=new_id(),
             talent_id=tid,
@@ -280,6 +358,10 @@ def build_sample(  # noqa: C901 - straight-line sample data, branching only on o
         for (rid, era), tid in booked_for.items()
     ]
 
+
+def _auditions(
+    rng: random.Random, roles: list[Role], candidates: list[Candidate], members: list[Member]
+) -> list[Audition]:
     auditions = []
     for k in range(min(20, len(roles))):
         role = roles[k]
@@ -311,39 +393,7 @@ def build_sample(  # noqa: C901 - straight-line sample data, branching only on o
                 ],
             )
         )
-
-    entities = [
-        *members,
-        *talents,
-        *roles,
-        *candidates,
-        *days,
-        *scenes,
-        *availabilities,
-        *deals,
-        *auditions,
-    ]
-    with doc.transaction():
-        doc.put_many(entities)
-        doc.update_production(
-            {
-                "budget_cap": 180_000_000,
-                "fringe_rate": 0.18,
-                "start_date": days[0].date.isoformat(),
-                "end_date": days[-1].date.isoformat(),
-            }
-        )
-    return {
-        "members": len(members),
-        "talents": len(talents),
-        "roles": len(roles),
-        "candidates": len(candidates),
-        "scenes": len(scenes),
-        "shoot_days": len(days),
-        "availabilities": len(availabilities),
-        "deals": len(deals),
-        "auditions": len(auditions),
-    }
+    return auditions
 
 
 def _fields(entity: object) -> dict[str, object]:
