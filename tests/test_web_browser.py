@@ -588,3 +588,79 @@ def test_an_upload_is_planned_then_imported_and_an_export_downloads(
     assert Path(download.path()).read_text() == exported.stdout
     # The one refusal (the malformed file) is the only thing the console reports.
     assert page.errors == [f"console: {REFUSED.format(400, 'Bad Request')}"]
+
+
+@pytest.fixture(scope="module")
+def crowd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace of 5,000 talents, one role of which has 600 submitted candidates."""
+    from castroom.core.model import Candidate, Role, Talent, new_id
+    from castroom.plugins.sample import SampleSize, build_sample
+
+    root = tmp_path_factory.mktemp("crowd") / "ws"
+    with Workspace.open(root, member="Alex") as ws:
+        production = ws.create_production("Crowd", kind="series", currency="EUR")
+        build_sample(production.doc, SampleSize(talents=5_000))
+        role = production.doc.all(Role)[0]
+        taken = {c.talent_id for c in production.doc.all(Candidate) if c.role_id == role.id}
+        free = [t.id for t in production.doc.all(Talent) if t.id not in taken][:600]
+        extra = [Candidate(id=new_id(), talent_id=t, role_id=role.id) for t in free]
+        with production.doc.transaction():
+            production.doc.put_many(extra)
+    return root
+
+
+def rows_shown(page: Any, within: str) -> list[tuple[int, str]]:
+    """(offset in px, text) of each row ``within`` has in the DOM."""
+    return page.evaluate(
+        """sel => [...document.querySelectorAll(`${sel} .vrow`)].map(
+               r => [parseInt(r.style.top), r.innerText])""",
+        within,
+    )
+
+
+def test_a_5000_talent_list_and_a_600_card_column_render_only_what_is_in_view(
+    browser: Any, crowd: Path, tmp_path: Path, pages: list[Page]
+) -> None:
+    server = Server(copy_workspace(crowd, tmp_path / "ws"), tmp_path / "serve.log")
+    try:
+        page, opened, pid = at_view(browser, pages, server, "talent")
+        opened.wait_for_selector('[data-testid="talent-count"]:text("5000 of 5000")')
+        talents = '[aria-label="talents"]'
+        first = rows_shown(opened, talents)
+        assert 5 < len(first) <= 40, len(first)
+        assert max(top for top, _ in first) < 40 * 44
+        # The keyboard scrolls the list to its end, and the last rows are drawn then.
+        opened.focus(talents)
+        opened.keyboard.press("End")
+        wait_for(lambda: max(t for t, _ in rows_shown(opened, talents)) == 4_999 * 44, 5, "end")
+        last = rows_shown(opened, talents)
+        assert len(last) <= 40 and not {n for _, n in first} & {n for _, n in last}
+        # Search still finds a talent among all 5,000, not only the rows drawn.
+        [(_, name)] = [r for r in last if r[0] == 4_999 * 44]
+        opened.fill('input[aria-label="search talent"]', name.splitlines()[0])
+        opened.wait_for_selector(f'{talents} .vrow .name:text-is("{name.splitlines()[0]}")')
+
+        role = cli_json(server.workspace, "list", "roles")
+        submitted = '.column[data-stage="submitted"]'
+        for r in role:
+            opened.goto(f"{server.url}/#/{pid}/board?role={r['id']}")
+            opened.wait_for_selector(".card")
+            if int(opened.inner_text(f"{submitted} .count")) >= 600:
+                break
+        else:
+            raise AssertionError("no role shows its 600 submitted candidates")
+        cards = rows_shown(opened, submitted)
+        assert 3 < len(cards) <= 30, len(cards)
+        opened.eval_on_selector(f"{submitted} .vlist", "el => { el.scrollTop = el.scrollHeight }")
+        wait_for(lambda: min(t for t, _ in rows_shown(opened, submitted)) > 500 * 70, 5, "scroll")
+        # A card drawn after scrolling still drags to another stage.
+        moved = opened.eval_on_selector(
+            f"{submitted} .vlist",
+            "el => el.querySelector('.vrow:last-child .card').dataset.candidate",
+        )
+        opened.drag_and_drop(f'[data-candidate="{moved}"]', '.column[data-stage="audition"]')
+        wait_for(lambda: column_of(opened, moved) == "audition", 5, "the moved card")
+        wait_for(lambda: stage_in_cli(server, moved) == "audition", 10, "castroom show")
+        assert page.errors == []
+    finally:
+        server.stop()

@@ -2,8 +2,8 @@
 // page opens with the server down. Production data is not cached here: the page keeps
 // its own copy in IndexedDB (y-indexeddb). The cache is named for the build, so a new
 // bundle replaces the old one.
-const CACHE = "castroom-a314001117ecef69";
-const SHELL = ["/", "/app.js?v=a314001117ecef69", "/app.css?v=a314001117ecef69", "/schema.json"];
+const CACHE = "castroom-a0054dd532ba7470";
+const SHELL = ["/", "/app.js?v=a0054dd532ba7470", "/app.css?v=a0054dd532ba7470", "/schema.json"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));

@@ -2,6 +2,7 @@
 import { useState } from "preact/hooks";
 import { FOLDED_STAGES, STAGES } from "../store.js";
 import { initials } from "../util.js";
+import { VirtualList } from "../vlist.jsx";
 import { KIND_ORDER } from "./schedule.jsx";
 
 const STAGE_LABELS = {
@@ -79,6 +80,9 @@ export function Board({ ctx, store, query, report }) {
   );
 }
 
+// A card's row: its fixed height (app.css keeps a card to one line of name, one of stars).
+const CARD_ROW = 70;
+
 function Column({ stage, cards, store, move, report }) {
   const [over, setOver] = useState(false);
   return (
@@ -101,9 +105,15 @@ function Column({ stage, cards, store, move, report }) {
       <h3>
         {STAGE_LABELS[stage]} <span class="count">{cards.length}</span>
       </h3>
-      {cards.map((c) => (
-        <Card candidate={c} store={store} report={report} />
-      ))}
+      {/* Only the cards in view are rendered: a column may hold thousands. */}
+      <VirtualList
+        className="cards"
+        label={`${STAGE_LABELS[stage]} cards`}
+        items={cards}
+        rowHeight={CARD_ROW}
+        height={Math.min(cards.length * CARD_ROW, Math.max(240, window.innerHeight - 260))}
+        render={(c) => <Card candidate={c} store={store} report={report} />}
+      />
     </div>
   );
 }
