@@ -594,7 +594,7 @@ def test_an_upload_is_planned_then_imported_and_an_export_downloads(
 def crowd(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace of 5,000 talents, one role of which has 600 submitted candidates."""
     from castroom.core.model import Candidate, Role, Talent, new_id
-    from castroom.plugins.sample import SampleSize, build_sample
+    from castroom.core.sample import SampleSize, build_sample
 
     root = tmp_path_factory.mktemp("crowd") / "ws"
     with Workspace.open(root, member="Alex") as ws:
