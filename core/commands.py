@@ -14,7 +14,6 @@ CommandContext nor click's context objects hold a reference to it.
 from __future__ import annotations
 
 import functools
-import json
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -122,10 +121,14 @@ class CommandContext:
 
 
 def emit_json(data: Any) -> None:
-    """Print ``data`` (Structs, lists, dicts) as the stable, indented ``--json`` output."""
+    """Print ``data`` (Structs, lists, dicts) as the stable, indented ``--json`` output.
+
+    msgspec encodes and indents it: the text of ``json.dumps(..., indent=2,
+    ensure_ascii=False)`` but for exponents (``1e16``, not ``1e+16``), at a tenth of
+    the time (50,000 talents: 0.1 s instead of 1.2 s; issue 14)."""
     import msgspec
 
-    click.echo(json.dumps(msgspec.to_builtins(data), indent=2, ensure_ascii=False, sort_keys=False))
+    click.echo(msgspec.json.format(msgspec.json.encode(data), indent=2).decode())
 
 
 def pass_command(f: F) -> F:

@@ -110,3 +110,24 @@ def test_a_plugin_command_may_not_take_a_declared_name() -> None:
     assert str(caught.value) == (
         "plugin 'rogue' adds command 'budget', which plugin 'budget' already adds"
     )
+
+
+def test_json_output_is_the_indented_json_of_its_data(capsys: pytest.CaptureFixture[str]) -> None:
+    """emit_json (msgspec) prints what json.dumps(indent=2) would, for every kind."""
+    import datetime as dt
+    import json
+
+    import msgspec
+
+    from castroom.core.commands import emit_json
+    from castroom.core.model import Availability, Scene, Talent
+
+    data = [
+        Talent(id="t1", name='Zoë "Z" O\'Hara\u2028', rate=150_000, languages=["fr", "en"]),
+        Availability(id="a1", talent_id="t1", start=dt.date(2027, 3, 1), end=dt.date(2027, 3, 2)),
+        Scene(id="s1", number="12A", characters=[], looks={}),
+        {"nested": {"empty": [], "none": None, "half": 0.5, "ok": True}},
+    ]
+    emit_json(data)
+    printed = capsys.readouterr().out
+    assert printed == json.dumps(msgspec.to_builtins(data), indent=2, ensure_ascii=False) + "\n"
