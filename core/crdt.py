@@ -462,15 +462,18 @@ class CrdtDocument:
             raise BadUpdate(f"cannot decode state vector: {exc}") from None
 
     def apply_update(
-        self, update: bytes, origin: str = "remote", *, notify: bool = True
+        self, update: bytes, origin: str = "remote", *, notify: bool = True, walked: bool = False
     ) -> Changes:
         """Merge a peer's update. Raises BadUpdate (leaving the document as it was) if the
         bytes cannot be decoded or integrated; returns what changed. With ``notify=False``
         the ``on_change`` listeners are not called: the caller calls :meth:`notify` once the
-        update is durable (storage), so nobody hears of a change that may yet be dropped."""
+        update is durable (storage), so nobody hears of a change that may yet be dropped.
+        ``walked``: these exact bytes passed :func:`guard_update` before (a stored snapshot
+        this version walked), so the walk is not repeated."""
         if self._depth:
             raise RuntimeError("apply_update inside a local transaction")
-        guard_update(update)  # before Yrs reserves memory for what the bytes declare
+        if not walked:
+            guard_update(update)  # before Yrs reserves memory for what the bytes declare
         update = bytes(update)
         # Yrs decodes the whole update before integrating any of it, so a decode error
         # leaves the document as it was. An update that decodes but cannot be integrated

@@ -552,15 +552,25 @@ class Store:
     def load(self, production: str, after: int = 0) -> tuple[list[bytes], int]:
         """The updates needed to bring a document that has seen ``after`` up to date:
         (update blobs in order, the last sequence number included)."""
+        blobs, last, _ = self.load_from_snapshot(production, after)
+        return blobs, last
+
+    def load_from_snapshot(
+        self, production: str, after: int = 0
+    ) -> tuple[list[bytes], int, str | None]:
+        """:meth:`load`, and a name for the snapshot's bytes when the first blob is the
+        snapshot (its last update, when it was written and its size), else None."""
         with self.read() as db:
             snap = db.execute(
-                "SELECT upto, data FROM snapshots WHERE production = ?", (production,)
+                "SELECT upto, data, ts FROM snapshots WHERE production = ?", (production,)
             ).fetchone()
             blobs: list[bytes] = []
             start = after
+            named = None
             if snap is not None and snap[0] > after:
                 blobs.append(snap[1])
                 start = snap[0]
+                named = f"{snap[0]}:{snap[2]!r}:{len(snap[1])}"
             ref = self._known_ref(production)
             rows = db.execute(
                 "SELECT seq, data FROM update_data WHERE production = ? AND seq > ? ORDER BY seq",
@@ -571,7 +581,7 @@ class Store:
                 (ref, start),
             ).fetchone()[0]
         blobs.extend(r[1] for r in rows)
-        return blobs, max(last, start)
+        return blobs, max(last, start), named
 
     def log_bytes(self, production: str) -> tuple[int, int]:
         """(bytes in the snapshot, bytes in the log after it)."""

@@ -30,6 +30,7 @@ from .crdt import diff_update, fold
 from .document import CastDocument, Changes, InvalidEntity
 from .errors import (
     Ambiguous,
+    BadUpdate,
     CastroomError,
     NotFound,
     SkippedStoredUpdates,
@@ -51,6 +52,8 @@ CONFIG_NAME = "config.toml"
 COMPACT_FLOOR = 4 * 1024 * 1024
 #: kv key prefix: "1" when a production is deleted (its document's ``deleted`` field).
 _DELETED_KEY = "production-deleted:"
+#: production id -> the stored snapshot last walked and found within the limits.
+_WALKED_KEY = "snapshot-walked:"
 
 
 class Identity(msgspec.Struct, kw_only=True):
@@ -409,11 +412,14 @@ class StoredProduction:
         if version == self._version:
             return {}
         self._version = version
-        blobs, last = self.store.load(self.id, after=self.seen)
+        blobs, last, snapshot = self.store.load_from_snapshot(self.id, after=self.seen)
         if last <= self.seen:
             return {}
         changes: Changes = {}
         with self.doc.silenced_access():
+            if snapshot is not None and self.doc.is_empty() and self._walk_once(blobs[0], snapshot):
+                self._merge_stored(blobs[:1], changes, walked=True)
+                blobs = blobs[1:]
             if self.seen == 0 and len(blobs) > 1 and self.doc.is_empty():
                 # Opening: one folded update integrates much faster than a long log one by
                 # one through the guarded CastDocument.apply_update (fold replays the log
@@ -425,9 +431,12 @@ class StoredProduction:
                     pass  # something stored is beyond the limits: find it one by one
             skipped = self._merge_stored(blobs, changes, skip_beyond_limits=True)
         if skipped:
+            name = self.id
+            with contextlib.suppress(NotFound):  # the production's own fields may be left out
+                name = self.title() or self.id
             warnings.warn(
                 SkippedStoredUpdates(
-                    f"{skipped} stored update(s) of production {self.title() or self.id}"
+                    f"{skipped} stored update(s) of production {name}"
                     " are beyond castroom's limits (merged by an older castroom) and were"
                     " left out, so the production opens without them"
                 ),
@@ -436,15 +445,36 @@ class StoredProduction:
         self.seen = last
         return changes
 
+    def _walk_once(self, snapshot: bytes, named: str) -> bool:
+        """Whether the stored snapshot keeps within the limits, walking it only the first
+        time this version opens it (remembered in the workspace): the walk of a
+        50,000-talent production costs more than loading it (issue 14)."""
+        key, seen = _WALKED_KEY + str(self.id), f"{named}|{yupdate.limits_signature()}"
+        if self.store.get_kv(key) == seen:
+            return True
+        try:
+            yupdate.guard_update(snapshot)
+        except BadUpdate:
+            return False  # opened the careful way, one update at a time
+        with contextlib.suppress(StorageError):  # a read-only workspace walks every time
+            self.store.set_kv(key, seen)
+        return True
+
     def _merge_stored(
-        self, blobs: list[bytes], changes: Changes, *, skip_beyond_limits: bool = False
+        self,
+        blobs: list[bytes],
+        changes: Changes,
+        *,
+        skip_beyond_limits: bool = False,
+        walked: bool = False,
     ) -> int:
         """Merge stored blobs in order; returns how many were left out as beyond the
-        limits (a production poisoned before the limits existed must still open)."""
+        limits (a production poisoned before the limits existed must still open).
+        ``walked``: the blobs passed the bounded walk before (see :meth:`_walk_once`)."""
         skipped = 0
         for blob in blobs:
             try:
-                applied = self.doc.apply_update(blob, origin="storage")
+                applied = self.doc.apply_update(blob, origin="storage", walked=walked)
             except UpdateLimit:
                 if not skip_beyond_limits:
                     raise

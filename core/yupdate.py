@@ -109,11 +109,13 @@ def guard_update(update: bytes) -> UpdateShape:
 #: entity, field, and a field's own map), of Any arrays and maps in one value, and of
 #: the JSON of a text embed or format.
 MAX_NESTING = 32
-#: The largest update accepted (bytes): the sync protocol's frame cap.
+#: The largest update accepted (bytes): the sync protocol's frame cap (a whole
+#: production's first sync is one frame), and what a stored production folds into when
+#: it opens. A 50,000-talent production (bench_large's) is 27 MB in its full state.
 MAX_UPDATE_BYTES = 32 * 1024 * 1024
-#: Structs (items, GC and skip ranges) in one update: about six times the benchmark's
-#: production (5,000 talents, 1,500 scenes: 88,000 structs in its full state).
-MAX_STRUCTS = 500_000
+#: Structs (items, GC and skip ranges) in one update: four times a 50,000-talent
+#: production (bench_large's: 998,000 structs in its full state; 5,000 talents: 100,000).
+MAX_STRUCTS = 4_000_000
 #: Entries in one Any array or map, or values in one struct.
 MAX_ENTRIES = 100_000
 #: Any values in one update, nested ones included.
@@ -129,6 +131,15 @@ MAX_KEY_BYTES = 4096
 MAX_PRODUCTION_BYTES = 256 * 1024 * 1024
 #: Clocks and lengths are u32 in Yrs (it wraps beyond): refused from here on.
 CLOCK_LIMIT = 2**32
+
+
+def limits_signature() -> str:
+    """The limits a walk checked against: a walk remembered under other limits (another
+    castroom version) does not count."""
+    limits = [MAX_NESTING, MAX_UPDATE_BYTES, MAX_STRUCTS, MAX_ENTRIES, MAX_VALUES]
+    limits += [MAX_CLIENTS, MAX_DELETE_RANGES, MAX_KEY_BYTES, CLOCK_LIMIT]
+    return ",".join(map(str, limits))
+
 
 # Struct info byte (lib0 v1): the low 5 bits are the content (0 = GC, 10 = skip).
 _HAS_ORIGIN, _HAS_RIGHT_ORIGIN, _HAS_PARENT_SUB = 0x80, 0x40, 0x20

@@ -14,7 +14,14 @@ from pycrdt import Doc, Map
 
 from castroom.core import model
 from castroom.core.document import CastDocument
-from castroom.core.errors import Ambiguous, BadUpdate, CastroomError, NotFound, StorageError
+from castroom.core.errors import (
+    Ambiguous,
+    BadUpdate,
+    CastroomError,
+    NotFound,
+    SkippedStoredUpdates,
+    StorageError,
+)
 from castroom.core.model import Role, Talent
 from castroom.core.workspace import ProductionDeleted, Workspace, default_path
 
@@ -450,3 +457,74 @@ def test_a_new_workspace_is_private_to_its_owner(tmp_path: Path) -> None:
     assert (path.stat().st_mode & 0o777) == 0o700
     assert modes["castroom.db"] == 0o600 and modes["config.toml"] == 0o600
     assert all(mode & 0o077 == 0 for mode in modes.values()), modes  # -wal and -shm too
+
+
+def _walks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the updates the bounded walk reads from here on."""
+    from castroom.core import yupdate
+
+    sizes: list[int] = []
+    real = yupdate.walk_update
+
+    def counted(update: bytes) -> yupdate.UpdateShape:
+        sizes.append(len(update))
+        return real(update)
+
+    monkeypatch.setattr(yupdate, "walk_update", counted)
+    return sizes
+
+
+def _compacted(tmp_path: Path) -> tuple[Path, bytes]:
+    """A workspace whose production (30 talents) is all in its snapshot, and its state."""
+    path = tmp_path / "ws"
+    with Workspace.open(path, member="rosa") as ws:
+        production = ws.create_production("Harbour Lights")
+        for n in range(30):
+            production.doc.add(Talent, name=f"Talent {n}")
+        production.compact()
+        return path, production.doc.encode_update()
+
+
+def test_a_snapshot_is_walked_once_then_opens_without_the_walk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bounded walk of a big stored production costs more than loading it (issue
+    14), so a snapshot found within the limits once is not walked again; the log after
+    it still is, and so is a snapshot walked under other limits."""
+    from castroom.core import yupdate
+
+    path, snapshot = _compacted(tmp_path)
+    walked = _walks(monkeypatch)
+
+    def open_names() -> list[str]:
+        with Workspace.open(path) as ws:
+            return sorted(t.name for t in ws.production().doc.all(Talent))
+
+    names = open_names()
+    assert len(names) == 30 and len(walked) == 1  # the first open walks the snapshot
+    size = walked[0]
+    assert abs(size - len(snapshot)) < len(snapshot) // 2
+    walked.clear()
+    assert open_names() == names and walked == []  # then it is trusted as walked
+    with Workspace.open(path) as ws:  # a write after it: only that update is walked
+        ws.production().doc.add(Talent, name="Talent 30")
+    walked.clear()
+    assert len(open_names()) == 31 and walked and max(walked) < size
+    monkeypatch.setattr(yupdate, "MAX_KEY_BYTES", 4000)  # other limits: walked again
+    walked.clear()
+    assert len(open_names()) == 31 and size in walked
+
+
+def test_a_snapshot_beyond_the_limits_is_never_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from castroom.core import yupdate
+
+    path, _ = _compacted(tmp_path)
+    monkeypatch.setattr(yupdate, "MAX_STRUCTS", 20)
+    for _ in range(2):  # each open finds it beyond the limits: left out, said so
+        with Workspace.open(path) as ws:
+            with pytest.warns(SkippedStoredUpdates, match="beyond castroom's limits"):
+                production = ws.production()
+            assert production.doc.all(Talent) == []
+            assert ws.store.get_kv("snapshot-walked:" + str(production.id)) is None

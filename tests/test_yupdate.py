@@ -263,8 +263,10 @@ def test_count_and_size_limits_name_the_limit() -> None:
         hostile.nulls(yupdate.MAX_ENTRIES + 1), "entries in one value (limit 100,000)", UpdateLimit
     )
     structs = hostile.var_uint(1) + hostile.var_uint(yupdate.MAX_STRUCTS + 1) + b"\x01\x00"
-    refused(structs + b"\x00" * 64, "structs in one client (limit 500,000)", UpdateLimit)
-    refused(b"\x00" * (yupdate.MAX_UPDATE_BYTES + 1), "bytes (limit 33,554,432)", UpdateLimit)
+    limit = f"structs in one client (limit {yupdate.MAX_STRUCTS:,})"
+    refused(structs + b"\x00" * 64, limit, UpdateLimit)
+    too_big = b"\x00" * (yupdate.MAX_UPDATE_BYTES + 1)
+    refused(too_big, f"bytes (limit {yupdate.MAX_UPDATE_BYTES:,})", UpdateLimit)
     long_key = hostile.in_root("talents", "k" * (yupdate.MAX_KEY_BYTES + 1), hostile.Y_MAP)
     refused(hostile.update([long_key]), "a key of 4,097 bytes (limit 4,096)", UpdateLimit)
     lie = hostile.var_uint(1) + hostile.var_uint(5_000) + b"\x01\x00" + b"\x00" * 30
