@@ -41,7 +41,7 @@ from castroom.core.model import (
 from castroom.core.plugins import make_plugins
 from castroom.core.view import ProductionView
 
-TALENTS, ROLES, SCENES, DAYS = 5_000, 300, 1_500, 75
+SIZES = TALENTS, ROLES, SCENES, DAYS = 5_000, 300, 1_500, 75
 TARGET_MS = 250.0
 BUILTIN_CHECKS = {
     "continuity": "castroom.plugins.continuity",
@@ -52,12 +52,16 @@ BUILTIN_CHECKS = {
 }
 
 
-def build(seed: int = 7) -> CastDocument:
-    """A realistic large production, deterministic for a seed."""
+PRODUCTION = {"kind": "series", "budget_cap": 2_000_000_000, "fringe_rate": 0.18}
+
+
+def build(seed: int = 7, scale: int = 1, into: CastDocument | None = None) -> CastDocument:
+    """A realistic large production, deterministic for a seed; ``scale`` multiplies every
+    collection (10: 50,000 talents, 3,000 roles, 15,000 scenes over 750 shoot days).
+    ``into``: a document whose production is made already (a workspace's)."""
     rng = random.Random(seed)
-    doc = CastDocument.create(
-        "Bench Saga", kind="series", budget_cap=2_000_000_000, fringe_rate=0.18
-    )
+    TALENTS, ROLES, SCENES, DAYS = (n * scale for n in SIZES)
+    doc = into or CastDocument.create("Bench Saga", **PRODUCTION)
     entities: list[Entity] = []
     talents = []
     for i in range(TALENTS):
@@ -105,7 +109,7 @@ def build(seed: int = 7) -> CastDocument:
     scenes = []
     per_day: dict[str, list[str]] = {d.id: [] for d in days}
     for i in range(SCENES):
-        cast = rng.sample(roles[: 60 if i % 3 else ROLES], k=rng.randint(1, 4))
+        cast = rng.sample(roles[: 60 * scale if i % 3 else ROLES], k=rng.randint(1, 4))
         era = "young" if cast[0].eras and i % 2 else None
         day = days[min(DAYS - 1, i * DAYS // SCENES)]
         looks = {
@@ -159,8 +163,8 @@ def build(seed: int = 7) -> CastDocument:
                 )
             )
     entities += candidates
-    for i in range(1_500):
-        day = start + dt.timedelta(days=rng.randint(0, 110))
+    for i in range(1_500 * scale):
+        day = start + dt.timedelta(days=rng.randint(0, 110 * scale))
         who = rng.choice(candidates).talent_id if i % 2 else f"T{rng.randrange(TALENTS):05d}"
         entities.append(
             Availability(

@@ -1,0 +1,99 @@
+"""Benchmark: large productions (issue 14): ``check``, ``budget`` and ``list talents
+--json`` at 5,000 and 50,000 talents (bench_checks' production, every collection scaled
+by 10), as people run them: the real console script in a fresh process, on a stored
+workspace opened before (so its snapshot was walked once, as after any first open).
+
+Target: each <= 1.5 s at 50,000 talents, and cost linear in the size: the exponent
+``log(t50k / t5k) / log(10)`` is printed per command (1.0 = linear). The baseline, in the
+same run: a fresh process that loads the same stored snapshot into a bare pycrdt Doc (the
+floor of any command that reads the production). Medians of RUNS, interleaved.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.bench_checks import PRODUCTION, build
+from castroom.core.workspace import Workspace
+
+RUNS = 3
+TARGET_S = 1.5
+SCALES = {"5k": 1, "50k": 10}
+COMMANDS = {
+    "check": ["check", "--json"],
+    "budget": ["budget"],
+    "list --json": ["list", "talents", "--json"],
+}
+DB = "castroom.db"
+RAW_OPEN = """
+import sqlite3, sys
+from pycrdt import Doc
+db = sqlite3.connect(sys.argv[1])
+Doc().apply_update(db.execute("SELECT data FROM snapshots").fetchone()[0])
+"""
+
+
+def stored(root: Path, scale: int) -> Path:
+    """A workspace holding bench_checks' production at ``scale``, compacted and opened."""
+    path = root / f"ws-{scale}"
+    with Workspace.open(path, create=True, member="bench") as workspace:
+        production = workspace.create_production("Bench Saga", **PRODUCTION)
+        build(scale=scale, into=production.doc)
+        production.compact()
+    with Workspace.open(path) as workspace:
+        workspace.production()  # the first open walks the snapshot (once)
+    return path
+
+
+def _seconds(argv: list[str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, check=False)
+    if done.returncode not in (0, 1):  # check exits 1 when it finds errors
+        raise SystemExit(f"{argv[2:]} failed: {done.stderr.decode()[-500:]}")
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    exe = str(Path(sys.executable).with_name("castroom"))
+    with tempfile.TemporaryDirectory() as tmp:
+        print("bench_large: building 5,000 and 50,000 talents (about a minute) ...", flush=True)
+        spaces = {label: stored(Path(tmp), scale) for label, scale in SCALES.items()}
+        runs: dict[tuple[str, str], list[str]] = {}
+        for label, path in spaces.items():
+            runs[(label, "raw pycrdt open")] = [sys.executable, "-c", RAW_OPEN, str(path / DB)]
+            for name, args in COMMANDS.items():
+                runs[(label, name)] = [exe, "-w", str(path), *args]
+        times: dict[tuple[str, str], list[float]] = {key: [] for key in runs}
+        for _ in range(RUNS):
+            for key, argv in runs.items():
+                times[key].append(_seconds(argv))
+    median = {key: statistics.median(values) for key, values in times.items()}
+    print(
+        f"  machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores;"
+        f" median of {RUNS} interleaved runs, fresh process each"
+    )
+    missed = []
+    for name in ("raw pycrdt open", *COMMANDS):
+        small, large = median[("5k", name)], median[("50k", name)]
+        exponent = math.log(large / small) / math.log(10)
+        line = f"  {name:<16} 5k {small:6.2f} s   50k {large:6.2f} s   exponent {exponent:4.2f}"
+        if name in COMMANDS:
+            ok = large <= TARGET_S
+            missed += [] if ok else [name]
+            floor = median[("50k", "raw pycrdt open")]
+            verdict = "ok" if ok else "MISSED"
+            line += f"   {large / floor:4.1f}x raw   target <= {TARGET_S} s [{verdict}]"
+        print(line)
+    if missed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
