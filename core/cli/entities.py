@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .. import edits, model
+from .. import model
 from ..commands import emit_json
 from ..document import CastDocument
 from ..fields import parse_assignments, parse_filters
@@ -54,6 +54,8 @@ def add_cmd(
     cls = kind_arg(kind)
     doc = obj.production().doc
     fields = parse_assignments(cls, assignments, doc.currency)
+    from .. import edits  # with the commands that write: not for list, show
+
     edit = edits.create(doc, cls, fields, force=force)
     entity = edits.apply(doc, edit).entities[edit.id]
     if as_json:
@@ -220,6 +222,8 @@ def set_cmd(
     # stored fields with the given ones, and writes only the given ones).
     entity_id = doc.resolve_id(cls, ref, include_deleted=True)
     fields = parse_assignments(cls, assignments, doc.currency)
+    from .. import edits  # with the commands that write: not for list, show
+
     edit = edits.change(doc, cls, entity_id, fields, force=force)
     updated = edits.apply(doc, edit).entities[entity_id]
     if as_json:
@@ -273,6 +277,8 @@ def _flag(
     doc: CastDocument, cls: type[model.Entity], entity_id: str, as_json: bool, *, back: bool
 ) -> None:
     """Delete (``back``: restore) through a plan: nothing to do is said, not written."""
+    from .. import edits  # with the commands that write: not for list, show
+
     plan = edits.deletion(doc, cls, entity_id, back=back)
     if plan.edits:
         edits.apply(doc, plan)
