@@ -33,9 +33,9 @@ from pycrdt import Doc, Map, Text
 
 from bench.bench_sync import Served
 from castroom.core import model
+from castroom.core.sample import SampleSize, build_sample
 from castroom.core.storage import Store, fold
 from castroom.core.workspace import DB_NAME, Workspace
-from castroom.plugins.sample import SampleSize, build_sample
 from castroom.sync.auth import TokenStore
 
 TALENTS = 200  # of the sample's talents, edited
