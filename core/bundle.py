@@ -4,6 +4,12 @@ A bundle is ``MAGIC | blake2b-256(body) | body`` where body is MessagePack. A st
 (``castroom bundle state``) records what a peer already has, so ``bundle create --for``
 writes only the difference. Applying checks the magic, the checksum and that every
 update decodes *before* merging anything: a corrupt or foreign file changes nothing.
+
+A bundle also carries attached files (``--media``): ``thumbs`` (the default: every
+thumbnail and poster the productions refer to, what a shortlist shows), ``all`` (the
+originals too: held in memory while written and read, so big reels are better moved by
+folder or HTTP sync) or ``none``. Each is checked against its hash before anything is
+merged.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from pathlib import Path
 
 import msgspec
 
+from . import media as media_refs
 from . import model
 from .document import production_in
 from .errors import BadUpdate, CastroomError, UnsafeId
@@ -31,12 +38,31 @@ class BundleEntry(msgspec.Struct, kw_only=True):
     update: bytes
 
 
+class BundleBlob(msgspec.Struct, kw_only=True):
+    hash: str
+    #: A media kind, or ``derived`` (a thumbnail or poster): which size limit applies.
+    what: str
+    data: bytes
+
+
 class Bundle(msgspec.Struct, kw_only=True):
     version: int
     created: float
     member: str
     device: str
     productions: list[BundleEntry]
+    media: list[BundleBlob] = msgspec.field(default_factory=list)
+
+
+class Applied(msgspec.Struct, kw_only=True):
+    """What applying a bundle changed: entities per production, and files stored."""
+
+    productions: dict[str, int]
+    media: int = 0
+
+
+#: What ``bundle create --media`` may carry.
+MEDIA_MODES = ("none", "thumbs", "all")
 
 
 def _seal(magic: bytes, body: bytes) -> bytes:
@@ -69,9 +95,11 @@ def write_state(workspace: Workspace, path: Path) -> int:
     return len(state)
 
 
-def create(workspace: Workspace, path: Path, *, for_state: Path | None = None) -> Bundle:
+def create(
+    workspace: Workspace, path: Path, *, for_state: Path | None = None, media: str = "thumbs"
+) -> Bundle:
     """Write every production (or only what the peer behind ``for_state`` lacks; a
-    production it has all of is left out)."""
+    production it has all of is left out), with the attached files ``media`` says."""
     have = read_state(for_state) if for_state else {}
     entries = []
     for pid, title in workspace.productions():
@@ -85,6 +113,7 @@ def create(workspace: Workspace, path: Path, *, for_state: Path | None = None) -
         member=workspace.identity.member,
         device=workspace.identity.device_id,
         productions=entries,
+        media=_blobs_for(workspace, media),
     )
     _write_atomic(Path(path), _seal(BUNDLE_MAGIC, msgspec.msgpack.encode(bundle)))
     return bundle
@@ -123,13 +152,44 @@ def _rehearse(workspace: Workspace, entry: BundleEntry) -> None:
         raise BadUpdate(f"bundle entry {entry.id} holds another production ({claimed})")
 
 
-def apply(workspace: Workspace, path: Path) -> dict[str, int]:
-    """Merge a bundle. Returns production id -> number of entities that changed.
+def _blobs_for(workspace: Workspace, mode: str) -> list[BundleBlob]:
+    if mode not in MEDIA_MODES:
+        raise CastroomError(f"--media {mode!r}: expected one of {', '.join(MEDIA_MODES)}")
+    if mode == "none":
+        return []
+    needs = media_refs.RefCache().needs(workspace, [pid for pid, _ in workspace.productions()])
+    blobs = workspace.blobs
+    return [
+        BundleBlob(hash=n.hash, what=n.what, data=blobs.path(n.hash).read_bytes())
+        for n in needs.values()
+        if blobs.has(n.hash) and (mode == "all" or n.what == "derived")
+    ]
 
-    Every entry is checked (magic, checksum, decoding, and a rehearsal merge) before any
-    is merged: a corrupt, truncated or foreign file changes nothing.
+
+def _check_blobs(workspace: Workspace, bundle: Bundle, path: Path) -> None:
+    for blob in bundle.media:
+        limit = media_refs.size_limit(workspace.config, blob.what)
+        if hashlib.sha256(blob.data).hexdigest() != blob.hash or len(blob.data) > limit:
+            raise BadUpdate(
+                f"bundle {path}: the file {blob.hash[:12]}… is damaged or over its limit;"
+                " nothing was merged"
+            )
+
+
+def apply(workspace: Workspace, path: Path) -> dict[str, int]:
+    """Merge a bundle. Returns production id -> number of entities that changed."""
+    return apply_bundle(workspace, path).productions
+
+
+def apply_bundle(workspace: Workspace, path: Path) -> Applied:
+    """Merge a bundle and store the files it carries.
+
+    Every entry is checked (magic, checksum, decoding, and a rehearsal merge) and every
+    file against its hash before any is merged: a corrupt, truncated or foreign file
+    changes nothing.
     """
     bundle = read(path)
+    _check_blobs(workspace, bundle, path)
     for entry in bundle.productions:
         try:
             model.folder_id(entry.id, "production id")
@@ -142,7 +202,12 @@ def apply(workspace: Workspace, path: Path) -> dict[str, int]:
             entry.id, entry.update, origin="bundle", device=bundle.device, member=bundle.member
         )
         moved[entry.id] = len(changes)
-    return moved
+    stored = sum(
+        workspace.blobs.put([b.data], expected=b.hash).new
+        for b in bundle.media
+        if not workspace.blobs.has(b.hash)
+    )
+    return Applied(productions=moved, media=stored)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

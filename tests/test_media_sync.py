@@ -245,3 +245,56 @@ def test_a_damaged_or_planted_file_in_the_folder_is_never_stored(
     assert result.exit_code == 0, result.output
     assert "do not match their hash" in result.output
     assert blob_files(room.b) == set()
+
+
+# -- in bundles ---------------------------------------------------------------------------
+
+
+def _attach_on_a(room: Room, cli, tmp_path: Path) -> dict:
+    ok(cli("init", "--production", "Tides", workspace=room.a))
+    ok(cli("add", "talent", "name=Ada Stone", workspace=room.a))
+    ok(
+        cli(
+            "attach", "talent", "Ada Stone", str(jpeg(tmp_path / "a.jpg", seed=9)), workspace=room.a
+        )
+    )
+    [entry] = json.loads(ok(cli("media", "list", "--json", workspace=room.a)))
+    return entry["media"]
+
+
+def test_bundles_carry_thumbnails_by_default_and_every_file_with_media_all(
+    room: Room, tmp_path: Path, cli
+) -> None:
+    face = _attach_on_a(room, cli, tmp_path)
+    thumbs, everything = tmp_path / "thumbs.castroom", tmp_path / "all.castroom"
+    assert "Carrying 1 attached file(s)" in ok(
+        cli("bundle", "create", str(thumbs), workspace=room.a)
+    )
+    ok(cli("bundle", "create", str(everything), "--media", "all", workspace=room.a))
+    none = tmp_path / "none.castroom"
+    assert "Carrying" not in ok(
+        cli("bundle", "create", str(none), "--media", "none", workspace=room.a)
+    )
+
+    assert "Stored 1 attached file(s)" in ok(cli("bundle", "apply", str(thumbs), workspace=room.b))
+    assert blob_files(room.b) == {face["thumbnail"]}
+    ok(cli("bundle", "apply", str(everything), workspace=room.b))
+    assert blob_files(room.b) == {face["thumbnail"], face["hash"]}
+
+
+def test_a_bundle_with_a_damaged_file_merges_nothing(room: Room, tmp_path: Path, cli) -> None:
+    import msgspec
+
+    from castroom.core import bundle as bundles
+
+    _attach_on_a(room, cli, tmp_path)
+    path = tmp_path / "b.castroom"
+    ok(cli("bundle", "create", str(path), "--media", "all", workspace=room.a))
+    made = bundles.read(path)
+    blob = made.media[0]
+    blob.data = blob.data[:-1] + bytes([blob.data[-1] ^ 1])
+    path.write_bytes(bundles._seal(bundles.BUNDLE_MAGIC, msgspec.msgpack.encode(made)))
+    fails(cli("bundle", "apply", str(path), workspace=room.b), "damaged", "nothing was merged")
+    assert blob_files(room.b) == set()
+    with Workspace.open(room.b) as ws:
+        assert ws.productions() == []

@@ -25,12 +25,25 @@ def bundle() -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="A peer's state file: include only what that peer lacks.",
 )
+@click.option(
+    "--media",
+    type=click.Choice(bundles.MEDIA_MODES),
+    default="thumbs",
+    show_default=True,
+    help="Attached files to carry: thumbnails and posters, every file, or none.",
+)
 @pass_ctx
-def bundle_create(obj: Context, file: str, for_state: str | None) -> None:
-    """Write this workspace's productions into FILE."""
+def bundle_create(obj: Context, file: str, for_state: str | None, media: str) -> None:
+    """Write this workspace's productions (and attached files) into FILE."""
     made = bundles.create(
-        obj.workspace(), Path(file), for_state=Path(for_state) if for_state else None
+        obj.workspace(),
+        Path(file),
+        for_state=Path(for_state) if for_state else None,
+        media=media,
     )
+    if made.media:
+        size = sum(len(b.data) for b in made.media)
+        click.echo(f"Carrying {len(made.media)} attached file(s), {size:,} bytes")
     # Only productions with new content count: an entry with no struct carries just the
     # delete set (which a state vector cannot tell the peer has), kept to be safe.
     new = [e for e in made.productions if not update_is_empty(e.update)]
@@ -50,7 +63,10 @@ def bundle_create(obj: Context, file: str, for_state: str | None) -> None:
 def bundle_apply(obj: Context, file: str) -> None:
     """Merge a bundle from another machine (works on a new, empty workspace too)."""
     workspace = obj.workspace(create=True)
-    moved = bundles.apply(workspace, Path(file))
+    applied = bundles.apply_bundle(workspace, Path(file))
+    moved = applied.productions
+    if applied.media:
+        click.echo(f"Stored {applied.media} attached file(s) from {file}")
     # Only the productions the bundle changed: "0 entities changed" lines are noise.
     changed = {pid: count for pid, count in moved.items() if count}
     if not changed:
