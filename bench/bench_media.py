@@ -9,7 +9,12 @@ Figures, each against a baseline measured in the same run:
 - thumbnails per second: :func:`castroom.core.derivatives.probe` alone on the same files
   (decode, check, thumbnail, encode), against Pillow opening and fully decoding them;
 - store overhead: the bytes the blob store holds (originals + thumbnails; and the disk
-  blocks it takes) and the document's growth, over the raw bytes of the files.
+  blocks it takes) and the document's growth, over the raw bytes of the files;
+- sync: a fresh peer's ``castroom sync http://… --media all`` from a real ``castroom
+  serve`` on 127.0.0.1 (the document, then every blob, each checked against its hash
+  and fsynced), against a raw HTTP copy of the same files in the same run (the standard
+  library's HTTP/1.1 file server, httpx fetching each over one connection, written and
+  fsynced). Goal: castroom's throughput >= 0.7x the raw copy's.
 """
 
 from __future__ import annotations
@@ -102,6 +107,55 @@ def thumbnails(files: list[Path]) -> tuple[float, float]:
     return derive, time.perf_counter() - start
 
 
+def raw_http_copy(folder: Path, names: list[str], dest: Path) -> float:
+    """Fetch every file of ``folder`` over loopback HTTP/1.1, writing and fsyncing each."""
+    import functools
+    import http.server
+    import threading
+
+    import httpx
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(folder))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    dest.mkdir()
+    try:
+        start = time.perf_counter()
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.server_port}") as client:
+            for name in names:
+                with client.stream("GET", f"/{name}") as response, open(dest / name, "wb") as out:
+                    for chunk in response.iter_bytes(1024 * 1024):
+                        out.write(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+        return time.perf_counter() - start
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def sync_to_fresh_peer(served: Path, peer: Path) -> tuple[float, int]:
+    """(seconds, blobs fetched) for a fresh peer's one-shot sync of everything."""
+    from castroom.sync import client
+    from castroom.sync.auth import TokenStore
+    from castroom.sync.server import ServerThread
+
+    with Workspace.open(served) as workspace:
+        token = TokenStore(workspace.store).create("read")[1]
+    with ServerThread(served) as server, Workspace.open(peer, member="peer") as laptop:
+        start = time.perf_counter()
+        client.sync_http(laptop, server.url, token=token, media="all")
+        elapsed = time.perf_counter() - start
+        return elapsed, len(list(laptop.blobs.hashes()))
+
+
 def store_bytes(workspace: Workspace) -> tuple[int, int]:
     """(bytes, disk blocks in bytes) of every blob in the store."""
     size = blocks = 0
@@ -132,6 +186,9 @@ def main() -> None:
             assert len(list(workspace.blobs.hashes())) == 2 * COUNT
         grown = _stored(db) - before
         derive, decode = thumbnails(files)
+        raw_http = raw_http_copy(root / "copy", [p.name for p in files], root / "http-copy")
+        synced_peer, fetched = sync_to_fresh_peer(root / "ws", root / "peer")
+        assert fetched == 2 * COUNT, fetched
 
     mb = raw / 1e6
     print(f"attach {COUNT:,} headshots ({raw / COUNT / 1000:.0f} KB each, {mb:.0f} MB):")
@@ -157,6 +214,14 @@ def main() -> None:
     print(
         f"  document + log growth: {grown / 1000:.0f} KB ({grown / COUNT:.0f} bytes per"
         f" attachment, {grown / raw * 100:.2f} % of the raw bytes)"
+    )
+
+    moved = stored / 1e6
+    print(
+        f"  sync to a fresh peer over HTTP: {synced_peer:.2f} s for {fetched:,} files"
+        f" ({moved:.0f} MB, {moved / synced_peer:.1f} MB/s); raw HTTP copy of the"
+        f" {COUNT:,} files: {raw_http:.2f} s ({mb / raw_http:.1f} MB/s); throughput"
+        f" castroom / raw = {(moved / synced_peer) / (mb / raw_http):.2f}x (goal >= 0.7x)"
     )
 
 

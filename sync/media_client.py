@@ -25,6 +25,7 @@ is refused, retried, and never stored.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,8 @@ MODES = ("none", "eager", "all")
 EAGER = frozenset({"headshot", "resume", "derived"})
 #: Attempts per blob before a refused transfer is reported.
 ATTEMPTS = 3
+#: Blobs fetched at once.
+PARALLEL = 4
 
 
 # -- the client's exchange ------------------------------------------------------------------
@@ -92,10 +95,20 @@ def exchange(
         return moved
     needs = media.RefCache().needs(workspace, production_ids)
     blobs = workspace.blobs
-    for need in needs.values():
-        if blobs.has(need.hash) or (mode == "eager" and need.what not in EAGER):
-            continue
-        _fetch_one(client, workspace, need, moved)
+    wanted = [
+        n for n in needs.values() if not blobs.has(n.hash) and (mode == "all" or n.what in EAGER)
+    ]
+    # A few transfers at once: each blob's fsync would otherwise wait alone.
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        outcomes = list(pool.map(lambda n: _fetch_one(client, workspace, n), wanted))
+    for need, (size, why) in zip(wanted, outcomes, strict=True):
+        if why is not None:
+            moved.refused[need.hash] = why
+        elif size is None:
+            moved.absent += 1
+        else:
+            moved.fetched += 1
+            moved.fetched_bytes += size
     if send:
         _send(client, blobs, [n for n in needs.values() if blobs.has(n.hash)], moved)
     if moved.refused:
@@ -105,14 +118,16 @@ def exchange(
 
 
 def _fetch_one(
-    client: httpx.Client, workspace: Workspace, need: media.BlobNeed, moved: MediaMoved
-) -> None:
+    client: httpx.Client, workspace: Workspace, need: media.BlobNeed
+) -> tuple[int | None, str | None]:
+    """(bytes stored, None); (None, None) when the server lacks it too; (None, why)
+    when every attempt was refused (nothing stored)."""
     limit = media.size_limit(workspace.config, need.what)
+    why = None
     for _attempt in range(ATTEMPTS):
         with client.stream("GET", f"/media/{need.hash}") as response:
             if response.status_code == 404:
-                moved.absent += 1
-                return
+                return None, None
             _raise_for(response)
             try:
                 with workspace.blobs.writer(
@@ -120,14 +135,10 @@ def _fetch_one(
                 ) as out:
                     for chunk in response.iter_bytes(CHUNK):
                         out.write(chunk)
-                    stored = out.commit()
+                    return out.commit().size, None
             except BlobRefused as exc:
-                moved.refused[need.hash] = str(exc)
-                continue
-        moved.refused.pop(need.hash, None)
-        moved.fetched += 1
-        moved.fetched_bytes += stored.size
-        return
+                why = str(exc)
+    return None, why
 
 
 def _send(
