@@ -40,7 +40,16 @@ from pycrdt import (
 
 from .errors import BadUpdate, NotFound, UpdateLimit, ValidationFailed
 from .model import COLLECTIONS, Entity, Production
-from .yupdate import EMPTY_UPDATE, MAX_NESTING, guard_update, one_line, update_is_empty
+from .yupdate import (
+    EMPTY_UPDATE,
+    MAX_NESTING,
+    UpdateShape,
+    decode_state_vector,
+    guard_update,
+    one_line,
+    slices,
+    update_is_empty,
+)
 
 __all__ = [
     "COARSE_CHANGES",
@@ -247,6 +256,10 @@ class CrdtDocument:
         self._applying = False
         self._too_deep = False  # set by the collection observers during a merge
         self._itemised = 0  # entities whose changed fields a merge read, so far
+        #: Collection keys the last merge deleted (the typed API never deletes a key).
+        self.merge_deleted: set[tuple[str, str]] = set()
+        #: The walk of the last update merged.
+        self.merge_shape: UpdateShape | None = None
         self._txn: Any = None
         self.on_commit: Callable[[bytes, Changes], None] | None = None
         self.on_abort: Callable[[], None] | None = None
@@ -288,15 +301,16 @@ class CrdtDocument:
         missing = get_update(update, self.ydoc.get_state())
         return update_is_empty(missing)
 
-    def _integrate(self, update: bytes) -> None:
-        """Apply an update, then retry those whose structs Yrs left pending.
+    def _integrate(self, update: bytes, shape: UpdateShape | None = None) -> None:
+        """Apply an update (in slices when the walk's ``shape`` is given), then retry
+        those whose structs Yrs left pending.
 
         Yrs (pycrdt 0.14) can leave a pending struct stuck when several updates of one
         client arrive out of order (2, 3, then 1: 2 never integrates), although applying
         it again then works. So updates not fully integrated are kept and re-applied
         after each later update until they are; applying an update twice is harmless.
         """
-        self.ydoc.apply_update(update)
+        self._apply_sliced(update, shape)
         if len(update) <= STASH_LIMIT and not self._covered(update):
             self._stash.append(update)
             del self._stash[:-256]  # bounded: storage keeps every update anyway
@@ -308,6 +322,27 @@ class CrdtDocument:
                 if self._covered(waiting):
                     self._stash.remove(waiting)
                     progress = True
+
+    def _apply_sliced(self, update: bytes, shape: UpdateShape | None) -> None:
+        """Yrs holds the GIL while it integrates (16 s for a 1M-entry update), so a large
+        update is fed to it in slices (yupdate.slices): a merge in a worker thread then
+        lets the server's event loop run between two. Should a slice wait on one that
+        came later (structs of several clients referring to each other both ways), the
+        whole update is applied once more, which Yrs sorts out itself."""
+        pieces = slices(update, shape) if shape is not None else [update]
+        if len(pieces) == 1:
+            self.ydoc.apply_update(update)
+            return
+        assert shape is not None
+        before = decode_state_vector(self.ydoc.get_state())
+        for piece in pieces:
+            self.ydoc.apply_update(piece)
+        after = decode_state_vector(self.ydoc.get_state())
+        if any(
+            before.get(client, 0) >= shape.starts[client] and after.get(client, 0) < end
+            for client, end in shape.clocks.items()
+        ):
+            self.ydoc.apply_update(update)
 
     # -- change tracking -----------------------------------------------------------------
 
@@ -367,15 +402,19 @@ class CrdtDocument:
             for event in events:
                 path = event.path
                 if not path:
-                    for entity_id in event.keys:
+                    for entity_id, change in event.keys.items():
                         self._cache.pop((collection, entity_id), None)
                         self._changes.setdefault((collection, entity_id), set()).add("*")
+                        if change.get("action") == "delete":
+                            self.merge_deleted.add((collection, entity_id))
                     continue
                 entity_id = path[0]
                 if len(path) >= MAX_NESTING:  # a type at the limit gained a child
                     self._too_deep = True
                 self._cache.pop((collection, entity_id), None)
                 fields = self._changes.setdefault((collection, entity_id), set())
+                if CREATED in fields:
+                    continue  # new in this merge (its fields came in a later slice)
                 if len(path) >= 2:
                     fields.add(str(path[1]))
                 elif coarse and self._itemised >= COARSE_ITEMISED:
@@ -472,8 +511,11 @@ class CrdtDocument:
         this version walked), so the walk is not repeated."""
         if self._depth:
             raise RuntimeError("apply_update inside a local transaction")
-        if not walked:
-            guard_update(update)  # before Yrs reserves memory for what the bytes declare
+        # Walked here (before Yrs reserves memory for what the bytes declare) unless these
+        # exact bytes were walked before; the walk's shape is what slices a large update.
+        shape = None if walked else guard_update(update)
+        self.merge_shape = shape
+        self.merge_deleted = set()
         update = bytes(update)
         # Yrs decodes the whole update before integrating any of it, so a decode error
         # leaves the document as it was. An update that decodes but cannot be integrated
@@ -481,7 +523,7 @@ class CrdtDocument:
         # state (storage) or from a copy taken here (a document without storage).
         state = self.ydoc.get_state()
         if state == b"\x00":
-            return self._load_into_empty(update, origin, notify=notify)
+            return self._load_into_empty(update, origin, shape, notify=notify)
         backup = None if self.on_abort is not None else self.ydoc.get_update()
         stash = list(self._stash)
         self._changes = {}
@@ -498,7 +540,7 @@ class CrdtDocument:
         self._too_deep = False
         self._itemised = 0
         try:
-            self._integrate(update)
+            self._integrate(update, shape)
             if self._too_deep:
                 # The bounded walk sees one update; nesting built up over many shows here.
                 raise UpdateLimit(
@@ -542,12 +584,14 @@ class CrdtDocument:
         for listener in self.on_change:
             listener(changes, origin)
 
-    def _load_into_empty(self, update: bytes, origin: str, *, notify: bool = True) -> Changes:
+    def _load_into_empty(
+        self, update: bytes, origin: str, shape: UpdateShape | None, *, notify: bool = True
+    ) -> Changes:
         """First load (opening a production): everything in it is new, so skip the deep
         observers, whose per-entity events cost more than the load itself."""
         self._applying = True
         try:
-            self._integrate(update)
+            self._integrate(update, shape)
         except BaseException as exc:
             if _fatal(exc):
                 raise

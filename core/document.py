@@ -327,6 +327,11 @@ class CastDocument(CrdtDocument):
         with self.transaction():
             self._write_fields(cls, entity_id, {"deleted": deleted}, old)
 
+    def has(self, cls: type[Entity], entity_id: str) -> bool:
+        """Whether the collection holds this key (a valid, invalid or deleted entity)."""
+        self._touch()
+        return self._contains(cls, entity_id)
+
     def ids(self, cls: type[Entity]) -> list[str]:
         self._touch()
         return self._entity_ids(cls)

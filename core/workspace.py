@@ -39,7 +39,7 @@ from .errors import (
 )
 from .labels import short_ids
 from .storage import AtticEntry, LogEntry, Store
-from .yupdate import EMPTY_UPDATE
+from .yupdate import EMPTY_UPDATE, decode_state_vector
 
 if TYPE_CHECKING:
     from .plugins import Plugins
@@ -263,6 +263,25 @@ def _user() -> str:
 
 class ProductionDeleted(CastroomError):
     """A local write to a deleted production (reads, and merges from peers, still work)."""
+
+
+class MergeStart(msgspec.Struct, frozen=True):
+    """The document's state vector and production id before a merge."""
+
+    known: bytes
+    had: str | None
+
+
+class Merged(msgspec.Struct, frozen=True):
+    """What merging an update into the document made, for the storage step: the part of
+    the update that was new (to store and relay), what changed (with the plain fields'
+    old and new values, for the history), and the keys it deleted."""
+
+    update: bytes
+    changes: Changes
+    values: dict[tuple[str, str], dict[str, list[Any]]]
+    had: str | None
+    removed: list[tuple[str, str]]
 
 
 class StoredProduction:
@@ -505,23 +524,54 @@ class StoredProduction:
         """Merge a peer's update and make it durable. Bad bytes raise BadUpdate and leave
         both the document and the store as they were. ``member`` and ``device`` say who
         made it, for the history; without a member, the one whose Member.devices lists
-        ``device`` (if any) is recorded."""
+        ``device`` (if any) is recorded.
+
+        In three steps, which the sync server takes apart to run the middle one (the
+        walk and Yrs) in a worker thread for a large update: :meth:`begin_merge`,
+        :meth:`merge_document`, :meth:`finish_merge`."""
+        started = self.begin_merge(update)
+        merged = self.merge_document(update, started, origin=origin)
+        return self.finish_merge(merged, origin=origin, device=device, member=member)
+
+    def begin_merge(self, update: bytes) -> MergeStart:
+        """Before a merge: other processes' commits merged in, the size cap checked."""
         self.refresh()
         self._check_size(update)
-        known = self.doc.state_vector()
-        had = self.doc.production_id
-        # Listeners (plugins) hear of the change only once it is stored, as for local
-        # commits (_persist runs before on_change): a failed append drops it again.
-        changes = self.doc.apply_update(update, origin=origin, notify=False)
-        values = self.doc.last_values
-        # Merged all the same (refusing it would split the replicas), but what it removed
-        # is kept for `restore --from-history`, read from the durable state before it.
-        removed = self._fields_before(self._removed(changes, had))
+        return MergeStart(known=self.doc.state_vector(), had=self.doc.production_id)
+
+    def merge_document(self, update: bytes, started: MergeStart, *, origin: str) -> Merged:
+        """Merge into the document only (no storage, no listeners): safe in a worker
+        thread while nothing else touches this production. Raises BadUpdate (the
+        document rebuilt from the log) as :meth:`CastDocument.apply_update` does."""
+        with self.doc.silenced_access():  # storage is read on the caller's thread
+            # Listeners (plugins) hear of the change only once it is stored, as for local
+            # commits (_persist runs before on_change): a failed append drops it again.
+            changes = self.doc.apply_update(update, origin=origin, notify=False)
         # Store (and relay) only what was new to us. Yrs skips structs whose ids it already
         # has, but a log that kept them could load differently: a merge of the log may
         # pick a re-sent struct's other content (a mutated or forged copy of a known id)
         # over the one this document holds. Pending structs and deletions are kept.
-        update = diff_update(update, known)
+        shape = self.doc.merge_shape
+        known = decode_state_vector(started.known)
+        if shape is None or any(start < known.get(c, 0) for c, start in shape.starts.items()):
+            update = diff_update(update, started.known)  # else all of it is new
+        return Merged(
+            update=update,
+            changes=changes,
+            values=self.doc.last_values,
+            had=started.had,
+            removed=sorted(self.doc.merge_deleted),
+        )
+
+    def finish_merge(
+        self, merged: Merged, *, origin: str, device: str = "", member: str = ""
+    ) -> Changes:
+        """After :meth:`merge_document`: store the update, keep what it hard-deleted in
+        the attic, relay it, tell the listeners."""
+        update, changes = merged.update, merged.changes
+        # Merged all the same (refusing it would split the replicas), but what it removed
+        # is kept for `restore --from-history`, read from the durable state before it.
+        removed = self._fields_before(self._removed(merged))
         if update == EMPTY_UPDATE:
             return changes
         if not device:
@@ -538,9 +588,9 @@ class StoredProduction:
                     member=member,
                     device=device or self.workspace.identity.device_id,
                     origin=origin,
-                    changes=changes,
-                    values=values,
-                    dedupe=not changes,  # a re-send changes nothing: keep it once
+                    changes=merged.changes,
+                    values=merged.values,
+                    dedupe=not merged.changes,  # a re-send changes nothing: keep it once
                 )
             except Exception as exc:
                 # As in _persist: drop what is only in memory, or our state vector would
@@ -561,20 +611,17 @@ class StoredProduction:
 
     # -- hard deletes: what a peer removed that the schema says is never removed ---------
 
-    def _removed(self, changes: Changes, had: str | None) -> list[tuple[str, str]]:
+    def _removed(self, merged: Merged) -> list[tuple[str, str]]:
         """The entities a merge removed: keys gone from their collection (the typed API
         only ever marks an entity deleted), and the production's own fields."""
-        present: dict[str, set[str]] = {}
-        gone = []
-        for (collection, entity_id), fields in changes.items():
-            if "*" not in fields or collection == "production":
-                continue
-            if collection not in present:
-                present[collection] = set(self.doc.ids(model.COLLECTIONS[collection]))
-            if entity_id not in present[collection]:
-                gone.append((collection, entity_id))
-        if had is not None and self.doc.production_id is None:
-            gone.append(("production", had))
+        gone = [
+            (collection, entity_id)
+            for collection, entity_id in merged.removed
+            if collection in model.COLLECTIONS
+            and not self.doc.has(model.COLLECTIONS[collection], entity_id)
+        ]
+        if merged.had is not None and self.doc.production_id is None:
+            gone.append(("production", merged.had))
         return gone
 
     def _fields_before(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:

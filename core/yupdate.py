@@ -131,6 +131,9 @@ MAX_KEY_BYTES = 4096
 MAX_PRODUCTION_BYTES = 256 * 1024 * 1024
 #: Clocks and lengths are u32 in Yrs (it wraps beyond): refused from here on.
 CLOCK_LIMIT = 2**32
+#: Structs per slice of a large update (see :func:`slices`): Yrs integrates one slice in
+#: a few milliseconds, holding the GIL only that long.
+SLICE_STRUCTS = 2048
 
 
 def limits_signature() -> str:
@@ -182,6 +185,13 @@ class UpdateShape(msgspec.Struct, kw_only=True):
     type_depth: int
     #: The deepest nesting of Any containers in one value.
     value_depth: int
+    #: Runs of up to SLICE_STRUCTS structs of one client: (client, clock of the first,
+    #: start and end offset of their bytes, how many), in the update's order; and the
+    #: offset of the delete set. What :func:`slices` cuts the update into.
+    runs: list[tuple[int, int, int, int, int]] = []
+    delete_set_at: int = 0
+    #: Per client, the other clients its structs refer to (parents and origins).
+    needs: dict[int, set[int]] = {}
 
 
 class _Client:
@@ -212,6 +222,7 @@ class _Walk:
         self.value_depth = 0
         self.contents: dict[str, int] = {}
         self.clients: dict[int, _Client] = {}
+        self.runs: list[tuple[int, int, int, int, int]] = []
         self.last_client = b""  # a whole varUint once one is read
         self.last_client_id = -1
 
@@ -426,8 +437,13 @@ class _Walk:
             client.levels.append(0)
         return length
 
-    def structs_of(self, client: _Client, count: int) -> None:
+    def structs_of(self, client_id: int, client: _Client, count: int) -> None:
+        run_at, run_clock, run_left = self.pos, client.end, SLICE_STRUCTS
         for _ in range(count):
+            if not run_left:
+                self.runs.append((client_id, run_clock, run_at, self.pos, SLICE_STRUCTS))
+                run_at, run_clock, run_left = self.pos, client.end, SLICE_STRUCTS
+            run_left -= 1
             self.structs += 1
             if self.structs > MAX_STRUCTS:
                 raise UpdateLimit(f"more than {MAX_STRUCTS:,} structs in one update")
@@ -448,6 +464,21 @@ class _Walk:
             client.end += length
             if client.end >= CLOCK_LIMIT:
                 raise BadUpdate("a clock beyond 2^32")
+        if run_left < SLICE_STRUCTS:
+            self.runs.append((client_id, run_clock, run_at, self.pos, SLICE_STRUCTS - run_left))
+
+    def needs(self) -> dict[int, set[int]]:
+        """Per client, the other clients of this update its structs refer to."""
+        out: dict[int, set[int]] = {}
+        for client_id, client in self.clients.items():
+            refs = {
+                ref
+                for ref, how in zip(client.ref_client, client.how, strict=True)
+                if how != _NONE and how != _ROOT
+            }
+            refs.discard(client_id)
+            out[client_id] = refs & self.clients.keys()
+        return out
 
     def delete_set(self) -> int:
         ranges = 0
@@ -528,7 +559,8 @@ def walk_update(update: bytes) -> UpdateShape:
             if client_id in walk.clients:
                 raise BadUpdate(f"client {client_id} listed twice")
             client = walk.clients[client_id] = _Client(walk.clock("a clock"))
-            walk.structs_of(client, structs)
+            walk.structs_of(client_id, client, structs)
+        delete_set_at = walk.pos
         deleted = walk.delete_set()
         if walk.pos != walk.end:
             raise BadUpdate(f"{walk.end - walk.pos:,} bytes after the delete set")
@@ -550,4 +582,58 @@ def walk_update(update: bytes) -> UpdateShape:
         deleted_ranges=deleted,
         type_depth=type_depth,
         value_depth=walk.value_depth,
+        runs=walk.runs,
+        delete_set_at=delete_set_at,
+        needs=walk.needs() if len(walk.runs) > 1 else {},
     )
+
+
+def _var_uint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _client_order(shape: UpdateShape) -> list[int]:
+    """The update's clients, each after those it refers to (a cycle keeps the update's
+    order), so that no slice waits for one that comes later."""
+    order: list[int] = []
+    done: set[int] = set()
+    for first in dict.fromkeys(run[0] for run in shape.runs):
+        stack = [(first, iter(sorted(shape.needs.get(first, ()))))]
+        seen = {first}
+        while stack:
+            client, pending = stack[-1]
+            step = next((c for c in pending if c not in seen and c not in done), None)
+            if step is None:
+                stack.pop()
+                if client not in done:
+                    done.add(client)
+                    order.append(client)
+            else:
+                seen.add(step)
+                stack.append((step, iter(sorted(shape.needs.get(step, ())))))
+    return order
+
+
+def slices(update: bytes, shape: UpdateShape) -> list[bytes]:
+    """``update`` (walked: ``shape``) as several updates that, applied in order, make the
+    same document: runs of up to SLICE_STRUCTS structs of one client each (a client's
+    structs in order, each client after those it refers to), then the delete set. So
+    Yrs, which holds the GIL for as long as it integrates, never works on more than one
+    slice at a time. An update of one run is returned whole."""
+    if len(shape.runs) <= 1:
+        return [update]
+    by_client: dict[int, list[tuple[int, int, int, int, int]]] = {}
+    for run in shape.runs:
+        by_client.setdefault(run[0], []).append(run)
+    out = []
+    for client in _client_order(shape):
+        for _, clock, start, end, count in by_client[client]:
+            head = b"\x01" + _var_uint(count) + _var_uint(client) + _var_uint(clock)
+            out.append(head + update[start:end] + b"\x00")  # no deletions
+    out.append(b"\x00" + update[shape.delete_set_at :])  # no structs: the delete set
+    return out

@@ -104,7 +104,7 @@ class HocuspocusSocket(Channel):
                 if isinstance(data, str):
                     self.close(1003, "binary Hocuspocus frames only")
                     break
-                self.receive(data)
+                await self.receive(data)
                 if self.closed:
                     break
         finally:
@@ -116,7 +116,7 @@ class HocuspocusSocket(Channel):
                 await asyncio.wait_for(writer, timeout=5)
             writer.cancel()
 
-    def receive(self, data: bytes) -> None:
+    async def receive(self, data: bytes) -> None:
         """Handle one frame from the provider."""
         try:
             frame = hp.decode(data, max_size=self.server.options.max_message)
@@ -139,7 +139,7 @@ class HocuspocusSocket(Channel):
             return
         peer, room = entry
         if frame.yjs:
-            self.server.handle(peer, room, frame.yjs)
+            await self.server.take(peer, room, frame.yjs)
             if self.queued > self.server.options.max_queued:
                 self.close(1013, "too far behind; reconnect to resync")
         elif frame.type is hp.HPType.CLOSE:

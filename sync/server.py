@@ -133,6 +133,10 @@ class ServerOptions(msgspec.Struct, kw_only=True, frozen=True):
     token_recheck: float = 1.0
     #: Bytes queued for one slow peer before it is disconnected (it resyncs on reconnect).
     max_queued: int = 64 * 1024 * 1024
+    #: Updates larger than this (bytes) are merged in a worker thread, Yrs fed in slices,
+    #: while their production's other frames and requests wait: other productions and
+    #: /health are served meanwhile (a 500,000-entry update takes minutes).
+    heavy_update: int = 256 * 1024
     #: Seconds a connection may take to send a whole request head (then it is dropped).
     header_timeout: float = 10.0
     #: Seconds a request body may pause between two chunks (then 408).
@@ -241,6 +245,9 @@ class Room:
         #: The peer whose frame is being handled: its own update (origin "sync") is not
         #: echoed back to it. Other updates relayed meanwhile still reach it.
         self.sender: Peer | None = None
+        #: Clear while a large update merges in a worker thread (SyncServer.take).
+        self.idle = asyncio.Event()
+        self.idle.set()
         self.awareness = awareness_for(production.doc)
         self.awareness.set_local_state(None)  # the server itself is not present
         production.update_listeners.append(self._relay_update)
@@ -360,6 +367,9 @@ class SyncServer:
         self.rooms: dict[str, Room] = {}
         self.peer_counts = PeerCounts(options.max_peers_per_token, options.max_peers)
         self.media_refs = media.RefCache()
+        #: Productions merging a large update in a worker thread, and the events set
+        #: once each is done (nothing else may touch their documents meanwhile).
+        self.merging: dict[str, asyncio.Event] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -395,6 +405,8 @@ class SyncServer:
         while True:
             await asyncio.sleep(self.options.poll_interval)
             for room in list(self.rooms.values()):
+                if room.production.id in self.merging:
+                    continue  # its document is being merged into in a worker thread
                 try:
                     room.production.refresh()
                 except Exception:
@@ -450,6 +462,10 @@ class SyncServer:
         assert self.workspace is not None
         if production_id not in dict(self.workspace.productions()):
             raise Refused(404, f"no production {production_id!r} on this server")
+        if production_id in self.merging:
+            raise Refused(
+                503, f"production {production_id} is merging a large update; try again shortly"
+            )
         return self.workspace.production(production_id)
 
     async def body_chunks(self, request: Request) -> AsyncIterator[bytes]:
@@ -469,6 +485,45 @@ class SyncServer:
         except ClientDisconnect:
             # Cut off mid-body: nothing was applied; nobody is left to answer.
             raise Refused(400, "connection closed before the body was complete") from None
+
+    async def until_merged(self, production_id: str) -> None:
+        """Wait while a large update merges into this production in a worker thread."""
+        while (done := self.merging.get(production_id)) is not None:
+            await done.wait()
+
+    async def merge_off_loop(
+        self,
+        production: StoredProduction,
+        update: bytes,
+        *,
+        device: str,
+        member: str,
+        sender: Peer | None = None,
+    ) -> Changes:
+        """Merge a large update with the walk and Yrs in a worker thread (Yrs fed in
+        slices, so the GIL comes back between two): the event loop serves every other
+        production and /health meanwhile. Storage, relays and listeners stay on the
+        loop. Raises what :meth:`StoredProduction.apply_update` raises."""
+        assert production.id is not None
+        await self.until_merged(production.id)
+        done = self.merging[production.id] = asyncio.Event()
+        room = self.rooms.get(production.id)
+        if room is not None:
+            room.idle.clear()
+        try:
+            started = production.begin_merge(update)
+            merged = await asyncio.to_thread(
+                production.merge_document, update, started, origin="sync"
+            )
+            if room is not None:
+                room.sender = sender  # not echoed back to the peer that sent it
+            return production.finish_merge(merged, origin="sync", device=device, member=member)
+        finally:
+            del self.merging[production.id]
+            done.set()
+            if room is not None:
+                room.sender = None
+                room.idle.set()
 
     async def read_body(self, request: Request, *, limit: int | None = None) -> bytes:
         """The request's body, refused (413) past ``limit`` bytes (default: max_body)."""
@@ -512,6 +567,7 @@ class SyncServer:
     async def state(self, request: Request) -> Response:
         production_id = request.path_params["production_id"]
         self.authorize(request, production_id, write=False)
+        await self.until_merged(production_id)
         production = self.production(production_id)
         production.refresh()
         return Response(production.doc.state_vector(), media_type="application/octet-stream")
@@ -520,6 +576,7 @@ class SyncServer:
         production_id = request.path_params["production_id"]
         self.authorize(request, production_id, write=False)
         body = await self.read_body(request)
+        await self.until_merged(production_id)
         production = self.production(production_id)
         try:
             missing = protocol.encode_missing(production, body)
@@ -539,10 +596,16 @@ class SyncServer:
         device = peer_device(request, info)
         member = peer_member(request)
         assert self.workspace is not None
+        await self.until_merged(production_id)
         try:
             if production_id in dict(self.workspace.productions()):
                 production = self.production(production_id)
-                changes = protocol.merge_into(production, body, device=device, member=member)
+                if len(body) > self.options.heavy_update:
+                    changes = await self.merge_off_loop(
+                        production, body, device=device, member=member
+                    )
+                else:
+                    changes = protocol.merge_into(production, body, device=device, member=member)
                 created = False
             else:
                 changes = self._adopt(production_id, body, device, member)
@@ -653,39 +716,79 @@ class SyncServer:
             if isinstance(data, str):
                 peer.close(1003, "binary Yjs frames only")
                 return
-            if not self.handle(peer, room, data) or peer.closed:
+            if not await self.take(peer, room, data) or peer.closed:
                 return
 
-    def handle(self, peer: Peer, room: Room, data: bytes) -> bool:
-        """One y-websocket frame from a peer: merge, answer, relay. False once the peer
-        has been closed (a bad or oversized frame, a merge failure, too far behind)."""
-        limit = self.options.max_message
-        if len(data) > limit:
-            log.warning("oversized frame (%d bytes) from %s", len(data), peer.device)
-            peer.close(1009, f"message of {len(data)} bytes exceeds the {limit}-byte limit")
-            return False
-        if not self._token_holds(peer):
-            return False  # checked per frame: nothing sent after a revocation is merged
-        if data[:1] in PRESENCE_TYPES and not self._presence_allowed(peer, data):
-            return not peer.closed
-        room.sender = peer
-        try:
-            outcome = peer.session.receive(data)
-        except protocol.ProtocolError as exc:
+    async def take(self, peer: Peer, room: Room, data: bytes) -> bool:
+        """One frame from a live peer (y-websocket or Hocuspocus): handled at once,
+        or, when it carries a large update from a writer, merged off the event loop
+        (:meth:`merge_off_loop`) while the room's other frames wait, in order."""
+        await room.idle.wait()
+        if (
+            len(data) > self.options.heavy_update
+            and peer.session.can_write
+            and data[:1] == bytes([protocol.MessageType.SYNC])
+            and data[1:2] in (bytes([protocol.SyncType.STEP2]), bytes([protocol.SyncType.UPDATE]))
+        ):
+            return await self._merge_frame_off_loop(peer, room, data)
+        return self.handle(peer, room, data)
+
+    def _failed(self, peer: Peer, room: Room, data: bytes, exc: Exception) -> None:
+        """Close a peer whose frame failed (called in the ``except`` block), saying why."""
+        if isinstance(exc, BadUpdate):  # ProtocolError too: nothing of it was merged
             log.warning("bad frame from %s on %s: %s", peer.device, room.production.id, exc)
             if hocuspocus.is_auth(data):  # a provider on the wrong endpoint: say which
                 peer.close(1007, "a Hocuspocus provider: connect to /hocuspocus instead")
             else:
                 peer.close(1007, f"bad message: {exc}")
-            return False
-        except CastroomError as exc:
+        elif isinstance(exc, CastroomError):
             log.error("could not merge from %s: %s", peer.device, exc)
             peer.close(1011, str(exc))
-            return False
-        except Exception:
+        else:
             # A bug, or storage trouble: drop this peer (it will resync), keep serving.
             log.exception("failed handling a frame from %s", peer.device)
             peer.close(1011, "internal error; reconnect to resync")
+
+    def _admitted(self, peer: Peer, data: bytes) -> bool:
+        """Whether a frame may be handled: within the size cap, its token still valid."""
+        limit = self.options.max_message
+        if len(data) > limit:
+            log.warning("oversized frame (%d bytes) from %s", len(data), peer.device)
+            peer.close(1009, f"message of {len(data)} bytes exceeds the {limit}-byte limit")
+            return False
+        return self._token_holds(peer)  # per frame: nothing sent after a revocation merges
+
+    async def _merge_frame_off_loop(self, peer: Peer, room: Room, data: bytes) -> bool:
+        if not self._admitted(peer, data):
+            return False
+        try:
+            message = protocol.decode_message(data, max_size=self.options.max_message)
+            await self.merge_off_loop(
+                room.production,
+                message.payload,
+                device=peer.session.device,
+                member=peer.session.member,
+                sender=peer,
+            )
+        except Exception as exc:
+            self._failed(peer, room, data, exc)
+            return False
+        if message.sync_type is protocol.SyncType.STEP2:
+            peer.session.synced = True
+        return True
+
+    def handle(self, peer: Peer, room: Room, data: bytes) -> bool:
+        """One y-websocket frame from a peer: merge, answer, relay. False once the peer
+        has been closed (a bad or oversized frame, a merge failure, too far behind)."""
+        if not self._admitted(peer, data):
+            return False
+        if data[:1] in PRESENCE_TYPES and not self._presence_allowed(peer, data):
+            return not peer.closed
+        room.sender = peer
+        try:
+            outcome = peer.session.receive(data)
+        except Exception as exc:
+            self._failed(peer, room, data, exc)
             return False
         finally:
             room.sender = None

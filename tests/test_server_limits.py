@@ -21,17 +21,21 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pycrdt import Doc
-from sync_helpers import stop_process
+from pycrdt import Doc, Text
+from sync_helpers import stop_process, wait_until
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from castroom.core import model
 from castroom.core.workspace import Workspace
+from castroom.core.yupdate import decode_state_vector, walk_update
 from castroom.sync import protocol as p
 from castroom.sync.auth import TokenStore
 from castroom.sync.limits import MAX_REQUEST_HEAD, PresenceLimits
 from castroom.sync.server import ServerOptions, ServerThread
+
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+import make_hostile as hostile
 
 EXE = str(Path(sys.executable).with_name("castroom"))
 
@@ -371,3 +375,65 @@ def test_a_request_head_over_the_limit_is_refused(seeded: Seeded) -> None:
             answer = sock.recv(4096)
             assert answer.startswith(b"HTTP/1.1 400"), answer
         assert httpx.get(f"{server.url}/health", timeout=10).json() == {"status": "ok"}
+
+
+# -- heavy merges ------------------------------------------------------------------------------
+
+
+def _merging(url: str, pid: str, token: str) -> bool:
+    """Whether the server says ``pid`` is merging a large update (it refuses new peers)."""
+    try:
+        with connect(f"{url}/{pid}?token={token}", proxy=None, open_timeout=30):
+            return False
+    except InvalidStatus as refused:
+        assert refused.response.status_code == 503, refused.response.status_code
+        return True
+
+
+def test_a_heavy_merge_leaves_other_productions_and_health_responsive(tmp_path: Path) -> None:
+    """While production A merges a 100,000-entry update (walk and Yrs in a worker thread,
+    Yrs fed in slices), production B's edit goes in and comes back out and /health
+    answers: each of them finishes while A is still merging. Before, the merge ran on
+    the event loop and nothing else was served until it was done."""
+    from test_sync_cli import Served as CliServed
+
+    path = tmp_path / "server"
+    with Workspace.open(path, member="casting") as ws:
+        a = ws.create_production("Harbour Lights").id
+        b = ws.create_production("Night Shift").id
+        token = TokenStore(ws.store).create("write")[1]
+    assert a and b
+    served = CliServed(path, tmp_path / "serve.log")
+    ws_url = served.url.replace("http", "ws", 1) + "/sync"
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        heavy = hostile.many_entries(100_000)
+        with connect(f"{ws_url}/{a}?token={token}", proxy=None, max_size=None) as writer:
+            writer.send(p.update_frame(heavy))
+            wait_until(lambda: _merging(ws_url, a, token), timeout=60)
+            # B: an edit pushed and read back, and /health, all while A merges.
+            peer = Doc()
+            peer.get("notes", type=Text).insert(0, "while A merges")
+            pushed = httpx.post(
+                f"{served.url}/sync/{b}/push", headers=headers, content=peer.get_update(),
+                timeout=30,
+            )  # fmt: skip
+            assert pushed.status_code == 200, pushed.text
+            pulled = httpx.post(
+                f"{served.url}/sync/{b}/pull", headers=headers, content=b"\x00", timeout=30
+            )
+            back = Doc()
+            back.apply_update(pulled.content)
+            assert str(back.get("notes", type=Text)) == "while A merges"
+            assert httpx.get(f"{served.url}/health", timeout=30).json() == {"status": "ok"}
+            assert _merging(ws_url, a, token), "A finished before B was served: no evidence"
+            # A's merge completes, durably: the state waits for it, then holds the update.
+            state = httpx.get(f"{served.url}/sync/{a}/state", headers=headers, timeout=600)
+            assert state.status_code == 200
+            heavy_clients = walk_update(heavy).clocks
+            held = decode_state_vector(state.content)
+            assert all(held.get(c) == end for c, end in heavy_clients.items())
+    finally:
+        code = served.stop()
+    assert code in (0, -15), served.log.read_text()[-2000:]
+    assert "Traceback" not in served.log.read_text()

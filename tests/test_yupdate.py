@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,41 @@ def test_every_update_pycrdt_writes_is_accepted_and_read_as_yrs_reads_it(steps: 
         agrees(get_update(whole, state))
 
 
+def _content(doc: Doc) -> tuple[Any, ...]:
+    return (
+        decode_state_vector(doc.get_state()),
+        json.loads(str(doc.get("talents", type=Map))),  # JSON: subdocuments by guid
+        json.loads(str(doc.get("roles", type=Map))),
+        json.loads(str(doc.get("list", type=Array))),
+        str(doc.get("notes", type=Text)),
+        str(doc.get("xml", type=XmlFragment)),
+    )
+
+
+@settings(max_examples=examples(60))
+@given(rounds=st.lists(st.tuples(st.integers(0, 2), ops), min_size=1, max_size=6))
+def test_slices_of_an_update_make_the_same_document(rounds: list[tuple[int, list]]) -> None:
+    """Three peers edit and sync in turns (so structs refer to other clients' structs);
+    the whole state and the merge of every update, cut into slices of 3 structs and
+    applied in order, make the document the whole update makes."""
+    peers = [Builder() for _ in range(3)]
+    for who, steps in rounds:
+        peers[who].run(steps)
+        for other in peers:
+            other.doc.apply_update(peers[who].doc.get_update(other.doc.get_state()))
+    whole = peers[0].doc.get_update()
+    for update in (whole, merge_updates(*[u for peer in peers for u in peer.updates])):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(yupdate, "SLICE_STRUCTS", 3)
+            shape = walk_update(update)
+        sliced = Doc()
+        for piece in yupdate.slices(update, shape):
+            sliced.apply_update(piece)
+        reference = Doc()
+        reference.apply_update(update)
+        assert _content(sliced) == _content(reference)
+
+
 def test_the_walk_counts_what_an_update_holds() -> None:
     doc = Doc()
     talents = doc.get("talents", type=Map)
@@ -271,6 +307,32 @@ def test_count_and_size_limits_name_the_limit() -> None:
     refused(hostile.update([long_key]), "a key of 4,097 bytes (limit 4,096)", UpdateLimit)
     lie = hostile.var_uint(1) + hostile.var_uint(5_000) + b"\x01\x00" + b"\x00" * 30
     refused(lie, "declares 5,000 structs in one client in 32 bytes left")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("count", [5_000, 50_000])
+def test_a_large_productions_full_state_is_within_the_limits(count: int) -> None:
+    """Its first sync, or a bundle of it, is one update: 50,000 talents with eight fields
+    each are 550,000 structs (the limit was once 500,000, so such a production could not
+    sync at all)."""
+    doc = Doc()
+    talents = doc.get("talents", type=Map)
+    with doc.transaction():
+        for i in range(count):
+            talents[f"T{i:06d}"] = Map(
+                {
+                    "name": f"Talent {i}",
+                    "agent": "Agency",
+                    "union": "SAG-AFTRA",
+                    "rate": 1000 + i,
+                    "playing_age_min": 20,
+                    "playing_age_max": 40,
+                    "notes": Text("notes"),
+                    "external_ids": Map({"site": str(i)}),
+                }
+            )
+    shape = walk_update(doc.get_update())
+    assert shape.structs >= count * 10
 
 
 def in_root_raw(key: bytes, content: bytes) -> bytes:

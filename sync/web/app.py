@@ -232,6 +232,7 @@ class Dashboard:
         sent = -1
         quiet_since = checked_token = time.monotonic()
         while True:
+            await self.server.until_merged(pid)  # its document is not ours meanwhile
             with contextlib.suppress(Exception):  # storage busy: look again next round
                 production.refresh()
             if time.monotonic() - checked_token > TOKEN_RECHECK:

@@ -1,0 +1,168 @@
+"""A heavy merge on a live server (`castroom serve` in a subprocess): one writer sends
+production A an update of ENTRIES new entries (22 bytes each, as the hostile repro), and
+while it merges, /health is asked every 20 ms and production B gets an edit pushed and
+read back every 100 ms.
+
+Printed, with the baseline (the same requests with nothing merging) measured in the same
+run: the merge's wall time; the longest /health answer and B round trip during it, as a
+ratio of the baseline; and the server's peak memory. Target: no /health answer and no
+B round trip during the merge takes longer than 1 s (before: the merge ran on the event
+loop, so the first answer came only when it was done).
+
+``python -m bench heavy`` (ENTRIES from CASTROOM_BENCH_HEAVY, default 100,000).
+``main()`` exits with status 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from pycrdt import Doc, Map, Text
+from websockets.sync.client import connect
+
+from castroom.core.workspace import Workspace
+from castroom.sync import protocol
+from castroom.sync.auth import TokenStore
+
+ENTRIES = int(os.environ.get("CASTROOM_BENCH_HEAVY", "100000"))
+TARGET_S = 1.0
+
+
+def heavy_update(entries: int) -> bytes:
+    doc = Doc()
+    talents = doc.get("talents", type=Map)
+    with doc.transaction():
+        for i in range(entries):
+            talents[f"T{i:07d}"] = "x"
+    return doc.get_update()
+
+
+def _peak_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return int(found.group(1)) / 1024 if found else float("nan")
+
+
+class _Probe:
+    """Times /health and a round trip through production B, over and over."""
+
+    def __init__(self, url: str, pid: str, token: str) -> None:
+        self.url, self.pid = url, pid
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.client = httpx.Client(timeout=600)
+        self.n = 0
+
+    def health(self) -> float:
+        start = time.perf_counter()
+        assert self.client.get(f"{self.url}/health").status_code == 200
+        return time.perf_counter() - start
+
+    def round_trip(self) -> float:
+        self.n += 1
+        peer = Doc()
+        peer.get("notes", type=Text).insert(0, f"edit {self.n}")
+        start = time.perf_counter()
+        pushed = self.client.post(
+            f"{self.url}/sync/{self.pid}/push", headers=self.headers, content=peer.get_update()
+        )
+        pulled = self.client.post(
+            f"{self.url}/sync/{self.pid}/pull", headers=self.headers, content=b"\x00"
+        )
+        assert pushed.status_code == 200 and pulled.status_code == 200
+        return time.perf_counter() - start
+
+
+def _during(probe: _Probe, done: threading.Event) -> tuple[list[float], list[float]]:
+    health: list[float] = []
+    trips: list[float] = []
+    next_trip = 0.0
+    while not done.is_set():
+        health.append(probe.health())
+        if time.monotonic() >= next_trip:
+            trips.append(probe.round_trip())
+            next_trip = time.monotonic() + 0.1
+        time.sleep(0.02)
+    return health, trips
+
+
+def run(entries: int) -> bool:
+    with tempfile.TemporaryDirectory(prefix="bench-heavy-") as folder:
+        path = Path(folder) / "ws"
+        with Workspace.open(path, member="bench") as ws:
+            a = ws.create_production("A").id
+            b = ws.create_production("B").id
+            token = TokenStore(ws.store).create("write")[1]
+        log = Path(folder) / "serve.log"
+        exe = str(Path(sys.executable).with_name("castroom"))
+        with log.open("w") as out:
+            server = subprocess.Popen(
+                [exe, "--workspace", str(path), "serve", "--port", "0"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        try:
+            deadline = time.monotonic() + 60
+            while not (found := re.search(r"at (http://127\.0\.0\.1:\d+)", log.read_text())):
+                assert time.monotonic() < deadline and server.poll() is None, log.read_text()
+                time.sleep(0.05)
+            url = found.group(1)
+            assert a and b
+            probe = _Probe(url, b, token)
+            base_health = statistics.median(probe.health() for _ in range(20))
+            base_trip = statistics.median(probe.round_trip() for _ in range(10))
+            update = heavy_update(entries)
+            done = threading.Event()
+            result: dict[str, float] = {}
+
+            def merge() -> None:
+                ws_url = url.replace("http", "ws", 1) + f"/sync/{a}?token={token}"
+                with connect(ws_url, proxy=None, max_size=None, open_timeout=600) as conn:
+                    start = time.perf_counter()
+                    conn.send(protocol.update_frame(update))
+                    # GET state answers once the merge is done (it waits for it).
+                    state = httpx.get(f"{url}/sync/{a}/state", headers=probe.headers, timeout=3600)
+                    result["merge"] = time.perf_counter() - start
+                    result["status"] = state.status_code
+                done.set()
+
+            worker = threading.Thread(target=merge)
+            worker.start()
+            health, trips = _during(probe, done)
+            worker.join()
+            peak = _peak_mb(server.pid)
+        finally:
+            server.terminate()
+            server.wait(30)
+    worst_health, worst_trip = max(health), max(trips) if trips else float("nan")
+    ok = worst_health <= TARGET_S and worst_trip <= TARGET_S
+    print(f"  {entries:,}-entry update ({len(update):,} bytes) merged in {result['merge']:.1f} s")
+    print(
+        f"  /health during it: longest {worst_health * 1000:.0f} ms over {len(health)} asks"
+        f" (baseline {base_health * 1000:.1f} ms; ratio {worst_health / base_health:.0f}x)"
+    )
+    print(
+        f"  B edit round trip during it: longest {worst_trip * 1000:.0f} ms over {len(trips)}"
+        f" (baseline {base_trip * 1000:.1f} ms; ratio {worst_trip / base_trip:.0f}x)"
+    )
+    print(f"  server peak memory {peak:.0f} MB")
+    print(f"  target: both <= {TARGET_S:g} s [{'ok' if ok else 'MISSED'}]", flush=True)
+    return ok
+
+
+def main() -> None:
+    if not run(ENTRIES):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
