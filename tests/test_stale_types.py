@@ -111,7 +111,7 @@ def test_the_server_merges_edits_into_types_a_peer_deleted_or_replaced(tmp_path:
             assert server.proc.poll() is None, (name, server.log.read_text()[-2000:])
             assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
         served = lambda: decode_state_vector(_state_vector(server.url, pid, token))  # noqa: E731
-        wait_until(lambda: served() == decode_state_vector(_stored_state(path, pid)))
+        assert wait_until(lambda: served() == decode_state_vector(_stored_state(path, pid)))
     finally:
         code = server.stop()
     assert code in (0, -15), server.log.read_text()[-2000:]
