@@ -16,9 +16,13 @@ plain HTTP) applies the same ones:
 from __future__ import annotations
 
 import asyncio
+import math
 import resource
+import ssl
 import time
-from typing import Any
+from asyncio.sslproto import SSLProtocol
+from collections.abc import Callable
+from typing import Any, cast
 
 import msgspec
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -53,10 +57,10 @@ class ConnectionGuard:
     def __init__(self, max_connections: int, header_timeout: float) -> None:
         self.max_connections = connection_cap(max_connections)
         self.header_timeout = header_timeout
-        self.waiting: dict[GuardedH11Protocol, asyncio.TimerHandle] = {}
+        self.waiting: dict[GuardedH11Protocol | TlsFront, asyncio.TimerHandle] = {}
         self.dropped = 0  # connections closed by the cap or the timeout (for tests, logs)
 
-    def arrived(self, conn: GuardedH11Protocol, open_connections: int) -> bool:
+    def arrived(self, conn: GuardedH11Protocol | TlsFront, open_connections: int) -> bool:
         """A new connection; False if it must be closed at once (every slot busy)."""
         if open_connections > self.max_connections:
             if not self.waiting:
@@ -67,16 +71,20 @@ class ConnectionGuard:
         self.wait_for_head(conn)
         return True
 
-    def wait_for_head(self, conn: GuardedH11Protocol) -> None:
+    def handshakes(self) -> int:
+        """Connections still in their TLS handshake."""
+        return sum(1 for conn in self.waiting if isinstance(conn, TlsFront))
+
+    def wait_for_head(self, conn: GuardedH11Protocol | TlsFront) -> None:
         self.done(conn)
         self.waiting[conn] = conn.loop.call_later(self.header_timeout, self.drop, conn)
 
-    def done(self, conn: GuardedH11Protocol) -> None:
+    def done(self, conn: GuardedH11Protocol | TlsFront) -> None:
         timer = self.waiting.pop(conn, None)
         if timer is not None:
             timer.cancel()
 
-    def drop(self, conn: GuardedH11Protocol) -> None:
+    def drop(self, conn: GuardedH11Protocol | TlsFront) -> None:
         self.done(conn)
         self.dropped += 1
         if conn.transport is not None and not conn.transport.is_closing():
@@ -90,10 +98,13 @@ class GuardedH11Protocol(H11Protocol):
         super().__init__(config, *args, **kwargs)
         self.guard: ConnectionGuard = config.castroom_guard
         self._head_of: object = None  # the request scope the guard last saw
+        self.tls: TlsFront | None = None  # set when TLS runs in front of it
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if not self.guard.arrived(self, len(self.connections)):
+        if self.tls is not None:
+            self.guard.done(self.tls)  # its handshake is over: now its head is timed
+        if not self.guard.arrived(self, len(self.connections) + self.guard.handshakes()):
             transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -110,6 +121,51 @@ class GuardedH11Protocol(H11Protocol):
         super().on_response_complete()
         if not self.transport.is_closing() and self.scope is self._head_of:
             self.guard.wait_for_head(self)  # the next request's head is timed too
+
+
+class TlsFront(SSLProtocol):
+    """TLS in front of a :class:`GuardedH11Protocol`, under the same guard. asyncio's own
+    TLS (``create_server(ssl=...)``) makes the protocol only once the handshake is done,
+    so connections still in it were outside the cap, each held for 60 s: here a
+    handshake counts against ``max_connections`` (the oldest unfinished one is dropped to
+    make room) and must be done within ``header_timeout``."""
+
+    def __init__(self, app: GuardedH11Protocol, context: ssl.SSLContext) -> None:
+        super().__init__(
+            app.loop,
+            app,
+            context,
+            cast("asyncio.Future[Any]", None),  # nobody waits for the handshake
+            server_side=True,
+            ssl_handshake_timeout=math.ceil(app.guard.header_timeout),  # the guard's is exact
+        )
+        app.tls = self
+        self.app = app
+        self.guard = app.guard
+        self.loop = app.loop
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        open_now = len(self.app.connections) + self.guard.handshakes() + 1
+        if not self.guard.arrived(self, open_now):
+            self.transport.abort()
+            return
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.guard.done(self)
+        super().connection_lost(exc)
+
+
+def tls_in_front(protocol: Callable[..., GuardedH11Protocol], context: ssl.SSLContext):
+    """A protocol factory for ``create_server`` without ``ssl``: each connection gets
+    a :class:`TlsFront` wrapping the guarded protocol."""
+
+    def make(**kwargs: Any) -> TlsFront:
+        return TlsFront(protocol(**kwargs), context)
+
+    return make
 
 
 class PeerCounts:

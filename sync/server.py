@@ -90,6 +90,7 @@ from .limits import (
     PeerCounts,
     PresenceLimits,
     RateLimit,
+    tls_in_front,
 )
 from .logsafe import printable_logger
 from .media_routes import media_routes
@@ -972,7 +973,19 @@ class _Server(uvicorn.Server):
         self.on_ready = on_ready
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
+        context = self.config.ssl
+        if context is not None:
+            # TLS inside the connection guard (limits.TlsFront), not asyncio's own, which
+            # leaves connections in their handshake outside the cap for 60 s each.
+            self.config.http_protocol_class = tls_in_front(
+                self.config.http_protocol_class,  # type: ignore[arg-type]
+                context,
+            )
+            self.config.ssl = None
+        try:
+            await super().startup(sockets=sockets)
+        finally:
+            self.config.ssl = context
         if self.started and self.on_ready is not None:
             self.on_ready()
 

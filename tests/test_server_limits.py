@@ -11,7 +11,9 @@ import logging
 import os
 import re
 import resource
+import select
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -23,6 +25,7 @@ import httpx
 import pytest
 from pycrdt import Doc, Text
 from sync_helpers import stop_process, wait_until
+from test_server import make_cert
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -104,18 +107,18 @@ def frames_until_marker(conn: ClientConnection, timeout: float = 10) -> list[byt
 class Served:
     """`castroom serve` in a subprocess, its file descriptors limited to ``nofile``."""
 
-    def __init__(self, workspace: Path, nofile: int) -> None:
+    def __init__(self, workspace: Path, nofile: int, *extra: str) -> None:
         self.log = workspace.parent / "serve.log"
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(
-                [EXE, "--workspace", str(workspace), "serve", "--port", "0"],
+                [EXE, "--workspace", str(workspace), "serve", "--port", "0", *extra],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)),
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         deadline = time.monotonic() + 60
-        while not (found := re.search(r"at http://127\.0\.0\.1:(\d+)", self.log.read_text())):
+        while not (found := re.search(r"at https?://127\.0\.0\.1:(\d+)", self.log.read_text())):
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 self.stop()
                 raise AssertionError(f"server did not start:\n{self.log.read_text()}")
@@ -410,7 +413,7 @@ def test_a_heavy_merge_leaves_other_productions_and_health_responsive(tmp_path: 
         heavy = hostile.many_entries(100_000)
         with connect(f"{ws_url}/{a}?token={token}", proxy=None, max_size=None) as writer:
             writer.send(p.update_frame(heavy))
-            wait_until(lambda: _merging(ws_url, a, token), timeout=60)
+            assert wait_until(lambda: _merging(ws_url, a, token), timeout=60)
             # B: an edit pushed and read back, and /health, all while A merges.
             peer = Doc()
             peer.get("notes", type=Text).insert(0, "while A merges")
@@ -437,3 +440,52 @@ def test_a_heavy_merge_leaves_other_productions_and_health_responsive(tmp_path: 
         code = served.stop()
     assert code in (0, -15), served.log.read_text()[-2000:]
     assert "Traceback" not in served.log.read_text()
+
+
+# -- TLS handshakes ----------------------------------------------------------------------------
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    if not select.select([sock], [], [], 0)[0]:
+        return False  # nothing to read: still open
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:  # reset
+        return True
+
+
+def test_tls_handshakes_count_against_the_connection_cap(seeded: Seeded, tmp_path: Path) -> None:
+    """100 connections that never start their TLS handshake, against a TLS server capped
+    at 20 connections: they count against the cap (the oldest are dropped to make room)
+    and /health answers. Before, asyncio's TLS made the protocol only once the handshake
+    was done, so these were outside the cap, each held for 60 s."""
+    cert, key = make_cert(tmp_path)
+    options = ServerOptions(max_connections=20, header_timeout=60.0)  # the cap, not time
+    with ServerThread(seeded.path, options=options, tls_cert=cert, tls_key=key) as server:
+        socks = [socket.create_connection(("127.0.0.1", server.port), timeout=10)]
+        try:
+            for _ in range(99):
+                socks.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+            assert wait_until(lambda: sum(map(_closed_by_server, socks)) >= 75, timeout=20)
+            context = ssl.create_default_context(cafile=str(cert))
+            answer = httpx.get(f"{server.url}/health", verify=context, timeout=30)
+            assert answer.json() == {"status": "ok"}
+        finally:
+            for sock in socks:
+                sock.close()
+
+
+@pytest.mark.parametrize("sent", [b"", b"\x16\x03\x01\x02\x00\x01"], ids=["silent", "partial"])
+def test_a_tls_handshake_that_never_finishes_is_dropped(
+    seeded: Seeded, tmp_path: Path, sent: bytes
+) -> None:
+    cert, key = make_cert(tmp_path)
+    options = ServerOptions(header_timeout=0.3)
+    with ServerThread(seeded.path, options=options, tls_cert=cert, tls_key=key) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(sent)  # no ClientHello, or the start of one and no more
+            started = time.monotonic()
+            assert sock.recv(1) == b""  # closed by the server (asyncio's own wait: 60 s)
+            assert time.monotonic() - started < 10
+        context = ssl.create_default_context(cafile=str(cert))
+        assert httpx.get(f"{server.url}/health", verify=context).json() == {"status": "ok"}
