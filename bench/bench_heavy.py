@@ -126,14 +126,18 @@ def run(entries: int) -> bool:
 
             def merge() -> None:
                 ws_url = url.replace("http", "ws", 1) + f"/sync/{a}?token={token}"
-                with connect(ws_url, proxy=None, max_size=None, open_timeout=600) as conn:
-                    start = time.perf_counter()
-                    conn.send(protocol.update_frame(update))
-                    # GET state answers once the merge is done (it waits for it).
-                    state = httpx.get(f"{url}/sync/{a}/state", headers=probe.headers, timeout=3600)
-                    result["merge"] = time.perf_counter() - start
-                    result["status"] = state.status_code
-                done.set()
+                try:
+                    with connect(ws_url, proxy=None, max_size=None, open_timeout=600) as conn:
+                        start = time.perf_counter()
+                        conn.send(protocol.update_frame(update))
+                        # GET state answers once the merge is done (it waits for it).
+                        state = httpx.get(
+                            f"{url}/sync/{a}/state", headers=probe.headers, timeout=3600
+                        )
+                        result["merge"] = time.perf_counter() - start
+                        result["status"] = state.status_code
+                finally:
+                    done.set()
 
             worker = threading.Thread(target=merge)
             worker.start()
@@ -142,7 +146,11 @@ def run(entries: int) -> bool:
             peak = _peak_mb(server.pid)
         finally:
             server.terminate()
-            server.wait(30)
+            try:
+                server.wait(60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(10)
     worst_health, worst_trip = max(health), max(trips) if trips else float("nan")
     ok = worst_health <= TARGET_S and worst_trip <= TARGET_S
     print(f"  {entries:,}-entry update ({len(update):,} bytes) merged in {result['merge']:.1f} s")
