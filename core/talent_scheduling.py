@@ -38,12 +38,14 @@ actors, costs that cannot overflow); otherwise, and when asked, in Python here.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import math
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 
 # -- the instance -----------------------------------------------------------------------------
 
@@ -236,10 +238,15 @@ class _Timeout(Exception):
     pass
 
 
+_talent: ModuleType | None
 try:  # the compiled search (an optional extension: built where there is a C compiler)
-    from ._talent import Search as _Compiled
+    _talent = importlib.import_module("._talent", __package__)
 except ImportError:  # pragma: no cover - exercised where the build had no compiler
-    _Compiled = None
+    _talent = None
+#: The compiled search's interface spoken here: an extension built from an older
+#: core/_talent.c (an editable install not rebuilt since) is not used.
+_VERSION = 2
+_Compiled = getattr(_talent, "Search", None) if getattr(_talent, "VERSION", 0) == _VERSION else None
 
 #: Whether this install has the compiled search.
 COMPILED = _Compiled is not None
