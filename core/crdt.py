@@ -192,6 +192,7 @@ class _Transaction(Generic[D]):
             doc._depth += 1
             return doc
         doc._touch()
+        doc._unwatch_merges()  # local writes track their own changes
         self.outer = True
         doc._depth = 1
         try:
@@ -267,9 +268,14 @@ class CrdtDocument:
         #: Called before reads and writes (storage merges other processes' commits there).
         self.before_access: Callable[[], Any] | None = None
         self._silenced = False
+        #: The change-tracking observers of merges (see _watch_merges), while subscribed.
+        self._merge_subs: list[Any] | None = None
+        self._observe_errors: list[Exception] = []
+        self._coarse = False
         self._bind(ydoc or Doc())
 
     def _bind(self, ydoc: Doc) -> None:
+        self._merge_subs = None  # they belonged to the Doc being replaced
         self.ydoc = ydoc
         self._production = ydoc.get("production", type=Map)
         self._meta = ydoc.get("meta", type=Map)
@@ -277,6 +283,26 @@ class CrdtDocument:
         self._cache.clear()
         self._maps.clear()
         self._subs = [ydoc.observe(self._on_transaction)]
+
+    def _watch_merges(self) -> None:
+        """Subscribe the merges' change tracking: raw Yrs deep observers on the production
+        and every collection. They stay subscribed from one merge to the next (setting
+        them up cost a third of a live server's time per update) and are dropped when a
+        local transaction begins, so local writes, which track their own changes, never
+        pay for them."""
+        if self._merge_subs is not None:
+            return
+        observers: list[tuple[Map, Callable[[list[Any]], None]]]
+        observers = [(self._production, self._production_observer)]
+        observers += [(m, self._observer(n)) for n, m in self._collections.items()]
+        errors = self._observe_errors
+        self._merge_subs = [_observe_raw(shared, call, errors) for shared, call in observers]
+
+    def _unwatch_merges(self) -> None:
+        subs, self._merge_subs = self._merge_subs, None
+        for sub in subs or ():
+            with contextlib.suppress(Exception):
+                sub.drop()
 
     def rebuild(self, updates: Iterable[bytes]) -> None:
         """Replace the content with a fresh Doc made of ``updates`` (the durable state),
@@ -380,6 +406,8 @@ class CrdtDocument:
             self._note_value(collection, entity_id, str(field), old, new)
 
     def _production_observer(self, events: list[Any]) -> None:
+        if not self._applying:
+            return  # a raw write between merges: _on_transaction drops the caches
         self._cache.pop(_PRODUCTION_KEY, None)
         # No reads here: this runs inside Yrs's transaction, where reading the document
         # fails. take_changes() puts the production's id on the key afterwards.
@@ -391,14 +419,17 @@ class CrdtDocument:
                 fields.update(event.keys)
                 self._note_event_values("production", "", event.keys)
 
-    def _observer(self, collection: str, coarse: bool = False) -> Callable[[list[Any]], None]:
-        """Change tracking for a collection. ``coarse``: for a big merged update, note each
-        changed entity past the first COARSE_ITEMISED with ``UNLISTED`` instead of reading
-        its event's keys (which for thousands of entities costs Yrs more than the merge
-        itself: bench_sync); the first ones keep their fields and values (a colleague's
-        day of edits offline, merged with the talents they added)."""
+    def _observer(self, collection: str) -> Callable[[list[Any]], None]:
+        """Change tracking for a collection. ``self._coarse``: for a big merged update,
+        note each changed entity past the first COARSE_ITEMISED with ``UNLISTED`` instead
+        of reading its event's keys (which for thousands of entities costs Yrs more than
+        the merge itself: bench_sync); the first ones keep their fields and values (a
+        colleague's day of edits offline, merged with the talents they added)."""
 
         def observe(events: list[Any]) -> None:
+            if not self._applying:
+                return  # a raw write between merges: _on_transaction drops the caches
+            coarse = self._coarse
             for event in events:
                 path = event.path
                 if not path:
@@ -530,12 +561,10 @@ class CrdtDocument:
         self._values = {}
         # Raw Yrs deep observers: pycrdt's own wrap every event in Python objects first,
         # which costs about three times the merge itself on a big update (bench_sync).
-        errors: list[Exception] = []
-        observers: list[tuple[Map, Callable[[list[Any]], None]]]
-        observers = [(self._production, self._production_observer)]
-        coarse = len(update) > COARSE_CHANGES
-        observers += [(m, self._observer(n, coarse)) for n, m in self._collections.items()]
-        subs = [(shared, _observe_raw(shared, callback, errors)) for shared, callback in observers]
+        errors = self._observe_errors
+        errors.clear()
+        self._coarse = len(update) > COARSE_CHANGES
+        self._watch_merges()
         self._applying = True
         self._too_deep = False
         self._itemised = 0
@@ -565,9 +594,6 @@ class CrdtDocument:
             raise BadUpdate(f"cannot apply update: {one_line(exc)}") from None
         finally:
             self._applying = False
-            for _shared, sub in subs:
-                with contextlib.suppress(Exception):  # after a rebuild the old types are gone
-                    sub.drop()
         # Map handles are looked up afresh after every merge, whatever the observers saw:
         # Yrs frees a type a peer deleted or replaced, and pycrdt writes through a stale
         # handle without checking (a segfault: tests/test_stale_types.py). A lookup is ~15 us.
@@ -589,6 +615,7 @@ class CrdtDocument:
     ) -> Changes:
         """First load (opening a production): everything in it is new, so skip the deep
         observers, whose per-entity events cost more than the load itself."""
+        self._unwatch_merges()
         self._applying = True
         try:
             self._integrate(update, shape)

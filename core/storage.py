@@ -236,6 +236,10 @@ class Store:
         #: Opened read-only (a read-only mount, a file we may not write): reads work,
         #: every write is one clear StorageError.
         self.read_only = False
+        #: Inside batch(); and data_version once it holds the write lock (it cannot
+        #: change then).
+        self._batching = False
+        self._batch_version: int | None = None
         #: Why it could not be opened for writing (SQLite's error name), if it was not.
         self._not_writable = ""
         #: The names rows refer to, both ways, and the highest number known.
@@ -385,18 +389,60 @@ class Store:
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; the lock is taken up front so writers queue, not fail.
         SQLite's own failures (a full disk, a read-only workspace) become one StorageError
-        saying so; the transaction is rolled back, so nothing was written."""
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
+        saying so; the transaction is rolled back, so nothing was written. Inside
+        :meth:`batch` it is a savepoint of the batch's transaction: a failure rolls back
+        only this write, and nothing is durable before the batch commits."""
+        if self._batching and not self.db.in_transaction:
+            with self._atomic("BEGIN IMMEDIATE", ("ROLLBACK",), ""):
+                # Nobody else can commit while we hold the write lock: data_version
+                # stands still until the batch ends.
+                self._batch_version = self.data_version()
+        if self.db.in_transaction:
+            undo = ("ROLLBACK TO castroom_write", "RELEASE castroom_write")
+            with self._atomic("SAVEPOINT castroom_write", undo, "RELEASE castroom_write"):
                 yield self.db
+        else:
+            with self._atomic("BEGIN IMMEDIATE", ("ROLLBACK",), "COMMIT"):
+                yield self.db
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group commit: every write in the block is one transaction, begun by the first
+        write and committed (one journal write, and one fsync with ``synchronous=FULL``)
+        when the block ends; the write lock is held from the first write to the end, so
+        keep the block short and never await in it. Nothing written in it is durable, or
+        seen by other processes, before it ends; if the commit fails, none of it is
+        (StorageError). A block that only reads takes no lock. Nested batches join the
+        outer one."""
+        if self._batching:
+            yield
+            return
+        self._batching = True
+        try:
+            with self._atomic("", ("ROLLBACK",), "COMMIT"):
+                yield
+        finally:
+            self._batching = False
+            self._batch_version = None
+
+    @contextmanager
+    def _atomic(self, begin: str, undo: tuple[str, ...], done: str) -> Iterator[None]:
+        """``begin``, the block, ``done`` (either may be ""); on any failure (a failed
+        commit too) ``undo``, so no transaction is left open by mistake. SQLite's errors
+        become one StorageError."""
+        try:
+            if begin:
+                self.db.execute(begin)
+            try:
+                yield
+                if done and self.db.in_transaction:
+                    self.db.execute(done)
             except BaseException:
                 self._forget_names()  # numbers given in this transaction may be given again
                 with suppress(sqlite3.Error):  # SQLite may have rolled back already
-                    self.db.execute("ROLLBACK")
+                    for sql in undo if self.db.in_transaction else ():
+                        self.db.execute(sql)
                 raise
-            else:
-                self.db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._forget_names()
             raise StorageError(self._why(exc)) from None
@@ -419,7 +465,10 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        """A consistent view across several SELECTs."""
+        """A consistent view across several SELECTs (a batch's transaction is one)."""
+        if self.db.in_transaction:
+            yield self.db
+            return
         self.db.execute("BEGIN")
         try:
             yield self.db
@@ -428,6 +477,8 @@ class Store:
 
     def data_version(self) -> int:
         """Changes whenever another connection (process) commits to the database."""
+        if self._batch_version is not None:
+            return self._batch_version
         return int(self.db.execute("PRAGMA data_version").fetchone()[0])
 
     # -- productions -------------------------------------------------------------------------

@@ -87,6 +87,10 @@ class Workspace:
         self._plugins: Plugins | None = None
         #: The workspace's media files, by SHA-256 (shared by its productions).
         self.blobs = BlobStore(path / MEDIA_DIR)
+        #: While a :meth:`batch` is open: what to do once it commits (tell listeners), and
+        #: the productions it wrote to (rebuilt from the store if the commit fails).
+        self._after_commit: list[Callable[[], None]] | None = None
+        self._batched: set[StoredProduction] = set()
 
     @classmethod
     def open(
@@ -134,6 +138,37 @@ class Workspace:
             production.close()
         self._open.clear()
         self.store.close()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group commit: every update merged in the block (``apply_update``) is stored in
+        one SQLite transaction, committed when the block ends, so a burst of peers' edits
+        costs one commit. Each is durable once the block has ended without error, not
+        before: whoever acknowledges an edit does so after the block. The documents hold
+        the updates at once, and update listeners hear of them at once (the sync server
+        relays nothing before the commit either); the documents' change listeners
+        (plugins) hear of them after the commit. If the commit fails, nothing of the
+        block is stored, every production written in it is rebuilt from the store, and
+        StorageError is raised. Keep the block synchronous and short: it holds the
+        workspace's write lock. Nested batches join the outer one."""
+        if self._after_commit is not None:
+            yield
+            return
+        self._after_commit = []
+        try:
+            with self.store.batch():
+                yield
+        except BaseException:
+            for production in self._batched:
+                with contextlib.suppress(CastroomError, sqlite3.Error):
+                    production._reload()
+            raise
+        else:
+            for call in self._after_commit:
+                call()
+        finally:
+            self._after_commit = None
+            self._batched = set()
 
     def __enter__(self) -> Workspace:
         return self
@@ -307,6 +342,11 @@ class StoredProduction:
         #: Who local writes are recorded as, when not this workspace's member
         #: (:meth:`writing_as`).
         self._author: str | None = None
+        #: Bytes the store holds for this production (snapshot + log), kept up to date by
+        #: our own appends and recounted when another process commits (None: unknown).
+        self._held: int | None = None
+        #: _member_of's answers, until the team (the members collection) changes.
+        self._members: dict[str, str] = {}
         #: Called with (update bytes, origin, changes) for every update this object makes
         #: durable or merges: "local" writes, "storage" (another process's commits picked
         #: up by refresh) and peers' updates. The sync server relays them to live peers.
@@ -386,10 +426,20 @@ class StoredProduction:
             raise StorageError(f"write not saved: {exc}") from None
         if seq and seq == self.seen + 1:
             self.seen = seq
+        self._stored(update, changes)
         if ("production", self.id) in changes:
             self.store.set_title(self.id, self.title())
             self._note_deleted()
         self._relay(update, "local", changes)
+
+    def _stored(self, update: bytes, changes: Changes) -> None:
+        """Keep the caches in step with an update we have just appended."""
+        if self.workspace._after_commit is not None:
+            self.workspace._batched.add(self)  # rebuilt if the batch's commit fails
+        if self._held is not None:
+            self._held += len(update)
+        if any(collection == "members" for collection, _ in changes):
+            self._members = {}
 
     def _refused(self, changes: Changes) -> bool:
         """Whether a local commit writes to a production that was already deleted. The
@@ -422,6 +472,8 @@ class StoredProduction:
         self.doc.rebuild(blobs)
         self.seen = last
         self._version = -1
+        self._held = None
+        self._members = {}
 
     def refresh(self) -> Changes:
         """Merge whatever other processes committed since we last looked."""
@@ -431,9 +483,13 @@ class StoredProduction:
         if version == self._version:
             return {}
         self._version = version
+        # Another process committed (an edit, or a compaction that shrank the log):
+        # count the bytes held again when asked.
+        self._held = None
         blobs, last, snapshot = self.store.load_from_snapshot(self.id, after=self.seen)
         if last <= self.seen:
             return {}
+        self._members = {}  # the team may have changed
         changes: Changes = {}
         with self.doc.silenced_access():
             if snapshot is not None and self.doc.is_empty() and self._walk_once(blobs[0], snapshot):
@@ -511,7 +567,9 @@ class StoredProduction:
         of every machine it syncs with."""
         if self.id is None:
             return
-        held = sum(self.store.log_bytes(self.id))
+        if self._held is None:
+            self._held = sum(self.store.log_bytes(self.id))
+        held = self._held
         if held + len(update) > yupdate.MAX_PRODUCTION_BYTES:
             raise UpdateLimit(
                 f"update beyond castroom's limits: the production would hold"
@@ -603,10 +661,15 @@ class StoredProduction:
                 )
             if seq and seq == self.seen + 1:
                 self.seen = seq  # our own row: no need to merge it again on refresh
+            self._stored(update if seq else b"", changes)  # None: those bytes were stored
         if self.id is not None and ("production", self.id) in changes:
             self._note_deleted()
         self._relay(update, origin, changes)
-        self.doc.notify(changes, origin)
+        batch = self.workspace._after_commit
+        if batch is None:
+            self.doc.notify(changes, origin)
+        else:  # a group commit (Workspace.batch): plugins hear of it once it is stored
+            batch.append(lambda: self.doc.notify(changes, origin))
         return changes
 
     # -- hard deletes: what a peer removed that the schema says is never removed ---------
@@ -676,16 +739,19 @@ class StoredProduction:
         return restored, failed
 
     def _member_of(self, device: str) -> str:
-        """The name of the team member who lists ``device`` among theirs, or ""."""
-        for person in self.doc.all(model.Member):
-            if device in person.devices:
-                return person.name
-        return ""
+        """The name of the team member who lists ``device`` among theirs, or "" (asked
+        for every peer's update, so remembered until the team changes)."""
+        if device not in self._members:
+            self._members[device] = next(
+                (p.name for p in self.doc.all(model.Member) if device in p.devices), ""
+            )
+        return self._members[device]
 
     # -- maintenance and history ------------------------------------------------------------
 
     def compact(self) -> tuple[int, int]:
         assert self.id is not None
+        self._held = None
         return self.store.compact(self.id)
 
     def maybe_compact(self) -> bool:
