@@ -664,3 +664,42 @@ def test_a_5000_talent_list_and_a_600_card_column_render_only_what_is_in_view(
         assert page.errors == []
     finally:
         server.stop()
+
+
+def test_attached_headshots_show_on_cards_and_offline_and_reels_play_by_range(
+    browser: Any, room: Server, pages: list[Page], tmp_path: Path
+) -> None:
+    from media_helpers import jpeg, video
+
+    candidate, role, name = card_to_move(room)
+    [talent] = [t for t in cli_json(room.workspace, "list", "talents") if t["name"] == name]
+    for made in (jpeg(tmp_path / "face.jpg", seed=4), video(tmp_path / "reel.mp4", seconds=1.0)):
+        done = castroom(room.workspace, "attach", "talent", talent["id"], str(made))
+        assert done.returncode == 0, done.stderr
+    page, opened, pid = at_view(browser, pages, room, f"board?role={role}")
+    card = f'[data-candidate="{candidate}"] img.thumb[src^="/media/"]'
+    opened.wait_for_selector(card, timeout=15000)
+    loaded = f"(img => img?.complete && img.naturalWidth > 0)(document.querySelector('{card}'))"
+    opened.wait_for_function(loaded, timeout=10000)
+
+    opened.goto(f"{room.url}/#/{pid}/talent?id={talent['id']}")
+    reel = '.media-item[data-kind="reel"] video'
+    opened.wait_for_selector(reel, timeout=10000)
+    assert opened.locator('.media-item[data-kind="headshot"] img').count() == 1
+    status = opened.evaluate(
+        """sel => fetch(document.querySelector(sel).src, {headers: {Range: "bytes=0-99"}})
+                 .then(async r => [r.status, (await r.arrayBuffer()).byteLength])""",
+        reel,
+    )
+    assert status == [206, 100]
+
+    # Offline: the thumbnail the card showed comes from the service worker's cache.
+    opened.wait_for_function("navigator.serviceWorker.controller !== null", timeout=10000)
+    assert page.errors == []
+    assert room.stop() == 0
+    opened.goto(f"{room.url}/#/{pid}/board?role={role}")
+    opened.reload()
+    opened.wait_for_selector(card, timeout=15000)
+    opened.wait_for_function(loaded, timeout=10000)
+    # Only the server's absence is reported (sockets and streams cut), nothing broke.
+    assert [e for e in page.errors if "net::ERR_" not in e] == []

@@ -1,6 +1,7 @@
 // Casting board (casting director): per role and era, candidates in stage columns.
 import { useState } from "preact/hooks";
 import { FOLDED_STAGES, STAGES } from "../store.js";
+import { headshotThumb, mediaUrl } from "../media.jsx";
 import { initials } from "../util.js";
 import { VirtualList } from "../vlist.jsx";
 import { KIND_ORDER } from "./schedule.jsx";
@@ -62,7 +63,7 @@ export function Board({ ctx, store, query, report }) {
         ) : null}
         <div class="columns">
           {STAGES.map((stage) => (
-            <Column stage={stage} cards={candidates.filter((c) => c.stage === stage)} store={store} move={move} report={report} />
+            <Column ctx={ctx} stage={stage} cards={candidates.filter((c) => c.stage === stage)} store={store} move={move} report={report} />
           ))}
         </div>
         <details class="folded">
@@ -71,7 +72,7 @@ export function Board({ ctx, store, query, report }) {
           </summary>
           <div class="columns">
             {FOLDED_STAGES.map((stage) => (
-              <Column stage={stage} cards={candidates.filter((c) => c.stage === stage)} store={store} move={move} report={report} />
+              <Column ctx={ctx} stage={stage} cards={candidates.filter((c) => c.stage === stage)} store={store} move={move} report={report} />
             ))}
           </div>
         </details>
@@ -83,7 +84,7 @@ export function Board({ ctx, store, query, report }) {
 // A card's row: its fixed height (app.css keeps a card to one line of name, one of stars).
 const CARD_ROW = 70;
 
-function Column({ stage, cards, store, move, report }) {
+function Column({ ctx, stage, cards, store, move, report }) {
   const [over, setOver] = useState(false);
   return (
     <div
@@ -112,21 +113,24 @@ function Column({ stage, cards, store, move, report }) {
         items={cards}
         rowHeight={CARD_ROW}
         height={Math.min(cards.length * CARD_ROW, Math.max(240, window.innerHeight - 260))}
-        render={(c) => <Card candidate={c} store={store} report={report} />}
+        render={(c) => <Card ctx={ctx} candidate={c} store={store} report={report} />}
       />
     </div>
   );
 }
 
-function Card({ candidate, store, report }) {
+function Card({ ctx, candidate, store, report }) {
   const talent = store.get("talent", candidate.talent_id);
   const name = talent?.name ?? "(unknown talent)";
   const ratings = candidate.ratings ?? {};
   const mine = ratings[store.member];
   const others = Object.entries(ratings).filter(([who]) => who !== store.member);
   const average = others.length ? others.reduce((sum, [, n]) => sum + n, 0) / others.length : null;
-  // Only a same-origin or inline picture: the page never reaches out to the internet.
-  const headshot = talent?.headshot && /^(data:image\/|\/)/.test(talent.headshot) ? talent.headshot : null;
+  // An attached headshot's thumbnail, else a same-origin or inline link: the page never
+  // reaches out to the internet.
+  const thumb = headshotThumb(talent);
+  const linked = talent?.headshot && /^(data:image\/|\/)/.test(talent.headshot) ? talent.headshot : null;
+  const headshot = thumb ? mediaUrl(ctx, thumb) : linked;
   const rate = (n) => {
     try {
       store.setKey("candidate", candidate.id, "ratings", store.member, n);

@@ -1,5 +1,6 @@
 // Talent (talent coordinator): search as you type, filters, add and edit.
 import { useMemo, useState } from "preact/hooks";
+import { MediaStrip } from "../media.jsx";
 import { VirtualList } from "../vlist.jsx";
 import { fold, formatMoney, minorDigits, parseMoneyField } from "../util.js";
 
@@ -146,6 +147,7 @@ function TalentForm({ ctx, talent, store, currency, report, onDone }) {
   return (
     <form class="detail talent-form" onSubmit={save} aria-label={isNew ? "new talent" : `edit ${talent.name}`}>
       <h2>{isNew ? "New talent" : talent.name}</h2>
+      {isNew ? null : <MediaStrip ctx={ctx} entity={talent} />}
       {error ? (
         <p class="error" role="alert" data-testid="form-error">
           {error}
