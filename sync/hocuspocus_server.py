@@ -74,6 +74,15 @@ class DocumentPeer(Peer):
             # The provider counts its unsynced changes down on each applied status.
             self.socket.send(hp.sync_status(self.address, applied=outcome.dropped is None))
 
+    def backlog(self) -> int:
+        return self.socket.queued
+
+    def abort(self, code: int, reason: str) -> None:
+        """Drop what the socket has queued (this document's acknowledgements among it)
+        and close the socket: its provider reconnects and resyncs every document."""
+        self.socket.abort(code, reason)
+        self.close(code, reason)
+
     def close(self, code: int = 1000, reason: str = "") -> None:
         if self.closed:
             return
@@ -90,6 +99,7 @@ class HocuspocusSocket(Channel):
 
     server: SyncServer
     documents: dict[str, tuple[DocumentPeer, Room]] = field(default_factory=dict)
+    merge_updates: bool = False  # its frames carry a document address
 
     def detach(self, peer: DocumentPeer) -> None:
         entry = self.documents.pop(peer.address, None)
@@ -108,6 +118,8 @@ class HocuspocusSocket(Channel):
                 if self.closed:
                     break
         finally:
+            if self.server.inbox:
+                self.server.flush()  # what it sent before leaving is merged first
             for peer, _room in list(self.documents.values()):
                 peer.closed = True
                 self.detach(peer)
@@ -128,6 +140,10 @@ class HocuspocusSocket(Channel):
         if frame.type is hp.HPType.PING:
             self.send(hp.PONG)
             return
+        if not frame.yjs and self.server.inbox:
+            # Yjs frames wait for the turn's flush; what comes after them (a close, an
+            # auth) must not overtake them.
+            self.server.flush()
         entry = self.documents.get(frame.address)
         if frame.type is hp.HPType.AUTH:
             if entry is None and frame.auth is hp.AuthType.TOKEN:
@@ -140,8 +156,6 @@ class HocuspocusSocket(Channel):
         peer, room = entry
         if frame.yjs:
             await self.server.take(peer, room, frame.yjs)
-            if self.queued > self.server.options.max_queued:
-                self.close(1013, "too far behind; reconnect to resync")
         elif frame.type is hp.HPType.CLOSE:
             peer.close(1000, "provider_initiated")
         elif frame.type is hp.HPType.BROADCAST_STATELESS:

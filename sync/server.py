@@ -47,6 +47,16 @@ characters (``logsafe.py``).
 All writes go through the workspace's storage, like the CLI's: a CLI edit from another
 process is picked up by polling ``refresh()`` and relayed to the live peers.
 
+Live frames are handled a turn of the event loop at a time (:meth:`SyncServer.flush`):
+every frame that arrived in the turn is handled in order, its token checked first and its
+update walked (bounded) before Yrs sees it, all the turn's updates are stored in one
+SQLite transaction (group commit: one commit, and with ``storage.synchronous = "FULL"``
+one fsync, per turn instead of per update), and only then does anything go out: a
+Hocuspocus provider's "applied" status, and to each peer of a room one frame merging the
+turn's updates (Hocuspocus does the same; a peer alone in sending this turn is not sent
+its own update back). A slow peer's backlog of update frames is merged again when it is
+written.
+
 For tests and benchmarks, :class:`ServerThread` runs a server in a background thread.
 """
 
@@ -59,7 +69,7 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +84,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from castroom.core import media
-from castroom.core.crdt import awareness_for
+from castroom.core.crdt import awareness_for, merge_all
 from castroom.core.document import Changes, production_in
 from castroom.core.errors import BadUpdate, CastroomError, StorageError
 from castroom.core.workspace import StoredProduction, Workspace
@@ -184,6 +194,14 @@ class Refused(Exception):
 # -- live rooms ------------------------------------------------------------------------------
 
 
+def _merged_frame(updates: list[bytes]) -> bytes | None:
+    """One y-websocket update frame carrying every update (None if they hold nothing).
+    The updates relayed in one turn are each what was new to the document when it was
+    merged, so they never carry the same struct twice and merging them is exact."""
+    update = updates[0] if len(updates) == 1 else merge_all(updates)
+    return None if update == protocol.EMPTY_UPDATE else protocol.update_frame(update)
+
+
 @dataclass(eq=False)
 class Channel:
     """One WebSocket's outgoing frames, sent by :func:`write_out`."""
@@ -194,6 +212,9 @@ class Channel:
     closed: bool = False
     close_code: int = 1000
     close_reason: str = ""
+    #: Whether write_out may merge consecutive queued y-websocket update frames into one
+    #: (not for a Hocuspocus socket, whose frames carry a document's address).
+    merge_updates: bool = True
 
     def send(self, frame: bytes) -> None:
         """Queue a frame (never blocks: a slow peer must not hold up the others)."""
@@ -201,6 +222,18 @@ class Channel:
             return
         self.queued += len(frame)
         self.queue.put_nowait(frame)
+
+    def backlog(self) -> int:
+        """Bytes queued and not yet written."""
+        return self.queued
+
+    def abort(self, code: int, reason: str) -> None:
+        """Close without writing what is queued (answers that must not go out)."""
+        if not self.closed:
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queued = 0
+        self.close(code, reason)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close after the frames already queued (the writer task does it)."""
@@ -249,6 +282,11 @@ class Room:
         #: Clear while a large update merges in a worker thread (SyncServer.take).
         self.idle = asyncio.Event()
         self.idle.set()
+        #: Updates to relay, with the peer that sent each (None: from elsewhere), until
+        #: :meth:`send_out` sends them, merged, once per event-loop turn.
+        self.outbox: list[tuple[bytes, Peer | None]] = []
+        #: Called when the outbox gains its first update (the server schedules a flush).
+        self.on_outbox: Callable[[Room], None] | None = None
         self.awareness = awareness_for(production.doc)
         self.awareness.set_local_state(None)  # the server itself is not present
         production.update_listeners.append(self._relay_update)
@@ -260,17 +298,44 @@ class Room:
     def _relay_update(self, update: bytes, origin: str, changes: Changes) -> None:
         if update == protocol.EMPTY_UPDATE:
             return
-        frame = protocol.update_frame(update)
         # Handling a peer's frame first refreshes the production, which may relay other
         # processes' commits (origin "storage"): those must reach the sender too. Only the
         # update merged from the sender's frame (origin "sync") is its own.
         skip = self.sender if origin == "sync" else None
-        for peer in self.peers:
-            if peer is not skip:
+        self.outbox.append((update, skip))
+        if len(self.outbox) == 1 and self.on_outbox is not None:
+            self.on_outbox(self)
+
+    def send_out(self) -> list[Peer]:
+        """Relay the outbox: one frame per peer, the merge of the turn's updates (a burst
+        of N updates to N peers costs N sends, not N x N), as Hocuspocus does. A peer
+        whose update is the only one from a peer this turn is not sent it back; when
+        several peers' updates merge, everyone gets the one merge, their own included
+        (a Yjs peer skips what it has; one merge per room instead of one per sender).
+        Returns the peers sent to."""
+        entries, self.outbox = self.outbox, []
+        if not entries:
+            return []
+        merged = _merged_frame([u for u, _ in entries])
+        senders = {s for _, s in entries if s is not None}
+        skip: Peer | None = None
+        rest: bytes | None = None
+        if len(senders) == 1:
+            skip = senders.pop()
+            others = [u for u, s in entries if s is not skip]
+            rest = _merged_frame(others) if others else None
+        peers = list(self.peers)
+        for peer in peers:
+            frame = rest if peer is skip else merged
+            if frame is not None:
                 peer.send(frame)
+        return peers
 
     def others(self, peer: Peer) -> list[Peer]:
         return [p for p in self.peers if p is not peer]
+
+    def discard_outbox(self) -> None:
+        self.outbox = []
 
     def presence_frame(self, since: int | None = None) -> bytes | None:
         """Present clients' states (for a newcomer: all; for a query-awareness: those
@@ -371,6 +436,14 @@ class SyncServer:
         #: Productions merging a large update in a worker thread, and the events set
         #: once each is done (nothing else may touch their documents meanwhile).
         self.merging: dict[str, asyncio.Event] = {}
+        #: Frames received and not yet handled: every frame that arrives in one event-loop
+        #: turn is handled in one :meth:`flush`, merged in one SQLite transaction.
+        self.inbox: list[tuple[Peer, Room, bytes]] = []
+        #: Rooms with updates to relay.
+        self.outboxes: set[Room] = set()
+        self._flush_handle: asyncio.Handle | None = None
+        #: The event loop serving it (set once it runs; every document access is on it).
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -379,6 +452,7 @@ class SyncServer:
         # Opened here, inside the server's event loop thread: every document access
         # happens on this one thread.
         self.workspace = Workspace.open(self.workspace_path, create=False)
+        self.loop = asyncio.get_running_loop()
         self.tokens = TokenStore(self.workspace.store)
         self.live_tokens = LiveTokens(self.tokens)
         poller = asyncio.create_task(self._poll())
@@ -392,6 +466,7 @@ class SyncServer:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
+            self.flush()
             for room in self.rooms.values():
                 for peer in list(room.peers):
                     peer.close(1001, "server shutting down")
@@ -669,6 +744,8 @@ class SyncServer:
         try:
             await self._read(peer, room)
         finally:
+            if self.inbox:
+                self.flush()  # what it sent before leaving is merged, then it leaves
             peer.close()
             self.part(peer, room)
             with contextlib.suppress(Exception):
@@ -688,6 +765,7 @@ class SyncServer:
         room = self.rooms.get(production.id)
         if room is None:
             room = self.rooms[production.id] = Room(production, self.options.presence)
+            room.on_outbox = self._outbox_filled
         room.peers.add(peer)
         self.peer_counts.add(peer.info.id)
         presence = self.options.presence
@@ -709,6 +787,8 @@ class SyncServer:
         log.info("%s left %s", peer.device, room.production.id)
         if not room.peers:
             room.close()
+            room.discard_outbox()
+            self.outboxes.discard(room)
             if self.rooms.get(str(room.production.id)) is room:
                 del self.rooms[str(room.production.id)]
 
@@ -721,9 +801,10 @@ class SyncServer:
                 return
 
     async def take(self, peer: Peer, room: Room, data: bytes) -> bool:
-        """One frame from a live peer (y-websocket or Hocuspocus): handled at once,
-        or, when it carries a large update from a writer, merged off the event loop
-        (:meth:`merge_off_loop`) while the room's other frames wait, in order."""
+        """One frame from a live peer (y-websocket or Hocuspocus): taken for this turn's
+        flush (:meth:`handle`), or, when it carries a large update from a writer, merged
+        off the event loop (:meth:`merge_off_loop`) while the room's other frames wait,
+        in order (what was taken before it is flushed first)."""
         await room.idle.wait()
         if (
             len(data) > self.options.heavy_update
@@ -731,6 +812,8 @@ class SyncServer:
             and data[:1] == bytes([protocol.MessageType.SYNC])
             and data[1:2] in (bytes([protocol.SyncType.STEP2]), bytes([protocol.SyncType.UPDATE]))
         ):
+            if self.inbox:
+                self.flush()
             return await self._merge_frame_off_loop(peer, room, data)
         return self.handle(peer, room, data)
 
@@ -778,13 +861,88 @@ class SyncServer:
             peer.session.synced = True
         return True
 
+    # -- the frames of one event-loop turn -------------------------------------------------
+
     def handle(self, peer: Peer, room: Room, data: bytes) -> bool:
-        """One y-websocket frame from a peer: merge, answer, relay. False once the peer
-        has been closed (a bad or oversized frame, a merge failure, too far behind)."""
-        if not self._admitted(peer, data):
+        """Take one y-websocket frame from a peer, to be handled (merged, answered,
+        relayed) with every other frame that arrives in this event-loop turn, by
+        :meth:`flush`. False once the peer has been closed (an oversized frame, or an
+        earlier one that was refused)."""
+        limit = self.options.max_message
+        if peer.closed:
             return False
+        if len(data) > limit:
+            log.warning("oversized frame (%d bytes) from %s", len(data), peer.device)
+            peer.close(1009, f"message of {len(data)} bytes exceeds the {limit}-byte limit")
+            return False
+        self.inbox.append((peer, room, data))
+        self._schedule_flush()
+        return True
+
+    def _outbox_filled(self, room: Room) -> None:
+        self.outboxes.add(room)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on the server's loop (a test driving it directly)
+            self.flush()
+            return
+        # call_soon runs after every callback already due in this turn: the reads of all
+        # the sockets that had data join this flush.
+        self._flush_handle = loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Handle the frames taken since the last flush, in the order they came, merging
+        every update in one SQLite transaction (group commit); then relay. Nothing is
+        sent before the commit (answers queue and go out after it), so a peer is told an
+        update was applied, and others see it, only once it is durable. If the commit
+        fails, nothing of it is stored, the documents are rebuilt from the store, and the
+        peers whose updates were lost are disconnected (they resync on reconnecting)."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._send_out()  # relays from outside a batch (other processes, HTTP pushes)
+        batch, self.inbox = self.inbox, []
+        if not batch:
+            return
+        assert self.workspace is not None
+        wrote: list[Peer] = []
+        try:
+            with self.workspace.batch():
+                for peer, room, data in batch:
+                    if self._handle_now(peer, room, data):
+                        wrote.append(peer)
+        except StorageError as exc:
+            log.error("could not store %d update(s): %s", len(wrote), exc)
+            for room in self.outboxes:
+                room.discard_outbox()
+            self.outboxes.clear()
+            for peer in wrote:
+                peer.abort(1011, "the server could not store the update; reconnect to resync")
+            return
+        self._send_out()
+
+    def _send_out(self) -> None:
+        rooms, self.outboxes = self.outboxes, set()
+        limit = self.options.max_queued
+        for room in rooms:
+            for peer in room.send_out():
+                if peer.backlog() > limit:
+                    peer.close(1013, "too far behind; reconnect to resync")
+
+    def _handle_now(self, peer: Peer, room: Room, data: bytes) -> bool:
+        """One frame from a peer: merge, answer, take presence. True if it merged an
+        update (the peer waits for its acknowledgement)."""
+        if peer.closed:
+            return False  # closed by an earlier frame of this turn: the rest is dropped
+        if not self._token_holds(peer):
+            return False  # checked per frame: nothing sent after a revocation is merged
         if data[:1] in PRESENCE_TYPES and not self._presence_allowed(peer, data):
-            return not peer.closed
+            return False
         room.sender = peer
         try:
             outcome = peer.session.receive(data)
@@ -804,10 +962,9 @@ class SyncServer:
                 return False
         if outcome.message.type is protocol.MessageType.QUERY_AWARENESS:
             room.answer_presence(peer)
-        if peer.queued > self.options.max_queued:
+        if peer.backlog() > self.options.max_queued:
             peer.close(1013, "too far behind; reconnect to resync")
-            return False
-        return True
+        return outcome.update is not None
 
     def _presence_allowed(self, peer: Peer, data: bytes) -> bool:
         """Presence frames are rate-limited (the extra ones dropped: presence is best
@@ -840,19 +997,52 @@ async def frames(websocket: WebSocket) -> AsyncIterator[bytes | str]:
 
 
 async def write_out(channel: Channel) -> None:
-    """Send a channel's queued frames until it is closed (None), then close its socket."""
-    while True:
-        frame = await channel.queue.get()
-        if frame is None:
-            break
-        channel.queued -= len(frame)
+    """Send a channel's queued frames until it is closed (None), then close its socket.
+    Whatever has queued up is taken at once, and a run of update frames (a slow peer's
+    backlog) goes out as one merged frame."""
+    done = False
+    while not done:
+        frames: list[bytes] = []
+        item = await channel.queue.get()
+        while item is not None:
+            frames.append(item)
+            if channel.queue.empty():
+                break
+            item = channel.queue.get_nowait()
+        done = item is None  # closed: what was queued before goes out first
+        channel.queued -= sum(len(f) for f in frames)
         try:
-            await channel.websocket.send_bytes(frame)
+            for frame in _merge_runs(frames) if channel.merge_updates else frames:
+                await channel.websocket.send_bytes(frame)
         except Exception:
             channel.close(1011)
             break
     with contextlib.suppress(Exception):
         await channel.websocket.close(code=channel.close_code, reason=channel.close_reason)
+
+
+_UPDATE_PREFIX = bytes([protocol.MessageType.SYNC, protocol.SyncType.UPDATE])
+
+
+def _merge_runs(frames: list[bytes]) -> list[bytes]:
+    """The frames, with each run of consecutive y-websocket update frames merged into one
+    (the order of everything else kept)."""
+    if sum(1 for f in frames if f[:2] == _UPDATE_PREFIX) < 2:
+        return frames
+    out: list[bytes] = []
+    run: list[bytes] = []
+    for frame in [*frames, b""]:
+        if frame[:2] == _UPDATE_PREFIX:
+            run.append(protocol.decode_message(frame).payload)
+            continue
+        if run:
+            merged = _merged_frame(run)
+            if merged is not None:
+                out.append(merged)
+            run = []
+        if frame:
+            out.append(frame)
+    return out
 
 
 def bearer_token(conn: HTTPConnection) -> str | None:
