@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -91,41 +91,37 @@ def _edit(doc: Doc, change: dict[str, str]) -> bytes:
 def test_a_burst_from_several_peers_is_one_frame_each_and_converges(seeded) -> None:
     path, pid, token = seeded
     writers = 4
-    with ServerThread(path) as server:
-        conns = [ws_connect(server, pid, token) for _ in range(writers + 1)]
-        try:
-            docs = [Doc() for _ in conns]
-            for conn, doc in zip(conns, docs, strict=True):
-                handshake(conn, doc)
-            observer, observer_doc = conns[-1], docs[-1]
-            sent = 0
-            with held_loop(server):
-                for i in range(writers):
-                    # Two frames each: a talent of its own, then the one field they all set.
-                    for change in ({f"w{i}": f"Writer {i}"}, {"shared": f"agent of w{i}"}):
-                        frame = p.update_frame(_edit(docs[i], change))
-                        conns[i].send(frame)
-                        sent += len(frame)
-                ports = [c.socket.getsockname()[1] for c in conns[:writers]]
-                assert wait_until(
-                    lambda: sum(_rx_queued(server.port, port) for port in ports) >= sent, 10
-                ), "the burst did not reach the server's sockets"
-            # The observer gets the whole burst as one merged update.
-            got = [m for m in recv_frames(observer, 10, until=is_update) if is_update(m)]
-            got += [m for m in recv_frames(observer, 0.5) if is_update(m)]
-            assert len(got) == 1
-            observer_doc.apply_update(got[0].payload)
-            # Each writer gets it too (its own edits included, as Hocuspocus does).
-            for conn, doc in zip(conns[:writers], docs[:writers], strict=True):
-                for message in recv_frames(conn, 5, until=is_update):
-                    if is_update(message):
-                        doc.apply_update(message.payload)
-            states = [d.get("talents", type=Map).to_py() for d in docs]
-            assert all(state == states[0] for state in states)
-            assert {f"w{i}" for i in range(writers)} <= set(states[0])
-        finally:
-            for conn in conns:
-                conn.close()
+    with ServerThread(path) as server, ExitStack() as stack:
+        conns = [stack.enter_context(ws_connect(server, pid, token)) for _ in range(writers + 1)]
+        docs = [Doc() for _ in conns]
+        for conn, doc in zip(conns, docs, strict=True):
+            handshake(conn, doc)
+        observer, observer_doc = conns[-1], docs[-1]
+        sent = 0
+        with held_loop(server):
+            for i in range(writers):
+                # Two frames each: a talent of its own, then the one field they all set.
+                for change in ({f"w{i}": f"Writer {i}"}, {"shared": f"agent of w{i}"}):
+                    frame = p.update_frame(_edit(docs[i], change))
+                    conns[i].send(frame)
+                    sent += len(frame)
+            ports = [c.socket.getsockname()[1] for c in conns[:writers]]
+            assert wait_until(
+                lambda: sum(_rx_queued(server.port, port) for port in ports) >= sent, 10
+            ), "the burst did not reach the server's sockets"
+        # The observer gets the whole burst as one merged update.
+        got = [m for m in recv_frames(observer, 10, until=is_update) if is_update(m)]
+        got += [m for m in recv_frames(observer, 0.5) if is_update(m)]
+        assert len(got) == 1
+        observer_doc.apply_update(got[0].payload)
+        # Each writer gets it too (its own edits included, as Hocuspocus does).
+        for conn, doc in zip(conns[:writers], docs[:writers], strict=True):
+            for message in recv_frames(conn, 5, until=is_update):
+                if is_update(message):
+                    doc.apply_update(message.payload)
+        states = [d.get("talents", type=Map).to_py() for d in docs]
+        assert all(state == states[0] for state in states)
+        assert {f"w{i}" for i in range(writers)} <= set(states[0])
     with Workspace.open(path, create=False) as ws:
         production = ws.production(pid)
         stored = {t.id: t for t in production.doc.all(model.Talent)}
