@@ -34,7 +34,8 @@ agent and appending to its notes, a Y.Text), ``field`` or ``text``; BENCH_LIVE_C
 e.g. ``20,50`` or ``50x4``, to run only some; BENCH_LIVE_ROUNDS (default 1);
 BENCH_LIVE_SERVERS, e.g. ``castroom,relay``, to run only some (castroom, castroom-hp,
 relay, hocuspocus, cluster); BENCH_LIVE_BEFORE, the path of another checkout's
-``castroom`` executable (its venv's), measured in the same run as "castroom before".
+``castroom`` executable (its venv's), measured in the same run as "castroom before";
+BENCH_LIVE_WINDOW, seconds: castroom serve again with that ``[server] flush_window``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ ROUNDS = int(os.environ.get("BENCH_LIVE_ROUNDS", "1"))
 PEERS_PER_GEN = int(os.environ.get("BENCH_LIVE_PEERS_PER_GEN", "25"))
 MAX_GENS = int(os.environ.get("BENCH_LIVE_MAX_GENS", "4"))
 BEFORE = os.environ.get("BENCH_LIVE_BEFORE", "")
+WINDOW = os.environ.get("BENCH_LIVE_WINDOW", "")
 CASES = [(1, 20), (1, 50), (1, 100), (50, 4)]  # (productions, peers per production)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: A row whose generators made fewer edits a second than this share of RATE is flagged.
@@ -146,14 +148,14 @@ import json, sys
 from pathlib import Path
 from castroom.core.workspace import CONFIG_NAME, Workspace
 from castroom.sync.auth import TokenStore
-path, count = Path(sys.argv[1]), int(sys.argv[2])
+path, count, extra = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 with Workspace.open(path, member="bench") as ws:
     ids = [str(ws.create_production(f"Load {i}").id) for i in range(count)]
     _, token = TokenStore(ws.store).create("write", name="bench")
 # Every load peer uses this one token: lift the per-token cap of live peers (32 by
 # default) as a studio would for a shared load-test token.
 with (path / CONFIG_NAME).open("a", encoding="utf-8") as config:
-    config.write("\\n[server]\\nmax_peers_per_token = 1000\\nmax_peers = 1000\\n")
+    config.write("\\n[server]\\nmax_peers_per_token = 1000\\nmax_peers = 1000\\n" + extra)
 print(json.dumps({"ids": ids, "token": token}))
 """
 
@@ -169,11 +171,13 @@ class _Served:
     token: str = ""
 
 
-def _castroom(folder: Path, productions: int, endpoint: str, castroom: Path) -> _Served:
+def _castroom(
+    folder: Path, productions: int, endpoint: str, castroom: Path, config: str = ""
+) -> _Served:
     python = castroom.with_name("python")
     path = folder / "workspace"
     made = subprocess.run(
-        [str(python), "-c", _SETUP, str(path), str(productions)],
+        [str(python), "-c", _SETUP, str(path), str(productions), config],
         capture_output=True,
         text=True,
         check=True,
@@ -457,6 +461,15 @@ def _servers() -> list[_Kind]:
         _Kind("castroom serve", lambda d, n: _castroom(d, n, "sync", here)),
         _Kind("castroom /hp", lambda d, n: _castroom(d, n, "hocuspocus", here)),
     ]
+    if WINDOW:
+        window = f"flush_window = {float(WINDOW)}\n"
+        kinds.insert(
+            1,
+            _Kind(
+                f"castroom {float(WINDOW) * 1000:g}ms",
+                lambda d, n: _castroom(d, n, "sync", here, window),
+            ),
+        )
     if BEFORE:
         before = Path(BEFORE)
         kinds.insert(1, _Kind("castroom before", lambda d, n: _castroom(d, n, "sync", before)))
@@ -469,6 +482,7 @@ def _servers() -> list[_Kind]:
             "castroom": "castroom serve",
             "castroom-hp": "castroom /hp",
             "before": "castroom before",
+            "window": f"castroom {float(WINDOW or 0) * 1000:g}ms",
             "relay": "node relay",
             "hocuspocus": "hocuspocus",
             "cluster": "hocuspocus x2",
@@ -602,7 +616,41 @@ def _cases() -> list[tuple[int, int]]:
     return picked
 
 
+def _durable_cost(synchronous: str, batch: int, updates: int = 400) -> float:
+    """Wall microseconds per peer update stored by a real SQLite store, ``batch`` updates
+    per commit (the server commits once per event-loop turn)."""
+    from castroom.core.storage import Store
+
+    with tempfile.TemporaryDirectory(prefix="castroom-bench-durable-") as tmp:
+        store = Store(Path(tmp) / "castroom.db", synchronous=synchronous)
+        changes = {("talents", "t"): {"agent"}}
+        started = time.perf_counter()
+        for first in range(0, updates, batch):
+            with store.batch():
+                for n in range(first, first + batch):
+                    data = b"\x01" * 40 + str(n).encode()
+                    store.append("p", data, member="m", device="d", origin="sync", changes=changes)
+        elapsed = time.perf_counter() - started
+        store.close()
+    return elapsed / updates * 1e6
+
+
+def _print_durable() -> None:
+    """What "durable before acknowledged" costs: a commit per update against one commit
+    per turn, with synchronous=NORMAL (survives a crash of the process; the default) and
+    FULL (an fsync per commit: survives power loss)."""
+    for mode in ("NORMAL", "FULL"):
+        # The best of three: the machine may be shared, and this is about the disk.
+        one, ten, fifty = (min(_durable_cost(mode, b) for _ in range(3)) for b in (1, 10, 50))
+        print(
+            f"  durable ({mode}): {one:.0f} us per update committed alone,"
+            f" {ten:.0f} us in turns of 10, {fifty:.0f} us in turns of 50",
+            flush=True,
+        )
+
+
 def main() -> None:
+    _print_durable()
     if shutil.which("node") is None or not (NODE_DIR / "node_modules" / "@hocuspocus").is_dir():
         print(
             "  skipped: needs node and tests/interop/node_modules (make tests/interop/node_modules)"

@@ -72,7 +72,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import unquote
 
 import msgspec
@@ -164,6 +164,10 @@ class ServerOptions(msgspec.Struct, kw_only=True, frozen=True):
     #: ``compact_floor`` bytes, to compact them in a worker process (seconds; 0: never).
     compact_every: float = 30.0
     compact_floor: int = 1024 * 1024
+    #: Seconds a flush of live frames waits after the one before (0: every event-loop
+    #: turn). A longer window merges more updates into each peer's frame (fewer sends,
+    #: less CPU with many peers) and adds up to that much latency.
+    flush_window: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
 
     @classmethod
     def from_config(cls, config: dict[str, Any], **overrides: Any) -> ServerOptions:
@@ -441,7 +445,8 @@ class SyncServer:
         self.inbox: list[tuple[Peer, Room, bytes]] = []
         #: Rooms with updates to relay.
         self.outboxes: set[Room] = set()
-        self._flush_handle: asyncio.Handle | None = None
+        self._flush_handle: asyncio.Handle | asyncio.TimerHandle | None = None
+        self._flushed_at = 0.0
         #: The event loop serving it (set once it runs; every document access is on it).
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -476,17 +481,27 @@ class SyncServer:
 
     async def _poll(self) -> None:
         """Relay other processes' commits to live peers; cut off revoked tokens."""
+        assert self.workspace is not None
+        store = self.workspace.store
         loop = asyncio.get_running_loop()
         next_check = loop.time() + self.options.token_recheck
+        looked: int | None = None
         while True:
             await asyncio.sleep(self.options.poll_interval)
-            for room in list(self.rooms.values()):
-                if room.production.id in self.merging:
-                    continue  # its document is being merged into in a worker thread
-                try:
-                    room.production.refresh()
-                except Exception:
-                    log.exception("refreshing production %s failed", room.production.id)
+            # One look for every room: the database's version moves only when another
+            # process commits (50 rooms cost one query a round, not 50).
+            version = store.data_version()
+            if version != looked:
+                looked = version
+                for room in list(self.rooms.values()):
+                    if room.production.id in self.merging:
+                        looked = None  # merging in a worker thread: look again next round
+                        continue
+                    try:
+                        room.production.refresh()
+                    except Exception:
+                        looked = None  # try again next round
+                        log.exception("refreshing production %s failed", room.production.id)
             if loop.time() >= next_check:
                 next_check = loop.time() + self.options.token_recheck
                 try:
@@ -893,7 +908,11 @@ class SyncServer:
             return
         # call_soon runs after every callback already due in this turn: the reads of all
         # the sockets that had data join this flush.
-        self._flush_handle = loop.call_soon(self.flush)
+        wait = self._flushed_at + self.options.flush_window - loop.time()
+        if wait > 0:
+            self._flush_handle = loop.call_later(wait, self.flush)
+        else:
+            self._flush_handle = loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Handle the frames taken since the last flush, in the order they came, merging
@@ -905,6 +924,8 @@ class SyncServer:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
+        if self.loop is not None:
+            self._flushed_at = self.loop.time()
         self._send_out()  # relays from outside a batch (other processes, HTTP pushes)
         batch, self.inbox = self.inbox, []
         if not batch:
@@ -925,6 +946,10 @@ class SyncServer:
                 peer.abort(1011, "the server could not store the update; reconnect to resync")
             return
         self._send_out()
+        if self._flush_handle is not None and not self.inbox and not self.outboxes:
+            # The relays of this flush scheduled another, with nothing left for it.
+            self._flush_handle.cancel()
+            self._flush_handle = None
 
     def _send_out(self) -> None:
         rooms, self.outboxes = self.outboxes, set()

@@ -28,7 +28,7 @@ from castroom.core import model
 from castroom.core.workspace import DB_NAME, Workspace
 from castroom.sync import hocuspocus as hp
 from castroom.sync import protocol as p
-from castroom.sync.server import ServerThread
+from castroom.sync.server import ServerOptions, ServerThread
 
 
 @pytest.fixture
@@ -276,3 +276,27 @@ def test_held_loop_really_holds(seeded) -> None:
             assert not [m for m in recv_frames(reader, 0.5) if is_update(m)]
             assert time.monotonic() - started >= 0.5
         assert [m for m in recv_frames(reader, 10, until=is_update) if is_update(m)]
+
+
+def test_a_flush_window_merges_updates_of_several_turns(seeded) -> None:
+    """With ``[server] flush_window``, updates that arrive within the window of the last
+    flush (here two peers' edits sent one after the other, well within 2 s) go out as
+    one merged frame, at most the window later."""
+    path, pid, token = seeded
+    with (
+        ServerThread(path, options=ServerOptions(flush_window=2.0)) as server,
+        ExitStack() as stack,
+    ):
+        conns = [stack.enter_context(ws_connect(server, pid, token)) for _ in range(3)]
+        docs = [Doc() for _ in conns]
+        for conn, doc in zip(conns, docs, strict=True):
+            handshake(conn, doc)  # the handshakes' flush opens the window
+        started = time.monotonic()
+        conns[0].send(p.update_frame(_edit(docs[0], {"first": "First Edit"})))
+        conns[1].send(p.update_frame(_edit(docs[1], {"second": "Second Edit"})))
+        assert time.monotonic() - started < 1.0  # both well within the window
+        got = [m for m in recv_frames(conns[2], 10, until=is_update) if is_update(m)]
+        got += [m for m in recv_frames(conns[2], 0.3) if is_update(m)]
+        assert len(got) == 1
+        docs[2].apply_update(got[0].payload)
+        assert {"first", "second"} <= set(docs[2].get("talents", type=Map).to_py())
