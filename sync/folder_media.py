@@ -25,7 +25,9 @@ from castroom.core.workspace import Workspace
 MEDIA_FOLDER = "_media"
 
 
-class MediaMoved(msgspec.Struct, kw_only=True):
+class MediaCopied(msgspec.Struct, kw_only=True):
+    """What one pass copied each way (files and bytes)."""
+
     copied_in: int = 0
     copied_out: int = 0
     bytes_in: int = 0
@@ -38,10 +40,10 @@ def sync_media(
     real_folder: Callable[[Path], Path],
     write_atomic: Callable[[Path, str, Iterable[bytes]], None],
     warn: Callable[[str, tuple[str, int] | None], None],
-) -> MediaMoved:
+) -> MediaCopied:
     """One pass of media between ``workspace`` and the share's ``root`` (the folder's
     own helpers passed in: never through a symlink, never half-written)."""
-    moved = MediaMoved()
+    moved = MediaCopied()
     needs = media.RefCache().needs(workspace, [pid for pid, _ in workspace.productions()])
     if not needs:
         return moved
