@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import logging
 import os
 import shlex
 import socket
@@ -51,6 +52,7 @@ CONFIG_NAME = "config.toml"
 #: Compact when the log after the snapshot outgrows the snapshot (and this floor).
 COMPACT_FLOOR = 4 * 1024 * 1024
 #: kv key prefix: "1" when a production is deleted (its document's ``deleted`` field).
+_log = logging.getLogger("castroom.workspace")
 _DELETED_KEY = "production-deleted:"
 #: production id -> the stored snapshot last walked and found within the limits.
 _WALKED_KEY = "snapshot-walked:"
@@ -462,8 +464,13 @@ class StoredProduction:
             self.store.set_kv(key, deleted)
 
     def _relay(self, update: bytes, origin: str, changes: Changes) -> None:
+        # The update is durable already: one failing listener (a peer's relay) must not
+        # keep it from the others, nor undo the write it reports.
         for listener in list(self.update_listeners):
-            listener(update, origin, changes)
+            try:
+                listener(update, origin, changes)
+            except Exception:
+                _log.exception("a listener of production %s failed on an update", self.id)
 
     def _reload(self) -> None:
         """Rebuild the document from the durable log, in place (same CastDocument object):

@@ -199,6 +199,24 @@ def test_update_listeners_see_local_and_peer_updates(pair) -> None:
     assert seen == ["local", "sync"]
 
 
+def test_a_failing_listener_neither_hides_the_update_nor_undoes_it(pair, caplog) -> None:
+    a, _ = pair
+    pa = a.create_production("P")
+    seen: list[str] = []
+
+    def broken(update: bytes, origin: str, changes: object) -> None:
+        raise RuntimeError("peer gone")
+
+    pa.update_listeners.append(broken)
+    pa.update_listeners.append(lambda update, origin, changes: seen.append(origin))
+    pa.doc.add(model.Talent, name="Ada")
+    assert seen == ["local"]  # the listener after the broken one still heard of it
+    assert "peer gone" in caplog.text
+    reopened = a.production(pa.id)
+    reopened._reload()
+    assert [t.name for t in reopened.doc.all(model.Talent)] == ["Ada"]  # still durable
+
+
 def test_other_process_commits_reach_listeners(tmp_path: Path) -> None:
     one = Workspace.open(tmp_path / "ws", member="ada")
     two = Workspace.open(tmp_path / "ws", member="ada")
