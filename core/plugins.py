@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.metadata
 import os
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -27,10 +26,13 @@ import pluggy
 
 from . import hookspecs
 from .command_index import BUILTIN_COMMANDS, COMMANDS_GROUP, DeclaredCommand, read_declaration
+from .entry_points import may_declare
 from .errors import CastroomError
 from .registry import Exporter, Importer
 
 if TYPE_CHECKING:  # msgspec and the contracts load with the first hook call, not at start
+    import importlib.metadata
+
     import click
     import msgspec
 
@@ -101,6 +103,10 @@ class _Sources:
     blocked: frozenset[str]
 
 
+#: No distribution declares a castroom group (see :mod:`castroom.core.entry_points`).
+_ENTRY_POINTS_NONE = object()
+
+
 class Plugins:
     """Typed façade over one pluggy PluginManager, loaded on first use.
 
@@ -144,9 +150,14 @@ class Plugins:
         if not self._sources.entry_points:
             return []
         if self._all_eps is None:  # one scan of the installed distributions, not one a group
-            self._all_eps = importlib.metadata.entry_points()
+            self._all_eps = _ENTRY_POINTS_NONE
+            if may_declare((ENTRY_POINT_GROUP, COMMANDS_GROUP)):
+                import importlib.metadata  # a quarter of `castroom --help`: only if needed
+
+                self._all_eps = importlib.metadata.entry_points()
         if group not in self._eps:
-            self._eps[group] = list(self._all_eps.select(group=group))
+            found = [] if self._all_eps is _ENTRY_POINTS_NONE else self._all_eps.select(group=group)
+            self._eps[group] = list(found)
         return self._eps[group]
 
     # -- calling hooks safely ----------------------------------------------------------------
