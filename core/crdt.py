@@ -909,7 +909,10 @@ def fold(blobs: list[bytes]) -> bytes:
     """
     doc: Doc = Doc()
     for blob in blobs:
-        doc.apply_update(blob)
+        try:
+            doc.apply_update(blob)
+        except Exception as exc:  # pycrdt raises ValueError/RuntimeError on bad bytes
+            raise BadUpdate(f"cannot apply update: {one_line(exc)}") from None
     clean = doc.get_update()
     state = get_state(clean)
     residue = [rest for blob in blobs if (rest := get_update(blob, state)) != EMPTY_UPDATE]

@@ -46,5 +46,7 @@ class UnsafeId(BadUpdate):
 
 
 class SkippedStoredUpdates(UserWarning):
-    """Stored updates beyond castroom's limits (merged by a castroom without them) were
-    left out when a production was loaded, so it opens; the message counts them."""
+    """Stored updates that do not load (beyond castroom's limits because a castroom
+    without them stored them, or damaged on disk) were left out when a production was
+    loaded, so it opens; those in the log were moved into its quarantine
+    (``castroom quarantine``), so later loads do not meet them. The message counts them."""

@@ -35,6 +35,7 @@ __all__ = [
     "STORE_VERSION",
     "AtticEntry",
     "LogEntry",
+    "QuarantinedUpdate",
     "Store",
     "compact_file",
     "fold",
@@ -116,6 +117,21 @@ _TABLES = (
 )
 #: Columns added after a table was first shipped: (table, column, declaration).
 _ADDED_COLUMNS = (("sync_tokens", "expires", "REAL"),)
+#: Tables added after format 2 shipped (additive: a format-2 file gains them when it is
+#: next opened for writing; one without them reads as if they were empty).
+_ADDED_TABLES = {
+    # Stored updates that no longer decode or integrate (planted by an older castroom
+    # before the limits existed, or damaged on disk), moved out of update_data once: kept
+    # for diagnosis (`castroom quarantine`), never loaded or compacted again. seq: the log
+    # entry's (its history row stays); production: names.id; moved: seconds since the epoch.
+    "quarantine": """CREATE TABLE IF NOT EXISTS quarantine (
+        seq INTEGER PRIMARY KEY,
+        production INTEGER NOT NULL,
+        moved INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        data BLOB NOT NULL
+    )""",
+}
 
 
 #: SQLite errors on opening that mean "you may read this, not write it" (a read-only
@@ -206,6 +222,19 @@ def _decode_changes(
 
 def _has_values(blob: bytes) -> bool:
     return any(isinstance(f, list) for change in _changes_decoder.decode(blob) for f in change[2:])
+
+
+class QuarantinedUpdate(NamedTuple):
+    """A stored update moved out of the log because it no longer decodes or integrates."""
+
+    seq: int  # the log entry it was
+    ts: float  # when it was stored
+    moved: float  # when it was moved aside
+    member: str
+    device: str
+    origin: str
+    reason: str
+    data: bytes
 
 
 class TokenRecord(NamedTuple):
@@ -331,7 +360,7 @@ class Store:
                     db.execute("ALTER TABLE updates RENAME TO updates_v0")
                     db.execute("DROP INDEX IF EXISTS updates_by_production")
                     db.execute("DROP INDEX IF EXISTS updates_digest")
-                for statement in _TABLES:
+                for statement in (*_TABLES, *_ADDED_TABLES.values()):
                     db.execute(statement)
                 if legacy:
                     self._rows_from_v0(db, self._interner(db, pending))
@@ -377,6 +406,9 @@ class Store:
 
     def _add_columns(self) -> None:
         """Bring a database made by an older castroom up to date (additive only)."""
+        for table, statement in _ADDED_TABLES.items():
+            if not _has_table(self.db, table):
+                self.db.execute(statement)
         for table, column, declaration in _ADDED_COLUMNS:
             have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
             if column not in have:
@@ -633,6 +665,47 @@ class Store:
             ).fetchone()[0]
         blobs.extend(r[1] for r in rows)
         return blobs, max(last, start), named
+
+    def quarantine(self, production: str, data: bytes, reason: str) -> int:
+        """Move the log entries of ``production`` whose bytes are ``data`` out of the log
+        into the quarantine, with ``reason``, in one transaction (their history rows
+        stay). Returns how many moved (0: none left in the log, e.g. the bytes are the
+        snapshot's)."""
+        ref = self._known_ref(production)
+        if ref is None:
+            return 0
+        with self.write() as db:
+            seqs = [
+                seq
+                for (seq,) in db.execute(
+                    "SELECT seq FROM update_data WHERE production = ? AND data = ?", (ref, data)
+                )
+            ]
+            db.executemany(
+                "INSERT OR REPLACE INTO quarantine (seq, production, moved, reason, data)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(seq, ref, round(time.time()), reason, data) for seq in seqs],
+            )
+            db.executemany("DELETE FROM update_data WHERE seq = ?", [(seq,) for seq in seqs])
+        return len(seqs)
+
+    def quarantined(self, production: str) -> list[QuarantinedUpdate]:
+        """The quarantined updates of a production, oldest entry first (none in a
+        read-only file made before the quarantine existed)."""
+        if not _has_table(self.db, "quarantine"):
+            return []
+        rows = self.db.execute(
+            "SELECT q.seq, u.ts, q.moved, u.author, q.reason, q.data FROM quarantine q"
+            " LEFT JOIN updates u USING (seq) WHERE q.production = ? ORDER BY q.seq",
+            (self._known_ref(production),),
+        ).fetchall()
+        out = []
+        for seq, ts, moved, author, reason, data in rows:
+            who = self._author(author) if author is not None else ("", "", "")
+            out.append(
+                QuarantinedUpdate(seq, float(ts or 0), float(moved), *who, reason, bytes(data))
+            )
+        return out
 
     def log_bytes(self, production: str) -> tuple[int, int]:
         """(bytes in the snapshot, bytes in the log after it)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import hashlib
 import logging
 import os
 import shlex
@@ -39,7 +40,7 @@ from .errors import (
     UpdateLimit,
 )
 from .labels import short_ids
-from .storage import AtticEntry, LogEntry, Store
+from .storage import AtticEntry, LogEntry, QuarantinedUpdate, Store
 from .yupdate import EMPTY_UPDATE, decode_state_vector
 
 if TYPE_CHECKING:
@@ -291,6 +292,10 @@ class Workspace:
         return production, changes
 
 
+def _digest(blob: bytes) -> bytes:
+    return hashlib.blake2b(blob, digest_size=16).digest()
+
+
 def _user() -> str:
     try:
         return getpass.getuser()
@@ -349,6 +354,8 @@ class StoredProduction:
         self._held: int | None = None
         #: _member_of's answers, until the team (the members collection) changes.
         self._members: dict[str, str] = {}
+        #: Digests of stored bytes that do not load but could not be moved aside.
+        self._left_out: set[bytes] = set()
         #: Called with (update bytes, origin, changes) for every update this object makes
         #: durable or merges: "local" writes, "storage" (another process's commits picked
         #: up by refresh) and peers' updates. The sync server relays them to live peers.
@@ -476,6 +483,8 @@ class StoredProduction:
         """Rebuild the document from the durable log, in place (same CastDocument object):
         after a write that did not reach the disk, or an update that failed half-way."""
         blobs, last = self.store.load(self.id) if self.id is not None else ([], 0)
+        if self._left_out:  # stored bytes known not to load (a snapshot, a read-only file)
+            blobs = [blob for blob in blobs if _digest(blob) not in self._left_out]
         self.doc.rebuild(blobs)
         self.seen = last
         self._version = -1
@@ -483,7 +492,8 @@ class StoredProduction:
         self._members = {}
 
     def refresh(self) -> Changes:
-        """Merge whatever other processes committed since we last looked."""
+        """Merge whatever other processes committed since we last looked. A stored update
+        that does not load is set aside (:meth:`_set_aside`), so the production opens."""
         if self.id is None:
             return {}
         version = self.store.data_version()
@@ -509,23 +519,39 @@ class StoredProduction:
                 try:
                     self._merge_stored([fold(blobs)], changes)
                     blobs = []
-                except UpdateLimit:
-                    pass  # something stored is beyond the limits: find it one by one
-            skipped = self._merge_stored(blobs, changes, skip_beyond_limits=True)
-        if skipped:
-            name = self.id
-            with contextlib.suppress(NotFound):  # the production's own fields may be left out
-                name = self.title() or self.id
-            warnings.warn(
-                SkippedStoredUpdates(
-                    f"{skipped} stored update(s) of production {name}"
-                    " are beyond castroom's limits (merged by an older castroom) and were"
-                    " left out, so the production opens without them"
-                ),
-                stacklevel=2,
-            )
+                except BadUpdate:
+                    pass  # something stored does not load: find it one by one
+            set_aside = self._merge_stored(blobs, changes, careful=True)
+        if set_aside:
+            self._say_set_aside(set_aside)
         self.seen = last
         return changes
+
+    def _say_set_aside(self, set_aside: list[tuple[str, bool]]) -> None:
+        """Say, in one warning, which stored updates did not load and where they went."""
+        name = self.id
+        with contextlib.suppress(NotFound):  # the production's own fields may be left out
+            name = self.title() or self.id
+        reasons = "; ".join(dict.fromkeys(reason for reason, _ in set_aside))
+        moved = sum(was_moved for _, was_moved in set_aside)
+        said = []
+        if moved:
+            said.append(
+                f"{moved} moved out of its log into the quarantine, kept and never loaded"
+                " again (`castroom quarantine` lists and exports them)"
+            )
+        if len(set_aside) > moved:
+            said.append(
+                f"{len(set_aside) - moved} left out of this load (a snapshot, or a workspace"
+                " that is read-only here)"
+            )
+        warnings.warn(
+            SkippedStoredUpdates(
+                f"{len(set_aside)} stored update(s) of production {name} do not load"
+                f" ({reasons}): {'; '.join(said)}; the production opens with everything else"
+            ),
+            stacklevel=3,
+        )
 
     def _walk_once(self, snapshot: bytes, named: str) -> bool:
         """Whether the stored snapshot keeps within the limits, walking it only the first
@@ -543,30 +569,49 @@ class StoredProduction:
         return True
 
     def _merge_stored(
-        self,
-        blobs: list[bytes],
-        changes: Changes,
-        *,
-        skip_beyond_limits: bool = False,
-        walked: bool = False,
-    ) -> int:
-        """Merge stored blobs in order; returns how many were left out as beyond the
-        limits (a production poisoned before the limits existed must still open).
-        ``walked``: the blobs passed the bounded walk before (see :meth:`_walk_once`)."""
-        skipped = 0
+        self, blobs: list[bytes], changes: Changes, *, careful: bool = False, walked: bool = False
+    ) -> list[tuple[str, bool]]:
+        """Merge stored blobs in order. ``careful``: a blob that does not load (beyond the
+        limits, undecodable, or failing to integrate) is set aside instead of raising, so a
+        production poisoned before the limits existed, or damaged on disk, still opens;
+        returns (why, whether it was moved into the quarantine) for each. ``walked``: the
+        blobs passed the bounded walk before (see :meth:`_walk_once`)."""
+        set_aside: list[tuple[str, bool]] = []
+        failed: list[bool] = []
         for blob in blobs:
+            if self._left_out and _digest(blob) in self._left_out:
+                continue  # known not to load, and still stored (said when first met)
+            failed.clear()
+            if careful:  # a half-integrated blob is rolled back once it is set aside
+                self.doc.on_abort = lambda: failed.append(True)
             try:
                 applied = self.doc.apply_update(blob, origin="storage", walked=walked)
-            except UpdateLimit:
-                if not skip_beyond_limits:
+            except BadUpdate as exc:
+                if not careful:
                     raise
-                skipped += 1
+                set_aside.append((str(exc), self._set_aside(blob, str(exc))))
+                if failed:
+                    self._reload()  # without it; what follows it is merged (again: harmless)
                 continue
+            finally:
+                self.doc.on_abort = self._reload
             for key, fields in applied.items():
                 changes.setdefault(key, set()).update(fields)
             if applied:
                 self._relay(blob, "storage", applied)
-        return skipped
+        return set_aside
+
+    def _set_aside(self, blob: bytes, reason: str) -> bool:
+        """Move a stored update that does not load out of the log into the quarantine (so
+        no later load meets it again); returns whether it moved. A snapshot (an older
+        castroom compacted it in, so it cannot be split from the good state) or a
+        read-only workspace's update stays stored, and is skipped for this object's life."""
+        assert self.id is not None
+        with contextlib.suppress(StorageError):  # a read-only workspace: left out only
+            if self.store.quarantine(self.id, blob, reason):
+                return True
+        self._left_out.add(_digest(blob))
+        return False
 
     def _check_size(self, update: bytes) -> None:
         """Refuse a peer's update that would take the stored production past
@@ -766,6 +811,10 @@ class StoredProduction:
             self.compact()
             return True
         return False
+
+    def quarantined(self) -> list[QuarantinedUpdate]:
+        """Stored updates moved out of the log because they do not load (:meth:`refresh`)."""
+        return self.store.quarantined(self.id) if self.id is not None else []
 
     def needs_compaction(self, floor: int | None = None) -> bool:
         """Whether the log after the snapshot outgrew the snapshot and ``floor`` bytes

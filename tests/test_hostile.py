@@ -194,22 +194,43 @@ def test_the_server_survives_every_repro_from_read_and_write_peers(tmp_path: Pat
 
 
 def test_a_production_poisoned_by_an_older_castroom_opens_again(tmp_path: Path) -> None:
-    """What an older castroom merged and stored (60,000 nested maps in the log) is left
-    out on load, with one warning: the production opens, lists and checks again."""
+    """What an older castroom merged and stored (60,000 nested maps in the log) is moved
+    out of the log into the quarantine on the first load, said once: the production
+    opens, lists and checks again, holding exactly what it held before the poison, later
+    commands say nothing, and `castroom quarantine` lists and exports the bytes."""
     path = tmp_path / "ws"
     pid = seed(path)
+    good, _ = state(path, pid)
+    poison = (DATA / "nested_maps_60k.yupd").read_bytes()
     with Workspace.open(path) as ws:  # stored as the older version did: no walk
-        poison = (DATA / "nested_maps_60k.yupd").read_bytes()
-        ws.store.append(pid, poison, member="evil", device="evil", origin="sync")
-    for command in (["list", "talents"], ["check"]):
+        seq = ws.store.append(pid, poison, member="evil", device="evil", origin="sync")
+    first = castroom("--workspace", str(path), "list", "talents")
+    assert first.returncode == 0, (first.returncode, first.stderr[-2000:])
+    assert first.stderr.strip() == (
+        "Warning: 1 stored update(s) of production Harbour Lights do not load (update beyond"
+        " castroom's limits: Y types nested deeper than 32 levels): 1 moved out of its log"
+        " into the quarantine, kept and never loaded again (`castroom quarantine` lists and"
+        " exports them); the production opens with everything else"
+    )
+    assert "Ada Stone" in first.stdout
+    for command in (["check"], ["list", "talents"], ["compact"]):
         done = castroom("--workspace", str(path), *command)
-        assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
-        assert done.stderr.strip() == (
-            "Warning: 1 stored update(s) of production Harbour Lights are beyond castroom's"
-            " limits (merged by an older castroom) and were left out, so the production"
-            " opens without them"
-        )
-    assert "Ada Stone" in castroom("--workspace", str(path), "list", "talents").stdout
+        assert done.returncode == 0 and done.stderr == "", (done.returncode, done.stderr)
+    assert state(path, pid)[0] == good
+    listed = castroom(
+        "--workspace", str(path), "quarantine", "--json", "--export", str(tmp_path / "out")
+    )
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)
+    assert (row["entry"], row["member"], row["device"], row["bytes"]) == (
+        seq,
+        "evil",
+        "evil",
+        len(poison),
+    )
+    assert "Y types nested deeper than 32 levels" in row["reason"]
+    assert Path(row["file"]).read_bytes() == poison
+    assert Path(row["file"]).stat().st_mode & 0o077 == 0
 
 
 class _HostileServer:

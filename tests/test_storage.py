@@ -386,6 +386,7 @@ def test_a_format_0_store_migrates_with_nothing_lost(tmp_path: Path) -> None:
     store = Store(tmp_path / "ws" / "castroom.db")
     assert store.db.execute("PRAGMA user_version").fetchone()[0] == STORE_VERSION
     assert store.db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+    assert store.quarantined("P") == []  # the quarantine table is made too
     blobs, last = store.load("P")
     assert last == 6 and len(blobs) == 3  # the snapshot, then the two updates after it
     assert load_doc(blobs).get_update() == source.get_update()

@@ -67,6 +67,10 @@ CORE_COMMANDS: dict[str, tuple[str, str]] = {
         "production",
         "Show or change the production itself, or list the workspace's productions.",
     ),
+    "quarantine": (
+        "history",
+        "Stored updates that no longer load, moved out of the log (kept, never loaded).",
+    ),
     "restore": (
         "entities",
         "Bring back a deleted entity (KIND REF), or with --from-history every entity a peer"

@@ -1,18 +1,24 @@
-"""``history``, ``compact`` and ``invalid``: what the update log and the model say."""
+"""``history``, ``compact``, ``invalid`` and ``quarantine``: what the update log and the
+model say."""
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import sys
+from pathlib import Path
 
 import click
 import msgspec
 
 from .. import model
 from ..commands import emit_json
+from ..errors import CastroomError
 from ..history import history_rows
 from ..labels import called
 from ..media import collect, size_words
 from ..resolve import resolve_any
+from ..storage import QuarantinedUpdate
 from ..workspace import StoredProduction
 from .context import Context, kind_arg, pass_ctx
 from .root import cli
@@ -102,3 +108,63 @@ def invalid(obj: Context, as_json: bool) -> None:
         )
     if items:
         sys.exit(1)
+
+
+@cli.command()
+@click.option(
+    "--export",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write each quarantined update to FOLDER/<entry>.yupd (the bytes as stored).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def quarantine(obj: Context, folder: Path | None, as_json: bool) -> None:
+    """Stored updates that no longer load, moved out of the log (kept, never loaded)."""
+    rows = obj.production().quarantined()
+    written = [_export(folder, row) for row in rows] if folder is not None else []
+    if as_json:
+        emit_json(
+            [
+                {
+                    "entry": row.seq,
+                    "stored": _when(row.ts),
+                    "moved": _when(row.moved),
+                    "member": row.member,
+                    "device": row.device,
+                    "origin": row.origin,
+                    "reason": row.reason,
+                    "bytes": len(row.data),
+                    **({"file": str(written[i])} if written else {}),
+                }
+                for i, row in enumerate(rows)
+            ]
+        )
+        return
+    if not rows:
+        click.echo("No quarantined updates.")
+    for i, row in enumerate(rows):
+        who = f"{row.member or '?'} on device {row.device or '?'} ({row.origin or '?'})"
+        click.echo(
+            f"entry {row.seq}: {size_words(len(row.data))} from {who}, stored {_when(row.ts)},"
+            f" moved {_when(row.moved)}: {row.reason}"
+        )
+        if written:
+            click.echo(f"  written to {written[i]}")
+
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds") if ts else ""
+
+
+def _export(folder: Path, row: QuarantinedUpdate) -> Path:
+    """Write one quarantined update's bytes into ``folder`` (made if missing)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{row.seq}.yupd"
+        # Owner-only, as the database is: the bytes hold what the team wrote.
+        with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+            f.write(row.data)
+    except OSError as exc:
+        raise CastroomError(f"cannot write the quarantined updates to {folder}: {exc}") from None
+    return target
