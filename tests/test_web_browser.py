@@ -368,9 +368,21 @@ def test_budget_is_live_and_history_names_the_member(
     wait_for(lambda: stage_in_cli(room, candidate) == "offer", 10, "the move in the CLI")
     opened.goto(f"{room.url}/#/{pid}/history")
     row = opened.wait_for_selector(f'.history-row:has-text("{name} for")', timeout=10000)
-    assert room.member in row.inner_text() and "stage" in row.inner_text()
+    assert room.member in row.inner_text()
+    # The values, old -> new, in the CLI's words (`castroom history`), row for row.
+    assert row.query_selector_all(".change")[0].inner_text() == "stage: submitted → offer"
     rows = cli_json(room.workspace, "history", "--limit", "5")
     assert any(r["member"] == room.member and "stage" in r["fields"] for r in rows), rows
+    shown = opened.eval_on_selector_all(
+        ".history-row",
+        "rows => rows.slice(0, 5).map(r => [...r.querySelectorAll('.change')]"
+        ".map(c => c.innerText))",
+    )
+    assert shown == [r["changes"] for r in rows]
+    # The CLI's rate change shows its money both ways, as the CLI prints it.
+    [rate] = [r["changes"] for r in rows if r["entity_id"] == deal["id"]]
+    assert rate[0].startswith("rate: ") and " → " in rate[0], rate
+    assert opened.locator(f'.history-row .change:text-is("{rate[0]}")').count() == 1
 
 
 def test_talent_search_ignores_case_and_accents_and_a_new_talent_reaches_the_cli(

@@ -4,9 +4,9 @@
 // bundle replaces the old one. Attached files are named by their hash and never change:
 // each one shown is kept (in a cache of its own, across builds) so headshots and
 // thumbnails still show offline; video asks for ranges and goes to the server.
-const CACHE = "castroom-1ba95485b47dd4d6";
+const CACHE = "castroom-3b1897da939964a1";
 const MEDIA = "castroom-media-1";
-const SHELL = ["/", "/app.js?v=1ba95485b47dd4d6", "/app.css?v=1ba95485b47dd4d6", "/schema.json"];
+const SHELL = ["/", "/app.js?v=3b1897da939964a1", "/app.css?v=3b1897da939964a1", "/schema.json"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));

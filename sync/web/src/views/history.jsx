@@ -28,7 +28,7 @@ export function HistoryView({ ctx, store }) {
             <th>member</th>
             <th>kind</th>
             <th>entity</th>
-            <th>fields</th>
+            <th>changes</th>
           </tr>
         </thead>
         <tbody>
@@ -38,7 +38,13 @@ export function HistoryView({ ctx, store }) {
               <td>{row.member}</td>
               <td>{row.kind}</td>
               <td>{row.label || row.entity_id}</td>
-              <td>{row.fields.join(", ")}</td>
+              <td class="changes">
+                {/* "stage: offer → booked", "deleted", or a field's name when its values
+                    were not kept (a Y.Text, a list, a large merge), as `castroom history`. */}
+                {(row.changes ?? row.fields).map((change) => (
+                  <span class="change">{change}</span>
+                ))}
+              </td>
             </tr>
           ))}
         </tbody>
