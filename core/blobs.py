@@ -16,7 +16,13 @@ The interface for every channel that moves media (docs/media.md):
   :meth:`BlobStore.writer` (chunk by chunk, for an async receiver), both verifying an
   expected hash and size and storing nothing on a mismatch, a truncation or an
   oversized stream,
+- :meth:`BlobStore.commit_all`: many writers finished with ``durable=False`` made
+  durable by one file-system flush (Linux ``syncfs``; one fsync each elsewhere), then
+  renamed: a batch of small blobs does not wait for one disk flush per file,
 - :meth:`BlobStore.hashes` to iterate, :meth:`BlobStore.verify`, :meth:`BlobStore.delete`.
+
+A blob's bytes always reach the disk before its name does, so a crash can lose a blob
+that was arriving (it is fetched again) but never leave a name over missing bytes.
 
 No SQL and no document here: which blobs are referenced is :mod:`castroom.core.media`'s.
 """
@@ -24,9 +30,11 @@ No SQL and no document here: which blobs are referenced is :mod:`castroom.core.m
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import os
 import re
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -105,6 +113,8 @@ class BlobWriter:
         fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self._file: BinaryIO | None = os.fdopen(fd, "wb")
         self._done = False
+        #: Whether the bytes are on the disk (fsynced, or flushed by a store-wide sync).
+        self.durable = False
 
     def write(self, chunk: bytes) -> None:
         if self._file is None:
@@ -125,13 +135,17 @@ class BlobWriter:
         """The SHA-256 of what was written so far."""
         return self._digest.hexdigest()
 
-    def finish(self) -> str:
+    def finish(self, *, durable: bool = True) -> str:
         """Flush what was written and check it against what was expected, leaving it in
         the temporary file (:attr:`tmp_path`, for a probe to read) until :meth:`commit`.
-        Returns the hash; refuses (and aborts) a truncated or altered blob."""
+        Returns the hash; refuses (and aborts) a truncated or altered blob. With
+        ``durable=False`` the fsync waits for :meth:`commit` or
+        :meth:`BlobStore.commit_all` (one flush for a whole batch)."""
         if self._file is not None:
             self._file.flush()
-            os.fsync(self._file.fileno())
+            if durable:
+                os.fsync(self._file.fileno())
+                self.durable = True
             self._file.close()
             self._file = None
         elif self._done:
@@ -159,6 +173,9 @@ class BlobWriter:
         if final.exists():
             self.tmp_path.unlink(missing_ok=True)
             return StoredBlob(hash=actual, size=self.size, new=False)
+        if not self.durable:
+            fsync_path(self.tmp_path)
+            self.durable = True
         final.parent.mkdir(mode=0o700, exist_ok=True)
         os.replace(self.tmp_path, final)
         return StoredBlob(hash=actual, size=self.size, new=True)
@@ -249,6 +266,15 @@ class BlobStore:
                 out.write(chunk)
             return out.commit()
 
+    def commit_all(self, writers: list[BlobWriter]) -> list[StoredBlob]:
+        """Commit writers finished with ``durable=False``: their bytes made durable
+        together by one flush of the file system, then each renamed into place."""
+        waiting = [w for w in writers if not w.durable and not w._done]
+        if len(waiting) > 1 and _sync_file_system(self.root / "tmp"):
+            for writer in waiting:
+                writer.durable = True
+        return [writer.commit() for writer in writers]
+
     def put_bytes(self, data: bytes) -> StoredBlob:
         """A small blob held in memory (a thumbnail)."""
         return self.put([data])
@@ -294,6 +320,32 @@ class BlobStore:
                     item.unlink()
                     removed += 1
         return removed
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or a folder by its path."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_file_system(folder: Path) -> bool:
+    """Flush every written file of the file system holding ``folder`` to the disk
+    (Linux ``syncfs(2)``); False where that call is missing or fails (then each
+    file is fsynced on its own)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return False
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        return bool(syncfs(fd) == 0)
+    finally:
+        os.close(fd)
 
 
 def _chunks(source: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:

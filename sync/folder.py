@@ -42,6 +42,7 @@ from typing import Any
 import msgspec
 
 from castroom.core import model
+from castroom.core.blobs import fsync_path
 from castroom.core.crdt import check_update
 from castroom.core.document import production_in
 from castroom.core.errors import BadUpdate, CastroomError, UnsafeId
@@ -149,11 +150,7 @@ def _write_atomic(directory: Path, name: str, data: bytes | Iterable[bytes]) -> 
         os.fsync(handle.fileno())
     os.replace(tmp, directory / name)
     with contextlib.suppress(OSError):  # not every file system lets one fsync a folder
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(directory)
 
 
 def _real_folder(path: Path) -> Path:

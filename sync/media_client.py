@@ -11,6 +11,11 @@ it. What a peer may fetch or send is what the productions its token reaches refe
   file, checked against its hash, its ``Content-Length`` and the recorded size, bounded
   by its kind's limit, and only then stored. A blob no production the token may write
   refers to is refused (403), so a token cannot fill the disk with strays.
+- ``POST /media/fetch`` (read scope): body ``{"hashes": [...]}`` (at most 10,000);
+  answers one stream of every asked blob, in the order asked: for each,
+  ``<hash> <size>\n`` then its ``size`` bytes, or ``<hash> -\n`` when the server lacks
+  it or no production the token reaches refers to it; then ``end\n``. One request for
+  many small blobs (a thousand headshots and their thumbnails) instead of one each.
 - ``POST /media/missing`` (write scope): body ``{"hashes": [...]}`` (at most 10,000);
   answers ``{"missing": [...]}``, the ones this server lacks, so a client sends only
   those.
@@ -18,13 +23,18 @@ it. What a peer may fetch or send is what the productions its token reaches refe
 The client side (:func:`exchange`) runs after a one-shot HTTP sync has merged the
 documents: it fetches what the synced productions refer to and this workspace lacks
 (``eager``: headshots, résumés, thumbnails and posters; ``all``: reels and self-tapes
-too), and sends what the server lacks. A transfer that does not match its hash or size
-is refused, retried, and never stored.
+too), and sends what the server lacks. Fetches go in batches (``/media/fetch``), a few
+at once; each blob is hashed as it arrives and checked against its hash and recorded
+size before it is kept, and a batch's blobs are made durable by one flush of the disk
+(:meth:`BlobStore.commit_all`). A blob that does not match, or a stream cut off part
+way, is refused, asked for again (three tries in all), and never stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import os
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ..core import media
-from ..core.blobs import CHUNK, BlobRefused, BlobStore
+from ..core.blobs import CHUNK, BlobRefused, BlobStore, BlobWriter, check_hash
 from ..core.errors import CastroomError
 
 if TYPE_CHECKING:
@@ -46,8 +56,15 @@ MODES = ("none", "eager", "all")
 EAGER = frozenset({"headshot", "resume", "derived"})
 #: Attempts per blob before a refused transfer is reported.
 ATTEMPTS = 3
-#: Blobs fetched at once.
-PARALLEL = 4
+#: Batches fetched at once.
+PARALLEL = 2
+#: A batch ends at this many blobs, or at the blob that takes it past BATCH_BYTES.
+BATCH_FILES = 500
+BATCH_BYTES = 32 * 1024 * 1024
+#: The longest header line of a ``/media/fetch`` stream (``<64 hex> <size>``).
+_HEADER_MAX = 100
+#: Blobs a server reads in one go when it writes a batch (larger ones go in chunks).
+_GROUP = CHUNK
 
 
 # -- the client's exchange ------------------------------------------------------------------
@@ -98,17 +115,11 @@ def exchange(
     wanted = [
         n for n in needs.values() if not blobs.has(n.hash) and (mode == "all" or n.what in EAGER)
     ]
-    # A few transfers at once: each blob's fsync would otherwise wait alone.
-    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-        outcomes = list(pool.map(lambda n: _fetch_one(client, workspace, n), wanted))
-    for need, (size, why) in zip(wanted, outcomes, strict=True):
-        if why is not None:
-            moved.refused[need.hash] = why
-        elif size is None:
-            moved.absent += 1
-        else:
-            moved.fetched += 1
-            moved.fetched_bytes += size
+    fetched = _fetch_all(client, workspace, wanted)
+    moved.fetched = len(fetched.stored)
+    moved.fetched_bytes = sum(fetched.stored.values())
+    moved.absent = len(fetched.absent)
+    moved.refused.update(fetched.refused)
     if send:
         _send(client, blobs, [n for n in needs.values() if blobs.has(n.hash)], moved)
     if moved.refused:
@@ -117,28 +128,184 @@ def exchange(
     return moved
 
 
-def _fetch_one(
-    client: httpx.Client, workspace: Workspace, need: media.BlobNeed
-) -> tuple[int | None, str | None]:
-    """(bytes stored, None); (None, None) when the server lacks it too; (None, why)
-    when every attempt was refused (nothing stored)."""
-    limit = media.size_limit(workspace.config, need.what)
-    why = None
+@dataclass
+class Fetched:
+    """What fetching a set of blobs came to."""
+
+    #: hash -> bytes stored (verified, durable, named).
+    stored: dict[str, int] = field(default_factory=dict)
+    #: The server lacks these (or no production the token reaches refers to them).
+    absent: set[str] = field(default_factory=set)
+    #: hash -> why, for blobs refused (or cut off) on the last try.
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+def _fetch_all(client: httpx.Client, workspace: Workspace, wanted: list[media.BlobNeed]) -> Fetched:
+    """Fetch every wanted blob in batches, a few at once; what is refused is asked for
+    again, up to ATTEMPTS times in all."""
+    result = Fetched()
+    pending = wanted
     for _attempt in range(ATTEMPTS):
-        with client.stream("GET", f"/media/{need.hash}") as response:
-            if response.status_code == 404:
-                return None, None
-            _raise_for(response)
+        if not pending:
+            break
+        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+            rounds = list(pool.map(lambda b: _fetch_batch(client, workspace, b), _batches(pending)))
+        result.refused = {}
+        for one in rounds:
+            result.stored.update(one.stored)
+            result.absent |= one.absent
+            result.refused.update(one.refused)
+        pending = [n for n in pending if n.hash in result.refused]
+    return result
+
+
+def _batches(needs: list[media.BlobNeed]) -> Iterator[list[media.BlobNeed]]:
+    batch: list[media.BlobNeed] = []
+    size = 0
+    for need in needs:
+        batch.append(need)
+        size += need.size or 0
+        if len(batch) >= BATCH_FILES or size >= BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+class BatchBroken(CastroomError):
+    """A ``/media/fetch`` stream that does not follow its format, or ends early."""
+
+
+def _fetch_batch(
+    client: httpx.Client, workspace: Workspace, needs: list[media.BlobNeed]
+) -> Fetched:
+    """One ``POST /media/fetch``: every blob verified as it arrives, the good ones made
+    durable together and stored; what was refused or never arrived is in ``refused``."""
+    result = Fetched()
+    asked = {n.hash: n for n in needs}
+    verified: list[BlobWriter] = []
+    with contextlib.ExitStack() as writers:
+        try:
+            with client.stream("POST", "/media/fetch", json={"hashes": list(asked)}) as response:
+                _raise_for(response)
+                stream = BatchStream(response.iter_bytes())  # as it arrives
+                for digest, size in stream.entries():
+                    need = asked.get(digest)
+                    if need is None:
+                        raise BatchBroken(f"the server sent {digest[:12]}…, which was not asked")
+                    if size is None:
+                        result.absent.add(digest)
+                    elif (out := _receive(workspace, need, size, stream, result)) is not None:
+                        writers.enter_context(out)
+                        verified.append(out)
+                    del asked[digest]
+        except (BatchBroken, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            for digest in asked:  # never arrived, or cut off on the way
+                result.refused[digest] = f"the transfer was cut off ({exc})"
+        for stored in workspace.blobs.commit_all(verified):
+            result.stored[stored.hash] = stored.size
+    return result
+
+
+def _receive(
+    workspace: Workspace, need: media.BlobNeed, size: int, stream: BatchStream, result: Fetched
+) -> BlobWriter | None:
+    """One blob of a batch into a writer, hashed on the way and checked (not yet
+    durable); None, and the reason in ``result.refused``, when it is refused."""
+    limit = media.size_limit(workspace.config, need.what)
+    try:
+        if need.size is not None and size != need.size:
+            raise BlobRefused(f"{size:,} bytes sent, but the record says {need.size:,}: not stored")
+        out = workspace.blobs.writer(expected=need.hash, expected_size=size, max_bytes=limit)
+    except BlobRefused as exc:
+        stream.skip(size)
+        result.refused[need.hash] = str(exc)
+        return None
+    try:
+        for piece in stream.body(size):
+            out.write(piece)
+        out.finish(durable=False)
+    except BlobRefused as exc:
+        result.refused[need.hash] = str(exc)
+        return None
+    except BaseException:
+        out.abort()
+        raise
+    return out
+
+
+class BatchStream:
+    """Reads a ``/media/fetch`` answer from its chunks: the entries, each blob's body."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._buffer = b""
+
+    def _more(self) -> None:
+        chunk = next(self._chunks, b"")
+        if not chunk:
+            raise BatchBroken("the stream ended before its last blob")
+        self._buffer += chunk
+
+    def entries(self) -> Iterator[tuple[str, int | None]]:
+        """(hash, size, or None for one the server lacks) up to the ``end`` line; the
+        caller reads each entry's body (:meth:`body` or :meth:`skip`) before the next."""
+        while True:
+            while b"\n" not in self._buffer[:_HEADER_MAX]:
+                if len(self._buffer) >= _HEADER_MAX:
+                    raise BatchBroken("a header line is too long")
+                self._more()
+            line, _, self._buffer = self._buffer.partition(b"\n")
+            if line == b"end":
+                return
+            digest, _, size = line.decode("ascii", "replace").partition(" ")
             try:
-                with workspace.blobs.writer(
-                    expected=need.hash, expected_size=need.size, max_bytes=limit
-                ) as out:
-                    for chunk in response.iter_bytes(CHUNK):
-                        out.write(chunk)
-                    return out.commit().size, None
-            except BlobRefused as exc:
-                why = str(exc)
-    return None, why
+                yield check_hash(digest), None if size == "-" else _size(size)
+            except CastroomError as exc:
+                raise BatchBroken(f"a malformed header: {exc}") from None
+
+    def body(self, size: int) -> Iterator[bytes]:
+        """The next ``size`` bytes, in pieces as they arrive."""
+        left = size
+        while left:
+            if not self._buffer:
+                self._more()
+            piece, self._buffer = self._buffer[:left], self._buffer[left:]
+            left -= len(piece)
+            yield piece
+
+    def skip(self, size: int) -> None:
+        for _piece in self.body(size):
+            pass
+
+
+def _size(text: str) -> int:
+    if not text.isdigit() or len(text) > 15:
+        raise CastroomError(f"{text[:20]!r} is not a size")
+    return int(text)
+
+
+def batch_stream(blobs: BlobStore, hashes: list[str], allowed: set[str]) -> Iterator[bytes]:
+    """The server's side of ``/media/fetch``: the stream of ``hashes`` (those in
+    ``allowed`` that this store has), in pieces of about 1 MiB."""
+    out = bytearray()
+    for digest in hashes:
+        src = None
+        if digest in allowed:
+            with contextlib.suppress(FileNotFoundError):
+                src = open(blobs.path(digest), "rb")  # noqa: SIM115 (closed below)
+        if src is None:
+            out += f"{digest} -\n".encode()
+            continue
+        with src:
+            out += f"{digest} {os.fstat(src.fileno()).st_size}\n".encode()
+            while chunk := src.read(CHUNK):
+                out += chunk
+                if len(out) >= _GROUP:
+                    yield bytes(out)
+                    out.clear()
+    out += b"end\n"
+    yield bytes(out)
 
 
 def _send(

@@ -8,13 +8,13 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..core import media
 from ..core.blobs import BlobRefused, check_hash
 from ..core.errors import CastroomError
-from .media_client import MAX_ASKED
+from .media_client import MAX_ASKED, batch_stream
 
 if TYPE_CHECKING:
     from .server import SyncServer
@@ -84,26 +84,45 @@ async def put_blob(server: SyncServer, request: Request) -> Response:
     return JSONResponse({"stored": stored.new, "size": stored.size})
 
 
-async def missing_blobs(server: SyncServer, request: Request) -> Response:
+async def _asked(server: SyncServer, request: Request) -> list[str]:
+    """The hashes of a ``{"hashes": [...]}`` body (at most MAX_ASKED)."""
     from .server import Refused
 
-    server.authorize(request, None, write=True)
     body = await server.read_body(request, limit=MAX_ASKED * 80)
     try:
         asked = json.loads(body)["hashes"]
         if not isinstance(asked, list) or len(asked) > MAX_ASKED:
             raise ValueError(f"hashes: a list of at most {MAX_ASKED:,}")
-        hashes = [check_hash(h) for h in asked]
+        return list(dict.fromkeys(check_hash(h) for h in asked))
     except (ValueError, KeyError, TypeError, CastroomError) as exc:
         raise Refused(400, f'expected {{"hashes": [SHA-256, ...]}}: {exc}') from None
+
+
+async def missing_blobs(server: SyncServer, request: Request) -> Response:
+    server.authorize(request, None, write=True)
+    hashes = await _asked(server, request)
     assert server.workspace is not None
     blobs = server.workspace.blobs
     return JSONResponse({"missing": [h for h in hashes if not blobs.has(h)]})
 
 
+async def fetch_blobs(server: SyncServer, request: Request) -> Response:
+    """Many blobs in one answer (the stream's format: ``media_client.py``); each one
+    this token may not read, or this server lacks, is marked absent."""
+    allowed = set(_reachable(server, request, write=False))
+    hashes = await _asked(server, request)
+    assert server.workspace is not None
+    # A plain iterator: starlette reads it in a worker thread, so files are read off the loop.
+    return StreamingResponse(
+        batch_stream(server.workspace.blobs, hashes, allowed),
+        media_type="application/octet-stream",
+    )
+
+
 def media_routes(server: SyncServer) -> list[Route]:
     return [
         Route("/media/missing", partial(missing_blobs, server), methods=["POST"]),
+        Route("/media/fetch", partial(fetch_blobs, server), methods=["POST"]),
         Route("/media/{hash}", partial(get_blob, server), methods=["GET", "HEAD"]),
         Route("/media/{hash}", partial(put_blob, server), methods=["PUT"]),
     ]

@@ -153,3 +153,24 @@ def test_any_chunking_stores_the_same_blob_and_any_change_is_refused(
     lo = max(0, start)
     assert got == (data[lo:] if end is None else data[lo : max(lo, end)])
     assert all(len(c) <= CHUNK for c in store.read_range(stored.hash))
+
+
+def test_a_batch_of_writers_is_made_durable_together_then_named(store: BlobStore) -> None:
+    blobs = [os.urandom(1000 + i) for i in range(4)]
+    writers = []
+    for data in blobs:
+        out = store.writer(expected=sha(data), expected_size=len(data))
+        out.write(data)
+        out.finish(durable=False)  # checked, bytes not yet flushed, no name yet
+        assert not out.durable and not store.has(sha(data))
+        writers.append(out)
+    stored = store.commit_all(writers)
+    assert [s.hash for s in stored] == [sha(d) for d in blobs] and all(s.new for s in stored)
+    assert all(w.durable for w in writers)
+    assert files_under(store.root) == sorted(f"{h[:2]}/{h[2:]}" for h in map(sha, blobs))
+    # A lone writer finished without its fsync still gets one before it is named.
+    data = b"one more"
+    with store.writer(expected=sha(data)) as out:
+        out.write(data)
+        out.finish(durable=False)
+        assert out.commit().new and out.durable
