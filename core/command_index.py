@@ -52,6 +52,8 @@ BUILTIN_COMMANDS: dict[str, dict[str, str]] = {
         " relay (ws[s]://HOST:PORT/PATH, one production per room), a Hocuspocus server"
         " (ws[s]://HOST:PORT --protocol hocuspocus), or a shared folder (a path).",
         "token": "Create, list and revoke the tokens peers use to reach `castroom serve`.",
+        "present": "A read-only link to ROLE's selects, for a producer or director to vote and"
+        " comment.",
     },
 }
 

@@ -131,7 +131,8 @@ def _built(
     """The edit, its field names known and references resolved to ids, checked."""
     if fields:
         model.check_field_names(cls, fields)
-        fields = resolve_references(reader, cls, fields)
+        stored = reader.raw(cls, entity_id) if op == "change" else None
+        fields = resolve_references(reader, cls, fields, stored=stored)
     edit = Edit(
         op=op, kind=cls.entity_kind, id=entity_id, fields=fields, reason=reason, force=force
     )
@@ -150,6 +151,12 @@ def deletion(reader: Reader, cls: type[Entity], entity_id: str, *, back: bool = 
         state = "not deleted" if back else "already deleted"
         return Plan(reason=f"{cls.entity_kind} {label(reader, cls, stored)} is {state}")
     return Plan(edits=[(restore if back else delete)(reader, cls, entity_id)])
+
+
+def append_line(notes: str, line: str) -> str:
+    """``notes`` with ``line`` added at the end, on its own line (how a write adds to a
+    candidate's or deal's notes without touching what is there)."""
+    return f"{notes.rstrip()}\n{line}" if notes.strip() else line
 
 
 # -- applying ---------------------------------------------------------------------------------
@@ -398,7 +405,7 @@ def _check_change(
         raise NotFound(f"no {edit.kind} with id {edit.id!r}")
     old = {**plain_defaults(cls), **stored}
     entity = validate_change(cls, edit.id, old, edit.fields)
-    _check_references(checker, cls, edit.fields)
+    _check_references(checker, cls, edit.fields, old)
     check_era(checker, cls, edit.fields, old)
     check_duplicate_candidate(checker, cls, edit.fields, old)
     check_talent_name(checker, cls, edit.fields, old, force=edit.force)
@@ -427,9 +434,11 @@ _CHECKS = {
 }
 
 
-def _check_references(reader: Reader, cls: type[Entity], fields: dict[str, Any]) -> None:
+def _check_references(
+    reader: Reader, cls: type[Entity], fields: dict[str, Any], stored: dict[str, Any] | None = None
+) -> None:
     """Every reference written names a live entity, by its id (a plan holds ids)."""
-    resolved = resolve_references(reader, cls, fields)
+    resolved = resolve_references(reader, cls, fields, stored=stored)
     for name, value in resolved.items():
         if value != fields.get(name) and (cls.entity_kind, name) in model.REFERENCES:
             raise CastroomError(f"{cls.entity_kind}.{name}: {fields[name]!r} is not an id")

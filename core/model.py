@@ -57,6 +57,9 @@ Age = Annotated[int, Meta(ge=0, le=150)]
 Money = Annotated[int, Meta(ge=0, le=MAX_SAFE_INT, description="integer minor units (cents)")]
 Count = Annotated[int, Meta(ge=0, le=MAX_SAFE_INT)]
 Rating = Annotated[int, Meta(ge=1, le=5)]
+#: A candidate's ratings are keyed by member name, or by a presentation viewer's name
+#: followed by this (castroom.core.presenting): a viewer is no member.
+VIEWER_SUFFIX = " (presentation)"
 Rate = Annotated[float, Meta(ge=0, le=1, description="a fraction, 0.21 = 21%")]
 Currency = Annotated[str, Meta(pattern=CURRENCY_PATTERN)]
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from .contracts import ContingencyPlan, Replacement, RolePlan
-from .edits import Applied, Edit, Plan, change, create
+from .edits import Applied, Edit, Plan, append_line, change, create
 from .errors import Ambiguous, NotFound
 from .model import Candidate, Deal, Role, Talent
 
@@ -118,7 +118,7 @@ def plan_choice(
     out: list[Edit] = []
     for cand_id in role_plan.candidate_ids:
         current = view.get(Candidate, cand_id)
-        notes = _append(current.notes, f"{today}: dropped; replaced by {chosen.name}")
+        notes = append_line(current.notes, f"{today}: dropped; replaced by {chosen.name}")
         out.append(
             change(view, Candidate, cand_id, {"stage": "dropped", "notes": notes}, reason=why)
         )
@@ -141,7 +141,7 @@ def plan_choice(
             view,
             Candidate,
             candidate_id,
-            {"stage": "booked", "era": era, "notes": _append(current.notes, note)},
+            {"stage": "booked", "era": era, "notes": append_line(current.notes, note)},
             reason=why,
         )
     else:
@@ -181,7 +181,7 @@ def plan_choice(
         if d.era is None or d.era not in still or d.era == role_plan.era
     ]
     for deal in to_cancel:
-        notes = _append(deal.notes, f"{today}: cancelled: {why}")
+        notes = append_line(deal.notes, f"{today}: cancelled: {why}")
         out.append(change(view, Deal, deal.id, {"status": "cancelled", "notes": notes}, reason=why))
     own = own_deal(deals, chosen.talent_id, role_plan.role_id, era)
     drafted: str | None = None
@@ -241,7 +241,3 @@ def applied_choice(
         drafted=choice.drafted,
         deal_needed=deal is None,
     )
-
-
-def _append(notes: str, line: str) -> str:
-    return f"{notes.rstrip()}\n{line}" if notes.strip() else line

@@ -214,12 +214,15 @@ def resolve_references(
     fields: dict[str, Any],
     *,
     where: bool = False,
+    stored: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Reference fields given as an id, id prefix or name (as `show` resolves them, live
     entities first) turned into ids; one that names nothing, or only deleted entities, is
     refused. Only local writes are checked here: what a peer merges is reported by the
     integrity plugin instead. ``where``: for a filter, a deleted match is fine. Pass a
-    :class:`Resolver` to resolve many entities' references against one reader."""
+    :class:`Resolver` to resolve many entities' references against one reader.
+    ``stored``: the changed entity's stored fields; ratings it holds already, with the
+    same value, are kept as they are (the rater may be no member: rated on the page)."""
     reader = reader if isinstance(reader, Resolver) else Resolver(reader)
     out = dict(fields)
     for (owner, name), target in model.REFERENCES.items():
@@ -244,9 +247,15 @@ def resolve_references(
     # A candidate's ratings are keyed by member *name* (as the sample and existing
     # productions store them): a name, id or id prefix typed becomes that name.
     if cls is model.Candidate and isinstance(out.get("ratings"), dict):
-        out["ratings"] = _resolve_keys(
-            cls, "ratings", "member", out["ratings"], lambda k: _member_name(reader, k, where)
-        )
+        had = (stored or {}).get("ratings")
+        had = had if isinstance(had, dict) else {}
+        given = {k: v for k, v in out["ratings"].items() if k not in had or had[k] != v}
+        out["ratings"] = {
+            **{k: v for k, v in out["ratings"].items() if k not in given},
+            **_resolve_keys(
+                cls, "ratings", "member", given, lambda k: _member_name(reader, k, where)
+            ),
+        }
     return out
 
 
@@ -262,6 +271,8 @@ def _pairing(reader: Resolver, pairing: Any, where: bool) -> Any:
 
 
 def _member_name(reader: Resolver, ref: str, where: bool) -> str:
+    if ref.endswith(model.VIEWER_SUFFIX):
+        return ref  # a presentation's viewer (castroom.core.presenting), not a member
     try:
         member_id = _reference(reader, model.Candidate, "ratings", ("member",), ref, where)
     except NotFound as exc:  # say how to make one: ratings are only by known members

@@ -101,7 +101,8 @@ _TABLES = (
         hash BLOB NOT NULL,
         created REAL NOT NULL,
         revoked REAL,
-        expires REAL
+        expires REAL,
+        presentation TEXT
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS attic (
         production TEXT NOT NULL,
@@ -116,7 +117,11 @@ _TABLES = (
     ) WITHOUT ROWID""",
 )
 #: Columns added after a table was first shipped: (table, column, declaration).
-_ADDED_COLUMNS = (("sync_tokens", "expires", "REAL"),)
+_ADDED_COLUMNS = (
+    ("sync_tokens", "expires", "REAL"),
+    # A presentation link's token: what it shows, as JSON (castroom.core.presenting).
+    ("sync_tokens", "presentation", "TEXT"),
+)
 #: Tables added after format 2 shipped (additive: a format-2 file gains them when it is
 #: next opened for writing; one without them reads as if they were empty).
 _ADDED_TABLES = {
@@ -248,13 +253,15 @@ class TokenRecord(NamedTuple):
     revoked: float | None
     expires: float | None
     hash: bytes
+    #: A presentation's token: what it shows, as JSON (``castroom.core.presenting.Showing``).
+    presentation: str | None = None
 
 
 #: A log entry's columns, for Store._entries.
 _ENTRY_COLUMNS = "seq, ts, author, changes, length(data)"
 #: Joins an author's member, device and origin into one name (none holds it: printable).
 _AUTHOR_SEP = "\x1f"
-_TOKEN_COLUMNS = "id, name, scope, production, created, revoked, expires, hash"
+_TOKEN_COLUMNS = "id, name, scope, production, created, revoked, expires, hash, presentation"
 
 
 class Store:
@@ -878,7 +885,7 @@ class Store:
     def add_token(self, record: TokenRecord) -> None:
         with self.write() as db:
             db.execute(
-                f"INSERT INTO sync_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO sync_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 tuple(record),
             )
 

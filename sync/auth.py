@@ -1,5 +1,6 @@
 """Bearer tokens for the sync server: scoped (read or write), optionally to one production,
-optionally expiring.
+optionally expiring; and presentation links' tokens (scope ``present``), which open their
+presentation and nothing else (``castroom present``, :mod:`castroom.sync.presentation`).
 
 A token looks like ``crt_<id>_<secret>``: the id (public, shown by ``token list``) finds
 the row, the secret is checked against its SHA-256 with a constant-time comparison. Only
@@ -11,6 +12,7 @@ connection (:class:`LiveTokens`).
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import re
@@ -21,10 +23,11 @@ from typing import Literal
 import msgspec
 
 from castroom.core.errors import CastroomError, NotFound
+from castroom.core.presenting import Showing
 from castroom.core.storage import Store, TokenRecord
 
-Scope = Literal["read", "write"]
-SCOPES: tuple[str, ...] = ("read", "write")
+Scope = Literal["read", "write", "present"]
+SCOPES: tuple[str, ...] = ("read", "write", "present")
 PREFIX = "crt_"
 #: ``--expires`` units: minutes, hours, days, weeks.
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -56,6 +59,8 @@ class TokenInfo(msgspec.Struct, kw_only=True, frozen=True):
     created: float
     revoked: float | None = None
     expires: float | None = None  # None = never
+    #: A presentation's token (scope ``present``): what it shows.
+    presentation: Showing | None = None
 
     def expired(self, now: float | None = None) -> bool:
         return self.expires is not None and (now or time.time()) >= self.expires
@@ -64,7 +69,10 @@ class TokenInfo(msgspec.Struct, kw_only=True, frozen=True):
         return self.revoked is None and not self.expired()
 
     def may_read(self, production_id: str) -> bool:
-        return self.active() and self.production in (None, production_id)
+        # A presentation's token reads its presentation only, never a whole production.
+        return (
+            self.active() and self.scope != "present" and self.production in (None, production_id)
+        )
 
     def may_write(self, production_id: str) -> bool:
         return self.may_read(production_id) and self.scope == "write"
@@ -92,6 +100,7 @@ def _split(token: str) -> tuple[str, str] | None:
 
 
 def _info(record: TokenRecord) -> TokenInfo:
+    shown = record.presentation
     return TokenInfo(
         id=record.id,
         name=record.name,
@@ -100,6 +109,7 @@ def _info(record: TokenRecord) -> TokenInfo:
         created=record.created,
         revoked=record.revoked,
         expires=record.expires,
+        presentation=msgspec.json.decode(shown, type=Showing) if shown else None,
     )
 
 
@@ -116,10 +126,14 @@ class TokenStore:
         production: str | None = None,
         name: str = "",
         expires_in: float | None = None,
+        presentation: Showing | None = None,
     ) -> tuple[TokenInfo, str]:
-        """Make a token; returns its description and the token itself (shown once)."""
+        """Make a token; returns its description and the token itself (shown once).
+        With ``presentation`` (and a ``production``) it is a presentation's token."""
         if scope not in SCOPES:
             raise CastroomError(f"scope must be read or write, not {scope!r}")
+        if (scope == "present") != (presentation is not None and production is not None):
+            raise CastroomError("a presentation's token shows one production's role")
         token_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         now = time.time()
@@ -132,6 +146,7 @@ class TokenStore:
             revoked=None,
             expires=now + expires_in if expires_in is not None else None,
             hash=_hash(secret),
+            presentation=msgspec.json.encode(presentation).decode() if presentation else None,
         )
         self.store.add_token(record)
         return _info(record), f"{PREFIX}{token_id}_{secret}"
@@ -139,14 +154,21 @@ class TokenStore:
     def list(self) -> list[TokenInfo]:
         return [_info(r) for r in self.store.tokens()]
 
-    def revoke(self, ref: str) -> TokenInfo:
-        """Revoke a token by id (or unique id prefix). Revoking twice is harmless."""
+    def presentations(self) -> builtins.list[TokenInfo]:
+        """The presentations' tokens, ended ones included."""
+        return [t for t in self.list() if t.presentation is not None]
+
+    def revoke(self, ref: str, *, presentation: bool = False) -> TokenInfo:
+        """Revoke a token (``presentation``: a presentation's) by id or unique id prefix.
+        Revoking twice is harmless."""
+        what = "presentation" if presentation else "token"
         ref = ref.removeprefix(PREFIX).split("_", 1)[0]
-        matches = [t for t in self.list() if t.id.startswith(ref)] if ref else []
+        among = self.presentations() if presentation else self.list()
+        matches = [t for t in among if t.id.startswith(ref)] if ref else []
         if not matches:
-            raise NotFound(f"no token with id {ref!r}")
+            raise NotFound(f"no {what} with id {ref!r}")
         if len(matches) > 1:
-            raise CastroomError(f"{ref!r} matches {len(matches)} tokens; give more of the id")
+            raise CastroomError(f"{ref!r} matches {len(matches)} {what}s; give more of the id")
         info = matches[0]
         self.store.revoke_token(info.id, time.time())
         record = self.store.token(info.id)
@@ -154,6 +176,12 @@ class TokenStore:
 
     def verify(self, token: str | None) -> TokenInfo | None:
         """The token's description if it is genuine, not revoked and not expired."""
+        info = self.genuine(token)
+        return info if info is not None and info.active() else None
+
+    def genuine(self, token: str | None) -> TokenInfo | None:
+        """The token's description if it is one of ours, revoked or expired too (so a
+        presentation can say it has ended rather than that its link is wrong)."""
         parts = _split(token or "")
         if parts is None:
             return None
@@ -164,8 +192,7 @@ class TokenStore:
         genuine = hmac.compare_digest(expected, _hash(secret))
         if record is None or not genuine:
             return None
-        info = _info(record)
-        return info if info.active() else None
+        return _info(record)
 
     def authorize(self, token: str | None, production_id: str | None, *, write: bool) -> TokenInfo:
         """The token's description, or AccessDenied (401 no/bad token, 403 not allowed)."""
@@ -174,6 +201,10 @@ class TokenStore:
         info = self.verify(token)
         if info is None:
             raise AccessDenied(401, "invalid, expired or revoked token")
+        if info.scope == "present":
+            raise AccessDenied(
+                403, "this is a presentation's link: it opens its presentation page only"
+            )
         if production_id is not None and not info.may_read(production_id):
             raise AccessDenied(403, "this token does not give access to that production")
         if write and info.scope != "write":

@@ -271,12 +271,12 @@ def token_create(
     )
     reach = f"production {_production(workspace, production_id)}" if production_id else ""
     reach = reach or "every production"
-    until = f", until {_iso(info.expires)}" if info.expires is not None else ""
+    until = f", until {iso_time(info.expires)}" if info.expires is not None else ""
     click.echo(f"Created {scope} token {info.id} for {reach}{until}. It is shown only this once:")
     click.echo(secret)
 
 
-def _iso(timestamp: float | None) -> str | None:
+def iso_time(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
@@ -298,9 +298,9 @@ def token_list(obj: Context, as_json: bool) -> None:
         rows = [
             {
                 **msgspec.to_builtins(info),
-                "created": _iso(info.created),
-                "revoked": _iso(info.revoked),
-                "expires": _iso(info.expires),
+                "created": iso_time(info.created),
+                "revoked": iso_time(info.revoked),
+                "expires": iso_time(info.expires),
             }
             for info in infos
         ]
@@ -350,3 +350,6 @@ def castroom_register_commands(cli: click.Group) -> None:
     cli.add_command(serve)
     cli.add_command(sync_cmd)
     cli.add_command(token)
+    from .present_cli import present
+
+    cli.add_command(present)
