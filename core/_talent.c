@@ -4,7 +4,8 @@
  * state is the set of blocks still to shoot, exact values and proven lower bounds are
  * memoised per set, children are tried by idle now plus what is known after, the two
  * dominance rules cut children, and the bound on the idle cost of the actors on location
- * is the weighted-completion-time relaxation solved by Smith's rule. Sets are 64-bit
+ * is the weighted-completion-time relaxation solved by Smith's rule, then (for a state it
+ * cannot cut off, once) the order bound over subsets of those actors. Sets are 64-bit
  * words, so at most 64 blocks and 64 actors; the Python search handles the rest, and a
  * test holds the two to the same answers. Built as an optional extension: without a C
  * compiler castroom runs the Python search.
@@ -18,6 +19,9 @@
 #include <time.h>
 
 #define MAXN 64
+#ifndef ORDER_ACTORS
+#define ORDER_ACTORS 12 /* talent_scheduling.ORDER_ACTORS: the order bound's 2^k table */
+#endif
 #define MOST_ENTRIES (1ULL << 25) /* about 1.3 GB: past it the search stops as if timed out */
 
 typedef struct {
@@ -26,6 +30,7 @@ typedef struct {
     int64_t lower;  /* a proven lower bound (0: none yet) */
     int64_t bound;  /* the relaxation's bound, -1 until computed */
     int8_t best;    /* the block shot first in the exact answer, -1 if not exact */
+    int8_t ordered; /* the order bound is in ``bound`` */
 } Entry;
 
 typedef struct {
@@ -38,6 +43,10 @@ typedef struct {
     uint64_t all;
     uint64_t cast_table[8][256];
     int64_t cost_table[8][256];
+    int64_t duration_table[8][256];
+    uint64_t blocks_of[MAXN]; /* each actor's blocks */
+    uint64_t order_union[1 << ORDER_ACTORS];
+    int64_t order_least[1 << ORDER_ACTORS];
     Entry *table;
     uint64_t capacity, used;
     long long states;
@@ -60,6 +69,12 @@ static uint64_t cast_of(Search *s, uint64_t set) {
 static int64_t cost_of(Search *s, uint64_t actors) {
     int64_t out = 0;
     for (int i = 0; actors; i++, actors >>= 8) out += s->cost_table[i][actors & 255];
+    return out;
+}
+
+static int64_t duration_of(Search *s, uint64_t blocks) {
+    int64_t out = 0;
+    for (int i = 0; blocks; i++, blocks >>= 8) out += s->duration_table[i][blocks & 255];
     return out;
 }
 
@@ -106,6 +121,7 @@ static Entry *entry(Search *s, uint64_t key) {
         e->lower = 0;
         e->bound = -1;
         e->best = -1;
+        e->ordered = 0;
         s->used++;
     }
     return e;
@@ -163,6 +179,41 @@ static int64_t relaxation(Search *s, uint64_t remaining) {
     double lb = weighted - correction / 2.0;
     double shaved = ceil(lb - 1e-7 * (fabs(lb) > 1.0 ? fabs(lb) : 1.0));
     return shaved > 0 ? (int64_t)shaved : 0;
+}
+
+/* The order bound (talent_scheduling._Search.order_bound): the actors on location leave
+ * in some order, and the last of a set T to leave waited through every remaining block
+ * of T's actors not its own; the least sum over orders, over the subsets of them. */
+static int64_t order_bound(Search *s, uint64_t remaining, uint64_t on_location) {
+    int k = 0;
+    uint64_t own[MAXN];
+    int64_t cost[MAXN], worked[MAXN]; /* worked: cost times the actor's own remaining time */
+    for (uint64_t p = on_location; p; p &= p - 1) {
+        if (k == ORDER_ACTORS) return 0;
+        int a = __builtin_ctzll(p);
+        own[k] = s->blocks_of[a] & remaining;
+        cost[k] = s->costs[a];
+        worked[k] = s->costs[a] * duration_of(s, own[k]);
+        k++;
+    }
+    if (k < 2) return 0;
+    uint64_t *un = s->order_union;
+    int64_t *least = s->order_least;
+    un[0] = 0;
+    least[0] = 0;
+    for (uint32_t subset = 1; subset < (1u << k); subset++) {
+        uint32_t low = subset & -subset;
+        un[subset] = un[subset ^ low] | own[__builtin_ctz(low)];
+        /* the last to leave, i, waited through T's time less its own (it is inside) */
+        int64_t span = duration_of(s, un[subset]), best = -1;
+        for (uint32_t rest = subset; rest; rest &= rest - 1) {
+            int i = __builtin_ctz(rest);
+            int64_t value = least[subset ^ (1u << i)] + cost[i] * span - worked[i];
+            if (best < 0 || value < best) best = value;
+        }
+        least[subset] = best;
+    }
+    return least[(1u << k) - 1];
 }
 
 /* What is known of ``remaining`` at least: its exact value, else the larger of its
@@ -242,6 +293,13 @@ static int64_t solve(Search *s, uint64_t remaining, uint64_t before, int64_t lim
     }
     if (e->bound < 0) e->bound = relaxation(s, remaining);
     int64_t known = e->lower > e->bound ? e->lower : e->bound;
+    if (known < limit && !e->ordered) {
+        /* the dearer bound only for a state the cheap one could not cut off, once */
+        e->ordered = 1;
+        int64_t tighter = order_bound(s, remaining, before & cast_of(s, remaining));
+        if (tighter > e->bound) e->bound = tighter;
+        if (tighter > known) known = tighter;
+    }
     if (known >= limit) {
         e->lower = known;
         return known;
@@ -341,11 +399,19 @@ static int Search_init(Search *s, PyObject *args, PyObject *kwargs) {
     }
     memset(s->cast_table, 0, sizeof s->cast_table);
     memset(s->cost_table, 0, sizeof s->cost_table);
+    memset(s->duration_table, 0, sizeof s->duration_table);
+    for (int a = 0; a < m; a++) {
+        s->blocks_of[a] = 0;
+        for (int b = 0; b < n; b++)
+            if (s->casts[b] >> a & 1) s->blocks_of[a] |= 1ULL << b;
+    }
     for (int t = 0; t < 8; t++) {
         for (int byte = 1; byte < 256; byte++) {
             int low = __builtin_ctz(byte), b = t * 8 + low;
             s->cast_table[t][byte] = s->cast_table[t][byte & (byte - 1)] | (b < n ? s->casts[b] : 0);
             s->cost_table[t][byte] = s->cost_table[t][byte & (byte - 1)] + (b < m ? s->costs[b] : 0);
+            s->duration_table[t][byte] =
+                s->duration_table[t][byte & (byte - 1)] + (b < n ? s->durations[b] : 0);
         }
     }
     free(s->table);
@@ -438,7 +504,7 @@ PyMODINIT_FUNC PyInit__talent(void) {
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     /* The interface talent_scheduling speaks: bump it with every change to it. */
-    if (PyModule_AddIntConstant(m, "VERSION", 2) < 0) {
+    if (PyModule_AddIntConstant(m, "VERSION", 3) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -28,7 +28,11 @@ remaining one), so the cost of the rest is memoised per set. Around it:
   started or in ``i`` (then ``j`` first is never worse);
 - the lower bound on the idle cost of the actors on location: each such actor stays
   until their last remaining scene, a weighted-completion-time relaxation solved by
-  Smith's rule (scene time split among its on-location actors by cost).
+  Smith's rule (scene time split among its on-location actors by cost); where that
+  cannot cut a state off, once per state, the order bound (:meth:`_Search.order_bound`:
+  the same actors leaving in the best order, each waiting in full through the blocks of
+  those who left before it), exact over the subsets of up to 12 of them and 1.5-4x fewer
+  states on the film-like 24- and 30-block instances.
 
 Everything is integers: sets are Python ints used as bitsets. The search runs compiled
 (``core/_talent.c``, the same programme over 64-bit words, some hundred times faster)
@@ -234,6 +238,10 @@ class Result:
     compiled: bool = False  # the search ran compiled
 
 
+#: The most actors on location the order bound runs for (its table has 2^k entries).
+ORDER_ACTORS = 12
+
+
 class _Timeout(Exception):
     pass
 
@@ -245,7 +253,7 @@ except ImportError:  # pragma: no cover - exercised where the build had no compi
     _talent = None
 #: The compiled search's interface spoken here: an extension built from an older
 #: core/_talent.c (an editable install not rebuilt since) is not used.
-_VERSION = 2
+_VERSION = 3
 _Compiled = getattr(_talent, "Search", None) if getattr(_talent, "VERSION", 0) == _VERSION else None
 
 #: Whether this install has the compiled search.
@@ -300,6 +308,7 @@ class _Search:
     deadline: float
     exact: dict[int, tuple[int, int]] = field(default_factory=dict)  # Q -> (cost, block)
     lower: dict[int, int] = field(default_factory=dict)  # Q -> proven lower bound
+    ordered: set[int] = field(default_factory=set)  # Q whose bound has the order bound in
     states: int = 0
 
     def __post_init__(self) -> None:
@@ -314,6 +323,12 @@ class _Search:
         self.cast_tables = _byte_tables(list(self.casts), lambda x, y: x | y)
         self.cost_tables = _byte_tables(list(self.costs), lambda x, y: x + y)
         self.bounds: dict[int, int] = {}
+        # Each actor's blocks, and durations by byte: the order bound's set arithmetic.
+        self.blocks_of = [
+            sum(1 << b for b, cast in enumerate(self.casts) if cast >> a & 1)
+            for a in range(len(self.costs))
+        ]
+        self.duration_tables = _byte_tables(list(self.durations), lambda x, y: x + y)
         # Per set of actors on location in a block: its members, their cost, and
         # cost + sum of squares / cost (the bound's correction for splitting a scene).
         self.groups: dict[int, tuple[list[int], int, float]] = {}
@@ -326,11 +341,7 @@ class _Search:
         return cast
 
     def cost_of(self, actors: int) -> int:
-        total = 0
-        for table in self.cost_tables:
-            total += table[actors & 255]
-            actors >>= 8
-        return total
+        return _table_sum(self.cost_tables, actors)
 
     def bound(self, remaining: int) -> int:
         """A lower bound on the idle cost of the actors on location while ``remaining``
@@ -376,6 +387,41 @@ class _Search:
         # Float error must never lift the bound above the truth: shave a little, then ceil.
         return max(0, math.ceil(lb - 1e-7 * max(1.0, abs(lb))))
 
+    def duration_of(self, blocks: int) -> int:
+        return _table_sum(self.duration_tables, blocks)
+
+    def order_bound(self, remaining: int, on_location: int) -> int:
+        """A tighter lower bound on the same idle cost, dearer (``2^k k`` steps for ``k``
+        actors on location, so at most :data:`ORDER_ACTORS` of them; 0 beyond): the actors
+        on location leave in some order, and the one to leave last of a set ``T`` waited
+        through every remaining block of ``T``'s actors that is not its own. The least
+        such sum over orders, by a programme over the subsets of those actors."""
+        actors = bits(on_location)
+        k = len(actors)
+        if k < 2 or k > ORDER_ACTORS:
+            return 0
+        own = [self.blocks_of[a] & remaining for a in actors]
+        costs = [self.costs[a] for a in actors]
+        worked = [c * self.duration_of(blocks) for c, blocks in zip(costs, own, strict=True)]
+        union = [0] * (1 << k)
+        least = [0] * (1 << k)
+        for subset in range(1, 1 << k):
+            low = subset & -subset
+            union[subset] = union[subset ^ low] | own[low.bit_length() - 1]
+            # The last to leave, i, waited through the set's time less its own (inside it).
+            span = self.duration_of(union[subset])
+            best = -1
+            rest = subset
+            while rest:
+                bit = rest & -rest
+                rest ^= bit
+                i = bit.bit_length() - 1
+                value = least[subset ^ bit] + costs[i] * span - worked[i]
+                if best < 0 or value < best:
+                    best = value
+            least[subset] = best
+        return least[-1]
+
     def solve(self, remaining: int, before: int, limit: int) -> int:
         """The least idle cost to shoot ``remaining`` after the blocks not in it (whose
         actors are ``before``) if below ``limit``; otherwise a lower bound >= ``limit``."""
@@ -389,6 +435,13 @@ class _Search:
             raise _Timeout
         on_location = before & self.cast_of(remaining)
         known = max(self.lower.get(remaining, 0), self.bound(remaining))
+        if known < limit and remaining not in self.ordered:
+            # The dearer bound only for a state the cheap one could not cut off, once.
+            self.ordered.add(remaining)
+            tighter = self.order_bound(remaining, on_location)
+            if tighter > self.bounds[remaining]:
+                self.bounds[remaining] = tighter
+                known = max(known, tighter)
         if known >= limit:
             self.lower[remaining] = known
             return known
@@ -458,6 +511,15 @@ def _group(costs: tuple[int, ...], actors: int) -> tuple[list[int], int, float]:
     total = sum(costs[a] for a in members)
     squares = sum(costs[a] * costs[a] for a in members)
     return members, total, (total + squares / total) if total else 0.0
+
+
+def _table_sum(tables: list[list[int]], mask: int) -> int:
+    """The sum over the set bits of ``mask`` of what :func:`_byte_tables` summed."""
+    total = 0
+    for table in tables:
+        total += table[mask & 255]
+        mask >>= 8
+    return total
 
 
 def _byte_tables(values: list[int], join: Callable[[int, int], int]) -> list[list[int]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from pathlib import Path
 
@@ -10,7 +11,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from castroom.core.talent_scheduling import COMPILED, Instance, parse_dzn, reduce, solve
+from castroom.core.talent_scheduling import (
+    COMPILED,
+    Instance,
+    _Search,
+    bits,
+    parse_dzn,
+    reduce,
+    solve,
+)
 
 DATA = Path(__file__).parent / "data" / "talent_scheduling"
 #: Published optima (tests/data/talent_scheduling/SOURCES.md names where each is from).
@@ -116,3 +125,47 @@ def test_the_programme_matches_brute_force(instance: Instance, compiled: bool) -
     result = solve(instance, time_limit=30, compiled=compiled)
     assert result.optimal and result.cost == result.lower_bound == best
     assert instance.cost(result.order) == best
+
+
+def _idle_after(search: _Search, remaining: int, order: tuple[int, ...]) -> int:
+    """The idle cost the programme counts for shooting ``order`` (the blocks of
+    ``remaining``) after every other block: each block's time for each actor on location
+    (in a block shot and in one still to shoot) who is not in it."""
+    before = search.cast_of(search.all & ~remaining)
+    idle = 0
+    left = remaining
+    for b in order:
+        on_location = before & search.cast_of(left)
+        idle += search.durations[b] * search.cost_of(on_location & ~search.casts[b])
+        before |= search.casts[b]
+        left &= ~(1 << b)
+    return idle
+
+
+@given(instance=instances(), data=st.data())
+def test_both_bounds_are_below_the_least_idle_cost(instance: Instance, data: st.DataObject) -> None:
+    """Whatever is already shot, neither lower bound exceeds the least idle cost of the
+    rest, found by trying every order of it."""
+    search = _Search(instance.durations, instance.costs, instance.casts, deadline=math.inf)
+    remaining = data.draw(st.integers(0, search.all))
+    on_location = search.cast_of(search.all & ~remaining) & search.cast_of(remaining)
+    least = min(
+        _idle_after(search, remaining, order) for order in itertools.permutations(bits(remaining))
+    )
+    assert search.bound(remaining) <= least
+    assert search.order_bound(remaining, on_location) <= least
+
+
+def test_the_order_bound_sees_what_the_relaxation_misses() -> None:
+    """Three actors on location (block 2, all of them, is shot); left are block 0 (actors
+    1 and 2) and block 1 (actors 0 and 2). Whichever goes first, the actor not in it waits
+    through its day: 2. The relaxation spreads that wait over the actors and proves 1;
+    the order bound proves the 2."""
+    instance = Instance((1, 1, 1), (2, 2, 2), (0b110, 0b101, 0b111))
+    search = _Search(instance.durations, instance.costs, instance.casts, deadline=math.inf)
+    remaining = 0b011
+    on_location = search.cast_of(search.all & ~remaining) & search.cast_of(remaining)
+    assert on_location == 0b111
+    least = min(_idle_after(search, remaining, order) for order in ((0, 1), (1, 0)))
+    assert search.order_bound(remaining, on_location) == least == 2
+    assert search.bound(remaining) == 1
