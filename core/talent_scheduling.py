@@ -11,9 +11,10 @@ set of scenes still to shoot; what shooting scene ``s`` next costs depends only 
 set (the actors *on location* are those who appeared in a shot scene and appear in a
 remaining one), so the cost of the rest is memoised per set. Around it:
 
-- preprocessing: an actor in one scene only is never idle, so they leave the problem
-  (their pay is fixed); scenes with the same cast are shot together in some optimal
-  order, so they merge into one block; repeated until nothing changes;
+- preprocessing: an actor in one block only, or in every block (the lead in every
+  scene), is never idle, so they leave the problem (their pay is fixed); scenes with the
+  same cast are shot together in some optimal order, so they merge into one block;
+  repeated until nothing changes;
 - bounded search with memoisation of exact values and of lower bounds (a state explored
   under a bound it could not beat records that bound), children tried by their bound;
 - the first search is bounded by what a quick greedy-and-local-search order achieves
@@ -179,7 +180,8 @@ class Blocks:
 
 
 def reduce(instance: Instance) -> Blocks:
-    """Drop single-block actors and merge blocks with the same cast, until stable."""
+    """Drop actors in one block or in all of them, and merge blocks with the same cast,
+    until stable."""
     casts = list(instance.casts)
     members: list[list[int]] = [[s] for s in range(instance.scenes)]
     durations = list(instance.durations)
@@ -204,7 +206,8 @@ def reduce(instance: Instance) -> Blocks:
         for cast in casts:
             for a in bits(cast):
                 seen[a] = seen.get(a, 0) + 1
-        lone = [a for a, count in seen.items() if count == 1]
+        # In one block only, or in every block: never idle, whatever the order.
+        lone = [a for a, count in seen.items() if count == 1 or count == len(casts)]
         if not lone:
             break
         lone_mask = sum(1 << a for a in lone)

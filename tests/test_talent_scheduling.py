@@ -100,6 +100,20 @@ def test_reduce_merges_same_cast_and_drops_lone_actors() -> None:
     assert solve(instance).cost == blocks.fixed == instance.cost([0, 1, 2, 3])
 
 
+def test_an_actor_in_every_scene_leaves_the_problem() -> None:
+    """The lead in every scene of film105 is never idle: paid for the whole shoot in any
+    order, they leave the search, and the optimum moves by exactly their pay."""
+    film = load("film105")
+    lead = 1 << len(film.costs)
+    with_lead = Instance(film.durations, (*film.costs, 100), tuple(c | lead for c in film.casts))
+    blocks = reduce(with_lead)
+    assert not any(cast & lead for cast in blocks.casts)
+    assert blocks.fixed >= 100 * sum(film.durations)
+    result = solve(with_lead, time_limit=30)
+    assert result.optimal and result.cost == OPTIMA["film105"] + 100 * sum(film.durations)
+    assert with_lead.cost(result.order) == result.cost
+
+
 def test_out_of_time_gives_an_order_and_a_lower_bound() -> None:
     instance = load("film105")
     result = solve(instance, time_limit=0)
