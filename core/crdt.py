@@ -532,19 +532,27 @@ class CrdtDocument:
             raise BadUpdate(f"cannot decode state vector: {exc}") from None
 
     def apply_update(
-        self, update: bytes, origin: str = "remote", *, notify: bool = True, walked: bool = False
+        self,
+        update: bytes,
+        origin: str = "remote",
+        *,
+        notify: bool = True,
+        walked: bool = False,
+        max_structs: int | None = None,
     ) -> Changes:
         """Merge a peer's update. Raises BadUpdate (leaving the document as it was) if the
         bytes cannot be decoded or integrated; returns what changed. With ``notify=False``
         the ``on_change`` listeners are not called: the caller calls :meth:`notify` once the
         update is durable (storage), so nobody hears of a change that may yet be dropped.
         ``walked``: these exact bytes passed :func:`guard_update` before (a stored snapshot
-        this version walked), so the walk is not repeated."""
+        this version walked), so the walk is not repeated. ``max_structs``: the walk's
+        struct cap (``yupdate.MAX_INCREMENTAL_STRUCTS`` for a peer's incremental update;
+        default: a full state's)."""
         if self._depth:
             raise RuntimeError("apply_update inside a local transaction")
         # Walked here (before Yrs reserves memory for what the bytes declare) unless these
         # exact bytes were walked before; the walk's shape is what slices a large update.
-        shape = None if walked else guard_update(update)
+        shape = None if walked else guard_update(update, max_structs=max_structs)
         self.merge_shape = shape
         self.merge_deleted = set()
         update = bytes(update)

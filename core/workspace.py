@@ -629,7 +629,13 @@ class StoredProduction:
             )
 
     def apply_update(
-        self, update: bytes, *, origin: str = "remote", device: str = "", member: str = ""
+        self,
+        update: bytes,
+        *,
+        origin: str = "remote",
+        device: str = "",
+        member: str = "",
+        max_structs: int | None = None,
     ) -> Changes:
         """Merge a peer's update and make it durable. Bad bytes raise BadUpdate and leave
         both the document and the store as they were. ``member`` and ``device`` say who
@@ -640,7 +646,7 @@ class StoredProduction:
         walk and Yrs) in a worker thread for a large update: :meth:`begin_merge`,
         :meth:`merge_document`, :meth:`finish_merge`."""
         started = self.begin_merge(update)
-        merged = self.merge_document(update, started, origin=origin)
+        merged = self.merge_document(update, started, origin=origin, max_structs=max_structs)
         return self.finish_merge(merged, origin=origin, device=device, member=member)
 
     def begin_merge(self, update: bytes) -> MergeStart:
@@ -649,14 +655,19 @@ class StoredProduction:
         self._check_size(update)
         return MergeStart(known=self.doc.state_vector(), had=self.doc.production_id)
 
-    def merge_document(self, update: bytes, started: MergeStart, *, origin: str) -> Merged:
+    def merge_document(
+        self, update: bytes, started: MergeStart, *, origin: str, max_structs: int | None = None
+    ) -> Merged:
         """Merge into the document only (no storage, no listeners): safe in a worker
         thread while nothing else touches this production. Raises BadUpdate (the
-        document rebuilt from the log) as :meth:`CastDocument.apply_update` does."""
+        document rebuilt from the log) as :meth:`CastDocument.apply_update` does;
+        ``max_structs`` as there (a peer's incremental update has a smaller cap)."""
         with self.doc.silenced_access():  # storage is read on the caller's thread
             # Listeners (plugins) hear of the change only once it is stored, as for local
             # commits (_persist runs before on_change): a failed append drops it again.
-            changes = self.doc.apply_update(update, origin=origin, notify=False)
+            changes = self.doc.apply_update(
+                update, origin=origin, notify=False, max_structs=max_structs
+            )
         # Store (and relay) only what was new to us. Yrs skips structs whose ids it already
         # has, but a log that kept them could load differently: a merge of the log may
         # pick a re-sent struct's other content (a mutated or forged copy of a known id)

@@ -86,12 +86,12 @@ def update_is_empty(update: bytes) -> bool:
     return read_var_uint(update, 0)[0] == 0
 
 
-def guard_update(update: bytes) -> UpdateShape:
+def guard_update(update: bytes, *, max_structs: int | None = None) -> UpdateShape:
     """Walk ``update`` with our bounded parser before any Yrs call; raise BadUpdate
     naming the limit it breaks (see :func:`walk_update`)."""
     if not isinstance(update, bytes | bytearray) or len(update) < 2:
         raise BadUpdate("not a Yjs update (too short)")
-    return walk_update(update)
+    return walk_update(update, max_structs=max_structs)
 
 
 # -- the bounded walk -------------------------------------------------------------------------
@@ -116,6 +116,13 @@ MAX_UPDATE_BYTES = 32 * 1024 * 1024
 #: Structs (items, GC and skip ranges) in one update: four times a 50,000-talent
 #: production (bench_large's: 998,000 structs in its full state; 5,000 talents: 100,000).
 MAX_STRUCTS = 4_000_000
+#: Structs in one incremental update from a peer (a live edit, an update frame, any step 2
+#: after the first): a person's edit, even a 10,000-talent import (about 200,000 structs),
+#: is well under it, so a million-entry update is refused from its header. A first
+#: full-state exchange (the first step 2 of a connection, a pull, an HTTP push, a bundle,
+#: a folder's files, a stored production) may hold MAX_STRUCTS. ``castroom serve`` takes
+#: ``[server] max_incremental_structs``.
+MAX_INCREMENTAL_STRUCTS = 500_000
 #: Entries in one Any array or map, or values in one struct.
 MAX_ENTRIES = 100_000
 #: Any values in one update, nested ones included.
@@ -213,8 +220,14 @@ class _Walk:
     """One pass over an update's bytes. Methods raise BadUpdate; positions never pass
     the end (every length is checked before it is skipped)."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, max_structs: int = MAX_STRUCTS) -> None:
         self.data = data
+        self.max_structs = max_structs
+        #: Which cap max_structs is, in a refusal (a close reason holds 123 bytes).
+        self.incremental = max_structs != MAX_STRUCTS
+        self.struct_cap = (
+            f"{'incremental-update ' if self.incremental else ''}limit {max_structs:,}"
+        )
         self.pos = 0
         self.end = len(data)
         self.structs = 0
@@ -253,12 +266,12 @@ class _Walk:
                 raise BadUpdate("varUint too large")
         raise BadUpdate("truncated (a varUint runs past the end)")
 
-    def count(self, what: str, limit: int, least: int = 1) -> int:
-        """A declared count: within ``limit``, and within the bytes left (each element
-        takes at least ``least`` bytes), so nothing is reserved for a lie."""
+    def count(self, what: str, limit: int, least: int = 1, *, cap: str = "") -> int:
+        """A declared count: within ``limit`` (named ``cap``), and within the bytes left
+        (each element takes at least ``least`` bytes), so nothing is reserved for a lie."""
         value = self.uint()
         if value > limit:
-            raise UpdateLimit(f"{value:,} {what} (limit {limit:,})")
+            raise UpdateLimit(f"{value:,} {what} ({cap or f'limit {limit:,}'})")
         if value * least > self.end - self.pos:
             raise BadUpdate(f"declares {value:,} {what} in {self.end - self.pos:,} bytes left")
         return value
@@ -445,8 +458,9 @@ class _Walk:
                 run_at, run_clock, run_left = self.pos, client.end, SLICE_STRUCTS
             run_left -= 1
             self.structs += 1
-            if self.structs > MAX_STRUCTS:
-                raise UpdateLimit(f"more than {MAX_STRUCTS:,} structs in one update")
+            if self.structs > self.max_structs:
+                kind = "incremental update" if self.incremental else "update"
+                raise UpdateLimit(f"more than {self.max_structs:,} structs in one {kind}")
             info = self.byte()
             if info in (0, 10):  # GC, skip: a length only (Yrs matches the whole byte)
                 kind = "gc" if info == 0 else "skip"
@@ -544,17 +558,20 @@ class _Walk:
         return deepest
 
 
-def walk_update(update: bytes) -> UpdateShape:
+def walk_update(update: bytes, *, max_structs: int | None = None) -> UpdateShape:
     """Walk a Yjs v1 update without Yrs, bounded in time (linear), memory and stack;
     raise BadUpdate (one line) if it is malformed, or UpdateLimit naming the limit it
-    breaks: ``MAX_UPDATE_BYTES``, ``MAX_NESTING``, ``MAX_STRUCTS``, ``MAX_ENTRIES``,
-    ``MAX_VALUES``, ``MAX_CLIENTS``, ``MAX_DELETE_RANGES``, ``MAX_KEY_BYTES``."""
+    breaks: ``MAX_UPDATE_BYTES``, ``MAX_NESTING``, ``max_structs`` (default
+    ``MAX_STRUCTS``; ``MAX_INCREMENTAL_STRUCTS`` for a peer's incremental update: then a
+    client declaring more is refused from its header, before any struct is read),
+    ``MAX_ENTRIES``, ``MAX_VALUES``, ``MAX_CLIENTS``, ``MAX_DELETE_RANGES``,
+    ``MAX_KEY_BYTES``."""
     if len(update) > MAX_UPDATE_BYTES:
         raise UpdateLimit(f"an update of {len(update):,} bytes (limit {MAX_UPDATE_BYTES:,})")
-    walk = _Walk(bytes(update))
+    walk = _Walk(bytes(update), MAX_STRUCTS if max_structs is None else max_structs)
     try:
         for _ in range(walk.count("clients", MAX_CLIENTS, 3)):
-            structs = walk.count("structs in one client", MAX_STRUCTS)
+            structs = walk.count("structs in one client", walk.max_structs, cap=walk.struct_cap)
             client_id = walk.uint()
             if client_id in walk.clients:
                 raise BadUpdate(f"client {client_id} listed twice")

@@ -183,6 +183,7 @@ class HocuspocusSocket(Channel):
             member=peer_member(self.websocket),
             answer_step1_with_step1=True,
             max_message=self.server.options.max_message,
+            max_incremental_structs=self.server.options.max_incremental_structs,
         )
         peer = DocumentPeer(
             self.websocket,

@@ -274,18 +274,26 @@ QUERY_AWARENESS_FRAME = write_var_uint(MessageType.QUERY_AWARENESS)
 
 
 def merge_into(
-    production: StoredProduction, update: bytes, *, device: str, member: str = ""
+    production: StoredProduction,
+    update: bytes,
+    *,
+    device: str,
+    member: str = "",
+    max_structs: int | None = None,
 ) -> Changes:
     """Merge a peer's update durably (origin ``"sync"``), logged as from ``device`` and
     ``member`` (the peer's team member, if it said). Raises ProtocolError for bytes that do
-    not decode; the document and its log are then exactly as they were."""
+    not decode or break a limit (``max_structs``: the struct cap, smaller for an
+    incremental update); the document and its log are then exactly as they were."""
     # No separate check here: CastDocument.apply_update walks the bytes (bounded, before
     # any Yrs call) and rolls back whatever fails to integrate.
     production.refresh()
     try:
         # A Yrs panic, or a failure half-way through integrating, is a BadUpdate by now:
         # CastDocument.apply_update has already rebuilt the document from the log.
-        return production.apply_update(update, origin="sync", device=device, member=member)
+        return production.apply_update(
+            update, origin="sync", device=device, member=member, max_structs=max_structs
+        )
     except ProtocolError:
         raise
     except BadUpdate as exc:
@@ -338,6 +346,9 @@ class SyncSession:
         answer_step1_with_step1: the server role: answer a peer's step 1 with step 2 and then
             our own step 1 (as y-websocket servers do). A client sends its step 1 up front.
         max_message: frames larger than this are refused.
+        max_incremental_structs: the struct cap of an incremental update from the peer (an
+            update frame, or any step 2 after its first); its first step 2, the answer to
+            our step 1, is a full state and may hold ``yupdate.MAX_STRUCTS``.
     """
 
     def __init__(
@@ -349,8 +360,10 @@ class SyncSession:
         member: str = "",
         answer_step1_with_step1: bool = False,
         max_message: int = MAX_MESSAGE,
+        max_incremental_structs: int = yupdate.MAX_INCREMENTAL_STRUCTS,
     ) -> None:
         self.production = production
+        self.max_incremental_structs = max_incremental_structs
         self.can_write = can_write
         self.device = device
         self.member = member
@@ -403,6 +416,14 @@ class SyncSession:
         self.sent_state = self.production.doc.state_vector()
         return missing
 
+    def struct_cap(self, sync_type: SyncType | None) -> int | None:
+        """The struct cap of an update the peer sends now (None: a full state's): its
+        first step 2 answers our step 1 with everything we lack; anything later is an
+        incremental update."""
+        if sync_type is SyncType.STEP2 and not self.synced:
+            return None
+        return self.max_incremental_structs
+
     def _sync(self, message: Message, outcome: Outcome) -> None:
         if message.sync_type is SyncType.STEP1:
             outcome.replies.append(step2_frame(self._answer_step1(message.payload)))
@@ -410,6 +431,7 @@ class SyncSession:
                 outcome.replies.append(step1_frame(self.production.doc.state_vector()))
             return
         update = message.payload
+        cap = self.struct_cap(message.sync_type)
         if message.sync_type is SyncType.STEP2:
             outcome.synced = self.synced = True
         if update == EMPTY_UPDATE:
@@ -426,6 +448,6 @@ class SyncSession:
             log.info("dropped a sync frame from read-only peer %s", self.device or "?")
             return
         outcome.changes = merge_into(
-            self.production, update, device=self.device, member=self.member
+            self.production, update, device=self.device, member=self.member, max_structs=cap
         )
         outcome.update = update

@@ -83,7 +83,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from castroom.core import media
+from castroom.core import media, yupdate
 from castroom.core.crdt import awareness_for, merge_all
 from castroom.core.document import Changes, production_in
 from castroom.core.errors import BadUpdate, CastroomError, StorageError
@@ -144,6 +144,9 @@ class ServerOptions(msgspec.Struct, kw_only=True, frozen=True):
     token_recheck: float = 1.0
     #: Bytes queued for one slow peer before it is disconnected (it resyncs on reconnect).
     max_queued: int = 64 * 1024 * 1024
+    #: Structs in one incremental update from a live peer (an update frame, or a step 2
+    #: after its first); its first step 2 (a full state) may hold yupdate.MAX_STRUCTS.
+    max_incremental_structs: Annotated[int, msgspec.Meta(ge=1)] = yupdate.MAX_INCREMENTAL_STRUCTS
     #: Updates larger than this (bytes) are merged in a worker thread, Yrs fed in slices,
     #: while their production's other frames and requests wait: other productions and
     #: /health are served meanwhile (a 500,000-entry update takes minutes).
@@ -590,6 +593,7 @@ class SyncServer:
         device: str,
         member: str,
         sender: Peer | None = None,
+        max_structs: int | None = None,
     ) -> Changes:
         """Merge a large update with the walk and Yrs in a worker thread (Yrs fed in
         slices, so the GIL comes back between two): the event loop serves every other
@@ -604,7 +608,7 @@ class SyncServer:
         try:
             started = production.begin_merge(update)
             merged = await asyncio.to_thread(
-                production.merge_document, update, started, origin="sync"
+                production.merge_document, update, started, origin="sync", max_structs=max_structs
             )
             if room is not None:
                 room.sender = sender  # not echoed back to the peer that sent it
@@ -746,6 +750,7 @@ class SyncServer:
             member=peer_member(websocket),
             answer_step1_with_step1=True,
             max_message=self.options.max_message,
+            max_incremental_structs=self.options.max_incremental_structs,
         )
         peer = Peer(
             websocket,
@@ -868,6 +873,7 @@ class SyncServer:
                 device=peer.session.device,
                 member=peer.session.member,
                 sender=peer,
+                max_structs=peer.session.struct_cap(message.sync_type),
             )
         except Exception as exc:
             self._failed(peer, room, data, exc)

@@ -29,7 +29,7 @@ from test_server import make_cert
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from castroom.core import model
+from castroom.core import model, yupdate
 from castroom.core.workspace import Workspace
 from castroom.core.yupdate import decode_state_vector, walk_update
 from castroom.sync import protocol as p
@@ -489,3 +489,126 @@ def test_a_tls_handshake_that_never_finishes_is_dropped(
             assert time.monotonic() - started < 10
         context = ssl.create_default_context(cafile=str(cert))
         assert httpx.get(f"{server.url}/health", verify=context).json() == {"status": "ok"}
+
+
+# -- separate caps: a first full-state sync, and incremental updates ---------------------------
+
+
+def _entry(i: int) -> bytes:
+    """One talent key in the root map (one struct)."""
+    return hostile.in_root("talents", f"T{i:07d}", hostile.any_content(hostile.any_string("x")))
+
+
+def _entries(count: int, client: int) -> bytes:
+    """``count`` talents in one update of Yjs client ``client``."""
+    return hostile.update([_entry(i) for i in range(count)], client=client)
+
+
+def _stored(path: Path, pid: str) -> tuple[int, bytes]:
+    """(log rows, the production's state vector) as a fresh open reads them."""
+    with Workspace.open(path, create=False) as workspace:
+        rows = workspace.store.db.execute("SELECT COUNT(*) FROM updates").fetchone()[0]
+        return rows, workspace.production(pid).doc.state_vector()
+
+
+def _synced(conn: ClientConnection) -> None:
+    """Finish the handshake as a peer with nothing to add: read the server's step 2 and
+    step 1, answer with an empty step 2 (the peer's first)."""
+    frames_until_marker(conn)
+    conn.send(p.step2_frame(p.EMPTY_UPDATE))
+
+
+def test_a_first_full_state_may_be_larger_than_an_incremental_update(seeded: Seeded) -> None:
+    """With max_incremental_structs = 1,000, a 3,000-struct update merges as a peer's first
+    step 2 (the full state it answers the server's step 1 with) and is refused as an
+    update frame after the handshake: closed 1007 with the cap named, nothing stored."""
+    options = ServerOptions(max_incremental_structs=1_000)
+    with ServerThread(seeded.path, options=options) as server:
+        with ws(server, seeded.pid, seeded.write) as first:
+            frames_until_marker(first)
+            first.send(p.step2_frame(_entries(3_000, client=7001)))
+            assert wait_until(
+                lambda: decode_state_vector(_stored(seeded.path, seeded.pid)[1]).get(7001) == 3_000
+            )
+        before = _stored(seeded.path, seeded.pid)
+        with ws(server, seeded.pid, seeded.write) as later:
+            _synced(later)
+            later.send(p.update_frame(_entries(3_000, client=7002)))
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    later.recv(timeout=30)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
+        reason = closed.value.rcvd.reason
+        assert "3,000 structs in one client (incremental-update limit 1,000)" in reason
+        assert _stored(seeded.path, seeded.pid) == before
+
+
+def test_a_million_entry_incremental_update_is_refused_from_its_header(seeded: Seeded) -> None:
+    """At the default caps: an update frame whose header declares 1,000,000 structs is
+    refused from those few bytes (the rest was never sent), naming the incremental cap;
+    the same header as a first step 2 passes the header check (a full state may hold
+    4,000,000) and is refused only as truncated. Nothing is stored either way."""
+    header = hostile.var_uint(1) + hostile.var_uint(1_000_000) + hostile.var_uint(7003)
+    header += hostile.var_uint(0) + b"".join(_entry(i) for i in range(10))  # ten, no more
+    before = _stored(seeded.path, seeded.pid)
+    reasons = []
+    with ServerThread(seeded.path) as server:
+        for first_step2 in (False, True):
+            with ws(server, seeded.pid, seeded.write) as conn:
+                if first_step2:
+                    frames_until_marker(conn)
+                    conn.send(p.step2_frame(header))
+                else:
+                    _synced(conn)
+                    conn.send(p.update_frame(header))
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        conn.recv(timeout=30)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
+            reasons.append(closed.value.rcvd.reason)
+    assert "1,000,000 structs in one client (incremental-update limit 500,000)" in reasons[0]
+    assert "declares 1,000,000 structs in one client in" in reasons[1]
+    assert _stored(seeded.path, seeded.pid) == before
+
+
+@pytest.mark.slow
+def test_a_50000_talent_production_syncs_to_a_fresh_server_as_a_first_step2(
+    tmp_path: Path,
+) -> None:
+    """A 50,000-talent production (802,000 structs, over the incremental cap) reaches a
+    server that holds only its title, as the peer's answer to the server's step 1 (a
+    full state): merged whole, at the default caps."""
+    from castroom.core.document import CastDocument
+    from castroom.core.sample import SampleSize, build_sample
+
+    path = tmp_path / "server"
+    with Workspace.open(path, member="casting") as workspace:
+        production = workspace.create_production("Big Show")
+        pid = production.id
+        held = production.doc.encode_update()
+        known = production.doc.state_vector()
+        token = TokenStore(workspace.store).create("write")[1]
+    assert pid
+    peer = CastDocument()
+    peer.apply_update(held)
+    build_sample(peer, SampleSize(talents=50_000, roles=400, scenes=1_500, shoot_days=60))
+    missing = peer.encode_update(known)
+    assert walk_update(missing).structs > yupdate.MAX_INCREMENTAL_STRUCTS
+    with ServerThread(path) as server, ws(server, pid, token) as conn:
+        frames_until_marker(conn)
+        conn.send(p.step2_frame(missing))
+        wanted = decode_state_vector(peer.state_vector())
+        assert wait_until(
+            lambda: (
+                decode_state_vector(
+                    httpx.get(
+                        f"{server.url}/sync/{pid}/state",
+                        headers={"Authorization": f"Bearer {token}"},
+                        timeout=600,
+                    ).content
+                )
+                == wanted
+            ),
+            timeout=300,
+            step=1,
+        )

@@ -466,9 +466,9 @@ def _walks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     real = yupdate.walk_update
 
-    def counted(update: bytes) -> yupdate.UpdateShape:
+    def counted(update: bytes, **limits: int | None) -> yupdate.UpdateShape:
         sizes.append(len(update))
-        return real(update)
+        return real(update, **limits)
 
     monkeypatch.setattr(yupdate, "walk_update", counted)
     return sizes

@@ -309,6 +309,35 @@ def test_count_and_size_limits_name_the_limit() -> None:
     refused(lie, "declares 5,000 structs in one client in 32 bytes left")
 
 
+def test_an_incremental_update_has_a_smaller_struct_cap() -> None:
+    """A peer's incremental update is walked with MAX_INCREMENTAL_STRUCTS, a full state
+    with MAX_STRUCTS: the same bytes pass one and are refused by the other, and a header
+    declaring a million structs is refused before any struct is read (the bytes after it
+    are not even there); under the full cap that header is only a lie about the bytes."""
+    assert yupdate.MAX_INCREMENTAL_STRUCTS < 1_000_000 < yupdate.MAX_STRUCTS
+    many = hostile.many_entries(1_000)
+    assert walk_update(many).structs == 1_000
+    with pytest.raises(UpdateLimit, match=r"1,000 structs in one client \(incremental-update"):
+        walk_update(many, max_structs=999)
+    header = hostile.var_uint(1) + hostile.var_uint(1_000_000) + b"\x01\x00" + bytes(64)
+    with pytest.raises(UpdateLimit) as caught:
+        walk_update(header, max_structs=yupdate.MAX_INCREMENTAL_STRUCTS)
+    assert str(caught.value) == (
+        "update beyond castroom's limits: 1,000,000 structs in one client"
+        " (incremental-update limit 500,000)"
+    )
+    refused(header, "declares 1,000,000 structs in one client in 66 bytes left")
+    # Spread over clients, the running count is capped too.
+    spread = hostile.var_uint(2)
+    for client in (1, 2):
+        structs = [hostile.in_root("talents", f"T{client}-{i}", hostile.Y_MAP) for i in range(600)]
+        spread += hostile.update(structs, client=client)[1:-1]
+    spread += b"\x00"
+    assert walk_update(spread).structs == 1_200
+    with pytest.raises(UpdateLimit, match="more than 1,000 structs in one incremental update"):
+        walk_update(spread, max_structs=1_000)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("count", [5_000, 50_000])
 def test_a_large_productions_full_state_is_within_the_limits(count: int) -> None:
