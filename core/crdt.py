@@ -79,6 +79,8 @@ Changes = dict[tuple[str, str], set[str]]
 Values = dict[tuple[str, str], dict[str, list[Any]]]
 
 _PRODUCTION_KEY = ("production", "")
+#: The production's id not cached (it is read for every merge; a map read costs ~15 us).
+_UNKNOWN = object()
 
 
 def _plain(value: Any) -> Any:
@@ -242,6 +244,7 @@ class CrdtDocument:
         #: Validated Structs by (collection, id), filled by the typed API; every change
         #: this binding sees drops the entries it touches.
         self._cache: dict[tuple[str, str], Entity] = {}
+        self._id: object = _UNKNOWN  # the production's id, or _UNKNOWN
         #: The pycrdt Map of each entity written or read lately (a lookup costs ~15 us);
         #: dropped on every merge, which may have freed it.
         self._maps: dict[tuple[str, str], Map] = {}
@@ -280,7 +283,7 @@ class CrdtDocument:
         self._production = ydoc.get("production", type=Map)
         self._meta = ydoc.get("meta", type=Map)
         self._collections = {name: ydoc.get(name, type=Map) for name in COLLECTIONS}
-        self._cache.clear()
+        self._forget()
         self._maps.clear()
         self._subs = [ydoc.observe(self._on_transaction)]
 
@@ -318,7 +321,7 @@ class CrdtDocument:
                 self._integrate(update)
         finally:
             self._applying = False
-        self._cache.clear()
+        self._forget()
         self._maps.clear()
         self._changes = {}
 
@@ -375,13 +378,23 @@ class CrdtDocument:
     def _on_transaction(self, event: TransactionEvent) -> None:
         if self._depth:
             self._updates.append(event.update)
+            self._id = _UNKNOWN  # a local write may set it
         elif not self._applying:
             # A write that bypassed the typed API: nothing cached can be trusted.
-            self._cache.clear()
+            self._forget()
             self._maps.clear()
 
+    def _forget(self) -> None:
+        """Drop every cached entity (and the production's id)."""
+        self._cache.clear()
+        self._id = _UNKNOWN
+
     def _note(self, collection: str, entity_id: str, fields: Iterable[str]) -> None:
-        key = _PRODUCTION_KEY if collection == "production" else (collection, entity_id)
+        if collection == "production":
+            key = _PRODUCTION_KEY
+            self._id = _UNKNOWN
+        else:
+            key = (collection, entity_id)
         self._cache.pop(key, None)
         self._changes.setdefault((collection, entity_id), set()).update(fields)
 
@@ -409,6 +422,7 @@ class CrdtDocument:
         if not self._applying:
             return  # a raw write between merges: _on_transaction drops the caches
         self._cache.pop(_PRODUCTION_KEY, None)
+        self._id = _UNKNOWN
         # No reads here: this runs inside Yrs's transaction, where reading the document
         # fails. take_changes() puts the production's id on the key afterwards.
         fields = self._changes.setdefault(("production", ""), set())
@@ -512,7 +526,7 @@ class CrdtDocument:
         self._updates = []
         self._changes = {}
         self._values = {}
-        self._cache.clear()
+        self._forget()
         self._maps.clear()
         if self.on_abort is not None:
             self.on_abort()
@@ -607,7 +621,7 @@ class CrdtDocument:
         # handle without checking (a segfault: tests/test_stale_types.py). A lookup is ~15 us.
         self._maps.clear()
         if errors:  # change tracking failed part-way: trust no cached entity
-            self._cache.clear()
+            self._forget()
         changes = self.take_changes()
         if notify:
             self.notify(changes, origin)
@@ -636,7 +650,7 @@ class CrdtDocument:
             raise BadUpdate(f"cannot apply update: {one_line(exc)}") from None
         finally:
             self._applying = False
-        self._cache.clear()
+        self._forget()
         self._maps.clear()
         changes: Changes = {}
         if len(self._production):
@@ -652,8 +666,11 @@ class CrdtDocument:
 
     @property
     def production_id(self) -> str | None:
-        value = self._production.get("id")
-        return str(value) if value is not None else None
+        """The production's id (cached until a merge or a write touches the production)."""
+        if self._id is _UNKNOWN:
+            value = self._production.get("id")
+            self._id = str(value) if value is not None else None
+        return self._id  # type: ignore[return-value]
 
     def _meta_get(self, key: str, default: Any = None) -> Any:
         return self._meta.get(key, default)

@@ -139,11 +139,6 @@ class CastDocument(CrdtDocument):
         return production
 
     @property
-    def production_id(self) -> str | None:
-        value = self._production.get("id")
-        return str(value) if value is not None else None
-
-    @property
     def production(self) -> Production:
         self._touch()
         cached = self._cache.get(_PRODUCTION_KEY)
