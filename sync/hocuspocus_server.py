@@ -75,7 +75,7 @@ class DocumentPeer(Peer):
             self.socket.send(hp.sync_status(self.address, applied=outcome.dropped is None))
 
     def backlog(self) -> int:
-        return self.socket.queued
+        return self.socket.backlog()
 
     def abort(self, code: int, reason: str) -> None:
         """Drop what the socket has queued (this document's acknowledgements among it)

@@ -105,6 +105,7 @@ from .limits import (
 from .logsafe import printable_logger
 from .media_routes import media_routes
 from .web.app import routes as web_routes
+from .wire import DirectSend, DirectWebSocketProtocol, direct_send
 
 log = printable_logger("castroom.sync.server")
 
@@ -209,6 +210,22 @@ def _merged_frame(updates: list[bytes]) -> bytes | None:
     return None if update == protocol.EMPTY_UPDATE else protocol.update_frame(update)
 
 
+class Gate:
+    """Shut while a turn's updates are merged and not yet committed: nothing may reach a
+    peer before the commit (an acknowledgement, a relay), so the channels' frames are
+    held (Channel.held) until :meth:`open` releases them."""
+
+    def __init__(self) -> None:
+        self.shut = False
+        self.held: list[Channel] = []
+
+    def open(self) -> None:
+        self.shut = False
+        channels, self.held = self.held, []
+        for channel in channels:
+            channel.release()
+
+
 @dataclass(eq=False)
 class Channel:
     """One WebSocket's outgoing frames, sent by :func:`write_out`."""
@@ -222,17 +239,51 @@ class Channel:
     #: Whether write_out may merge consecutive queued y-websocket update frames into one
     #: (not for a Hocuspocus socket, whose frames carry a document's address).
     merge_updates: bool = True
+    #: Writes straight to the socket when the server offers it (wire.py); None: not.
+    direct: DirectSend | None = None
+    #: True while write_out holds frames it has taken and not yet written.
+    writing: bool = False
+    #: Shut by the server while a turn's updates are not yet committed (see Gate).
+    gate: Gate | None = None
+    #: Frames held while the gate was shut (released, in order, after the commit).
+    held: list[bytes] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.direct = direct_send(getattr(self.websocket, "scope", None))
 
     def send(self, frame: bytes) -> None:
-        """Queue a frame (never blocks: a slow peer must not hold up the others)."""
+        """Send a frame: written at once when nothing is waiting before it and the socket
+        takes it (held until the turn's commit while the server's gate is shut), else
+        queued for write_out (never blocks: a slow peer must not hold up the others)."""
         if self.closed:
             return
+        if self.direct is not None and not self.queued and not self.writing:
+            gate = self.gate
+            if gate is not None and gate.shut:
+                if not self.held:
+                    gate.held.append(self)
+                self.held.append(frame)
+                return
+            if self.direct.write(frame):
+                return
+        self._enqueue(frame)
+
+    def _enqueue(self, frame: bytes) -> None:
         self.queued += len(frame)
         self.queue.put_nowait(frame)
 
+    def release(self) -> None:
+        """Send what was held while the gate was shut, in one write when it can be."""
+        frames, self.held = self.held, []
+        if not frames or self.closed:
+            return
+        if self.direct is None or not self.direct.write_all(frames):
+            for frame in frames:
+                self._enqueue(frame)
+
     def backlog(self) -> int:
-        """Bytes queued and not yet written."""
-        return self.queued
+        """Bytes queued or written and not yet taken by the kernel."""
+        return self.queued + (self.direct.buffered() if self.direct is not None else 0)
 
     def abort(self, code: int, reason: str) -> None:
         """Close without writing what is queued (answers that must not go out)."""
@@ -240,11 +291,15 @@ class Channel:
             while not self.queue.empty():
                 self.queue.get_nowait()
             self.queued = 0
+            self.held = []
         self.close(code, reason)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close after the frames already queued (the writer task does it)."""
         if not self.closed:
+            for frame in self.held:  # held for a commit: they go out first
+                self._enqueue(frame)
+            self.held = []
             self.closed = True
             self.close_code = code
             # The close reason must fit in a control frame (123 bytes).
@@ -449,6 +504,8 @@ class SyncServer:
         #: Rooms with updates to relay.
         self.outboxes: set[Room] = set()
         self._flush_handle: asyncio.Handle | asyncio.TimerHandle | None = None
+        #: Holds what peers are sent while a turn's updates are not yet committed.
+        self.gate = Gate()
         self._flushed_at = 0.0
         #: The event loop serving it (set once it runs; every document access is on it).
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -758,6 +815,7 @@ class SyncServer:
             token=bearer_token(websocket) or "",
             info=info,
             device=device,
+            gate=self.gate,
         )
         room = self.join(peer)
         writer = asyncio.create_task(self._write(peer))
@@ -776,7 +834,7 @@ class SyncServer:
         """Hocuspocus providers: one socket, many productions (hocuspocus_server.py)."""
         from .hocuspocus_server import HocuspocusSocket
 
-        await HocuspocusSocket(websocket, server=self).run()
+        await HocuspocusSocket(websocket, server=self, gate=self.gate).run()
 
     def join(self, peer: Peer) -> Room:
         """Put a peer in its production's room and show it who is present."""
@@ -938,6 +996,7 @@ class SyncServer:
             return
         assert self.workspace is not None
         wrote: list[Peer] = []
+        self.gate.shut = True
         try:
             with self.workspace.batch():
                 for peer, room, data in batch:
@@ -951,6 +1010,8 @@ class SyncServer:
             for peer in wrote:
                 peer.abort(1011, "the server could not store the update; reconnect to resync")
             return
+        finally:
+            self.gate.open()
         self._send_out()
         if self._flush_handle is not None and not self.inbox and not self.outboxes:
             # The relays of this flush scheduled another, with nothing left for it.
@@ -1041,6 +1102,7 @@ async def write_out(channel: Channel) -> None:
                 break
             item = channel.queue.get_nowait()
         done = item is None  # closed: what was queued before goes out first
+        channel.writing = True
         channel.queued -= sum(len(f) for f in frames)
         try:
             for frame in _merge_runs(frames) if channel.merge_updates else frames:
@@ -1048,6 +1110,8 @@ async def write_out(channel: Channel) -> None:
         except Exception:
             channel.close(1011)
             break
+        finally:
+            channel.writing = False
     with contextlib.suppress(Exception):
         await channel.websocket.close(code=channel.close_code, reason=channel.close_reason)
 
@@ -1227,6 +1291,9 @@ def make_config(
     config = uvicorn.Config(
         create_app(workspace_path, options),
         http=GuardedH11Protocol,
+        # uvicorn's own WebSocket protocol, with frames written straight to the socket for
+        # live fan-out (wire.py).
+        ws=DirectWebSocketProtocol,
         backlog=BACKLOG,
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
