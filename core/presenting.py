@@ -208,3 +208,81 @@ def role_name(reader: Reader, role_id: str) -> str:
 
 def _talent_name(reader: Reader, talent_id: str) -> str:
     return label(reader, Talent, reader.raw(Talent, talent_id) or {"id": talent_id})
+
+
+# -- what the page shows ----------------------------------------------------------------------
+
+
+class Select(msgspec.Struct, kw_only=True, frozen=True):
+    """One select as a presentation shows it: who, how far along, their files, and the
+    ratings its viewers gave (members' ratings and the notes stay in the room)."""
+
+    candidate: str
+    talent: str
+    stage: str
+    era: str | None
+    playing_age_min: int | None
+    playing_age_max: int | None
+    union: str
+    height_cm: int | None
+    languages: list[str]
+    skills: list[str]
+    media: list[model.MediaRef]
+    viewer_ratings: dict[str, int]
+
+
+class Presented(msgspec.Struct, kw_only=True, frozen=True):
+    """What a presentation's page shows."""
+
+    production: str
+    role: str
+    description: str
+    era: str | None
+    stage: str
+    selects: list[Select]
+
+    def files(self) -> set[str]:
+        """Every blob the page may fetch: the selects' files and what was derived."""
+        out: set[str] = set()
+        for select in self.selects:
+            for ref in select.media:
+                out.update(h for h in (ref.hash, ref.thumbnail, ref.poster) if h)
+        return out
+
+    def file(self, digest: str) -> model.MediaRef | None:
+        """The record of an original file ``digest`` names (None for a derived one)."""
+        refs = (r for s in self.selects for r in s.media if r.hash == digest)
+        return next(refs, None)
+
+
+def presented(reader: Reader, title: str, show: Showing) -> Presented:
+    """The page's content for ``show`` in the production called ``title``."""
+    role = reader_find(reader, Role, show.role_id)
+    out = []
+    for candidate in selects(reader, show):
+        talent = reader_find(reader, Talent, candidate.talent_id)
+        files = {**(talent.media if talent else {}), **candidate.media}
+        out.append(
+            Select(
+                candidate=candidate.id,
+                talent=_talent_name(reader, candidate.talent_id),
+                stage=candidate.stage,
+                era=candidate.era,
+                playing_age_min=talent.playing_age_min if talent else None,
+                playing_age_max=talent.playing_age_max if talent else None,
+                union=talent.union if talent else "",
+                height_cm=talent.height_cm if talent else None,
+                languages=list(talent.languages) if talent else [],
+                skills=list(talent.skills) if talent else [],
+                media=sorted(files.values(), key=lambda r: (r.kind, r.added_at, r.hash)),
+                viewer_ratings={k: v for k, v in candidate.ratings.items() if is_viewer_key(k)},
+            )
+        )
+    return Presented(
+        production=title,
+        role=role_name(reader, show.role_id),
+        description=role.description if role else "",
+        era=show.era,
+        stage=show.stage,
+        selects=out,
+    )

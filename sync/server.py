@@ -104,6 +104,7 @@ from .limits import (
 )
 from .logsafe import printable_logger
 from .media_routes import media_routes
+from .presentation import presentation_routes
 from .web.app import routes as web_routes
 from .wire import DirectSend, DirectWebSocketProtocol, direct_send
 
@@ -1210,6 +1211,7 @@ def create_app(workspace_path: str | Path, options: ServerOptions | None = None)
             WebSocketRoute("/sync/{production_id}", server.websocket),
             WebSocketRoute("/hocuspocus", server.hocuspocus),
             *media_routes(server),  # blobs by hash (media_routes.py)
+            *presentation_routes(server),  # presentation links (presentation.py)
             *web_routes(server),  # the dashboard (sync/web/)
             # Last: any other WebSocket path is a 404 that says where the sockets are
             # (starlette's default closes the handshake, which uvicorn answers 403).

@@ -31,6 +31,16 @@ def test_the_committed_bundle_is_built_from_the_current_sources() -> None:
         assert short in text and "__VERSION__" not in text, name
 
 
+def test_the_presentation_page_is_built_from_the_current_sources() -> None:
+    digest = assets.sources_hash()
+    head = (assets.STATIC / "present.js").read_bytes()[:200]
+    assert head.startswith(f"/* castroom-present sources sha256:{digest} */".encode()), (
+        "sync/web/static/present.js is stale against sync/web/src/: run `make web`"
+    )
+    page = (assets.STATIC / "present.html").read_text()
+    assert f"/present.js?v={digest[:16]}" in page and "__VERSION__" not in page
+
+
 def test_the_sources_hash_changes_with_any_source(tmp_path: Path) -> None:
     copy = tmp_path / "web"
     (copy / "src").mkdir(parents=True)

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from web_helpers import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     VIEWS,
     Page,
     Server,
     castroom,
+    chromium,
     cli_json,
     copy_workspace,
     make_demo,
@@ -32,12 +32,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,9 @@ FILES = {
     "app.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
     "sw.js": "text/javascript; charset=utf-8",
+    # The presentation page's (its HTML is served at /present: castroom.sync.presentation).
+    "present.js": "text/javascript; charset=utf-8",
+    "present.css": "text/css; charset=utf-8",
 }
 _BANNER = re.compile(rb"^/\* castroom-web sources sha256:([0-9a-f]{64}) \*/")
 

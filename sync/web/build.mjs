@@ -33,20 +33,27 @@ export function sourcesHash() {
 
 const digest = sourcesHash();
 mkdirSync(join(here, "static"), { recursive: true });
-const result = await esbuild.build({
-  entryPoints: [join(here, "src/main.jsx")],
-  bundle: true,
-  minify: true,
-  format: "iife",
-  target: ["chrome110", "firefox115", "safari16"],
-  jsx: "automatic",
-  jsxImportSource: "preact",
-  legalComments: "none",
-  write: false,
-  banner: { js: `/* castroom-web sources sha256:${digest} */` },
-});
-writeFileSync(join(here, "static/app.js"), result.outputFiles[0].contents);
-for (const name of ["index.html", "app.css", "sw.js"]) {
+// One minified bundle of an entry, its first line recording the sources' hash.
+async function bundle(entry, out, name) {
+  const result = await esbuild.build({
+    entryPoints: [join(here, "src", entry)],
+    bundle: true,
+    minify: true,
+    format: "iife",
+    target: ["chrome110", "firefox115", "safari16"],
+    jsx: "automatic",
+    jsxImportSource: "preact",
+    legalComments: "none",
+    write: false,
+    banner: { js: `/* ${name} sources sha256:${digest} */` },
+  });
+  writeFileSync(join(here, "static", out), result.outputFiles[0].contents);
+}
+
+await bundle("main.jsx", "app.js", "castroom-web");
+// The presentation page is its own small bundle: it needs none of the dashboard.
+await bundle("present.jsx", "present.js", "castroom-present");
+for (const name of ["index.html", "app.css", "sw.js", "present.html", "present.css"]) {
   const text = readFileSync(join(here, "src", name), "utf8");
   writeFileSync(join(here, "static", name), text.replaceAll("__VERSION__", digest.slice(0, 16)));
 }

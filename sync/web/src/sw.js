@@ -27,6 +27,7 @@ self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
   if (event.request.method !== "GET" || url.origin !== location.origin) return;
   if (url.pathname.startsWith("/api/") || url.pathname.startsWith("/sync/")) return;
+  if (url.pathname.startsWith("/present")) return; // a presentation is online only
   if (url.pathname.startsWith("/media/")) {
     if (event.request.headers.has("range")) return;
     event.respondWith(

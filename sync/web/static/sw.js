@@ -4,9 +4,9 @@
 // bundle replaces the old one. Attached files are named by their hash and never change:
 // each one shown is kept (in a cache of its own, across builds) so headshots and
 // thumbnails still show offline; video asks for ranges and goes to the server.
-const CACHE = "castroom-3b1897da939964a1";
+const CACHE = "castroom-2ff7a0cba17c8fab";
 const MEDIA = "castroom-media-1";
-const SHELL = ["/", "/app.js?v=3b1897da939964a1", "/app.css?v=3b1897da939964a1", "/schema.json"];
+const SHELL = ["/", "/app.js?v=2ff7a0cba17c8fab", "/app.css?v=2ff7a0cba17c8fab", "/schema.json"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
@@ -27,6 +27,7 @@ self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
   if (event.request.method !== "GET" || url.origin !== location.origin) return;
   if (url.pathname.startsWith("/api/") || url.pathname.startsWith("/sync/")) return;
+  if (url.pathname.startsWith("/present")) return; // a presentation is online only
   if (url.pathname.startsWith("/media/")) {
     if (event.request.headers.has("range")) return;
     event.respondWith(

@@ -6,6 +6,9 @@ import { initials } from "../util.js";
 import { VirtualList } from "../vlist.jsx";
 import { KIND_ORDER } from "./schedule.jsx";
 
+// How a presentation viewer's rating is keyed (castroom.core.model.VIEWER_SUFFIX).
+const VIEWER_SUFFIX = " (presentation)";
+
 const STAGE_LABELS = {
   submitted: "Submitted",
   shortlisted: "Shortlisted",
@@ -124,8 +127,11 @@ function Card({ ctx, candidate, store, report }) {
   const name = talent?.name ?? "(unknown talent)";
   const ratings = candidate.ratings ?? {};
   const mine = ratings[store.member];
-  const others = Object.entries(ratings).filter(([who]) => who !== store.member);
+  // A presentation's viewers (docs/presentations.md) are not the team: shown apart.
+  const viewers = Object.entries(ratings).filter(([who]) => who.endsWith(VIEWER_SUFFIX));
+  const others = Object.entries(ratings).filter(([who]) => who !== store.member && !who.endsWith(VIEWER_SUFFIX));
   const average = others.length ? others.reduce((sum, [, n]) => sum + n, 0) / others.length : null;
+  const viewersAverage = viewers.length ? viewers.reduce((sum, [, n]) => sum + n, 0) / viewers.length : null;
   // An attached headshot's thumbnail, else a same-origin or inline link: the page never
   // reaches out to the internet.
   const thumb = headshotThumb(talent);
@@ -168,6 +174,14 @@ function Card({ ctx, candidate, store, report }) {
         {average !== null ? (
           <span class="others" title={others.map(([who, n]) => `${who}: ${n}`).join(", ")}>
             team {average.toFixed(1)} ({others.length})
+          </span>
+        ) : null}
+        {viewersAverage !== null ? (
+          <span
+            class="viewers"
+            title={viewers.map(([who, n]) => `${who.slice(0, -VIEWER_SUFFIX.length)}: ${n}`).join(", ")}
+          >
+            presentation {viewersAverage.toFixed(1)} ({viewers.length})
           </span>
         ) : null}
       </div>
