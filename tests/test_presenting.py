@@ -100,6 +100,20 @@ def test_a_vote_is_the_viewers_rating_and_a_dated_comment(doc: CastDocument) -> 
     assert doc.get(model.Candidate, ada.id).ratings["Pat Kim (presentation)"] == 2
 
 
+def test_a_rating_kept_as_stored_needs_no_member_but_a_new_one_does(doc: CastDocument) -> None:
+    # The dashboard rates under its token's name, which need not be a member's.
+    ada = _candidate(doc, "Ada Stone")
+    doc.update(model.Candidate, ada.id, {"ratings": {"rosa": 3}})
+    kept = edits.change(
+        doc, model.Candidate, ada.id, {"ratings": {"rosa": 3, "Pat (presentation)": 4}}
+    )
+    assert kept.fields["ratings"] == {"rosa": 3, "Pat (presentation)": 4}
+    with pytest.raises(NotFound, match="no member matching 'rosa'"):
+        edits.change(doc, model.Candidate, ada.id, {"ratings": {"rosa": 5}})
+    with pytest.raises(NotFound, match="no member matching 'cal'"):
+        edits.change(doc, model.Candidate, ada.id, {"ratings": {"rosa": 3, "cal": 2}})
+
+
 def test_a_viewer_named_like_a_member_does_not_touch_the_members_rating(
     doc: CastDocument,
 ) -> None:
