@@ -6,6 +6,7 @@ test_web_present.py."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +15,13 @@ from typing import Any
 import httpx
 import pytest
 from media_helpers import jpeg, pdf, video
+from test_hocuspocus_serve import _frames
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from castroom.core import model, presenting
 from castroom.core.workspace import Workspace
+from castroom.sync import hocuspocus as hp
 from castroom.sync.auth import TokenStore
 from castroom.sync.presentation import NOT_VALID
 from castroom.sync.server import ServerThread
@@ -231,6 +234,11 @@ def test_the_presentations_token_opens_nothing_else(room) -> None:
     with pytest.raises(InvalidStatus) as refused:
         connect(url, proxy=None, open_timeout=5)
     assert refused.value.response.status_code == 403
+    # Hocuspocus asks the same token check, in its auth message.
+    hocuspocus = server.ws_url.removesuffix("/sync") + "/hocuspocus"
+    [answer] = asyncio.run(_frames(hocuspocus, [hp.token(room.pid, room.token)], until=1))
+    assert answer.auth is hp.AuthType.PERMISSION_DENIED
+    assert "opens its presentation page only" in answer.text
     assert room.stored() == before
     # A member's write token still opens all of it (the refusal is the scope, not the route).
     assert _get(server, "/api/session", room.write_token).status_code == 200
