@@ -155,11 +155,13 @@ def run(entries: int) -> bool:
     ok = worst_health <= TARGET_S and worst_trip <= TARGET_S
     print(f"  {entries:,}-entry update ({len(update):,} bytes) merged in {result['merge']:.1f} s")
     print(
-        f"  /health during it: longest {worst_health * 1000:.0f} ms over {len(health)} asks"
+        f"  /health during it: longest {worst_health * 1000:.0f} ms, median"
+        f" {statistics.median(health) * 1000:.0f} ms over {len(health)} asks"
         f" (baseline {base_health * 1000:.1f} ms; ratio {worst_health / base_health:.0f}x)"
     )
     print(
-        f"  B edit round trip during it: longest {worst_trip * 1000:.0f} ms over {len(trips)}"
+        f"  B edit round trip during it: longest {worst_trip * 1000:.0f} ms, median"
+        f" {statistics.median(trips) * 1000:.0f} ms over {len(trips)}"
         f" (baseline {base_trip * 1000:.1f} ms; ratio {worst_trip / base_trip:.0f}x)"
     )
     print(f"  server peak memory {peak:.0f} MB")

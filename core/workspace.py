@@ -40,7 +40,7 @@ from .errors import (
     UpdateLimit,
 )
 from .labels import short_ids
-from .storage import AtticEntry, LogEntry, QuarantinedUpdate, Store
+from .storage import NAMES_PER_TRANSACTION, AtticEntry, LogEntry, QuarantinedUpdate, Store
 from .yupdate import EMPTY_UPDATE, decode_state_vector
 
 if TYPE_CHECKING:
@@ -324,6 +324,8 @@ class Merged(msgspec.Struct, frozen=True):
     values: dict[tuple[str, str], dict[str, list[Any]]]
     had: str | None
     removed: list[tuple[str, str]]
+    #: ``changes`` and ``values`` encoded for the log, their names stored (prepare_store).
+    encoded: bytes | None = None
 
 
 class StoredProduction:
@@ -684,6 +686,32 @@ class StoredProduction:
             removed=sorted(self.doc.merge_deleted),
         )
 
+    def names_to_store(self, merged: Merged) -> Iterator[list[str]]:
+        """The names a large merge's changes need stored before they can be encoded, in
+        slices of ``storage.NAMES_PER_TRANSACTION`` (:meth:`store_names` each; the caller
+        may serve others between two). Computed from memory only: call it in the thread
+        that merged, iterate on the caller's."""
+        names = self.store.names_unknown(merged.changes, merged.values)
+        step = NAMES_PER_TRANSACTION
+        return iter([names[start : start + step] for start in range(0, len(names), step)])
+
+    def store_names(self, names: list[str]) -> bool:
+        """Store one slice of :meth:`names_to_store`; False if the store refused (then
+        :meth:`finish_merge` says why and drops the merge)."""
+        try:
+            self.store.intern(names)
+        except StorageError:
+            return False
+        return True
+
+    def prepare_store(self, merged: Merged) -> Merged:
+        """``merged`` with its changes encoded for the log (their names stored first):
+        for a worker thread, so the event loop only appends the row."""
+        if self.id is None or merged.update == EMPTY_UPDATE:
+            return merged
+        encoded = self.store.encode_known(merged.changes, merged.values)
+        return msgspec.structs.replace(merged, encoded=encoded)
+
     def finish_merge(
         self, merged: Merged, *, origin: str, device: str = "", member: str = ""
     ) -> Changes:
@@ -712,6 +740,7 @@ class StoredProduction:
                     changes=merged.changes,
                     values=merged.values,
                     dedupe=not merged.changes,  # a re-send changes nothing: keep it once
+                    encoded=merged.encoded,
                 )
             except Exception as exc:
                 # As in _persist: drop what is only in memory, or our state vector would

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from dataclasses import dataclass, field
 
 from . import hocuspocus as hp
@@ -41,6 +42,8 @@ log = printable_logger("castroom.sync.hocuspocus")
 
 #: Documents one socket may hold open (a browser tab holds a handful).
 MAX_DOCUMENTS = 1000
+#: Documents' tasks taking their waiting frames (DocumentPeer.draining).
+_DRAINING: set[asyncio.Task[None]] = set()
 #: Close codes that end one document only; any other closes the whole socket.
 _DOCUMENT_ONLY = frozenset({1000, 4401, 4403})
 
@@ -51,6 +54,10 @@ class DocumentPeer(Peer):
 
     socket: HocuspocusSocket
     address: str
+    #: Frames waiting while this document is busy (a heavy merge; None: the provider's
+    #: close), taken in order by ``draining``; the socket's other documents go on.
+    waiting: deque[bytes | None] = field(default_factory=deque)
+    draining: asyncio.Task[None] | None = None
 
     def send(self, frame: bytes) -> None:
         if self.closed:
@@ -155,12 +162,43 @@ class HocuspocusSocket(Channel):
             return
         peer, room = entry
         if frame.yjs:
-            await self.server.take(peer, room, frame.yjs)
+            await self._take(peer, room, frame.yjs)
         elif frame.type is hp.HPType.CLOSE:
-            peer.close(1000, "provider_initiated")
+            if peer.draining is None:
+                peer.close(1000, "provider_initiated")
+            else:
+                peer.waiting.append(None)  # after what it sent before
         elif frame.type is hp.HPType.BROADCAST_STATELESS:
             peer.close(1000, "broadcast stateless is a server-internal message")
         # Stateless messages have no meaning for castroom; pong needs nothing.
+
+    async def _take(self, peer: DocumentPeer, room: Room, data: bytes) -> None:
+        """A document's Yjs frame, taken at once unless it would make the socket wait
+        (a heavy merge, or its production busy with one): then it is taken in a task of
+        its document's, with the frames that follow it for that document, in order."""
+        if peer.draining is None and room.idle.is_set() and not self.server.is_heavy(peer, data):
+            await self.server.take(peer, room, data)
+            return
+        peer.waiting.append(data)
+        if peer.draining is None:
+            peer.draining = task = asyncio.create_task(self._drain(peer, room))
+            _DRAINING.add(task)  # held until done (the loop keeps only weak references)
+            task.add_done_callback(_DRAINING.discard)
+
+    async def _drain(self, peer: DocumentPeer, room: Room) -> None:
+        try:
+            while peer.waiting and not peer.closed:
+                data = peer.waiting.popleft()
+                if data is None:
+                    peer.close(1000, "provider_initiated")
+                elif not await self.server.take(peer, room, data):
+                    break
+        except Exception:  # take handles a frame's own failures: this is a bug
+            log.exception("a frame for document %r failed", peer.address)
+            peer.close(1011, "internal error; reconnect to resync")
+        finally:
+            peer.waiting.clear()
+            peer.draining = None
 
     def authenticate(self, frame: hp.Frame) -> None:
         """Check one document's token; open it as a room peer, or say why not."""

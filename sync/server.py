@@ -65,11 +65,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gc
 import json
 import logging
 import socket
+import sys
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -653,10 +655,13 @@ class SyncServer:
         sender: Peer | None = None,
         max_structs: int | None = None,
     ) -> Changes:
-        """Merge a large update with the walk and Yrs in a worker thread (Yrs fed in
-        slices, so the GIL comes back between two): the event loop serves every other
-        production and /health meanwhile. Storage, relays and listeners stay on the
-        loop. Raises what :meth:`StoredProduction.apply_update` raises."""
+        """Merge a large update off the event loop: the walk and Yrs (fed in slices, so
+        the GIL comes back between two) in a worker thread; the names its changes need
+        stored on the loop in short transactions, everyone served between two; its
+        changes encoded for the log in the thread again. The loop then only appends the
+        row, relays and tells the listeners; every other production and /health are
+        served meanwhile. Automatic garbage collection waits (:func:`collection_paused`).
+        Raises what :meth:`StoredProduction.apply_update` raises."""
         assert production.id is not None
         await self.until_merged(production.id)
         done = self.merging[production.id] = asyncio.Event()
@@ -665,9 +670,20 @@ class SyncServer:
             room.idle.clear()
         try:
             started = production.begin_merge(update)
-            merged = await asyncio.to_thread(
-                production.merge_document, update, started, origin="sync", max_structs=max_structs
-            )
+            with collection_paused():
+                merged = await asyncio.to_thread(
+                    production.merge_document,
+                    update,
+                    started,
+                    origin="sync",
+                    max_structs=max_structs,
+                )
+                slices = await asyncio.to_thread(production.names_to_store, merged)
+                for names in slices:  # short transactions, everyone served between two
+                    if not production.store_names(names):
+                        break
+                    await asyncio.sleep(0)
+                merged = await asyncio.to_thread(production.prepare_store, merged)
             if room is not None:
                 room.sender = sender  # not echoed back to the peer that sent it
             return production.finish_merge(merged, origin="sync", device=device, member=member)
@@ -885,16 +901,20 @@ class SyncServer:
         off the event loop (:meth:`merge_off_loop`) while the room's other frames wait,
         in order (what was taken before it is flushed first)."""
         await room.idle.wait()
-        if (
-            len(data) > self.options.heavy_update
-            and peer.session.can_write
-            and data[:1] == bytes([protocol.MessageType.SYNC])
-            and data[1:2] in (bytes([protocol.SyncType.STEP2]), bytes([protocol.SyncType.UPDATE]))
-        ):
+        if self.is_heavy(peer, data):
             if self.inbox:
                 self.flush()
             return await self._merge_frame_off_loop(peer, room, data)
         return self.handle(peer, room, data)
+
+    def is_heavy(self, peer: Peer, data: bytes) -> bool:
+        """Whether a frame carries an update large enough to merge off the loop."""
+        return (
+            len(data) > self.options.heavy_update
+            and peer.session.can_write
+            and data[:1] == bytes([protocol.MessageType.SYNC])
+            and data[1:2] in (bytes([protocol.SyncType.STEP2]), bytes([protocol.SyncType.UPDATE]))
+        )
 
     def _failed(self, peer: Peer, room: Room, data: bytes, exc: Exception) -> None:
         """Close a peer whose frame failed (called in the ``except`` block), saying why."""
@@ -939,6 +959,7 @@ class SyncServer:
             return False
         if message.sync_type is protocol.SyncType.STEP2:
             peer.session.synced = True
+        peer.answer(protocol.Outcome(message))  # stored: a Hocuspocus provider is told so
         return True
 
     # -- the frames of one event-loop turn -------------------------------------------------
@@ -1118,6 +1139,34 @@ async def write_out(channel: Channel) -> None:
 
 
 _UPDATE_PREFIX = bytes([protocol.MessageType.SYNC, protocol.SyncType.UPDATE])
+
+
+#: Seconds the worker thread's Python code (change tracking) may hold the GIL while the
+#: event loop waits for it, during a heavy merge (Python's default: 0.005).
+HEAVY_SWITCH_INTERVAL = 0.001
+#: Heavy merges under way (collection_paused nests), and the switch interval before.
+_paused: list[Any] = [0, 0.005]
+
+
+@contextlib.contextmanager
+def collection_paused() -> Iterator[None]:
+    """Pause Python's automatic garbage collection while a heavy merge runs. Its change
+    records (a set of fields for each of up to 500,000 entities) hold no cycles, and each
+    full collection walked all of them and the document's objects holding the GIL, in
+    whichever thread allocated: the event loop stopped with it. Reference counting still
+    frees them; collection resumes when the last heavy merge ends."""
+    _paused[0] += 1
+    if _paused[0] == 1:
+        gc.disable()
+        _paused[1] = sys.getswitchinterval()
+        sys.setswitchinterval(HEAVY_SWITCH_INTERVAL)
+    try:
+        yield
+    finally:
+        _paused[0] -= 1
+        if _paused[0] == 0:
+            gc.enable()
+            sys.setswitchinterval(_paused[1])
 
 
 def _merge_runs(frames: list[bytes]) -> list[bytes]:

@@ -383,6 +383,16 @@ def test_a_request_head_over_the_limit_is_refused(seeded: Seeded) -> None:
 # -- heavy merges ------------------------------------------------------------------------------
 
 
+def _two_productions(path: Path) -> tuple[str, str, str]:
+    """A workspace with productions A and B: (A's id, B's id, a write token)."""
+    with Workspace.open(path, member="casting") as workspace:
+        a = workspace.create_production("Harbour Lights").id
+        b = workspace.create_production("Night Shift").id
+        token = TokenStore(workspace.store).create("write")[1]
+    assert a and b
+    return a, b, token
+
+
 def _merging(url: str, pid: str, token: str) -> bool:
     """Whether the server says ``pid`` is merging a large update (it refuses new peers)."""
     try:
@@ -401,11 +411,7 @@ def test_a_heavy_merge_leaves_other_productions_and_health_responsive(tmp_path: 
     from test_sync_cli import Served as CliServed
 
     path = tmp_path / "server"
-    with Workspace.open(path, member="casting") as ws:
-        a = ws.create_production("Harbour Lights").id
-        b = ws.create_production("Night Shift").id
-        token = TokenStore(ws.store).create("write")[1]
-    assert a and b
+    a, b, token = _two_productions(path)
     served = CliServed(path, tmp_path / "serve.log")
     ws_url = served.url.replace("http", "ws", 1) + "/sync"
     headers = {"Authorization": f"Bearer {token}"}
@@ -612,3 +618,102 @@ def test_a_50000_talent_production_syncs_to_a_fresh_server_as_a_first_step2(
             timeout=300,
             step=1,
         )
+
+
+def test_a_heavy_merge_holds_neither_the_loop_nor_its_hocuspocus_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ordering, not timing: a heavy merge's last step in its worker thread (its changes
+    encoded, after Yrs merged them there and the loop stored their names in slices) is
+    held at a gate. While it is held,
+    /health answers, production B's edit is pushed and read back, and on the very
+    Hocuspocus socket that sent A's update, document B's step 1 is answered (before, the
+    socket read nothing more until A's merge was over). Released, A's update is stored
+    whole and acknowledged."""
+    import asyncio
+    import threading
+
+    import websockets
+
+    from castroom.core.workspace import Merged, StoredProduction
+    from castroom.sync import hocuspocus as hp
+
+    reached, gate = threading.Event(), threading.Event()
+    real = StoredProduction.prepare_store
+
+    def held(self: StoredProduction, merged: Merged) -> Merged:
+        prepared = real(self, merged)  # merged, its names stored, its changes encoded
+        reached.set()
+        assert gate.wait(120), "the test never opened the gate"
+        return prepared
+
+    monkeypatch.setattr(StoredProduction, "prepare_store", held)
+    path = tmp_path / "server"
+    a, b, token = _two_productions(path)
+    heavy = hostile.many_entries(2_000)
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def scenario(server: ServerThread) -> list[str]:
+        seen: list[str] = []
+        url = server.ws_url.removesuffix("/sync") + "/hocuspocus"
+        async with websockets.connect(url, proxy=None, max_size=None) as conn:
+
+            async def next_for(name: str, kind: hp.HPType) -> hp.Frame:
+                async with asyncio.timeout(60):
+                    while True:
+                        frame = hp.decode(await conn.recv(), max_size=1 << 26)  # type: ignore[arg-type]
+                        if frame.name == name and frame.type is kind:
+                            return frame
+
+            for name in (a, b):
+                await conn.send(hp.token(name, token))
+                await next_for(name, hp.HPType.AUTH)
+            await conn.send(hp.wrap(a, p.update_frame(heavy)))
+            assert await asyncio.to_thread(reached.wait, 60), "the merge never started"
+            seen.append("A merged in its thread, held there")
+            await conn.send(hp.wrap(b, p.step1_frame(b"\x00")))
+            await next_for(b, hp.HPType.SYNC)
+            seen.append("B answered on the same socket")
+            health = await asyncio.to_thread(httpx.get, f"{server.url}/health", timeout=60)
+            assert health.json() == {"status": "ok"}
+            seen.append("/health answered")
+            peer = Doc()
+            peer.get("notes", type=Text).insert(0, "while A merges")
+            pushed = await asyncio.to_thread(
+                httpx.post, f"{server.url}/sync/{b}/push", headers=headers,
+                content=peer.get_update(), timeout=60,
+            )  # fmt: skip
+            assert pushed.status_code == 200, pushed.text
+            pulled = await asyncio.to_thread(
+                httpx.post, f"{server.url}/sync/{b}/pull", headers=headers, content=b"\x00",
+                timeout=60,
+            )  # fmt: skip
+            back = Doc()
+            back.apply_update(pulled.content)
+            assert str(back.get("notes", type=Text)) == "while A merges"
+            seen.append("B's edit went in and came back")
+            assert a in server.app_state.merging
+            seen.append("A still merging")
+            gate.set()
+            status = await next_for(a, hp.HPType.SYNC_STATUS)
+            assert status.applied is True
+            seen.append("A acknowledged")
+        return seen
+
+    with ServerThread(path, options=ServerOptions(heavy_update=16 * 1024)) as server:
+        try:
+            seen = asyncio.run(scenario(server))
+        finally:
+            gate.set()  # a failed step must not leave the merge's thread waiting
+    assert seen == [
+        "A merged in its thread, held there",
+        "B answered on the same socket",
+        "/health answered",
+        "B's edit went in and came back",
+        "A still merging",
+        "A acknowledged",
+    ]
+    with Workspace.open(path, create=False) as workspace:
+        held_clocks = decode_state_vector(workspace.production(a).doc.state_vector())
+        assert all(held_clocks.get(c) == end for c, end in walk_update(heavy).clocks.items())
+        assert len(workspace.production(a).doc.to_data()["talents"]) == 2_000

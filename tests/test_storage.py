@@ -494,3 +494,30 @@ def test_compaction_gives_way_to_another_process_compacting_meanwhile(
     blobs, _ = store.load("P")
     assert len(blobs) == 1 and load_doc(blobs).get_update() == source.get_update()
     assert len(store.history("P", limit=100)) == len(updates)
+
+
+def test_a_large_merges_changes_stored_in_slices_read_back_as_one_append(tmp_path: Path) -> None:
+    """The server stores a large merge's names in slices (Store.intern), encodes its
+    changes apart (Store.encode_known) and appends the row: the history reads exactly as
+    for an append that did it all at once, and names already stored are not stored twice."""
+    changes = {("talents", f"t{i}"): {"name", "rate"} for i in range(2_000)}
+    values = {("talents", "t1"): {"rate": [1, 2]}}
+    whole, sliced = Store(tmp_path / "whole.db"), Store(tmp_path / "sliced.db")
+    whole.append(
+        "P", b"\x00\x00", member="m", device="d", origin="sync", changes=changes, values=values
+    )
+    names = sliced.names_unknown(changes, values)
+    assert len(names) == 2_000 + 3  # the ids, the collection and both fields
+    for start in range(0, len(names), storage.NAMES_PER_TRANSACTION):
+        sliced.intern(names[start : start + storage.NAMES_PER_TRANSACTION])
+    assert sliced.names_unknown(changes, values) == []
+    encoded = sliced.encode_known(changes, values)
+    assert encoded is not None
+    sliced.append(
+        "P", b"\x00\x00", member="m", device="d", origin="sync", changes=changes,
+        values=values, encoded=encoded,
+    )  # fmt: skip
+    assert [e[2:] for e in sliced.history("P")] == [e[2:] for e in whole.history("P")]  # not ts
+    count = sliced.db.execute("SELECT COUNT(*) FROM names").fetchone()[0]
+    assert count == whole.db.execute("SELECT COUNT(*) FROM names").fetchone()[0]
+    assert Store(tmp_path / "fresh.db").encode_known(changes, values) is None  # names unknown
