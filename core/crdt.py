@@ -248,6 +248,9 @@ class CrdtDocument:
         #: The pycrdt Map of each entity written or read lately (a lookup costs ~15 us);
         #: dropped on every merge, which may have freed it.
         self._maps: dict[tuple[str, str], Map] = {}
+        #: Each collection's JSON as last read, until the next transaction of any kind
+        #: (what a read copy stores: see :mod:`castroom.core.read_copy`).
+        self._json: dict[str, str] = {}
         self._changes: Changes = {}
         self._values: Values = {}
         #: The plain fields' old and new values of the changes take_changes() last
@@ -285,6 +288,7 @@ class CrdtDocument:
         self._collections = {name: ydoc.get(name, type=Map) for name in COLLECTIONS}
         self._forget()
         self._maps.clear()
+        self._json.clear()
         self._subs = [ydoc.observe(self._on_transaction)]
 
     def _watch_merges(self) -> None:
@@ -376,6 +380,7 @@ class CrdtDocument:
     # -- change tracking -----------------------------------------------------------------
 
     def _on_transaction(self, event: TransactionEvent) -> None:
+        self._json.clear()  # any change at all, whoever made it
         if self._depth:
             self._updates.append(event.update)
             self._id = _UNKNOWN  # a local write may set it
@@ -703,7 +708,20 @@ class CrdtDocument:
 
     def _collection_json(self, cls: type[Entity]) -> str:
         """A whole collection as JSON (id -> fields), in one Rust call."""
-        return str(self._map_for(cls))
+        text = self._json.get(cls.collection)
+        if text is None:
+            text = str(self._map_for(cls))
+            if not self._depth and not self._applying:  # not mid-write: kept till a change
+                self._json[cls.collection] = text
+        return text
+
+    def layout_json(self) -> tuple[str, str, dict[str, str], dict[str, list[str]]]:
+        """The document as plain data, for a read copy: the production's and ``meta``'s
+        fields as JSON, each collection as JSON, and each collection's keys in Yrs's
+        order (collections read since the last change are not serialised again)."""
+        texts = {name: self._collection_json(cls) for name, cls in COLLECTIONS.items()}
+        keys = {name: list(cmap.keys()) for name, cmap in self._collections.items()}
+        return str(self._production), str(self._meta), texts, keys
 
     def _stored(self, cls: type[Entity], entity_id: str) -> dict[str, Any] | None:
         """An entity's stored fields as plain data (None if absent or not a map)."""

@@ -136,6 +136,13 @@ _ADDED_TABLES = {
         reason TEXT NOT NULL,
         data BLOB NOT NULL
     )""",
+    # A production's decoded copy at one log position, so a read-only command need not
+    # load the CRDT (castroom.core.read_copy). Derived data: dropping it loses nothing.
+    "read_copies": """CREATE TABLE IF NOT EXISTS read_copies (
+        production TEXT PRIMARY KEY,
+        version TEXT NOT NULL,
+        data BLOB NOT NULL
+    )""",
 }
 
 
@@ -578,7 +585,11 @@ class Store:
     def _known_ref(self, text: str) -> int | None:
         """The number of a name already stored (None: no row refers to it)."""
         if text not in self._refs:
-            self._load_names()
+            # One row, not every name (a 50,000-talent production has 300,000 of them:
+            # loading them all cost a third of a second of every open).
+            row = self.db.execute("SELECT id FROM names WHERE name = ?", (text,)).fetchone()
+            if row is not None:
+                self._refs[text], self._texts[row[0]] = row[0], text
         return self._refs.get(text)
 
     def _interner(self, db: sqlite3.Connection, pending: dict[str, int]) -> Callable[[str], int]:
@@ -743,10 +754,7 @@ class Store:
                 "SELECT seq, data FROM update_data WHERE production = ? AND seq > ? ORDER BY seq",
                 (ref, start),
             ).fetchall()
-            last = db.execute(
-                "SELECT COALESCE(MAX(seq), 0) FROM updates WHERE production = ? AND seq > ?",
-                (ref, start),
-            ).fetchone()[0]
+            last = self._last_after(db, production, start)
         blobs.extend(r[1] for r in rows)
         return blobs, max(last, start), named
 
@@ -790,6 +798,41 @@ class Store:
                 QuarantinedUpdate(seq, float(ts or 0), float(moved), *who, reason, bytes(data))
             )
         return out
+
+    def position(self, production: str) -> int:
+        """The last sequence number :meth:`load` would include for ``production`` (a
+        compaction leaves it as it is: the content is the same)."""
+        with self.read() as db:
+            upto = db.execute(
+                "SELECT COALESCE(MAX(upto), 0) FROM snapshots WHERE production = ?", (production,)
+            ).fetchone()[0]
+            return max(self._last_after(db, production, upto), int(upto))
+
+    def _last_after(self, db: sqlite3.Connection, production: str, start: int) -> int:
+        """The last logged sequence number of ``production`` after ``start`` (0: none)."""
+        return int(
+            db.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM updates WHERE production = ? AND seq > ?",
+                (self._known_ref(production), start),
+            ).fetchone()[0]
+        )
+
+    def read_copy(self, production: str) -> tuple[str, bytes] | None:
+        """(version, bytes) of the production's stored read copy, if there is one."""
+        try:
+            row = self.db.execute(
+                "SELECT version, data FROM read_copies WHERE production = ?", (production,)
+            ).fetchone()
+        except sqlite3.OperationalError:  # a read-only file from before the table
+            return None
+        return (row[0], row[1]) if row else None
+
+    def keep_read_copy(self, production: str, version: str, data: bytes) -> None:
+        with self.write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO read_copies (production, version, data) VALUES (?, ?, ?)",
+                (production, version, data),
+            )
 
     def log_bytes(self, production: str) -> tuple[int, int]:
         """(bytes in the snapshot, bytes in the log after it)."""

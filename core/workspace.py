@@ -134,6 +134,8 @@ class Workspace:
 
     def close(self) -> None:
         for production in self._open.values():
+            if production.copy_wanted:
+                production.keep_read_copy()
             # Fold the log once it outgrows its snapshot, so opening stays fast.
             if production.id is not None:
                 with contextlib.suppress(CastroomError, sqlite3.Error):
@@ -274,6 +276,29 @@ class Workspace:
             self._open[production_id] = production
         return self._open[production_id]
 
+    def reading(self, ref: str | None = None) -> StoredProduction:
+        """A production to read, not write: the open one if it is open, else its read
+        copy when one of the current log position is stored (no CRDT is loaded: see
+        :mod:`castroom.core.read_copy`), else opened (and a read copy kept on close)."""
+        production_id = self.resolve_production(ref)
+        if production_id in self._open:
+            return self._open[production_id]
+        from . import read_copy
+
+        position = self.store.position(production_id)
+        stored = self.store.read_copy(production_id)
+        copy = None
+        if stored is not None and stored[0] == read_copy.version(position):
+            copy = read_copy.decode(stored[1])
+        if copy is None:
+            production = self.production(production_id)
+            production.copy_wanted = True
+            return production
+        reader = StoredProduction(self, production_id, copy)
+        copy.before_access = None  # a copy of one position: nothing to merge into it
+        reader.seen = position
+        return reader
+
     def adopt(
         self, production_id: str, update: bytes, *, origin: str, device: str = "", member: str = ""
     ) -> tuple[StoredProduction, Changes]:
@@ -362,6 +387,10 @@ class StoredProduction:
         #: durable or merges: "local" writes, "storage" (another process's commits picked
         #: up by refresh) and peers' updates. The sync server relays them to live peers.
         self.update_listeners: list[Callable[[bytes, str, Changes], None]] = []
+        #: Opened to be read (Workspace.reading): keep a read copy when closed.
+        self.copy_wanted = False
+        #: Some stored update was set aside on opening (said each time): no read copy.
+        self._opened_without_some = False
         doc.on_commit = self._persist
         doc.on_abort = self._reload
         doc.before_access = self.refresh
@@ -525,6 +554,7 @@ class StoredProduction:
                     pass  # something stored does not load: find it one by one
             set_aside = self._merge_stored(blobs, changes, careful=True)
         if set_aside:
+            self._opened_without_some = True
             self._say_set_aside(set_aside)
         self.seen = last
         return changes
@@ -554,6 +584,26 @@ class StoredProduction:
             ),
             stacklevel=3,
         )
+
+    def keep_read_copy(self) -> None:
+        """Store a read copy of the document, if it holds exactly the log up to where
+        the store is now (nobody wrote since), all of it, in this program's schema.
+        Asked when :meth:`Workspace.reading` found no usable copy: one is written."""
+        from . import read_copy
+        from .document import SCHEMA_VERSION
+
+        doc = self.doc
+        if self.id is None or self.store.read_only or self._opened_without_some:
+            return
+        if isinstance(doc, read_copy.ReadCopy) or doc.schema_version != SCHEMA_VERSION:
+            return
+        with contextlib.suppress(CastroomError, sqlite3.Error):
+            position = self.store.position(self.id)
+            if position != self.seen or not position:
+                return
+            with doc.silenced_access():
+                data = read_copy.encode(doc)
+            self.store.keep_read_copy(self.id, read_copy.version(position), data)
 
     def _walk_once(self, snapshot: bytes, named: str) -> bool:
         """Whether the stored snapshot keeps within the limits, walking it only the first

@@ -70,11 +70,15 @@ class Context:
             self._workspace._plugins = self.plugins
         return self._workspace
 
-    def production(self) -> StoredProduction:
+    def production(self, *, read_only: bool = False) -> StoredProduction:
+        """The production the command works on. ``read_only``: the command only reads
+        it, so its stored read copy may serve (see :meth:`Workspace.reading`)."""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", NewerSchemaWarning)
             warnings.simplefilter("always", SkippedStoredUpdates)
-            production = self.workspace().production(self.production_ref)
+            workspace = self.workspace()
+            opener = workspace.reading if read_only else workspace.production
+            production = opener(self.production_ref)
         if production.id is not None and production.workspace.is_deleted(production.id):
             # Reads work (said once the command succeeds, as it may be a mistake; a
             # refused write's error stays the only line); writes are refused by the store.
@@ -93,8 +97,9 @@ class Context:
         return production
 
     def view(self) -> ProductionView:
-        """A read-only view that knows the update log (so findings can name a device)."""
-        production = self.production()
+        """A read-only view that knows the update log (so findings can name a device);
+        of the read copy when one is current and the production is not open yet."""
+        production = self.production(read_only=True)
         return ProductionView(
             production.doc,
             origin_of=production.origin_of,

@@ -89,7 +89,7 @@ def list_cmd(
 ) -> None:
     """List entities of a kind (singular or plural: talent, talents)."""
     cls = kind_arg(kind)
-    production = obj.production()
+    production = obj.production(read_only=True)
     tests = parse_filters(production.doc, cls, filters)
     valid = production.doc.all(cls, include_deleted=True)
     # Invalid entities are skipped by all(): say so (on stderr, --json stays clean).

@@ -1,0 +1,153 @@
+"""A production read from its stored read copy, without loading the CRDT.
+
+Loading a 50,000-talent production into Yrs costs about 2 s of CPU before anything is
+read, and turning its collections into JSON another 1.3 s (issue 14: ``check``,
+``budget`` and ``list --json`` <= 1.5 s). So when a read-only command has opened a
+production, the workspace keeps what its reads are made of, the JSON Yrs gives for the
+production, ``meta`` and each collection (and each collection's keys, in Yrs's order),
+tagged with the log position it holds (:meth:`castroom.core.storage.Store.position`).
+The next command to read that production at that position reads :class:`ReadCopy`:
+the same :class:`~castroom.core.document.CastDocument` reads (validation, invalid
+entities, labels), over that same JSON. Any write to the log moves the position, and
+the copy is not used again until a read-only command has opened the production anew.
+
+One difference, by construction: Yrs's JSON does not tell a Y.Map from a plain map
+value, so a collection entry that a peer wrote as a plain map (not a map of fields)
+reads here as an entity's fields; loaded from Yrs, :meth:`raw` gives None for it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import msgspec
+
+from .document import SCHEMA_VERSION, CastDocument
+from .errors import CastroomError
+from .model import COLLECTIONS, Entity
+
+#: Bumped whenever what a read copy holds changes: a copy of another format is not used.
+FORMAT = 1
+
+
+class Layout(msgspec.Struct, kw_only=True, frozen=True):
+    """What a read copy holds: the production's and ``meta``'s fields as JSON, each
+    collection as JSON (id -> fields) and each collection's keys in Yrs's order."""
+
+    production: str
+    meta: str
+    collections: dict[str, str]
+    keys: dict[str, list[str]]
+
+
+class ReadOnlyCopy(CastroomError):
+    """Something tried to write to (or sync from) a read copy."""
+
+
+def version(position: int) -> str:
+    """The version a read copy at log ``position`` is stored under."""
+    return f"{FORMAT}:{position}"
+
+
+def encode(doc: CastDocument) -> bytes:
+    """A read copy of ``doc`` (compressed: JSON shrinks about tenfold)."""
+    production, meta, collections, keys = doc.layout_json()
+    layout = Layout(production=production, meta=meta, collections=collections, keys=keys)
+    return zlib.compress(msgspec.msgpack.encode(layout), 1)
+
+
+def decode(data: bytes) -> ReadCopy | None:
+    """The document a stored read copy holds; None when it cannot be used (unreadable,
+    or of another schema version: opening the CRDT migrates or warns)."""
+    try:
+        layout = msgspec.msgpack.decode(zlib.decompress(data), type=Layout)
+        copy = ReadCopy(layout)
+        usable = copy.schema_version == SCHEMA_VERSION and set(layout.keys) == set(COLLECTIONS)
+    except (zlib.error, msgspec.MsgspecError, ValueError):
+        return None
+    return copy if usable else None
+
+
+def _fresh(value: Any) -> Any:
+    """A copy of plain data the caller may change (reads hand out their own dicts)."""
+    return msgspec.json.decode(msgspec.json.encode(value))
+
+
+class ReadCopy(CastDocument):
+    """A :class:`CastDocument` whose reads come from a :class:`Layout`, not from Yrs.
+    Read-only: a transaction or anything that needs the CRDT is a ReadOnlyCopy error."""
+
+    def __init__(self, layout: Layout) -> None:
+        super().__init__()
+        self._layout = layout
+        production = msgspec.json.decode(layout.production)
+        meta = msgspec.json.decode(layout.meta)
+        self._production_plain: dict[str, Any] = production if isinstance(production, dict) else {}
+        self._meta_plain: dict[str, Any] = meta if isinstance(meta, dict) else {}
+        self._plain: dict[str, dict[str, Any]] = {}
+        self._key_sets: dict[str, set[str]] = {}
+
+    # -- what CastDocument reads, from the layout ---------------------------------------
+
+    @property
+    def production_id(self) -> str | None:
+        value = self._production_plain.get("id")
+        return str(value) if value is not None else None
+
+    def _meta_get(self, key: str, default: Any = None) -> Any:
+        return self._meta_plain.get(key, default)
+
+    def _has_production(self) -> bool:
+        return "id" in self._production_plain
+
+    def _production_stored(self) -> bool:
+        return bool(self._production_plain)
+
+    def _production_data(self) -> dict[str, Any]:
+        return _fresh(self._production_plain)
+
+    def _entity_ids(self, cls: type[Entity]) -> list[str]:
+        self._map_for(cls)  # refuses the production, as the CRDT binding does
+        return list(self._layout.keys[cls.collection])
+
+    def _contains(self, cls: type[Entity], entity_id: str) -> bool:
+        self._map_for(cls)
+        keys = self._key_sets.get(cls.collection)
+        if keys is None:
+            keys = self._key_sets[cls.collection] = set(self._layout.keys[cls.collection])
+        return entity_id in keys
+
+    def _collection_json(self, cls: type[Entity]) -> str:
+        self._map_for(cls)
+        return self._layout.collections[cls.collection]
+
+    def _stored(self, cls: type[Entity], entity_id: str) -> dict[str, Any] | None:
+        plain = self._plain.get(cls.collection)
+        if plain is None:
+            decoded = msgspec.json.decode(self._collection_json(cls))
+            plain = self._plain[cls.collection] = decoded if isinstance(decoded, dict) else {}
+        value = plain.get(entity_id)
+        return _fresh(value) if isinstance(value, dict) else None
+
+    def to_data(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"production": self._production_data()}
+        for name, text in self._layout.collections.items():
+            out[name] = msgspec.json.decode(text)
+        return out
+
+    # -- what needs the CRDT ----------------------------------------------------------------
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise ReadOnlyCopy("a production's read copy cannot be written or synced")
+
+    transaction = _refuse  # type: ignore[assignment]
+    apply_update = _refuse  # type: ignore[assignment]
+    state_vector = _refuse  # type: ignore[assignment]
+    encode_update = _refuse  # type: ignore[assignment]
+    rebuild = _refuse  # type: ignore[assignment]
+    migrate = _refuse  # type: ignore[assignment]
+    layout_json = _refuse  # type: ignore[assignment]
+
+    def is_empty(self) -> bool:
+        return False

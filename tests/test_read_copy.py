@@ -1,0 +1,168 @@
+"""Read copies (core/read_copy.py): a read-only command reads a production's stored
+decoded copy instead of loading the CRDT, and answers exactly as from the CRDT; any
+write makes the copy stale, and a copy that cannot be used is ignored."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import msgspec
+import pytest
+from click.testing import CliRunner
+from pycrdt import Doc, Map
+
+from castroom.core import read_copy
+from castroom.core.cli import build_cli
+from castroom.core.document import CastDocument
+from castroom.core.model import Candidate, Role, Talent
+from castroom.core.plugins import make_plugins
+from castroom.core.read_copy import ReadCopy, ReadOnlyCopy
+from castroom.core.sample import build_sample
+from castroom.core.workspace import Workspace
+
+#: Read-only commands (the ones that read a copy) and one that reads the CRDT itself.
+READS = [
+    ("check", "--json"),
+    ("check",),
+    ("budget",),
+    ("list", "talents", "--json"),
+    ("list", "roles"),
+    ("list", "candidates", "--where", "stage=booked"),
+    ("invalid",),
+]
+
+
+def _sample_with_a_bad_peer(path: Path) -> str:
+    """The sample series, with a peer's edit (raw pycrdt, merged like a sync) leaving a
+    talent and a role invalid, so the copy must carry invalid entities too."""
+    with Workspace.open(path, member="tester") as ws:
+        production = ws.create_production("Tides")
+        doc = production.doc
+        build_sample(doc)
+        peer = Doc()
+        peer.apply_update(doc.encode_update())
+        talent = doc.all(Talent)[0]
+        role = doc.all(Role)[0]
+        peer.get("talents", type=Map)[talent.id]["rate"] = -5
+        peer.get("roles", type=Map)[role.id]["kind"] = "villain"
+        production.apply_update(
+            peer.get_update(doc.state_vector()), origin="sync", device="LAPTOP-7"
+        )
+        assert len(doc.invalid()) == 2
+        return str(production.id)
+
+
+def _run(path: Path, *args: str) -> tuple[int, str]:
+    plugins = make_plugins()
+    result = CliRunner().invoke(build_cli(plugins), ["--workspace", str(path), *args], obj=plugins)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, result.output
+
+
+def _copies(path: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(path / "castroom.db") as db:
+        return db.execute("SELECT production, version FROM read_copies").fetchall()
+
+
+def _reads_copy(path: Path) -> bool:
+    with Workspace.open(path) as ws:
+        return isinstance(ws.reading().doc, ReadCopy)
+
+
+def test_read_commands_answer_the_same_from_the_copy(tmp_path: Path) -> None:
+    path = tmp_path / "ws"
+    production_id = _sample_with_a_bad_peer(path)
+    assert _copies(path) == []
+    first = {args: _run(path, *args) for args in READS}  # from the CRDT
+    assert [p for p, _ in _copies(path)] == [production_id]
+    assert _reads_copy(path)
+    again = {args: _run(path, *args) for args in READS}
+    assert again == first
+    assert first[("check", "--json")][0] == 1  # the invalid entities are errors
+    assert "rate" in first[("invalid",)][1]
+
+
+def test_a_write_makes_the_copy_stale(tmp_path: Path) -> None:
+    path = tmp_path / "ws"
+    _sample_with_a_bad_peer(path)
+    _run(path, "list", "talents", "--json")
+    assert _reads_copy(path)
+    [(_, before)] = _copies(path)
+    with Workspace.open(path) as other:  # another process writes
+        production = other.production()
+        ada = production.doc.all(Talent)[1]
+        production.doc.update(Talent, ada.id, {"agent": "Mira Vale"})
+    assert not _reads_copy(path)  # opened from the CRDT, and the change is there
+    code, shown = _run(path, "list", "talents", "--json", "--where", "agent=Mira Vale")
+    assert code == 0 and ada.id in shown
+    [(_, after)] = _copies(path)
+    assert after != before and _reads_copy(path)
+    _, shown = _run(path, "list", "talents", "--json", "--where", "agent=Mira Vale")
+    assert ada.id in shown  # from the new copy
+
+
+def test_a_copy_that_cannot_be_used_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "ws"
+    production_id = _sample_with_a_bad_peer(path)
+    expected = _run(path, "check", "--json")
+    [(_, version)] = _copies(path)
+    with Workspace.open(path) as ws:
+        ws.store.keep_read_copy(production_id, version, b"not a read copy")
+    assert not _reads_copy(path)
+    assert _run(path, "check", "--json") == expected
+    with Workspace.open(path) as ws:  # a copy of a newer schema: open the CRDT (it warns)
+        layout = msgspec.msgpack.decode(
+            read_copy.zlib.decompress(ws.store.read_copy(production_id)[1]),  # type: ignore[index]
+            type=read_copy.Layout,
+        )
+        newer = msgspec.structs.replace(layout, meta='{"schema_version": 99}')
+        data = read_copy.zlib.compress(msgspec.msgpack.encode(newer))
+        assert read_copy.decode(data) is None
+        assert read_copy.decode(read_copy.zlib.compress(msgspec.msgpack.encode(layout)))
+    assert _run(path, "check", "--json") == expected
+
+
+def test_a_copy_cannot_be_written_and_writes_open_the_crdt(tmp_path: Path) -> None:
+    path = tmp_path / "ws"
+    _sample_with_a_bad_peer(path)
+    _run(path, "list", "talents")
+    with Workspace.open(path) as ws:
+        copy = ws.reading().doc
+        assert isinstance(copy, ReadCopy)
+        with pytest.raises(ReadOnlyCopy):
+            copy.update(Talent, copy.all(Talent)[0].id, {"agent": "X"})
+        with pytest.raises(ReadOnlyCopy):
+            copy.state_vector()
+        # The writable production is the CRDT, and reading afterwards uses it too.
+        production = ws.production()
+        assert not isinstance(production.doc, ReadCopy)
+        assert ws.reading() is production
+    talent = copy.all(Talent)[0]
+    code, out = _run(path, "set", "talent", talent.id, "agent=Nell Park")
+    assert code == 0, out
+    _, shown = _run(path, "list", "talents", "--json", "--where", "agent=Nell Park")
+    assert talent.id in shown
+
+
+def test_collection_json_follows_every_change() -> None:
+    """The JSON a read copy stores is remembered per collection until any transaction:
+    a local write, or a peer's update merged."""
+    doc = CastDocument.create("Tides")
+    ada = doc.add(Talent, name="Ada Stone")
+    assert [t.name for t in doc.all(Talent)] == ["Ada Stone"]
+    doc.update(Talent, ada.id, {"name": "Ada Stone-Vale"})
+    doc._cache.clear()  # read what the JSON says, not what the typed API remembered
+    assert [t.name for t in doc.all(Talent)] == ["Ada Stone-Vale"]
+    peer = Doc()
+    peer.apply_update(doc.encode_update())
+    peer.get("talents", type=Map)[ada.id]["agent"] = "Mira Vale"
+    doc.apply_update(peer.get_update(doc.state_vector()), origin="sync")
+    _, _, collections, keys = doc.layout_json()
+    assert "Mira Vale" in collections["talents"] and keys["talents"] == [ada.id]
+    with doc.transaction():  # read mid-write: not kept past the write
+        doc.add(Candidate, talent_id=ada.id, role_id=doc.add(Role, name="Nora").id)
+        assert len(doc.all(Candidate)) == 1
+        doc.add(Candidate, talent_id=ada.id, role_id=doc.add(Role, name="Ida").id)
+    doc._cache.clear()
+    assert len(doc.all(Candidate)) == 2
