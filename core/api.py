@@ -33,7 +33,8 @@ What is here (documented in docs/plugins.md):
   rules a ranking prices by: :func:`replacement_terms`, :func:`live_deals`,
   :func:`own_deal`.
 - Commands: :func:`pass_command` and :class:`CommandContext` (read a view, apply a plan),
-  :func:`emit_json` for ``--json`` output.
+  :func:`emit_json` for ``--json`` output, :func:`print_table` for a rich Table that
+  may be long.
 - Casting rules, as the built-in checks and ranking judge: :func:`age_range` (a
   character's age in a scene), :func:`fits_age`, :func:`age_span`, :func:`conflicts`
   (what keeps a talent from a shoot day) and :func:`describe_block`.
@@ -116,6 +117,7 @@ from .model import (
 )
 from .money import MoneyError, format_money, money_fields, parse_field, parse_money, plain_amount
 from .plugins import Plugins
+from .printing import print_table
 from .registry import Exporter, Importer, ImportResult
 from .replacing import (
     AppliedChoice,
@@ -218,6 +220,7 @@ __all__ = [
     "plan_delete",
     "plan_import",
     "plan_restore",
+    "print_table",
     "propose",
     "replacement_terms",
     "report_for",

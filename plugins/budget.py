@@ -39,6 +39,7 @@ from castroom.core.api import (  # noqa: F401 (the names tests and third parties
     hookimpl,
     ordered_days,
     pass_command,
+    print_table,
     report_for,
     schedule_codes,
 )
@@ -224,7 +225,7 @@ def _print_report(obj: Any, report: BudgetReport, view: ProductionView) -> None:
     # terminal beats a cut amount (amounts of millions a week still fit 80 columns).
     console = Console(width=max(obj.console.width, width), highlight=False)
     if report.lines:
-        console.print(table)
+        print_table(console, table)
     for title, subs in (("by actor", report.by_talent), ("by role", report.by_role)):
         if not subs:
             continue
@@ -234,7 +235,7 @@ def _print_report(obj: Any, report: BudgetReport, view: ProductionView) -> None:
         sub_table.add_column("total", justify="right", no_wrap=True)
         for sub in subs:
             sub_table.add_row(sub.name, str(sub.deals), money(sub.total))
-        console.print(sub_table)
+        print_table(console, sub_table)
     if report.booked_without_deal:
         click.echo("Booked with no deal (their cost is missing from the total):")
         for talent_id, role_id in report.booked_without_deal:

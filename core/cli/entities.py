@@ -12,6 +12,7 @@ from ..commands import emit_json
 from ..document import CastDocument
 from ..fields import parse_assignments, parse_filters
 from ..labels import called, label, short_id, short_ids
+from ..printing import print_table
 from .context import Context, currency_of, display, kind_arg, pass_ctx
 from .root import cli
 
@@ -105,7 +106,7 @@ def list_cmd(
     if as_json:
         emit_json(entities)
         return
-    obj.console.print(_table(production.doc, cls, entities, include_deleted, show_ids))
+    print_table(obj.console, _table(production.doc, cls, entities, include_deleted, show_ids))
 
 
 def _table(
