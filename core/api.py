@@ -34,7 +34,7 @@ What is here (documented in docs/plugins.md):
   :func:`own_deal`.
 - Commands: :func:`pass_command` and :class:`CommandContext` (read a view, apply a plan),
   :func:`emit_json` for ``--json`` output, :func:`print_table` for a rich Table that
-  may be long.
+  may be long, and ``collector_paused`` around a command's bounded heavy reading.
 - Casting rules, as the built-in checks and ranking judge: :func:`age_range` (a
   character's age in a scene), :func:`fits_age`, :func:`age_span`, :func:`conflicts`
   (what keeps a talent from a shoot day) and :func:`describe_block`.
@@ -57,6 +57,7 @@ writable document: plugins read views and return data or plans.
 from __future__ import annotations
 
 from . import model
+from .collector import paused as collector_paused
 from .commands import CommandContext, emit_json, pass_command
 from .contracts import (
     BudgetReport,
@@ -193,6 +194,7 @@ __all__ = [
     "applied_choice",
     "budget_report",
     "choose",
+    "collector_paused",
     "conflicts",
     "day_out_of_days",
     "deal_cost",

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 
-from . import model, resolve
+from . import collector, model, resolve
 from .crdt import CREATED, UNLISTED, Changes, CrdtDocument
 from .errors import NotFound, ValidationFailed
 from .model import Entity, Production
@@ -357,7 +357,8 @@ class CastDocument(CrdtDocument):
         one Rust call (appending to ``out``). If anything in it is invalid, nothing is
         decoded here: the ids left for the per-entity path are returned."""
         try:
-            typed = _collection_decoder(cls).decode(self._collection_json(cls))
+            with collector.paused():
+                typed = _collection_decoder(cls).decode(self._collection_json(cls))
         except msgspec.MsgspecError:
             return missing
         rest = []

@@ -31,6 +31,7 @@ from castroom.core.api import (  # noqa: F401 (the names tests and third parties
     Subtotal,
     Talent,
     budget_report,
+    collector_paused,
     day_out_of_days,
     deal_cost,
     drop_after_days,
@@ -148,15 +149,16 @@ def castroom_register_commands(cli: click.Group) -> None:
     @pass_command
     def budget_cmd(obj: CommandContext, as_json: bool) -> None:
         """Cast cost per actor and role, and the total against the cap."""
-        view = obj.view()
-        result = obj.plugins.cost_report(view)
-        if result is None:
-            raise CastroomError("no plugin produced a cost report")
-        report = result
-        if as_json:
-            emit_json(report)
-        else:
-            _print_report(obj, report, view)
+        with collector_paused():  # bounded: one report
+            view = obj.view()
+            result = obj.plugins.cost_report(view)
+            if result is None:
+                raise CastroomError("no plugin produced a cost report")
+            report = result
+            if as_json:
+                emit_json(report)
+            else:
+                _print_report(obj, report, view)
         for failure in obj.plugins.failures:
             if failure.hook == "castroom_cost_report":
                 click.echo(f"Warning: {failure}", err=True)

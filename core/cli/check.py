@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .. import model
+from .. import collector, model
 from ..commands import emit_json
 from ..findings import EntityRef, Finding
 from ..labels import label, short_ids
@@ -20,9 +20,10 @@ from .root import cli
 @pass_ctx
 def check_cmd(obj: Context, as_json: bool) -> None:
     """Run every plugin's checks; exit 1 when any finding is an error or a check failed."""
-    view = obj.view()
-    before = len(obj.plugins.failures)
-    found = obj.plugins.check(view)
+    with collector.paused():  # bounded: one production judged once
+        view = obj.view()
+        before = len(obj.plugins.failures)
+        found = obj.plugins.check(view)
     failures = [f for f in obj.plugins.failures[before:] if f.hook == "castroom_check"]
     errors = sum(1 for f in found if f.severity == "error")
     if as_json:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .. import model
+from .. import collector, model
 from ..commands import emit_json
 from ..document import CastDocument
 from ..fields import parse_assignments, parse_filters
@@ -89,7 +89,18 @@ def list_cmd(
     as_json: bool,
 ) -> None:
     """List entities of a kind (singular or plural: talent, talents)."""
-    cls = kind_arg(kind)
+    with collector.paused():  # bounded: one listing
+        _list(obj, kind_arg(kind), include_deleted, filters, show_ids, as_json)
+
+
+def _list(
+    obj: Context,
+    cls: type[model.Entity],
+    include_deleted: bool,
+    filters: tuple[str, ...],
+    show_ids: bool,
+    as_json: bool,
+) -> None:
     production = obj.production(read_only=True)
     tests = parse_filters(production.doc, cls, filters)
     valid = production.doc.all(cls, include_deleted=True)
