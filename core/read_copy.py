@@ -71,6 +71,10 @@ def decode(data: bytes) -> ReadCopy | None:
     return copy if usable else None
 
 
+#: A collection's JSON as each entity's own JSON, undecoded.
+_RAWS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
 def _fresh(value: Any) -> Any:
     """A copy of plain data the caller may change (reads hand out their own dicts)."""
     return msgspec.json.decode(msgspec.json.encode(value))
@@ -87,7 +91,7 @@ class ReadCopy(CastDocument):
         meta = msgspec.json.decode(layout.meta)
         self._production_plain: dict[str, Any] = production if isinstance(production, dict) else {}
         self._meta_plain: dict[str, Any] = meta if isinstance(meta, dict) else {}
-        self._plain: dict[str, dict[str, Any]] = {}
+        self._raws: dict[str, dict[str, msgspec.Raw]] = {}
         self._key_sets: dict[str, set[str]] = {}
         #: all()'s answers: nothing changes a copy, and checks ask for each kind often.
         self._every: dict[tuple[type[Entity], bool], list[Any]] = {}
@@ -143,12 +147,14 @@ class ReadCopy(CastDocument):
         return self._layout.collections[cls.collection]
 
     def _stored(self, cls: type[Entity], entity_id: str) -> dict[str, Any] | None:
-        plain = self._plain.get(cls.collection)
-        if plain is None:
-            decoded = msgspec.json.decode(self._collection_json(cls))
-            plain = self._plain[cls.collection] = decoded if isinstance(decoded, dict) else {}
-        value = plain.get(entity_id)
-        return _fresh(value) if isinstance(value, dict) else None
+        # Each entity's JSON found once, decoded when asked for (labels ask for a few
+        # thousand names): a fresh dict each time, as from Yrs.
+        raws = self._raws.get(cls.collection)
+        if raws is None:
+            raws = self._raws[cls.collection] = _RAWS.decode(self._collection_json(cls))
+        raw = raws.get(entity_id)
+        value = msgspec.json.decode(raw) if raw is not None else None
+        return value if isinstance(value, dict) else None
 
     def to_data(self) -> dict[str, Any]:
         out: dict[str, Any] = {"production": self._production_data()}
