@@ -249,8 +249,10 @@ class CrdtDocument:
         #: dropped on every merge, which may have freed it.
         self._maps: dict[tuple[str, str], Map] = {}
         #: Each collection's JSON as last read, until the next transaction of any kind
-        #: (what a read copy stores: see :mod:`castroom.core.read_copy`).
+        #: (what a read copy stores: see :mod:`castroom.core.read_copy`), kept only
+        #: with ``keep_json`` (opened to be read): a server would hold it for nothing.
         self._json: dict[str, str] = {}
+        self.keep_json = False
         self._changes: Changes = {}
         self._values: Values = {}
         #: The plain fields' old and new values of the changes take_changes() last
@@ -711,7 +713,7 @@ class CrdtDocument:
         text = self._json.get(cls.collection)
         if text is None:
             text = str(self._map_for(cls))
-            if not self._depth and not self._applying:  # not mid-write: kept till a change
+            if self.keep_json and not self._depth and not self._applying:  # not mid-write
                 self._json[cls.collection] = text
         return text
 

@@ -292,7 +292,7 @@ class Workspace:
             copy = read_copy.decode(stored[1])
         if copy is None:
             production = self.production(production_id)
-            production.copy_wanted = True
+            production.copy_wanted = production.doc.keep_json = True
             return production
         reader = StoredProduction(self, production_id, copy)
         copy.before_access = None  # a copy of one position: nothing to merge into it

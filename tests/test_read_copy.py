@@ -149,6 +149,7 @@ def test_collection_json_follows_every_change() -> None:
     """The JSON a read copy stores is remembered per collection until any transaction:
     a local write, or a peer's update merged."""
     doc = CastDocument.create("Tides")
+    doc.keep_json = True
     ada = doc.add(Talent, name="Ada Stone")
     assert [t.name for t in doc.all(Talent)] == ["Ada Stone"]
     doc.update(Talent, ada.id, {"name": "Ada Stone-Vale"})
@@ -166,3 +167,9 @@ def test_collection_json_follows_every_change() -> None:
         doc.add(Candidate, talent_id=ada.id, role_id=doc.add(Role, name="Ida").id)
     doc._cache.clear()
     assert len(doc.all(Candidate)) == 2
+    doc.layout_json()
+    assert set(doc._json) == set(collections)
+    served = CastDocument.create("Tides")  # not opened to be read (a server's): nothing kept
+    served.add(Talent, name="Ada Stone")
+    served.layout_json()
+    assert served._json == {}
