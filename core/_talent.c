@@ -52,6 +52,7 @@ typedef struct {
     long long states;
     double deadline;
     int timed_out;
+    int order_actors; /* the most actors the order bound runs for (0: never) */
 } Search;
 
 static double now(void) {
@@ -189,7 +190,7 @@ static int64_t order_bound(Search *s, uint64_t remaining, uint64_t on_location) 
     uint64_t own[MAXN];
     int64_t cost[MAXN], worked[MAXN]; /* worked: cost times the actor's own remaining time */
     for (uint64_t p = on_location; p; p &= p - 1) {
-        if (k == ORDER_ACTORS) return 0;
+        if (k == s->order_actors) return 0;
         int a = __builtin_ctzll(p);
         own[k] = s->blocks_of[a] & remaining;
         cost[k] = s->costs[a];
@@ -366,10 +367,17 @@ static int read_ints(PyObject *seq, int64_t *out, int most, const char *what) {
 }
 
 static int Search_init(Search *s, PyObject *args, PyObject *kwargs) {
-    static char *names[] = {"durations", "costs", "casts", NULL};
+    static char *names[] = {"durations", "costs", "casts", "order_actors", NULL};
     PyObject *durations, *costs, *casts;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO", names, &durations, &costs, &casts))
+    int order_actors = ORDER_ACTORS;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|i", names, &durations, &costs, &casts,
+                                     &order_actors))
         return -1;
+    if (order_actors < 0 || order_actors > ORDER_ACTORS) {
+        PyErr_Format(PyExc_ValueError, "order_actors: 0 to %d", ORDER_ACTORS);
+        return -1;
+    }
+    s->order_actors = order_actors;
     int n = read_ints(durations, s->durations, MAXN, "durations");
     int m = read_ints(costs, s->costs, MAXN, "costs");
     if (n < 0 || m < 0) return -1;
@@ -488,7 +496,8 @@ static PyTypeObject SearchType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "castroom.core._talent.Search",
     .tp_basicsize = sizeof(Search),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Search(durations, costs, casts): the bounded search over sets of blocks.",
+    .tp_doc = "Search(durations, costs, casts, order_actors=12): the bounded search over sets "
+              "of blocks; the order bound for at most order_actors actors on location.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Search_init,
     .tp_dealloc = (destructor)Search_dealloc,
@@ -504,7 +513,7 @@ PyMODINIT_FUNC PyInit__talent(void) {
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     /* The interface talent_scheduling speaks: bump it with every change to it. */
-    if (PyModule_AddIntConstant(m, "VERSION", 3) < 0) {
+    if (PyModule_AddIntConstant(m, "VERSION", 4) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -11,8 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from castroom.core import talent_scheduling
 from castroom.core.talent_scheduling import (
     COMPILED,
+    ORDER_ACTORS,
     Instance,
     _Search,
     bits,
@@ -20,6 +22,8 @@ from castroom.core.talent_scheduling import (
     reduce,
     solve,
 )
+
+_talent = talent_scheduling._talent
 
 DATA = Path(__file__).parent / "data" / "talent_scheduling"
 #: Published optima (tests/data/talent_scheduling/SOURCES.md names where each is from).
@@ -69,6 +73,21 @@ def test_film_like_instances_are_proven(name: str, compiled: bool) -> None:
     assert result.blocks == instance.scenes
     assert result.optimal and result.cost == result.lower_bound == FILM_LIKE[name]
     assert instance.cost(result.order) == result.cost
+
+
+@pytest.mark.parametrize("compiled", SEARCHES)
+def test_without_the_order_bound_the_same_optimum(compiled: bool) -> None:
+    """The benchmark's baseline (the relaxation alone) still proves the optimum."""
+    instance = load("film16x8s0")
+    result = solve(instance, time_limit=30, compiled=compiled, order_bound=False)
+    assert result.optimal and result.cost == FILM_LIKE["film16x8s0"]
+    assert instance.cost(result.order) == result.cost
+
+
+@pytest.mark.skipif(not COMPILED, reason="the compiled search is not built here")
+def test_the_compiled_search_refuses_an_order_bound_it_has_no_table_for() -> None:
+    with pytest.raises(ValueError, match="order_actors: 0 to 12"):
+        _talent.Search([1], [1], [1], order_actors=ORDER_ACTORS + 1)
 
 
 def test_parse_both_formats() -> None:
