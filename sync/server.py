@@ -512,6 +512,8 @@ class SyncServer:
         self._flushed_at = 0.0
         #: The event loop serving it (set once it runs; every document access is on it).
         self.loop: asyncio.AbstractEventLoop | None = None
+        #: Called when the server stops (the dashboard's worker process is stopped).
+        self.on_close: list[Callable[[], None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -540,6 +542,8 @@ class SyncServer:
                     peer.close(1001, "server shutting down")
                 room.close()
             self.rooms.clear()
+            for close in self.on_close:
+                close()
             self.workspace.close()
 
     async def _poll(self) -> None:

@@ -21,7 +21,8 @@ from castroom.core.cli import build_cli
 from castroom.core.plugins import make_plugins
 from castroom.core.workspace import Workspace
 from castroom.sync.server import ServerThread
-from castroom.sync.web.actions import MAX_UPLOAD, SHOWN_EDITS, upload_name
+from castroom.sync.web.actions import MAX_UPLOAD, upload_name
+from castroom.sync.web.worker import SHOWN_EDITS
 
 DATA = Path(__file__).parent / "data"
 

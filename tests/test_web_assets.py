@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
-from sync_helpers import make_token
+from pycrdt import Doc
+from sync_helpers import make_token, wait_until
 
 from castroom.core import model
 from castroom.core.money import money_fields
@@ -138,3 +139,38 @@ def test_live_stream_sends_findings_and_budget_and_again_after_a_change(server) 
             if "uncast-character" in codes:
                 break
     assert second["checked_at"] > first["checked_at"]
+
+
+def test_a_peers_answer_that_changes_nothing_does_not_rerun_the_checks(server) -> None:
+    """A page's answer to the server's step 1 carries the production's whole delete set
+    and changes nothing: the findings stay the ones worked out before (same time), until
+    a real change comes."""
+    running, path, one, _ = server
+    token = make_token(path, "write")
+    with Workspace.open(path) as ws:
+        production = ws.production(one)
+        talent = production.doc.add(model.Talent, name="Ada Stone")
+        production.doc.update(model.Talent, talent.id, {"name": "Ada Stone-Lee"})
+    first = httpx.get(f"{running.url}/api/{one}/findings", params={"token": token}).json()
+    peer = Doc()
+    pulled = httpx.post(f"{running.url}/sync/{one}/pull", params={"token": token}, content=b"\0")
+    peer.apply_update(pulled.content)
+    state = httpx.get(f"{running.url}/sync/{one}/state", params={"token": token}).content
+    nothing_new = peer.get_update(state)
+    assert len(nothing_new) > 2, "no delete set: this would test nothing"
+    pushed = httpx.post(
+        f"{running.url}/sync/{one}/push", params={"token": token}, content=nothing_new
+    )
+    assert pushed.status_code == 200, pushed.text
+    again = httpx.get(f"{running.url}/api/{one}/findings", params={"token": token}).json()
+    assert again["checked_at"] == first["checked_at"]
+    # A real change is judged again.
+    with Workspace.open(path) as ws:
+        ws.production(one).doc.add(model.Talent, name="Cal Reyes")
+    wait_until(
+        lambda: (
+            httpx.get(f"{running.url}/sync/{one}/state", params={"token": token}).content != state
+        )
+    )
+    later = httpx.get(f"{running.url}/api/{one}/findings", params={"token": token}).json()
+    assert later["checked_at"] > first["checked_at"]

@@ -1,6 +1,8 @@
 """The dashboard's writes and files: applying a replacement, importing an uploaded file,
 downloading an export. Thin front ends over core's application layer, the same code the
-CLI runs (``castroom replace --apply``, ``castroom import``, ``castroom export``):
+CLI runs (``castroom replace --apply``, ``castroom import``, ``castroom export``); the
+replacement and the import run in the dashboard's worker process (:mod:`.worker`), so a
+large one does not hold up the other rooms:
 
 - a replacement is planned by :func:`castroom.core.replacing.plan_choice` over the
   plugins' ranking and applied by :func:`castroom.core.edits.apply`;
@@ -20,10 +22,7 @@ applied is what was shown. Uploads are bounded (:data:`MAX_UPLOAD`).
 from __future__ import annotations
 
 import mimetypes
-import os
 import re
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -31,11 +30,10 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from castroom.core import edits
-from castroom.core.errors import CastroomError, NotFound
-from castroom.core.importing import ImportFailed, apply_preview, format_errors, preview_import
-from castroom.core.replacing import applied_choice, choose, plan_choice
+from castroom.core.errors import CastroomError
 from castroom.core.view import ProductionView
+
+from . import worker
 
 if TYPE_CHECKING:
     from castroom.core.registry import Exporter, Importer
@@ -48,22 +46,8 @@ if TYPE_CHECKING:
 MAX_UPLOAD = 16 * 1024 * 1024
 #: The largest JSON request body (a replacement request is a few ids).
 MAX_REQUEST = 64 * 1024
-#: How many of a plan's edits a response lists (then "... and N more").
-SHOWN_EDITS = 200
 #: Query parameters that are the request's own, not the importer's or exporter's options.
 RESERVED = frozenset({"token", "member", "filename", "dry_run", "expect"})
-
-
-class ReplacementRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """``POST /api/{id}/replacement``: who drops out, and which ranked replacement (a
-    talent or candidate id from ``GET /api/{id}/replacements``) takes over."""
-
-    talent: str
-    replacement: str
-    role: str | None = None
-    dry_run: bool = False
-    #: The ``plan_id`` of the plan the page showed: refused (409) if the plan is now another.
-    expect: str | None = None
 
 
 class Actions:
@@ -78,47 +62,27 @@ class Actions:
         production_id = request.path_params["production_id"]
         info = self.server.authorize(request, production_id, write=True)
         production = self.server.production(production_id)
-        production.refresh()
         return production, self.dashboard.member_of(info)
+
+    async def _in_worker(self, production: StoredProduction, job: Any, *args: Any) -> Response:
+        """Run a job that may write in the worker process; once it has answered, what it
+        wrote is merged here at once (and relayed to the peers), not at the next poll."""
+        try:
+            status, body = await self.dashboard.worker.run(
+                job, self.dashboard.workspace_path, str(production.id), *args
+            )
+        except CastroomError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=503)
+        if production.id not in self.server.merging:
+            production.refresh()
+        return JSONResponse(body, status_code=status)
 
     # -- replacing a talent who drops out ------------------------------------------------------
 
     async def replacement(self, request: Request) -> Response:
         production, member = self._writable(request)
         ask = _decode(await self.server.read_body(request, limit=MAX_REQUEST))
-        plugins = self.dashboard.plugins
-        view = ProductionView(production.doc, plugins=plugins)
-        try:
-            ranking = self.dashboard.rank(view, ask.talent, ask.role)
-            role_plan, chosen = choose(ranking, ask.replacement)
-            plan, choice = plan_choice(view, ranking, role_plan, chosen)
-            shown = _shown(view, plan)
-            if ask.dry_run:
-                return JSONResponse(
-                    {
-                        "dry_run": True,
-                        "reason": plan.reason,
-                        "plan": shown,
-                        "plan_id": edits.fingerprint(plan),
-                        "role_id": role_plan.role_id,
-                        "replacement": msgspec.to_builtins(chosen),
-                    }
-                )
-            _still(plan, ask.expect)
-            with production.writing_as(member):
-                applied = edits.apply(production.doc, plan)
-        except CastroomError as exc:
-            return _error(exc)
-        done = applied_choice(ProductionView(production.doc), role_plan, chosen, choice, applied)
-        return JSONResponse(
-            {
-                "dry_run": False,
-                "reason": plan.reason,
-                "plan": shown,
-                "plan_id": edits.fingerprint(plan),
-                **_plain(done.summary()),
-            }
-        )
+        return await self._in_worker(production, worker.replacement, member, ask)
 
     # -- imports and exports -------------------------------------------------------------------
 
@@ -143,41 +107,15 @@ class Actions:
 
     async def import_file(self, request: Request) -> Response:
         production, member = self._writable(request)
-        importer = self._importer(request.path_params["importer"])
-        filename = upload_name(request.query_params.get("filename", ""))
-        options = query_options(request.query_params)
-        dry_run = _flag(request.query_params.get("dry_run"))
-        body = await self.server.read_body(request, limit=MAX_UPLOAD)
-        with tempfile.TemporaryDirectory(prefix="castroom-upload-") as folder:
-            source = Path(folder) / filename
-            source.write_bytes(body)
-            try:
-                doc = production.doc
-                checked = preview_import(doc, importer, str(source), options)
-                plan, counts, result = checked.plan, checked.counts, checked.result
-                shown = _shown(ProductionView(doc), plan)
-                if not dry_run:
-                    _still(plan, request.query_params.get("expect"))
-                    # Checked just now, with nothing awaited since: written as checked.
-                    with production.writing_as(member):
-                        apply_preview(doc, checked)
-            except CastroomError as exc:
-                # The file is named as it was uploaded; the server's folder stays its own.
-                return _error(exc, hide=folder + os.sep)
-        return JSONResponse(
-            {
-                "dry_run": dry_run,
-                "importer": importer.name,
-                "filename": filename,
-                "created": counts.created,
-                "updated": counts.updated,
-                "unchanged": counts.unchanged,
-                "warnings": result.warnings,
-                "report": result.report,
-                "plan": shown,
-                "plan_id": edits.fingerprint(plan),
-            }
+        upload = worker.Upload(
+            importer=self._importer(request.path_params["importer"]).name,
+            filename=upload_name(request.query_params.get("filename", "")),
+            options=query_options(request.query_params),
+            dry_run=_flag(request.query_params.get("dry_run")),
+            expect=request.query_params.get("expect"),
+            body=await self.server.read_body(request, limit=MAX_UPLOAD),
         )
+        return await self._in_worker(production, worker.import_upload, member, upload)
 
     def _importer(self, name: str) -> Importer:
         importers = self.dashboard.plugins.importers()
@@ -253,35 +191,11 @@ def _flag(raw: str | None) -> bool:
     return raw is not None and raw.lower() not in ("0", "false", "no")
 
 
-class PlanChanged(CastroomError):
-    """The plan to apply is not the one the page showed."""
-
-
-def _still(plan: edits.Plan, expected: str | None) -> None:
-    """Refuse (409) to apply ``plan`` if the page showed another (``expected``: its id)."""
-    if expected and edits.fingerprint(plan) != expected:
-        raise PlanChanged(
-            "the production changed since this plan was shown: nothing was applied; "
-            "look at the plan again"
-        )
-
-
-def _decode(body: bytes) -> ReplacementRequest:
+def _decode(body: bytes) -> worker.ReplacementRequest:
     try:
-        return msgspec.json.decode(body, type=ReplacementRequest)
+        return msgspec.json.decode(body, type=worker.ReplacementRequest)
     except msgspec.DecodeError as exc:
         raise _refused(400, f"bad request: {exc}") from None
-
-
-def _shown(view: ProductionView, plan: edits.Plan) -> list[str]:
-    """The plan for people: its first :data:`SHOWN_EDITS` edits, then how many more."""
-    lines = edits.describe(view, edits.Plan(edits=plan.edits[:SHOWN_EDITS]))
-    more = len(plan.edits) - SHOWN_EDITS
-    return [*lines, f"... and {more} more"] if more > 0 else lines
-
-
-def _plain(data: Any) -> Any:
-    return msgspec.to_builtins(data)
 
 
 def _refused(status: int, message: str) -> Exception:
@@ -290,12 +204,6 @@ def _refused(status: int, message: str) -> Exception:
     return Refused(status, message)
 
 
-def _error(exc: CastroomError, *, hide: str = "") -> JSONResponse:
-    """One refusal: 404 for what does not exist, 400 for the rest; an import's bad rows
-    are listed too. ``hide``: a path prefix left out of the words."""
-    plain = (lambda text: text.replace(hide, "")) if hide else str
-    body: dict[str, Any] = {"error": plain(str(exc))}
-    if isinstance(exc, ImportFailed):
-        body["errors"] = [plain(line) for line in format_errors(exc.errors)]
-    status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, PlanChanged) else 400
+def _error(exc: CastroomError) -> JSONResponse:
+    status, body = worker.error(exc)
     return JSONResponse(body, status_code=status)

@@ -13,26 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from castroom.core.contracts import ContingencyPlan
-from castroom.core.errors import NotFound
-from castroom.core.findings import Finding
 from castroom.core.history import history_rows
-from castroom.core.model import Talent
-from castroom.core.view import ProductionView
 
 from .actions import Actions
 from .assets import FILES, asset
 from .schema import model_schema
+from .worker import Judgement, Worker, judge, replacements
 
 if TYPE_CHECKING:
     from castroom.core.plugins import Plugins
@@ -51,34 +46,36 @@ KEEPALIVE = 15.0
 TOKEN_RECHECK = 1.0
 
 
-class Findings(msgspec.Struct, kw_only=True):
-    """What the Findings view shows: every plugin's findings at one moment."""
-
-    production_id: str
-    checked_at: float
-    findings: list[Finding]
-    failures: list[str]
-
-
 class Dashboard:
-    """The dashboard's state on one server: the plugins that judge a production, and a
-    change counter per production so a findings stream re-runs the checks only after a
-    change."""
+    """The dashboard's state on one server: its worker process (:mod:`.worker`, where
+    the findings, the budget, rankings and imports are worked out, off the event loop),
+    and a change counter per production so the findings are worked out again only after
+    a change."""
 
     def __init__(self, server: SyncServer) -> None:
         self.server = server
+        self.worker = Worker()
+        server.on_close.append(self.worker.close)
         self._plugins: Plugins | None = None
         self._changes: dict[str, int] = {}
         self._watched: set[str] = set()
-        self._cache: dict[str, tuple[int, Findings]] = {}
+        #: The latest judgement of each production, and the change count it is for.
+        self._judged: dict[str, tuple[int, Judgement]] = {}
+        #: A judgement being worked out, per production: callers meanwhile share it.
+        self._judging: dict[str, tuple[int, asyncio.Future[Judgement]]] = {}
 
     @property
     def plugins(self) -> Plugins:
+        """This process's plugins: the importers' and exporters' lists, and exports."""
         if self._plugins is None:
             from castroom.core.plugins import make_plugins
 
             self._plugins = make_plugins()
         return self._plugins
+
+    @property
+    def workspace_path(self) -> str:
+        return str(self.server.workspace_path)
 
     # -- app shell ---------------------------------------------------------------------------
 
@@ -104,6 +101,7 @@ class Dashboard:
         """Who the token speaks for and what it may do: the page's first question."""
         info = self.server.authorize(request, None, write=False)
         assert self.server.workspace is not None
+        self.worker.start()  # its first job is a moment away: let it load meanwhile
         productions = [
             {"id": pid, "title": title}
             for pid, title in self.server.workspace.productions(include_deleted=False)
@@ -140,31 +138,39 @@ class Dashboard:
         pid = production.id
 
         def changed(update: bytes, origin: str, changes: object) -> None:
-            self._changes[pid] = self._changes.get(pid, 0) + 1
+            # A page's answer to our step 1 carries the whole delete set and changes
+            # nothing: no reason to judge the production again.
+            if changes:
+                self._changes[pid] = self._changes.get(pid, 0) + 1
 
         production.update_listeners.append(changed)
 
-    def findings_now(self, production: StoredProduction) -> Findings:
-        """Every plugin's findings, re-run only if the production changed since."""
+    async def judgement(self, production: StoredProduction) -> Judgement:
+        """The findings and the budget, worked out again (in the worker) only if the
+        production changed since."""
         assert production.id is not None
-        production.refresh()
-        version = self._changes.get(production.id, 0)
-        cached = self._cache.get(production.id)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        plugins = self.plugins
-        before = len(plugins.failures)
-        view = ProductionView(production.doc, origin_of=production.origin_of)
-        found = plugins.check(view)
-        failures = [str(f) for f in plugins.failures[before:] if f.hook == "castroom_check"]
-        result = Findings(
-            production_id=production.id,
-            checked_at=time.time(),
-            findings=found,
-            failures=failures,
-        )
-        self._cache[production.id] = (version, result)
+        pid = production.id
+        if pid not in self.server.merging:
+            production.refresh()  # another process's commits count as changes too
+        version = self._changes.get(pid, 0)
+        judged = self._judged.get(pid)
+        if judged is not None and judged[0] == version:
+            return judged[1]
+        judging = self._judging.get(pid)
+        if judging is None or judging[0] != version:
+            future = asyncio.ensure_future(self.worker.run(judge, self.workspace_path, pid))
+            judging = self._judging[pid] = (version, future)
+            future.add_done_callback(lambda _: self._judged_done(pid, judging))
+        # Shielded: a page that leaves does not cancel the job the others wait for.
+        result = await asyncio.shield(judging[1])
+        # Worked out from what was committed when it started: at least this version.
+        if self._judged.get(pid, (-1,))[0] < version:
+            self._judged[pid] = (version, result)
         return result
+
+    def _judged_done(self, pid: str, judging: tuple[int, asyncio.Future[Judgement]]) -> None:
+        if self._judging.get(pid) is judging:
+            del self._judging[pid]
 
     def _refusal(self, request: Request, production_id: str) -> str | None:
         from ..server import Refused
@@ -175,15 +181,9 @@ class Dashboard:
             return refusal.message
         return None
 
-    def budget_now(self, production: StoredProduction) -> Any:
-        """The cost report as ``castroom budget --json`` gives it (None: no plugin)."""
-        view = ProductionView(production.doc, plugins=self.plugins)
-        report = view.cost_report()
-        return None if report is None else msgspec.to_builtins(report)
-
     async def budget(self, request: Request) -> Response:
         production = self.production_for(request)
-        return JSONResponse(self.budget_now(production))
+        return Response((await self.judgement(production)).budget, media_type=_JSON)
 
     async def history(self, request: Request) -> Response:
         """Who changed what, newest first, as ``castroom history --json``."""
@@ -196,25 +196,14 @@ class Dashboard:
         production = self.production_for(request)
         talent = request.query_params.get("talent", "")
         role = request.query_params.get("role") or None
-        view = ProductionView(production.doc, plugins=self.plugins)
-        try:
-            plan = self.rank(view, talent, role)
-        except NotFound as exc:
-            return JSONResponse({"error": str(exc)}, status_code=404)
-        return JSONResponse(msgspec.to_builtins(plan))
-
-    def rank(self, view: ProductionView, talent: str, role: str | None) -> ContingencyPlan:
-        """The plugins' ranked replacements for ``talent`` (ids), or NotFound."""
-        if view.find(Talent, talent) is None:
-            raise NotFound(f"no talent {talent!r}")
-        plan = self.plugins.rank_replacements(view, talent, role)
-        if plan is None:
-            raise NotFound("no plugin ranks replacements")
-        return plan
+        status, body = await self.worker.run(
+            replacements, self.workspace_path, str(production.id), talent, role
+        )
+        return JSONResponse(body, status_code=status)
 
     async def findings(self, request: Request) -> Response:
         production = self.production_for(request)
-        return Response(msgspec.json.encode(self.findings_now(production)), media_type=_JSON)
+        return Response((await self.judgement(production)).findings, media_type=_JSON)
 
     async def live(self, request: Request) -> Response:
         """Server-sent events: the findings and the budget now, then again after every
@@ -239,7 +228,7 @@ class Dashboard:
                 checked_token = time.monotonic()
                 refusal = self._refusal(request, pid)
                 if refusal:
-                    yield _event("denied", {"error": refusal})
+                    yield _event("denied", msgspec.json.encode({"error": refusal}))
                     return
             version = self._changes.get(pid, 0)
             if version != sent:
@@ -247,11 +236,11 @@ class Dashboard:
                 await asyncio.sleep(FINDINGS_SETTLE if sent >= 0 else 0)
                 if self._changes.get(pid, 0) != version and sent >= 0:
                     continue
-                result = self.findings_now(production)
+                judged = await self.judgement(production)
                 sent = version
                 quiet_since = time.monotonic()
-                yield _event("findings", msgspec.to_builtins(result))
-                yield _event("budget", self.budget_now(production))
+                yield _event("findings", judged.findings)
+                yield _event("budget", judged.budget)
             elif time.monotonic() - quiet_since > KEEPALIVE:
                 quiet_since = time.monotonic()
                 yield ": keep-alive\n\n"
@@ -267,8 +256,9 @@ def _bounded_int(raw: str | None, *, default: int, most: int) -> int:
     return max(1, min(int(raw), most)) if raw and raw.isdigit() else default
 
 
-def _event(name: str, data: Any) -> str:
-    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
+def _event(name: str, data: bytes) -> str:
+    # msgspec's JSON is one line: one data line.
+    return f"event: {name}\ndata: {data.decode()}\n\n"
 
 
 def routes(server: SyncServer) -> list[BaseRoute]:
