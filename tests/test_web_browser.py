@@ -674,6 +674,66 @@ def test_a_5000_talent_list_and_a_600_card_column_render_only_what_is_in_view(
         server.stop()
 
 
+def stored_in_browser(page: Any, name: str) -> int:
+    """Bytes of updates the page's IndexedDB copy ``name`` holds."""
+    return page.evaluate(
+        """name => new Promise((done, failed) => {
+            const opening = indexedDB.open(name);
+            opening.onerror = failed;
+            opening.onsuccess = () => {
+                const all = opening.result.transaction("updates").objectStore("updates").getAll();
+                all.onsuccess = () => {
+                    done(all.result.reduce((n, u) => n + u.length, 0));
+                    opening.result.close();
+                };
+            };
+        })""",
+        name,
+    )
+
+
+def test_a_reload_opens_its_own_copy_first_and_sends_none_of_it_back(
+    browser: Any, crowd: Path, tmp_path: Path, pages: list[Page]
+) -> None:
+    """The page connects once its IndexedDB copy is loaded. Loaded after, the copy went
+    out as one update of the whole production: 4.5 MB the server already held, merged
+    again, the production refusing newcomers (503) meanwhile."""
+    server = Server(copy_workspace(crowd, tmp_path / "ws"), tmp_path / "serve.log")
+    try:
+        page = new_page(browser, pages)
+        opened = signed_in(page, server)
+        opened.wait_for_selector(".card")
+        pid = production_id(server)
+        size = len(server_state(server, pid))
+
+        def copied() -> bool:  # stored as the step 2 came, a little apart from a pull's
+            return stored_in_browser(opened, f"castroom:{pid}") > size * 0.9
+
+        wait_for(copied, 30, "the page's copy in IndexedDB")
+        sent: list[int] = []
+        opened.on("websocket", lambda ws: ws.on("framesent", lambda f: sent.append(len(f))))
+        opened.reload()
+        opened.wait_for_selector('[data-testid="status"]:text("online")', timeout=30000)
+        opened.wait_for_selector(".card")
+        assert sent, "the reloaded page sent nothing"
+        assert max(sent) < 64 * 1024 < size, (max(sent), size)
+        assert page.errors == []
+    finally:
+        server.stop()
+    assert "503" not in server.log.read_text()
+
+
+def server_state(server: Server, pid: str) -> bytes:
+    """The production's whole state, as the server sends a new peer."""
+    import httpx
+
+    pulled = httpx.post(
+        f"{server.url}/sync/{pid}/pull", params={"token": server.token}, content=b"\0", timeout=30
+    )
+    assert pulled.status_code == 200, pulled.text
+    return pulled.content
+
+
 def test_attached_headshots_show_on_cards_and_offline_and_reels_play_by_range(
     browser: Any, room: Server, pages: list[Page], tmp_path: Path
 ) -> None:

@@ -36,9 +36,9 @@ async function boot() {
   }
   const token = localStorage.getItem(TOKEN_KEY);
   if (!token) return signIn("Open the sign-in link that `castroom serve` printed, or paste a token.");
-  const session = await fetchSession(token);
+  // Both at once: the page cannot open the production before it has both.
+  const [session, schema] = await Promise.all([fetchSession(token), fetchSchema()]);
   if (session.refused) return signIn(session.refused);
-  const schema = await fetchSchema();
   setMinorDigits(schema["x-minor-digits"]);
   const rules = new Rules(schema);
   const productions = session.productions;
@@ -107,7 +107,14 @@ function open(token, session, rules, production) {
   const provider = new WebsocketProvider(`${scheme}://${location.host}/sync`, production.id, doc, {
     params: { token, member: session.member, device: deviceId() },
     maxBackoffTime: 1500,
+    connect: false,
   });
+  // Connect once this browser's copy is loaded. Loaded after connecting, the copy would
+  // reach the socket as one local update of the whole production (y-websocket sends
+  // every update not its own): megabytes the server already holds, merged again off its
+  // loop, with the production refusing newcomers (503) meanwhile.
+  local.whenSynced.then(() => provider.connect());
+  local._db.catch(() => provider.connect()); // no IndexedDB here: the server is the copy
   const store = new Store(doc, rules, { member: session.member, canWrite: session.scope === "write" });
   const context = { token, session, rules, production, doc, store, provider, local };
   // For tests and the curious: the live objects behind the page.

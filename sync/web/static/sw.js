@@ -4,9 +4,9 @@
 // bundle replaces the old one. Attached files are named by their hash and never change:
 // each one shown is kept (in a cache of its own, across builds) so headshots and
 // thumbnails still show offline; video asks for ranges and goes to the server.
-const CACHE = "castroom-2ff7a0cba17c8fab";
+const CACHE = "castroom-c42074b264e8752f";
 const MEDIA = "castroom-media-1";
-const SHELL = ["/", "/app.js?v=2ff7a0cba17c8fab", "/app.css?v=2ff7a0cba17c8fab", "/schema.json"];
+const SHELL = ["/", "/app.js?v=c42074b264e8752f", "/app.css?v=c42074b264e8752f", "/schema.json"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
