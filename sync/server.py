@@ -54,8 +54,10 @@ SQLite transaction (group commit: one commit, and with ``storage.synchronous = "
 one fsync, per turn instead of per update), and only then does anything go out: a
 Hocuspocus provider's "applied" status, and to each peer of a room one frame merging the
 turn's updates (Hocuspocus does the same; a peer alone in sending this turn is not sent
-its own update back). A slow peer's backlog of update frames is merged again when it is
-written.
+its own update back). Presence is relayed the same way: one frame per peer per turn,
+merging each awareness client's latest entry, after the per-frame presence limits. Frames
+go straight to the socket when nothing of the peer's is waiting (``wire.py``); a slow
+peer's backlog of update frames is merged again when it is written.
 
 For tests and benchmarks, :class:`ServerThread` runs a server in a background thread.
 """
@@ -350,7 +352,10 @@ class Room:
         #: Updates to relay, with the peer that sent each (None: from elsewhere), until
         #: :meth:`send_out` sends them, merged, once per event-loop turn.
         self.outbox: list[tuple[bytes, Peer | None]] = []
-        #: Called when the outbox gains its first update (the server schedules a flush).
+        #: Presence to relay, likewise: (entries, their frame, the peer that sent them;
+        #: None: the server, for peers that left), merged into one frame per turn.
+        self.presence_out: list[tuple[list[protocol.AwarenessEntry], bytes, Peer | None]] = []
+        #: Called when either outbox gains its first item (the server schedules a flush).
         self.on_outbox: Callable[[Room], None] | None = None
         self.awareness = awareness_for(production.doc)
         self.awareness.set_local_state(None)  # the server itself is not present
@@ -368,7 +373,10 @@ class Room:
         # update merged from the sender's frame (origin "sync") is its own.
         skip = self.sender if origin == "sync" else None
         self.outbox.append((update, skip))
-        if len(self.outbox) == 1 and self.on_outbox is not None:
+        self._filled()
+
+    def _filled(self) -> None:
+        if len(self.outbox) + len(self.presence_out) == 1 and self.on_outbox is not None:
             self.on_outbox(self)
 
     def send_out(self) -> list[Peer]:
@@ -377,10 +385,16 @@ class Room:
         whose update is the only one from a peer this turn is not sent it back; when
         several peers' updates merge, everyone gets the one merge, their own included
         (a Yjs peer skips what it has; one merge per room instead of one per sender).
+        Presence is relayed the same way, after the updates (:meth:`_send_presence`).
         Returns the peers sent to."""
         entries, self.outbox = self.outbox, []
-        if not entries:
-            return []
+        sent = self._send_updates(entries) if entries else []
+        if self.presence_out:
+            self._send_presence()
+            sent = list(self.peers)
+        return sent
+
+    def _send_updates(self, entries: list[tuple[bytes, Peer | None]]) -> list[Peer]:
         merged = _merged_frame([u for u, _ in entries])
         senders = {s for _, s in entries if s is not None}
         skip: Peer | None = None
@@ -396,10 +410,38 @@ class Room:
                 peer.send(frame)
         return peers
 
+    def _send_presence(self) -> None:
+        """One presence frame per peer for the turn: a lone frame as it came, several
+        merged (each client's latest entry). As for updates, a peer that alone sent
+        presence this turn is not sent it back."""
+        items, self.presence_out = self.presence_out, []
+        senders = {sender for _, _, sender in items}
+        skip = next(iter(senders)) if len(senders) == 1 else None
+        if len(items) == 1:
+            frame = items[0][1]
+        else:
+            latest: dict[int, protocol.AwarenessEntry] = {}
+            for entries, _, _ in items:
+                for entry in entries:
+                    known = latest.get(entry.client_id)
+                    if known is None or entry.clock >= known.clock:
+                        latest[entry.client_id] = entry
+            frame = protocol.awareness_frame(protocol.encode_awareness(list(latest.values())))
+        for peer in list(self.peers):
+            if peer is not skip:
+                peer.send(frame)
+
+    def _relay_presence(
+        self, entries: list[protocol.AwarenessEntry], frame: bytes, sender: Peer | None
+    ) -> None:
+        self.presence_out.append((entries, frame, sender))
+        self._filled()
+
     def others(self, peer: Peer) -> list[Peer]:
         return [p for p in self.peers if p is not peer]
 
     def discard_outbox(self) -> None:
+        """Drop the updates not yet relayed (their commit failed); presence stays."""
         self.outbox = []
 
     def presence_frame(self, since: int | None = None) -> bytes | None:
@@ -465,8 +507,7 @@ class Room:
             frame = protocol.awareness_frame(payload)
         self.awareness.apply_awareness_update(payload, peer)
         self._took(mine)
-        for other in self.others(peer):
-            other.send(frame)
+        self._relay_presence(mine, frame, peer)
         return None
 
     def leave(self, peer: Peer) -> None:
@@ -474,16 +515,13 @@ class Room:
         self.peers.discard(peer)
         gone = [c for c in peer.session.client_ids if c in self.awareness.states]
         if gone:
-            payload = protocol.encode_awareness(
-                [
-                    protocol.AwarenessEntry(c, self.awareness.meta[c]["clock"] + 1, None)
-                    for c in gone
-                ]
-            )
+            entries = [
+                protocol.AwarenessEntry(c, self.awareness.meta[c]["clock"] + 1, None) for c in gone
+            ]
             self.awareness.remove_awareness_states(gone, "left")
             self._took([protocol.AwarenessEntry(c, 0, None) for c in gone])
-            for other in self.peers:
-                other.send(protocol.awareness_frame(payload))
+            frame = protocol.awareness_frame(protocol.encode_awareness(entries))
+            self._relay_presence(entries, frame, None)
 
 
 class SyncServer:
@@ -887,6 +925,7 @@ class SyncServer:
         if not room.peers:
             room.close()
             room.discard_outbox()
+            room.presence_out = []
             self.outboxes.discard(room)
             if self.rooms.get(str(room.production.id)) is room:
                 del self.rooms[str(room.production.id)]
@@ -1031,11 +1070,9 @@ class SyncServer:
         except StorageError as exc:
             log.error("could not store %d update(s): %s", len(wrote), exc)
             for room in self.outboxes:
-                room.discard_outbox()
-            self.outboxes.clear()
+                room.discard_outbox()  # presence still goes out
             for peer in wrote:
                 peer.abort(1011, "the server could not store the update; reconnect to resync")
-            return
         finally:
             self.gate.open()
         self._send_out()

@@ -420,7 +420,10 @@ def test_a_peer_cannot_remove_or_change_another_peers_presence(
                 bo.send(frame(p.AwarenessEntry(7, 2, None), p.AwarenessEntry(4242, 2, None)))
                 seen = [m for m in recv_frames(watcher, 2) if is_awareness(m)]
                 entries = [e for m in seen for e in p.decode_awareness(m.payload)]
-                assert [(e.client_id, e.state is None) for e in entries] == [(7, False), (7, True)]
+                # Bo came and went (both frames, or one merging them if they arrived in
+                # one turn); Ada was never said to leave.
+                assert {e.client_id for e in entries} == {7}
+                assert entries[-1].state is None
             # A newcomer still sees Ada present, and only Ada.
             with ws_connect(server, setup.pid, setup.read) as late:
                 first = [m for m in recv_frames(late, 5, until=is_awareness) if is_awareness(m)]

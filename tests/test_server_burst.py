@@ -13,21 +13,23 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import websockets
 from pycrdt import Doc, Map
 from sync_helpers import make_token, wait_until
-from test_server import handshake, is_update, recv_frames, ws_connect
+from test_server import handshake, is_awareness, is_update, recv_frames, ws_connect
 from test_sync_cli import Served
 
 from castroom.core import model
 from castroom.core.workspace import DB_NAME, Workspace
 from castroom.sync import hocuspocus as hp
 from castroom.sync import protocol as p
+from castroom.sync.limits import PresenceLimits
 from castroom.sync.server import ServerOptions, ServerThread
 
 
@@ -75,6 +77,22 @@ def held_loop(server: ServerThread) -> Iterator[None]:
         release.set()
 
 
+def _reached(server: ServerThread, conns: list[Any], sent: int) -> None:
+    """Wait until the kernel holds all ``sent`` bytes of ``conns`` for the server."""
+    ports = [c.socket.getsockname()[1] for c in conns]
+    assert wait_until(lambda: sum(_rx_queued(server.port, port) for port in ports) >= sent, 10), (
+        "the burst did not reach the server's sockets"
+    )
+
+
+def _one_frame(conn: Any, kind: Callable[[p.Message], bool]) -> list[p.Message]:
+    """The frames of one kind a peer gets for a burst (asserted to be exactly one)."""
+    got = [m for m in recv_frames(conn, 10, until=kind) if kind(m)]
+    got += [m for m in recv_frames(conn, 0.5) if kind(m)]
+    assert len(got) == 1
+    return got
+
+
 def _edit(doc: Doc, change: dict[str, str]) -> bytes:
     """Apply ``change`` (talent id -> name, or "shared" -> agent) to a peer's doc; the
     update it makes."""
@@ -105,14 +123,9 @@ def test_a_burst_from_several_peers_is_one_frame_each_and_converges(seeded) -> N
                     frame = p.update_frame(_edit(docs[i], change))
                     conns[i].send(frame)
                     sent += len(frame)
-            ports = [c.socket.getsockname()[1] for c in conns[:writers]]
-            assert wait_until(
-                lambda: sum(_rx_queued(server.port, port) for port in ports) >= sent, 10
-            ), "the burst did not reach the server's sockets"
+            _reached(server, conns[:writers], sent)
         # The observer gets the whole burst as one merged update.
-        got = [m for m in recv_frames(observer, 10, until=is_update) if is_update(m)]
-        got += [m for m in recv_frames(observer, 0.5) if is_update(m)]
-        assert len(got) == 1
+        got = _one_frame(observer, is_update)
         observer_doc.apply_update(got[0].payload)
         # Each writer gets it too (its own edits included, as Hocuspocus does).
         for conn, doc in zip(conns[:writers], docs[:writers], strict=True):
@@ -301,3 +314,40 @@ def test_a_flush_window_merges_updates_of_several_turns(seeded) -> None:
         assert len(got) == 1
         docs[2].apply_update(got[0].payload)
         assert {"first", "second"} <= set(docs[2].get("talents", type=Map).to_py())
+
+
+def test_presence_of_one_turn_is_one_frame_each_within_the_limits(seeded) -> None:
+    """Presence sent in one turn by several peers reaches each peer as one frame, the
+    merge of them all; a peer over the presence limits is refused (1008) as before, and
+    its states are in nobody's frame."""
+    path, pid, token = seeded
+    writers = 4
+    options = ServerOptions(presence=PresenceLimits(state_bytes=200))
+    with ServerThread(path, options=options) as server, ExitStack() as stack:
+        conns = [stack.enter_context(ws_connect(server, pid, token)) for _ in range(writers + 2)]
+        for conn in conns:
+            handshake(conn, Doc())
+        observer, greedy = conns[-1], conns[-2]
+        sent = 0
+        with held_loop(server):
+            for i in range(writers):
+                for clock in (1, 2):  # two frames each: only the second state survives
+                    state = {"user": {"name": f"Peer {i}", "seen": clock}}
+                    frame = p.awareness_frame(
+                        p.encode_awareness([p.AwarenessEntry(100 + i, clock, state)])
+                    )
+                    conns[i].send(frame)
+                    sent += len(frame)
+            big = {"user": {"name": "x" * 500}}  # over state_bytes
+            frame = p.awareness_frame(p.encode_awareness([p.AwarenessEntry(999, 1, big)]))
+            greedy.send(frame)
+            sent += len(frame)
+            _reached(server, conns[: writers + 1], sent)
+        got = _one_frame(observer, is_awareness)
+        entries = {e.client_id: e for e in p.decode_awareness(got[0].payload)}
+        assert set(entries) == {100 + i for i in range(writers)}
+        assert all(e.clock == 2 and e.state["user"]["seen"] == 2 for e in entries.values())
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                greedy.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
