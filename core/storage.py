@@ -49,6 +49,18 @@ STORE_VERSION = 2
 #: entities without a value to show (keystrokes in a note) and are at most this many
 #: seconds apart become one history row when compacted.
 COALESCE_SECONDS = 60.0
+#: Compaction deletes and gives pages back this many rows (pages) per write transaction,
+#: and a background one lets go of the write lock for SLICE_PAUSE seconds between two:
+#: longer than SQLite's first retries of a writer waiting for the lock (1+2+5+10+15 ms).
+SLICE_ROWS = 200
+SLICE_PAUSE = 0.04
+
+
+def _pause(seconds: float) -> None:
+    """Between two slices of a compaction (a test replaces it to act in between)."""
+    if seconds > 0:
+        time.sleep(seconds)
+
 
 #: Tables keyed by text are WITHOUT ROWID in a new file: one b-tree each, not two.
 _TABLES = (
@@ -847,16 +859,27 @@ class Store:
         ).fetchone()[0]
         return int(snap_size), int(tail)
 
+    def needs_compaction(self, production: str, floor: int) -> bool:
+        """Whether the log after the snapshot outgrew the snapshot and ``floor`` bytes."""
+        snapshot, tail = self.log_bytes(production)
+        return tail > max(snapshot, floor)
+
     def compact(self, production: str, *, wait: bool = True) -> tuple[int, int]:
         """Fold the log into a new snapshot. Returns (updates folded, snapshot bytes).
 
-        The fold (the slow part) runs outside any write transaction, so other writers
-        (a server's peers) wait only for the short one that swaps the snapshot in; if
-        another process compacted meanwhile, this one gives way and folds nothing. The
-        history rows stay (their bytes and digests go), runs of keystrokes become one
-        row each (:data:`COALESCE_SECONDS`), and the pages freed go back to the disk
-        (``wait``: at once, waiting for readers; else at the next checkpoint)."""
+        The fold (the slow part) runs outside any write transaction, and the write
+        transaction that swaps the snapshot in holds nothing else: the rows it made dead
+        (those the snapshot covers: no load reads them again) are deleted afterwards,
+        :data:`SLICE_ROWS` at a time, and the freed pages given back likewise, with the
+        write lock let go between two slices (``wait=False``, a server's background
+        compaction: for :data:`SLICE_PAUSE` seconds, so that a peer's write waiting for
+        the lock gets it), so no writer waits for more than one slice. If another
+        process compacted meanwhile, this one gives way and folds nothing. The history
+        rows stay (their bytes go), runs of keystrokes become one row each
+        (:data:`COALESCE_SECONDS`); ``wait``: the file shrinks at once, waiting for
+        readers (else at the next checkpoint)."""
         ref = self._known_ref(production)
+        pause = 0.0 if wait else SLICE_PAUSE
         with self.read() as db:
             snap = db.execute(
                 "SELECT upto, data FROM snapshots WHERE production = ?", (production,)
@@ -866,6 +889,7 @@ class Store:
                 "SELECT seq, data FROM update_data WHERE production = ? AND seq > ? ORDER BY seq",
                 (ref, upto),
             ).fetchall()
+        self._drop_folded(ref, upto, pause)  # left by a compaction cut short, if any
         if not rows:
             return 0, len(snap[1]) if snap else 0
         merged = fold(([snap[1]] if snap else []) + [r[1] for r in rows])
@@ -881,21 +905,43 @@ class Store:
                 "INSERT OR REPLACE INTO snapshots (production, upto, ts, data) VALUES (?, ?, ?, ?)",
                 (production, last, time.time(), merged),
             )
-            # Keep who/when/what for history; the bytes now live in the snapshot.
-            db.execute("DELETE FROM update_data WHERE production = ? AND seq <= ?", (ref, last))
-            self._coalesce(db, ref, upto, last)
-        self.reclaim(wait=wait)
+        # Keep who/when/what for history; the bytes now live in the snapshot.
+        self._drop_folded(ref, last, pause)
+        self._coalesce(ref, upto, last, pause)
+        self.reclaim(wait=wait, pause=pause)
         return len(rows), len(merged)
 
-    def _coalesce(self, db: sqlite3.Connection, ref: int | None, upto: int, last: int) -> None:
+    def _slices(self, statement: str, args: Sequence[Any], pause: float) -> None:
+        """Run a DELETE bounded by ``LIMIT`` (SLICE_ROWS) in write transactions of its own
+        until it deletes nothing, pausing between two."""
+        while True:
+            with self.write() as db:
+                if db.execute(statement, args).rowcount < SLICE_ROWS:
+                    return
+            _pause(pause)
+
+    def _drop_folded(self, ref: int | None, upto: int, pause: float) -> None:
+        """Delete the log bytes a snapshot up to ``upto`` holds (dead rows: loads read only
+        what follows the snapshot), in slices."""
+        if ref is None or not upto:
+            return
+        self._slices(
+            "DELETE FROM update_data WHERE seq IN (SELECT seq FROM update_data"
+            f" WHERE production = ? AND seq <= ? LIMIT {SLICE_ROWS})",
+            (ref, upto),
+            pause,
+        )
+
+    def _coalesce(self, ref: int | None, upto: int, last: int, pause: float) -> None:
         """Drop each history row that a later one of the same author repeats (the same
         entities and fields, no values to show) at most COALESCE_SECONDS later: a run of
-        keystrokes in a note is one row, even with a colleague typing elsewhere between."""
-        rows = db.execute(
+        keystrokes in a note is one row, even with a colleague typing elsewhere between.
+        Found by a read, deleted in slices (a row gone already is no matter)."""
+        rows = self.db.execute(
             "SELECT seq, ts, author, changes FROM updates"
             " WHERE production = ? AND seq > ? AND seq <= ? ORDER BY seq",
             (ref, upto, last),
-        )
+        ).fetchall()
         latest: dict[tuple[int, bytes], tuple[int, int]] = {}
         repeated = []
         for seq, ts, author, changes in rows:
@@ -905,19 +951,37 @@ class Store:
             if key in latest and ts - latest[key][1] <= COALESCE_SECONDS:
                 repeated.append((latest[key][0],))
             latest[key] = (seq, ts)
-        db.executemany("DELETE FROM updates WHERE seq = ?", repeated)
+        for start in range(0, len(repeated), SLICE_ROWS):
+            if start:
+                _pause(pause)
+            with self.write() as db:
+                db.executemany(
+                    "DELETE FROM updates WHERE seq = ?", repeated[start : start + SLICE_ROWS]
+                )
 
-    def reclaim(self, *, wait: bool = True) -> None:
-        """Give the pages compaction freed back to the disk (the file shrinks when the
-        WAL is next checkpointed: now with ``wait``, which waits for readers and holds
-        writers meanwhile, so a server's background compaction does not)."""
+    def reclaim(self, *, wait: bool = True, pause: float = 0.0) -> None:
+        """Give the pages compaction freed back to the disk, SLICE_ROWS pages per write
+        transaction (the file shrinks when the WAL is next checkpointed: now with
+        ``wait``, which waits for readers and holds writers meanwhile, so a server's
+        background compaction does not)."""
         if self.read_only:
             return
         with suppress(sqlite3.Error):  # busy: the next compaction tries again
-            # executescript steps it to the end (execute frees one page per step).
-            self.db.executescript("PRAGMA incremental_vacuum;")
+            free = self._free_pages()
+            while free:
+                # executescript steps it to the end (execute frees one page per step).
+                self.db.executescript(f"PRAGMA incremental_vacuum({SLICE_ROWS});")
+                left = self._free_pages()
+                if left >= free:
+                    break  # nothing given back (a file without incremental vacuum)
+                free = left
+                if free:
+                    _pause(pause)
             mode = "TRUNCATE" if wait else "PASSIVE"
             self.db.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+
+    def _free_pages(self) -> int:
+        return int(self.db.execute("PRAGMA freelist_count").fetchone()[0])
 
     def _entries(self, sql: str, args: Sequence[Any], keep: Callable[[str, str], bool] | None):
         """Log entries from ``sql`` (selecting _ENTRY_COLUMNS), each with only the changes
@@ -1072,12 +1136,16 @@ class Store:
             db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value))
 
 
-def compact_file(path: str, production: str) -> tuple[int, int, int]:
+def compact_file(path: str, production: str, floor: int | None = None) -> tuple[int, int, int]:
     """Compact one production of the store at ``path`` on a connection of its own, for a
     worker process (a server's background compaction: the fold holds the GIL, so it must
-    not run in the server's process). Returns (updates folded, snapshot bytes, the pid)."""
+    not run in the server's process); with ``floor``, only if it needs it
+    (:meth:`Store.needs_compaction`: asking sums the log, which is not for a server's
+    event loop either). Returns (updates folded, snapshot bytes, the pid)."""
     store = Store(Path(path))
     try:
+        if floor is not None and not store.needs_compaction(production, floor):
+            return 0, 0, os.getpid()
         folded, size = store.compact(production, wait=False)
     finally:
         store.close()

@@ -910,8 +910,7 @@ class StoredProduction:
         """Whether the log after the snapshot outgrew the snapshot and ``floor`` bytes
         (COMPACT_FLOOR unless given)."""
         assert self.id is not None
-        snapshot, tail = self.store.log_bytes(self.id)
-        return tail > max(snapshot, COMPACT_FLOOR if floor is None else floor)
+        return self.store.needs_compaction(self.id, COMPACT_FLOOR if floor is None else floor)
 
     def history(
         self, *, limit: int = 50, entity: str | None = None, before: int | None = None
