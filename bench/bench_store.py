@@ -191,6 +191,31 @@ def _server_edits(
     return out[0], out[1]
 
 
+def _small(path: Path) -> bool:
+    """Store ÷ compacted document for a small production (a document of about 70 KB), the
+    same field edits and keystrokes made through the API: there a store's fixed pages
+    (at least one per table and index) weigh the most."""
+    with Workspace.open(path, member="casting") as ws:
+        production = ws.create_production("Small Hours")
+        with production.doc.transaction():
+            build_sample(production.doc, SampleSize(talents=8, roles=10, scenes=6, shoot_days=4))
+        ids = production.doc.ids(model.Talent)
+        for i in range(FIELD_EDITS):
+            production.doc.update(model.Talent, ids[i % len(ids)], {"rate": 100_000 + i})
+        for i in range(KEYSTROKES):
+            talent = production.doc.get(model.Talent, ids[(i // NOTE_LENGTH) % len(ids)])
+            production.doc.update(model.Talent, talent.id, {"notes": (talent.notes or "") + "x"})
+        _, snapshot = production.compact()
+    size = _size(path)
+    ok = size / snapshot <= RATIO_TARGET
+    print(
+        f"small production ({snapshot:,} B snapshot, {FIELD_EDITS + KEYSTROKES:,} edits):"
+        f" after compact {size:,} B   {size / snapshot:5.2f}x"
+        f"   target <= {RATIO_TARGET:.0f}x [{'ok' if ok else 'MISSED'}]"
+    )
+    return ok
+
+
 def _background(path: Path) -> bool:
     """A server compacting in the background while a peer pushes edits: each push's
     round trip (the edit durable on the server) while the compaction ran, against how
@@ -212,6 +237,11 @@ def _background(path: Path) -> bool:
     with Served(path) as served:
         peer = Peer(served.url, production_id, token)
         store = Store(path / DB_NAME)
+        # The first push opens the production on the server (its whole log merged): timed
+        # apart, it is not a stall of compaction's (it was the worst push of 2 runs in 4).
+        started = time.perf_counter()
+        peer.edit(ids[0], -1)
+        opening = (time.perf_counter() - started) * 1000
         deadline = time.monotonic() + 120
         # Until the snapshot appears: the server looks every 0.5 s, then folds in a worker.
         while not store.log_bytes(production_id)[0] and time.monotonic() < deadline:
@@ -227,6 +257,7 @@ def _background(path: Path) -> bool:
         f"background compaction on a running server ({len(blobs):,} updates to fold):"
         f"\n  the fold alone {fold_ms:7.1f} ms (baseline: what compacting in the server's"
         " process would stall a push by, at least)"
+        f"\n  the first push (the server opens the production) {opening:7.1f} ms"
         f"\n  {len(waits)} pushes until it was done: p50 {statistics.median(waits):5.1f} ms,"
         f" worst {worst:6.1f} ms   ratio {worst / fold_ms:4.2f}x the fold"
         f"   target: compacted, worst push < the fold [{'ok' if ok else 'MISSED'}]"
@@ -288,6 +319,7 @@ def main() -> None:
             f"   target <= {OVERHEAD_TARGET} B [{'ok' if kept <= OVERHEAD_TARGET else 'MISSED'}]"
         )
         ok &= after / snapshot <= RATIO_TARGET and shrank and kept <= OVERHEAD_TARGET
+        ok &= _small(Path(tmp) / "small")
         ok &= _background(Path(tmp) / "background")
     if not ok:
         sys.exit(1)

@@ -54,6 +54,8 @@ COALESCE_SECONDS = 60.0
 #: longer than SQLite's first retries of a writer waiting for the lock (1+2+5+10+15 ms).
 SLICE_ROWS = 200
 SLICE_PAUSE = 0.04
+#: The page size of a new database file (bytes).
+PAGE_SIZE = 2048
 
 
 def _pause(seconds: float) -> None:
@@ -340,6 +342,11 @@ class Store:
         try:
             # Before the first table exists (a new file), so compaction can give freed
             # pages back; an older file switches when it is migrated (VACUUM).
+            # A new file's pages are 2 KiB, not 4: every table and index holds at least one
+            # page, and a small production's store was mostly such pages (bench_store:
+            # a 72 KB document, 4,000 edits, 2.98x -> 2.59x after compaction). No effect
+            # on an existing file.
+            db.execute(f"PRAGMA page_size={PAGE_SIZE}")
             db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             # WAL: readers never block the writer, and several processes share the file.
             # synchronous=NORMAL in WAL mode survives any process crash (SIGKILL); FULL
