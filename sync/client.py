@@ -45,6 +45,7 @@ from castroom.core.errors import BadUpdate, CastroomError
 from castroom.core.workspace import Identity, StoredProduction, Workspace
 
 from . import confirm, media_client, protocol
+from .live_media import LiveMedia
 
 Echo = Callable[[str], Any]
 TIMEOUT = 30.0
@@ -951,13 +952,16 @@ def sync_live(  # noqa: C901 - the live loop's reconnect and backoff states; to 
     max_attempts: int | None = None,
     timeout: float = TIMEOUT,
     discover_every: float | None = DISCOVER_INTERVAL,
+    media: str = "eager",
 ) -> None:
     """Stay connected (until ``duration`` seconds pass, or Ctrl-C), reconnecting with
     backoff after a drop. With an http(s) URL a one-shot sync runs first, then every
     production the token reaches is kept live over ``/sync/{id}``, and (unless one
     ``production`` was asked for) the server's list is fetched again every
     ``discover_every`` seconds so productions that appear there later go live too.
-    ``max_attempts`` bounds consecutive failed connection attempts (None = keep trying)."""
+    ``max_attempts`` bounds consecutive failed connection attempts (None = keep trying).
+    The blobs the live documents come to refer to move over HTTP as they do
+    (``media``: none, eager or all; :mod:`castroom.sync.live_media`)."""
     say: Echo = echo or (lambda _line: None)
     if is_http_url(url):
         moved = _first_sync(
@@ -969,6 +973,7 @@ def sync_live(  # noqa: C901 - the live loop's reconnect and backoff states; to 
                 echo=say,
                 cacert=cacert,
                 timeout=timeout,
+                media=media,
             ),
             say,
             duration=duration,
@@ -1057,6 +1062,9 @@ def sync_live(  # noqa: C901 - the live loop's reconnect and backoff states; to 
         helpers = []
         if discover_every is not None and production is None and is_http_url(url):
             helpers.append(asyncio.create_task(discover()))
+        if media != "none":
+            blobs = live_media(workspace, url, running.keys, token, ssl_ctx, say, media, timeout)
+            helpers.append(asyncio.create_task(blobs.run()))
         loop = asyncio.get_running_loop()
         deadline = None if duration is None else loop.time() + duration
         try:
@@ -1081,3 +1089,27 @@ def sync_live(  # noqa: C901 - the live loop's reconnect and backoff states; to 
     say(f"live: {len(ids)} production(s) with {base} (Ctrl-C to stop)")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
+
+
+def live_media(
+    workspace: Workspace,
+    url: str,
+    live: Callable[[], Any],
+    token: str | None,
+    ssl_ctx: ssl.SSLContext | None,
+    say: Echo,
+    mode: str,
+    timeout: float,
+) -> LiveMedia:
+    """The blob mover of a live session with the server at ``url`` (live_media.py)."""
+    return LiveMedia(
+        workspace,
+        url,
+        live,
+        token=token,
+        headers=_identity_headers(workspace.identity),
+        verify=ssl_ctx or urlsplit(url).scheme in ("https", "wss"),
+        say=say,
+        mode=mode,
+        timeout=timeout,
+    )

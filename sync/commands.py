@@ -123,8 +123,9 @@ def serve(
     type=click.Choice(["none", "eager", "all"]),
     default="eager",
     show_default=True,
-    help="With http(s)://: which attached files to fetch (eager: headshots, résumés and"
-    " thumbnails; all: reels and self-tapes too). What the server lacks is sent.",
+    help="With a castroom server (also --live, over WebSocket or Hocuspocus): which"
+    " attached files to fetch (eager: headshots, résumés and thumbnails; all: reels and"
+    " self-tapes too). What the server lacks is sent.",
 )
 @click.option(
     "--timeout",
@@ -159,7 +160,7 @@ def sync_cmd(
         if not client.is_websocket_url(target):
             raise CastroomError("--protocol hocuspocus needs a ws:// or wss:// address")
         with _no_trace_if_first_sync_fails(obj):
-            _sync_hocuspocus(obj, target, refs, token, live, cacert, duration, timeout)
+            _sync_hocuspocus(obj, target, refs, token, live, cacert, duration, timeout, media_mode)
         return
     if len(refs) > 1:
         raise CastroomError("one --production at a time (several: --protocol hocuspocus)")
@@ -175,7 +176,7 @@ def sync_cmd(
         with _no_trace_if_first_sync_fails(obj):
             workspace = obj.workspace(create=True)
             if live:
-                client.sync_live(workspace, target, duration=duration, **options)  # type: ignore[arg-type]
+                client.sync_live(workspace, target, duration=duration, media=media_mode, **options)  # type: ignore[arg-type]
             elif client.is_http_url(target):
                 client.sync_http(workspace, target, media=media_mode, **options)  # type: ignore[arg-type]
             else:
@@ -219,6 +220,7 @@ def _sync_hocuspocus(
     cacert: str | None,
     duration: float | None,
     timeout: float,
+    media_mode: str = "eager",
 ) -> None:
     from .hocuspocus_client import sync_hocuspocus, sync_hocuspocus_live
 
@@ -227,7 +229,7 @@ def _sync_hocuspocus(
         token=token, productions=refs or None, echo=click.echo, cacert=cacert, timeout=timeout
     )
     if live:
-        sync_hocuspocus_live(workspace, target, duration=duration, **options)  # type: ignore[arg-type]
+        sync_hocuspocus_live(workspace, target, duration=duration, media=media_mode, **options)  # type: ignore[arg-type]
     else:
         sync_hocuspocus(workspace, target, **options)  # type: ignore[arg-type]
 

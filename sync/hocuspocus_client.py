@@ -57,6 +57,7 @@ from .client import (
     _strip_token,
     _Target,
     _websocket_headers,
+    live_media,
     short_id,
     tls_context,
 )
@@ -458,9 +459,12 @@ def sync_hocuspocus_live(
     duration: float | None = None,
     max_attempts: int | None = None,
     timeout: float = TIMEOUT,
+    media: str = "eager",
 ) -> None:
     """Stay connected (until ``duration`` seconds pass, or Ctrl-C) over one socket,
-    reconnecting with backoff; ``max_attempts`` bounds consecutive failed attempts."""
+    reconnecting with backoff; ``max_attempts`` bounds consecutive failed attempts. With
+    a castroom server, the blobs the documents refer to move over HTTP beside it
+    (``media``: none, eager or all; :mod:`castroom.sync.live_media`)."""
     say: Echo = echo or (lambda _line: None)
     ids = _production_ids(workspace, productions)
     ssl_ctx = tls_context(cacert)
@@ -495,12 +499,24 @@ def sync_hocuspocus_live(
             say(f"{reason}; reconnecting in {delay:.1f}s")
             await asyncio.sleep(delay)
 
-    async def bounded() -> None:
-        if duration is None:
+    async def with_media() -> None:
+        if media == "none":
             await main()
             return
+        blobs = live_media(workspace, url, lambda: ids, token, ssl_ctx, say, media, timeout)
+        mover = asyncio.create_task(blobs.run())
+        try:
+            await main()
+        finally:
+            mover.cancel()
+            await asyncio.gather(mover, return_exceptions=True)
+
+    async def bounded() -> None:
+        if duration is None:
+            await with_media()
+            return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(main(), duration)
+            await asyncio.wait_for(with_media(), duration)
 
     say(f"live: {len(ids)} production(s) with {base} over Hocuspocus (Ctrl-C to stop)")
     with contextlib.suppress(KeyboardInterrupt):

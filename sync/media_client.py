@@ -107,10 +107,26 @@ def exchange(
     """Fetch what the productions refer to and this workspace lacks (per ``mode``) and,
     with ``send``, send the server what it lacks. Raises CastroomError naming the blobs
     refused every time (nothing of them stored); HTTP failures are the caller's."""
-    moved = MediaMoved()
     if mode == "none" or not production_ids:
-        return moved
+        return MediaMoved()
     needs = media.RefCache().needs(workspace, production_ids)
+    return transfer(client, workspace, needs, mode=mode, send=send)
+
+
+def transfer(
+    client: httpx.Client,
+    workspace: Workspace,
+    needs: dict[str, media.BlobNeed],
+    *,
+    mode: str = "eager",
+    send: bool = True,
+    there: set[str] | None = None,
+) -> MediaMoved:
+    """:func:`exchange` once the referenced blobs are known. It touches only the blob
+    store, the config and the network, never a document, so a live sync runs it in a
+    worker thread. ``there``: hashes known to be on the server already (not asked
+    about again), added to as this learns of more."""
+    moved = MediaMoved()
     blobs = workspace.blobs
     wanted = [
         n for n in needs.values() if not blobs.has(n.hash) and (mode == "all" or n.what in EAGER)
@@ -120,8 +136,11 @@ def exchange(
     moved.fetched_bytes = sum(fetched.stored.values())
     moved.absent = len(fetched.absent)
     moved.refused.update(fetched.refused)
+    known = set() if there is None else there
+    known.update(fetched.stored)
     if send:
-        _send(client, blobs, [n for n in needs.values() if blobs.has(n.hash)], moved)
+        here = [n for n in needs.values() if n.hash not in known and blobs.has(n.hash)]
+        _send(client, blobs, here, moved, known)
     if moved.refused:
         shown = "; ".join(f"{h[:12]}…: {why}" for h, why in list(moved.refused.items())[:3])
         raise CastroomError(f"{len(moved.refused)} media files refused after retries ({shown})")
@@ -187,7 +206,7 @@ def _fetch_batch(
     with contextlib.ExitStack() as writers:
         try:
             with client.stream("POST", "/media/fetch", json={"hashes": list(asked)}) as response:
-                _raise_for(response)
+                raise_for(response)
                 stream = BatchStream(response.iter_bytes())  # as it arrives
                 for digest, size in stream.entries():
                     need = asked.get(digest)
@@ -309,20 +328,27 @@ def batch_stream(blobs: BlobStore, hashes: list[str], allowed: set[str]) -> Iter
 
 
 def _send(
-    client: httpx.Client, blobs: BlobStore, here: list[media.BlobNeed], moved: MediaMoved
+    client: httpx.Client,
+    blobs: BlobStore,
+    here: list[media.BlobNeed],
+    moved: MediaMoved,
+    there: set[str],
 ) -> None:
     for start in range(0, len(here), MAX_ASKED):
         asked = [n.hash for n in here[start : start + MAX_ASKED]]
         answer = client.post("/media/missing", json={"hashes": asked})
-        _raise_for(answer)
-        for digest in answer.json()["missing"]:
+        raise_for(answer)
+        missing = answer.json()["missing"]
+        there.update(set(asked) - set(missing))
+        for digest in missing:
             size = blobs.size(digest)
             response = client.put(
                 f"/media/{digest}",
                 content=_chunks(blobs, digest),
                 headers={"Content-Length": str(size)},
             )
-            _raise_for(response)
+            raise_for(response)
+            there.add(digest)
             moved.sent += 1
             moved.sent_bytes += size
 
@@ -333,7 +359,7 @@ def _chunks(blobs: BlobStore, digest: str) -> Iterator[bytes]:
             yield chunk
 
 
-def _raise_for(response: httpx.Response) -> None:
+def raise_for(response: httpx.Response) -> None:
     if response.status_code < 400:
         return
     response.read()

@@ -1,0 +1,112 @@
+"""Live syncs carry blobs: a ``castroom sync --live`` process (y-websocket and Hocuspocus
+modes, against a real ``castroom serve``) fetches the headshots a peer's attach brings,
+and sends the files attached on its own workspace by another process."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from media_helpers import jpeg
+from sync_helpers import make_token, stop_process, wait_until
+
+from castroom.core.workspace import Workspace
+from castroom.sync.live_media import media_base, touches_media
+from castroom.sync.server import ServerThread
+from tests.test_cli_core import ok
+from tests.test_media_sync import blob_files
+
+CASTROOM = Path(sys.executable).with_name("castroom")
+
+
+class LiveProcess:
+    """``castroom sync ... --live`` in its own process, its output collected."""
+
+    def __init__(self, workspace: Path, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [str(CASTROOM), "-w", str(workspace), "sync", *args, "--live", "--duration", "90"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def said(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def listed(cli, workspace: Path) -> list[dict]:
+    return json.loads(ok(cli("media", "list", "--json", workspace=workspace)))
+
+
+@pytest.mark.parametrize("mode", ["y-websocket", "hocuspocus"])
+def test_a_live_session_fetches_new_headshots_and_sends_its_own(
+    tmp_path: Path, cli, mode: str
+) -> None:
+    server_path, a, b = tmp_path / "server", tmp_path / "laptop-a", tmp_path / "laptop-b"
+    with Workspace.open(server_path) as ws:
+        ws.create_production("Tides")
+    token = make_token(server_path, "write")
+    with ServerThread(server_path) as server:
+        ok(cli("sync", server.url, "--token", token, workspace=a))
+        ok(cli("sync", server.url, "--token", token, workspace=b))
+        if mode == "hocuspocus":
+            url = server.ws_url.removesuffix("/sync") + "/hocuspocus"
+            live = LiveProcess(b, url, "--protocol", "hocuspocus", "--token", token)
+        else:
+            live = LiveProcess(b, server.url, "--token", token)
+        try:
+            assert wait_until(lambda: live.said("live: 1 production"), 30), live.output()
+            # A attaches a headshot and syncs it once: the live B fetches it and its thumbnail.
+            ok(cli("add", "talent", "name=Ada Stone", workspace=a))
+            face = jpeg(tmp_path / "ada.jpg", seed=21)
+            ok(cli("attach", "talent", "Ada Stone", str(face), workspace=a))
+            ok(cli("sync", server.url, "--token", token, workspace=a))
+            [entry] = listed(cli, a)
+            wanted = {entry["media"]["hash"], entry["media"]["thumbnail"]}
+            assert entry["media"]["hash"] == hashlib.sha256(face.read_bytes()).hexdigest()
+            assert wait_until(lambda: wanted <= blob_files(b), 30), live.output()
+            # Another process attaches on B's workspace: the live session sends the file.
+            ok(cli("add", "talent", "name=Ben Hale", workspace=b))
+            own = jpeg(tmp_path / "ben.jpg", seed=22)
+            ok(cli("attach", "talent", "Ben Hale", str(own), workspace=b))
+            mine = {m["media"]["hash"] for m in listed(cli, b)} - {entry["media"]["hash"]}
+            assert wait_until(lambda: mine <= blob_files(server_path), 30), live.output()
+            assert wait_until(lambda: live.said("media: sent 2"), 30), live.output()
+        finally:
+            live.stop()
+    assert live.said("media: fetched 2"), live.output()
+    # B holds exactly the right bytes under each name.
+    for digest in blob_files(b):
+        data = (b / "media" / digest[:2] / digest[2:]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == digest
+
+
+def test_only_media_changes_wake_the_mover_and_urls_map_to_the_server() -> None:
+    assert touches_media({("talents", "t1"): {"media"}})
+    assert touches_media({("candidates", "c1"): {"deleted", "stage"}})
+    assert touches_media({("talents", "t2"): {"*"}})  # new to this document
+    assert not touches_media({("talents", "t1"): {"notes", "rate"}})
+    assert not touches_media({("roles", "r1"): {"media"}})
+    assert media_base("ws://127.0.0.1:8765/sync") == "http://127.0.0.1:8765"
+    assert media_base("wss://cast.example/hocuspocus") == "https://cast.example"
+    assert media_base("http://127.0.0.1:8765/") == "http://127.0.0.1:8765"
