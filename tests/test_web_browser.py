@@ -771,3 +771,66 @@ def test_attached_headshots_show_on_cards_and_offline_and_reels_play_by_range(
     opened.wait_for_function(loaded, timeout=10000)
     # Only the server's absence is reported (sockets and streams cut), nothing broke.
     assert [e for e in page.errors if "net::ERR_" not in e] == []
+
+
+def _kept(opened: Any, digest: str) -> bool:
+    return opened.evaluate(
+        "h => caches.open('castroom-media-1').then(c => c.match('/media/' + h)).then(r => !!r)",
+        digest,
+    )
+
+
+def test_the_shortlists_reels_are_kept_and_play_offline(
+    browser: Any, room: Server, pages: list[Page], tmp_path: Path
+) -> None:
+    import hashlib
+
+    from media_helpers import video
+
+    talents = {t["id"]: t for t in cli_json(room.workspace, "list", "talents")}
+    candidates = cli_json(room.workspace, "list", "candidates")
+    shortlist = {"shortlisted", "audition", "callback", "chemistry_read", "offer"}
+    on_list = {c["talent_id"] for c in candidates if c["stage"] in shortlist}
+    talent = next(c["talent_id"] for c in candidates if c["stage"] == "shortlisted")
+    outside = next(t for t in talents if t not in on_list)
+    reels = {}
+    for who, seconds in ((talent, 1.0), (outside, 1.5)):
+        made = video(tmp_path / f"{who}.webm", seconds=seconds, codec="libvpx")
+        done = castroom(room.workspace, "attach", "talent", who, str(made))
+        assert done.returncode == 0, done.stderr
+        reels[who] = (made.read_bytes(), hashlib.sha256(made.read_bytes()).hexdigest())
+    data, kept = reels[talent]
+    passed_over = reels[outside][1]
+
+    page, opened, pid = at_view(browser, pages, room, "board")
+    opened.wait_for_function("navigator.serviceWorker.controller !== null", timeout=15000)
+    wait_for(lambda: _kept(opened, kept), 30, "the shortlisted talent's reel in the cache")
+    assert not _kept(opened, passed_over)  # a reel of nobody on the shortlist is not kept
+
+    assert room.stop() == 0
+    opened.goto(f"{room.url}/#/{pid}/talent?id={talent}")
+    opened.reload()
+    reel = f'.media-item[data-hash="{kept}"] video'
+    opened.wait_for_selector(reel, timeout=15000)
+    head = opened.evaluate(
+        """sel => fetch(document.querySelector(sel).src, {headers: {Range: "bytes=10-49"}})
+                 .then(async r => [r.status, r.headers.get("Content-Range"),
+                                   Array.from(new Uint8Array(await r.arrayBuffer()))])""",
+        reel,
+    )
+    assert head == [206, f"bytes 10-49/{len(data)}", list(data[10:50])]
+    # The video element itself plays it from the cache, with the server gone.
+    played = opened.evaluate(
+        """sel => new Promise(done => {
+             const v = document.querySelector(sel);
+             v.muted = true;
+             v.addEventListener("timeupdate", () => v.currentTime > 0 && done(v.currentTime),
+                                {once: false});
+             v.addEventListener("error", () => done("error " + (v.error && v.error.code)));
+             v.play().catch(e => done(String(e)));
+           })""",
+        reel,
+    )
+    assert isinstance(played, float) and played > 0, played
+    assert talents[talent]["name"] in opened.inner_text(".view")
+    assert [e for e in page.errors if "net::ERR_" not in e] == []

@@ -10,6 +10,7 @@ import { DropOutView } from "./views/dropout.jsx";
 import { HistoryView } from "./views/history.jsx";
 import { FilesView } from "./views/files.jsx";
 import { colourFor, initials } from "./util.js";
+import { keepShortlist } from "./media.jsx";
 
 export const VIEWS = [
   ["board", "Casting board"],
@@ -97,6 +98,12 @@ export function App({ ctx }) {
   useEffect(() => {
     document.body.dataset.status = status;
   }, [status]);
+  useEffect(() => {
+    // Online, once the changes settle: keep the shortlist's reels for offline viewing.
+    if (status !== "online") return undefined;
+    const timer = setTimeout(() => keepShortlist(ctx, ctx.store), 1000);
+    return () => clearTimeout(timer);
+  }, [status, store.version]);
   const production = store.production();
   const title = production.title ?? ctx.production.title;
   const report = (error) => setNotice(error ? String(error.message ?? error) : null);

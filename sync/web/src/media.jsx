@@ -1,6 +1,7 @@
 // Attached files (docs/media.md): headshots on cards, every file in the talent view.
 // The bytes come from the server by hash (GET /media/{hash}, range requests for video);
-// the service worker keeps each picture it has shown, so a shortlist still shows offline.
+// the service worker keeps each picture it has shown, and the shortlist's reels and
+// self-tapes (keepShortlist), so a shortlist still shows, and plays, offline.
 
 /** The URL of a blob (img and video cannot send headers: the token rides in the query). */
 export function mediaUrl(ctx, hash) {
@@ -17,6 +18,48 @@ export function attachments(entity) {
 export function headshotThumb(entity) {
   const face = attachments(entity).find((m) => m.kind === "headshot");
   return face?.thumbnail ?? null;
+}
+
+/** The stages of the shortlist: past submission, still in the running. */
+export const SHORTLIST_STAGES = new Set(["shortlisted", "audition", "callback", "chemistry_read", "offer"]);
+const VIDEO_KINDS = new Set(["reel", "selftape"]);
+/** A video larger than this is not kept for offline viewing (it plays from the server). */
+export const KEEP_MAX_BYTES = 512 * 1024 * 1024;
+
+/** The reels and self-tapes of the shortlist: each shortlisted candidate's own files and
+ * its talent's, the newest first, each once. */
+export function shortlistVideos(store) {
+  const found = new Map();
+  for (const candidate of store.all("candidate")) {
+    if (!SHORTLIST_STAGES.has(candidate.stage)) continue;
+    const talent = store.get("talent", candidate.talent_id);
+    for (const m of [...attachments(candidate), ...attachments(talent)]) {
+      if (VIDEO_KINDS.has(m.kind) && !(m.bytes > KEEP_MAX_BYTES)) found.set(m.hash, m);
+    }
+  }
+  return [...found.values()];
+}
+
+let keeping = null;
+
+/** Ask the service worker to keep the shortlist's videos, one at a time (a run already
+ * going is left to finish; the next change starts another). */
+export function keepShortlist(ctx, store) {
+  if (keeping || !navigator.serviceWorker?.controller) return keeping;
+  const wanted = shortlistVideos(store);
+  keeping = (async () => {
+    for (const m of wanted) {
+      try {
+        const answer = await fetch(mediaUrl(ctx, m.hash), { headers: { "X-Castroom-Keep": "1" } });
+        if (!answer.ok) continue; // not on the server yet (a peer's sync will bring it)
+      } catch {
+        return; // offline: what is kept already stays
+      }
+    }
+  })().finally(() => {
+    keeping = null;
+  });
+  return keeping;
 }
 
 const KIND_LABELS = { headshot: "Headshot", reel: "Reel", resume: "Résumé", selftape: "Self-tape", other: "File" };

@@ -3,10 +3,12 @@
 // its own copy in IndexedDB (y-indexeddb). The cache is named for the build, so a new
 // bundle replaces the old one. Attached files are named by their hash and never change:
 // each one shown is kept (in a cache of its own, across builds) so headshots and
-// thumbnails still show offline; video asks for ranges and goes to the server.
-const CACHE = "castroom-c42074b264e8752f";
+// thumbnails still show offline. The page asks for the shortlist's reels and self-tapes
+// to be kept too (a request marked X-Castroom-Keep, streamed into the cache); a video's
+// range requests are answered from a kept copy, so the shortlist's reels play offline.
+const CACHE = "castroom-c01c96aa926b9960";
 const MEDIA = "castroom-media-1";
-const SHELL = ["/", "/app.js?v=c42074b264e8752f", "/app.css?v=c42074b264e8752f", "/schema.json"];
+const SHELL = ["/", "/app.js?v=c01c96aa926b9960", "/app.css?v=c01c96aa926b9960", "/schema.json"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
@@ -29,7 +31,19 @@ self.addEventListener("fetch", (event) => {
   if (url.pathname.startsWith("/api/") || url.pathname.startsWith("/sync/")) return;
   if (url.pathname.startsWith("/present")) return; // a presentation is online only
   if (url.pathname.startsWith("/media/")) {
-    if (event.request.headers.has("range")) return;
+    if (event.request.headers.has("x-castroom-keep")) {
+      event.respondWith(keep(event.request, url.pathname));
+      return;
+    }
+    if (event.request.headers.has("range")) {
+      event.respondWith(
+        caches.open(MEDIA).then(async (cache) => {
+          const hit = await cache.match(url.pathname);
+          return hit ? partial(hit, event.request.headers.get("range")) : fetch(event.request);
+        }),
+      );
+      return;
+    }
     event.respondWith(
       caches.open(MEDIA).then(async (cache) => {
         const hit = await cache.match(url.pathname);
@@ -52,3 +66,41 @@ self.addEventListener("fetch", (event) => {
   }
   event.respondWith(caches.match(event.request, { cacheName: CACHE }).then((hit) => hit || fetch(event.request)));
 });
+
+/** Keep a file in the media cache, streamed straight in (the page reads nothing back):
+ * 204 when it was kept already, 201 when it is kept now, else the server's answer. */
+async function keep(request, key) {
+  const cache = await caches.open(MEDIA);
+  if (await cache.match(key)) return new Response(null, { status: 204 });
+  const response = await fetch(request.url);
+  if (response.status !== 200) return response;
+  await cache.put(key, response);
+  return new Response(null, { status: 201 });
+}
+
+/** A range of a kept file, as the server would answer it (206, or 416 when the range
+ * lies outside the file). One range only: what a video element asks. */
+async function partial(kept, header) {
+  const blob = await kept.blob();
+  const size = blob.size;
+  const match = /^bytes=(\d*)-(\d*)$/.exec((header || "").trim());
+  let start = match && match[1] !== "" ? Number(match[1]) : null;
+  let end = match && match[2] !== "" ? Number(match[2]) : size - 1;
+  if (match && start === null) {
+    start = Math.max(0, size - Number(match[2]));
+    end = size - 1;
+  }
+  if (!match || start === null || start >= size || end < start) {
+    return new Response(null, { status: 416, headers: { "Content-Range": `bytes */${size}` } });
+  }
+  end = Math.min(end, size - 1);
+  return new Response(blob.slice(start, end + 1), {
+    status: 206,
+    headers: {
+      "Accept-Ranges": "bytes",
+      "Content-Range": `bytes ${start}-${end}/${size}`,
+      "Content-Length": String(end - start + 1),
+      "Content-Type": kept.headers.get("Content-Type") || "application/octet-stream",
+    },
+  });
+}
