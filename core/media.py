@@ -57,6 +57,9 @@ DEFAULT_MAX_BYTES: dict[str, int] = {
 #: Images with more pixels than this are refused before they are decoded.
 DEFAULT_MAX_PIXELS = 50_000_000
 DEFAULT_GRACE_DAYS = 30.0
+#: The most one server token may upload (PUT /media), unless ``[media] token_quota`` says
+#: otherwise ("none": no quota).
+DEFAULT_TOKEN_QUOTA = 20 * GB
 
 IMAGES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})
 VIDEOS = frozenset({"video/mp4", "video/quicktime", "video/webm"})
@@ -85,6 +88,8 @@ class MediaConfig(msgspec.Struct, kw_only=True, frozen=True):
     max_bytes: dict[str, int]
     max_pixels: int = DEFAULT_MAX_PIXELS
     grace_days: float = DEFAULT_GRACE_DAYS
+    #: Bytes one server token may store by uploading; None: no quota.
+    token_quota: int | None = DEFAULT_TOKEN_QUOTA
 
 
 def parse_size(value: object, where: str) -> int:
@@ -120,7 +125,14 @@ def media_config(config: dict[str, Any]) -> MediaConfig:
         grace = DEFAULT_GRACE_DAYS
     if not isinstance(grace, int | float) or isinstance(grace, bool) or grace < 0:
         raise CastroomError(f"config media.grace_days: {grace!r} is not a number of days >= 0")
-    return MediaConfig(max_bytes=limits, max_pixels=pixels, grace_days=float(grace))
+    quota = table.get("token_quota", DEFAULT_TOKEN_QUOTA)
+    if isinstance(quota, str) and quota.strip().lower() == "none":
+        quota = None
+    elif quota is not None:
+        quota = parse_size(quota, "media.token_quota")
+    return MediaConfig(
+        max_bytes=limits, max_pixels=pixels, grace_days=float(grace), token_quota=quota
+    )
 
 
 def owner_kind(kind: str) -> type[model.Entity]:
@@ -536,6 +548,39 @@ def size_limit(config: dict[str, Any], what: str) -> int:
     """The largest a received blob may be: its kind's limit (a derived one: ``other``'s)."""
     limits = media_config(config).max_bytes
     return limits.get(what, limits["other"])
+
+
+class QuotaExceeded(CastroomError):
+    """An upload that would take a token past its media quota (nothing is stored)."""
+
+
+_QUOTA_KEY = "media-uploaded:"
+
+
+def uploaded(workspace: Workspace, token_id: str) -> int:
+    """Bytes the server token ``token_id`` has stored by uploading (new blobs only)."""
+    value = workspace.store.get_kv(_QUOTA_KEY + token_id)
+    return int(value) if value and value.isdigit() else 0
+
+
+def check_quota(workspace: Workspace, token_id: str, size: int, pending: int = 0) -> None:
+    """Refuse (QuotaExceeded) an upload of ``size`` bytes that would take the token past
+    ``[media] token_quota``, counting ``pending`` bytes of its uploads still arriving."""
+    quota = media_config(workspace.config).token_quota
+    if quota is None:
+        return
+    used = uploaded(workspace, token_id) + pending
+    if used + size > quota:
+        raise QuotaExceeded(
+            f"this token's media quota of {size_words(quota)} would be exceeded"
+            f" ({size_words(used)} uploaded, this file is {size_words(size)}): not stored;"
+            " the server's media.token_quota sets it"
+        )
+
+
+def add_uploaded(workspace: Workspace, token_id: str, size: int) -> None:
+    """Count a blob the token stored against its quota."""
+    workspace.store.set_kv(_QUOTA_KEY + token_id, str(uploaded(workspace, token_id) + size))
 
 
 class RefCache:

@@ -58,6 +58,7 @@ async def put_blob(server: SyncServer, request: Request) -> Response:
     from .server import Refused
 
     digest = _hash_param(request)
+    token = server.authorize(request, None, write=True)
     need = _reachable(server, request, write=True).get(digest)
     if need is None:
         raise Refused(403, f"no production this token may write refers to {digest[:12]}…")
@@ -74,13 +75,27 @@ async def put_blob(server: SyncServer, request: Request) -> Response:
         raise Refused(413, f"{size:,} bytes is over the {need.what} limit of {limit:,} bytes")
     if workspace.blobs.has(digest):
         return JSONResponse({"stored": False, "size": workspace.blobs.size(digest)})
+    pending = server.media_uploading
+    try:
+        # Checked and reserved with no await between: two uploads at once by one token
+        # cannot both pass on the same room.
+        media.check_quota(workspace, token.id, size, pending.get(token.id, 0))
+    except media.QuotaExceeded as exc:
+        raise Refused(413, str(exc)) from None
+    pending[token.id] = pending.get(token.id, 0) + size
     try:
         with workspace.blobs.writer(expected=digest, expected_size=size, max_bytes=limit) as out:
             async for chunk in server.body_chunks(request):
                 out.write(chunk)
             stored = out.commit()
+        if stored.new:
+            media.add_uploaded(workspace, token.id, stored.size)
     except BlobRefused as exc:
         raise Refused(400, str(exc)) from None
+    finally:
+        pending[token.id] -= size
+        if not pending[token.id]:
+            del pending[token.id]
     return JSONResponse({"stored": stored.new, "size": stored.size})
 
 

@@ -536,6 +536,8 @@ class SyncServer:
         self.rooms: dict[str, Room] = {}
         self.peer_counts = PeerCounts(options.max_peers_per_token, options.max_peers)
         self.media_refs = media.RefCache()
+        #: token id -> bytes of its uploads (PUT /media) still arriving, for the quota.
+        self.media_uploading: dict[str, int] = {}
         #: Productions merging a large update in a worker thread, and the events set
         #: once each is done (nothing else may touch their documents meanwhile).
         self.merging: dict[str, asyncio.Event] = {}

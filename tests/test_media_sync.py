@@ -298,3 +298,64 @@ def test_a_bundle_with_a_damaged_file_merges_nothing(room: Room, tmp_path: Path,
     assert blob_files(room.b) == set()
     with Workspace.open(room.b) as ws:
         assert ws.productions() == []
+
+
+# -- the per-token upload quota -----------------------------------------------------------
+
+
+def test_a_token_past_its_upload_quota_is_refused_with_one_error_and_nothing_stored(
+    room: Room, tmp_path: Path
+) -> None:
+    config = room.server_path / "config.toml"
+    config.write_text(config.read_text() + '\n[media]\ntoken_quota = "150 KB"\n')
+    faces = [jpeg(tmp_path / f"{i}.jpg", seed=30 + i) for i in range(3)]
+    sizes = [f.stat().st_size for f in faces]
+    assert 50_000 < sizes[0] < 150_000 and sum(sizes) > 150_000, sizes
+    with ServerThread(room.server_path) as server:
+        ok(room.sync(room.a, server.url, "--production", "Tides"))
+        for i, face in enumerate(faces):
+            ok(room.cli("add", "talent", f"name=Talent {i}", workspace=room.a))
+            ok(room.cli("attach", "talent", f"Talent {i}", str(face), workspace=room.a))
+        ok(room.sync(room.a, server.url, "--production", "Tides", "--media", "none"))
+        write = {"Authorization": f"Bearer {room.write}"}
+        first = httpx.put(
+            f"{server.url}/media/{sha(faces[0])}", content=faces[0].read_bytes(), headers=write
+        )
+        assert first.status_code == 200 and first.json()["stored"]
+        before = blob_files(room.server_path)
+        second = httpx.put(
+            f"{server.url}/media/{sha(faces[1])}", content=faces[1].read_bytes(), headers=write
+        )
+        assert second.status_code == 413
+        assert "this token's media quota of 150.0 KB would be exceeded" in second.json()["error"]
+        assert blob_files(room.server_path) == before  # nothing stored
+        # The CLI's sync says it in one line and fails; what fits was sent.
+        message = fails(room.sync(room.a, server.url, "--production", "Tides"))
+        assert "(413)" in message and "media quota" in message
+        assert sha(faces[1]) not in blob_files(room.server_path)
+        # Another token has its own quota; the same blob again costs nothing.
+        with Workspace.open(room.server_path) as ws:
+            other = TokenStore(ws.store).create("write")[1]
+        again = httpx.put(
+            f"{server.url}/media/{sha(faces[0])}",
+            content=faces[0].read_bytes(),
+            headers={"Authorization": f"Bearer {other}"},
+        )
+        assert again.status_code == 200 and not again.json()["stored"]
+        fresh = httpx.put(
+            f"{server.url}/media/{sha(faces[1])}",
+            content=faces[1].read_bytes(),
+            headers={"Authorization": f"Bearer {other}"},
+        )
+        assert fresh.status_code == 200 and fresh.json()["stored"]
+
+
+def test_the_upload_quota_is_read_from_the_config() -> None:
+    from castroom.core.errors import CastroomError
+    from castroom.core.media import DEFAULT_TOKEN_QUOTA, media_config
+
+    assert media_config({}).token_quota == DEFAULT_TOKEN_QUOTA == 20 * 10**9
+    assert media_config({"media": {"token_quota": "none"}}).token_quota is None
+    assert media_config({"media": {"token_quota": "5 MB"}}).token_quota == 5_000_000
+    with pytest.raises(CastroomError, match=r"media\.token_quota"):
+        media_config({"media": {"token_quota": "lots"}})
