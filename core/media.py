@@ -523,11 +523,12 @@ def production_refs(doc: CastDocument) -> dict[str, BlobNeed]:
 
 def referenced(workspace: Workspace) -> dict[str, str]:
     """hash -> what it is ("headshot", ..., or "derived") for every blob a live entity
-    in any production of the workspace refers to (see :func:`_live_media`)."""
-    found: dict[str, str] = {}
-    for _title, _doc, _cls, _id, stored in _live_media(workspace):
-        _note_refs(stored["media"], found)
-    return found
+    in any production of the workspace refers to (a deleted production's too: it can
+    be restored). The same walk as :meth:`RefCache.needs`, over every production, as
+    the documents are open now (no refresh from the store)."""
+    every = [pid for pid, _title in workspace.productions()]
+    needs = RefCache().needs(workspace, every, refresh=False)
+    return {digest: need.what for digest, need in needs.items()}
 
 
 def _note_refs(media: object, found: dict[str, str]) -> None:
@@ -590,12 +591,17 @@ class RefCache:
     def __init__(self) -> None:
         self._by_production: dict[str, tuple[bytes, dict[str, BlobNeed]]] = {}
 
-    def needs(self, workspace: Workspace, pids: list[str]) -> dict[str, BlobNeed]:
-        """What the productions refer to (an original's kind wins over ``derived``)."""
+    def needs(
+        self, workspace: Workspace, pids: list[str], *, refresh: bool = True
+    ) -> dict[str, BlobNeed]:
+        """What the productions refer to (an original's kind wins over ``derived``);
+        with ``refresh``, each production first reads what other processes committed
+        (a CLI attach beside a server)."""
         found: dict[str, BlobNeed] = {}
         for pid in pids:
             production = workspace.production(pid)
-            production.refresh()  # a CLI attach in another process
+            if refresh:
+                production.refresh()
             state = production.doc.state_vector()
             cached = self._by_production.get(pid)
             if cached is None or cached[0] != state:
