@@ -138,7 +138,7 @@ class LiveMedia:
                     self._due.clear()
                     try:
                         await self._round(client)
-                    except (httpx.HTTPError, CastroomError) as exc:
+                    except (httpx.HTTPError, CastroomError, OSError) as exc:
                         failures += 1
                         why = _describe(exc, self.base)
                         if failures >= MAX_FAILURES:
@@ -207,4 +207,6 @@ def _describe(exc: Exception, base: str) -> str:
         return f"{base} did not answer in time"
     if isinstance(exc, httpx.HTTPError):
         return f"cannot reach {base}: {exc}"
+    if isinstance(exc, OSError):  # this side's disk (full, read-only): the session goes on
+        return f"cannot store a file here: {exc.strerror or exc}"
     return str(exc)
