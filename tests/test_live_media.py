@@ -110,3 +110,58 @@ def test_only_media_changes_wake_the_mover_and_urls_map_to_the_server() -> None:
     assert media_base("ws://127.0.0.1:8765/sync") == "http://127.0.0.1:8765"
     assert media_base("wss://cast.example/hocuspocus") == "https://cast.example"
     assert media_base("http://127.0.0.1:8765/") == "http://127.0.0.1:8765"
+
+
+def test_a_round_that_cannot_reach_the_server_is_retried_until_it_can(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from castroom.core import media
+    from castroom.core.model import Talent
+    from castroom.sync import client, live_media
+
+    monkeypatch.setattr(live_media, "MAX_FAILURES", 100)  # the bound is not what is tested
+    server_path = tmp_path / "server"
+    with Workspace.open(server_path) as ws:
+        production = ws.create_production("Tides")
+        talent = production.doc.add(Talent, name="Ada Stone")
+        media.attach(production, Talent, talent.id, jpeg(tmp_path / "ada.jpg", seed=23))
+        wanted = set(ws.blobs.hashes())
+    token = make_token(server_path, "read")
+    with ServerThread(server_path) as server, Workspace.open(tmp_path / "laptop") as laptop:
+        client.sync_http(laptop, server.url, token=token, media="none")
+        port, url = server.port, server.url
+    lines: list[str] = []
+
+    async def main() -> None:
+        with Workspace.open(tmp_path / "laptop") as laptop:
+            mover = live_media.LiveMedia(
+                laptop,
+                url,
+                lambda: [production.id],
+                token=token,
+                headers={},
+                verify=False,
+                say=lines.append,
+                timeout=5,
+            )
+            task = asyncio.create_task(mover.run())
+            try:
+                for _ in range(600):  # the server is down: rounds fail and back off
+                    if any("retrying in" in line for line in lines):
+                        break
+                    await asyncio.sleep(0.05)
+                with ServerThread(server_path, port=port):
+                    for _ in range(600):
+                        if wanted <= set(laptop.blobs.hashes()):
+                            break
+                        await asyncio.sleep(0.05)
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(main())
+    assert any(line.startswith("media: cannot reach") for line in lines), lines
+    assert any(line.startswith("media: fetched 2") for line in lines), lines
+    assert wanted <= blob_files(tmp_path / "laptop")
