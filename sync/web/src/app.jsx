@@ -99,10 +99,16 @@ export function App({ ctx }) {
     document.body.dataset.status = status;
   }, [status]);
   useEffect(() => {
-    // Online, once the changes settle: keep the shortlist's reels for offline viewing.
+    // Online, once the changes settle (or once the service worker takes the page): keep
+    // the shortlist's reels for offline viewing.
     if (status !== "online") return undefined;
-    const timer = setTimeout(() => keepShortlist(ctx, ctx.store), 1000);
-    return () => clearTimeout(timer);
+    const keep = () => keepShortlist(ctx, ctx.store);
+    const timer = setTimeout(keep, 1000);
+    navigator.serviceWorker?.addEventListener("controllerchange", keep);
+    return () => {
+      clearTimeout(timer);
+      navigator.serviceWorker?.removeEventListener("controllerchange", keep);
+    };
   }, [status, store.version]);
   const production = store.production();
   const title = production.title ?? ctx.production.title;

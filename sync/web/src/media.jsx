@@ -43,10 +43,11 @@ export function shortlistVideos(store) {
 let keeping = null;
 
 /** Ask the service worker to keep the shortlist's videos, one at a time (a run already
- * going is left to finish; the next change starts another). */
+ * going is left to finish; if the production changed meanwhile, another follows). */
 export function keepShortlist(ctx, store) {
   if (keeping || !navigator.serviceWorker?.controller) return keeping;
   const wanted = shortlistVideos(store);
+  const version = store.version;
   keeping = (async () => {
     for (const m of wanted) {
       try {
@@ -58,6 +59,7 @@ export function keepShortlist(ctx, store) {
     }
   })().finally(() => {
     keeping = null;
+    if (store.version !== version) setTimeout(() => keepShortlist(ctx, store), 1000);
   });
   return keeping;
 }

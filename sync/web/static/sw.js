@@ -6,9 +6,9 @@
 // thumbnails still show offline. The page asks for the shortlist's reels and self-tapes
 // to be kept too (a request marked X-Castroom-Keep, streamed into the cache); a video's
 // range requests are answered from a kept copy, so the shortlist's reels play offline.
-const CACHE = "castroom-c01c96aa926b9960";
+const CACHE = "castroom-16d0837fa3f8cf65";
 const MEDIA = "castroom-media-1";
-const SHELL = ["/", "/app.js?v=c01c96aa926b9960", "/app.css?v=c01c96aa926b9960", "/schema.json"];
+const SHELL = ["/", "/app.js?v=16d0837fa3f8cf65", "/app.css?v=16d0837fa3f8cf65", "/schema.json"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
