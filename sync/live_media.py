@@ -37,6 +37,9 @@ SETTLE = 0.2
 LOOK_EVERY = 1.0
 #: Failed rounds in a row before waiting for the next change.
 MAX_FAILURES = 5
+#: Seconds before asking again for blobs the server lacks too (a peer's upload follows
+#: its document update); after these, the next change asks.
+ABSENT_WAITS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0)
 #: The entity fields whose change may mean new blobs to move (a new entity, a merge too
 #: large to list its fields, its media, a restore).
 MEDIA_FIELDS = frozenset({"media", "deleted", CREATED, UNLISTED})
@@ -98,6 +101,12 @@ class LiveMedia:
         #: Why this session moves no media (the server serves none), once known.
         self.off: str | None = None
         self.rounds = 0
+        from .client import Backoff  # client imports this module
+
+        self._backoff = Backoff()
+        self._failures = 0
+        #: Follow-up rounds made for blobs on neither side yet (see ABSENT_WAITS).
+        self._waited = 0
 
     def _changed(self, update: bytes, origin: str, changes: Changes) -> None:
         if touches_media(changes):
@@ -122,49 +131,68 @@ class LiveMedia:
 
     async def run(self) -> None:
         """Until cancelled (or the server turns out to serve no media)."""
-        from .client import Backoff
-
-        backoff = Backoff()
-        failures = 0
         try:
             with httpx.Client(**self._client_options) as client:  # type: ignore[arg-type]
                 while self.off is None:
-                    self._listen()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._due.wait(), LOOK_EVERY)
-                    if not self._due.is_set():
-                        continue
-                    await asyncio.sleep(SETTLE)
-                    self._due.clear()
-                    try:
-                        await self._round(client)
-                    except (httpx.HTTPError, CastroomError, OSError) as exc:
-                        failures += 1
-                        why = _describe(exc, self.base)
-                        if failures >= MAX_FAILURES:
-                            self.say(f"media: {why}; trying again at the next change")
-                            failures = 0
-                            continue
-                        delay = backoff.next()
-                        self.say(f"media: {why}; retrying in {delay:.1f}s")
-                        await asyncio.sleep(delay)
-                        self._due.set()
-                        continue
-                    failures = 0
-                    backoff.reset()
+                    if await self._wait_due():
+                        await self._attempt(client)
         finally:
             self.close()
 
-    async def _round(self, client: httpx.Client) -> None:
+    async def _wait_due(self) -> bool:
+        """Whether a round is due (after letting a burst settle); False after LOOK_EVERY
+        seconds with nothing due."""
+        self._listen()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._due.wait(), LOOK_EVERY)
+        if not self._due.is_set():
+            return False
+        await asyncio.sleep(SETTLE)
+        self._due.clear()
+        return True
+
+    async def _attempt(self, client: httpx.Client) -> None:
+        """One round; a failure is retried with backoff (MAX_FAILURES in a row at most),
+        and blobs on neither side yet are asked for again a little later (a peer's
+        upload may still be on its way: its document update came first)."""
+        try:
+            absent = await self._round(client)
+        except (httpx.HTTPError, CastroomError, OSError) as exc:
+            self._failures += 1
+            why = _describe(exc, self.base)
+            if self._failures >= MAX_FAILURES:
+                self.say(f"media: {why}; trying again at the next change")
+                self._failures = 0
+                return
+            delay = self._backoff.next()
+            self.say(f"media: {why}; retrying in {delay:.1f}s")
+            self._later(delay)
+            return
+        self._failures = 0
+        self._backoff.reset()
+        if not absent:
+            self._waited = 0
+        elif self._waited < len(ABSENT_WAITS):
+            self._later(ABSENT_WAITS[self._waited])
+            self._waited += 1
+
+    def _later(self, delay: float) -> None:
+        asyncio.get_running_loop().call_later(delay, self._due.set)
+
+    async def _round(self, client: httpx.Client) -> int:
+        """Move what is due; the number of wanted blobs the server lacks too."""
         pids = [pid for pid in self._listening if pid in self._live_now()]
         if not pids:
-            return
+            return 0
         # On the loop: the documents are read where the live sessions write them.
         needs = self._refs.needs(self.workspace, pids)
         moved = await asyncio.to_thread(self._move, client, needs)
         self.rounds += 1
-        if moved is not None and (line := moved.describe()):
+        if moved is None:
+            return 0
+        if line := moved.describe():
             self.say(line)
+        return moved.absent
 
     def _live_now(self) -> set[str]:
         return set(self.live())

@@ -165,3 +165,38 @@ def test_a_round_that_cannot_reach_the_server_is_retried_until_it_can(
     assert any(line.startswith("media: cannot reach") for line in lines), lines
     assert any(line.startswith("media: fetched 2") for line in lines), lines
     assert wanted <= blob_files(tmp_path / "laptop")
+
+
+def test_a_file_uploaded_after_its_record_still_reaches_the_live_session(
+    tmp_path: Path, cli
+) -> None:
+    server_path, a, b = tmp_path / "server", tmp_path / "laptop-a", tmp_path / "laptop-b"
+    with Workspace.open(server_path) as ws:
+        ws.create_production("Tides")
+    token = make_token(server_path, "write")
+    with ServerThread(server_path) as server:
+        ok(cli("sync", server.url, "--token", token, workspace=a))
+        ok(cli("sync", server.url, "--token", token, workspace=b))
+        live = LiveProcess(b, server.url, "--token", token)
+        try:
+            assert wait_until(lambda: live.said("live: 1 production"), 30), live.output()
+            ok(cli("add", "talent", "name=Ada Stone", workspace=a))
+            ok(
+                cli(
+                    "attach",
+                    "talent",
+                    "Ada Stone",
+                    str(jpeg(tmp_path / "a.jpg", seed=24)),
+                    workspace=a,
+                )
+            )
+            # The record first, the file not yet: B finds it on neither side.
+            ok(cli("sync", server.url, "--token", token, "--media", "none", workspace=a))
+            assert wait_until(lambda: live.said("on neither side yet"), 30), live.output()
+            [entry] = listed(cli, a)
+            wanted = {entry["media"]["hash"], entry["media"]["thumbnail"]}
+            # The upload follows, with no further change to the document: B asks again.
+            ok(cli("sync", server.url, "--token", token, workspace=a))
+            assert wait_until(lambda: wanted <= blob_files(b), 30), live.output()
+        finally:
+            live.stop()
