@@ -4,11 +4,14 @@ and sends the files attached on its own workspace by another process."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -58,10 +61,23 @@ def listed(cli, workspace: Path) -> list[dict]:
     return json.loads(ok(cli("media", "list", "--json", workspace=workspace)))
 
 
-@pytest.mark.parametrize("mode", ["y-websocket", "hocuspocus"])
-def test_a_live_session_fetches_new_headshots_and_sends_its_own(
-    tmp_path: Path, cli, mode: str
-) -> None:
+@dataclass
+class LiveRoom:
+    """A real server, laptop A (synced by the CLI) and laptop B in a live process."""
+
+    server: ServerThread
+    server_path: Path
+    a: Path
+    b: Path
+    token: str
+    live: LiveProcess
+
+    def sync_a(self, cli, *args: str) -> str:
+        return ok(cli("sync", self.server.url, "--token", self.token, *args, workspace=self.a))
+
+
+@contextlib.contextmanager
+def live_room(tmp_path: Path, cli, mode: str = "y-websocket") -> Iterator[LiveRoom]:
     server_path, a, b = tmp_path / "server", tmp_path / "laptop-a", tmp_path / "laptop-b"
     with Workspace.open(server_path) as ws:
         ws.create_production("Tides")
@@ -76,24 +92,33 @@ def test_a_live_session_fetches_new_headshots_and_sends_its_own(
             live = LiveProcess(b, server.url, "--token", token)
         try:
             assert wait_until(lambda: live.said("live: 1 production"), 30), live.output()
-            # A attaches a headshot and syncs it once: the live B fetches it and its thumbnail.
-            ok(cli("add", "talent", "name=Ada Stone", workspace=a))
-            face = jpeg(tmp_path / "ada.jpg", seed=21)
-            ok(cli("attach", "talent", "Ada Stone", str(face), workspace=a))
-            ok(cli("sync", server.url, "--token", token, workspace=a))
-            [entry] = listed(cli, a)
-            wanted = {entry["media"]["hash"], entry["media"]["thumbnail"]}
-            assert entry["media"]["hash"] == hashlib.sha256(face.read_bytes()).hexdigest()
-            assert wait_until(lambda: wanted <= blob_files(b), 30), live.output()
-            # Another process attaches on B's workspace: the live session sends the file.
-            ok(cli("add", "talent", "name=Ben Hale", workspace=b))
-            own = jpeg(tmp_path / "ben.jpg", seed=22)
-            ok(cli("attach", "talent", "Ben Hale", str(own), workspace=b))
-            mine = {m["media"]["hash"] for m in listed(cli, b)} - {entry["media"]["hash"]}
-            assert wait_until(lambda: mine <= blob_files(server_path), 30), live.output()
-            assert wait_until(lambda: live.said("media: sent 2"), 30), live.output()
+            yield LiveRoom(server, server_path, a, b, token, live)
         finally:
             live.stop()
+
+
+@pytest.mark.parametrize("mode", ["y-websocket", "hocuspocus"])
+def test_a_live_session_fetches_new_headshots_and_sends_its_own(
+    tmp_path: Path, cli, mode: str
+) -> None:
+    with live_room(tmp_path, cli, mode) as room:
+        a, b, live = room.a, room.b, room.live
+        # A attaches a headshot and syncs it once: the live B fetches it and its thumbnail.
+        ok(cli("add", "talent", "name=Ada Stone", workspace=a))
+        face = jpeg(tmp_path / "ada.jpg", seed=21)
+        ok(cli("attach", "talent", "Ada Stone", str(face), workspace=a))
+        room.sync_a(cli)
+        [entry] = listed(cli, a)
+        wanted = {entry["media"]["hash"], entry["media"]["thumbnail"]}
+        assert entry["media"]["hash"] == hashlib.sha256(face.read_bytes()).hexdigest()
+        assert wait_until(lambda: wanted <= blob_files(b), 30), live.output()
+        # Another process attaches on B's workspace: the live session sends the file.
+        ok(cli("add", "talent", "name=Ben Hale", workspace=b))
+        own = jpeg(tmp_path / "ben.jpg", seed=22)
+        ok(cli("attach", "talent", "Ben Hale", str(own), workspace=b))
+        mine = {m["media"]["hash"] for m in listed(cli, b)} - {entry["media"]["hash"]}
+        assert wait_until(lambda: mine <= blob_files(room.server_path), 30), live.output()
+        assert wait_until(lambda: live.said("media: sent 2"), 30), live.output()
     assert live.said("media: fetched 2"), live.output()
     # B holds exactly the right bytes under each name.
     for digest in blob_files(b):
@@ -170,33 +195,15 @@ def test_a_round_that_cannot_reach_the_server_is_retried_until_it_can(
 def test_a_file_uploaded_after_its_record_still_reaches_the_live_session(
     tmp_path: Path, cli
 ) -> None:
-    server_path, a, b = tmp_path / "server", tmp_path / "laptop-a", tmp_path / "laptop-b"
-    with Workspace.open(server_path) as ws:
-        ws.create_production("Tides")
-    token = make_token(server_path, "write")
-    with ServerThread(server_path) as server:
-        ok(cli("sync", server.url, "--token", token, workspace=a))
-        ok(cli("sync", server.url, "--token", token, workspace=b))
-        live = LiveProcess(b, server.url, "--token", token)
-        try:
-            assert wait_until(lambda: live.said("live: 1 production"), 30), live.output()
-            ok(cli("add", "talent", "name=Ada Stone", workspace=a))
-            ok(
-                cli(
-                    "attach",
-                    "talent",
-                    "Ada Stone",
-                    str(jpeg(tmp_path / "a.jpg", seed=24)),
-                    workspace=a,
-                )
-            )
-            # The record first, the file not yet: B finds it on neither side.
-            ok(cli("sync", server.url, "--token", token, "--media", "none", workspace=a))
-            assert wait_until(lambda: live.said("on neither side yet"), 30), live.output()
-            [entry] = listed(cli, a)
-            wanted = {entry["media"]["hash"], entry["media"]["thumbnail"]}
-            # The upload follows, with no further change to the document: B asks again.
-            ok(cli("sync", server.url, "--token", token, workspace=a))
-            assert wait_until(lambda: wanted <= blob_files(b), 30), live.output()
-        finally:
-            live.stop()
+    with live_room(tmp_path, cli) as room:
+        ok(cli("add", "talent", "name=Ada Stone", workspace=room.a))
+        face = jpeg(tmp_path / "a.jpg", seed=24)
+        ok(cli("attach", "talent", "Ada Stone", str(face), workspace=room.a))
+        # The record first, the file not yet: B finds it on neither side.
+        room.sync_a(cli, "--media", "none")
+        assert wait_until(lambda: room.live.said("on neither side yet"), 30), room.live.output()
+        [entry] = listed(cli, room.a)
+        wanted = {entry["media"]["hash"], entry["media"]["thumbnail"]}
+        # The upload follows, with no further change to the document: B asks again.
+        room.sync_a(cli)
+        assert wait_until(lambda: wanted <= blob_files(room.b), 30), room.live.output()
