@@ -564,14 +564,10 @@ def uploaded(workspace: Workspace, token_id: str) -> int:
     return int(value) if value and value.isdigit() else 0
 
 
-def check_quota(workspace: Workspace, token_id: str, size: int, pending: int = 0) -> None:
-    """Refuse (QuotaExceeded) an upload of ``size`` bytes that would take the token past
-    ``[media] token_quota``, counting ``pending`` bytes of its uploads still arriving."""
-    quota = media_config(workspace.config).token_quota
-    if quota is None:
-        return
-    used = uploaded(workspace, token_id) + pending
-    if used + size > quota:
+def check_quota(quota: int | None, used: int, size: int) -> None:
+    """Refuse (QuotaExceeded) an upload of ``size`` bytes by a token that has ``used``
+    bytes of its quota (``[media] token_quota``; None: no quota) uploaded or arriving."""
+    if quota is not None and used + size > quota:
         raise QuotaExceeded(
             f"this token's media quota of {size_words(quota)} would be exceeded"
             f" ({size_words(used)} uploaded, this file is {size_words(size)}): not stored;"

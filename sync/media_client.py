@@ -334,29 +334,33 @@ def _send(
     moved: MediaMoved,
     there: set[str],
 ) -> None:
+    """Send what the server lacks, in batches (``POST /media/store``); the blobs it
+    refused raise CastroomError with its reasons once every batch has been tried."""
+    refused: dict[str, str] = {}
     for start in range(0, len(here), MAX_ASKED):
         asked = [n.hash for n in here[start : start + MAX_ASKED]]
         answer = client.post("/media/missing", json={"hashes": asked})
         raise_for(answer)
-        missing = answer.json()["missing"]
+        missing = [check_hash(h) for h in answer.json()["missing"]]
         there.update(set(asked) - set(missing))
-        for digest in missing:
-            size = blobs.size(digest)
-            response = client.put(
-                f"/media/{digest}",
-                content=_chunks(blobs, digest),
-                headers={"Content-Length": str(size)},
+        sizes = {h: blobs.size(h) for h in missing}
+        for batch in _batches([media.BlobNeed(hash=h, what="", size=sizes[h]) for h in missing]):
+            hashes = [n.hash for n in batch]
+            response = client.post(
+                "/media/store",
+                content=batch_stream(blobs, hashes, set(hashes)),
+                headers={"Content-Type": "application/octet-stream"},
             )
             raise_for(response)
-            there.add(digest)
-            moved.sent += 1
-            moved.sent_bytes += size
-
-
-def _chunks(blobs: BlobStore, digest: str) -> Iterator[bytes]:
-    with blobs.open(digest) as src:
-        while chunk := src.read(CHUNK):
-            yield chunk
+            result = response.json()
+            for digest in result.get("stored", []):
+                there.add(digest)
+                moved.sent += 1
+                moved.sent_bytes += sizes.get(digest, 0)
+            refused.update(result.get("refused", {}))
+    if refused:
+        shown = "; ".join(f"{h[:12]}…: {why}" for h, why in list(refused.items())[:3])
+        raise CastroomError(f"{len(refused)} media files refused by the server ({shown})")
 
 
 def raise_for(response: httpx.Response) -> None:

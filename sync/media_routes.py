@@ -3,20 +3,28 @@ tokens and scopes as ``/sync`` (the protocol: ``media_client.py``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import anyio
+import anyio.from_thread
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..core import media
-from ..core.blobs import BlobRefused, check_hash
+from ..core.blobs import CHUNK, BlobRefused, BlobStore, BlobWriter, check_hash
 from ..core.errors import CastroomError
-from .media_client import MAX_ASKED, batch_stream
+from ..core.media import media_config
+from .media_client import MAX_ASKED, BatchBroken, BatchStream, batch_stream
 
 if TYPE_CHECKING:
+    from ..core.workspace import Workspace
     from .server import SyncServer
 
 
@@ -54,18 +62,53 @@ async def get_blob(server: SyncServer, request: Request) -> Response:
     )
 
 
-async def put_blob(server: SyncServer, request: Request) -> Response:
+class UploadBook:
+    """What each token has uploaded to this server and is uploading now, for its quota
+    (``[media] token_quota``). Reservations are thread-safe (a batch is checked in a
+    worker thread); the stored counts are read and written on the event loop."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._used: dict[str, int] = {}
+        self._pending: dict[str, int] = {}
+
+    def load(self, workspace: Workspace, token_id: str) -> None:
+        """On the loop, before a token's upload: what it has stored so far."""
+        with self._lock:
+            if token_id not in self._used:
+                self._used[token_id] = media.uploaded(workspace, token_id)
+
+    def reserve(self, quota: int | None, token_id: str, size: int) -> None:
+        """Hold ``size`` bytes of the token's quota, or raise QuotaExceeded."""
+        with self._lock:
+            pending = self._pending.get(token_id, 0)
+            media.check_quota(quota, self._used.get(token_id, 0) + pending, size)
+            self._pending[token_id] = pending + size
+
+    def settle(self, workspace: Workspace, token_id: str, reserved: int, stored: int) -> None:
+        """On the loop: give back ``reserved`` bytes held, count ``stored`` new ones."""
+        with self._lock:
+            left = self._pending.get(token_id, 0) - reserved
+            if left > 0:
+                self._pending[token_id] = left
+            else:
+                self._pending.pop(token_id, None)
+            self._used[token_id] = self._used.get(token_id, 0) + stored
+        if stored:
+            media.add_uploaded(workspace, token_id, stored)
+
+
+def _admit(
+    server: SyncServer, token_id: str, digest: str, need: media.BlobNeed | None, size: int
+) -> int | None:
+    """Whether the token may store ``size`` bytes as blob ``digest``: the kind's size
+    limit to store it under, reserved against the token's quota (settle it with
+    ``server.uploads``); None when the store has it already. Raises Refused. Safe in a
+    worker thread (no document, no SQL)."""
     from .server import Refused
 
-    digest = _hash_param(request)
-    token = server.authorize(request, None, write=True)
-    need = _reachable(server, request, write=True).get(digest)
     if need is None:
         raise Refused(403, f"no production this token may write refers to {digest[:12]}…")
-    declared = request.headers.get("content-length")
-    if declared is None or not declared.isdigit():
-        raise Refused(411, "send the blob with a Content-Length")
-    size = int(declared)
     workspace = server.workspace
     assert workspace is not None
     if need.size is not None and size != need.size:
@@ -74,29 +117,136 @@ async def put_blob(server: SyncServer, request: Request) -> Response:
     if size > limit:
         raise Refused(413, f"{size:,} bytes is over the {need.what} limit of {limit:,} bytes")
     if workspace.blobs.has(digest):
-        return JSONResponse({"stored": False, "size": workspace.blobs.size(digest)})
-    pending = server.media_uploading
+        return None
     try:
-        # Checked and reserved with no await between: two uploads at once by one token
-        # cannot both pass on the same room.
-        media.check_quota(workspace, token.id, size, pending.get(token.id, 0))
+        server.uploads.reserve(media_config(workspace.config).token_quota, token_id, size)
     except media.QuotaExceeded as exc:
         raise Refused(413, str(exc)) from None
-    pending[token.id] = pending.get(token.id, 0) + size
+    return limit
+
+
+async def put_blob(server: SyncServer, request: Request) -> Response:
+    from .server import Refused
+
+    digest = _hash_param(request)
+    token = server.authorize(request, None, write=True)
+    need = _reachable(server, request, write=True).get(digest)
+    declared = request.headers.get("content-length")
+    if declared is None or not declared.isdigit():
+        raise Refused(411, "send the blob with a Content-Length")
+    size = int(declared)
+    workspace = server.workspace
+    assert workspace is not None
+    server.uploads.load(workspace, token.id)
+    limit = _admit(server, token.id, digest, need, size)
+    if limit is None:
+        return JSONResponse({"stored": False, "size": workspace.blobs.size(digest)})
+    stored = None
     try:
         with workspace.blobs.writer(expected=digest, expected_size=size, max_bytes=limit) as out:
             async for chunk in server.body_chunks(request):
                 out.write(chunk)
             stored = out.commit()
-        if stored.new:
-            media.add_uploaded(workspace, token.id, stored.size)
     except BlobRefused as exc:
         raise Refused(400, str(exc)) from None
     finally:
-        pending[token.id] -= size
-        if not pending[token.id]:
-            del pending[token.id]
+        new = stored.size if stored is not None and stored.new else 0
+        server.uploads.settle(workspace, token.id, size, new)
     return JSONResponse({"stored": stored.new, "size": stored.size})
+
+
+async def store_blobs(server: SyncServer, request: Request) -> Response:
+    """Many blobs in one upload (the stream's format: ``media_client.py``), each checked
+    as ``PUT`` checks it; answers which were stored and why any was refused."""
+    from .server import Refused
+
+    token = server.authorize(request, None, write=True)
+    needs = _reachable(server, request, write=True)
+    workspace = server.workspace
+    assert workspace is not None
+    blobs = workspace.blobs
+    server.uploads.load(workspace, token.id)
+
+    def admit(digest: str, size: int) -> int | None:
+        return _admit(server, token.id, digest, needs.get(digest), size)
+
+    def settle(reserved: int, stored: int) -> None:
+        server.uploads.settle(workspace, token.id, reserved, stored)
+
+    chunks = server.body_chunks(request)
+    try:
+        # Hashing and writing in a worker thread; the checks come back to the loop.
+        answer = await anyio.to_thread.run_sync(
+            _store_batch, blobs, _from_loop(chunks), admit, settle
+        )
+    except BatchBroken as exc:
+        raise Refused(400, f"a malformed upload, nothing of it stored: {exc}") from None
+    return JSONResponse(answer)
+
+
+def _from_loop(chunks: AsyncIterator[bytes]) -> Iterator[bytes]:
+    """An async body read from a worker thread, about 1 MiB a hop to the loop (a hop
+    per network chunk costs more than the hashing)."""
+
+    async def pull() -> bytes:
+        got: list[bytes] = []
+        size = 0
+        with contextlib.suppress(StopAsyncIteration):
+            while size < CHUNK:
+                got.append(await anext(chunks))
+                size += len(got[-1])
+        return b"".join(got)
+
+    while chunk := anyio.from_thread.run(pull):
+        yield chunk
+
+
+def _store_batch(
+    blobs: BlobStore,
+    chunks: Iterator[bytes],
+    admit: Callable[[str, int], int | None],
+    settle: Callable[[int, int], None],
+) -> dict[str, Any]:
+    """Store a batch's blobs (made durable together); what was refused, and why."""
+    from .server import Refused
+
+    stream = BatchStream(chunks)
+    stored: list[str] = []
+    refused: dict[str, str] = {}
+    verified: list[BlobWriter] = []
+    reserved = new = 0
+    try:
+        with contextlib.ExitStack() as writers:
+            for digest, size in stream.entries():
+                if size is None:
+                    raise BatchBroken(f"{digest[:12]}… has no size")
+                try:
+                    limit = admit(digest, size)
+                except Refused as exc:
+                    refused[digest] = exc.message
+                    stream.skip(size)
+                    continue
+                if limit is None:
+                    stream.skip(size)  # here already
+                    continue
+                reserved += size
+                out = writers.enter_context(
+                    blobs.writer(expected=digest, expected_size=size, max_bytes=limit)
+                )
+                try:
+                    for piece in stream.body(size):
+                        out.write(piece)
+                    out.finish(durable=False)
+                except BlobRefused as exc:
+                    refused[digest] = str(exc)
+                    continue
+                verified.append(out)
+            for blob in blobs.commit_all(verified):
+                stored.append(blob.hash)
+                new += blob.size if blob.new else 0
+    finally:
+        anyio.from_thread.run_sync(settle, reserved, new)
+    return {"stored": stored, "refused": refused}
 
 
 async def _asked(server: SyncServer, request: Request) -> list[str]:
@@ -138,6 +288,7 @@ def media_routes(server: SyncServer) -> list[Route]:
     return [
         Route("/media/missing", partial(missing_blobs, server), methods=["POST"]),
         Route("/media/fetch", partial(fetch_blobs, server), methods=["POST"]),
+        Route("/media/store", partial(store_blobs, server), methods=["POST"]),
         Route("/media/{hash}", partial(get_blob, server), methods=["GET", "HEAD"]),
         Route("/media/{hash}", partial(put_blob, server), methods=["PUT"]),
     ]

@@ -107,7 +107,7 @@ from .limits import (
     tls_in_front,
 )
 from .logsafe import printable_logger
-from .media_routes import media_routes
+from .media_routes import UploadBook, media_routes
 from .presentation import presentation_routes
 from .web.app import routes as web_routes
 from .wire import DirectSend, DirectWebSocketProtocol, direct_send
@@ -536,8 +536,8 @@ class SyncServer:
         self.rooms: dict[str, Room] = {}
         self.peer_counts = PeerCounts(options.max_peers_per_token, options.max_peers)
         self.media_refs = media.RefCache()
-        #: token id -> bytes of its uploads (PUT /media) still arriving, for the quota.
-        self.media_uploading: dict[str, int] = {}
+        #: Each token's uploads (PUT /media, POST /media/store), for its quota.
+        self.uploads = UploadBook()
         #: Productions merging a large update in a worker thread, and the events set
         #: once each is done (nothing else may touch their documents meanwhile).
         self.merging: dict[str, asyncio.Event] = {}

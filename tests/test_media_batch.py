@@ -200,3 +200,52 @@ def test_the_batch_route_serves_only_what_the_token_reaches(tmp_path: Path) -> N
         )
         assert bad.status_code == 400 and "SHA-256" in bad.text
         assert httpx.post(f"{server.url}/media/fetch", json={"hashes": asked}).status_code == 401
+
+
+def test_a_batched_upload_stores_what_checks_out_and_says_why_the_rest_did_not(
+    tmp_path: Path,
+) -> None:
+    with Workspace.open(tmp_path / "server") as workspace:
+        tides = workspace.create_production("Tides")
+        for i in range(2):
+            talent = tides.doc.add(Talent, name=f"Talent {i}")
+            media.attach(tides, Talent, talent.id, jpeg(tmp_path / f"{i}.jpg", seed=40 + i))
+        right = {h: workspace.blobs.path(h).read_bytes() for h in workspace.blobs.hashes()}
+        for digest in right:
+            workspace.blobs.delete(digest)
+        write = TokenStore(workspace.store).create("write")[1]
+    good, altered, *rest = sorted(right)
+    stray = b"nobody refers to this"
+    body = b"".join(
+        [
+            f"{good} {len(right[good])}\n".encode(),
+            right[good],
+            f"{altered} {len(right[altered])}\n".encode(),
+            right[altered][:-1] + bytes([right[altered][-1] ^ 1]),
+            f"{hashlib.sha256(stray).hexdigest()} {len(stray)}\n".encode(),
+            stray,
+            *[f"{h} {len(right[h])}\n".encode() + right[h] for h in rest],
+            b"end\n",
+        ]
+    )
+    auth = {"Authorization": f"Bearer {write}"}
+    with ServerThread(tmp_path / "server") as server:
+        answer = httpx.post(f"{server.url}/media/store", content=body, headers=auth)
+        assert answer.status_code == 200, answer.text
+        result = answer.json()
+        assert sorted(result["stored"]) == sorted([good, *rest])
+        assert "do not match their hash" in result["refused"][altered]
+        assert (
+            "no production this token may write"
+            in result["refused"][hashlib.sha256(stray).hexdigest()]
+        )
+        # A stream cut short stores nothing of the blob it cut, and says so.
+        cut = f"{altered} {len(right[altered])}\n".encode() + right[altered][:100]
+        broken = httpx.post(f"{server.url}/media/store", content=cut, headers=auth)
+        assert broken.status_code == 400 and "nothing of it stored" in broken.text
+        assert httpx.post(f"{server.url}/media/store", content=b"end\n").status_code == 401
+    with Workspace.open(tmp_path / "server") as workspace:
+        assert set(workspace.blobs.hashes()) == {good, *rest}
+        for digest in workspace.blobs.hashes():
+            assert workspace.blobs.path(digest).read_bytes() == right[digest]
+        assert not list((workspace.blobs.root / "tmp").iterdir())
