@@ -248,79 +248,150 @@ def _index_composite(
     return out
 
 
-def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> ImportResult:  # noqa: C901 - one loop over rows and columns; to split with issue 8's money parser
-    """Read a CSV file into entities of one kind (see the module docstring)."""
-    cls = kind_for(path, options)
-    source = str(options.get("source") or DEFAULT_SOURCE)
-    mapping = parse_mapping(options)
-    table = tables.read_table(path, options)
-    header, unit = table.header, table.unit
+class _Columns:
+    """How the file's header maps to one kind's fields (warnings for what it ignores)."""
 
-    hints = typing.get_type_hints(cls, include_extras=True)
-    unknown_maps = set(mapping) - set(header)
-    if unknown_maps:
-        missing = sorted(unknown_maps)[0]
-        raise CastroomError(f"--map names a column the file does not have: {missing}")
-    columns: list[tuple[int, _Field]] = []
-    warnings: list[str] = []
-    deleted_column: int | None = None
-    mismatched = 0  # rows whose deleted cell disagrees with castroom (not applied)
-    fields_by_norm = {_norm(f): f for f in cls.__struct_fields__}
-    for position, name in enumerate(header):
-        target = mapping.get(name)
-        if target is None:
-            norm = _norm(name)
-            target = "external_id" if norm == "external_id" else fields_by_norm.get(norm)
-        if target == "deleted":
-            # `export csv` writes it: the round trip must import quietly. Deleting and
-            # restoring stay with `castroom delete`/`restore` (said below if a row asks).
-            deleted_column = position
-            continue
-        if target is None:
-            if name.strip():
-                warnings.append(f"column {name!r} is not {_a(cls.entity_kind)} field: ignored")
-            continue
-        if target == "external_id" and "external_ids" not in cls.__struct_fields__:
-            warnings.append(f"column {name!r}: {_a(cls.entity_kind)} has no external_ids: ignored")
-            continue
-        columns.append((position, _Field(cls, target, hints, view.currency)))
+    def __init__(
+        self, cls: type[model.Entity], header: list[str], mapping: dict[str, str], currency: str
+    ) -> None:
+        unknown_maps = set(mapping) - set(header)
+        if unknown_maps:
+            missing = sorted(unknown_maps)[0]
+            raise CastroomError(f"--map names a column the file does not have: {missing}")
+        hints = typing.get_type_hints(cls, include_extras=True)
+        fields_by_norm = {_norm(f): f for f in cls.__struct_fields__}
+        self.specs: list[tuple[int, _Field]] = []
+        self.warnings: list[str] = []
+        self.deleted: int | None = None  # the position of `export csv`'s deleted column
+        for position, name in enumerate(header):
+            target = mapping.get(name)
+            if target is None:
+                norm = _norm(name)
+                target = "external_id" if norm == "external_id" else fields_by_norm.get(norm)
+            if target == "deleted":
+                # `export csv` writes it: the round trip must import quietly. Deleting and
+                # restoring stay with `castroom delete`/`restore` (said below if a row asks).
+                self.deleted = position
+            elif target is None:
+                if name.strip():
+                    self._ignore(f"column {name!r} is not {_a(cls.entity_kind)} field")
+            elif target == "external_id" and "external_ids" not in cls.__struct_fields__:
+                self._ignore(f"column {name!r}: {_a(cls.entity_kind)} has no external_ids")
+            else:
+                self.specs.append((position, _Field(cls, target, hints, currency)))
+        self.has_refs = any(spec.field in REFERENCES for _, spec in self.specs)
 
-    existing = view.all(cls, include_deleted=True)
-    refs = Resolver(view)  # what a reference cell names, as every castroom write resolves it
-    has_refs = any(spec.field in REFERENCES for _, spec in columns)
-    foreign_ids = False
-    by_id = {e.id: e for e in existing}
-    by_external: dict[str, model.Entity] = {}
-    if "external_ids" in cls.__struct_fields__:
-        for entity in existing:
-            ext = entity.external_ids.get(source)  # type: ignore[attr-defined]
-            if ext:
-                by_external.setdefault(ext, entity)
-    natural = NATURAL_KEYS.get(cls.entity_kind)
-    by_natural = _index(existing, natural) if natural else {}
-    composite = COMPOSITE_KEYS.get(cls.entity_kind)
-    by_composite = _index_composite(existing, composite) if composite else {}
-    # Rows of this file claim keys too, so a key repeated in the file updates one entity.
-    entities: list[model.Entity] = []
-    first_row: dict[str, int] = {}  # entity id -> the first row of this file that is it
-    errors: list[str] = []
-    width = len(header)
-    rows = 0
-    for line, row in table.rows:
-        if not any(cell.strip() for cell in row):
-            continue
-        rows += 1
-        said = ""  # the row's deleted cell, if the file has that column
-        if deleted_column is not None and deleted_column < len(row):
-            said = row[deleted_column].strip().lower()
-        if len(row) > width and any(c.strip() for c in row[width:]):
-            errors.append(f"{unit} {line}: {len(row)} cells but the header has {width}")
-            continue
+    def _ignore(self, why: str) -> None:
+        self.warnings.append(f"{why}: ignored")
+
+
+class _Matcher:
+    """Finds the existing entity a row is (by id, source id, natural or composite key);
+    rows of this file claim keys too, so a key repeated in the file updates one entity."""
+
+    def __init__(self, cls: type[model.Entity], view: ProductionView, source: str) -> None:
+        existing = view.all(cls, include_deleted=True)
+        self.source = source
+        self.by_id = {e.id: e for e in existing}
+        self.by_external: dict[str, model.Entity] = {}
+        if "external_ids" in cls.__struct_fields__:
+            for entity in existing:
+                ext = entity.external_ids.get(source)  # type: ignore[attr-defined]
+                if ext:
+                    self.by_external.setdefault(ext, entity)
+        self.natural = NATURAL_KEYS.get(cls.entity_kind)
+        self.by_natural = _index(existing, self.natural) if self.natural else {}
+        self.composite = COMPOSITE_KEYS.get(cls.entity_kind)
+        self.by_composite = _index_composite(existing, self.composite) if self.composite else {}
+
+    def find(self, fields: dict[str, Any], external: str | None) -> model.Entity | None:
+        """The entity the row's ``fields`` are; keys matched ignoring case are taken out of
+        ``fields``, so the stored spelling stays."""
+        if "id" in fields:
+            match = self.by_id.get(fields["id"])
+            return match or (self.by_external.get(external) if external else None)
+        match = self.by_external.get(external) if external else None
+        natural, composite = self.natural, self.composite
+        if match is None and natural and natural in fields:
+            match = self.by_natural.get(_key(fields[natural]))
+            if match is not None:
+                del fields[natural]
+        if match is None and composite:
+            key = _composite(fields, composite)
+            match = self.by_composite.get(key) if key is not None else None
+            if match is not None:
+                for name in composite:
+                    if isinstance(fields.get(name), str) and name not in REFERENCES:
+                        del fields[name]
+        return match
+
+    def add(self, entity: model.Entity, external: str | None) -> None:
+        self.by_id[entity.id] = entity
+        if external:
+            self.by_external[external] = entity
+        if self.natural:
+            self.by_natural[_key(getattr(entity, self.natural))] = entity
+        if self.composite:
+            own = _composite(model.to_fields(entity), self.composite)
+            if own is not None:
+                self.by_composite[own] = entity
+
+
+class _Rejected(Exception):
+    """A row refused, with the reason as the import report says it."""
+
+
+class _Reader:
+    """One CSV import: each row parsed, matched and validated into an entity."""
+
+    def __init__(self, path: str, view: ProductionView, options: dict[str, Any]) -> None:
+        self.cls = cls = kind_for(path, options)
+        self.path, self.view = path, view
+        self.source = str(options.get("source") or DEFAULT_SOURCE)
+        self.table = tables.read_table(path, options)
+        self.columns = _Columns(cls, self.table.header, parse_mapping(options), view.currency)
+        self.warnings = self.columns.warnings
+        self.matcher = _Matcher(cls, view, self.source)
+        self.refs = Resolver(view)  # what a reference cell names, as every write resolves it
+        self.foreign_ids = False
+        self.mismatched = 0  # rows whose deleted cell disagrees with castroom (not applied)
+        self.first_row: dict[str, int] = {}  # entity id -> the first row of this file that is it
+
+    def read(self) -> ImportResult:
+        unit, width = self.table.unit, len(self.table.header)
+        entities: list[model.Entity] = []
+        errors: list[str] = []
+        rows = 0
+        for line, row in self.table.rows:
+            if not any(cell.strip() for cell in row):
+                continue
+            rows += 1
+            try:
+                if len(row) > width and any(c.strip() for c in row[width:]):
+                    raise _Rejected(f"{len(row)} cells but the header has {width}")
+                entity = self._entity(line, row)
+            except _Rejected as exc:
+                errors.append(f"{unit} {line}: {exc}")
+                continue
+            entities.append(entity)
+        if self.mismatched:
+            self.warnings.append(
+                f"column 'deleted': {self.mismatched} row(s) say otherwise than castroom; import"
+                " neither deletes nor restores (use `castroom delete` or `castroom restore`)"
+            )
+        if not rows and not errors:
+            self.warnings.append(f"{self.path} has a header but no rows")
+        return ImportResult(
+            entities=entities, warnings=self.warnings, errors=errors, report=self.table.notes
+        )
+
+    def _cells(self, row: list[str]) -> tuple[dict[str, Any], dict[str, _Field], str | None]:
+        """The row's field values, the plain scalars left for one msgspec call, and its
+        source id."""
         fields: dict[str, Any] = {}
         deferred: dict[str, _Field] = {}
         external: str | None = None
-        bad = False
-        for position, spec in columns:
+        for position, spec in self.columns.specs:
             raw = unescape_cell(row[position]) if position < len(row) else ""
             text = raw.strip()
             if not text:
@@ -335,74 +406,69 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
                 value = _cell(spec, raw)
             except (ValueError, msgspec.ValidationError, CastroomError) as exc:
                 reason = str(exc).split(" - at `", 1)[0]
-                errors.append(f"{unit} {line}: {cls.entity_kind}.{spec.field}: {reason}")
-                bad = True
-                break
+                raise _Rejected(f"{self.cls.entity_kind}.{spec.field}: {reason}") from None
             if spec.kind == "external_id":
                 external = value
             elif spec.kind == "dict_key":
                 fields.setdefault(spec.field, {})[spec.key] = value
             else:
                 fields[spec.field] = value
-        if bad:
-            continue
-        if "id" in fields and fields["id"] not in by_id and not OWN_ID.match(fields["id"]):
-            # An office's "ID" column holds its ids, not ours: keep them as source ids.
-            if "external_ids" not in cls.__struct_fields__:
-                errors.append(
-                    f"{unit} {line}: {cls.entity_kind}.id: {fields['id']!r} is not a "
-                    "castroom id (map that column to another field with --map)"
-                )
-                continue
-            if not foreign_ids:
-                warnings.append(
-                    f"the id column holds ids from elsewhere: kept as external_ids[{source!r}]"
-                )
-                foreign_ids = True
-            external = external or fields["id"]
-            del fields["id"]
-        if has_refs:
-            try:
-                fields = resolve_references(refs, cls, fields)
-            except CastroomError as exc:
-                errors.append(f"{unit} {line}: {exc}")
-                continue
-        match = by_id.get(fields["id"]) if "id" in fields else None
-        if match is None and external:
-            match = by_external.get(external)
-        if match is None and natural and natural in fields and "id" not in fields:
-            value = fields[natural]
-            match = by_natural.get(_key(value))
-            if match is not None:
-                del fields[natural]  # matched ignoring case: keep the stored spelling
-        if match is None and composite and "id" not in fields:
-            key = _composite(fields, composite)
-            match = by_composite.get(key) if key is not None else None
-            if match is not None:  # matched ignoring case: keep the stored spellings
-                for name in composite:
-                    if isinstance(fields.get(name), str) and name not in REFERENCES:
-                        del fields[name]
-        if match is not None and match.id in first_row:
-            # One person (or role, scene, ...) on two rows: say so, not a silent merge.
-            warnings.append(
-                f"{unit} {line}: the same {cls.entity_kind} as {unit} {first_row[match.id]}"
-                f" ({label(view, match)}): one {cls.entity_kind}, the later row's cells win"
+        return fields, deferred, external
+
+    def _foreign_id(self, fields: dict[str, Any], external: str | None) -> str | None:
+        """An office's "ID" column holds its ids, not ours: kept as the source id."""
+        own = fields.get("id")
+        if own is None or own in self.matcher.by_id or OWN_ID.match(own):
+            return external
+        if "external_ids" not in self.cls.__struct_fields__:
+            raise _Rejected(
+                f"{self.cls.entity_kind}.id: {own!r} is not a castroom id"
+                " (map that column to another field with --map)"
             )
+        if not self.foreign_ids:
+            self.warnings.append(
+                f"the id column holds ids from elsewhere: kept as external_ids[{self.source!r}]"
+            )
+            self.foreign_ids = True
+        del fields["id"]
+        return external or own
+
+    def _entity(self, line: int, row: list[str]) -> model.Entity:
+        cls, matcher = self.cls, self.matcher
+        fields, deferred, external = self._cells(row)
+        external = self._foreign_id(fields, external)
+        if self.columns.has_refs:
+            try:
+                fields = resolve_references(self.refs, cls, fields)
+            except CastroomError as exc:
+                raise _Rejected(str(exc)) from None
+        match = matcher.find(fields, external)
+        if match is not None and match.id in self.first_row:
+            # One person (or role, scene, ...) on two rows: say so, not a silent merge.
+            unit = self.table.unit
+            self.warnings.append(
+                f"{unit} {line}: the same {cls.entity_kind} as {unit} {self.first_row[match.id]}"
+                f" ({label(self.view, match)}): one {cls.entity_kind}, the later row's cells win"
+            )
+        said = self._said_deleted(row)
         if said in ("true", "false") and (said == "true") != bool(match and match.deleted):
-            mismatched += 1
-        if match is not None:
-            base = model.to_fields(match)
-            for name, value in fields.items():
-                if isinstance(value, dict) and isinstance(base.get(name), dict):
-                    value = {**base[name], **value}  # a dict column adds keys, keeps others
-                base[name] = value
-            data = base
-        else:
-            data = {"id": model.new_id(), **fields}
+            self.mismatched += 1
+        data = _merged(match, fields)
         if external:
-            data["external_ids"] = {**data.get("external_ids", {}), source: external}
+            data["external_ids"] = {**data.get("external_ids", {}), self.source: external}
+        entity = self._validate(data, deferred)
+        self.first_row.setdefault(entity.id, line)
+        matcher.add(entity, external)
+        return entity
+
+    def _said_deleted(self, row: list[str]) -> str:
+        """The row's deleted cell, if the file has that column."""
+        at = self.columns.deleted
+        return row[at].strip().lower() if at is not None and at < len(row) else ""
+
+    def _validate(self, data: dict[str, Any], deferred: dict[str, _Field]) -> model.Entity:
         try:
-            entity = model.validate(cls, data)
+            return model.validate(self.cls, data)
         except ValidationFailed as exc:
             where = f"{exc.kind}.{exc.field}" if exc.field else exc.kind
             rule = exc.rule
@@ -411,27 +477,25 @@ def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> Import
                     _cell(deferred[exc.field], data[exc.field])
                 except (ValueError, msgspec.ValidationError) as cell_exc:
                     rule = str(cell_exc)
-            errors.append(f"{unit} {line}: {where}: {rule}")
-            continue
-        entities.append(entity)
-        first_row.setdefault(entity.id, line)
-        by_id[entity.id] = entity
-        if external:
-            by_external[external] = entity
-        if natural:
-            by_natural[_key(getattr(entity, natural))] = entity
-        if composite:
-            own = _composite(model.to_fields(entity), composite)
-            if own is not None:
-                by_composite[own] = entity
-    if mismatched:
-        warnings.append(
-            f"column 'deleted': {mismatched} row(s) say otherwise than castroom; import"
-            " neither deletes nor restores (use `castroom delete` or `castroom restore`)"
-        )
-    if not rows and not errors:
-        warnings.append(f"{path} has a header but no rows")
-    return ImportResult(entities=entities, warnings=warnings, errors=errors, report=table.notes)
+            raise _Rejected(f"{where}: {rule}") from None
+
+
+def _merged(match: model.Entity | None, fields: dict[str, Any]) -> dict[str, Any]:
+    """A matched entity's fields with the row's over them (a dict column adds keys and
+    keeps the others), or a new entity's."""
+    if match is None:
+        return {"id": model.new_id(), **fields}
+    base = model.to_fields(match)
+    for name, value in fields.items():
+        if isinstance(value, dict) and isinstance(base.get(name), dict):
+            value = {**base[name], **value}
+        base[name] = value
+    return base
+
+
+def read_csv(path: str, view: ProductionView, options: dict[str, Any]) -> ImportResult:
+    """Read a CSV file into entities of one kind (see the module docstring)."""
+    return _Reader(path, view, options).read()
 
 
 # -- writing -----------------------------------------------------------------------------------
