@@ -330,8 +330,8 @@ def _text(paragraph: ET.Element) -> str:
     return "".join("".join(t.itertext()) for t in paragraph.findall("Text")).strip()
 
 
-def parse_fdx(data: bytes) -> ParsedScript:  # noqa: C901 - one pass over FDX paragraphs
-    """Final Draft XML: ``Content/Paragraph[@Type]`` with ``Text`` runs (stdlib only)."""
+def _fdx_root(data: bytes) -> tuple[ET.Element, ET.Element]:
+    """The document's root and its ``Content``, or one clear error."""
     try:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
@@ -341,42 +341,60 @@ def parse_fdx(data: bytes) -> ParsedScript:  # noqa: C901 - one pass over FDX pa
     content = root.find("Content")
     if content is None:
         raise CastroomError("Final Draft file has no <Content>")
+    return root, content
+
+
+def _fdx_scene(paragraph: ET.Element) -> ParsedScene:
+    """A scene from its heading paragraph, with what its properties say."""
+    number = (paragraph.get("Number") or "").strip() or None
+    scene = ParsedScene(heading=_text(paragraph), number=number)
+    scene.mark(scene.heading)
+    props = paragraph.find("SceneProperties")
+    if props is not None:
+        scene.pages = page_length(props.get("Length", ""))
+        scene.mark(props.get("Title", ""))
+        summary = props.find("Summary")
+        if summary is not None:
+            scene.mark(" ".join(summary.itertext()))
+    scene.elements.append(("heading", scene.heading))
+    return scene
+
+
+class _FdxReader:
+    """One pass over FDX paragraphs; a dual dialogue's inner paragraphs are visited in turn."""
+
+    def __init__(self, script: ParsedScript) -> None:
+        self.script = script
+        self.current: ParsedScene | None = None
+
+    def visit(self, paragraph: ET.Element) -> None:
+        kind = paragraph.get("Type", "")
+        if kind == "Scene Heading":
+            self.current = _fdx_scene(paragraph)
+            self.script.scenes.append(self.current)
+        elif self.current is not None and kind in FDX_KINDS:
+            text = _text(paragraph)
+            if kind == "Character":
+                self.current.add_character(text)
+            self.current.elements.append((FDX_KINDS[kind], text))
+        if self.current is not None:
+            for note in paragraph.iter("ScriptNote"):
+                self.current.mark(" ".join(note.itertext()))
+        for dual in paragraph.findall("DualDialogue"):
+            for inner in dual.findall("Paragraph"):
+                self.visit(inner)
+
+
+def parse_fdx(data: bytes) -> ParsedScript:
+    """Final Draft XML: ``Content/Paragraph[@Type]`` with ``Text`` runs (stdlib only)."""
+    root, content = _fdx_root(data)
     script = ParsedScript(format="fdx")
     title = root.find("./TitlePage/Content/Paragraph")
     if title is not None:
         script.title = _text(title)
-    current: ParsedScene | None = None
-
-    def visit(paragraph: ET.Element) -> None:
-        nonlocal current
-        kind = paragraph.get("Type", "")
-        if kind == "Scene Heading":
-            number = (paragraph.get("Number") or "").strip() or None
-            current = ParsedScene(heading=_text(paragraph), number=number)
-            current.mark(current.heading)
-            props = paragraph.find("SceneProperties")
-            if props is not None:
-                current.pages = page_length(props.get("Length", ""))
-                current.mark(props.get("Title", ""))
-                summary = props.find("Summary")
-                if summary is not None:
-                    current.mark(" ".join(summary.itertext()))
-            script.scenes.append(current)
-            current.elements.append(("heading", current.heading))
-        elif current is not None and kind in FDX_KINDS:
-            text = _text(paragraph)
-            if kind == "Character":
-                current.add_character(text)
-            current.elements.append((FDX_KINDS[kind], text))
-        for note in paragraph.iter("ScriptNote"):
-            if current is not None:
-                current.mark(" ".join(note.itertext()))
-        for dual in paragraph.findall("DualDialogue"):
-            for inner in dual.findall("Paragraph"):
-                visit(inner)
-
+    reader = _FdxReader(script)
     for paragraph in content.findall("Paragraph"):
-        visit(paragraph)
+        reader.visit(paragraph)
     script.resolve_cues()
     return script
 
