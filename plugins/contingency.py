@@ -267,20 +267,9 @@ def rank(view: ProductionView, talent_id: str, role_id: str | None) -> Contingen
     )
 
 
-def _rank_role(  # noqa: C901 - one ranking pass per tier; to split
-    view: ProductionView,
-    dropped: str,
-    role: Role,
-    era: str | None,
-    scenes: list[Any],
-    days: list[Any],
-    remaining: int | None,
-    paid_days: int,
-    template: Deal | None,
-    money: Any,
-    left_note: str = "",
-) -> list[Replacement]:
-    # Everyone in the running for this role (and era), by talent.
+def _pool(view: ProductionView, dropped: str, role: Role, era: str | None) -> dict[str, Candidate]:
+    """Everyone in the running for this role (and era), by talent; a candidate for this
+    very era is preferred to one for any era."""
     pool: dict[str, Candidate] = {}
     for cand in view.candidates:
         if (
@@ -294,6 +283,13 @@ def _rank_role(  # noqa: C901 - one ranking pass per tier; to split
             best = pool.get(cand.talent_id)
             if best is None or (cand.era == era and best.era != era):
                 pool[cand.talent_id] = cand
+    return pool
+
+
+def _backups(
+    view: ProductionView, dropped: str, role: Role, era: str | None, pool: dict[str, Candidate]
+) -> list[str]:
+    """The role's named backups still available, in the role's order, as talent ids."""
     backups: list[str] = []
     by_candidate = {c.id: c for c in view.candidates}
     for ref in role.backups:
@@ -301,34 +297,101 @@ def _rank_role(  # noqa: C901 - one ranking pass per tier; to split
         if backup_cand is not None and era is not None and backup_cand.era not in (None, era):
             continue  # a backup for another era of the character (another actor's age)
         talent_id = backup_cand.talent_id if backup_cand is not None else ref
-        if (
-            view.find(Talent, talent_id) is not None
-            and talent_id != dropped
-            and talent_id not in backups
+        if view.find(Talent, talent_id) is None or talent_id == dropped or talent_id in backups:
+            continue
+        if pool.get(talent_id) is None and any(
+            c.talent_id == talent_id
+            and c.role_id == role.id
+            and (c.stage in GONE or c.stage == "booked")
+            for c in view.candidates
         ):
-            cand = pool.get(talent_id)
-            if cand is None and any(
-                c.talent_id == talent_id
-                and c.role_id == role.id
-                and (c.stage in GONE or c.stage == "booked")
-                for c in view.candidates
-            ):
-                continue  # a backup who has since declined, been released or booked
-            backups.append(talent_id)
+            continue  # a backup who has since declined, been released or booked
+        backups.append(talent_id)
+    return backups
+
+
+def _tier(
+    talent_id: str, role: Role, backups: list[str], cand: Candidate | None
+) -> tuple[str, tuple[int, int], str]:
+    """Named backup, ranked backup or candidate: the tier, its sort order and why."""
+    if talent_id in backups:
+        at = backups.index(talent_id)
+        return "backup", (0, at), f"backup #{at + 1} for {role.name}"
+    if cand is not None and cand.backup_rank is not None:
+        return "ranked backup", (1, cand.backup_rank), f"backup rank {cand.backup_rank}"
+    return "candidate", (2, 0), f"candidate ({cand.stage})" if cand else "candidate"
+
+
+def _clash(view: ProductionView, talent_id: str, role: Role, scenes: list[Any]) -> str | None:
+    """Why the talent cannot play these scenes as this role: already in them as another
+    character (one actor, two roles), or None."""
+    clashes = [
+        (scene, other)
+        for scene in scenes
+        for other in scene.characters
+        if other != role.id
+        and other in view.roles
+        and (holder := view.booked_talent(other, scene.era)) is not None
+        and holder.id == talent_id
+    ]
+    if not clashes:
+        return None
+    numbers = ", ".join(dict.fromkeys(scene.number for scene, _ in clashes))
+    others = ", ".join(dict.fromkeys(view.roles[o].name for _, o in clashes))
+    plural = "s" if "," in numbers else ""
+    return f"already plays {others} in scene{plural} {numbers}"
+
+
+def _budget_fit(
+    talent: Talent,
+    role: Role,
+    cost: int | None,
+    remaining: int | None,
+    money: Any,
+    left_note: str,
+) -> tuple[float, list[str]]:
+    """How well the estimated cost fits the rate cap and the budget left (0-1), and why."""
+    reasons: list[str] = []
+    rate_cap_ok = True
+    if talent.rate is not None and role.rate_cap is not None and talent.rate > role.rate_cap:
+        rate_cap_ok = False
+        reasons.append(f"day rate {money(talent.rate)} over the rate cap {money(role.rate_cap)}")
+    if cost is None:
+        reasons.append("rate unknown")
+        return 0.5, reasons
+    if remaining is None:
+        reasons.append(f"estimated {money(cost)} (no budget cap)")
+    elif cost <= remaining:
+        reasons.append(f"estimated {money(cost)} fits the {money(remaining)} left{left_note}")
+    else:
+        reasons.append(
+            f"estimated {money(cost)} is {money(cost - remaining)} over the budget left" + left_note
+        )
+        return 0.0, reasons
+    return (1.0 if rate_cap_ok else 0.0), reasons
+
+
+def _rank_role(
+    view: ProductionView,
+    dropped: str,
+    role: Role,
+    era: str | None,
+    scenes: list[Any],
+    days: list[Any],
+    remaining: int | None,
+    paid_days: int,
+    template: Deal | None,
+    money: Any,
+    left_note: str = "",
+) -> list[Replacement]:
+    pool = _pool(view, dropped, role, era)
+    backups = _backups(view, dropped, role, era, pool)
     entries = []
     for talent_id in dict.fromkeys([*backups, *pool]):
         talent = view.get(Talent, talent_id)
         cand = pool.get(talent_id)
-        reasons: list[str] = []
-        if talent_id in backups:
-            tier, order = "backup", (0, backups.index(talent_id))
-            reasons.append(f"backup #{backups.index(talent_id) + 1} for {role.name}")
-        elif cand is not None and cand.backup_rank is not None:
-            tier, order = "ranked backup", (1, cand.backup_rank)
-            reasons.append(f"backup rank {cand.backup_rank}")
-        else:
-            tier, order = "candidate", (2, 0)
-            reasons.append(f"candidate ({cand.stage})" if cand else "candidate")
+        tier, order, why = _tier(talent_id, role, backups, cand)
+        reasons = [why]
         misfits: list[str] = []  # hard constraints broken: ranked after everyone who fits
         age, why = _age_reason(view, talent, role, scenes, era)
         reasons.append(why)
@@ -338,53 +401,15 @@ def _rank_role(  # noqa: C901 - one ranking pass per tier; to split
         reasons.append(why)
         if days and not free:
             misfits.append(why)
-        clashes = [
-            (scene, other)
-            for scene in scenes
-            for other in scene.characters
-            if other != role.id
-            and other in view.roles
-            and (holder := view.booked_talent(other, scene.era)) is not None
-            and holder.id == talent_id
-        ]
-        if clashes:
-            # Already in those scenes as another character: one actor, two roles.
+        clash = _clash(view, talent_id, role, scenes)
+        if clash is not None:
             free = 0.0
-            numbers = ", ".join(dict.fromkeys(scene.number for scene, _ in clashes))
-            others = ", ".join(dict.fromkeys(view.roles[o].name for _, o in clashes))
-            plural = "s" if "," in numbers else ""
-            reasons.append(f"already plays {others} in scene{plural} {numbers}")
-            misfits.append(reasons[-1])
-        cost = _estimate(
-            view,
-            talent,
-            role,
-            era,
-            paid_days,
-            template,
-            own_deal(view.deals, talent_id, role.id, era),
-        )
-        rate_cap_ok = True
-        if talent.rate is not None and role.rate_cap is not None and talent.rate > role.rate_cap:
-            rate_cap_ok = False
-            reasons.append(
-                f"day rate {money(talent.rate)} over the rate cap {money(role.rate_cap)}"
-            )
-        if cost is None:
-            fits = 0.5
-            reasons.append("rate unknown")
-        elif remaining is None:
-            fits = 1.0 if rate_cap_ok else 0.0
-            reasons.append(f"estimated {money(cost)} (no budget cap)")
-        elif cost <= remaining:
-            fits = 1.0 if rate_cap_ok else 0.0
-            reasons.append(f"estimated {money(cost)} fits the {money(remaining)} left{left_note}")
-        else:
-            fits = 0.0
-            reasons.append(
-                f"estimated {money(cost)} is {money(cost - remaining)} over the budget left"
-                + left_note
-            )
+            reasons.append(clash)
+            misfits.append(clash)
+        deal = own_deal(view.deals, talent_id, role.id, era)
+        cost = _estimate(view, talent, role, era, paid_days, template, deal)
+        fits, why_fits = _budget_fit(talent, role, cost, remaining, money, left_note)
+        reasons.extend(why_fits)
         rated, why = _ratings(cand)
         reasons.append(why)
         score = round(
@@ -396,25 +421,20 @@ def _rank_role(  # noqa: C901 - one ranking pass per tier; to split
         if misfits and tier != "candidate":
             # Being a backup earns the top only for someone who can play these scenes.
             reasons.append(f"ranked after those who fit: {'; '.join(misfits)}")
+        replacement = Replacement(
+            rank=0,
+            talent_id=talent_id,
+            name=talent.name,
+            candidate_id=cand.id if cand else None,
+            stage=cand.stage if cand else None,
+            tier=tier,
+            score=score,
+            reasons=reasons,
+            estimated_cost=cost,
+            conflicts=blocked,
+        )
         entries.append(
-            (
-                (bool(misfits), *order),
-                -score,
-                talent.name.casefold(),
-                talent_id,
-                Replacement(
-                    rank=0,
-                    talent_id=talent_id,
-                    name=talent.name,
-                    candidate_id=cand.id if cand else None,
-                    stage=cand.stage if cand else None,
-                    tier=tier,
-                    score=score,
-                    reasons=reasons,
-                    estimated_cost=cost,
-                    conflicts=blocked,
-                ),
-            )
+            ((bool(misfits), *order), -score, talent.name.casefold(), talent_id, replacement)
         )
     entries.sort(key=lambda e: e[:4])
     out = []
