@@ -1,10 +1,10 @@
 """The dashboard's heavy work runs in its worker process, not on the server's event loop:
-while an import or a ranking is under way for one production, a peer of another
-production still gets its round trip.
+while an import, a ranking or an export is under way for one production, a peer of
+another production still gets its round trip.
 
 The proof is by the order of events, not by timing: a third-party plugin (a real
 installed distribution, loaded by the real ``castroom serve`` and its worker) stops the
-import or the ranking at a gate until the test opens it. Another production's edit goes
+import, the ranking or the export at a gate until the test opens it. Another production's edit goes
 from one peer to another, and ``/health`` answers, while the gate is shut: the job is
 provably still running. On the event loop, the gate would have held every room until it
 opened, and the edit would never have arrived within its bound.
@@ -39,7 +39,7 @@ PLUGIN = '''
 import os, select
 from castroom.core.hookspecs import hookimpl
 from castroom.core.model import Talent, new_id
-from castroom.core.registry import Importer, ImportResult
+from castroom.core.registry import Exporter, Importer, ImportResult
 
 GATE = os.environ["CASTROOM_TEST_GATE"]
 
@@ -47,8 +47,10 @@ GATE = os.environ["CASTROOM_TEST_GATE"]
 def _wait_at_the_gate(what):
     """Say the job has started (a file), then wait until the test writes to the FIFO."""
     fifo = os.open(os.path.join(GATE, "fifo"), os.O_RDONLY | os.O_NONBLOCK)
-    with open(os.path.join(GATE, "started"), "w") as mark:
+    # Written whole, then named: the test never reads a half-written mark.
+    with open(os.path.join(GATE, "started.part"), "w") as mark:
         mark.write(what)
+    os.replace(os.path.join(GATE, "started.part"), os.path.join(GATE, "started"))
     try:
         select.select([fifo], [], [], GATE_SECONDS)
     finally:
@@ -64,6 +66,16 @@ def _read(source, view, options):
 def castroom_register_importers(register):
     register(Importer(name="gate", description="waits at the test's gate", run=_read,
                       claims=lambda path: path.suffix == ".gate"))
+
+
+def _export(view, options):
+    _wait_at_the_gate("export")
+    return "talents: " + ", ".join(t.name for t in view.all(Talent))
+
+
+@hookimpl
+def castroom_register_exporters(register):
+    register(Exporter(name="gate", description="waits at the test's gate", run=_export))
 
 
 @hookimpl(tryfirst=True)
@@ -131,8 +143,8 @@ def _another_room_round_trip(url: str, production: str, token: str) -> None:
     assert health.json() == {"status": "ok"}
 
 
-@pytest.mark.parametrize("job", ["import", "ranking"])
-def test_another_room_is_served_while_an_import_or_a_ranking_runs(
+@pytest.mark.parametrize("job", ["import", "ranking", "export"])
+def test_another_room_is_served_while_an_import_a_ranking_or_an_export_runs(
     gated: dict[str, Any], job: str
 ) -> None:
     served, token, gate = gated["served"], gated["token"], gated["gate"]
@@ -146,11 +158,13 @@ def test_another_room_is_served_while_an_import_or_a_ranking_runs(
                 f"{api}/import/gate", params={"filename": "cast.gate"}, content=b"x",
                 headers=headers, timeout=GATE + 30,
             )  # fmt: skip
-        else:
+        elif job == "ranking":
             answer = httpx.get(
                 f"{api}/replacements", params={"talent": gated["ada"]}, headers=headers,
                 timeout=GATE + 30,
             )  # fmt: skip
+        else:
+            answer = httpx.get(f"{api}/export/gate", headers=headers, timeout=GATE + 30)
         answers.append(answer)
 
     asking = threading.Thread(target=ask)
@@ -173,6 +187,12 @@ def test_another_room_is_served_while_an_import_or_a_ranking_runs(
         with Workspace.open(gated["served"].log.parent / "server", create=False) as ws:
             names = [t.name for t in ws.production(gated["a"]).doc.all(model.Talent)]
         assert "Gate Keeper" in names
+    elif job == "export":
+        assert answer.status_code == 200, answer.text
+        assert answer.text == "talents: Ada Stone"
+        assert answer.headers["content-disposition"] == (
+            'attachment; filename="harbour-lights-gate.txt"'
+        )
     else:
         assert answer.status_code == 200, answer.text
         assert answer.json()["talent_id"] == gated["ada"]

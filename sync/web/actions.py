@@ -1,8 +1,8 @@
 """The dashboard's writes and files: applying a replacement, importing an uploaded file,
 downloading an export. Thin front ends over core's application layer, the same code the
-CLI runs (``castroom replace --apply``, ``castroom import``, ``castroom export``); the
-replacement and the import run in the dashboard's worker process (:mod:`.worker`), so a
-large one does not hold up the other rooms:
+CLI runs (``castroom replace --apply``, ``castroom import``, ``castroom export``); all
+three run in the dashboard's worker process (:mod:`.worker`), so a large one does not
+hold up the other rooms:
 
 - a replacement is planned by :func:`castroom.core.replacing.plan_choice` over the
   plugins' ranking and applied by :func:`castroom.core.edits.apply`;
@@ -31,7 +31,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from castroom.core.errors import CastroomError
-from castroom.core.view import ProductionView
 
 from . import worker
 
@@ -134,18 +133,22 @@ class Actions:
         exporter = self._exporter(request.path_params["exporter"])
         options = query_options(request.query_params)
         try:
-            data = exporter.export(ProductionView(production.doc), options)
+            status, body = await self.dashboard.worker.run(
+                worker.export, self.dashboard.workspace_path, str(production.id),
+                exporter.name, options,
+            )  # fmt: skip
         except CastroomError as exc:
-            return _error(exc)
-        name = f"{_slug(production.title())}-{exporter.name}{exporter.file_suffix(options)}"
-        media = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            return JSONResponse({"error": str(exc)}, status_code=503)
+        if not isinstance(body, worker.Exported):
+            return JSONResponse(body, status_code=status)
+        media = mimetypes.guess_type(body.filename)[0] or "application/octet-stream"
         if media.startswith("text/"):
             media += "; charset=utf-8"
         return Response(
-            data,
+            body.data,
             media_type=media,
             headers={
-                "Content-Disposition": f'attachment; filename="{name}"',
+                "Content-Disposition": f'attachment; filename="{body.filename}"',
                 "Cache-Control": "no-store",
             },
         )
@@ -183,10 +186,6 @@ def upload_name(raw: str) -> str:
     return name or "upload"
 
 
-def _slug(title: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", title.casefold()).strip("-")[:60] or "production"
-
-
 def _flag(raw: str | None) -> bool:
     return raw is not None and raw.lower() not in ("0", "false", "no")
 
@@ -202,8 +201,3 @@ def _refused(status: int, message: str) -> Exception:
     from ..server import Refused
 
     return Refused(status, message)
-
-
-def _error(exc: CastroomError) -> JSONResponse:
-    status, body = worker.error(exc)
-    return JSONResponse(body, status_code=status)

@@ -1,5 +1,5 @@
 """The dashboard's heavy work, in a worker process beside the server: every plugin's
-findings and the budget, ranked replacements, applying one, and imports.
+findings and the budget, ranked replacements, applying one, imports and exports.
 
 Each of these reads (or writes) the whole production and can take seconds on a large
 one: on the server's event loop they stalled every room. pycrdt holds the GIL while it
@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -217,6 +218,29 @@ def import_upload(workspace: str, production_id: str, member: str, upload: Uploa
         "plan": shown,
         "plan_id": edits.fingerprint(plan),
     }
+
+
+class Exported(msgspec.Struct, kw_only=True, frozen=True):
+    """An exporter's file: its bytes and the name it downloads as."""
+
+    data: bytes
+    filename: str
+
+
+def export(workspace: str, production_id: str, exporter: str, options: dict[str, Any]) -> Answer:
+    """The exporter's file (an :class:`Exported`), as ``castroom export`` writes it."""
+    production = _open(workspace, production_id)
+    chosen = plugins().exporters()[exporter]
+    try:
+        data = chosen.export(ProductionView(production.doc), options)
+    except CastroomError as exc:
+        return error(exc)
+    name = f"{_slug(production.title())}-{chosen.name}{chosen.file_suffix(options)}"
+    return 200, Exported(data=data, filename=name)
+
+
+def _slug(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", title.casefold()).strip("-")[:60] or "production"
 
 
 class PlanChanged(CastroomError):
