@@ -12,12 +12,14 @@ own, since no list that changes may have held it.
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from . import edits, model
 from .contracts import SchedulePlan
-from .document import CastDocument
 from .resolve import Reader
+
+if TYPE_CHECKING:
+    from .document import CastDocument
 
 
 class BoardCounts(TypedDict):

@@ -4,8 +4,10 @@ What lives here is what needs Yrs: the top-level maps of the layout (docs/schema
 writing fields into them (plain values, Y.Arrays, Y.Texts, nested Y.Maps), transactions
 that commit one update, merging a peer's update and rolling back one that fails
 half-way, change tracking, and the few update functions storage, workspace and sync
-need (fold, merge, diff, check, awareness, the y-protocols encoders). The typed,
-validating API on top is :class:`castroom.core.document.CastDocument`.
+need (fold, merge, diff, check, awareness, the y-protocols encoders). It provides the
+primitives the typed reads (:class:`castroom.core.reads.DocumentReads`, which need no
+Yrs) read through; the typed writes on top are
+:class:`castroom.core.document.CastDocument`.
 
 Private pycrdt attributes used here, each pinned by tests/test_crdt.py against the
 pycrdt versions pyproject allows: ``Map.integrated`` (the Yrs map, for raw deep
@@ -18,8 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, Self, TypeVar
 
 import msgspec
@@ -40,6 +41,7 @@ from pycrdt import (
 
 from .errors import BadUpdate, NotFound, UpdateLimit, ValidationFailed
 from .model import COLLECTIONS, Entity, Production
+from .reads import CREATED, UNLISTED, Changes, DocumentReads, collection_only
 from .yupdate import (
     EMPTY_UPDATE,
     MAX_NESTING,
@@ -70,10 +72,6 @@ __all__ = [
     "write_message",
 ]
 
-#: Key = (collection, entity id); value = the field names that changed, or one of:
-CREATED = "*"  # the entity is new (to this document)
-UNLISTED = "?"  # some of its fields changed in a large merge, not itemised (COARSE_CHANGES)
-Changes = dict[tuple[str, str], set[str]]
 #: Key = (collection, entity id); value = plain field -> [old, new], as this document saw
 #: the change (for the history: "stage: offer -> booked"). Only scalar values are kept.
 Values = dict[tuple[str, str], dict[str, list[Any]]]
@@ -225,7 +223,7 @@ class _Transaction(Generic[D]):
         doc._commit_local()
 
 
-class CrdtDocument:
+class CrdtDocument(DocumentReads):
     """A production's Yjs document: its layout, transactions, merges and change tracking.
 
     ``on_commit(update, changes)`` is called after every outermost local transaction with
@@ -241,9 +239,7 @@ class CrdtDocument:
     LOCAL = "castroom.local"
 
     def __init__(self, ydoc: Doc | None = None) -> None:
-        #: Validated Structs by (collection, id), filled by the typed API; every change
-        #: this binding sees drops the entries it touches.
-        self._cache: dict[tuple[str, str], Entity] = {}
+        super().__init__()
         self._id: object = _UNKNOWN  # the production's id, or _UNKNOWN
         #: The pycrdt Map of each entity written or read lately (a lookup costs ~15 us);
         #: dropped on every merge, which may have freed it.
@@ -261,7 +257,6 @@ class CrdtDocument:
         self._updates: list[bytes] = []
         #: Updates with structs still waiting for a missing dependency (see _integrate).
         self._stash: list[bytes] = []
-        self._depth = 0
         self._applying = False
         self._too_deep = False  # set by the collection observers during a merge
         self._itemised = 0  # entities whose changed fields a merge read, so far
@@ -273,9 +268,6 @@ class CrdtDocument:
         self.on_commit: Callable[[bytes, Changes], None] | None = None
         self.on_abort: Callable[[], None] | None = None
         self.on_change: list[Callable[[Changes, str], None]] = []
-        #: Called before reads and writes (storage merges other processes' commits there).
-        self.before_access: Callable[[], Any] | None = None
-        self._silenced = False
         #: The change-tracking observers of merges (see _watch_merges), while subscribed.
         self._merge_subs: list[Any] | None = None
         self._observe_errors: list[Exception] = []
@@ -478,22 +470,6 @@ class CrdtDocument:
                     self._note_event_values(collection, entity_id, keys)
 
         return observe
-
-    def _touch(self) -> None:
-        if self.before_access is not None and not self._depth and not self._silenced:
-            self._silenced = True
-            try:
-                self.before_access()
-            finally:
-                self._silenced = False
-
-    @contextmanager
-    def silenced_access(self) -> Iterator[None]:
-        previous, self._silenced = self._silenced, True
-        try:
-            yield
-        finally:
-            self._silenced = previous
 
     def take_changes(self) -> Changes:
         """What changed since the last call (local and merged remote edits alike)."""
@@ -698,8 +674,7 @@ class CrdtDocument:
         return _map_data(self._production)
 
     def _map_for(self, cls: type[Entity]) -> Map:
-        if cls is Production:
-            raise ValidationFailed("production", None, "use update_production")
+        collection_only(cls)
         return self._collections[cls.collection]
 
     def _entity_ids(self, cls: type[Entity]) -> list[str]:

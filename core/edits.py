@@ -18,18 +18,21 @@ check as they build) and :func:`castroom.core.importing.plan_import`, and apply 
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import msgspec
 
 from . import model
-from .document import CastDocument, plain_defaults, validate_change
 from .errors import CastroomError, NotFound, ValidationFailed
 from .labels import label, short_id
 from .model import Entity, Production
 from .names import check_talent_name
+from .reads import plain_defaults, validate_change
 from .resolve import Reader, resolve_references
 from .shoot_days import LINKED, Written, keep_in_step
+
+if TYPE_CHECKING:
+    from .document import CastDocument
 
 E = TypeVar("E", bound=Entity)
 Op = Literal["create", "change", "delete", "restore"]

@@ -13,15 +13,17 @@ import json
 import re
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from . import model
-from .document import CastDocument
 from .errors import CastroomError, ValidationFailed
 from .money import money_fields, parse_field
 from .resolve import resolve_references
+
+if TYPE_CHECKING:
+    from .document import CastDocument
 
 
 def parse_assignments(

@@ -7,15 +7,18 @@ dashboard's History view alike.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from . import model
-from .document import CREATED, UNLISTED, CastDocument, plain_defaults
 from .labels import label, own_name
 from .money import format_money, money_fields
+from .reads import CREATED, UNLISTED, plain_defaults
 from .workspace import StoredProduction
+
+if TYPE_CHECKING:
+    from .document import CastDocument
 
 Scalar = str | int | float | bool | None
 

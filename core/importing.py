@@ -10,17 +10,20 @@ found here) means nothing is written.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from . import model
-from .document import CastDocument, plain_defaults
 from .edits import Checker, Edit, Plan, write_checked
 from .errors import CastroomError
 from .model import Entity
+from .reads import plain_defaults
 from .registry import Importer, ImportResult
 from .resolve import Reader
+
+if TYPE_CHECKING:
+    from .document import CastDocument
 
 #: How many row errors an ImportFailed message lists before "... and N more".
 SHOWN_ERRORS = 20

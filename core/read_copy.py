@@ -7,9 +7,10 @@ production, the workspace keeps what its reads are made of, the JSON Yrs gives f
 production, ``meta`` and each collection (and each collection's keys, in Yrs's order),
 tagged with the log position it holds (:meth:`castroom.core.storage.Store.position`).
 The next command to read that production at that position reads :class:`ReadCopy`:
-the same :class:`~castroom.core.document.CastDocument` reads (validation, invalid
-entities, labels), over that same JSON. Any write to the log moves the position, and
-the copy is not used again until a read-only command has opened the production anew.
+the same typed reads as the CRDT's (:class:`~castroom.core.reads.DocumentReads`:
+validation, invalid entities, labels), over that same JSON, without importing pycrdt.
+Any write to the log moves the position, and the copy is not used again until a
+read-only command has opened the production anew.
 
 One difference, by construction: Yrs's JSON does not tell a Y.Map from a plain map
 value, so a collection entry that a peer wrote as a plain map (not a map of fields)
@@ -19,13 +20,22 @@ reads here as an entity's fields; loaded from Yrs, :meth:`raw` gives None for it
 from __future__ import annotations
 
 import zlib
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
-from .document import SCHEMA_VERSION, CastDocument
 from .errors import CastroomError
 from .model import COLLECTIONS, Entity, Production
+from .reads import SCHEMA_VERSION, DocumentReads, collection_only
+
+if TYPE_CHECKING:
+    # A read copy stands where a production's document is read (StoredProduction.doc):
+    # to the type checker it is one; at run time only the reads, every write refused.
+    from .document import CastDocument
+
+    _Reads = CastDocument
+else:
+    _Reads = DocumentReads
 
 E = TypeVar("E", bound=Entity)
 
@@ -45,6 +55,32 @@ class Layout(msgspec.Struct, kw_only=True, frozen=True):
 
 class ReadOnlyCopy(CastroomError):
     """Something tried to write to (or sync from) a read copy."""
+
+
+#: CastDocument's methods that write or need the CRDT: a read copy refuses each.
+WRITES = (
+    "add",
+    "apply_update",
+    "delete",
+    "edit_text",
+    "encode_update",
+    "init_production",
+    "insert_item",
+    "layout_json",
+    "migrate",
+    "move_item",
+    "notify",
+    "put",
+    "put_many",
+    "rebuild",
+    "remove_item",
+    "restore",
+    "state_vector",
+    "take_changes",
+    "transaction",
+    "update",
+    "update_production",
+)
 
 
 def version(position: int) -> str:
@@ -80,12 +116,15 @@ def _fresh(value: Any) -> Any:
     return msgspec.json.decode(msgspec.json.encode(value))
 
 
-class ReadCopy(CastDocument):
-    """A :class:`CastDocument` whose reads come from a :class:`Layout`, not from Yrs.
-    Read-only: a transaction or anything that needs the CRDT is a ReadOnlyCopy error."""
+class ReadCopy(_Reads):
+    """A production's typed reads from a :class:`Layout`, not from Yrs. Read-only: a
+    write, a transaction or anything that needs the CRDT is a ReadOnlyCopy error."""
 
     def __init__(self, layout: Layout) -> None:
-        super().__init__()
+        DocumentReads.__init__(self)
+        # What StoredProduction hooks onto a document: never called on a copy.
+        self.on_commit = self.on_abort = None
+        self.on_change = []
         self._layout = layout
         production = msgspec.json.decode(layout.production)
         meta = msgspec.json.decode(layout.meta)
@@ -132,18 +171,18 @@ class ReadCopy(CastDocument):
         return _fresh(self._production_plain)
 
     def _entity_ids(self, cls: type[Entity]) -> list[str]:
-        self._map_for(cls)  # refuses the production, as the CRDT binding does
+        collection_only(cls)  # as the CRDT binding does
         return list(self._layout.keys[cls.collection])
 
     def _contains(self, cls: type[Entity], entity_id: str) -> bool:
-        self._map_for(cls)
+        collection_only(cls)
         keys = self._key_sets.get(cls.collection)
         if keys is None:
             keys = self._key_sets[cls.collection] = set(self._layout.keys[cls.collection])
         return entity_id in keys
 
     def _collection_json(self, cls: type[Entity]) -> str:
-        self._map_for(cls)
+        collection_only(cls)
         return self._layout.collections[cls.collection]
 
     def _stored(self, cls: type[Entity], entity_id: str) -> dict[str, Any] | None:
@@ -167,13 +206,10 @@ class ReadCopy(CastDocument):
     def _refuse(self, *args: Any, **kwargs: Any) -> Any:
         raise ReadOnlyCopy("a production's read copy cannot be written or synced")
 
-    transaction = _refuse  # type: ignore[assignment]
-    apply_update = _refuse  # type: ignore[assignment]
-    state_vector = _refuse  # type: ignore[assignment]
-    encode_update = _refuse  # type: ignore[assignment]
-    rebuild = _refuse  # type: ignore[assignment]
-    migrate = _refuse  # type: ignore[assignment]
-    layout_json = _refuse  # type: ignore[assignment]
-
     def is_empty(self) -> bool:
         return False
+
+
+# Every public method a CastDocument has beyond the reads (a test keeps the list whole).
+for _name in WRITES:
+    setattr(ReadCopy, _name, ReadCopy._refuse)

@@ -19,12 +19,14 @@ applies it. No click or rich here.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import model
-from .document import CastDocument
 from .errors import ValidationFailed
 from .scheduling import scene_days
+
+if TYPE_CHECKING:
+    from .document import CastDocument
 
 #: The kinds whose writes this module follows (others are skipped without a read).
 LINKED: frozenset[type[model.Entity]] = frozenset({model.Scene, model.ShootDay})

@@ -28,7 +28,6 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from .crdt import fold, merge_all
 from .errors import StorageError
 
 __all__ = [
@@ -41,6 +40,23 @@ __all__ = [
     "fold",
     "merge_all",
 ]
+
+
+# The CRDT's update functions, imported when first called: opening a store (a read copy
+# read, a listing) must not load pycrdt (issue 14: `castroom list` <= 150 ms).
+def fold(blobs: list[bytes]) -> bytes:
+    """:func:`castroom.core.crdt.fold`."""
+    from . import crdt
+
+    return crdt.fold(blobs)
+
+
+def merge_all(blobs: list[bytes], fan_in: int = 32) -> bytes:
+    """:func:`castroom.core.crdt.merge_all`."""
+    from . import crdt
+
+    return crdt.merge_all(blobs, fan_in)
+
 
 #: The file format this castroom writes (``PRAGMA user_version``): 0 is the first one
 #: (strings and JSON in every row), 2 the one with ``names``.

@@ -18,11 +18,10 @@ import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from functools import cached_property
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from . import labels, model
 from .contracts import BudgetReport
-from .document import CastDocument, InvalidEntity
 from .model import (
     Availability,
     Candidate,
@@ -34,7 +33,11 @@ from .model import (
     ShootDay,
     Talent,
 )
+from .reads import InvalidEntity
 from .storage import AtticEntry
+
+if TYPE_CHECKING:
+    from .document import CastDocument
 
 E = TypeVar("E", bound=Entity)
 

@@ -28,8 +28,6 @@ import tomli_w
 
 from . import model, yupdate
 from .blobs import BlobStore
-from .crdt import diff_update, fold
-from .document import CastDocument, Changes, InvalidEntity
 from .errors import (
     Ambiguous,
     BadUpdate,
@@ -40,10 +38,12 @@ from .errors import (
     UpdateLimit,
 )
 from .labels import short_ids
-from .storage import NAMES_PER_TRANSACTION, AtticEntry, LogEntry, QuarantinedUpdate, Store
+from .reads import Changes, InvalidEntity
+from .storage import NAMES_PER_TRANSACTION, AtticEntry, LogEntry, QuarantinedUpdate, Store, fold
 from .yupdate import EMPTY_UPDATE, decode_state_vector
 
 if TYPE_CHECKING:
+    from .document import CastDocument
     from .plugins import Plugins
 
 DB_NAME = "castroom.db"
@@ -212,7 +212,7 @@ class Workspace:
         return self.store.get_kv(_DELETED_KEY + production_id) == "1"
 
     def create_production(self, title: str, **fields: Any) -> StoredProduction:
-        doc = CastDocument()
+        doc = _new_document()
         production = StoredProduction(self, None, doc)
         created = doc.init_production(title, **fields)
         production.bind(created.id)
@@ -258,7 +258,7 @@ class Workspace:
         """Open a production (by id, id prefix or title; or the only one there is)."""
         production_id = self.resolve_production(ref)
         if production_id not in self._open:
-            production = StoredProduction(self, production_id, CastDocument())
+            production = StoredProduction(self, production_id, _new_document())
             # Opening is not a change: listeners (plugins' castroom_changed, which would
             # load every plugin) hear of changes made after the production is open.
             listeners, production.doc.on_change = production.doc.on_change, []
@@ -309,12 +309,19 @@ class Workspace:
         if production_id in dict(self.productions()):
             production = self.production(production_id)
         else:
-            production = StoredProduction(self, production_id, CastDocument())
+            production = StoredProduction(self, production_id, _new_document())
             self._open[production_id] = production
         changes = production.apply_update(update, origin=origin, device=device, member=member)
         if production.doc.production_id is not None:
             self.store.add_production(production_id, production.title())
         return production, changes
+
+
+def _new_document() -> CastDocument:
+    # Imported here: a command reading a production's read copy never loads pycrdt.
+    from .document import CastDocument
+
+    return CastDocument()
 
 
 def _digest(blob: bytes) -> bytes:
@@ -727,6 +734,8 @@ class StoredProduction:
         shape = self.doc.merge_shape
         known = decode_state_vector(started.known)
         if shape is None or any(start < known.get(c, 0) for c, start in shape.starts.items()):
+            from .crdt import diff_update  # loaded already: the update was just merged
+
             update = diff_update(update, started.known)  # else all of it is new
         return Merged(
             update=update,
@@ -834,7 +843,7 @@ class StoredProduction:
         if not keys or self.id is None:
             return {}
         blobs, _ = self.store.load(self.id)
-        before = CastDocument()
+        before = _new_document()
         if blobs:
             before.apply_update(fold(blobs), origin="storage", notify=False)
         out: dict[tuple[str, str], Any] = {}

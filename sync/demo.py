@@ -18,12 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from castroom.core import bundle
 from castroom.core.errors import CastroomError
 from castroom.core.hookspecs import hookimpl
 from castroom.core.model import Candidate, Role, Scene, ShootDay, Talent
 from castroom.core.money import format_money
-from castroom.core.sample import build_sample
 from castroom.core.view import ProductionView
 from castroom.core.workspace import Workspace
 
@@ -100,8 +98,13 @@ def _made_by_an_older_demo(root: Path) -> bool:
 
 
 def run_demo(root: Path, console: Console) -> dict[str, Any]:
+    # Imported when the demo runs: loading the plugins (for `castroom check`) must not
+    # load pycrdt, which these need and a read copy does not.
     from rich.panel import Panel
     from rich.table import Table
+
+    from castroom.core import bundle
+    from castroom.core.sample import build_sample
 
     _fresh(root)
     started = time.perf_counter()

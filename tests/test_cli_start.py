@@ -90,6 +90,71 @@ def test_a_command_imports_its_own_module_and_no_plugin(tmp_path) -> None:
     assert "castroom.sync.demo" in loaded and "castroom.plugins.continuity" not in loaded
 
 
+#: What a read-only command must not import once it reads a production's read copy:
+#: the CRDT (and the asyncio/anyio pycrdt brings), the network and the server (issue 14).
+NOT_ON_A_COPY = ("pycrdt", "asyncio", "anyio", "httpx", "starlette", "uvicorn")
+
+COPY_PROBE = """
+import atexit, json, sys
+atexit.register(lambda: print(json.dumps(sorted(
+    m for m in sys.modules if m.split(".")[0] in {names!r} or m == "castroom.core.crdt"))))
+from castroom.core.start import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.fixture(scope="module")
+def copied(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small workspace whose production has a current read copy."""
+    ws = str(tmp_path_factory.mktemp("copy") / "ws")
+    run_castroom("-w", ws, "init", "--production", "Start", check=True)
+    run_castroom("-w", ws, "add", "talent", "name=Ada Stone", "rate=1500", check=True)
+    run_castroom("-w", ws, "add", "role", "name=Maggie Doyle", check=True)
+    run_castroom("-w", ws, "add", "scene", "number=1", 'characters=["Maggie Doyle"]', check=True)
+    run_castroom("-w", ws, "list", "talents", check=True)  # opens the CRDT, keeps a copy
+    return ws
+
+
+@pytest.mark.parametrize(
+    ("args", "shows", "status"),
+    [
+        (("list", "talents"), "Ada Stone", 0),
+        (("list", "roles", "--json"), "Maggie Doyle", 0),
+        (("show", "talent", "Ada Stone"), "1,500", 0),
+        (("show", "talent", "Ada Stone", "--json"), "1500", 0),
+        (("check",), "Maggie Doyle has no booked actor", 0),
+        (("invalid",), "No invalid entities.", 0),
+    ],
+)
+def test_reading_a_read_copy_loads_no_crdt(
+    copied: str, args: tuple[str, ...], shows: str, status: int
+) -> None:
+    # The console script's own entry point, in a fresh process, as a user runs it.
+    out = subprocess.run(
+        [sys.executable, "-c", COPY_PROBE.format(names=set(NOT_ON_A_COPY)), "-w", copied, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    *printed, loaded = out.stdout.splitlines()
+    assert out.returncode == status, out.stderr
+    assert shows in "\n".join(printed), out.stdout + out.stderr
+    assert json.loads(loaded) == []
+
+
+def test_the_copy_probe_sees_the_crdt_when_there_is_no_copy(tmp_path) -> None:
+    ws = str(tmp_path / "ws")
+    run_castroom("-w", ws, "init", "--production", "Start", check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", COPY_PROBE.format(names={"pycrdt"}), "-w", ws, "list", "roles"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "pycrdt" in json.loads(out.stdout.splitlines()[-1])
+
+
 def test_the_probe_sees_a_command_that_needs_rich(tmp_path) -> None:
     # The same probe on a command that prints a table does see rich: it can fail.
     assert "rich" in loaded_at_start("--workspace", str(tmp_path / "ws"), "plugins")

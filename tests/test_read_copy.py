@@ -30,6 +30,7 @@ READS = [
     ("list", "roles"),
     ("list", "candidates", "--where", "stage=booked"),
     ("invalid",),
+    ("show", "role", "Maggie Doyle"),
 ]
 
 
@@ -143,6 +144,28 @@ def test_a_copy_cannot_be_written_and_writes_open_the_crdt(tmp_path: Path) -> No
     assert code == 0, out
     _, shown = _run(path, "list", "talents", "--json", "--where", "agent=Nell Park")
     assert talent.id in shown
+
+
+def test_a_copy_refuses_everything_a_cast_document_adds_to_the_reads() -> None:
+    # A read copy is only the typed reads (no pycrdt): each public method CastDocument
+    # has beyond them must be refused on a copy, not missing (an AttributeError).
+    from castroom.core.reads import DocumentReads
+
+    added = {
+        name
+        for name in dir(CastDocument)
+        if not name.startswith("_")
+        and callable(getattr(CastDocument, name))
+        and not hasattr(DocumentReads, name)
+    }
+    # create() makes a new CastDocument; is_empty() answers on a copy (False).
+    assert added - {"create", "is_empty"} == set(read_copy.WRITES)
+    doc = CastDocument.create("Tides")
+    copy = read_copy.decode(read_copy.encode(doc))
+    assert copy is not None and copy.production.title == "Tides" and not copy.is_empty()
+    for name in read_copy.WRITES:
+        with pytest.raises(ReadOnlyCopy):
+            getattr(copy, name)()
 
 
 def test_collection_json_follows_every_change() -> None:

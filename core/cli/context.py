@@ -17,10 +17,10 @@ import msgspec
 
 from .. import model
 from ..commands import host_of
-from ..document import NewerSchemaWarning
 from ..errors import CastroomError, SkippedStoredUpdates
 from ..money import format_money, money_fields
 from ..plugins import Plugins
+from ..reads import NewerSchemaWarning
 from ..view import ProductionView
 from ..workspace import StoredProduction, Workspace
 

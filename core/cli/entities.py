@@ -9,7 +9,6 @@ import click
 
 from .. import collector, model
 from ..commands import emit_json
-from ..document import CastDocument
 from ..fields import parse_assignments, parse_filters
 from ..labels import called, label, short_id, short_ids
 from ..printing import print_table
@@ -19,6 +18,7 @@ from .root import cli
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from ..document import CastDocument
     from ..storage import AtticEntry
 
 #: Columns shown by ``castroom list KIND`` for people (``--json`` has every field).
@@ -173,7 +173,7 @@ REFERS: dict[tuple[str, str], type[model.Entity]] = {
 def show(obj: Context, kind: str, ref: str, as_json: bool) -> None:
     """Show one entity, by id, id prefix, or name."""
     cls = kind_arg(kind)
-    production = obj.production()
+    production = obj.production(read_only=True)
     doc = production.doc
     entity_id = doc.resolve_id(cls, ref, include_deleted=True)
     # What is stored, valid or not: an entity a peer left invalid must be seen to be fixed.

@@ -94,13 +94,14 @@ def compact(obj: Context) -> None:
 @pass_ctx
 def invalid(obj: Context, as_json: bool) -> None:
     """Entities that break a model rule (e.g. edited on an older version elsewhere)."""
-    items = obj.production().invalid()
+    production = obj.production(read_only=True)
+    items = production.invalid()
     if as_json:
         emit_json([{**item._asdict(), "device": device} for item, device in items])
         return
     if not items:
         click.echo("No invalid entities.")
-    doc = obj.production().doc
+    doc = production.doc
     for item, device in items:
         click.echo(
             f"{called(doc, model.kind_class(item.kind), item.id)}: {item.field or '-'}:"
