@@ -87,6 +87,8 @@ class Result:
     rate: float  # edits a second per peer, as achieved
     gen_cpu: float  # the busiest generator process, % of one core
     gen_lag: float  # the generators' worst p99 tick lateness (ms)
+    #: castroom only: its event loop's stalls during the timed phase (GET /stats).
+    stalls: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -169,6 +171,8 @@ class _Served:
     url: str
     rooms: list[str]
     token: str = ""
+    #: castroom's GET /stats (its event loop's stalls), else "".
+    stats: str = ""
 
 
 def _castroom(
@@ -190,7 +194,8 @@ def _castroom(
     )
     protocol = "hocuspocus" if endpoint == "hocuspocus" else "y-websocket"
     url = f"ws://127.0.0.1:{server.port}/{endpoint}"
-    return _Served(server, protocol, url, setup["ids"], setup["token"])
+    stats = f"http://127.0.0.1:{server.port}/stats"
+    return _Served(server, protocol, url, setup["ids"], setup["token"], stats)
 
 
 def _node(script: str, *extra: str) -> _Process:
@@ -409,10 +414,12 @@ def _load(served: _Served, peers: int) -> Result:
         gen_start = {pid: _cpu_seconds(pid) for pid in gen_pids}
         cpu_start = _cpu(server_pids)
         wall_start = time.monotonic() + start_in
+        timed_from = time.time() + start_in
         for gen in gens:
-            gen.tell(cmd="go", at=time.time() * 1000 + start_in * 1000)
+            gen.tell(cmd="go", at=timed_from * 1000)
         ends = [gen.expect("event", "end") for gen in gens]
         wall = max(0.001, time.monotonic() - wall_start)
+        stalls = _stalls(served, timed_from, time.time())
         cpu = 100 * (_cpu(server_pids) - cpu_start) / wall
         gen_cpu = max(100 * (_cpu_seconds(p) - gen_start[p]) / wall for p in gen_pids)
         rss = sum(_rss_mb(pid) for pid in server_pids)
@@ -442,7 +449,23 @@ def _load(served: _Served, peers: int) -> Result:
         rate=edits / (live_peers * elapsed) if live_peers else 0.0,
         gen_cpu=gen_cpu,
         gen_lag=max(e["lag_p99"] for e in ends),
+        stalls=stalls,
     )
+
+
+def _stalls(served: _Served, since: float, until: float) -> list[dict[str, Any]]:
+    """castroom's event-loop stalls that began in [since, until] (GET /stats)."""
+    if not served.stats:
+        return []
+    import httpx
+
+    try:
+        answer = httpx.get(served.stats, headers={"Authorization": f"Bearer {served.token}"})
+        answer.raise_for_status()
+        stalls: list[dict[str, Any]] = answer.json()["loop"]["stalls"]
+    except (httpx.HTTPError, KeyError, ValueError) as exc:
+        return [{"error": str(exc)}]
+    return [s for s in stalls if since <= s["at"] <= until]
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -530,6 +553,7 @@ def _median(results: list[Result]) -> Result:
         rate=min(r.rate for r in results),
         gen_cpu=max(r.gen_cpu for r in results),
         gen_lag=max(r.gen_lag for r in results),
+        stalls=[s for r in results for s in r.stalls],
     )
 
 
@@ -556,7 +580,12 @@ def _ratio(a: float | None, b: float | None) -> float:
 def _print(productions: int, peers: int, results: list[Result]) -> bool:
     label = f"{peers} peers" if productions == 1 else f"{productions} productions x {peers} peers"
     rounds = f", median of {ROUNDS} rounds" if ROUNDS > 1 else ""
-    print(f"  {label}, {RATE} {KIND} edits/s each for {SECONDS:g} s{rounds}", flush=True)
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"  {label}, {RATE} {KIND} edits/s each for {SECONDS:g} s{rounds}"
+        f" (load average after: {load})",
+        flush=True,
+    )
     for r in results:
         behind = "" if r.rate >= HELD * RATE else "  GENERATORS FELL BEHIND"
         print(
@@ -566,6 +595,8 @@ def _print(productions: int, peers: int, results: list[Result]) -> bool:
             f"  (gen CPU {r.gen_cpu:.0f}%, lag p99 {r.gen_lag:.0f} ms){behind}",
             flush=True,
         )
+        if r.server.startswith("castroom"):
+            print(f"      {_describe_stalls(r.stalls)}", flush=True)
     by_name = {r.server: r for r in results}
     ours, relay, hocus = by_name["castroom serve"], by_name["node relay"], by_name["hocuspocus"]
     marks = {True: "ok", False: "MISSED"}
@@ -603,6 +634,22 @@ def _print(productions: int, peers: int, results: list[Result]) -> bool:
     if not held:
         print("    (a row's generators fell behind: that row measured a lighter load)")
     return ok_cpu and ok_fail and ok_p99 and ok_hocus
+
+
+def _describe_stalls(stalls: list[dict[str, Any]]) -> str:
+    """The worst event-loop stall of a castroom row, and why (sync/loop_watch.py)."""
+    if stalls and "error" in stalls[0]:
+        return f"loop: no figures ({stalls[0]['error']})"
+    if not stalls:
+        return "loop: no stall over 100 ms while timed"
+    worst = max(stalls, key=lambda s: s["wall_ms"])
+    blocked = max(0.0, worst["wall_ms"] - worst["cpu_ms"] - worst["waiting_ms"])
+    where = f" in {worst['where']}" if worst["where"] else ""
+    return (
+        f"loop: {len(stalls)} stall(s) over 100 ms while timed; the worst {worst['wall_ms']:.0f} ms"
+        f" (its CPU {worst['cpu_ms']:.0f} ms, waiting for a CPU {worst['waiting_ms']:.0f} ms,"
+        f" blocked {blocked:.0f} ms){where}"
+    )
 
 
 def _cases() -> list[tuple[int, int]]:

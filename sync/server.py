@@ -21,6 +21,9 @@ or ``?token=T`` for browsers, which cannot set headers on a WebSocket):
   (the productions the token sees; ``all_productions``: it is not limited to one).
 - ``GET|HEAD|PUT /media/{hash}``, ``POST /media/missing``  attached files by their
   SHA-256 (``media_routes.py``).
+- ``GET  /stats``            ``{"rooms", "peers", "loop": {"ticks", "longest", "stalls"}}``
+  (any token): how long the event loop last went without turning, and why
+  (``loop_watch.py``).
 - ``GET  /health``           ``{"status": "ok"}``, no token, nothing else.
 
 Peers may name their device (``X-Castroom-Device`` header or ``?device=``) and their team
@@ -107,6 +110,7 @@ from .limits import (
     tls_in_front,
 )
 from .logsafe import printable_logger
+from .loop_watch import LoopWatch
 from .media_routes import UploadBook, media_routes
 from .presentation import presentation_routes
 from .web.app import routes as web_routes
@@ -554,6 +558,8 @@ class SyncServer:
         self.loop: asyncio.AbstractEventLoop | None = None
         #: Called when the server stops (the dashboard's worker process is stopped).
         self.on_close: list[Callable[[], None]] = []
+        #: How long the event loop went without turning (GET /stats; loop_watch.py).
+        self.loop_watch = LoopWatch()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -568,8 +574,9 @@ class SyncServer:
         poller = asyncio.create_task(self._poll())
         options = self.options
         try:
-            async with background_compaction(
-                self.workspace, options.compact_every, options.compact_floor
+            async with (
+                self.loop_watch.watching(),
+                background_compaction(self.workspace, options.compact_every, options.compact_floor),
             ):
                 yield
         finally:
@@ -759,6 +766,17 @@ class SyncServer:
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
+
+    async def stats(self, request: Request) -> Response:
+        """How the server is doing (any token): live rooms and peers, and the event
+        loop's stalls (loop_watch.py)."""
+        self.authorize(request, None, write=False)
+        body = {
+            "rooms": len(self.rooms),
+            "peers": sum(len(room.peers) for room in self.rooms.values()),
+            "loop": self.loop_watch.report(),
+        }
+        return Response(msgspec.json.encode(body), media_type="application/json")
 
     async def productions(self, request: Request) -> Response:
         info = self.authorize(request, None, write=False)
@@ -1297,6 +1315,7 @@ def create_app(workspace_path: str | Path, options: ServerOptions | None = None)
         routes=[
             Route("/health", server.health, methods=["GET"]),
             Route("/productions", server.productions, methods=["GET"]),
+            Route("/stats", server.stats, methods=["GET"]),
             Route("/sync/{production_id}/state", server.state, methods=["GET"]),
             Route("/sync/{production_id}/pull", server.pull, methods=["POST"]),
             Route("/sync/{production_id}/push", server.push, methods=["POST"]),
