@@ -436,7 +436,7 @@ class StoredProduction:
 
     def _notify(self, changes: Changes, origin: str) -> None:
         # Plugins hear of every change, local or merged; the façade contains failures.
-        if changes and self.id is not None:
+        if changes and self.id is not None and self.workspace.plugins.hears_changes():
             from .view import ProductionView
 
             self.workspace.plugins.changed(ProductionView(self.doc), changes, origin)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sync_helpers import make_token, wait_until
 
+from castroom.core import model
 from castroom.core.workspace import Workspace
 from castroom.sync.loop_watch import LoopWatch, Stall
 from castroom.sync.server import ServerThread
@@ -91,3 +92,31 @@ def test_serve_answers_its_stalls_at_stats(
         assert set(stall) == {"at", "wall_ms", "cpu_ms", "waiting_ms", "where"}
     warned = [r.getMessage() for r in caplog.records if r.name == "castroom.sync.loop_watch"]
     assert any("did not turn" in m and "hold_the_loop_busy" in m for m in warned), warned
+
+
+def test_a_servers_first_edit_imports_no_plugin_on_its_loop(tmp_path: Path) -> None:
+    """No built-in plugin hears changes, so merging one imports none of them (it used to
+    import every plugin on the loop at the first edit: 0.3-0.6 s, every peer waiting)."""
+    path = tmp_path / "server"
+    with Workspace.open(path, member="casting") as ws:
+        production = ws.create_production("Quiet")
+        talent = production.doc.add(model.Talent, name="Ada Stone")
+        pid = str(production.id)
+        with Workspace.open(tmp_path / "peer", member="peer") as peer:
+            copy, _ = peer.adopt(pid, production.doc.encode_update(), origin="bundle")
+            before = copy.doc.state_vector()
+            copy.doc.update(model.Talent, talent.id, {"rate": 1000})
+            update = copy.doc.encode_update(before)
+    token = make_token(path, "write")
+    with ServerThread(path) as server:
+        pushed = httpx.post(
+            f"{server.url}/sync/{pid}/push",
+            content=update,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert pushed.status_code == 200 and pushed.json()["changed"] == 1
+        workspace = server.app_state.workspace
+        assert workspace is not None
+        assert not workspace.plugins.loaded
+    with Workspace.open(path) as ws:
+        assert ws.production(pid).doc.get(model.Talent, talent.id).rate == 1000

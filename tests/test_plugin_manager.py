@@ -15,7 +15,7 @@ from castroom.core.errors import CastroomError
 from castroom.core.findings import Finding
 from castroom.core.hookspecs import hookimpl
 from castroom.core.model import Talent
-from castroom.core.plugins import DEFAULT_PLUGINS, make_plugins
+from castroom.core.plugins import BUILTIN_LISTENERS, DEFAULT_PLUGINS, make_plugins
 from castroom.core.registry import Exporter, Importer, ImportResult
 from castroom.core.view import ProductionView
 from castroom.core.workspace import Workspace
@@ -367,6 +367,33 @@ def test_castroom_changed_hears_local_and_merged_changes(tmp_path: Path) -> None
     assert heard == [("sync", {"talents"})]
     alex.close()
     sam.close()
+
+
+def test_builtin_listeners_are_the_builtins_implementing_castroom_changed() -> None:
+    plugins = make_plugins(entry_points=False, disabled=set())
+    implementing = {i.plugin_name for i in plugins.pm.hook.castroom_changed.get_hookimpls()}
+    assert implementing == set(BUILTIN_LISTENERS)
+
+
+def test_a_change_imports_no_plugin_when_none_listens(tmp_path: Path) -> None:
+    with Workspace.open(tmp_path / "alex") as alex, Workspace.open(tmp_path / "sam") as sam:
+        alex._plugins = make_plugins(entry_points=False, disabled=set())
+        production = alex.create_production("Quiet")
+        talent = production.doc.add(Talent, name="Ada Stone")
+        sam_production, _ = sam.adopt(
+            production.id, production.doc.encode_update(), origin="bundle"
+        )
+        before = production.doc.state_vector()
+        sam_production.doc.update(Talent, talent.id, {"rate": 1000})
+        production.apply_update(sam_production.doc.encode_update(before), origin="sync")
+        assert production.doc.get(Talent, talent.id).rate == 1000
+        assert not alex.plugins.loaded
+        assert not alex.plugins.hears_changes()
+        # A plugin that does listen is still heard, and a block of it is honoured.
+        listener = _module("listener", castroom_changed=hookimpl(lambda view, changes, origin: 1))
+        assert make_plugins(entry_points=False, extra=[listener]).hears_changes()
+        other = make_plugins(builtins={"mine": "mine.plugin"}, entry_points=False)
+        assert other.hears_changes() and not other.loaded
 
 
 def test_a_raising_change_listener_never_breaks_the_write(tmp_path: Path) -> None:
