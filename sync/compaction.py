@@ -18,8 +18,9 @@ import contextlib
 import logging
 import multiprocessing
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 from castroom.core.storage import compact_file
 from castroom.core.workspace import Workspace
@@ -76,7 +77,14 @@ async def background_compaction(
     if every <= 0:
         yield
         return
-    task = asyncio.create_task(compact_in_background(workspace, every, floor))
+    async with running(compact_in_background(workspace, every, floor)):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def running(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """``work`` as a task while the block runs; cancelled (and awaited) after it."""
+    task = asyncio.create_task(work)
     try:
         yield
     finally:

@@ -98,6 +98,7 @@ from castroom.core.workspace import StoredProduction, Workspace
 
 from . import hocuspocus, protocol
 from .auth import AccessDenied, LiveTokens, TokenInfo, TokenStore
+from .checkpoints import background_checkpoints
 from .compaction import background_compaction
 from .limits import (
     BACKLOG,
@@ -177,6 +178,9 @@ class ServerOptions(msgspec.Struct, kw_only=True, frozen=True):
     #: ``compact_floor`` bytes, to compact them in a worker process (seconds; 0: never).
     compact_every: float = 30.0
     compact_floor: int = 1024 * 1024
+    #: How often the write-ahead log is copied back into the database file, in a thread
+    #: (checkpoints.py: never in a commit on the event loop; seconds; 0: SQLite's own).
+    checkpoint_every: float = 1.0
     #: Seconds a flush of live frames waits after the one before (0: every event-loop
     #: turn). A longer window merges more updates into each peer's frame (fewer sends,
     #: less CPU with many peers) and adds up to that much latency.
@@ -576,6 +580,7 @@ class SyncServer:
         try:
             async with (
                 self.loop_watch.watching(),
+                background_checkpoints(self.workspace.store, options.checkpoint_every),
                 background_compaction(self.workspace, options.compact_every, options.compact_floor),
             ):
                 yield
