@@ -22,7 +22,6 @@ import contextlib
 import sys
 import threading
 import time
-import traceback
 from collections.abc import AsyncIterator
 from types import FrameType
 
@@ -78,12 +77,15 @@ def _waiting_clock() -> float:
         return 0.0
 
 
-def _where(frame: FrameType) -> str:
-    """The innermost frames, innermost first: ``file.py:LINE function <- ...``."""
-    frames = traceback.extract_stack(frame)[-WHERE_FRAMES:]
-    return " <- ".join(
-        f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in reversed(frames)
-    )
+def _where(frame: FrameType | None) -> str:
+    """The innermost frames, innermost first: ``file.py:LINE function <- ...`` (read off
+    the frames: no source file is opened, nothing beyond them walked)."""
+    named = []
+    while frame is not None and len(named) < WHERE_FRAMES:
+        code = frame.f_code
+        named.append(f"{code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno} {code.co_name}")
+        frame = frame.f_back
+    return " <- ".join(named)
 
 
 class LoopWatch:
