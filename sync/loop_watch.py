@@ -80,7 +80,7 @@ def _waiting_clock() -> float:
 def _where(frame: FrameType | None) -> str:
     """The innermost frames, innermost first: ``file.py:LINE function <- ...`` (read off
     the frames: no source file is opened, nothing beyond them walked)."""
-    named = []
+    named: list[str] = []
     while frame is not None and len(named) < WHERE_FRAMES:
         code = frame.f_code
         named.append(f"{code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno} {code.co_name}")
