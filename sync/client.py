@@ -864,9 +864,12 @@ def sync_websocket(
     echo: Echo | None = None,
     cacert: str | Path | None = None,
     timeout: float = TIMEOUT,
+    media: str = "eager",
 ) -> Moved:
     """One-shot sync of one production through a y-websocket relay at ``url``
-    (room ``{url}/{production_id}``)."""
+    (room ``{url}/{production_id}``), then, when the relay is ``castroom serve``, the
+    files it refers to both ways (``media``: none, eager or all; live_media.py). A
+    relay that holds no files is said once."""
     say: Echo = echo or (lambda _line: None)
     pid = _resolve_room_production(workspace, production)
     target = _Target(workspace, pid)
@@ -874,13 +877,14 @@ def sync_websocket(
     url_room = room_url(websocket_base(url), pid)
     headers = _websocket_headers(workspace, token)
     label = dict(workspace.productions()).get(pid) or short_id(pid)
+    ssl_ctx = tls_context(cacert)
     try:
         state = asyncio.run(
             _run_connection(
                 target,
                 url_room,
                 headers,
-                tls_context(cacert),
+                ssl_ctx,
                 lambda line: say(f"{label}: {line}"),  # as live mode labels its lines
                 live=False,
                 timeout=timeout,
@@ -900,6 +904,9 @@ def sync_websocket(
         # Bytes on the wire include the handshake and presence, not only edits: say so
         # apart from the changes, so "up to date" never reads as contradicted.
         echo(f"{moved.describe()} ({state.sent_bytes:,} bytes sent in all)")
+    if media != "none":
+        mover = live_media(workspace, url, lambda: [pid], token, ssl_ctx, say, media, timeout)
+        mover.once([pid])
     return moved
 
 

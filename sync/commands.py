@@ -123,9 +123,9 @@ def serve(
     type=click.Choice(["none", "eager", "all"]),
     default="eager",
     show_default=True,
-    help="With a castroom server (also --live, over WebSocket or Hocuspocus): which"
-    " attached files to fetch (eager: headshots, résumés and thumbnails; all: reels and"
-    " self-tapes too). What the server lacks is sent.",
+    help="With a castroom server (over HTTP, WebSocket or Hocuspocus, one-shot or --live):"
+    " which attached files to fetch (eager: headshots, résumés and thumbnails; all: reels"
+    " and self-tapes too). What the server lacks is sent. A plain relay holds no files.",
 )
 @click.option(
     "--timeout",
@@ -180,7 +180,7 @@ def sync_cmd(
             elif client.is_http_url(target):
                 client.sync_http(workspace, target, media=media_mode, **options)  # type: ignore[arg-type]
             else:
-                client.sync_websocket(workspace, target, **options)  # type: ignore[arg-type]
+                client.sync_websocket(workspace, target, media=media_mode, **options)  # type: ignore[arg-type]
         return
     if "://" in target:
         raise CastroomError(f"cannot sync with {target!r}: use http(s)://, ws(s):// or a folder")
@@ -231,7 +231,7 @@ def _sync_hocuspocus(
     if live:
         sync_hocuspocus_live(workspace, target, duration=duration, media=media_mode, **options)  # type: ignore[arg-type]
     else:
-        sync_hocuspocus(workspace, target, **options)  # type: ignore[arg-type]
+        sync_hocuspocus(workspace, target, media=media_mode, **options)  # type: ignore[arg-type]
 
 
 def read_token_file(path: Path) -> str:

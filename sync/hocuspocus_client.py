@@ -410,14 +410,19 @@ def sync_hocuspocus(
     echo: Echo | None = None,
     cacert: str | Path | None = None,
     timeout: float = TIMEOUT,
+    media: str = "eager",
 ) -> list[Moved]:
     """One-shot sync of the workspace's productions (or those named) with the Hocuspocus
-    server at ``url``, confirmed both ways. Raises CastroomError when the server cannot be
-    reached, refuses every production asked for, or is not in sync afterwards."""
+    server at ``url``, confirmed both ways; then, when it is ``castroom serve``, the
+    files the synced productions refer to, both ways (``media``: none, eager or all;
+    live_media.py; a server that holds no files is said once). Raises CastroomError when
+    the server cannot be reached, refuses every production asked for, or is not in sync
+    afterwards."""
     say: Echo = echo or (lambda _line: None)
     ids = _production_ids(workspace, productions)
+    ssl_ctx = tls_context(cacert)
     client = HocuspocusClient(
-        workspace, url, ids, token=token, echo=say, ssl_ctx=tls_context(cacert), timeout=timeout
+        workspace, url, ids, token=token, echo=say, ssl_ctx=ssl_ctx, timeout=timeout
     )
 
     async def run() -> None:
@@ -445,6 +450,10 @@ def sync_hocuspocus(
         why = sorted({m.not_sent or "closed by the server" for m in refused})
         names = ", ".join(m.name for m in refused)
         raise CastroomError(f"not synced with {_strip_token(url)}: {names}: {'; '.join(why)}")
+    served = [m.production_id for m in moved if m.served]
+    if media != "none" and served:
+        mover = live_media(workspace, url, lambda: served, token, ssl_ctx, say, media, timeout)
+        mover.once(served)
     return moved
 
 

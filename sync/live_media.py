@@ -1,15 +1,18 @@
-"""Media for live syncs: the blobs a live session's documents newly refer to, moved over
-HTTP beside the WebSocket (``castroom sync --live``, in y-websocket and Hocuspocus modes).
+"""Media beside a WebSocket sync: the blobs a y-websocket or Hocuspocus session's
+documents refer to, moved over HTTP beside the socket (``castroom sync ws://…``, one-shot
+or ``--live``, in both modes).
 
-A live connection carries the documents; the blobs travel as a one-shot sync moves them
+A WebSocket carries the documents; the blobs travel as a one-shot HTTP sync moves them
 (:func:`castroom.sync.media_client.transfer`: batched fetches, each blob checked against
-its hash and size, what the server lacks sent with a write token). :class:`LiveMedia`
-listens to the live productions: when a change touches an entity's ``media`` (a peer's
-attach arriving, a local attach, a restore), it waits a moment for the rest of a burst,
-works out what is referenced on the event loop (the documents live there), and moves
-the blobs in a worker thread. A failed round is retried with backoff, at most
-``MAX_FAILURES`` times in a row; then it waits for the next change. A server that serves
-no media (a plain y-websocket relay, a stock Hocuspocus) is said once and left alone.
+its hash and size, what the server lacks sent with a write token). A one-shot sync makes
+one round once its documents are in (:meth:`LiveMedia.once`). A live one listens
+(:meth:`LiveMedia.run`): when a change touches an entity's ``media`` (a peer's attach
+arriving, a local attach, a restore), it waits a moment for the rest of a burst, works
+out what is referenced on the event loop (the documents live there), and moves the blobs
+in a worker thread. A failed round is retried with backoff, at most ``MAX_FAILURES``
+times in a row; then it waits for the next change. A server that serves no media (a
+plain y-websocket relay, a stock Hocuspocus) has nowhere to put blobs: that is said once
+and it is left alone.
 """
 
 from __future__ import annotations
@@ -224,10 +227,30 @@ class LiveMedia:
         except ValueError:
             listing = None
         if not isinstance(listing, dict) or "productions" not in listing:
-            self.off = f"{self.base} serves no media here; attached files stay where they are"
+            self.off = (
+                f"{self.base} is not a castroom server, so it holds no files: attached files"
+                " were not moved (sync with castroom serve, a shared folder or a bundle)"
+            )
             self.say(f"media: {self.off}")
             return None
         return str(listing.get("scope", "read"))
+
+    def once(self, production_ids: list[str]) -> media_client.MediaMoved | None:
+        """A one-shot sync's round, once its documents are in: what ``production_ids``
+        refer to, both ways (one line says what moved). None when they refer to no file,
+        or the server serves none (said once). Raises CastroomError when the server
+        cannot be reached or a file is refused every time."""
+        needs = self._refs.needs(self.workspace, production_ids)
+        if not needs or self.off is not None:
+            return None
+        try:
+            with httpx.Client(**self._client_options) as client:  # type: ignore[arg-type]
+                moved = self._move(client, needs)
+        except httpx.HTTPError as exc:
+            raise CastroomError(f"media: {_describe(exc, self.base)}") from None
+        if moved is not None and (line := moved.describe()):
+            self.say(line)
+        return moved
 
 
 def _describe(exc: Exception, base: str) -> str:

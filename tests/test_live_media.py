@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 from media_helpers import jpeg
-from sync_helpers import make_token, stop_process, wait_until
+from sync_helpers import (
+    NodeHocuspocus,
+    NodeRelay,
+    make_token,
+    needs_node_peers,
+    stop_process,
+    wait_until,
+)
 
 from castroom.core.workspace import Workspace
 from castroom.sync.live_media import media_base, touches_media
@@ -207,3 +214,98 @@ def test_a_file_uploaded_after_its_record_still_reaches_the_live_session(
         # The upload follows, with no further change to the document: B asks again.
         room.sync_a(cli)
         assert wait_until(lambda: wanted <= blob_files(room.b), 30), room.live.output()
+
+
+def _blob(workspace: Path, digest: str) -> Path:
+    return workspace / "media" / digest[:2] / digest[2:]
+
+
+def test_one_shot_websocket_and_hocuspocus_syncs_move_the_files_too(tmp_path: Path, cli) -> None:
+    """`castroom sync ws://…` (y-websocket) and `--protocol hocuspocus`, one-shot, with a
+    real `castroom serve`: A's files reach the server, B fetches the headshot and the
+    thumbnails eagerly and the reel with --media all; an altered file is refused and
+    never stored."""
+    from media_helpers import video
+
+    from tests.test_cli_core import fails
+
+    server_path, a, b = tmp_path / "server", tmp_path / "laptop-a", tmp_path / "laptop-b"
+    with Workspace.open(server_path) as ws:
+        pid = ws.create_production("Tides").id
+    token = make_token(server_path, "write")
+    with ServerThread(server_path) as server:
+        ws_url = server.ws_url
+        hp_url = ws_url.removesuffix("/sync") + "/hocuspocus"
+        sync = ["--production", pid, "--token", token]
+        ok(cli("sync", ws_url, *sync, workspace=a))
+        ok(cli("add", "talent", "name=Ada Stone", workspace=a))
+        face = jpeg(tmp_path / "ada.jpg", seed=31)
+        reel = video(tmp_path / "reel.mp4", seconds=1.0)
+        ok(cli("attach", "talent", "Ada Stone", str(face), workspace=a))
+        ok(cli("attach", "talent", "Ada Stone", str(reel), workspace=a))
+        out = ok(cli("sync", ws_url, *sync, workspace=a))
+        # The headshot and its thumbnail; the reel, its poster and the poster's thumbnail.
+        assert "media: sent 5" in out, out
+        sent = blob_files(a)
+        assert len(sent) == 5 and sent <= blob_files(server_path)
+
+        out = ok(cli("sync", hp_url, "--protocol", "hocuspocus", *sync, workspace=b))
+        assert "media: fetched 4" in out, out
+        reel_hash = hashlib.sha256(reel.read_bytes()).hexdigest()
+        assert blob_files(b) == sent - {reel_hash}
+        # A second one-shot has nothing left to move (eager), and says nothing of media.
+        assert "media:" not in ok(cli("sync", ws_url, *sync, workspace=b))
+
+        # The server's copy of the reel is altered: refused every time, never stored.
+        stored = _blob(server_path, reel_hash)
+        original = stored.read_bytes()
+        stored.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        failed = fails(cli("sync", ws_url, *sync, "--media", "all", workspace=b))
+        assert "media files refused after retries" in failed, failed
+        assert reel_hash not in blob_files(b)
+        stored.write_bytes(original)
+        out = ok(
+            cli("sync", hp_url, "--protocol", "hocuspocus", *sync, "--media", "all", workspace=b)
+        )
+        assert "media: fetched 1" in out, out
+    assert blob_files(b) == sent
+    assert _blob(b, reel_hash).read_bytes() == reel.read_bytes()
+    # B sees the headshot with the server gone.
+    [face_entry] = [m for m in listed(cli, b) if m["media"]["kind"] == "headshot"]
+    assert face_entry["present"]
+
+
+@needs_node_peers
+def test_a_plain_relay_moves_the_records_and_says_once_that_files_stay(tmp_path: Path, cli) -> None:
+    """Through the stock Node relay and a stock Hocuspocus there is nowhere to put
+    files: the documents sync, and one line (once per command) says the files did not
+    move."""
+    a, b = tmp_path / "laptop-a", tmp_path / "laptop-b"
+    with Workspace.open(a) as ws:
+        pid = ws.create_production("Tides").id
+    ok(cli("add", "talent", "name=Ada Stone", workspace=a))
+    ok(cli("add", "talent", "name=Ben Hale", workspace=a))
+    for name, seed in (("Ada Stone", 32), ("Ben Hale", 33)):
+        made = jpeg(tmp_path / f"{seed}.jpg", seed=seed)
+        ok(cli("attach", "talent", name, str(made), workspace=a))
+    said = "is not a castroom server, so it holds no files"
+    with NodeRelay() as relay:
+        url = f"{relay.url}/sync"
+        for laptop in (a, b):
+            out = ok(cli("sync", url, "--production", pid, workspace=laptop))
+            assert out.count(said) == 1, out
+    assert blob_files(b) == set()
+    assert {m["label"] for m in listed(cli, b)} == {"Ada Stone", "Ben Hale"}
+    assert not any(m["present"] for m in listed(cli, b))
+    with NodeHocuspocus(0, "--keep", "1", "--token", "s3cret") as hocuspocus:
+        hp = ["--protocol", "hocuspocus", "--token", "s3cret"]
+        out = ok(cli("sync", hocuspocus.url, *hp, workspace=a))
+        assert out.count(said) == 1, out
+    # Nothing referenced: nothing said.
+    with Workspace.open(tmp_path / "plain") as ws:
+        plain = ws.create_production("No Files").id
+    with NodeRelay() as relay:
+        out = ok(
+            cli("sync", f"{relay.url}/sync", "--production", plain, workspace=tmp_path / "plain")
+        )
+        assert "media" not in out, out
