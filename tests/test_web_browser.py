@@ -776,10 +776,8 @@ def test_attached_headshots_show_on_cards_and_offline_and_reels_play_by_range(
 
 
 def _kept(opened: Any, digest: str) -> bool:
-    return opened.evaluate(
-        "h => caches.open('castroom-media-1').then(c => c.match('/media/' + h)).then(r => !!r)",
-        digest,
-    )
+    """Whether the service worker holds the file (in any of its caches): it plays offline."""
+    return opened.evaluate("h => caches.match('/media/' + h).then(r => !!r)", digest)
 
 
 def test_the_shortlists_reels_are_kept_and_play_offline(
@@ -835,4 +833,92 @@ def test_the_shortlists_reels_are_kept_and_play_offline(
     )
     assert isinstance(played, float) and played > 0, played
     assert talents[talent]["name"] in opened.inner_text(".view")
+    assert [e for e in page.errors if "net::ERR_" not in e] == []
+
+
+def _kept_of(opened: Any, pid: str) -> set[str]:
+    """The hashes in the production's cache of kept videos."""
+    return set(
+        opened.evaluate(
+            """pid => caches.open('castroom-kept-1:' + pid).then(c => c.keys())
+                 .then(keys => keys.map(k => new URL(k.url).pathname.slice(7)))""",
+            pid,
+        )
+    )
+
+
+def test_a_kept_reel_is_dropped_once_its_candidate_leaves_the_shortlist(
+    browser: Any, room: Server, pages: list[Page], tmp_path: Path
+) -> None:
+    import hashlib
+
+    from media_helpers import jpeg, video
+
+    on_list = {"shortlisted", "audition", "callback", "chemistry_read", "offer"}
+    candidates = cli_json(room.workspace, "list", "candidates")
+    listed_talents = [c["talent_id"] for c in candidates if c["stage"] in on_list]
+    # One candidate leaves; its talent is on the shortlist through it alone.
+    leaving = next(
+        c
+        for c in candidates
+        if c["stage"] == "shortlisted"
+        and c["era"] is None  # its card is on the role's board
+        and listed_talents.count(c["talent_id"]) == 1
+    )
+    staying = next(
+        c for c in candidates if c["stage"] in on_list and c["talent_id"] != leaving["talent_id"]
+    )
+    outside = next(
+        t["id"]
+        for t in cli_json(room.workspace, "list", "talents")
+        if t["id"] not in listed_talents
+    )
+    reels = {}
+    for who, seconds in ((leaving["talent_id"], 1.0), (staying["talent_id"], 1.5), (outside, 0.5)):
+        made = video(tmp_path / f"{who}.webm", seconds=seconds, codec="libvpx")
+        done = castroom(room.workspace, "attach", "talent", who, str(made))
+        assert done.returncode == 0, done.stderr
+        reels[who] = hashlib.sha256(made.read_bytes()).hexdigest()
+    face = jpeg(tmp_path / "face.jpg", seed=41)
+    done = castroom(room.workspace, "attach", "talent", leaving["talent_id"], str(face))
+    assert done.returncode == 0, done.stderr
+    [thumb] = [
+        m["media"]["thumbnail"]
+        for m in cli_json(room.workspace, "media", "list", "talent", leaving["talent_id"])
+        if m["media"]["kind"] == "headshot"
+    ]
+    gone, kept, loose = reels[leaving["talent_id"]], reels[staying["talent_id"]], reels[outside]
+
+    page, opened, pid = at_view(browser, pages, room, f"board?role={leaving['role_id']}")
+    opened.wait_for_function("navigator.serviceWorker.controller !== null", timeout=15000)
+    wait_for(lambda: _kept_of(opened, pid) == {gone, kept}, 30, "the shortlist's two reels kept")
+    opened.reload()  # the card's picture, now through the service worker
+    opened.wait_for_selector(f'img.thumb[src^="/media/{thumb}"]', state="attached", timeout=15000)
+    wait_for(lambda: _kept(opened, thumb), 30, "the card's headshot in the cache")
+    # A reel kept among the pictures, as the build before per-production caches did:
+    # nothing could drop it there.
+    status = opened.evaluate(
+        """async h => {
+             const src = document.querySelector('img.thumb[src^="/media/"]').src;
+             const token = new URL(src).searchParams.get('token');
+             const r = await fetch(`/media/${h}?token=${encodeURIComponent(token)}`);
+             await (await caches.open('castroom-media-1')).put('/media/' + h, r.clone());
+             return r.status;
+           }""",
+        loose,
+    )
+    assert status == 200 and _kept(opened, loose)
+
+    # The candidate leaves the shortlist (the CLI, beside the page): that reel goes, and
+    # the stray one; the other shortlisted reel and the pictures stay.
+    done = castroom(room.workspace, "set", "candidate", leaving["id"], "stage=declined")
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: _kept_of(opened, pid) == {kept}, 30, "the declined candidate's reel dropped")
+    wait_for(lambda: not _kept(opened, loose), 10, "the stray reel dropped")
+    assert not _kept(opened, gone)
+    assert _kept(opened, kept) and _kept(opened, thumb)
+    # Back on the shortlist: kept again.
+    done = castroom(room.workspace, "set", "candidate", leaving["id"], "stage=callback")
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: _kept_of(opened, pid) == {gone, kept}, 30, "the reel kept again")
     assert [e for e in page.errors if "net::ERR_" not in e] == []

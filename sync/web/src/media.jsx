@@ -33,25 +33,34 @@ export function shortlistVideos(store) {
   for (const candidate of store.all("candidate")) {
     if (!SHORTLIST_STAGES.has(candidate.stage)) continue;
     const talent = store.get("talent", candidate.talent_id);
-    for (const m of [...attachments(candidate), ...attachments(talent)]) {
-      if (VIDEO_KINDS.has(m.kind) && !(m.bytes > KEEP_MAX_BYTES)) found.set(m.hash, m);
-    }
+    for (const m of videos([candidate, talent])) if (!(m.bytes > KEEP_MAX_BYTES)) found.set(m.hash, m);
   }
   return [...found.values()];
 }
 
+/** The reels and self-tapes of these entities. */
+function videos(entities) {
+  return entities.flatMap((e) => attachments(e).filter((m) => VIDEO_KINDS.has(m.kind)));
+}
+
 let keeping = null;
 
-/** Ask the service worker to keep the shortlist's videos, one at a time (a run already
- * going is left to finish; if the production changed meanwhile, another follows). */
+/** Ask the service worker to keep the shortlist's videos, one at a time, once it has
+ * dropped the kept ones no longer on it (a run already going is left to finish; if the
+ * production changed meanwhile, another follows). Called only online, with the page's
+ * copy synced with the server's: a copy still loading would drop what it had not read. */
 export function keepShortlist(ctx, store) {
-  if (keeping || !navigator.serviceWorker?.controller) return keeping;
+  const worker = navigator.serviceWorker?.controller;
+  if (keeping || !worker) return keeping;
   const wanted = shortlistVideos(store);
   const version = store.version;
+  const production = ctx.production.id;
   keeping = (async () => {
+    const everyVideo = videos([...store.all("talent"), ...store.all("candidate")]);
+    await keepOnly(worker, production, wanted, everyVideo);
     for (const m of wanted) {
       try {
-        const answer = await fetch(mediaUrl(ctx, m.hash), { headers: { "X-Castroom-Keep": "1" } });
+        const answer = await fetch(mediaUrl(ctx, m.hash), { headers: { "X-Castroom-Keep": production } });
         if (!answer.ok) continue; // not on the server yet (a peer's sync will bring it)
       } catch {
         return; // offline: what is kept already stays
@@ -62,6 +71,23 @@ export function keepShortlist(ctx, store) {
     if (store.version !== version) setTimeout(() => keepShortlist(ctx, store), 1000);
   });
   return keeping;
+}
+
+/** Tell the service worker which of the production's videos to keep (the rest of its
+ * kept ones go, and none stays among the pictures); the number it dropped, once it has. */
+function keepOnly(worker, production, wanted, everyVideo) {
+  const message = {
+    type: "keep-only",
+    production,
+    keep: wanted.map((m) => m.hash),
+    videos: [...new Set(everyVideo.map((m) => m.hash))],
+  };
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = (event) => resolve(event.data?.dropped ?? 0);
+    setTimeout(() => resolve(0), 10000); // a worker that does not answer holds nothing up
+    worker.postMessage(message, [channel.port2]);
+  });
 }
 
 const KIND_LABELS = { headshot: "Headshot", reel: "Reel", resume: "Résumé", selftape: "Self-tape", other: "File" };

@@ -4,10 +4,14 @@
 // bundle replaces the old one. Attached files are named by their hash and never change:
 // each one shown is kept (in a cache of its own, across builds) so headshots and
 // thumbnails still show offline. The page asks for the shortlist's reels and self-tapes
-// to be kept too (a request marked X-Castroom-Keep, streamed into the cache); a video's
-// range requests are answered from a kept copy, so the shortlist's reels play offline.
+// to be kept too (a request marked X-Castroom-Keep: PRODUCTION_ID, streamed into that
+// production's cache of kept videos), and tells which to keep (a "keep-only" message):
+// the others, no longer on its shortlist, are dropped. A video's range requests are
+// answered from a kept copy, so the shortlist's reels play offline.
 const CACHE = "castroom-__VERSION__";
 const MEDIA = "castroom-media-1";
+/** The kept videos of one production: `${KEPT}${production id}`. */
+const KEPT = "castroom-kept-1:";
 const SHELL = ["/", "/app.js?v=__VERSION__", "/app.css?v=__VERSION__", "/schema.json"];
 
 self.addEventListener("install", (event) => {
@@ -19,7 +23,11 @@ self.addEventListener("activate", (event) => {
     caches
       .keys()
       .then((keys) =>
-        Promise.all(keys.filter((k) => k.startsWith("castroom-") && k !== CACHE && k !== MEDIA).map((k) => caches.delete(k))),
+        Promise.all(
+          keys
+            .filter((k) => k.startsWith("castroom-") && k !== CACHE && k !== MEDIA && !k.startsWith(KEPT))
+            .map((k) => caches.delete(k)),
+        ),
       )
       .then(() => self.clients.claim()),
   );
@@ -31,25 +39,24 @@ self.addEventListener("fetch", (event) => {
   if (url.pathname.startsWith("/api/") || url.pathname.startsWith("/sync/")) return;
   if (url.pathname.startsWith("/present")) return; // a presentation is online only
   if (url.pathname.startsWith("/media/")) {
-    if (event.request.headers.has("x-castroom-keep")) {
-      event.respondWith(keep(event.request, url.pathname));
+    const production = event.request.headers.get("x-castroom-keep");
+    if (production) {
+      event.respondWith(keep(event.request, url.pathname, production));
       return;
     }
     if (event.request.headers.has("range")) {
       event.respondWith(
-        caches.open(MEDIA).then(async (cache) => {
-          const hit = await cache.match(url.pathname);
-          return hit ? partial(hit, event.request.headers.get("range")) : fetch(event.request);
-        }),
+        caches.match(url.pathname).then((hit) =>
+          hit ? partial(hit, event.request.headers.get("range")) : fetch(event.request),
+        ),
       );
       return;
     }
     event.respondWith(
-      caches.open(MEDIA).then(async (cache) => {
-        const hit = await cache.match(url.pathname);
+      caches.match(url.pathname).then(async (hit) => {
         if (hit) return hit;
         const response = await fetch(event.request);
-        if (response.status === 200) await cache.put(url.pathname, response.clone());
+        if (response.status === 200) await (await caches.open(MEDIA)).put(url.pathname, response.clone());
         return response;
       }),
     );
@@ -67,15 +74,45 @@ self.addEventListener("fetch", (event) => {
   event.respondWith(caches.match(event.request, { cacheName: CACHE }).then((hit) => hit || fetch(event.request)));
 });
 
-/** Keep a file in the media cache, streamed straight in (the page reads nothing back):
- * 204 when it was kept already, 201 when it is kept now, else the server's answer. */
-async function keep(request, key) {
-  const cache = await caches.open(MEDIA);
+/** Keep a file in a production's cache of kept videos, streamed straight in (the page
+ * reads nothing back): 204 when it was kept already, 201 when it is kept now, else the
+ * server's answer. */
+async function keep(request, key, production) {
+  const cache = await caches.open(KEPT + production);
   if (await cache.match(key)) return new Response(null, { status: 204 });
   const response = await fetch(request.url);
   if (response.status !== 200) return response;
   await cache.put(key, response);
   return new Response(null, { status: 201 });
+}
+
+self.addEventListener("message", (event) => {
+  const { type, production, keep, videos } = event.data || {};
+  if (type !== "keep-only" || typeof production !== "string") return;
+  if (!Array.isArray(keep) || !Array.isArray(videos)) return;
+  const reply = event.ports[0];
+  event.waitUntil(
+    keepOnly(production, new Set(keep.map((h) => `/media/${h}`)), videos).then(
+      (dropped) => reply?.postMessage({ dropped }),
+      (error) => reply?.postMessage({ error: String(error) }),
+    ),
+  );
+});
+
+/** Drop a production's kept videos that are not in `keep` (paths, /media/HASH): its
+ * shortlist no longer holds them. Its `videos` (every reel and self-tape it refers to)
+ * leave the picture cache, where builds before the production caches kept the
+ * shortlist's, with no way to drop them (the server names every file's type
+ * application/octet-stream, so only the page knows which are videos). The number dropped. */
+async function keepOnly(production, keep, videos) {
+  let dropped = 0;
+  const cache = await caches.open(KEPT + production);
+  for (const request of await cache.keys()) {
+    if (!keep.has(new URL(request.url).pathname) && (await cache.delete(request))) dropped += 1;
+  }
+  const media = await caches.open(MEDIA);
+  for (const hash of videos) if (await media.delete(`/media/${hash}`)) dropped += 1;
+  return dropped;
 }
 
 /** A range of a kept file, as the server would answer it (206, or 416 when the range
