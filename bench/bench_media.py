@@ -16,7 +16,11 @@ Figures, each against a baseline measured in the same run:
   against a raw HTTP copy of the same files in the same run (the standard library's
   HTTP/1.1 file server, httpx fetching each over one connection, written and fsynced).
   Goal: castroom's throughput >= 0.7x the raw copy's. The same raw copy without any
-  fsync is printed beside it, to show what the disk flushes cost.
+  fsync is printed beside it, to show what the disk flushes cost;
+- upload: that peer's ``castroom sync http://… --media all`` to a fresh server (the
+  production pushed, then every blob sent in batches, ``POST /media/store``, each checked
+  by the server against its hash and record), against a raw HTTP PUT of the same files
+  to a standard-library server that writes and fsyncs each, over one connection.
 """
 
 from __future__ import annotations
@@ -160,6 +164,67 @@ def sync_to_fresh_peer(served: Path, peer: Path) -> tuple[float, int]:
         return elapsed, len(list(laptop.blobs.hashes()))
 
 
+def raw_http_upload(files: list[Path], dest: Path) -> float:
+    """PUT every file to a loopback HTTP/1.1 server that writes and fsyncs each."""
+    import http.server
+    import threading
+
+    import httpx
+
+    dest.mkdir()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_PUT(self) -> None:
+            left = int(self.headers["Content-Length"])
+            with open(dest / Path(self.path).name, "wb") as out:
+                while left:
+                    chunk = self.rfile.read(min(left, 1024 * 1024))
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    left -= len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            self.send_response(201)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        start = time.perf_counter()
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.server_port}") as client:
+            for path in files:
+                with open(path, "rb") as body:
+                    client.put(f"/{path.name}", content=body).raise_for_status()
+        return time.perf_counter() - start
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def upload_to_fresh_server(laptop_path: Path, served: Path) -> tuple[float, int]:
+    """(seconds, blobs the server holds after) for a laptop's one-shot sync of
+    everything to a fresh ``castroom serve`` (the production, then every blob)."""
+    from castroom.sync import client
+    from castroom.sync.auth import TokenStore
+    from castroom.sync.server import ServerThread
+
+    with Workspace.open(served, member="server") as workspace:
+        token = TokenStore(workspace.store).create("write")[1]
+    with ServerThread(served) as server, Workspace.open(laptop_path) as laptop:
+        start = time.perf_counter()
+        client.sync_http(laptop, server.url, token=token, media="all")
+        elapsed = time.perf_counter() - start
+    with Workspace.open(served) as workspace:
+        return elapsed, len(list(workspace.blobs.hashes()))
+
+
 def store_bytes(workspace: Workspace) -> tuple[int, int]:
     """(bytes, disk blocks in bytes) of every blob in the store."""
     size = blocks = 0
@@ -195,6 +260,9 @@ def main() -> None:
         raw_unsynced = raw_http_copy(root / "copy", names, root / "http-nosync", fsync=False)
         synced_peer, fetched = sync_to_fresh_peer(root / "ws", root / "peer")
         assert fetched == 2 * COUNT, fetched
+        raw_up = raw_http_upload(files, root / "http-upload")
+        uploaded, held = upload_to_fresh_server(root / "peer", root / "up-server")
+        assert held == 2 * COUNT, held
 
     mb = raw / 1e6
     print(f"attach {COUNT:,} headshots ({raw / COUNT / 1000:.0f} KB each, {mb:.0f} MB):")
@@ -232,6 +300,12 @@ def main() -> None:
     print(
         f"  raw HTTP copy without fsync: {raw_unsynced:.2f} s ({mb / raw_unsynced:.1f} MB/s);"
         f" castroom / that = {(moved / synced_peer) / (mb / raw_unsynced):.2f}x"
+    )
+    print(
+        f"  upload to a fresh server over HTTP: {uploaded:.2f} s for {held:,} files"
+        f" ({moved:.0f} MB, {moved / uploaded:.1f} MB/s); raw HTTP PUT of the {COUNT:,}"
+        f" files (written and fsynced): {raw_up:.2f} s ({mb / raw_up:.1f} MB/s);"
+        f" throughput castroom / raw = {(moved / uploaded) / (mb / raw_up):.2f}x"
     )
 
 
