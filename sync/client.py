@@ -239,9 +239,11 @@ def sync_http(
     cacert: str | Path | None = None,
     timeout: float = TIMEOUT,
     media: str = "eager",
+    fetch: list[str] | None = None,
 ) -> list[Moved]:
     """One-shot pull and push with ``castroom serve`` at ``url``, then the media the
-    synced productions refer to (``media``: none, eager or all; see media_client.py).
+    synced productions refer to (``media``: none, eager or all; ``fetch``: files named,
+    fetched whatever the mode; see media_client.py).
     Returns what moved (and echoes one line per production). Raises CastroomError
     (nothing changed here) when the server is unreachable or refuses, or sends an update
     that does not merge."""
@@ -270,7 +272,7 @@ def sync_http(
                 echo(item.describe())
         if echo and not moved:
             echo("nothing to sync: the token reaches no production")
-        _exchange_media(http, workspace, moved, listing, media, echo)
+        _exchange_media(http, workspace, moved, listing, media, echo, fetch or [])
         return list(moved.values())
     finally:
         http.close()
@@ -391,6 +393,7 @@ def _exchange_media(
     listing: _Listing,
     mode: str,
     echo: Echo | None,
+    fetch: list[str],
 ) -> None:
     """After the documents: the blobs they refer to, both ways (media_client.py)."""
     synced = [
@@ -398,9 +401,10 @@ def _exchange_media(
         for pid, item in moved.items()
         if item.served and (pid in listing.remote or item.created_there)
     ]
+    also = media_client.named(workspace, synced, fetch)
     try:
         done = media_client.exchange(
-            http.client, workspace, synced, mode=mode, send=listing.scope == "write"
+            http.client, workspace, synced, mode=mode, send=listing.scope == "write", also=also
         )
     except httpx.TimeoutException:
         raise Unreachable(f"{http.base} did not answer in time (media)") from None
@@ -865,11 +869,12 @@ def sync_websocket(
     cacert: str | Path | None = None,
     timeout: float = TIMEOUT,
     media: str = "eager",
+    fetch: list[str] | None = None,
 ) -> Moved:
     """One-shot sync of one production through a y-websocket relay at ``url``
     (room ``{url}/{production_id}``), then, when the relay is ``castroom serve``, the
-    files it refers to both ways (``media``: none, eager or all; live_media.py). A
-    relay that holds no files is said once."""
+    files it refers to both ways (``media``: none, eager or all; ``fetch``: files
+    named, whatever the mode; live_media.py). A relay that holds no files is said once."""
     say: Echo = echo or (lambda _line: None)
     pid = _resolve_room_production(workspace, production)
     target = _Target(workspace, pid)
@@ -904,9 +909,9 @@ def sync_websocket(
         # Bytes on the wire include the handshake and presence, not only edits: say so
         # apart from the changes, so "up to date" never reads as contradicted.
         echo(f"{moved.describe()} ({state.sent_bytes:,} bytes sent in all)")
-    if media != "none":
+    if media != "none" or fetch:
         mover = live_media(workspace, url, lambda: [pid], token, ssl_ctx, say, media, timeout)
-        mover.once([pid])
+        mover.once([pid], fetch)
     return moved
 
 

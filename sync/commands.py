@@ -128,6 +128,15 @@ def serve(
     " and self-tapes too). What the server lacks is sent. A plain relay holds no files.",
 )
 @click.option(
+    "--fetch",
+    "fetch_refs",
+    multiple=True,
+    metavar="MEDIA",
+    help="One-shot, with a castroom server: fetch this attached file too, whatever --media"
+    " says (a hash, hash prefix or file name, as `media show` takes it; repeatable), e.g."
+    " one reel.",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
     default=30.0,
@@ -146,6 +155,7 @@ def sync_cmd(
     cacert: str | None,
     duration: float | None,
     media_mode: str,
+    fetch_refs: tuple[str, ...],
     timeout: float,
 ) -> None:
     """Sync with a peer: a castroom server (http[s]://HOST:PORT), a y-websocket relay
@@ -153,6 +163,9 @@ def sync_cmd(
     (ws[s]://HOST:PORT --protocol hocuspocus), or a shared folder (a path)."""
     from . import client
 
+    fetch = list(fetch_refs)
+    if fetch and (live or "://" not in target):
+        raise CastroomError("--fetch is for a one-shot sync with a castroom server")
     if token_file is not None:
         token = read_token_file(Path(token_file))
     refs = list(production_refs) or ([obj.production_ref] if obj.production_ref else [])
@@ -160,7 +173,9 @@ def sync_cmd(
         if not client.is_websocket_url(target):
             raise CastroomError("--protocol hocuspocus needs a ws:// or wss:// address")
         with _no_trace_if_first_sync_fails(obj):
-            _sync_hocuspocus(obj, target, refs, token, live, cacert, duration, timeout, media_mode)
+            _sync_hocuspocus(
+                obj, target, refs, token, live, cacert, duration, timeout, media_mode, fetch
+            )
         return
     if len(refs) > 1:
         raise CastroomError("one --production at a time (several: --protocol hocuspocus)")
@@ -178,9 +193,9 @@ def sync_cmd(
             if live:
                 client.sync_live(workspace, target, duration=duration, media=media_mode, **options)  # type: ignore[arg-type]
             elif client.is_http_url(target):
-                client.sync_http(workspace, target, media=media_mode, **options)  # type: ignore[arg-type]
+                client.sync_http(workspace, target, media=media_mode, fetch=fetch, **options)  # type: ignore[arg-type]
             else:
-                client.sync_websocket(workspace, target, media=media_mode, **options)  # type: ignore[arg-type]
+                client.sync_websocket(workspace, target, media=media_mode, fetch=fetch, **options)  # type: ignore[arg-type]
         return
     if "://" in target:
         raise CastroomError(f"cannot sync with {target!r}: use http(s)://, ws(s):// or a folder")
@@ -221,6 +236,7 @@ def _sync_hocuspocus(
     duration: float | None,
     timeout: float,
     media_mode: str = "eager",
+    fetch: list[str] | None = None,
 ) -> None:
     from .hocuspocus_client import sync_hocuspocus, sync_hocuspocus_live
 
@@ -231,7 +247,7 @@ def _sync_hocuspocus(
     if live:
         sync_hocuspocus_live(workspace, target, duration=duration, media=media_mode, **options)  # type: ignore[arg-type]
     else:
-        sync_hocuspocus(workspace, target, media=media_mode, **options)  # type: ignore[arg-type]
+        sync_hocuspocus(workspace, target, media=media_mode, fetch=fetch, **options)  # type: ignore[arg-type]
 
 
 def read_token_file(path: Path) -> str:

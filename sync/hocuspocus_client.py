@@ -411,11 +411,13 @@ def sync_hocuspocus(
     cacert: str | Path | None = None,
     timeout: float = TIMEOUT,
     media: str = "eager",
+    fetch: list[str] | None = None,
 ) -> list[Moved]:
     """One-shot sync of the workspace's productions (or those named) with the Hocuspocus
     server at ``url``, confirmed both ways; then, when it is ``castroom serve``, the
     files the synced productions refer to, both ways (``media``: none, eager or all;
-    live_media.py; a server that holds no files is said once). Raises CastroomError when
+    ``fetch``: files named, whatever the mode; live_media.py; a server that holds no
+    files is said once). Raises CastroomError when
     the server cannot be reached, refuses every production asked for, or is not in sync
     afterwards."""
     say: Echo = echo or (lambda _line: None)
@@ -451,9 +453,9 @@ def sync_hocuspocus(
         names = ", ".join(m.name for m in refused)
         raise CastroomError(f"not synced with {_strip_token(url)}: {names}: {'; '.join(why)}")
     served = [m.production_id for m in moved if m.served]
-    if media != "none" and served:
+    if (media != "none" or fetch) and served:
         mover = live_media(workspace, url, lambda: served, token, ssl_ctx, say, media, timeout)
-        mover.once(served)
+        mover.once(served, fetch)
     return moved
 
 

@@ -201,7 +201,10 @@ class LiveMedia:
         return set(self.live())
 
     def _move(
-        self, client: httpx.Client, needs: dict[str, media.BlobNeed]
+        self,
+        client: httpx.Client,
+        needs: dict[str, media.BlobNeed],
+        also: frozenset[str] = frozenset(),
     ) -> media_client.MediaMoved | None:
         if self._scope is None:
             self._scope = self._server_scope(client)
@@ -214,6 +217,7 @@ class LiveMedia:
             mode=self.mode,
             send=self._scope == "write",
             there=self._there,
+            also=also,
         )
 
     def _server_scope(self, client: httpx.Client) -> str | None:
@@ -235,17 +239,21 @@ class LiveMedia:
             return None
         return str(listing.get("scope", "read"))
 
-    def once(self, production_ids: list[str]) -> media_client.MediaMoved | None:
+    def once(
+        self, production_ids: list[str], fetch: list[str] | None = None
+    ) -> media_client.MediaMoved | None:
         """A one-shot sync's round, once its documents are in: what ``production_ids``
-        refer to, both ways (one line says what moved). None when they refer to no file,
-        or the server serves none (said once). Raises CastroomError when the server
-        cannot be reached or a file is refused every time."""
+        refer to, both ways (one line says what moved), and the files ``fetch`` names
+        whatever the mode (media_client.named). None when they refer to no file, or the
+        server serves none (said once). Raises CastroomError when the server cannot be
+        reached or a file is refused every time."""
+        also = media_client.named(self.workspace, production_ids, fetch or [])
         needs = self._refs.needs(self.workspace, production_ids)
         if not needs or self.off is not None:
             return None
         try:
             with httpx.Client(**self._client_options) as client:  # type: ignore[arg-type]
-                moved = self._move(client, needs)
+                moved = self._move(client, needs, also)
         except httpx.HTTPError as exc:
             raise CastroomError(f"media: {_describe(exc, self.base)}") from None
         if moved is not None and (line := moved.describe()):

@@ -43,7 +43,7 @@ import httpx
 
 from ..core import media
 from ..core.blobs import CHUNK, BlobRefused, BlobStore, BlobWriter, check_hash
-from ..core.errors import CastroomError
+from ..core.errors import CastroomError, NotFound
 
 if TYPE_CHECKING:
     from ..core.workspace import Workspace
@@ -103,14 +103,35 @@ def exchange(
     *,
     mode: str = "eager",
     send: bool = True,
+    also: frozenset[str] = frozenset(),
 ) -> MediaMoved:
-    """Fetch what the productions refer to and this workspace lacks (per ``mode``) and,
-    with ``send``, send the server what it lacks. Raises CastroomError naming the blobs
-    refused every time (nothing of them stored); HTTP failures are the caller's."""
-    if mode == "none" or not production_ids:
+    """Fetch what the productions refer to and this workspace lacks (per ``mode``, and
+    the files in ``also`` whatever the mode) and, with ``send``, send the server what it
+    lacks. Raises CastroomError naming the blobs refused every time (nothing of them
+    stored); HTTP failures are the caller's."""
+    if (mode == "none" and not also) or not production_ids:
         return MediaMoved()
     needs = media.RefCache().needs(workspace, production_ids)
-    return transfer(client, workspace, needs, mode=mode, send=send)
+    return transfer(client, workspace, needs, mode=mode, send=send, also=also)
+
+
+def named(workspace: Workspace, production_ids: list[str], refs: list[str]) -> frozenset[str]:
+    """The files ``refs`` name (``castroom sync --fetch``: a hash, a hash prefix or the
+    name a file was attached under, as ``media show`` takes them) in the productions,
+    with their thumbnails and posters. CastroomError for a name no production has, or
+    one that names several files."""
+    found: set[str] = set()
+    for ref in refs:
+        hits = []
+        for pid in production_ids:
+            production = workspace.production(pid)
+            with contextlib.suppress(NotFound):
+                hits += media.find(production.doc, workspace.blobs, ref)
+        if not hits:
+            raise CastroomError(f"--fetch {ref!r}: no attached file of the synced productions")
+        for hit in hits:
+            found.update(h for h in (hit.media.hash, hit.media.thumbnail, hit.media.poster) if h)
+    return frozenset(found)
 
 
 def transfer(
@@ -121,6 +142,7 @@ def transfer(
     mode: str = "eager",
     send: bool = True,
     there: set[str] | None = None,
+    also: frozenset[str] = frozenset(),
 ) -> MediaMoved:
     """:func:`exchange` once the referenced blobs are known. It touches only the blob
     store, the config and the network, never a document, so a live sync runs it in a
@@ -128,9 +150,7 @@ def transfer(
     about again), added to as this learns of more."""
     moved = MediaMoved()
     blobs = workspace.blobs
-    wanted = [
-        n for n in needs.values() if not blobs.has(n.hash) and (mode == "all" or n.what in EAGER)
-    ]
+    wanted = [n for n in needs.values() if not blobs.has(n.hash) and wants(mode, n, also)]
     fetched = _fetch_all(client, workspace, wanted)
     moved.fetched = len(fetched.stored)
     moved.fetched_bytes = sum(fetched.stored.values())
@@ -145,6 +165,13 @@ def transfer(
         shown = "; ".join(f"{h[:12]}…: {why}" for h, why in list(moved.refused.items())[:3])
         raise CastroomError(f"{len(moved.refused)} media files refused after retries ({shown})")
     return moved
+
+
+def wants(mode: str, need: media.BlobNeed, also: frozenset[str] = frozenset()) -> bool:
+    """Whether a sync in ``mode`` fetches this file (``also``: asked for by name)."""
+    if need.hash in also or mode == "all":
+        return True
+    return mode == "eager" and need.what in EAGER
 
 
 @dataclass

@@ -123,6 +123,25 @@ def test_media_all_fetches_the_reel_and_a_second_sync_moves_nothing(
     assert "media:" not in ok(room.sync(room.b, server.url, "--media", "all"))
 
 
+def test_fetch_names_one_file_to_fetch_whatever_the_mode(
+    room: Room, server: ServerThread, attached: dict[str, str]
+) -> None:
+    """`--fetch MEDIA`: one reel on demand, by name or hash prefix, with its poster and
+    thumbnail; nothing else with --media none."""
+    [reel] = [m for m in room.listed(room.a) if m["media"]["kind"] == "reel"]
+    parts = {reel["media"]["hash"], reel["media"]["thumbnail"], reel["media"]["poster"]}
+    out = ok(room.sync(room.b, server.url, "--media", "none", "--fetch", attached["reel"][:10]))
+    assert "media: fetched 3" in out, out
+    assert blob_files(room.b) == parts
+    ok(room.sync(room.b, server.url))  # eager: the headshot and its thumbnail join them
+    assert len(blob_files(room.b)) == 5
+    c = room.a.parent / "laptop-c"
+    out = ok(room.sync(c, server.url, "--fetch", "reel.mp4"))
+    assert "media: fetched 5" in out, out
+    fails(room.sync(c, server.url, "--fetch", "nobody.mov"), "--fetch 'nobody.mov'")
+    fails(room.sync(c, server.url, "--live", "--fetch", "reel.mp4"), "one-shot")
+
+
 def test_range_requests_and_token_scopes(
     room: Room, server: ServerThread, attached: dict[str, str]
 ) -> None:
