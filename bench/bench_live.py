@@ -460,11 +460,15 @@ def _stalls(served: _Served, since: float, until: float) -> list[dict[str, Any]]
     import httpx
 
     try:
-        answer = httpx.get(served.stats, headers={"Authorization": f"Bearer {served.token}"})
+        answer = httpx.get(
+            served.stats, headers={"Authorization": f"Bearer {served.token}"}, timeout=30
+        )
+        if answer.status_code == 404:  # a castroom from before GET /stats
+            return [{"error": "this castroom has no GET /stats"}]
         answer.raise_for_status()
         stalls: list[dict[str, Any]] = answer.json()["loop"]["stalls"]
     except (httpx.HTTPError, KeyError, ValueError) as exc:
-        return [{"error": str(exc)}]
+        return [{"error": f"GET /stats: {type(exc).__name__} {exc}".splitlines()[0]}]
     return [s for s in stalls if since <= s["at"] <= until]
 
 
