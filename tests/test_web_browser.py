@@ -3,6 +3,7 @@ the real ``castroom serve``, with the real CLI editing the same workspace beside
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -674,22 +675,30 @@ def test_a_5000_talent_list_and_a_600_card_column_render_only_what_is_in_view(
         server.stop()
 
 
-def stored_in_browser(page: Any, name: str) -> int:
-    """Bytes of updates the page's IndexedDB copy ``name`` holds."""
+def stored_updates(page: Any, name: str) -> list[list[Any]]:
+    """The updates the page's IndexedDB copy ``name`` holds: [bytes, SHA-256 hex] each."""
     return page.evaluate(
         """name => new Promise((done, failed) => {
             const opening = indexedDB.open(name);
             opening.onerror = failed;
             opening.onsuccess = () => {
                 const all = opening.result.transaction("updates").objectStore("updates").getAll();
-                all.onsuccess = () => {
-                    done(all.result.reduce((n, u) => n + u.length, 0));
+                all.onsuccess = async () => {
                     opening.result.close();
+                    const hex = (b) => [...new Uint8Array(b)]
+                        .map((x) => x.toString(16).padStart(2, "0")).join("");
+                    done(await Promise.all(all.result.map(async (u) =>
+                        [u.length, hex(await crypto.subtle.digest("SHA-256", u))])));
                 };
             };
         })""",
         name,
     )
+
+
+def stored_in_browser(page: Any, name: str) -> int:
+    """Bytes of updates the page's IndexedDB copy ``name`` holds."""
+    return sum(size for size, _ in stored_updates(page, name))
 
 
 def test_a_reload_opens_its_own_copy_first_and_sends_none_of_it_back(
@@ -734,6 +743,34 @@ def server_state(server: Server, pid: str) -> bytes:
     )
     assert pulled.status_code == 200, pulled.text
     return pulled.content
+
+
+def test_a_fresh_page_keeps_the_first_sync_as_it_came(
+    browser: Any, room: Server, pages: list[Page]
+) -> None:
+    """The server's step 2 is applied with the update listeners off and its own bytes
+    kept in IndexedDB: Yjs does not encode the whole production again for them (on a
+    large production, about a fifth of the first sync's script time). With them on,
+    y-indexeddb keeps Yjs's own encoding instead, whose bytes differ, and the copy is
+    not the server's."""
+    page = new_page(browser, pages)
+    opened = signed_in(page, room)
+    opened.wait_for_selector(".card")
+    pid = production_id(room)
+    state = server_state(room, pid)
+    name = f"castroom:{pid}"
+    wait_for(lambda: stored_in_browser(opened, name) >= len(state), 10, "the page's copy")
+    kept = stored_updates(opened, name)
+    assert [len(state), hashlib.sha256(state).hexdigest()] in kept
+    # Once: no second, re-encoded copy beside it (y-indexeddb's first record is the
+    # empty document it opened with).
+    assert sum(size for size, _ in kept) < len(state) + 64
+    # The listeners are back: an edit after the first sync is kept, and reaches the server.
+    candidate, _, _ = card_to_move(room)
+    opened.evaluate("id => castroom.store.edit('candidate', id, {stage: 'callback'})", candidate)
+    wait_for(lambda: stage_in_cli(room, candidate) == "callback", 10, "the CLI to see it")
+    wait_for(lambda: len(stored_updates(opened, name)) > len(kept), 10, "the edit kept")
+    assert page.errors == []
 
 
 def test_attached_headshots_show_on_cards_and_offline_and_reels_play_by_range(

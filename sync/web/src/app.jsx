@@ -1,4 +1,4 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useMemo, useState } from "preact/hooks";
 import { Board } from "./views/board.jsx";
 import { TalentView } from "./views/talent.jsx";
 import { RolesView } from "./views/roles.jsx";
@@ -139,6 +139,11 @@ export function App({ ctx }) {
         return <Board {...props} />;
     }
   };
+  // The view is drawn again only when what it shows may have changed: the status going
+  // from syncing to online must not draw a large production's board a second time.
+  const ready = loaded || status === "online";
+  const fed = route.view === "findings" || route.view === "budget" ? findings : null;
+  const view = useMemo(body, [store.version, location.hash, ready, fed, route.view === "presence" ? people : null]);
   return (
     <div class={`shell ${store.canWrite ? "" : "read-only"}`} data-view={route.view}>
       <header class="top">
@@ -169,7 +174,7 @@ export function App({ ctx }) {
           <button onClick={() => setNotice(null)} aria-label="dismiss">×</button>
         </div>
       ) : null}
-      <main class="view">{body()}</main>
+      <main class="view">{view}</main>
     </div>
   );
 }

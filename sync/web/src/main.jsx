@@ -8,6 +8,7 @@ import { WebsocketProvider } from "y-websocket";
 import { Rules } from "./schema.js";
 import { setMinorDigits } from "./util.js";
 import { Store } from "./store.js";
+import { quietStepTwo } from "./firstsync.js";
 import { App } from "./app.jsx";
 import { SignIn } from "./views/signin.jsx";
 
@@ -22,9 +23,6 @@ function show(element) {
 }
 
 async function boot() {
-  if ("serviceWorker" in navigator) {
-    navigator.serviceWorker.register("/sw.js").catch(() => {});
-  }
   const params = new URLSearchParams(location.search);
   const fresh = params.get("token");
   if (fresh !== null) {
@@ -49,6 +47,7 @@ async function boot() {
 }
 
 function signIn(message) {
+  registerWorker();
   show(
     <SignIn
       message={message}
@@ -59,6 +58,10 @@ function signIn(message) {
     />,
     root,
   );
+}
+
+function registerWorker() {
+  if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {});
 }
 
 /** The server's word on the token; offline, the last word this browser had. */
@@ -109,6 +112,7 @@ function open(token, session, rules, production) {
     maxBackoffTime: 1500,
     connect: false,
   });
+  quietStepTwo(provider, local);
   // Connect once this browser's copy is loaded. Loaded after connecting, the copy would
   // reach the socket as one local update of the whole production (y-websocket sends
   // every update not its own): megabytes the server already holds, merged again off its
@@ -120,6 +124,18 @@ function open(token, session, rules, production) {
   // For tests and the curious: the live objects behind the page.
   window.castroom = context;
   show(<App ctx={context} />);
+  // Once the production is drawn (or a few seconds on, whatever comes first): the
+  // service worker's install fetches the whole app shell again, which a fresh page's
+  // first sync has no time for. Then, in time to spare, ready for the first edit.
+  let later = setTimeout(afterStart, 3000);
+  provider.once("sync", () => {
+    clearTimeout(later);
+    requestAnimationFrame(() => setTimeout(afterStart));
+  });
+  function afterStart() {
+    registerWorker();
+    (window.requestIdleCallback ?? setTimeout)(() => rules.ajv);
+  }
 }
 
 boot().catch((error) => {

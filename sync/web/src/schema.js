@@ -17,13 +17,23 @@ const BOUND_WORDS = { minimum: "at least", maximum: "at most", exclusiveMinimum:
 export class Rules {
   constructor(schema) {
     this.schema = schema;
-    // The schema is the server's own (a test checks it against the model): not checked
-    // against JSON Schema's meta-schema, whose compiling cost a third of a second at start.
-    this.ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: true, validateSchema: false });
-    this.ajv.addFormat("date", /^\d{4}-\d{2}-\d{2}$/);
-    this.ajv.addFormat("date-time", /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/);
-    this.ajv.addSchema({ ...schema, $id: "castroom" });
     this.validators = {};
+    this.templates = {};
+  }
+
+  /** The validator, made at the first check, not at start (nothing is checked before
+   * the first edit). The schema is the server's own (a test checks it against the
+   * model): not checked against JSON Schema's meta-schema, whose compiling cost a third
+   * of a second at start. */
+  get ajv() {
+    if (!this._ajv) {
+      const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: true, validateSchema: false });
+      ajv.addFormat("date", /^\d{4}-\d{2}-\d{2}$/);
+      ajv.addFormat("date-time", /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/);
+      ajv.addSchema({ ...this.schema, $id: "castroom" });
+      this._ajv = ajv;
+    }
+    return this._ajv;
   }
 
   kind(kind) {
@@ -34,12 +44,22 @@ export class Rules {
     return this.schema.$defs[this.kind(kind).$ref.split("/").pop()];
   }
 
+  /** A kind's defaults, a fresh copy to change. */
   defaults(kind) {
-    const out = {};
-    for (const [name, prop] of Object.entries(this.structOf(kind).properties)) {
-      if ("default" in prop) out[name] = structuredClone(prop.default);
+    return structuredClone(this.shared(kind));
+  }
+
+  /** A kind's defaults, one object per kind: to spread under what was read, never to
+   * change (a structuredClone per read showed in a large board's first render). */
+  shared(kind) {
+    if (!this.templates[kind]) {
+      const out = {};
+      for (const [name, prop] of Object.entries(this.structOf(kind).properties)) {
+        if ("default" in prop) out[name] = prop.default;
+      }
+      this.templates[kind] = out;
     }
-    return out;
+    return this.templates[kind];
   }
 
   /** The CLI's message for the first rule `entity` breaks, or null. */

@@ -27,7 +27,9 @@ export class Store {
         this.cache.delete(`${kind}#ids`);
       });
     }
-    doc.on("update", () => {
+    // After every transaction, not on "update": an update listener makes Yjs encode
+    // each transaction again (the whole production, for a first sync).
+    doc.on("afterTransaction", () => {
       this.version += 1;
       for (const listener of this.listeners) listener();
     });
@@ -44,13 +46,13 @@ export class Store {
 
   production() {
     const data = this.doc.getMap("production").toJSON();
-    return { ...this.rules.defaults("production"), ...data };
+    return { ...this.rules.shared("production"), ...data };
   }
 
   /** Every live entity of a kind, as plain objects with defaults (cached per change). */
   all(kind) {
     if (!this.cache.has(kind)) {
-      const defaults = this.rules.defaults(kind);
+      const defaults = this.rules.shared(kind);
       const out = [];
       this.collection(kind).forEach((value, id) => {
         if (!(value instanceof Y.Map)) return;
@@ -76,7 +78,7 @@ export class Store {
     if (cached) return cached.get(id);
     const map = this.collection(kind).get(id);
     if (!(map instanceof Y.Map)) return undefined;
-    const data = { ...this.rules.defaults(kind), ...map.toJSON(), id };
+    const data = { ...this.rules.shared(kind), ...map.toJSON(), id };
     return data.deleted === true ? undefined : data;
   }
 
