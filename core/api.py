@@ -33,8 +33,10 @@ What is here (documented in docs/plugins.md):
   rules a ranking prices by: :func:`replacement_terms`, :func:`live_deals`,
   :func:`own_deal`.
 - Commands: :func:`pass_command` and :class:`CommandContext` (read a view, apply a plan),
-  :func:`emit_json` for ``--json`` output, :func:`print_table` for a rich Table that
-  may be long, and ``collector_paused`` around a command's bounded heavy reading.
+  :func:`emit_json` for ``--json`` output, :func:`plain_console` for a rich Console
+  that prints people's text as written (no markup, no emoji codes), :func:`print_table`
+  for a rich Table that may be long, and ``collector_paused`` around a command's
+  bounded heavy reading.
 - Casting rules, as the built-in checks and ranking judge: :func:`age_range` (a
   character's age in a scene), :func:`fits_age`, :func:`age_span`, :func:`conflicts`
   (what keeps a talent from a shoot day) and :func:`describe_block`.
@@ -118,6 +120,7 @@ from .model import (
 )
 from .money import MoneyError, format_money, money_fields, parse_field, parse_money, plain_amount
 from .plugins import Plugins
+from .printing import console as plain_console
 from .printing import print_table
 from .registry import Exporter, Importer, ImportResult
 from .replacing import (
@@ -216,6 +219,7 @@ __all__ = [
     "parse_money",
     "pass_command",
     "plain_amount",
+    "plain_console",
     "plan_change",
     "plan_choice",
     "plan_create",

@@ -10,7 +10,7 @@ folded, so a long table of wide cells may be wider than the terminal.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -18,6 +18,16 @@ if TYPE_CHECKING:
 
 #: Tables with more rows than this are drawn here rather than by rich.
 LONG = 200
+
+
+def console(**options: Any) -> Console:
+    """A rich Console that prints people's text as they wrote it. rich reads ``[...]``
+    as markup and ``:name:`` as an emoji code by default, so a talent called "Bo [/]"
+    made ``castroom list`` fail and "Ada :smile:" showed a face; neither is read here
+    (and rich's emoji table, a tenth of its import, is never loaded)."""
+    from rich.console import Console
+
+    return Console(markup=False, emoji=False, **options)
 
 
 def print_table(console: Console, table: Table, *, long: int = LONG) -> None:

@@ -40,6 +40,7 @@ from castroom.core.api import (  # noqa: F401 (the names tests and third parties
     hookimpl,
     ordered_days,
     pass_command,
+    plain_console,
     print_table,
     report_for,
     schedule_codes,
@@ -215,7 +216,6 @@ def _deal_table(report: BudgetReport, money: Any) -> tuple[Any, int]:
 def _print_report(obj: Any, report: BudgetReport, view: ProductionView) -> None:
     """The report as tables; ``view`` names booked talents with no deal and their roles
     (the report only carries their ids)."""
-    from rich.console import Console
     from rich.table import Table
 
     money = lambda minor: format_money(minor, report.currency)  # noqa: E731
@@ -225,7 +225,7 @@ def _print_report(obj: Any, report: BudgetReport, view: ProductionView) -> None:
     # Rich squeezes every column, money too, when the table cannot fit: never print
     # narrower than the amounts plus a readable width of text; a line too wide for the
     # terminal beats a cut amount (amounts of millions a week still fit 80 columns).
-    console = Console(width=max(obj.console.width, width), highlight=False)
+    console = plain_console(width=max(obj.console.width, width), highlight=False)
     if report.lines:
         print_table(console, table)
     for title, subs in (("by actor", report.by_talent), ("by role", report.by_role)):

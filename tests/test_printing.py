@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from castroom.core.printing import draw, print_table
+from tests.conftest import run_castroom
 
 CELLS = st.sampled_from(
     ["Ada", "Stone", "$1,500.00", "", "Nora Vale", "a\nb", "x" * 12, "é", "中文"]
@@ -75,3 +76,26 @@ def _rich_at(table: Table, width: int) -> str:
     console = Console(file=io.StringIO(), width=width, highlight=False)
     console.print(table)
     return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+#: Names people may give that rich would read as markup or an emoji code.
+ODD_NAMES = ["Bo [/]", "Ada [bold]Stone[/bold]", "Kit :smile:", "Ro [red]"]
+
+
+def test_people_s_text_is_printed_as_written(tmp_path) -> None:
+    # rich's default Console read "[/]" as markup (the listing failed) and ":smile:" as
+    # an emoji; the CLI's consoles print every name as it is.
+    from castroom.core.printing import console as plain_console
+
+    out = io.StringIO()
+    plain_console(file=out, width=200).print(*ODD_NAMES)
+    assert out.getvalue().splitlines() == [" ".join(ODD_NAMES)]
+    ws = str(tmp_path / "ws")
+    run_castroom("-w", ws, "init", "--production", "Odd [/] names", check=True)
+    for name in ODD_NAMES:
+        run_castroom("-w", ws, "add", "talent", f"name={name}", check=True)
+    listed = run_castroom("-w", ws, "list", "talents", env={"COLUMNS": "200"}, check=True)
+    for name in ODD_NAMES:
+        assert name in listed.stdout
+    shown = run_castroom("-w", ws, "show", "talent", "Kit :smile:", check=True)
+    assert "Kit :smile:" in shown.stdout

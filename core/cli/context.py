@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 import msgspec
 
-from .. import model
+from .. import model, printing
 from ..commands import host_of
 from ..errors import CastroomError, SkippedStoredUpdates
 from ..money import format_money, money_fields
@@ -54,15 +54,11 @@ class Context:
     # rich is imported only by a command that prints through it (`--help` stays fast).
     @functools.cached_property
     def console(self) -> Console:
-        from rich.console import Console
-
-        return Console()
+        return printing.console()
 
     @functools.cached_property
     def err(self) -> Console:
-        from rich.console import Console
-
-        return Console(stderr=True)
+        return printing.console(stderr=True)
 
     def workspace(self, *, create: bool = False) -> Workspace:
         if self._workspace is None:

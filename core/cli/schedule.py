@@ -98,11 +98,12 @@ def schedule_cmd(
 
 
 def _print_plan(view: ProductionView, plan: SchedulePlan) -> None:
-    from rich.console import Console
     from rich.table import Table
 
+    from ..printing import console as plain_console
+
     money = lambda minor: format_money(minor, plan.currency)  # noqa: E731
-    console = Console(highlight=False)
+    console = plain_console(highlight=False)
     numbers = {s.id: s.number for s in view.scenes.values()}
     board = Table(title="proposed board")
     for column in ("day", "date", "scenes", "location"):
