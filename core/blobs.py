@@ -30,8 +30,6 @@ No SQL and no document here: which blobs are referenced is :mod:`castroom.core.m
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import hashlib
 import os
 import re
 import sys
@@ -75,6 +73,8 @@ def check_hash(value: object) -> str:
 
 def sha256_of(path: Path) -> str:
     """The SHA-256 of a file, read in chunks."""
+    import hashlib  # imported with media work, not by every command (OpenSSL loads)
+
     digest = hashlib.sha256()
     with open(path, "rb") as src:
         while chunk := src.read(CHUNK):
@@ -105,6 +105,8 @@ class BlobWriter:
         if expected_size is not None and max_bytes is not None and expected_size > max_bytes:
             raise BlobRefused(f"{expected_size:,} bytes is over the limit of {max_bytes:,} bytes")
         self.size = 0
+        import hashlib
+
         self._digest = hashlib.sha256()
         store.root.mkdir(mode=0o700, exist_ok=True)
         tmp = store.root / "tmp"
@@ -337,6 +339,8 @@ def _sync_file_system(folder: Path) -> bool:
     file is fsynced on its own)."""
     if not sys.platform.startswith("linux"):
         return False
+    import ctypes  # only for media: not imported when castroom starts
+
     try:
         syncfs = ctypes.CDLL(None, use_errno=True).syncfs
     except (OSError, AttributeError):

@@ -22,23 +22,21 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import pluggy
-
-from . import hookspecs
 from .command_index import BUILTIN_COMMANDS, COMMANDS_GROUP, DeclaredCommand, read_declaration
 from .entry_points import may_declare
 from .errors import CastroomError
-from .registry import Exporter, Importer
 
-if TYPE_CHECKING:  # msgspec and the contracts load with the first hook call, not at start
+if TYPE_CHECKING:  # pluggy, msgspec and the contracts load with the first hook call
     import importlib.metadata
 
     import click
     import msgspec
+    import pluggy
 
     from .contracts import BudgetReport, ContingencyPlan, SchedulePlan, ScheduleRequest
     from .document import Changes
     from .findings import Finding
+    from .registry import Exporter, Importer
     from .view import ProductionView
 
 T = TypeVar("T")
@@ -358,8 +356,7 @@ class Plugins:
             plugin = self._plugin_object(name)
         except Exception as exc:
             raise CastroomError(f"plugin {name!r} failed to load: {_describe(exc)}") from exc
-        pm = pluggy.PluginManager("castroom")
-        pm.add_hookspecs(hookspecs)
+        pm = _manager()
         pm.register(plugin, name=name)
         group = click.Group()
         for impl in pm.hook.castroom_register_commands.get_hookimpls():
@@ -405,6 +402,8 @@ class Plugins:
     def collect_registrations(self) -> None:
         """Ask every plugin for its importers and exporters (loading does this, so a
         clash is reported before any importer or exporter is used)."""
+        from .registry import Exporter, Importer
+
         self._importers = self._collect("castroom_register_importers", Importer)
         self._exporters = self._collect("castroom_register_exporters", Exporter)
 
@@ -540,11 +539,22 @@ def plugin_name(obj: object) -> str:
     return getattr(obj, "__name__", None) or type(obj).__name__
 
 
+def _manager() -> pluggy.PluginManager:
+    """A plugin manager with castroom's hookspecs. pluggy and the hookspecs are imported
+    here, when a hook is first needed: `castroom --help` and `list` need none."""
+    import pluggy
+
+    from . import hookspecs
+
+    pm = pluggy.PluginManager("castroom")
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
 def _load(plugins: Plugins) -> pluggy.PluginManager:
     """Import and register every plugin of ``plugins`` (once, on first use)."""
     sources = plugins._sources
-    pm = pluggy.PluginManager("castroom")
-    pm.add_hookspecs(hookspecs)
+    pm = _manager()
     plugins._pm = pm  # set first: the loaders below record failures through the façade
     for name in sources.blocked:
         pm.set_blocked(name)
@@ -584,6 +594,8 @@ def _register(plugins: Plugins, plugin: Any, name: str) -> bool:
     except Exception as exc:
         plugins.failures.append(PluginFailure(name, "register", _describe(exc)))
         return False
+    import pluggy
+
     try:
         # A hook the specs do not know is almost always a misspelling: refuse it.
         pm.check_pending()

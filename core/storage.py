@@ -15,10 +15,8 @@ MessagePack; the file reclaims what compaction frees (``auto_vacuum=INCREMENTAL`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -553,6 +551,8 @@ class Store:
     def _disk_full(self) -> bool:
         """Whether the disk is (all but) full: SQLite reports that as an I/O error when
         it cannot even grow its shared-memory file."""
+        import shutil
+
         try:
             return shutil.disk_usage(self.path.parent).free < 1024 * 1024
         except OSError:
@@ -744,6 +744,8 @@ class Store:
         With ``dedupe`` (updates from peers), bytes already in the log are not stored
         twice and None is returned.
         """
+        import hashlib  # here, not at start: OpenSSL's library loads with it
+
         digest = hashlib.blake2b(data, digest_size=16).digest() if dedupe else None
         pending: dict[str, int] = {}
         with self.write() as db:

@@ -8,12 +8,9 @@ them before every read or write, so nobody has to restart to see a colleague's c
 from __future__ import annotations
 
 import contextlib
-import getpass
-import hashlib
 import logging
 import os
 import shlex
-import socket
 import sqlite3
 import tomllib
 import warnings
@@ -23,8 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-import platformdirs
-import tomli_w
 
 from . import model, yupdate
 from .blobs import BlobStore
@@ -72,6 +67,8 @@ def default_path() -> Path:
     env = os.environ.get("CASTROOM_WORKSPACE")
     if env:
         return Path(env).expanduser()
+    import platformdirs  # only without --workspace: a module ~2 ms to import
+
     return Path(platformdirs.user_data_dir("castroom", appauthor=False))
 
 
@@ -106,6 +103,11 @@ class Workspace:
                 raise NotFound(f"no castroom workspace at {root} (run `castroom init`)")
             # Only its owner may look inside: the database holds everything the team wrote.
             root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Imported here, creating a workspace, not by every command that opens one.
+            import socket
+
+            import tomli_w
+
             identity = Identity(
                 member=member or os.environ.get("CASTROOM_MEMBER") or _user(),
                 device_id=model.new_id(),
@@ -325,10 +327,14 @@ def _new_document() -> CastDocument:
 
 
 def _digest(blob: bytes) -> bytes:
+    import hashlib  # not at start: OpenSSL's library loads with it
+
     return hashlib.blake2b(blob, digest_size=16).digest()
 
 
 def _user() -> str:
+    import getpass
+
     try:
         return getpass.getuser()
     except Exception:
