@@ -164,7 +164,7 @@ def test_version_is_answered_without_the_command_line() -> None:
     probe = (
         "import sys\nfrom castroom.core.start import main\nmain(['--version'])\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in {'pycrdt', 'click'}"
-        " or m.startswith('castroom.core.cli')))"
+        " or m.startswith('castroom.core.cli') or m == 'importlib.metadata'))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
@@ -176,3 +176,13 @@ def test_version_is_answered_without_the_command_line() -> None:
     assert full.exit_code == 0
     assert line == full.output.strip() == run_castroom("--version", check=True).stdout.strip()
     assert line.startswith("castroom, version ")
+
+
+def test_the_version_shown_is_the_installed_one() -> None:
+    # --version prints castroom.core.__version__ (importing importlib.metadata would
+    # double its time): it must be the version pyproject.toml installed.
+    from importlib.metadata import version
+
+    from castroom.core import __version__
+
+    assert __version__ == version("castroom")

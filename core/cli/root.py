@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
+from .. import __version__
 from .group import CastroomGroup
 
 
 @click.group(cls=CastroomGroup)
-@click.version_option(package_name="castroom")
+@click.version_option(__version__, prog_name="castroom")
 @click.option(
     "--workspace",
     "-w",
