@@ -109,8 +109,10 @@ def to_major(minor: int, currency: str = "USD") -> Decimal:
 
 
 @functools.cache
+@functools.cache
 def money_fields(cls: type[Entity]) -> frozenset[str]:
-    """The fields of an entity kind that hold money (typed :data:`model.Money`)."""
+    """The fields of an entity kind that hold money (typed :data:`model.Money`); once a
+    kind (evaluating a Struct's annotations costs about a millisecond)."""
     hints = typing.get_type_hints(cls, include_extras=True)
     return frozenset(
         name

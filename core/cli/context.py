@@ -21,17 +21,12 @@ from ..errors import CastroomError, SkippedStoredUpdates
 from ..money import format_money, money_fields
 from ..plugins import Plugins
 from ..reads import NewerSchemaWarning
-from ..view import ProductionView
 from ..workspace import StoredProduction, Workspace
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-#: Fields that hold money in some kind (shown in major units with the currency's sign).
-MONEY_FIELDS = frozenset().union(
-    *(money_fields(cls) for cls in (model.Production, *model.KINDS.values()))
-)
-
+    from ..view import ProductionView
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,6 +90,8 @@ class Context:
     def view(self) -> ProductionView:
         """A read-only view that knows the update log (so findings can name a device);
         of the read copy when one is current and the production is not open yet."""
+        from ..view import ProductionView  # not for the commands that never make one
+
         production = self.production(read_only=True)
         return ProductionView(
             production.doc,
@@ -147,10 +144,12 @@ def kind_arg(value: str) -> type[model.Entity]:
     return cls
 
 
-def display(field: str, value: Any, currency: str) -> str:
+def display(cls: type[model.Entity], field: str, value: Any, currency: str) -> str:
+    """A field's value of an entity of kind ``cls`` as people read it (money in major
+    units with the currency's sign)."""
     if value is None:
         return ""
-    if field in MONEY_FIELDS and isinstance(value, int):
+    if isinstance(value, int) and field in money_fields(cls):
         return format_money(value, currency)
     if isinstance(value, list | dict):
         return json.dumps(msgspec.to_builtins(value), ensure_ascii=False)

@@ -147,7 +147,7 @@ def _table(
         for column in columns:
             value, target = getattr(entity, column), refers.get(column)
             if target is None or not isinstance(value, str):
-                cells.append(display(column, value, currency))
+                cells.append(display(cls, column, value, currency))
             elif show_ids:
                 short = shorts.setdefault(target, short_ids(doc.ids(target)))
                 cells.append(short.get(value, value))
@@ -197,7 +197,7 @@ def show(obj: Context, kind: str, ref: str, as_json: bool) -> None:
     table.add_column("value", overflow="fold")
     for name in cls.__struct_fields__:
         value = fields.get(name)
-        shown = _attached(value) if name == "media" else display(name, value, currency)
+        shown = _attached(value) if name == "media" else display(cls, name, value, currency)
         table.add_row(name, shown)
     obj.console.print(table)
 

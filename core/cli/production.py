@@ -98,7 +98,7 @@ def production_show(obj: Context, as_json: bool) -> None:
         return
     currency = str(fields.get("currency") or "USD")
     for name in model.Production.__struct_fields__:
-        click.echo(f"{name}: {display(name, fields.get(name), currency)}")
+        click.echo(f"{name}: {display(model.Production, name, fields.get(name), currency)}")
 
 
 @production.command(name="set")
