@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -226,13 +227,31 @@ _changes_encoder = msgspec.msgpack.Encoder()
 _changes_decoder = msgspec.msgpack.Decoder(_Encoded)
 
 
+#: Keys of a large change set are sorted this many at a time, then merged: one sort holds
+#: the GIL throughout (a worker thread sorting half a million keys kept the server's event
+#: loop waiting 1.7 s), a merge of sorted runs hands it back between two keys.
+SORT_RUN = 8192
+
+
+def sorted_keys(keys: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    """``sorted(keys)``, in runs of SORT_RUN merged lazily (the same order)."""
+    items = list(keys)
+    if len(items) <= SORT_RUN:
+        return iter(sorted(items))
+    import heapq  # here: only a large change set needs it
+
+    runs = [sorted(items[start : start + SORT_RUN]) for start in range(0, len(items), SORT_RUN)]
+    return heapq.merge(*runs)
+
+
 def _encode_changes(
     changes: dict[tuple[str, str], set[str]],
     values: dict[tuple[str, str], dict[str, list[Any]]],
     ref: Callable[[str], int],
 ) -> bytes:
     rows: _Encoded = []
-    for (collection, entity), fields in sorted(changes.items()):
+    for collection, entity in sorted_keys(changes):
+        fields = changes[(collection, entity)]
         kept = values.get((collection, entity), {})
         row: list[Any] = [ref(collection), ref(entity)]
         for name in sorted(fields):
@@ -318,6 +337,40 @@ NAMES_PER_TRANSACTION = 512
 _ENTRY_COLUMNS = "seq, ts, author, changes, length(data)"
 #: Joins an author's member, device and origin into one name (none holds it: printable).
 _AUTHOR_SEP = "\x1f"
+
+
+def author_name(member: str, device: str, origin: str) -> str:
+    """The name a log row's author is stored as."""
+    return _AUTHOR_SEP.join((member, device, origin))
+
+
+def _insert_update(
+    db: sqlite3.Connection,
+    production: int,
+    author: int,
+    encoded: bytes,
+    digest: bytes | None,
+    data: bytes,
+) -> int | None:
+    """Insert one log row in ``db``'s open write transaction: its sequence number, or
+    None when ``digest`` is given and those bytes are stored already."""
+    if digest is not None:
+        known = db.execute(
+            "SELECT 1 FROM update_data WHERE production = ? AND digest = ?", (production, digest)
+        ).fetchone()
+        if known is not None:
+            return None
+    row = (production, round(time.time()), author, encoded)
+    seq = db.execute(
+        "INSERT INTO updates (production, ts, author, changes) VALUES (?, ?, ?, ?)", row
+    ).lastrowid
+    db.execute(
+        "INSERT INTO update_data (seq, production, digest, data) VALUES (?, ?, ?, ?)",
+        (seq, production, digest, data),
+    )
+    return seq
+
+
 _TOKEN_COLUMNS = "id, name, scope, production, created, revoked, expires, hash, presentation"
 
 
@@ -335,6 +388,11 @@ class Store:
         self._batch_version: int | None = None
         #: Why it could not be opened for writing (SQLite's error name), if it was not.
         self._not_writable = ""
+        self._synchronous = synchronous
+        #: A second connection for :meth:`append_apart` (a worker thread's), opened once
+        #: needed, and the lock that keeps two threads from sharing it.
+        self._apart: sqlite3.Connection | None = None
+        self._apart_lock = threading.Lock()
         #: The names rows refer to, both ways, and the highest number known.
         self._refs: dict[str, int] = {}
         self._texts: dict[int, str] = {}
@@ -453,7 +511,7 @@ class Store:
                 parsed = json.loads(changed)
                 changes = {(c[0], c[1]): set(c[2]) for c in parsed}
                 values = {(c[0], c[1]): c[3] for c in parsed if len(c) > 3}
-                author = ref(_AUTHOR_SEP.join((member, device, origin)))
+                author = ref(author_name(member, device, origin))
                 row = (seq, ref(production), round(ts), author)
                 converted.append((*row, _encode_changes(changes, values, ref)))
                 if data is not None:
@@ -484,6 +542,10 @@ class Store:
                 self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
+        with self._apart_lock:
+            if self._apart is not None:
+                self._apart.close()
+                self._apart = None
         self.db.close()
 
     @contextmanager
@@ -750,31 +812,48 @@ class Store:
         pending: dict[str, int] = {}
         with self.write() as db:
             ref = self._interner(db, pending)
-            if digest is not None:
-                known = db.execute(
-                    "SELECT 1 FROM update_data WHERE production = ? AND digest = ?",
-                    (self._refs.get(production) or pending.get(production), digest),
-                ).fetchone()
-                if known is not None:
-                    return None
             if encoded is None:
                 self._intern_many(db, _names_in(changes or {}, values or {}), pending)
                 encoded = _encode_changes(changes or {}, values or {}, ref)
-            row = (
-                ref(production),
-                round(time.time()),
-                ref(_AUTHOR_SEP.join((member, device, origin))),
-                encoded,
-            )
-            seq = db.execute(
-                "INSERT INTO updates (production, ts, author, changes) VALUES (?, ?, ?, ?)", row
-            ).lastrowid
-            db.execute(
-                "INSERT INTO update_data (seq, production, digest, data) VALUES (?, ?, ?, ?)",
-                (seq, row[0], digest, data),
-            )
+            author = ref(author_name(member, device, origin))
+            seq = _insert_update(db, ref(production), author, encoded, digest, data)
         self._remember(pending)
         return seq
+
+    def append_apart(
+        self, production: str, data: bytes, *, author: str, encoded: bytes, dedupe: bool
+    ) -> int | None:
+        """:meth:`append` on a connection of its own, for a worker thread: a large
+        merge's row (megabytes to write, and perhaps a checkpoint after) is committed
+        while the event loop goes on using the main connection. The names it refers to
+        (``production``, ``author``: :func:`author_name`) must be stored already
+        (:meth:`intern`); KeyError if they are not known (forgotten after a rollback)."""
+        import hashlib  # here, not at start: OpenSSL's library loads with it
+
+        refs = self._refs[production], self._refs[author]
+        digest = hashlib.blake2b(data, digest_size=16).digest() if dedupe else None
+        with self._apart_lock:
+            if self._apart is None:
+                self._apart = self._connect_apart()
+            db = self._apart
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    seq = _insert_update(db, *refs, encoded, digest, data)
+                    db.execute("COMMIT")
+                except BaseException:
+                    with suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StorageError(self._why(exc)) from None
+        return seq
+
+    def _connect_apart(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        db.execute(f"PRAGMA synchronous={self._synchronous}")
+        db.execute("PRAGMA busy_timeout=30000")
+        return db
 
     def load(self, production: str, after: int = 0) -> tuple[list[bytes], int]:
         """The updates needed to bring a document that has seen ``after`` up to date:
@@ -856,6 +935,15 @@ class Store:
                 "SELECT COALESCE(MAX(upto), 0) FROM snapshots WHERE production = ?", (production,)
             ).fetchone()[0]
             return max(self._last_after(db, production, upto), int(upto))
+
+    def logged_between(self, production: str, low: int, high: int) -> bool:
+        """Whether ``production`` has a log row numbered strictly between the two."""
+        ref = self._known_ref(production)
+        found = self.db.execute(
+            "SELECT 1 FROM updates WHERE seq > ? AND seq < ? AND production = ? LIMIT 1",
+            (low, high, ref),
+        ).fetchone()
+        return found is not None
 
     def _last_after(self, db: sqlite3.Connection, production: str, start: int) -> int:
         """The last logged sequence number of ``production`` after ``start`` (0: none)."""

@@ -34,7 +34,15 @@ from .errors import (
 )
 from .labels import short_ids
 from .reads import Changes, InvalidEntity
-from .storage import NAMES_PER_TRANSACTION, AtticEntry, LogEntry, QuarantinedUpdate, Store, fold
+from .storage import (
+    NAMES_PER_TRANSACTION,
+    AtticEntry,
+    LogEntry,
+    QuarantinedUpdate,
+    Store,
+    author_name,
+    fold,
+)
 from .yupdate import EMPTY_UPDATE, decode_state_vector
 
 if TYPE_CHECKING:
@@ -326,6 +334,10 @@ def _new_document() -> CastDocument:
     return CastDocument()
 
 
+def _touches_members(changes: Changes) -> bool:
+    return any(collection == "members" for collection, _ in changes)
+
+
 def _digest(blob: bytes) -> bytes:
     import hashlib  # not at start: OpenSSL's library loads with it
 
@@ -364,6 +376,22 @@ class Merged(msgspec.Struct, frozen=True):
     removed: list[tuple[str, str]]
     #: ``changes`` and ``values`` encoded for the log, their names stored (prepare_store).
     encoded: bytes | None = None
+    #: Whether it changed a member (found in the merging thread: half a million changes
+    #: take the event loop tens of milliseconds to look through).
+    members: bool | None = None
+
+
+class Finishing(msgspec.Struct, frozen=True, kw_only=True):
+    """What storing a merge needs decided before its row is appended (begin_finish)."""
+
+    origin: str
+    member: str
+    #: The device it came from ("": made on this one).
+    device: str
+    #: What it hard-deleted, as the durable state before it held it (for the attic).
+    removed: dict[tuple[str, str], Any]
+    #: Whether there is a row to append (a production's, and a non-empty update).
+    store: bool
 
 
 class StoredProduction:
@@ -477,21 +505,34 @@ class StoredProduction:
             # The change is in memory but not on disk: drop it rather than pretend.
             self._reload()
             raise StorageError(f"write not saved: {exc}") from None
-        if seq and seq == self.seen + 1:
-            self.seen = seq
+        self._advance(seq)
         self._stored(update, changes)
         if ("production", self.id) in changes:
             self.store.set_title(self.id, self.title())
             self._note_deleted()
         self._relay(update, "local", changes)
 
-    def _stored(self, update: bytes, changes: Changes) -> None:
-        """Keep the caches in step with an update we have just appended."""
+    def _advance(self, seq: int | None) -> None:
+        """After appending our own row ``seq``: nothing to merge again on refresh, unless
+        another process logged a row of this production before it (then refresh merges
+        both). Other productions' rows in between do not count: merging a large update
+        of ours again, after a push to another production came in while it was stored,
+        held the server's event loop 11 s."""
+        if not seq or self.id is None:
+            return
+        if seq == self.seen + 1 or not self.store.logged_between(self.id, self.seen, seq):
+            self.seen = seq
+
+    def _stored(self, update: bytes, changes: Changes, *, members: bool | None = None) -> None:
+        """Keep the caches in step with an update we have just appended (``members``:
+        whether it changed a member, if known)."""
         if self.workspace._after_commit is not None:
             self.workspace._batched.add(self)  # rebuilt if the batch's commit fails
         if self._held is not None:
             self._held += len(update)
-        if any(collection == "members" for collection, _ in changes):
+        if members is None:
+            members = _touches_members(changes)
+        if members:
             self._members = {}
 
     def _refused(self, changes: Changes) -> bool:
@@ -749,6 +790,7 @@ class StoredProduction:
             values=self.doc.last_values,
             had=started.had,
             removed=sorted(self.doc.merge_deleted),
+            members=_touches_members(changes),
         )
 
     def names_to_store(self, merged: Merged) -> Iterator[list[str]]:
@@ -781,52 +823,96 @@ class StoredProduction:
         self, merged: Merged, *, origin: str, device: str = "", member: str = ""
     ) -> Changes:
         """After :meth:`merge_document`: store the update, keep what it hard-deleted in
-        the attic, relay it, tell the listeners."""
-        update, changes = merged.update, merged.changes
+        the attic, relay it, tell the listeners. In three steps, which the sync server
+        takes apart to write a large merge's row from a worker thread:
+        :meth:`begin_finish`, :meth:`append_merged`, :meth:`end_finish`."""
+        finishing = self.begin_finish(merged, origin=origin, device=device, member=member)
+        seq = None
+        if finishing.store:
+            try:
+                seq = self.append_merged(merged, finishing)
+            except Exception as exc:
+                raise self.not_stored(exc) from None
+        return self.end_finish(merged, finishing, seq)
+
+    def begin_finish(
+        self, merged: Merged, *, origin: str, device: str = "", member: str = ""
+    ) -> Finishing:
+        """What storing ``merged`` needs decided first: who made it, and what it removed
+        as the durable state (before it) holds it."""
         # Merged all the same (refusing it would split the replicas), but what it removed
         # is kept for `restore --from-history`, read from the durable state before it.
         removed = self._fields_before(self._removed(merged))
-        if update == EMPTY_UPDATE:
-            return changes
         if not device:
             member = member or self.workspace.identity.member  # made here (e.g. an import)
         elif not member:
             member = self._member_of(device)
-        # Stored even when nothing visible changed: part of it may be waiting for an update
-        # from a third peer. The digest keeps the same bytes from being stored twice.
-        if self.id is not None:
-            try:
-                seq = self.store.append(
-                    self.id,
-                    update,
-                    member=member,
-                    device=device or self.workspace.identity.device_id,
-                    origin=origin,
-                    changes=merged.changes,
-                    values=merged.values,
-                    dedupe=not merged.changes,  # a re-send changes nothing: keep it once
-                    encoded=merged.encoded,
-                )
-            except Exception as exc:
-                # As in _persist: drop what is only in memory, or our state vector would
-                # claim this update and no peer would ever send it again.
-                self._reload()
-                raise StorageError(f"update not saved: {exc}") from None
-            if seq and removed:
+        store = self.id is not None and merged.update != EMPTY_UPDATE
+        return Finishing(origin=origin, member=member, device=device, removed=removed, store=store)
+
+    def author_names(self, finishing: Finishing) -> list[str]:
+        """The names a merge's row refers to besides its changes' (store them, with
+        :meth:`store_names`, before :meth:`append_merged` ``apart``)."""
+        assert self.id is not None
+        device = finishing.device or self.workspace.identity.device_id
+        return [self.id, author_name(finishing.member, device, finishing.origin)]
+
+    def append_merged(
+        self, merged: Merged, finishing: Finishing, *, apart: bool = False
+    ) -> int | None:
+        """Append ``merged``'s row to the log: its sequence number, or None (those bytes
+        were stored before). ``apart``: on the store's second connection, from a worker
+        thread (:meth:`Store.append_apart`; KeyError if its names are not known, then
+        append on the caller's thread instead); a failure is for :meth:`not_stored`."""
+        assert self.id is not None
+        device = finishing.device or self.workspace.identity.device_id
+        author = (finishing.member, device, finishing.origin)
+        dedupe = not merged.changes  # a re-send changes nothing: keep it once
+        if apart:
+            assert merged.encoded is not None
+            return self.store.append_apart(
+                self.id, merged.update, author=author_name(*author), encoded=merged.encoded,
+                dedupe=dedupe,
+            )  # fmt: skip
+        return self.store.append(
+            self.id, merged.update, member=finishing.member, device=device,
+            origin=finishing.origin, changes=merged.changes, values=merged.values,
+            dedupe=dedupe, encoded=merged.encoded,
+        )  # fmt: skip
+
+    def not_stored(self, exc: Exception) -> StorageError:
+        """A merge whose row could not be appended (``exc``): as in _persist, what is only
+        in memory is dropped, or our state vector would claim this update and no peer
+        would ever send it again."""
+        self._reload()
+        return StorageError(f"update not saved: {exc}")
+
+    def end_finish(self, merged: Merged, finishing: Finishing, seq: int | None) -> Changes:
+        """After the row is appended (``seq``; None: stored before, or nothing to store):
+        the attic, the caches, the relay, the listeners."""
+        update, changes = merged.update, merged.changes
+        if update == EMPTY_UPDATE:
+            return changes
+        if finishing.store:
+            assert self.id is not None
+            if seq and finishing.removed:
                 self.store.keep_in_attic(
-                    self.id, removed, seq=seq, member=member, device=device or "unknown"
-                )
-            if seq and seq == self.seen + 1:
-                self.seen = seq  # our own row: no need to merge it again on refresh
-            self._stored(update if seq else b"", changes)  # None: those bytes were stored
+                    self.id, finishing.removed, seq=seq, member=finishing.member,
+                    device=finishing.device or "unknown",
+                )  # fmt: skip
+            self._advance(seq)
+            # Stored even when nothing visible changed: part of it may be waiting for an
+            # update from a third peer. The digest keeps the same bytes from being stored
+            # twice: None, those bytes were stored.
+            self._stored(update if seq else b"", changes, members=merged.members)
         if self.id is not None and ("production", self.id) in changes:
             self._note_deleted()
-        self._relay(update, origin, changes)
+        self._relay(update, finishing.origin, changes)
         batch = self.workspace._after_commit
         if batch is None:
-            self.doc.notify(changes, origin)
+            self.doc.notify(changes, finishing.origin)
         else:  # a group commit (Workspace.batch): plugins hear of it once it is stored
-            batch.append(lambda: self.doc.notify(changes, origin))
+            batch.append(lambda: self.doc.notify(changes, finishing.origin))
         return changes
 
     # -- hard deletes: what a peer removed that the schema says is never removed ---------

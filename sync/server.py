@@ -94,7 +94,7 @@ from castroom.core import media, yupdate
 from castroom.core.crdt import awareness_for, merge_all
 from castroom.core.document import Changes, production_in
 from castroom.core.errors import BadUpdate, CastroomError, StorageError
-from castroom.core.workspace import StoredProduction, Workspace
+from castroom.core.workspace import Finishing, Merged, StoredProduction, Workspace
 
 from . import hocuspocus, protocol
 from .auth import AccessDenied, LiveTokens, TokenInfo, TokenStore
@@ -572,6 +572,12 @@ class SyncServer:
         # Opened here, inside the server's event loop thread: every document access
         # happens on this one thread.
         self.workspace = Workspace.open(self.workspace_path, create=False)
+        # When a plugin hears changes, plugins load before anyone is served: loaded at the
+        # first change instead, they held the event loop a quarter of a second, in the
+        # middle of whatever merge came first. When none does, none is imported at all.
+        plugins = self.workspace.plugins
+        if plugins.hears_changes():
+            _ = plugins.pm
         self.loop = asyncio.get_running_loop()
         self.tokens = TokenStore(self.workspace.store)
         self.live_tokens = LiveTokens(self.tokens)
@@ -710,45 +716,88 @@ class SyncServer:
         member: str,
         sender: Peer | None = None,
         max_structs: int | None = None,
-    ) -> Changes:
-        """Merge a large update off the event loop: the walk and Yrs (fed in slices, so
-        the GIL comes back between two) in a worker thread; the names its changes need
-        stored on the loop in short transactions, everyone served between two; its
-        changes encoded for the log in the thread again. The loop then only appends the
-        row, relays and tells the listeners; every other production and /health are
-        served meanwhile. Automatic garbage collection waits (:func:`collection_paused`).
-        Raises what :meth:`StoredProduction.apply_update` raises."""
+    ) -> int:
+        """Merge a large update off the event loop; returns how many entities changed.
+        The walk and Yrs (fed in slices, so the GIL comes back between two) run in a
+        worker thread; the names its changes need are stored on the loop in short
+        transactions, everyone served between two; its changes are encoded for the log
+        in the thread again, and its row written there, on a connection of its own. The
+        loop then only relays and tells the listeners; every other production and
+        /health are served meanwhile. Automatic garbage collection waits
+        (:func:`collection_paused`) until the change records are freed, in the thread,
+        one by one (:func:`_release`). Raises what :meth:`StoredProduction.apply_update`
+        raises."""
         assert production.id is not None
         await self.until_merged(production.id)
         done = self.merging[production.id] = asyncio.Event()
         room = self.rooms.get(production.id)
         if room is not None:
             room.idle.clear()
+        with collection_paused():
+            try:
+                records = await self._merge_steps(
+                    production, update, device=device, member=member, room=room,
+                    sender=sender, max_structs=max_structs,
+                )  # fmt: skip
+            finally:
+                del self.merging[production.id]
+                done.set()
+                if room is not None:
+                    room.sender = None
+                    room.idle.set()
+            changed = len(records[0])
+            await asyncio.to_thread(_release, records)
+        return changed
+
+    async def _merge_steps(
+        self,
+        production: StoredProduction,
+        update: bytes,
+        *,
+        device: str,
+        member: str,
+        room: Room | None,
+        sender: Peer | None,
+        max_structs: int | None,
+    ) -> list[Changes]:
+        """:meth:`merge_off_loop`'s steps; returns the changes, alone in a list (so the
+        caller holds the only reference)."""
+        started = production.begin_merge(update)
+        merged = await asyncio.to_thread(
+            production.merge_document, update, started, origin="sync", max_structs=max_structs
+        )
+        slices = await asyncio.to_thread(production.names_to_store, merged)
+        for names in slices:  # short transactions, everyone served between two
+            if not production.store_names(names):
+                break
+            await asyncio.sleep(0)
+        merged = await asyncio.to_thread(production.prepare_store, merged)
+        finishing = production.begin_finish(merged, origin="sync", device=device, member=member)
+        seq = await self._append_off_loop(production, merged, finishing)
+        if room is not None:
+            room.sender = sender  # not echoed back to the peer that sent it
+        return [production.end_finish(merged, finishing, seq)]
+
+    async def _append_off_loop(
+        self, production: StoredProduction, merged: Merged, finishing: Finishing
+    ) -> int | None:
+        """Append a large merge's row from a worker thread, on the store's second
+        connection: writing megabytes (and the checkpoint after) took the event loop up
+        to 0.8 s. Its names were stored on the loop; the author's too, first."""
+        if not finishing.store:
+            return None
         try:
-            started = production.begin_merge(update)
-            with collection_paused():
-                merged = await asyncio.to_thread(
-                    production.merge_document,
-                    update,
-                    started,
-                    origin="sync",
-                    max_structs=max_structs,
+            if merged.encoded is None:  # its names forgotten meanwhile: here, then
+                return production.append_merged(merged, finishing)
+            production.store_names(production.author_names(finishing))
+            try:
+                return await asyncio.to_thread(
+                    production.append_merged, merged, finishing, apart=True
                 )
-                slices = await asyncio.to_thread(production.names_to_store, merged)
-                for names in slices:  # short transactions, everyone served between two
-                    if not production.store_names(names):
-                        break
-                    await asyncio.sleep(0)
-                merged = await asyncio.to_thread(production.prepare_store, merged)
-            if room is not None:
-                room.sender = sender  # not echoed back to the peer that sent it
-            return production.finish_merge(merged, origin="sync", device=device, member=member)
-        finally:
-            del self.merging[production.id]
-            done.set()
-            if room is not None:
-                room.sender = None
-                room.idle.set()
+            except KeyError:  # forgotten meanwhile (a rollback elsewhere): here, then
+                return production.append_merged(merged, finishing)
+        except Exception as exc:
+            raise production.not_stored(exc) from None
 
     async def read_body(self, request: Request, *, limit: int | None = None) -> bytes:
         """The request's body, refused (413) past ``limit`` bytes (default: max_body)."""
@@ -837,20 +886,22 @@ class SyncServer:
             if production_id in dict(self.workspace.productions()):
                 production = self.production(production_id)
                 if len(body) > self.options.heavy_update:
-                    changes = await self.merge_off_loop(
+                    changed = await self.merge_off_loop(
                         production, body, device=device, member=member
                     )
                 else:
-                    changes = protocol.merge_into(production, body, device=device, member=member)
+                    changed = len(
+                        protocol.merge_into(production, body, device=device, member=member)
+                    )
                 created = False
             else:
-                changes = self._adopt(production_id, body, device, member)
+                changed = len(self._adopt(production_id, body, device, member))
                 created = True
         except BadUpdate as exc:  # undecodable, or a production id that is not a plain name
             raise Refused(400, f"bad update: {exc}") from None
         except StorageError as exc:  # a full disk, a read-only workspace: nothing merged
             raise Refused(507, f"the server could not store the update: {exc}") from None
-        return JSONResponse({"changed": len(changes), "created": created})
+        return JSONResponse({"changed": changed, "created": created})
 
     def _adopt(self, production_id: str, update: bytes, device: str, member: str) -> Changes:
         """A production this server has never seen: accept it only if the update
@@ -1233,6 +1284,19 @@ def collection_paused() -> Iterator[None]:
         if _paused[0] == 0:
             gc.enable()
             sys.setswitchinterval(_paused[1])
+
+
+def _release(records: list[Changes]) -> None:
+    """Free a large merge's change records an entity at a time (in a worker thread):
+    dropped in one go, half a million of them were freed in one call that held the GIL,
+    and so the event loop, 0.2 s. A record that something else still refers to (a
+    listener kept it) is left whole, to be freed whenever that lets go."""
+    while records:
+        record = records.pop()
+        if sys.getrefcount(record) > 2:  # more than `record` and getrefcount's argument
+            continue
+        while record:
+            record.popitem()
 
 
 def _merge_runs(frames: list[bytes]) -> list[bytes]:

@@ -393,6 +393,20 @@ def _two_productions(path: Path) -> tuple[str, str, str]:
     return a, b, token
 
 
+def _round_trip(url: str, pid: str, headers: dict[str, str], text: str) -> None:
+    """An edit (``text`` in a Y.Text) pushed to production ``pid`` and read back."""
+    peer = Doc()
+    peer.get("notes", type=Text).insert(0, text)
+    pushed = httpx.post(
+        f"{url}/sync/{pid}/push", headers=headers, content=peer.get_update(), timeout=30
+    )
+    assert pushed.status_code == 200, pushed.text
+    pulled = httpx.post(f"{url}/sync/{pid}/pull", headers=headers, content=b"\x00", timeout=30)
+    back = Doc()
+    back.apply_update(pulled.content)
+    assert str(back.get("notes", type=Text)) == text
+
+
 def _merging(url: str, pid: str, token: str) -> bool:
     """Whether the server says ``pid`` is merging a large update (it refuses new peers)."""
     try:
@@ -421,19 +435,7 @@ def test_a_heavy_merge_leaves_other_productions_and_health_responsive(tmp_path: 
             writer.send(p.update_frame(heavy))
             assert wait_until(lambda: _merging(ws_url, a, token), timeout=60)
             # B: an edit pushed and read back, and /health, all while A merges.
-            peer = Doc()
-            peer.get("notes", type=Text).insert(0, "while A merges")
-            pushed = httpx.post(
-                f"{served.url}/sync/{b}/push", headers=headers, content=peer.get_update(),
-                timeout=30,
-            )  # fmt: skip
-            assert pushed.status_code == 200, pushed.text
-            pulled = httpx.post(
-                f"{served.url}/sync/{b}/pull", headers=headers, content=b"\x00", timeout=30
-            )
-            back = Doc()
-            back.apply_update(pulled.content)
-            assert str(back.get("notes", type=Text)) == "while A merges"
+            _round_trip(served.url, b, headers, "while A merges")
             assert httpx.get(f"{served.url}/health", timeout=30).json() == {"status": "ok"}
             assert _merging(ws_url, a, token), "A finished before B was served: no evidence"
             # A's merge completes, durably: the state waits for it, then holds the update.
@@ -446,6 +448,99 @@ def test_a_heavy_merge_leaves_other_productions_and_health_responsive(tmp_path: 
         code = served.stop()
     assert code in (0, -15), served.log.read_text()[-2000:]
     assert "Traceback" not in served.log.read_text()
+
+
+def test_a_heavy_merge_writes_its_row_off_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ordering, not timing: a heavy merge's log row (megabytes to write, and a checkpoint
+    after) is written from a worker thread, on the store's second connection. Held at a
+    gate there, /health answers and production B's edit is pushed and read back (before,
+    the row was written on the event loop: nothing answered until it was). Released, A's
+    update is stored whole, and the server's copy of A counts its own row as merged
+    although B's row came in between: no later refresh merges half a million entries
+    again on the loop (before, any other process's commit made it do so)."""
+    import threading
+
+    from castroom.core.storage import Store
+
+    reached, gate = threading.Event(), threading.Event()
+    real = Store.append_apart
+
+    def held(self: Store, *args: object, **kwargs: object) -> int | None:
+        reached.set()
+        assert gate.wait(120), "the test never opened the gate"
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "append_apart", held)
+    path = tmp_path / "server"
+    a, b, token = _two_productions(path)
+    heavy = hostile.many_entries(2_000)
+    headers = {"Authorization": f"Bearer {token}"}
+    with ServerThread(path, options=ServerOptions(heavy_update=16 * 1024)) as server:
+        try:
+            writer = connect(f"{server.ws_url}/{a}?token={token}", proxy=None, max_size=None)
+            with writer:
+                writer.send(p.update_frame(heavy))
+                assert reached.wait(60), "the row was never written apart"
+                assert httpx.get(f"{server.url}/health", timeout=30).json() == {"status": "ok"}
+                _round_trip(server.url, b, headers, "while A is stored")
+                assert a in server.app_state.merging, "A finished before B was served"
+                production = server.app_state.rooms[a].production
+                gate.set()
+                state = httpx.get(f"{server.url}/sync/{a}/state", headers=headers, timeout=120)
+                assert state.status_code == 200
+                clocks = decode_state_vector(state.content)
+                assert all(clocks.get(c) == end for c, end in walk_update(heavy).clocks.items())
+                with Workspace.open(path, create=False) as other:
+                    assert production.seen == other.store.position(a)
+        finally:
+            gate.set()
+    with Workspace.open(path, create=False) as workspace:
+        assert len(workspace.production(a).doc.to_data()["talents"]) == 2_000
+
+
+def test_a_server_whose_plugins_hear_changes_loads_them_before_serving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loaded at the first change instead (imports, entry points), the plugins held the
+    event loop a quarter of a second in the middle of whichever merge came first. (With
+    no plugin hearing changes none is imported at all: tests/test_loop_watch.py.)"""
+    import types
+
+    from castroom.core import plugins
+    from castroom.core.hookspecs import hookimpl
+
+    listener = types.ModuleType("listener")
+    listener.castroom_changed = hookimpl(lambda view, changes, origin: None)  # type: ignore[attr-defined]
+    made = plugins.make_plugins
+    monkeypatch.setattr(plugins, "make_plugins", lambda: made(entry_points=False, extra=[listener]))
+    path = tmp_path / "server"
+    _two_productions(path)
+    with ServerThread(path) as server:
+        workspace = server.app_state.workspace
+        assert workspace is not None and workspace.plugins.loaded
+
+
+def test_change_records_are_freed_one_by_one_unless_still_held() -> None:
+    """server._release empties a merge's change records an entry at a time (freed in one
+    go, half a million held the GIL 0.2 s), but leaves alone one a listener still holds."""
+    from castroom.sync.server import _release
+
+    popped: list[tuple[str, str]] = []
+
+    class Record(dict[tuple[str, str], set[str]]):
+        def popitem(self) -> tuple[tuple[str, str], set[str]]:
+            key, value = super().popitem()
+            popped.append(key)
+            return key, value
+
+    listener_kept = Record({("talents", "KEPT"): {"name"}})
+    records = [Record({("talents", f"T{i}"): {"*"} for i in range(1_000)}), listener_kept]
+    _release(records)  # type: ignore[arg-type]
+    assert records == []
+    assert len(popped) == 1_000 and ("talents", "KEPT") not in popped
+    assert listener_kept == {("talents", "KEPT"): {"name"}}
 
 
 # -- TLS handshakes ----------------------------------------------------------------------------
