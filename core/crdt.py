@@ -328,6 +328,11 @@ class CrdtDocument(DocumentReads):
         missing = get_update(update, self.ydoc.get_state())
         return update_is_empty(missing)
 
+    def waits_for_more(self, update: bytes) -> bool:
+        """Whether some struct of ``update`` (applied before) is still not integrated:
+        Yrs keeps it pending until the structs it follows or refers to arrive."""
+        return not self._covered(update)
+
     def _integrate(self, update: bytes, shape: UpdateShape | None = None) -> None:
         """Apply an update (in slices when the walk's ``shape`` is given), then retry
         those whose structs Yrs left pending.

@@ -609,17 +609,20 @@ class StoredProduction:
             set_aside = self._merge_stored(blobs, changes, careful=True)
         if set_aside:
             self._opened_without_some = True
-            self._say_set_aside(set_aside)
+            aside = {blob for _, _, blob in set_aside}
+            waiting = sum(1 for b in blobs if b not in aside and self.doc.waits_for_more(b))
+            self._say_set_aside(set_aside, waiting)
         self.seen = last
         return changes
 
-    def _say_set_aside(self, set_aside: list[tuple[str, bool]]) -> None:
-        """Say, in one warning, which stored updates did not load and where they went."""
+    def _say_set_aside(self, set_aside: list[tuple[str, bool, bytes]], waiting: int) -> None:
+        """Say, in one warning, which stored updates did not load and where they went, and
+        how many later ones wait for what those held (``waiting``)."""
         name = self.id
         with contextlib.suppress(NotFound):  # the production's own fields may be left out
             name = self.title() or self.id
-        reasons = "; ".join(dict.fromkeys(reason for reason, _ in set_aside))
-        moved = sum(was_moved for _, was_moved in set_aside)
+        reasons = "; ".join(dict.fromkeys(reason for reason, _, _ in set_aside))
+        moved = sum(was_moved for _, was_moved, _ in set_aside)
         said = []
         if moved:
             said.append(
@@ -631,10 +634,19 @@ class StoredProduction:
                 f"{len(set_aside) - moved} left out of this load (a snapshot, or a workspace"
                 " that is read-only here)"
             )
+        rest = "the production opens with everything else"
+        if waiting:
+            # Yjs keeps an update whose structs follow missing ones pending; it shows once
+            # what it follows arrives (a peer sending the damaged update again, whole).
+            rest = (
+                f"the production opens with everything else, but {waiting} later stored"
+                " update(s) build on what it held and wait, kept and not shown, until a"
+                " peer sends it again whole"
+            )
         warnings.warn(
             SkippedStoredUpdates(
                 f"{len(set_aside)} stored update(s) of production {name} do not load"
-                f" ({reasons}): {'; '.join(said)}; the production opens with everything else"
+                f" ({reasons}): {'; '.join(said)}; {rest}"
             ),
             stacklevel=3,
         )
@@ -676,13 +688,13 @@ class StoredProduction:
 
     def _merge_stored(
         self, blobs: list[bytes], changes: Changes, *, careful: bool = False, walked: bool = False
-    ) -> list[tuple[str, bool]]:
+    ) -> list[tuple[str, bool, bytes]]:
         """Merge stored blobs in order. ``careful``: a blob that does not load (beyond the
         limits, undecodable, or failing to integrate) is set aside instead of raising, so a
         production poisoned before the limits existed, or damaged on disk, still opens;
-        returns (why, whether it was moved into the quarantine) for each. ``walked``: the
-        blobs passed the bounded walk before (see :meth:`_walk_once`)."""
-        set_aside: list[tuple[str, bool]] = []
+        returns (why, whether it was moved into the quarantine, the blob) for each.
+        ``walked``: the blobs passed the bounded walk before (see :meth:`_walk_once`)."""
+        set_aside: list[tuple[str, bool, bytes]] = []
         failed: list[bool] = []
         for blob in blobs:
             if self._left_out and _digest(blob) in self._left_out:
@@ -695,7 +707,7 @@ class StoredProduction:
             except BadUpdate as exc:
                 if not careful:
                     raise
-                set_aside.append((str(exc), self._set_aside(blob, str(exc))))
+                set_aside.append((str(exc), self._set_aside(blob, str(exc)), blob))
                 if failed:
                     self._reload()  # without it; what follows it is merged (again: harmless)
                 continue

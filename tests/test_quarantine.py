@@ -6,16 +6,21 @@ plain SQL (the crash-prone poisons run in subprocesses: tests/test_hostile.py)."
 from __future__ import annotations
 
 import sqlite3
+import sys
 import warnings
 from pathlib import Path
 
 import pytest
+from pycrdt import Doc, Map
 
 from castroom.core import model
 from castroom.core.document import CastDocument
-from castroom.core.errors import BadUpdate, SkippedStoredUpdates
+from castroom.core.errors import BadUpdate, SkippedStoredUpdates, UpdateLimit
 from castroom.core.storage import STORE_VERSION, Store
 from castroom.core.workspace import Workspace
+
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+import make_hostile as hostile
 
 
 def three_talents(path: Path) -> tuple[str, int]:
@@ -143,3 +148,85 @@ def test_a_format_2_file_from_before_the_quarantine_gains_it(tmp_path: Path) -> 
     assert found == ["Ada Stone", "Cleo Marsh"] and "1 moved out of its log" in said[0]
     with Workspace.open(path) as ws:
         assert [row.seq for row in ws.production(pid).quarantined()] == [ben]
+
+
+def _ben_then_his_notes(path: Path) -> tuple[str, int, bytes, bytes]:
+    """Ada (one session), then Ben and, in a second commit of the same session (so the
+    same Yjs client, its clocks following his), his notes. Returns (the production, Ben's
+    entry, Ben's bytes, the notes' bytes): the notes' update builds on Ben's."""
+    with Workspace.open(path, member="casting") as ws:
+        production = ws.create_production("Harbour Lights")
+        production.doc.add(model.Talent, name="Ada Stone")
+        assert production.id
+        pid = production.id
+    with Workspace.open(path, member="casting") as ws:
+        doc = ws.production(pid).doc
+        ben = doc.add(model.Talent, name="Ben Okafor")
+        doc.update(model.Talent, ben.id, {"notes": "builds on the row before"})
+    with sqlite3.connect(path / "castroom.db") as db:
+        (seq, data), (_, notes) = db.execute(
+            "SELECT seq, data FROM update_data ORDER BY seq"
+        ).fetchall()[-2:]
+    return pid, seq, data, notes
+
+
+def shown(path: Path, pid: str) -> list[tuple[str, str]]:
+    with Workspace.open(path) as ws:
+        return sorted((t.name, t.notes) for t in ws.production(pid).doc.all(model.Talent))
+
+
+def test_what_builds_on_a_quarantined_update_waits_until_a_peer_sends_it_whole(
+    tmp_path: Path,
+) -> None:
+    """What docs/schema.md says "waits", shown: Ben's row damaged on disk is moved aside;
+    the later update with his notes (same client, later clocks) is kept in the log but
+    not shown, and the warning says so; compaction keeps it; once a peer sends Ben's
+    update again whole, both show, and a fresh open agrees."""
+    path = tmp_path / "ws"
+    pid, seq, good, notes = _ben_then_his_notes(path)
+    plant(path, seq, good[: len(good) // 2])
+    found, said = names(path, pid)
+    assert found == ["Ada Stone"]  # neither Ben nor the notes that build on him
+    assert len(said) == 1 and "1 moved out of its log into the quarantine" in said[0]
+    assert "1 later stored update(s) build on what it held and wait" in said[0]
+    with Workspace.open(path) as ws:
+        production = ws.production(pid)
+        assert notes in ws.store.load(pid)[0]  # still stored
+        production.compact()
+    assert shown(path, pid) == [("Ada Stone", "")]  # compacted: still kept, still waiting
+    with Workspace.open(path) as ws:
+        changes = ws.production(pid).apply_update(good, origin="sync", device="peer")
+        assert len(changes) == 1
+    assert shown(path, pid) == [("Ada Stone", ""), ("Ben Okafor", "builds on the row before")]
+
+
+def test_what_builds_on_a_poison_waits_for_good(tmp_path: Path) -> None:
+    """An update beyond the limits (2,000 nested maps, stored by a castroom from before
+    them) never comes back: every intake refuses it again, so the later update of the same
+    client that builds on it stays kept, not shown, and said."""
+    path = tmp_path / "ws"
+    with Workspace.open(path, member="casting") as ws:
+        production = ws.create_production("Harbour Lights")
+        production.doc.add(model.Talent, name="Ada Stone")
+        assert production.id
+        pid = production.id
+    poison = hostile.nested_maps(2_000)
+    peer = Doc(client_id=hostile.CLIENT)
+    peer.apply_update(poison)
+    before = peer.get_state()
+    peer.get("talents", type=Map)["NESTED"]["name"] = "built on the poison"
+    after = peer.get_update(before)
+    store = Store(path / "castroom.db")
+    for data in (poison, after):  # as an older castroom stored them: no walk
+        store.append(pid, data, member="peer", device="old", origin="sync")
+    store.close()
+    found, said = names(path, pid)
+    assert found == ["Ada Stone"]
+    assert "nested deeper than" in said[0] and "1 moved out of its log" in said[0]
+    assert "1 later stored update(s) build on what it held and wait" in said[0]
+    with Workspace.open(path) as ws:
+        production = ws.production(pid)
+        with pytest.raises(UpdateLimit):
+            production.apply_update(poison, origin="sync", device="peer")
+        assert after in ws.store.load(pid)[0]
+    assert shown(path, pid) == [("Ada Stone", "")]
