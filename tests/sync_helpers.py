@@ -226,6 +226,10 @@ class NodePeer:
         self.close()
 
 
+#: Seconds a Node relay or server may take to start and say its port.
+NODE_START = 60
+
+
 class NodeRelay:
     """The stock Yjs WebSocket relay (npm ``@y/websocket-server``) on 127.0.0.1."""
 
@@ -240,7 +244,8 @@ class NodeRelay:
             text=True,
         )
         self.out = _Lines(self.proc)
-        self.port = int(self.out.next(lambda item: "port" in item, 15)["port"])
+        # A bound, not a timing: 15 s was not enough for node to start at load 20.
+        self.port = int(self.out.next(lambda item: "port" in item, NODE_START)["port"])
         self.url = f"ws://127.0.0.1:{self.port}"
 
     def close(self) -> None:
