@@ -549,6 +549,12 @@ class SyncServer:
         #: Productions merging a large update in a worker thread, and the events set
         #: once each is done (nothing else may touch their documents meanwhile).
         self.merging: dict[str, asyncio.Event] = {}
+        #: Large merges' rows being written from worker threads (_append_off_loop), and
+        #: an event set when there are none: SQLite has one writer, so a write on the
+        #: loop meanwhile would hold the loop until theirs commits. Writes wait for it.
+        self._writing_apart = 0
+        self.store_free = asyncio.Event()
+        self.store_free.set()
         #: Frames received and not yet handled: every frame that arrives in one event-loop
         #: turn is handled in one :meth:`flush`, merged in one SQLite transaction.
         self.inbox: list[tuple[Peer, Room, bytes]] = []
@@ -790,12 +796,21 @@ class SyncServer:
             if merged.encoded is None:  # its names forgotten meanwhile: here, then
                 return production.append_merged(merged, finishing)
             production.store_names(production.author_names(finishing))
+            self._writing_apart += 1
+            self.store_free.clear()
             try:
                 return await asyncio.to_thread(
                     production.append_merged, merged, finishing, apart=True
                 )
             except KeyError:  # forgotten meanwhile (a rollback elsewhere): here, then
-                return production.append_merged(merged, finishing)
+                pass
+            finally:
+                self._writing_apart -= 1
+                if not self._writing_apart:
+                    self.store_free.set()
+                    if self.inbox:
+                        self._schedule_flush()  # the frames that waited for it
+            return production.append_merged(merged, finishing)
         except Exception as exc:
             raise production.not_stored(exc) from None
 
@@ -882,6 +897,7 @@ class SyncServer:
         member = peer_member(request)
         assert self.workspace is not None
         await self.until_merged(production_id)
+        await self.store_free.wait()
         try:
             if production_id in dict(self.workspace.productions()):
                 production = self.production(production_id)
@@ -1132,6 +1148,8 @@ class SyncServer:
         if self.loop is not None:
             self._flushed_at = self.loop.time()
         self._send_out()  # relays from outside a batch (other processes, HTTP pushes)
+        if not self.store_free.is_set():
+            return  # a large merge's row is being written: flushed once it is
         batch, self.inbox = self.inbox, []
         if not batch:
             return

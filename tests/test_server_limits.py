@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -404,7 +405,7 @@ def _round_trip(url: str, pid: str, headers: dict[str, str], text: str) -> None:
     pulled = httpx.post(f"{url}/sync/{pid}/pull", headers=headers, content=b"\x00", timeout=30)
     back = Doc()
     back.apply_update(pulled.content)
-    assert str(back.get("notes", type=Text)) == text
+    assert text in str(back.get("notes", type=Text))
 
 
 def _merging(url: str, pid: str, token: str) -> bool:
@@ -455,24 +456,46 @@ def test_a_heavy_merge_writes_its_row_off_the_loop(
 ) -> None:
     """Ordering, not timing: a heavy merge's log row (megabytes to write, and a checkpoint
     after) is written from a worker thread, on the store's second connection. Held at a
-    gate there, /health answers and production B's edit is pushed and read back (before,
-    the row was written on the event loop: nothing answered until it was). Released, A's
-    update is stored whole, and the server's copy of A counts its own row as merged
-    although B's row came in between: no later refresh merges half a million entries
-    again on the loop (before, any other process's commit made it do so)."""
+    gate inside that write (SQLite's one write lock taken), /health answers, also once
+    production B's push has arrived: B's write waits for the row without holding the
+    event loop (before, the row was written on the loop; and a write on the loop meanwhile
+    would have held it until the lock came free). Released, B's edit goes in and comes
+    back, and A's update is stored whole. B's first edit, pushed while A merged, logged a
+    row before A's: the server's copy of A still counts its own row as merged, so no
+    later refresh merges the whole update again on the loop (before, any other
+    process's commit made it do so)."""
     import threading
+    from concurrent.futures import ThreadPoolExecutor
 
-    from castroom.core.storage import Store
+    from castroom.core import storage
+    from castroom.core.workspace import Merged, StoredProduction
+    from castroom.sync.server import SyncServer
 
-    reached, gate = threading.Event(), threading.Event()
-    real = Store.append_apart
+    encoded, encode_gate = threading.Event(), threading.Event()
+    writing, write_gate = threading.Event(), threading.Event()
+    real_prepare, real_insert = StoredProduction.prepare_store, storage._insert_update
+    real_until = SyncServer.until_merged
+    arrived: list[str] = []
 
-    def held(self: Store, *args: object, **kwargs: object) -> int | None:
-        reached.set()
-        assert gate.wait(120), "the test never opened the gate"
-        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+    def prepare(self: StoredProduction, merged: Merged) -> Merged:
+        prepared = real_prepare(self, merged)
+        encoded.set()
+        assert encode_gate.wait(120), "the test never opened the gate"
+        return prepared
 
-    monkeypatch.setattr(Store, "append_apart", held)
+    def insert(*args: Any) -> int | None:
+        if threading.current_thread().name.startswith("asyncio_"):  # a worker thread's
+            writing.set()
+            assert write_gate.wait(120), "the test never opened the gate"
+        return real_insert(*args)
+
+    async def until_merged(self: SyncServer, production_id: str) -> None:
+        arrived.append(production_id)
+        await real_until(self, production_id)
+
+    monkeypatch.setattr(StoredProduction, "prepare_store", prepare)
+    monkeypatch.setattr(storage, "_insert_update", insert)
+    monkeypatch.setattr(SyncServer, "until_merged", until_merged)
     path = tmp_path / "server"
     a, b, token = _two_productions(path)
     heavy = hostile.many_entries(2_000)
@@ -480,14 +503,20 @@ def test_a_heavy_merge_writes_its_row_off_the_loop(
     with ServerThread(path, options=ServerOptions(heavy_update=16 * 1024)) as server:
         try:
             writer = connect(f"{server.ws_url}/{a}?token={token}", proxy=None, max_size=None)
-            with writer:
+            with writer, ThreadPoolExecutor(1) as pool:
                 writer.send(p.update_frame(heavy))
-                assert reached.wait(60), "the row was never written apart"
+                assert encoded.wait(60), "the merge never reached its encoding"
+                _round_trip(server.url, b, headers, "while A merges")  # a row before A's
+                encode_gate.set()
+                assert writing.wait(60), "the row was never written apart"
+                arrived.clear()
+                second = pool.submit(_round_trip, server.url, b, headers, "while A is written")
+                assert wait_until(lambda: b in arrived, timeout=30), "B's push never came"
                 assert httpx.get(f"{server.url}/health", timeout=30).json() == {"status": "ok"}
-                _round_trip(server.url, b, headers, "while A is stored")
-                assert a in server.app_state.merging, "A finished before B was served"
+                assert not second.done(), "B's write did not wait for A's row"
                 production = server.app_state.rooms[a].production
-                gate.set()
+                write_gate.set()
+                second.result(timeout=60)
                 state = httpx.get(f"{server.url}/sync/{a}/state", headers=headers, timeout=120)
                 assert state.status_code == 200
                 clocks = decode_state_vector(state.content)
@@ -495,7 +524,8 @@ def test_a_heavy_merge_writes_its_row_off_the_loop(
                 with Workspace.open(path, create=False) as other:
                     assert production.seen == other.store.position(a)
         finally:
-            gate.set()
+            encode_gate.set()
+            write_gate.set()
     with Workspace.open(path, create=False) as workspace:
         assert len(workspace.production(a).doc.to_data()["talents"]) == 2_000
 
