@@ -80,6 +80,7 @@ WRITES = (
     "transaction",
     "update",
     "update_production",
+    "waits_for_more",
 )
 
 
