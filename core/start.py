@@ -22,4 +22,12 @@ def main(argv: list[str] | None = None) -> None:
         return
     from .cli import main as run
 
-    run(argv)
+    try:
+        run(argv)
+    finally:
+        # The process ends here: spare it the final cyclic collection over everything
+        # the command read (about 1 s of CPU after a 50,000-talent check; issue 14).
+        # Objects are still freed as usual; only the collector's walk is skipped.
+        import gc
+
+        gc.freeze()

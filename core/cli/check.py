@@ -20,27 +20,27 @@ from .root import cli
 @pass_ctx
 def check_cmd(obj: Context, as_json: bool) -> None:
     """Run every plugin's checks; exit 1 when any finding is an error or a check failed."""
-    with collector.paused():  # bounded: one production judged once
+    with collector.paused():  # bounded: one production judged once, and its report
         view = obj.view()
         before = len(obj.plugins.failures)
         found = obj.plugins.check(view)
-    failures = [f for f in obj.plugins.failures[before:] if f.hook == "castroom_check"]
-    errors = sum(1 for f in found if f.severity == "error")
-    if as_json:
-        emit_json(
-            {
-                "findings": found,
-                "failures": [
-                    {"plugin": f.plugin, "hook": f.hook, "error": f.error} for f in failures
-                ],
-                "counts": {
-                    sev: sum(1 for f in found if f.severity == sev)
-                    for sev in ("error", "warning", "info")
-                },
-            }
-        )
-    else:
-        _print_findings(found, view, complete=not failures)
+        failures = [f for f in obj.plugins.failures[before:] if f.hook == "castroom_check"]
+        errors = sum(1 for f in found if f.severity == "error")
+        if as_json:
+            emit_json(
+                {
+                    "findings": found,
+                    "failures": [
+                        {"plugin": f.plugin, "hook": f.hook, "error": f.error} for f in failures
+                    ],
+                    "counts": {
+                        sev: sum(1 for f in found if f.severity == sev)
+                        for sev in ("error", "warning", "info")
+                    },
+                }
+            )
+        else:
+            _print_findings(found, view, complete=not failures)
     # A check that failed is not a clean bill: its findings are missing (a poisoned
     # document once made integrity fail while check said "No findings." and exited 0).
     for failure in failures:
