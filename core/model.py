@@ -11,10 +11,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
+import itertools
+import operator
 import os
 import re
 import threading
 import time
+from collections.abc import Collection, Mapping
 from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 
 import msgspec
@@ -611,6 +614,31 @@ def references(entity: Entity) -> list[tuple[str, str, str]]:
     if isinstance(entity, Audition):
         for pairing in entity.pairings:
             out.extend(("pairings", "candidate", ref) for ref in pairing.candidate_ids)
+    return out
+
+
+def holding_unknown(
+    kind: str, entities: list[Entity], known: Mapping[str, Collection[str]]
+) -> set[str]:
+    """Ids of ``entities`` (all of ``kind``) holding an id (see :func:`references`) that
+    ``known`` (kind -> ids) lacks for the kind meant. A set difference per field first:
+    when every reference is known, the common case, no entity is looked at on its own
+    (50,000 talents: issue 14)."""
+    out: set[str] = set()
+    for name, target in _REFERENCES_BY_KIND.get(kind, ()):
+        values = list(map(operator.attrgetter(name), entities))
+        listed = bool(values) and isinstance(values[0], list)  # one type a field: validated
+        held = set(itertools.chain.from_iterable(values) if listed else values)
+        unknown = held.difference(known[target])  # C speed for a dict or a set
+        unknown.discard(None)  # type: ignore[arg-type]
+        if unknown:
+            out.update(
+                e.id
+                for e, value in zip(entities, values, strict=True)
+                if not unknown.isdisjoint(value if listed else (value,))
+            )
+    if kind == "audition":  # the candidates paired at chemistry reads
+        out.update(e.id for e in entities if any(r[2] not in known[r[1]] for r in references(e)))
     return out
 
 

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
+from . import collector
 from .errors import CastroomError
 from .model import COLLECTIONS, Entity, Production
-from .reads import SCHEMA_VERSION, DocumentReads, collection_only
+from .reads import SCHEMA_VERSION, DocumentReads, collection_decoder, collection_only, deduped
 
 if TYPE_CHECKING:
     # A read copy stands where a production's document is read (StoredProduction.doc):
@@ -133,24 +134,65 @@ class ReadCopy(_Reads):
         self._meta_plain: dict[str, Any] = meta if isinstance(meta, dict) else {}
         self._raws: dict[str, dict[str, msgspec.Raw]] = {}
         self._key_sets: dict[str, set[str]] = {}
-        #: all()'s answers: nothing changes a copy, and checks ask for each kind often.
+        #: What all() and find() read (see _valid): nothing changes a copy, and checks
+        #: ask for each kind often.
+        self._by_id: dict[type[Entity], dict[str, Any]] = {}
         self._every: dict[tuple[type[Entity], bool], list[Any]] = {}
 
     # -- reads that are cheaper on a copy ----------------------------------------------
+
+    def _valid(self, cls: type[E]) -> dict[str, E]:
+        """Every valid entity of a kind (deleted ones too), by id in id order: nothing
+        changes a copy, so each collection is decoded once, straight into Structs in one
+        msgspec pass when all of it is valid (else entity by entity, as CastDocument)."""
+        found = self._by_id.get(cls)
+        if found is None:
+            typed = self._decoded(cls)
+            if typed is None:
+                found = {e.id: e for e in super().all(cls, include_deleted=True)}
+            elif cls.crdt_arrays:
+                found = {key: deduped(cls, typed[key]) for key in sorted(typed)}
+            else:
+                found = {key: typed[key] for key in sorted(typed)}
+            self._by_id[cls] = found
+        return found  # type: ignore[return-value]
+
+    def _decoded(self, cls: type[E]) -> dict[str, E] | None:
+        """The whole collection as Structs, or None if any entity in it is invalid (or
+        its key is not its id: the key is the identity)."""
+        try:
+            with collector.paused():
+                typed: dict[str, E] = collection_decoder(cls).decode(self._collection_json(cls))
+        except msgspec.MsgspecError:
+            return None
+        return typed if [e.id for e in typed.values()] == list(typed) else None
 
     def all(self, cls: type[E], *, include_deleted: bool = False) -> list[E]:
         key = (cls, include_deleted)
         found = self._every.get(key)
         if found is None:
-            found = self._every[key] = super().all(cls, include_deleted=include_deleted)
+            valid = self._valid(cls).values()
+            found = self._every[key] = (
+                list(valid) if include_deleted else [e for e in valid if not e.deleted]
+            )
         return list(found)
 
+    def by_id(self, cls: type[E], *, include_deleted: bool = False) -> dict[str, E]:
+        valid = self._valid(cls)
+        if include_deleted or len(self.all(cls)) == len(valid):  # nothing deleted
+            return dict(valid)
+        return {e.id: e for e in self.all(cls)}
+
     def find(self, cls: type[E], entity_id: str, *, include_deleted: bool = False) -> E | None:
-        # The whole collection at the first look-up: its JSON decodes at once about as
-        # fast as a few thousand entities one by one (a check looks up thousands).
-        if cls is not Production and (cls, True) not in self._every:
-            self.all(cls, include_deleted=True)
-        return super().find(cls, entity_id, include_deleted=include_deleted)
+        # A kind read whole is a dict lookup; else the entity alone is decoded (a budget
+        # looks up the few thousand booked talents of 50,000).
+        valid = self._by_id.get(cls) if cls is not Production else None
+        if valid is None:
+            return super().find(cls, entity_id, include_deleted=include_deleted)
+        entity = valid.get(entity_id)
+        if entity is None or (entity.deleted and not include_deleted):
+            return None
+        return entity  # type: ignore[return-value]
 
     # -- what CastDocument reads, from the layout ---------------------------------------
 

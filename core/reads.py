@@ -49,7 +49,7 @@ class InvalidEntity(NamedTuple):
 
 
 @functools.cache
-def _collection_decoder(cls: type[Entity]) -> msgspec.json.Decoder[dict[str, Any]]:
+def collection_decoder(cls: type[Entity]) -> msgspec.json.Decoder[dict[str, Any]]:
     """A JSON decoder of a whole collection (id -> fields) into checked Structs; numbers
     come back from Yjs as floats, so integral floats are accepted as ints (strict=False)."""
     return msgspec.json.Decoder(dict[str, cls], strict=False)  # type: ignore[valid-type]
@@ -65,6 +65,16 @@ def _dedupe(items: list[Any]) -> list[Any]:
             seen.add(key)
             out.append(item)
     return out
+
+
+def deduped(cls: type[E], entity: E) -> E:
+    """``entity`` with each CRDT array holding an item once (see :func:`_dedupe`)."""
+    if cls.crdt_arrays:
+        values = {f: getattr(entity, f) for f in cls.crdt_arrays}
+        unique = {f: _dedupe(v) for f, v in values.items()}
+        if unique != values:
+            entity = msgspec.structs.replace(entity, **unique)
+    return entity
 
 
 class DocumentReads:
@@ -174,11 +184,7 @@ class DocumentReads:
     # -- entities ----------------------------------------------------------------------------
 
     def _remember(self, cls: type[E], entity: E) -> E:
-        if cls.crdt_arrays:
-            values = {f: getattr(entity, f) for f in cls.crdt_arrays}
-            deduped = {f: _dedupe(v) for f, v in values.items()}
-            if deduped != values:
-                entity = msgspec.structs.replace(entity, **deduped)
+        entity = deduped(cls, entity)
         key = _PRODUCTION_KEY if cls is Production else (cls.collection, entity.id)
         self._cache[key] = entity
         return entity
@@ -278,6 +284,10 @@ class DocumentReads:
         out.sort(key=lambda e: e.id)
         return out
 
+    def by_id(self, cls: type[E], *, include_deleted: bool = False) -> dict[str, E]:
+        """:meth:`all` as a dict, id -> entity (a new dict: the caller may change it)."""
+        return {e.id: e for e in self.all(cls, include_deleted=include_deleted)}
+
     def _decode_collection(
         self, cls: type[E], missing: list[str], out: list[E], include_deleted: bool
     ) -> list[str]:
@@ -286,7 +296,7 @@ class DocumentReads:
         decoded here: the ids left for the per-entity path are returned."""
         try:
             with collector.paused():
-                typed = _collection_decoder(cls).decode(self._collection_json(cls))
+                typed = collection_decoder(cls).decode(self._collection_json(cls))
         except msgspec.MsgspecError:
             return missing
         rest = []
@@ -361,11 +371,13 @@ class DocumentReads:
                     InvalidEntity("production", self.production_id or "", exc.field, exc.rule)
                 )
         for cls in model.KINDS.values():
-            self.all(cls, include_deleted=True)  # decodes (and caches) the valid ones in bulk
+            # Decodes (and caches) the valid ones in bulk; only the rest is looked at.
+            valid = {e.id for e in self.all(cls, include_deleted=True)}
+            ids = self._entity_ids(cls)
+            if len(valid) == len(ids):
+                continue
             # Sorted: Yrs's key order varies from run to run, and a report must not.
-            for entity_id in sorted(self._entity_ids(cls)):
-                if (cls.collection, entity_id) in self._cache:
-                    continue
+            for entity_id in sorted(set(ids).difference(valid)):
                 out += self.problems(cls, entity_id)
         return out
 

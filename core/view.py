@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import weakref
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -90,6 +90,7 @@ class ProductionView:
         self._cost: Any = _UNSET
         self._costing = False
         self._shorts: dict[type[Entity], dict[str, str]] = {}
+        self._by_id: dict[tuple[type[Entity], bool], Mapping[str, Any]] = {}
 
     @property
     def production(self) -> Production:
@@ -102,6 +103,17 @@ class ProductionView:
 
     def all(self, cls: type[E], *, include_deleted: bool = False) -> list[E]:
         return _doc_of(self).all(cls, include_deleted=include_deleted)
+
+    def by_id(self, cls: type[E], *, include_deleted: bool = False) -> Mapping[str, E]:
+        """Every valid entity of a kind by id, in id order (deleted ones too with
+        ``include_deleted``): built once per view and shared by every plugin it is
+        handed to (so treat it as read-only), so a check looks an entity up instead of
+        making its own index (``id in view.by_id(Talent)``: a live, valid talent)."""
+        key = (cls, include_deleted)
+        found = self._by_id.get(key)
+        if found is None:
+            found = self._by_id[key] = _doc_of(self).by_id(cls, include_deleted=include_deleted)
+        return found
 
     def ids(self, cls: type[Entity]) -> list[str]:
         """Every stored id of a kind (valid, invalid and deleted entities alike)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from castroom.core.api import EntityRef, Finding, Severity, hookimpl, model, scene_days
@@ -89,24 +90,39 @@ def broken_references(view: ProductionView) -> list[Finding]:
     another machine), at a deleted entity or at one stored invalid, and eras a role does
     not have. A CRDT cannot
     refuse them when they arrive from a peer, so they are findings until someone fixes them."""
-    everything: dict[str, dict[str, model.Entity]] = {
-        kind: {e.id: e for e in view.all(cls, include_deleted=True)}
-        for kind, cls in model.KINDS.items()
-    }
+    everything = {kind: view.by_id(cls, include_deleted=True) for kind, cls in model.KINDS.items()}
     referring = {owner for owner, _ in model.REFERENCES} | {"deal", "candidate"}  # + eras
     # Almost every reference names a live entity of the kind meant: a set lookup settles
     # it, and only the rest is looked at closely (bench_checks: 5,000 talents).
-    live = {k: {i for i, e in es.items() if not e.deleted} for k, es in everything.items()}
+    live = {kind: view.by_id(cls) for kind, cls in model.KINDS.items()}
     out = []
     to_invalid: dict[tuple[str, str, str, str], list[EntityRef]] = {}
+    roles = everything["role"]
     for kind in sorted(referring):
-        for entity in everything[kind].values():
-            if entity.deleted:
-                continue
-            refs = [r for r in model.references(entity) if r[2] not in live[r[1]]]
-            if refs or getattr(entity, "era", None):
+        entities = [e for e in everything[kind].values() if not e.deleted]
+        suspects = model.holding_unknown(kind, entities, live)
+        if kind in _ERA_OF_A_ROLE:
+            suspects.update(e.id for e in entities if _unknown_era(e, roles))
+        for entity in entities:
+            if entity.id in suspects:
+                refs = [r for r in model.references(entity) if r[2] not in live[r[1]]]
                 out += _entity_references(view, kind, entity, refs, everything, to_invalid)
     return out + _references_to_invalid(view, to_invalid)
+
+
+#: The kinds naming an era of a role (candidates, deals).
+_ERA_OF_A_ROLE = {
+    kind for kind, cls in model.KINDS.items() if {"era", "role_id"} <= set(cls.__struct_fields__)
+}
+
+
+def _unknown_era(entity: model.Entity, roles: Mapping[str, model.Entity]) -> bool:
+    """Whether the entity names an era its role (a valid one, with eras) does not have."""
+    era = getattr(entity, "era", None)
+    if not era:
+        return False
+    role = roles.get(getattr(entity, "role_id", None) or "")
+    return isinstance(role, model.Role) and bool(role.eras) and role.era(era) is None
 
 
 #: How many of the entities referring to one invalid entity its finding names.
@@ -147,7 +163,7 @@ def _entity_references(
     kind: str,
     entity: model.Entity,
     refs: list[tuple[str, str, str]],
-    everything: dict[str, dict[str, model.Entity]],
+    everything: Mapping[str, Mapping[str, model.Entity]],
     to_invalid: dict[tuple[str, str, str, str], list[EntityRef]],
 ) -> list[Finding]:
     """Findings for ``refs`` (the entity's references that name no live entity of the
@@ -177,9 +193,9 @@ def _entity_references(
             message = f"{name}: {field} refers to deleted {target_kind} {them.label or theirs}"
             fix = f"castroom restore {target_kind} {theirs}, or change {kind} {short}"
             out.append(_finding("reference-to-deleted", "warning", message, fix, me, them))
-    era = getattr(entity, "era", None)
     role = everything["role"].get(getattr(entity, "role_id", None) or "")
-    if era and isinstance(role, model.Role) and role.eras and role.era(era) is None:
+    if _unknown_era(entity, everything["role"]) and isinstance(role, model.Role):
+        era = getattr(entity, "era", None)
         known = ", ".join(e.name for e in role.eras)
         message = f"{name}: era {era!r} is not one of {role.name}'s eras ({known})"
         fix = f"castroom set {kind} {short} era=... (one of: {known})"
@@ -252,7 +268,7 @@ def _off_its_day(
 
 
 def _holds(
-    view: ProductionView, everything: dict[str, dict[str, model.Entity]], kind: str, ref: str
+    view: ProductionView, everything: Mapping[str, Mapping[str, model.Entity]], kind: str, ref: str
 ) -> bool:
     return ref in everything[kind] or view.raw(model.kind_class(kind), ref) is not None
 

@@ -17,6 +17,7 @@ from castroom.core.cli import build_cli
 from castroom.core.document import CastDocument
 from castroom.core.errors import NotFound
 from castroom.core.findings import Finding
+from castroom.core.hookspecs import hookimpl
 from castroom.core.model import (
     Audition,
     Candidate,
@@ -370,3 +371,30 @@ def test_a_scene_on_a_deleted_day_is_left_to_the_reference_check() -> None:
     doc.delete(ShootDay, one.id)
     found = [(f.code, f.entities[0].id) for f in integrity.findings(ProductionView(doc))]
     assert found == [("reference-to-deleted", scene.id)]
+
+
+def test_a_view_indexes_each_kind_once_for_every_plugin() -> None:
+    """``view.by_id``: the valid entities of a kind by id (deleted ones only when asked),
+    the same dict for every plugin handed the view, so no check builds its own."""
+    doc = CastDocument.create("Tides")
+    ada = doc.add(Talent, name="Ada Stone")
+    gone = doc.add(Talent, name="Ida Marsh")
+    doc.delete(Talent, gone.id)
+    view = ProductionView(doc)
+    assert dict(view.by_id(Talent)) == {ada.id: ada}
+    assert list(view.by_id(Talent, include_deleted=True)) == sorted([ada.id, gone.id])
+    assert view.by_id(Talent) is view.by_id(Talent)
+    seen: list[object] = []
+
+    class Looker:
+        def __init__(self, name: str) -> None:
+            self.__name__ = name
+
+        @hookimpl
+        def castroom_check(self, view: ProductionView) -> list[Finding]:
+            seen.append(view.by_id(Talent))
+            return []
+
+    extra = [Looker("one"), Looker("two")]
+    make_plugins(builtins={}, entry_points=False, extra=extra).check(view)
+    assert len(seen) == 2 and seen[0] is seen[1] is view.by_id(Talent)

@@ -196,3 +196,54 @@ def test_collection_json_follows_every_change() -> None:
     served.add(Talent, name="Ada Stone")
     served.layout_json()
     assert served._json == {}
+
+
+def _typed_reads(doc: CastDocument) -> dict[str, object]:
+    """Everything the typed API answers about the tricky entities below, and about all."""
+    out: dict[str, object] = {"invalid": doc.invalid()}
+    for cls in (Talent, Role, Candidate):
+        out[f"{cls.collection} live"] = doc.all(cls)
+        out[f"{cls.collection} all"] = doc.all(cls, include_deleted=True)
+        out[f"{cls.collection} by_id"] = list(doc.by_id(cls).items())
+        out[f"{cls.collection} by_id all"] = list(doc.by_id(cls, include_deleted=True).items())
+    for key in ("T-bad", "T-gone", "T-key", "T-ok", "T-none"):
+        out[key] = (doc.find(Talent, key), doc.find(Talent, key, include_deleted=True))
+    out["C-1"] = (doc.find(Candidate, "C-1"), doc.find(Candidate, "C-2"))
+    return out
+
+
+@pytest.mark.parametrize("first", ["find", "all"])
+def test_a_copy_reads_typed_entities_as_the_crdt_does(first: str) -> None:
+    """A read copy decodes a collection whole into Structs when all of it is valid, else
+    entity by entity; looked up before or after it is read whole, every typed read
+    answers as from the CRDT: invalid, deleted, keyed-under-another-id entities, a
+    backup listed twice (two peers moving it), and a kind that is all valid."""
+    doc = CastDocument.create("Tides")
+    doc.put_many(
+        [
+            Talent(id="T-ok", name="Ada Stone", rate=1500),
+            Talent(id="T-gone", name="Ida Marsh", deleted=True),
+            Talent(id="T-bad", name="Nell Park"),
+            Talent(id="T-key", name="Mira Vale"),
+            Role(id="R-nora", name="Nora", backups=["T-ok"]),
+            Candidate(id="C-1", talent_id="T-ok", role_id="R-nora", stage="booked"),
+        ]
+    )
+    peer = Doc()
+    peer.apply_update(doc.encode_update())
+    talents = peer.get("talents", type=Map)
+    talents["T-bad"]["rate"] = -5  # invalid under the model
+    talents["T-key"]["id"] = "T-other"  # the key is the identity
+    peer.get("candidates", type=Map)["C-1"]["id"] = "C-2"  # in a kind otherwise valid
+    peer.get("roles", type=Map)["R-nora"]["backups"].append("T-ok")  # listed twice
+    doc.apply_update(peer.get_update(doc.state_vector()), origin="sync")
+    copy = read_copy.decode(read_copy.encode(doc))
+    assert isinstance(copy, ReadCopy)
+    if first == "find":  # looked up one by one before anything is read whole
+        assert copy.find(Talent, "T-key") is not None and copy.find(Talent, "T-bad") is None
+    expected = _typed_reads(doc)
+    assert _typed_reads(copy) == expected
+    assert [i.id for i in expected["invalid"]] == ["T-bad"]  # type: ignore[attr-defined]
+    assert doc.get(Role, "R-nora").backups == ["T-ok"]
+    assert copy.get(Role, "R-nora").backups == ["T-ok"]
+    assert copy.get(Candidate, "C-1").id == "C-1"
