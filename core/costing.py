@@ -97,28 +97,12 @@ def schedule_codes(
     """DOOD codes for one actor: ``dates`` are every shoot day in order, ``work`` the
     indexes of the days they work. See the module docstring for the codes."""
     codes = [""] * len(dates)
-    worked = sorted(work)
-    if not worked:
-        return codes
-    # One break per production: the longest gap (in shoot days skipped) that is longer
-    # than ``drop_after`` calendar days, the earliest of equals; 0 means never drop.
-    stretches: list[list[int]] = [worked]
-    if drop_after > 0:
-        gaps = [
-            (worked[n + 1] - worked[n], -n)
-            for n in range(len(worked) - 1)
-            if (dates[worked[n + 1]] - dates[worked[n]]).days > drop_after
-            and worked[n + 1] - worked[n] > 1
-        ]
-        if gaps:
-            cut = -max(gaps)[1] + 1
-            stretches = [worked[:cut], worked[cut:]]
+    stretches = _stretches(dates, work, drop_after)
     last = len(stretches) - 1
     for n, stretch in enumerate(stretches):
         first_code = "S" if n == 0 else "P"
         end_code = "F" if n == last else "D"
-        for index in range(stretch[0], stretch[-1] + 1):
-            codes[index] = "H"
+        codes[stretch[0] : stretch[-1] + 1] = ["H"] * (stretch[-1] + 1 - stretch[0])
         for index in stretch:
             codes[index] = "W"
         if len(stretch) == 1:
@@ -127,6 +111,32 @@ def schedule_codes(
             codes[stretch[0]] = f"{first_code}W"
             codes[stretch[-1]] = f"W{end_code}"
     return codes
+
+
+def hold_count(dates: list[dt.date], work: set[int], drop_after: int = DROP_AFTER_DAYS) -> int:
+    """How many ``H`` days :func:`schedule_codes` gives (without making the codes: a
+    budget needs only the count, for each of thousands of deals)."""
+    return sum(s[-1] + 1 - s[0] - len(s) for s in _stretches(dates, work, drop_after))
+
+
+def _stretches(dates: list[dt.date], work: set[int], drop_after: int) -> list[list[int]]:
+    """The worked day indexes in order, as one stretch, or two around the production's
+    one break: the longest gap (in shoot days skipped) that is longer than
+    ``drop_after`` calendar days, the earliest of equals; 0 means never drop."""
+    worked = sorted(work)
+    if not worked:
+        return []
+    if drop_after > 0:
+        gaps = [
+            (worked[n + 1] - worked[n], -n)
+            for n in range(len(worked) - 1)
+            if worked[n + 1] - worked[n] > 1
+            and (dates[worked[n + 1]] - dates[worked[n]]).days > drop_after
+        ]
+        if gaps:
+            cut = -max(gaps)[1] + 1
+            return [worked[:cut], worked[cut:]]
+    return [worked]
 
 
 def drop_after_days(production: Production) -> int:
@@ -170,7 +180,9 @@ def stored_board(view: ProductionView) -> list[BoardDay]:
 def _work_index(view: ProductionView, days: Sequence[BoardDay]) -> dict[tuple[str, ...], set[int]]:
     """Day indexes worked, keyed by (talent,), (talent, role), (talent, role, era),
     and the role's own days by ("role", role) and ("role", role, era)."""
-    index: dict[tuple[str, ...], set[int]] = defaultdict(set)
+    # Each cast member of each scene once, by (role, talent, era): a few thousand keys
+    # for 15,000 scenes, then merged into the keys asked for.
+    worked: dict[tuple[str, str | None, str | None], set[int]] = defaultdict(set)
     scenes, cast = view.scenes, view.scene_cast
     for i, day in enumerate(days):
         for scene_id in day.scene_ids:
@@ -179,14 +191,17 @@ def _work_index(view: ProductionView, days: Sequence[BoardDay]) -> dict[tuple[st
                 continue
             era = scene.era
             for role_id, talent in cast[scene.id]:
-                index[("role", role_id)].add(i)
-                if era:
-                    index[("role", role_id, era)].add(i)
-                if talent is not None:
-                    index[(talent.id,)].add(i)
-                    index[(talent.id, role_id)].add(i)
-                    if era:
-                        index[(talent.id, role_id, era)].add(i)
+                worked[(role_id, talent.id if talent is not None else None, era)].add(i)
+    index: dict[tuple[str, ...], set[int]] = defaultdict(set)
+    for (role_id, talent_id, era), indexes in worked.items():
+        index[("role", role_id)] |= indexes
+        if era:
+            index[("role", role_id, era)] |= indexes
+        if talent_id is not None:
+            index[(talent_id,)] |= indexes
+            index[(talent_id, role_id)] |= indexes
+            if era:
+                index[(talent_id, role_id, era)] |= indexes
     return index
 
 
@@ -364,8 +379,7 @@ def budget_report(
         role = view.roles.get(deal.role_id)
         key, projected = deal_key(deal, booked)
         worked = index.get(key, set())
-        codes = schedule_codes(dates, worked, drop_after)
-        work, holds = len(worked), codes.count("H")
+        work, holds = len(worked), hold_count(dates, worked, drop_after)
         cost = deal_cost(view, deal, work, holds)
         lines.append(
             CostLine(

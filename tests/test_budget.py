@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from castroom.core.cli import build_cli
+from castroom.core.costing import hold_count
 from castroom.core.hookspecs import hookimpl
 from castroom.core.model import Candidate, Deal, Role, Scene, ShootDay, Talent
 from castroom.core.money import format_money
@@ -59,6 +63,21 @@ def test_schedule_codes_drop_and_pickup() -> None:
     assert schedule_codes(dates(0, 20), {0, 1}, drop_after=30) == ["SW", "WF"]
     # 0 = never drop.
     assert schedule_codes(days, {0, 1, 4}, drop_after=0) == ["SW", "W", "H", "H", "WF", ""]
+
+
+@given(
+    gaps=st.lists(st.integers(min_value=1, max_value=20), min_size=1, max_size=30),
+    data=st.data(),
+    drop_after=st.sampled_from([0, 10, 14]),
+)
+def test_a_budget_counts_the_holds_the_day_out_of_days_shows(
+    gaps: list[int], data: st.DataObject, drop_after: int
+) -> None:
+    """The budget counts hold days without making each deal's codes: the same count."""
+    days = dates(*itertools.accumulate(gaps))
+    work = data.draw(st.sets(st.integers(min_value=0, max_value=len(days) - 1)))
+    codes = schedule_codes(days, work, drop_after)
+    assert hold_count(days, work, drop_after) == codes.count("H")
 
 
 @pytest.fixture
