@@ -20,8 +20,10 @@ def main(argv: list[str] | None = None) -> None:
         # command's time (a test holds __version__ to the metadata's version).
         print(f"castroom, version {__version__}")
         return
+    from . import collector
     from .cli import main as run
 
+    collector.ends_with_command()
     try:
         run(argv)
     finally:

@@ -150,7 +150,7 @@ def castroom_register_commands(cli: click.Group) -> None:
     @pass_command
     def budget_cmd(obj: CommandContext, as_json: bool) -> None:
         """Cast cost per actor and role, and the total against the cap."""
-        with collector_paused():  # bounded: one report
+        with collector_paused(command=True):  # bounded: one report
             view = obj.view()
             result = obj.plugins.cost_report(view)
             if result is None:

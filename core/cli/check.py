@@ -20,7 +20,7 @@ from .root import cli
 @pass_ctx
 def check_cmd(obj: Context, as_json: bool) -> None:
     """Run every plugin's checks; exit 1 when any finding is an error or a check failed."""
-    with collector.paused():  # bounded: one production judged once, and its report
+    with collector.paused(command=True):  # bounded: one production judged, and its report
         view = obj.view()
         before = len(obj.plugins.failures)
         found = obj.plugins.check(view)

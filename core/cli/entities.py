@@ -89,7 +89,7 @@ def list_cmd(
     as_json: bool,
 ) -> None:
     """List entities of a kind (singular or plural: talent, talents)."""
-    with collector.paused():  # bounded: one listing
+    with collector.paused(command=True):  # bounded: one listing
         _list(obj, kind_arg(kind), include_deleted, filters, show_ids, as_json)
 
 
