@@ -13,7 +13,7 @@ that reads a production's read copy never loads Yrs, nor asyncio under it (issue
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple, TypeVar
 
@@ -371,14 +371,37 @@ class DocumentReads:
                     InvalidEntity("production", self.production_id or "", exc.field, exc.rule)
                 )
         for cls in model.KINDS.values():
-            # Decodes (and caches) the valid ones in bulk; only the rest is looked at.
-            valid = {e.id for e in self.all(cls, include_deleted=True)}
+            valid = self._valid_ids(cls)
             ids = self._entity_ids(cls)
             if len(valid) == len(ids):
                 continue
             # Sorted: Yrs's key order varies from run to run, and a report must not.
             for entity_id in sorted(set(ids).difference(valid)):
                 out += self.problems(cls, entity_id)
+        return out
+
+    def _valid_ids(self, cls: type[Entity]) -> Collection[str]:
+        """The ids of the valid entities of a kind (decoding and caching them in bulk)."""
+        return {e.id for e in self.all(cls, include_deleted=True)}
+
+    def live_ids(self, cls: type[Entity]) -> Collection[str]:
+        """The ids of the live (valid, not deleted) entities of a kind."""
+        return self.by_id(cls).keys()
+
+    def all_valid(self) -> dict[str, list[str]]:
+        """The collections this document has read whole and found valid (every stored
+        entity is cached), each with its deleted ids: what a read copy may record so
+        that reading it need not validate them again (see core/read_copy.py)."""
+        self._touch()
+        cached: dict[str, list[Entity]] = {name: [] for name in model.COLLECTIONS}
+        for (collection, _), entity in self._cache.items():
+            if collection in cached:
+                cached[collection].append(entity)
+        out = {}
+        for name, cls in model.COLLECTIONS.items():
+            ids = self._entity_ids(cls)
+            if len(cached[name]) == len(ids) and {e.id for e in cached[name]} == set(ids):
+                out[name] = sorted(e.id for e in cached[name] if e.deleted)
         return out
 
     def problems(self, cls: type[Entity], entity_id: str) -> list[InvalidEntity]:

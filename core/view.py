@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import weakref
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -91,6 +91,7 @@ class ProductionView:
         self._costing = False
         self._shorts: dict[type[Entity], dict[str, str]] = {}
         self._by_id: dict[tuple[type[Entity], bool], Mapping[str, Any]] = {}
+        self._live: dict[type[Entity], Collection[str]] = {}
 
     @property
     def production(self) -> Production:
@@ -113,6 +114,15 @@ class ProductionView:
         found = self._by_id.get(key)
         if found is None:
             found = self._by_id[key] = _doc_of(self).by_id(cls, include_deleted=include_deleted)
+        return found
+
+    def live_ids(self, cls: type[Entity]) -> Collection[str]:
+        """The ids of a kind's live (valid, not deleted) entities, once per view: ``ref
+        in view.live_ids(Talent)`` asks whether a reference names one, without decoding
+        every talent when the production's read copy knows them valid."""
+        found = self._live.get(cls)
+        if found is None:
+            found = self._live[cls] = _doc_of(self).live_ids(cls)
         return found
 
     def ids(self, cls: type[Entity]) -> list[str]:

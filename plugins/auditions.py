@@ -284,7 +284,7 @@ def check(view: ProductionView) -> list[Finding]:
         for talent_id in sorted(_talents_of(audition, candidates)):
             by_talent.setdefault(talent_id, []).append(audition)
     for talent_id, sessions in by_talent.items():
-        talent: Talent | None = view.talents.get(talent_id)
+        talent: Talent | None = view.find(Talent, talent_id)  # the few who audition
         if talent is not None:
             findings.extend(_clashes(view, talent, sessions))
     return findings

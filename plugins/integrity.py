@@ -90,23 +90,24 @@ def broken_references(view: ProductionView) -> list[Finding]:
     another machine), at a deleted entity or at one stored invalid, and eras a role does
     not have. A CRDT cannot
     refuse them when they arrive from a peer, so they are findings until someone fixes them."""
-    everything = {kind: view.by_id(cls, include_deleted=True) for kind, cls in model.KINDS.items()}
     referring = {owner for owner, _ in model.REFERENCES} | {"deal", "candidate"}  # + eras
     # Almost every reference names a live entity of the kind meant: a set lookup settles
-    # it, and only the rest is looked at closely (bench_checks: 5,000 talents).
-    live = {kind: view.by_id(cls) for kind, cls in model.KINDS.items()}
+    # it, and only the rest is looked at closely (bench_checks: 5,000 talents). The ids
+    # are enough for that: the kinds that only are referred to (talents) stay undecoded
+    # when the read copy knows them valid.
+    live = {kind: view.live_ids(cls) for kind, cls in model.KINDS.items()}
     out = []
     to_invalid: dict[tuple[str, str, str, str], list[EntityRef]] = {}
-    roles = everything["role"]
+    roles = view.by_id(model.Role, include_deleted=True)
     for kind in sorted(referring):
-        entities = [e for e in everything[kind].values() if not e.deleted]
+        entities = view.all(model.kind_class(kind))
         suspects = model.holding_unknown(kind, entities, live)
         if kind in _ERA_OF_A_ROLE:
             suspects.update(e.id for e in entities if _unknown_era(e, roles))
         for entity in entities:
             if entity.id in suspects:
                 refs = [r for r in model.references(entity) if r[2] not in live[r[1]]]
-                out += _entity_references(view, kind, entity, refs, everything, to_invalid)
+                out += _entity_references(view, kind, entity, refs, roles, to_invalid)
     return out + _references_to_invalid(view, to_invalid)
 
 
@@ -163,7 +164,7 @@ def _entity_references(
     kind: str,
     entity: model.Entity,
     refs: list[tuple[str, str, str]],
-    everything: Mapping[str, Mapping[str, model.Entity]],
+    roles: Mapping[str, model.Entity],
     to_invalid: dict[tuple[str, str, str, str], list[EntityRef]],
 ) -> list[Finding]:
     """Findings for ``refs`` (the entity's references that name no live entity of the
@@ -176,8 +177,8 @@ def _entity_references(
         kinds = model.reference_kinds(kind, field, first_kind)
         # The kind holding the id (valid or not) is the one meant (a role's backups are
         # talents or candidates); an id found nowhere is reported against every kind.
-        target_kind = next((k for k in kinds if _holds(view, everything, k, ref)), first_kind)
-        target = everything[target_kind].get(ref)
+        target_kind = next((k for k in kinds if _holds(view, k, ref)), first_kind)
+        target = view.find(model.kind_class(target_kind), ref, include_deleted=True)
         if target is None and view.raw(model.kind_class(target_kind), ref) is not None:
             # It exists, stored invalid (skipped by typed reads): its own finding says why.
             # Grouped by referenced entity (see _references_to_invalid).
@@ -193,8 +194,8 @@ def _entity_references(
             message = f"{name}: {field} refers to deleted {target_kind} {them.label or theirs}"
             fix = f"castroom restore {target_kind} {theirs}, or change {kind} {short}"
             out.append(_finding("reference-to-deleted", "warning", message, fix, me, them))
-    role = everything["role"].get(getattr(entity, "role_id", None) or "")
-    if _unknown_era(entity, everything["role"]) and isinstance(role, model.Role):
+    role = roles.get(getattr(entity, "role_id", None) or "")
+    if _unknown_era(entity, roles) and isinstance(role, model.Role):
         era = getattr(entity, "era", None)
         known = ", ".join(e.name for e in role.eras)
         message = f"{name}: era {era!r} is not one of {role.name}'s eras ({known})"
@@ -267,10 +268,9 @@ def _off_its_day(
     return _finding("scene-day-mismatch", "warning", message, fix, me, *them)
 
 
-def _holds(
-    view: ProductionView, everything: Mapping[str, Mapping[str, model.Entity]], kind: str, ref: str
-) -> bool:
-    return ref in everything[kind] or view.raw(model.kind_class(kind), ref) is not None
+def _holds(view: ProductionView, kind: str, ref: str) -> bool:
+    cls = model.kind_class(kind)
+    return view.find(cls, ref, include_deleted=True) is not None or view.raw(cls, ref) is not None
 
 
 def _finding(

@@ -4,6 +4,7 @@ write makes the copy stale, and a copy that cannot be used is ignored."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -15,10 +16,11 @@ from pycrdt import Doc, Map
 from castroom.core import read_copy
 from castroom.core.cli import build_cli
 from castroom.core.document import CastDocument
-from castroom.core.model import Candidate, Role, Talent
+from castroom.core.model import COLLECTIONS, Candidate, Role, Talent
 from castroom.core.plugins import make_plugins
 from castroom.core.read_copy import ReadCopy, ReadOnlyCopy
 from castroom.core.sample import build_sample
+from castroom.core.view import ProductionView
 from castroom.core.workspace import Workspace
 
 #: Read-only commands (the ones that read a copy) and one that reads the CRDT itself.
@@ -247,3 +249,48 @@ def test_a_copy_reads_typed_entities_as_the_crdt_does(first: str) -> None:
     assert doc.get(Role, "R-nora").backups == ["T-ok"]
     assert copy.get(Role, "R-nora").backups == ["T-ok"]
     assert copy.get(Candidate, "C-1").id == "C-1"
+
+
+def test_a_copy_knows_which_kinds_it_found_valid(tmp_path: Path) -> None:
+    """A copy records the collections its maker read whole and found valid (with their
+    deleted ids), under the rules that judged them: a check of the copy then reports the
+    same findings without decoding the talents it only needs the ids of; under other
+    rules, or for a collection not recorded, it decodes and judges again."""
+    path = tmp_path / "ws"
+    _sample_with_a_bad_peer(path)  # one talent and one role invalid
+    with Workspace.open(path) as ws:  # a valid collection with a deleted entity
+        production = ws.production()
+        production.doc.delete(Candidate, production.doc.all(Candidate)[0].id)
+    expected = _run(path, "check", "--json")  # from the CRDT: a copy is kept
+    with Workspace.open(path) as ws:
+        copy = ws.reading().doc
+        assert isinstance(copy, ReadCopy)
+        valid = copy._layout.valid
+        assert "talents" not in valid and "roles" not in valid  # each holds an invalid one
+        live = set(copy.live_ids(Candidate))  # known from the record, nothing decoded
+        assert Candidate not in copy._by_id
+        deleted = [c.id for c in copy.all(Candidate, include_deleted=True) if c.deleted]
+        assert valid["candidates"] == deleted and len(deleted) == 1
+        assert (
+            live == {c.id for c in copy.all(Candidate)} == set(copy.ids(Candidate)) - {deleted[0]}
+        )
+        assert copy._layout.rules == read_copy.rules()
+    assert _run(path, "check", "--json") == expected
+    assert _run(path, "invalid") == _run(path, "invalid")
+
+    # A copy whose every kind is valid: check decodes only the talents it looks up.
+    clean = tmp_path / "clean"
+    with Workspace.open(clean, member="tester") as ws:
+        build_sample(ws.create_production("Tides").doc)
+    expected = _run(clean, "check", "--json")
+    with Workspace.open(clean) as ws:
+        production = ws.reading()
+        copy = production.doc
+        assert isinstance(copy, ReadCopy) and set(copy._layout.valid) == set(COLLECTIONS)
+        view = ProductionView(copy, origin_of=production.origin_of)
+        found = make_plugins().check(view)
+        assert Talent not in copy._by_id  # known valid: never decoded whole
+        assert [f.code for f in found] == [f["code"] for f in json.loads(expected[1])["findings"]]
+        judged_again = ReadCopy(msgspec.structs.replace(copy._layout, rules="other"))
+        assert judged_again.invalid() == [] and Talent in judged_again._by_id
+    assert _run(clean, "check", "--json") == expected
