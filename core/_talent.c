@@ -5,7 +5,8 @@
  * memoised per set, children are tried by idle now plus what is known after, the two
  * dominance rules cut children, and the bound on the idle cost of the actors on location
  * is the weighted-completion-time relaxation solved by Smith's rule, then (for a state it
- * cannot cut off, once) the order bound over subsets of those actors. Sets are 64-bit
+ * cannot cut off, once) the order bound over subsets of those actors, with a cheaper
+ * filter before it (the order bound over all but two of them). Sets are 64-bit
  * words, so at most 64 blocks and 64 actors; the Python search handles the rest, and a
  * test holds the two to the same answers. Built as an optional extension: without a C
  * compiler castroom runs the Python search.
@@ -22,6 +23,7 @@
 #ifndef ORDER_ACTORS
 #define ORDER_ACTORS 12 /* talent_scheduling.ORDER_ACTORS: the order bound's 2^k table */
 #endif
+#define FILTER_LEAVES 2 /* talent_scheduling.FILTER_LEAVES: the filter's cheapest left out */
 #define MOST_ENTRIES (1ULL << 25) /* about 1.3 GB: past it the search stops as if timed out */
 
 typedef struct {
@@ -30,7 +32,7 @@ typedef struct {
     int64_t lower;  /* a proven lower bound (0: none yet) */
     int64_t bound;  /* the relaxation's bound, -1 until computed */
     int8_t best;    /* the block shot first in the exact answer, -1 if not exact */
-    int8_t ordered; /* the order bound is in ``bound`` */
+    int8_t ordered; /* 1: the order bound is in ``bound``; 2: the filter was run */
 } Entry;
 
 typedef struct {
@@ -47,12 +49,15 @@ typedef struct {
     uint64_t blocks_of[MAXN]; /* each actor's blocks */
     uint64_t order_union[1 << ORDER_ACTORS];
     int64_t order_least[1 << ORDER_ACTORS];
+    uint32_t order_need[1 << ORDER_ACTORS];
     Entry *table;
     uint64_t capacity, used;
     long long states;
     double deadline;
     int timed_out;
-    int order_actors; /* the most actors the order bound runs for (0: never) */
+    int order_actors;  /* the most actors the order bound runs for (0: never) */
+    int filter_from;   /* the filter runs with at least this many on location (0: never) */
+    int closed;        /* the order bound over closed subsets only (0: over all of them) */
 } Search;
 
 static double now(void) {
@@ -138,8 +143,9 @@ static const Entry *peek(Search *s, uint64_t key) {
     return NULL;
 }
 
-static int64_t relaxation(Search *s, uint64_t remaining) {
-    uint64_t on_location = cast_of(s, s->all & ~remaining) & cast_of(s, remaining);
+/* The relaxation for the idle cost of ``on_location`` alone (any set of actors on
+ * location: the bound holds for their part of the idle cost). */
+static int64_t relaxation_of(Search *s, uint64_t remaining, uint64_t on_location) {
     if (!on_location) return 0;
     double ratio[MAXN];
     int actors[MAXN], count = 0;
@@ -182,39 +188,91 @@ static int64_t relaxation(Search *s, uint64_t remaining) {
     return shaved > 0 ? (int64_t)shaved : 0;
 }
 
+static int64_t relaxation(Search *s, uint64_t remaining) {
+    return relaxation_of(s, remaining, cast_of(s, s->all & ~remaining) & cast_of(s, remaining));
+}
+
 /* The order bound (talent_scheduling._Search.order_bound): the actors on location leave
  * in some order, and the last of a set T to leave waited through every remaining block
- * of T's actors not its own; the least sum over orders, over the subsets of them. */
+ * of T's actors not its own; the least sum over orders, over the subsets of them. Actors
+ * with the same remaining blocks leave together (one actor, their costs summed), and one
+ * whose blocks are a proper subset of another's leaves first (moving it there never
+ * costs more), so only the subsets closed under that come into the sum: the same least
+ * sum, over fewer subsets. */
 static int64_t order_bound(Search *s, uint64_t remaining, uint64_t on_location) {
-    int k = 0;
+    int k = 0, seen = 0;
     uint64_t own[MAXN];
     int64_t cost[MAXN], worked[MAXN]; /* worked: cost times the actor's own remaining time */
     for (uint64_t p = on_location; p; p &= p - 1) {
-        if (k == s->order_actors) return 0;
         int a = __builtin_ctzll(p);
-        own[k] = s->blocks_of[a] & remaining;
+        uint64_t blocks = s->blocks_of[a] & remaining;
+        int64_t work = s->costs[a] * duration_of(s, blocks);
+        seen++;
+        int i = s->closed ? 0 : k;
+        while (i < k && own[i] != blocks) i++;
+        if (i < k) { /* the same blocks: they leave together */
+            cost[i] += s->costs[a];
+            worked[i] += work;
+            continue;
+        }
+        if (k == s->order_actors) return 0;
+        own[k] = blocks;
         cost[k] = s->costs[a];
-        worked[k] = s->costs[a] * duration_of(s, own[k]);
-        k++;
+        worked[k++] = work;
     }
-    if (k < 2) return 0;
+    if (seen < 2 || k < 2) return 0;
+    uint32_t first[ORDER_ACTORS]; /* first[i]: those who leave before i */
+    for (int i = 0; i < k; i++) {
+        first[i] = 0;
+        for (int j = 0; j < k && s->closed; j++)
+            if (j != i && !(own[j] & ~own[i])) first[i] |= 1u << j;
+    }
     uint64_t *un = s->order_union;
     int64_t *least = s->order_least;
+    uint32_t *need = s->order_need;
     un[0] = 0;
     least[0] = 0;
+    need[0] = 0;
     for (uint32_t subset = 1; subset < (1u << k); subset++) {
         uint32_t low = subset & -subset;
-        un[subset] = un[subset ^ low] | own[__builtin_ctz(low)];
+        int l = __builtin_ctz(low);
+        un[subset] = un[subset ^ low] | own[l];
+        need[subset] = need[subset ^ low] | first[l];
+        if (need[subset] & ~subset) { /* someone in it leaves after one not in it */
+            least[subset] = -1;
+            continue;
+        }
         /* the last to leave, i, waited through T's time less its own (it is inside) */
         int64_t span = duration_of(s, un[subset]), best = -1;
         for (uint32_t rest = subset; rest; rest &= rest - 1) {
             int i = __builtin_ctz(rest);
-            int64_t value = least[subset ^ (1u << i)] + cost[i] * span - worked[i];
+            int64_t before = least[subset ^ (1u << i)];
+            if (before < 0) continue; /* i must leave before someone else in T */
+            int64_t value = before + cost[i] * span - worked[i];
             if (best < 0 || value < best) best = value;
         }
         least[subset] = best;
     }
     return least[(1u << k) - 1];
+}
+
+/* The filter (talent_scheduling._Search.filter_bound): with at least filter_from actors
+ * on location, the order bound over all but the two cheapest of them plus the relaxation
+ * over those two, two bounds on two parts of the idle cost at a quarter of the steps;
+ * 0 with fewer actors on location. */
+static int64_t filter_bound(Search *s, uint64_t remaining, uint64_t on_location) {
+    int k = __builtin_popcountll(on_location);
+    if (k < s->filter_from) return 0;
+    uint64_t top = 0;
+    for (int t = 0; t < k - FILTER_LEAVES; t++) { /* the costliest; the lower on a tie */
+        int pick = -1;
+        for (uint64_t p = on_location & ~top; p; p &= p - 1) {
+            int a = __builtin_ctzll(p);
+            if (pick < 0 || s->costs[a] > s->costs[pick]) pick = a;
+        }
+        top |= 1ULL << pick;
+    }
+    return order_bound(s, remaining, top) + relaxation_of(s, remaining, on_location & ~top);
 }
 
 /* What is known of ``remaining`` at least: its exact value, else the larger of its
@@ -294,10 +352,17 @@ static int64_t solve(Search *s, uint64_t remaining, uint64_t before, int64_t lim
     }
     if (e->bound < 0) e->bound = relaxation(s, remaining);
     int64_t known = e->lower > e->bound ? e->lower : e->bound;
-    if (known < limit && !e->ordered) {
-        /* the dearer bound only for a state the cheap one could not cut off, once */
+    uint64_t on_location = before & cast_of(s, remaining);
+    if (known < limit && !e->ordered && s->filter_from) {
+        /* the filter first, once: most states the dearer bound is run for, it cuts */
+        e->ordered = 2;
+        int64_t cheaper = filter_bound(s, remaining, on_location);
+        if (cheaper > known) known = cheaper;
+    }
+    if (known < limit && e->ordered != 1) {
+        /* the dearer bound only for a state the cheaper ones could not cut off, once */
         e->ordered = 1;
-        int64_t tighter = order_bound(s, remaining, before & cast_of(s, remaining));
+        int64_t tighter = order_bound(s, remaining, on_location);
         if (tighter > e->bound) e->bound = tighter;
         if (tighter > known) known = tighter;
     }
@@ -367,12 +432,19 @@ static int read_ints(PyObject *seq, int64_t *out, int most, const char *what) {
 }
 
 static int Search_init(Search *s, PyObject *args, PyObject *kwargs) {
-    static char *names[] = {"durations", "costs", "casts", "order_actors", NULL};
+    static char *names[] = {"durations", "costs",  "casts", "order_actors",
+                            "filter_from", "closed", NULL};
     PyObject *durations, *costs, *casts;
-    int order_actors = ORDER_ACTORS;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|i", names, &durations, &costs, &casts,
-                                     &order_actors))
+    int order_actors = ORDER_ACTORS, filter_from = 0, closed = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|iip", names, &durations, &costs, &casts,
+                                     &order_actors, &filter_from, &closed))
         return -1;
+    if (filter_from < 0 || (filter_from > 0 && filter_from <= FILTER_LEAVES)) {
+        PyErr_Format(PyExc_ValueError, "filter_from: 0, or more than %d", FILTER_LEAVES);
+        return -1;
+    }
+    s->filter_from = filter_from;
+    s->closed = closed;
     if (order_actors < 0 || order_actors > ORDER_ACTORS) {
         PyErr_Format(PyExc_ValueError, "order_actors: 0 to %d", ORDER_ACTORS);
         return -1;
@@ -496,8 +568,10 @@ static PyTypeObject SearchType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "castroom.core._talent.Search",
     .tp_basicsize = sizeof(Search),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Search(durations, costs, casts, order_actors=12): the bounded search over sets "
-              "of blocks; the order bound for at most order_actors actors on location.",
+    .tp_doc = "Search(durations, costs, casts, order_actors=12, filter_from=0, closed=True): "
+              "the bounded search over sets of blocks; the order bound for at most order_actors "
+              "actors on location (closed: over the subsets closed under who leaves first), "
+              "with at least filter_from of them the filter first (0: never).",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Search_init,
     .tp_dealloc = (destructor)Search_dealloc,
@@ -513,7 +587,7 @@ PyMODINIT_FUNC PyInit__talent(void) {
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     /* The interface talent_scheduling speaks: bump it with every change to it. */
-    if (PyModule_AddIntConstant(m, "VERSION", 4) < 0) {
+    if (PyModule_AddIntConstant(m, "VERSION", 5) < 0) {
         Py_DECREF(m);
         return NULL;
     }

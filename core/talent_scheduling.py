@@ -33,7 +33,12 @@ remaining one), so the cost of the rest is memoised per set. Around it:
   cannot cut a state off, once per state, the order bound (:meth:`_Search.order_bound`:
   the same actors leaving in the best order, each waiting in full through the blocks of
   those who left before it), exact over the subsets of up to 12 of them and 1.5-4x fewer
-  states on the film-like 24- and 30-block instances.
+  states on the film-like 24- and 30-block instances. It sums over the subsets closed
+  under "an actor whose remaining blocks are a subset of another's leaves first" only
+  (the same bound, fewer steps), and before it, for a state with 8 or more actors on
+  location, a filter runs: the order bound without the two cheapest plus the relaxation
+  for those two, which cuts about half the states the full one would be run for, in a
+  quarter of its steps.
 
 Everything is integers: sets are Python ints used as bitsets. The search runs compiled
 (``core/_talent.c``, the same programme over 64-bit words, some hundred times faster)
@@ -243,6 +248,10 @@ class Result:
 
 #: The most actors on location the order bound runs for (its table has 2^k entries).
 ORDER_ACTORS = 12
+#: With at least this many actors on location, a filter runs before the order bound: the
+#: order bound without the FILTER_LEAVES cheapest, and the relaxation for those.
+FILTER_FROM = 8
+FILTER_LEAVES = 2
 
 
 class _Timeout(Exception):
@@ -256,7 +265,7 @@ except ImportError:  # pragma: no cover - exercised where the build had no compi
     _talent = None
 #: The compiled search's interface spoken here: an extension built from an older
 #: core/_talent.c (an editable install not rebuilt since) is not used.
-_VERSION = 4
+_VERSION = 5
 _Compiled = getattr(_talent, "Search", None) if getattr(_talent, "VERSION", 0) == _VERSION else None
 
 #: Whether this install has the compiled search.
@@ -279,7 +288,12 @@ class _Probes:
             casts = [sum(1 << index[a] for a in bits(c)) for c in blocks.casts]
             costs = [blocks.costs[a] for a in used]
             self.kernel = _Compiled(
-                list(blocks.durations), costs, casts, order_actors=search.order_actors
+                list(blocks.durations),
+                costs,
+                casts,
+                order_actors=search.order_actors,
+                filter_from=search.filter_from,
+                closed=search.closed,
             )
 
     def probe(self, limit: int, deadline: float) -> int:
@@ -312,9 +326,12 @@ class _Search:
     casts: tuple[int, ...]
     deadline: float
     order_actors: int = ORDER_ACTORS  # the order bound for at most this many (0: never)
+    filter_from: int = 0  # the filter runs with at least this many on location (0: never)
+    closed: bool = True  # the order bound over closed subsets only
     exact: dict[int, tuple[int, int]] = field(default_factory=dict)  # Q -> (cost, block)
     lower: dict[int, int] = field(default_factory=dict)  # Q -> proven lower bound
     ordered: set[int] = field(default_factory=set)  # Q whose bound has the order bound in
+    filtered: set[int] = field(default_factory=set)  # Q the filter was run for
     states: int = 0
 
     def __post_init__(self) -> None:
@@ -401,19 +418,45 @@ class _Search:
         actors on location, so at most :data:`ORDER_ACTORS` of them; 0 beyond): the actors
         on location leave in some order, and the one to leave last of a set ``T`` waited
         through every remaining block of ``T``'s actors that is not its own. The least
-        such sum over orders, by a programme over the subsets of those actors."""
-        actors = bits(on_location)
-        k = len(actors)
-        if k < 2 or k > self.order_actors:
+        such sum over orders, by a programme over the subsets of those actors.
+
+        With ``closed`` (the default) over fewer subsets, to the same least sum: actors
+        with the same remaining blocks leave together (one actor, their costs summed),
+        and one whose blocks are a proper subset of another's leaves before it (moving it
+        to just before the other never costs more), so only subsets closed under that
+        order are summed over."""
+        own: list[int] = []
+        costs: list[int] = []
+        seen = 0
+        for a in bits(on_location):
+            blocks, seen = self.blocks_of[a] & remaining, seen + 1
+            if self.closed and blocks in own:  # the same blocks: they leave together
+                costs[own.index(blocks)] += self.costs[a]
+                continue
+            if len(own) == self.order_actors:
+                return 0
+            own.append(blocks)
+            costs.append(self.costs[a])
+        k = len(own)
+        if seen < 2 or k < 2:
             return 0
-        own = [self.blocks_of[a] & remaining for a in actors]
-        costs = [self.costs[a] for a in actors]
         worked = [c * self.duration_of(blocks) for c, blocks in zip(costs, own, strict=True)]
+        # first[i]: who leaves before i (their blocks a proper subset of i's).
+        first = [
+            sum(1 << j for j in range(k) if j != i and own[j] & ~own[i] == 0) if self.closed else 0
+            for i in range(k)
+        ]
         union = [0] * (1 << k)
+        need = [0] * (1 << k)
         least = [0] * (1 << k)
         for subset in range(1, 1 << k):
             low = subset & -subset
-            union[subset] = union[subset ^ low] | own[low.bit_length() - 1]
+            lowest = low.bit_length() - 1
+            union[subset] = union[subset ^ low] | own[lowest]
+            need[subset] = need[subset ^ low] | first[lowest]
+            if need[subset] & ~subset:  # someone in it leaves after one not in it
+                least[subset] = -1
+                continue
             # The last to leave, i, waited through the set's time less its own (inside it).
             span = self.duration_of(union[subset])
             best = -1
@@ -422,11 +465,25 @@ class _Search:
                 bit = rest & -rest
                 rest ^= bit
                 i = bit.bit_length() - 1
+                if least[subset ^ bit] < 0:  # i leaves before someone else in the set
+                    continue
                 value = least[subset ^ bit] + costs[i] * span - worked[i]
                 if best < 0 or value < best:
                     best = value
             least[subset] = best
         return least[-1]
+
+    def filter_bound(self, remaining: int, on_location: int) -> int:
+        """A cheaper bound run first (with ``filter_from``): with at least that many actors
+        on location, the order bound over all but the :data:`FILTER_LEAVES` cheapest plus
+        the relaxation over those, each a bound on its own actors' part of the idle cost,
+        in a quarter of the order bound's steps; 0 with fewer actors on location."""
+        actors = bits(on_location)
+        if len(actors) < self.filter_from:
+            return 0
+        actors.sort(key=lambda a: (-self.costs[a], a))  # the costliest; the lower on a tie
+        top = sum(1 << a for a in actors[: len(actors) - FILTER_LEAVES])
+        return self.order_bound(remaining, top) + self._bound(remaining, on_location & ~top)
 
     def solve(self, remaining: int, before: int, limit: int) -> int:
         """The least idle cost to shoot ``remaining`` after the blocks not in it (whose
@@ -441,8 +498,12 @@ class _Search:
             raise _Timeout
         on_location = before & self.cast_of(remaining)
         known = max(self.lower.get(remaining, 0), self.bound(remaining))
+        if known < limit and self.filter_from and remaining not in self.filtered:
+            # The filter first, once: most states the dearer bound is run for, it cuts.
+            self.filtered.add(remaining)
+            known = max(known, self.filter_bound(remaining, on_location))
         if known < limit and remaining not in self.ordered:
-            # The dearer bound only for a state the cheap one could not cut off, once.
+            # The dearer bound only for a state the cheaper ones could not cut off, once.
             self.ordered.add(remaining)
             tighter = self.order_bound(remaining, on_location)
             if tighter > self.bounds[remaining]:
@@ -578,11 +639,18 @@ def improve(blocks: Blocks, order: list[int], deadline: float) -> list[int]:
 
 
 def solve(
-    instance: Instance, time_limit: float = 10.0, compiled: bool = True, order_bound: bool = True
+    instance: Instance,
+    time_limit: float = 10.0,
+    compiled: bool = True,
+    order_bound: bool = True,
+    filter_bound: bool = True,
+    closed: bool = True,
 ) -> Result:
     """The optimal order, proven, or (out of time) the best order found with a lower bound.
-    ``compiled=False``: the search in Python even where the compiled one is built;
-    ``order_bound=False``: without the order bound (the benchmark's baseline)."""
+    ``compiled=False``: the search in Python even where the compiled one is built; the
+    benchmark's baselines: ``order_bound=False`` without the order bound (the relaxation
+    alone), ``filter_bound=False`` without the filter before it, ``closed=False`` the
+    order bound over every subset of the actors on location."""
     started = time.monotonic()
     deadline = started + max(0.0, time_limit)
     blocks = reduce(instance)
@@ -592,6 +660,8 @@ def solve(
         blocks.casts,
         deadline=deadline,
         order_actors=ORDER_ACTORS if order_bound else 0,
+        filter_from=FILTER_FROM if order_bound and filter_bound else 0,
+        closed=closed,
     )
     work = work_cost(blocks.durations, blocks.costs, blocks.casts)
     constant = work + blocks.fixed

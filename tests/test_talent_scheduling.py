@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from castroom.core import talent_scheduling
 from castroom.core.talent_scheduling import (
     COMPILED,
+    FILTER_LEAVES,
     ORDER_ACTORS,
     Instance,
     _Search,
@@ -88,6 +89,8 @@ def test_without_the_order_bound_the_same_optimum(compiled: bool) -> None:
 def test_the_compiled_search_refuses_an_order_bound_it_has_no_table_for() -> None:
     with pytest.raises(ValueError, match="order_actors: 0 to 12"):
         _talent.Search([1], [1], [1], order_actors=ORDER_ACTORS + 1)
+    with pytest.raises(ValueError, match="filter_from: 0, or more than 2"):
+        _talent.Search([1], [1], [1], filter_from=FILTER_LEAVES)
 
 
 def test_parse_both_formats() -> None:
@@ -187,6 +190,64 @@ def test_both_bounds_are_below_the_least_idle_cost(instance: Instance, data: st.
     )
     assert search.bound(remaining) <= least
     assert search.order_bound(remaining, on_location) <= least
+    search.filter_from = FILTER_LEAVES + 1  # the filter with the fewest actors it runs for
+    assert search.filter_bound(remaining, on_location) <= least
+
+
+@given(instance=instances(), data=st.data())
+def test_the_order_bound_over_closed_subsets_is_the_same_bound(
+    instance: Instance, data: st.DataObject
+) -> None:
+    """Merging actors with the same blocks and summing only over subsets closed under
+    "a subset of blocks leaves first" gives exactly the sum over every subset, for any
+    set of actors on location (the filter's group too)."""
+    closed = _Search(instance.durations, instance.costs, instance.casts, deadline=math.inf)
+    plain = _Search(
+        instance.durations, instance.costs, instance.casts, deadline=math.inf, closed=False
+    )
+    remaining = data.draw(st.integers(0, closed.all))
+    actors = data.draw(st.integers(0, 2 ** len(instance.costs) - 1))
+    assert closed.order_bound(remaining, actors) == plain.order_bound(remaining, actors)
+
+
+@pytest.mark.parametrize("compiled", SEARCHES)
+@given(instance=instances())
+def test_with_the_filter_over_few_actors_the_same_least_idle(
+    instance: Instance, compiled: bool
+) -> None:
+    """The filter runs from FILTER_FROM actors on location, more than these small
+    instances have: from three it runs where three or more are, and the search still
+    finds the least idle cost that trying every order finds."""
+    blocks = reduce(instance)  # the search's input: no two blocks with the same cast
+    durations, costs, casts = blocks.durations, blocks.costs, blocks.casts
+    idle = min(instance.cost(p) for p in itertools.permutations(range(instance.scenes)))
+    idle -= blocks.fixed + talent_scheduling.work_cost(durations, costs, casts)
+    few = FILTER_LEAVES + 1
+    if not casts:
+        value = 0
+    elif compiled:
+        kernel = _talent.Search(list(durations), list(costs), list(casts), filter_from=few)
+        value = kernel.probe(10**9, math.inf)
+    else:
+        search = _Search(durations, costs, casts, deadline=math.inf, filter_from=few)
+        value = search.solve(search.all, 0, 10**9)
+    assert value == idle
+
+
+#: Each baseline of the benchmark, and the search as it runs.
+KNOBS = [{}, {"filter_bound": False}, {"filter_bound": False, "closed": False}]
+
+
+@pytest.mark.skipif(not COMPILED, reason="the compiled search is not built here")
+@pytest.mark.parametrize("knobs", KNOBS)
+@pytest.mark.parametrize("name", [*sorted(OPTIMA), "film16x8s0"])
+def test_both_searches_expand_the_same_states(name: str, knobs: dict[str, bool]) -> None:
+    """The compiled search is the Python one, state for state, with every bound."""
+    instance = load(name)
+    compiled = solve(instance, time_limit=60, compiled=True, **knobs)
+    python = solve(instance, time_limit=60, compiled=False, **knobs)
+    assert compiled.optimal and python.optimal and compiled.cost == python.cost
+    assert compiled.states == python.states
 
 
 def test_the_order_bound_sees_what_the_relaxation_misses() -> None:
@@ -202,3 +263,19 @@ def test_the_order_bound_sees_what_the_relaxation_misses() -> None:
     least = min(_idle_after(search, remaining, order) for order in ((0, 1), (1, 0)))
     assert search.order_bound(remaining, on_location) == least == 2
     assert search.bound(remaining) == 1
+
+
+@pytest.mark.skipif(not COMPILED, reason="the compiled search is not built here")
+@pytest.mark.parametrize("name", ["film105", "film16x8s0"])
+def test_both_searches_expand_the_same_states_with_the_filter_everywhere(name: str) -> None:
+    """From three actors on location the filter runs on most states: both searches still
+    agree state for state, and on the least idle cost."""
+    blocks = reduce(load(name))
+    few = FILTER_LEAVES + 1
+    search = _Search(blocks.durations, blocks.costs, blocks.casts, math.inf, filter_from=few)
+    kernel = _talent.Search(
+        list(blocks.durations), list(blocks.costs), list(blocks.casts), filter_from=few
+    )
+    assert kernel.probe(10**9, math.inf) == search.solve(search.all, 0, 10**9)
+    assert kernel.states == search.states > 0
+    assert len(search.filtered) > search.states // 2  # the filter ran on most states
