@@ -539,6 +539,40 @@ static PyObject *Search_order(Search *s, PyObject *unused) {
     return out;
 }
 
+/* talent_scheduling.greedy over what the search knows: from the whole set, the child of
+ * least idle now plus what is known after (its exact value, else its proven bound or the
+ * relaxation), the lower block on a tie. */
+static PyObject *Search_descend(Search *s, PyObject *unused) {
+    (void)unused;
+    PyObject *out = PyList_New(0);
+    if (!out) return NULL;
+    Child ranked[MAXN];
+    for (uint64_t remaining = s->all, before = 0; remaining;) {
+        int count = children(s, remaining, before, ranked);
+        if (count <= 0) {
+            Py_DECREF(out);
+            if (count < 0) return PyErr_NoMemory();
+            PyErr_SetString(PyExc_RuntimeError, "a set with no block to shoot next");
+            return NULL;
+        }
+        int pick = 0;
+        for (int i = 1; i < count; i++)
+            if (ranked[i].quick < ranked[pick].quick ||
+                (ranked[i].quick == ranked[pick].quick && ranked[i].b < ranked[pick].b))
+                pick = i;
+        PyObject *b = PyLong_FromLong(ranked[pick].b);
+        if (!b || PyList_Append(out, b) < 0) {
+            Py_XDECREF(b);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(b);
+        remaining &= ~(1ULL << ranked[pick].b);
+        before |= s->casts[ranked[pick].b];
+    }
+    return out;
+}
+
 static PyObject *Search_proven(Search *s, PyObject *unused) {
     (void)unused;
     const Entry *e = peek(s, s->all);
@@ -556,6 +590,8 @@ static PyMethodDef Search_methods[] = {
      "when out of time (time.monotonic() past deadline) or past the memory limit."},
     {"order", (PyCFunction)Search_order, METH_NOARGS, "The blocks of the exact answer, in order."},
     {"proven", (PyCFunction)Search_proven, METH_NOARGS, "The lower bound proven for the whole set."},
+    {"descend", (PyCFunction)Search_descend, METH_NOARGS,
+     "An order of all blocks, greedy by idle now plus what the search knows after."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -22,7 +22,9 @@ remaining one), so the cost of the rest is memoised per set. Around it:
   search under limits stepping from what is proven towards that order's cost (a probe
   that finds a cost below its limit has found the optimum, one that does not proves its
   limit), reusing what the first memoised, so out of time the bound is still well
-  above the work cost;
+  above the work cost; and the order is the better of that first order and the greedy
+  one over what the search learnt (its exact values deep down, its proven bounds),
+  each polished by local search;
 - dominance: a block whose cast is exactly the actors on location is shot next
   (it costs no idle time and delays no one); a block ``i`` is not shot next while a
   remaining block ``j`` has ``cast(i) ⊆ cast(j)`` and every actor of ``j`` already
@@ -48,6 +50,7 @@ actors, costs that cannot overflow); otherwise, and when asked, in Python here.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import itertools
 import math
@@ -244,6 +247,7 @@ class Result:
     states: int = 0
     blocks: int = 0
     compiled: bool = False  # the search ran compiled
+    seed_cost: int = 0  # what the polished seed order cost (the search's first limit)
 
 
 #: The most actors on location the order bound runs for (its table has 2^k entries).
@@ -308,6 +312,10 @@ class _Probes:
 
     def order(self) -> list[int]:
         return self.search.order() if self.kernel is None else list(self.kernel.order())
+
+    def descend(self) -> list[int]:
+        """The greedy order over what the search has learnt (see :func:`greedy`)."""
+        return greedy(self.search) if self.kernel is None else list(self.kernel.descend())
 
     def proven(self) -> int:
         if self.kernel is None:
@@ -409,6 +417,14 @@ class _Search:
         lb = weighted - correction / 2.0
         # Float error must never lift the bound above the truth: shave a little, then ceil.
         return max(0, math.ceil(lb - 1e-7 * max(1.0, abs(lb))))
+
+    def known(self, remaining: int) -> int:
+        """What the idle cost of ``remaining`` is known to be at least: its exact value,
+        else the larger of its proven bound and :meth:`bound`."""
+        hit = self.exact.get(remaining)
+        if hit is not None or not remaining:
+            return hit[0] if hit is not None else 0
+        return max(self.lower.get(remaining, 0), self.bound(remaining))
 
     def duration_of(self, blocks: int) -> int:
         return _table_sum(self.duration_tables, blocks)
@@ -605,11 +621,12 @@ def _byte_tables(values: list[int], join: Callable[[int, int], int]) -> list[lis
 
 
 def greedy(search: _Search) -> list[int]:
-    """A quick good order: repeatedly the block with least idle now plus bound after."""
+    """A quick good order: repeatedly the block with least idle now plus what is known
+    after: the bound, and once the search has run, its exact values and proven bounds."""
     remaining, before, out = search.all, 0, []
     while remaining:
         kids = search.children(remaining, before, before & search.cast_of(remaining))
-        scored = [(idle + search.bound(remaining & ~(1 << b)), b) for _, idle, b in kids]
+        scored = [(idle + search.known(remaining & ~(1 << b)), b) for _, idle, b in kids]
         b = min(scored)[1]
         out.append(b)
         before |= search.casts[b]
@@ -710,9 +727,16 @@ def solve(
             probes.states,
             len(blocks.casts),
             probes.kernel is not None,
+            constant + seed_idle,
         )
-    # Out of time: the best order local search finds quickly, and what is proven below it.
-    order = improve(blocks, seed, time.monotonic() + min(1.0, max(0.1, time_limit / 10)))
+    # Out of time: the better of the seed and the greedy order over what the search
+    # learnt (exact values deep down, proven bounds), each polished by local search, and
+    # what is proven below it.
+    polished = time.monotonic() + min(1.0, max(0.1, time_limit / 10))
+    orders = [improve(blocks, seed, polished)]  # the seed first: it is polished already
+    with contextlib.suppress(MemoryError):  # the compiled memo may be full
+        orders.append(improve(blocks, probes.descend(), polished))
+    order = min(orders, key=lambda o: _block_cost(blocks, o))
     proven = max(lo, probes.proven())
     cost = _block_cost(blocks, order) + blocks.fixed
     lower_bound = min(cost, constant + proven)
@@ -725,4 +749,5 @@ def solve(
         probes.states,
         len(blocks.casts),
         probes.kernel is not None,
+        constant + seed_idle,
     )

@@ -279,3 +279,23 @@ def test_both_searches_expand_the_same_states_with_the_filter_everywhere(name: s
     assert kernel.probe(10**9, math.inf) == search.solve(search.all, 0, 10**9)
     assert kernel.states == search.states > 0
     assert len(search.filtered) > search.states // 2  # the filter ran on most states
+
+
+@pytest.mark.skipif(not COMPILED, reason="the compiled search is not built here")
+@pytest.mark.parametrize("name", ["film105", "film16x8s0"])
+def test_out_of_time_the_greedy_order_over_what_the_search_learnt(name: str) -> None:
+    """A probe under half the least idle cost fails (as a search out of time has only
+    failed probes): the greedy order over its memo (exact values deep down, the bounds
+    it proved) is the same in both searches, and an order of every block. (It need
+    not beat the greedy order over the bound alone: a bound proved under a low limit
+    can mislead it; the solver keeps the better of the two.)"""
+    blocks = reduce(load(name))
+    search = _Search(blocks.durations, blocks.costs, blocks.casts, math.inf)
+    kernel = _talent.Search(list(blocks.durations), list(blocks.costs), list(blocks.casts))
+    least = kernel.probe(10**9, math.inf)
+    kernel = _talent.Search(list(blocks.durations), list(blocks.costs), list(blocks.casts))
+    assert kernel.probe(least // 2, math.inf) >= least // 2
+    assert search.solve(search.all, 0, least // 2) >= least // 2
+    learnt = list(kernel.descend())
+    assert learnt == talent_scheduling.greedy(search)
+    assert sorted(learnt) == list(range(len(blocks.casts)))
