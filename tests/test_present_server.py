@@ -27,6 +27,10 @@ from castroom.sync.presentation import NOT_VALID
 from castroom.sync.server import ServerThread
 from tests.test_cli_core import ok
 
+#: How long a request may wait for the server's answer: httpx's default 5 s is too short
+#: on a machine loaded by parallel suites (a refusal logged, its answer read too late).
+WAIT = 60.0
+
 
 class Room:
     """A production with two roles, a presentation of Nora and a server serving it."""
@@ -91,6 +95,7 @@ def room(tmp_path: Path, cli: Any) -> Iterator[tuple[Room, ServerThread]]:
 
 def _get(server: ServerThread, path: str, token: str | None, **kw: Any) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    kw.setdefault("timeout", WAIT)
     return httpx.get(f"{server.url}{path}", headers={**headers, **kw.pop("headers", {})}, **kw)
 
 
@@ -99,6 +104,7 @@ def _vote(server: ServerThread, token: str, **ballot: Any) -> httpx.Response:
         f"{server.url}/present/api/vote",
         headers={"Authorization": f"Bearer {token}"},
         content=json.dumps(ballot),
+        timeout=WAIT,
     )
 
 
@@ -126,7 +132,9 @@ def test_the_link_shows_the_roles_selects_and_their_files(room) -> None:
     assert set(kinds) == {"headshot", "reel", "resume"}
     # The token rides in the query too (an <img> or <video> sends no header).
     thumb = httpx.get(
-        f"{server.url}/present/media/{kinds['headshot']['thumbnail']}", params={"token": room.token}
+        f"{server.url}/present/media/{kinds['headshot']['thumbnail']}",
+        params={"token": room.token},
+        timeout=WAIT,
     )
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
     assert thumb.content[:3] == b"\xff\xd8\xff"
@@ -211,6 +219,7 @@ def test_the_presentations_token_opens_nothing_else(room) -> None:
         f"{server.url}{board}",
         headers={"Authorization": f"Bearer {room.token}"},
         content=b'{"talent": "x", "replacement": "y"}',
+        timeout=WAIT,
     )
     assert answer.status_code == 403
     assert (
@@ -228,6 +237,7 @@ def test_the_presentations_token_opens_nothing_else(room) -> None:
         f"{server.url}/sync/{room.pid}/push",
         headers={"Authorization": f"Bearer {room.token}"},
         content=b"\x00\x00",
+        timeout=WAIT,
     )
     assert push.status_code == 403
     url = f"{server.ws_url}/{room.pid}?token={room.token}"
