@@ -13,6 +13,7 @@ that reads a production's read copy never loads Yrs, nor asyncio under it (issue
 from __future__ import annotations
 
 import functools
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple, TypeVar
@@ -77,7 +78,7 @@ def deduped(cls: type[E], entity: E) -> E:
     return entity
 
 
-class DocumentReads:
+class DocumentReads(ABC):
     """The typed reads of one production, over the primitives a source provides.
 
     Entities returned by reads are shared with the cache: treat them as read-only (use
@@ -112,35 +113,38 @@ class DocumentReads:
     # -- what a source provides ------------------------------------------------------------
 
     @property
-    def production_id(self) -> str | None:
-        raise NotImplementedError
+    @abstractmethod
+    def production_id(self) -> str | None: ...
 
-    def _meta_get(self, key: str, default: Any = None) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def _meta_get(self, key: str, default: Any = None) -> Any: ...
 
-    def _has_production(self) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def _has_production(self) -> bool: ...
 
+    @abstractmethod
     def _production_stored(self) -> bool:
         """Whether the production map holds anything (an id or stray fields)."""
-        raise NotImplementedError
+        ...
 
-    def _production_data(self) -> dict[str, Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def _production_data(self) -> dict[str, Any]: ...
 
-    def _entity_ids(self, cls: type[Entity]) -> list[str]:
-        raise NotImplementedError
+    @abstractmethod
+    def _entity_ids(self, cls: type[Entity]) -> list[str]: ...
 
-    def _contains(self, cls: type[Entity], entity_id: str) -> bool:
-        raise NotImplementedError
+    @abstractmethod
+    def _contains(self, cls: type[Entity], entity_id: str) -> bool: ...
 
+    @abstractmethod
     def _collection_json(self, cls: type[Entity]) -> str:
         """A whole collection as JSON (id -> fields)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _stored(self, cls: type[Entity], entity_id: str) -> dict[str, Any] | None:
         """An entity's stored fields as plain data (None if absent or not a map)."""
-        raise NotImplementedError
+        ...
 
     def to_data(self) -> dict[str, Any]:
         """Every collection as plain data (deleted entities included): for comparisons."""
