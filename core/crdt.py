@@ -380,6 +380,7 @@ class CrdtDocument(DocumentReads):
 
     def _on_transaction(self, event: TransactionEvent) -> None:
         self._json.clear()  # any change at all, whoever made it
+        self._every.clear()
         if self._depth:
             self._updates.append(event.update)
             self._id = _UNKNOWN  # a local write may set it
@@ -391,6 +392,7 @@ class CrdtDocument(DocumentReads):
     def _forget(self) -> None:
         """Drop every cached entity (and the production's id)."""
         self._cache.clear()
+        self._every.clear()
         self._id = _UNKNOWN
 
     def _note(self, collection: str, entity_id: str, fields: Iterable[str]) -> None:
@@ -659,6 +661,9 @@ class CrdtDocument(DocumentReads):
             value = self._production.get("id")
             self._id = str(value) if value is not None else None
         return self._id  # type: ignore[return-value]
+
+    def _settled(self) -> bool:
+        return not self._depth and not self._applying
 
     def _meta_get(self, key: str, default: Any = None) -> Any:
         return self._meta.get(key, default)

@@ -13,8 +13,9 @@ that reads a production's read copy never loads Yrs, nor asyncio under it (issue
 from __future__ import annotations
 
 import functools
+import operator
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple, TypeVar
 
@@ -34,6 +35,7 @@ UNLISTED = "?"  # some of its fields changed in a large merge, not itemised (COA
 Changes = dict[tuple[str, str], set[str]]
 
 _PRODUCTION_KEY = ("production", "")
+_BY_ID = operator.attrgetter("id")
 
 
 class NewerSchemaWarning(UserWarning):
@@ -72,10 +74,35 @@ def deduped(cls: type[E], entity: E) -> E:
     """``entity`` with each CRDT array holding an item once (see :func:`_dedupe`)."""
     if cls.crdt_arrays:
         values = {f: getattr(entity, f) for f in cls.crdt_arrays}
+        if all(_distinct(v) for v in values.values()):  # the common case, thousands a read
+            return entity
         unique = {f: _dedupe(v) for f, v in values.items()}
         if unique != values:
             entity = msgspec.structs.replace(entity, **unique)
     return entity
+
+
+def _distinct(items: list[Any]) -> bool:
+    """Whether no item is there twice (by value; False when that cannot be told fast)."""
+    try:
+        return len(set(items)) == len(items)
+    except TypeError:  # unhashable items: _dedupe compares their repr
+        return False
+
+
+def unstripped(cls: type[Entity], entities: Iterable[Entity]) -> set[str]:
+    """The ids of ``entities`` (decoded straight from JSON, as a peer wrote them) holding
+    a name :func:`castroom.core.model.validate` would strip: read through it instead, so
+    every path reads an entity the same way."""
+    names = model.name_fields(cls)
+    if not names:
+        return set()
+    return {
+        e.id
+        for e in entities
+        for name in names
+        if isinstance(value := getattr(e, name), str) and value != value.strip()
+    }
 
 
 class DocumentReads(ABC):
@@ -93,6 +120,10 @@ class DocumentReads(ABC):
         self.before_access: Callable[[], Any] | None = None
         self._silenced = False
         self._depth = 0  # open write transactions (none where nothing is written)
+        #: What all() last gave per (kind, include_deleted), while the source is
+        #: settled (see _settled): checks ask for each kind many times per run. A source
+        #: that changes clears it (CrdtDocument: on every transaction, whoever made it).
+        self._every: dict[tuple[type[Entity], bool], list[Any]] = {}
 
     def _touch(self) -> None:
         if self.before_access is not None and not self._depth and not self._silenced:
@@ -145,6 +176,10 @@ class DocumentReads(ABC):
     def _stored(self, cls: type[Entity], entity_id: str) -> dict[str, Any] | None:
         """An entity's stored fields as plain data (None if absent or not a map)."""
         ...
+
+    def _settled(self) -> bool:
+        """Whether reads may be remembered (not inside a write transaction)."""
+        return not self._depth
 
     def to_data(self) -> dict[str, Any]:
         """Every collection as plain data (deleted entities included): for comparisons."""
@@ -273,6 +308,15 @@ class DocumentReads(ABC):
         """Every valid entity of a kind, sorted by id. Invalid ones are skipped here and
         reported by :meth:`invalid`, so a bad edit from a peer never crashes a query."""
         self._touch()
+        if not self._settled():
+            return self._read_all(cls, include_deleted)
+        key = (cls, include_deleted)
+        found = self._every.get(key)
+        if found is None:
+            found = self._every[key] = self._read_all(cls, include_deleted)
+        return list(found)
+
+    def _read_all(self, cls: type[E], include_deleted: bool) -> list[E]:
         out: list[E] = []
         missing: list[str] = []
         for entity_id in self._entity_ids(cls):
@@ -285,7 +329,7 @@ class DocumentReads(ABC):
             missing = self._decode_collection(cls, missing, out, include_deleted)
         if missing:
             self._decode_each(cls, missing, out, include_deleted)
-        out.sort(key=lambda e: e.id)
+        out.sort(key=_BY_ID)
         return out
 
     def by_id(self, cls: type[E], *, include_deleted: bool = False) -> dict[str, E]:
@@ -304,12 +348,17 @@ class DocumentReads(ABC):
         except msgspec.MsgspecError:
             return missing
         rest = []
-        for entity_id in missing:
+        cache, collection, arrays = self._cache, cls.collection, cls.crdt_arrays
+        odd = unstripped(cls, typed.values())
+        for entity_id in missing:  # _remember, inlined: thousands of entities
             entity = typed.get(entity_id)
-            if entity is None or entity.id != entity_id:  # the key is the identity
+            # The key is the identity; a name to strip is read through validate().
+            if entity is None or entity.id != entity_id or entity_id in odd:
                 rest.append(entity_id)
                 continue
-            entity = self._remember(cls, entity)
+            if arrays:
+                entity = deduped(cls, entity)
+            cache[(collection, entity_id)] = entity
             if include_deleted or not entity.deleted:
                 out.append(entity)
         return rest

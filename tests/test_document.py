@@ -291,6 +291,41 @@ def test_writes_bypassing_the_api_do_not_leave_stale_reads(doc: CastDocument) ->
     assert doc.get(Talent, ada.id).name == "Changed behind our back"
 
 
+def test_all_is_read_once_until_any_change(doc: CastDocument, monkeypatch) -> None:
+    """``all()`` of a kind is read once (checks ask for each kind many times a run) and
+    read again after any change: a write, a peer's merge, a write around the typed API;
+    inside a transaction it reads what that transaction wrote so far."""
+    ada = doc.add(Talent, name="Ada")
+    reads: list[str] = []
+    read_all = CastDocument._read_all
+
+    def counted(self, cls, include_deleted):  # type: ignore[no-untyped-def]
+        reads.append(cls.collection)
+        return read_all(self, cls, include_deleted)
+
+    monkeypatch.setattr(CastDocument, "_read_all", counted)
+    assert doc.all(Talent) == doc.all(Talent) == [ada] and reads == ["talents"]
+    doc.all(Talent).clear()  # each caller gets its own list
+    assert doc.all(Talent) == [ada]
+
+    bo = doc.add(Talent, name="Bo")
+    assert [t.name for t in doc.all(Talent)] == ["Ada", "Bo"]
+    peer = Doc()
+    peer.apply_update(doc.encode_update())
+    peer.get("talents", type=Map)[bo.id]["name"] = "Bo Peer"
+    doc.apply_update(peer.get_update(doc.state_vector()))
+    assert [t.name for t in doc.all(Talent)] == ["Ada", "Bo Peer"]
+    doc.ydoc.get("talents", type=Map)[ada.id]["name"] = "Changed behind our back"
+    assert [t.name for t in doc.all(Talent)] == ["Changed behind our back", "Bo Peer"]
+    with doc.transaction():
+        cy = doc.add(Talent, name="Cy")
+        assert cy in doc.all(Talent)
+        doc.delete(Talent, cy.id)
+        assert cy.id not in {t.id for t in doc.all(Talent)}
+    assert [t.name for t in doc.all(Talent, include_deleted=True)][-1] == "Cy"
+    assert reads.count("talents") >= 5
+
+
 # -- invalid entities from a peer ------------------------------------------------------------
 
 
