@@ -750,7 +750,7 @@ def validate(cls: type[Entity], data: dict[str, Any]) -> Entity:
     Integral floats become ints (Yjs stores every number as float64); anything else that
     breaks a rule raises :class:`ValidationFailed`.
     """
-    names = _name_fields(cls)
+    names = name_fields(cls)
     if names and isinstance(data, dict):  # "  Ada Stone " is Ada Stone, however it came
         data = {k: v.strip() if k in names and isinstance(v, str) else v for k, v in data.items()}
     try:
@@ -761,7 +761,8 @@ def validate(cls: type[Entity], data: dict[str, Any]) -> Entity:
 
 
 @functools.cache
-def _name_fields(cls: type[Entity]) -> frozenset[str]:
+def name_fields(cls: type[Entity]) -> frozenset[str]:
+    """The fields :func:`validate` strips of surrounding whitespace (typed ``Name``)."""
     hints = get_type_hints(cls, include_extras=True)
     return frozenset(f for f in cls.__struct_fields__ if hints.get(f) == Name)
 

@@ -37,7 +37,14 @@ import msgspec
 from . import collector, model
 from .errors import CastroomError
 from .model import COLLECTIONS, Entity, Production
-from .reads import SCHEMA_VERSION, DocumentReads, collection_decoder, collection_only, deduped
+from .reads import (
+    SCHEMA_VERSION,
+    DocumentReads,
+    collection_decoder,
+    collection_only,
+    deduped,
+    unstripped,
+)
 
 if TYPE_CHECKING:
     # A read copy stands where a production's document is read (StoredProduction.doc):
@@ -142,6 +149,12 @@ def decode(data: bytes) -> ReadCopy | None:
 _RAWS = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 
+@functools.cache
+def entity_decoder(cls: type[E]) -> msgspec.json.Decoder[E]:
+    """A JSON decoder of one entity into a checked Struct (see collection_decoder)."""
+    return msgspec.json.Decoder(cls, strict=False)
+
+
 def _fresh(value: Any) -> Any:
     """A copy of plain data the caller may change (reads hand out their own dicts)."""
     return msgspec.json.decode(msgspec.json.encode(value))
@@ -194,7 +207,9 @@ class ReadCopy(_Reads):
                 typed: dict[str, E] = collection_decoder(cls).decode(self._collection_json(cls))
         except msgspec.MsgspecError:
             return None
-        return typed if [e.id for e in typed.values()] == list(typed) else None
+        if [e.id for e in typed.values()] != list(typed) or unstripped(cls, typed.values()):
+            return None
+        return typed
 
     def all(self, cls: type[E], *, include_deleted: bool = False) -> list[E]:
         key = (cls, include_deleted)
@@ -232,13 +247,42 @@ class ReadCopy(_Reads):
     def find(self, cls: type[E], entity_id: str, *, include_deleted: bool = False) -> E | None:
         # A kind read whole is a dict lookup; else the entity alone is decoded (a budget
         # looks up the few thousand booked talents of 50,000).
-        valid = self._by_id.get(cls) if cls is not Production else None
-        if valid is None:
+        if cls is Production:
             return super().find(cls, entity_id, include_deleted=include_deleted)
-        entity = valid.get(entity_id)
+        valid = self._by_id.get(cls)
+        if valid is not None:
+            entity = valid.get(entity_id)
+        else:
+            entity = self._cache.get((cls.collection, entity_id)) or self._decode_one(
+                cls, entity_id
+            )
+            if entity is None:  # absent, or not decoded as it stands: as CastDocument reads
+                return super().find(cls, entity_id, include_deleted=include_deleted)
         if entity is None or (entity.deleted and not include_deleted):
             return None
         return entity  # type: ignore[return-value]
+
+    def _decode_one(self, cls: type[E], entity_id: str) -> E | None:
+        """One entity straight from its JSON into a Struct (cached), or None when that
+        does not give what :func:`castroom.core.model.validate` would: absent, invalid,
+        its key not its id, or a name to strip."""
+        raw = self._raw_json(cls).get(entity_id)
+        if raw is None:
+            return None
+        try:
+            entity = entity_decoder(cls).decode(raw)
+        except msgspec.MsgspecError:
+            return None
+        if entity.id != entity_id or unstripped(cls, (entity,)):
+            return None
+        return self._remember(cls, entity)
+
+    def _raw_json(self, cls: type[Entity]) -> dict[str, msgspec.Raw]:
+        """Each entity's JSON, found once per kind (undecoded)."""
+        raws = self._raws.get(cls.collection)
+        if raws is None:
+            raws = self._raws[cls.collection] = _RAWS.decode(self._collection_json(cls))
+        return raws
 
     # -- what CastDocument reads, from the layout ---------------------------------------
 
@@ -280,10 +324,7 @@ class ReadCopy(_Reads):
     def _stored(self, cls: type[Entity], entity_id: str) -> dict[str, Any] | None:
         # Each entity's JSON found once, decoded when asked for (labels ask for a few
         # thousand names): a fresh dict each time, as from Yrs.
-        raws = self._raws.get(cls.collection)
-        if raws is None:
-            raws = self._raws[cls.collection] = _RAWS.decode(self._collection_json(cls))
-        raw = raws.get(entity_id)
+        raw = self._raw_json(cls).get(entity_id)
         value = msgspec.json.decode(raw) if raw is not None else None
         return value if isinstance(value, dict) else None
 

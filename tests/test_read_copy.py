@@ -208,7 +208,7 @@ def _typed_reads(doc: CastDocument) -> dict[str, object]:
         out[f"{cls.collection} all"] = doc.all(cls, include_deleted=True)
         out[f"{cls.collection} by_id"] = list(doc.by_id(cls).items())
         out[f"{cls.collection} by_id all"] = list(doc.by_id(cls, include_deleted=True).items())
-    for key in ("T-bad", "T-gone", "T-key", "T-ok", "T-none"):
+    for key in ("T-bad", "T-gone", "T-key", "T-ok", "T-none", "T-pad"):
         out[key] = (doc.find(Talent, key), doc.find(Talent, key, include_deleted=True))
     out["C-1"] = (doc.find(Candidate, "C-1"), doc.find(Candidate, "C-2"))
     return out
@@ -227,6 +227,7 @@ def test_a_copy_reads_typed_entities_as_the_crdt_does(first: str) -> None:
             Talent(id="T-gone", name="Ida Marsh", deleted=True),
             Talent(id="T-bad", name="Nell Park"),
             Talent(id="T-key", name="Mira Vale"),
+            Talent(id="T-pad", name="Kit Lane"),
             Role(id="R-nora", name="Nora", backups=["T-ok"]),
             Candidate(id="C-1", talent_id="T-ok", role_id="R-nora", stage="booked"),
         ]
@@ -236,6 +237,7 @@ def test_a_copy_reads_typed_entities_as_the_crdt_does(first: str) -> None:
     talents = peer.get("talents", type=Map)
     talents["T-bad"]["rate"] = -5  # invalid under the model
     talents["T-key"]["id"] = "T-other"  # the key is the identity
+    talents["T-pad"]["name"] = "  Kit Lane "  # validate() strips a name
     peer.get("candidates", type=Map)["C-1"]["id"] = "C-2"  # in a kind otherwise valid
     peer.get("roles", type=Map)["R-nora"]["backups"].append("T-ok")  # listed twice
     doc.apply_update(peer.get_update(doc.state_vector()), origin="sync")
@@ -249,6 +251,28 @@ def test_a_copy_reads_typed_entities_as_the_crdt_does(first: str) -> None:
     assert doc.get(Role, "R-nora").backups == ["T-ok"]
     assert copy.get(Role, "R-nora").backups == ["T-ok"]
     assert copy.get(Candidate, "C-1").id == "C-1"
+    assert copy.get(Talent, "T-pad").name == doc.get(Talent, "T-pad").name == "Kit Lane"
+
+
+@pytest.mark.parametrize("first", ["find", "all"])
+def test_every_read_strips_a_name_a_peer_padded(first: str) -> None:
+    """A name a peer wrote with spaces around it reads stripped, as validate() makes it,
+    whether the entity is decoded alone or with its whole (otherwise valid) collection,
+    from the CRDT or from a read copy."""
+    doc = CastDocument.create("Tides")
+    doc.put_many([Talent(id=f"T-{n:02d}", name=f"Talent {n}") for n in range(12)])
+    peer = Doc()
+    peer.apply_update(doc.encode_update())
+    peer.get("talents", type=Map)["T-03"]["name"] = " Kit Lane  "
+    doc.apply_update(peer.get_update(doc.state_vector()), origin="sync")
+    copy = read_copy.decode(read_copy.encode(doc))
+    assert isinstance(copy, ReadCopy)
+    for source in (doc, copy):
+        if first == "find":
+            assert source.get(Talent, "T-03").name == "Kit Lane"
+        assert {t.id: t.name for t in source.all(Talent)}["T-03"] == "Kit Lane"
+        assert source.get(Talent, "T-03").name == "Kit Lane"
+        assert source.invalid() == []
 
 
 def test_a_copy_knows_which_kinds_it_found_valid(tmp_path: Path) -> None:
