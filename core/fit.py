@@ -56,8 +56,7 @@ def blocks_us(view: ProductionView, item: Availability) -> bool:
         return True
     if item.kind not in HOLD_KINDS or not item.held_by.strip():
         return False
-    ours = {view.production.id.casefold(), view.production.title.casefold()}
-    return item.held_by.strip().casefold() not in ours
+    return item.held_by.strip().casefold() not in view._our_names
 
 
 def conflicts(view: ProductionView, talent_id: str, day: ShootDay) -> list[Availability]:

@@ -89,7 +89,7 @@ class ProductionView:
         self.plugins = plugins
         self._cost: Any = _UNSET
         self._costing = False
-        self._shorts: dict[type[Entity], dict[str, str]] = {}
+        self._shorts: dict[type[Entity], labels.ShortIds] = {}
         self._by_id: dict[tuple[type[Entity], bool], Mapping[str, Any]] = {}
         self._live: dict[type[Entity], Collection[str]] = {}
 
@@ -122,7 +122,9 @@ class ProductionView:
         every talent when the production's read copy knows them valid."""
         found = self._live.get(cls)
         if found is None:
-            found = self._live[cls] = _doc_of(self).live_ids(cls)
+            # A frozenset: set.difference over a dict's keys walks all of them, over a
+            # set only the ids asked about (integrity: every reference, at 50,000 talents).
+            found = self._live[cls] = frozenset(_doc_of(self).live_ids(cls))
         return found
 
     def ids(self, cls: type[Entity]) -> list[str]:
@@ -221,52 +223,62 @@ class ProductionView:
         return dict(out)
 
     @cached_property
-    def _cast(self) -> dict[tuple[str, str | None], Talent | None]:
-        return {}
+    def _booked_talents(self) -> dict[tuple[str, str | None], Talent]:
+        """(role id, era) -> the first live talent booked for it, each talent found once:
+        find(), not self.talents, since checks need the few booked talents, and decoding
+        all of them is most of a cold check's time."""
+        out: dict[tuple[str, str | None], Talent] = {}
+        found: dict[str, Talent | None] = {}
+        for key, cands in self.booked.items():
+            for cand in cands:
+                talent_id = cand.talent_id
+                if talent_id not in found:
+                    found[talent_id] = self.find(Talent, talent_id)
+                talent = found[talent_id]
+                if talent is not None:
+                    out[key] = talent
+                    break
+        return out
 
     def booked_talent(self, role_id: str, era: str | None = None) -> Talent | None:
         """The talent booked for a role (and era; falling back to the era-less booking)."""
-        memo = self._cast
-        if (role_id, era) in memo:
-            return memo[(role_id, era)]
-        found = None
-        for key in ((role_id, era), (role_id, None)):
-            for cand in self.booked.get(key, []):
-                # find(), not self.talents: checks need the few booked talents, and
-                # decoding all of them is most of a cold check's time.
-                found = self.find(Talent, cand.talent_id)
-                if found is not None:
-                    break
-            if found is not None:
-                break
-        memo[(role_id, era)] = found
-        return found
+        booked = self._booked_talents
+        return booked.get((role_id, era)) or booked.get((role_id, None))
 
     @cached_property
     def scene_cast(self) -> dict[str, list[tuple[str, Talent | None]]]:
         """Scene id -> (role id, booked talent or None) per character that is a known role,
         for the scene's era. Most checks walk exactly this; building it once saves each."""
-        roles = self.roles
-        return {
-            scene.id: [
-                (role_id, self.booked_talent(role_id, scene.era))
+        roles, booked = self.roles, self._booked_talents
+        out = {}
+        for scene in self.scenes.values():
+            era = scene.era
+            out[scene.id] = [
+                (role_id, booked.get((role_id, era)) or booked.get((role_id, None)))
                 for role_id in dict.fromkeys(scene.characters)
                 if role_id in roles
             ]
-            for scene in self.scenes.values()
-        }
+        return out
 
     @cached_property
     def scene_order(self) -> dict[str, int]:
         """Scene id -> its position in natural number order (2 < 10 < 10A < 11)."""
+        return {scene.id: n for n, scene in enumerate(self.scenes_in_order)}
+
+    @cached_property
+    def scenes_in_order(self) -> list[Scene]:
+        """Every scene in natural number order (2 < 10 < 10A < 11), once per view: a
+        check that walks scenes in this order collects them already in order."""
 
         def key(scene: Scene) -> tuple[Any, ...]:
-            parts = re.split(r"(\d+)", scene.number)
+            number = scene.number
+            if number.isascii() and number.isdigit():  # most scenes: what re.split gives
+                return ((0, int(number), ""),), scene.id
+            parts = re.split(r"(\d+)", number)
             numbered = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p)
             return numbered, scene.id
 
-        ordered = sorted(self.scenes.values(), key=key)
-        return {scene.id: n for n, scene in enumerate(ordered)}
+        return sorted(self.scenes.values(), key=key)
 
     def in_order(self, scenes: Iterable[Scene]) -> list[Scene]:
         """Scenes in natural number order (2 < 10 < 10A)."""
@@ -277,13 +289,22 @@ class ProductionView:
     def scenes_by_shoot_day(self) -> dict[str, list[Scene]]:
         """Shoot day id -> its scenes, in the day's order (scene_ids, then scene.shoot_day_id)."""
         out: dict[str, list[Scene]] = {}
+        listed: dict[str, set[str]] = {}
+        scenes = self.scenes
         for day in self.shoot_days.values():
-            out[day.id] = [self.scenes[s] for s in day.scene_ids if s in self.scenes]
-        for scene in self.scenes.values():
+            out[day.id] = [scenes[s] for s in day.scene_ids if s in scenes]
+            listed[day.id] = set(day.scene_ids)
+        for scene in scenes.values():
             day_id = scene.shoot_day_id
-            if day_id and day_id in out and scene not in out[day_id]:
+            if day_id and day_id in out and scene.id not in listed[day_id]:
                 out[day_id].append(scene)
         return out
+
+    @cached_property
+    def _our_names(self) -> frozenset[str]:
+        """This production's id and title, casefolded (whose holds are ours: core/fit.py)."""
+        production = self.production
+        return frozenset({production.id.casefold(), production.title.casefold()})
 
     def label(self, entity: Entity) -> str:
         """What people call ``entity``: see :func:`castroom.core.labels.label`."""
@@ -295,8 +316,8 @@ class ProductionView:
         kind = model.kind_class(cls) if isinstance(cls, str) else cls
         shorts = self._shorts.get(kind)
         if shorts is None:
-            shorts = self._shorts[kind] = labels.short_ids(self.ids(kind))
-        return shorts.get(entity_id) or labels.short_id(entity_id, shorts)
+            shorts = self._shorts[kind] = labels.ShortIds(self.ids(kind))
+        return shorts[entity_id]
 
     def called(self, cls: type[Entity] | str, entity_id: str) -> str:
         """How a message names an entity: "role Nora (01M8S3KX)" (see

@@ -71,7 +71,7 @@ def check_uncast(view: ProductionView) -> list[Finding]:
     missing: dict[tuple[str, str | None], list[Scene]] = defaultdict(list)
     unknown: dict[str, list[Scene]] = defaultdict(list)
     roles, cast = view.roles, view.scene_cast
-    for scene in view.scenes.values():
+    for scene in view.scenes_in_order:  # so each list below is in scene order already
         if scene.omitted:  # cut from a locked script: no one needs casting for it
             continue
         for role_id, talent in cast[scene.id]:
@@ -86,7 +86,6 @@ def check_uncast(view: ProductionView) -> list[Finding]:
     on_days = {s.id for day in view.scenes_by_shoot_day.values() for s in day}
     for (role_id, era), scenes in missing.items():
         role = view.roles[role_id]
-        scenes = view.in_order(scenes)
         scheduled = [s for s in scenes if s.id in on_days]
         severity: Severity = "error" if scheduled else "warning"
         where = f" ({era})" if era else ""
@@ -103,7 +102,6 @@ def check_uncast(view: ProductionView) -> list[Finding]:
             )
         )
     for role_id, scenes in unknown.items():
-        scenes = view.in_order(scenes)
         stored = view.raw(Role, role_id)
         if stored is not None:
             # The role exists but is stored invalid (a peer's edit): it is skipped by
@@ -139,7 +137,7 @@ def check_playing_age(view: ProductionView) -> list[Finding]:
     # Most scenes repeat a (role, era, look age): judge each combination once.
     verdicts: dict[tuple[str, str | None, int | None], Group | None] = {}
     cast = view.scene_cast
-    for scene in view.scenes.values():
+    for scene in view.scenes_in_order:  # so each group is in scene order already
         for role_id, talent in cast[scene.id]:
             if talent is None:
                 continue
@@ -155,7 +153,6 @@ def check_playing_age(view: ProductionView) -> list[Finding]:
     out = []
     for (role_id, talent_id, low, high), scenes in groups.items():
         role, talent = view.roles[role_id], view.get(Talent, talent_id)
-        scenes = view.in_order(scenes)
         out.append(
             Finding(
                 code="playing-age",

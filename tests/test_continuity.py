@@ -96,6 +96,21 @@ def test_scenes_are_listed_in_natural_number_order(prod: StoredProduction) -> No
     assert [e.label for e in found.entities[1:]] == ["1", "2", "10", "10A"]
 
 
+def test_a_view_orders_scenes_once_in_natural_number_order(prod: StoredProduction) -> None:
+    """``view.scenes_in_order``: every live scene by number (2 < 10 < 10A < 11, ties by
+    id), and ``scene_order`` and ``in_order`` agree with it."""
+    numbers = ("10A", "2", "11", "10", "1", "B", "1", "02b")
+    for number in numbers:
+        prod.doc.add(Scene, number=number)
+    view = ProductionView(prod.doc)
+    ordered = view.scenes_in_order
+    assert [s.number for s in ordered] == ["1", "1", "2", "02b", "10", "10A", "11", "B"]
+    assert ordered[0].id < ordered[1].id
+    assert view.scenes_in_order is ordered
+    assert [view.scene_order[s.id] for s in ordered] == list(range(len(numbers)))
+    assert view.in_order(reversed(ordered)) == ordered
+
+
 def test_cut_roles_and_unknown_characters(prod: StoredProduction) -> None:
     cut = prod.doc.add(Role, name="Cut", status="cut")
     prod.doc.add(Scene, number="1", characters=[cut.id, "GHOST"])
