@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from typing import Any
-from xml.sax.saxutils import escape
 
 from castroom.core.api import Production, ProductionView, Role, Scene, ShootDay, Talent
 
@@ -180,6 +179,8 @@ def info(sheet: CallSheet) -> list[tuple[str, str]]:
 
 def to_pdf(sheet: CallSheet) -> bytes:
     """The call sheet as a one-or-more-page PDF (reportlab's platypus, landscape letter)."""
+    from xml.sax.saxutils import escape  # here: it imports urllib.request, http, ssl
+
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import landscape, letter
     from reportlab.lib.styles import getSampleStyleSheet

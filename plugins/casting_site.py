@@ -15,7 +15,6 @@ here with a different agent is reported and the record skipped, never duplicated
 
 from __future__ import annotations
 
-import email.utils
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -105,6 +104,8 @@ def _retry_after(value: str | None, now: float) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils  # here: `castroom check` loads this plugin, not its HTTP client
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

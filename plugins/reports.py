@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from html import escape
 from typing import Any
 
 from castroom.core.api import (
@@ -30,6 +29,15 @@ from castroom.core.api import (
     hookimpl,
 )
 from castroom.plugins import callsheet
+
+
+def escape(text: str) -> str:
+    """``text`` HTML-escaped (html is imported for a report only: its entity table is large,
+    and every command that loads plugins imports this module)."""
+    import html
+
+    return html.escape(text)
+
 
 LEGEND = {
     "SW": "start work",

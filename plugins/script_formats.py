@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import itertools
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from castroom.core.api import CastroomError
 from castroom.plugins import breakdown
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 #: How a writer marks a story day (said when a scene has none).
 HOW_TO_MARK = {
@@ -332,6 +334,8 @@ def _text(paragraph: ET.Element) -> str:
 
 def _fdx_root(data: bytes) -> tuple[ET.Element, ET.Element]:
     """The document's root and its ``Content``, or one clear error."""
+    import xml.etree.ElementTree as ET  # here: every command that loads plugins imports this
+
     try:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
