@@ -142,7 +142,7 @@ def test_two_pages_and_the_cli_converge(browser: Any, room: Server, pages: list[
     one, two = new_page(browser, pages), new_page(browser, pages)
     for page in (one, two):
         signed_in(page, room).goto(board)
-        page.page.wait_for_selector(f'[data-candidate="{candidate}"]', timeout=10000)
+        page.page.wait_for_selector(f'[data-candidate="{candidate}"]', timeout=60_000)
     one.page.drag_and_drop(f'[data-candidate="{candidate}"]', '.column[data-stage="shortlisted"]')
     wait_for(lambda: column_of(one.page, candidate) == "shortlisted", 5, "the moved card")
     wait_for(lambda: column_of(two.page, candidate) == "shortlisted", 5, "the other page")
@@ -460,6 +460,8 @@ def test_backups_reorder_by_drag_as_well_as_by_button(
     opened.goto(f"{room.url}/#/{pid}/roles?id={role['id']}")
     last, first = order[-1], order[0]
     grip = {b: f'.backups li[data-backup="{b}"]' for b in order}
+    # The list first: at load 6+ drawing it took longer than a drag's 10 s default.
+    opened.wait_for_selector(grip[last], timeout=60_000)
     opened.drag_and_drop(grip[last], grip[first])
     # The dragged backup takes the place of the one it is dropped on.
     expected = [last, *order[:-1]]
