@@ -35,7 +35,10 @@ e.g. ``20,50`` or ``50x4``, to run only some; BENCH_LIVE_ROUNDS (default 1);
 BENCH_LIVE_SERVERS, e.g. ``castroom,relay``, to run only some (castroom, castroom-hp,
 relay, hocuspocus, cluster); BENCH_LIVE_BEFORE, the path of another checkout's
 ``castroom`` executable (its venv's), measured in the same run as "castroom before";
-BENCH_LIVE_WINDOW, seconds: castroom serve again with that ``[server] flush_window``.
+BENCH_LIVE_WINDOW, seconds: castroom serve again with that ``[server] flush_window``;
+BENCH_LIVE_VARIANTS, castroom serve again with other ``[server]`` settings, e.g.
+``no-watch:loop_watch=false;no-ckpt:checkpoint_every=0`` (rows "castroom no-watch", ...;
+BENCH_LIVE_SERVERS names them by label).
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ PEERS_PER_GEN = int(os.environ.get("BENCH_LIVE_PEERS_PER_GEN", "25"))
 MAX_GENS = int(os.environ.get("BENCH_LIVE_MAX_GENS", "4"))
 BEFORE = os.environ.get("BENCH_LIVE_BEFORE", "")
 WINDOW = os.environ.get("BENCH_LIVE_WINDOW", "")
+VARIANTS = os.environ.get("BENCH_LIVE_VARIANTS", "")
 CASES = [(1, 20), (1, 50), (1, 100), (50, 4)]  # (productions, peers per production)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: A row whose generators made fewer edits a second than this share of RATE is flagged.
@@ -482,10 +486,26 @@ class _Kind:
     results: list[Result] = field(default_factory=list)
 
 
+def _variants(here: Path) -> list[_Kind]:
+    """castroom serve with other ``[server]`` settings (BENCH_LIVE_VARIANTS)."""
+    kinds = []
+    for item in filter(None, (v.strip() for v in VARIANTS.split(";"))):
+        label, _, settings = item.partition(":")
+        config = "".join(
+            f"{k.strip()} = {v.strip()}\n"
+            for k, _, v in (pair.partition("=") for pair in settings.split(","))
+        )
+        kinds.append(
+            _Kind(f"castroom {label}", lambda d, n, c=config: _castroom(d, n, "sync", here, c))
+        )
+    return kinds
+
+
 def _servers() -> list[_Kind]:
     here = Path(sys.executable).with_name("castroom")
     kinds = [
         _Kind("castroom serve", lambda d, n: _castroom(d, n, "sync", here)),
+        *_variants(here),
         _Kind("castroom /hp", lambda d, n: _castroom(d, n, "hocuspocus", here)),
     ]
     if WINDOW:
@@ -513,6 +533,7 @@ def _servers() -> list[_Kind]:
             "relay": "node relay",
             "hocuspocus": "hocuspocus",
             "cluster": "hocuspocus x2",
+            **{k.name.removeprefix("castroom "): k.name for k in _variants(here)},
         }
         picked = {names.get(w.strip(), w.strip()) for w in wanted.split(",")}
         # The ratios need their baselines.

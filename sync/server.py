@@ -181,6 +181,8 @@ class ServerOptions(msgspec.Struct, kw_only=True, frozen=True):
     #: How often the write-ahead log is copied back into the database file, in a thread
     #: (checkpoints.py: never in a commit on the event loop; seconds; 0: SQLite's own).
     checkpoint_every: float = 1.0
+    #: Whether the event loop's stalls are watched (loop_watch.py; GET /stats).
+    loop_watch: bool = True
     #: Seconds a flush of live frames waits after the one before (0: every event-loop
     #: turn). A longer window merges more updates into each peer's frame (fewer sends,
     #: less CPU with many peers) and adds up to that much latency.
@@ -569,7 +571,8 @@ class SyncServer:
         #: Called when the server stops (the dashboard's worker process is stopped).
         self.on_close: list[Callable[[], None]] = []
         #: How long the event loop went without turning (GET /stats; loop_watch.py).
-        self.loop_watch = LoopWatch()
+        #: Beaten by _poll every poll_interval, so it never wakes the loop itself.
+        self.loop_watch = LoopWatch(tick=options.poll_interval)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -591,7 +594,7 @@ class SyncServer:
         options = self.options
         try:
             async with (
-                self.loop_watch.watching(),
+                self.loop_watch.watching(enabled=options.loop_watch, ticking=False),
                 background_checkpoints(self.workspace.store, options.checkpoint_every),
                 background_compaction(self.workspace, options.compact_every, options.compact_floor),
             ):
@@ -619,6 +622,7 @@ class SyncServer:
         looked: int | None = None
         while True:
             await asyncio.sleep(self.options.poll_interval)
+            self.loop_watch.beat()
             # One look for every room: the database's version moves only when another
             # process commits (50 rooms cost one query a round, not 50).
             version = store.data_version()

@@ -16,7 +16,7 @@ from sync_helpers import make_token, wait_until
 from castroom.core import model
 from castroom.core.workspace import Workspace
 from castroom.sync.loop_watch import LoopWatch, Stall
-from castroom.sync.server import ServerThread
+from castroom.sync.server import ServerOptions, ServerThread
 
 HOLD = 0.3
 #: How long a hold may wait for the sampler thread to look (a loaded machine may keep it
@@ -135,3 +135,54 @@ def test_a_servers_first_edit_imports_no_plugin_on_its_loop(tmp_path: Path) -> N
         assert not workspace.plugins.loaded
     with Workspace.open(path) as ws:
         assert ws.production(pid).doc.get(model.Talent, talent.id).rate == 1000
+
+
+def test_a_turning_loop_wakes_the_sampler_only_when_a_beat_could_be_late() -> None:
+    """The sampler sleeps until a beat is half a threshold overdue: with the loop turning,
+    it wakes about once a (tick + threshold / 2), not every quarter threshold (it took
+    the GIL from a busy loop 40 times a second)."""
+    watch = LoopWatch(tick=0.02, threshold=0.2)
+
+    async def turning() -> None:
+        async with watch.watching():
+            await asyncio.sleep(1.0)
+
+    asyncio.run(turning())
+    assert watch.ticks >= 10  # the loop ticked all along (a loaded machine ticks fewer)
+    # Waking every quarter threshold would be 20 looks; once per 0.12 s is about 8.
+    assert watch.looks <= 12, watch.looks
+    assert not watch.stalls or all(s.wall_ms > 200 for s in watch.stalls)
+
+
+def test_serve_beats_the_watch_from_its_poll_with_no_timer_of_its_own(tmp_path: Path) -> None:
+    """castroom serve's watch adds no wake-up of the loop: its poll task beats it."""
+    path = tmp_path / "server"
+    Workspace.open(path, member="casting").close()
+    token = make_token(path, "read")
+    with ServerThread(path) as server:
+        watch = server.app_state.loop_watch
+        auth = {"Authorization": f"Bearer {token}"}
+        first = httpx.get(f"{server.url}/stats", headers=auth).json()["loop"]["ticks"]
+        wait_until(
+            lambda: (
+                httpx.get(f"{server.url}/stats", headers=auth).json()["loop"]["ticks"] > first + 3
+            ),
+            timeout=30,
+        )
+        assert watch._handle is None
+        assert watch.tick == server.app_state.options.poll_interval
+
+
+def test_serve_can_run_unwatched(tmp_path: Path) -> None:
+    """``[server] loop_watch = false``: no beats, no sampler thread; /stats still answers."""
+    path = tmp_path / "server"
+    Workspace.open(path, member="casting").close()
+    token = make_token(path, "read")
+    options = ServerOptions.from_config({"server": {"loop_watch": False}})
+    with ServerThread(path, options=options) as server:
+        auth = {"Authorization": f"Bearer {token}"}
+        time.sleep(0.3)  # several polls: none of them beats an unwatched watch
+        body = httpx.get(f"{server.url}/stats", headers=auth).json()
+        assert body["loop"]["ticks"] == 0
+        watch = server.app_state.loop_watch
+        assert watch.looks == 0 and watch._clocks is None  # no sampler, nothing read
