@@ -543,6 +543,7 @@ class CrdtDocument(DocumentReads):
         notify: bool = True,
         walked: bool = False,
         max_structs: int | None = None,
+        state: bytes | None = None,
     ) -> Changes:
         """Merge a peer's update. Raises BadUpdate (leaving the document as it was) if the
         bytes cannot be decoded or integrated; returns what changed. With ``notify=False``
@@ -551,7 +552,8 @@ class CrdtDocument(DocumentReads):
         ``walked``: these exact bytes passed :func:`guard_update` before (a stored snapshot
         this version walked), so the walk is not repeated. ``max_structs``: the walk's
         struct cap (``yupdate.MAX_INCREMENTAL_STRUCTS`` for a peer's incremental update;
-        default: a full state's)."""
+        default: a full state's). ``state``: this document's state vector, if the caller
+        has just read it (one Yrs encode fewer per update)."""
         if self._depth:
             raise RuntimeError("apply_update inside a local transaction")
         # Walked here (before Yrs reserves memory for what the bytes declare) unless these
@@ -564,7 +566,8 @@ class CrdtDocument(DocumentReads):
         # leaves the document as it was. An update that decodes but cannot be integrated
         # (a crafted one) fails half-way: then the document is rebuilt from its durable
         # state (storage) or from a copy taken here (a document without storage).
-        state = self.ydoc.get_state()
+        if state is None:
+            state = self.ydoc.get_state()
         if state == b"\x00":
             return self._load_into_empty(update, origin, shape, notify=notify)
         backup = None if self.on_abort is not None else self.ydoc.get_update()

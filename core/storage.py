@@ -260,6 +260,17 @@ def _encode_changes(
     return _changes_encoder.encode(rows)
 
 
+def _may_name_many(
+    changes: dict[tuple[str, str], set[str]], values: dict[tuple[str, str], dict[str, list[Any]]]
+) -> bool:
+    """Whether an encoding of ``changes`` may refer to ``_MANY_NAMES`` names or more (a
+    live edit's few do not: they are stored one by one, with no list of them made)."""
+    if len(changes) + len(values) < _MANY_NAMES // 4:
+        most = sum(len(f) for f in changes.values()) + sum(len(v) for v in values.values())
+        return most + 2 * (len(changes) + len(values)) >= _MANY_NAMES
+    return True
+
+
 def _names_in(
     changes: dict[tuple[str, str], set[str]], values: dict[tuple[str, str], dict[str, list[Any]]]
 ) -> list[str]:
@@ -332,6 +343,9 @@ _MANY_NAMES = 64
 #: Names stored per transaction (Store.intern) when a large merge's names are stored in
 #: slices, between which the event loop serves everyone else.
 NAMES_PER_TRANSACTION = 512
+
+#: How a write inside a batch is undone (its savepoint), leaving the batch open.
+_UNDO_WRITE = ("ROLLBACK TO castroom_write", "RELEASE castroom_write")
 
 #: A log entry's columns, for Store._entries.
 _ENTRY_COLUMNS = "seq, ts, author, changes, length(data)"
@@ -561,8 +575,7 @@ class Store:
                 # stands still until the batch ends.
                 self._batch_version = self.data_version()
         if self.db.in_transaction:
-            undo = ("ROLLBACK TO castroom_write", "RELEASE castroom_write")
-            with self._atomic("SAVEPOINT castroom_write", undo, "RELEASE castroom_write"):
+            with self._atomic("SAVEPOINT castroom_write", _UNDO_WRITE, "RELEASE castroom_write"):
                 yield self.db
         else:
             with self._atomic("BEGIN IMMEDIATE", ("ROLLBACK",), "COMMIT"):
@@ -813,11 +826,14 @@ class Store:
         with self.write() as db:
             ref = self._interner(db, pending)
             if encoded is None:
-                self._intern_many(db, _names_in(changes or {}, values or {}), pending)
-                encoded = _encode_changes(changes or {}, values or {}, ref)
+                changes, values = changes or {}, values or {}
+                if _may_name_many(changes, values):
+                    self._intern_many(db, _names_in(changes, values), pending)
+                encoded = _encode_changes(changes, values, ref)
             author = ref(author_name(member, device, origin))
             seq = _insert_update(db, ref(production), author, encoded, digest, data)
-        self._remember(pending)
+        if pending:
+            self._remember(pending)
         return seq
 
     def append_apart(

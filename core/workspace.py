@@ -520,7 +520,14 @@ class StoredProduction:
         held the server's event loop 11 s."""
         if not seq or self.id is None:
             return
-        if seq == self.seen + 1 or not self.store.logged_between(self.id, self.seen, seq):
+        if (
+            seq == self.seen + 1
+            # No other process committed since refresh read the log up to ``seen``, so
+            # every row in between is another production's: no query per update (with
+            # 50 productions live, a row of ours is hardly ever seen + 1).
+            or self.store.data_version() == self._version
+            or not self.store.logged_between(self.id, self.seen, seq)
+        ):
             self.seen = seq
 
     def _stored(self, update: bytes, changes: Changes, *, members: bool | None = None) -> None:
@@ -584,11 +591,13 @@ class StoredProduction:
         version = self.store.data_version()
         if version == self._version:
             return {}
-        self._version = version
         # Another process committed (an edit, or a compaction that shrank the log):
         # count the bytes held again when asked.
         self._held = None
         blobs, last, snapshot = self.store.load_from_snapshot(self.id, after=self.seen)
+        # Only once its rows are read: a load that failed (the database busy) is tried
+        # again next time, and _advance may trust that nothing is left unread.
+        self._version = version
         if last <= self.seen:
             return {}
         self._members = {}  # the team may have changed
@@ -784,7 +793,7 @@ class StoredProduction:
             # Listeners (plugins) hear of the change only once it is stored, as for local
             # commits (_persist runs before on_change): a failed append drops it again.
             changes = self.doc.apply_update(
-                update, origin=origin, notify=False, max_structs=max_structs
+                update, origin=origin, notify=False, max_structs=max_structs, state=started.known
             )
         # Store (and relay) only what was new to us. Yrs skips structs whose ids it already
         # has, but a log that kept them could load differently: a merge of the log may

@@ -528,3 +528,59 @@ def test_a_snapshot_beyond_the_limits_is_never_trusted(
                 production = ws.production()
             assert production.doc.all(Talent) == []
             assert ws.store.get_kv("snapshot-walked:" + str(production.id)) is None
+
+
+def _peer_update(production, talent_id: str, fields: dict) -> bytes:  # type: ignore[no-untyped-def]
+    peer = CastDocument()
+    peer.apply_update(production.doc.encode_update())
+    peer.update(Talent, talent_id, fields)
+    return peer.encode_update(production.doc.state_vector())
+
+
+def test_rows_of_other_productions_in_between_cost_no_query(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With several productions live, a production's next row is hardly ever its last
+    plus one; when no other process committed since it last read the log, the rows in
+    between are other productions' and it needs no query to say so (one per update)."""
+    with Workspace.open(tmp_path / "ws", member="ana") as ws:
+        one, two = ws.create_production("One"), ws.create_production("Two")
+        for production in (one, two):
+            production.doc.add(Talent, id="t1", name="Ada", rate=100)
+        updates = [(p, _peer_update(p, "t1", {"rate": r})) for r in (200, 300) for p in (one, two)]
+
+        def asked(*args: object) -> bool:
+            raise AssertionError("logged_between asked with no other process's commit")
+
+        monkeypatch.setattr(ws.store, "logged_between", asked)
+        with ws.batch():
+            for production, update in updates:
+                production.apply_update(update, origin="sync", device="PEER")
+        for production in (one, two):
+            assert production.doc.get(Talent, "t1").rate in (200, 300)
+            production.refresh()  # nothing of ours is merged again, nothing is missing
+            assert production.seen == max(e.seq for e in production.history(limit=1))
+
+
+def test_a_row_another_process_logged_in_between_is_merged_after_ours(tmp_path: Path) -> None:
+    """Another process's row of this production, logged between our refresh and our
+    append, is still merged by the next refresh (the shortcut above is not taken)."""
+    path = tmp_path / "ws"
+    with Workspace.open(path, member="ana") as ws:
+        production = ws.create_production("Tides")
+        production.doc.add(Talent, id="t1", name="Ada", rate=100)
+        production.doc.add(Talent, id="t2", name="Bo", rate=100)
+        update = _peer_update(production, "t1", {"rate": 250})
+        started = production.begin_merge(update)
+        merged = production.merge_document(update, started, origin="sync")
+        finishing = production.begin_finish(merged, origin="sync", device="PEER")
+        with Workspace.open(path, member="ben") as other:  # its own connection
+            other.production(str(production.id)).doc.update(Talent, "t2", {"rate": 999})
+        seq = production.append_merged(merged, finishing)
+        production.end_finish(merged, finishing, seq)
+        assert production.seen < seq  # the other's row is not merged yet
+        assert production.doc.get(Talent, "t2").rate == 999  # read: refreshed
+        assert production.doc.get(Talent, "t1").rate == 250
+    with Workspace.open(path) as again:
+        doc = again.production().doc
+        assert (doc.get(Talent, "t1").rate, doc.get(Talent, "t2").rate) == (250, 999)
