@@ -34,7 +34,8 @@ agent and appending to its notes, a Y.Text), ``field`` or ``text``; BENCH_LIVE_C
 e.g. ``20,50`` or ``50x4``, to run only some; BENCH_LIVE_ROUNDS (default 1);
 BENCH_LIVE_SERVERS, e.g. ``castroom,relay``, to run only some (castroom, castroom-hp,
 relay, hocuspocus, cluster); BENCH_LIVE_BEFORE, the path of another checkout's
-``castroom`` executable (its venv's), measured in the same run as "castroom before";
+``castroom`` executable (its venv's), measured in the same run as "castroom before", or
+several as ``LABEL=PATH,LABEL=PATH`` (rows "castroom LABEL");
 BENCH_LIVE_WINDOW, seconds: castroom serve again with that ``[server] flush_window``;
 BENCH_LIVE_VARIANTS, castroom serve again with other ``[server]`` settings, e.g.
 ``no-watch:loop_watch=false;no-ckpt:checkpoint_every=0`` (rows "castroom no-watch", ...;
@@ -495,10 +496,23 @@ def _variants(here: Path) -> list[_Kind]:
             f"{k.strip()} = {v.strip()}\n"
             for k, _, v in (pair.partition("=") for pair in settings.split(","))
         )
-        kinds.append(
-            _Kind(f"castroom {label}", lambda d, n, c=config: _castroom(d, n, "sync", here, c))
-        )
+        kinds.append(_Kind(f"castroom {label}", _starter(here, config)))
     return kinds
+
+
+def _starter(castroom: Path, config: str = "") -> Callable[[Path, int], _Served]:
+    """Starts that castroom serve, with those extra ``[server]`` settings."""
+    return lambda folder, productions: _castroom(folder, productions, "sync", castroom, config)
+
+
+def _befores() -> list[tuple[str, Path]]:
+    """BENCH_LIVE_BEFORE: ``PATH`` ("castroom before") or ``LABEL=PATH,...`` ("castroom
+    LABEL" each), other checkouts' castroom executables."""
+    found = []
+    for item in filter(None, (i.strip() for i in BEFORE.split(","))):
+        label, _, path = item.rpartition("=")
+        found.append((f"castroom {label or 'before'}", Path(path)))
+    return found
 
 
 def _servers() -> list[_Kind]:
@@ -517,9 +531,8 @@ def _servers() -> list[_Kind]:
                 lambda d, n: _castroom(d, n, "sync", here, window),
             ),
         )
-    if BEFORE:
-        before = Path(BEFORE)
-        kinds.insert(1, _Kind("castroom before", lambda d, n: _castroom(d, n, "sync", before)))
+    for at, (label, path) in enumerate(_befores(), start=1):
+        kinds.insert(at, _Kind(label, _starter(path)))
     kinds += [_Kind("node relay", _relay), _Kind("hocuspocus", _hocuspocus)]
     if shutil.which("redis-server"):
         kinds.append(_Kind("hocuspocus x2", _cluster))
@@ -534,6 +547,7 @@ def _servers() -> list[_Kind]:
             "hocuspocus": "hocuspocus",
             "cluster": "hocuspocus x2",
             **{k.name.removeprefix("castroom "): k.name for k in _variants(here)},
+            **{label.removeprefix("castroom "): label for label, _ in _befores()},
         }
         picked = {names.get(w.strip(), w.strip()) for w in wanted.split(",")}
         # The ratios need their baselines.
@@ -649,10 +663,10 @@ def _print(productions: int, peers: int, results: list[Result]) -> bool:
             f"    {name} / hocuspocus: CPU {cpu:.2f}x, p99 {p99:.2f}x (<= 1.2x) [{marks[ok]}]",
             flush=True,
         )
-    if "castroom before" in by_name:
-        before = by_name["castroom before"]
+    for label, _ in _befores():
+        before = by_name[label]
         print(
-            f"    castroom serve / castroom before: CPU {_ratio(ours.cpu, before.cpu):.2f}x,"
+            f"    castroom serve / {label}: CPU {_ratio(ours.cpu, before.cpu):.2f}x,"
             f" p99 {_ratio(ours.p99, before.p99):.2f}x",
             flush=True,
         )

@@ -65,14 +65,37 @@ def decode_state_vector(state_vector: bytes) -> dict[int, int]:
         count, pos = read_var_uint(state_vector, 0)
         if count > len(state_vector):  # each pair takes at least two bytes
             raise BadUpdate(f"declares {count} clients in {len(state_vector)} bytes")
-        for _ in range(count):
-            client, pos = read_var_uint(state_vector, pos)
-            out[client], pos = read_var_uint(state_vector, pos)
+        numbers = _var_uints(state_vector, pos, 2 * count)
     except BadUpdate as exc:
         raise BadUpdate(f"malformed state vector ({exc})") from None
+    pos = numbers.pop()
     if pos != len(state_vector):
         raise BadUpdate("malformed state vector (trailing bytes)")
+    out.update(zip(numbers[::2], numbers[1::2], strict=True))
     return out
+
+
+def _var_uints(data: bytes, pos: int, count: int) -> list[int]:
+    """``count`` varUints from ``pos`` (read_var_uint, inlined: every merge decodes a
+    state vector), then the position after them, as the last item."""
+    values: list[int] = []
+    end = len(data)
+    for _ in range(count):
+        value = shift = 0
+        while True:
+            if pos >= end:
+                raise BadUpdate("truncated (a varUint runs past the end)")
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                break
+            shift += 7
+            if shift > MAX_VAR_UINT_BITS:
+                raise BadUpdate("varUint too large")
+        values.append(value)
+    values.append(pos)
+    return values
 
 
 def ahead(mine: bytes, theirs: bytes) -> bool:
