@@ -314,17 +314,33 @@ class Workspace:
     ) -> tuple[StoredProduction, Changes]:
         """Merge an update into a production, creating the production here if it is new
         (how a new team member's empty workspace receives a bundle or a sync). The id
-        names folders in a shared folder, so it must be a plain name (UnsafeId)."""
-        model.folder_id(production_id, "production id")
-        if production_id in dict(self.productions()):
-            production = self.production(production_id)
-        else:
-            production = StoredProduction(self, production_id, _new_document())
-            self._open[production_id] = production
+        names folders in a shared folder, so it must be a plain name (UnsafeId).
+
+        In two steps around the merge, which the sync server takes apart to merge a
+        large first push off its event loop: :meth:`adoptee`, :meth:`adopted`."""
+        production = self.adoptee(production_id)
         changes = production.apply_update(update, origin=origin, device=device, member=member)
-        if production.doc.production_id is not None:
-            self.store.add_production(production_id, production.title())
+        self.adopted(production)
         return production, changes
+
+    def adoptee(self, production_id: str) -> StoredProduction:
+        """The production an adopted update merges into: the open one, the stored one, or
+        a new empty one (kept open, so a second adoption before :meth:`adopted` merges
+        into the same)."""
+        model.folder_id(production_id, "production id")
+        if production_id in self._open:
+            return self._open[production_id]
+        if production_id in dict(self.productions()):
+            return self.production(production_id)
+        production = self._open[production_id] = StoredProduction(
+            self, production_id, _new_document()
+        )
+        return production
+
+    def adopted(self, production: StoredProduction) -> None:
+        """After an adoption's merge: listed, once its document holds the production."""
+        if production.id is not None and production.doc.production_id is not None:
+            self.store.add_production(production.id, production.title())
 
 
 def _new_document() -> CastDocument:

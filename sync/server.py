@@ -90,7 +90,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from castroom.core import media, yupdate
+from castroom.core import media, model, yupdate
 from castroom.core.crdt import awareness_for, merge_all
 from castroom.core.document import Changes, production_in
 from castroom.core.errors import BadUpdate, CastroomError, StorageError
@@ -914,6 +914,9 @@ class SyncServer:
                         protocol.merge_into(production, body, device=device, member=member)
                     )
                 created = False
+            elif len(body) > self.options.heavy_update:
+                changed = await self._adopt_off_loop(production_id, body, device, member)
+                created = True
             else:
                 changed = len(self._adopt(production_id, body, device, member))
                 created = True
@@ -927,17 +930,29 @@ class SyncServer:
         """A production this server has never seen: accept it only if the update
         creates that very production (so a typo cannot plant an empty document)."""
         assert self.workspace is not None
-        try:
-            found = production_in(update)
-        except BadUpdate as exc:
-            raise protocol.ProtocolError(str(exc)) from None
-        if found != production_id:
-            raise Refused(404, f"no production {production_id!r} on this server")
+        _creates(production_id, update)
         _, changes = self.workspace.adopt(
             production_id, update, origin="sync", device=device, member=member
         )
         log.info("adopted production %s from %s", production_id, device)
         return changes
+
+    async def _adopt_off_loop(
+        self, production_id: str, update: bytes, device: str, member: str
+    ) -> int:
+        """:meth:`_adopt` for a large first push (a whole production: megabytes), off the
+        event loop: its rehearsal on a scratch copy in a worker thread, then merged as a
+        large update into an existing production is (:meth:`merge_off_loop`). Before,
+        both ran on the loop (a 4.5 MB push held it over a second in the walk alone)."""
+        assert self.workspace is not None
+        model.folder_id(production_id, "production id")  # before any work: UnsafeId
+        await asyncio.to_thread(_creates, production_id, update)
+        await self.until_merged(production_id)  # another push of it, adopted meanwhile
+        production = self.workspace.adoptee(production_id)
+        changed = await self.merge_off_loop(production, update, device=device, member=member)
+        self.workspace.adopted(production)
+        log.info("adopted production %s from %s", production_id, device)
+        return changed
 
     # -- WebSocket ---------------------------------------------------------------------------
 
@@ -1306,6 +1321,17 @@ def collection_paused() -> Iterator[None]:
         if _paused[0] == 0:
             gc.enable()
             sys.setswitchinterval(_paused[1])
+
+
+def _creates(production_id: str, update: bytes) -> None:
+    """Refuse (404) an update that does not create production ``production_id`` (checked
+    on a scratch copy: :func:`production_in`); ProtocolError if it does not decode."""
+    try:
+        found = production_in(update)
+    except BadUpdate as exc:
+        raise protocol.ProtocolError(str(exc)) from None
+    if found != production_id:
+        raise Refused(404, f"no production {production_id!r} on this server")
 
 
 def _release(records: list[Changes]) -> None:

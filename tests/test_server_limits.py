@@ -530,6 +530,87 @@ def test_a_heavy_merge_writes_its_row_off_the_loop(
         assert len(workspace.production(a).doc.to_data()["talents"]) == 2_000
 
 
+def test_a_large_first_push_of_a_new_production_is_adopted_off_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ordering, not timing: a production the server has never seen, pushed whole over
+    HTTP (a first sync: megabytes), is rehearsed on a scratch copy and merged in worker
+    threads. Held at a gate in the rehearsal, /health answers and production B's edit
+    goes in and comes back. A second push of the same bytes meanwhile merges into the
+    same production. Before, the rehearsal and the merge (each with its walk) ran on the
+    event loop: a 4.5 MB first push held it over a second."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from castroom.core.workspace import MergeStart, StoredProduction
+    from castroom.sync import server as server_module
+
+    reached, gate = threading.Event(), threading.Event()
+    threads: dict[str, list[str]] = {"rehearsal": [], "merge": []}
+    real_production_in, real_merge = server_module.production_in, StoredProduction.merge_document
+
+    def production_in(update: bytes, base: bytes | None = None) -> str | None:
+        threads["rehearsal"].append(threading.current_thread().name)
+        if not reached.is_set():  # the first push's only
+            reached.set()
+            assert gate.wait(120), "the test never opened the gate"
+        return real_production_in(update, base)
+
+    def merge_document(
+        self: StoredProduction, update: bytes, started: MergeStart, **kw: Any
+    ) -> Any:
+        if self.id != b:
+            threads["merge"].append(threading.current_thread().name)
+        return real_merge(self, update, started, **kw)
+
+    monkeypatch.setattr(server_module, "production_in", production_in)
+    monkeypatch.setattr(StoredProduction, "merge_document", merge_document)
+    path = tmp_path / "server"
+    _, b, token = _two_productions(path)
+    headers = {"Authorization": f"Bearer {token}"}
+    with Workspace.open(tmp_path / "laptop", member="casting") as laptop:
+        fresh = laptop.create_production("Brand New")
+        with fresh.doc.transaction():
+            for i in range(300):
+                fresh.doc.add(model.Talent, name=f"Talent {i}", notes="n" * 100)
+        new_id, update = fresh.id, fresh.doc.encode_update()
+    assert len(update) > 16 * 1024
+
+    def push() -> httpx.Response:
+        return httpx.post(
+            f"{server.url}/sync/{new_id}/push", headers=headers, content=update, timeout=120
+        )
+
+    with ServerThread(path, options=ServerOptions(heavy_update=16 * 1024)) as server:
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                first = pool.submit(push)
+                assert reached.wait(60), "the push was never rehearsed"
+                assert httpx.get(f"{server.url}/health", timeout=30).json() == {"status": "ok"}
+                _round_trip(server.url, b, headers, "while the new production is adopted")
+                second = pool.submit(push)
+                assert wait_until(lambda: len(threads["rehearsal"]) == 2, timeout=30)
+                assert not first.done(), "the first push finished while held: no evidence"
+                gate.set()
+                answers = [first.result(timeout=120), second.result(timeout=120)]
+        finally:
+            gate.set()
+        assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+        # The second, not held, merged first; the first then found everything known.
+        assert [a.json() for a in answers] == [
+            {"changed": 0, "created": True},
+            {"changed": 301, "created": True},
+        ]
+        listing = httpx.get(f"{server.url}/productions", headers=headers).json()["productions"]
+        assert [p["id"] for p in listing].count(new_id) == 1
+    assert all(name.startswith("asyncio_") for name in threads["rehearsal"]), threads
+    assert threads["merge"] and all(name.startswith("asyncio_") for name in threads["merge"])
+    with Workspace.open(path, create=False) as workspace:
+        adopted = workspace.production(new_id)
+        assert adopted.title() == "Brand New"
+        assert len(adopted.doc.all(model.Talent)) == 300
+
+
 def test_a_server_whose_plugins_hear_changes_loads_them_before_serving(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
