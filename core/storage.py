@@ -407,6 +407,9 @@ class Store:
         #: needed, and the lock that keeps two threads from sharing it.
         self._apart: sqlite3.Connection | None = None
         self._apart_lock = threading.Lock()
+        #: Whether commits leave checkpoints to a Checkpointer (defer_checkpoints): on
+        #: both connections, the second one's too.
+        self._deferred = False
         #: The names rows refer to, both ways, and the highest number known.
         self._refs: dict[str, int] = {}
         self._texts: dict[int, str] = {}
@@ -657,12 +660,20 @@ class Store:
         """Never copy the write-ahead log back into the database file on this connection
         (SQLite does it in the commit that takes the log past 1,000 pages, fsyncing both
         files): a server leaves that to a :class:`Checkpointer` in another thread, so its
-        event loop never waits for the disk beyond its own commits."""
+        event loop never waits for the disk beyond its own commits. The second
+        connection (:meth:`append_apart`) neither: its commit of a large merge's row
+        checkpointed megabytes while the server's other writers waited for it."""
+        self._deferred = True
         self.db.execute("PRAGMA wal_autocheckpoint=0").fetchall()
+        with self._apart_lock:
+            if self._apart is not None:
+                self._apart.execute("PRAGMA wal_autocheckpoint=0").fetchall()
 
     def rows_written(self) -> int:
-        """Rows this connection has written since it opened (to tell whether it wrote)."""
-        return self.db.total_changes
+        """Rows both connections have written since they opened (to tell whether the
+        store wrote)."""
+        apart = self._apart
+        return self.db.total_changes + (apart.total_changes if apart is not None else 0)
 
     def data_version(self) -> int:
         """Changes whenever another connection (process) commits to the database."""
@@ -869,6 +880,8 @@ class Store:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         db.execute(f"PRAGMA synchronous={self._synchronous}")
         db.execute("PRAGMA busy_timeout=30000")
+        if self._deferred:
+            db.execute("PRAGMA wal_autocheckpoint=0").fetchall()
         return db
 
     def load(self, production: str, after: int = 0) -> tuple[list[bytes], int]:

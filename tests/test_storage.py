@@ -630,3 +630,33 @@ def test_a_row_appended_apart_is_one_like_append_writes(tmp_path: Path) -> None:
     # The same bytes again (dedupe): not stored twice.
     assert store.append_apart("P1", update, author=author, encoded=encoded, dedupe=True) is None
     store.close()
+
+
+@pytest.mark.parametrize("opened_first", [False, True], ids=["deferred-first", "opened-first"])
+def test_a_row_appended_apart_leaves_checkpoints_to_the_checkpointer(
+    tmp_path: Path, opened_first: bool
+) -> None:
+    """A store that defers checkpoints (a server's) does so on its second connection
+    too: a 4 MB row appended apart stays in the write-ahead log (the database file does
+    not grow) until a Checkpointer copies it back. Before, that commit checkpointed the
+    megabytes itself while the server's other writers waited for it. rows_written counts
+    the second connection's rows, so the server's checkpointer knows it wrote."""
+    path = tmp_path / "castroom.db"
+    store = Store(path)
+    author = storage.author_name("casting", "dev1", "sync")
+    store.intern(["P1", author])
+    if opened_first:  # the second connection already open when checkpoints are deferred
+        store.append_apart("P1", b"\x00\x00", author=author, encoded=b"", dedupe=False)
+    store.defer_checkpoints()
+    size, written = path.stat().st_size, store.rows_written()
+    blob = bytes(range(256)) * (4 * 1024 * 4)  # 4 MiB: past 1,000 pages of the log
+    seq = store.append_apart("P1", blob, author=author, encoded=b"", dedupe=False)
+    assert store.rows_written() > written
+    assert path.stat().st_size < size + 1024 * 1024, "the commit checkpointed"
+    checkpointer = storage.Checkpointer(path)
+    log, done = checkpointer.run()
+    checkpointer.close()
+    assert log == done > 1000
+    assert path.stat().st_size > size + 4 * 1024 * 1024
+    assert store.load("P1")[0][-1] == blob and store.load("P1")[1] == seq
+    store.close()
