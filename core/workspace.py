@@ -323,6 +323,22 @@ class Workspace:
         self.adopted(production)
         return production, changes
 
+    def unwalked_snapshot(self, production_id: str) -> tuple[bytes, str] | None:
+        """The stored snapshot that opening this production would walk first (bytes and
+        name), or None: open already, no snapshot, or walked before by this version. A
+        server walks it in a worker thread (:func:`yupdate.guard_update`) and then calls
+        :meth:`snapshot_walked`, so its event loop does not walk it while opening."""
+        if production_id in self._open:
+            return None
+        blobs, _, named = self.store.load_from_snapshot(production_id)
+        if named is None or _walked_before(self.store, production_id, named):
+            return None
+        return blobs[0], named
+
+    def snapshot_walked(self, production_id: str, named: str) -> None:
+        """Remember that the snapshot ``named`` keeps within the limits (walked)."""
+        _remember_walked(self.store, production_id, named)
+
     def adoptee(self, production_id: str) -> StoredProduction:
         """The production an adopted update merges into: the open one, the stored one, or
         a new empty one (kept open, so a second adoption before :meth:`adopted` merges
@@ -341,6 +357,16 @@ class Workspace:
         """After an adoption's merge: listed, once its document holds the production."""
         if production.id is not None and production.doc.production_id is not None:
             self.store.add_production(production.id, production.title())
+
+
+def _walked_before(store: Store, production_id: str, named: str) -> bool:
+    """Whether this version walked the snapshot ``named`` and found it within limits."""
+    return store.get_kv(_WALKED_KEY + production_id) == f"{named}|{yupdate.limits_signature()}"
+
+
+def _remember_walked(store: Store, production_id: str, named: str) -> None:
+    with contextlib.suppress(StorageError):  # a read-only workspace walks every time
+        store.set_kv(_WALKED_KEY + production_id, f"{named}|{yupdate.limits_signature()}")
 
 
 def _new_document() -> CastDocument:
@@ -700,15 +726,14 @@ class StoredProduction:
         """Whether the stored snapshot keeps within the limits, walking it only the first
         time this version opens it (remembered in the workspace): the walk of a
         50,000-talent production costs more than loading it (issue 14)."""
-        key, seen = _WALKED_KEY + str(self.id), f"{named}|{yupdate.limits_signature()}"
-        if self.store.get_kv(key) == seen:
+        assert self.id is not None
+        if _walked_before(self.store, self.id, named):
             return True
         try:
             yupdate.guard_update(snapshot)
         except BadUpdate:
             return False  # opened the careful way, one update at a time
-        with contextlib.suppress(StorageError):  # a read-only workspace walks every time
-            self.store.set_kv(key, seen)
+        _remember_walked(self.store, self.id, named)
         return True
 
     def _merge_stored(

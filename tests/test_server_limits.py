@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-from pycrdt import Doc, Text
+from pycrdt import Doc, Map, Text
 from sync_helpers import stop_process, wait_until
 from test_server import make_cert
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -609,6 +609,73 @@ def test_a_large_first_push_of_a_new_production_is_adopted_off_the_loop(
         adopted = workspace.production(new_id)
         assert adopted.title() == "Brand New"
         assert len(adopted.doc.all(model.Talent)) == 300
+
+
+def test_a_large_production_s_snapshot_is_walked_off_the_loop_before_it_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ordering, not timing: the first peer of a stored production makes the server open
+    it, and opening walks its snapshot (seconds for a large production). The walk runs
+    in a worker thread: held at a gate there, /health answers and production B's edit
+    goes in and comes back, and a second peer of A waits for the same walk. Released,
+    both peers get the whole production, and the open does not walk it again. Before,
+    the open walked it on the event loop (5,000 talents: a 1.4 s stall)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "server"
+    a, b, token = _two_productions(path)
+    with Workspace.open(path, member="casting") as workspace:
+        production = workspace.production(a)
+        with production.doc.transaction():
+            for i in range(300):
+                production.doc.add(model.Talent, name=f"Talent {i}", notes="n" * 100)
+        production.compact()
+        snapshot, _, named = workspace.store.load_from_snapshot(a)
+    assert named is not None
+    size = len(snapshot[0])
+    reached, gate = threading.Event(), threading.Event()
+    walks: list[str] = []
+    real_guard = yupdate.guard_update
+
+    def guard_update(update: bytes, **kw: Any) -> yupdate.UpdateShape:
+        if len(update) == size:  # the snapshot's walk
+            walks.append(threading.current_thread().name)
+            reached.set()
+            if walks[-1].startswith("asyncio_"):
+                assert gate.wait(120), "the test never opened the gate"
+        return real_guard(update, **kw)
+
+    monkeypatch.setattr(yupdate, "guard_update", guard_update)
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def talents_of_a() -> int:
+        with connect(f"{server.ws_url}/{a}?token={token}", proxy=None, max_size=None) as peer:
+            peer.send(p.step1_frame(Doc().get_state()))
+            while (message := p.decode_message(peer.recv(timeout=120))).sync_type is not (
+                p.SyncType.STEP2
+            ):
+                pass
+        doc = Doc()
+        doc.apply_update(message.payload)
+        return len(doc.get("talents", type=Map))
+
+    with ServerThread(path) as server:
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                first = pool.submit(talents_of_a)
+                assert reached.wait(60), "the snapshot was never walked"
+                assert walks == [walks[0]] and walks[0].startswith("asyncio_"), walks
+                assert httpx.get(f"{server.url}/health", timeout=30).json() == {"status": "ok"}
+                _round_trip(server.url, b, headers, "while A's snapshot is walked")
+                second = pool.submit(talents_of_a)
+                assert wait_until(lambda: a in server.app_state.walking, timeout=30)
+                assert not first.done(), "A opened while its walk was held: no evidence"
+                gate.set()
+                assert [first.result(timeout=120), second.result(timeout=120)] == [300, 300]
+        finally:
+            gate.set()
+    assert len(walks) == 1, walks  # neither the open nor the second peer walked it again
 
 
 def test_a_server_whose_plugins_hear_changes_loads_them_before_serving(

@@ -87,7 +87,7 @@ class Actions:
 
     async def formats(self, request: Request) -> Response:
         """The importers a file can be uploaded to and the exporters, for the page's menus."""
-        self.dashboard.production_for(request)
+        await self.dashboard.production_for(request)
         plugins = self.dashboard.plugins
         return JSONResponse(
             {
@@ -129,7 +129,7 @@ class Actions:
         return importer
 
     async def export_file(self, request: Request) -> Response:
-        production = self.dashboard.production_for(request)
+        production = await self.dashboard.production_for(request)
         exporter = self._exporter(request.path_params["exporter"])
         options = query_options(request.query_params)
         try:

@@ -116,11 +116,11 @@ class Dashboard:
             }
         )
 
-    def production_for(self, request: Request) -> StoredProduction:
+    async def production_for(self, request: Request) -> StoredProduction:
         """The production in the request's path, if the token may read it."""
         production_id = request.path_params["production_id"]
         self.server.authorize(request, production_id, write=False)
-        production = self.server.production(production_id)
+        production = await self.server.opened(production_id)
         self._watch(production)
         return production
 
@@ -182,18 +182,18 @@ class Dashboard:
         return None
 
     async def budget(self, request: Request) -> Response:
-        production = self.production_for(request)
+        production = await self.production_for(request)
         return Response((await self.judgement(production)).budget, media_type=_JSON)
 
     async def history(self, request: Request) -> Response:
         """Who changed what, newest first, as ``castroom history --json``."""
-        production = self.production_for(request)
+        production = await self.production_for(request)
         limit = _bounded_int(request.query_params.get("limit"), default=100, most=1000)
         return JSONResponse(msgspec.to_builtins(history_rows(production, limit=limit)))
 
     async def replacements(self, request: Request) -> Response:
         """Ranked replacements for a booked talent, as ``castroom replace --json``."""
-        production = self.production_for(request)
+        production = await self.production_for(request)
         talent = request.query_params.get("talent", "")
         role = request.query_params.get("role") or None
         status, body = await self.worker.run(
@@ -202,13 +202,13 @@ class Dashboard:
         return JSONResponse(body, status_code=status)
 
     async def findings(self, request: Request) -> Response:
-        production = self.production_for(request)
+        production = await self.production_for(request)
         return Response((await self.judgement(production)).findings, media_type=_JSON)
 
     async def live(self, request: Request) -> Response:
         """Server-sent events: the findings and the budget now, then again after every
         change."""
-        production = self.production_for(request)
+        production = await self.production_for(request)
         return StreamingResponse(
             self._stream(request, production),
             media_type="text/event-stream",
