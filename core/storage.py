@@ -775,12 +775,8 @@ class Store:
         """Store these names (those not stored yet) in one short transaction: a large
         merge's names go in slices, so no slice holds the write lock (or the event loop)
         for long. Raises StorageError as :meth:`write` does."""
-        pending: dict[str, int] = {}
         with self.write() as db:
-            self._intern_many(db, names, pending)
-            ref = self._interner(db, pending)
-            for name in names:
-                ref(name)
+            pending = self._intern_in(db, names)
         self._remember(pending)
 
     def encode_known(
@@ -859,6 +855,32 @@ class Store:
 
         refs = self._refs[production], self._refs[author]
         digest = hashlib.blake2b(data, digest_size=16).digest() if dedupe else None
+        with self._apart_transaction() as db:
+            return _insert_update(db, *refs, encoded, digest, data)
+
+    def intern_apart(self, names: Sequence[str]) -> None:
+        """:meth:`intern` on the second connection, for a worker thread: a large merge's
+        names (half a million: seconds of work) go in slices, each one short transaction,
+        while the event loop goes on; its own writes wait for SQLite's lock a slice at
+        most. Raises StorageError as :meth:`write` does."""
+        with self._apart_transaction() as db:
+            pending = self._intern_in(db, names)
+        self._remember(pending)
+
+    def _intern_in(self, db: sqlite3.Connection, names: Sequence[str]) -> dict[str, int]:
+        """Inside a write transaction on ``db``: store the names not stored yet; their
+        numbers, to remember once it commits."""
+        pending: dict[str, int] = {}
+        self._intern_many(db, names, pending)
+        ref = self._interner(db, pending)
+        for name in names:
+            ref(name)
+        return pending
+
+    @contextmanager
+    def _apart_transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the second connection (opened once needed; one
+        thread at a time); SQLite's failures become StorageError, nothing written."""
         with self._apart_lock:
             if self._apart is None:
                 self._apart = self._connect_apart()
@@ -866,7 +888,7 @@ class Store:
             try:
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    seq = _insert_update(db, *refs, encoded, digest, data)
+                    yield db
                     db.execute("COMMIT")
                 except BaseException:
                     with suppress(sqlite3.Error):
@@ -874,7 +896,6 @@ class Store:
                     raise
             except sqlite3.Error as exc:
                 raise StorageError(self._why(exc)) from None
-        return seq
 
     def _connect_apart(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)

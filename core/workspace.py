@@ -859,16 +859,20 @@ class StoredProduction:
         """The names a large merge's changes need stored before they can be encoded, in
         slices of ``storage.NAMES_PER_TRANSACTION`` (:meth:`store_names` each; the caller
         may serve others between two). Computed from memory only: call it in the thread
-        that merged, iterate on the caller's."""
+        that merged."""
         names = self.store.names_unknown(merged.changes, merged.values)
         step = NAMES_PER_TRANSACTION
         return iter([names[start : start + step] for start in range(0, len(names), step)])
 
-    def store_names(self, names: list[str]) -> bool:
+    def store_names(self, names: list[str], *, apart: bool = False) -> bool:
         """Store one slice of :meth:`names_to_store`; False if the store refused (then
-        :meth:`finish_merge` says why and drops the merge)."""
+        :meth:`finish_merge` says why and drops the merge). ``apart``: on the store's
+        second connection, from a worker thread (:meth:`Store.intern_apart`)."""
         try:
-            self.store.intern(names)
+            if apart:
+                self.store.intern_apart(names)
+            else:
+                self.store.intern(names)
         except StorageError:
             return False
         return True

@@ -764,9 +764,9 @@ class SyncServer:
     ) -> int:
         """Merge a large update off the event loop; returns how many entities changed.
         The walk and Yrs (fed in slices, so the GIL comes back between two) run in a
-        worker thread; the names its changes need are stored on the loop in short
-        transactions, everyone served between two; its changes are encoded for the log
-        in the thread again, and its row written there, on a connection of its own. The
+        worker thread; the names its changes need are stored there too, in short
+        transactions on the store's second connection; its changes are encoded for the
+        log in the thread again, and its row written there, on that connection. The
         loop then only relays and tells the listeners; every other production and
         /health are served meanwhile. Automatic garbage collection waits
         (:func:`collection_paused`) until the change records are freed, in the thread,
@@ -812,8 +812,10 @@ class SyncServer:
             production.merge_document, update, started, origin="sync", max_structs=max_structs
         )
         slices = await asyncio.to_thread(production.names_to_store, merged)
-        for names in slices:  # short transactions, everyone served between two
-            if not production.store_names(names):
+        for names in slices:  # in a thread, a short transaction each; the loop's writers
+            async with self.writing_apart():  # wait meanwhile, and go between two
+                stored = await asyncio.to_thread(production.store_names, names, apart=True)
+            if not stored:
                 break
             await asyncio.sleep(0)
         merged = await asyncio.to_thread(production.prepare_store, merged)
@@ -828,30 +830,37 @@ class SyncServer:
     ) -> int | None:
         """Append a large merge's row from a worker thread, on the store's second
         connection: writing megabytes (and the checkpoint after) took the event loop up
-        to 0.8 s. Its names were stored on the loop; the author's too, first."""
+        to 0.8 s. Its names were stored in the thread; the author's, here, first."""
         if not finishing.store:
             return None
         try:
             if merged.encoded is None:  # its names forgotten meanwhile: here, then
                 return production.append_merged(merged, finishing)
             production.store_names(production.author_names(finishing))
-            self._writing_apart += 1
-            self.store_free.clear()
-            try:
-                return await asyncio.to_thread(
-                    production.append_merged, merged, finishing, apart=True
-                )
-            except KeyError:  # forgotten meanwhile (a rollback elsewhere): here, then
-                pass
-            finally:
-                self._writing_apart -= 1
-                if not self._writing_apart:
-                    self.store_free.set()
-                    if self.inbox:
-                        self._schedule_flush()  # the frames that waited for it
-            return production.append_merged(merged, finishing)
+            with contextlib.suppress(KeyError):  # forgotten meanwhile (a rollback elsewhere)
+                async with self.writing_apart():
+                    return await asyncio.to_thread(
+                        production.append_merged, merged, finishing, apart=True
+                    )
+            return production.append_merged(merged, finishing)  # here, then
         except Exception as exc:
             raise production.not_stored(exc) from None
+
+    @contextlib.asynccontextmanager
+    async def writing_apart(self) -> AsyncIterator[None]:
+        """While a worker thread writes on the store's second connection: the loop's own
+        writers wait (``store_free``) instead of holding the loop on SQLite's lock until
+        it commits; the frames that waited are flushed after."""
+        self._writing_apart += 1
+        self.store_free.clear()
+        try:
+            yield
+        finally:
+            self._writing_apart -= 1
+            if not self._writing_apart:
+                self.store_free.set()
+                if self.inbox:
+                    self._schedule_flush()  # the frames that waited for it
 
     async def read_body(self, request: Request, *, limit: int | None = None) -> bytes:
         """The request's body, refused (413) past ``limit`` bytes (default: max_body)."""

@@ -418,6 +418,37 @@ def _merging(url: str, pid: str, token: str) -> bool:
         return True
 
 
+class HeavyMerge:
+    """Productions A and B on a server thread (updates over 16 KiB merged off the loop),
+    and a live writer that has just sent A ``heavy`` (2,000 entries)."""
+
+    heavy = hostile.many_entries(2_000)
+
+    def __init__(self, server: ServerThread, path: Path, a: str, b: str, token: str) -> None:
+        self.server, self.path, self.a, self.b = server, path, a, b
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def a_holds_it(self) -> bool:
+        state = httpx.get(
+            f"{self.server.url}/sync/{self.a}/state", headers=self.headers, timeout=120
+        )
+        clocks = decode_state_vector(state.content)
+        return state.status_code == 200 and all(
+            clocks.get(c) == end for c, end in walk_update(self.heavy).clocks.items()
+        )
+
+
+@contextlib.contextmanager
+def heavy_merge(tmp_path: Path) -> Iterator[HeavyMerge]:
+    path = tmp_path / "server"
+    a, b, token = _two_productions(path)
+    with ServerThread(path, options=ServerOptions(heavy_update=16 * 1024)) as server:
+        writer = connect(f"{server.ws_url}/{a}?token={token}", proxy=None, max_size=None)
+        with writer:
+            writer.send(p.update_frame(HeavyMerge.heavy))
+            yield HeavyMerge(server, path, a, b, token)
+
+
 def test_a_heavy_merge_leaves_other_productions_and_health_responsive(tmp_path: Path) -> None:
     """While production A merges a 100,000-entry update (walk and Yrs in a worker thread,
     Yrs fed in slices), production B's edit goes in and comes back out and /health
@@ -496,38 +527,86 @@ def test_a_heavy_merge_writes_its_row_off_the_loop(
     monkeypatch.setattr(StoredProduction, "prepare_store", prepare)
     monkeypatch.setattr(storage, "_insert_update", insert)
     monkeypatch.setattr(SyncServer, "until_merged", until_merged)
-    path = tmp_path / "server"
-    a, b, token = _two_productions(path)
-    heavy = hostile.many_entries(2_000)
-    headers = {"Authorization": f"Bearer {token}"}
-    with ServerThread(path, options=ServerOptions(heavy_update=16 * 1024)) as server:
+    with heavy_merge(tmp_path) as merge, ThreadPoolExecutor(1) as pool:
+        server, a, b, headers = merge.server, merge.a, merge.b, merge.headers
         try:
-            writer = connect(f"{server.ws_url}/{a}?token={token}", proxy=None, max_size=None)
-            with writer, ThreadPoolExecutor(1) as pool:
-                writer.send(p.update_frame(heavy))
-                assert encoded.wait(60), "the merge never reached its encoding"
-                _round_trip(server.url, b, headers, "while A merges")  # a row before A's
-                encode_gate.set()
-                assert writing.wait(60), "the row was never written apart"
-                arrived.clear()
-                second = pool.submit(_round_trip, server.url, b, headers, "while A is written")
-                assert wait_until(lambda: b in arrived, timeout=30), "B's push never came"
-                assert httpx.get(f"{server.url}/health", timeout=30).json() == {"status": "ok"}
-                assert not second.done(), "B's write did not wait for A's row"
-                production = server.app_state.rooms[a].production
-                write_gate.set()
-                second.result(timeout=60)
-                state = httpx.get(f"{server.url}/sync/{a}/state", headers=headers, timeout=120)
-                assert state.status_code == 200
-                clocks = decode_state_vector(state.content)
-                assert all(clocks.get(c) == end for c, end in walk_update(heavy).clocks.items())
-                with Workspace.open(path, create=False) as other:
-                    assert production.seen == other.store.position(a)
+            assert encoded.wait(60), "the merge never reached its encoding"
+            _round_trip(server.url, b, headers, "while A merges")  # a row before A's
+            encode_gate.set()
+            assert writing.wait(60), "the row was never written apart"
+            arrived.clear()
+            second = pool.submit(_round_trip, server.url, b, headers, "while A is written")
+            assert wait_until(lambda: b in arrived, timeout=30), "B's push never came"
+            assert httpx.get(f"{server.url}/health", timeout=30).json() == {"status": "ok"}
+            assert not second.done(), "B's write did not wait for A's row"
+            production = server.app_state.rooms[a].production
+            write_gate.set()
+            second.result(timeout=60)
+            assert merge.a_holds_it()
+            with Workspace.open(merge.path, create=False) as other:
+                assert production.seen == other.store.position(a)
         finally:
             encode_gate.set()
             write_gate.set()
-    with Workspace.open(path, create=False) as workspace:
+    with Workspace.open(merge.path, create=False) as workspace:
         assert len(workspace.production(a).doc.to_data()["talents"]) == 2_000
+
+
+def test_a_heavy_merge_stores_its_names_off_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ordering, not timing: the names a heavy merge's history row refers to (one per
+    entity: half a million took the event loop 3 s in slices) are stored in a worker
+    thread, on the store's second connection, a short transaction per slice. Held at a
+    gate inside the first (SQLite's write lock taken), /health answers, also once
+    production B's push has arrived: B's write waits for the slice without holding the
+    event loop, and goes in between two slices. Released, A's update is stored whole and
+    its history names every entity."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from castroom.core import storage
+    from castroom.sync.server import SyncServer
+
+    reached, gate = threading.Event(), threading.Event()
+    threads: list[str] = []
+    real_many, real_until = storage.Store._intern_many, SyncServer.until_merged
+    arrived: list[str] = []
+
+    def intern_many(self: storage.Store, db: Any, texts: Any, pending: dict[str, int]) -> None:
+        if len(texts) >= 100:  # A's names, not B's
+            threads.append(threading.current_thread().name)
+            if not reached.is_set():
+                reached.set()
+                if threads[-1].startswith("asyncio_"):
+                    assert gate.wait(120), "the test never opened the gate"
+        real_many(self, db, texts, pending)
+
+    async def until_merged(self: SyncServer, production_id: str) -> None:
+        arrived.append(production_id)
+        await real_until(self, production_id)
+
+    monkeypatch.setattr(storage.Store, "_intern_many", intern_many)
+    monkeypatch.setattr(SyncServer, "until_merged", until_merged)
+    with heavy_merge(tmp_path) as merge, ThreadPoolExecutor(1) as pool:
+        server, b, headers = merge.server, merge.b, merge.headers
+        try:
+            assert reached.wait(60), "the merge never stored its names"
+            assert threads[0].startswith("asyncio_"), threads
+            arrived.clear()
+            trip = pool.submit(_round_trip, server.url, b, headers, "while A's names go in")
+            assert wait_until(lambda: b in arrived, timeout=30), "B's push never came"
+            assert httpx.get(f"{server.url}/health", timeout=30).json() == {"status": "ok"}
+            assert not trip.done(), "B's write did not wait for A's slice"
+            gate.set()
+            trip.result(timeout=60)
+            assert merge.a_holds_it()
+        finally:
+            gate.set()
+    assert len(threads) == 4 and all(t.startswith("asyncio_") for t in threads), threads
+    with Workspace.open(merge.path, create=False) as workspace:
+        entry = workspace.production(merge.a).history(limit=1)[0]
+        assert {entity for _, entity, _ in entry.changes} >= {f"T{i:07d}" for i in range(2_000)}
 
 
 def test_a_large_first_push_of_a_new_production_is_adopted_off_the_loop(
