@@ -10,7 +10,9 @@ B round trip during the merge takes longer than 1 s (before: the merge ran on th
 loop, so the first answer came only when it was done).
 
 ``python -m bench heavy`` (ENTRIES from CASTROOM_BENCH_HEAVY, default 100,000).
-``main()`` exits with status 1 when a target is missed.
+BENCH_HEAVY_BEFORE, the path of another checkout's ``castroom`` executable (its venv's),
+is measured first in the same run, as "before" (the workspace made by this checkout).
+``main()`` exits with status 1 when a target is missed (by this checkout).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from castroom.sync import protocol
 from castroom.sync.auth import TokenStore
 
 ENTRIES = int(os.environ.get("CASTROOM_BENCH_HEAVY", "100000"))
+BEFORE = os.environ.get("BENCH_HEAVY_BEFORE", "")
 TARGET_S = 1.0
 
 
@@ -95,7 +98,7 @@ def _during(probe: _Probe, done: threading.Event) -> tuple[list[float], list[flo
     return health, trips
 
 
-def run(entries: int) -> bool:
+def run(entries: int, exe: str | None = None) -> bool:
     with tempfile.TemporaryDirectory(prefix="bench-heavy-") as folder:
         path = Path(folder) / "ws"
         with Workspace.open(path, member="bench") as ws:
@@ -103,7 +106,7 @@ def run(entries: int) -> bool:
             b = ws.create_production("B").id
             token = TokenStore(ws.store).create("write")[1]
         log = Path(folder) / "serve.log"
-        exe = str(Path(sys.executable).with_name("castroom"))
+        exe = exe or str(Path(sys.executable).with_name("castroom"))
         with log.open("w") as out:
             server = subprocess.Popen(
                 [exe, "--workspace", str(path), "serve", "--port", "0"],
@@ -197,6 +200,10 @@ def run(entries: int) -> bool:
 
 
 def main() -> None:
+    if BEFORE:
+        print(f"  before ({BEFORE}):", flush=True)
+        run(ENTRIES, BEFORE)
+        print("  this checkout:", flush=True)
     if not run(ENTRIES):
         sys.exit(1)
 
