@@ -304,7 +304,7 @@ def test_a_broken_field_rule_is_refused_in_the_page_with_the_clis_words(
     page = new_page(browser, pages)
     opened = signed_in(page, room)
     opened.goto(f"{room.url}/#/{pid}/talent?id={talent['id']}")
-    form = opened.wait_for_selector("form.talent-form", timeout=10000)
+    form = opened.wait_for_selector("form.talent-form", timeout=60_000)  # first draw, loaded
     for name, value in fields.items():
         opened.fill(f'form.talent-form input[name="{name}"]', value)
     opened.click("form.talent-form button[type=submit]")
