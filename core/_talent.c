@@ -24,16 +24,17 @@
 #define ORDER_ACTORS 12 /* talent_scheduling.ORDER_ACTORS: the order bound's 2^k table */
 #endif
 #define FILTER_LEAVES 2 /* talent_scheduling.FILTER_LEAVES: the filter's cheapest left out */
-#define MOST_ENTRIES (1ULL << 25) /* about 1.3 GB: past it the search stops as if timed out */
+#define MOST_ENTRIES (1ULL << 25) /* 1 GB: past it the search stops as if timed out */
 
 typedef struct {
     uint64_t key;   /* the set of remaining blocks; 0 marks an empty slot */
-    int64_t exact;  /* the least idle cost, when known */
-    int64_t lower;  /* a proven lower bound (0: none yet) */
+    int64_t value;  /* the least idle cost when exact (best >= 0), else a proven lower bound
+                       (0: none yet): one word for both keeps an entry at 32 bytes */
     int64_t bound;  /* the relaxation's bound, -1 until computed */
     int8_t best;    /* the block shot first in the exact answer, -1 if not exact */
     int8_t ordered; /* 1: the order bound is in ``bound``; 2: the filter was run */
 } Entry;
+_Static_assert(sizeof(Entry) == 32, "an entry is half a cache line");
 
 typedef struct {
     PyObject_HEAD
@@ -123,8 +124,7 @@ static Entry *entry(Search *s, uint64_t key) {
     Entry *e = &s->table[h];
     if (!e->key) {
         e->key = key;
-        e->exact = -1;
-        e->lower = 0;
+        e->value = 0;
         e->bound = -1;
         e->best = -1;
         e->ordered = 0;
@@ -242,14 +242,13 @@ static int64_t order_bound(Search *s, uint64_t remaining, uint64_t on_location) 
             least[subset] = -1;
             continue;
         }
-        /* the last to leave, i, waited through T's time less its own (it is inside) */
-        int64_t span = duration_of(s, un[subset]), best = -1;
-        for (uint32_t rest = subset; rest; rest &= rest - 1) {
+        /* the last to leave, i, waited through T's time less its own (it is inside); not
+         * one who must leave before another in T (need[T]: a closed T has someone else) */
+        int64_t span = duration_of(s, un[subset]), best = INT64_MAX;
+        for (uint32_t rest = subset & ~need[subset]; rest; rest &= rest - 1) {
             int i = __builtin_ctz(rest);
-            int64_t before = least[subset ^ (1u << i)];
-            if (before < 0) continue; /* i must leave before someone else in T */
-            int64_t value = before + cost[i] * span - worked[i];
-            if (best < 0 || value < best) best = value;
+            int64_t value = least[subset ^ (1u << i)] + cost[i] * span - worked[i];
+            if (value < best) best = value;
         }
         least[subset] = best;
     }
@@ -281,9 +280,9 @@ static int64_t known_at_least(Search *s, uint64_t remaining) {
     if (!remaining) return 0;
     Entry *e = entry(s, remaining);
     if (!e) return -1;
-    if (e->exact >= 0) return e->exact;
+    if (e->best >= 0) return e->value;
     if (e->bound < 0) e->bound = relaxation(s, remaining); /* no lookup inside: e stays put */
-    return e->lower > e->bound ? e->lower : e->bound;
+    return e->value > e->bound ? e->value : e->bound;
 }
 
 typedef struct {
@@ -321,6 +320,9 @@ static int children(Search *s, uint64_t remaining, uint64_t before, Child *out) 
         out[count].idle = s->durations[b] * cost_of(s, on_location & ~cast);
         out[count++].b = b;
     }
+    /* Each lookup below is a cache miss in a large table: start them all at once. */
+    for (int i = 0; i < count && s->capacity; i++)
+        __builtin_prefetch(&s->table[mix(remaining & ~(1ULL << out[i].b)) & (s->capacity - 1)]);
     for (int i = 0; i < count; i++) {
         int64_t after = known_at_least(s, remaining & ~(1ULL << out[i].b));
         if (after < 0) return -1;
@@ -344,14 +346,14 @@ static int64_t solve(Search *s, uint64_t remaining, uint64_t before, int64_t lim
     if (!remaining) return 0;
     Entry *e = entry(s, remaining);
     if (!e) return -1;
-    if (e->exact >= 0) return e->exact;
+    if (e->best >= 0) return e->value;
     s->states++;
     if (!(s->states & 1023) && now() > s->deadline) {
         s->timed_out = 1;
         return -1;
     }
     if (e->bound < 0) e->bound = relaxation(s, remaining);
-    int64_t known = e->lower > e->bound ? e->lower : e->bound;
+    int64_t known = e->value > e->bound ? e->value : e->bound;
     uint64_t on_location = before & cast_of(s, remaining);
     if (known < limit && !e->ordered && s->filter_from) {
         /* the filter first, once: most states the dearer bound is run for, it cuts */
@@ -367,7 +369,7 @@ static int64_t solve(Search *s, uint64_t remaining, uint64_t before, int64_t lim
         if (tighter > known) known = tighter;
     }
     if (known >= limit) {
-        e->lower = known;
+        e->value = known;
         return known;
     }
     Child ranked[MAXN];
@@ -395,13 +397,13 @@ static int64_t solve(Search *s, uint64_t remaining, uint64_t before, int64_t lim
     e = entry(s, remaining); /* the table may have moved */
     if (!e) return -1;
     if (best_block >= 0) {
-        e->exact = best;
+        e->value = best;
         e->best = (int8_t)best_block;
         return best;
     }
     int64_t proven = floor < 0 ? limit : floor;
     if (known > proven) proven = known;
-    e->lower = proven;
+    e->value = proven;
     return proven;
 }
 
@@ -576,7 +578,7 @@ static PyObject *Search_descend(Search *s, PyObject *unused) {
 static PyObject *Search_proven(Search *s, PyObject *unused) {
     (void)unused;
     const Entry *e = peek(s, s->all);
-    return PyLong_FromLongLong(e ? e->lower : 0);
+    return PyLong_FromLongLong(e ? e->value : 0); /* a bound, whether exact or not */
 }
 
 static PyObject *Search_states(Search *s, void *closure) {

@@ -473,16 +473,15 @@ class _Search:
             if need[subset] & ~subset:  # someone in it leaves after one not in it
                 least[subset] = -1
                 continue
-            # The last to leave, i, waited through the set's time less its own (inside it).
+            # The last to leave, i, waited through the set's time less its own (inside it);
+            # not one who leaves before someone else in the set (those are in need).
             span = self.duration_of(union[subset])
             best = -1
-            rest = subset
+            rest = subset & ~need[subset]
             while rest:
                 bit = rest & -rest
                 rest ^= bit
                 i = bit.bit_length() - 1
-                if least[subset ^ bit] < 0:  # i leaves before someone else in the set
-                    continue
                 value = least[subset ^ bit] + costs[i] * span - worked[i]
                 if best < 0 or value < best:
                     best = value
