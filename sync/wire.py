@@ -10,10 +10,16 @@ writes an already encoded server frame to the connection's transport while the
 connection is open and no extension (compression) was negotiated. Callers fall back to
 the ordinary ``websocket.send`` whenever it declines, and use it only when nothing of
 theirs is queued, so frames never overtake each other.
+
+The other way, :attr:`DirectSend.take` lets the application take a binary message as it
+arrives, in the protocol's ``data_received``, instead of through the ASGI queue and the
+reading task; it is offered a message only while none waits in the queue, and one it
+declines is queued as usual.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -48,6 +54,10 @@ class DirectSend:
 
     def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
         self.protocol = protocol
+        #: Set by the application: takes a binary message as it arrives, before the ASGI
+        #: queue, returning True if it took it (else it is queued as usual). Offered only
+        #: while nothing waits in the queue, so messages are taken in order.
+        self.take: Callable[[bytes], bool] | None = None
 
     def open(self) -> bool:
         """Whether the connection is plainly open and writable (else: the ASGI way)."""
@@ -100,6 +110,8 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             scope["extensions"][EXTENSION] = DirectSend(self)
 
     def send_receive_event_to_app(self) -> None:
+        if self._taken():
+            return
         size = sum(len(f) for f in self.frames)
         paused = self.read_paused
         self.read_paused = True  # so uvicorn's own method does not pause the socket
@@ -110,6 +122,26 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         if not paused and (self.queue.qsize() >= READ_AHEAD or size > READ_AHEAD_BYTES):
             self.read_paused = True
             self.transport.pause_reading()
+
+    def _taken(self) -> bool:
+        """Whether the application took the message now (DirectSend.take): a frame read
+        through ASGI wakes the reading task, and starlette's and uvicorn's receive layers
+        run, for each message."""
+        scope = getattr(self, "scope", None)
+        direct = direct_send(scope)
+        take = direct.take if direct is not None else None
+        if (
+            take is None
+            or self.curr_msg_data_type != "bytes"
+            or self.close_sent
+            or not self.queue.empty()
+        ):
+            return False
+        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        if not take(data):
+            return False
+        self.frames = []
+        return True
 
 
 def direct_send(scope: Any) -> DirectSend | None:

@@ -148,6 +148,25 @@ def test_frames_sent_while_the_gate_is_shut_go_out_after_it_opens_in_one_write()
     asyncio.run(run())
 
 
+async def _accepted(app: Any) -> tuple[wire.DirectWebSocketProtocol, _Transport]:
+    """Our protocol over a fake transport, its WebSocket handshake done with ``app``."""
+    config = uvicorn.Config(app, ws=wire.DirectWebSocketProtocol, lifespan="off")
+    config.load()
+    proto = wire.DirectWebSocketProtocol(config, ServerState(), {})
+    transport = _Transport([])
+    proto.connection_made(transport)  # type: ignore[arg-type]
+    key = base64.b64encode(os.urandom(16)).decode()
+    proto.data_received(
+        (
+            "GET /sync/x HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    await asyncio.sleep(0.05)  # accepted
+    return proto, transport
+
+
 def test_the_protocol_reads_ahead_then_pauses() -> None:
     """uvicorn pauses reading after every message; ours only once READ_AHEAD wait."""
 
@@ -157,20 +176,7 @@ def test_the_protocol_reads_ahead_then_pauses() -> None:
         await asyncio.sleep(3600)  # never takes a message
 
     async def run() -> _Transport:
-        config = uvicorn.Config(app, ws=wire.DirectWebSocketProtocol, lifespan="off")
-        config.load()
-        proto = wire.DirectWebSocketProtocol(config, ServerState(), {})
-        transport = _Transport([])
-        proto.connection_made(transport)  # type: ignore[arg-type]
-        key = base64.b64encode(os.urandom(16)).decode()
-        proto.data_received(
-            (
-                "GET /sync/x HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
-        await asyncio.sleep(0.05)  # accepted
+        proto, transport = await _accepted(app)
         assert transport.log and transport.log[0].startswith(b"HTTP/1.1 101")
         frame = Frame(Opcode.BINARY, b"\x00\x02\x02\x00\x00").serialize(mask=True)
         for _ in range(wire.READ_AHEAD - 1):
@@ -183,6 +189,34 @@ def test_the_protocol_reads_ahead_then_pauses() -> None:
         return transport
 
     asyncio.run(run())
+
+
+def test_the_application_takes_messages_as_they_arrive_in_order() -> None:
+    """DirectSend.take is offered a binary message as it arrives while nothing waits in
+    the ASGI queue; one it declines is queued, and those after it queue behind it."""
+    taken: list[bytes] = []
+    decline = {b"heavy"}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        await asyncio.sleep(3600)  # takes nothing through the queue
+
+    async def run() -> list[bytes]:
+        proto, _ = await _accepted(app)
+        direct = wire.direct_send(proto.scope)
+        assert direct is not None
+        direct.take = lambda data: data not in decline and not taken.append(data)
+        for payload in (b"one", b"two", b"heavy", b"three"):
+            proto.data_received(Frame(Opcode.BINARY, payload).serialize(mask=True))
+        proto.data_received(Frame(Opcode.TEXT, b"text").serialize(mask=True))
+        queued = [proto.queue.get_nowait() for _ in range(proto.queue.qsize())]
+        for task in asyncio.all_tasks() - {asyncio.current_task()}:
+            task.cancel()
+        assert [m.get("bytes") or m.get("text") for m in queued] == [b"heavy", b"three", "text"]
+        return taken
+
+    assert asyncio.run(run()) == [b"one", b"two"]
 
 
 # -- a real server ------------------------------------------------------------------------------
@@ -224,6 +258,8 @@ def test_live_relays_are_written_straight_to_the_socket(seeded) -> None:
                     docs[1].apply_update(message.payload)
         assert len(docs[1].get("talents", type=Map)) == 20
         assert queued == []
+        # ...and read straight from it: taken as they arrived, not through ASGI's queue.
+        assert server.app_state.frames_taken_now >= 20
 
 
 def test_a_peer_that_never_reads_is_cut_off_counting_what_the_socket_holds(seeded) -> None:
