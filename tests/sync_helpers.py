@@ -3,9 +3,11 @@ bounded waits. Every process started here is bounded in time and killed by its o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import shutil
+import sqlite3
 import subprocess
 import threading
 import time
@@ -113,6 +115,29 @@ def make_token(
             scope, production=production, name=name or f"test-{scope}"
         )
     return token
+
+
+def copy_workspace(source: Path, target: Path) -> Path:
+    """A copy of a workspace folder that may be open in this process (a ``ServerThread``,
+    a ``Workspace``): its database through SQLite's backup API, everything else as files.
+
+    Never ``shutil.copytree`` an open workspace: closing any descriptor of a file drops
+    every POSIX lock this process holds on it, SQLite's included. The next process to open
+    the database then believes it is alone: it truncates the shared-memory file that live
+    connections here have mapped (SIGBUS on their next read) or, as it closes, deletes the
+    -wal and -shm under them (their later commits are lost)."""
+    from castroom.core.workspace import DB_NAME
+
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(f"{DB_NAME}*"))
+    database = source / DB_NAME
+    if database.exists():
+        with (
+            contextlib.closing(sqlite3.connect(database)) as live,
+            contextlib.closing(sqlite3.connect(target / DB_NAME)) as copy,
+        ):
+            live.backup(copy)
+        (target / DB_NAME).chmod(0o600)
+    return target
 
 
 class _Lines:

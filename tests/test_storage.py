@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pycrdt import Doc, Map, Text
+from sync_helpers import copy_workspace
 
 from castroom.core import storage
 from castroom.core.errors import StorageError
@@ -246,6 +249,37 @@ def test_data_version_moves_when_another_connection_commits(tmp_path: Path) -> N
     assert a.data_version() == before  # our own commits do not count
     b.set_kv("theirs", "1")
     assert a.data_version() != before
+
+
+def _other_process_reads(database: Path) -> str:
+    """``kv['x']`` as a fresh process sees it (it opens the database, then closes it)."""
+    read = (
+        "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("
+        + repr("SELECT value FROM kv WHERE key = 'x'")
+        + ").fetchone()[0])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", read, str(database)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_copying_a_live_workspace_leaves_its_connections_their_files(tmp_path: Path) -> None:
+    """The tests copy workspaces a server of theirs has open. A plain file copy drops this
+    process's SQLite locks (POSIX locks go with any closed descriptor), so the next process
+    thinks it is alone: it deletes the -wal and -shm as it closes (our later commits are
+    lost) or truncates the -shm we have mapped (a SIGBUS). ``copy_workspace`` copies the
+    database through SQLite instead."""
+    with Workspace.open(tmp_path / "live", member="tester") as ws:
+        ws.store.set_kv("x", "1")
+        copy = copy_workspace(ws.path, tmp_path / "copy")
+        assert _other_process_reads(ws.store.path) == "1"
+        assert Path(f"{ws.store.path}-shm").exists()  # still there for this connection
+        ws.store.set_kv("x", "2")
+        assert _other_process_reads(ws.store.path) == "2"
+    assert _other_process_reads(copy / "castroom.db") == "1"
+    assert (copy / "config.toml").read_text() == (ws.path / "config.toml").read_text()
 
 
 def test_a_failed_write_transaction_rolls_back(tmp_path: Path) -> None:

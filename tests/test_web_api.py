@@ -6,7 +6,6 @@ refusal against the stored production, which must be exactly as it was."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from sync_helpers import make_token
+from sync_helpers import copy_workspace, make_token
 from test_contingency import build
 
 from castroom.core.cli import build_cli
@@ -102,7 +101,7 @@ def _summary(applied: dict[str, Any]) -> dict[str, Any]:
 def test_a_replacement_is_shown_then_applied_as_replace_apply_does(room: Room, tmp_path) -> None:
     ids = room.ids
     twin = tmp_path / "twin"
-    shutil.copytree(room.path, twin)
+    copy_workspace(room.path, twin)
     ask = {"talent": ids["Ada"], "replacement": ids["Cal"]}
     before = room.stored()
     shown = room.post("replacement", json={**ask, "dry_run": True})
@@ -210,7 +209,7 @@ def test_an_uploaded_sheet_is_planned_then_imported_as_the_cli_imports_it(
 ) -> None:
     importer = "xlsx" if sheet.endswith(".xlsx") else "csv"
     twin = tmp_path / "twin"
-    shutil.copytree(room.path, twin)
+    copy_workspace(room.path, twin)
     before, talents = room.stored(), _names(room)
     planned = room.upload(importer, DATA / "sheets" / sheet, dry_run="1", **OFFICE)
     assert planned.status_code == 200, planned.text

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sync_helpers import copy_workspace
 from web_helpers import (
     CHROMIUM,
     VIEWS,
@@ -18,7 +19,6 @@ from web_helpers import (
     castroom,
     chromium,
     cli_json,
-    copy_workspace,
     make_demo,
     wait_for,
 )

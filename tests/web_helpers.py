@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -92,11 +91,6 @@ def make_demo(root: Path) -> Path:
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return root / "alex"
-
-
-def copy_workspace(source: Path, target: Path) -> Path:
-    shutil.copytree(source, target)
-    return target
 
 
 class Server:
