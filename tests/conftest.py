@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis import settings
 from hypothesis_profiles import PROFILE
+from patience import PATIENCE
 
 from castroom.core.workspace import Workspace
 
@@ -65,7 +66,7 @@ def cli(tmp_path: Path):
 
 
 def run_castroom(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60, check: bool = False
+    *args: str, env: dict[str, str] | None = None, timeout: float = PATIENCE, check: bool = False
 ) -> subprocess.CompletedProcess[str]:
     """Run the real `castroom` console script in a subprocess."""
     exe = Path(sys.executable).with_name("castroom")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from patience import PATIENCE
 
 from castroom.core.workspace import Workspace
 
@@ -79,8 +80,9 @@ def npm_packages() -> None:
         pytest.fail(problem, pytrace=False)
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, step: float = 0.05) -> Any:
-    """Poll ``predicate`` until it returns something truthy or ``timeout`` passes."""
+def wait_until(predicate: Callable[[], Any], timeout: float = PATIENCE, step: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy or ``timeout`` passes; its
+    last value (falsy when it timed out)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -89,7 +91,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, step: float 
         time.sleep(step)
 
 
-def stop_process(proc: subprocess.Popen[Any], sig: int = 15, *, timeout: float = 15) -> int:
+def stop_process(proc: subprocess.Popen[Any], sig: int = 15, *, timeout: float = PATIENCE) -> int:
     """Ask a child process to stop (SIGTERM by default), SIGKILL it if it has not gone
     within ``timeout``; its exit status."""
     if proc.poll() is None:
@@ -98,7 +100,7 @@ def stop_process(proc: subprocess.Popen[Any], sig: int = 15, *, timeout: float =
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(timeout=5)
+            proc.wait(timeout=PATIENCE)
     return proc.returncode
 
 
@@ -206,25 +208,29 @@ class NodePeer:
         self.out = _Lines(self.proc)
         self._sent = 0
 
-    def wait_synced(self, timeout: float = 15) -> None:
+    def wait_synced(self, timeout: float = PATIENCE) -> None:
         if any(e.get("event") == "synced" for e in self.out.events):
             return
         self.out.next(lambda item: item.get("event") == "synced", timeout)
 
-    def wait_event(self, event: str, timeout: float = 15) -> dict[str, Any]:
+    def wait_event(self, event: str, timeout: float = PATIENCE) -> dict[str, Any]:
         """The first line announcing ``event`` (already seen, or still to come)."""
         for item in self.out.events:
             if item.get("event") == event:
                 return item
         return self.out.next(lambda item: item.get("event") == event, timeout)
 
-    def request(self, op: str, timeout: float = 15, **fields: Any) -> dict[str, Any]:
+    def request(self, op: str, timeout: float = PATIENCE, **fields: Any) -> dict[str, Any]:
+        """Ask the peer to do ``op``; its reply within ``timeout`` s. A ``wait`` op (for
+        a field to hold a value) gives up in Node after the same time, with its words."""
         assert self.proc.stdin is not None
         number = self._sent
         self._sent += 1
+        if op == "wait":
+            fields.setdefault("timeout", int(timeout * 1000))
         self.proc.stdin.write(json.dumps({"op": op, **fields}) + "\n")
         self.proc.stdin.flush()
-        reply = self.out.next(lambda item: item.get("reply") == number, timeout)
+        reply = self.out.next(lambda item: item.get("reply") == number, timeout + 10)
         if not reply.get("ok"):
             raise AssertionError(f"node {op} failed: {reply.get('error')}")
         return reply
@@ -252,7 +258,7 @@ class NodePeer:
 
 
 #: Seconds a Node relay or server may take to start and say its port.
-NODE_START = 60
+NODE_START = PATIENCE
 
 
 class NodeRelay:
@@ -269,7 +275,6 @@ class NodeRelay:
             text=True,
         )
         self.out = _Lines(self.proc)
-        # A bound, not a timing: 15 s was not enough for node to start at load 20.
         self.port = int(self.out.next(lambda item: "port" in item, NODE_START)["port"])
         self.url = f"ws://127.0.0.1:{self.port}"
 
@@ -350,7 +355,7 @@ class RedisServer:
             self.close()
         raise RuntimeError("redis-server did not start")
 
-    def _ready(self, timeout: float = 10) -> bool:
+    def _ready(self, timeout: float = PATIENCE) -> bool:
         import socket
 
         deadline = time.monotonic() + timeout

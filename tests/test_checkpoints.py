@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sync_helpers import make_token, wait_until
+from sync_helpers import PATIENCE, make_token, wait_until
 
 from castroom.core import model
 from castroom.core.storage import PAGE_SIZE, Checkpointer
@@ -52,7 +52,7 @@ def test_a_checkpoint_under_way_holds_no_commit(
 
     def held(self: Checkpointer) -> tuple[int, int]:
         entered.set()
-        assert release.wait(60), "the test never let the checkpoint go"
+        assert release.wait(2 * PATIENCE), "the test never let the checkpoint go"
         done.append(real(self))
         return done[-1]
 
@@ -62,20 +62,23 @@ def test_a_checkpoint_under_way_holds_no_commit(
     try:
         with ServerThread(path, options=ServerOptions(checkpoint_every=0.05)) as server:
             push = f"{server.url}/sync/{pid}/push"
-            assert httpx.post(push, content=updates[0], headers=auth).status_code == 200
-            wait_until(entered.is_set, timeout=15)
+            assert (
+                httpx.post(push, content=updates[0], headers=auth, timeout=PATIENCE).status_code
+                == 200
+            )
+            assert wait_until(entered.is_set)
             # The checkpoint is under way (held): every push is still committed and
             # answered, and /health with them.
             for update in updates[1:]:
-                answer = httpx.post(push, content=update, headers=auth, timeout=15)
+                answer = httpx.post(push, content=update, headers=auth, timeout=PATIENCE)
                 assert answer.status_code == 200, answer.text
                 assert answer.json()["changed"] == 1
-            assert httpx.get(f"{server.url}/health", timeout=5).status_code == 200
+            assert httpx.get(f"{server.url}/health", timeout=PATIENCE).status_code == 200
             # No commit checkpointed meanwhile: SQLite's own would keep the log near
             # 1,000 pages; it holds every push.
             assert wal.stat().st_size > 1500 * PAGE_SIZE
             release.set()
-            wait_until(lambda: done, timeout=30)
+            assert wait_until(lambda: done)
             log, copied = done[0]
             assert log > 1500
             assert copied == log  # passive, and nothing read meanwhile: all of it
@@ -97,6 +100,7 @@ def test_no_checkpoint_thread_when_sqlite_keeps_its_own(tmp_path: Path) -> None:
                 f"{server.url}/sync/{pid}/push",
                 content=update,
                 headers={"Authorization": f"Bearer {token}"},
+                timeout=PATIENCE,
             )
             assert answer.status_code == 200
         names = {t.name for t in threading.enumerate()}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import tomli_w
+from patience import PATIENCE
 from pycrdt import Doc, Map
 from sync_helpers import make_token, wait_until
 
@@ -44,7 +45,9 @@ def test_a_running_server_compacts_in_a_worker_while_peers_sync(tmp_path: Path) 
     token = make_token(path)
     served = Served(path, tmp_path / "serve.log")
     try:
-        http = httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {token}"})
+        http = httpx.Client(
+            base_url=served.url, headers={"Authorization": f"Bearer {token}"}, timeout=PATIENCE
+        )
         url = f"/sync/{production_id}"
         peer = Doc()
         sent: list[bytes] = []
@@ -60,9 +63,7 @@ def test_a_running_server_compacts_in_a_worker_while_peers_sync(tmp_path: Path) 
             edit(rate)
         # The server looks every 0.2 s: it may fold any prefix of the edits, even while
         # they arrive; what it folds must not change what peers and the history see.
-        assert wait_until(lambda: _snapshot(path, production_id) > 0, timeout=30), (
-            served.log.read_text()
-        )
+        assert wait_until(lambda: _snapshot(path, production_id) > 0), served.log.read_text()
         done = wait_until(
             lambda: re.search(
                 r"compacted production .*\(worker process (\d+)\)", served.log.read_text()

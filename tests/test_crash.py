@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from patience import PATIENCE
 
 from castroom.core.model import Talent
 from castroom.core.workspace import Workspace
@@ -52,7 +53,7 @@ while True:
 """
 
 
-def read_ready(proc: subprocess.Popen, timeout: float = 30) -> None:
+def read_ready(proc: subprocess.Popen, timeout: float = PATIENCE) -> None:
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     buffer = b""
@@ -89,7 +90,7 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_write(tmp_path: Path) -
             time.sleep(rng.uniform(0.02, 0.35))
         finally:
             proc.send_signal(signal.SIGKILL)
-            out, _ = proc.communicate(timeout=30)
+            out, _ = proc.communicate(timeout=PATIENCE)
         assert proc.returncode == -signal.SIGKILL
         text = (proc._early + out).decode()  # type: ignore[attr-defined]
         complete = text[: text.rfind("\n") + 1] if "\n" in text else ""

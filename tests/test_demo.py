@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+from patience import PATIENCE
 from sync_helpers import stop_process
 from web_helpers import wait_for
 
@@ -85,7 +86,7 @@ def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
     (precious / "castroom.db").write_bytes(b"a real workspace")
-    result = run_castroom("demo", "--dir", str(precious), timeout=60)
+    result = run_castroom("demo", "--dir", str(precious))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"Error: {precious} is not empty and was not made by `castroom demo`: nothing was"
@@ -95,7 +96,7 @@ def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
     assert (precious / "notes.txt").read_text() == "keep me"
     afile = tmp_path / "afile"
     afile.write_text("x")
-    assert run_castroom("demo", "--dir", str(afile), timeout=60).returncode != 0
+    assert run_castroom("demo", "--dir", str(afile)).returncode != 0
     assert afile.read_text() == "x"
 
 
@@ -123,10 +124,10 @@ def test_demo_serve_keeps_serving_with_the_sign_in_link(tmp_path: Path) -> None:
             match = wait_for(lambda: pattern.search(log.read_text()), 120, "the sign-in link")
             member, url, token = match.groups()
             assert member == "Alex Moreno (casting director)"
-            session = httpx.get(f"{url}/api/session", params={"token": token}, timeout=10)
+            session = httpx.get(f"{url}/api/session", params={"token": token}, timeout=PATIENCE)
             assert session.status_code == 200, session.text
             assert [p["title"] for p in session.json()["productions"]] == ["The Harbour Years"]
-            assert httpx.get(f"{url}/", timeout=10).status_code == 200
+            assert httpx.get(f"{url}/", timeout=PATIENCE).status_code == 200
         finally:
             code = stop_process(proc)
     assert code == 0, log.read_text()[-2000:]

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import msgspec
 import pytest
+from sync_helpers import PATIENCE, wait_until
 
 from castroom.core import model
 from castroom.core.errors import CastroomError
@@ -305,15 +306,6 @@ def test_missing_folder_is_a_clear_error(open_ws, tmp_path: Path) -> None:
         sync_folder(a, tmp_path / "nope", echo=lambda _m: None)
 
 
-def _wait(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def test_live_mode_pulls_and_pushes_until_stopped(open_ws, folder: Path, tmp_path: Path) -> None:
     a, b = open_ws("a"), open_ws("b")
     pid = a.create_production("Live").id
@@ -335,17 +327,17 @@ def test_live_mode_pulls_and_pushes_until_stopped(open_ws, folder: Path, tmp_pat
     thread.start()
     try:
         # The first pass (after the watcher started) exported a's pending edit.
-        assert _wait(lambda: any("wrote 1 file(s)" in line for line in lines)), lines
+        assert wait_until(lambda: any("wrote 1 file(s)" in line for line in lines)), lines
         # Pull: b writes a file; the watcher sees it and merges it into a's workspace.
         b.production(pid).doc.add(model.Talent, name="From B")
         quiet(b, folder)
-        assert _wait(lambda: "From B" in talent_names(a, pid), timeout=20), lines
+        assert wait_until(lambda: "From B" in talent_names(a, pid)), lines
         # Push: a local edit by another process/connection reaches the folder by itself.
         a.production(pid).doc.add(model.Talent, name="From A")
-        assert _wait(lambda: quiet(b, folder) and "From A" in talent_names(b, pid)), lines
+        assert wait_until(lambda: quiet(b, folder) and "From A" in talent_names(b, pid)), lines
     finally:
         stop.set()
-        thread.join(timeout=10)
+        thread.join(timeout=PATIENCE)
         live_ws.close()
     assert not thread.is_alive()
     assert out and out[0].passes >= 3
@@ -384,7 +376,7 @@ def test_workspaces_in_separate_processes_converge(open_ws, folder: Path, tmp_pa
         for n in names
     ]
     for p in procs:
-        _, err = p.communicate(timeout=60)
+        _, err = p.communicate(timeout=PATIENCE)
         assert p.returncode == 0, err.decode()
     quiet(seed, folder)
     expected = {f"{n}-{i}" for n in names for i in range(5)}
@@ -412,19 +404,19 @@ def test_live_mode_survives_the_folder_going_away(open_ws, folder: Path, tmp_pat
     )
     thread.start()
     try:
-        assert _wait(lambda: any("watching" in line for line in lines))
+        assert wait_until(lambda: any("watching" in line for line in lines))
         time.sleep(0.5)  # let the first pass finish (the test is about later ones)
         away = tmp_path / "unplugged"
         (folder / FOLDER_NAME).rename(away)  # the stick is pulled out
-        assert _wait(lambda: any("pass failed" in line for line in lines)), lines
+        assert wait_until(lambda: any("pass failed" in line for line in lines)), lines
         assert thread.is_alive()
         (away).rename(folder / FOLDER_NAME)  # ...and plugged back in
         b.production(pid).doc.add(model.Talent, name="After Replug")
         quiet(b, folder)
-        assert _wait(lambda: "After Replug" in talent_names(a, pid)), lines
+        assert wait_until(lambda: "After Replug" in talent_names(a, pid)), lines
     finally:
         stop.set()
-        thread.join(timeout=10)
+        thread.join(timeout=PATIENCE)
         live_ws.close()
     assert not thread.is_alive()
 
@@ -564,7 +556,7 @@ def test_a_device_folder_that_is_a_file_is_one_clear_error(
         [str(exe), "--workspace", str(tmp_path / "a"), "sync", str(folder)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=PATIENCE,
     )
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "it is a file, not a folder" in run.stderr

@@ -28,6 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_profiles import examples as scaled
+from patience import PATIENCE
 from pycrdt import Doc, Map, Text
 
 from castroom.core import model
@@ -353,7 +354,7 @@ def test_fuzz_real_server(tmp_path: Path) -> None:
 
     with (
         ServerThread(path) as server,
-        httpx.Client(base_url=server.url, timeout=10) as http,
+        httpx.Client(base_url=server.url, timeout=PATIENCE) as http,
         contextlib.ExitStack() as stack,
     ):
         url = f"{server.ws_url}/{pid}"
@@ -377,7 +378,7 @@ def test_fuzz_real_server(tmp_path: Path) -> None:
                 sock.send(frame)
                 sock.send(protocol.step1_frame(b"\x00"))
                 while pending:
-                    reply = protocol.decode_message(sock.recv(timeout=10))
+                    reply = protocol.decode_message(sock.recv(timeout=PATIENCE))
                     if reply.sync_type is protocol.SyncType.STEP1:
                         pending -= 1
             except ConnectionClosed:

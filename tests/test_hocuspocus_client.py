@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sync_helpers import (
     NODE_PEERS,
+    PATIENCE,
     NodeHocuspocus,
     NodePeer,
     make_token,
@@ -198,7 +199,7 @@ def test_cli_live_and_timeout_suggestion(two, tmp_path: Path) -> None:
                 "hocuspocus",
                 "--live",
                 "--duration",
-                "30",
+                "300",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -209,12 +210,12 @@ def test_cli_live_and_timeout_suggestion(two, tmp_path: Path) -> None:
                 peer.wait_synced()
                 with Workspace.open(path) as ws:
                     ada = next(t.id for t in ws.production(first).doc.all(model.Talent))
-                peer.request("wait", collection="talents", id=ada, timeout=20000)
+                peer.request("wait", collection="talents", id=ada)
                 peer.request("set", collection="talents", id=ada, field="union", value="Equity")
                 with Workspace.open(path) as ws:
                     production = ws.production(first)
                     assert wait_until(
-                        lambda: production.doc.get(model.Talent, ada).union == "Equity", 20
+                        lambda: production.doc.get(model.Talent, ada).union == "Equity"
                     )
                     production.doc.update(model.Talent, ada, {"agent": "Pat"})
                 peer.request("wait", collection="talents", id=ada, field="agent", value="Pat")
@@ -226,7 +227,7 @@ def test_cli_live_and_timeout_suggestion(two, tmp_path: Path) -> None:
                 )
         finally:
             live.terminate()
-            out, _ = live.communicate(timeout=30)
+            out, _ = live.communicate(timeout=PATIENCE)
         assert "live: 2 production(s)" in out
         assert "Harbour Lights: connected with: browser" in out, out
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import websockets
 from sync_helpers import (
+    PATIENCE,
     NodePeer,
     make_token,
     needs_node_peers,
@@ -39,7 +40,9 @@ def _hp_url(server: ServerThread) -> str:
     return server.ws_url.removesuffix("/sync") + "/hocuspocus"
 
 
-async def _frames(url: str, sent: list[bytes], until: int, timeout: float = 10) -> list[hp.Frame]:
+async def _frames(
+    url: str, sent: list[bytes], until: int, timeout: float = PATIENCE
+) -> list[hp.Frame]:
     """Send raw frames on one socket; collect decoded answers until ``until`` arrived."""
     got: list[hp.Frame] = []
     async with websockets.connect(url, proxy=None) as conn:
@@ -133,7 +136,7 @@ def test_bad_frame_closes_the_socket_and_changes_nothing(seeded) -> None:
                 await conn.recv()
                 await conn.send(hp.wrap(first, protocol.update_frame(b"\x01\x02garbage")))
                 with pytest.raises(websockets.ConnectionClosed) as closed:
-                    async with asyncio.timeout(10):
+                    async with asyncio.timeout(PATIENCE):
                         while True:
                             await conn.recv()
                 return closed.value.rcvd.code if closed.value.rcvd else None
@@ -207,7 +210,7 @@ def test_revoked_token_closes_the_document(seeded) -> None:
                     TokenStore(ws.store).revoke(info.id)
                 # Sent after the revocation: never merged.
                 await conn.send(hp.wrap(first, protocol.update_frame(_scratch_update())))
-                async with asyncio.timeout(10):
+                async with asyncio.timeout(PATIENCE):
                     while not any(f.type is hp.HPType.CLOSE for f in got):
                         got.append(hp.decode(await conn.recv(), max_size=1 << 24))  # type: ignore[arg-type]
             return got
@@ -249,7 +252,7 @@ def test_provider_on_the_y_websocket_endpoint_is_told_where_to_go(seeded) -> Non
             async with websockets.connect(url, proxy=None) as conn:
                 await conn.send(hp.token(first, token, "4.7.0"))
                 with pytest.raises(websockets.ConnectionClosed) as closed:
-                    async with asyncio.timeout(10):
+                    async with asyncio.timeout(PATIENCE):
                         while True:
                             await conn.recv()
                 assert closed.value.rcvd is not None

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
+from patience import PATIENCE
 from sync_helpers import make_token
 from test_server import recv_frames
 from test_sync_cli import Served
@@ -70,7 +71,7 @@ def state(path: Path, pid: str) -> tuple[str, int]:
 def python(code: str, *args: str) -> str:
     """What ``code`` prints, run in a fresh interpreter (a crash fails the test there)."""
     done = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=PATIENCE
     )
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
     return done.stdout
@@ -169,7 +170,7 @@ def test_the_server_survives_every_repro_from_read_and_write_peers(tmp_path: Pat
                 f"{server.url}/sync/{pid}/push",
                 headers={"Authorization": f"Bearer {write}"},
                 content=data,
-                timeout=60,
+                timeout=PATIENCE,
             )
             assert pushed.status_code == 400 and needle in pushed.text, pushed.text
             # A read-only peer's step 2 and update are dropped unparsed.
@@ -186,7 +187,7 @@ def test_the_server_survives_every_repro_from_read_and_write_peers(tmp_path: Pat
                     recv_frames(conn, 5)
                 assert needle in str(getattr(closed.value, "rcvd", None) or closed.value)
             assert server.proc.poll() is None, server.log.read_text()[-2000:]
-            assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
+            assert httpx.get(f"{server.url}/health", timeout=PATIENCE).status_code == 200
     finally:
         code = server.stop()
     assert code in (0, -15), server.log.read_text()[-2000:]

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from patience import PATIENCE
+
 from castroom.core.importing import import_into
 from castroom.core.model import Scene, Talent
 from castroom.core.plugins import make_plugins
@@ -74,9 +76,9 @@ def test_watch_in_process_picks_up_new_files(tmp_path: Path) -> None:
                 tmp.write_text(GOOD_CSV, encoding="utf-8")
                 tmp.replace(tmp_path / "in" / "talents.csv")  # an atomic drop
                 dropped = True
-            return any((tmp_path / "in" / "done").iterdir()) or elapsed > 10
+            return any((tmp_path / "in" / "done").iterdir()) or elapsed > PATIENCE
 
-        outcomes = box.watch(seconds=15, stop=drop_then_stop)
+        outcomes = box.watch(seconds=2 * PATIENCE, stop=drop_then_stop)
         assert [o.ok for o in outcomes] == [True]
         assert len(production.doc.all(Talent)) == 2
 
@@ -89,7 +91,7 @@ def test_live_watch_subprocess(tmp_path: Path) -> None:
         env=env,
         check=True,
         capture_output=True,
-        timeout=60,
+        timeout=PATIENCE,
     )
     inbox = tmp_path / "inbox"
     proc = subprocess.Popen(
@@ -100,14 +102,14 @@ def test_live_watch_subprocess(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + PATIENCE
         while not (inbox / "done").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         (inbox / "script.fountain").write_text(FOUNTAIN, encoding="utf-8")
         while not (inbox / "done" / "script.fountain").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert (inbox / "done" / "script.fountain").exists()
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=PATIENCE)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sync_helpers import (
     NODE_PEERS,
+    PATIENCE,
     NodePeer,
     NodeRelay,
     make_token,
@@ -65,21 +66,19 @@ def test_yjs_client_and_castroom_edit_one_production(seeded) -> None:
             texts={"notes": "typed in a browser"},
         )
         production = cli.production(pid)
-        found = wait_until(lambda: production.doc.find(model.Talent, new_id), timeout=10)
+        found = wait_until(lambda: production.doc.find(model.Talent, new_id))
         assert found is not None, "the Yjs edit never reached castroom"
         assert (found.name, found.rate, found.notes) == ("From Yjs", 90_000, "typed in a browser")
         peer.request("set", collection="production", id=pid, field="title", value="Renamed")
-        assert wait_until(lambda: production.doc.production.title == "Renamed", timeout=10)
+        assert wait_until(lambda: production.doc.production.title == "Renamed")
 
         # A castroom edit (from another process's connection) shows in the Yjs client.
         production.doc.update(model.Talent, ada, {"name": "Ada Q. Quinn"})
-        peer.request(
-            "wait", collection="talents", id=ada, field="name", value="Ada Q. Quinn", timeout=10000
-        )
+        peer.request("wait", collection="talents", id=ada, field="name", value="Ada Q. Quinn")
 
         # A Yjs edit that breaks a model rule merges (never dropped) and is reported.
         peer.request("set", collection="talents", id=new_id, field="height_cm", value=999)
-        assert wait_until(lambda: production.invalid(), timeout=10)
+        assert wait_until(lambda: production.invalid())
         (bad, _device), *_ = production.invalid()
         assert (bad.kind, bad.id, bad.field) == ("talent", new_id, "height_cm")
         assert ada in {t.id for t in production.doc.all(model.Talent)}  # queries still work
@@ -149,7 +148,7 @@ def test_castroom_serve_process_with_yjs_client_and_cli_edit(seeded, tmp_path: P
     try:
         import httpx
 
-        assert wait_until(lambda: _healthy(f"http://127.0.0.1:{port}/health"), timeout=20), (
+        assert wait_until(lambda: _healthy(f"http://127.0.0.1:{port}/health")), (
             "castroom serve did not come up"
         )
         with NodePeer(f"ws://127.0.0.1:{port}/sync", pid, token=token) as peer:
@@ -158,7 +157,7 @@ def test_castroom_serve_process_with_yjs_client_and_cli_edit(seeded, tmp_path: P
                 [str(exe), "--workspace", str(path), "set", "talent", ada, "union=Equity"],
                 capture_output=True,
                 text=True,
-                timeout=60,
+                timeout=PATIENCE,
             )
             assert edit.returncode == 0, edit.stderr
             peer.request("wait", collection="talents", id=ada, field="union", value="Equity")
@@ -170,18 +169,17 @@ def test_castroom_serve_process_with_yjs_client_and_cli_edit(seeded, tmp_path: P
                         [str(exe), "--workspace", str(path), "show", "talent", ada, "--json"],
                         capture_output=True,
                         text=True,
-                        timeout=60,
+                        timeout=PATIENCE,
                     ).stdout
                 ),
-                timeout=15,
                 step=0.3,
             )
             assert shown
-        assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=PATIENCE).status_code == 200
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
-            server.wait(timeout=10)
+            server.wait(timeout=PATIENCE)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=5)
@@ -203,7 +201,7 @@ def test_stock_node_relay_carries_yjs_peers() -> None:
         b.request("wait", collection="talents", id="T1", field="name", value="Relayed")
 
 
-def _castroom(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def _castroom(*args: str, timeout: float = PATIENCE) -> subprocess.CompletedProcess[str]:
     done = subprocess.run([str(CASTROOM), *args], capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"castroom {' '.join(args)}: {done.stderr}{done.stdout}"
     return done
@@ -269,13 +267,12 @@ def test_stock_relay_between_castroom_workspaces_live(seeded, tmp_path: Path) ->
             _castroom("--workspace", str(a_path), "set", "talent", ada, "union=Equity")
             with Workspace.open(b_path) as b:
                 assert wait_until(
-                    lambda: b.production(pid).doc.get(model.Talent, ada).union == "Equity", 20
+                    lambda: b.production(pid).doc.get(model.Talent, ada).union == "Equity"
                 ), "A's edit never reached B through the relay"
             _castroom("--workspace", str(b_path), "set", "talent", ada, "agent=Relay Agency")
             with Workspace.open(a_path) as a:
                 assert wait_until(
-                    lambda: a.production(pid).doc.get(model.Talent, ada).agent == "Relay Agency",
-                    20,
+                    lambda: a.production(pid).doc.get(model.Talent, ada).agent == "Relay Agency"
                 ), "B's edit never reached A through the relay"
             with NodePeer(url, pid) as peer:  # a plain Yjs client sees both edits
                 peer.request(
@@ -287,7 +284,7 @@ def test_stock_relay_between_castroom_workspaces_live(seeded, tmp_path: Path) ->
                 proc.terminate()
             for proc in procs:
                 try:
-                    proc.communicate(timeout=15)
+                    proc.communicate(timeout=PATIENCE)
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.communicate(timeout=5)
@@ -305,6 +302,6 @@ def _healthy(url: str) -> bool:
     import httpx
 
     try:
-        return httpx.get(url, timeout=1).status_code == 200
+        return httpx.get(url, timeout=PATIENCE).status_code == 200
     except httpx.HTTPError:
         return False

@@ -98,7 +98,7 @@ def live_room(tmp_path: Path, cli, mode: str = "y-websocket") -> Iterator[LiveRo
         else:
             live = LiveProcess(b, server.url, "--token", token)
         try:
-            assert wait_until(lambda: live.said("live: 1 production"), 30), live.output()
+            assert wait_until(lambda: live.said("live: 1 production")), live.output()
             yield LiveRoom(server, server_path, a, b, token, live)
         finally:
             live.stop()
@@ -118,14 +118,14 @@ def test_a_live_session_fetches_new_headshots_and_sends_its_own(
         [entry] = listed(cli, a)
         wanted = {entry["media"]["hash"], entry["media"]["thumbnail"]}
         assert entry["media"]["hash"] == hashlib.sha256(face.read_bytes()).hexdigest()
-        assert wait_until(lambda: wanted <= blob_files(b), 30), live.output()
+        assert wait_until(lambda: wanted <= blob_files(b)), live.output()
         # Another process attaches on B's workspace: the live session sends the file.
         ok(cli("add", "talent", "name=Ben Hale", workspace=b))
         own = jpeg(tmp_path / "ben.jpg", seed=22)
         ok(cli("attach", "talent", "Ben Hale", str(own), workspace=b))
         mine = {m["media"]["hash"] for m in listed(cli, b)} - {entry["media"]["hash"]}
-        assert wait_until(lambda: mine <= blob_files(room.server_path), 30), live.output()
-        assert wait_until(lambda: live.said("media: sent 2"), 30), live.output()
+        assert wait_until(lambda: mine <= blob_files(room.server_path)), live.output()
+        assert wait_until(lambda: live.said("media: sent 2")), live.output()
     assert live.said("media: fetched 2"), live.output()
     # B holds exactly the right bytes under each name.
     for digest in blob_files(b):
@@ -208,12 +208,12 @@ def test_a_file_uploaded_after_its_record_still_reaches_the_live_session(
         ok(cli("attach", "talent", "Ada Stone", str(face), workspace=room.a))
         # The record first, the file not yet: B finds it on neither side.
         room.sync_a(cli, "--media", "none")
-        assert wait_until(lambda: room.live.said("on neither side yet"), 30), room.live.output()
+        assert wait_until(lambda: room.live.said("on neither side yet")), room.live.output()
         [entry] = listed(cli, room.a)
         wanted = {entry["media"]["hash"], entry["media"]["thumbnail"]}
         # The upload follows, with no further change to the document: B asks again.
         room.sync_a(cli)
-        assert wait_until(lambda: wanted <= blob_files(room.b), 30), room.live.output()
+        assert wait_until(lambda: wanted <= blob_files(room.b)), room.live.output()
 
 
 def _blob(workspace: Path, digest: str) -> Path:

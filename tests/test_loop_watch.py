@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from patience import PATIENCE
 from sync_helpers import make_token, wait_until
 
 from castroom.core import model
@@ -89,20 +90,23 @@ def test_serve_answers_its_stalls_at_stats(
     with ServerThread(path) as server:
         server.app_state.loop_watch.warn_after = 0.2
         stats = f"{server.url}/stats"
-        assert httpx.get(stats).status_code == 401
-        assert httpx.get(stats, headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert httpx.get(stats, timeout=PATIENCE).status_code == 401
+        assert (
+            httpx.get(stats, headers={"Authorization": "Bearer nope"}, timeout=PATIENCE).status_code
+            == 401
+        )
         auth = {"Authorization": f"Bearer {token}"}
-        before = httpx.get(stats, headers=auth).json()
+        before = httpx.get(stats, headers=auth, timeout=PATIENCE).json()
         assert before["rooms"] == 0 and before["peers"] == 0
         assert isinstance(before["loop"]["stalls"], list)  # a loaded machine may stall it
         assert server.app_state.loop is not None
         server.app_state.loop.call_soon_threadsafe(hold_the_loop_busy, server.app_state.loop_watch)
 
         def reported() -> list[dict[str, object]]:
-            body = httpx.get(stats, headers=auth).json()
+            body = httpx.get(stats, headers=auth, timeout=PATIENCE).json()
             return [s for s in body["loop"]["stalls"] if "hold_the_loop_busy" in str(s["where"])]
 
-        (stall,) = wait_until(reported, timeout=SAMPLED_WITHIN + 10)
+        (stall,) = wait_until(reported, timeout=SAMPLED_WITHIN + PATIENCE)
         assert float(stall["wall_ms"]) >= HOLD * 1000 * 0.9  # type: ignore[arg-type]
         assert set(stall) == {"at", "wall_ms", "cpu_ms", "waiting_ms", "where"}
     warned = [r.getMessage() for r in caplog.records if r.name == "castroom.sync.loop_watch"]
@@ -128,6 +132,7 @@ def test_a_servers_first_edit_imports_no_plugin_on_its_loop(tmp_path: Path) -> N
             f"{server.url}/sync/{pid}/push",
             content=update,
             headers={"Authorization": f"Bearer {token}"},
+            timeout=PATIENCE,
         )
         assert pushed.status_code == 200 and pushed.json()["changed"] == 1
         workspace = server.app_state.workspace

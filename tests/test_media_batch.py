@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from media_helpers import jpeg
+from patience import PATIENCE
 
 from castroom.core import media
 from castroom.core.blobs import BlobStore
@@ -111,7 +112,7 @@ class BreakingServer:
 
 
 def fetch(workspace: Workspace, pid: str, url: str) -> media_client.MediaMoved:
-    with httpx.Client(base_url=url, timeout=10) as client:
+    with httpx.Client(base_url=url, timeout=PATIENCE) as client:
         return media_client.exchange(client, workspace, [pid], mode="all", send=False)
 
 
@@ -183,6 +184,7 @@ def test_the_batch_route_serves_only_what_the_token_reaches(tmp_path: Path) -> N
                 f"{server.url}/media/fetch",
                 json={"hashes": asked},
                 headers={"Authorization": f"Bearer {token}"},
+                timeout=PATIENCE,
             )
             assert response.status_code == 200, response.text
             stream = BatchStream([response.content])
@@ -197,9 +199,15 @@ def test_the_batch_route_serves_only_what_the_token_reaches(tmp_path: Path) -> N
             f"{server.url}/media/fetch",
             json={"hashes": ["../etc"]},
             headers={"Authorization": f"Bearer {read}"},
+            timeout=PATIENCE,
         )
         assert bad.status_code == 400 and "SHA-256" in bad.text
-        assert httpx.post(f"{server.url}/media/fetch", json={"hashes": asked}).status_code == 401
+        assert (
+            httpx.post(
+                f"{server.url}/media/fetch", json={"hashes": asked}, timeout=PATIENCE
+            ).status_code
+            == 401
+        )
 
 
 def test_a_batched_upload_stores_what_checks_out_and_says_why_the_rest_did_not(
@@ -230,7 +238,9 @@ def test_a_batched_upload_stores_what_checks_out_and_says_why_the_rest_did_not(
     )
     auth = {"Authorization": f"Bearer {write}"}
     with ServerThread(tmp_path / "server") as server:
-        answer = httpx.post(f"{server.url}/media/store", content=body, headers=auth)
+        answer = httpx.post(
+            f"{server.url}/media/store", content=body, headers=auth, timeout=PATIENCE
+        )
         assert answer.status_code == 200, answer.text
         result = answer.json()
         assert sorted(result["stored"]) == sorted([good, *rest])
@@ -241,9 +251,14 @@ def test_a_batched_upload_stores_what_checks_out_and_says_why_the_rest_did_not(
         )
         # A stream cut short stores nothing of the blob it cut, and says so.
         cut = f"{altered} {len(right[altered])}\n".encode() + right[altered][:100]
-        broken = httpx.post(f"{server.url}/media/store", content=cut, headers=auth)
+        broken = httpx.post(
+            f"{server.url}/media/store", content=cut, headers=auth, timeout=PATIENCE
+        )
         assert broken.status_code == 400 and "nothing of it stored" in broken.text
-        assert httpx.post(f"{server.url}/media/store", content=b"end\n").status_code == 401
+        assert (
+            httpx.post(f"{server.url}/media/store", content=b"end\n", timeout=PATIENCE).status_code
+            == 401
+        )
     with Workspace.open(tmp_path / "server") as workspace:
         assert set(workspace.blobs.hashes()) == {good, *rest}
         for digest in workspace.blobs.hashes():

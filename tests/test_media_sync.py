@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from media_helpers import jpeg, video
+from patience import PATIENCE
 
 from castroom.core.workspace import Workspace
 from castroom.sync.auth import TokenStore
@@ -149,18 +150,24 @@ def test_range_requests_and_token_scopes(
     original = (room.server_path / "media" / reel[:2] / reel[2:]).read_bytes()
     url = f"{server.url}/media/{reel}"
     read = {"Authorization": f"Bearer {room.read}"}
-    part = httpx.get(url, headers={**read, "Range": "bytes=100-199"})
+    part = httpx.get(url, headers={**read, "Range": "bytes=100-199"}, timeout=PATIENCE)
     assert part.status_code == 206 and part.content == original[100:200]
-    assert httpx.get(url, headers=read).content == original
-    assert httpx.get(url, headers={"Authorization": "Bearer nope"}).status_code == 401
-    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, headers=read, timeout=PATIENCE).content == original
+    assert (
+        httpx.get(url, headers={"Authorization": "Bearer nope"}, timeout=PATIENCE).status_code
+        == 401
+    )
+    assert httpx.get(url, timeout=PATIENCE).status_code == 401
     # A token for another production does not reach Tides's media.
-    other = httpx.get(url, headers={"Authorization": f"Bearer {room.only_other}"})
+    other = httpx.get(url, headers={"Authorization": f"Bearer {room.only_other}"}, timeout=PATIENCE)
     assert other.status_code == 404
     # Read-only tokens send nothing.
-    put = httpx.put(url, content=original, headers=read)
+    put = httpx.put(url, content=original, headers=read, timeout=PATIENCE)
     assert put.status_code == 403
-    assert httpx.get(f"{server.url}/media/not-a-hash", headers=read).status_code == 400
+    assert (
+        httpx.get(f"{server.url}/media/not-a-hash", headers=read, timeout=PATIENCE).status_code
+        == 400
+    )
 
 
 def test_uploads_are_checked_and_a_refused_one_stores_nothing(
@@ -179,14 +186,21 @@ def test_uploads_are_checked_and_a_refused_one_stores_nothing(
     url = f"{server.url}/media/{digest}"
     data = face.read_bytes()
     altered = data[:-1] + bytes([data[-1] ^ 1])
-    assert httpx.put(url, content=altered, headers=write).status_code == 400
-    assert httpx.put(url, content=data[:-10], headers=write).status_code == 400  # mis-sized
+    assert httpx.put(url, content=altered, headers=write, timeout=PATIENCE).status_code == 400
+    assert (
+        httpx.put(url, content=data[:-10], headers=write, timeout=PATIENCE).status_code == 400
+    )  # mis-sized
     stray = hashlib.sha256(b"stray").hexdigest()
     assert (
-        httpx.put(f"{server.url}/media/{stray}", content=b"stray", headers=write).status_code == 403
+        httpx.put(
+            f"{server.url}/media/{stray}", content=b"stray", headers=write, timeout=PATIENCE
+        ).status_code
+        == 403
     )
     assert blob_files(room.server_path) == before
-    missing = httpx.post(f"{server.url}/media/missing", json={"hashes": [digest]}, headers=write)
+    missing = httpx.post(
+        f"{server.url}/media/missing", json={"hashes": [digest]}, headers=write, timeout=PATIENCE
+    )
     assert missing.json() == {"missing": [digest]}
     # The next sync sends it, once.
     assert "media: sent 2" in ok(room.sync(room.a, server.url, "--production", "Tides"))
@@ -338,12 +352,18 @@ def test_a_token_past_its_upload_quota_is_refused_with_one_error_and_nothing_sto
         ok(room.sync(room.a, server.url, "--production", "Tides", "--media", "none"))
         write = {"Authorization": f"Bearer {room.write}"}
         first = httpx.put(
-            f"{server.url}/media/{sha(faces[0])}", content=faces[0].read_bytes(), headers=write
+            f"{server.url}/media/{sha(faces[0])}",
+            content=faces[0].read_bytes(),
+            headers=write,
+            timeout=PATIENCE,
         )
         assert first.status_code == 200 and first.json()["stored"]
         before = blob_files(room.server_path)
         second = httpx.put(
-            f"{server.url}/media/{sha(faces[1])}", content=faces[1].read_bytes(), headers=write
+            f"{server.url}/media/{sha(faces[1])}",
+            content=faces[1].read_bytes(),
+            headers=write,
+            timeout=PATIENCE,
         )
         assert second.status_code == 413
         assert "this token's media quota of 150.0 KB would be exceeded" in second.json()["error"]
@@ -359,12 +379,14 @@ def test_a_token_past_its_upload_quota_is_refused_with_one_error_and_nothing_sto
             f"{server.url}/media/{sha(faces[0])}",
             content=faces[0].read_bytes(),
             headers={"Authorization": f"Bearer {other}"},
+            timeout=PATIENCE,
         )
         assert again.status_code == 200 and not again.json()["stored"]
         fresh = httpx.put(
             f"{server.url}/media/{sha(faces[1])}",
             content=faces[1].read_bytes(),
             headers={"Authorization": f"Bearer {other}"},
+            timeout=PATIENCE,
         )
         assert fresh.status_code == 200 and fresh.json()["stored"]
 

@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from patience import PATIENCE
 
 EXE = str(Path(sys.executable).with_name("castroom"))
 
@@ -24,7 +25,7 @@ def in_private_mounts(script: str, timeout: float = 120) -> subprocess.Completed
         ["unshare", "-rm", "sh", "-c", "mount -t tmpfs none /mnt"],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=PATIENCE,
     )
     if probe.returncode != 0:
         pytest.skip(f"private mount namespaces are not allowed here: {probe.stderr.strip()}")
@@ -38,7 +39,10 @@ def in_private_mounts(script: str, timeout: float = 120) -> subprocess.Completed
 
 def castroom(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [EXE, "--workspace", str(workspace), *args], capture_output=True, text=True, timeout=60
+        [EXE, "--workspace", str(workspace), *args],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE,
     )
 
 

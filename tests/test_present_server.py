@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from media_helpers import jpeg, pdf, video
+from patience import PATIENCE
 from test_hocuspocus_serve import _frames
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
@@ -29,7 +30,7 @@ from tests.test_cli_core import ok
 
 #: How long a request may wait for the server's answer: httpx's default 5 s is too short
 #: on a machine loaded by parallel suites (a refusal logged, its answer read too late).
-WAIT = 60.0
+WAIT = PATIENCE
 
 
 class Room:
@@ -242,7 +243,7 @@ def test_the_presentations_token_opens_nothing_else(room) -> None:
     assert push.status_code == 403
     url = f"{server.ws_url}/{room.pid}?token={room.token}"
     with pytest.raises(InvalidStatus) as refused:
-        connect(url, proxy=None, open_timeout=5)
+        connect(url, proxy=None, open_timeout=PATIENCE)
     assert refused.value.response.status_code == 403
     # Hocuspocus asks the same token check, in its auth message.
     hocuspocus = server.ws_url.removesuffix("/sync") + "/hocuspocus"

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import websockets
+from patience import PATIENCE
 from pycrdt import Doc, Map
 from sync_helpers import make_token, wait_until
 from test_server import handshake, is_awareness, is_update, recv_frames, ws_connect
@@ -150,7 +151,7 @@ async def _hp_peer(url: str, pid: str, token: str) -> websockets.ClientConnectio
     status it gets then answers one of its updates, in order)."""
     conn = await websockets.connect(url, proxy=None, max_size=None)
     await conn.send(hp.token(pid, token))
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(PATIENCE):
         while True:
             frame = hp.decode(await conn.recv(), max_size=1 << 24)  # type: ignore[arg-type]
             if frame.type is hp.HPType.AUTH:
@@ -207,7 +208,7 @@ def test_no_update_is_acknowledged_before_its_commit(seeded) -> None:
                 lock.execute("ROLLBACK")
                 lock.close()
             for i, conn in enumerate(peers):
-                assert await _acks(conn, 2, timeout=20) == [True, True]
+                assert await _acks(conn, 2, timeout=PATIENCE) == [True, True]
                 # Acknowledged: committed, so another connection sees it.
                 assert {f"h{i}-0", f"h{i}-1"} <= _stored_talents(path, pid)
             for conn in peers:
@@ -251,7 +252,7 @@ def test_sigkill_right_after_acks_loses_no_acknowledged_update(
 
     async def run() -> None:
         killed = asyncio.Event()
-        async with asyncio.timeout(60):
+        async with asyncio.timeout(PATIENCE):
             await asyncio.gather(*(peer(i, killed) for i in range(peers)))
 
     try:
@@ -349,5 +350,5 @@ def test_presence_of_one_turn_is_one_frame_each_within_the_limits(seeded) -> Non
         assert all(e.clock == 2 and e.state["user"]["seen"] == 2 for e in entries.values())
         with pytest.raises(websockets.ConnectionClosed) as closed:
             while True:
-                greedy.recv(timeout=5)
+                greedy.recv(timeout=PATIENCE)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008

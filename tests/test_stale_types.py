@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from patience import PATIENCE
 from pycrdt import Doc, Map, Text
 from stale_types import ATTACKS, seed
 from sync_helpers import make_token, wait_until
@@ -52,7 +53,7 @@ def _pull(url: str, pid: str, token: str) -> bytes:
         f"{url}/sync/{pid}/pull",
         headers={"Authorization": f"Bearer {token}"},
         content=b"\x00",
-        timeout=60,
+        timeout=PATIENCE,
     )
     assert answer.status_code == 200, answer.text
     return answer.content
@@ -63,7 +64,7 @@ def _push(url: str, pid: str, token: str, update: bytes) -> httpx.Response:
         f"{url}/sync/{pid}/push",
         headers={"Authorization": f"Bearer {token}"},
         content=update,
-        timeout=60,
+        timeout=PATIENCE,
     )
 
 
@@ -109,7 +110,7 @@ def test_the_server_merges_edits_into_types_a_peer_deleted_or_replaced(tmp_path:
             assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) <= 1, name
             # The server merges the CLI's commit from the workspace (then relays it).
             assert server.proc.poll() is None, (name, server.log.read_text()[-2000:])
-            assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
+            assert httpx.get(f"{server.url}/health", timeout=PATIENCE).status_code == 200
         served = lambda: decode_state_vector(_state_vector(server.url, pid, token))  # noqa: E731
         assert wait_until(lambda: served() == decode_state_vector(_stored_state(path, pid)))
     finally:
@@ -119,7 +120,7 @@ def test_the_server_merges_edits_into_types_a_peer_deleted_or_replaced(tmp_path:
 
 def _state_vector(url: str, pid: str, token: str) -> bytes:
     answer = httpx.get(
-        f"{url}/sync/{pid}/state", headers={"Authorization": f"Bearer {token}"}, timeout=60
+        f"{url}/sync/{pid}/state", headers={"Authorization": f"Bearer {token}"}, timeout=PATIENCE
     )
     assert answer.status_code == 200, answer.text
     return answer.content

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sync_helpers import make_token, stop_process
+from sync_helpers import PATIENCE, make_token, stop_process
 
 from castroom.core import model
 from castroom.core.workspace import Workspace
@@ -27,7 +27,7 @@ EXE = str(Path(sys.executable).with_name("castroom"))
 
 
 def castroom(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    *args: str, env: dict[str, str] | None = None, timeout: float = PATIENCE
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [EXE, *args],
@@ -198,13 +198,13 @@ def test_sync_path_live_picks_up_a_peer_until_interrupted(tmp_path: Path) -> Non
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + PATIENCE
             while "watching" not in log.read_text():
                 assert time.monotonic() < deadline and live.poll() is None, log.read_text()
                 time.sleep(0.05)
             assert castroom("--workspace", str(a), "add", "talent", "name=Cy Live").returncode == 0
             assert castroom("--workspace", str(a), "sync", str(shared)).returncode == 0
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + PATIENCE
             while "Cy Live" not in talents(b):
                 assert time.monotonic() < deadline and live.poll() is None, log.read_text()
                 time.sleep(0.2)
@@ -212,7 +212,7 @@ def test_sync_path_live_picks_up_a_peer_until_interrupted(tmp_path: Path) -> Non
             if live.poll() is None:
                 live.send_signal(signal.SIGINT)
             try:
-                live.wait(timeout=15)
+                live.wait(timeout=PATIENCE)
             except subprocess.TimeoutExpired:
                 live.kill()
                 live.wait(timeout=5)
@@ -249,7 +249,7 @@ def test_serve_then_sync_end_to_end(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path, pid = seeded
-    assert httpx.get(f"{served.url}/health", timeout=5).json() == {"status": "ok"}
+    assert httpx.get(f"{served.url}/health", timeout=PATIENCE).json() == {"status": "ok"}
     token = new_token(cli, path, "--scope", "write")
     laptop = tmp_path / "laptop"
     # The real console script once (CASTROOM_TOKEN from the environment) ...
@@ -286,7 +286,7 @@ def test_serve_errors(cli: Any, seeded: tuple[Path, str], tmp_path: Path) -> Non
 
 def test_serve_on_a_busy_port(seeded: tuple[Path, str], served: Served) -> None:
     port = served.url.rsplit(":", 1)[1]
-    busy = castroom("--workspace", str(seeded[0]), "serve", "--port", port, timeout=30)
+    busy = castroom("--workspace", str(seeded[0]), "serve", "--port", port)
     # SO_REUSEADDR does not let two listeners share a port on Linux.
     assert busy.returncode == 1 and "cannot listen" in busy.stderr
 
@@ -316,7 +316,7 @@ def test_tls_end_to_end(cli: Any, seeded: tuple[Path, str], tmp_path: Path) -> N
         ],
         check=True,
         capture_output=True,
-        timeout=60,
+        timeout=PATIENCE,
     )
     path, _ = seeded
     token = new_token(cli, path, "--scope", "read")

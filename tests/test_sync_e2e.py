@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_profiles import examples
-from sync_helpers import make_token, wait_until
+from sync_helpers import PATIENCE, make_token, wait_until
 
 from castroom.core import model
 from castroom.core.workspace import Workspace
@@ -100,14 +100,14 @@ class Serve:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        assert wait_until(self.healthy, 30), "castroom serve did not start"
+        assert wait_until(self.healthy), "castroom serve did not start"
         return self
 
     def healthy(self) -> bool:
         import httpx
 
         try:
-            return httpx.get(self.url + "/health", timeout=1).status_code == 200
+            return httpx.get(self.url + "/health", timeout=PATIENCE).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -120,7 +120,7 @@ class Serve:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=PATIENCE)
             except subprocess.TimeoutExpired:
                 self.kill()
 
@@ -204,7 +204,7 @@ def test_mixed_topology_concurrent_edits_with_faults_converge(tmp_path: Path) ->
         time.sleep(0.5)
         s1.start()
         # Fault 2: one of P2's folder files is cut short (a bad copy on the shared drive).
-        p2_files = wait_until(lambda: sorted((folder / FOLDER_NAME / pid).rglob("*.yupd")), 30)
+        p2_files = wait_until(lambda: sorted((folder / FOLDER_NAME / pid).rglob("*.yupd")))
         assert p2_files
         victim = max(p2_files, key=lambda p: p.stat().st_size)
         with contextlib.suppress(FileNotFoundError):  # compacted away meanwhile: fine too
@@ -230,7 +230,7 @@ def test_mixed_topology_concurrent_edits_with_faults_converge(tmp_path: Path) ->
 
         for _ in range(3):
             settle()
-        if not wait_until(lambda: names(p1, pid) == expected, 60):
+        if not wait_until(lambda: names(p1, pid) == expected):
             raise AssertionError(
                 f"P1 lacks {sorted(expected - names(p1, pid))};"
                 f" live sync said: {(tmp_path / 'live.log').read_text()[-3000:]}"
@@ -254,7 +254,7 @@ def test_mixed_topology_concurrent_edits_with_faults_converge(tmp_path: Path) ->
         if live is not None:
             live.terminate()
             try:
-                live.wait(timeout=15)
+                live.wait(timeout=PATIENCE)
             except subprocess.TimeoutExpired:
                 live.kill()
                 live.wait(timeout=5)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from patience import PATIENCE
 
 from castroom.core.cli import build_cli
 from castroom.core.model import ShootDay
@@ -104,7 +105,9 @@ def castroom(site: Path | None, workspace: Path, *args: str, **env: str):
     if site is not None:
         full["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), full.get("PYTHONPATH")]))
     exe = Path(sys.executable).with_name("castroom")
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=full, timeout=60)
+    return subprocess.run(
+        [str(exe), *args], capture_output=True, text=True, env=full, timeout=PATIENCE
+    )
 
 
 def plugin_names(result: subprocess.CompletedProcess[str]) -> dict[str, dict]:
@@ -155,7 +158,11 @@ def loaded_modules(site: Path, workspace: Path, *args: str) -> tuple[str, list[s
     """What ``castroom ARGS`` printed, and which plugin (and pycrdt) modules it imported."""
     env = {**os.environ, "CASTROOM_WORKSPACE": str(workspace), "PYTHONPATH": str(site)}
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, "-c", PROBE, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=PATIENCE,
     )
     *printed, modules = done.stdout.splitlines()
     return "\n".join(printed), json.loads(modules)

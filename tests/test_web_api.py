@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
+from patience import PATIENCE
 from sync_helpers import copy_workspace, make_token
 from test_contingency import build
 
@@ -38,11 +39,11 @@ class Room:
 
     def post(self, tail: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token or self.token}"}
-        return httpx.post(self.url(tail), headers=headers, timeout=30, **kwargs)
+        return httpx.post(self.url(tail), headers=headers, timeout=PATIENCE, **kwargs)
 
     def get(self, tail: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token or self.token}"}
-        return httpx.get(self.url(tail), headers=headers, timeout=30, **kwargs)
+        return httpx.get(self.url(tail), headers=headers, timeout=PATIENCE, **kwargs)
 
     def upload(self, importer: str, file: Path | bytes, name: str = "", **params: Any):
         body = file.read_bytes() if isinstance(file, Path) else file

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
+from patience import PATIENCE
 from pycrdt import Doc
 from sync_helpers import make_token, wait_until
 
@@ -87,25 +88,33 @@ def server(tmp_path: Path):
 
 def test_shell_and_assets_need_no_token_and_the_api_does(server) -> None:
     running = server[0]
-    page = httpx.get(f"{running.url}/")
+    page = httpx.get(f"{running.url}/", timeout=PATIENCE)
     assert page.status_code == 200 and 'src="/app.js?v=' in page.text
-    worker = httpx.get(f"{running.url}/sw.js")
+    worker = httpx.get(f"{running.url}/sw.js", timeout=PATIENCE)
     assert worker.headers["service-worker-allowed"] == "/"
-    assert httpx.get(f"{running.url}/schema.json").json() == model_schema()
-    assert httpx.get(f"{running.url}/api/session").status_code == 401
-    bad = httpx.get(f"{running.url}/api/session", headers={"Authorization": "Bearer crt_x_y"})
+    assert httpx.get(f"{running.url}/schema.json", timeout=PATIENCE).json() == model_schema()
+    assert httpx.get(f"{running.url}/api/session", timeout=PATIENCE).status_code == 401
+    bad = httpx.get(
+        f"{running.url}/api/session", headers={"Authorization": "Bearer crt_x_y"}, timeout=PATIENCE
+    )
     assert bad.status_code == 401 and bad.json() == {"error": "invalid, expired or revoked token"}
 
 
 def test_session_says_scope_member_and_the_productions_a_token_sees(server) -> None:
     running, path, one, two = server
     token = make_token(path, "read", production=one, name="Sam Chen")
-    session = httpx.get(f"{running.url}/api/session", params={"token": token}).json()
+    session = httpx.get(
+        f"{running.url}/api/session", params={"token": token}, timeout=PATIENCE
+    ).json()
     assert session["scope"] == "read" and session["member"] == "Sam Chen"
     assert session["productions"] == [{"id": one, "title": "One"}]
-    findings = httpx.get(f"{running.url}/api/{one}/findings", params={"token": token})
+    findings = httpx.get(
+        f"{running.url}/api/{one}/findings", params={"token": token}, timeout=PATIENCE
+    )
     assert findings.status_code == 200 and findings.json()["production_id"] == one
-    other = httpx.get(f"{running.url}/api/{two}/findings", params={"token": token})
+    other = httpx.get(
+        f"{running.url}/api/{two}/findings", params={"token": token}, timeout=PATIENCE
+    )
     assert other.status_code == 403
 
 
@@ -123,7 +132,7 @@ def test_live_stream_sends_findings_and_budget_and_again_after_a_change(server) 
     running, path, one, _ = server
     token = make_token(path, "read")
     url = f"{running.url}/api/{one}/live"
-    with httpx.stream("GET", url, params={"token": token}, timeout=10) as stream:
+    with httpx.stream("GET", url, params={"token": token}, timeout=PATIENCE) as stream:
         events = _events(stream.iter_lines())
         name, first = next(events)
         assert name == "findings" and first["production_id"] == one
@@ -151,26 +160,42 @@ def test_a_peers_answer_that_changes_nothing_does_not_rerun_the_checks(server) -
         production = ws.production(one)
         talent = production.doc.add(model.Talent, name="Ada Stone")
         production.doc.update(model.Talent, talent.id, {"name": "Ada Stone-Lee"})
-    first = httpx.get(f"{running.url}/api/{one}/findings", params={"token": token}).json()
+    first = httpx.get(
+        f"{running.url}/api/{one}/findings", params={"token": token}, timeout=PATIENCE
+    ).json()
     peer = Doc()
-    pulled = httpx.post(f"{running.url}/sync/{one}/pull", params={"token": token}, content=b"\0")
+    pulled = httpx.post(
+        f"{running.url}/sync/{one}/pull", params={"token": token}, content=b"\0", timeout=PATIENCE
+    )
     peer.apply_update(pulled.content)
-    state = httpx.get(f"{running.url}/sync/{one}/state", params={"token": token}).content
+    state = httpx.get(
+        f"{running.url}/sync/{one}/state", params={"token": token}, timeout=PATIENCE
+    ).content
     nothing_new = peer.get_update(state)
     assert len(nothing_new) > 2, "no delete set: this would test nothing"
     pushed = httpx.post(
-        f"{running.url}/sync/{one}/push", params={"token": token}, content=nothing_new
+        f"{running.url}/sync/{one}/push",
+        params={"token": token},
+        content=nothing_new,
+        timeout=PATIENCE,
     )
     assert pushed.status_code == 200, pushed.text
-    again = httpx.get(f"{running.url}/api/{one}/findings", params={"token": token}).json()
+    again = httpx.get(
+        f"{running.url}/api/{one}/findings", params={"token": token}, timeout=PATIENCE
+    ).json()
     assert again["checked_at"] == first["checked_at"]
     # A real change is judged again.
     with Workspace.open(path) as ws:
         ws.production(one).doc.add(model.Talent, name="Cal Reyes")
     wait_until(
         lambda: (
-            httpx.get(f"{running.url}/sync/{one}/state", params={"token": token}).content != state
+            httpx.get(
+                f"{running.url}/sync/{one}/state", params={"token": token}, timeout=PATIENCE
+            ).content
+            != state
         )
     )
-    later = httpx.get(f"{running.url}/api/{one}/findings", params={"token": token}).json()
+    later = httpx.get(
+        f"{running.url}/api/{one}/findings", params={"token": token}, timeout=PATIENCE
+    ).json()
     assert later["checked_at"] > first["checked_at"]

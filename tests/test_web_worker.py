@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from pycrdt import Doc, Text
-from sync_helpers import wait_until
+from sync_helpers import PATIENCE, wait_until
 from test_sync_cli import Served
 from websockets.sync.client import connect
 
@@ -32,8 +32,8 @@ from castroom.sync.auth import TokenStore
 
 #: Bounds (seconds): the gate opens by itself after GATE at the latest, so a failing test
 #: never hangs the server; a round trip that takes longer than ROUND_TRIP fails.
-GATE = 60
-ROUND_TRIP = 15
+ROUND_TRIP = PATIENCE
+GATE = 2 * PATIENCE
 
 PLUGIN = '''
 import os, select
@@ -171,7 +171,7 @@ def test_another_room_is_served_while_an_import_a_ranking_or_an_export_runs(
     asking.start()
     try:
         # 1. The job is under way, shut in at the gate.
-        assert wait_until(lambda: (gate / "started").exists(), timeout=60)
+        assert wait_until(lambda: (gate / "started").exists())
         assert (gate / "started").read_text() == job
         # 2. Meanwhile another production's peers get their round trip.
         _another_room_round_trip(served.url, gated["b"], token)

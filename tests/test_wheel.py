@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from patience import PATIENCE
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {
@@ -173,6 +174,6 @@ def test_wheel_installs_and_imports_every_module(tmp_path: Path) -> None:
         text=True,
         cwd=tmp_path,
         env=env,
-        timeout=60,
+        timeout=PATIENCE,
     )
     assert served.returncode == 0 and int(served.stdout) > 1000, served.stderr[-2000:]

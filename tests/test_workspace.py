@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from patience import PATIENCE
 from pycrdt import Doc, Map
 
 from castroom.core import model
@@ -31,7 +32,7 @@ def run_child(code: str, *args: str) -> str:
         [sys.executable, "-c", textwrap.dedent(code), *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=PATIENCE,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sync_helpers import stop_process
+from sync_helpers import PATIENCE, stop_process
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: Flags for a quiet, offline headless browser: nothing reaches beyond 127.0.0.1.
@@ -56,7 +56,9 @@ def chromium() -> Iterator[Any]:
         launched.close()
 
 
-def castroom(workspace: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def castroom(
+    workspace: Path, *args: str, timeout: float = PATIENCE
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [EXE, "--workspace", str(workspace), *args],
         capture_output=True,
@@ -72,7 +74,7 @@ def cli_json(workspace: Path, *args: str) -> Any:
     return json.loads(done.stdout)
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 10, what: str = "") -> Any:
+def wait_for(condition: Callable[[], Any], timeout: float = PATIENCE, what: str = "") -> Any:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:
@@ -87,7 +89,7 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10, what: str = "") 
 def make_demo(root: Path) -> Path:
     """``castroom demo`` run for real; its casting director's workspace."""
     done = subprocess.run(
-        [EXE, "demo", "--dir", str(root)], capture_output=True, text=True, timeout=120
+        [EXE, "demo", "--dir", str(root)], capture_output=True, text=True, timeout=2 * PATIENCE
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return root / "alex"
@@ -124,7 +126,7 @@ class Server:
                 raise AssertionError(f"server exited:\n{self.log.read_text()}")
             return pattern.search(self.log.read_text()[mark:])
 
-        match = wait_for(started, 30, "castroom serve to print its sign-in link")
+        match = wait_for(started, what="castroom serve to print its sign-in link")
         self.member, self.url, port, self.token = match.groups()
         self.port = int(port)
         self.link = f"{self.url}/?token={self.token}"
@@ -142,7 +144,8 @@ class Page:
 
     def __init__(self, browser: Any, viewport: dict[str, int] | None = None) -> None:
         self.context = browser.new_context(viewport=viewport or {"width": 1280, "height": 800})
-        self.context.set_default_timeout(10000)
+        # Every playwright wait (a selector, a function, a navigation) is bounded by this.
+        self.context.set_default_timeout(PATIENCE * 1000)
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.requests: list[str] = []
