@@ -952,7 +952,7 @@ def _first_sync(
             time.sleep(delay)
 
 
-def sync_live(  # noqa: C901 - the live loop's reconnect and backoff states; to split
+def sync_live(
     workspace: Workspace,
     url: str,
     *,
@@ -965,64 +965,106 @@ def sync_live(  # noqa: C901 - the live loop's reconnect and backoff states; to 
     timeout: float = TIMEOUT,
     discover_every: float | None = DISCOVER_INTERVAL,
     media: str = "eager",
+    stop: Callable[[], bool] | None = None,
 ) -> None:
-    """Stay connected (until ``duration`` seconds pass, or Ctrl-C), reconnecting with
-    backoff after a drop. With an http(s) URL a one-shot sync runs first, then every
-    production the token reaches is kept live over ``/sync/{id}``, and (unless one
-    ``production`` was asked for) the server's list is fetched again every
+    """Stay connected (until ``duration`` seconds pass, ``stop()`` says so, or Ctrl-C),
+    reconnecting with backoff after a drop. With an http(s) URL a one-shot sync runs
+    first, then every production the token reaches is kept live over ``/sync/{id}``, and
+    (unless one ``production`` was asked for) the server's list is fetched again every
     ``discover_every`` seconds so productions that appear there later go live too.
     ``max_attempts`` bounds consecutive failed connection attempts (None = keep trying).
     The blobs the live documents come to refer to move over HTTP as they do
     (``media``: none, eager or all; :mod:`castroom.sync.live_media`)."""
     say: Echo = echo or (lambda _line: None)
     if is_http_url(url):
-        moved = _first_sync(
-            lambda: sync_http(
-                workspace,
-                url,
-                token=token,
-                production=production,
-                echo=say,
-                cacert=cacert,
-                timeout=timeout,
-                media=media,
+        ids = _served_ids(
+            _first_sync(
+                lambda: sync_http(
+                    workspace,
+                    url,
+                    token=token,
+                    production=production,
+                    echo=say,
+                    cacert=cacert,
+                    timeout=timeout,
+                    media=media,
+                ),
+                say,
+                duration=duration,
+                max_attempts=max_attempts,
             ),
+            url,
             say,
-            duration=duration,
-            max_attempts=max_attempts,
         )
-        # Only what the server holds: a WebSocket to any other production is refused
-        # (403/404), which would end the live session for the served ones too.
-        for item in moved:
-            if not item.served:
-                say(f"{item.name}: not kept live (the server does not hold it)")
-        ids = [m.production_id for m in moved if m.served]
-        if moved and not ids:
-            raise CastroomError(f"none of these productions is on {http_base(url)}")
     else:
         ids = [_resolve_room_production(workspace, production)]
     if not ids:
         raise CastroomError("no production to keep in sync")
-    base = websocket_base(url)
-    headers = _websocket_headers(workspace, token)
-    ssl_ctx = tls_context(cacert)
+    session = _LiveSession(workspace, url, token, tls_context(cacert), say, max_attempts, timeout)
+    if discover_every is not None and (production is not None or not is_http_url(url)):
+        discover_every = None  # one production asked for, or a relay with no listing
+    say(f"live: {len(ids)} production(s) with {session.base} (Ctrl-C to stop)")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(session.run(ids, discover_every, media, duration, stop))
 
-    titles = dict(workspace.productions())
 
-    async def one(pid: str) -> None:
-        target = _Target(workspace, pid)
-        url_room = room_url(base, pid)
-        label = titles.get(pid) or short_id(pid)
+def _served_ids(moved: list[Moved], url: str, say: Echo) -> list[str]:
+    """The productions of an opening sync that the server holds: only those can go live
+    (a WebSocket to any other is refused, which would end the session for all)."""
+    for item in moved:
+        if not item.served:
+            say(f"{item.name}: not kept live (the server does not hold it)")
+    ids = [m.production_id for m in moved if m.served]
+    if moved and not ids:
+        raise CastroomError(f"none of these productions is on {http_base(url)}")
+    return ids
+
+
+class _LiveSession:
+    """One ``sync --live``: a connection per production (each reconnecting on its own),
+    the server's list watched for new ones, and the blobs moved as documents change."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        url: str,
+        token: str | None,
+        ssl_ctx: ssl.SSLContext | None,
+        say: Echo,
+        max_attempts: int | None,
+        timeout: float,
+    ) -> None:
+        self.workspace, self.url, self.token, self.ssl_ctx = workspace, url, token, ssl_ctx
+        self.say, self.max_attempts, self.timeout = say, max_attempts, timeout
+        self.base = websocket_base(url)
+        self.headers = _websocket_headers(workspace, token)
+        self.titles = dict(workspace.productions())
+        self.running: dict[str, asyncio.Task[None]] = {}
+
+    def go_live(self, pid: str) -> None:
+        self.running[pid] = asyncio.create_task(self.keep_connected(pid))
+
+    async def keep_connected(self, pid: str) -> None:
+        """Keep ``pid`` live: reconnect with backoff after a drop, until a refusal."""
+        target = _Target(self.workspace, pid)
+        url_room = room_url(self.base, pid)
+        label = self.titles.get(pid) or short_id(pid)
 
         def tell(line: str) -> None:
-            say(f"{label}: {line}")
+            self.say(f"{label}: {line}")
 
-        retries = Retries(max_attempts)
+        retries = Retries(self.max_attempts)
         while True:
             started = time.monotonic()
             try:
                 await _run_connection(
-                    target, url_room, headers, ssl_ctx, tell, live=True, timeout=timeout
+                    target,
+                    url_room,
+                    self.headers,
+                    self.ssl_ctx,
+                    tell,
+                    live=True,
+                    timeout=self.timeout,
                 )
                 reason = "connection closed"
             except (
@@ -1034,28 +1076,25 @@ def sync_live(  # noqa: C901 - the live loop's reconnect and backoff states; to 
                 reason = _describe(exc)
                 closed = exc.rcvd if isinstance(exc, websockets.ConnectionClosed) else None
                 if closed is not None and closed.code in REFUSED_CLOSE_CODES:
-                    raise _Fatal(f"{base}: {reason}") from None  # retrying cannot help
-            delay = retries.delay(started, reason, base)
+                    raise _Fatal(f"{self.base}: {reason}") from None  # retrying cannot help
+            delay = retries.delay(started, reason, self.base)
             tell(f"{reason}; reconnecting in {delay:.1f}s")
             await asyncio.sleep(delay)
 
-    running: dict[str, asyncio.Task[None]] = {}
-
-    async def discover() -> None:
+    async def discover(self, every: float) -> None:
         """Go live on productions the server lists that are not live yet. Quiet: a failed
         listing is skipped (the live connections already report an unreachable server),
         and each request is bounded by a timeout no longer than the interval."""
-        assert discover_every is not None
-        verify: Any = ssl_ctx or url.startswith("https:")
-        auth = {"Authorization": f"Bearer {token}"} if token else {}
+        verify: Any = self.ssl_ctx or self.url.startswith("https:")
+        auth = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         async with httpx.AsyncClient(
-            base_url=http_base(url),
-            headers={**_identity_headers(workspace.identity), **auth},
+            base_url=http_base(self.url),
+            headers={**_identity_headers(self.workspace.identity), **auth},
             verify=verify,
-            timeout=min(timeout, max(1.0, discover_every)),
+            timeout=min(self.timeout, max(1.0, every)),
         ) as http:
             while True:
-                await asyncio.sleep(discover_every)
+                await asyncio.sleep(every)
                 try:
                     response = await http.get("/productions")
                     response.raise_for_status()
@@ -1064,43 +1103,65 @@ def sync_live(  # noqa: C901 - the live loop's reconnect and backoff states; to 
                 except (httpx.HTTPError, ValueError, AttributeError, KeyError, TypeError):
                     continue
                 for pid, title in new:
-                    if pid and pid not in running:
-                        titles[pid] = title
-                        say(f"{title or short_id(pid)}: new on the server; live now")
-                        running[pid] = asyncio.create_task(one(pid))
+                    if pid and pid not in self.running:
+                        self.titles[pid] = title
+                        self.say(f"{title or short_id(pid)}: new on the server; live now")
+                        self.go_live(pid)
 
-    async def main() -> None:
-        running.update((pid, asyncio.create_task(one(pid))) for pid in ids)
+    async def run(
+        self,
+        ids: list[str],
+        discover_every: float | None,
+        media: str,
+        duration: float | None,
+        stop: Callable[[], bool] | None,
+    ) -> None:
+        """Until ``duration`` passes or ``stop()`` is true; a task that fails ends it
+        (its error raised here)."""
+        for pid in ids:
+            self.go_live(pid)
         helpers = []
-        if discover_every is not None and production is None and is_http_url(url):
-            helpers.append(asyncio.create_task(discover()))
+        if discover_every is not None:
+            helpers.append(asyncio.create_task(self.discover(discover_every)))
         if media != "none":
-            blobs = live_media(workspace, url, running.keys, token, ssl_ctx, say, media, timeout)
+            blobs = live_media(
+                self.workspace,
+                self.url,
+                self.running.keys,
+                self.token,
+                self.ssl_ctx,
+                self.say,
+                media,
+                self.timeout,
+            )
             helpers.append(asyncio.create_task(blobs.run()))
-        loop = asyncio.get_running_loop()
-        deadline = None if duration is None else loop.time() + duration
         try:
-            while True:
-                # Each task runs until it fails. Waits are short because discover() may
-                # add connections meanwhile, which must be watched too.
-                left = 1.0 if deadline is None else min(1.0, deadline - loop.time())
-                pending = [t for t in (*running.values(), *helpers) if not t.done()]
-                if left <= 0 or not pending:
-                    return
-                done, _ = await asyncio.wait(
-                    pending, timeout=left, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in done:
-                    task.result()  # re-raise what ended it
+            await self._watch(helpers, duration, stop)
         finally:
-            tasks = [*running.values(), *helpers]
+            tasks = [*self.running.values(), *helpers]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    say(f"live: {len(ids)} production(s) with {base} (Ctrl-C to stop)")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    async def _watch(
+        self,
+        helpers: list[asyncio.Task[None]],
+        duration: float | None,
+        stop: Callable[[], bool] | None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = None if duration is None else loop.time() + duration
+        # Waits are short because discover() may add connections meanwhile, which must be
+        # watched too (and ``stop`` is asked between two of them).
+        step = 1.0 if stop is None else 0.1
+        while stop is None or not stop():
+            left = step if deadline is None else min(step, deadline - loop.time())
+            pending = [t for t in (*self.running.values(), *helpers) if not t.done()]
+            if left <= 0 or not pending:
+                return
+            done, _ = await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # re-raise what ended it
 
 
 def live_media(

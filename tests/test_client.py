@@ -663,13 +663,24 @@ def test_live_goes_live_only_for_productions_the_server_serves(
                 with Workspace.open(seeded.path, create=False) as ws:
                     ws.production(seeded.other).doc.add(model.Talent, name="Live Arrival")
 
+        def arrived() -> bool:
+            talents = laptop.production(seeded.other).doc.all(model.Talent)
+            return "Live Arrival" in {t.name for t in talents}
+
         editor = threading.Thread(target=edit_once_live, daemon=True)
         editor.start()
-        client.sync_live(laptop, server.url, token=seeded.only_other, echo=lines.append, duration=4)
+        started = time.monotonic()
+        client.sync_live(
+            laptop,
+            server.url,
+            token=seeded.only_other,
+            echo=lines.append,
+            duration=2 * PATIENCE,
+            stop=arrived,
+        )
+        assert time.monotonic() - started < PATIENCE  # ended by stop(), not by duration
         editor.join(PATIENCE)
-        assert "Live Arrival" in {
-            t.name for t in laptop.production(seeded.other).doc.all(model.Talent)
-        }, lines
+        assert arrived(), lines
     assert any(line.startswith("live: 1 production(s)") for line in lines), lines
     assert any("Mine Only" in line and "not kept live" in line for line in lines), lines
     assert not any("refused" in line for line in lines), lines
@@ -837,6 +848,13 @@ def test_live_picks_up_a_production_created_on_the_server_after_it_started(
                 production.doc.add(model.Talent, name="Live Arrival")
 
     with Workspace.open(tmp_path / "laptop") as laptop:
+
+        def arrived() -> bool:
+            if late.get("id") not in dict(laptop.productions()):
+                return False
+            talents = laptop.production(late["id"]).doc.all(model.Talent)
+            return "Live Arrival" in {t.name for t in talents}
+
         editor = threading.Thread(target=create_then_edit_live, daemon=True)
         editor.start()
         client.sync_live(
@@ -844,8 +862,9 @@ def test_live_picks_up_a_production_created_on_the_server_after_it_started(
             server.url,
             token=seeded.write,
             echo=lines.append,
-            duration=6,
+            duration=2 * PATIENCE,
             discover_every=0.5,
+            stop=arrived,
         )
         editor.join(PATIENCE)
         assert "id" in late, lines
