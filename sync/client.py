@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
 import httpx
 import websockets
@@ -582,6 +582,12 @@ async def _connect(
         if status in (401, 403, 404):
             raise _Fatal(message) from None
         raise ConnectionError(message) from None
+
+
+def url_token(url: str) -> str | None:
+    """The ``token`` a sync URL carries in its query (``…?token=SECRET``), if any."""
+    given = parse_qs(urlsplit(url).query).get("token")
+    return given[-1] if given else None
 
 
 def _strip_token(url: str) -> str:
@@ -1174,12 +1180,14 @@ def live_media(
     mode: str,
     timeout: float,
 ) -> LiveMedia:
-    """The blob mover of a live session with the server at ``url`` (live_media.py)."""
+    """The blob mover of a live session with the server at ``url`` (live_media.py). Its
+    requests go over HTTP, beside the socket: a token typed only into the socket's URL
+    (``ws://HOST:PORT/sync?token=…``) is their token too."""
     return LiveMedia(
         workspace,
         url,
         live,
-        token=token,
+        token=token or url_token(url),
         headers=_identity_headers(workspace.identity),
         verify=ssl_ctx or urlsplit(url).scheme in ("https", "wss"),
         say=say,

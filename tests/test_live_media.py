@@ -309,3 +309,39 @@ def test_a_plain_relay_moves_the_records_and_says_once_that_files_stay(tmp_path:
             cli("sync", f"{relay.url}/sync", "--production", plain, workspace=tmp_path / "plain")
         )
         assert "media" not in out, out
+
+
+@pytest.mark.parametrize("where", ["url", "hocuspocus-url"])
+def test_a_token_given_only_in_the_websocket_url_fetches_the_files_too(
+    tmp_path: Path, cli, where: str
+) -> None:
+    """`castroom sync ws://HOST:PORT/sync?token=…` against a real, token-protected
+    `castroom serve`: the token in the URL lets the socket in, and the file requests that
+    follow the documents over HTTP carry it too (they were refused with 401)."""
+    from tests.test_sync_cli import Served
+
+    server_path, a, b = tmp_path / "server", tmp_path / "laptop-a", tmp_path / "laptop-b"
+    with Workspace.open(server_path) as ws:
+        pid = ws.create_production("Tides").id
+    token = make_token(server_path, "write")
+    served = Served(server_path, tmp_path / "serve.log")
+    try:
+        ws_url = served.url.replace("http://", "ws://") + "/sync"
+        ok(cli("sync", ws_url, "--production", pid, "--token", token, workspace=a))
+        ok(cli("add", "talent", "name=Ada Stone", workspace=a))
+        ok(cli("attach", "talent", "Ada Stone", str(jpeg(tmp_path / "ada.jpg")), workspace=a))
+        assert "media: sent 2" in ok(cli("sync", ws_url, "--token", token, workspace=a))
+        if where == "url":
+            out = ok(cli("sync", f"{ws_url}?token={token}", "--production", pid, workspace=b))
+        else:
+            hocuspocus = ws_url.removesuffix("/sync") + f"/hocuspocus?token={token}"
+            out = ok(
+                cli(
+                    "sync", hocuspocus, "--protocol", "hocuspocus", "--production", pid, workspace=b
+                )
+            )
+        assert "media: fetched 2" in out, out
+        assert blob_files(b) == blob_files(a)
+        assert token not in out  # not echoed with the address
+    finally:
+        served.stop()
