@@ -119,7 +119,7 @@ class Served:
                 preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)),
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + PATIENCE
         while not (found := re.search(r"at https?://127\.0\.0\.1:(\d+)", self.log.read_text())):
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 self.stop()
@@ -205,7 +205,7 @@ def test_live_connections_are_capped_per_token_and_in_total(seeded: Seeded) -> N
             ws(server, seeded.pid, seeded.write)
         assert b"limit of 3 live connections" in (full.value.response.body or b"")
         first.close()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + PATIENCE
         while sum(counts.by_token.values()) >= 3 and time.monotonic() < deadline:
             time.sleep(0.02)
         open_.enter_context(ws(server, seeded.pid, seeded.read))  # room again

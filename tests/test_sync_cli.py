@@ -51,7 +51,7 @@ class Served:
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + PATIENCE
         while not (match := re.search(r"at (https?://127\.0\.0\.1:\d+)", log.read_text())):
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 self.stop()

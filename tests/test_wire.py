@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import uvicorn
 from pycrdt import Doc, Map, Text
-from sync_helpers import make_token, wait_until
+from sync_helpers import PATIENCE, make_token, wait_until
 from test_server import handshake, is_update, recv_frames, ws_connect
 from uvicorn.server import ServerState
 from websockets.frames import Frame, Opcode
@@ -119,7 +119,7 @@ def test_direct_frames_never_overtake_queued_ones() -> None:
         await asyncio.sleep(0.01)
         channel.send(b"five")  # nothing queued any more: straight out
         channel.close()
-        await asyncio.wait_for(writer, 5)
+        await asyncio.wait_for(writer, PATIENCE)
         return _payloads(log)
 
     assert asyncio.run(run()) == [b"one", b"two", b"three", b"four", b"five"]
@@ -142,7 +142,7 @@ def test_frames_sent_while_the_gate_is_shut_go_out_after_it_opens_in_one_write()
         channel.close()
         gate.open()
         writer = asyncio.create_task(write_out(channel))
-        await asyncio.wait_for(writer, 5)
+        await asyncio.wait_for(writer, PATIENCE)
         assert _payloads(log)[-1] == b"last"
 
     asyncio.run(run())
@@ -251,7 +251,7 @@ def test_live_relays_are_written_straight_to_the_socket(seeded) -> None:
             before = docs[0].get_state()
             docs[0].get("talents", type=Map)[f"t{n}"] = Map({"id": f"t{n}", "name": f"T {n}"})
             a.send(p.update_frame(docs[0].get_update(before)))
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + PATIENCE
         while len(docs[1].get("talents", type=Map)) < 20 and time.monotonic() < deadline:
             for message in recv_frames(b, 1, until=is_update):
                 if is_update(message):
@@ -291,7 +291,7 @@ def test_a_peer_that_never_reads_is_cut_off_counting_what_the_socket_holds(seede
             before = doc.get_state()
             talents["t"] = Map({"id": "t", "name": "Noisy", "notes": Text("")})
             writer.send(p.update_frame(doc.get_update(before)))
-            assert wait_until(lambda: len(server.app_state.rooms[pid].peers) == 2, 10)
+            assert wait_until(lambda: len(server.app_state.rooms[pid].peers) == 2)
             room = server.app_state.rooms[pid]
             # Far more than the kernel's socket buffers hold (several MB on loopback).
             slow_peer = next(peer for peer in room.peers if peer.device == "slow")
@@ -302,5 +302,5 @@ def test_a_peer_that_never_reads_is_cut_off_counting_what_the_socket_holds(seede
                 text = talents["t"]["notes"]
                 text += f"{n:04d}" + "x" * 20_000
                 writer.send(p.update_frame(doc.get_update(before)))
-            assert wait_until(lambda: slow_peer.closed, 20), "the slow peer was kept"
+            assert wait_until(lambda: slow_peer.closed), "the slow peer was kept"
             assert slow_peer.close_code == 1013
