@@ -32,18 +32,8 @@ from castroom.core.sample import SampleSize, build_sample
 from castroom.core.workspace import Workspace
 from castroom.sync.auth import TokenStore
 from castroom.sync.server import ServerThread
+from tests.chromium_launch import CHROMIUM, launch
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 RUNS = 3
 EDITS = 100
 LARGE = SampleSize(talents=5_000, roles=300, scenes=1_500, shoot_days=100)
@@ -174,7 +164,7 @@ def main() -> None:
     missed = False
     print(f"bench_web: machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="castroom-bench-web-") as tmp, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = launch(pw)
         for name, size, goal in (("demo", None, 1.0), ("large", LARGE, 2.0)):
             print(f"  building the {name} production ...", flush=True)
             root, pid, token = _workspace(Path(tmp) / name, size)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from chromium_launch import launch
 from playwright.sync_api import sync_playwright
 from sync_helpers import make_token
-from web_helpers import CHROMIUM, CHROMIUM_ARGS, VIEWS, Page, Server, cli_json, make_demo
+from web_helpers import VIEWS, Page, Server, cli_json, make_demo
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 
@@ -27,9 +28,7 @@ def main() -> None:
             pid = production["id"]
             sam = make_token(workspace, "write", name="Sam Chen (assistant director)")
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-                )
+                browser = launch(playwright)
                 other = Page(browser)
                 other.open(f"{server.url}/?token={sam}").wait_for_selector(".card")
                 other.page.goto(f"{server.url}/#/{pid}/schedule")

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium_launch import CHROMIUM
 from sync_helpers import PATIENCE, copy_workspace
 from web_helpers import (
-    CHROMIUM,
     VIEWS,
     Page,
     Server,

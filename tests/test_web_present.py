@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium_launch import CHROMIUM
 from media_helpers import jpeg, video
-from web_helpers import CHROMIUM, Page, Server, castroom, chromium, cli_json
+from web_helpers import Page, Server, castroom, chromium, cli_json
 
 from castroom.core import model, presenting
 from castroom.core.workspace import Workspace

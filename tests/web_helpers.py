@@ -15,20 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from chromium_launch import launch
 from sync_helpers import PATIENCE, stop_process
 
-CHROMIUM = Path("/usr/bin/chromium")
-#: Flags for a quiet, offline headless browser: nothing reaches beyond 127.0.0.1.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 EXE = str(Path(sys.executable).with_name("castroom"))
 #: Each view of the dashboard, and what shows once it has loaded on the demo production.
 VIEWS = {
@@ -51,7 +40,7 @@ def chromium() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        launched = launch(playwright)
         yield launched
         launched.close()
 
