@@ -227,7 +227,7 @@ def test_revoked_token_closes_the_document(seeded) -> None:
 
 
 def test_tls_hocuspocus_endpoint(seeded, tmp_path: Path) -> None:
-    from test_server import make_cert
+    from sync_helpers import make_cert
 
     from castroom.sync.hocuspocus_client import sync_hocuspocus
 

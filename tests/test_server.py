@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shutil
 import ssl
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from pycrdt import Doc, Map
-from sync_helpers import PATIENCE, wait_until
+from sync_helpers import PATIENCE, make_cert, wait_until
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -603,36 +602,6 @@ def test_http_push_reaches_live_peer(server: ServerThread, setup: Setup) -> None
 
 
 # -- TLS ---------------------------------------------------------------------------------------
-
-
-def make_cert(folder: Path) -> tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is not installed (needed to make a test certificate)")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=PATIENCE,
-    )
-    return cert, key
 
 
 def test_tls(setup: Setup, tmp_path: Path) -> None:

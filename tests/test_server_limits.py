@@ -26,8 +26,7 @@ import httpx
 import pytest
 from patience import PATIENCE
 from pycrdt import Doc, Map, Text
-from sync_helpers import stop_process, wait_until
-from test_server import make_cert
+from sync_helpers import make_cert, stop_process, wait_until
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 

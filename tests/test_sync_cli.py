@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sync_helpers import PATIENCE, make_token, stop_process
+from sync_helpers import PATIENCE, make_cert, make_token, stop_process
 
 from castroom.core import model
 from castroom.core.workspace import Workspace
@@ -292,32 +291,7 @@ def test_serve_on_a_busy_port(seeded: tuple[Path, str], served: Served) -> None:
 
 
 def test_tls_end_to_end(cli: Any, seeded: tuple[Path, str], tmp_path: Path) -> None:
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is not installed (needed to make a test certificate)")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=PATIENCE,
-    )
+    cert, key = make_cert(tmp_path)
     path, _ = seeded
     token = new_token(cli, path, "--scope", "read")
     server = Served(path, tmp_path / "tls.log", "--tls-cert", str(cert), "--tls-key", str(key))
