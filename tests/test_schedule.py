@@ -443,3 +443,26 @@ def test_the_seed_board_is_packed_around_every_constraint(tmp_path: Path) -> Non
     position = {s.number: i for i, s in enumerate(problem.scenes)}
     assert problem.dates[starts[position["2"]]] == START + dt.timedelta(days=9)
     assert starts[position["6"]] >= starts[position["3"]]
+
+
+def test_a_six_day_week_and_scenes_as_long_as_their_pages(tmp_path: Path) -> None:
+    """The README's calendar: shooting days are the first ``shooting_days_per_week`` of
+    each week from ``start_date``, and a scene without ``duration_days`` lasts its pages
+    over ``pages_per_day``: sixteen pages at eight a day take two days of their own (at
+    the default five a day, four)."""
+    ws = tmp_path / "ws"
+    run(ws, "init", "--production", "Six Days")
+    run(ws, "production", "set", f"start_date={START}", "drop_pickup_days=0")
+    run(ws, "production", "set", "shooting_days_per_week=6", "pages_per_day=8")
+    talent, role = add(ws, "talent", "name=Ada Stone"), add(ws, "role", "name=Nora")
+    add(ws, "candidate", f"talent_id={talent}", f"role_id={role}", "stage=booked")
+    add(ws, "deal", f"talent_id={talent}", f"role_id={role}", "rate=100", "status=signed")
+    long_one = add(ws, "scene", "number=1", f"characters={json.dumps([role])}", "pages=16")
+    for n in range(2, 7):
+        add(ws, "scene", f"number={n}", f"characters={json.dumps([role])}", "pages=8")
+    schedule(ws, "--apply")
+    days = board(ws)
+    # Seven days: Monday to Saturday, then Monday; never a Sunday.
+    assert [d for d, _ in days] == [START + dt.timedelta(days=n) for n in (0, 1, 2, 3, 4, 5, 7)]
+    assert sum(long_one in scenes for _, scenes in days) == 2
+    assert all(len(scenes) == 1 for _, scenes in days)

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sync_helpers import PATIENCE, make_cert, make_token, stop_process
+from sync_helpers import PATIENCE, make_cert, make_token, stop_process, wait_until
 
 from castroom.core import model
 from castroom.core.workspace import Workspace
@@ -281,6 +281,28 @@ def test_serve_errors(cli: Any, seeded: tuple[Path, str], tmp_path: Path) -> Non
     assert missing.exit_code == 1 and "no castroom workspace" in missing.output
     half_tls = cli("serve", "--port", "0", "--tls-cert", "x.pem", workspace=seeded[0])
     assert half_tls.exit_code == 1 and "go together" in half_tls.output
+
+
+def test_serve_open_opens_the_sign_in_link_in_the_browser(
+    seeded: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`castroom serve --open` hands the printed sign-in link to the user's browser
+    ($BROWSER, as Python's webbrowser reads it; here a script that notes what it got)."""
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\nprintf %s "$1" > {opened}\n')
+    browser.chmod(0o755)
+    monkeypatch.setenv("BROWSER", f"{browser} %s")
+    served = Served(seeded[0], tmp_path / "serve.log", "--open")
+    try:
+        link = wait_until(
+            lambda: re.search(r"Open the dashboard as .+: (\S+)", served.log.read_text())
+        )
+        assert link, served.log.read_text()
+        assert wait_until(opened.exists), served.log.read_text()
+        assert opened.read_text() == link.group(1)
+    finally:
+        served.stop()
 
 
 def test_serve_on_a_busy_port(seeded: tuple[Path, str], served: Served) -> None:
