@@ -35,11 +35,12 @@ CASTROOM = Path(sys.executable).with_name("castroom")
 
 
 class LiveProcess:
-    """``castroom sync ... --live`` in its own process, its output collected."""
+    """``castroom sync ... --live`` in its own process, its output collected (it lives
+    past every wait of the test, which stops it)."""
 
     def __init__(self, workspace: Path, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [str(CASTROOM), "-w", str(workspace), "sync", *args, "--live", "--duration", "90"],
+            [str(CASTROOM), "-w", str(workspace), "sync", *args, "--live", "--duration", "300"],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
