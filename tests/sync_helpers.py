@@ -7,6 +7,7 @@ import contextlib
 import json
 import queue
 import shutil
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -89,6 +90,14 @@ def wait_until(predicate: Callable[[], Any], timeout: float = PATIENCE, step: fl
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(step)
+
+
+def ctrl_c_works() -> None:
+    """``preexec_fn`` for a child the test stops with SIGINT, as Ctrl-C would. A child
+    of a background job (``cmd &`` in a script, as CI may start the suite) inherits
+    SIGINT ignored, and Python then never raises KeyboardInterrupt: the test would wait
+    out its bound and kill it, never seeing the Ctrl-C path it means to exercise."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def stop_process(proc: subprocess.Popen[Any], sig: int = 15, *, timeout: float = PATIENCE) -> int:

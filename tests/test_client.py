@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sync_helpers import PATIENCE, wait_until
+from sync_helpers import PATIENCE, ctrl_c_works, wait_until
 
 from castroom.core import model
 from castroom.core.errors import CastroomError
@@ -401,7 +401,12 @@ class Proc:
         self.handle = log.open("w")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [EXE, *args], stdout=self.handle, stderr=subprocess.STDOUT, env=env, text=True
+            [EXE, *args],
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+            text=True,
+            preexec_fn=ctrl_c_works,  # stop() sends it a Ctrl-C
         )
 
     def output(self) -> str:

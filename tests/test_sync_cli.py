@@ -17,7 +17,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sync_helpers import PATIENCE, make_cert, make_token, stop_process, wait_until
+from sync_helpers import (
+    PATIENCE,
+    ctrl_c_works,
+    make_cert,
+    make_token,
+    stop_process,
+    wait_until,
+)
 
 from castroom.core import model
 from castroom.core.workspace import Workspace
@@ -195,6 +202,7 @@ def test_sync_path_live_picks_up_a_peer_until_interrupted(tmp_path: Path) -> Non
             stdout=handle,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=ctrl_c_works,  # ended below by a Ctrl-C
         )
         try:
             deadline = time.monotonic() + PATIENCE
