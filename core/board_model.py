@@ -69,7 +69,7 @@ class BoardAnswer:
     status: str
 
 
-def solve_board(  # noqa: C901 - one CP-SAT model built constraint by constraint
+def solve_board(
     problem: BoardProblem, time_limit: float = 10.0, *, only_hint: bool = False
 ) -> BoardAnswer | None:
     """The best board CP-SAT finds in ``time_limit`` seconds (building the model counts),
@@ -79,12 +79,55 @@ def solve_board(  # noqa: C901 - one CP-SAT model built constraint by constraint
     from ortools.sat.python import cp_model
 
     started = time.monotonic()
-    n = len(problem.units)
     model = cp_model.CpModel()
+    starts = _starts(model, problem)
+    if starts is None:
+        return None
+    cover = _cover(problem, starts)
+    seed = _Seed(problem) if problem.hint is not None else None
+    used = _used(model, problem, cover, seed)
+    start_of = [sum(k * v for k, v in options.items()) for options in starts]
+    for a, b in problem.after:
+        model.add(start_of[b] >= start_of[a] + problem.span(a) - 1)
+    costs = [_payee_cost(model, problem, p, cover, used, seed) for p in range(len(problem.tables))]
+    cost = sum(costs)
+    if problem.lower_bound and not isinstance(cost, int):
+        model.add(cost >= problem.lower_bound)
+    # The objectives in their order of priority, weighted into one: the scenes moved,
+    # then the cost, then the company moves (the span is solved after, by _shortest).
+    moved = _moved(problem, starts)
+    company = _company(model, problem, cover, seed)
+    top = sum(max(t) for t in problem.tables) + 1
+    tie = len(company) + 1
+    primary = (sum(moved) * top + cost) * tie + sum(company) if moved else cost * tie + sum(company)
+    shorter = _span(model, problem, used, seed)
+    model.minimize(primary)
+    if seed is not None:
+        _hint(model, problem, starts, seed)
+    solver = _solver(model, started + time_limit, only_hint)
+    status = solver.solve(model)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    optimal = status == cp_model.OPTIMAL
+    values = solver
+    if optimal and not only_hint:
+        values = _shortest(model, solver, primary, shorter, started + time_limit)
+    answer = _read(values, costs, moved, (top, tie), int(solver.best_objective_bound), optimal)
+    answer.starts = [next(k for k, v in options.items() if values.value(v)) for options in starts]
+    answer.seconds = time.monotonic() - started
+    answer.status = solver.status_name(status)
+    return answer
+
+
+def _starts(
+    model: cp_model.CpModel, problem: BoardProblem
+) -> list[dict[int, cp_model.IntVar]] | None:
+    """Per scene, a literal per slot it may start on (exactly one is true); None when a
+    scene may start on none."""
     slots = range(problem.slots)
-    forbidden = problem.forbidden or [set() for _ in range(n)]
+    forbidden = problem.forbidden or [set() for _ in problem.units]
     starts: list[dict[int, cp_model.IntVar]] = []
-    for s in range(n):
+    for s in range(len(problem.units)):
         span = problem.span(s)
         allowed = [k for k in slots if k + span <= problem.slots and k not in forbidden[s]]
         if s in problem.fixed:
@@ -94,25 +137,40 @@ def solve_board(  # noqa: C901 - one CP-SAT model built constraint by constraint
         options = {k: model.new_bool_var(f"x{s}_{k}") for k in allowed}
         model.add_exactly_one(options.values())
         starts.append(options)
-    # cover[s][k]: scene s is shot on slot k (a sum of start literals: at most one is 1).
+    return starts
+
+
+def _cover(
+    problem: BoardProblem, starts: list[dict[int, cp_model.IntVar]]
+) -> list[dict[int, list[cp_model.IntVar]]]:
+    """cover[s][k]: the start literals that put scene s on slot k (at most one is 1)."""
     cover: list[dict[int, list[cp_model.IntVar]]] = []
-    for s in range(n):
+    for s, options in enumerate(starts):
         span = problem.span(s)
         on: dict[int, list[cp_model.IntVar]] = {}
-        for k, var in starts[s].items():
+        for k, var in options.items():
             for j in range(k, k + span):
                 on.setdefault(j, []).append(var)
         cover.append(on)
-    seed = _Seed(problem) if problem.hint is not None else None
+    return cover
+
+
+def _used(
+    model: cp_model.CpModel,
+    problem: BoardProblem,
+    cover: list[dict[int, list[cp_model.IntVar]]],
+    seed: _Seed | None,
+) -> list[cp_model.IntVar]:
+    """Per slot, whether any scene is shot on it; a day's scenes fit in its length."""
     used = []
-    for k in slots:
+    for k in range(problem.slots):
         load: list[tuple[int, cp_model.IntVar]] = []
         covering: list[cp_model.IntVar] = []
-        for s in range(n):
-            if k in cover[s]:
+        for s, on in enumerate(cover):
+            if k in on:
                 weight = problem.units[s] if problem.span(s) == 1 else problem.capacity
-                load.extend((weight, v) for v in cover[s][k])
-                covering.extend(cover[s][k])
+                load.extend((weight, v) for v in on[k])
+                covering.extend(on[k])
         if load:
             model.add(sum(w * v for w, v in load) <= problem.capacity)
         flag = model.new_bool_var(f"used{k}")
@@ -123,76 +181,104 @@ def solve_board(  # noqa: C901 - one CP-SAT model built constraint by constraint
         used.append(flag)
         if seed is not None:
             seed.put(flag, k in seed.busy)
-    start_of = [sum(k * v for k, v in starts[s].items()) for s in range(n)]
-    for a, b in problem.after:
-        model.add(start_of[b] >= start_of[a] + problem.span(a) - 1)
-    costs = [_payee_cost(model, problem, p, cover, used, seed) for p in range(len(problem.tables))]
-    cost = sum(costs)
-    if problem.lower_bound and not isinstance(cost, int):
-        model.add(cost >= problem.lower_bound)
-    top = sum(max(t) for t in problem.tables) + 1
+    return used
+
+
+def _company(
+    model: cp_model.CpModel,
+    problem: BoardProblem,
+    cover: list[dict[int, list[cp_model.IntVar]]],
+    seed: _Seed | None,
+) -> list[cp_model.IntVar]:
+    """A literal per (slot, location) pair in use: the company moves (with two or more
+    locations; none otherwise)."""
     locations = sorted({loc for loc in problem.locations if loc})
-    company = []
-    if len(locations) > 1:
-        for k in slots:
-            for loc in locations:
-                here = [
-                    v for s in range(n) if problem.locations[s] == loc for v in cover[s].get(k, [])
-                ]
-                if here:
-                    flag = model.new_bool_var(f"loc{k}_{loc}")
-                    model.add_max_equality(flag, here)
-                    company.append(flag)
-                    if seed is not None:
-                        at = [s for s in range(n) if problem.locations[s] == loc]
-                        seed.put(flag, seed.works(at, k))
-    moved = []
-    if problem.current is not None:
-        for s, slot in enumerate(problem.current):
-            stay = starts[s].get(slot) if slot is not None else None
-            moved.append(1 - stay if stay is not None else 1)
-    tie = len(company) + 1
-    primary = (sum(moved) * top + cost) * tie + sum(company) if moved else cost * tie + sum(company)
-    shorter = _span(model, problem, used, seed)
-    model.minimize(primary)
-    if problem.hint is not None and seed is not None:
-        # Every variable, not the starts alone: left to complete the rest (who is paid
-        # which day), CP-SAT may find no board at all in time on a large production.
-        for s, slot in enumerate(problem.hint):
-            for k, var in starts[s].items():
-                model.add_hint(var, 1 if k == slot else 0)
-        for var, value in seed.values:
-            model.add_hint(var, value)
+    company: list[cp_model.IntVar] = []
+    if len(locations) < 2:
+        return company
+    for k in range(problem.slots):
+        for loc in locations:
+            at = [s for s, where in enumerate(problem.locations) if where == loc]
+            here = [v for s in at for v in cover[s].get(k, [])]
+            if here:
+                flag = model.new_bool_var(f"loc{k}_{loc}")
+                model.add_max_equality(flag, here)
+                company.append(flag)
+                if seed is not None:
+                    seed.put(flag, seed.works(at, k))
+    return company
+
+
+def _moved(
+    problem: BoardProblem, starts: list[dict[int, cp_model.IntVar]]
+) -> list[cp_model.LinearExpr | int]:
+    """For repair: per scene, 1 unless it stays on its current slot (empty otherwise)."""
+    if problem.current is None:
+        return []
+    moved: list[cp_model.LinearExpr | int] = []
+    for s, slot in enumerate(problem.current):
+        stay = starts[s].get(slot) if slot is not None else None
+        moved.append(1 - stay if stay is not None else 1)
+    return moved
+
+
+def _read(
+    values: cp_model.CpSolver,
+    costs: list[cp_model.IntVar | int],
+    moved: list[cp_model.LinearExpr | int],
+    weights: tuple[int, int],
+    objective_bound: int,
+    optimal: bool,
+) -> BoardAnswer:
+    """The cost, moves and proven bound of the board in ``values`` (starts, time and
+    status are the caller's to fill in). ``weights``: the objective's weight of a move
+    and of the cost's unit (see solve_board)."""
+    top, tie = weights
+    cost = int(sum(values.value(c) for c in costs))
+    moves = int(sum(values.value(m) for m in moved)) if moved else 0
+    # The bound is on the whole objective; the cost's share of it is a bound on the cost
+    # only when no scene had to move (repair puts moves first).
+    bound = objective_bound // tie
+    lower = cost if optimal else (bound - moves * top if moved else bound)
+    return BoardAnswer(
+        starts=[],
+        cost=cost,
+        lower_bound=min(cost, max(0, lower)),
+        optimal=optimal,
+        moved=moves,
+        seconds=0.0,
+        status="",
+    )
+
+
+def _hint(
+    model: cp_model.CpModel,
+    problem: BoardProblem,
+    starts: list[dict[int, cp_model.IntVar]],
+    seed: _Seed,
+) -> None:
+    """Every variable hinted from the seed board, not the starts alone: left to complete
+    the rest (who is paid which day), CP-SAT may find no board at all in time on a large
+    production."""
+    assert problem.hint is not None
+    for s, slot in enumerate(problem.hint):
+        for k, var in starts[s].items():
+            model.add_hint(var, 1 if k == slot else 0)
+    for var, value in seed.values:
+        model.add_hint(var, value)
+
+
+def _solver(model: cp_model.CpModel, deadline: float, only_hint: bool) -> cp_model.CpSolver:
+    from ortools.sat.python import cp_model
+
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.1, started + time_limit - time.monotonic())
+    solver.parameters.max_time_in_seconds = max(0.1, deadline - time.monotonic())
     solver.parameters.num_workers = 2
     if len(model.proto.variables) > LARGE:  # presolve alone would take the time limit
         solver.parameters.cp_model_presolve = False
     solver.parameters.fix_variables_to_their_hinted_value = only_hint
     solver.parameters.random_seed = 1
-    status = solver.solve(model)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return None
-    optimal = status == cp_model.OPTIMAL
-    # The bound is on the whole objective; the cost's share of it is a bound on the cost
-    # only when no scene had to move (repair puts moves first).
-    bound = int(solver.best_objective_bound) // tie
-    values = solver
-    if optimal and not only_hint:
-        values = _shortest(model, solver, primary, shorter, started + time_limit)
-    chosen = [next(k for k, v in starts[s].items() if values.value(v)) for s in range(n)]
-    cost_value = int(sum(values.value(c) for c in costs))
-    moved_value = int(sum(values.value(m) for m in moved)) if moved else 0
-    lower = cost_value if optimal else (bound - moved_value * top if moved else bound)
-    return BoardAnswer(
-        starts=chosen,
-        cost=cost_value,
-        lower_bound=min(cost_value, max(0, lower)),
-        optimal=optimal,
-        moved=moved_value,
-        seconds=time.monotonic() - started,
-        status=solver.status_name(status),
-    )
+    return solver
 
 
 class _Seed:
