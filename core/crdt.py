@@ -249,6 +249,9 @@ class CrdtDocument(DocumentReads):
         #: with ``keep_json`` (opened to be read): a server would hold it for nothing.
         self._json: dict[str, str] = {}
         self.keep_json = False
+        #: Each collection's keys, while settled (until the next transaction of any kind).
+        self._key_lists: dict[str, list[str]] = {}
+        self._key_sets: dict[str, set[str]] = {}
         self._changes: Changes = {}
         self._values: Values = {}
         #: The plain fields' old and new values of the changes take_changes() last
@@ -381,6 +384,8 @@ class CrdtDocument(DocumentReads):
     def _on_transaction(self, event: TransactionEvent) -> None:
         self._json.clear()  # any change at all, whoever made it
         self._every.clear()
+        self._key_lists.clear()
+        self._key_sets.clear()
         if self._depth:
             self._updates.append(event.update)
             self._id = _UNKNOWN  # a local write may set it
@@ -393,6 +398,8 @@ class CrdtDocument(DocumentReads):
         """Drop every cached entity (and the production's id)."""
         self._cache.clear()
         self._every.clear()
+        self._key_lists.clear()
+        self._key_sets.clear()
         self._id = _UNKNOWN
 
     def _note(self, collection: str, entity_id: str, fields: Iterable[str]) -> None:
@@ -691,10 +698,21 @@ class CrdtDocument(DocumentReads):
         return self._collections[cls.collection]
 
     def _entity_ids(self, cls: type[Entity]) -> list[str]:
-        return list(self._map_for(cls).keys())
+        cmap = self._map_for(cls)
+        if not self._settled():
+            return list(cmap.keys())
+        keys = self._key_lists.get(cls.collection)
+        if keys is None:  # a Yrs call each (a transaction), and checks ask often
+            keys = self._key_lists[cls.collection] = list(cmap.keys())
+        return list(keys)
 
     def _contains(self, cls: type[Entity], entity_id: str) -> bool:
-        return entity_id in self._map_for(cls)
+        if not self._settled():
+            return entity_id in self._map_for(cls)
+        keys = self._key_sets.get(cls.collection)
+        if keys is None:
+            keys = self._key_sets[cls.collection] = set(self._entity_ids(cls))
+        return entity_id in keys
 
     def _collection_json(self, cls: type[Entity]) -> str:
         """A whole collection as JSON (id -> fields), in one Rust call."""
