@@ -66,10 +66,25 @@ class MoneyError(CastroomError):
     """An amount castroom will not guess at; the message says how to write it."""
 
 
+#: ISO 4217's exponent of the currencies productions use most, so that showing money
+#: does not import iso4217 (it parses its XML tables on import: ~30 ms of a `castroom
+#: check`). tests/test_money.py checks each against iso4217 itself.
+COMMON_DIGITS = {
+    **dict.fromkeys(
+        ("USD", "EUR", "GBP", "CAD", "AUD", "NZD", "CHF", "SEK", "NOK", "DKK", "INR"), 2
+    ),
+    **dict.fromkeys(("CNY", "HKD", "SGD", "BRL", "MXN", "ZAR", "PLN", "CZK", "ILS"), 2),
+    **dict.fromkeys(("JPY", "KRW", "ISK"), 0),
+}
+
+
 @functools.cache
 def minor_digits(currency: str = "USD") -> int:
     """Digits after the decimal point in the currency's major unit, from ISO 4217 (2 for
     USD, 0 for JPY, 3 for BHD); 2 for a code ISO 4217 does not list."""
+    common = COMMON_DIGITS.get(currency.upper())
+    if common is not None:
+        return common
     import iso4217  # its tables load on first use, not when `castroom` starts
 
     try:

@@ -39,12 +39,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import costing
-from . import talent_scheduling as classic
 from .contracts import PlanDay, SchedulePlan, ScheduleRequest, TalentCost
 from .errors import CastroomError
 from .model import Deal, Production, Scene, Talent
 
 if TYPE_CHECKING:
+    from . import talent_scheduling as classic
     from .board_model import BoardAnswer
     from .costing import BudgetReport
     from .view import ProductionView
@@ -241,6 +241,10 @@ def classic_instance(problem: Problem) -> tuple[classic.Instance, list[int], flo
     """The classic problem over the day-paid payees (durations in hundredths of a day,
     costs per day in exact millionths), which payees it holds, and the constant that
     makes it a bound in money: its cost / MICRO / UNITS + constant <= their board cost."""
+    # Here, not at the top: every plugin imports this module (through the plugin API),
+    # and the search (with its compiled extension) is for `castroom schedule` only.
+    from . import talent_scheduling as classic
+
     linear = [p for p, payee in enumerate(problem.payees) if payee.linear and payee.scenes]
     casts = [0] * len(problem.scenes)
     costs = []
@@ -367,6 +371,8 @@ def propose(view: ProductionView, request: ScheduleRequest) -> SchedulePlan:
     # Where CP-SAT must run (constraints, drops, company moves) the exact core only seeds
     # it: CP-SAT gets most of the time, building its model included.
     share = 0.5 if is_classic(problem) and not request.repair else 0.2
+    from . import talent_scheduling as classic
+
     exact = classic.solve(instance, time_limit=max(0.1, request.time_limit * share))
     method = "dynamic programme"
     starts = pack(problem, exact.order)

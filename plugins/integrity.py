@@ -106,7 +106,7 @@ def broken_references(view: ProductionView) -> list[Finding]:
             # Most name no era: asked of those only (30,000 candidates at 50,000 talents).
             named = [e for e in entities if getattr(e, "era", None)]
             suspects.update(e.id for e in named if _unknown_era(e, roles))
-        for entity in entities:
+        for entity in entities if suspects else ():  # none, most of the time
             if entity.id in suspects:
                 refs = [r for r in model.references(entity) if r[2] not in live[r[1]]]
                 out += _entity_references(view, kind, entity, refs, roles, to_invalid)

@@ -142,6 +142,35 @@ def test_reading_a_read_copy_loads_no_crdt(
     assert json.loads(loaded) == []
 
 
+#: What `castroom check` needs none of, though it loads every built-in plugin: the XML,
+#: mail, HTML and HTTP modules some plugins use for imports and exports, iso4217's
+#: tables (the production's currency is a common one) and the scheduler's search.
+NOT_FOR_A_CHECK = ("xml", "email", "html", "http", "ssl", "iso4217")
+CHECK_PROBE = """
+import atexit, json, sys
+atexit.register(lambda: print(json.dumps(sorted(
+    m for m in sys.modules
+    if m.split(".")[0] in {names!r}
+    or m in ("urllib.request", "castroom.core.talent_scheduling")))))
+from castroom.core.start import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("args", [("check",), ("check", "--json")])
+def test_a_check_imports_only_what_checks_use(copied: str, args: tuple[str, ...]) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", CHECK_PROBE.format(names=set(NOT_FOR_A_CHECK)), "-w", copied, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    *printed, loaded = out.stdout.splitlines()
+    assert out.returncode == 0, out.stderr
+    assert "Maggie Doyle has no booked actor" in "\n".join(printed), out.stdout + out.stderr
+    assert json.loads(loaded) == []
+
+
 def test_the_copy_probe_sees_the_crdt_when_there_is_no_copy(tmp_path) -> None:
     ws = str(tmp_path / "ws")
     run_castroom("-w", ws, "init", "--production", "Start", check=True)

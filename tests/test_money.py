@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from castroom.core import model
 from castroom.core.money import (
+    COMMON_DIGITS,
     MoneyError,
     format_money,
     minor_digits,
@@ -122,6 +123,15 @@ def test_formats_and_digits() -> None:
     assert minor_digits("jpy") == 0 and minor_digits("USD") == 2 and minor_digits("KWD") == 3
     assert minor_digits("XYZ") == 2  # not in ISO 4217: two, like most
     assert str(to_major(123456)) == "1234.56" and str(to_major(1500, "JPY")) == "1500"
+
+
+def test_the_common_currencies_digits_are_iso_4217s() -> None:
+    """The exponents kept so that showing money need not import iso4217 are its own."""
+    import iso4217
+
+    assert COMMON_DIGITS and all(
+        iso4217.Currency(code).exponent == digits for code, digits in COMMON_DIGITS.items()
+    )
 
 
 def test_money_fields_come_from_the_model() -> None:
