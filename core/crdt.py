@@ -383,6 +383,7 @@ class CrdtDocument(DocumentReads):
 
     def _on_transaction(self, event: TransactionEvent) -> None:
         self._json.clear()  # any change at all, whoever made it
+        self._generation += 1
         self._every.clear()
         self._key_lists.clear()
         self._key_sets.clear()
@@ -397,6 +398,7 @@ class CrdtDocument(DocumentReads):
     def _forget(self) -> None:
         """Drop every cached entity (and the production's id)."""
         self._cache.clear()
+        self._generation += 1
         self._every.clear()
         self._key_lists.clear()
         self._key_sets.clear()
@@ -703,7 +705,10 @@ class CrdtDocument(DocumentReads):
             return list(cmap.keys())
         keys = self._key_lists.get(cls.collection)
         if keys is None:  # a Yrs call each (a transaction), and checks ask often
-            keys = self._key_lists[cls.collection] = list(cmap.keys())
+            generation = self._generation
+            keys = list(cmap.keys())
+            if generation == self._generation and self._settled():
+                self._key_lists[cls.collection] = keys
         return list(keys)
 
     def _contains(self, cls: type[Entity], entity_id: str) -> bool:
@@ -711,7 +716,10 @@ class CrdtDocument(DocumentReads):
             return entity_id in self._map_for(cls)
         keys = self._key_sets.get(cls.collection)
         if keys is None:
-            keys = self._key_sets[cls.collection] = set(self._entity_ids(cls))
+            generation = self._generation
+            keys = set(self._entity_ids(cls))
+            if generation == self._generation and self._settled():
+                self._key_sets[cls.collection] = keys
         return entity_id in keys
 
     def _collection_json(self, cls: type[Entity]) -> str:

@@ -124,6 +124,9 @@ class DocumentReads(ABC):
         #: settled (see _settled): checks ask for each kind many times per run. A source
         #: that changes clears it (CrdtDocument: on every transaction, whoever made it).
         self._every: dict[tuple[type[Entity], bool], list[Any]] = {}
+        #: Bumped by a source on every change: a read that a change overtook (another
+        #: thread merging meanwhile) is not remembered.
+        self._generation = 0
 
     def _touch(self) -> None:
         if self.before_access is not None and not self._depth and not self._silenced:
@@ -313,7 +316,10 @@ class DocumentReads(ABC):
         key = (cls, include_deleted)
         found = self._every.get(key)
         if found is None:
-            found = self._every[key] = self._read_all(cls, include_deleted)
+            generation = self._generation
+            found = self._read_all(cls, include_deleted)
+            if generation == self._generation and self._settled():
+                self._every[key] = found
         return list(found)
 
     def _read_all(self, cls: type[E], include_deleted: bool) -> list[E]:
