@@ -88,7 +88,7 @@ class LiveRoom:
 def live_room(tmp_path: Path, cli, mode: str = "y-websocket") -> Iterator[LiveRoom]:
     server_path, a, b = tmp_path / "server", tmp_path / "laptop-a", tmp_path / "laptop-b"
     with Workspace.open(server_path) as ws:
-        ws.create_production("Tides")
+        pid = ws.create_production("Tides").id
     token = make_token(server_path, "write")
     with ServerThread(server_path) as server:
         ok(cli("sync", server.url, "--token", token, workspace=a))
@@ -96,6 +96,8 @@ def live_room(tmp_path: Path, cli, mode: str = "y-websocket") -> Iterator[LiveRo
         if mode == "hocuspocus":
             url = server.ws_url.removesuffix("/sync") + "/hocuspocus"
             live = LiveProcess(b, url, "--protocol", "hocuspocus", "--token", token)
+        elif mode == "token-in-ws-url":  # no --token: the URL's is the files' token too
+            live = LiveProcess(b, f"{server.ws_url}?token={token}", "--production", str(pid))
         else:
             live = LiveProcess(b, server.url, "--token", token)
         try:
@@ -105,7 +107,7 @@ def live_room(tmp_path: Path, cli, mode: str = "y-websocket") -> Iterator[LiveRo
             live.stop()
 
 
-@pytest.mark.parametrize("mode", ["y-websocket", "hocuspocus"])
+@pytest.mark.parametrize("mode", ["y-websocket", "hocuspocus", "token-in-ws-url"])
 def test_a_live_session_fetches_new_headshots_and_sends_its_own(
     tmp_path: Path, cli, mode: str
 ) -> None:
