@@ -506,6 +506,12 @@ def test_a_replacement_is_shown_then_applied_from_the_page_as_the_cli_would(
     opened.click('.plan-shown button:text("Apply")')
     stale = opened.wait_for_selector('[data-testid="dropout-error"]').inner_text()
     assert stale.startswith("the production changed since this plan was shown")
+    # A peer's change makes the page rank again: the refusal stays until the user acts
+    # (it used to vanish when the new ranking came back after the refusal).
+    renamed = castroom(room.workspace, "set", "talent", replacement, "name=Renamed Stand-in")
+    assert renamed.returncode == 0, renamed.stderr
+    opened.wait_for_selector('.replacement strong:text("Renamed Stand-in")')
+    assert opened.inner_text('[data-testid="dropout-error"]') == stale
     assert {stage_in_cli(room, c) for c in before} == {"booked"}
     # Shown again: the CLI's dry run, line for line; then applied.
     cli_plan = castroom(

@@ -8,11 +8,11 @@
 // production's cache of kept videos), and tells which to keep (a "keep-only" message):
 // the others, no longer on its shortlist, are dropped. A video's range requests are
 // answered from a kept copy, so the shortlist's reels play offline.
-const CACHE = "castroom-a0c7060362d9cfb9";
+const CACHE = "castroom-8690ffe0e4b73465";
 const MEDIA = "castroom-media-1";
 /** The kept videos of one production: `${KEPT}${production id}`. */
 const KEPT = "castroom-kept-1:";
-const SHELL = ["/", "/app.js?v=a0c7060362d9cfb9", "/app.css?v=a0c7060362d9cfb9", "/schema.json"];
+const SHELL = ["/", "/app.js?v=8690ffe0e4b73465", "/app.css?v=8690ffe0e4b73465", "/schema.json"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));

@@ -11,6 +11,9 @@ export function DropOutView({ ctx, store, query }) {
   talents.sort((a, b) => a.name.localeCompare(b.name));
   const [talent, setTalent] = useState(query.get("talent") ?? "");
   const [plan, setPlan] = useState(null);
+  // Two errors: the ranking's (cleared when it is fetched again) and applying's, which
+  // stays until the user acts: a refetch after a peer's change must not hide a refusal.
+  const [rankError, setRankError] = useState(null);
   const [error, setError] = useState(null);
   const [pending, setPending] = useState(null); // {role, item, shown} once a plan is shown
   const [done, setDone] = useState(null);
@@ -19,15 +22,16 @@ export function DropOutView({ ctx, store, query }) {
     apiJson(ctx, "replacements", { query: { talent } })
       .then((data) => {
         setPlan(data);
-        setError(null);
+        setRankError(null);
       })
-      .catch((e) => setError(e instanceof ApiError ? e.message : String(e)));
+      .catch((e) => setRankError(e instanceof ApiError ? e.message : String(e)));
   }, [talent, store.version]);
   const pick = (id) => {
     setTalent(id);
     setPlan(null);
     setPending(null);
     setDone(null);
+    setError(null);
   };
   // Applying sends the shown plan's id: the server refuses if the plan is now another.
   const ask = (role, item, dryRun, expect) =>
@@ -67,9 +71,9 @@ export function DropOutView({ ctx, store, query }) {
           ))}
         </select>
       </label>
-      {error ? (
+      {error || rankError ? (
         <p class="error" role="alert" data-testid="dropout-error">
-          {error}
+          {error ?? rankError}
         </p>
       ) : null}
       {done ? (
@@ -112,7 +116,7 @@ export function DropOutView({ ctx, store, query }) {
               </ol>
             </div>
           ))
-        : talent && !error
+        : talent && !rankError
           ? <p class="empty">Ranking replacements…</p>
           : null}
     </section>
