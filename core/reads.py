@@ -184,9 +184,9 @@ class DocumentReads(ABC):
         """Whether reads may be remembered (not inside a write transaction)."""
         return not self._depth
 
+    @abstractmethod
     def to_data(self) -> dict[str, Any]:
         """Every collection as plain data (deleted entities included): for comparisons."""
-        raise NotImplementedError
 
     # -- schema and the production ---------------------------------------------------------
 
