@@ -1,0 +1,84 @@
+"""The README's "A day with castroom" runs as written, line after line, in one workspace.
+
+The block is read from README.md itself, so a command edited there is the command run
+here. The files it names are made from the test data (tests/data, see SOURCES.md): the
+pilot is the Night Ferry script, episode 3 the same script in Final Draft with LORELEI
+renamed NORA (so ``--cue NORA=...`` has a cue to map), agency.csv has the columns the
+README's ``--map`` names, and ada.jpg is a small JPEG.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+README = Path(__file__).parents[1] / "README.md"
+DATA = Path(__file__).parent / "data"
+
+
+def readme_day() -> list[list[str]]:
+    """The README's day: each ``castroom ...`` line of its first ``sh`` block after the
+    heading, split as a shell would (comments dropped), without the leading ``castroom``."""
+    text = README.read_text(encoding="utf-8").split("## A day with castroom", 1)[1]
+    block = text.split("```sh\n", 1)[1].split("```", 1)[0]
+    lines = [shlex.split(line, comments=True) for line in block.splitlines()]
+    assert all(words[0] == "castroom" for words in lines if words), block
+    return [words[1:] for words in lines if words]
+
+
+def _files(folder: Path) -> None:
+    scripts, sheets = DATA / "scripts", DATA / "sheets"
+    shutil.copy(scripts / "night_ferry.fountain", folder / "pilot.fountain")
+    fdx = (scripts / "night_ferry.fdx").read_text(encoding="utf-8")
+    (folder / "ep3.fdx").write_text(re.sub(r"\bLORELEI\b", "NORA", fdx), encoding="utf-8")
+    (folder / "agency.csv").write_text(
+        'Full name,Day rate\nBen Ode,"1,200"\nCleo Marsh,950\n', encoding="utf-8"
+    )
+    shutil.copy(sheets / "office_talent.xlsx", folder / "office.xlsx")
+    shutil.copy(scripts / "night_ferry_numbered.pdf", folder / "draft3.pdf")
+    Image.new("RGB", (40, 50), "teal").save(folder / "ada.jpg", "JPEG")
+
+
+def test_the_readme_day_is_a_session_that_runs(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    day = readme_day()
+    assert len(day) >= 20, day
+    folder = tmp_path / "day"
+    folder.mkdir()
+    _files(folder)
+    monkeypatch.chdir(folder)
+    for args in day:
+        result = cli(*args)
+        assert result.exit_code == 0, f"castroom {shlex.join(args)}:\n{result.output}"
+
+    def listed(kind: str) -> list[dict]:
+        return json.loads(cli("list", kind, "--json").output)
+
+    talents = {t["name"]: t for t in listed("talents")}
+    assert talents["Ada Stone"]["agent"] == "Blake & Co"
+    assert talents["Ben Ode"]["rate"] == 120_000  # "1,200" dollars, in cents
+    roles = {r["name"]: r["id"] for r in listed("roles")}
+    scenes = {s["number"]: s for s in listed("scenes")}
+    # Episode 3 is numbered 3.1, ...; its NORA is the Maggie the team already had.
+    assert roles["Maggie"] in scenes["3.1"]["characters"]
+    assert "Nora" not in roles
+    # The PDF draft brought scene 2A (tests/test_script_pdf.py shows 12A, 12B kept).
+    assert "2A" in scenes
+    assert listed("auditions") == []  # `audition plan` without --apply only shows the slots
+    days = listed("shoot_days")
+    assert days and days[0]["date"] == "2027-03-01"
+    unscheduled = {n for n, s in scenes.items() if not s["shoot_day_id"]}
+    assert unscheduled == {n for n, s in scenes.items() if s["omitted"]}, unscheduled
+    assert (folder / "shoot.ics").read_text().startswith("BEGIN:VCALENDAR")
+    assert (folder / "day1.pdf").read_bytes().startswith(b"%PDF-")
+    media = json.loads(cli("media", "list", "--json").output)
+    assert [(m["label"], m["media"]["name"], m["media"]["kind"], m["present"]) for m in media] == [
+        ("Ada Stone", "ada.jpg", "headshot", True)
+    ]
