@@ -14,7 +14,7 @@ from patience import PATIENCE
 from sync_helpers import stop_process
 from web_helpers import wait_for
 
-from castroom.core.model import Candidate, Role, Scene, Talent
+from castroom.core.model import Candidate, Role, Scene, ShootDay, Talent
 from castroom.core.workspace import Workspace
 from tests.conftest import run_castroom
 
@@ -53,6 +53,7 @@ def test_demo_builds_the_sample_and_converges(tmp_path: Path) -> None:
         assert len(a.all(Talent)) == 300
         assert len(a.all(Role)) == 40
         assert len(a.all(Scene)) == 150
+        assert len(a.all(ShootDay)) == 25  # the README's "150 scenes over 25 shoot days"
         maggie = a.resolve(Role, "Maggie Doyle")
         assert [era.name for era in maggie.eras] == ["1962", "1994", "2022"]
         # Backups come from each era's own pool: two candidates (of that era) per era.
