@@ -1,6 +1,7 @@
-"""The README's "A day with castroom" runs as written, line after line, in one workspace.
+"""The README and docs/ name only commands and options that exist, and the README's
+"A day with castroom" runs as written, line after line, in one workspace.
 
-The block is read from README.md itself, so a command edited there is the command run
+The day is read from README.md itself, so a command edited there is the command run
 here. The files it names are made from the test data (tests/data, see SOURCES.md): the
 pilot is the Night Ferry script, episode 3 the same script in Final Draft with LORELEI
 renamed NORA (so ``--cue NORA=...`` has a cue to map), agency.csv has the columns the
@@ -15,11 +16,81 @@ import shlex
 import shutil
 from pathlib import Path
 
+import click
 import pytest
 from PIL import Image
 
-README = Path(__file__).parents[1] / "README.md"
+from castroom.core.cli import build_cli
+from castroom.core.plugins import make_plugins
+
+ROOT = Path(__file__).parents[1]
+README = ROOT / "README.md"
+DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
 DATA = Path(__file__).parent / "data"
+
+#: ``castroom WORD [WORD [WORD]] rest``, up to a table cell's end or a shell comment:
+#: what follows the command words is where its options stand.
+COMMAND_LINE = re.compile(
+    r"castroom (?:(?:-w|--workspace) \S+ )?((?:[a-z][a-z_-]* ?){1,3})([^|#]*)"
+)
+OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z-]*)")
+BLOCK = re.compile(r"```[a-z]*\n(.*?)```", re.S)
+SPAN = re.compile(r"`([^`\n]+)`")
+
+
+def _command_lines(text: str) -> list[str]:
+    """What the doc gives as a command to type: a code span that starts with
+    ``castroom``, and a code block's lines that do (after a ``$`` prompt)."""
+    lines = [span for span in SPAN.findall(BLOCK.sub("", text)) if span.startswith("castroom ")]
+    for block in BLOCK.findall(text):
+        for line in block.splitlines():
+            line = line.strip().removeprefix("$ ")
+            if line.startswith("castroom "):
+                lines.append(line)
+    # ``castroom ...`` stands for any command; ``castroom --help`` is the root's own.
+    return [line for line in lines if not line.startswith(("castroom ...", "castroom --"))]
+
+
+def _command(root: click.Group, words: list[str]) -> tuple[click.Command, list[str]]:
+    """The deepest command ``words`` name, and the words that named it."""
+    command: click.Command = root
+    ctx = click.Context(root)
+    path: list[str] = []
+    for word in words:
+        sub = command.get_command(ctx, word) if isinstance(command, click.Group) else None
+        if sub is None:
+            break
+        command, path = sub, [*path, word]
+        ctx = click.Context(sub, parent=ctx)
+    return command, path
+
+
+def _options(command: click.Command) -> set[str]:
+    return {o for p in command.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
+
+
+def test_every_command_and_option_the_docs_name_exists() -> None:
+    """Each ``castroom ...`` in a code span or block of the README and docs/ names a real
+    command, and each ``--option`` after it is one of that command's. Options a command
+    hands on to a plugin (``import``/``export`` pass theirs to the importer or exporter)
+    are the plugin's own and not checked here."""
+    root = build_cli(make_plugins())
+    wrong = []
+    for doc in DOCS:
+        for line in _command_lines(doc.read_text(encoding="utf-8")):
+            match = COMMAND_LINE.match(line)
+            words = match.group(1).split() if match else []
+            command, path = _command(root, words)
+            if not match or not path:
+                wrong.append(f"{doc.name}: no such command: {line}")
+                continue
+            if command.context_settings.get("ignore_unknown_options"):
+                continue
+            rest = " ".join([*words[len(path) :], match.group(2)])
+            for option in OPTION.findall(rest):
+                if option not in _options(command):
+                    wrong.append(f"{doc.name}: `castroom {' '.join(path)}` has no {option}")
+    assert not wrong, "\n".join(wrong)
 
 
 def readme_day() -> list[list[str]]:
