@@ -162,26 +162,42 @@ def _used(
     seed: _Seed | None,
 ) -> list[cp_model.IntVar]:
     """Per slot, whether any scene is shot on it; a day's scenes fit in its length."""
+    scenes = range(len(cover))
     used = []
     for k in range(problem.slots):
-        load: list[tuple[int, cp_model.IntVar]] = []
-        covering: list[cp_model.IntVar] = []
-        for s, on in enumerate(cover):
-            if k in on:
-                weight = problem.units[s] if problem.span(s) == 1 else problem.capacity
-                load.extend((weight, v) for v in on[k])
-                covering.extend(on[k])
+        load = [(_weight(problem, s), v) for s in scenes for v in cover[s].get(k, [])]
         if load:
             model.add(sum(w * v for w, v in load) <= problem.capacity)
-        flag = model.new_bool_var(f"used{k}")
-        if covering:
-            model.add_max_equality(flag, covering)
-        else:
-            model.add(flag == 0)
-        used.append(flag)
-        if seed is not None:
-            seed.put(flag, k in seed.busy)
+        used.append(_shot_on(model, cover, scenes, k, f"used{k}", seed))
     return used
+
+
+def _weight(problem: BoardProblem, scene: int) -> int:
+    """What a scene takes of a day's length: its units, or the whole day when it is longer
+    than a day (it has its days to itself)."""
+    return problem.units[scene] if problem.span(scene) == 1 else problem.capacity
+
+
+def _shot_on(
+    model: cp_model.CpModel,
+    cover: list[dict[int, list[cp_model.IntVar]]],
+    scenes: Iterable[int],
+    k: int,
+    name: str,
+    seed: _Seed | None,
+) -> cp_model.IntVar:
+    """A literal that is 1 exactly when one of ``scenes`` is shot on slot ``k`` (0 when
+    none can be), hinted with whether the seed board shoots one there."""
+    scenes = list(scenes)
+    literals = [v for s in scenes for v in cover[s].get(k, [])]
+    flag = model.new_bool_var(name)
+    if literals:
+        model.add_max_equality(flag, literals)
+    else:
+        model.add(flag == 0)
+    if seed is not None:
+        seed.put(flag, seed.works(scenes, k))
+    return flag
 
 
 def _company(
@@ -198,14 +214,10 @@ def _company(
         return company
     for k in range(problem.slots):
         for loc in locations:
-            at = [s for s, where in enumerate(problem.locations) if where == loc]
-            here = [v for s in at for v in cover[s].get(k, [])]
-            if here:
-                flag = model.new_bool_var(f"loc{k}_{loc}")
-                model.add_max_equality(flag, here)
-                company.append(flag)
-                if seed is not None:
-                    seed.put(flag, seed.works(at, k))
+            # Only the pairs a scene can take: a pair no scene can use is no variable.
+            at = [s for s, where in enumerate(problem.locations) if where == loc and k in cover[s]]
+            if at:
+                company.append(_shot_on(model, cover, at, k, f"loc{k}_{loc}", seed))
     return company
 
 
