@@ -434,6 +434,26 @@ def start_server(path: Path, log: Path, port: int = 0) -> tuple[Proc, str]:
     return proc, url
 
 
+def live_sync(
+    log: Path,
+    workspace: Path,
+    url: str,
+    token: str,
+    *,
+    member: str | None = None,
+    production: str | None = None,
+) -> Proc:
+    """``castroom sync URL --token T --live`` on ``workspace`` as a process of its own,
+    alive past every wait of the test (``LIFETIME``)."""
+    who = ["--member", member] if member else []
+    only = ["--production", production] if production else []
+    return Proc(
+        log,
+        *("--workspace", str(workspace), *who, "sync", url, "--token", token, *only),
+        *("--live", "--duration", LIFETIME),
+    )
+
+
 def cli(path: Path, *args: str, member: str = "casting") -> None:
     subprocess.run(
         [EXE, "--workspace", str(path), "--member", member, *args],
@@ -450,20 +470,7 @@ def test_live_peers_see_each_other_and_cli_edits(seeded: Seeded, tmp_path: Path)
     try:
         for name in ("ben", "carol"):
             peers.append(
-                Proc(
-                    tmp_path / f"{name}.log",
-                    "--workspace",
-                    str(tmp_path / name),
-                    "--member",
-                    name,
-                    "sync",
-                    url,
-                    "--token",
-                    seeded.write,
-                    "--live",
-                    "--duration",
-                    LIFETIME,
-                )
+                live_sync(tmp_path / f"{name}.log", tmp_path / name, url, seeded.write, member=name)
             )
         for peer in peers:
             peer.wait_line(r"live: 2 production")
@@ -489,18 +496,7 @@ def test_live_client_reconnects_after_server_restart(seeded: Seeded, tmp_path: P
     server, url = start_server(seeded.path, tmp_path / "server1.log")
     port = url.rsplit(":", 1)[1]
     laptop = tmp_path / "laptop"
-    live = Proc(
-        tmp_path / "live.log",
-        "--workspace",
-        str(laptop),
-        "sync",
-        url,
-        "--token",
-        seeded.write,
-        "--live",
-        "--duration",
-        LIFETIME,
-    )
+    live = live_sync(tmp_path / "live.log", laptop, url, seeded.write)
     try:
         live.wait_line("no one else is connected")
         server.stop()
@@ -524,18 +520,7 @@ def test_live_client_waits_for_a_server_not_up_yet(seeded: Seeded, tmp_path: Pat
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     laptop = tmp_path / "laptop"
-    live = Proc(
-        tmp_path / "live.log",
-        "--workspace",
-        str(laptop),
-        "sync",
-        f"http://127.0.0.1:{port}",
-        "--token",
-        seeded.write,
-        "--live",
-        "--duration",
-        LIFETIME,
-    )
+    live = live_sync(tmp_path / "live.log", laptop, f"http://127.0.0.1:{port}", seeded.write)
     server = None
     try:
         live.wait_line(r"cannot reach .*; retrying in")
@@ -591,18 +576,7 @@ def test_live_client_stops_at_once_when_its_token_is_revoked(
 ) -> None:
     with Workspace.open(seeded.path, create=False) as ws:
         info, secret = TokenStore(ws.store).create("write")
-    live = Proc(
-        tmp_path / "live.log",
-        "--workspace",
-        str(tmp_path / "laptop"),
-        "sync",
-        server.url,
-        "--token",
-        secret,
-        "--live",
-        "--duration",
-        LIFETIME,
-    )
+    live = live_sync(tmp_path / "live.log", tmp_path / "laptop", server.url, secret)
     try:
         live.wait_line("no one else is connected")
         with Workspace.open(seeded.path, create=False) as ws:
@@ -730,21 +704,8 @@ def test_three_live_workspaces_edit_concurrently_and_converge(
     editors: list[subprocess.Popen[bytes]] = []
 
     def live(name: str, log: str) -> Proc:
-        return Proc(
-            tmp_path / log,
-            "--workspace",
-            str(tmp_path / name),
-            "--member",
-            name,
-            "sync",
-            url,
-            "--token",
-            seeded.write,
-            "--production",
-            seeded.pid,
-            "--live",
-            "--duration",
-            LIFETIME,
+        return live_sync(
+            tmp_path / log, tmp_path / name, url, seeded.write, member=name, production=seeded.pid
         )
 
     try:
