@@ -161,6 +161,15 @@ def test_the_dashboard_card_shows_the_viewers_votes_apart(
         assert viewers.inner_text() == "presentation 5.0 (1)"
         assert viewers.get_attribute("title") == "Pat Kim: 5"
         assert room.locator(f'[data-candidate="{ada}"] .others').count() == 0  # no team votes
+        # Two members rate her: the team's average, apart from the viewers' (dashboard.md).
+        with Workspace.open(served.workspace, create=False, member="Sam") as ws:
+            doc = ws.production().doc
+            ratings = doc.get(model.Candidate, ada).ratings
+            doc.update(model.Candidate, ada, {"ratings": {**ratings, "Sam": 3, "Rosa": 4}})
+        team = room.wait_for_selector(f'[data-candidate="{ada}"] .others')
+        assert team.inner_text() == "team 3.5 (2)"
+        assert sorted((team.get_attribute("title") or "").split(", ")) == ["Rosa: 4", "Sam: 3"]
+        assert viewers.inner_text() == "presentation 5.0 (1)"
         assert board.errors == []
     finally:
         board.close()
