@@ -14,12 +14,16 @@ import json
 import re
 import shlex
 import shutil
+import typing
 from pathlib import Path
+from typing import Any
 
 import click
+import msgspec
 import pytest
 from PIL import Image
 
+from castroom.core import model
 from castroom.core.cli import build_cli
 from castroom.core.plugins import make_plugins
 
@@ -153,3 +157,67 @@ def test_the_readme_day_is_a_session_that_runs(
     assert [(m["label"], m["media"]["name"], m["media"]["kind"], m["present"]) for m in media] == [
         ("Ada Stone", "ada.jpg", "headshot", True)
     ]
+
+
+#: schema.md's default column, read as the value it names.
+DEFAULTS: dict[str, Any] = {"null": None, '""': "", "[]": [], "{}": {}, "false": False}
+
+
+def _schema_rows() -> list[tuple[type, str, str, str]]:
+    """(Struct, field, default cell, rules cell) for every row of schema.md's field
+    tables: a section ``### Talent (`talents`)`` or a ``**MediaRef**`` paragraph names
+    the Struct the rows below it are of."""
+    structs = {model.Production.collection: model.Production, "MediaRef": model.MediaRef}
+    structs |= {cls.collection: cls for cls in model.KINDS.values()}
+    rows, struct = [], None
+    for line in (ROOT / "docs" / "schema.md").read_text(encoding="utf-8").splitlines():
+        named = re.match(r"### \w+ \(`(\w+)`", line) or re.match(r"\*\*(MediaRef)\*\*", line)
+        if named:
+            struct = structs[named.group(1)]
+        elif line.startswith("| `") and struct is not None:
+            names, _, default, rules = (c.strip() for c in line.strip("|").split("|"))
+            rows += [(struct, name, default, rules) for name in re.findall(r"`(\w+)`", names)]
+    return rows
+
+
+def _choices(annotation: Any) -> set[str]:
+    """The values a ``Literal`` (or optional ``Literal``) field may take; none otherwise."""
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) is typing.Literal:
+        return set(typing.get_args(annotation))
+    return {c for a in typing.get_args(annotation) for c in _choices(a)}
+
+
+def _listed(rules: str) -> set[str]:
+    """The values a rules cell lists: its quoted ones (`INT`, ""), else its longest run of
+    comma-separated words (lead, supporting, ...)."""
+    quoted = re.findall(r"`([^`]+)`", rules) + ([""] if '""' in rules else [])
+    runs = re.findall(r"[\w/]+(?:, [\w/]+)+", rules)
+    return set(quoted) if quoted else set(max(runs, key=len).split(", ") if runs else ())
+
+
+def test_schema_md_states_each_fields_default_and_choices_as_the_model_has_them() -> None:
+    """A peer follows schema.md: each field's default there is the Struct's, and a field
+    with a fixed set of values lists exactly those (test_document holds that every field
+    is named)."""
+    rows = _schema_rows()
+    assert len(rows) > 100
+    wrong = []
+    for struct, name, default, rules in rows:
+        field = {f.name: f for f in msgspec.structs.fields(struct)}[name]
+        if field.default is not msgspec.NODEFAULT:
+            expected: Any = field.default
+        elif field.default_factory is not msgspec.NODEFAULT:
+            expected = field.default_factory()
+        else:
+            expected = "required"
+        said = DEFAULTS.get(default, default.strip("`"))
+        if isinstance(expected, int | float) and not isinstance(expected, bool):
+            said = float(said)
+        if said != expected:
+            wrong.append(f"{struct.__name__}.{name}: default {default}, the model's {expected!r}")
+        choices = _choices(typing.get_type_hints(struct, include_extras=True)[name])
+        if choices and _listed(rules) != choices:
+            wrong.append(f"{struct.__name__}.{name}: lists {sorted(_listed(rules))}")
+    assert not wrong, "\n".join(wrong)
