@@ -169,6 +169,11 @@ def test_concurrent_moves_never_duplicate(doc: CastDocument) -> None:
     sync(doc, peer)
     result = doc.get(Role, role.id).backups
     assert sorted(result) == ["a", "b", "c"] and result == peer.get(Role, role.id).backups
+    # Stored twice (each move is a delete and an insert): reads keep the first copy, and
+    # castroom's next edit of the array drops the later one (docs/schema.md).
+    assert sorted(doc.raw(Role, role.id)["backups"]) == ["a", "a", "b", "c"]
+    doc.insert_item(Role, role.id, "backups", 3, "d")
+    assert doc.raw(Role, role.id)["backups"] == [*result, "d"] == doc.get(Role, role.id).backups
 
 
 def test_text_edits_merge_character_wise(doc: CastDocument) -> None:
