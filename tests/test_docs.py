@@ -14,6 +14,7 @@ import json
 import re
 import shlex
 import shutil
+import tomllib
 import typing
 from pathlib import Path
 from typing import Any
@@ -221,3 +222,19 @@ def test_schema_md_states_each_fields_default_and_choices_as_the_model_has_them(
         if choices and _listed(rules) != choices:
             wrong.append(f"{struct.__name__}.{name}: lists {sorted(_listed(rules))}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_deploy_md_server_table_is_every_default_of_server_options() -> None:
+    """deploy.md's ``[server]`` example names real settings, each at its default: read
+    as castroom reads a workspace's config.toml, it is exactly ``ServerOptions()``."""
+    from castroom.sync.limits import PresenceLimits
+    from castroom.sync.server import ServerOptions
+
+    text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    [table] = [b for b in re.findall(r"```toml\n(.*?)```", text, re.S) if "[server]" in b]
+    config = tomllib.loads(table)
+    # from_config ignores a key it does not know, so the names are checked on their own.
+    server, presence = config["server"], config["server"]["presence"]
+    assert set(server) <= set(ServerOptions.__struct_fields__), set(server)
+    assert set(presence) <= set(PresenceLimits.__struct_fields__), set(presence)
+    assert ServerOptions.from_config(config) == ServerOptions()
