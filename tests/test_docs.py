@@ -238,3 +238,16 @@ def test_deploy_md_server_table_is_every_default_of_server_options() -> None:
     assert set(server) <= set(ServerOptions.__struct_fields__), set(server)
     assert set(presence) <= set(PresenceLimits.__struct_fields__), set(presence)
     assert ServerOptions.from_config(config) == ServerOptions()
+
+
+def test_media_md_config_is_the_defaults_it_says_it_is() -> None:
+    """media.md: "The values above are the defaults"; read as a workspace's config is, the
+    ``[media]`` example gives what a config without it gives."""
+    from castroom.core.media import MediaConfig, media_config
+
+    text = (ROOT / "docs" / "media.md").read_text(encoding="utf-8")
+    [table] = [b for b in re.findall(r"```toml\n(.*?)```", text, re.S) if "[media]" in b]
+    config = tomllib.loads(table)
+    assert set(config["media"]) <= set(MediaConfig.__struct_fields__), set(config["media"])
+    assert set(config["media"]["max_bytes"]) == set(model.MEDIA_KINDS)
+    assert media_config(config) == media_config({})
