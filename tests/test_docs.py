@@ -251,3 +251,19 @@ def test_media_md_config_is_the_defaults_it_says_it_is() -> None:
     assert set(config["media"]) <= set(MediaConfig.__struct_fields__), set(config["media"])
     assert set(config["media"]["max_bytes"]) == set(model.MEDIA_KINDS)
     assert media_config(config) == media_config({})
+
+
+def test_a_production_id_with_a_dot_is_refused_as_schema_md_says(tmp_path: Path) -> None:
+    """schema.md: any id may use ``_ . : -``, but a production's id names folders, so a
+    peer's production ``a.b`` is refused before anything of it is stored."""
+    from castroom.core.document import CastDocument
+    from castroom.core.errors import UnsafeId
+    from castroom.core.workspace import Workspace
+
+    peer = CastDocument.create("Dotted", production_id="a.b")
+    assert peer.production.id == "a.b"  # a valid id inside the document
+    with Workspace.open(tmp_path / "ws") as ws:
+        refused = re.escape("production id 'a.b' is not an id of letters")
+        with pytest.raises(UnsafeId, match=refused):
+            ws.adopt("a.b", peer.encode_update(), origin="sync")
+        assert ws.productions() == []
