@@ -15,6 +15,7 @@ import re
 import shlex
 import shutil
 import tomllib
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -267,3 +268,56 @@ def test_a_production_id_with_a_dot_is_refused_as_schema_md_says(tmp_path: Path)
         with pytest.raises(UnsafeId, match=refused):
             ws.adopt("a.b", peer.encode_update(), origin="sync")
         assert ws.productions() == []
+
+
+#: Bounds schema.md states once for all fields (its *Values*), not in each row: integers
+#: within 2^53 - 1, short texts 2,000 characters, notes 200,000, ids 1 to 64.
+SAID_ONCE = {("le", 2**53 - 1), ("max_length", 2_000), ("max_length", 200_000)}
+SAID_ONCE_FOR_IDS = {("min_length", 1), ("max_length", 64)}
+DASH = "\u2013"  # schema.md writes a range 1\u20131440, with an en dash
+RANGE_RULES = [
+    (rf"([\d,.]+)\s*{DASH}\s*([\d,.]+) characters", ("min_length", "max_length")),
+    (r"^([\d,.]+)\s*<\s*x\s*≤\s*([\d,.]+)", ("gt", "le")),
+    (r"^([\d,.]+)\s*≤\s*x\s*≤\s*([\d,.]+)", ("ge", "le")),
+    (rf"^([\d,.]+)\s*{DASH}\s*([\d,.]+)", ("ge", "le")),
+    (r"^≥\s*([\d,.]+)", ("ge",)),
+]
+
+
+def _bounds(annotation: Any) -> set[tuple[str, float]]:
+    """The numeric and length bounds of a field's ``Meta`` (through optionals)."""
+    found: set[tuple[str, float]] = set()
+    if typing.get_origin(annotation) is typing.Annotated:
+        base, *metas = typing.get_args(annotation)
+        for meta in (m for m in metas if isinstance(m, msgspec.Meta)):
+            for key in ("ge", "gt", "le", "lt", "min_length", "max_length"):
+                if getattr(meta, key) is not None:
+                    found.add((key, getattr(meta, key)))
+        return found | _bounds(base)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return {b for a in typing.get_args(annotation) for b in _bounds(a)}
+    return found
+
+
+def _stated(rules: str) -> set[tuple[str, float]]:
+    """The bounds a rules cell opens with (a range, ``≥ 0``, ``0 < x ≤ 1,000``), or the
+    length it gives anywhere (``1 to 200 characters``, with the dash)."""
+    for pattern, keys in RANGE_RULES:
+        if match := re.search(pattern, rules):
+            values = (float(v.replace(",", "")) for v in match.groups())
+            return set(zip(keys, values, strict=True))
+    return set()
+
+
+def test_schema_md_states_each_fields_bounds_as_the_model_has_them() -> None:
+    """Every bound a field's row states is the model's, and every bound the model has is
+    stated, in the row or once for all (integers, texts, ids)."""
+    wrong = []
+    for struct, name, _, rules in _schema_rows():
+        bounds = _bounds(typing.get_type_hints(struct, include_extras=True)[name])
+        unsaid = bounds - SAID_ONCE
+        if ("max_length", 64) in bounds:
+            unsaid -= SAID_ONCE_FOR_IDS
+        if {(k, float(v)) for k, v in unsaid} != _stated(rules):
+            wrong.append(f"{struct.__name__}.{name}: {rules!r}, the model's {sorted(unsaid)}")
+    assert not wrong, "\n".join(wrong)
