@@ -321,3 +321,38 @@ def test_schema_md_states_each_fields_bounds_as_the_model_has_them() -> None:
         if {(k, float(v)) for k, v in unsaid} != _stated(rules):
             wrong.append(f"{struct.__name__}.{name}: {rules!r}, the model's {sorted(unsaid)}")
     assert not wrong, "\n".join(wrong)
+
+
+def _amounts(cell: str) -> list[int]:
+    """``32``, ``32 MiB``, ``4,096 bytes``, ``100,000; 1,000,000`` as whole numbers."""
+    amounts = []
+    for number, unit in re.findall(r"([\d,]+)(?: (MiB))?", cell.split("(")[0]):
+        amounts.append(int(number.replace(",", "")) * (2**20 if unit else 1))
+    return amounts
+
+
+def test_schema_md_update_limits_are_yupdates() -> None:
+    """The table of what every update from anywhere is held to is core/yupdate.py's own
+    limits, row by row."""
+    from castroom.core import yupdate as y
+
+    text = (ROOT / "docs" / "schema.md").read_text(encoding="utf-8")
+    table = text.split("| limit | value |", 1)[1].split("\n\n", 1)[0]
+    rows = [r.strip().strip("|").rsplit("|", 1) for r in table.splitlines()[2:]]
+    limits = {
+        "nesting of Y types": [y.MAX_NESTING],
+        "nesting of arrays": [y.MAX_NESTING],
+        "one update": [y.MAX_UPDATE_BYTES],
+        "structs in one update": [y.MAX_STRUCTS],
+        "structs in one incremental": [y.MAX_INCREMENTAL_STRUCTS],
+        "entries in one value": [y.MAX_ENTRIES],
+        "values in one update": [y.MAX_VALUES],
+        "clients in one update": [y.MAX_CLIENTS, y.MAX_DELETE_RANGES],
+        "a key": [y.MAX_KEY_BYTES],
+        "a stored production": [y.MAX_PRODUCTION_BYTES],
+    }
+    said = {}
+    for what, value in rows:
+        [name] = [n for n in limits if what.strip().startswith(n)]
+        said[name] = _amounts(value)
+    assert said == limits
