@@ -356,3 +356,15 @@ def test_schema_md_update_limits_are_yupdates() -> None:
         [name] = [n for n in limits if what.strip().startswith(n)]
         said[name] = _amounts(value)
     assert said == limits
+
+
+@pytest.mark.parametrize("name", ["Era", "Look", "Pairing"])
+def test_schema_md_names_each_nested_objects_keys_and_no_other(name: str) -> None:
+    """``**Era**: `name`, ... No other keys.``: those keys are the Struct's fields, and a
+    key it does not know is refused, as the page says."""
+    text = (ROOT / "docs" / "schema.md").read_text(encoding="utf-8")
+    paragraph = text.split(f"\n**{name}**", 1)[1].split("\n\n", 1)[0]
+    assert "No other" in paragraph
+    cls = getattr(model, name)
+    assert set(re.findall(r"`(\w+)`", paragraph)) == set(cls.__struct_fields__)
+    assert cls.__struct_config__.forbid_unknown_fields
