@@ -368,3 +368,17 @@ def test_schema_md_names_each_nested_objects_keys_and_no_other(name: str) -> Non
     cls = getattr(model, name)
     assert set(re.findall(r"`(\w+)`", paragraph)) == set(cls.__struct_fields__)
     assert cls.__struct_config__.forbid_unknown_fields
+
+
+def test_the_readmes_tested_against_versions_are_the_pinned_ones() -> None:
+    """README's "Tested against" names each Node package at the version
+    tests/interop/package.json pins (what `make test` installs and the tests run)."""
+    pins = json.loads((ROOT / "tests" / "interop" / "package.json").read_text())["dependencies"]
+    text = " ".join(README.read_text(encoding="utf-8").split("Tested against", 1)[1].split())
+    said = text.split(" on Node", 1)[0]  # the npm packages; Debian's redis-server after
+    for package in ("yjs", "y-websocket", "@y/websocket-server", "@hocuspocus/server"):
+        assert f"`{package}`" in said, package
+    # "`a`, `b` and `c` 4.7.0": each named package takes the first version after it.
+    for match in re.finditer(r"`([@\w/.-]+)`", said):
+        version = re.search(r"\d+\.\d+\.\d+", said[match.end() :])
+        assert version and pins[match.group(1)] == version.group(0), match.group(1)
