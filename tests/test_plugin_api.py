@@ -4,6 +4,7 @@ built-in plugins import castroom's core only through it."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,10 @@ def test_every_name_the_api_lists_is_there_and_documented() -> None:
     assert missing == []
     undocumented = [name for name in api.__all__ if f"`{name}`" not in guide]
     assert undocumented == []
+    # And the guide's table of the API names nothing the API does not hold.
+    table = guide.split("## The public API", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    assert {n for row in rows for n in re.findall(r"`(\w+)`", row)} == set(api.__all__)
 
 
 def _plugin_imports(path: Path) -> set[str]:
