@@ -370,12 +370,17 @@ def test_schema_md_names_each_nested_objects_keys_and_no_other(name: str) -> Non
     assert cls.__struct_config__.forbid_unknown_fields
 
 
-def test_the_readmes_tested_against_versions_are_the_pinned_ones() -> None:
-    """README's "Tested against" names each Node package at the version
-    tests/interop/package.json pins (what `make test` installs and the tests run)."""
+@pytest.mark.parametrize(
+    ("doc", "heading"),
+    [(README, "Tested against"), (ROOT / "docs" / "deploy.md", "## Versions tested")],
+)
+def test_the_tested_against_versions_are_the_pinned_ones(doc: Path, heading: str) -> None:
+    """The README's "Tested against" and deploy.md's "Versions tested" name each Node
+    package at the version tests/interop/package.json pins (what `make test` installs
+    and the tests run). Node's and Debian redis-server's are the machine's: not pinned."""
     pins = json.loads((ROOT / "tests" / "interop" / "package.json").read_text())["dependencies"]
-    text = " ".join(README.read_text(encoding="utf-8").split("Tested against", 1)[1].split())
-    said = text.split(" on Node", 1)[0]  # the npm packages; Debian's redis-server after
+    text = " ".join(doc.read_text(encoding="utf-8").split(heading, 1)[1].split())
+    said = text.split("Debian", 1)[0]
     for package in ("yjs", "y-websocket", "@y/websocket-server", "@hocuspocus/server"):
         assert f"`{package}`" in said, package
     # "`a`, `b` and `c` 4.7.0": each named package takes the first version after it.
