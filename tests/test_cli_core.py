@@ -218,13 +218,32 @@ def test_set_changes_fields_and_validates(castroom) -> None:
     assert data["rate"] is None
 
 
+def test_the_production_is_no_kind_and_each_command_names_its_own(castroom) -> None:
+    """The README lists production among the kinds; the entity commands refuse it, each
+    naming the production command that does what was asked, and write nothing."""
+    before = log_rows(castroom.path)
+    instead = {
+        ("list", "productions"): "`castroom production list`",
+        ("show", "production", "Tides"): "`castroom production show`",
+        ("set", "production", "Tides", "hours_per_day=9"): "`castroom production set",
+        ("delete", "production", "Tides"): "`castroom production delete",
+        ("restore", "production", "Tides"): "`castroom production restore",
+        ("history", "--kind", "production", "--entity", "Tides"): "`castroom history --entity",
+    }
+    for args, command in instead.items():
+        fails(castroom(*args), command)
+    assert log_rows(castroom.path) == before
+    [tides] = as_json(castroom("production", "list", "--json"))
+    ok(castroom("history", "--entity", tides["id"]))
+
+
 def test_add_errors_write_nothing(castroom) -> None:
     before = log_rows(castroom.path)
     fails(castroom("add", "talent", "rate=5"), "name", "required")
     fails(castroom("add", "talent", "name=Ada", "playing_age_min=-1"), "playing_age_min")
     fails(castroom("add", "candidate", "talent_id=t", "role_id=r", "stage=maybe"), "stage")
     fails(castroom("add", "dragon", "name=Smaug"), "unknown kind")
-    fails(castroom("add", "production", "title=x"), "production set")
+    fails(castroom("add", "production", "title=x"), "castroom init --production")
     fails(castroom("add", "talent", "id=mine", "name=x"), "id")
     assert as_json(castroom("list", "talents", "--json")) == []
     assert as_json(castroom("list", "candidates", "--json")) == []

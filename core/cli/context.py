@@ -137,10 +137,25 @@ def currency_of(production: StoredProduction) -> str:
     return production.doc.currency
 
 
-def kind_arg(value: str) -> type[model.Entity]:
+#: The production is no entity kind (each is a document of its own): what does for it
+#: what each entity command was asked to do.
+PRODUCTION_INSTEAD = {
+    "add": "a production is made with `castroom init --production TITLE`",
+    "list": "productions are listed with `castroom production list`",
+    "show": "the production is shown with `castroom production show`",
+    "set": "the production is edited with `castroom production set field=value`",
+    "delete": "a production is deleted with `castroom production delete [REF]`",
+    "restore": "a production is restored with `castroom production restore [REF]`",
+    "history": "the production's own history is `castroom history --entity PRODUCTION_ID`",
+}
+
+
+def kind_arg(value: str, command: str) -> type[model.Entity]:
+    """The entity kind ``value`` names for ``command``; the production, which is not one,
+    is refused naming the command that does it."""
     cls = model.kind_class(value)
     if cls is model.Production:
-        raise CastroomError("the production is edited with `castroom production set field=value`")
+        raise CastroomError(PRODUCTION_INSTEAD[command])
     return cls
 
 

@@ -52,7 +52,7 @@ def add_cmd(
     obj: Context, kind: str, assignments: tuple[str, ...], force: bool, as_json: bool
 ) -> None:
     """Add an entity: castroom add talent name="Ada Stone" playing_age_min=30"""
-    cls = kind_arg(kind)
+    cls = kind_arg(kind, "add")
     doc = obj.production().doc
     fields = parse_assignments(cls, assignments, doc.currency)
     from .. import edits  # with the commands that write: not for list, show
@@ -90,7 +90,7 @@ def list_cmd(
 ) -> None:
     """List entities of a kind (singular or plural: talent, talents)."""
     with collector.paused(command=True):  # bounded: one listing
-        _list(obj, kind_arg(kind), include_deleted, filters, show_ids, as_json)
+        _list(obj, kind_arg(kind, "list"), include_deleted, filters, show_ids, as_json)
 
 
 def _list(
@@ -172,7 +172,7 @@ REFERS: dict[tuple[str, str], type[model.Entity]] = {
 @pass_ctx
 def show(obj: Context, kind: str, ref: str, as_json: bool) -> None:
     """Show one entity, by id, id prefix, or name."""
-    cls = kind_arg(kind)
+    cls = kind_arg(kind, "show")
     production = obj.production(read_only=True)
     doc = production.doc
     entity_id = doc.resolve_id(cls, ref, include_deleted=True)
@@ -228,7 +228,7 @@ def set_cmd(
     References take an id, id prefix or name. A JSON object or list replaces the whole
     field: ratings='{"Rosa": 4}' drops the candidate's other ratings, so give them all
     (a rating another member gives offline at the same time is lost: last write wins)."""
-    cls = kind_arg(kind)
+    cls = kind_arg(kind, "set")
     doc = obj.production().doc
     # The id, not the entity: one stored invalid is repaired here (update() validates the
     # stored fields with the given ones, and writes only the given ones).
@@ -251,7 +251,7 @@ def set_cmd(
 @pass_ctx
 def delete(obj: Context, kind: str, ref: str, as_json: bool) -> None:
     """Delete an entity (soft: `castroom restore` brings it back)."""
-    cls = kind_arg(kind)
+    cls = kind_arg(kind, "delete")
     doc = obj.production().doc
     # A live match wins; a deleted one only when nothing live matches (then: say so).
     # By id and stored fields: an entity stored invalid can be deleted too.
@@ -279,7 +279,7 @@ def restore(
         return
     if kind is None or ref is None:
         raise click.UsageError("give KIND and REF, or --from-history")
-    cls = kind_arg(kind)
+    cls = kind_arg(kind, "restore")
     doc = obj.production().doc
     entity_id = doc.resolve_id(cls, ref, prefer_deleted=True)
     _flag(doc, cls, entity_id, as_json, back=True)

@@ -65,7 +65,7 @@ def _history_entity(production: StoredProduction, ref: str, kind: str | None) ->
     if ref == production.id:
         return ref
     if kind:
-        kind_arg(kind)  # the production itself is not a --kind
+        kind_arg(kind, "history")  # the production itself is not a --kind
     return resolve_any(production.doc, ref, kind)[1]
 
 
