@@ -10,6 +10,7 @@ README's ``--map`` names, and ada.jpg is a small JPEG.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import shlex
@@ -387,3 +388,36 @@ def test_the_tested_against_versions_are_the_pinned_ones(doc: Path, heading: str
     for match in re.finditer(r"`([@\w/.-]+)`", said):
         version = re.search(r"\d+\.\d+\.\d+", said[match.end() :])
         assert version and pins[match.group(1)] == version.group(0), match.group(1)
+
+
+def test_every_file_and_python_name_the_docs_point_to_exists() -> None:
+    """A path the docs name (``tests/test_scale_out.py``, ``sync/web/src/firstsync.js``)
+    is in the tree, and a dotted name (``castroom.core.costing.budget_report``) imports."""
+    wrong = []
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        for path in re.findall(
+            r"(?<![\w/.-])((?:core|sync|plugins|tests|bench|docs)/[\w./-]*\w)", text
+        ):
+            if not (ROOT / path).exists():
+                wrong.append(f"{doc.name}: no {path}")
+        for name in re.findall(r"`((?:castroom\.)?(?:core|sync|plugins)\.[\w.]+)", text):
+            if not _imports(name if name.startswith("castroom.") else f"castroom.{name}"):
+                wrong.append(f"{doc.name}: {name} does not import")
+    assert not wrong, "\n".join(wrong)
+
+
+def _imports(dotted: str) -> bool:
+    """Whether ``a.b.c.name`` is a module, or an attribute path from the longest module."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 1, -1):
+        try:
+            found: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attribute in parts[cut:]:
+            if not hasattr(found, attribute):
+                return False
+            found = getattr(found, attribute)
+        return True
+    return False
