@@ -240,6 +240,22 @@ def _setup(cli) -> None:
         assert result.exit_code == 0, result.output
 
 
+def test_present_list_says_expired_for_a_link_past_its_expiry(cli) -> None:
+    """presentations.md: `--list` shows each presentation as active, expired or ended."""
+    from castroom.core.workspace import Workspace
+
+    _setup(cli)
+    with Workspace.open(cli.path, create=False) as ws:
+        doc = ws.production().doc
+        show = presenting.showing(doc, doc.resolve_id(model.Role, "Nora"))
+        info, _ = TokenStore(ws.store).create(
+            "present", production=ws.production().id, presentation=show, expires_in=-1
+        )
+    [row] = json.loads(cli("present", "--list", "--json").output)
+    assert (row["id"], row["state"]) == (info.id, "expired")
+    assert f"{info.id}  expired " in cli("present", "--list").output
+
+
 def test_present_makes_lists_and_ends_a_link(cli) -> None:
     _setup(cli)
     made = cli("present", "Nora", "--expires", "2d", "--name", "producers")
