@@ -12,6 +12,7 @@ opened, and the edit would never have arrived within its bound.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections.abc import Iterator
@@ -196,3 +197,20 @@ def test_another_room_is_served_while_an_import_a_ranking_or_an_export_runs(
     else:
         assert answer.status_code == 200, answer.text
         assert answer.json()["talent_id"] == gated["ada"]
+
+
+def test_a_dead_worker_fails_its_job_and_the_next_job_starts_another() -> None:
+    """dashboard.md: if the worker dies, the request that was running gets 503 (its
+    WorkerFailed is a CastroomError, which the routes answer 503) and the next one starts
+    a new worker. Here the job is the worker's own exit."""
+    from castroom.sync.web.worker import Worker, WorkerFailed
+
+    pool = Worker()
+    try:
+        first = asyncio.run(pool.run(os.getpid))
+        with pytest.raises(WorkerFailed, match="worker process stopped"):
+            asyncio.run(pool.run(os._exit, 3))
+        second = asyncio.run(pool.run(os.getpid))
+        assert len({first, second, os.getpid()}) == 3
+    finally:
+        pool.close()
