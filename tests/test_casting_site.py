@@ -243,6 +243,12 @@ def test_paging_is_bounded(doc: CastDocument) -> None:
     with pytest.raises(CastroomError, match="another site"):
         run(doc, elsewhere)
 
+    def downgraded(request: httpx.Request) -> httpx.Response:  # the same host, over http
+        return httpx.Response(200, json={"talents": [], "next": "http://site.example/p2"})
+
+    with pytest.raises(CastroomError, match="another site"):
+        run(doc, downgraded)
+
     def not_json(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, text="<html>maintenance</html>")
 
