@@ -184,7 +184,10 @@ static int64_t relaxation_of(Search *s, uint64_t remaining, uint64_t on_location
         weighted += c * clock;
     }
     double lb = weighted - correction / 2.0;
-    double shaved = ceil(lb - 1e-7 * (fabs(lb) > 1.0 ? fabs(lb) : 1.0));
+    /* Float error is relative to the terms, not to their difference (money-scale costs
+     * cancel to a bound near 0): shave by their size, then ceil. */
+    double scale = weighted > correction ? weighted : correction;
+    double shaved = ceil(lb - 1e-9 * (scale > 1.0 ? scale : 1.0));
     return shaved > 0 ? (int64_t)shaved : 0;
 }
 
@@ -625,7 +628,7 @@ PyMODINIT_FUNC PyInit__talent(void) {
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     /* The interface talent_scheduling speaks: bump it with every change to it. */
-    if (PyModule_AddIntConstant(m, "VERSION", 5) < 0) {
+    if (PyModule_AddIntConstant(m, "VERSION", 6) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -272,7 +272,7 @@ except ImportError:  # pragma: no cover - exercised where the build had no compi
     _talent = None
 #: The compiled search's interface spoken here: an extension built from an older
 #: core/_talent.c (an editable install not rebuilt since) is not used.
-_VERSION = 5
+_VERSION = 6
 _Compiled = getattr(_talent, "Search", None) if getattr(_talent, "VERSION", 0) == _VERSION else None
 
 #: Whether this install has the compiled search.
@@ -418,8 +418,9 @@ class _Search:
             clock += ratio[a] * c
             weighted += c * clock
         lb = weighted - correction / 2.0
-        # Float error must never lift the bound above the truth: shave a little, then ceil.
-        return max(0, math.ceil(lb - 1e-7 * max(1.0, abs(lb))))
+        # Float error must never lift the bound above the truth: shave by the size of the
+        # terms (not of their difference: at money scale they cancel to near 0), then ceil.
+        return max(0, math.ceil(lb - 1e-9 * max(1.0, weighted, correction)))
 
     def known(self, remaining: int) -> int:
         """What the idle cost of ``remaining`` is known to be at least: its exact value,

@@ -194,6 +194,38 @@ def test_both_bounds_are_below_the_least_idle_cost(instance: Instance, data: st.
     assert search.filter_bound(remaining, on_location) <= least
 
 
+def test_the_relaxation_holds_at_money_scale() -> None:
+    """``castroom schedule`` hands the search durations in hundredths of a day and costs
+    in millionths: terms near 10^11 that cancel to a bound near 0. Blocks 1 and 2 of
+    ``tiny`` shot, block 0 then block 3 idle no one; the relaxation, shaved by the size
+    of its difference rather than of its terms, once proved 1 there: a bound above the
+    truth, which can cut the optimum off."""
+    tiny = load("tiny")
+    durations = tuple(100 * d for d in tiny.durations)
+    costs = tuple(10**8 * c for c in tiny.costs)
+    search = _Search(durations, costs, tiny.casts, deadline=math.inf)
+    remaining = 0b1001
+    least = min(_idle_after(search, remaining, order) for order in ((0, 3), (3, 0)))
+    assert least == 0 and search.bound(remaining) == 0
+
+
+@given(instance=instances(), data=st.data())
+def test_both_bounds_hold_at_money_scale(instance: Instance, data: st.DataObject) -> None:
+    """The bounds below the least idle cost with every duration in hundredths of a day
+    and every cost in millionths (of a hundred dollars a day), as ``castroom schedule``
+    gives them."""
+    durations = tuple(100 * d for d in instance.durations)
+    costs = tuple(10**8 * c for c in instance.costs)
+    search = _Search(durations, costs, instance.casts, deadline=math.inf)
+    remaining = data.draw(st.integers(0, search.all))
+    on_location = search.cast_of(search.all & ~remaining) & search.cast_of(remaining)
+    least = min(
+        _idle_after(search, remaining, order) for order in itertools.permutations(bits(remaining))
+    )
+    assert search.bound(remaining) <= least
+    assert search.order_bound(remaining, on_location) <= least
+
+
 @given(instance=instances(), data=st.data())
 def test_the_order_bound_over_closed_subsets_is_the_same_bound(
     instance: Instance, data: st.DataObject
