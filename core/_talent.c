@@ -3,10 +3,10 @@
  * The same programme as talent_scheduling._Search (read its docstrings first): the
  * state is the set of blocks still to shoot, exact values and proven lower bounds are
  * memoised per set, children are tried by idle now plus what is known after, the two
- * dominance rules cut children, and the bound on the idle cost of the actors on location
- * is the weighted-completion-time relaxation solved by Smith's rule, then (for a state it
- * cannot cut off, once) the order bound over subsets of those actors, with a cheaper
- * filter before it (the order bound over all but two of them). Sets are 64-bit
+ * dominance rules and the mirror rule cut children, and the bound on the idle cost of
+ * the actors on location is the weighted-completion-time relaxation solved by Smith's
+ * rule, then (for a state it cannot cut off, once) the order bound over subsets of those
+ * actors, with a cheaper filter before it (the order bound over all but two of them). Sets are 64-bit
  * words, so at most 64 blocks and 64 actors; the Python search handles the rest, and a
  * test holds the two to the same answers. Built as an optional extension: without a C
  * compiler castroom runs the Python search.
@@ -59,6 +59,7 @@ typedef struct {
     int order_actors;  /* the most actors the order bound runs for (0: never) */
     int filter_from;   /* the filter runs with at least this many on location (0: never) */
     int closed;        /* the order bound over closed subsets only (0: over all of them) */
+    int lead, trail;   /* only orders with block lead before block trail (-1: every order) */
 } Search;
 
 static double now(void) {
@@ -304,7 +305,13 @@ static int before_child(const Child *x, const Child *y) {
 static int children(Search *s, uint64_t remaining, uint64_t before, Child *out) {
     uint64_t on_location = before & cast_of(s, remaining);
     int count = 0;
-    for (uint64_t rest = remaining; rest; rest &= rest - 1) {
+    /* The mirror rule (_Search.children): trail not while lead is left, and neither
+     * dominance rule moves trail before lead. */
+    int lead_left = s->lead >= 0 && (remaining >> s->lead & 1);
+    int trail_left = s->trail >= 0 && (remaining >> s->trail & 1);
+    uint64_t choices = lead_left ? remaining & ~(1ULL << s->trail) : remaining;
+    uint64_t dominators = lead_left ? ~(1ULL << s->trail) : ~0ULL;
+    for (uint64_t rest = choices; rest; rest &= rest - 1) {
         int b = __builtin_ctzll(rest);
         if (s->casts[b] == on_location) { /* forced: nobody waits, nobody starts early */
             count = 0;
@@ -313,7 +320,8 @@ static int children(Search *s, uint64_t remaining, uint64_t before, Child *out) 
             break;
         }
         uint64_t cast = s->casts[b], dominated = 0;
-        for (uint64_t j = s->supersets[b] & remaining; j; j &= j - 1) {
+        uint64_t rivals = b == s->lead && trail_left ? 0 : s->supersets[b] & remaining & dominators;
+        for (uint64_t j = rivals; j; j &= j - 1) {
             if (!(s->casts[__builtin_ctzll(j)] & ~(before | cast))) {
                 dominated = 1;
                 break;
@@ -438,11 +446,11 @@ static int read_ints(PyObject *seq, int64_t *out, int most, const char *what) {
 
 static int Search_init(Search *s, PyObject *args, PyObject *kwargs) {
     static char *names[] = {"durations", "costs",  "casts", "order_actors",
-                            "filter_from", "closed", NULL};
+                            "filter_from", "closed", "lead", "trail", NULL};
     PyObject *durations, *costs, *casts;
-    int order_actors = ORDER_ACTORS, filter_from = 0, closed = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|iip", names, &durations, &costs, &casts,
-                                     &order_actors, &filter_from, &closed))
+    int order_actors = ORDER_ACTORS, filter_from = 0, closed = 1, lead = -1, trail = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|iipii", names, &durations, &costs, &casts,
+                                     &order_actors, &filter_from, &closed, &lead, &trail))
         return -1;
     if (filter_from < 0 || (filter_from > 0 && filter_from <= FILTER_LEAVES)) {
         PyErr_Format(PyExc_ValueError, "filter_from: 0, or more than %d", FILTER_LEAVES);
@@ -474,6 +482,13 @@ static int Search_init(Search *s, PyObject *args, PyObject *kwargs) {
         s->casts[b] = v;
     }
     Py_DECREF(fast);
+    if ((lead < 0) != (trail < 0) || lead < -1 || trail < -1 || lead >= n || trail >= n ||
+        (lead >= 0 && lead == trail)) {
+        PyErr_SetString(PyExc_ValueError, "lead, trail: two different blocks, or both -1");
+        return -1;
+    }
+    s->lead = lead;
+    s->trail = trail;
     s->n = n;
     s->m = m;
     s->all = n == 64 ? ~0ULL : (1ULL << n) - 1;
@@ -609,10 +624,12 @@ static PyTypeObject SearchType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "castroom.core._talent.Search",
     .tp_basicsize = sizeof(Search),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Search(durations, costs, casts, order_actors=12, filter_from=0, closed=True): "
+    .tp_doc = "Search(durations, costs, casts, order_actors=12, filter_from=0, closed=True, "
+              "lead=-1, trail=-1): "
               "the bounded search over sets of blocks; the order bound for at most order_actors "
               "actors on location (closed: over the subsets closed under who leaves first), "
-              "with at least filter_from of them the filter first (0: never).",
+              "with at least filter_from of them the filter first (0: never); only orders with "
+              "block lead before block trail (-1: every order).",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Search_init,
     .tp_dealloc = (destructor)Search_dealloc,
@@ -628,7 +645,7 @@ PyMODINIT_FUNC PyInit__talent(void) {
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     /* The interface talent_scheduling speaks: bump it with every change to it. */
-    if (PyModule_AddIntConstant(m, "VERSION", 6) < 0) {
+    if (PyModule_AddIntConstant(m, "VERSION", 7) < 0) {
         Py_DECREF(m);
         return NULL;
     }

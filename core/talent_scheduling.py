@@ -29,6 +29,12 @@ remaining one), so the cost of the rest is memoised per set. Around it:
   (it costs no idle time and delays no one); a block ``i`` is not shot next while a
   remaining block ``j`` has ``cast(i) ⊆ cast(j)`` and every actor of ``j`` already
   started or in ``i`` (then ``j`` first is never worse);
+- the mirror rule: an order reversed costs the same, so only orders with the seed's
+  middle block before its first are searched (the seed's mirror is one): on the
+  film-like instances 0.50-0.71x the states to the proof, on one (film30x12s0) 1.16x;
+- the relaxation is shaved by the size of its terms before it is rounded up: at money
+  scale (``castroom schedule``'s hundredths of a day, millionths of a dollar) they
+  cancel to a bound near 0, and float noise must not lift it above the truth;
 - the lower bound on the idle cost of the actors on location: each such actor stays
   until their last remaining scene, a weighted-completion-time relaxation solved by
   Smith's rule (scene time split among its on-location actors by cost); where that
@@ -272,7 +278,7 @@ except ImportError:  # pragma: no cover - exercised where the build had no compi
     _talent = None
 #: The compiled search's interface spoken here: an extension built from an older
 #: core/_talent.c (an editable install not rebuilt since) is not used.
-_VERSION = 6
+_VERSION = 7
 _Compiled = getattr(_talent, "Search", None) if getattr(_talent, "VERSION", 0) == _VERSION else None
 
 #: Whether this install has the compiled search.
@@ -301,6 +307,8 @@ class _Probes:
                 order_actors=search.order_actors,
                 filter_from=search.filter_from,
                 closed=search.closed,
+                lead=search.lead,
+                trail=search.trail,
             )
 
     def probe(self, limit: int, deadline: float) -> int:
@@ -339,6 +347,10 @@ class _Search:
     order_actors: int = ORDER_ACTORS  # the order bound for at most this many (0: never)
     filter_from: int = 0  # the filter runs with at least this many on location (0: never)
     closed: bool = True  # the order bound over closed subsets only
+    # The mirror of an order costs the same: only orders with block ``lead`` before block
+    # ``trail`` are searched (-1: every order; see :meth:`children`).
+    lead: int = -1
+    trail: int = -1
     exact: dict[int, tuple[int, int]] = field(default_factory=dict)  # Q -> (cost, block)
     lower: dict[int, int] = field(default_factory=dict)  # Q -> proven lower bound
     ordered: set[int] = field(default_factory=set)  # Q whose bound has the order bound in
@@ -562,9 +574,19 @@ class _Search:
         return proven
 
     def children(self, remaining: int, before: int, on_location: int) -> list[tuple[int, int, int]]:
-        """The blocks worth shooting next, cheapest (idle now + bound after) first."""
+        """The blocks worth shooting next, cheapest (idle now + bound after) first.
+
+        With ``lead`` and ``trail``: ``trail`` not while ``lead`` is still to shoot (the
+        mirror of any order has them the other way round, at the same cost). The two
+        dominance rules below move the block they pick earlier and the block they skip
+        later; so that no move puts ``trail`` before ``lead``, ``trail`` picks nothing
+        while ``lead`` is left, and ``lead`` is not skipped while ``trail`` is left."""
         casts = self.casts
         choices = bits(remaining)
+        lead_left = self.lead >= 0 and remaining >> self.lead & 1
+        trail_left = self.trail >= 0 and remaining >> self.trail & 1
+        if lead_left:
+            choices = [b for b in choices if b != self.trail]
         for b in choices:
             if casts[b] == on_location:  # forced: nobody waits, nobody starts early
                 return [(0, 0, b)]
@@ -572,7 +594,9 @@ class _Search:
         for b in choices:
             cast = casts[b]
             dominated = False
-            for j in self.supersets[b]:
+            for j in () if b == self.lead and trail_left else self.supersets[b]:
+                if j == self.trail and lead_left:
+                    continue
                 if remaining >> j & 1 and casts[j] & ~(before | cast) == 0:
                     dominated = True
                     break
@@ -665,12 +689,14 @@ def solve(
     order_bound: bool = True,
     filter_bound: bool = True,
     closed: bool = True,
+    mirror: bool = True,
 ) -> Result:
     """The optimal order, proven, or (out of time) the best order found with a lower bound.
     ``compiled=False``: the search in Python even where the compiled one is built; the
     benchmark's baselines: ``order_bound=False`` without the order bound (the relaxation
     alone), ``filter_bound=False`` without the filter before it, ``closed=False`` the
-    order bound over every subset of the actors on location."""
+    order bound over every subset of the actors on location, ``mirror=False`` every order
+    searched (not only those with the seed's middle block before its first)."""
     started = time.monotonic()
     deadline = started + max(0.0, time_limit)
     blocks = reduce(instance)
@@ -692,6 +718,12 @@ def solve(
     seed = greedy(search) if blocks.casts else []
     # A tight first bound prunes most of the search: polish the greedy order briefly.
     seed = improve(blocks, seed, started + min(0.5, time_limit / 20))
+    if mirror and len(seed) > 1:
+        # An order and its mirror cost the same: search only those with the seed's middle
+        # block before its first (the seed's mirror among them). The bound draws the
+        # search to the seed's opening, where this cuts most: 0.50-0.71x the states on
+        # the film-like instances, against 0.63-0.98x with the seed's first before its last.
+        search.lead, search.trail = seed[len(seed) // 2], seed[0]
     seed_idle = _block_cost(blocks, seed) - work
     probes = _Probes(blocks, search, compiled)
     lo = 0  # proven: no order idles less
