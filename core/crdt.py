@@ -44,6 +44,7 @@ from .model import COLLECTIONS, Entity, Production
 from .reads import CREATED, UNLISTED, Changes, DocumentReads, collection_only
 from .yupdate import (
     EMPTY_UPDATE,
+    MAX_MAP_KEYS,
     MAX_NESTING,
     UpdateShape,
     decode_state_vector,
@@ -577,6 +578,8 @@ class CrdtDocument(DocumentReads):
         # state (storage) or from a copy taken here (a document without storage).
         if state is None:
             state = self.ydoc.get_state()
+        if shape is not None and origin != "storage":  # what is stored opens, whatever its size
+            self._check_map_keys(update, shape, state)
         if state == b"\x00":
             return self._load_into_empty(update, origin, shape, notify=notify)
         backup = None if self.on_abort is not None else self.ydoc.get_update()
@@ -628,6 +631,48 @@ class CrdtDocument(DocumentReads):
         if notify:
             self.notify(changes, origin)
         return changes
+
+    def _check_map_keys(self, update: bytes, shape: UpdateShape, state: bytes) -> None:
+        """Refuse (UpdateLimit, before Yrs sees the update) what would take one map past
+        MAX_MAP_KEYS keys (yupdate: past it, Yrs rehashes a map holding the GIL for
+        longer than a merge's slice). The walk's counts are an upper bound (an item that
+        names its key may be one this document holds already, as in a bundle of a
+        production it has), so near the limit only the structs this document lacks are
+        counted again."""
+        if not self._keys_over(shape, state != b"\x00"):
+            return
+        if state != b"\x00":
+            missing = get_update(update, state)  # the walk passed: Yrs may decode it
+            shape = guard_update(missing, max_structs=max(shape.structs, 1))
+            if not self._keys_over(shape, True):
+                return
+        raise UpdateLimit(
+            f"update beyond castroom's limits: more than {MAX_MAP_KEYS:,} keys in one map"
+            f" (with what the document holds)"
+        )
+
+    def _keys_over(self, shape: UpdateShape, held: bool) -> bool:
+        """Whether the keys ``shape`` names, with those the maps hold (``held``), pass
+        MAX_MAP_KEYS in some map."""
+        if shape.nested_keys > MAX_MAP_KEYS:
+            return True
+        for name, count in shape.root_keys.items():
+            if count + (self._root_size(name) if held else 0) > MAX_MAP_KEYS:
+                return True
+        return False
+
+    def _root_size(self, name: str) -> int:
+        """Keys of the root map ``name`` (0 if the document has no such root map)."""
+        if name == "production":
+            return len(self._production)
+        if name in self._collections:
+            return len(self._collections[name])
+        if name not in self.ydoc.keys():  # noqa: SIM118 - a pycrdt Doc is not a Mapping
+            return 0
+        try:
+            return len(self.ydoc.get(name, type=Map))
+        except Exception:  # a root of another type: its keys are not a map's
+            return 0
 
     def notify(self, changes: Changes, origin: str) -> None:
         """Tell the ``on_change`` listeners about merged changes."""

@@ -159,6 +159,15 @@ MAX_KEY_BYTES = 4096
 #: The most a stored production may hold (snapshot plus log, bytes) before a peer's
 #: update is refused (the benchmark's production is 2.5 MB).
 MAX_PRODUCTION_BYTES = 256 * 1024 * 1024
+#: Keys of one Y.Map (a collection's entities, an entity's fields, a field's own map).
+#: Yrs keeps a map's entries in a hash table that rehashes every key, in one call holding
+#: the GIL, when it grows past 7/8 full: at 114,688 keys and at each doubling after it
+#: (57, 151 and 445 ms at 114,688, 229,376 and 458,752 keys on a loaded machine, where the
+#: rest of a merge is fed to Yrs in slices of a few ms). At 100,000 the last rehash is at
+#: 57,344 keys, and a collection still holds twice bench_large's 50,000 talents. Checked
+#: where an update is merged (CastDocument.apply_update), with what the document holds;
+#: what is stored already opens whatever its size.
+MAX_MAP_KEYS = 100_000
 #: Clocks and lengths are u32 in Yrs (it wraps beyond): refused from here on.
 CLOCK_LIMIT = 2**32
 #: Structs per slice of a large update (see :func:`slices`): Yrs integrates one slice in
@@ -222,6 +231,10 @@ class UpdateShape(msgspec.Struct, kw_only=True):
     delete_set_at: int = 0
     #: Per client, the other clients its structs refer to (parents and origins).
     needs: dict[int, set[int]] = {}
+    #: Map keys this update names (items that give their parent and key: a key new to
+    #: its map, or set concurrently), per root type; and the most given one nested map.
+    root_keys: dict[str, int] = {}
+    nested_keys: int = 0
 
 
 class _Client:
@@ -261,6 +274,9 @@ class _Walk:
         self.runs: list[tuple[int, int, int, int, int]] = []
         self.last_client = b""  # a whole varUint once one is read
         self.last_client_id = -1
+        #: Keys named per map (see UpdateShape.root_keys): a root by its name, a nested
+        #: map by its id.
+        self.keys_of: dict[bytes | tuple[int, int], int] = {}
 
     def client_id(self) -> int:
         """A client id (a varUint of up to 8 bytes): almost always the one read last, so
@@ -453,15 +469,19 @@ class _Walk:
                 how, (ref_client, ref_clock) = _ORIGIN, right
         if not info & (_HAS_ORIGIN | _HAS_RIGHT_ORIGIN):
             parent_info = self.uint()
+            parent: bytes | tuple[int, int]
             if parent_info == 1:
                 how = _ROOT
-                self.text(MAX_KEY_BYTES)
+                parent = self.text(MAX_KEY_BYTES)
             elif parent_info == 0:
                 how, ref_client, ref_clock = _PARENT, self.client_id(), self.clock("a parent clock")
+                parent = (ref_client, ref_clock)
             else:
                 raise BadUpdate(f"unknown parent info {parent_info}")
             if info & _HAS_PARENT_SUB:
                 self.text(MAX_KEY_BYTES)
+                keys_of = self.keys_of  # a key for that map (an overwrite names no key)
+                keys_of[parent] = keys_of.get(parent, 0) + 1
         ref = info & 0x1F
         length = self.content(ref)
         if length:  # Yrs drops empty items (pycrdt writes one for an empty XmlText)
@@ -625,6 +645,8 @@ def walk_update(update: bytes, *, max_structs: int | None = None) -> UpdateShape
         runs=walk.runs,
         delete_set_at=delete_set_at,
         needs=walk.needs() if len(walk.runs) > 1 else {},
+        root_keys={p.decode(): n for p, n in walk.keys_of.items() if isinstance(p, bytes)},
+        nested_keys=max((n for p, n in walk.keys_of.items() if isinstance(p, tuple)), default=0),
     )
 
 

@@ -17,6 +17,8 @@ A deterministic slice runs on CI; ``make fuzz`` runs thousands of cases at rando
 from __future__ import annotations
 
 import json
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,9 @@ from pycrdt import Doc, Map, Text
 from castroom.core import model, yupdate
 from castroom.core.errors import BadUpdate, UpdateLimit
 from castroom.core.workspace import StoredProduction, Workspace
+
+sys.path.insert(0, str(Path(__file__).parent / "data"))
+import make_hostile as hostile
 
 
 def seeded(path: Path) -> tuple[Workspace, StoredProduction]:
@@ -178,4 +183,44 @@ def test_nesting_built_up_over_many_updates_is_refused(tmp_path: Path) -> None:
     assert refused is not None and refused[0] == yupdate.MAX_NESTING + 1, refused
     assert "Y types nested deeper than 32 levels (with what the document holds)" in refused[1]
     assert production.doc.get(model.Talent, "T0").name == "Talent 0"  # still readable
+    ws.close()
+
+
+def test_no_map_is_taken_past_its_key_limit(tmp_path: Path) -> None:
+    """Yrs rehashes every key of a map, holding the GIL, each time the map's table grows
+    (yupdate.MAX_MAP_KEYS): a peer's update that would take a collection past 100,000
+    entities is refused before Yrs sees it, naming the limit, and changes nothing, be it
+    too big alone or with what the production holds; a collection of exactly the limit
+    merges, and so do keys it holds already, sent again (a bundle of the production). A
+    nested map given more than the limit in one update is refused too."""
+    ws, production = seeded(tmp_path / "ws")  # 4 talents
+    room = yupdate.MAX_MAP_KEYS - 4
+    limit = re.escape("more than 100,000 keys in one map (with what the document holds)")
+    for update in (
+        hostile.many_entries(yupdate.MAX_MAP_KEYS + 1),
+        hostile.many_entries(room + 1),
+    ):
+        before = observed(ws, production)
+        with pytest.raises(UpdateLimit, match=limit):
+            production.apply_update(update, origin="sync", device="big")
+        assert observed(ws, production) == before
+    full = hostile.many_entries(room)
+    production.apply_update(full, origin="sync", device="big")
+    assert len(production.doc.ids(model.Talent)) == yupdate.MAX_MAP_KEYS
+    merged = observed(ws, production)
+    production.apply_update(full, origin="sync", device="again")  # all held already
+    assert observed(ws, production) == merged
+    one_more = hostile.update(
+        [hostile.in_root("talents", "X", hostile.any_content(hostile.any_string("x")))], client=2
+    )
+    with pytest.raises(UpdateLimit, match=limit):
+        production.apply_update(one_more, origin="sync", device="big")
+    nested = hostile.talent("WIDE") + [
+        hostile.in_item(0, f"k{i}", hostile.any_content(hostile.any_string("x")))
+        for i in range(yupdate.MAX_MAP_KEYS + 1)
+    ]
+    with pytest.raises(UpdateLimit, match=limit):
+        production.apply_update(hostile.update(nested, client=3), origin="sync", device="big")
+    assert observed(ws, production) == merged
+    assert reloaded(tmp_path / "ws", production.id or "") == merged[0]
     ws.close()

@@ -937,6 +937,24 @@ def test_a_million_entry_incremental_update_is_refused_from_its_header(seeded: S
     assert _stored(seeded.path, seeded.pid) == before
 
 
+def test_an_update_taking_a_collection_past_its_key_limit_is_refused(seeded: Seeded) -> None:
+    """100,001 talents in one update frame (within the incremental struct cap) would grow
+    the talents map past yupdate.MAX_MAP_KEYS, where each growth of Yrs's table rehashes
+    it holding the GIL: closed 1007 naming the limit, nothing stored, /health answers."""
+    before = _stored(seeded.path, seeded.pid)
+    with ServerThread(seeded.path) as server:
+        with ws(server, seeded.pid, seeded.write) as conn:
+            _synced(conn)
+            conn.send(p.update_frame(hostile.many_entries(yupdate.MAX_MAP_KEYS + 1)))
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    conn.recv(timeout=PATIENCE)
+        assert httpx.get(f"{server.url}/health", timeout=PATIENCE).json() == {"status": "ok"}
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
+    assert "more than 100,000 keys in one map" in closed.value.rcvd.reason
+    assert _stored(seeded.path, seeded.pid) == before
+
+
 @pytest.mark.slow
 def test_a_50000_talent_production_syncs_to_a_fresh_server_as_a_first_step2(
     tmp_path: Path,

@@ -234,6 +234,9 @@ def test_the_walk_counts_what_an_update_holds() -> None:
     assert shape.contents["format"] == 2  # a format range opens and closes
     assert shape.value_depth == 4 and shape.type_depth == 2  # [1, [2, {"k": [3]}]]
     assert shape.deleted_ranges == 1
+    # Keys named per map: one talent in its collection, three fields in the talent's map
+    # (text items name no key).
+    assert shape.root_keys == {"talents": 1} and shape.nested_keys == 3
 
 
 # -- limits and malformed bytes ---------------------------------------------------------------
