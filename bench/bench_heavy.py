@@ -10,7 +10,8 @@ B round trip during the merge takes longer than 1 s (before: the merge ran on th
 loop, so the first answer came only when it was done). Past yupdate.MAX_MAP_KEYS (100,000
 keys in one map) the update is refused instead: then the time to the refusal is printed.
 
-``python -m bench heavy`` (ENTRIES from CASTROOM_BENCH_HEAVY, default 100,000).
+``python -m bench heavy`` (ENTRIES from CASTROOM_BENCH_HEAVY, default 100,000, in as many
+collections as CASTROOM_BENCH_HEAVY_MAPS says, default 1).
 BENCH_HEAVY_BEFORE, the path of another checkout's ``castroom`` executable (its venv's),
 is measured first in the same run, as "before" (the workspace made by this checkout).
 ``main()`` exits with status 1 when a target is missed (by this checkout).
@@ -33,22 +34,27 @@ from pycrdt import Doc, Map, Text
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from castroom.core.model import COLLECTIONS
 from castroom.core.workspace import Workspace
 from castroom.core.yupdate import decode_state_vector, walk_update
 from castroom.sync import protocol
 from castroom.sync.auth import TokenStore
 
 ENTRIES = int(os.environ.get("CASTROOM_BENCH_HEAVY", "100000"))
+MAPS = int(os.environ.get("CASTROOM_BENCH_HEAVY_MAPS", "1"))
 BEFORE = os.environ.get("BENCH_HEAVY_BEFORE", "")
 TARGET_S = 1.0
 
 
-def heavy_update(entries: int) -> bytes:
+def heavy_update(entries: int, maps: int = 1) -> bytes:
+    """``entries`` keys in one update, taking turns over ``maps`` collections (their
+    tables then grow in the same few structs)."""
     doc = Doc()
-    talents = doc.get("talents", type=Map)
+    names = ["talents", *(name for name in COLLECTIONS if name != "talents")][:maps]
+    collections = [doc.get(name, type=Map) for name in names]
     with doc.transaction():
         for i in range(entries):
-            talents[f"T{i:07d}"] = "x"
+            collections[i % len(collections)][f"T{i:07d}"] = "x"
     return doc.get_update()
 
 
@@ -137,10 +143,11 @@ def run(entries: int, exe: str | None = None) -> bool:
             probe = _Probe(url, b, token)
             base_health = statistics.median(probe.health() for _ in range(20))
             base_trip = statistics.median(probe.round_trip() for _ in range(10))
-            update = heavy_update(entries)
+            update = heavy_update(entries, MAPS)
             wanted = walk_update(update).clocks
             done = threading.Event()
             result: dict[str, float] = {}
+            refused: list[str] = []
 
             def merge() -> None:
                 ws_url = url.replace("http", "ws", 1) + f"/sync/{a}?token={token}"
@@ -153,9 +160,9 @@ def run(entries: int, exe: str | None = None) -> bool:
                         # so ask until the state holds the update, or the server refuses
                         # it (closing the socket, the limit in its reason).
                         while True:
-                            if (refused := _refusal(conn)) is not None:
+                            if (reason := _refusal(conn)) is not None:
                                 result["merge"] = time.perf_counter() - start
-                                result["refused"] = refused
+                                refused.append(reason)
                                 break
                             state = httpx.get(
                                 f"{url}/sync/{a}/state", headers=probe.headers, timeout=3600
@@ -190,9 +197,11 @@ def run(entries: int, exe: str | None = None) -> bool:
                 server.wait(10)
     worst_health, worst_trip = max(health), max(trips) if trips else float("nan")
     ok = worst_health <= TARGET_S and worst_trip <= TARGET_S
-    done_as = f"refused ({result['refused']})" if "refused" in result else "merged"
+    done_as = f"refused ({refused[0]})" if refused else "merged"
+    spread = f" over {MAPS} collections" if MAPS > 1 else ""
     print(
-        f"  {entries:,}-entry update ({len(update):,} bytes) {done_as} in {result['merge']:.1f} s"
+        f"  {entries:,}-entry update{spread} ({len(update):,} bytes) {done_as}"
+        f" in {result['merge']:.1f} s"
     )
     print(
         f"  /health during it: longest {worst_health * 1000:.0f} ms, median"

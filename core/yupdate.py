@@ -109,12 +109,14 @@ def update_is_empty(update: bytes) -> bool:
     return read_var_uint(update, 0)[0] == 0
 
 
-def guard_update(update: bytes, *, max_structs: int | None = None) -> UpdateShape:
+def guard_update(
+    update: bytes, *, max_structs: int | None = None, held: dict[str, int] | None = None
+) -> UpdateShape:
     """Walk ``update`` with our bounded parser before any Yrs call; raise BadUpdate
     naming the limit it breaks (see :func:`walk_update`)."""
     if not isinstance(update, bytes | bytearray) or len(update) < 2:
         raise BadUpdate("not a Yjs update (too short)")
-    return walk_update(update, max_structs=max_structs)
+    return walk_update(update, max_structs=max_structs, held=held)
 
 
 # -- the bounded walk -------------------------------------------------------------------------
@@ -168,6 +170,11 @@ MAX_PRODUCTION_BYTES = 256 * 1024 * 1024
 #: where an update is merged (CastDocument.apply_update), with what the document holds;
 #: what is stored already opens whatever its size.
 MAX_MAP_KEYS = 100_000
+#: Where a map's table grows (hashbrown: past 7/8 of 2^k buckets) from the size whose
+#: rehash costs more than a slice (14,336 keys: about 2 ms) on: the struct that names the
+#: key past one of these ends its slice, so no Yrs call rehashes two maps (ten maps of an
+#: update crossing 57,344 keys in one slice held the GIL 120 ms alone, load 7).
+REHASH_AT = frozenset(2**k * 7 // 8 + 1 for k in range(14, 18))
 #: Clocks and lengths are u32 in Yrs (it wraps beyond): refused from here on.
 CLOCK_LIMIT = 2**32
 #: Structs per slice of a large update (see :func:`slices`): Yrs integrates one slice in
@@ -256,9 +263,17 @@ class _Walk:
     """One pass over an update's bytes. Methods raise BadUpdate; positions never pass
     the end (every length is checked before it is skipped)."""
 
-    def __init__(self, data: bytes, max_structs: int = MAX_STRUCTS) -> None:
+    def __init__(
+        self,
+        data: bytes,
+        max_structs: int = MAX_STRUCTS,
+        held: dict[bytes | tuple[int, int], int] | None = None,
+    ) -> None:
         self.data = data
         self.max_structs = max_structs
+        #: Keys the document's root maps hold already (by name).
+        self.held = held or {}
+        self.cut = False  # end the slice after this struct (a map's table grows in it)
         #: Which cap max_structs is, in a refusal (a close reason holds 123 bytes).
         self.incremental = max_structs != MAX_STRUCTS
         self.struct_cap = (
@@ -481,7 +496,9 @@ class _Walk:
             if info & _HAS_PARENT_SUB:
                 self.text(MAX_KEY_BYTES)
                 keys_of = self.keys_of  # a key for that map (an overwrite names no key)
-                keys_of[parent] = keys_of.get(parent, 0) + 1
+                keys = keys_of[parent] = keys_of.get(parent, 0) + 1
+                if keys + self.held.get(parent, 0) in REHASH_AT:
+                    self.cut = True
         ref = info & 0x1F
         length = self.content(ref)
         if length:  # Yrs drops empty items (pycrdt writes one for an empty XmlText)
@@ -521,6 +538,10 @@ class _Walk:
             client.end += length
             if client.end >= CLOCK_LIMIT:
                 raise BadUpdate("a clock beyond 2^32")
+            if self.cut:
+                self.cut = False
+                self.runs.append((client_id, run_clock, run_at, self.pos, SLICE_STRUCTS - run_left))
+                run_at, run_clock, run_left = self.pos, client.end, SLICE_STRUCTS
         if run_left < SLICE_STRUCTS:
             self.runs.append((client_id, run_clock, run_at, self.pos, SLICE_STRUCTS - run_left))
 
@@ -601,17 +622,22 @@ class _Walk:
         return deepest
 
 
-def walk_update(update: bytes, *, max_structs: int | None = None) -> UpdateShape:
+def walk_update(
+    update: bytes, *, max_structs: int | None = None, held: dict[str, int] | None = None
+) -> UpdateShape:
     """Walk a Yjs v1 update without Yrs, bounded in time (linear), memory and stack;
     raise BadUpdate (one line) if it is malformed, or UpdateLimit naming the limit it
     breaks: ``MAX_UPDATE_BYTES``, ``MAX_NESTING``, ``max_structs`` (default
     ``MAX_STRUCTS``; ``MAX_INCREMENTAL_STRUCTS`` for a peer's incremental update: then a
     client declaring more is refused from its header, before any struct is read),
     ``MAX_ENTRIES``, ``MAX_VALUES``, ``MAX_CLIENTS``, ``MAX_DELETE_RANGES``,
-    ``MAX_KEY_BYTES``."""
+    ``MAX_KEY_BYTES``. ``held``: the keys the document's root maps hold (by name), so the
+    slices end where a map's table grows (``REHASH_AT``)."""
     if len(update) > MAX_UPDATE_BYTES:
         raise UpdateLimit(f"an update of {len(update):,} bytes (limit {MAX_UPDATE_BYTES:,})")
-    walk = _Walk(bytes(update), MAX_STRUCTS if max_structs is None else max_structs)
+    cap = MAX_STRUCTS if max_structs is None else max_structs
+    held_keys: dict[bytes | tuple[int, int], int] = {k.encode(): n for k, n in (held or {}).items()}
+    walk = _Walk(bytes(update), cap, held_keys)
     try:
         for _ in range(walk.count("clients", MAX_CLIENTS, 3)):
             structs = walk.count("structs in one client", walk.max_structs, cap=walk.struct_cap)

@@ -221,6 +221,48 @@ def test_slices_of_an_update_make_the_same_document(rounds: list[tuple[int, list
         assert _content(sliced) == _content(reference)
 
 
+def _grown_in(pieces: list[bytes], doc: Doc, roots: list[str]) -> list[int]:
+    """Applies ``pieces`` in order to ``doc``; per piece, how many of the root maps
+    ``roots`` grew past one of yupdate.REHASH_AT in it (as Yrs counts their keys)."""
+    grown = []
+    for piece in pieces:
+        before = [len(doc.get(name, type=Map)) for name in roots]
+        doc.apply_update(piece)
+        after = [len(doc.get(name, type=Map)) for name in roots]
+        grown.append(
+            sum(
+                1
+                for low, high in zip(before, after, strict=True)
+                for at in yupdate.REHASH_AT
+                if low < at <= high
+            )
+        )
+    return grown
+
+
+def test_slices_end_where_a_map_s_table_grows() -> None:
+    """Yrs rehashes a map's keys holding the GIL when its table grows: three maps whose
+    keys alternate cross 14,337 keys within a few structs, yet in three slices; and a map
+    the document holds 14,300 keys of already crosses it in its own slice too (``held``)."""
+    roots = ["m0", "m1", "m2"]
+    entries = [
+        hostile.in_root(roots[i % 3], f"k{i}", hostile.any_content(hostile.any_string("x")))
+        for i in range(3 * 14_400)
+    ]
+    update = hostile.update(entries)
+    shape = walk_update(update)
+    assert shape.root_keys == dict.fromkeys(roots, 14_400)
+    grown = _grown_in(yupdate.slices(update, shape), Doc(), roots)
+    assert sum(grown) == 3 and max(grown) == 1
+    doc = Doc()
+    doc.apply_update(hostile.update(entries[: 3 * 14_300]))
+    rest = hostile.var_uint(1) + hostile.var_uint(300) + hostile.var_uint(hostile.CLIENT)
+    rest += hostile.var_uint(3 * 14_300) + b"".join(entries[3 * 14_300 :]) + b"\x00"
+    shape = walk_update(rest, held=dict.fromkeys(roots, 14_300))
+    grown = _grown_in(yupdate.slices(rest, shape), doc, roots)
+    assert sum(grown) == 3 and max(grown) == 1
+
+
 def test_the_walk_counts_what_an_update_holds() -> None:
     doc = Doc()
     talents = doc.get("talents", type=Map)
