@@ -154,7 +154,7 @@ class HocuspocusSocket(Channel):
         entry = self.documents.get(frame.address)
         if frame.type is hp.HPType.AUTH:
             if entry is None and frame.auth is hp.AuthType.TOKEN:
-                self.authenticate(frame)
+                await self.authenticate(frame)
             return  # a token refresh on an open document needs no answer
         if entry is None:
             # Not (or no longer) authenticated: Hocuspocus drops these too.
@@ -200,11 +200,14 @@ class HocuspocusSocket(Channel):
             peer.waiting.clear()
             peer.draining = None
 
-    def authenticate(self, frame: hp.Frame) -> None:
-        """Check one document's token; open it as a room peer, or say why not."""
+    async def authenticate(self, frame: hp.Frame) -> None:
+        """Check one document's token; open it as a room peer, or say why not. The open
+        walks a large stored snapshot first in a worker thread (SyncServer.walk_ahead), as
+        for a y-websocket peer; this socket's later frames wait for it, in order."""
         secret = frame.text or bearer_token(self.websocket)
         try:
             info = self.server.check_token(secret, frame.name, write=False)
+            await self.server.walk_ahead(frame.name)
             production = self.server.production(frame.name)
             self.server.admit(info)
             if len(self.documents) >= MAX_DOCUMENTS:

@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -33,6 +33,7 @@ from websockets.sync.client import ClientConnection, connect
 from castroom.core import model, yupdate
 from castroom.core.workspace import Workspace
 from castroom.core.yupdate import decode_state_vector, walk_update
+from castroom.sync import hocuspocus as hp
 from castroom.sync import protocol as p
 from castroom.sync.auth import TokenStore
 from castroom.sync.limits import MAX_REQUEST_HEAD, PresenceLimits
@@ -696,15 +697,17 @@ def test_a_large_first_push_of_a_new_production_is_adopted_off_the_loop(
         assert len(adopted.doc.all(model.Talent)) == 300
 
 
+@pytest.mark.parametrize("via", ["y-websocket", "hocuspocus"])
 def test_a_large_production_s_snapshot_is_walked_off_the_loop_before_it_opens(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, via: str
 ) -> None:
     """Ordering, not timing: the first peer of a stored production makes the server open
     it, and opening walks its snapshot (seconds for a large production). The walk runs
     in a worker thread: held at a gate there, /health answers and production B's edit
     goes in and comes back, and a second peer of A waits for the same walk. Released,
     both peers get the whole production, and the open does not walk it again. Before,
-    the open walked it on the event loop (5,000 talents: a 1.4 s stall)."""
+    the open walked it on the event loop (5,000 talents: a 1.4 s stall); a Hocuspocus
+    document's authentication still did until this walk came first there too."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -734,15 +737,28 @@ def test_a_large_production_s_snapshot_is_walked_off_the_loop_before_it_opens(
     monkeypatch.setattr(yupdate, "guard_update", guard_update)
     headers = {"Authorization": f"Bearer {token}"}
 
-    def talents_of_a() -> int:
+    def step2_of_a() -> bytes:
+        """The server's step 2 to a peer of A with nothing (over ``via``)."""
+        if via == "hocuspocus":
+            url = server.ws_url.removesuffix("/sync") + "/hocuspocus"
+            with connect(url, proxy=None, max_size=None) as peer:
+                peer.send(hp.token(a, token))
+                peer.send(hp.wrap(a, p.step1_frame(Doc().get_state())))
+                while True:
+                    frame = hp.decode(cast(bytes, peer.recv(timeout=120)), max_size=1 << 26)
+                    if frame.yjs and p.decode_message(frame.yjs).sync_type is p.SyncType.STEP2:
+                        return p.decode_message(frame.yjs).payload
         with connect(f"{server.ws_url}/{a}?token={token}", proxy=None, max_size=None) as peer:
             peer.send(p.step1_frame(Doc().get_state()))
             while (message := p.decode_message(peer.recv(timeout=120))).sync_type is not (
                 p.SyncType.STEP2
             ):
                 pass
+        return message.payload
+
+    def talents_of_a() -> int:
         doc = Doc()
-        doc.apply_update(message.payload)
+        doc.apply_update(step2_of_a())
         return len(doc.get("talents", type=Map))
 
     with ServerThread(path) as server:
