@@ -637,11 +637,12 @@ class CrdtDocument(DocumentReads):
         MAX_MAP_KEYS keys (yupdate: past it, Yrs rehashes a map holding the GIL for
         longer than a merge's slice). The walk's counts are an upper bound (an item that
         names its key may be one this document holds already, as in a bundle of a
-        production it has), so near the limit only the structs this document lacks are
-        counted again."""
+        production it has), so when only what the maps hold takes them past it, the
+        structs this document lacks are counted again (a Yrs call: not for an update past
+        the limit alone)."""
         if not self._keys_over(shape, state != b"\x00"):
             return
-        if state != b"\x00":
+        if state != b"\x00" and not self._keys_over(shape, False):  # over only with what is held
             missing = get_update(update, state)  # the walk passed: Yrs may decode it
             shape = guard_update(missing, max_structs=max(shape.structs, 1))
             if not self._keys_over(shape, True):
