@@ -642,14 +642,15 @@ class CrdtDocument(DocumentReads):
         the limit alone)."""
         if not self._keys_over(shape, state != b"\x00"):
             return
-        if state != b"\x00" and not self._keys_over(shape, False):  # over only with what is held
+        alone = self._keys_over(shape, False)
+        if state != b"\x00" and not alone:  # past it only with what the maps hold
             missing = get_update(update, state)  # the walk passed: Yrs may decode it
             shape = guard_update(missing, max_structs=max(shape.structs, 1))
             if not self._keys_over(shape, True):
                 return
+        where = "in one update" if alone else "(with what the document holds)"
         raise UpdateLimit(
-            f"update beyond castroom's limits: more than {MAX_MAP_KEYS:,} keys in one map"
-            f" (with what the document holds)"
+            f"update beyond castroom's limits: more than {MAX_MAP_KEYS:,} keys in one map {where}"
         )
 
     def _keys_over(self, shape: UpdateShape, held: bool) -> bool:

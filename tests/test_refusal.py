@@ -196,12 +196,13 @@ def test_no_map_is_taken_past_its_key_limit(tmp_path: Path) -> None:
     ws, production = seeded(tmp_path / "ws")  # 4 talents
     room = yupdate.MAX_MAP_KEYS - 4
     limit = re.escape("more than 100,000 keys in one map (with what the document holds)")
-    for update in (
-        hostile.many_entries(yupdate.MAX_MAP_KEYS + 1),
-        hostile.many_entries(room + 1),
+    alone = "more than 100,000 keys in one map in one update"
+    for update, why in (
+        (hostile.many_entries(yupdate.MAX_MAP_KEYS + 1), alone),
+        (hostile.many_entries(room + 1), limit),
     ):
         before = observed(ws, production)
-        with pytest.raises(UpdateLimit, match=limit):
+        with pytest.raises(UpdateLimit, match=why):
             production.apply_update(update, origin="sync", device="big")
         assert observed(ws, production) == before
     full = hostile.many_entries(room)
@@ -219,7 +220,7 @@ def test_no_map_is_taken_past_its_key_limit(tmp_path: Path) -> None:
         hostile.in_item(0, f"k{i}", hostile.any_content(hostile.any_string("x")))
         for i in range(yupdate.MAX_MAP_KEYS + 1)
     ]
-    with pytest.raises(UpdateLimit, match=limit):
+    with pytest.raises(UpdateLimit, match=alone):
         production.apply_update(hostile.update(nested, client=3), origin="sync", device="big")
     assert observed(ws, production) == merged
     assert reloaded(tmp_path / "ws", production.id or "") == merged[0]
