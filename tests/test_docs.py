@@ -350,6 +350,7 @@ def test_schema_md_update_limits_are_yupdates() -> None:
         "values in one update": [y.MAX_VALUES],
         "clients in one update": [y.MAX_CLIENTS, y.MAX_DELETE_RANGES],
         "a key": [y.MAX_KEY_BYTES],
+        "keys of one Y.Map": [y.MAX_MAP_KEYS],
         "a stored production": [y.MAX_PRODUCTION_BYTES],
     }
     said = {}
