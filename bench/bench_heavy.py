@@ -19,6 +19,7 @@ is measured first in the same run, as "before" (the workspace made by this check
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import statistics
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -56,6 +58,35 @@ def heavy_update(entries: int, maps: int = 1) -> bytes:
         for i in range(entries):
             collections[i % len(collections)][f"T{i:07d}"] = "x"
     return doc.get_update()
+
+
+@contextlib.contextmanager
+def serving(
+    path: Path, log: Path, exe: str | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``castroom serve`` on the workspace ``path`` in a subprocess (``exe``: another
+    checkout's; default this one's), with its URL once it listens; stopped afterwards."""
+    exe = exe or str(Path(sys.executable).with_name("castroom"))
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [exe, "--workspace", str(path), "serve", "--port", "0"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not (found := re.search(r"at (http://127\.0\.0\.1:\d+)", log.read_text())):
+            assert time.monotonic() < deadline and server.poll() is None, log.read_text()
+            time.sleep(0.05)
+        yield server, found.group(1)
+    finally:
+        server.terminate()
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
 
 
 def _peak_mb(pid: int) -> float:
@@ -124,21 +155,7 @@ def run(entries: int, exe: str | None = None) -> bool:
             a = ws.create_production("A").id
             b = ws.create_production("B").id
             token = TokenStore(ws.store).create("write")[1]
-        log = Path(folder) / "serve.log"
-        exe = exe or str(Path(sys.executable).with_name("castroom"))
-        with log.open("w") as out:
-            server = subprocess.Popen(
-                [exe, "--workspace", str(path), "serve", "--port", "0"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        try:
-            deadline = time.monotonic() + 60
-            while not (found := re.search(r"at (http://127\.0\.0\.1:\d+)", log.read_text())):
-                assert time.monotonic() < deadline and server.poll() is None, log.read_text()
-                time.sleep(0.05)
-            url = found.group(1)
+        with serving(path, Path(folder) / "serve.log", exe) as (server, url):
             assert a and b
             probe = _Probe(url, b, token)
             base_health = statistics.median(probe.health() for _ in range(20))
@@ -163,7 +180,7 @@ def run(entries: int, exe: str | None = None) -> bool:
                             if (reason := _refusal(conn)) is not None:
                                 result["merge"] = time.perf_counter() - start
                                 refused.append(reason)
-                                break
+                                return
                             state = httpx.get(
                                 f"{url}/sync/{a}/state", headers=probe.headers, timeout=3600
                             )
@@ -188,13 +205,6 @@ def run(entries: int, exe: str | None = None) -> bool:
                 ]
                 if stall["at"] >= merge_from
             ]
-        finally:
-            server.terminate()
-            try:
-                server.wait(60)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(10)
     worst_health, worst_trip = max(health), max(trips) if trips else float("nan")
     ok = worst_health <= TARGET_S and worst_trip <= TARGET_S
     done_as = f"refused ({refused[0]})" if refused else "merged"
