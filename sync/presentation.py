@@ -63,9 +63,12 @@ def _ended(info: TokenInfo) -> str | None:
     return None
 
 
-def _opened(server: SyncServer, request: Request) -> tuple[TokenInfo, Showing, StoredProduction]:
+async def _opened(
+    server: SyncServer, request: Request
+) -> tuple[TokenInfo, Showing, StoredProduction]:
     """The running presentation the request's token opens, or a refusal: 401 not one,
-    410 ended."""
+    410 ended. A first open walks a large stored snapshot in a worker thread first
+    (SyncServer.opened), not on the event loop."""
     from .server import bearer_token
 
     assert server.tokens is not None
@@ -78,7 +81,7 @@ def _opened(server: SyncServer, request: Request) -> tuple[TokenInfo, Showing, S
         ended = "this presentation has ended (its production was deleted)"
     if ended is not None:
         raise _refused(410, ended)
-    production = server.production(info.production)
+    production = await server.opened(info.production)
     production.refresh()
     return info, info.presentation, production
 
@@ -94,7 +97,7 @@ async def page(server: SyncServer, request: Request) -> Response:
 
 async def content(server: SyncServer, request: Request) -> Response:
     """What the presentation shows, for its page."""
-    info, show, production = _opened(server, request)
+    info, show, production = await _opened(server, request)
     shown = presenting.presented(production.doc, production.title(), show)
     body: dict[str, Any] = {
         "id": info.id,
@@ -131,7 +134,7 @@ def _vote(body: bytes) -> tuple[str, Vote]:
 
 async def vote(server: SyncServer, request: Request) -> Response:
     """One viewer's vote: their rating, their comment, or both, on one select."""
-    _info, show, production = _opened(server, request)
+    _info, show, production = await _opened(server, request)
     viewer, ballot = _vote(await server.read_body(request, limit=MAX_VOTE))
     try:
         plan = presenting.plan_vote(production.doc, show, viewer, ballot)
@@ -160,7 +163,7 @@ async def media(server: SyncServer, request: Request) -> Response:
         digest = check_hash(request.path_params["hash"])
     except CastroomError as exc:
         raise _refused(400, str(exc)) from None
-    _info, show, production = _opened(server, request)
+    _info, show, production = await _opened(server, request)
     shown = presenting.presented(production.doc, production.title(), show)
     assert server.workspace is not None
     blobs = server.workspace.blobs

@@ -30,7 +30,7 @@ from sync_helpers import make_cert, stop_process, wait_until
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from castroom.core import model, yupdate
+from castroom.core import model, presenting, yupdate
 from castroom.core.workspace import Workspace
 from castroom.core.yupdate import decode_state_vector, walk_update
 from castroom.sync import hocuspocus as hp
@@ -697,7 +697,7 @@ def test_a_large_first_push_of_a_new_production_is_adopted_off_the_loop(
         assert len(adopted.doc.all(model.Talent)) == 300
 
 
-@pytest.mark.parametrize("via", ["y-websocket", "hocuspocus"])
+@pytest.mark.parametrize("via", ["y-websocket", "hocuspocus", "presentation", "dashboard write"])
 def test_a_large_production_s_snapshot_is_walked_off_the_loop_before_it_opens(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, via: str
 ) -> None:
@@ -707,7 +707,8 @@ def test_a_large_production_s_snapshot_is_walked_off_the_loop_before_it_opens(
     goes in and comes back, and a second peer of A waits for the same walk. Released,
     both peers get the whole production, and the open does not walk it again. Before,
     the open walked it on the event loop (5,000 talents: a 1.4 s stall); a Hocuspocus
-    document's authentication still did until this walk came first there too."""
+    document's authentication, a presentation's page and the dashboard's write actions
+    still did until this walk came first there too."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -718,6 +719,9 @@ def test_a_large_production_s_snapshot_is_walked_off_the_loop_before_it_opens(
         with production.doc.transaction():
             for i in range(300):
                 production.doc.add(model.Talent, name=f"Talent {i}", notes="n" * 100)
+            role = production.doc.add(model.Role, name="Nora")
+        show = presenting.showing(production.doc, role.id)
+        _, present = TokenStore(workspace.store).create("present", production=a, presentation=show)
         production.compact()
         snapshot, _, named = workspace.store.load_from_snapshot(a)
     assert named is not None
@@ -757,6 +761,17 @@ def test_a_large_production_s_snapshot_is_walked_off_the_loop_before_it_opens(
         return message.payload
 
     def talents_of_a() -> int:
+        """The talents a peer of A gets; for a presentation, the selects it shows; for
+        the dashboard, the status of a replacement asked for nobody (refused once A is
+        open)."""
+        if via == "dashboard write":
+            url = f"{server.url}/api/{a}/replacement"
+            return httpx.post(url, headers=headers, content=b"{}", timeout=120).status_code
+        if via == "presentation":
+            auth = {"Authorization": f"Bearer {present}"}
+            shown = httpx.get(f"{server.url}/present/api", headers=auth, timeout=120)
+            assert shown.status_code == 200, shown.text
+            return len(shown.json()["selects"])
         doc = Doc()
         doc.apply_update(step2_of_a())
         return len(doc.get("talents", type=Map))
@@ -773,7 +788,8 @@ def test_a_large_production_s_snapshot_is_walked_off_the_loop_before_it_opens(
                 assert wait_until(lambda: a in server.app_state.walking, timeout=30)
                 assert not first.done(), "A opened while its walk was held: no evidence"
                 gate.set()
-                assert [first.result(timeout=120), second.result(timeout=120)] == [300, 300]
+                shown = {"presentation": 0, "dashboard write": 400}.get(via, 300)
+                assert [first.result(timeout=120), second.result(timeout=120)] == [shown, shown]
         finally:
             gate.set()
     assert len(walks) == 1, walks  # neither the open nor the second peer walked it again

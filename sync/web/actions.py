@@ -56,11 +56,12 @@ class Actions:
         self.dashboard = dashboard
         self.server = dashboard.server
 
-    def _writable(self, request: Request) -> tuple[StoredProduction, str]:
-        """The production a write token may change, and the member it writes as."""
+    async def _writable(self, request: Request) -> tuple[StoredProduction, str]:
+        """The production a write token may change, and the member it writes as (a
+        first open walks its snapshot in a worker thread: SyncServer.opened)."""
         production_id = request.path_params["production_id"]
         info = self.server.authorize(request, production_id, write=True)
-        production = self.server.production(production_id)
+        production = await self.server.opened(production_id)
         return production, self.dashboard.member_of(info)
 
     async def _in_worker(self, production: StoredProduction, job: Any, *args: Any) -> Response:
@@ -79,7 +80,7 @@ class Actions:
     # -- replacing a talent who drops out ------------------------------------------------------
 
     async def replacement(self, request: Request) -> Response:
-        production, member = self._writable(request)
+        production, member = await self._writable(request)
         ask = _decode(await self.server.read_body(request, limit=MAX_REQUEST))
         return await self._in_worker(production, worker.replacement, member, ask)
 
@@ -105,7 +106,7 @@ class Actions:
         )
 
     async def import_file(self, request: Request) -> Response:
-        production, member = self._writable(request)
+        production, member = await self._writable(request)
         upload = worker.Upload(
             importer=self._importer(request.path_params["importer"]).name,
             filename=upload_name(request.query_params.get("filename", "")),
