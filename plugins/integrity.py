@@ -39,7 +39,9 @@ def hard_deleted(view: ProductionView) -> list[Finding]:
     since the schema only ever marks an entity deleted."""
     out = []
     for entry in view.hard_deleted():
-        kind = model.COLLECTIONS[entry.collection].entity_kind
+        # The production map is no collection: a peer that cleared it made this crash.
+        cls = model.COLLECTIONS.get(entry.collection, model.Production)
+        kind = cls.entity_kind
         label = str(entry.data.get("name") or entry.data.get("title") or entry.entity)
         what = "its fields were cleared" if kind == "production" else "its key was removed"
         when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(entry.ts))

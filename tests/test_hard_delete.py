@@ -78,6 +78,13 @@ def test_a_cleared_production_map_comes_back(cli: Any) -> None:
     path = cli.path
     pid = seeded(path)
     wipe(path, pid, production_map=True)
+    # Until then check says so as an error (the integrity plugin failed on it before).
+    checked = json.loads(cli("check", "--json").stdout)
+    [found] = [f for f in checked["findings"] if f["entities"][0]["kind"] == "production"]
+    assert (found["code"], found["severity"]) == ("hard-deleted", "error")
+    assert found["fix"] == "castroom restore --from-history"
+    assert found["message"].startswith("production Harbour Lights was hard-deleted by a peer")
+    assert [f["plugin"] for f in checked["failures"]] == ["budget"]  # no production to cost
     restored = cli("restore", "--from-history")
     assert restored.exit_code == 0, restored.output
     assert "Restored production Harbour Lights" in restored.output
