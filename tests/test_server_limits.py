@@ -682,8 +682,10 @@ def test_a_large_first_push_of_a_new_production_is_adopted_off_the_loop(
         finally:
             gate.set()
         assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
-        # The second, not held, merged first; the first then found everything known.
-        assert [a.json() for a in answers] == [
+        # One merged it, the other then found everything known. Usually the second, not
+        # held; but the gate opens once its rehearsal has begun, not ended, so under load
+        # the first may still merge first.
+        assert sorted((a.json() for a in answers), key=lambda a: a["changed"]) == [
             {"changed": 0, "created": True},
             {"changed": 301, "created": True},
         ]
