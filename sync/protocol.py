@@ -286,8 +286,8 @@ def merge_into(
     not decode or break a limit (``max_structs``: the struct cap, smaller for an
     incremental update); the document and its log are then exactly as they were."""
     # No separate check here: CastDocument.apply_update walks the bytes (bounded, before
-    # any Yrs call) and rolls back whatever fails to integrate.
-    production.refresh()
+    # any Yrs call) and rolls back whatever fails to integrate; and no refresh: its
+    # begin_merge merges other processes' commits first.
     try:
         # A Yrs panic, or a failure half-way through integrating, is a BadUpdate by now:
         # CastDocument.apply_update has already rebuilt the document from the log.

@@ -585,3 +585,38 @@ def test_a_row_another_process_logged_in_between_is_merged_after_ours(tmp_path: 
     with Workspace.open(path) as again:
         doc = again.production().doc
         assert (doc.get(Talent, "t1").rate, doc.get(Talent, "t2").rate) == (250, 999)
+
+
+@pytest.mark.parametrize("notes", ["short", "x" * 6000], ids=["small", "large"])
+def test_a_peer_update_is_stored_as_what_was_new_to_us(tmp_path: Path, notes: str) -> None:
+    """A peer's update that re-sends structs we hold (its edit merged with one we had)
+    is logged as its diff against our state, small (always diffed, by Yrs) or large
+    (checked first, in Python); a large one that is all new is logged byte for byte."""
+    from castroom.core.crdt import diff_update
+    from castroom.core.workspace import DIFF_ALWAYS
+
+    with Workspace.open(tmp_path / "ws", member="ana") as ws:
+        production = ws.create_production("Tides")
+        production.doc.add(Talent, id="t1", name="Ada", rate=100)
+        peer = CastDocument()
+        peer.apply_update(production.doc.encode_update())
+        base = peer.state_vector()
+        peer.update(Talent, "t1", {"notes": notes})
+        first = peer.encode_update(base)
+        large = len(first) > DIFF_ALWAYS
+        assert large == (len(notes) > DIFF_ALWAYS)
+        before = production.doc.state_vector()
+        production.apply_update(first, origin="sync", device="PEER")
+        stored = ws.store.load(str(production.id))[0][-1]
+        assert stored == (first if large else diff_update(first, before))
+        known = production.doc.state_vector()
+        peer.update(Talent, "t1", {"rate": 250})
+        again = peer.encode_update(base)  # the first edit again, with the new one
+        production.apply_update(again, origin="sync", device="PEER")
+        stored = ws.store.load(str(production.id))[0][-1]
+        assert stored == diff_update(again, known)
+        assert len(stored) < len(again) - len(notes)
+        assert production.doc.get(Talent, "t1").rate == 250
+    with Workspace.open(tmp_path / "ws") as reopened:
+        talent = reopened.production().doc.get(Talent, "t1")
+        assert (talent.notes, talent.rate) == (notes, 250)
