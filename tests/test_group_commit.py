@@ -101,6 +101,25 @@ def test_a_failing_write_inside_a_batch_undoes_only_itself(ws) -> None:
     assert not store.db.in_transaction
 
 
+def test_a_failing_first_write_of_a_batch_undoes_only_itself(ws) -> None:
+    """The batch's first write begins its transaction without a savepoint: failing, it
+    rolls all of it back (only itself), lets the write lock go, and the batch goes on,
+    seeing what another process commits meanwhile."""
+    store = ws.store
+    with store.batch():
+        with pytest.raises(StorageError), store.write() as db:
+            db.execute("INSERT INTO kv (key, value) VALUES ('first', '1')")
+            db.execute("INSERT INTO no_such_table VALUES (1)")
+        assert not store.db.in_transaction
+        version = store.data_version()
+        with Workspace.open(ws.path, create=False) as other:
+            other.store.set_kv("elsewhere", "e")
+        assert store.data_version() != version  # not the failed write's, held on to
+        store.set_kv("second", "2")
+    assert [store.get_kv(k) for k in ("first", "elsewhere", "second")] == [None, "e", "2"]
+    assert not store.db.in_transaction
+
+
 def test_a_refused_write_in_a_batch_is_one_error_and_the_rest_still_serves(ws) -> None:
     """A store that refuses writes (here SQLite's query_only; on a read-only mount the
     same SQLITE_READONLY): each update of the batch is one clear error, merged nowhere,
