@@ -177,7 +177,9 @@ def test_cli_live_and_timeout_suggestion(two, tmp_path: Path) -> None:
             timeout=120,
         )
         assert plain.returncode != 0
-        assert "--protocol hocuspocus" in plain.stderr + plain.stdout
+        said = plain.stderr + plain.stdout
+        assert "did not answer in 3 s; waited for its sync step 2" in said, said
+        assert "--protocol hocuspocus" in said
         # A first sync that fails leaves no workspace behind.
         fresh = tmp_path / "fresh"
         nothing = subprocess.run(

@@ -85,6 +85,22 @@ def test_limited_token_is_refused_the_other_production(seeded) -> None:
     assert answer.name == first
 
 
+def test_live_peer_caps_hold_per_document_on_one_socket(seeded) -> None:
+    """Each document a provider opens on one socket is a live peer, counted against its
+    token's cap as a y-websocket socket is (ServerOptions.max_peers_per_token)."""
+    from castroom.sync.server import ServerOptions
+
+    path, first, second, _ = seeded
+    write = make_token(path, "write")
+    sent = [hp.token(first, write), hp.token(second, write)]
+    with ServerThread(path, options=ServerOptions(max_peers_per_token=1)) as server:
+        got = asyncio.run(_frames(_hp_url(server), sent, until=2))
+    answers = {f.name: (f.auth, f.text) for f in got if f.type is hp.HPType.AUTH}
+    assert answers[first] == (hp.AuthType.AUTHENTICATED, hp.SCOPE_WRITE)
+    assert answers[second][0] is hp.AuthType.PERMISSION_DENIED
+    assert "at most 1 live connections per token" in answers[second][1]
+
+
 def test_sync_step_and_status_over_hocuspocus(seeded) -> None:
     """A provider's step 1 is answered with step 2 and the server's step 1 (addressed to the
     document), an update with a sync status; a read-only token's update is refused."""
