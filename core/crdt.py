@@ -568,7 +568,7 @@ class CrdtDocument(DocumentReads):
             raise RuntimeError("apply_update inside a local transaction")
         # Walked here (before Yrs reserves memory for what the bytes declare) unless these
         # exact bytes were walked before; the walk's shape is what slices a large update.
-        shape = None if walked else guard_update(update, max_structs=max_structs, held=self._held())
+        shape = None if walked else self._walk(update, max_structs)
         self.merge_shape = shape
         self.merge_deleted = set()
         update = bytes(update)
@@ -662,6 +662,18 @@ class CrdtDocument(DocumentReads):
             if count + (self._root_size(name) if held else 0) > MAX_MAP_KEYS:
                 return True
         return False
+
+    def _walk(self, update: bytes, max_structs: int | None) -> UpdateShape:
+        """The bounded walk of ``update``, its slices ending where a root map's table
+        grows with what this document holds: the layout's maps always (``_held``), and
+        any other root the update names keys of, walked again then (no peer of ours
+        writes one; one grown apart from the rest could otherwise cross with them)."""
+        held = self._held()
+        shape = guard_update(update, max_structs=max_structs, held=held)
+        others = {name: self._root_size(name) for name in shape.root_keys if name not in held}
+        if any(others.values()):
+            shape = guard_update(update, max_structs=max_structs, held=held | others)
+        return shape
 
     def _held(self) -> dict[str, int]:
         """Keys each root map of the layout holds: where their tables will grow (the walk

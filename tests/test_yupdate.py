@@ -263,6 +263,30 @@ def test_slices_end_where_a_map_s_table_grows() -> None:
     assert sum(grown) == 3 and max(grown) == 1
 
 
+def test_a_document_s_merge_ends_its_slices_where_its_maps_grow() -> None:
+    """CastDocument walks with what its root maps hold, its own collections and any other
+    root the update names: three roots of 14,300 keys each (one a collection) cross
+    14,337 in one small update, yet in three slices."""
+    from castroom.core.document import CastDocument
+
+    roots = ["talents", "m1", "m2"]
+    entries = [
+        hostile.in_root(roots[i % 3], f"k{i}", hostile.any_content(hostile.any_string("x")))
+        for i in range(3 * 14_400)
+    ]
+    doc = CastDocument()
+    doc.apply_update(hostile.update(entries[: 3 * 14_300]))
+    rest = hostile.var_uint(1) + hostile.var_uint(300) + hostile.var_uint(hostile.CLIENT)
+    rest += hostile.var_uint(3 * 14_300) + b"".join(entries[3 * 14_300 :]) + b"\x00"
+    before = doc.encode_update()
+    doc.apply_update(rest)
+    assert doc.merge_shape is not None
+    replica = Doc()
+    replica.apply_update(before)
+    grown = _grown_in(yupdate.slices(rest, doc.merge_shape), replica, roots)
+    assert sum(grown) == 3 and max(grown) == 1
+
+
 def test_the_walk_counts_what_an_update_holds() -> None:
     doc = Doc()
     talents = doc.get("talents", type=Map)
