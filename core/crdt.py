@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, Self, TypeVar
 
 import msgspec
@@ -222,6 +222,26 @@ class _Transaction(Generic[D]):
             if failed:
                 doc._abort()
         doc._commit_local()
+
+
+class _Held(Mapping[str, int]):
+    """Keys each root map of a document holds, by name (where their tables will grow: the
+    walk ends a slice there, yupdate.REHASH_AT): the layout's maps and any other root an
+    update names keys of, each counted only when the walk asks for it, once. A live edit
+    of an entity's fields names no root key, so nothing is counted; counting the layout's
+    ten maps for every merge cost about 40 us, and another root named meant a second walk."""
+
+    def __init__(self, doc: CrdtDocument) -> None:
+        self._doc = doc
+
+    def __getitem__(self, name: str) -> int:
+        return self._doc._root_size(name)  # 0: no such root map
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._doc.ydoc.keys())
+
+    def __len__(self) -> int:
+        return len(list(self._doc.ydoc.keys()))
 
 
 class CrdtDocument(DocumentReads):
@@ -568,7 +588,7 @@ class CrdtDocument(DocumentReads):
             raise RuntimeError("apply_update inside a local transaction")
         # Walked here (before Yrs reserves memory for what the bytes declare) unless these
         # exact bytes were walked before; the walk's shape is what slices a large update.
-        shape = None if walked else self._walk(update, max_structs)
+        shape = None if walked else guard_update(update, max_structs=max_structs, held=_Held(self))
         self.merge_shape = shape
         self.merge_deleted = set()
         update = bytes(update)
@@ -662,25 +682,6 @@ class CrdtDocument(DocumentReads):
             if count + (self._root_size(name) if held else 0) > MAX_MAP_KEYS:
                 return True
         return False
-
-    def _walk(self, update: bytes, max_structs: int | None) -> UpdateShape:
-        """The bounded walk of ``update``, its slices ending where a root map's table
-        grows with what this document holds: the layout's maps always (``_held``), and
-        any other root the update names keys of, walked again then (no peer of ours
-        writes one; one grown apart from the rest could otherwise cross with them)."""
-        held = self._held()
-        shape = guard_update(update, max_structs=max_structs, held=held)
-        others = {name: self._root_size(name) for name in shape.root_keys if name not in held}
-        if any(others.values()):
-            shape = guard_update(update, max_structs=max_structs, held=held | others)
-        return shape
-
-    def _held(self) -> dict[str, int]:
-        """Keys each root map of the layout holds: where their tables will grow (the walk
-        ends a slice there: yupdate.REHASH_AT). About 40 us."""
-        held = {name: len(cmap) for name, cmap in self._collections.items()}
-        held["production"] = len(self._production)
-        return held
 
     def _root_size(self, name: str) -> int:
         """Keys of the root map ``name`` (0 if the document has no such root map)."""

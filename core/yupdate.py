@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from array import array
 from bisect import bisect_right
+from collections.abc import Mapping
 
 import msgspec
 
@@ -110,7 +111,7 @@ def update_is_empty(update: bytes) -> bool:
 
 
 def guard_update(
-    update: bytes, *, max_structs: int | None = None, held: dict[str, int] | None = None
+    update: bytes, *, max_structs: int | None = None, held: Mapping[str, int] | None = None
 ) -> UpdateShape:
     """Walk ``update`` with our bounded parser before any Yrs call; raise BadUpdate
     naming the limit it breaks (see :func:`walk_update`)."""
@@ -267,12 +268,13 @@ class _Walk:
         self,
         data: bytes,
         max_structs: int = MAX_STRUCTS,
-        held: dict[bytes | tuple[int, int], int] | None = None,
+        held: Mapping[str, int] | None = None,
     ) -> None:
         self.data = data
         self.max_structs = max_structs
-        #: Keys the document's root maps hold already (by name).
-        self.held = held or {}
+        #: Keys the document's root maps hold already (by name), and those asked so far.
+        self.held = {} if held is None else held
+        self.root_held: dict[bytes, int] = {}
         self.cut = False  # end the slice after this struct (a map's table grows in it)
         #: Which cap max_structs is, in a refusal (a close reason holds 123 bytes).
         self.incremental = max_structs != MAX_STRUCTS
@@ -292,6 +294,16 @@ class _Walk:
         #: Keys named per map (see UpdateShape.root_keys): a root by its name, a nested
         #: map by its id.
         self.keys_of: dict[bytes | tuple[int, int], int] = {}
+
+    def held_by(self, parent: bytes | tuple[int, int]) -> int:
+        """Keys the document holds already in the map ``parent`` names: a root map's,
+        asked of ``held`` once; a nested one (named by its struct's id) is not counted."""
+        if not isinstance(parent, bytes):
+            return 0
+        found = self.root_held.get(parent)
+        if found is None:
+            found = self.root_held[parent] = self.held.get(parent.decode(), 0)
+        return found
 
     def client_id(self) -> int:
         """A client id (a varUint of up to 8 bytes): almost always the one read last, so
@@ -497,7 +509,7 @@ class _Walk:
                 self.text(MAX_KEY_BYTES)
                 keys_of = self.keys_of  # a key for that map (an overwrite names no key)
                 keys = keys_of[parent] = keys_of.get(parent, 0) + 1
-                if keys + self.held.get(parent, 0) in REHASH_AT:
+                if keys + self.held_by(parent) in REHASH_AT:
                     self.cut = True
         ref = info & 0x1F
         length = self.content(ref)
@@ -623,7 +635,7 @@ class _Walk:
 
 
 def walk_update(
-    update: bytes, *, max_structs: int | None = None, held: dict[str, int] | None = None
+    update: bytes, *, max_structs: int | None = None, held: Mapping[str, int] | None = None
 ) -> UpdateShape:
     """Walk a Yjs v1 update without Yrs, bounded in time (linear), memory and stack;
     raise BadUpdate (one line) if it is malformed, or UpdateLimit naming the limit it
@@ -632,12 +644,12 @@ def walk_update(
     client declaring more is refused from its header, before any struct is read),
     ``MAX_ENTRIES``, ``MAX_VALUES``, ``MAX_CLIENTS``, ``MAX_DELETE_RANGES``,
     ``MAX_KEY_BYTES``. ``held``: the keys the document's root maps hold (by name), so the
-    slices end where a map's table grows (``REHASH_AT``)."""
+    slices end where a map's table grows (``REHASH_AT``); asked only for the root maps
+    the update names a key of (it may count them only then)."""
     if len(update) > MAX_UPDATE_BYTES:
         raise UpdateLimit(f"an update of {len(update):,} bytes (limit {MAX_UPDATE_BYTES:,})")
     cap = MAX_STRUCTS if max_structs is None else max_structs
-    held_keys: dict[bytes | tuple[int, int], int] = {k.encode(): n for k, n in (held or {}).items()}
-    walk = _Walk(bytes(update), cap, held_keys)
+    walk = _Walk(bytes(update), cap, held)
     try:
         for _ in range(walk.count("clients", MAX_CLIENTS, 3)):
             structs = walk.count("structs in one client", walk.max_structs, cap=walk.struct_cap)

@@ -287,6 +287,42 @@ def test_a_document_s_merge_ends_its_slices_where_its_maps_grow() -> None:
     assert sum(grown) == 3 and max(grown) == 1
 
 
+def test_the_walk_asks_held_only_for_the_root_maps_an_update_names_a_key_of() -> None:
+    """Counting a document's root maps is not free (a Yrs call each): the walk asks
+    ``held`` for a root map only when a struct names a new key of it, once per map, so
+    a live edit of an entity's fields asks for none."""
+    from collections.abc import Iterator, Mapping
+
+    class Asked(Mapping[str, int]):
+        def __init__(self) -> None:
+            self.names: list[str] = []
+
+        def __getitem__(self, name: str) -> int:
+            self.names.append(name)
+            return 0
+
+        def __iter__(self) -> Iterator[str]:
+            raise AssertionError("iterated: every map counted")
+
+        def __len__(self) -> int:
+            raise AssertionError("sized: every map counted")
+
+    doc = Doc()
+    talents = doc.get("talents", type=Map)
+    talents["T1"] = Map({"agent": "", "notes": Text("")})
+    before = doc.get_state()
+    talents["T1"]["agent"] = "Kay"
+    talents["T1"]["notes"] += "|seen"
+    held = Asked()
+    walk_update(doc.get_update(before), held=held)
+    assert held.names == []
+    before = doc.get_state()
+    talents["T2"] = Map({"name": "Bo"})
+    talents["T3"] = Map({"name": "Cy"})
+    walk_update(doc.get_update(before), held=held)
+    assert held.names == ["talents"]
+
+
 def test_the_walk_counts_what_an_update_holds() -> None:
     doc = Doc()
     talents = doc.get("talents", type=Map)
