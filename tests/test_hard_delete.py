@@ -78,6 +78,13 @@ def test_a_cleared_production_map_comes_back(cli: Any) -> None:
     path = cli.path
     pid = seeded(path)
     wipe(path, pid, production_map=True)
+    # Until then reads fail, but say first what happened and what brings it back.
+    listed = cli("list", "talents")
+    assert listed.exit_code == 1 and "no production yet" in listed.stderr
+    assert listed.stderr.startswith(
+        "Warning: a peer cleared this production's fields (device evil-laptop,"
+    )
+    assert "`castroom restore --from-history` brings them back" in listed.stderr
     # Until then check says so as an error (the integrity plugin failed on it before).
     checked = json.loads(cli("check", "--json").stdout)
     [found] = [f for f in checked["findings"] if f["entities"][0]["kind"] == "production"]

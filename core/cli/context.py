@@ -78,6 +78,8 @@ class Context:
                 f"Warning: production {title} is deleted (read-only until"
                 f" `castroom production restore {shlex.quote(title or production.id)}`)"
             )
+        if production.id is not None and production.doc.production_id is None:
+            _say_if_cleared(production)
         for warning in caught:
             if issubclass(warning.category, NewerSchemaWarning | SkippedStoredUpdates):
                 click.echo(f"Warning: {warning.message}", err=True)
@@ -171,3 +173,18 @@ def display(cls: type[model.Entity], field: str, value: Any, currency: str) -> s
     if isinstance(value, dt.date | dt.datetime):
         return value.isoformat()
     return str(value)
+
+
+def _say_if_cleared(production: StoredProduction) -> None:
+    """A production whose fields a peer cleared (a hard delete, which the schema forbids)
+    fails every command that reads them with "no production yet": say, first, who did it
+    and what brings them back."""
+    for entry in production.hard_deleted():
+        if entry.collection == "production":
+            when = dt.datetime.fromtimestamp(entry.ts, dt.UTC).strftime("%Y-%m-%d %H:%M")
+            click.echo(
+                f"Warning: a peer cleared this production's fields (device {entry.device},"
+                f" {when} UTC); `castroom restore --from-history` brings them back",
+                err=True,
+            )
+            return
