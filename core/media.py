@@ -104,11 +104,19 @@ def parse_size(value: object, where: str) -> int:
     return int(float(match.group(1)) * _UNITS[unit])
 
 
+#: The settings a ``[media]`` table may hold: a misspelt one is an error, not ignored.
+_MEDIA_KEYS = frozenset({"max_bytes", "max_pixels", "grace_days", "token_quota"})
+
+
 def media_config(config: dict[str, Any]) -> MediaConfig:
     """The media limits of a workspace config (defaults for what it leaves out)."""
     table = config.get("media", {})
     if not isinstance(table, dict):
         raise CastroomError("config media: expected a table ([media])")
+    unknown = sorted(set(table) - _MEDIA_KEYS)
+    if unknown:
+        known = ", ".join(sorted(_MEDIA_KEYS))
+        raise CastroomError(f"config media.{unknown[0]}: not a media setting ({known})")
     limits = dict(DEFAULT_MAX_BYTES)
     given = table.get("max_bytes", {})
     if not isinstance(given, dict):

@@ -214,7 +214,7 @@ class RateLimit:
         return True
 
 
-class PresenceLimits(msgspec.Struct, kw_only=True, frozen=True):
+class PresenceLimits(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """Presence (awareness) is for showing who is here, not for storing data."""
 
     #: Awareness clients one peer may announce (a browser tab has one).

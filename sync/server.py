@@ -142,7 +142,7 @@ def quiet_handshake_noise() -> None:
         uvicorn_errors.addFilter(QuietHandshakeNoise())
 
 
-class ServerOptions(msgspec.Struct, kw_only=True, frozen=True):
+class ServerOptions(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """Limits and timings of one server."""
 
     #: Largest HTTP request body (bytes); larger ones get 413.

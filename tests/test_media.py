@@ -403,3 +403,15 @@ def test_usage_names_what_takes_space_across_productions(castroom, tmp_path: Pat
         assert media_core.collect(ws).kept == 0
         later = media_core.collect(ws, now=dt.datetime.now().timestamp() + 400 * 86400)
         assert later.removed == 0 and ws.blobs.has(sha(tmp_path / "c.jpg"))
+
+
+def test_a_misspelt_media_setting_is_one_error_naming_it(castroom, tmp_path: Path) -> None:
+    """A typo in ``[media]`` would silently leave the default in force: it is refused."""
+    config = castroom.path / "config.toml"
+    config.write_text(config.read_text() + "\n[media]\nmax_pixel = 1000\n")
+    before = stored_state(castroom.path)
+    fails(
+        castroom("attach", "talent", "Ada Stone", str(jpeg(tmp_path / "a.jpg", (64, 64)))),
+        "config media.max_pixel: not a media setting",
+    )
+    assert stored_state(castroom.path) == before

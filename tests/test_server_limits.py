@@ -1129,3 +1129,22 @@ def test_a_heavy_merge_holds_neither_the_loop_nor_its_hocuspocus_socket(
         held_clocks = decode_state_vector(workspace.production(a).doc.state_vector())
         assert all(held_clocks.get(c) == end for c, end in walk_update(heavy).clocks.items())
         assert len(workspace.production(a).doc.to_data()["talents"]) == 2_000
+
+
+def test_a_misspelt_server_setting_stops_serve_before_it_listens(cli) -> None:
+    """``max_peer`` for ``max_peers`` would leave the default cap in force unseen: serve
+    refuses the config in one line, before it binds a port."""
+    from tests.test_cli_core import fails, ok
+
+    ok(cli("init", "--production", "Tides"))
+    config = cli.path / "config.toml"
+    config.write_text(config.read_text() + "\n[server]\nmax_peer = 10\n")
+    fails(cli("serve", "--port", "0"), "config [server]", "max_peer")
+
+
+def test_a_misspelt_presence_limit_is_refused_too() -> None:
+    from castroom.core.errors import CastroomError
+    from castroom.sync.server import ServerOptions
+
+    with pytest.raises(CastroomError, match=r"config \[server\].*max_client"):
+        ServerOptions.from_config({"server": {"presence": {"max_client": 3}}})
