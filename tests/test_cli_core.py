@@ -226,6 +226,8 @@ def test_the_production_is_no_kind_and_each_command_names_its_own(castroom) -> N
         ("list", "productions"): "`castroom production list`",
         ("show", "production", "Tides"): "`castroom production show`",
         ("set", "production", "Tides", "hours_per_day=9"): "`castroom production set",
+        # As people type it: no REF, since a workspace's production needs none.
+        ("set", "production", "hours_per_day=9"): "`castroom production set",
         ("delete", "production", "Tides"): "`castroom production delete",
         ("restore", "production", "Tides"): "`castroom production restore",
         ("history", "--kind", "production", "--entity", "Tides"): "`castroom history --entity",
@@ -235,6 +237,12 @@ def test_the_production_is_no_kind_and_each_command_names_its_own(castroom) -> N
     assert log_rows(castroom.path) == before
     [tides] = as_json(castroom("production", "list", "--json"))
     ok(castroom("history", "--entity", tides["id"]))
+
+
+def test_set_without_assignments_is_a_usage_error(castroom) -> None:
+    ok(castroom("add", "talent", "name=Ada Stone"))
+    result = castroom("set", "talent", "Ada Stone")
+    assert result.exit_code == 2 and "Missing argument 'ASSIGNMENTS...'" in result.stderr
 
 
 def test_add_errors_write_nothing(castroom) -> None:

@@ -216,7 +216,9 @@ def _attached(media: object) -> str:
 @cli.command(name="set")
 @click.argument("kind")
 @click.argument("ref")
-@click.argument("assignments", nargs=-1, required=True)
+# Not required by click, so `set production start_date=...` reaches kind_arg, which
+# names `production set`, instead of a usage error about the missing assignments.
+@click.argument("assignments", nargs=-1, metavar="ASSIGNMENTS...")
 @FORCE
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
@@ -229,6 +231,8 @@ def set_cmd(
     field: ratings='{"Rosa": 4}' drops the candidate's other ratings, so give them all
     (a rating another member gives offline at the same time is lost: last write wins)."""
     cls = kind_arg(kind, "set")
+    if not assignments:
+        raise click.UsageError("Missing argument 'ASSIGNMENTS...'.")
     doc = obj.production().doc
     # The id, not the entity: one stored invalid is repaired here (update() validates the
     # stored fields with the given ones, and writes only the given ones).
