@@ -804,7 +804,17 @@ class CrdtDocument(DocumentReads):
         order (collections read since the last change are not serialised again)."""
         texts = {name: self._collection_json(cls) for name, cls in COLLECTIONS.items()}
         keys = {name: list(cmap.keys()) for name, cmap in self._collections.items()}
-        return str(self._production), str(self._meta), texts, keys
+        return *self.fields_json(), texts, keys
+
+    def fields_json(self) -> tuple[str, str]:
+        """The production's and ``meta``'s fields as JSON (as :meth:`layout_json`)."""
+        return str(self._production), str(self._meta)
+
+    def entity_json(self, cls: type[Entity], entity_id: str) -> str | None:
+        """One entity's fields as JSON, as its collection's JSON holds them; None when
+        absent or not a map of fields (a read copy is then made whole, not patched)."""
+        value = self._map_for(cls).get(entity_id)
+        return str(value) if isinstance(value, Map) else None
 
     def _stored(self, cls: type[Entity], entity_id: str) -> dict[str, Any] | None:
         """An entity's stored fields as plain data (None if absent or not a map)."""

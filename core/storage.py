@@ -1005,6 +1005,14 @@ class Store:
         ).fetchone()
         return found is not None
 
+    def logged_after(self, production: str, low: int) -> list[int]:
+        """The sequence numbers of ``production``'s log rows after ``low``, in order."""
+        rows = self.db.execute(
+            "SELECT seq FROM updates WHERE production = ? AND seq > ? ORDER BY seq",
+            (self._known_ref(production), low),
+        ).fetchall()
+        return [int(seq) for (seq,) in rows]
+
     def _last_after(self, db: sqlite3.Connection, production: str, start: int) -> int:
         """The last logged sequence number of ``production`` after ``start`` (0: none)."""
         return int(

@@ -60,6 +60,8 @@ _log = logging.getLogger("castroom.workspace")
 _DELETED_KEY = "production-deleted:"
 #: production id -> the stored snapshot last walked and found within the limits.
 _WALKED_KEY = "snapshot-walked:"
+#: Commits of ours remembered to patch a read copy on close; past them, none is.
+_PATCH_AT_MOST = 1_000
 
 
 class Identity(msgspec.Struct, kw_only=True):
@@ -146,6 +148,8 @@ class Workspace:
         for production in self._open.values():
             if production.copy_wanted:
                 production.keep_read_copy()
+            else:
+                production.patch_read_copy()
             # Fold the log once it outgrows its snapshot, so opening stays fast.
             if production.id is not None:
                 with contextlib.suppress(CastroomError, sqlite3.Error):
@@ -283,6 +287,7 @@ class Workspace:
                 production.doc.migrate()
             finally:
                 production.writable_when_deleted = False
+            production.patch_from = production.seen
             self._open[production_id] = production
         return self._open[production_id]
 
@@ -491,6 +496,12 @@ class StoredProduction:
         self.copy_wanted = False
         #: Some stored update was set aside on opening (said each time): no read copy.
         self._opened_without_some = False
+        #: The log position this object was opened at, while every row logged since is
+        #: a commit of ours (``_own``, whose changes are ``_own_changes``): a read copy of
+        #: that position is then patched on close (:meth:`patch_read_copy`). None: not.
+        self.patch_from: int | None = None
+        self._own: list[int] = []
+        self._own_changes: Changes = {}
         doc.on_commit = self._persist
         doc.on_abort = self._reload
         doc.before_access = self.refresh
@@ -565,11 +576,49 @@ class StoredProduction:
             self._reload()
             raise StorageError(f"write not saved: {exc}") from None
         self._advance(seq)
+        self._note_own(seq, changes)
         self._stored(update, changes)
         if ("production", self.id) in changes:
             self.store.set_title(self.id, self.title())
             self._note_deleted()
         self._relay(update, "local", changes)
+
+    def _note_own(self, seq: int | None, changes: Changes) -> None:
+        """Remember a commit of ours for :meth:`patch_read_copy` (a long-running process
+        with many stops remembering: a patch would not be much cheaper than a copy)."""
+        if self.patch_from is None or not seq:
+            return
+        if len(self._own) >= _PATCH_AT_MOST:
+            self.patch_from = None
+            return
+        self._own.append(seq)
+        for key, fields in changes.items():
+            self._own_changes.setdefault(key, set()).update(fields)
+
+    def patch_read_copy(self) -> None:
+        """After our own writes: bring the read copy of the position we opened at up to
+        where the store is now, if every row logged since is ours, so the next read-only
+        command reads a copy instead of loading the CRDT (issue 14: the first ``check``
+        after a ``set`` on 50,000 talents)."""
+        from . import read_copy
+        from .document import SCHEMA_VERSION
+
+        base, doc = self.patch_from, self.doc
+        if base is None or not self._own or self.id is None or self.store.read_only:
+            return
+        if self._opened_without_some or doc.schema_version != SCHEMA_VERSION:
+            return
+        with contextlib.suppress(CastroomError, sqlite3.Error):
+            position = self.store.position(self.id)
+            stored = self.store.read_copy(self.id)
+            if position != self.seen or stored is None or stored[0] != read_copy.version(base):
+                return
+            if self.store.logged_after(self.id, base) != self._own:
+                return  # another process (or a peer) wrote too
+            with doc.silenced_access():
+                data = read_copy.patch(stored[1], doc, self._own_changes)
+            if data is not None:
+                self.store.keep_read_copy(self.id, read_copy.version(position), data)
 
     def _advance(self, seq: int | None) -> None:
         """After appending our own row ``seq``: nothing to merge again on refresh, unless
@@ -638,6 +687,7 @@ class StoredProduction:
             blobs = [blob for blob in blobs if _digest(blob) not in self._left_out]
         self.doc.rebuild(blobs)
         self.seen = last
+        self.patch_from = None
         self._version = -1
         self._held = None
         self._members = {}
