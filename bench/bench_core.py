@@ -230,7 +230,7 @@ from pycrdt import Doc, Map
 imported = time.perf_counter()
 db = sqlite3.connect(sys.argv[1])
 blobs = [r[0] for r in db.execute("SELECT data FROM snapshots")]
-blobs += [r[0] for r in db.execute("SELECT data FROM updates WHERE data IS NOT NULL ORDER BY seq")]
+blobs += [r[0] for r in db.execute("SELECT data FROM update_data ORDER BY seq")]
 doc = Doc()
 for blob in blobs:
     doc.apply_update(blob)
