@@ -29,7 +29,7 @@ the same search in Python on the 20-block instance, with the compiled one's spee
 over it; and on three instances the search without the filter before the order bound,
 with the order bound over every subset of the actors on location (the search before
 both) and over closed subsets only; and on three the search without the mirror rule
-(every order, not only those with the seed's middle block before its first).
+(every order, not only those with the seed's three-quarters block before its first).
 """
 
 from __future__ import annotations

@@ -379,7 +379,7 @@ def test_with_any_block_before_any_other_the_same_least_idle(
 def test_the_mirror_rule_searches_fewer_states(compiled: bool) -> None:
     """film16x8s0 proven with and without the mirror rule: the same optimum, and with
     it under 0.7 times the states (the orders with the seed's first block before its
-    middle one are left to their mirrors; 0.50x measured)."""
+    three-quarters one are left to their mirrors; 0.50x measured)."""
     instance = load("film16x8s0")
     every = solve(instance, time_limit=60, compiled=compiled, mirror=False)
     halved = solve(instance, time_limit=60, compiled=compiled)
