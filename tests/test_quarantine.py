@@ -70,7 +70,14 @@ def names(path: Path, pid: str) -> tuple[list[str], list[str]]:
     ("damage", "why"),
     [
         (lambda b: b[: len(b) // 2], "malformed update (truncated"),
-        (lambda b: b"\x01\x02\xff\xff\xff\xff\x0f\x00" + b[8:], "malformed update"),
+        # The header overwritten, and the first struct too: junk where Ben's structs began
+        # is a varint past 53 bits, malformed whatever Ben's client id. (Only the header,
+        # as before, left a valid update when the id's varint was 5 bytes long and Ben's
+        # structs happened to parse: no checksum can tell that from a real one.)
+        (
+            lambda b: b"\x01\x02\xff\xff\xff\xff\x0f\x00" + b"\xff" * 12 + b[20:],
+            "malformed update",
+        ),
         (lambda b: fails_to_integrate(b), "cannot apply update"),
     ],
     ids=["truncated", "overwritten", "fails-to-integrate"],
