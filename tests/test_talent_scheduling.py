@@ -187,16 +187,23 @@ def _idle_after(search: _Search, remaining: int, order: tuple[int, ...]) -> int:
     return idle
 
 
-@given(instance=instances(), data=st.data())
-def test_both_bounds_are_below_the_least_idle_cost(instance: Instance, data: st.DataObject) -> None:
-    """Whatever is already shot, neither lower bound exceeds the least idle cost of the
-    rest, found by trying every order of it."""
-    search = _Search(instance.durations, instance.costs, instance.casts, deadline=math.inf)
+def _least_idle_of_a_rest(search: _Search, data: st.DataObject) -> tuple[int, int, int]:
+    """A drawn set of blocks still to shoot, the actors on location (working both in what
+    is shot and in the rest), and the least idle cost of the rest over every order of it."""
     remaining = data.draw(st.integers(0, search.all))
     on_location = search.cast_of(search.all & ~remaining) & search.cast_of(remaining)
     least = min(
         _idle_after(search, remaining, order) for order in itertools.permutations(bits(remaining))
     )
+    return remaining, on_location, least
+
+
+@given(instance=instances(), data=st.data())
+def test_both_bounds_are_below_the_least_idle_cost(instance: Instance, data: st.DataObject) -> None:
+    """Whatever is already shot, neither lower bound exceeds the least idle cost of the
+    rest, found by trying every order of it."""
+    search = _Search(instance.durations, instance.costs, instance.casts, deadline=math.inf)
+    remaining, on_location, least = _least_idle_of_a_rest(search, data)
     assert search.bound(remaining) <= least
     assert search.order_bound(remaining, on_location) <= least
     search.filter_from = FILTER_LEAVES + 1  # the filter with the fewest actors it runs for
@@ -229,11 +236,7 @@ def test_both_bounds_hold_at_money_scale(instance: Instance, data: st.DataObject
     durations = tuple(100 * d for d in instance.durations)
     costs = tuple(10**8 * c for c in instance.costs)
     search = _Search(durations, costs, instance.casts, deadline=math.inf)
-    remaining = data.draw(st.integers(0, search.all))
-    on_location = search.cast_of(search.all & ~remaining) & search.cast_of(remaining)
-    least = min(
-        _idle_after(search, remaining, order) for order in itertools.permutations(bits(remaining))
-    )
+    remaining, on_location, least = _least_idle_of_a_rest(search, data)
     assert search.bound(remaining) <= least
     assert search.order_bound(remaining, on_location) <= least
 
