@@ -202,13 +202,12 @@ class HocuspocusSocket(Channel):
 
     async def authenticate(self, frame: hp.Frame) -> None:
         """Check one document's token; open it as a room peer, or say why not. The open
-        walks a large stored snapshot first in a worker thread (SyncServer.walk_ahead), as
+        walks a large stored snapshot first in a worker thread (SyncServer.opened), as
         for a y-websocket peer; this socket's later frames wait for it, in order."""
         secret = frame.text or bearer_token(self.websocket)
         try:
             info = self.server.check_token(secret, frame.name, write=False)
-            await self.server.walk_ahead(frame.name)
-            production = self.server.production(frame.name)
+            production = await self.server.opened(frame.name)
             self.server.admit(info)
             if len(self.documents) >= MAX_DOCUMENTS:
                 raise Refused(429, f"at most {MAX_DOCUMENTS} documents on one connection")
