@@ -18,6 +18,7 @@ day to the last (nothing priced must not spread the board), then the earliest st
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -294,16 +295,33 @@ def _solver(model: cp_model.CpModel, deadline: float, only_hint: bool) -> cp_mod
 
 
 class _Seed:
-    """The value each variable takes on the hinted board, taking no drop."""
+    """The value each variable takes on the hinted board, each payee's drop taken where
+    the budget takes it (a board the local search built around its drops is hinted at
+    its cost, not at the cost of paying every gap)."""
 
     def __init__(self, problem: BoardProblem) -> None:
         assert problem.hint is not None
+        self.problem = problem
         self.covered = [set(range(k, k + problem.span(s))) for s, k in enumerate(problem.hint)]
         self.busy = set().union(*self.covered)  # the slots any scene is shot on
         self.values: list[tuple[cp_model.IntVar, int]] = []
 
     def works(self, scenes: Iterable[int], k: int) -> bool:
         return any(k in self.covered[s] for s in scenes)
+
+    def drop(self, scenes: Iterable[int]) -> tuple[int, int] | None:
+        """The two work slots the budget drops a payee between (the most used slots
+        between two work slots more than ``drop_after`` days apart, the earliest of
+        equals), or None."""
+        problem = self.problem
+        scenes = list(scenes)
+        work = [k for k in sorted(self.busy) if self.works(scenes, k)]
+        best, gap = 0, None
+        for x, y in itertools.pairwise(work):
+            between = sum(1 for k in self.busy if x < k < y)
+            if between > best and problem.dates[y] - problem.dates[x] > problem.drop_after:
+                best, gap = between, (x, y)
+        return gap
 
     def put(self, var: cp_model.IntVar, value: int | bool) -> None:
         self.values.append((var, int(value)))
@@ -387,11 +405,13 @@ def _payee_cost(
     last = model.new_int_var(0, last_slot, f"last{p}")
     model.add(first <= last)
     worked = [[v for s in scenes for v in cover[s].get(k, [])] for k in range(problem.slots)]
-    gap = _drop_gap(model, problem, p, worked, seed) if problem.drop_after > 0 else None
+    dropped = seed.drop(scenes) if seed is not None and problem.drop_after > 0 else None
+    gap = _drop_gap(model, problem, p, worked, seed, dropped) if problem.drop_after > 0 else None
     hinted = [k for k in range(problem.slots) if seed.works(scenes, k)] if seed else []
     if seed is not None and hinted:
         seed.put(first, hinted[0])
         seed.put(last, hinted[-1])
+    unpaid_hint = range(dropped[0] + 1, dropped[1]) if dropped else range(0)
     paid = []
     for k in range(problem.slots):
         works = worked[k]
@@ -407,7 +427,7 @@ def _payee_cost(
             inside = hinted[0] <= k <= hinted[-1]
             seed.put(began, k >= hinted[0])
             seed.put(ended, k <= hinted[-1])
-            seed.put(day, inside and k in seed.busy)
+            seed.put(day, inside and k in seed.busy and k not in unpaid_hint)
         unpaid = [~began, ~ended, ~used[k], day]
         if gap is not None:  # a day inside the one drop is not paid
             unpaid.append(gap[k])
@@ -419,6 +439,7 @@ def _payee_cost(
     model.add_element(days, table, cost)
     if seed is not None and hinted:
         n = sum(1 for k in range(hinted[0], hinted[-1] + 1) if k in seed.busy)
+        n -= sum(1 for k in unpaid_hint if k in seed.busy)
         seed.put(days, n)
         seed.put(cost, table[n])
     return cost
@@ -430,11 +451,12 @@ def _drop_gap(
     p: int,
     works: list[list[cp_model.IntVar]],
     seed: _Seed | None = None,
+    hinted: tuple[int, int] | None = None,
 ) -> list[cp_model.IntVar]:
     """Drop/pickup, once per payee: ``gap[k]`` may be true for the slots strictly between
     two slots ``g1 < g2`` more than ``drop_after`` calendar days apart, none of them
     worked (the budget drops the gap between two work days that saves the most: never
-    less than this)."""
+    less than this). ``hinted``: the seed's drop (g1, g2), if it takes one."""
     last_slot = problem.slots - 1
     g1 = model.new_int_var(0, last_slot, f"g1_{p}")
     g2 = model.new_int_var(0, last_slot, f"g2_{p}")
@@ -443,11 +465,13 @@ def _drop_gap(
     model.add_element(g1, problem.dates, d1)
     model.add_element(g2, problem.dates, d2)
     dropped = model.new_bool_var(f"drop{p}")
-    if seed is not None:  # the hint takes no drop: g1 = g2 = the first slot
-        for var in (g1, g2, dropped):
-            seed.put(var, 0)
-        seed.put(d1, problem.dates[0])
-        seed.put(d2, problem.dates[0])
+    g1_hint, g2_hint = hinted or (0, 0)  # no drop: g1 = g2 = the first slot
+    if seed is not None:
+        seed.put(g1, g1_hint)
+        seed.put(g2, g2_hint)
+        seed.put(dropped, hinted is not None)
+        seed.put(d1, problem.dates[g1_hint])
+        seed.put(d2, problem.dates[g2_hint])
     model.add(d2 - d1 > problem.drop_after).only_enforce_if(dropped)
     gap = []
     for k in range(problem.slots):
@@ -461,9 +485,9 @@ def _drop_gap(
             model.add_bool_or([~v, ~dropped, ~after_g1, ~before_g2])
         inside = model.new_bool_var(f"gap{p}_{k}")
         if seed is not None:
-            seed.put(after_g1, k > 0)
-            seed.put(before_g2, False)
-            seed.put(inside, False)
+            seed.put(after_g1, g1_hint < k)
+            seed.put(before_g2, k < g2_hint)
+            seed.put(inside, hinted is not None and g1_hint < k < g2_hint)
         model.add_implication(inside, dropped)
         model.add_implication(inside, after_g1)
         model.add_implication(inside, before_g2)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from castroom.core import costing
 from castroom.core.cli import build_cli
 from castroom.core.contracts import PlanDay, SchedulePlan, ScheduleRequest, TalentCost
 from castroom.core.hookspecs import hookimpl
@@ -388,7 +389,7 @@ def test_with_nothing_priced_the_board_is_as_short_as_it_can_be(tmp_path: Path) 
 
 def test_the_seed_is_a_whole_feasible_hint() -> None:
     """CP-SAT is handed the seed board with every variable's value (who is paid which
-    day, no drop taken, company moves, span), not the starts alone, so on a large board
+    day, the drops the budget takes, company moves, span), not the starts alone, so on a large board
     it starts from a board instead of finding none in time: with every variable fixed
     to its hint the model must still be feasible, and the board the seed's."""
     from castroom.core.board_model import BoardProblem, solve_board
@@ -410,13 +411,21 @@ def test_the_seed_is_a_whole_feasible_hint() -> None:
     )
     answer = solve_board(problem, time_limit=20, only_hint=True)
     assert answer is not None and answer.starts == hint
-    # Paid from first to last work day, no drop: slots 0-6 hold work.
+    # Paid as the budget pays the board (slots 0-6 hold work): work and hold days, the
+    # gap of more than three days dropped where it drops one.
+    on = [range(k, k + -(-units[s] // 100)) for s, k in enumerate(hint)]
+    used = sorted({k for slots in on for k in slots})
+    dates = [START + dt.timedelta(days=problem.dates[k]) for k in used]
     rates = (500, 300, 200, 100)
-    paid = [
-        max(hint[s] + -(-units[s] // 100) for s in scenes) - min(hint[s] for s in scenes)
-        for scenes in problem.payee_scenes
-    ]
-    assert answer.cost == sum(rate * n for rate, n in zip(rates, paid, strict=True))
+
+    def cost(drop_after: int) -> int:
+        total = 0
+        for rate, scenes in zip(rates, problem.payee_scenes, strict=True):
+            work = {used.index(k) for s in scenes for k in on[s]}
+            total += rate * (len(work) + costing.hold_count(dates, work, drop_after))
+        return total
+
+    assert answer.cost == cost(problem.drop_after) < cost(0)  # a drop is taken
 
 
 def test_the_seed_board_is_packed_around_every_constraint(tmp_path: Path) -> None:
