@@ -296,6 +296,10 @@ class CrdtDocument(DocumentReads):
         self._merge_subs: list[Any] | None = None
         self._observe_errors: list[Exception] = []
         self._coarse = False
+        #: Set for good once some change went unreported (tracking failed in a merge, or
+        #: a write bypassed the typed API): a read copy is then never patched from what
+        #: this document reported (StoredProduction.patch_read_copy).
+        self.changes_lost = False
         self._bind(ydoc or Doc())
 
     def _bind(self, ydoc: Doc) -> None:
@@ -413,6 +417,7 @@ class CrdtDocument(DocumentReads):
             self._id = _UNKNOWN  # a local write may set it
         elif not self._applying:
             # A write that bypassed the typed API: nothing cached can be trusted.
+            self.changes_lost = True
             self._forget()
             self._maps.clear()
 
@@ -646,6 +651,7 @@ class CrdtDocument(DocumentReads):
         # handle without checking (a segfault: tests/test_stale_types.py). A lookup is ~15 us.
         self._maps.clear()
         if errors:  # change tracking failed part-way: trust no cached entity
+            self.changes_lost = True
             self._forget()
         changes = self.take_changes()
         if notify:
@@ -809,6 +815,11 @@ class CrdtDocument(DocumentReads):
     def fields_json(self) -> tuple[str, str]:
         """The production's and ``meta``'s fields as JSON (as :meth:`layout_json`)."""
         return str(self._production), str(self._meta)
+
+    def holds(self, cls: type[Entity], entity_id: str) -> bool:
+        """Whether the collection holds this key, asked of Yrs: a patch asks for a few,
+        where :meth:`has` would list every key of a collection a merge just changed."""
+        return entity_id in self._map_for(cls)
 
     def entity_json(self, cls: type[Entity], entity_id: str) -> str | None:
         """One entity's fields as JSON, as its collection's JSON holds them; None when

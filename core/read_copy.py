@@ -10,11 +10,14 @@ The next command to read that production at that position reads :class:`ReadCopy
 the same typed reads as the CRDT's (:class:`~castroom.core.reads.DocumentReads`:
 validation, invalid entities, labels), over that same JSON, without importing pycrdt.
 Any write to the log moves the position, and the copy is not used again until a
-read-only command has opened the production anew, or the write came from a process
-that opened the production at the copy's position and was the only writer since: that
-process patches the copy on close (:func:`patch`, from
-:meth:`castroom.core.workspace.StoredProduction.patch_read_copy`), so the first
-``check`` after a ``castroom set`` reads a copy too.
+read-only command has opened the production anew, or the process that wrote knows
+every row logged after the copy's position (each one its own: a commit, or a peer's
+update it merged): that process patches the copy (:func:`patch`, from
+:meth:`castroom.core.workspace.StoredProduction.patch_read_copy`), a command on close,
+a running server once the production has been quiet (castroom.sync.read_copies), so
+the first ``check`` after a ``castroom set`` or a peer's edit reads a copy too. The
+copy is stored in parts (:class:`Part`), so that a patch rewrites only the buckets of
+the entities it changed.
 
 A copy also records which collections the document that made it had read whole and
 found valid (with their deleted ids), under a digest of the rules that judged them
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import zlib
 from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -62,21 +66,43 @@ else:
 E = TypeVar("E", bound=Entity)
 
 #: Bumped whenever what a read copy holds changes: a copy of another format is not used
-#: (3: stored uncompressed, see encode).
-FORMAT = 3
+#: (3: stored uncompressed, see encode; 4: each collection in parts, see Part).
+FORMAT = 4
 
 
 class Layout(msgspec.Struct, kw_only=True, frozen=True):
-    """What a read copy holds: the production's and ``meta``'s fields as JSON, each
-    collection as JSON (id -> fields) and each collection's keys in Yrs's order; and
-    the collections found all valid (each with its deleted ids) under ``rules``."""
+    """A read copy's head: the production's and ``meta``'s fields as JSON, the names of
+    the collections it holds, and the collections found all valid (each with its
+    deleted ids) under ``rules``. Each collection's entities are in its parts."""
 
     production: str
     meta: str
-    collections: dict[str, str]
-    keys: dict[str, list[str]]
+    collections: list[str]
     rules: str = ""
     valid: dict[str, list[str]] = {}
+
+
+class Part(msgspec.Struct, array_like=True, frozen=True):
+    """Some entities of one collection: their ids, in Yrs's order, and their JSON (one
+    object, id -> fields). A collection is stored whole, in the part named after it, as
+    a new copy has it (splitting it would cost the first read after a write), or, once a
+    patch has touched it, in BUCKETS parts named ``collection/N``, an entity in the one
+    its id hashes to (see :func:`bucket`), so that a patch reads and writes only the
+    buckets of the entities it changes (a few kilobytes, where the whole of 50,000
+    talents is 8 MB: a server patches after each quiet second)."""
+
+    keys: list[str]
+    json: str
+
+
+#: Parts a collection is split into once patched.
+BUCKETS = 64
+_EMPTY = Part(keys=[], json="{}")
+
+
+def bucket(collection: str, entity_id: str) -> str:
+    """The part an entity of a split collection is stored in."""
+    return f"{collection}/{zlib.crc32(entity_id.encode()) % BUCKETS}"
 
 
 @functools.cache
@@ -101,6 +127,7 @@ WRITES = (
     "encode_update",
     "entity_json",
     "fields_json",
+    "holds",
     "init_production",
     "insert_item",
     "layout_json",
@@ -126,79 +153,144 @@ def version(position: int) -> str:
     return f"{FORMAT}:{position}"
 
 
-def encode(doc: CastDocument) -> bytes:
-    """A read copy of ``doc``, uncompressed: zlib shrank it fourfold, but inflating it
-    was the largest single cost of reading one (65 ms of a 50,000-talent ``check``, and
-    deflating 130 ms of the first read after a write), against 15-20 ms to read the
-    four times larger blob from SQLite (issue 14)."""
+def position_of(stored: str) -> int | None:
+    """The log position a read copy stored under ``stored`` holds (None: a copy of
+    another format, or no version of ours)."""
+    fmt, _, position = stored.partition(":")
+    if fmt != str(FORMAT) or not position.isdigit():
+        return None
+    return int(position)
+
+
+class Parts(msgspec.Struct, frozen=True):
+    """What a patch stores: the new head, the parts written, and the parts deleted."""
+
+    head: bytes
+    put: dict[str, bytes]
+    drop: list[str]
+
+
+def encode(doc: CastDocument) -> tuple[bytes, dict[str, bytes]]:
+    """A read copy of ``doc`` (its head, and each collection whole), uncompressed: zlib
+    shrank it fourfold, but inflating it was the largest single cost of reading one
+    (65 ms of a 50,000-talent ``check``, and deflating 130 ms of the first read after a
+    write), against 15-20 ms to read the four times larger blob from SQLite (issue 14)."""
     production, meta, collections, keys = doc.layout_json()
     layout = Layout(
         production=production,
         meta=meta,
-        collections=collections,
-        keys=keys,
+        collections=list(collections),
         rules=rules(),
         valid=doc.all_valid(),
     )
-    return msgspec.msgpack.encode(layout)
+    parts = {
+        name: _PART.encode(Part(keys=keys[name], json=text)) for name, text in collections.items()
+    }
+    return _PART.encode(layout), parts
 
 
-def patch(data: bytes, doc: CastDocument, changes: Changes) -> bytes | None:
-    """The read copy ``data`` (of an earlier position of ``doc``) brought up to ``doc``,
-    where ``changes`` are every change since (a write command's own commits): only the
-    entities changed are serialised again, where a new copy serialises the whole
-    document (at 50,000 talents about 1 s of Yrs's JSON, on top of loading the CRDT).
-    Each changed kind keeps its all-valid verdict only if every changed entity is valid.
-    A new entity's key goes last: Yrs's key order is arbitrary (it varies from run to
-    run), and no read relies on it. None when ``data`` is no usable copy."""
+def wanted(head: bytes, changes: Changes) -> list[str] | None:
+    """The parts a patch for ``changes`` reads: each changed collection whole (if it is
+    still stored so) and the buckets of its changed entities. None: no usable head."""
     try:
-        layout = msgspec.msgpack.decode(data, type=Layout)
+        layout = _HEAD.decode(head)
     except msgspec.MsgspecError:
+        return None
+    names: set[str] = set()
+    for collection, entity_id in changes:
+        if collection in COLLECTIONS and collection in layout.collections:
+            names.update((collection, bucket(collection, entity_id)))
+    return sorted(names)
+
+
+def patch(
+    head: bytes, parts: dict[str, bytes], doc: CastDocument, changes: Changes
+) -> Parts | None:
+    """The read copy ``head`` (of an earlier position of ``doc``; ``parts``: those
+    :func:`wanted` names, as stored) brought up to ``doc``, where ``changes`` are every
+    change since: only the entities changed are serialised again, where a new copy
+    serialises the whole document (at 50,000 talents about 1 s of Yrs's JSON, on top of
+    loading the CRDT). A collection still stored whole is split into buckets first (once).
+    Each changed kind keeps its all-valid verdict only if every changed entity is valid.
+    A new entity's key goes last in its part: Yrs's key order is arbitrary (it varies
+    from run to run), and no read relies on it. None when ``head`` is no usable copy."""
+    try:
+        layout = _HEAD.decode(head)
+        decoded = {name: _PARTS.decode(data) for name, data in parts.items()}
+    except msgspec.MsgspecError:
+        return None
+    if set(layout.collections) != set(COLLECTIONS):
         return None
     touched: dict[str, set[str]] = {}
     for collection, entity_id in changes:
         if collection in COLLECTIONS:
             touched.setdefault(collection, set()).add(entity_id)
-    collections, keys = dict(layout.collections), dict(layout.keys)
     valid = dict(layout.valid) if layout.rules == rules() else {}
+    put: dict[str, Part] = {}
+    drop: list[str] = []
     for name, ids in touched.items():
-        patched = _patched(doc, COLLECTIONS[name], collections[name], keys[name], ids)
-        if patched is None:
-            return None
-        collections[name], keys[name] = patched
+        cls = COLLECTIONS[name]
+        whole = decoded.get(name)
+        if whole is not None:  # split once: every bucket is written, the whole dropped
+            buckets = _split(name, whole)
+            drop.append(name)
+        else:
+            buckets = {}
+        for part_name in {bucket(name, i) for i in ids}:
+            buckets.setdefault(part_name, decoded.get(part_name, _EMPTY))
+        for part_name, part in buckets.items():
+            mine = {i for i in ids if bucket(name, i) == part_name}
+            patched = _patched(doc, cls, part, mine) if mine else part
+            if patched is None:
+                return None
+            put[part_name] = patched
         if name in valid:
-            deleted = _still_valid(doc, COLLECTIONS[name], set(valid.pop(name)), ids)
+            deleted = _still_valid(doc, cls, set(valid.pop(name)), ids)
             if deleted is not None:
                 valid[name] = sorted(deleted)
+    drop += [name for name, part in put.items() if not part.keys and "/" in name]
     production, meta = doc.fields_json()
-    return msgspec.msgpack.encode(
-        Layout(
-            production=production,
-            meta=meta,
-            collections=collections,
-            keys=keys,
-            rules=rules(),
-            valid=valid,
-        )
+    new_head = Layout(
+        production=production,
+        meta=meta,
+        collections=layout.collections,
+        rules=rules(),
+        valid=valid,
+    )
+    return Parts(
+        head=_PART.encode(new_head),
+        put={name: _PART.encode(part) for name, part in put.items() if name not in drop},
+        drop=drop,
     )
 
 
-def _patched(
-    doc: CastDocument, cls: type[Entity], text: str, keys: list[str], ids: set[str]
-) -> tuple[str, list[str]] | None:
-    """A collection's JSON and keys with the entities ``ids`` as ``doc`` holds them."""
-    raws = _RAWS.decode(text)
+def _split(collection: str, whole: Part) -> dict[str, Part]:
+    """A collection stored whole, as its buckets (each entity's JSON found once)."""
+    raws = _RAWS.decode(whole.json)
+    grouped: dict[str, dict[str, msgspec.Raw]] = {}
+    for key in whole.keys:
+        if key in raws:
+            grouped.setdefault(bucket(collection, key), {})[key] = raws[key]
+    return {
+        name: Part(keys=list(entries), json=msgspec.json.encode(entries).decode())
+        for name, entries in grouped.items()
+    }
+
+
+def _patched(doc: CastDocument, cls: type[Entity], part: Part, ids: set[str]) -> Part | None:
+    """A part with the entities ``ids`` as ``doc`` holds them."""
+    raws = _RAWS.decode(part.json)
     known = set(raws)
     for entity_id in ids:
-        if not doc.has(cls, entity_id):
+        if not doc.holds(cls, entity_id):
             raws.pop(entity_id, None)
             continue
         fields = doc.entity_json(cls, entity_id)
         if fields is None:
             return None
         raws[entity_id] = msgspec.Raw(fields)
-    ordered = [key for key in keys if key in raws] + [k for k in raws if k not in known]
-    return msgspec.json.encode(raws).decode(), ordered
+    ordered = [key for key in part.keys if key in raws] + [k for k in raws if k not in known]
+    return Part(keys=ordered, json=msgspec.json.encode(raws).decode())
 
 
 def _still_valid(
@@ -208,7 +300,7 @@ def _still_valid(
     gone); None when one is not (the kind is then validated when read)."""
     for entity_id in ids:
         deleted.discard(entity_id)
-        if not doc.has(cls, entity_id):
+        if not doc.holds(cls, entity_id):
             continue
         entity = doc.find(cls, entity_id, include_deleted=True)
         if entity is None:
@@ -218,17 +310,23 @@ def _still_valid(
     return deleted
 
 
-def decode(data: bytes) -> ReadCopy | None:
+def decode(head: bytes, parts: dict[str, bytes]) -> ReadCopy | None:
     """The document a stored read copy holds; None when it cannot be used (unreadable,
     or of another schema version: opening the CRDT migrates or warns)."""
     try:
-        layout = msgspec.msgpack.decode(data, type=Layout)
-        copy = ReadCopy(layout)
-        usable = copy.schema_version == SCHEMA_VERSION and set(layout.keys) == set(COLLECTIONS)
+        layout = _HEAD.decode(head)
+        copy = ReadCopy(layout, parts)
+        usable = copy.schema_version == SCHEMA_VERSION and set(layout.collections) == set(
+            COLLECTIONS
+        )
     except (msgspec.MsgspecError, ValueError):
         return None
     return copy if usable else None
 
+
+_HEAD = msgspec.msgpack.Decoder(Layout)
+_PART = msgspec.msgpack.Encoder()
+_PARTS = msgspec.msgpack.Decoder(Part)
 
 #: A collection's JSON as each entity's own JSON, undecoded.
 _RAWS = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -249,12 +347,25 @@ class ReadCopy(_Reads):
     """A production's typed reads from a :class:`Layout`, not from Yrs. Read-only: a
     write, a transaction or anything that needs the CRDT is a ReadOnlyCopy error."""
 
-    def __init__(self, layout: Layout) -> None:
+    def __init__(self, layout: Layout, parts: dict[str, bytes]) -> None:
         DocumentReads.__init__(self)
         # What StoredProduction hooks onto a document: never called on a copy.
         self.on_commit = self.on_abort = None
         self.on_change = []
         self._layout = layout
+        #: Each collection's stored parts, decoded when the collection is first read.
+        self._parts: dict[str, list[bytes]] = {name: [] for name in layout.collections}
+        self._split: set[str] = set()
+        for name, data in parts.items():
+            collection, split, _ = name.partition("/")
+            if collection not in self._parts:
+                raise ValueError(f"a part of no collection: {name}")
+            self._parts[collection].append(data)
+            if split:
+                self._split.add(collection)
+            elif len(self._parts[collection]) > 1:
+                raise ValueError(f"collection {collection} stored whole and split")
+        self._assembled: dict[str, tuple[list[str], str]] = {}
         production = msgspec.json.decode(layout.production)
         meta = msgspec.json.decode(layout.meta)
         self._production_plain: dict[str, Any] = production if isinstance(production, dict) else {}
@@ -388,9 +499,23 @@ class ReadCopy(_Reads):
     def _production_data(self) -> dict[str, Any]:
         return _fresh(self._production_plain)
 
+    def _collection(self, name: str) -> tuple[list[str], str]:
+        """A collection's keys and JSON, put together from its parts once."""
+        found = self._assembled.get(name)
+        if found is None:
+            parts = [_PARTS.decode(data) for data in self._parts[name]]
+            keys = [key for part in parts for key in part.keys]
+            if name in self._split:  # one JSON object of every part's members
+                inner = ",".join(part.json[1:-1] for part in parts if part.keys)
+                text = "{" + inner + "}"
+            else:
+                text = parts[0].json if parts else "{}"
+            found = self._assembled[name] = (keys, text)
+        return found
+
     def _entity_ids(self, cls: type[Entity]) -> list[str]:
         collection_only(cls)  # as the CRDT binding does
-        return list(self._layout.keys[cls.collection])
+        return list(self._collection(cls.collection)[0])
 
     def _contains(self, cls: type[Entity], entity_id: str) -> bool:
         collection_only(cls)
@@ -399,12 +524,12 @@ class ReadCopy(_Reads):
     def _keys(self, cls: type[Entity]) -> set[str]:
         keys = self._key_sets.get(cls.collection)
         if keys is None:
-            keys = self._key_sets[cls.collection] = set(self._layout.keys[cls.collection])
+            keys = self._key_sets[cls.collection] = set(self._collection(cls.collection)[0])
         return keys
 
     def _collection_json(self, cls: type[Entity]) -> str:
         collection_only(cls)
-        return self._layout.collections[cls.collection]
+        return self._collection(cls.collection)[1]
 
     def _stored(self, cls: type[Entity], entity_id: str) -> dict[str, Any] | None:
         # Each entity's JSON found once, decoded when asked for (labels ask for a few
@@ -415,8 +540,8 @@ class ReadCopy(_Reads):
 
     def to_data(self) -> dict[str, Any]:
         out: dict[str, Any] = {"production": self._production_data()}
-        for name, text in self._layout.collections.items():
-            out[name] = msgspec.json.decode(text)
+        for name in self._layout.collections:
+            out[name] = msgspec.json.decode(self._collection(name)[1])
         return out
 
     # -- what needs the CRDT ----------------------------------------------------------------

@@ -173,6 +173,14 @@ _ADDED_TABLES = {
         version TEXT NOT NULL,
         data BLOB NOT NULL
     )""",
+    # A read copy's parts (its collections, whole or in buckets), written with its row
+    # in read_copies in one transaction.
+    "read_copy_parts": """CREATE TABLE IF NOT EXISTS read_copy_parts (
+        production TEXT NOT NULL,
+        part TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (production, part)
+    )""",
 }
 
 
@@ -1032,12 +1040,63 @@ class Store:
             return None
         return (row[0], row[1]) if row else None
 
-    def keep_read_copy(self, production: str, version: str, data: bytes) -> None:
+    def read_copy_parts(
+        self, production: str, names: Sequence[str] | None = None
+    ) -> dict[str, bytes]:
+        """The stored parts of the production's read copy: those ``names`` (all without)
+        that exist. Read with :meth:`read_copy` inside one :meth:`read` for a consistent
+        copy."""
+        query = "SELECT part, data FROM read_copy_parts WHERE production = ?"
+        try:
+            if names is None:
+                return dict(self.db.execute(query, (production,)).fetchall())
+            found: dict[str, bytes] = {}
+            for start in range(0, len(names), 500):  # SQLite's bound on parameters
+                some = names[start : start + 500]
+                marks = ", ".join("?" * len(some))
+                rows = self.db.execute(f"{query} AND part IN ({marks})", (production, *some))
+                found.update(rows.fetchall())
+            return found
+        except sqlite3.OperationalError:  # a read-only file from before the table
+            return {}
+
+    def keep_read_copy(
+        self,
+        production: str,
+        version: str,
+        head: bytes,
+        parts: dict[str, bytes],
+        *,
+        drop: Sequence[str] | None = None,
+        was: str | None = None,
+    ) -> bool:
+        """Store a read copy in one transaction: its head and ``parts``, replacing every
+        part stored before, or (``drop`` given: a patch) only ``parts`` and ``drop``,
+        and only if the copy stored is still of version ``was``. Returns whether it
+        stored it."""
         with self.write() as db:
+            if was is not None:
+                row = db.execute(
+                    "SELECT version FROM read_copies WHERE production = ?", (production,)
+                ).fetchone()
+                if row is None or row[0] != was:
+                    return False
+            if drop is None:
+                db.execute("DELETE FROM read_copy_parts WHERE production = ?", (production,))
+            else:
+                db.executemany(
+                    "DELETE FROM read_copy_parts WHERE production = ? AND part = ?",
+                    [(production, name) for name in drop],
+                )
             db.execute(
                 "INSERT OR REPLACE INTO read_copies (production, version, data) VALUES (?, ?, ?)",
-                (production, version, data),
+                (production, version, head),
             )
+            db.executemany(
+                "INSERT OR REPLACE INTO read_copy_parts (production, part, data) VALUES (?, ?, ?)",
+                [(production, name, data) for name, data in parts.items()],
+            )
+        return True
 
     def log_bytes(self, production: str) -> tuple[int, int]:
         """(bytes in the snapshot, bytes in the log after it)."""

@@ -12,6 +12,7 @@ import logging
 import os
 import shlex
 import sqlite3
+import time
 import tomllib
 import warnings
 from collections.abc import Callable, Iterator
@@ -60,8 +61,9 @@ _log = logging.getLogger("castroom.workspace")
 _DELETED_KEY = "production-deleted:"
 #: production id -> the stored snapshot last walked and found within the limits.
 _WALKED_KEY = "snapshot-walked:"
-#: Commits of ours remembered to patch a read copy on close; past them, none is.
-_PATCH_AT_MOST = 1_000
+#: Rows of ours (commits and merges) remembered to patch a read copy with; past them,
+#: the memory starts again (a copy older than that is not patched by this process).
+_PATCH_AT_MOST = 10_000
 
 
 class Identity(msgspec.Struct, kw_only=True):
@@ -300,11 +302,12 @@ class Workspace:
             return self._open[production_id]
         from . import read_copy
 
-        position = self.store.position(production_id)
-        stored = self.store.read_copy(production_id)
         copy = None
-        if stored is not None and stored[0] == read_copy.version(position):
-            copy = read_copy.decode(stored[1])
+        with self.store.read():  # the head and its parts of one copy
+            position = self.store.position(production_id)
+            stored = self.store.read_copy(production_id)
+            if stored is not None and stored[0] == read_copy.version(position):
+                copy = read_copy.decode(stored[1], self.store.read_copy_parts(production_id))
         if copy is None:
             production = self.production(production_id)
             production.copy_wanted = production.doc.keep_json = True
@@ -496,12 +499,15 @@ class StoredProduction:
         self.copy_wanted = False
         #: Some stored update was set aside on opening (said each time): no read copy.
         self._opened_without_some = False
-        #: The log position this object was opened at, while every row logged since is
-        #: a commit of ours (``_own``, whose changes are ``_own_changes``): a read copy of
-        #: that position is then patched on close (:meth:`patch_read_copy`). None: not.
+        #: The log position from which this object remembers the rows it logged itself
+        #: (``_own``: its commits and the peers' updates it merged; their changes are
+        #: ``_own_changes``), to patch a read copy when every row after the copy's
+        #: position is one of them (:meth:`patch_read_copy`). None: it does not.
         self.patch_from: int | None = None
-        self._own: list[int] = []
+        self._own: set[int] = set()
         self._own_changes: Changes = {}
+        #: time.monotonic() of the last row remembered (a server patches once quiet).
+        self.own_at = 0.0
         doc.on_commit = self._persist
         doc.on_abort = self._reload
         doc.before_access = self.refresh
@@ -584,41 +590,77 @@ class StoredProduction:
         self._relay(update, "local", changes)
 
     def _note_own(self, seq: int | None, changes: Changes) -> None:
-        """Remember a commit of ours for :meth:`patch_read_copy` (a long-running process
-        with many stops remembering: a patch would not be much cheaper than a copy)."""
+        """Remember a row we logged (a commit, or a peer's update we merged) for
+        :meth:`patch_read_copy`. A long-running process that has not patched for many
+        rows starts again: such a patch would not be much cheaper than a new copy."""
         if self.patch_from is None or not seq:
             return
         if len(self._own) >= _PATCH_AT_MOST:
-            self.patch_from = None
-            return
-        self._own.append(seq)
+            self._forget_own(seq - 1)
+        self._own.add(seq)
         for key, fields in changes.items():
             self._own_changes.setdefault(key, set()).update(fields)
+        self.own_at = time.monotonic()
 
-    def patch_read_copy(self) -> None:
-        """After our own writes: bring the read copy of the position we opened at up to
-        where the store is now, if every row logged since is ours, so the next read-only
-        command reads a copy instead of loading the CRDT (issue 14: the first ``check``
-        after a ``set`` on 50,000 talents)."""
+    def _forget_own(self, position: int) -> None:
+        self.patch_from, self._own, self._own_changes = position, set(), {}
+
+    @property
+    def copy_behind(self) -> bool:
+        """Whether rows of ours are logged that :meth:`patch_read_copy` has not patched
+        a read copy with yet."""
+        return bool(self._own)
+
+    def patch_read_copy(self) -> bool:
+        """After rows of ours (our writes, or peers' updates we merged): bring the stored
+        read copy up to where the store is now, if every row logged after the copy's
+        position is one of ours (whose changes we know), so the next read-only command
+        reads a copy instead of loading the CRDT (issue 14: the first ``check`` after a
+        ``set``, or after a peer's edit, on 50,000 talents). A row of another process's
+        after the copy's position (two writers at once) leaves the copy as it is: stale,
+        so unread. Returns whether the copy was patched."""
         from . import read_copy
         from .document import SCHEMA_VERSION
 
-        base, doc = self.patch_from, self.doc
-        if base is None or not self._own or self.id is None or self.store.read_only:
-            return
+        doc = self.doc
+        if self.patch_from is None or not self._own or self.id is None or self.store.read_only:
+            return False
         if self._opened_without_some or doc.schema_version != SCHEMA_VERSION:
-            return
+            return False
+        if doc.changes_lost:  # some change went unreported: the patch could miss it
+            return False
         with contextlib.suppress(CastroomError, sqlite3.Error):
             position = self.store.position(self.id)
             stored = self.store.read_copy(self.id)
-            if position != self.seen or stored is None or stored[0] != read_copy.version(base):
-                return
-            if self.store.logged_after(self.id, base) != self._own:
-                return  # another process (or a peer) wrote too
-            with doc.silenced_access():
-                data = read_copy.patch(stored[1], doc, self._own_changes)
-            if data is not None:
-                self.store.keep_read_copy(self.id, read_copy.version(position), data)
+            at = read_copy.position_of(stored[0]) if stored is not None else None
+            if position != self.seen or stored is None or at is None or at > position:
+                return False
+            if not self._own.issuperset(self.store.logged_after(self.id, at)):
+                return False  # another process wrote too
+            if at < position and not self._patch(stored, position):
+                return False
+            self._forget_own(position)
+            return True
+        return False
+
+    def _patch(self, stored: tuple[str, bytes], position: int) -> bool:
+        """Patch the read copy ``stored`` (version, head) with our rows' changes, as of
+        ``position``: only if it is still that copy when the patch is written."""
+        from . import read_copy
+
+        assert self.id is not None
+        names = read_copy.wanted(stored[1], self._own_changes)
+        if names is None:
+            return False
+        parts = self.store.read_copy_parts(self.id, names)
+        with self.doc.silenced_access():
+            patched = read_copy.patch(stored[1], parts, self.doc, self._own_changes)
+        if patched is None:
+            return False
+        return self.store.keep_read_copy(
+            self.id, read_copy.version(position), patched.head, patched.put,
+            drop=patched.drop, was=stored[0],
+        )  # fmt: skip
 
     def _advance(self, seq: int | None) -> None:
         """After appending our own row ``seq``: nothing to merge again on refresh, unless
@@ -687,7 +729,7 @@ class StoredProduction:
             blobs = [blob for blob in blobs if _digest(blob) not in self._left_out]
         self.doc.rebuild(blobs)
         self.seen = last
-        self.patch_from = None
+        self._forget_own(last)  # the document holds exactly the log up to ``last``
         self._version = -1
         self._held = None
         self._members = {}
@@ -786,8 +828,8 @@ class StoredProduction:
             if position != self.seen or not position:
                 return
             with doc.silenced_access():
-                data = read_copy.encode(doc)
-            self.store.keep_read_copy(self.id, read_copy.version(position), data)
+                head, parts = read_copy.encode(doc)
+            self.store.keep_read_copy(self.id, read_copy.version(position), head, parts)
 
     def _walk_once(self, snapshot: bytes, named: str) -> bool:
         """Whether the stored snapshot keeps within the limits, walking it only the first
@@ -1032,6 +1074,7 @@ class StoredProduction:
                     device=finishing.device or "unknown",
                 )  # fmt: skip
             self._advance(seq)
+            self._note_own(seq, changes)
             # Stored even when nothing visible changed: part of it may be waiting for an
             # update from a third peer. The digest keeps the same bytes from being stored
             # twice: None, those bytes were stored.

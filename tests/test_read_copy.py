@@ -163,7 +163,7 @@ def test_a_patched_copy_keeps_its_verdicts_only_where_they_still_hold(tmp_path: 
     build_sample(doc)
     for cls in COLLECTIONS.values():
         doc.all(cls)  # read whole: each kind's verdict is recorded
-    data = read_copy.encode(doc)
+    head, parts = read_copy.encode(doc)
     talent, role = doc.all(Talent)[0], doc.all(Role)[0]
     doc.delete(Talent, talent.id)
     peer = Doc()
@@ -171,13 +171,41 @@ def test_a_patched_copy_keeps_its_verdicts_only_where_they_still_hold(tmp_path: 
     peer.get("roles", type=Map)[role.id]["kind"] = "villain"  # a peer leaves it invalid
     doc.apply_update(peer.get_update(doc.state_vector()))
     changes = {("talents", talent.id): {"deleted"}, ("roles", role.id): {"kind"}}
-    copy = read_copy.decode(read_copy.patch(data, doc, changes) or b"")
+    head, parts = _patched(head, parts, doc, changes)
+    assert "talents" not in parts and read_copy.bucket("talents", talent.id) in parts  # split
+    copy = read_copy.decode(head, parts)
     assert copy is not None
     assert copy._known_valid(Talent) == [talent.id]  # still all valid: one more deleted
     assert copy._known_valid(Role) is None  # validated when read, and found invalid
     assert [e.id for e in copy.invalid()] == [e.id for e in doc.invalid()] == [role.id]
     assert copy.to_data() == doc.to_data()
-    assert read_copy.patch(b"not a read copy", doc, changes) is None
+    # A split collection is patched bucket by bucket: an entity added, one removed.
+    added = doc.add(Talent, name="Ola Brand")
+    gone = doc.all(Talent)[3]
+    peer.apply_update(doc.encode_update(peer.get_state()))
+    del peer.get("talents", type=Map)[gone.id]  # a peer's hard delete
+    doc.apply_update(peer.get_update(doc.state_vector()))
+    changes = {("talents", added.id): {"*"}, ("talents", gone.id): {"*"}}
+    head, parts = _patched(head, parts, doc, changes)
+    copy = read_copy.decode(head, parts)
+    assert copy is not None and copy.to_data() == doc.to_data()
+    assert set(copy.ids(Talent)) == set(doc.ids(Talent)) and gone.id not in copy.ids(Talent)
+    assert read_copy.patch(b"not a read copy", {}, doc, changes) is None
+
+
+def _patched(
+    head: bytes,
+    parts: dict[str, bytes],
+    doc: CastDocument,
+    changes: dict[tuple[str, str], set[str]],
+) -> tuple[bytes, dict[str, bytes]]:
+    """A copy patched as the store keeps it: the parts wanted read, put and dropped."""
+    names = read_copy.wanted(head, changes)
+    assert names is not None
+    patched = read_copy.patch(head, {n: parts[n] for n in names if n in parts}, doc, changes)
+    assert patched is not None
+    kept = {n: data for n, data in parts.items() if n not in patched.drop}
+    return patched.head, {**kept, **patched.put}
 
 
 def test_a_copy_that_cannot_be_used_is_ignored(tmp_path: Path) -> None:
@@ -186,7 +214,8 @@ def test_a_copy_that_cannot_be_used_is_ignored(tmp_path: Path) -> None:
     expected = _run(path, "check", "--json")
     [(_, version)] = _copies(path)
     with Workspace.open(path) as ws:
-        ws.store.keep_read_copy(production_id, version, b"not a read copy")
+        parts = ws.store.read_copy_parts(production_id)
+        ws.store.keep_read_copy(production_id, version, b"not a read copy", parts)
     assert not _reads_copy(path)
     assert _run(path, "check", "--json") == expected
     with Workspace.open(path) as ws:  # a copy of a newer schema: open the CRDT (it warns)
@@ -195,8 +224,9 @@ def test_a_copy_that_cannot_be_used_is_ignored(tmp_path: Path) -> None:
             type=read_copy.Layout,
         )
         newer = msgspec.structs.replace(layout, meta='{"schema_version": 99}')
-        assert read_copy.decode(msgspec.msgpack.encode(newer)) is None
-        assert read_copy.decode(msgspec.msgpack.encode(layout))
+        parts = ws.store.read_copy_parts(production_id)
+        assert read_copy.decode(msgspec.msgpack.encode(newer), parts) is None
+        assert read_copy.decode(msgspec.msgpack.encode(layout), parts)
     assert _run(path, "check", "--json") == expected
 
 
@@ -237,7 +267,7 @@ def test_a_copy_refuses_everything_a_cast_document_adds_to_the_reads() -> None:
     # create() makes a new CastDocument; is_empty() answers on a copy (False).
     assert added - {"create", "is_empty"} == set(read_copy.WRITES)
     doc = CastDocument.create("Tides")
-    copy = read_copy.decode(read_copy.encode(doc))
+    copy = read_copy.decode(*read_copy.encode(doc))
     assert copy is not None and copy.production.title == "Tides" and not copy.is_empty()
     for name in read_copy.WRITES:
         with pytest.raises(ReadOnlyCopy):
@@ -315,7 +345,7 @@ def test_a_copy_reads_typed_entities_as_the_crdt_does(first: str) -> None:
     peer.get("candidates", type=Map)["C-1"]["id"] = "C-2"  # in a kind otherwise valid
     peer.get("roles", type=Map)["R-nora"]["backups"].append("T-ok")  # listed twice
     doc.apply_update(peer.get_update(doc.state_vector()), origin="sync")
-    copy = read_copy.decode(read_copy.encode(doc))
+    copy = read_copy.decode(*read_copy.encode(doc))
     assert isinstance(copy, ReadCopy)
     if first == "find":  # looked up one by one before anything is read whole
         assert copy.find(Talent, "T-key") is not None and copy.find(Talent, "T-bad") is None
@@ -339,7 +369,7 @@ def test_every_read_strips_a_name_a_peer_padded(first: str) -> None:
     peer.apply_update(doc.encode_update())
     peer.get("talents", type=Map)["T-03"]["name"] = " Kit Lane  "
     doc.apply_update(peer.get_update(doc.state_vector()), origin="sync")
-    copy = read_copy.decode(read_copy.encode(doc))
+    copy = read_copy.decode(*read_copy.encode(doc))
     assert isinstance(copy, ReadCopy)
     for source in (doc, copy):
         if first == "find":
@@ -389,6 +419,9 @@ def test_a_copy_knows_which_kinds_it_found_valid(tmp_path: Path) -> None:
         found = make_plugins().check(view)
         assert Talent not in copy._by_id  # known valid: never decoded whole
         assert [f.code for f in found] == [f["code"] for f in json.loads(expected[1])["findings"]]
-        judged_again = ReadCopy(msgspec.structs.replace(copy._layout, rules="other"))
+        judged_again = ReadCopy(
+            msgspec.structs.replace(copy._layout, rules="other"),
+            production.store.read_copy_parts(str(production.id)),
+        )
         assert judged_again.invalid() == [] and Talent in judged_again._by_id
     assert _run(clean, "check", "--json") == expected
