@@ -114,6 +114,7 @@ from .logsafe import printable_logger
 from .loop_watch import LoopWatch
 from .media_routes import UploadBook, media_routes
 from .presentation import presentation_routes
+from .read_copies import fresh_read_copies
 from .web.app import routes as web_routes
 from .wire import DirectSend, DirectWebSocketProtocol, direct_send
 
@@ -189,6 +190,10 @@ class ServerOptions(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     #: flushed less than that long ago: a quiet room's edit goes out at once. 5 ms took
     #: 50 rooms x 4 peers from 33-37 % to 23 % of a core (docs/deploy.md).
     flush_window: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.005
+    #: Seconds a production stays quiet before its read copy is patched with what the
+    #: server merged (read_copies.py: the next `castroom check` reads the copy; 0: only
+    #: when the server stops).
+    read_copy_quiet: float = 1.0
 
     @classmethod
     def from_config(cls, config: dict[str, Any], **overrides: Any) -> ServerOptions:
@@ -606,6 +611,7 @@ class SyncServer:
                 self.loop_watch.watching(enabled=options.loop_watch, ticking=False),
                 background_checkpoints(self.workspace.store, options.checkpoint_every),
                 background_compaction(self.workspace, options.compact_every, options.compact_floor),
+                fresh_read_copies(self.workspace, options.read_copy_quiet, self._busy),
             ):
                 yield
         finally:
@@ -621,6 +627,10 @@ class SyncServer:
             for close in self.on_close:
                 close()
             self.workspace.close()
+
+    def _busy(self, production_id: str) -> bool:
+        """Whether a production's document or the store is in a worker thread's hands."""
+        return production_id in self.merging or not self.store_free.is_set()
 
     async def _poll(self) -> None:
         """Relay other processes' commits to live peers; cut off revoked tokens."""

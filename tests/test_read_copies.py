@@ -1,0 +1,198 @@
+"""Every process that merges peers' updates keeps the production's read copy fresh
+(sync/read_copies.py, StoredProduction.patch_read_copy): after a peer's edit merged by
+a running ``castroom serve``, by a one-shot ``castroom sync`` (a server, a shared
+folder) or by ``bundle apply``, the next read-only command reads the copy (pycrdt is
+never imported) and answers as from the CRDT. Two writers at once, or a crash between
+the write and the patch, leave the copy stale (so unread), never wrong. Real processes:
+the console script, a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import tomli_w
+from patience import PATIENCE
+from sync_helpers import make_token, wait_until
+
+from castroom.core import read_copy
+from castroom.core.model import Talent
+from castroom.core.sample import build_sample
+from castroom.core.storage import Store
+from castroom.core.workspace import DB_NAME, Workspace
+from tests.test_cli_start import COPY_PROBE
+from tests.test_sync_cli import Served, castroom
+
+#: Read-only commands whose answers are compared (JSON: parsed, whatever the key order).
+READS = (("check", "--json"), ("list", "talents", "--json"))
+
+
+def _seed(path: Path, quiet: float | None = None) -> tuple[str, list[str]]:
+    """A workspace holding the sample series (the server's, with ``read_copy_quiet``):
+    its production's id and its talents' ids."""
+    with Workspace.open(path, member="casting") as ws:
+        production = ws.create_production("Tides")
+        build_sample(production.doc)
+        talents = [t.id for t in production.doc.all(Talent)]
+        assert production.id
+    if quiet is not None:
+        config = tomllib.loads((path / "config.toml").read_text())
+        config["server"] = {"read_copy_quiet": quiet}
+        (path / "config.toml").write_text(tomli_w.dumps(config))
+    return production.id, talents
+
+
+def _run(path: Path, *args: str, token: str = "") -> str:
+    done = castroom("--workspace", str(path), *args, env={"CASTROOM_TOKEN": token})
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _answers(path: Path) -> tuple[dict[tuple[str, ...], object], bool]:
+    """Each read-only command's parsed answer, and whether the first one read the read
+    copy (no pycrdt imported: the CRDT was not loaded; if it was, it kept a copy, which
+    the next command reads)."""
+    answers, copies = {}, []
+    for args in READS:
+        probe = COPY_PROBE.format(names={"pycrdt"})
+        out = subprocess.run(
+            [sys.executable, "-c", probe, "-w", str(path), *args],
+            capture_output=True,
+            text=True,
+            timeout=PATIENCE,
+        )
+        assert out.returncode in (0, 1), out.stderr  # check exits 1 on an error finding
+        *printed, loaded = out.stdout.splitlines()
+        answers[args] = json.loads("\n".join(printed))
+        copies.append(json.loads(loaded) == [])
+    assert all(copies[1:]), "a read after the first loaded the CRDT"
+    return answers, copies[0]
+
+
+def _fresh(path: Path, production_id: str) -> bool:
+    """Whether the stored read copy holds the production's current log position."""
+    store = Store(path / DB_NAME)
+    try:
+        stored = store.read_copy(production_id)
+        return stored is not None and stored[0] == read_copy.version(store.position(production_id))
+    finally:
+        store.close()
+
+
+def _as_from_the_crdt(path: Path, answers: dict[tuple[str, ...], object]) -> None:
+    """The answers are the CRDT's: with the copy dropped, each command loads the
+    production and answers the same."""
+    with sqlite3.connect(path / DB_NAME) as db:
+        db.execute("DELETE FROM read_copies")
+    loaded, from_copy = _answers(path)
+    assert not from_copy and loaded == answers
+
+
+def _agents(answers: dict[tuple[str, ...], object]) -> set[str]:
+    talents = answers[("list", "talents", "--json")]
+    assert isinstance(talents, list)
+    return {t["agent"] for t in talents}
+
+
+def _served_with_a_peers_edit(
+    tmp_path: Path, quiet: float = 60
+) -> tuple[Path, str, list[str], Served]:
+    """A server (its workspace, production, talents and process) that has merged a
+    laptop's edits (a talent's agent: Nell Park; a new talent's: Kit Lane) and
+    acknowledged them, the production's read copy as a read kept it before (patched
+    once the room has been ``quiet`` that long: by default, not while the test runs)."""
+    server = tmp_path / "server"
+    production_id, talents = _seed(server, quiet=quiet)
+    assert not _answers(server)[1]  # the first read loads the CRDT and keeps a copy
+    token = make_token(server)
+    served = Served(server, tmp_path / "serve.log")
+    try:
+        laptop = tmp_path / "laptop"
+        _run(laptop, "sync", served.url, token=token)
+        _run(laptop, "set", "talent", talents[0], "agent=Nell Park")
+        _run(laptop, "add", "talent", "name=Ola Brand", "agent=Kit Lane")
+        _run(laptop, "sync", served.url, token=token)  # acknowledged: durable
+    except BaseException:
+        served.stop()
+        raise
+    return server, production_id, talents, served
+
+
+def test_an_edit_merged_by_serve_then_by_a_one_shot_sync_is_read_from_the_copy(
+    tmp_path: Path,
+) -> None:
+    server, production_id, talents, served = _served_with_a_peers_edit(tmp_path, quiet=0.3)
+    laptop = tmp_path / "laptop"
+    token = make_token(server)
+    try:
+        assert wait_until(lambda: _fresh(server, production_id))  # patched once quiet
+        answers, from_copy = _answers(server)  # the server still running
+        assert from_copy and {"Nell Park", "Kit Lane"} <= _agents(answers)
+
+        # A one-shot sync merges an edit made on the server's side, and patches on close.
+        assert not _answers(laptop)[1]  # the laptop's first read keeps a copy
+        _run(server, "set", "talent", talents[1], "agent=Mira Vale")
+        _run(laptop, "sync", served.url, token=token)
+        assert _fresh(laptop, production_id)
+        on_laptop, from_copy = _answers(laptop)
+        assert from_copy and "Mira Vale" in _agents(on_laptop)
+    finally:
+        assert served.stop() == 0
+    assert "Traceback" not in served.log.read_text()
+    assert _answers(server) == (on_laptop, True)  # the server's copy took it in too
+    _as_from_the_crdt(server, on_laptop)
+    _as_from_the_crdt(laptop, on_laptop)
+
+
+def test_a_folder_sync_and_a_bundle_apply_patch_the_copy(tmp_path: Path) -> None:
+    office, laptop, folder = tmp_path / "office", tmp_path / "laptop", tmp_path / "shared"
+    production_id, talents = _seed(office)
+    folder.mkdir()
+    _run(office, "sync", str(folder))
+    _run(laptop, "sync", str(folder))
+    assert not _answers(laptop)[1]
+    _run(office, "set", "talent", talents[0], "agent=Nell Park")
+    _run(office, "sync", str(folder))
+    _run(laptop, "sync", str(folder))  # merges the office's edit from its file
+    answers, from_copy = _answers(laptop)
+    assert from_copy and "Nell Park" in _agents(answers)
+    _as_from_the_crdt(laptop, answers)
+
+    assert _fresh(laptop, production_id)  # kept again by the reads from the CRDT
+    _run(office, "set", "talent", talents[1], "agent=Mira Vale")
+    _run(office, "bundle", "create", str(tmp_path / "tides.castroom"))
+    _run(laptop, "bundle", "apply", str(tmp_path / "tides.castroom"))
+    assert _fresh(laptop, production_id)
+    answers, from_copy = _answers(laptop)
+    assert from_copy and {"Nell Park", "Mira Vale"} <= _agents(answers)
+    _as_from_the_crdt(laptop, answers)
+
+
+def test_two_writers_at_once_leave_the_copy_stale(tmp_path: Path) -> None:
+    server, production_id, talents, served = _served_with_a_peers_edit(tmp_path)
+    try:
+        with Workspace.open(server) as ws:
+            stored = ws.store.read_copy(production_id)
+        # Another process writes too: it missed the server's row, the server misses its.
+        _run(server, "set", "talent", talents[1], "agent=Mira Vale")
+    finally:
+        assert served.stop() == 0  # the server tries to patch as it closes
+    with Workspace.open(server) as ws:
+        assert ws.store.read_copy(production_id) == stored  # as it was: stale
+    answers, from_copy = _answers(server)
+    assert not from_copy and {"Nell Park", "Mira Vale"} <= _agents(answers)
+    assert _answers(server) == (answers, True)  # the read kept a copy of both
+
+
+def test_a_crash_before_the_patch_leaves_the_copy_stale_never_wrong(tmp_path: Path) -> None:
+    server, production_id, _, served = _served_with_a_peers_edit(tmp_path)
+    served.stop(signal.SIGKILL)  # before the room has been quiet for a minute
+    assert not _fresh(server, production_id)
+    answers, from_copy = _answers(server)
+    assert not from_copy and "Nell Park" in _agents(answers)
+    assert _answers(server) == (answers, True)
