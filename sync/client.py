@@ -46,6 +46,7 @@ from castroom.core.workspace import Identity, StoredProduction, Workspace
 
 from . import confirm, media_client, protocol
 from .live_media import LiveMedia
+from .read_copies import patch_in_background
 
 Echo = Callable[[str], Any]
 TIMEOUT = 30.0
@@ -1126,7 +1127,7 @@ class _LiveSession:
         (its error raised here)."""
         for pid in ids:
             self.go_live(pid)
-        helpers = []
+        helpers = [asyncio.create_task(patch_in_background(self.workspace))]
         if discover_every is not None:
             helpers.append(asyncio.create_task(self.discover(discover_every)))
         if media != "none":

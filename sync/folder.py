@@ -51,6 +51,7 @@ from castroom.core.workspace import StoredProduction, Workspace
 from castroom.core.yupdate import ahead, one_line
 
 from .folder_media import sync_media
+from .read_copies import Patcher
 
 FOLDER_NAME = "castroom"
 MANIFEST = "manifest.json"
@@ -660,6 +661,7 @@ class FolderSync:
             observer.start()
         except OSError as exc:  # gone already, or out of inotify watches: rescans still run
             self._warn(f"cannot watch {self.root} ({exc}); rescanning every {rescan:g} s")
+        patcher = Patcher(self.workspace)  # the read copies of what the passes merged
         try:
             self._live_pass()
             version = self.workspace.store.data_version()
@@ -668,6 +670,7 @@ class FolderSync:
                 dirty.wait(POLL_SECONDS)
                 if stop.is_set():
                     break
+                patcher.round()
                 now = self.workspace.store.data_version()
                 if dirty.is_set() or now != version or time.monotonic() - last > rescan:
                     dirty.clear()

@@ -61,6 +61,7 @@ from .client import (
     short_id,
     tls_context,
 )
+from .read_copies import fresh_read_copies
 
 log = logging.getLogger("castroom.sync.hocuspocus")
 
@@ -523,11 +524,12 @@ def sync_hocuspocus_live(
             await asyncio.gather(mover, return_exceptions=True)
 
     async def bounded() -> None:
-        if duration is None:
-            await with_media()
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(with_media(), duration)
+        async with fresh_read_copies(workspace):
+            if duration is None:
+                await with_media()
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(with_media(), duration)
 
     say(f"live: {len(ids)} production(s) with {base} over Hocuspocus (Ctrl-C to stop)")
     with contextlib.suppress(KeyboardInterrupt):

@@ -1,4 +1,4 @@
-"""A long-running server keeps its productions' read copies fresh.
+"""A long-running server (or live sync) keeps its productions' read copies fresh.
 
 Every update a server merges (a peer's edit, a dashboard action) moves its production's
 log past the stored read copy (castroom.core.read_copy), and the next ``castroom check``
@@ -10,7 +10,8 @@ been quiet for ``quiet`` seconds it patches the copy with the entities changed
 row logged after the copy's position is the server's own: a row another process wrote
 meanwhile leaves the copy stale, never wrong. Nothing is patched while a large update
 merges off the loop or a worker thread writes, nor mid-burst: a busy room's peers never
-wait for it.
+wait for it. A live ``castroom sync`` (a server, a Hocuspocus server, a shared folder)
+patches the same way, after each quiet second.
 """
 
 from __future__ import annotations
@@ -21,51 +22,71 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
-from castroom.core.workspace import Workspace
-
-from .compaction import running
+from castroom.core.workspace import StoredProduction, Workspace
 
 log = logging.getLogger("castroom.sync.read_copies")
 
 
-async def patch_in_background(
-    workspace: Workspace, quiet: float, busy: Callable[[str], bool]
-) -> None:
-    """Run until cancelled: patch the read copy of each open production whose last row
-    of ours is ``quiet`` seconds old, unless ``busy(production id)``. A patch refused
-    (another process wrote) is tried again only once more rows or commits came in."""
-    tried: dict[str, tuple[float, int]] = {}
-    while True:
-        await asyncio.sleep(quiet / 2)
+#: Seconds a production stays quiet before a live process patches its read copy.
+QUIET = 1.0
+
+
+class Patcher:
+    """Patches the read copy of each production open in ``workspace`` whose last row of
+    ours is ``quiet`` seconds old, unless ``busy(production id)``, at each :meth:`round`.
+    A patch refused (another process wrote) is tried again only once more rows or
+    commits came in."""
+
+    def __init__(
+        self, workspace: Workspace, quiet: float = QUIET, busy: Callable[[str], bool] | None = None
+    ) -> None:
+        self.workspace = workspace
+        self.quiet = quiet
+        self.busy = busy or (lambda _: False)
+        self._tried: dict[str, tuple[float, int]] = {}
+
+    def round(self) -> None:
         now = time.monotonic()
-        for production in workspace.opened():
+        for production in self.workspace.opened():
             assert production.id is not None
-            if not production.copy_behind or now - production.own_at < quiet:
+            if not production.copy_behind or now - production.own_at < self.quiet:
                 continue
-            if busy(production.id):
-                continue
-            state = (production.own_at, workspace.store.data_version())
-            if tried.get(production.id) == state:
+            if self.busy(production.id):
                 continue
             try:
-                patched = production.patch_read_copy()
-            except Exception:  # a plugin or the disk: the next quiet moment tries again
+                self._patch(production)
+            except Exception:  # the disk, say: the next quiet moment tries again
                 log.exception("patching the read copy of production %s failed", production.id)
-                tried[production.id] = state
-                continue
-            if not patched:
-                tried[production.id] = state
-                log.debug("read copy of production %s not patched", production.id)
+
+    def _patch(self, production: StoredProduction) -> None:
+        assert production.id is not None
+        state = (production.own_at, self.workspace.store.data_version())
+        if self._tried.get(production.id) != state and not production.patch_read_copy():
+            self._tried[production.id] = state
+            log.debug("read copy of production %s not patched", production.id)
+
+
+async def patch_in_background(
+    workspace: Workspace, quiet: float = QUIET, busy: Callable[[str], bool] | None = None
+) -> None:
+    """Run until cancelled: a :class:`Patcher`'s round twice every ``quiet`` seconds (a
+    live ``castroom sync``, and the server, each on its event loop)."""
+    patcher = Patcher(workspace, quiet, busy)
+    while True:
+        await asyncio.sleep(quiet / 2)
+        patcher.round()
 
 
 @contextlib.asynccontextmanager
 async def fresh_read_copies(
-    workspace: Workspace, quiet: float, busy: Callable[[str], bool]
+    workspace: Workspace, quiet: float = QUIET, busy: Callable[[str], bool] | None = None
 ) -> AsyncIterator[None]:
     """Patch read copies in the background while the block runs (``quiet`` <= 0: only
     when the server stops, as any process does on closing its workspace)."""
     if quiet <= 0:
         yield
         return
+    from .compaction import running  # not for a folder sync's Patcher
+
     async with running(patch_in_background(workspace, quiet, busy)):
         yield

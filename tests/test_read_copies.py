@@ -3,12 +3,14 @@
 a running ``castroom serve``, by a one-shot ``castroom sync`` (a server, a shared
 folder) or by ``bundle apply``, the next read-only command reads the copy (pycrdt is
 never imported) and answers as from the CRDT. Two writers at once, or a crash between
-the write and the patch, leave the copy stale (so unread), never wrong. Real processes:
-the console script, a real server on 127.0.0.1."""
+the write and the patch, leave the copy stale (so unread), never wrong; a live ``castroom
+sync`` patches once the production has been quiet a second. Real processes: the console
+script, a real server on 127.0.0.1."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -16,9 +18,10 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import tomli_w
 from patience import PATIENCE
-from sync_helpers import make_token, wait_until
+from sync_helpers import make_token, stop_process, wait_until
 
 from castroom.core import read_copy
 from castroom.core.model import Talent
@@ -26,7 +29,7 @@ from castroom.core.sample import build_sample
 from castroom.core.storage import Store
 from castroom.core.workspace import DB_NAME, Workspace
 from tests.test_cli_start import COPY_PROBE
-from tests.test_sync_cli import Served, castroom
+from tests.test_sync_cli import EXE, Served, castroom
 
 #: Read-only commands whose answers are compared (JSON: parsed, whatever the key order).
 READS = (("check", "--json"), ("list", "talents", "--json"))
@@ -196,3 +199,52 @@ def test_a_crash_before_the_patch_leaves_the_copy_stale_never_wrong(tmp_path: Pa
     answers, from_copy = _answers(server)
     assert not from_copy and "Nell Park" in _agents(answers)
     assert _answers(server) == (answers, True)
+
+
+def _position(path: Path, production_id: str) -> int:
+    store = Store(path / DB_NAME)
+    try:
+        return store.position(production_id)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("via", ["server", "hocuspocus", "folder"])
+def test_a_live_sync_patches_the_copy_once_quiet(tmp_path: Path, via: str) -> None:
+    office, laptop, shared = tmp_path / "office", tmp_path / "laptop", tmp_path / "shared"
+    production_id, talents = _seed(office)
+    served, token, target = None, "", [str(shared)]
+    if via == "folder":
+        shared.mkdir()
+        _run(office, "sync", str(shared))
+    else:
+        token = make_token(office)
+        served = Served(office, tmp_path / "serve.log")
+        target = [served.url]
+        if via == "hocuspocus":  # one socket for every production, at /hocuspocus
+            url = served.url.replace("http", "ws", 1) + "/hocuspocus"
+            target = [url, "--protocol", via, "--production", production_id]
+    try:
+        _run(laptop, "sync", *target, token=token)
+        assert not _answers(laptop)[1]  # the laptop's first read keeps a copy
+        before = _position(laptop, production_id)
+        live = subprocess.Popen(
+            [EXE, "--workspace", str(laptop), "sync", *target, "--live"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "CASTROOM_TOKEN": token},
+        )
+        try:
+            _run(office, "set", "talent", talents[0], "agent=Nell Park")
+            if via == "folder":
+                _run(office, "sync", str(shared))
+            merged = wait_until(lambda: _position(laptop, production_id) > before)
+            assert merged and wait_until(lambda: _fresh(laptop, production_id))
+            answers, from_copy = _answers(laptop)  # the live sync still running
+            assert from_copy and "Nell Park" in _agents(answers)
+        finally:
+            stop_process(live, signal.SIGINT)
+    finally:
+        if served is not None:
+            served.stop()
+    _as_from_the_crdt(laptop, answers)
