@@ -47,9 +47,14 @@ def _updates(prods: list[Any]) -> list[tuple[Any, str, bytes]]:
             peers.append((prod, doc, f"dev-{str(prod.id)[-4:]}-{k}"))
 
     def made(doc: Any, edit: Any) -> bytes:
-        before = doc.get_state()
+        # The transaction's own update, as a Yjs peer sends it (its deletions only): a
+        # diff against the state before (get_update) carries every deletion the document
+        # ever had, a delete set that grows with each overwritten field.
+        sent: list[bytes] = []
+        subscription = doc.observe(lambda event: sent.append(event.update))
         edit()
-        return bytes(doc.get_update(before))
+        doc.unobserve(subscription)
+        return bytes(sent[-1])
 
     out = []
     for prod, doc, device in peers:
