@@ -13,12 +13,12 @@ $(BIN)/python:
 
 # An editable install runs castroom from this folder: compile its modules once here, so
 # the first commands do not (pip compiles a wheel's modules when it installs them).
-$(VENV)/.installed: pyproject.toml core/_talent.c | $(BIN)/python
+$(VENV)/.installed: pyproject.toml core/_talent.c core/_ywalk.c | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	$(BIN)/python -m compileall -q core plugins sync
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml core/_talent.c | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml core/_talent.c core/_ywalk.c | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	$(BIN)/python -m compileall -q core plugins sync
 	touch $(VENV)/.installed $@
