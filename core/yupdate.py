@@ -125,11 +125,12 @@ def guard_update(
 # Yrs trusts what it decodes: it recurses once per nested Any value (26,000 nested arrays
 # in an 80 KB update overflow its stack: SIGSEGV), reserves memory for declared counts,
 # reads strings as UTF-8 without checking, and wraps clocks at 2^32. So every update is
-# first walked here, in Python, with no recursion and every count checked against the
-# bytes left, and refused (BadUpdate naming the limit) unless it keeps within what
-# castroom's schema needs. The format is lib0 v1, as yjs src/utils/encoding.js
-# (readClientsStructRefs), src/structs/Content*.js and lib0 decoding.js (readAny) read it,
-# and as yrs update.rs / block.rs decode it where the two differ (noted below).
+# first walked here, with no recursion and every count checked against the bytes left,
+# and refused (BadUpdate naming the limit) unless it keeps within what castroom's schema
+# needs (a live edit's update in C, core/_ywalk.c, the same walk; the rest in Python).
+# The format is lib0 v1, as yjs src/utils/encoding.js (readClientsStructRefs),
+# src/structs/Content*.js and lib0 decoding.js (readAny) read it, and as yrs update.rs /
+# block.rs decode it where the two differ (noted below).
 
 #: The deepest nesting accepted: of Y types in Y types (the schema needs 4: collection,
 #: entity, field, and a field's own map), of Any arrays and maps in one value, and of
