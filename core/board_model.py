@@ -32,6 +32,12 @@ if TYPE_CHECKING:
 #: 150-scene sample (48,000 variables after presolve) presolve took all of 17 s and
 #: left no board, though the hint was complete and feasible.
 LARGE = 20_000
+#: Variables past which the scheduler leaves CP-SAT out (:func:`size` estimates them
+#: before a model is built): on the 150-scene sample (about 29,000) building the model
+#: took seconds and the search then improved on neither board it was hinted with (the
+#: exact core's, the local search's), under load it found none at all, and the command
+#: overran its time limit by 60 %.
+TOO_LARGE = 25_000
 
 
 @dataclass
@@ -57,6 +63,13 @@ class BoardProblem:
 
     def span(self, scene: int) -> int:
         return max(1, -(-self.units[scene] // self.capacity))
+
+
+def size(problem: BoardProblem) -> int:
+    """About how many variables the model of ``problem`` has: a start literal per scene
+    and slot, and per payee and slot three (six with drop/pickup)."""
+    per_payee = 6 if problem.drop_after > 0 else 3
+    return problem.slots * (len(problem.units) + 1 + per_payee * len(problem.payee_scenes))
 
 
 @dataclass

@@ -65,6 +65,15 @@ class _Placer:
         self.starts: list[int | None] = [None] * len(problem.units)
         for s, k in problem.fixed.items():
             self._put(self.load, self.starts, s, k)
+        # Fixed scenes that overfill a day, or a scene fixed to a day it may not be shot
+        # on (as CP-SAT refuses it): no board.
+        self.broken = any(day > problem.capacity for day in self.load) or any(
+            k in self.forbidden[s] for s, k in problem.fixed.items()
+        )
+        self.single = all(span == 1 for span in self.spans)  # every scene a day or less
+        places = sorted({loc for loc in problem.locations if loc})
+        self.places = len(places) if len(places) > 1 else 0  # company moves count from two
+        self.place_of = [places.index(loc) if loc else -1 for loc in problem.locations]
 
     def _put(self, load: list[int], starts: list[int | None], s: int, k: int) -> None:
         starts[s] = k
@@ -81,12 +90,11 @@ class _Placer:
 
     def place(self, order: Sequence[int]) -> list[int] | None:
         problem = self.problem
-        if any(day > problem.capacity for day in self.load):  # fixed scenes overfill a day
+        if self.broken:
             return None
-        if any(k in self.forbidden[s] for s, k in problem.fixed.items()):
-            return None  # a scene tied to a day it may not be shot on: no board (as CP-SAT)
         load, starts = list(self.load), list(self.starts)
         slots, capacity, spans, weights = problem.slots, problem.capacity, self.spans, self.weights
+        before = self.before
         slot, placed = 0, False
         for s in after_first(order, problem.after):
             if s == HOLE:
@@ -95,36 +103,48 @@ class _Placer:
             if starts[s] is not None:
                 continue
             k = slot
-            for a in self.before.get(s, ()):
+            for a in before.get(s, ()) if before else ():
                 if (k0 := starts[a]) is not None:
                     k = max(k, k0 + spans[a] - 1)
             if spans[s] == 1:  # most scenes: inline, this is the search's inner loop
                 forbidden, weight = self.forbidden[s], weights[s]
                 while k < slots and (k in forbidden or load[k] + weight > capacity):
                     k += 1
+                if k >= slots:
+                    return None
+                starts[s] = k
+                load[k] += weight
             else:
                 while k < slots and not self._fits(load, s, k):
                     k += 1
-            if k >= slots:
-                return None
-            self._put(load, starts, s, k)
+                if k >= slots:
+                    return None
+                self._put(load, starts, s, k)
             slot, placed = k, True
         return [k for k in starts if k is not None] if None not in starts else None
 
-    def cost(self, starts: Sequence[int]) -> int:
-        """:func:`board_cost`, with the spans worked out once."""
-        problem, spans = self.problem, self.spans
-        on = [
+    def _on(self, starts: Sequence[int]) -> list[tuple[int, ...]]:
+        """The slots each scene is shot on."""
+        spans = self.spans
+        return [
             (k,) if spans[s] == 1 else tuple(range(k, k + spans[s])) for s, k in enumerate(starts)
         ]
-        used = sorted({j for slots in on for j in slots})
+
+    def cost(self, starts: Sequence[int]) -> int:
+        """:func:`board_cost`, with the spans worked out once."""
+        problem = self.problem
+        on = None if self.single else self._on(starts)
+        used = sorted(set(starts) if on is None else {j for slots in on for j in slots})
         index = [0] * problem.slots
         for n, k in enumerate(used):
             index[k] = n
         dates = problem.dates or list(range(problem.slots))
         total = 0
         for table, scenes in zip(problem.tables, problem.payee_scenes, strict=True):
-            work = sorted({index[j] for s in scenes for j in on[s]})
+            if on is None:
+                work = sorted({index[starts[s]] for s in scenes})
+            else:
+                work = sorted({index[j] for s in scenes for j in on[s]})
             if not work:
                 total += table[0]
                 continue
@@ -135,6 +155,16 @@ class _Placer:
                         dropped = y - x - 1
             total += table[work[-1] - work[0] + 1 - dropped]
         return total
+
+    def company_moves(self, starts: Sequence[int]) -> int:
+        """:func:`company_moves`, with the locations numbered once."""
+        if not self.places:
+            return 0
+        places, place_of = self.places, self.place_of
+        if self.single:
+            return len({k * places + c for k, c in zip(starts, place_of, strict=True) if c >= 0})
+        on = self._on(starts)
+        return len({j * places + c for s, c in enumerate(place_of) if c >= 0 for j in on[s]})
 
 
 def _past_gap(problem: BoardProblem, slot: int) -> int:
@@ -198,16 +228,7 @@ def work_bound(problem: BoardProblem) -> int:
 
 def company_moves(problem: BoardProblem, starts: Sequence[int]) -> int:
     """The (slot, location) pairs in use, with two or more locations (else 0)."""
-    if len({loc for loc in problem.locations if loc}) < 2:
-        return 0
-    return len(
-        {
-            (j, problem.locations[s])
-            for s, k in enumerate(starts)
-            if problem.locations[s]
-            for j in range(k, k + problem.span(s))
-        }
-    )
+    return _Placer(problem).company_moves(starts)
 
 
 def anneal(
@@ -229,7 +250,7 @@ def anneal(
     weight = len(problem.units) * problem.slots + 1  # a company move is worth less than 1
 
     def value(starts: list[int]) -> int:
-        return placer.cost(starts) * weight + company_moves(problem, starts)
+        return placer.cost(starts) * weight + placer.company_moves(starts)
 
     current = value(starts)
     best, best_value = starts, current

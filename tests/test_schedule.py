@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -475,3 +476,33 @@ def test_a_six_day_week_and_scenes_as_long_as_their_pages(tmp_path: Path) -> Non
     assert [d for d, _ in days] == [START + dt.timedelta(days=n) for n in (0, 1, 2, 3, 4, 5, 7)]
     assert sum(long_one in scenes for _, scenes in days) == 2
     assert all(len(scenes) == 1 for _, scenes in days)
+
+
+def test_the_sample_production_is_searched_and_kept_to_its_time() -> None:
+    """The 150-scene sample (``castroom demo``'s production: week and day deals with
+    guarantees, fractional scenes, unavailability, drops after 14 days) is too large for
+    CP-SAT within the time limit: the local search has the time, from the exact core's
+    board. Its board meets every hard constraint, is priced by the budget, costs well
+    under the stored board, and the command ends near its time limit."""
+    from castroom.core import scheduling
+    from castroom.core.document import CastDocument
+    from castroom.core.sample import build_sample
+
+    doc = CastDocument.create("The Harbour Years", kind="series", currency="EUR")
+    build_sample(doc)
+    view = ProductionView(doc)
+    started = time.monotonic()
+    plan = scheduling.propose(view, ScheduleRequest(time_limit=4))
+    assert time.monotonic() - started < 4 + 3  # pricing the boards after the search
+    assert "local search" in plan.method and "too large" in plan.method
+    board = [costing.BoardDay(date=d.date, scene_ids=d.scene_ids) for d in plan.days]
+    assert costing.budget_report(view, days=board).total == plan.cost
+    problem = scheduling.build_problem(view, ScheduleRequest(), 200)
+    slot = {date: k for k, date in enumerate(problem.dates)}
+    position = {s.id: i for i, s in enumerate(problem.scenes)}
+    starts = [0] * len(problem.scenes)
+    for day in reversed(plan.days):  # a scene's first day
+        for sid in day.scene_ids:
+            starts[position[sid]] = slot[day.date]
+    assert scheduling.feasible(problem, starts)
+    assert plan.lower_bound <= plan.cost < 0.7 * plan.cost_before
