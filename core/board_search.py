@@ -217,13 +217,18 @@ def fewest(
     return max(-(-total // capacity), longest, tied)
 
 
-def work_bound(problem: BoardProblem) -> int:
-    """A lower bound on every board's cost, drops or not: each payee paid for only the
-    fewest days they can work (their table is non-decreasing)."""
-    return sum(
+def fewest_costs(problem: BoardProblem) -> list[int]:
+    """Per payee, a lower bound on their cost on every board, drops or not: their table
+    (non-decreasing) at the fewest days they can work."""
+    return [
         table[fewest(problem.units, problem.capacity, scenes, problem.fixed)]
         for table, scenes in zip(problem.tables, problem.payee_scenes, strict=True)
-    )
+    ]
+
+
+def work_bound(problem: BoardProblem) -> int:
+    """A lower bound on every board's cost: every payee at :func:`fewest_costs`."""
+    return sum(fewest_costs(problem))
 
 
 def company_moves(problem: BoardProblem, starts: Sequence[int]) -> int:

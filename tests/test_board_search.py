@@ -14,9 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis_profiles import examples
 
-from castroom.core import costing
+from castroom.core import costing, scheduling
+from castroom.core import talent_scheduling as classic
 from castroom.core.board_model import BoardProblem, solve_board
 from castroom.core.board_search import HOLE, anneal, board_cost, place, work_bound
+from castroom.core.contracts import ScheduleRequest
+from castroom.core.document import CastDocument
+from castroom.core.model import Availability, Candidate, Deal, Entity, Role, Scene, Talent
+from castroom.core.view import ProductionView
 
 MONDAY = dt.date(2027, 3, 1)
 CAPACITY = 100
@@ -134,3 +139,63 @@ def test_bound_is_below_the_optimum_and_the_search_and_cp_sat_above(
     assert meets(problem, answer.starts) and answer.cost == budget(problem, answer.starts)
     assert answer.lower_bound <= best <= answer.cost
     assert answer.optimal and answer.cost == best  # a board this small is proven
+
+
+@st.composite
+def productions(draw: st.DrawFn) -> CastDocument:
+    """A small production: booked actors with day or week deals (a guarantee, a fringe),
+    scenes of a quarter to two days with their cast, one actor unavailable some days,
+    drop/pickup after 0 (never), 2 or 4 days."""
+    scenes = draw(st.integers(2, 4))
+    actors = draw(st.integers(1, 3))
+    doc = CastDocument.create(
+        "Brute", start_date=MONDAY, drop_pickup_days=draw(st.sampled_from([0, 2, 4]))
+    )
+    entities: list[Entity] = []
+    for a in range(actors):
+        entities += [
+            Talent(id=f"T{a}", name=f"Actor {a}"),
+            Role(id=f"R{a}", name=f"Role {a}"),
+            Candidate(id=f"C{a}", talent_id=f"T{a}", role_id=f"R{a}", stage="booked"),
+            Deal(id=f"D{a}", talent_id=f"T{a}", role_id=f"R{a}", status="signed",
+                 rate=draw(st.integers(1, 9)) * 1000,
+                 unit=draw(st.sampled_from(["day", "day", "week"])),
+                 guaranteed_days=draw(st.integers(0, 2)),
+                 fringe_rate=draw(st.sampled_from([None, 0.18]))),
+        ]  # fmt: skip
+    for s in range(scenes):
+        cast = draw(st.sets(st.integers(0, actors - 1), min_size=1))
+        entities.append(
+            Scene(id=f"S{s}", number=str(s + 1), characters=[f"R{a}" for a in sorted(cast)],
+                  duration_days=draw(st.sampled_from([0.25, 0.5, 1.0, 2.0])))
+        )  # fmt: skip
+    if draw(st.booleans()):
+        day = MONDAY + dt.timedelta(days=draw(st.integers(0, 3)))
+        entities.append(Availability(id="U0", talent_id="T0", start=day, end=day))
+    doc.put_many(entities)
+    return doc
+
+
+@settings(max_examples=examples(12))
+@given(productions())
+def test_the_schedulers_bound_and_board_bracket_the_optimum(doc: CastDocument) -> None:
+    """``castroom schedule``'s answer (the exact core, the local search, CP-SAT, the
+    bound) on a whole production, against every board of its calendar priced by the
+    budget's rule: bound <= optimum <= cost, and equal when it says optimal."""
+    view = ProductionView(doc)
+    plan = scheduling.propose(view, ScheduleRequest(time_limit=5))
+    # The calendar the scheduler chose among (as propose sizes it).
+    units = [
+        max(1, round(scheduling.scene_days(s, view.production) * 100)) for s in view.scenes.values()
+    ]
+    needed = sum(scheduling.span_of(u) for u in units)
+    problem = scheduling.build_problem(view, ScheduleRequest(), needed + max(3, needed // 3))
+    best = optimum(scheduling._board_problem(problem, len(problem.dates)))
+    assert best is not None  # the plan's board is one
+    assert plan.lower_bound <= best <= plan.cost
+    # The bound before CP-SAT's (the plan's is at most its cost): the exact core's.
+    instance, linear, constant = scheduling.classic_instance(problem)
+    exact = classic.solve(instance)
+    assert scheduling._bound(problem, exact, constant, linear) <= best
+    if plan.optimal:
+        assert plan.cost == best
