@@ -188,8 +188,10 @@ def test_a_round_that_cannot_reach_the_server_is_retried_until_it_can(
                         break
                     await asyncio.sleep(0.05)
                 with ServerThread(server_path, port=port):
+                    # The line comes after the files: wait for it, or cancelling the
+                    # round between the two loses it.
                     for _ in range(600):
-                        if wanted <= set(laptop.blobs.hashes()):
+                        if any(line.startswith("media: fetched") for line in lines):
                             break
                         await asyncio.sleep(0.05)
             finally:
