@@ -1060,6 +1060,16 @@ class Store:
         except sqlite3.OperationalError:  # a read-only file from before the table
             return {}
 
+    def read_copy_part_names(self, production: str) -> list[str]:
+        """The names of the production's stored read copy parts (not their bytes)."""
+        try:
+            rows = self.db.execute(
+                "SELECT part FROM read_copy_parts WHERE production = ?", (production,)
+            ).fetchall()
+        except sqlite3.OperationalError:  # a read-only file from before the table
+            return []
+        return [name for (name,) in rows]
+
     def keep_read_copy(
         self,
         production: str,

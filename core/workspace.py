@@ -619,29 +619,53 @@ class StoredProduction:
         ``set``, or after a peer's edit, on 50,000 talents). A row of another process's
         after the copy's position (two writers at once) leaves the copy as it is: stale,
         so unread. Returns whether the copy was patched."""
-        from . import read_copy
-        from .document import SCHEMA_VERSION
-
-        doc = self.doc
-        if self.patch_from is None or not self._own or self.id is None or self.store.read_only:
-            return False
-        if self._opened_without_some or doc.schema_version != SCHEMA_VERSION:
-            return False
-        if doc.changes_lost:  # some change went unreported: the patch could miss it
-            return False
         with contextlib.suppress(CastroomError, sqlite3.Error):
-            position = self.store.position(self.id)
-            stored = self.store.read_copy(self.id)
-            at = read_copy.position_of(stored[0]) if stored is not None else None
-            if position != self.seen or stored is None or at is None or at > position:
+            target = self._patch_target()
+            if target is None:
                 return False
-            if not self._own.issuperset(self.store.logged_after(self.id, at)):
-                return False  # another process wrote too
+            stored, at, position = target
             if at < position and not self._patch(stored, position):
                 return False
             self._forget_own(position)
             return True
         return False
+
+    def copy_to_split(self) -> bool:
+        """Whether :meth:`patch_read_copy` would patch a copy that holds a collection it
+        changes whole, so would first split it (castroom.core.read_copy.split_stored: a
+        server has that done in a worker process, off its event loop)."""
+        from . import read_copy
+
+        with contextlib.suppress(CastroomError, sqlite3.Error):
+            target = self._patch_target()
+            if target is None or target[1] == target[2]:
+                return False
+            assert self.id is not None
+            held = read_copy.whole(self.store.read_copy_part_names(self.id))
+            return any(collection in held for collection, _ in self._own_changes)
+        return False
+
+    def _patch_target(self) -> tuple[tuple[str, bytes], int, int] | None:
+        """The stored read copy (version, head), its position and the log's, when
+        :meth:`patch_read_copy` may patch it; else None."""
+        from . import read_copy
+        from .document import SCHEMA_VERSION
+
+        doc = self.doc
+        if self.patch_from is None or not self._own or self.id is None or self.store.read_only:
+            return None
+        if self._opened_without_some or doc.schema_version != SCHEMA_VERSION:
+            return None
+        if doc.changes_lost:  # some change went unreported: the patch could miss it
+            return None
+        position = self.store.position(self.id)
+        stored = self.store.read_copy(self.id)
+        at = read_copy.position_of(stored[0]) if stored is not None else None
+        if position != self.seen or stored is None or at is None or at > position:
+            return None
+        if not self._own.issuperset(self.store.logged_after(self.id, at)):
+            return None  # another process wrote too
+        return stored, at, position
 
     def _patch(self, stored: tuple[str, bytes], position: int) -> bool:
         """Patch the read copy ``stored`` (version, head) with our rows' changes, as of

@@ -15,12 +15,15 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
+import httpx
 import pytest
 import tomli_w
 from patience import PATIENCE
+from pycrdt import Doc, Map
 from sync_helpers import make_token, stop_process, wait_until
 
 from castroom.core import read_copy
@@ -44,10 +47,15 @@ def _seed(path: Path, quiet: float | None = None) -> tuple[str, list[str]]:
         talents = [t.id for t in production.doc.all(Talent)]
         assert production.id
     if quiet is not None:
-        config = tomllib.loads((path / "config.toml").read_text())
-        config["server"] = {"read_copy_quiet": quiet}
-        (path / "config.toml").write_text(tomli_w.dumps(config))
+        _seed_config(path, quiet)
     return production.id, talents
+
+
+def _seed_config(path: Path, quiet: float) -> None:
+    """The server's ``read_copy_quiet`` in the workspace's config."""
+    config = tomllib.loads((path / "config.toml").read_text())
+    config["server"] = {"read_copy_quiet": quiet}
+    (path / "config.toml").write_text(tomli_w.dumps(config))
 
 
 def _run(path: Path, *args: str, token: str = "") -> str:
@@ -81,8 +89,7 @@ def _fresh(path: Path, production_id: str) -> bool:
     """Whether the stored read copy holds the production's current log position."""
     store = Store(path / DB_NAME)
     try:
-        stored = store.read_copy(production_id)
-        return stored is not None and stored[0] == read_copy.version(store.position(production_id))
+        return read_copy.is_current(store, production_id)
     finally:
         store.close()
 
@@ -248,3 +255,61 @@ def test_a_live_sync_patches_the_copy_once_quiet(tmp_path: Path, via: str) -> No
         if served is not None:
             served.stop()
     _as_from_the_crdt(laptop, answers)
+
+
+#: Talents in the production whose first patch a server splits: enough that splitting
+#: its copy on the event loop took the loop's CPU 0.3 s (40,000: 0.12 s; load 2).
+LARGE = 60_000
+#: A stall of the server's loop that ran this long on its CPU is work on the loop (the
+#: rest of a stall, waiting for a CPU or blocked, is the machine's load).
+ON_THE_LOOP_MS = 100
+
+
+def test_serve_splits_a_large_first_copy_in_a_worker_and_its_loop_turns(tmp_path: Path) -> None:
+    server = tmp_path / "server"
+    with Workspace.open(server, member="casting") as ws:
+        production = ws.create_production("Crowd")
+        production.doc.put_many(
+            [Talent(id=f"T{i:05d}", name=f"Talent {i}", rate=1000 + i) for i in range(LARGE)]
+        )
+        production.compact()
+        production_id = production.id
+        assert production_id
+    with Workspace.open(server) as ws:
+        assert len(ws.reading(production_id).doc.all(Talent)) == LARGE  # keeps a copy, whole
+    with Workspace.open(server) as ws:
+        assert read_copy.whole(ws.store.read_copy_part_names(production_id)) == sorted(
+            read_copy.COLLECTIONS
+        )
+    _seed_config(server, quiet=0.3)
+    token = make_token(server)
+    served = Served(server, tmp_path / "serve.log")
+    try:
+        peer = Doc()  # a peer's new talent: an update that needs nothing the server holds
+        talent = {"id": "P1", "name": "Pia Quay", "deleted": False}
+        peer.get("talents", type=Map)["P1"] = Map(talent)
+        auth = {"Authorization": f"Bearer {token}"}
+        pushed = httpx.post(
+            f"{served.url}/sync/{production_id}/push",
+            headers=auth,
+            content=peer.get_update(),
+            timeout=PATIENCE,
+        )
+        assert pushed.status_code == 200, pushed.text
+        merged_at = time.time()  # the first open's stall (the CRDT's load) began before
+        assert wait_until(lambda: _fresh(server, production_id))
+        stats = httpx.get(f"{served.url}/stats", headers=auth, timeout=PATIENCE).json()
+    finally:
+        assert served.stop() == 0
+    stalls = [s for s in stats["loop"]["stalls"] if s["at"] >= merged_at]
+    on_the_loop = [s for s in stalls if s["cpu_ms"] >= ON_THE_LOOP_MS]
+    assert not on_the_loop, on_the_loop
+    assert "Traceback" not in served.log.read_text()
+    with Workspace.open(server) as ws:
+        assert read_copy.whole(ws.store.read_copy_part_names(production_id)) == []  # split
+        copy = ws.reading(production_id).doc
+        assert isinstance(copy, read_copy.ReadCopy)
+        from_copy = copy.all(Talent, include_deleted=True)
+    with Workspace.open(server) as ws:
+        from_crdt = ws.production(production_id).doc.all(Talent, include_deleted=True)
+    assert len(from_copy) == LARGE + 1 and from_copy == from_crdt
