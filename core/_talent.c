@@ -24,6 +24,7 @@
 #define ORDER_ACTORS 12 /* talent_scheduling.ORDER_ACTORS: the order bound's 2^k table */
 #endif
 #define FILTER_LEAVES 2 /* talent_scheduling.FILTER_LEAVES: the filter's cheapest left out */
+#define NONE (1LL << 62)    /* talent_scheduling._NONE: no order reaches that phase */
 #define MOST_ENTRIES (1ULL << 25) /* 1 GB: past it the search stops as if timed out */
 
 typedef struct {
@@ -32,9 +33,14 @@ typedef struct {
                        (0: none yet): one word for both keeps an entry at 32 bytes */
     int64_t bound;  /* the relaxation's bound, -1 until computed */
     int8_t best;    /* the block shot first in the exact answer, -1 if not exact */
-    int8_t ordered; /* 1: the order bound is in ``bound``; 2: the filter was run */
+    int8_t ordered; /* 1: the order bound is in ``bound``; 2: the filter was run; 3: the
+                       unstarted bound too */
 } Entry;
 _Static_assert(sizeof(Entry) == 32, "an entry is half a cache line");
+
+typedef struct {
+    int64_t pre, post, stay;
+} Phases; /* the unstarted bound's phases after a set of leavers (see unstarted_step) */
 
 typedef struct {
     PyObject_HEAD
@@ -51,6 +57,7 @@ typedef struct {
     uint64_t order_union[1 << ORDER_ACTORS];
     int64_t order_least[1 << ORDER_ACTORS];
     uint32_t order_need[1 << ORDER_ACTORS];
+    Phases unstarted_table[1 << ORDER_ACTORS];
     Entry *table;
     uint64_t capacity, used;
     long long states;
@@ -59,6 +66,7 @@ typedef struct {
     int order_actors;  /* the most actors the order bound runs for (0: never) */
     int filter_from;   /* the filter runs with at least this many on location (0: never) */
     int closed;        /* the order bound over closed subsets only (0: over all of them) */
+    int unstarted;     /* the unstarted bound after the order bound */
     int lead, trail;   /* only orders with block lead before block trail (-1: every order) */
 } Search;
 
@@ -203,10 +211,13 @@ static int64_t relaxation(Search *s, uint64_t remaining) {
  * whose blocks are a proper subset of another's leaves first (moving it there never
  * costs more), so only the subsets closed under that come into the sum: the same least
  * sum, over fewer subsets. */
-static int64_t order_bound(Search *s, uint64_t remaining, uint64_t on_location) {
+/* The order bound's actors on location (talent_scheduling._Search._leavers): each one's
+ * remaining blocks, cost and cost times their own time, those with the same blocks as one
+ * (with closed), and first[i], who leaves before i; how many, or 0 when fewer than two are
+ * on location or more than order_actors remain. */
+static int leavers(Search *s, uint64_t remaining, uint64_t on_location, uint64_t *own,
+                   int64_t *cost, int64_t *worked, uint32_t *first) {
     int k = 0, seen = 0;
-    uint64_t own[MAXN];
-    int64_t cost[MAXN], worked[MAXN]; /* worked: cost times the actor's own remaining time */
     for (uint64_t p = on_location; p; p &= p - 1) {
         int a = __builtin_ctzll(p);
         uint64_t blocks = s->blocks_of[a] & remaining;
@@ -225,18 +236,29 @@ static int64_t order_bound(Search *s, uint64_t remaining, uint64_t on_location) 
         worked[k++] = work;
     }
     if (seen < 2 || k < 2) return 0;
-    uint32_t first[ORDER_ACTORS]; /* first[i]: those who leave before i */
     for (int i = 0; i < k; i++) {
         first[i] = 0;
         for (int j = 0; j < k && s->closed; j++)
             if (j != i && !(own[j] & ~own[i])) first[i] |= 1u << j;
     }
+    return k;
+}
+
+static int64_t order_bound(Search *s, uint64_t remaining, uint64_t on_location) {
+    uint64_t own[MAXN];
+    int64_t cost[MAXN], worked[MAXN]; /* worked: cost times the actor's own remaining time */
+    uint32_t first[MAXN];             /* first[i]: those who leave before i */
+    int k = leavers(s, remaining, on_location, own, cost, worked, first);
+    if (!k) return 0;
     uint64_t *un = s->order_union;
     int64_t *least = s->order_least;
     uint32_t *need = s->order_need;
     un[0] = 0;
     least[0] = 0;
     need[0] = 0;
+    /* least[T]: the least sum over T's orders of each one's cost times the time until it
+     * leaves; each one's own time is taken off once, at the end (the same for every
+     * order), which keeps it out of the inner loop */
     for (uint32_t subset = 1; subset < (1u << k); subset++) {
         uint32_t low = subset & -subset;
         int l = __builtin_ctz(low);
@@ -246,17 +268,19 @@ static int64_t order_bound(Search *s, uint64_t remaining, uint64_t on_location) 
             least[subset] = -1;
             continue;
         }
-        /* the last to leave, i, waited through T's time less its own (it is inside); not
-         * one who must leave before another in T (need[T]: a closed T has someone else) */
+        /* the last to leave, i, waited through T's time; not one who must leave before
+         * another in T (need[T]: a closed T has someone else) */
         int64_t span = duration_of(s, un[subset]), best = INT64_MAX;
         for (uint32_t rest = subset & ~need[subset]; rest; rest &= rest - 1) {
             int i = __builtin_ctz(rest);
-            int64_t value = least[subset ^ (1u << i)] + cost[i] * span - worked[i];
+            int64_t value = least[subset ^ (1u << i)] + cost[i] * span;
             if (value < best) best = value;
         }
         least[subset] = best;
     }
-    return least[(1u << k) - 1];
+    int64_t work = 0;
+    for (int i = 0; i < k; i++) work += worked[i];
+    return least[(1u << k) - 1] - work;
 }
 
 /* The filter (talent_scheduling._Search.filter_bound): with at least filter_from actors
@@ -276,6 +300,129 @@ static int64_t filter_bound(Search *s, uint64_t remaining, uint64_t on_location)
         top |= 1ULL << pick;
     }
     return order_bound(s, remaining, top) + relaxation_of(s, remaining, on_location & ~top);
+}
+
+/* Phases: pre (no sharer gone yet), stay (u there), post (u done); NONE where no order
+ * of the set reaches the phase. */
+static const Phases START = {0, NONE, NONE}, NO_PHASES = {NONE, NONE, NONE};
+
+/* One leaver, i, after a set in phases ``from`` (the blocks of its leavers ``before``;
+ * ``charge`` per unit of i's new blocks without u: the cheaper of u and the sharers gone),
+ * folded into ``to`` (talent_scheduling._Search._unstarted_step); ``shares``: i shares a
+ * block with u, ``alone``: i's blocks without u. */
+static inline __attribute__((always_inline)) void unstarted_step(
+    Search *s, int shares, uint64_t alone, const Phases *from, Phases *to, int64_t cost,
+    uint64_t before, int64_t span, int64_t late, int64_t charge) {
+    int64_t base = cost * span, ends = base + cost * late, v;
+    if (from->pre < NONE) {
+        if (shares) { /* i shares a block with u: u started before i left */
+            if ((v = from->pre + base) < to->stay) to->stay = v;
+            if ((v = from->pre + ends) < to->post) to->post = v;
+        } else if ((v = from->pre + base) < to->pre) {
+            to->pre = v;
+        }
+    }
+    if (from->stay < NONE) {
+        int64_t fresh = duration_of(s, alone & ~before); /* alone: i's blocks without u */
+        if ((v = from->stay + base + charge * fresh) < to->stay) to->stay = v;
+        if ((v = from->stay + ends) < to->post) to->post = v;
+    }
+    if (from->post < NONE && (v = from->post + base) < to->post) to->post = v;
+}
+
+/* The unstarted bound (talent_scheduling._Search.unstarted_bound, read it first): the
+ * actors on location and the costliest actor still to start in a block with one of them,
+ * together; the order bound's programme with three phases. 0 without such an actor. With
+ * ``limit`` >= 0, the order bound's table just filled for the same actors: first the
+ * phases along the order it found best, a bound above this one; -1 when that is below
+ * ``limit`` (this one cannot cut the state off either: it is not worked out). */
+static int64_t unstarted_bound(Search *s, uint64_t remaining, uint64_t on_location,
+                               uint64_t unstarted, int64_t limit) {
+    uint64_t own[MAXN];
+    int64_t cost[MAXN], worked[MAXN];
+    uint32_t first[MAXN];
+    int k = leavers(s, remaining, on_location, own, cost, worked, first);
+    if (!k) return 0;
+    uint64_t located = 0;
+    int64_t work = 0;
+    for (int i = 0; i < k; i++) {
+        located |= own[i];
+        work += worked[i];
+    }
+    int u = -1;
+    for (uint64_t p = unstarted; p; p &= p - 1) {
+        int a = __builtin_ctzll(p);
+        if ((s->blocks_of[a] & located) && (u < 0 || s->costs[a] > s->costs[u])) u = a;
+    }
+    if (u < 0) return 0;
+    uint64_t mine = s->blocks_of[u] & remaining;
+    int64_t dear = s->costs[u], shared[MAXN]; /* a leaver's cost if it shares with u, else 0 */
+    uint64_t alone[MAXN];
+    for (int i = 0; i < k; i++) {
+        shared[i] = own[i] & mine ? cost[i] : 0;
+        alone[i] = own[i] & ~mine;
+    }
+    uint32_t full = (1u << k) - 1;
+    uint64_t *un = s->order_union;
+    uint32_t *need = s->order_need;
+    if (limit >= 0) {
+        /* the order bound's best order, last leaver first (the lowest on a tie) */
+        int order[MAXN], n = 0;
+        int64_t *least = s->order_least;
+        for (uint32_t set = full; set; n++) {
+            int64_t span = duration_of(s, un[set]);
+            uint32_t rest = set & ~need[set];
+            int i = __builtin_ctz(rest);
+            for (; rest; rest &= rest - 1) {
+                i = __builtin_ctz(rest);
+                if (least[set ^ (1u << i)] + cost[i] * span == least[set]) break;
+            }
+            order[n] = i;
+            set ^= 1u << i;
+        }
+        Phases at = START;
+        uint64_t done = 0;
+        int64_t gone = 0;
+        for (int t = n - 1; t >= 0; t--) {
+            int i = order[t];
+            uint64_t after = done | own[i];
+            Phases next = NO_PHASES;
+            unstarted_step(s, (own[i] & mine) != 0, alone[i], &at, &next, cost[i], done,
+                           duration_of(s, after), duration_of(s, mine & ~after),
+                           gone < dear ? gone : dear);
+            at = next;
+            done = after;
+            gone += shared[i];
+        }
+        if ((at.post < at.stay ? at.post : at.stay) - work < limit) return -1;
+    }
+    Phases *table = s->unstarted_table;
+    int64_t *gone = s->order_least; /* the order bound's table is not needed past here */
+    un[0] = 0;
+    need[0] = 0;
+    gone[0] = 0;
+    table[0] = START;
+    for (uint32_t subset = 1; subset <= full; subset++) {
+        uint32_t low = subset & -subset;
+        int l = __builtin_ctz(low);
+        un[subset] = un[subset ^ low] | own[l];
+        need[subset] = need[subset ^ low] | first[l];
+        gone[subset] = gone[subset ^ low] + shared[l];
+        Phases *to = &table[subset];
+        *to = NO_PHASES;
+        if (need[subset] & ~subset) continue; /* someone in it leaves after one not in it */
+        int64_t span = duration_of(s, un[subset]);
+        int64_t late = duration_of(s, mine & ~un[subset]);
+        for (uint32_t rest = subset & ~need[subset]; rest; rest &= rest - 1) {
+            int i = __builtin_ctz(rest);
+            uint32_t was = subset ^ (1u << i);
+            unstarted_step(s, (own[i] & mine) != 0, alone[i], &table[was], to, cost[i], un[was],
+                           span, late, gone[was] < dear ? gone[was] : dear);
+        }
+    }
+    /* every order of all the leavers ends in stay or post */
+    int64_t best = table[full].post < table[full].stay ? table[full].post : table[full].stay;
+    return best - work > 0 ? best - work : 0;
 }
 
 /* What is known of ``remaining`` at least: its exact value, else the larger of its
@@ -372,12 +519,24 @@ static int64_t solve(Search *s, uint64_t remaining, uint64_t before, int64_t lim
         int64_t cheaper = filter_bound(s, remaining, on_location);
         if (cheaper > known) known = cheaper;
     }
-    if (known < limit && e->ordered != 1) {
+    int fresh = 0; /* the order bound's table is for this state's actors */
+    if (known < limit && e->ordered != 1 && e->ordered != 3) {
         /* the dearer bound only for a state the cheaper ones could not cut off, once */
         e->ordered = 1;
+        fresh = 1;
         int64_t tighter = order_bound(s, remaining, on_location);
         if (tighter > e->bound) e->bound = tighter;
         if (tighter > known) known = tighter;
+    }
+    if (known < limit && e->ordered == 1 && s->unstarted) {
+        /* where the order bound could not cut either: with one actor still to start */
+        uint64_t unstarted = cast_of(s, remaining) & ~before;
+        int64_t tighter = unstarted_bound(s, remaining, on_location, unstarted, fresh ? limit : -1);
+        if (tighter >= 0) {
+            e->ordered = 3;
+            if (tighter > e->bound) e->bound = tighter;
+            if (tighter > known) known = tighter;
+        }
     }
     if (known >= limit) {
         e->value = known;
@@ -445,13 +604,16 @@ static int read_ints(PyObject *seq, int64_t *out, int most, const char *what) {
 }
 
 static int Search_init(Search *s, PyObject *args, PyObject *kwargs) {
-    static char *names[] = {"durations", "costs",  "casts", "order_actors",
-                            "filter_from", "closed", "lead", "trail", NULL};
+    static char *names[] = {"durations", "costs", "casts", "order_actors", "filter_from",
+                            "closed",    "lead",  "trail", "unstarted",    NULL};
     PyObject *durations, *costs, *casts;
     int order_actors = ORDER_ACTORS, filter_from = 0, closed = 1, lead = -1, trail = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|iipii", names, &durations, &costs, &casts,
-                                     &order_actors, &filter_from, &closed, &lead, &trail))
+    int unstarted = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|iipiip", names, &durations, &costs,
+                                     &casts, &order_actors, &filter_from, &closed, &lead, &trail,
+                                     &unstarted))
         return -1;
+    s->unstarted = unstarted;
     if (filter_from < 0 || (filter_from > 0 && filter_from <= FILTER_LEAVES)) {
         PyErr_Format(PyExc_ValueError, "filter_from: 0, or more than %d", FILTER_LEAVES);
         return -1;
@@ -625,11 +787,12 @@ static PyTypeObject SearchType = {
     .tp_basicsize = sizeof(Search),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Search(durations, costs, casts, order_actors=12, filter_from=0, closed=True, "
-              "lead=-1, trail=-1): "
+              "lead=-1, trail=-1, unstarted=True): "
               "the bounded search over sets of blocks; the order bound for at most order_actors "
               "actors on location (closed: over the subsets closed under who leaves first), "
               "with at least filter_from of them the filter first (0: never); only orders with "
-              "block lead before block trail (-1: every order).",
+              "block lead before block trail (-1: every order); unstarted: the unstarted bound after "
+              "the order bound.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Search_init,
     .tp_dealloc = (destructor)Search_dealloc,
@@ -645,7 +808,7 @@ PyMODINIT_FUNC PyInit__talent(void) {
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     /* The interface talent_scheduling speaks: bump it with every change to it. */
-    if (PyModule_AddIntConstant(m, "VERSION", 7) < 0) {
+    if (PyModule_AddIntConstant(m, "VERSION", 8) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -189,7 +189,8 @@ def _idle_after(search: _Search, remaining: int, order: tuple[int, ...]) -> int:
 
 def _least_idle_of_a_rest(search: _Search, data: st.DataObject) -> tuple[int, int, int]:
     """A drawn set of blocks still to shoot, the actors on location (working both in what
-    is shot and in the rest), and the least idle cost of the rest over every order of it."""
+    is shot and in the rest), and the least idle cost of the rest over every order of it
+    (of those on location and of those still to start, as the programme counts it)."""
     remaining = data.draw(st.integers(0, search.all))
     on_location = search.cast_of(search.all & ~remaining) & search.cast_of(remaining)
     least = min(
@@ -198,16 +199,31 @@ def _least_idle_of_a_rest(search: _Search, data: st.DataObject) -> tuple[int, in
     return remaining, on_location, least
 
 
+def _unstarted_bound_holds(
+    search: _Search, remaining: int, least: int, data: st.DataObject
+) -> None:
+    """The unstarted bound is at most ``least``; asked with a limit, it is the same bound,
+    or -1 only where that bound is below the limit."""
+    on_location = search.cast_of(search.all & ~remaining) & search.cast_of(remaining)
+    unstarted = search.cast_of(remaining) & ~search.cast_of(search.all & ~remaining)
+    bound = search.unstarted_bound(remaining, on_location, unstarted)
+    assert bound <= least
+    limit = data.draw(st.integers(0, 2 * least + 1))
+    checked = search.unstarted_bound(remaining, on_location, unstarted, limit)
+    assert checked == bound or (checked == -1 and bound < limit)
+
+
 @given(instance=instances(), data=st.data())
-def test_both_bounds_are_below_the_least_idle_cost(instance: Instance, data: st.DataObject) -> None:
-    """Whatever is already shot, neither lower bound exceeds the least idle cost of the
-    rest, found by trying every order of it."""
+def test_every_bound_is_below_the_least_idle_cost(instance: Instance, data: st.DataObject) -> None:
+    """Whatever is already shot, no lower bound exceeds the least idle cost of the rest,
+    found by trying every order of it."""
     search = _Search(instance.durations, instance.costs, instance.casts, deadline=math.inf)
     remaining, on_location, least = _least_idle_of_a_rest(search, data)
     assert search.bound(remaining) <= least
     assert search.order_bound(remaining, on_location) <= least
     search.filter_from = FILTER_LEAVES + 1  # the filter with the fewest actors it runs for
     assert search.filter_bound(remaining, on_location) <= least
+    _unstarted_bound_holds(search, remaining, least, data)
 
 
 def test_the_relaxation_holds_at_money_scale() -> None:
@@ -229,7 +245,7 @@ def test_the_relaxation_holds_at_money_scale() -> None:
 
 
 @given(instance=instances(), data=st.data())
-def test_both_bounds_hold_at_money_scale(instance: Instance, data: st.DataObject) -> None:
+def test_every_bound_holds_at_money_scale(instance: Instance, data: st.DataObject) -> None:
     """The bounds below the least idle cost with every duration in hundredths of a day
     and every cost in millionths (of a hundred dollars a day), as ``castroom schedule``
     gives them."""
@@ -239,6 +255,7 @@ def test_both_bounds_hold_at_money_scale(instance: Instance, data: st.DataObject
     remaining, on_location, least = _least_idle_of_a_rest(search, data)
     assert search.bound(remaining) <= least
     assert search.order_bound(remaining, on_location) <= least
+    _unstarted_bound_holds(search, remaining, least, data)
 
 
 @given(instance=instances(), data=st.data())
@@ -284,6 +301,7 @@ def test_with_the_filter_over_few_actors_the_same_least_idle(
 #: Each baseline of the benchmark, and the search as it runs.
 KNOBS = [
     {},
+    {"unstarted": False},
     {"mirror": False},
     {"filter_bound": False},
     {"filter_bound": False, "closed": False},
@@ -315,6 +333,34 @@ def test_the_order_bound_sees_what_the_relaxation_misses() -> None:
     least = min(_idle_after(search, remaining, order) for order in ((0, 1), (1, 0)))
     assert search.order_bound(remaining, on_location) == least == 2
     assert search.bound(remaining) == 1
+
+
+def test_the_unstarted_bound_sees_what_the_order_bound_misses() -> None:
+    """Block 1 (actors 1 and 2) is shot; left are block 0 (actor 1), block 2 (actor 0,
+    not started) and block 3 (all three). Actor 2 leaves after block 3, actor 1 after
+    blocks 0 and 3: block 3 then block 0 idles neither of them, so the order bound (and
+    the relaxation) prove 0. But block 2 then goes before block 0 (actor 1 waits through
+    it) or after it (actor 0 waits through block 0): the unstarted bound proves the 1."""
+    instance = Instance((1, 1, 1, 1), (1, 1, 1), (0b010, 0b110, 0b001, 0b111))
+    search = _Search(instance.durations, instance.costs, instance.casts, deadline=math.inf)
+    remaining = 0b1101
+    on_location = search.cast_of(search.all & ~remaining) & search.cast_of(remaining)
+    assert on_location == 0b110
+    least = min(_idle_after(search, remaining, p) for p in itertools.permutations(bits(remaining)))
+    assert least == 1
+    assert search.bound(remaining) == search.order_bound(remaining, on_location) == 0
+    assert search.unstarted_bound(remaining, on_location, 0b001) == 1
+
+
+@pytest.mark.parametrize("compiled", SEARCHES)
+def test_the_unstarted_bound_searches_fewer_states(compiled: bool) -> None:
+    """film16x8s0 proven with and without the unstarted bound: the same optimum, and
+    with it fewer states."""
+    instance = load("film16x8s0")
+    without = solve(instance, time_limit=60, compiled=compiled, unstarted=False)
+    joined = solve(instance, time_limit=60, compiled=compiled)
+    assert without.optimal and joined.optimal and without.cost == joined.cost == 985
+    assert joined.states < without.states
 
 
 @pytest.mark.skipif(not COMPILED, reason="the compiled search is not built here")
