@@ -90,7 +90,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from castroom.core import media, model, yupdate
+from castroom.core import collector, media, model, yupdate
 from castroom.core.crdt import awareness_for, merge_all
 from castroom.core.document import Changes, production_in
 from castroom.core.errors import BadUpdate, CastroomError, StorageError
@@ -1652,7 +1652,13 @@ def serve(
     config = make_config(workspace_path, tls_cert=tls_cert, tls_key=tls_key, options=options)
     sock = bind_socket(host, port)
     url = server_url(host, sock.getsockname()[1], tls=bool(tls_cert))
-    server = _Server(config, on_ready=(lambda: on_ready(url)) if on_ready else None)
+
+    def ready() -> None:
+        collector.settle_server()  # this process is the server (not ServerThread's)
+        if on_ready:
+            on_ready(url)
+
+    server = _Server(config, on_ready=ready)
     try:
         server.run(sockets=[sock])
     finally:
