@@ -15,6 +15,15 @@ The other way, :attr:`DirectSend.take` lets the application take a binary messag
 arrives, in the protocol's ``data_received``, instead of through the ASGI queue and the
 reading task; it is offered a message only while none waits in the queue, and one it
 declines is queued as usual.
+
+Once the connection is open, :class:`FrameReader` cuts the client's frames from the byte
+stream itself: websockets' parser (generator-based, a Frame object and an event list per
+frame) was a tenth of the server's Python time under live load. It takes only what a Yjs
+peer sends, a masked, final binary frame within the size cap (unmasked and checked for
+length from its header); a complete control frame is handed to websockets as it came,
+which answers a ping, takes a pong or closes, and anything else (a text or fragmented
+frame, reserved bits, a bad opcode, an oversized or unmasked frame) is handed over with
+everything after it, for websockets to read, refuse or close as it always did.
 """
 
 from __future__ import annotations
@@ -23,8 +32,9 @@ from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.frames import Frame, Opcode
+from websockets.frames import Frame, Opcode, apply_mask  # apply_mask: its C speedup
 from websockets.protocol import State
+from websockets.streams import StreamReader
 
 #: The scope extension's name.
 EXTENSION = "castroom.direct"
@@ -97,21 +107,146 @@ READ_AHEAD = 16
 READ_AHEAD_BYTES = 64 * 1024
 
 
+#: What :meth:`FrameReader.next` found: a binary message's payload (unmasked), a whole
+#: control frame for websockets, or the rest of the stream for websockets to read.
+BINARY, CONTROL, REST = 1, 2, 3
+_FIN_BINARY = 0x80 | Opcode.BINARY  # FIN set, no reserved bits
+_CONTROLS = frozenset(0x80 | op for op in (Opcode.CLOSE, Opcode.PING, Opcode.PONG))
+
+
+class FrameReader:
+    """A client's frames cut from its byte stream (RFC 6455 5.2), for the frames a Yjs
+    peer sends; everything else is left to websockets (see the module's docstring)."""
+
+    def __init__(self, max_size: int | None) -> None:
+        self.max_size = max_size if max_size is not None else 1 << 63
+        self.buffer = bytearray()
+        self.pos = 0
+        #: Set once :data:`REST` was given: the stream is websockets' from there on.
+        self.done = False
+
+    def feed(self, data: bytes) -> None:
+        if self.pos:
+            del self.buffer[: self.pos]
+            self.pos = 0
+        self.buffer += data
+
+    def next(self) -> tuple[int, bytes] | None:
+        """The next complete item, or None until more bytes come."""
+        buf, pos = self.buffer, self.pos
+        size = len(buf) - pos
+        if size < 2 or self.done:
+            return None
+        head, second = buf[pos], buf[pos + 1]
+        length = second & 0x7F
+        start = pos + 2
+        if length == 126:
+            if size < 4:
+                return None
+            length = int.from_bytes(buf[start : start + 2], "big")
+            start += 2
+        elif length == 127:
+            if size < 10:
+                return None
+            length = int.from_bytes(buf[start : start + 8], "big")
+            start += 8
+        binary = head == _FIN_BINARY and length <= self.max_size
+        if not (second & 0x80) or not (binary or (head in _CONTROLS and length <= 125)):
+            self.done = True
+            return REST, self.rest()
+        end = start + 4 + length
+        if end > len(buf):
+            return None  # wait for the rest (at most max_size bytes)
+        self.pos = end
+        if binary:
+            return BINARY, apply_mask(buf[start + 4 : end], buf[start : start + 4])
+        return CONTROL, bytes(buf[pos:end])
+
+    def rest(self) -> bytes:
+        """Whatever has not been read yet (the reader holds nothing after)."""
+        rest = bytes(self.buffer[self.pos :])
+        self.buffer, self.pos = bytearray(), 0
+        return rest
+
+
+def _at_frame_boundary(conn: Any) -> bool:
+    """Whether websockets' parser waits for the first byte of a frame, with nothing of
+    one read (it waits in StreamReader.at_eof only between frames)."""
+    gen = conn.parser
+    while getattr(gen, "gi_yieldfrom", None) is not None:
+        gen = gen.gi_yieldfrom
+    code = getattr(gen, "gi_code", None)
+    return code is _AT_EOF and not conn.reader.buffer and conn.current_size is None
+
+
+_AT_EOF = StreamReader.at_eof.__code__
+
+
 class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O WebSocket protocol, offering :class:`DirectSend` in the scope,
     and reading a few messages ahead of the application: uvicorn pauses the socket after
     every message and resumes it when the application takes it (two epoll changes per
     message); here it pauses only once READ_AHEAD messages wait, or a large one does."""
 
+    #: Cuts the frames once the connection is open (None: not yet, or websockets reads).
+    frame_reader: FrameReader | None = None
+    #: Set once it was decided whether this connection's frames are read here.
+    reader_decided = False
+    #: The connection's DirectSend, once the handshake is accepted.
+    direct: DirectSend | None = None
+
+    def data_received(self, data: bytes) -> None:
+        reader = self.frame_reader or self._start_reading()
+        if reader is None:
+            super().data_received(data)
+            return
+        reader.feed(data)
+        while (item := reader.next()) is not None:
+            kind, chunk = item
+            if kind == BINARY:
+                direct = self.direct
+                take = direct.take if direct is not None else None
+                if take is None or self.close_sent or not self.queue.empty() or not take(chunk):
+                    self.curr_msg_data_type = "bytes"
+                    self.frames = [chunk]
+                    self._queue_message()
+                continue
+            if kind == CONTROL:
+                super().data_received(chunk)
+                if self.conn.state is State.OPEN:
+                    continue
+                chunk = reader.rest()  # closing: websockets takes what follows, as before
+            self.frame_reader = None
+            if chunk:
+                super().data_received(chunk)
+            return
+
+    def _start_reading(self) -> FrameReader | None:
+        """A FrameReader once the connection is open and websockets' parser stands between
+        two frames; None before (the handshake is websockets') and, decided once, for a
+        connection whose first frames websockets began to read, or with an extension."""
+        if self.reader_decided or self.conn.state is not State.OPEN:
+            return None
+        self.reader_decided = True
+        conn = self.conn
+        if conn.extensions or self.close_sent or not _at_frame_boundary(conn):
+            return None
+        self.frame_reader = FrameReader(conn.max_message_size)
+        return self.frame_reader
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         if scope is not None:  # None: the handshake was refused
-            scope["extensions"][EXTENSION] = DirectSend(self)
+            self.direct = scope["extensions"][EXTENSION] = DirectSend(self)
 
     def send_receive_event_to_app(self) -> None:
-        if self._taken():
-            return
+        if not self._taken():
+            self._queue_message()
+
+    def _queue_message(self) -> None:
+        """The message in ``self.frames`` to the ASGI queue, reading paused only once
+        READ_AHEAD messages wait (or a large one does)."""
         size = sum(len(f) for f in self.frames)
         paused = self.read_paused
         self.read_paused = True  # so uvicorn's own method does not pause the socket

@@ -3,16 +3,20 @@ bounded waits. Every process started here is bounded in time and killed by its o
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
+import os
 import queue
 import shutil
 import signal
+import socket
 import sqlite3
+import struct
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -90,6 +94,62 @@ def wait_until(predicate: Callable[[], Any], timeout: float = PATIENCE, step: fl
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(step)
+
+
+def raw_websocket(port: int, path: str) -> socket.socket:
+    """A WebSocket opened by hand on 127.0.0.1 (``path`` with its query), so frames can be
+    sent as bytes of our choosing: header first, cut short, malformed."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=PATIENCE)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        .encode()
+    )  # fmt: skip
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    assert head.endswith(b"\r\n\r\n"), "the server sent frames before the handshake ended"
+    return sock
+
+
+def server_frames(sock: socket.socket, timeout: float) -> Iterator[tuple[int, bytes]]:
+    """Each frame the server sends on a :func:`raw_websocket`, as (opcode, payload), until
+    it closes the socket or ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while True:
+        while len(data) >= 2:
+            size, at = data[1] & 0x7F, 2
+            if size == 126:
+                size, at = struct.unpack("!H", data[2:4])[0], 4
+            elif size == 127:
+                size, at = struct.unpack("!Q", data[2:10])[0], 10
+            if len(data) < at + size:
+                break
+            yield data[0] & 0x0F, data[at : at + size]
+            data = data[at + size :]
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except (TimeoutError, ConnectionResetError):
+            return
+        if not chunk:
+            return
+        data += chunk
+
+
+def close_code(sock: socket.socket, timeout: float) -> int | None:
+    """The code of the first close frame the server sends within ``timeout`` (the frames
+    before it, such as its step 1, are skipped), or None."""
+    for opcode, payload in server_frames(sock, timeout):
+        if opcode == 0x8:  # close
+            return int(struct.unpack("!H", payload[:2])[0])
+    return None
 
 
 def ctrl_c_works() -> None:

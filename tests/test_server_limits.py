@@ -5,7 +5,6 @@ its file descriptors limited), real sockets."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import os
@@ -26,7 +25,7 @@ import httpx
 import pytest
 from patience import PATIENCE
 from pycrdt import Doc, Map, Text
-from sync_helpers import make_cert, stop_process, wait_until
+from sync_helpers import close_code, make_cert, raw_websocket, stop_process, wait_until
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -315,62 +314,19 @@ def test_control_characters_from_the_network_never_reach_the_log(
 # -- oversized frames --------------------------------------------------------------------------
 
 
-def _raw_websocket(server: ServerThread, pid: str, token: str) -> socket.socket:
-    """A WebSocket opened by hand, so a frame can be sent header first and cut short."""
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=PATIENCE)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        f"GET /sync/{pid}?token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        .encode()
-    )  # fmt: skip
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(4096)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return sock
-
-
-def _close_code(sock: socket.socket, timeout: float) -> int | None:
-    """The code of the first close frame the server sends within ``timeout`` (the frames
-    before it, such as its step 1, are skipped), or None."""
-    sock.settimeout(timeout)
-    data = b""
-    try:
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-            while len(data) >= 2:
-                size, at = data[1] & 0x7F, 2
-                if size == 126:
-                    size, at = struct.unpack("!H", data[2:4])[0], 4
-                elif size == 127:
-                    size, at = struct.unpack("!Q", data[2:10])[0], 10
-                if len(data) < at + size:
-                    break
-                if data[0] & 0x0F == 0x8:  # close
-                    return int(struct.unpack("!H", data[at : at + 2])[0])
-                data = data[at + size :]
-    except TimeoutError:
-        return None
-    return None
-
-
 def test_an_oversized_frame_is_refused_from_its_header(seeded: Seeded) -> None:
     """A frame whose header declares more than the update cap is refused before its body
     is read: the server closes 1009 although most of the body was never sent (uvicorn's
     own limit was twice the cap, so it waited for all of it)."""
     cap = 1024 * 1024
     with ServerThread(seeded.path, options=ServerOptions(max_message=cap)) as server:
-        sock = _raw_websocket(server, seeded.pid, seeded.write)
+        sock = raw_websocket(server.port, f"/sync/{seeded.pid}?token={seeded.write}")
         with sock:
             declared = cap + 64 * 1024
             mask = os.urandom(4)
             sock.sendall(bytes([0x82, 0x80 | 127]) + struct.pack("!Q", declared) + mask)
             sock.sendall(bytes(4096))  # a sliver of the body, then nothing
-            assert _close_code(sock, timeout=PATIENCE) == 1009
+            assert close_code(sock, timeout=PATIENCE) == 1009
         # A frame at the cap still goes through (the y-protocols header on top of it).
         with ws(server, seeded.pid, seeded.write) as conn:
             conn.send(p.update_frame(bytes(cap - 16)))
