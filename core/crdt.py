@@ -161,6 +161,48 @@ def _observe_raw(shared: Map, callback: Callable[[list[Any]], None], errors: lis
 
 #: Whether pycrdt exposes what the fast field write needs (checked once, at import).
 _FAST_INSERT = hasattr(Map, "integrated") and hasattr(Doc().transaction(), "_txn")
+#: Whether a merge may run in one bare Yrs transaction (pycrdt's Rust Doc, and the list
+#: its observer wrappers keep errors in): pycrdt's own get_state and apply_update each
+#: wrap a Yrs transaction in a Python one that commits.
+_BARE_TXN = all(hasattr(Doc()._doc, n) for n in ("create_transaction", "get_state")) and (
+    isinstance(getattr(Doc(), "_exceptions", None), list)
+)
+
+
+def _bare_state(ydoc: Doc) -> bytes:
+    """``ydoc``'s state vector, read in a bare Yrs transaction (a third of pycrdt's
+    get_state, which commits a Python transaction around it)."""
+    if not _BARE_TXN or ydoc._txn is not None or ydoc._allow_multithreading:
+        return ydoc.get_state()
+    raw = ydoc._doc
+    txn = raw.create_transaction()
+    try:
+        return bytes(raw.get_state(txn))
+    finally:
+        txn.drop()
+
+
+def _apply_reading_state(ydoc: Doc, update: bytes) -> bytes:
+    """Apply ``update`` and return the state vector after it, in one Yrs transaction
+    where it can be (pycrdt: one to apply, one more to read the state). Observers run
+    at its commit, as in pycrdt's; their errors are raised as pycrdt raises them."""
+    if not _BARE_TXN or ydoc._txn is not None or ydoc._allow_multithreading:
+        ydoc.apply_update(update)
+        return ydoc.get_state()
+    raw = ydoc._doc
+    txn = raw.create_transaction()
+    try:
+        raw.apply_update(txn, update)
+        state = bytes(raw.get_state(txn))
+        txn.commit()
+    finally:
+        txn.drop()
+    if ydoc._exceptions:
+        exceptions = tuple(ydoc._exceptions)
+        ydoc._exceptions.clear()
+        raise ExceptionGroup("Observer callback error", exceptions)
+    return state
+
 
 #: Updates up to this size are watched for structs Yrs left pending (see _integrate).
 STASH_LIMIT = 512 * 1024
@@ -370,8 +412,8 @@ class CrdtDocument(DocumentReads):
         it again then works. So updates not fully integrated are kept and re-applied
         after each later update until they are; applying an update twice is harmless.
         """
-        self._apply_sliced(update, shape)
-        if len(update) <= STASH_LIMIT and not self._covered(update):
+        state = self._apply_sliced(update, shape)
+        if len(update) <= STASH_LIMIT and not update_is_empty(get_update(update, state)):
             self._stash.append(update)
             del self._stash[:-256]  # bounded: storage keeps every update anyway
         progress = bool(self._stash)
@@ -383,26 +425,28 @@ class CrdtDocument(DocumentReads):
                     self._stash.remove(waiting)
                     progress = True
 
-    def _apply_sliced(self, update: bytes, shape: UpdateShape | None) -> None:
+    def _apply_sliced(self, update: bytes, shape: UpdateShape | None) -> bytes:
         """Yrs holds the GIL while it integrates (16 s for a 1M-entry update), so a large
         update is fed to it in slices (yupdate.slices): a merge in a worker thread then
         lets the server's event loop run between two. Should a slice wait on one that
         came later (structs of several clients referring to each other both ways), the
-        whole update is applied once more, which Yrs sorts out itself."""
+        whole update is applied once more, which Yrs sorts out itself. Returns the state
+        vector after it."""
         pieces = slices(update, shape) if shape is not None else [update]
         if len(pieces) == 1:
-            self.ydoc.apply_update(update)
-            return
+            return _apply_reading_state(self.ydoc, update)
         assert shape is not None
         before = decode_state_vector(self.ydoc.get_state())
         for piece in pieces:
             self.ydoc.apply_update(piece)
-        after = decode_state_vector(self.ydoc.get_state())
+        state = self.ydoc.get_state()
+        after = decode_state_vector(state)
         if any(
             before.get(client, 0) >= shape.starts[client] and after.get(client, 0) < end
             for client, end in shape.clocks.items()
         ):
-            self.ydoc.apply_update(update)
+            return _apply_reading_state(self.ydoc, update)
+        return state
 
     # -- change tracking -----------------------------------------------------------------
 
@@ -560,7 +604,7 @@ class CrdtDocument(DocumentReads):
 
     def state_vector(self) -> bytes:
         self._touch()
-        return self.ydoc.get_state()
+        return _bare_state(self.ydoc)
 
     def encode_update(self, state_vector: bytes | None = None) -> bytes:
         """Everything this document has that a peer with ``state_vector`` lacks."""
