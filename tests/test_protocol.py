@@ -282,3 +282,31 @@ def test_yjs_byte_readers_are_shared_and_bounds_checked() -> None:
             crdt.check_update(update)
     with pytest.raises(BadUpdate, match="too large"):
         yupdate.read_var_uint(b"\xff" * 9 + b"\x01", 0)  # 64 bits: over lib0's 53
+
+
+_frame_prefixes = st.sampled_from([b"\x00\x00", b"\x00\x01", b"\x00\x02", b"\x00\x03", b"\x01"])
+
+
+@settings(max_examples=examples(300))
+@given(
+    prefix=_frame_prefixes,
+    payload=st.binary(max_size=300) | st.sampled_from([bytes(127), bytes(128), bytes(16384)]),
+    cut=st.integers(-3, 3),
+    tail=st.binary(max_size=3),
+)
+def test_the_live_fast_path_decodes_as_the_general_one(
+    prefix: bytes, payload: bytes, cut: int, tail: bytes
+) -> None:
+    """decode_message reads a live edit's sync frame without the general path's calls;
+    for any frame, truncated or with bytes after it, it answers as the general path does
+    (a bytearray takes the general path)."""
+    frame = prefix + p.write_var_uint(len(payload)) + payload
+    frame = (frame[:cut] if cut < 0 else frame) + (tail if cut > 0 else b"")
+
+    def decoded(data: bytes | bytearray) -> tuple[str, object]:
+        try:
+            return "ok", p.decode_message(data)
+        except p.ProtocolError as exc:
+            return "refused", str(exc)
+
+    assert decoded(frame) == decoded(bytearray(frame))
