@@ -10,9 +10,10 @@ The next command to read that production at that position reads :class:`ReadCopy
 the same typed reads as the CRDT's (:class:`~castroom.core.reads.DocumentReads`:
 validation, invalid entities, labels), over that same JSON, without importing pycrdt.
 Any write to the log moves the position, and the copy is not used again until a
-read-only command has opened the production anew, or the process that wrote knows
-every row logged after the copy's position (each one its own: a commit, or a peer's
-update it merged): that process patches the copy (:func:`patch`, from
+read-only command has opened the production anew, or a process holding the CRDT knows
+what every row logged after the copy's position changed (its own: a commit, or a peer's
+update it merged; or another process's commit, whose changes the log keeps): that
+process patches the copy (:func:`patch`, from
 :meth:`castroom.core.workspace.StoredProduction.patch_read_copy`), a command on close,
 a running server once the production has been quiet (castroom.sync.read_copies), so
 the first ``check`` after a ``castroom set`` or a peer's edit reads a copy too. The

@@ -1060,6 +1060,18 @@ class Store:
         ).fetchall()
         return [int(seq) for (seq,) in rows]
 
+    def entries(self, production: str, seqs: Sequence[int]) -> list[LogEntry]:
+        """The log entries numbered ``seqs`` that are still logged, in order."""
+        out: list[LogEntry] = []
+        for start in range(0, len(seqs), 500):  # SQLite's bound on parameters
+            some = seqs[start : start + 500]
+            sql = (
+                f"SELECT {_ENTRY_COLUMNS} FROM updates u LEFT JOIN update_data d USING (seq)"
+                f" WHERE u.production = ? AND seq IN ({', '.join('?' * len(some))}) ORDER BY seq"
+            )
+            out += self._entries(sql, (self._known_ref(production), *some), None)
+        return out
+
     def _last_after(self, db: sqlite3.Connection, production: str, start: int) -> int:
         """The last logged sequence number of ``production`` after ``start`` (0: none)."""
         return int(

@@ -7,8 +7,9 @@ from a copy). The server knows what each of its rows changed, so once a producti
 been quiet for ``quiet`` seconds it patches the copy with the entities changed
 (:meth:`StoredProduction.patch_read_copy`: a few buckets of the copy, about 15 ms at
 50,000 talents; the first patch of a copy made whole splits it, once). Only when every
-row logged after the copy's position is the server's own: a row another process wrote
-meanwhile leaves the copy stale, never wrong. Nothing is patched while a large update
+row logged after the copy's position is the server's own or another process's own write
+(a command's, the dashboard worker's: folded in from the log): a peer's update another
+process merged meanwhile leaves the copy stale, never wrong. Nothing is patched while a large update
 merges off the loop or a worker thread writes, nor mid-burst: a busy room's peers never
 wait for it. A live ``castroom sync`` (a server, a Hocuspocus server, a shared folder)
 patches the same way, after each quiet second.
@@ -32,7 +33,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from castroom.core.workspace import DB_NAME, StoredProduction, Workspace
+from castroom.core.workspace import DB_NAME, Workspace
 
 log = logging.getLogger("castroom.sync.read_copies")
 
@@ -46,10 +47,10 @@ NOTHING_SPLIT = 3
 
 
 class Patcher:
-    """Patches the read copy of each production open in ``workspace`` whose last row of
-    ours is ``quiet`` seconds old, unless ``busy(production id)``, at each :meth:`round`.
-    A patch refused (another process wrote) is tried again only once more rows or
-    commits came in."""
+    """Patches the read copy of each production open in ``workspace`` whose last row
+    (ours, or another process's we merged) is ``quiet`` seconds old, unless
+    ``busy(production id)``, at each :meth:`round`. A patch refused (a peer's update
+    another process merged) is tried again only once more rows or commits came in."""
 
     def __init__(
         self, workspace: Workspace, quiet: float = QUIET, busy: Callable[[str], bool] | None = None
@@ -71,21 +72,18 @@ class Patcher:
                 continue
             if self.busy(production.id):
                 continue
+            state = (production.own_at, self.workspace.store.data_version())
+            if self._tried.get(production.id) == state:
+                continue
             try:
                 if split_apart and production.copy_to_split():
                     to_split.append(production.id)
-                else:
-                    self._patch(production)
+                elif not production.patch_read_copy():
+                    self._tried[production.id] = state
+                    log.debug("read copy of production %s not patched", production.id)
             except Exception:  # the disk, say: the next quiet moment tries again
                 log.exception("patching the read copy of production %s failed", production.id)
         return to_split
-
-    def _patch(self, production: StoredProduction) -> None:
-        assert production.id is not None
-        state = (production.own_at, self.workspace.store.data_version())
-        if self._tried.get(production.id) != state and not production.patch_read_copy():
-            self._tried[production.id] = state
-            log.debug("read copy of production %s not patched", production.id)
 
 
 async def patch_in_background(
