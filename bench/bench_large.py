@@ -7,7 +7,10 @@ Each command runs three times per round: with no read copy stored (``cold``: the
 loaded, and a read copy is kept: the first read after a peer's or another process's
 write), as the first read after a ``castroom set`` (``after set``: the write command
 patched the read copy it opened at, core/read_copy.py ``patch``), and as any later read
-of that version (``copy``). The write itself is timed too (``set``: it pays the patch).
+of that version (``copy``), and as the first read after a write whose process was
+killed before it closed (``after crash``: the copy is stale; the read loads the CRDT,
+patches the copy with what the log says the dead writer changed, and reads it). The
+write itself is timed too (``set``: it pays the patch).
 Then each runs RUNS times more on the copy as a running ``castroom serve`` keeps it
 (``after serve``): the server merged a peer's new talent (an HTTP push) and patched the
 copy once quiet; the first patch splits the copy a read left whole, in a worker
@@ -98,6 +101,15 @@ def _forget_copies(path: Path) -> None:
 
 
 _WRITES = iter(range(100_000, 10**9))
+#: A write command killed once it has committed, before it closes (a crash).
+CRASH = """
+import os, signal, sys
+from castroom.core.model import Talent
+from castroom.core.workspace import Workspace
+ws = Workspace.open(sys.argv[1])
+ws.production().doc.update(Talent, "T00002", {"rate": int(sys.argv[2])})
+os.kill(os.getpid(), signal.SIGKILL)
+"""
 
 
 def _write(path: Path) -> list[str]:
@@ -107,15 +119,23 @@ def _write(path: Path) -> list[str]:
 
 
 def _seconds(
-    argv: list[str], cold: Path | None = None, written: Path | None = None
+    argv: list[str],
+    cold: Path | None = None,
+    written: Path | None = None,
+    crashed: Path | None = None,
 ) -> tuple[float, float]:
     """Wall and CPU seconds (user + system) of one fresh process running ``argv``
     (``cold``: with that workspace's read copies dropped first; ``written``: right
-    after a write command on that workspace, not timed)."""
+    after a write command on that workspace, not timed; ``crashed``: after a write
+    killed before it closed)."""
     if cold is not None:
         _forget_copies(cold)
     if written is not None:
         subprocess.run(_write(written), capture_output=True, check=True, env=ENV)
+    if crashed is not None:
+        killed = [sys.executable, "-c", CRASH, str(crashed), str(next(_WRITES))]
+        if subprocess.run(killed, capture_output=True, env=ENV).returncode != -signal.SIGKILL:
+            raise SystemExit("the crashing write did not crash")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, check=False, env=ENV)
@@ -239,34 +259,34 @@ def main() -> None:
         sizes = " and ".join(f"{scale * 5},000" for scale in SCALES.values())
         print(f"bench_large: building {sizes} talents (about a minute) ...", flush=True)
         spaces = {label: stored(Path(tmp), scale) for label, scale in SCALES.items()}
-        Run = tuple[list[str], Path | None, Path | None]  # argv, cold, written
+        Run = tuple[
+            list[str], Path | None, Path | None, Path | None
+        ]  # argv, cold, written, crashed
         runs: dict[tuple[str, str], Run] = {}
         for label, path in spaces.items():
-            runs[(label, "python -c pass")] = ([sys.executable, "-c", "pass"], None, None)
-            runs[(label, "raw pycrdt open")] = (
-                [sys.executable, "-c", RAW_OPEN, str(path / DB)],
-                None,
-                None,
-            )
+            runs[(label, "python -c pass")] = ([sys.executable, "-c", "pass"], None, None, None)
+            raw = [sys.executable, "-c", RAW_OPEN, str(path / DB)]
+            runs[(label, "raw pycrdt open")] = (raw, None, None, None)
             for name, args in COMMANDS.items():
                 argv = [exe, "-w", str(path), *args]
-                runs[(label, f"{name} (cold)")] = (argv, path, None)
-                runs[(label, f"{name} (after set)")] = (argv, None, path)
-                runs[(label, f"{name} (copy)")] = (argv, None, None)
-            runs[(label, "set (write)")] = (_write(path), None, None)  # with a copy to patch
+                runs[(label, f"{name} (cold)")] = (argv, path, None, None)
+                runs[(label, f"{name} (after set)")] = (argv, None, path, None)
+                runs[(label, f"{name} (copy)")] = (argv, None, None, None)
+                runs[(label, f"{name} (after crash)")] = (argv, None, None, path)
+            runs[(label, "set (write)")] = (_write(path), None, None, None)  # a copy to patch
         times: dict[tuple[str, str], list[tuple[float, float]]] = {key: [] for key in runs}
         for _ in range(RUNS):
-            for key, (argv, cold, written) in runs.items():
+            for key, (argv, cold, written, crashed) in runs.items():
                 if key[1] == "set (write)":
                     argv = _write(spaces[key[0]])
-                times[key].append(_seconds(argv, cold, written))
+                times[key].append(_seconds(argv, cold, written, crashed))
         served = [_after_serve(path, Path(tmp), times, label) for label, path in spaces.items()]
     print(
         f"  machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores;"
         f" median of {RUNS} interleaved runs, fresh process each; CPU s (wall s)"
     )
     missed = []
-    hows = ("cold", "after set", "copy", "after serve")
+    hows = ("cold", "after crash", "after set", "copy", "after serve")
     names = [f"{name} ({how})" for name in COMMANDS for how in hows]
     labels = list(SCALES)
     floor = _medians(times[(labels[-1], "raw pycrdt open")])[1]
