@@ -330,12 +330,35 @@ static inline __attribute__((always_inline)) void unstarted_step(
     if (from->post < NONE && (v = from->post + base) < to->post) to->post = v;
 }
 
+/* The unstarted bound's phases with actor u (blocks ``mine``, cost ``dear``) along one
+ * order of the leavers (``order``, last leaver first): at least the least over orders
+ * (talent_scheduling._Search._unstarted_path). */
+static int64_t unstarted_path(Search *s, const int *order, int n, const uint64_t *own,
+                              const int64_t *cost, uint64_t mine, int64_t dear) {
+    Phases at = START;
+    uint64_t done = 0;
+    int64_t gone = 0;
+    for (int t = n - 1; t >= 0; t--) {
+        int i = order[t];
+        uint64_t after = done | own[i];
+        Phases next = NO_PHASES;
+        unstarted_step(s, (own[i] & mine) != 0, own[i] & ~mine, &at, &next, cost[i], done,
+                       duration_of(s, after), duration_of(s, mine & ~after),
+                       gone < dear ? gone : dear);
+        at = next;
+        done = after;
+        gone += own[i] & mine ? cost[i] : 0;
+    }
+    return at.post < at.stay ? at.post : at.stay;
+}
+
 /* The unstarted bound (talent_scheduling._Search.unstarted_bound, read it first): the
- * actors on location and the costliest actor still to start in a block with one of them,
- * together; the order bound's programme with three phases. 0 without such an actor. With
- * ``limit`` >= 0, the order bound's table just filled for the same actors: first the
- * phases along the order it found best, a bound above this one; -1 when that is below
- * ``limit`` (this one cannot cut the state off either: it is not worked out). */
+ * actors on location and one actor still to start in a block with one of them, together;
+ * the order bound's programme with three phases. 0 without such an actor. With ``limit``
+ * >= 0, the order bound's table just filled for the same actors: the actor is the one
+ * whose phases along the order it found best come highest (a bound above this one), and
+ * -1 when that is below ``limit`` (this one cannot cut the state off either: it is not
+ * worked out); else the costliest. */
 static int64_t unstarted_bound(Search *s, uint64_t remaining, uint64_t on_location,
                                uint64_t unstarted, int64_t limit) {
     uint64_t own[MAXN];
@@ -355,13 +378,6 @@ static int64_t unstarted_bound(Search *s, uint64_t remaining, uint64_t on_locati
         if ((s->blocks_of[a] & located) && (u < 0 || s->costs[a] > s->costs[u])) u = a;
     }
     if (u < 0) return 0;
-    uint64_t mine = s->blocks_of[u] & remaining;
-    int64_t dear = s->costs[u], shared[MAXN]; /* a leaver's cost if it shares with u, else 0 */
-    uint64_t alone[MAXN];
-    for (int i = 0; i < k; i++) {
-        shared[i] = own[i] & mine ? cost[i] : 0;
-        alone[i] = own[i] & ~mine;
-    }
     uint32_t full = (1u << k) - 1;
     uint64_t *un = s->order_union;
     uint32_t *need = s->order_need;
@@ -380,21 +396,25 @@ static int64_t unstarted_bound(Search *s, uint64_t remaining, uint64_t on_locati
             order[n] = i;
             set ^= 1u << i;
         }
-        Phases at = START;
-        uint64_t done = 0;
-        int64_t gone = 0;
-        for (int t = n - 1; t >= 0; t--) {
-            int i = order[t];
-            uint64_t after = done | own[i];
-            Phases next = NO_PHASES;
-            unstarted_step(s, (own[i] & mine) != 0, alone[i], &at, &next, cost[i], done,
-                           duration_of(s, after), duration_of(s, mine & ~after),
-                           gone < dear ? gone : dear);
-            at = next;
-            done = after;
-            gone += shared[i];
+        int64_t highest = -1; /* the highest along it, the lowest actor on a tie */
+        for (uint64_t p = unstarted; p; p &= p - 1) {
+            int a = __builtin_ctzll(p);
+            if (!(s->blocks_of[a] & located)) continue;
+            int64_t v = unstarted_path(s, order, n, own, cost, s->blocks_of[a] & remaining,
+                                       s->costs[a]);
+            if (v > highest) {
+                highest = v;
+                u = a;
+            }
         }
-        if ((at.post < at.stay ? at.post : at.stay) - work < limit) return -1;
+        if (highest - work < limit) return -1;
+    }
+    uint64_t mine = s->blocks_of[u] & remaining;
+    int64_t dear = s->costs[u], shared[MAXN]; /* a leaver's cost if it shares with u, else 0 */
+    uint64_t alone[MAXN];
+    for (int i = 0; i < k; i++) {
+        shared[i] = own[i] & mine ? cost[i] : 0;
+        alone[i] = own[i] & ~mine;
     }
     Phases *table = s->unstarted_table;
     int64_t *gone = s->order_least; /* the order bound's table is not needed past here */

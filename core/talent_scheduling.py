@@ -48,12 +48,13 @@ remaining one), so the cost of the rest is memoised per set. Around it:
   for those two, which cuts about half the states the full one would be run for, in a
   quarter of its steps;
 - where the order bound cannot cut a state off either, the unstarted bound
-  (:meth:`_Search.unstarted_bound`): the same programme with the costliest actor not yet
-  started who shares a block with those on location, in three phases. The order bound
+  (:meth:`_Search.unstarted_bound`): the same programme with one actor not yet started
+  who shares a block with those on location, in three phases. The order bound
   alone misses what the leaving order costs such an actor: on 150 states sampled from
   film20x8s0's proof the order bound averaged 0.61 of the true idle cost and cut 57, with
-  this one 0.71 and 94. It is not worked out where the phases along the order bound's
-  best order (a bound above it) already fall below the limit.
+  this one 0.71 and 94 (with the costliest such actor). Along the order bound's best
+  order the phases are a bound above it, for each such actor: it is worked out for the
+  one they put highest, and not at all where that is below the limit.
 
 Everything is integers: sets are Python ints used as bitsets. The search runs compiled
 (``core/_talent.c``, the same programme over 64-bit words, some hundred times faster)
@@ -570,8 +571,8 @@ class _Search:
     ) -> int:
         """A bound on the idle cost of the actors on location and of one actor ``u`` not
         started yet, together (the order bound's actors alone miss most of what their
-        order costs those still to start): ``u`` is the costliest of ``unstarted`` in a
-        remaining block with one on location. As in the order bound, those on location
+        order costs those still to start): ``u`` is one of ``unstarted`` in a remaining
+        block with one on location. As in the order bound, those on location
         leave one after another, each at least when the blocks of all who left so far are
         shot; the first to leave who shares a block with ``u`` leaves after ``u`` started.
         Until ``u`` has shot its last block, each later leaver's new blocks without ``u``
@@ -582,9 +583,10 @@ class _Search:
         subsets with three phases (no sharer gone; ``u`` still there; ``u`` done); 0
         without such a ``u``.
 
-        With ``limit`` >= 0: first the phases along the order the order bound finds best,
-        a bound above this one; -1 when that is below ``limit`` (this one cannot cut the
-        state off either, so it is not worked out)."""
+        With ``limit`` >= 0, ``u`` is the one whose phases along the order the order bound
+        finds best come highest (a bound above this one), and -1 is returned when that is
+        below ``limit`` (this one cannot cut the state off either, so it is not worked
+        out); without, the costliest."""
         leavers = self._leavers(remaining, on_location)
         if leavers is None:
             return 0
@@ -592,19 +594,22 @@ class _Search:
         located = 0
         for blocks in own:
             located |= blocks
-        u = -1
-        for a in bits(unstarted):  # the costliest in a block with someone on location
-            if self.blocks_of[a] & located and (u < 0 or self.costs[a] > self.costs[u]):
-                u = a
-        if u < 0:
+        sharing = [a for a in bits(unstarted) if self.blocks_of[a] & located]
+        if not sharing:
             return 0
-        mine = self.blocks_of[u] & remaining
-        shape = _Unstarted(
-            mine, self.costs[u], [c if b & mine else 0 for c, b in zip(costs, own, strict=True)]
-        )
         work = sum(c * self.duration_of(blocks) for c, blocks in zip(costs, own, strict=True))
-        if limit >= 0 and self._unstarted_path(shape, own, costs, first) - work < limit:
-            return -1
+        if limit >= 0:
+            order = self._best_order(own, costs, first)
+            shapes = [self._shape(a, remaining, own, costs) for a in sharing]
+            along = [self._unstarted_path(shape, own, costs, order) for shape in shapes]
+            highest = max(along)
+            if highest - work < limit:
+                return -1
+            u = sharing[along.index(highest)]  # the lowest actor on a tie
+        else:
+            u = max(sharing, key=lambda a: (self.costs[a], -a))  # the lowest on a tie
+        shape = self._shape(u, remaining, own, costs)
+        mine = shape.mine
         full = (1 << len(own)) - 1
         union, need, gone = [0] * (full + 1), [0] * (full + 1), [0] * (full + 1)
         table = [list(_START)] + [list(_NO_PHASES) for _ in range(full)]
@@ -625,19 +630,28 @@ class _Search:
                 self._unstarted_step(shape, table[was], table[subset], *step)
         return max(0, int(min(table[full][1:])) - work)  # every order ends in post or stay
 
-    def _unstarted_path(
-        self, shape: _Unstarted, own: list[int], costs: list[int], first: list[int]
-    ) -> float:
-        """The unstarted bound's phases along the order the order bound finds best (the
-        lowest last leaver on a tie): one order's, so at least the least over orders."""
+    def _shape(self, u: int, remaining: int, own: list[int], costs: list[int]) -> _Unstarted:
+        mine = self.blocks_of[u] & remaining
+        shared = [c if b & mine else 0 for c, b in zip(costs, own, strict=True)]
+        return _Unstarted(mine, self.costs[u], shared)
+
+    def _best_order(self, own: list[int], costs: list[int], first: list[int]) -> list[int]:
+        """The order the order bound finds best, last leaver first (the lowest on a tie)."""
         least, union, need = self._order_table(own, costs, first)
-        order, leaving = [], len(least) - 1  # last leaver first
+        order, leaving = [], len(least) - 1
         while leaving:
             span = self.duration_of(union[leaving])
             rest = bits(leaving & ~need[leaving])
             best = (j for j in rest if least[leaving ^ 1 << j] + costs[j] * span == least[leaving])
             order.append(next(best, rest[-1]))
             leaving ^= 1 << order[-1]
+        return order
+
+    def _unstarted_path(
+        self, shape: _Unstarted, own: list[int], costs: list[int], order: list[int]
+    ) -> float:
+        """The unstarted bound's phases along one order of the leavers (``order``, last
+        leaver first): one order's, so at least the least over orders."""
         at, done, gone = list(_START), 0, 0
         for i in reversed(order):
             after = done | own[i]
