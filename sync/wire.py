@@ -18,7 +18,7 @@ declines is queued as usual.
 
 Once the connection is open, :class:`FrameReader` cuts the client's frames from the byte
 stream itself: websockets' parser (generator-based, a Frame object and an event list per
-frame) was a tenth of the server's Python time under live load. It takes only what a Yjs
+frame) and uvicorn's dispatch took 8-10 us a frame, this 1-3 us. It takes only what a Yjs
 peer sends, a masked, final binary frame within the size cap (unmasked and checked for
 length from its header); a complete control frame is handed to websockets as it came,
 which answers a ping, takes a pong or closes, and anything else (a text or fragmented
