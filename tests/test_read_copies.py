@@ -205,6 +205,22 @@ def test_a_peers_update_another_process_merged_is_not_folded_in_a_command_is(
     _as_from_the_crdt(server, answers)
 
 
+def test_a_running_server_folds_in_a_commands_write_beside_its_own(tmp_path: Path) -> None:
+    # The server has merged a peer's edits and not patched yet when a command writes
+    # too: the command cannot fold the server's rows in as it closes (a peer's update it
+    # did not merge itself), the server can fold the command's in (its own write, from
+    # the log) once the production has been quiet, while it runs.
+    server, production_id, talents, served = _served_with_a_peers_edit(tmp_path, quiet=2)
+    try:
+        _run(server, "set", "talent", talents[1], "agent=Mira Vale")
+        assert wait_until(lambda: _fresh(server, production_id))
+        answers, from_copy = _answers(server)  # the server still running
+        assert from_copy and {"Nell Park", "Kit Lane", "Mira Vale"} <= _agents(answers)
+    finally:
+        assert served.stop() == 0
+    _as_from_the_crdt(server, answers)
+
+
 #: A writer that stops where it is told (a line on its stdin): it opens the production,
 #: sets a talent's agent, then closes the workspace (patching the read copy).
 WRITER = """
