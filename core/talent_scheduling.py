@@ -302,8 +302,10 @@ class _Probes:
         self.kernel = None
         used = bits(search.cast_of(search.all))
         idle_at_most = sum(blocks.costs[a] for a in used) * sum(blocks.durations)
-        # 64-bit words: at most 64 blocks and 64 actors, and no sum that could overflow.
-        fits = len(blocks.casts) <= 64 and len(used) <= 64 and idle_at_most < 2**62
+        # 64-bit words: at most 64 blocks and 64 actors, and no sum that could overflow
+        # or reach 2^62, which marks an unstarted bound's phase no order reaches (its
+        # sums come to at most three times ``idle_at_most``).
+        fits = len(blocks.casts) <= 64 and len(used) <= 64 and idle_at_most < 2**60
         if compiled and _Compiled is not None and fits:
             # Actors renumbered to those in some block: 64 of them fit a word.
             index = {a: i for i, a in enumerate(used)}

@@ -338,6 +338,19 @@ def test_the_order_bound_sees_what_the_relaxation_misses() -> None:
     assert search.bound(remaining) == 1
 
 
+@pytest.mark.skipif(not COMPILED, reason="the compiled search is not built here")
+def test_costs_past_what_a_word_holds_safely_go_to_the_python_search() -> None:
+    """The compiled search's sums stay below 2^62 (its mark for a phase of the unstarted
+    bound no order reaches), which they can reach from a third of it: tiny with every cost
+    times 2^55 (idle at most 42 x 2^55, past 2^60) is searched in Python, to the published
+    optimum times the same."""
+    tiny = load("tiny")
+    scaled = Instance(tiny.durations, tuple(c << 55 for c in tiny.costs), tiny.casts)
+    result = solve(scaled, time_limit=30)
+    assert not result.compiled
+    assert result.optimal and result.cost == OPTIMA["tiny"] << 55
+
+
 def test_the_unstarted_bound_sees_what_the_order_bound_misses() -> None:
     """Block 1 (actors 1 and 2) is shot; left are block 0 (actor 1), block 2 (actor 0,
     not started) and block 3 (all three). Actor 2 leaves after block 3, actor 1 after
