@@ -342,10 +342,14 @@ class CrdtDocument(DocumentReads):
         #: a write bypassed the typed API): a read copy is then never patched from what
         #: this document reported (StoredProduction.patch_read_copy).
         self.changes_lost = False
+        #: The state vector as last read or merged to, until the next transaction of any
+        #: kind (every live merge read it before and after: one Yrs encode fewer each).
+        self._state: bytes | None = None
         self._bind(ydoc or Doc())
 
     def _bind(self, ydoc: Doc) -> None:
         self._merge_subs = None  # they belonged to the Doc being replaced
+        self._state = None
         self.ydoc = ydoc
         self._production = ydoc.get("production", type=Map)
         self._meta = ydoc.get("meta", type=Map)
@@ -413,6 +417,8 @@ class CrdtDocument(DocumentReads):
         after each later update until they are; applying an update twice is harmless.
         """
         state = self._apply_sliced(update, shape)
+        # Its commit has run _on_transaction; a retry of the stash below drops it again.
+        self._state = state if self.ydoc._txn is None else None
         if len(update) <= STASH_LIMIT and not update_is_empty(get_update(update, state)):
             self._stash.append(update)
             del self._stash[:-256]  # bounded: storage keeps every update anyway
@@ -451,6 +457,7 @@ class CrdtDocument(DocumentReads):
     # -- change tracking -----------------------------------------------------------------
 
     def _on_transaction(self, event: TransactionEvent) -> None:
+        self._state = None
         self._json.clear()  # any change at all, whoever made it
         self._generation += 1
         self._every.clear()
@@ -604,7 +611,11 @@ class CrdtDocument(DocumentReads):
 
     def state_vector(self) -> bytes:
         self._touch()
-        return _bare_state(self.ydoc)
+        if self.ydoc._txn is not None:  # an open transaction's writes clear it at commit only
+            return _bare_state(self.ydoc)
+        if self._state is None:
+            self._state = _bare_state(self.ydoc)
+        return self._state
 
     def encode_update(self, state_vector: bytes | None = None) -> bytes:
         """Everything this document has that a peer with ``state_vector`` lacks."""

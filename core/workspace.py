@@ -417,6 +417,21 @@ def _needs_diff(update: bytes, shape: yupdate.UpdateShape | None, known: bytes) 
     return any(start < clocks.get(c, 0) for c, start in shape.starts.items())
 
 
+def _diff_update() -> Callable[[bytes, bytes], bytes]:
+    """:func:`castroom.core.crdt.diff_update`, loaded once a merge needs it (a command
+    reading a read copy never loads pycrdt); not a relative import per live update, which
+    cost 4 % of a merge."""
+    global _DIFF_UPDATE
+    if _DIFF_UPDATE is None:
+        from .crdt import diff_update
+
+        _DIFF_UPDATE = diff_update
+    return _DIFF_UPDATE
+
+
+_DIFF_UPDATE: Callable[[bytes, bytes], bytes] | None = None
+
+
 def _touches_members(changes: Changes) -> bool:
     return any(collection == "members" for collection, _ in changes)
 
@@ -1019,26 +1034,30 @@ class StoredProduction:
         thread while nothing else touches this production. Raises BadUpdate (the
         document rebuilt from the log) as :meth:`CastDocument.apply_update` does;
         ``max_structs`` as there (a peer's incremental update has a smaller cap)."""
-        with self.doc.silenced_access():  # storage is read on the caller's thread
+        doc = self.doc
+        # silenced_access(), inlined (a generator context manager per live update): the
+        # storage is read on the caller's thread.
+        silenced, doc._silenced = doc._silenced, True
+        try:
             # Listeners (plugins) hear of the change only once it is stored, as for local
             # commits (_persist runs before on_change): a failed append drops it again.
-            changes = self.doc.apply_update(
+            changes = doc.apply_update(
                 update, origin=origin, notify=False, max_structs=max_structs, state=started.known
             )
+        finally:
+            doc._silenced = silenced
         # Store (and relay) only what was new to us. Yrs skips structs whose ids it already
         # has, but a log that kept them could load differently: a merge of the log may
         # pick a re-sent struct's other content (a mutated or forged copy of a known id)
         # over the one this document holds. Pending structs and deletions are kept.
-        if _needs_diff(update, self.doc.merge_shape, started.known):
-            from .crdt import diff_update  # loaded already: the update was just merged
-
-            update = diff_update(update, started.known)  # else all of it is new
+        if _needs_diff(update, doc.merge_shape, started.known):
+            update = _diff_update()(update, started.known)  # else all of it is new
         return Merged(
             update=update,
             changes=changes,
-            values=self.doc.last_values,
+            values=doc.last_values,
             had=started.had,
-            removed=sorted(self.doc.merge_deleted),
+            removed=sorted(doc.merge_deleted),
             members=_touches_members(changes),
         )
 

@@ -88,3 +88,41 @@ def test_raw_deep_observers_report_the_changed_fields_of_a_merged_update() -> No
     peer.update(model.Talent, talent.id, {"name": "Ada S.", "agent": "Kim"})
     changes = doc.apply_update(peer.encode_update(before))
     assert changes[("talents", talent.id)] == {"name", "agent"}
+
+
+def test_the_state_vector_kept_between_merges_is_always_the_documents() -> None:
+    """state_vector() keeps the state a merge read until the next transaction of any kind
+    (a merge, a local write, a write around the typed API, a stashed update's retry)."""
+    from pycrdt import Doc, Map
+
+    doc = CastDocument()
+    peer, late = Doc(), Doc()
+    talents = peer.get("talents", type=Map)
+
+    def edit(source: Doc, write: object) -> bytes:
+        before = source.get_state()
+        write(source)  # type: ignore[operator]
+        return source.get_update(before)
+
+    first = edit(peer, lambda d: d.get("talents", type=Map).update({"a": Map({"x": 1})}))
+    doc.apply_update(first)
+    assert doc.state_vector() == doc.ydoc.get_state()
+    for n in range(5):
+        doc.apply_update(edit(peer, lambda d, n=n: talents["a"].__setitem__("x", n)))
+        assert doc._state is not None  # kept: the next merge reads no state
+        assert doc.state_vector() == doc.ydoc.get_state()
+    # Out of order: the second waits for the first (stashed, retried after the first).
+    late.apply_update(peer.get_update())
+    one = edit(late, lambda d: d.get("talents", type=Map).update({"b": Map({"y": 1})}))
+    two = edit(late, lambda d: d.get("talents", type=Map)["b"].__setitem__("y", 2))
+    doc.apply_update(two)
+    assert doc.state_vector() == doc.ydoc.get_state()
+    doc.apply_update(one)
+    assert doc.state_vector() == doc.ydoc.get_state()
+    with doc.transaction():
+        doc._meta_set("note", "local")
+        assert doc.state_vector() == doc.ydoc.get_state()  # inside: read, not kept
+        doc._meta_set("note", "again")
+    assert doc.state_vector() == doc.ydoc.get_state()
+    doc.ydoc.get("talents", type=Map)["c"] = 3  # around the typed API
+    assert doc.state_vector() == doc.ydoc.get_state()
