@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import sys
 from pathlib import Path
 
 import httpx
@@ -16,14 +17,28 @@ from hypothesis import strategies as st
 from hypothesis_profiles import examples
 from patience import PATIENCE
 from pycrdt import Doc, Map, Text
-from sync_helpers import close_code, raw_websocket, server_frames, wait_until
+from sync_helpers import (
+    close_code,
+    raw_websocket,
+    server_frames,
+    wait_until,
+)
 from test_server_limits import Seeded
 from websockets.frames import Frame, Opcode
 
 from castroom.core.workspace import Workspace
 from castroom.sync import protocol as p
 from castroom.sync.server import ServerOptions, ServerThread
-from castroom.sync.wire import BINARY, CONTROL, REST, DirectWebSocketProtocol, FrameReader
+from castroom.sync.wire import (
+    BINARY,
+    CONTROL,
+    REST,
+    DirectWebSocketProtocol,
+    FrameReader,
+    encode,
+)
+
+CASTROOM = Path(sys.executable).with_name("castroom")
 
 
 def client_frame(opcode: int, payload: bytes, *, fin: bool = True, masked: bool = True) -> bytes:
@@ -60,6 +75,12 @@ def read_all(reader: FrameReader, pieces: list[bytes]) -> list[tuple[int, bytes]
 
 # Every length encoding: 7-bit (to 125), 16-bit (126 to 65535), 64-bit (65536 up).
 SIZES = [0, 1, 125, 126, 300, 65535, 65536, 70000]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_servers_frame_is_written_as_websockets_writes_it(size: int) -> None:
+    payload = os.urandom(size)
+    assert encode(payload) == Frame(Opcode.BINARY, payload).serialize(mask=False)
 
 
 @pytest.mark.parametrize("size", SIZES)
