@@ -908,6 +908,12 @@ class SyncServer:
             "rooms": len(self.rooms),
             "peers": sum(len(room.peers) for room in self.rooms.values()),
             "loop": self.loop_watch.report(),
+            # The live path's fast paths, counted (wire.py): frames cut from the stream by
+            # FrameReader, and taken as they arrived instead of through the ASGI queue.
+            "frames": {
+                "read_here": DirectWebSocketProtocol.read_here,
+                "taken_now": self.frames_taken_now,
+            },
         }
         return Response(msgspec.json.encode(body), media_type="application/json")
 

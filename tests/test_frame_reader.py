@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,14 +19,19 @@ from hypothesis_profiles import examples
 from patience import PATIENCE
 from pycrdt import Doc, Map, Text
 from sync_helpers import (
+    NodePeer,
     close_code,
+    make_token,
+    needs_node_peers,
     raw_websocket,
     server_frames,
+    stop_process,
     wait_until,
 )
 from test_server_limits import Seeded
 from websockets.frames import Frame, Opcode
 
+from castroom.core import model
 from castroom.core.workspace import Workspace
 from castroom.sync import protocol as p
 from castroom.sync.server import ServerOptions, ServerThread
@@ -327,3 +333,49 @@ def test_an_oversized_frame_after_others_is_refused_from_its_header(served: Serv
         wait_until(lambda: "small" in served.notes())
         sock.sendall(bytes([0x82, 0x80 | 127]) + struct.pack("!Q", cap + 1) + os.urandom(4))
         assert close_code(sock, timeout=PATIENCE) == 1009  # its body was never sent
+
+
+@needs_node_peers
+def test_a_node_peers_frames_on_castroom_serve_take_the_fast_paths(tmp_path: Path) -> None:
+    """On a real `castroom serve` process, a stock Node y-websocket peer's update frames
+    are cut from the stream by FrameReader and taken as they arrive (GET /stats counts
+    both): FrameReader falls back to websockets' parser without a word when it cannot
+    tell websockets stands between frames, so this fails if the fast path is never taken."""
+    path = tmp_path / "ws"
+    with Workspace.open(path, member="casting") as ws:
+        pid = ws.create_production("Fast").id
+    assert pid is not None
+    token = make_token(path, "write")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    url = f"http://127.0.0.1:{port}"
+    args = [str(CASTROOM), "--workspace", str(path), "serve", "--port", str(port)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def frames() -> dict[str, int] | None:
+        try:
+            answer = httpx.get(f"{url}/stats", headers={"Authorization": f"Bearer {token}"})
+        except httpx.HTTPError:
+            return None
+        return answer.json()["frames"] if answer.status_code == 200 else None
+
+    try:
+        before = wait_until(frames)
+        assert before, "castroom serve did not start"
+        with NodePeer(f"ws://127.0.0.1:{port}/sync", pid, token=token) as peer:
+            peer.wait_synced()
+            for n in range(10):
+                peer.request("put", collection="talents", id=f"T{n}", fields={"name": f"N {n}"})
+            peer.request("wait", collection="talents", id="T9", field="name", value="N 9")
+
+            def read() -> dict[str, int] | None:
+                now = frames()
+                done = now and all(now[k] - before[k] >= 10 for k in ("read_here", "taken_now"))
+                return now if done else None
+
+            assert wait_until(read), f"the fast paths took too few frames: {frames()}"
+    finally:
+        stop_process(proc)
+    with Workspace.open(path) as ws:
+        assert len(ws.production(pid).doc.all(model.Talent)) == 10
