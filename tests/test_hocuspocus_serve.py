@@ -183,6 +183,7 @@ def test_hocuspocus_providers_edit_through_castroom(seeded) -> None:
             assert reader.wait_event("authenticated")["scope"] == hp.SCOPE_READ
             assert alice.dump()["talents"][ada]["name"] == "Ada Quinn"
             # A provider's edit reaches castroom (durably) and the other provider.
+            taken = server.app_state.frames_taken_now
             alice.request("set", collection="talents", id=ada, field="union", value="Equity")
             production = cli.production(first)
             assert wait_until(lambda: production.doc.get(model.Talent, ada).union == "Equity")
@@ -207,6 +208,9 @@ def test_hocuspocus_providers_edit_through_castroom(seeded) -> None:
             bob.request("set", collection="talents", id=ada, field="agent", value="Pat")
             assert wait_until(lambda: production.doc.get(model.Talent, ada).agent == "Pat")
             assert production.doc.get(model.Talent, ada).union == "Equity"
+            # The writers' edits were taken as they arrived, not through the ASGI queue
+            # (HocuspocusSocket.take_now): this fails if that fast path is never taken.
+            assert server.app_state.frames_taken_now - taken >= 2
 
 
 def test_revoked_token_closes_the_document(seeded) -> None:
