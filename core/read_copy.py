@@ -12,7 +12,9 @@ validation, invalid entities, labels), over that same JSON, without importing py
 Any write to the log moves the position, and the copy is not used again until a
 read-only command has opened the production anew, or a process holding the CRDT knows
 what every row logged after the copy's position changed (its own: a commit, or a peer's
-update it merged; or another process's commit, whose changes the log keeps): that
+update it merged; another process's commit, or a peer's update another process merged
+into a document that held the log right up to it: the log keeps what each changed, and
+marks such a merge's row exact, see Store.exact_rows): that
 process patches the copy (:func:`patch`, from
 :meth:`castroom.core.workspace.StoredProduction.patch_read_copy`), a command on close,
 a running server once the production has been quiet (castroom.sync.read_copies), so

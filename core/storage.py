@@ -151,6 +151,10 @@ _ADDED_COLUMNS = (
     ("sync_tokens", "expires", "REAL"),
     # A presentation link's token: what it shows, as JSON (castroom.core.presenting).
     ("sync_tokens", "presentation", "TEXT"),
+    # 1 on a peer's update whose changes are exactly what it changed in the log before it:
+    # its merger's document held that log and nothing else (Store.append ``exact_after``).
+    # NULL: unknown (a local write's changes are its typed writes' either way).
+    ("updates", "exact", "INTEGER"),
 )
 #: Tables added after format 2 shipped (additive: a format-2 file gains them when it is
 #: next opened for writing; one without them reads as if they were empty).
@@ -373,18 +377,28 @@ def _insert_update(
     encoded: bytes,
     digest: bytes | None,
     data: bytes,
+    exact_after: int | None = None,
 ) -> int | None:
     """Insert one log row in ``db``'s open write transaction: its sequence number, or
-    None when ``digest`` is given and those bytes are stored already."""
+    None when ``digest`` is given and those bytes are stored already. ``exact_after``:
+    the production's last row its writer's document held; the row is marked exact if no
+    row of the production came after that one (checked in the same transaction)."""
     if digest is not None:
         known = db.execute(
             "SELECT 1 FROM update_data WHERE production = ? AND digest = ?", (production, digest)
         ).fetchone()
         if known is not None:
             return None
-    row = (production, round(time.time()), author, encoded)
+    exact = None
+    if exact_after is not None:
+        later = db.execute(
+            "SELECT 1 FROM updates WHERE seq > ? AND production = ? LIMIT 1",
+            (exact_after, production),
+        ).fetchone()
+        exact = 1 if later is None else None
+    row = (production, round(time.time()), author, encoded, exact)
     seq = db.execute(
-        "INSERT INTO updates (production, ts, author, changes) VALUES (?, ?, ?, ?)", row
+        "INSERT INTO updates (production, ts, author, changes, exact) VALUES (?, ?, ?, ?, ?)", row
     ).lastrowid
     db.execute(
         "INSERT INTO update_data (seq, production, digest, data) VALUES (?, ?, ?, ?)",
@@ -875,10 +889,12 @@ class Store:
         values: dict[tuple[str, str], dict[str, list[Any]]] | None = None,
         dedupe: bool = False,
         encoded: bytes | None = None,
+        exact_after: int | None = None,
     ) -> int | None:
         """Append one update durably; returns its sequence number once committed.
         ``values``: the plain fields' old and new values, for the history. ``encoded``:
         ``changes`` and ``values`` as :meth:`encode_known` encoded them (then not read).
+        ``exact_after``: a merge's, see :func:`_insert_update` and :meth:`exact_rows`.
 
         With ``dedupe`` (updates from peers), bytes already in the log are not stored
         twice and None is returned.
@@ -895,13 +911,20 @@ class Store:
                     self._intern_many(db, _names_in(changes, values), pending)
                 encoded = _encode_changes(changes, values, ref)
             author = ref(author_name(member, device, origin))
-            seq = _insert_update(db, ref(production), author, encoded, digest, data)
+            seq = _insert_update(db, ref(production), author, encoded, digest, data, exact_after)
         if pending:
             self._remember(pending)
         return seq
 
     def append_apart(
-        self, production: str, data: bytes, *, author: str, encoded: bytes, dedupe: bool
+        self,
+        production: str,
+        data: bytes,
+        *,
+        author: str,
+        encoded: bytes,
+        dedupe: bool,
+        exact_after: int | None = None,
     ) -> int | None:
         """:meth:`append` on a connection of its own, for a worker thread: a large
         merge's row (megabytes to write, and perhaps a checkpoint after) is committed
@@ -913,7 +936,7 @@ class Store:
         refs = self._refs[production], self._refs[author]
         digest = hashlib.blake2b(data, digest_size=16).digest() if dedupe else None
         with self._apart_transaction() as db:
-            return _insert_update(db, *refs, encoded, digest, data)
+            return _insert_update(db, *refs, encoded, digest, data, exact_after)
 
     def intern_apart(self, names: Sequence[str]) -> None:
         """:meth:`intern` on the second connection, for a worker thread: a large merge's
@@ -1059,6 +1082,24 @@ class Store:
             (self._known_ref(production), low),
         ).fetchall()
         return [int(seq) for (seq,) in rows]
+
+    def exact_rows(self, production: str, seqs: Sequence[int]) -> set[int]:
+        """Which of the log rows ``seqs`` are marked exact: a peer's update whose logged
+        changes are every entity it changed in the log before it, those its structs
+        completed included (structs that waited there for it). A read copy of the log
+        before such a row may be patched with them (StoredProduction.patch_read_copy)."""
+        if "exact" not in {row[1] for row in self.db.execute("PRAGMA table_info(updates)")}:
+            return set()  # a read-only file of an older castroom: none known
+        out: set[int] = set()
+        for start in range(0, len(seqs), 500):  # SQLite's bound on parameters
+            some = seqs[start : start + 500]
+            rows = self.db.execute(
+                f"SELECT seq FROM updates WHERE production = ? AND exact = 1"
+                f" AND seq IN ({', '.join('?' * len(some))})",
+                (self._known_ref(production), *some),
+            )
+            out.update(int(seq) for (seq,) in rows)
+        return out
 
     def entries(self, production: str, seqs: Sequence[int]) -> list[LogEntry]:
         """The log entries numbered ``seqs`` that are still logged, in order."""
@@ -1249,18 +1290,20 @@ class Store:
         """Drop each history row that a later one of the same author repeats (the same
         entities and fields, no values to show) at most COALESCE_SECONDS later: a run of
         keystrokes in a note is one row, even with a colleague typing elsewhere between.
-        Found by a read, deleted in slices (a row gone already is no matter)."""
+        Found by a read, deleted in slices (a row gone already is no matter). Only rows
+        alike in being exact or not (a read copy's patch trusts only a run of exact
+        rows: one not exact must not vanish behind one that is)."""
         rows = self.db.execute(
-            "SELECT seq, ts, author, changes FROM updates"
+            "SELECT seq, ts, author, changes, exact FROM updates"
             " WHERE production = ? AND seq > ? AND seq <= ? ORDER BY seq",
             (ref, upto, last),
         ).fetchall()
-        latest: dict[tuple[int, bytes], tuple[int, int]] = {}
+        latest: dict[tuple[int, bytes, int | None], tuple[int, int]] = {}
         repeated = []
-        for seq, ts, author, changes in rows:
+        for seq, ts, author, changes, exact in rows:
             if _has_values(changes):
                 continue
-            key = (author, changes)
+            key = (author, changes, exact)
             if key in latest and ts - latest[key][1] <= COALESCE_SECONDS:
                 repeated.append((latest[key][0],))
             latest[key] = (seq, ts)

@@ -456,10 +456,13 @@ class ProductionDeleted(CastroomError):
 
 
 class MergeStart(msgspec.Struct, frozen=True):
-    """The document's state vector and production id before a merge."""
+    """The document's state vector and production id before a merge; and the log row it
+    holds up to and the count of the document's changes then (see Merged.base)."""
 
     known: bytes
     had: str | None
+    seen: int = 0
+    epoch: int = -1
 
 
 class Merged(msgspec.Struct, frozen=True):
@@ -477,6 +480,14 @@ class Merged(msgspec.Struct, frozen=True):
     #: Whether it changed a member (found in the merging thread: half a million changes
     #: take the event loop tens of milliseconds to look through).
     members: bool | None = None
+    #: The log row the document held up to, and nothing else, when the update merged
+    #: into it (None: not so, or its change tracking is not trusted): ``changes`` are then
+    #: every entity the update changed in the log up to there, those whose structs waited
+    #: for it included, so its row is marked exact if appended right after that one.
+    base: int | None = None
+    #: The count of the document's changes once merged (nothing else merged since: the
+    #: row may be exact).
+    epoch: int = -1
 
 
 class Finishing(msgspec.Struct, frozen=True, kw_only=True):
@@ -543,6 +554,9 @@ class StoredProduction:
         #: time.monotonic() of the last row remembered or merged from another process (a
         #: server patches once quiet).
         self.own_at = 0.0
+        #: Counts what entered the document (merges, commits, rebuilds): a merge's row is
+        #: exact only if nothing else did between its start and its append.
+        self._epoch = 0
         doc.on_commit = self._persist
         doc.on_abort = self._reload
         doc.before_access = self.refresh
@@ -616,6 +630,7 @@ class StoredProduction:
             # The change is in memory but not on disk: drop it rather than pretend.
             self._reload()
             raise StorageError(f"write not saved: {exc}") from None
+        self._epoch += 1
         self._advance(seq)
         self._note_own(seq, changes)
         self._stored(update, changes)
@@ -654,8 +669,9 @@ class StoredProduction:
         first ``check`` after a ``set``, or after a peer's edit, on 50,000 talents). Only
         if every row logged after the copy's position is one of ours (whose changes we
         know) or another process's own write (a command's, a crashed one's: the log
-        keeps which entities each changed, :meth:`_logged_changes`); a peer's update
-        another process merged leaves the copy as it is: stale, so unread. ``stale``: a
+        keeps which entities each changed, :meth:`_logged_changes`) or a peer's update
+        whose row is exact (whoever merged it); one that is not (merged while another
+        process logged a row) leaves the copy as it is: stale, so unread. ``stale``: a
         copy behind with none of our rows (a reader that just loaded the CRDT). Returns
         whether the copy was patched."""
         with contextlib.suppress(CastroomError, sqlite3.Error):
@@ -708,10 +724,13 @@ class StoredProduction:
         at = read_copy.position_of(stored[0]) if stored is not None else None
         if position != self.seen or stored is None or at is None or at > position:
             return None
-        others = [seq for seq in self.store.logged_after(self.id, at) if seq not in self._own]
-        if not others:
+        after = self.store.logged_after(self.id, at)
+        if all(seq in self._own for seq in after):
             return stored, at, position, self._own_changes
-        logged = self._logged_changes(others)
+        # Rows of another process too: the log's word for every row since the copy,
+        # ours included (a peer's update we merged while another process logged a row
+        # is not exact: what our merge reported can miss what needed both).
+        logged = self._logged_changes(after)
         if logged is None:
             return None
         for key, fields in self._own_changes.items():
@@ -721,14 +740,20 @@ class StoredProduction:
     def _logged_changes(self, seqs: list[int]) -> Changes | None:
         """What the rows ``seqs`` (another process's) changed, as the log says, if each is
         that process's own write ("local": a command's, or a server's worker's, tracked by
-        its typed writes as ours are); None if one is a peer's update it merged (what that
-        document reported of it can lack an entity whose structs waited there for one they
-        follow, reported by no row), or too many to be worth it."""
+        its typed writes as ours are) or a peer's update marked exact (its merger's
+        document held the log right up to it: what its merge reported is every entity it
+        changed there, those whose structs waited for it included); None if one is a
+        peer's update merged into a document that held something else (its report can
+        lack an entity whose structs waited there for one they follow, reported by no
+        row), or too many to be worth it."""
         assert self.id is not None
         if len(seqs) > _PATCH_AT_MOST:
             return None
         entries = self.store.entries(self.id, seqs)
-        if len(entries) != len(seqs) or any(e.origin != "local" for e in entries):
+        if len(entries) != len(seqs):
+            return None
+        merged = [e.seq for e in entries if e.origin != "local"]
+        if merged and not self.store.exact_rows(self.id, merged).issuperset(merged):
             return None
         changes: Changes = {}
         for entry in entries:
@@ -821,6 +846,7 @@ class StoredProduction:
         if self._left_out:  # stored bytes known not to load (a snapshot, a read-only file)
             blobs = [blob for blob in blobs if _digest(blob) not in self._left_out]
         self.doc.rebuild(blobs)
+        self._epoch += 1
         self.seen = last
         self._forget_own(last)  # the document holds exactly the log up to ``last``
         self._version = -1
@@ -845,6 +871,7 @@ class StoredProduction:
         if last <= self.seen:
             return {}
         self._members = {}  # the team may have changed
+        self._epoch += 1
         changes: Changes = {}
         with self.doc.silenced_access():
             if snapshot is not None and self.doc.is_empty() and self._walk_once(blobs[0], snapshot):
@@ -1025,7 +1052,12 @@ class StoredProduction:
         """Before a merge: other processes' commits merged in, the size cap checked."""
         self.refresh()
         self._check_size(update)
-        return MergeStart(known=self.doc.state_vector(), had=self.doc.production_id)
+        return MergeStart(
+            known=self.doc.state_vector(),
+            had=self.doc.production_id,
+            seen=self.seen,
+            epoch=self._epoch,
+        )
 
     def merge_document(
         self, update: bytes, started: MergeStart, *, origin: str, max_structs: int | None = None
@@ -1035,6 +1067,9 @@ class StoredProduction:
         document rebuilt from the log) as :meth:`CastDocument.apply_update` does;
         ``max_structs`` as there (a peer's incremental update has a smaller cap)."""
         doc = self.doc
+        # The document holds the log up to ``seen`` and nothing more, all of it, and its
+        # change tracking is whole: what the merge reports is what it changes in the log.
+        held = started.epoch == self._epoch and not self._opened_without_some
         # silenced_access(), inlined (a generator context manager per live update): the
         # storage is read on the caller's thread.
         silenced, doc._silenced = doc._silenced, True
@@ -1046,6 +1081,8 @@ class StoredProduction:
             )
         finally:
             doc._silenced = silenced
+            self._epoch += 1
+        exact = held and not doc.changes_lost and not self._left_out
         # Store (and relay) only what was new to us. Yrs skips structs whose ids it already
         # has, but a log that kept them could load differently: a merge of the log may
         # pick a re-sent struct's other content (a mutated or forged copy of a known id)
@@ -1059,6 +1096,8 @@ class StoredProduction:
             had=started.had,
             removed=sorted(doc.merge_deleted),
             members=_touches_members(changes),
+            base=started.seen if exact else None,
+            epoch=self._epoch,
         )
 
     def names_to_store(self, merged: Merged) -> Iterator[list[str]]:
@@ -1140,16 +1179,19 @@ class StoredProduction:
         device = finishing.device or self.workspace.identity.device_id
         author = (finishing.member, device, finishing.origin)
         dedupe = not merged.changes  # a re-send changes nothing: keep it once
+        # Nothing entered the document since the merge (it holds the log up to ``base``
+        # and this update): the store marks the row exact if it follows ``base``'s.
+        exact_after = merged.base if merged.epoch == self._epoch else None
         if apart:
             assert merged.encoded is not None
             return self.store.append_apart(
                 self.id, merged.update, author=author_name(*author), encoded=merged.encoded,
-                dedupe=dedupe,
+                dedupe=dedupe, exact_after=exact_after,
             )  # fmt: skip
         return self.store.append(
             self.id, merged.update, member=finishing.member, device=device,
             origin=finishing.origin, changes=merged.changes, values=merged.values,
-            dedupe=dedupe, encoded=merged.encoded,
+            dedupe=dedupe, encoded=merged.encoded, exact_after=exact_after,
         )  # fmt: skip
 
     def not_stored(self, exc: Exception) -> StorageError:

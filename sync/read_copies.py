@@ -7,9 +7,10 @@ from a copy). The server knows what each of its rows changed, so once a producti
 been quiet for ``quiet`` seconds it patches the copy with the entities changed
 (:meth:`StoredProduction.patch_read_copy`: a few buckets of the copy, about 15 ms at
 50,000 talents; the first patch of a copy made whole splits it, once). Only when every
-row logged after the copy's position is the server's own or another process's own write
-(a command's, the dashboard worker's: folded in from the log): a peer's update another
-process merged meanwhile leaves the copy stale, never wrong. Nothing is patched while a large update
+row logged after the copy's position is the server's own, another process's own write
+(a command's, the dashboard worker's: folded in from the log) or a peer's update whose
+row is exact (Store.exact_rows): one merged while another process logged a row leaves
+the copy stale, never wrong. Nothing is patched while a large update
 merges off the loop or a worker thread writes, nor mid-burst: a busy room's peers never
 wait for it. A live ``castroom sync`` (a server, a Hocuspocus server, a shared folder)
 patches the same way, after each quiet second.
@@ -50,7 +51,8 @@ class Patcher:
     """Patches the read copy of each production open in ``workspace`` whose last row
     (ours, or another process's we merged) is ``quiet`` seconds old, unless
     ``busy(production id)``, at each :meth:`round`. A patch refused (a peer's update
-    another process merged) is tried again only once more rows or commits came in."""
+    merged while another process logged a row) is tried again only once more rows or
+    commits came in."""
 
     def __init__(
         self, workspace: Workspace, quiet: float = QUIET, busy: Callable[[str], bool] | None = None

@@ -2,9 +2,12 @@
 (sync/read_copies.py, StoredProduction.patch_read_copy): after a peer's edit merged by
 a running ``castroom serve``, by a one-shot ``castroom sync`` (a server, a shared
 folder) or by ``bundle apply``, the next read-only command reads the copy (pycrdt is
-never imported) and answers as from the CRDT. Two writers at once, or a crash between
-the write and the patch, leave the copy stale (so unread), never wrong; a live ``castroom
-sync`` patches once the production has been quiet a second. Real processes: the console
+never imported) and answers as from the CRDT. Another process folds a peer's update
+in from the log when its merger's document held the log right up to it (the row is
+exact: tests below build an update that completes one waiting in the log); two merges
+at once, or a crash between the write and the patch, leave the copy stale (so unread),
+never wrong; a live ``castroom sync`` patches once the production has been quiet a
+second. Real processes: the console
 script, a real server on 127.0.0.1."""
 
 from __future__ import annotations
@@ -183,42 +186,22 @@ def test_a_folder_sync_and_a_bundle_apply_patch_the_copy(tmp_path: Path) -> None
     _as_from_the_crdt(laptop, answers)
 
 
-def test_a_peers_update_another_process_merged_is_not_folded_in_a_command_is(
-    tmp_path: Path,
-) -> None:
+def test_a_command_folds_in_the_peers_updates_a_running_server_merged(tmp_path: Path) -> None:
     server, production_id, talents, served = _served_with_a_peers_edit(tmp_path)
     try:
-        with Workspace.open(server) as ws:
-            stored = ws.store.read_copy(production_id)
         # Another process writes too. As it closes, the server's rows after the copy's
-        # position are a peer's updates it merged: what that document reported of them
-        # is not trusted (an entity whose structs waited there for others is reported
-        # by no row), so the copy stays stale.
+        # position are peers' updates it merged into a document that held the log right
+        # up to each (marked exact: what it reported is all they changed), so the
+        # command folds them in from the log with its own write.
         _run(server, "set", "talent", talents[1], "agent=Mira Vale")
-        with Workspace.open(server) as ws:
-            assert ws.store.read_copy(production_id) == stored
-    finally:
-        assert served.stop() == 0  # the server closes last: folds the command's row in
-    assert _fresh(server, production_id)
-    answers, from_copy = _answers(server)
-    assert from_copy and {"Nell Park", "Mira Vale"} <= _agents(answers)
-    _as_from_the_crdt(server, answers)
-
-
-def test_a_running_server_folds_in_a_commands_write_beside_its_own(tmp_path: Path) -> None:
-    # The server has merged a peer's edits and not patched yet when a command writes
-    # too: the command cannot fold the server's rows in as it closes (a peer's update it
-    # did not merge itself), the server can fold the command's in (its own write, from
-    # the log) once the production has been quiet, while it runs.
-    server, production_id, talents, served = _served_with_a_peers_edit(tmp_path, quiet=2)
-    try:
-        _run(server, "set", "talent", talents[1], "agent=Mira Vale")
-        assert wait_until(lambda: _fresh(server, production_id))
+        assert _fresh(server, production_id)
         answers, from_copy = _answers(server)  # the server still running
         assert from_copy and {"Nell Park", "Kit Lane", "Mira Vale"} <= _agents(answers)
     finally:
-        assert served.stop() == 0
-    _as_from_the_crdt(server, answers)
+        assert served.stop() == 0  # nothing left for the server to fold in
+    assert _fresh(server, production_id)
+    assert _answers(server) == (answers, True)
+    _as_from_the_crdt_and_a_fresh_copy(server, answers)
 
 
 #: A writer that stops where it is told (a line on its stdin): it opens the production,
@@ -236,23 +219,51 @@ ws.close()
 """
 
 
-def test_a_writer_killed_before_it_closed_leaves_the_copy_stale_then_a_read_folds_it(
-    tmp_path: Path,
-) -> None:
-    path = tmp_path / "ws"
-    production_id, talents = _seed(path)
-    assert not _answers(path)[1]  # the first read keeps a copy
+def _writer(path: Path, talent: str, agent: str) -> subprocess.Popen[str]:
+    """A WRITER that has written (and committed) ``talent``'s new agent, and waits."""
     writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path), talents[0], "Nell Park"],
+        [sys.executable, "-c", WRITER, str(path), talent, agent],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert writer.stdout is not None and writer.stdout.readline() == "written\n"
+    except BaseException:
+        _kill(writer)
+        raise
+    return writer
+
+
+def _kill(writer: subprocess.Popen[str]) -> None:
+    """Kill a writer before it closes (committed, never patched: a crash)."""
+    writer.kill()
+    writer.wait(timeout=PATIENCE)
+
+
+def test_a_running_server_folds_in_a_commands_write_beside_its_own(tmp_path: Path) -> None:
+    # The server has merged a peer's edits and not patched yet when a command writes
+    # too and is killed before it closes (so it patched nothing): the server folds the
+    # command's row in (its own write, from the log) once the production has been
+    # quiet, while it runs.
+    server, production_id, talents, served = _served_with_a_peers_edit(tmp_path, quiet=2)
+    try:
+        _kill(_writer(server, talents[1], "Mira Vale"))
+        assert wait_until(lambda: _fresh(server, production_id))
+        answers, from_copy = _answers(server)  # the server still running
+        assert from_copy and {"Nell Park", "Kit Lane", "Mira Vale"} <= _agents(answers)
     finally:
-        writer.kill()  # committed, never closed: the copy was not patched
-        writer.wait(timeout=PATIENCE)
+        assert served.stop() == 0
+    _as_from_the_crdt(server, answers)
+
+
+def test_a_writer_killed_before_it_closed_leaves_the_copy_stale_then_a_read_folds_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ws"
+    production_id, talents = _seed(path)
+    assert not _answers(path)[1]  # the first read keeps a copy
+    _kill(_writer(path, talents[0], "Nell Park"))  # the copy was not patched
     assert not _fresh(path, production_id)  # stale: no read uses it as it is
     # The next read loads the CRDT, patches the copy with what the log says the dead
     # writer changed, and answers from it; every later read reads that copy.
@@ -378,3 +389,117 @@ def test_serve_splits_a_large_first_copy_in_a_worker_and_its_loop_turns(tmp_path
     with Workspace.open(server) as ws:
         from_crdt = ws.production(production_id).doc.all(Talent, include_deleted=True)
     assert len(from_copy) == LARGE + 1 and from_copy == from_crdt
+
+
+def _waiting_pair(path: Path, talent: str) -> tuple[bytes, bytes]:
+    """Two updates of one peer, made in this order: ``first`` adds a talent (Ines
+    Marr), ``second`` gives ``talent`` the agent Lee Wake. ``second`` alone waits: Yrs
+    keeps its structs pending until ``first``'s (earlier clocks of the same client)
+    arrive, and the merge of ``first`` then integrates both, so it changes an entity it
+    does not name."""
+    with Workspace.open(path) as ws:
+        state = ws.production().doc.encode_update()
+    peer = Doc()
+    peer.apply_update(state)
+    talents = peer.get("talents", type=Map)
+    before = peer.get_state()
+    talents["P1"] = Map({"id": "P1", "name": "Ines Marr", "deleted": False})
+    first, middle = peer.get_update(before), peer.get_state()
+    talents[talent]["agent"] = "Lee Wake"
+    return first, peer.get_update(middle)
+
+
+def _push(url: str, token: str, production_id: str, update: bytes) -> None:
+    pushed = httpx.post(
+        f"{url}/sync/{production_id}/push",
+        headers={"Authorization": f"Bearer {token}"},
+        content=update,
+        timeout=PATIENCE,
+    )
+    assert pushed.status_code == 200, pushed.text
+
+
+def _names(answers: dict[tuple[str, ...], object]) -> set[str]:
+    talents = answers[("list", "talents", "--json")]
+    assert isinstance(talents, list)
+    return {t["name"] for t in talents}
+
+
+def _as_from_the_crdt_and_a_fresh_copy(path: Path, answers: dict[tuple[str, ...], object]) -> None:
+    _as_from_the_crdt(path, answers)  # the first command loads the CRDT and keeps a copy
+    assert _answers(path) == (answers, True)  # every command, from that fresh copy
+
+
+@pytest.mark.parametrize("closes_first", ["the command", "the server"])
+def test_an_update_that_completes_a_waiting_one_is_folded_in_whoever_closes_first(
+    tmp_path: Path, closes_first: str
+) -> None:
+    # The server merges a peer's update whose structs wait for one sent later, while a
+    # command holds the production open (the waiting structs in its document too) and
+    # writes. The later update completes the waiting one: the server's merge reports
+    # both entities, its document holding the log right up to each row, so both rows
+    # are exact, and whichever process closes first folds them in from the log.
+    server = tmp_path / "server"
+    production_id, talents = _seed(server, quiet=60)
+    assert not _answers(server)[1]  # the first read keeps a copy
+    first, second = _waiting_pair(server, talents[0])
+    token = make_token(server)
+    served = Served(server, tmp_path / "serve.log")
+    writer = None
+    try:
+        _push(served.url, token, production_id, second)  # waits: changes nothing yet
+        writer = _writer(server, talents[1], "Mira Vale")
+        _push(served.url, token, production_id, first)  # integrates both
+        with Workspace.open(server) as ws:
+            after = ws.store.logged_after(production_id, 0)[-3:]
+            assert ws.store.exact_rows(production_id, after) == {after[0], after[2]}
+        if closes_first == "the server":
+            assert served.stop() == 0
+            assert _fresh(server, production_id)  # its rows and the command's, folded
+        writer.communicate("\n", timeout=PATIENCE)
+        assert writer.returncode == 0
+        assert _fresh(server, production_id)  # the command's patch, or nothing left to do
+        answers, from_copy = _answers(server)
+        assert from_copy and {"Lee Wake", "Mira Vale"} <= _agents(answers)
+        assert "Ines Marr" in _names(answers)
+        _as_from_the_crdt_and_a_fresh_copy(server, answers)
+    finally:
+        if writer is not None and writer.poll() is None:
+            _kill(writer)
+        served.stop()
+    assert "Traceback" not in served.log.read_text()
+
+
+@pytest.mark.parametrize("closes_first", ["the one that merged first", "the other"])
+def test_an_update_merged_beside_another_processs_merge_leaves_the_copy_stale(
+    tmp_path: Path, closes_first: str
+) -> None:
+    # The hard case: two processes merge the two halves of a waiting pair at once, each
+    # without the other's. Neither document ever held both before the other's row was
+    # logged: the second merge reports the new talent only, and the entity the pair
+    # changes together is in no row. Its row is not exact: the copy stays stale (so
+    # unread), never wrong, whoever closes first.
+    path = tmp_path / "ws"
+    production_id, talents = _seed(path)
+    assert not _answers(path)[1]
+    first, second = _waiting_pair(path, talents[0])
+    one, other = Workspace.open(path), Workspace.open(path)
+    try:
+        a, b = one.production(), other.production()
+        started = b.begin_merge(first)  # b holds the log as it is now
+        a.apply_update(second, origin="remote")  # waits in a's document, reports nothing
+        merged = b.merge_document(first, started, origin="remote")
+        b.finish_merge(merged, origin="remote")
+        assert ("talents", talents[0]) not in merged.changes  # b never held `second`
+        rows = one.store.logged_after(production_id, 0)[-2:]
+        assert one.store.exact_rows(production_id, rows) == {rows[0]}
+        order = (one, other) if closes_first == "the one that merged first" else (other, one)
+        for workspace in order:
+            workspace.close()
+            assert not _fresh(path, production_id)
+    finally:
+        one.close()
+        other.close()
+    answers, from_copy = _answers(path)  # loads the CRDT: the copy kept anew
+    assert not from_copy and "Lee Wake" in _agents(answers) and "Ines Marr" in _names(answers)
+    _as_from_the_crdt_and_a_fresh_copy(path, answers)

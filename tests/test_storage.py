@@ -86,6 +86,34 @@ def test_dedupe_keeps_one_copy_of_peer_updates(tmp_path: Path) -> None:
     assert len(store.load("P")[0]) == 1
 
 
+def test_a_merge_row_is_exact_only_right_after_the_row_its_document_held(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "c.db")
+    _, updates = edits(5)
+    peer = {"member": "", "device": "peer", "origin": "sync"}
+    first = store.append("P", updates[0], member="m", device="d", origin="local")
+    assert first is not None
+    held = store.append("P", updates[1], **peer, exact_after=first)  # right after it
+    store.append("Q", updates[2], member="m", device="d", origin="local")  # another's
+    after = store.append("P", updates[3], **peer, exact_after=held)  # Q's row between
+    late = store.append("P", updates[4], **peer, exact_after=held)  # P's row between
+    assert None not in (held, after, late)
+    assert store.exact_rows("P", [first, held, after, late]) == {held, after}
+    # Compaction folds a run of rows alike into its last: only rows alike in being
+    # exact too, or the inexact one here would hide behind the exact ones after it.
+    run = []
+    for i, update in enumerate(edits(2, client_id=2)[1][:4]):
+        exact_after = store.position("P") if i != 1 else None
+        notes = {("talents", "t1"): {"notes"}}
+        run.append(store.append("P", update, **peer, changes=notes, exact_after=exact_after))
+    assert store.exact_rows("P", run) == {run[0], run[2], run[3]}
+    store.compact("P")
+    assert store.logged_after("P", late) == [run[1], run[3]]  # each folded into a later
+    assert store.exact_rows("P", [run[1], run[3]]) == {run[3]}
+    store.close()
+
+
 def test_compaction_folds_and_keeps_history(tmp_path: Path) -> None:
     store = Store(tmp_path / "c.db")
     source, updates = edits(200)
