@@ -375,6 +375,9 @@ class Workspace:
         production = self._open[production_id] = StoredProduction(
             self, production_id, _new_document()
         )
+        # New here: its read copy is kept whole on close (nothing to patch yet), so the
+        # first read after a sync or bundle brought it is not a cold one.
+        production.copy_wanted = True
         return production
 
     def adopted(self, production: StoredProduction) -> None:
@@ -577,6 +580,11 @@ class StoredProduction:
         self.doc.take_changes()
         self.seen = seq or 0
         self.workspace._open[production_id] = self
+        # A new production's read copy, while it holds nothing to speak of: every later
+        # row is ours, so the copy is patched like any other (on close; a server, once
+        # quiet), and no read of a production made here is ever the cold first one.
+        self.keep_read_copy()
+        self.patch_from = self.seen
 
     @contextmanager
     def writing_as(self, member: str) -> Iterator[None]:
@@ -767,6 +775,12 @@ class StoredProduction:
         from . import read_copy
 
         assert self.id is not None
+        with self.doc.silenced_access():
+            if read_copy.cheaper_whole(self.doc, changes):
+                head, whole = read_copy.encode(self.doc)
+                return self.store.keep_read_copy(
+                    self.id, read_copy.version(position), head, whole, was=stored[0]
+                )
         names = read_copy.wanted(stored[1], changes)
         if names is None:
             return False

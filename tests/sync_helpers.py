@@ -479,3 +479,10 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def drop_read_copies(workspace_path: Path) -> None:
+    """Drop a workspace's read copies (derived data): the next read-only command loads
+    the CRDT, as the first read of a production this workspace never read nor made."""
+    with contextlib.closing(sqlite3.connect(workspace_path / "castroom.db")) as db, db:
+        db.execute("DELETE FROM read_copies")

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from sync_helpers import drop_read_copies
 
 from castroom.core.cli import build_cli
 from castroom.core.plugins import make_plugins
@@ -80,6 +81,7 @@ def test_a_command_imports_its_own_module_and_no_plugin(tmp_path) -> None:
     ws = str(tmp_path / "ws")
     run_castroom("-w", ws, "init", "--production", "Start", check=True)
     run_castroom("-w", ws, "add", "talent", "name=Ada Stone", check=True)
+    drop_read_copies(tmp_path / "ws")  # the CRDT loaded, as on a first read
     loaded = imported_by("-w", ws, "list", "talents", shows="Ada Stone")
     assert "castroom.core.cli.entities" in loaded and "pycrdt" in loaded
     assert not [m for m in loaded if m.startswith(("castroom.plugins.", "castroom.sync."))]
@@ -174,6 +176,7 @@ def test_a_check_imports_only_what_checks_use(copied: str, args: tuple[str, ...]
 def test_the_copy_probe_sees_the_crdt_when_there_is_no_copy(tmp_path) -> None:
     ws = str(tmp_path / "ws")
     run_castroom("-w", ws, "init", "--production", "Start", check=True)
+    drop_read_copies(tmp_path / "ws")
     out = subprocess.run(
         [sys.executable, "-c", COPY_PROBE.format(names={"pycrdt"}), "-w", ws, "list", "roles"],
         capture_output=True,

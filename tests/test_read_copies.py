@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ import pytest
 import tomli_w
 from patience import PATIENCE
 from pycrdt import Doc, Map
-from sync_helpers import make_token, stop_process, wait_until
+from sync_helpers import drop_read_copies, make_token, stop_process, wait_until
 
 from castroom.core import read_copy
 from castroom.core.model import Talent
@@ -43,12 +42,14 @@ READS = (("check", "--json"), ("list", "talents", "--json"))
 
 def _seed(path: Path, quiet: float | None = None) -> tuple[str, list[str]]:
     """A workspace holding the sample series (the server's, with ``read_copy_quiet``):
-    its production's id and its talents' ids."""
+    its production's id and its talents' ids. Without the read copy the process that
+    made it kept: the first read loads the CRDT (and keeps one)."""
     with Workspace.open(path, member="casting") as ws:
         production = ws.create_production("Tides")
         build_sample(production.doc)
         talents = [t.id for t in production.doc.all(Talent)]
         assert production.id
+    drop_read_copies(path)
     if quiet is not None:
         _seed_config(path, quiet)
     return production.id, talents
@@ -100,8 +101,7 @@ def _fresh(path: Path, production_id: str) -> bool:
 def _as_from_the_crdt(path: Path, answers: dict[tuple[str, ...], object]) -> None:
     """The answers are the CRDT's: with the copy dropped, each command loads the
     production and answers the same."""
-    with sqlite3.connect(path / DB_NAME) as db:
-        db.execute("DELETE FROM read_copies")
+    drop_read_copies(path)
     loaded, from_copy = _answers(path)
     assert not from_copy and loaded == answers
 
@@ -148,7 +148,7 @@ def test_an_edit_merged_by_serve_then_by_a_one_shot_sync_is_read_from_the_copy(
         assert from_copy and {"Nell Park", "Kit Lane"} <= _agents(answers)
 
         # A one-shot sync merges an edit made on the server's side, and patches on close.
-        assert not _answers(laptop)[1]  # the laptop's first read keeps a copy
+        assert _answers(laptop)[1]  # the sync that brought it here kept a copy
         _run(server, "set", "talent", talents[1], "agent=Mira Vale")
         _run(laptop, "sync", served.url, token=token)
         assert _fresh(laptop, production_id)
@@ -168,7 +168,7 @@ def test_a_folder_sync_and_a_bundle_apply_patch_the_copy(tmp_path: Path) -> None
     folder.mkdir()
     _run(office, "sync", str(folder))
     _run(laptop, "sync", str(folder))
-    assert not _answers(laptop)[1]
+    assert _answers(laptop)[1]  # new here: the sync that brought it kept a copy
     _run(office, "set", "talent", talents[0], "agent=Nell Park")
     _run(office, "sync", str(folder))
     _run(laptop, "sync", str(folder))  # merges the office's edit from its file
@@ -309,7 +309,7 @@ def test_a_live_sync_patches_the_copy_once_quiet(tmp_path: Path, via: str) -> No
             target = [url, "--protocol", via, "--production", production_id]
     try:
         _run(laptop, "sync", *target, token=token)
-        assert not _answers(laptop)[1]  # the laptop's first read keeps a copy
+        assert _answers(laptop)[1]  # the sync that brought it here kept a copy
         before = _position(laptop, production_id)
         live = subprocess.Popen(
             [EXE, "--workspace", str(laptop), "sync", *target, "--live"],
@@ -351,6 +351,14 @@ def test_serve_splits_a_large_first_copy_in_a_worker_and_its_loop_turns(tmp_path
         production.compact()
         production_id = production.id
         assert production_id
+    # Its maker kept a copy when it created it, and on closing made it anew, whole: a
+    # patch with every entity changed costs more (read_copy.cheaper_whole).
+    assert _fresh(server, production_id)
+    with Workspace.open(server) as ws:
+        assert read_copy.whole(ws.store.read_copy_part_names(production_id)) == sorted(
+            read_copy.COLLECTIONS
+        )
+    drop_read_copies(server)  # as a workspace that never read it
     with Workspace.open(server) as ws:
         assert len(ws.reading(production_id).doc.all(Talent)) == LARGE  # keeps a copy, whole
     with Workspace.open(server) as ws:

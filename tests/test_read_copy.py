@@ -12,6 +12,7 @@ import msgspec
 import pytest
 from click.testing import CliRunner
 from pycrdt import Doc, Map
+from sync_helpers import drop_read_copies
 
 from castroom.core import read_copy
 from castroom.core.cli import build_cli
@@ -53,7 +54,8 @@ def _sample_with_a_bad_peer(path: Path) -> str:
             peer.get_update(doc.state_vector()), origin="sync", device="LAPTOP-7"
         )
         assert len(doc.invalid()) == 2
-        return str(production.id)
+    drop_read_copies(path)  # the copy its maker kept: the first read is another's
+    return str(production.id)
 
 
 def _run(path: Path, *args: str) -> tuple[int, str]:
@@ -84,6 +86,25 @@ def test_read_commands_answer_the_same_from_the_copy(tmp_path: Path) -> None:
     assert again == first
     assert first[("check", "--json")][0] == 1  # the invalid entities are errors
     assert "rate" in first[("invalid",)][1]
+
+
+def test_a_production_made_here_is_read_from_its_copy_from_the_first_read(
+    tmp_path: Path,
+) -> None:
+    # The process that creates a production keeps its copy then (it holds nothing yet)
+    # and patches it with what it writes; every later writer patches it too: no read
+    # of it is ever the cold one.
+    path = tmp_path / "ws"
+    assert _run(path, "init", "--production", "Tides")[0] == 0
+    assert _run(path, "add", "talent", "name=Ada Stone", "agent=Nell Park")[0] == 0
+    with Workspace.open(path) as ws:
+        assert read_copy.is_current(ws.store, ws.resolve_production())
+    assert _reads_copy(path)
+    from_copy = {args: _run(path, *args) for args in READS}
+    assert "Nell Park" in from_copy[("list", "talents", "--json")][1]
+    drop_read_copies(path)
+    assert {args: _run(path, *args) for args in READS} == from_copy  # as from the CRDT
+    assert {args: _run(path, *args) for args in READS} == from_copy  # and a fresh copy
 
 
 def _current(path: Path, production_id: str) -> bool:
@@ -122,8 +143,7 @@ def test_two_writers_at_once_leave_a_copy_of_both(tmp_path: Path, closes_first: 
     assert isinstance(shown, list)
     assert {"Ola Brand", "Equity"} <= {t["name"] for t in shown} | {t["union"] for t in shown}
     assert ben not in {t["id"] for t in shown}
-    with sqlite3.connect(path / "castroom.db") as db:
-        db.execute("DELETE FROM read_copies")
+    drop_read_copies(path)
     assert _answers(path) == folded  # from the CRDT: the same answers
     assert _answers(path) == folded  # from a whole new copy: the same
 
@@ -169,8 +189,7 @@ def test_a_write_command_patches_the_copy_it_opened_at(tmp_path: Path) -> None:
         assert _reads_copy(path)
     assert _copies(path)[0][1] != before
     patched = _answers(path)
-    with sqlite3.connect(path / "castroom.db") as db:
-        db.execute("DELETE FROM read_copies")
+    drop_read_copies(path)
     assert _answers(path) == patched  # from the CRDT: the same answers
     assert _answers(path) == patched  # from a whole new copy: the same
     shown = patched[("list", "talents", "--json")][1]
