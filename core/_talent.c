@@ -6,8 +6,9 @@
  * dominance rules and the mirror rule cut children, and the bound on the idle cost of
  * the actors on location is the weighted-completion-time relaxation solved by Smith's
  * rule, then (for a state it cannot cut off, once) the order bound over subsets of those
- * actors, with a cheaper filter before it (the order bound over all but two of them). Sets are 64-bit
- * words, so at most 64 blocks and 64 actors; the Python search handles the rest, and a
+ * actors, with a cheaper filter before it (the order bound over all but two of them), and
+ * the unstarted bound, each only where a greedy leaving order says it could cut. Sets are
+ * 64-bit words, so at most 64 blocks and 64 actors; the Python search handles the rest, and a
  * test holds the two to the same answers. Built as an optional extension: without a C
  * compiler castroom runs the Python search.
  */
@@ -244,12 +245,65 @@ static int leavers(Search *s, uint64_t remaining, uint64_t on_location, uint64_t
     return k;
 }
 
-static int64_t order_bound(Search *s, uint64_t remaining, uint64_t on_location) {
+/* The order bound's actors on location, read once per visit: each one's remaining blocks,
+ * cost, cost times their own time and who leaves before them (see leavers), k of them,
+ * the sum of what they work, and a leaving order (last leaver first) with what it costs
+ * (see greedy_leaving). */
+typedef struct {
     uint64_t own[MAXN];
-    int64_t cost[MAXN], worked[MAXN]; /* worked: cost times the actor's own remaining time */
-    uint32_t first[MAXN];             /* first[i]: those who leave before i */
-    int k = leavers(s, remaining, on_location, own, cost, worked, first);
-    if (!k) return 0;
+    int64_t cost[MAXN], worked[MAXN];
+    uint32_t first[MAXN];
+    int order[MAXN];
+    int k;
+    int64_t work, path;
+} Leaving;
+
+/* talent_scheduling._Search._greedy_leaving: the first to leave, then the next, each the
+ * one whose new blocks take least time per unit of their cost (the lowest on a tie)
+ * among those nobody must leave before; ``path``: that order's sum of each one's cost
+ * times the time until it leaves, never below the order bound's least. */
+static void greedy_leaving(Search *s, Leaving *l) {
+    uint32_t left = (1u << l->k) - 1;
+    uint64_t done = 0;
+    int64_t span = 0;
+    l->path = 0;
+    for (int t = l->k - 1; t >= 0; t--) {
+        int pick = -1;
+        int64_t added = 0;
+        for (uint32_t rest = left; rest; rest &= rest - 1) {
+            int i = __builtin_ctz(rest);
+            if (l->first[i] & left) continue; /* someone who leaves before i is still here */
+            int64_t a = duration_of(s, l->own[i] & ~done);
+            if (pick < 0 || a * l->cost[pick] < added * l->cost[i]) {
+                pick = i;
+                added = a;
+            }
+        }
+        left &= ~(1u << pick);
+        done |= l->own[pick];
+        span += added;
+        l->path += l->cost[pick] * span;
+        l->order[t] = pick;
+    }
+}
+
+/* The leavers of a state and the greedy order (0 when the order bound has no actors:
+ * fewer than two on location, or more than order_actors). */
+static int leaving(Search *s, uint64_t remaining, uint64_t on_location, Leaving *l) {
+    l->k = leavers(s, remaining, on_location, l->own, l->cost, l->worked, l->first);
+    if (!l->k) return 0;
+    l->work = 0;
+    for (int i = 0; i < l->k; i++) l->work += l->worked[i];
+    greedy_leaving(s, l);
+    return l->k;
+}
+
+/* The order bound's least over the orders of ``l``'s leavers (its table stays in s). */
+static int64_t order_least(Search *s, const Leaving *l) {
+    int k = l->k;
+    const uint64_t *own = l->own;
+    const int64_t *cost = l->cost;
+    const uint32_t *first = l->first;
     uint64_t *un = s->order_union;
     int64_t *least = s->order_least;
     uint32_t *need = s->order_need;
@@ -261,9 +315,9 @@ static int64_t order_bound(Search *s, uint64_t remaining, uint64_t on_location) 
      * order), which keeps it out of the inner loop */
     for (uint32_t subset = 1; subset < (1u << k); subset++) {
         uint32_t low = subset & -subset;
-        int l = __builtin_ctz(low);
-        un[subset] = un[subset ^ low] | own[l];
-        need[subset] = need[subset ^ low] | first[l];
+        int l0 = __builtin_ctz(low);
+        un[subset] = un[subset ^ low] | own[l0];
+        need[subset] = need[subset ^ low] | first[l0];
         if (need[subset] & ~subset) { /* someone in it leaves after one not in it */
             least[subset] = -1;
             continue;
@@ -278,9 +332,16 @@ static int64_t order_bound(Search *s, uint64_t remaining, uint64_t on_location) 
         }
         least[subset] = best;
     }
+    return least[(1u << k) - 1];
+}
+
+static int64_t order_bound(Search *s, uint64_t remaining, uint64_t on_location) {
+    Leaving l;
+    l.k = leavers(s, remaining, on_location, l.own, l.cost, l.worked, l.first);
+    if (!l.k) return 0;
     int64_t work = 0;
-    for (int i = 0; i < k; i++) work += worked[i];
-    return least[(1u << k) - 1] - work;
+    for (int i = 0; i < l.k; i++) work += l.worked[i];
+    return order_least(s, &l) - work;
 }
 
 /* The filter (talent_scheduling._Search.filter_bound): with at least filter_from actors
@@ -353,25 +414,20 @@ static int64_t unstarted_path(Search *s, const int *order, int n, const uint64_t
 }
 
 /* The unstarted bound (talent_scheduling._Search.unstarted_bound, read it first): the
- * actors on location and one actor still to start in a block with one of them, together;
- * the order bound's programme with three phases. 0 without such an actor. With ``limit``
- * >= 0, the order bound's table just filled for the same actors: the actor is the one
- * whose phases along the order it found best come highest (a bound above this one), and
- * -1 when that is below ``limit`` (this one cannot cut the state off either: it is not
- * worked out); else the costliest. */
-static int64_t unstarted_bound(Search *s, uint64_t remaining, uint64_t on_location,
-                               uint64_t unstarted, int64_t limit) {
-    uint64_t own[MAXN];
-    int64_t cost[MAXN], worked[MAXN];
-    uint32_t first[MAXN];
-    int k = leavers(s, remaining, on_location, own, cost, worked, first);
-    if (!k) return 0;
+ * actors on location (``l``) and one actor still to start in a block with one of them,
+ * together; the order bound's programme with three phases. 0 without such an actor.
+ * With ``limit`` >= 0, the actor is the one whose phases along l's greedy order come
+ * highest (a bound above this one), and -1 when that is below ``limit`` (this one cannot
+ * cut the state off either: it is not worked out); else the costliest. */
+static int64_t unstarted_bound(Search *s, uint64_t remaining, uint64_t unstarted,
+                               const Leaving *l, int64_t limit) {
+    int k = l->k;
+    const uint64_t *own = l->own;
+    const int64_t *cost = l->cost;
+    const uint32_t *first = l->first;
+    int64_t work = l->work;
     uint64_t located = 0;
-    int64_t work = 0;
-    for (int i = 0; i < k; i++) {
-        located |= own[i];
-        work += worked[i];
-    }
+    for (int i = 0; i < k; i++) located |= own[i];
     int u = -1;
     for (uint64_t p = unstarted; p; p &= p - 1) {
         int a = __builtin_ctzll(p);
@@ -382,25 +438,11 @@ static int64_t unstarted_bound(Search *s, uint64_t remaining, uint64_t on_locati
     uint64_t *un = s->order_union;
     uint32_t *need = s->order_need;
     if (limit >= 0) {
-        /* the order bound's best order, last leaver first (the lowest on a tie) */
-        int order[MAXN], n = 0;
-        int64_t *least = s->order_least;
-        for (uint32_t set = full; set; n++) {
-            int64_t span = duration_of(s, un[set]);
-            uint32_t rest = set & ~need[set];
-            int i = __builtin_ctz(rest);
-            for (; rest; rest &= rest - 1) {
-                i = __builtin_ctz(rest);
-                if (least[set ^ (1u << i)] + cost[i] * span == least[set]) break;
-            }
-            order[n] = i;
-            set ^= 1u << i;
-        }
-        int64_t highest = -1; /* the highest along it, the lowest actor on a tie */
+        int64_t highest = -1; /* the highest along the greedy order, the lowest actor on a tie */
         for (uint64_t p = unstarted; p; p &= p - 1) {
             int a = __builtin_ctzll(p);
             if (!(s->blocks_of[a] & located)) continue;
-            int64_t v = unstarted_path(s, order, n, own, cost, s->blocks_of[a] & remaining,
+            int64_t v = unstarted_path(s, l->order, k, own, cost, s->blocks_of[a] & remaining,
                                        s->costs[a]);
             if (v > highest) {
                 highest = v;
@@ -417,7 +459,7 @@ static int64_t unstarted_bound(Search *s, uint64_t remaining, uint64_t on_locati
         alone[i] = own[i] & ~mine;
     }
     Phases *table = s->unstarted_table;
-    int64_t *gone = s->order_least; /* the order bound's table is not needed past here */
+    int64_t *gone = s->order_least; /* the order bound's table, not needed here */
     un[0] = 0;
     need[0] = 0;
     gone[0] = 0;
@@ -539,23 +581,31 @@ static int64_t solve(Search *s, uint64_t remaining, uint64_t before, int64_t lim
         int64_t cheaper = filter_bound(s, remaining, on_location);
         if (cheaper > known) known = cheaper;
     }
-    int fresh = 0; /* the order bound's table is for this state's actors */
-    if (known < limit && e->ordered != 1 && e->ordered != 3) {
-        /* the dearer bound only for a state the cheaper ones could not cut off, once */
-        e->ordered = 1;
-        fresh = 1;
-        int64_t tighter = order_bound(s, remaining, on_location);
-        if (tighter > e->bound) e->bound = tighter;
-        if (tighter > known) known = tighter;
-    }
-    if (known < limit && e->ordered == 1 && s->unstarted) {
-        /* where the order bound could not cut either: with one actor still to start */
-        uint64_t unstarted = cast_of(s, remaining) & ~before;
-        int64_t tighter = unstarted_bound(s, remaining, on_location, unstarted, fresh ? limit : -1);
-        if (tighter >= 0) {
-            e->ordered = 3;
-            if (tighter > e->bound) e->bound = tighter;
-            if (tighter > known) known = tighter;
+    if (known < limit && e->ordered != 3 && s->order_actors) {
+        Leaving l;
+        if (!leaving(s, remaining, on_location, &l)) {
+            e->ordered = 3; /* the order bound has no actors: both bounds are 0 */
+        } else {
+            /* The dearer bounds, never above what the greedy order costs them: where
+             * that is below the limit they cannot cut the state off, and are not run
+             * (again on a later visit under a higher limit). The order bound once. */
+            if (e->ordered != 1 && l.path - l.work >= limit) {
+                e->ordered = 1;
+                int64_t tighter = order_least(s, &l) - l.work;
+                if (tighter > e->bound) e->bound = tighter;
+                if (tighter > known) known = tighter;
+            }
+            if (known < limit && s->unstarted) {
+                /* where the order bound could not cut either: with one actor still to
+                 * start (at least the order bound: ``ordered`` 3 has both) */
+                uint64_t unstarted = cast_of(s, remaining) & ~before;
+                int64_t tighter = unstarted_bound(s, remaining, unstarted, &l, limit);
+                if (tighter >= 0) {
+                    e->ordered = 3;
+                    if (tighter > e->bound) e->bound = tighter;
+                    if (tighter > known) known = tighter;
+                }
+            }
         }
     }
     if (known >= limit) {
@@ -828,7 +878,7 @@ PyMODINIT_FUNC PyInit__talent(void) {
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     /* The interface talent_scheduling speaks: bump it with every change to it. */
-    if (PyModule_AddIntConstant(m, "VERSION", 8) < 0) {
+    if (PyModule_AddIntConstant(m, "VERSION", 9) < 0) {
         Py_DECREF(m);
         return NULL;
     }

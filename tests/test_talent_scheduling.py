@@ -227,6 +227,7 @@ def test_every_bound_is_below_the_least_idle_cost(instance: Instance, data: st.D
     search.filter_from = FILTER_LEAVES + 1  # the filter with the fewest actors it runs for
     assert search.filter_bound(remaining, on_location) <= least
     _unstarted_bound_holds(search, remaining, least, data)
+    _greedy_leaving_holds(search, remaining, on_location)
 
 
 def test_the_relaxation_holds_at_money_scale() -> None:
@@ -259,6 +260,30 @@ def test_every_bound_holds_at_money_scale(instance: Instance, data: st.DataObjec
     assert search.bound(remaining) <= least
     assert search.order_bound(remaining, on_location) <= least
     _unstarted_bound_holds(search, remaining, least, data)
+    _greedy_leaving_holds(search, remaining, on_location)
+
+
+def _greedy_leaving_holds(search: _Search, remaining: int, on_location: int) -> None:
+    """The search skips the order bound and the unstarted bound where the greedy leaving
+    order is below the limit: that order (one of those both take the least over) is never
+    below either, and it is a leaving order every one of them may take (nobody leaves
+    before one whose remaining blocks are a subset of theirs)."""
+    leaving = search._leaving(remaining, on_location)
+    if leaving is None:
+        return
+    assert sorted(leaving.order) == list(range(len(leaving.own)))
+    gone = 0
+    for i in reversed(leaving.order):  # last leaver first: the first to leave is last
+        assert leaving.first[i] & ~gone == 0
+        gone |= 1 << i
+    assert search.order_bound(remaining, on_location) <= leaving.path - leaving.work
+    unstarted = search.cast_of(remaining) & ~search.cast_of(search.all & ~remaining)
+    for a in bits(unstarted):  # with each actor still to start, along the same order
+        shape = search._shape(a, remaining, leaving.own, leaving.costs)
+        along = search._unstarted_path(shape, leaving.own, leaving.costs, leaving.order)
+        assert search.unstarted_bound(remaining, on_location, 1 << a) <= max(
+            0, along - leaving.work
+        )
 
 
 @given(instance=instances(), data=st.data())
