@@ -16,9 +16,13 @@ from castroom.core.talent_scheduling import (
     COMPILED,
     FILTER_LEAVES,
     ORDER_ACTORS,
+    Blocks,
     Instance,
+    _block_cost,
     _Search,
     bits,
+    improve,
+    moves,
     parse_dzn,
     reduce,
     solve,
@@ -170,6 +174,36 @@ def test_the_programme_matches_brute_force(instance: Instance, compiled: bool) -
     result = solve(instance, time_limit=30, compiled=compiled)
     assert result.optimal and result.cost == result.lower_bound == best
     assert instance.cost(result.order) == best
+
+
+@given(instance=instances(), data=st.data())
+def test_each_move_is_priced_as_the_whole_order(instance: Instance, data: st.DataObject) -> None:
+    """The local search's moves of one block, priced at once, cost what each moved order
+    costs in full; and it stops where the one-at-a-time search stops (the same order)."""
+    blocks = reduce(instance)
+    order = data.draw(st.permutations(range(len(blocks.casts))))
+    for i in range(len(order)):
+        moved = []
+        for j in range(len(order)):
+            trial = order[:i] + order[i + 1 :]
+            trial.insert(j, order[i])
+            moved.append(_block_cost(blocks, trial))
+        assert moves(blocks, order, i) == moved
+    assert improve(blocks, list(order), math.inf) == _improve_one_at_a_time(blocks, list(order))
+
+
+def _improve_one_at_a_time(blocks: Blocks, order: list[int]) -> list[int]:
+    """The local search as it was: each move priced by pricing the whole order."""
+    best, improved = _block_cost(blocks, order), True
+    while improved:
+        improved = False
+        for i, j in itertools.permutations(range(len(order)), 2):
+            trial = order[:i] + order[i + 1 :]
+            trial.insert(j, order[i])
+            if _block_cost(blocks, trial) < best:
+                order, best, improved = trial, _block_cost(blocks, trial), True
+                break
+    return order
 
 
 def _idle_after(search: _Search, remaining: int, order: tuple[int, ...]) -> int:
