@@ -378,11 +378,13 @@ def _insert_update(
     digest: bytes | None,
     data: bytes,
     exact_after: int | None = None,
+    newest: int | None = None,
 ) -> int | None:
     """Insert one log row in ``db``'s open write transaction: its sequence number, or
     None when ``digest`` is given and those bytes are stored already. ``exact_after``:
     the production's last row its writer's document held; the row is marked exact if no
-    row of the production came after that one (checked in the same transaction)."""
+    row of the production came after that one (checked in the same transaction, by a
+    query unless ``newest``, the production's newest row, is known and no later)."""
     if digest is not None:
         known = db.execute(
             "SELECT 1 FROM update_data WHERE production = ? AND digest = ?", (production, digest)
@@ -390,7 +392,9 @@ def _insert_update(
         if known is not None:
             return None
     exact = None
-    if exact_after is not None:
+    if exact_after is not None and newest is not None and exact_after >= newest:
+        exact = 1
+    elif exact_after is not None:
         later = db.execute(
             "SELECT 1 FROM updates WHERE seq > ? AND production = ? LIMIT 1",
             (exact_after, production),
@@ -474,6 +478,16 @@ class Store:
         self._refs: dict[str, int] = {}
         self._texts: dict[int, str] = {}
         self._names_upto = 0
+        #: The newest log row this connection wrote of each production (names.id), as of
+        #: data_version ``_tails_at`` inside a batch: while no other connection has
+        #: committed since, no later row of that production exists, so a live merge's
+        #: row is marked exact without a query (Store.append). Too high after a rollback,
+        #: which only makes that test stricter.
+        self._tails: dict[int, int] = {}
+        self._tails_at: int | None = None
+        #: Whether ``updates`` has the ``exact`` column (False: a read-only file of an
+        #: older castroom), known once the file is brought up to date or first asked.
+        self._has_exact: bool | None = None
         try:
             _create_private(self.path)
             try:
@@ -617,6 +631,7 @@ class Store:
             have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
             if column not in have:
                 self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        self._has_exact = True
 
     def close(self) -> None:
         with self._apart_lock:
@@ -911,10 +926,25 @@ class Store:
                     self._intern_many(db, _names_in(changes, values), pending)
                 encoded = _encode_changes(changes, values, ref)
             author = ref(author_name(member, device, origin))
-            seq = _insert_update(db, ref(production), author, encoded, digest, data, exact_after)
+            production_ref = ref(production)
+            at = self._batch_version  # known without a query: a batch holds the lock
+            newest = self._tails.get(production_ref) if at == self._tails_at else None
+            seq = _insert_update(
+                db, production_ref, author, encoded, digest, data, exact_after, newest
+            )
+            if seq is not None:
+                self._note_tail(at, production_ref, seq)
         if pending:
             self._remember(pending)
         return seq
+
+    def _note_tail(self, at: int | None, production: int, seq: int) -> None:
+        """Remember row ``seq`` as ``production``'s newest (see ``_tails``); a row
+        written outside a batch forgets them all (its data_version is not known)."""
+        if at is None or at != self._tails_at:
+            self._tails, self._tails_at = {}, at
+        if at is not None:
+            self._tails[production] = seq
 
     def append_apart(
         self,
@@ -1088,7 +1118,10 @@ class Store:
         changes are every entity it changed in the log before it, those its structs
         completed included (structs that waited there for it). A read copy of the log
         before such a row may be patched with them (StoredProduction.patch_read_copy)."""
-        if "exact" not in {row[1] for row in self.db.execute("PRAGMA table_info(updates)")}:
+        if self._has_exact is None:
+            columns = self.db.execute("PRAGMA table_info(updates)")
+            self._has_exact = "exact" in {row[1] for row in columns}
+        if not self._has_exact:
             return set()  # a read-only file of an older castroom: none known
         out: set[int] = set()
         for start in range(0, len(seqs), 500):  # SQLite's bound on parameters

@@ -722,3 +722,53 @@ def test_a_row_appended_apart_leaves_checkpoints_to_the_checkpointer(
     assert path.stat().st_size > size + 4 * 1024 * 1024
     assert store.load("P1")[0][-1] == blob and store.load("P1")[1] == seq
     store.close()
+
+
+def test_a_live_merge_row_is_marked_exact_without_a_query_while_nobody_else_wrote(
+    tmp_path: Path,
+) -> None:
+    # In a batch (a server's loop turn) the store knows the newest row it wrote of each
+    # production, so a merge right after it is exact with no query for later rows; once
+    # another connection has written, or a row was written outside a batch, it asks.
+    store = Store(tmp_path / "c.db")
+    _, updates = edits(8)
+    peer = {"member": "", "device": "peer", "origin": "sync"}
+    asked: list[str] = []
+    store.db.set_trace_callback(
+        lambda sql: asked.append(sql) if "FROM updates WHERE seq >" in sql else None
+    )
+    with store.batch():
+        first = store.append("P", updates[0], **peer)
+        second = store.append("P", updates[1], **peer, exact_after=first)
+    with store.batch():
+        third = store.append("P", updates[2], **peer, exact_after=second)
+    assert asked == []
+    assert store.exact_rows("P", [second, third]) == {second, third}
+    other = Store(tmp_path / "c.db")  # another process's row of P
+    other.append("P", updates[3], member="m", device="d", origin="local")
+    other.close()
+    with store.batch():
+        stale = store.append("P", updates[4], **peer, exact_after=third)
+    assert len(asked) == 1 and store.exact_rows("P", [stale]) == set()
+    outside = store.append("P", updates[5], **peer)  # no batch: its version unknown
+    asked.clear()
+    with store.batch():
+        late = store.append("P", updates[6], **peer, exact_after=stale)  # outside's after
+        right = store.append("P", updates[7], **peer, exact_after=late)
+    assert len(asked) == 1 and store.exact_rows("P", [outside, late, right]) == {right}
+    store.close()
+
+
+def test_exact_rows_asks_for_the_columns_of_updates_at_most_once(tmp_path: Path) -> None:
+    store = Store(tmp_path / "c.db")
+    _, updates = edits(2)
+    first = store.append("P", updates[0], member="", device="peer", origin="sync")
+    second = store.append(
+        "P", updates[1], member="", device="peer", origin="sync", exact_after=first
+    )
+    asked: list[str] = []
+    store.db.set_trace_callback(lambda sql: asked.append(sql) if "PRAGMA" in sql else None)
+    for _ in range(3):
+        assert store.exact_rows("P", [first, second]) == {second}
+    assert asked == []  # known since the file was brought up to date
+    store.close()
