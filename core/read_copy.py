@@ -211,7 +211,7 @@ def cheaper_whole(doc: CastDocument, changes: Changes) -> bool:
     changed = sum(1 for collection, _ in changes if collection in COLLECTIONS)
     if changed < 1000:
         return False
-    held = sum(len(doc._entity_ids(cls)) for cls in COLLECTIONS.values())
+    held = sum(doc.held(cls) for cls in COLLECTIONS.values())
     return changed > WHOLE_PAST * held
 
 

@@ -307,6 +307,11 @@ class DocumentReads(ABC):
         self._touch()
         return self._entity_ids(cls)
 
+    def held(self, cls: type[Entity]) -> int:
+        """How many keys the collection holds (valid, invalid and deleted entities)."""
+        self._touch()
+        return len(self._entity_ids(cls))
+
     def all(self, cls: type[E], *, include_deleted: bool = False) -> list[E]:
         """Every valid entity of a kind, sorted by id. Invalid ones are skipped here and
         reported by :meth:`invalid`, so a bad edit from a peer never crashes a query."""
