@@ -70,8 +70,9 @@ else:
 E = TypeVar("E", bound=Entity)
 
 #: Bumped whenever what a read copy holds changes: a copy of another format is not used
-#: (3: stored uncompressed, see encode; 4: each collection in parts, see Part).
-FORMAT = 4
+#: (3: stored uncompressed, see encode; 4: each collection in parts, see Part; 5: a small
+#: collection stays one part, deflated, see SPLIT_PAST).
+FORMAT = 5
 
 
 class Layout(msgspec.Struct, kw_only=True, frozen=True):
@@ -93,7 +94,9 @@ class Part(msgspec.Struct, array_like=True, frozen=True):
     patch has touched it, in BUCKETS parts named ``collection/N``, an entity in the one
     its id hashes to (see :func:`bucket`), so that a patch reads and writes only the
     buckets of the entities it changes (a few kilobytes, where the whole of 50,000
-    talents is 8 MB: a server patches after each quiet second)."""
+    talents is 8 MB: a server patches after each quiet second). A small collection
+    (under SPLIT_PAST bytes) is never split: it is stored whole and deflated, and a
+    patch rewrites all of it (see :func:`pack`)."""
 
     keys: list[str]
     json: str
@@ -101,6 +104,13 @@ class Part(msgspec.Struct, array_like=True, frozen=True):
 
 #: Parts a collection is split into once patched.
 BUCKETS = 64
+#: A collection whose part encodes to fewer bytes than this is kept whole and deflated,
+#: never split: 64 buckets of a few entities each cost a row and most of a page apiece
+#: (bench_store: the copy of a 60 KB production took 63 KB of the file split, 17 KB
+#: whole and deflated), and patching such a part whole costs less than 3 ms (inflate,
+#: re-encode, deflate 128 KB of JSON), reading it under 0.4 ms. A larger one is stored
+#: as it is (inflating the 8 MB of 50,000 talents would cost 65 ms of every read).
+SPLIT_PAST = 128 * 1024
 #: A patch serialises each changed entity again (70-130 us each at 50,000 talents),
 #: a whole copy each collection in one Yrs call (1.2 s for all of those 50,000): past
 #: this share of the entities changed (a production just built, a large first push),
@@ -192,10 +202,39 @@ def encode(doc: CastDocument) -> tuple[bytes, dict[str, bytes]]:
         rules=rules(),
         valid=doc.all_valid(),
     )
-    parts = {
-        name: _PART.encode(Part(keys=keys[name], json=text)) for name, text in collections.items()
-    }
+    parts = {name: pack(Part(keys=keys[name], json=text)) for name, text in collections.items()}
     return _PART.encode(layout), parts
+
+
+def pack(part: Part) -> bytes:
+    """A collection's whole part as stored: deflated when it encodes to fewer than
+    SPLIT_PAST bytes (and deflating makes it smaller), else as it is; so a whole part
+    is stored in SPLIT_PAST bytes or more exactly when it is one to split
+    (:func:`to_split`). A bucket is never deflated (see SPLIT_PAST)."""
+    data = _PART.encode(part)
+    if len(data) >= SPLIT_PAST:
+        return data
+    packed = zlib.compress(data)
+    return packed if len(packed) < len(data) else data
+
+
+def unpack(data: bytes) -> Part:
+    """A stored part: MessagePack (an array, first byte 0x92) or, deflated, a zlib
+    stream (first byte 0x78); MsgspecError when it is neither."""
+    if data[:1] == _ZLIB:
+        try:
+            data = zlib.decompress(data)
+        except zlib.error as exc:
+            raise msgspec.DecodeError(f"a read copy part does not inflate: {exc}") from None
+    return _PARTS.decode(data)
+
+
+def to_split(sizes: dict[str, int]) -> list[str]:
+    """The collections a stored copy (the bytes each of its parts is stored in) holds
+    whole and large enough to split before a patch (see :func:`pack`)."""
+    return sorted(
+        name for name, size in sizes.items() if name in COLLECTIONS and size >= SPLIT_PAST
+    )
 
 
 def is_current(store: Store, production: str) -> bool:
@@ -242,7 +281,7 @@ def patch(
     from run to run), and no read relies on it. None when ``head`` is no usable copy."""
     try:
         layout = _HEAD.decode(head)
-        decoded = {name: _PARTS.decode(data) for name, data in parts.items()}
+        decoded = {name: unpack(data) for name, data in parts.items()}
     except msgspec.MsgspecError:
         return None
     if set(layout.collections) != set(COLLECTIONS):
@@ -255,23 +294,13 @@ def patch(
     put: dict[str, Part] = {}
     drop: list[str] = []
     for name, ids in touched.items():
-        cls = COLLECTIONS[name]
-        whole = decoded.get(name)
-        if whole is not None:  # split once: every bucket is written, the whole dropped
-            buckets = _split(name, whole)
-            drop.append(name)
-        else:
-            buckets = {}
-        for part_name in {bucket(name, i) for i in ids}:
-            buckets.setdefault(part_name, decoded.get(part_name, _EMPTY))
-        for part_name, part in buckets.items():
-            mine = {i for i in ids if bucket(name, i) == part_name}
-            patched = _patched(doc, cls, part, mine) if mine else part
-            if patched is None:
-                return None
-            put[part_name] = patched
+        done = _patch_collection(doc, name, ids, parts, decoded)
+        if done is None:
+            return None
+        put.update(done[0])
+        drop += done[1]
         if name in valid:
-            deleted = _still_valid(doc, cls, set(valid.pop(name)), ids)
+            deleted = _still_valid(doc, COLLECTIONS[name], set(valid.pop(name)), ids)
             if deleted is not None:
                 valid[name] = sorted(deleted)
     drop += [name for name, part in put.items() if not part.keys and "/" in name]
@@ -285,9 +314,42 @@ def patch(
     )
     return Parts(
         head=_PART.encode(new_head),
-        put={name: _PART.encode(part) for name, part in put.items() if name not in drop},
+        put={name: _encoded(name, part) for name, part in put.items() if name not in drop},
         drop=drop,
     )
+
+
+def _patch_collection(
+    doc: CastDocument, name: str, ids: set[str], stored: dict[str, bytes], decoded: dict[str, Part]
+) -> tuple[dict[str, Part], list[str]] | None:
+    """The parts of collection ``name`` to store once the entities ``ids`` changed, and
+    the parts to drop (None: an entity has no JSON). A small collection stored whole is
+    patched whole (split only once it has grown past SPLIT_PAST); a large one is split
+    first (once), then only the buckets of ``ids`` are patched."""
+    cls = COLLECTIONS[name]
+    whole = decoded.get(name)
+    if whole is not None and len(stored[name]) < SPLIT_PAST:
+        patched = _patched(doc, cls, whole, ids)
+        if patched is None or len(_PART.encode(patched)) < SPLIT_PAST:
+            return None if patched is None else ({name: patched}, [])
+        return _split(name, patched), [name]
+    buckets, drop = (_split(name, whole), [name]) if whole is not None else ({}, [])
+    for part_name in {bucket(name, i) for i in ids}:
+        buckets.setdefault(part_name, decoded.get(part_name, _EMPTY))
+    put: dict[str, Part] = {}
+    for part_name, part in buckets.items():
+        mine = {i for i in ids if bucket(name, i) == part_name}
+        patched = _patched(doc, cls, part, mine) if mine else part
+        if patched is None:
+            return None
+        put[part_name] = patched
+    return put, drop
+
+
+def _encoded(name: str, part: Part) -> bytes:
+    """A part as stored: a collection's whole one packed (see :func:`pack`), a bucket
+    as it is."""
+    return _PART.encode(part) if "/" in name else pack(part)
 
 
 def whole(names: Iterable[str]) -> list[str]:
@@ -296,11 +358,13 @@ def whole(names: Iterable[str]) -> list[str]:
 
 
 def split(parts: dict[str, bytes]) -> tuple[dict[str, bytes], list[str]] | None:
-    """Each collection in ``parts`` (each stored whole) as its buckets: the parts to
-    store and the whole ones to drop, for the same head (the same copy, stored as a
-    patch reads it). None when a part does not decode."""
+    """Each collection in ``parts`` (each stored whole) large enough to split (see
+    :func:`to_split`) as its buckets: the parts to store and the whole ones to drop, for
+    the same head (the same copy, stored as a patch reads it). None when a part does not
+    decode."""
+    large = {name: data for name, data in parts.items() if len(data) >= SPLIT_PAST}
     try:
-        decoded = {name: _PARTS.decode(data) for name, data in parts.items()}
+        decoded = {name: unpack(data) for name, data in large.items()}
     except msgspec.MsgspecError:
         return None
     put = {
@@ -312,14 +376,15 @@ def split(parts: dict[str, bytes]) -> tuple[dict[str, bytes], list[str]] | None:
 
 
 def split_stored(store: Store, production: str) -> bool:
-    """Split every collection the production's stored read copy holds whole, in place
+    """Split every collection the production's stored read copy holds whole and large
+    (:func:`to_split`), in place
     (its version and head as they are, only if it is still that copy when the split is
     written): the first patch of a new copy, at 50,000 talents 0.3 s of CPU and 19 MB
     written, which a server has a worker process do, off its event loop
     (castroom.sync.read_copies). Returns whether it split something."""
     with store.read():  # the head and its parts of one copy
         stored = store.read_copy(production)
-        names = whole(store.read_copy_part_names(production)) if stored is not None else []
+        names = to_split(store.read_copy_part_sizes(production)) if stored is not None else []
         parts = store.read_copy_parts(production, names) if names else {}
     if stored is None or not parts:
         return False
@@ -395,6 +460,9 @@ def decode(head: bytes, parts: dict[str, bytes]) -> ReadCopy | None:
 _HEAD = msgspec.msgpack.Decoder(Layout)
 _PART = msgspec.msgpack.Encoder()
 _PARTS = msgspec.msgpack.Decoder(Part)
+#: The first byte of a zlib stream (deflate, 32 KB window) and never of a stored Part
+#: (a MessagePack array of two: 0x92).
+_ZLIB = b"\x78"
 
 #: A collection's JSON as each entity's own JSON, undecoded.
 _RAWS = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -571,7 +639,7 @@ class ReadCopy(_Reads):
         """A collection's keys and JSON, put together from its parts once."""
         found = self._assembled.get(name)
         if found is None:
-            parts = [_PARTS.decode(data) for data in self._parts[name]]
+            parts = [unpack(data) for data in self._parts[name]]
             keys = [key for part in parts for key in part.keys]
             if name in self._split:  # one JSON object of every part's members
                 inner = ",".join(part.json[1:-1] for part in parts if part.keys)

@@ -1195,6 +1195,17 @@ class Store:
             return []
         return [name for (name,) in rows]
 
+    def read_copy_part_sizes(self, production: str) -> dict[str, int]:
+        """The bytes each of the production's stored read copy parts is stored in."""
+        try:
+            rows = self.db.execute(
+                "SELECT part, length(data) FROM read_copy_parts WHERE production = ?",
+                (production,),
+            ).fetchall()
+        except sqlite3.OperationalError:  # a read-only file from before the table
+            return {}
+        return {name: int(size) for name, size in rows}
+
     def keep_read_copy(
         self,
         production: str,

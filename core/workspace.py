@@ -697,7 +697,7 @@ class StoredProduction:
 
     def copy_to_split(self) -> bool:
         """Whether :meth:`patch_read_copy` would patch a copy that holds a collection it
-        changes whole, so would first split it (castroom.core.read_copy.split_stored: a
+        changes whole and large, so would first split it (read_copy.split_stored: a
         server has that done in a worker process, off its event loop)."""
         from . import read_copy
 
@@ -706,7 +706,7 @@ class StoredProduction:
             if target is None or target[1] == target[2]:
                 return False
             assert self.id is not None
-            held = read_copy.whole(self.store.read_copy_part_names(self.id))
+            held = read_copy.to_split(self.store.read_copy_part_sizes(self.id))
             return any(collection in held for collection, _ in target[3])
         return False
 

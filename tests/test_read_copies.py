@@ -30,7 +30,7 @@ from sync_helpers import drop_read_copies, make_token, stop_process, wait_until
 
 from castroom.core import read_copy
 from castroom.core.model import Talent
-from castroom.core.sample import build_sample
+from castroom.core.sample import SampleSize, build_sample
 from castroom.core.storage import Store
 from castroom.core.workspace import DB_NAME, Workspace
 from tests.test_cli_start import COPY_PROBE
@@ -40,13 +40,15 @@ from tests.test_sync_cli import EXE, Served, castroom
 READS = (("check", "--json"), ("list", "talents", "--json"))
 
 
-def _seed(path: Path, quiet: float | None = None) -> tuple[str, list[str]]:
-    """A workspace holding the sample series (the server's, with ``read_copy_quiet``):
-    its production's id and its talents' ids. Without the read copy the process that
-    made it kept: the first read loads the CRDT (and keeps one)."""
+def _seed(
+    path: Path, quiet: float | None = None, size: SampleSize | None = None
+) -> tuple[str, list[str]]:
+    """A workspace holding the sample series (the server's, with ``read_copy_quiet``;
+    of ``size``): its production's id and its talents' ids. Without the read copy the
+    process that made it kept: the first read loads the CRDT (and keeps one)."""
     with Workspace.open(path, member="casting") as ws:
         production = ws.create_production("Tides")
-        build_sample(production.doc)
+        build_sample(production.doc, size or SampleSize())
         talents = [t.id for t in production.doc.all(Talent)]
         assert production.id
     drop_read_copies(path)
@@ -261,8 +263,12 @@ def test_a_writer_killed_before_it_closed_leaves_the_copy_stale_then_a_read_fold
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "ws"
-    production_id, talents = _seed(path)
+    # Talents enough that their part is split when patched (read_copy.SPLIT_PAST): the
+    # split shows the read patched the copy, not made it anew.
+    production_id, talents = _seed(path, size=SampleSize(talents=600))
     assert not _answers(path)[1]  # the first read keeps a copy
+    with Workspace.open(path) as ws:  # whole, its talents large enough to split
+        assert "talents" in read_copy.to_split(ws.store.read_copy_part_sizes(production_id))
     _kill(_writer(path, talents[0], "Nell Park"))  # the copy was not patched
     assert not _fresh(path, production_id)  # stale: no read uses it as it is
     # The next read loads the CRDT, patches the copy with what the log says the dead
@@ -390,7 +396,9 @@ def test_serve_splits_a_large_first_copy_in_a_worker_and_its_loop_turns(tmp_path
     assert not on_the_loop, on_the_loop
     assert "Traceback" not in served.log.read_text()
     with Workspace.open(server) as ws:
-        assert read_copy.whole(ws.store.read_copy_part_names(production_id)) == []  # split
+        # Its large collection split; the small ones (read_copy.SPLIT_PAST) stay whole.
+        held = read_copy.whole(ws.store.read_copy_part_names(production_id))
+        assert held == sorted(set(read_copy.COLLECTIONS) - {"talents"})
         copy = ws.reading(production_id).doc
         assert isinstance(copy, read_copy.ReadCopy)
         from_copy = copy.all(Talent, include_deleted=True)

@@ -20,7 +20,7 @@ from castroom.core.document import CastDocument
 from castroom.core.model import COLLECTIONS, Candidate, Role, Talent
 from castroom.core.plugins import make_plugins
 from castroom.core.read_copy import ReadCopy, ReadOnlyCopy
-from castroom.core.sample import build_sample
+from castroom.core.sample import SampleSize, build_sample
 from castroom.core.view import ProductionView
 from castroom.core.workspace import Workspace
 
@@ -196,7 +196,10 @@ def test_a_write_command_patches_the_copy_it_opened_at(tmp_path: Path) -> None:
     assert {"Nell Park", "Ola Brand"} <= {t["agent"] or t["name"] for t in shown}  # type: ignore[union-attr]
 
 
-def test_a_patched_copy_keeps_its_verdicts_only_where_they_still_hold(tmp_path: Path) -> None:
+def test_a_patched_copy_keeps_its_verdicts_only_where_they_still_hold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(read_copy, "SPLIT_PAST", 4096)  # the sample's talents: split
     doc = CastDocument.create("Tides")
     build_sample(doc)
     for cls in COLLECTIONS.values():
@@ -229,6 +232,87 @@ def test_a_patched_copy_keeps_its_verdicts_only_where_they_still_hold(tmp_path: 
     assert copy is not None and copy.to_data() == doc.to_data()
     assert set(copy.ids(Talent)) == set(doc.ids(Talent)) and gone.id not in copy.ids(Talent)
     assert read_copy.patch(b"not a read copy", {}, doc, changes) is None
+
+
+#: A small production, as bench_store's: every collection far under SPLIT_PAST.
+SMALL = SampleSize(talents=8, roles=10, scenes=6, shoot_days=4)
+
+
+def _same_reads(copy: ReadCopy | None, doc: CastDocument) -> None:
+    """The copy answers every typed read as the CRDT does."""
+    assert copy is not None and copy.to_data() == doc.to_data()
+    for cls in COLLECTIONS.values():
+        assert copy.all(cls, include_deleted=True) == doc.all(cls, include_deleted=True)
+        assert sorted(copy.ids(cls)) == sorted(doc.ids(cls))
+        assert copy.held(cls) == doc.held(cls)
+    assert [e.id for e in copy.invalid()] == [e.id for e in doc.invalid()]
+
+
+def test_a_small_collection_is_patched_whole_and_deflated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    doc = CastDocument.create("Small Hours")
+    build_sample(doc, SMALL)
+    head, parts = read_copy.encode(doc)
+    # One part per collection, each deflated: 64 buckets of a few entities cost a row
+    # and most of a page each (bench_store: a 60 KB production's copy took 63 KB).
+    assert sorted(parts) == sorted(COLLECTIONS)
+    raw = {
+        name: len(msgspec.msgpack.encode(read_copy.unpack(data))) for name, data in parts.items()
+    }
+    assert all(len(parts[name]) < raw[name] for name in parts if raw[name] > 200)
+    assert sum(map(len, parts.values())) < len(doc.encode_update()) / 3
+    talent, gone = doc.all(Talent)[:2]
+    doc.update(Talent, talent.id, {"agent": "Nell Park"})
+    added = doc.add(Talent, name="Ola Brand")
+    peer = Doc()
+    peer.apply_update(doc.encode_update())
+    del peer.get("talents", type=Map)[gone.id]  # a peer's hard delete
+    doc.apply_update(peer.get_update(doc.state_vector()))
+    changes = {("talents", i): {"*"} for i in (talent.id, added.id, gone.id)}
+    head, parts = _patched(head, parts, doc, changes)
+    assert sorted(parts) == sorted(COLLECTIONS)  # patched whole: nothing split
+    assert parts["talents"][:1] == b"\x78"  # and deflated again
+    _same_reads(read_copy.decode(head, parts), doc)
+    # Grown past SPLIT_PAST, it is split from then on, bucket by bucket.
+    monkeypatch.setattr(read_copy, "SPLIT_PAST", len(parts["talents"]) + 1)
+    more = [doc.add(Talent, name=f"Talent {i}", notes="x" * 500) for i in range(20)]
+    changes = {("talents", t.id): {"*"} for t in more}
+    head, parts = _patched(head, parts, doc, changes)
+    assert "talents" not in parts and read_copy.bucket("talents", more[0].id) in parts
+    _same_reads(read_copy.decode(head, parts), doc)
+    changes = {("talents", talent.id): {"agent"}}
+    doc.update(Talent, talent.id, {"agent": "Pia Quay"})
+    head, parts = _patched(head, parts, doc, changes)
+    _same_reads(read_copy.decode(head, parts), doc)
+
+
+def test_a_small_productions_copy_stays_small_in_the_store(tmp_path: Path) -> None:
+    # bench_store's small production: its copy, kept from its creation and patched by
+    # every later write, in one part per collection and a fraction of the document.
+    path = tmp_path / "ws"
+    with Workspace.open(path, create=True, member="casting") as ws:
+        production = ws.create_production("Small Hours")
+        with production.doc.transaction():
+            build_sample(production.doc, SMALL)
+        production_id = production.id
+        assert production_id is not None
+    for round_ in range(3):
+        with Workspace.open(path) as ws:
+            production = ws.production(production_id)
+            for talent in production.doc.all(Talent):
+                production.doc.update(Talent, talent.id, {"rate": 100_000 + round_})
+            document = len(production.doc.encode_update())
+    with Workspace.open(path) as ws:
+        assert read_copy.is_current(ws.store, production_id)
+        sizes = ws.store.read_copy_part_sizes(production_id)
+        reader = ws.reading(production_id)
+        assert isinstance(reader.doc, ReadCopy)
+        copy_answers = reader.doc.to_data()
+    assert sorted(sizes) == sorted(COLLECTIONS)
+    assert sum(sizes.values()) < document / 3
+    with Workspace.open(path) as ws:
+        assert copy_answers == ws.production(production_id).doc.to_data()
 
 
 def _patched(
