@@ -358,13 +358,11 @@ def whole(names: Iterable[str]) -> list[str]:
 
 
 def split(parts: dict[str, bytes]) -> tuple[dict[str, bytes], list[str]] | None:
-    """Each collection in ``parts`` (each stored whole) large enough to split (see
-    :func:`to_split`) as its buckets: the parts to store and the whole ones to drop, for
-    the same head (the same copy, stored as a patch reads it). None when a part does not
-    decode."""
-    large = {name: data for name, data in parts.items() if len(data) >= SPLIT_PAST}
+    """Each collection in ``parts`` (each stored whole and chosen by :func:`to_split`)
+    as its buckets: the parts to store and the whole ones to drop, for the same head
+    (the same copy, stored as a patch reads it). None when a part does not decode."""
     try:
-        decoded = {name: unpack(data) for name, data in large.items()}
+        decoded = {name: unpack(data) for name, data in parts.items()}
     except msgspec.MsgspecError:
         return None
     put = {
