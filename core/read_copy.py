@@ -38,7 +38,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import zlib
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -211,7 +211,11 @@ def pack(part: Part) -> bytes:
     SPLIT_PAST bytes (and deflating makes it smaller), else as it is; so a whole part
     is stored in SPLIT_PAST bytes or more exactly when it is one to split
     (:func:`to_split`). A bucket is never deflated (see SPLIT_PAST)."""
-    data = _PART.encode(part)
+    return _packed(_PART.encode(part))
+
+
+def _packed(data: bytes) -> bytes:
+    """An encoded whole part as :func:`pack` stores it."""
     if len(data) >= SPLIT_PAST:
         return data
     packed = zlib.compress(data)
@@ -291,7 +295,7 @@ def patch(
         if collection in COLLECTIONS:
             touched.setdefault(collection, set()).add(entity_id)
     valid = dict(layout.valid) if layout.rules == rules() else {}
-    put: dict[str, Part] = {}
+    put: dict[str, bytes] = {}
     drop: list[str] = []
     for name, ids in touched.items():
         done = _patch_collection(doc, name, ids, parts, decoded)
@@ -303,7 +307,6 @@ def patch(
             deleted = _still_valid(doc, COLLECTIONS[name], set(valid.pop(name)), ids)
             if deleted is not None:
                 valid[name] = sorted(deleted)
-    drop += [name for name, part in put.items() if not part.keys and "/" in name]
     production, meta = doc.fields_json()
     new_head = Layout(
         production=production,
@@ -314,47 +317,39 @@ def patch(
     )
     return Parts(
         head=_PART.encode(new_head),
-        put={name: _encoded(name, part) for name, part in put.items() if name not in drop},
+        put=put,
         drop=drop,
     )
 
 
 def _patch_collection(
     doc: CastDocument, name: str, ids: set[str], stored: dict[str, bytes], decoded: dict[str, Part]
-) -> tuple[dict[str, Part], list[str]] | None:
-    """The parts of collection ``name`` to store once the entities ``ids`` changed, and
-    the parts to drop (None: an entity has no JSON). A small collection stored whole is
-    patched whole (split only once it has grown past SPLIT_PAST); a large one is split
-    first (once), then only the buckets of ``ids`` are patched."""
+) -> tuple[dict[str, bytes], list[str]] | None:
+    """The parts of collection ``name`` to store (as stored) once the entities ``ids``
+    changed, and the parts to drop (None: an entity has no JSON). A small collection
+    stored whole is patched whole (split only once it has grown past SPLIT_PAST); a
+    large one is split first (once), then only the buckets of ``ids`` are patched. A
+    bucket left empty is dropped."""
     cls = COLLECTIONS[name]
     whole = decoded.get(name)
     if whole is not None and len(stored[name]) < SPLIT_PAST:
         patched = _patched(doc, cls, whole, ids)
-        if patched is None or len(_PART.encode(patched)) < SPLIT_PAST:
-            return None if patched is None else ({name: patched}, [])
-        return _split(name, patched), [name]
-    buckets, drop = (_split(name, whole), [name]) if whole is not None else ({}, [])
-    for part_name in {bucket(name, i) for i in ids}:
-        buckets.setdefault(part_name, decoded.get(part_name, _EMPTY))
-    put: dict[str, Part] = {}
-    for part_name, part in buckets.items():
-        mine = {i for i in ids if bucket(name, i) == part_name}
-        patched = _patched(doc, cls, part, mine) if mine else part
         if patched is None:
             return None
-        put[part_name] = patched
-    return put, drop
-
-
-def _encoded(name: str, part: Part) -> bytes:
-    """A part as stored: a collection's whole one packed (see :func:`pack`), a bucket
-    as it is."""
-    return _PART.encode(part) if "/" in name else pack(part)
-
-
-def whole(names: Iterable[str]) -> list[str]:
-    """The collections a stored copy with parts ``names`` holds whole (unsplit)."""
-    return sorted(name for name in names if name in COLLECTIONS)
+        data = _PART.encode(patched)
+        if len(data) < SPLIT_PAST:
+            return {name: _packed(data)}, []
+        buckets, drop = _split(name, patched), [name]
+    else:
+        buckets, drop = (_split(name, whole), [name]) if whole is not None else ({}, [])
+        for part_name in {bucket(name, i) for i in ids}:
+            mine = {i for i in ids if bucket(name, i) == part_name}
+            part = _patched(doc, cls, buckets.get(part_name, decoded.get(part_name, _EMPTY)), mine)
+            if part is None:
+                return None
+            buckets[part_name] = part
+    put = {part_name: _PART.encode(part) for part_name, part in buckets.items() if part.keys}
+    return put, drop + [part_name for part_name, part in buckets.items() if not part.keys]
 
 
 def split(parts: dict[str, bytes]) -> tuple[dict[str, bytes], list[str]] | None:

@@ -1185,16 +1185,6 @@ class Store:
         except sqlite3.OperationalError:  # a read-only file from before the table
             return {}
 
-    def read_copy_part_names(self, production: str) -> list[str]:
-        """The names of the production's stored read copy parts (not their bytes)."""
-        try:
-            rows = self.db.execute(
-                "SELECT part FROM read_copy_parts WHERE production = ?", (production,)
-            ).fetchall()
-        except sqlite3.OperationalError:  # a read-only file from before the table
-            return []
-        return [name for (name,) in rows]
-
     def read_copy_part_sizes(self, production: str) -> dict[str, int]:
         """The bytes each of the production's stored read copy parts is stored in."""
         try:

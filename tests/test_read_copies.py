@@ -277,7 +277,7 @@ def test_a_writer_killed_before_it_closed_leaves_the_copy_stale_then_a_read_fold
     assert not from_copy and "Nell Park" in _agents(answers)
     assert _fresh(path, production_id)
     with Workspace.open(path) as ws:  # patched (its talents split), not made anew (whole)
-        assert "talents" not in read_copy.whole(ws.store.read_copy_part_names(production_id))
+        assert "talents" not in _whole(ws, production_id)
     _as_from_the_crdt(path, answers)
 
 
@@ -361,16 +361,12 @@ def test_serve_splits_a_large_first_copy_in_a_worker_and_its_loop_turns(tmp_path
     # patch with every entity changed costs more (read_copy.cheaper_whole).
     assert _fresh(server, production_id)
     with Workspace.open(server) as ws:
-        assert read_copy.whole(ws.store.read_copy_part_names(production_id)) == sorted(
-            read_copy.COLLECTIONS
-        )
+        assert _whole(ws, production_id) == sorted(read_copy.COLLECTIONS)
     drop_read_copies(server)  # as a workspace that never read it
     with Workspace.open(server) as ws:
         assert len(ws.reading(production_id).doc.all(Talent)) == LARGE  # keeps a copy, whole
     with Workspace.open(server) as ws:
-        assert read_copy.whole(ws.store.read_copy_part_names(production_id)) == sorted(
-            read_copy.COLLECTIONS
-        )
+        assert _whole(ws, production_id) == sorted(read_copy.COLLECTIONS)
     _seed_config(server, quiet=0.3)
     token = make_token(server)
     served = Served(server, tmp_path / "serve.log")
@@ -397,7 +393,7 @@ def test_serve_splits_a_large_first_copy_in_a_worker_and_its_loop_turns(tmp_path
     assert "Traceback" not in served.log.read_text()
     with Workspace.open(server) as ws:
         # Its large collection split; the small ones (read_copy.SPLIT_PAST) stay whole.
-        held = read_copy.whole(ws.store.read_copy_part_names(production_id))
+        held = _whole(ws, production_id)
         assert held == sorted(set(read_copy.COLLECTIONS) - {"talents"})
         copy = ws.reading(production_id).doc
         assert isinstance(copy, read_copy.ReadCopy)
@@ -519,3 +515,9 @@ def test_an_update_merged_beside_another_processs_merge_leaves_the_copy_stale(
     answers, from_copy = _answers(path)  # loads the CRDT: the copy kept anew
     assert not from_copy and "Lee Wake" in _agents(answers) and "Ines Marr" in _names(answers)
     _as_from_the_crdt_and_a_fresh_copy(path, answers)
+
+
+def _whole(ws: Workspace, production_id: str) -> list[str]:
+    """The collections the production's stored read copy holds whole (unsplit)."""
+    sizes = ws.store.read_copy_part_sizes(production_id)
+    return sorted(name for name in sizes if name in read_copy.COLLECTIONS)
