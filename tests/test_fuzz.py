@@ -362,7 +362,11 @@ def test_fuzz_real_server(tmp_path: Path) -> None:
 
         def socket() -> Any:
             if not conn:
-                conn.append(stack.enter_context(connect(url, additional_headers=auth)))
+                conn.append(
+                    stack.enter_context(
+                        connect(url, additional_headers=auth, open_timeout=PATIENCE)
+                    )
+                )
             return conn[0]
 
         def ws_case(frame: bytes) -> None:

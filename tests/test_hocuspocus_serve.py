@@ -45,7 +45,7 @@ async def _frames(
 ) -> list[hp.Frame]:
     """Send raw frames on one socket; collect decoded answers until ``until`` arrived."""
     got: list[hp.Frame] = []
-    async with websockets.connect(url, proxy=None) as conn:
+    async with websockets.connect(url, proxy=None, open_timeout=PATIENCE) as conn:
         for frame in sent:
             await conn.send(frame)
         async with asyncio.timeout(timeout):
@@ -147,7 +147,9 @@ def test_bad_frame_closes_the_socket_and_changes_nothing(seeded) -> None:
     with ServerThread(path) as server:
 
         async def run() -> int | None:
-            async with websockets.connect(_hp_url(server), proxy=None) as conn:
+            async with websockets.connect(
+                _hp_url(server), proxy=None, open_timeout=PATIENCE
+            ) as conn:
                 await conn.send(hp.token(first, write))
                 await conn.recv()
                 await conn.send(hp.wrap(first, protocol.update_frame(b"\x01\x02garbage")))
@@ -223,7 +225,9 @@ def test_revoked_token_closes_the_document(seeded) -> None:
 
         async def run() -> list[hp.Frame]:
             got: list[hp.Frame] = []
-            async with websockets.connect(_hp_url(server), proxy=None) as conn:
+            async with websockets.connect(
+                _hp_url(server), proxy=None, open_timeout=PATIENCE
+            ) as conn:
                 await conn.send(hp.token(first, secret))
                 got.append(hp.decode(await conn.recv(), max_size=1 << 24))  # type: ignore[arg-type]
                 with Workspace.open(path) as ws:
@@ -269,7 +273,7 @@ def test_provider_on_the_y_websocket_endpoint_is_told_where_to_go(seeded) -> Non
 
         async def run() -> str:
             url = f"{server.ws_url}/{first}?token={token}"
-            async with websockets.connect(url, proxy=None) as conn:
+            async with websockets.connect(url, proxy=None, open_timeout=PATIENCE) as conn:
                 await conn.send(hp.token(first, token, "4.7.0"))
                 with pytest.raises(websockets.ConnectionClosed) as closed:
                     async with asyncio.timeout(PATIENCE):

@@ -174,14 +174,18 @@ def test_the_server_survives_every_repro_from_read_and_write_peers(tmp_path: Pat
             )
             assert pushed.status_code == 400 and needle in pushed.text, pushed.text
             # A read-only peer's step 2 and update are dropped unparsed.
-            with connect(f"{ws_url}?token={read}", proxy=None, max_size=None) as conn:
+            with connect(
+                f"{ws_url}?token={read}", proxy=None, open_timeout=PATIENCE, max_size=None
+            ) as conn:
                 conn.send(p.step2_frame(data))
                 conn.send(p.update_frame(data))
                 is_auth = lambda m: m.type is p.MessageType.AUTH  # noqa: E731
                 told = [m for m in recv_frames(conn, 5, until=is_auth) if is_auth(m)]
                 assert told and b"read-only" in told[0].payload
             # A writer's update is refused: the socket is closed with the reason.
-            with connect(f"{ws_url}?token={write}", proxy=None, max_size=None) as conn:
+            with connect(
+                f"{ws_url}?token={write}", proxy=None, open_timeout=PATIENCE, max_size=None
+            ) as conn:
                 conn.send(p.update_frame(data))
                 with pytest.raises(Exception) as closed:  # websockets' ConnectionClosed
                     recv_frames(conn, 5)

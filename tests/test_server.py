@@ -333,7 +333,10 @@ def test_server_thread_quiets_uvicorn_handshake_noise(
 
 def test_websocket_bearer_header(server: ServerThread, setup: Setup) -> None:
     with connect(
-        f"{server.ws_url}/{setup.pid}", proxy=None, additional_headers=bearer(setup.read)
+        f"{server.ws_url}/{setup.pid}",
+        proxy=None,
+        open_timeout=PATIENCE,
+        additional_headers=bearer(setup.read),
     ) as conn:
         doc = Doc()
         handshake(conn, doc)
@@ -617,7 +620,10 @@ def test_tls(setup: Setup, tmp_path: Path) -> None:
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{srv.url}/health", timeout=PATIENCE)  # not trusted by default
         with connect(
-            f"{srv.ws_url}/{setup.pid}?token={setup.read}", ssl=context, proxy=None
+            f"{srv.ws_url}/{setup.pid}?token={setup.read}",
+            ssl=context,
+            proxy=None,
+            open_timeout=PATIENCE,
         ) as conn:
             doc = Doc()
             handshake(conn, doc)

@@ -149,7 +149,7 @@ def test_a_burst_from_several_peers_is_one_frame_each_and_converges(seeded) -> N
 async def _hp_peer(url: str, pid: str, token: str) -> websockets.ClientConnection:
     """A raw Hocuspocus socket authenticated on ``pid`` (no step 1 of its own: every sync
     status it gets then answers one of its updates, in order)."""
-    conn = await websockets.connect(url, proxy=None, max_size=None)
+    conn = await websockets.connect(url, proxy=None, open_timeout=PATIENCE, max_size=None)
     await conn.send(hp.token(pid, token))
     async with asyncio.timeout(PATIENCE):
         while True:

@@ -406,7 +406,9 @@ def heavy_merge(tmp_path: Path) -> Iterator[HeavyMerge]:
     path = tmp_path / "server"
     a, b, token = _two_productions(path)
     with ServerThread(path, options=ServerOptions(heavy_update=16 * 1024)) as server:
-        writer = connect(f"{server.ws_url}/{a}?token={token}", proxy=None, max_size=None)
+        writer = connect(
+            f"{server.ws_url}/{a}?token={token}", proxy=None, open_timeout=PATIENCE, max_size=None
+        )
         with writer:
             writer.send(p.update_frame(HeavyMerge.heavy))
             yield HeavyMerge(server, path, a, b, token)
@@ -426,7 +428,9 @@ def test_a_heavy_merge_leaves_other_productions_and_health_responsive(tmp_path: 
     headers = {"Authorization": f"Bearer {token}"}
     try:
         heavy = hostile.many_entries(100_000)
-        with connect(f"{ws_url}/{a}?token={token}", proxy=None, max_size=None) as writer:
+        with connect(
+            f"{ws_url}/{a}?token={token}", proxy=None, open_timeout=PATIENCE, max_size=None
+        ) as writer:
             writer.send(p.update_frame(heavy))
             assert wait_until(lambda: _merging(ws_url, a, token), timeout=60)
             # B: an edit pushed and read back, and /health, all while A merges.
@@ -703,14 +707,16 @@ def test_a_large_production_s_snapshot_is_walked_off_the_loop_before_it_opens(
         """The server's step 2 to a peer of A with nothing (over ``via``)."""
         if via == "hocuspocus":
             url = server.ws_url.removesuffix("/sync") + "/hocuspocus"
-            with connect(url, proxy=None, max_size=None) as peer:
+            with connect(url, proxy=None, open_timeout=PATIENCE, max_size=None) as peer:
                 peer.send(hp.token(a, token))
                 peer.send(hp.wrap(a, p.step1_frame(Doc().get_state())))
                 while True:
                     frame = hp.decode(cast(bytes, peer.recv(timeout=120)), max_size=1 << 26)
                     if frame.yjs and p.decode_message(frame.yjs).sync_type is p.SyncType.STEP2:
                         return p.decode_message(frame.yjs).payload
-        with connect(f"{server.ws_url}/{a}?token={token}", proxy=None, max_size=None) as peer:
+        with connect(
+            f"{server.ws_url}/{a}?token={token}", proxy=None, open_timeout=PATIENCE, max_size=None
+        ) as peer:
             peer.send(p.step1_frame(Doc().get_state()))
             while (message := p.decode_message(peer.recv(timeout=120))).sync_type is not (
                 p.SyncType.STEP2
@@ -1024,7 +1030,9 @@ def test_a_heavy_merge_holds_neither_the_loop_nor_its_hocuspocus_socket(
     async def scenario(server: ServerThread) -> list[str]:
         seen: list[str] = []
         url = server.ws_url.removesuffix("/sync") + "/hocuspocus"
-        async with websockets.connect(url, proxy=None, max_size=None) as conn:
+        async with websockets.connect(
+            url, proxy=None, open_timeout=PATIENCE, max_size=None
+        ) as conn:
 
             async def next_for(name: str, kind: hp.HPType) -> hp.Frame:
                 async with asyncio.timeout(60):
