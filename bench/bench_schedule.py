@@ -30,7 +30,8 @@ seeds by make_film_like.py: 8-12 actors, every scene its own block), the exact s
 alone, 10 s each: cost, lower bound, proven or gap, seconds, states; the goal is the
 30-block ones proven in seconds; ``seed`` is what the polished greedy order (the
 search's first limit) cost, the baseline for the order kept when out of time (the
-better of it and the greedy order over what the search learnt). Baselines in the same
+best of it, the cheapest order the search went through and the greedy order over what
+it learnt). Baselines in the same
 run: the same search without the order bound (the relaxation alone) on two of them, and
 the same search in Python on the 20-block instance, with the compiled one's speed-up
 over it; and on three instances the search without the filter before the order bound,

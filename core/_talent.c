@@ -69,6 +69,13 @@ typedef struct {
     int closed;        /* the order bound over closed subsets only (0: over all of them) */
     int unstarted;     /* the unstarted bound after the order bound */
     int lead, trail;   /* only orders with block lead before block trail (-1: every order) */
+    /* The search's path from the whole set (the blocks shot, in order, and their idle
+     * cost), and the cheapest whole order it has seen (see record_seen). */
+    int depth;
+    int8_t path[MAXN];
+    int64_t spent;
+    int64_t seen_cost; /* its idle cost; INT64_MAX: none seen yet */
+    int8_t seen[MAXN];
 } Search;
 
 static double now(void) {
@@ -560,6 +567,24 @@ static int children(Search *s, uint64_t remaining, uint64_t before, Child *out) 
     return count;
 }
 
+/* The path so far, block b, then the exact answer of ``rest``: a whole order of idle cost
+ * ``cost``, kept when it is the cheapest seen (talent_scheduling._Search.record_seen). */
+static void record_seen(Search *s, int b, uint64_t rest, int64_t cost) {
+    if (cost >= s->seen_cost) return;
+    int8_t order[MAXN];
+    int n = s->depth;
+    memcpy(order, s->path, (size_t)n);
+    order[n++] = (int8_t)b;
+    while (rest) {
+        const Entry *e = peek(s, rest);
+        if (!e || e->best < 0) return; /* cannot happen: a value below its limit is exact */
+        order[n++] = e->best;
+        rest &= ~(1ULL << e->best);
+    }
+    memcpy(s->seen, order, (size_t)n);
+    s->seen_cost = cost;
+}
+
 /* The least idle cost of ``remaining`` if below ``limit``, else a proven lower bound
  * >= ``limit``; -1 when out of time or memory. */
 static int64_t solve(Search *s, uint64_t remaining, uint64_t before, int64_t limit) {
@@ -624,10 +649,15 @@ static int64_t solve(Search *s, uint64_t remaining, uint64_t before, int64_t lim
         }
         int b = ranked[i].b;
         int64_t idle = ranked[i].idle;
+        s->path[s->depth++] = (int8_t)b;
+        s->spent += idle;
         int64_t after = solve(s, remaining & ~(1ULL << b), before | s->casts[b], best - idle);
+        s->spent -= idle;
+        s->depth--;
         if (after < 0) return -1;
         int64_t value = idle + after;
         if (value < best) {
+            record_seen(s, b, remaining & ~(1ULL << b), s->spent + value);
             best = value;
             best_block = b;
         } else if (floor < 0 || value < floor) {
@@ -751,6 +781,9 @@ static int Search_init(Search *s, PyObject *args, PyObject *kwargs) {
     s->capacity = s->used = 0;
     s->states = 0;
     s->timed_out = 0;
+    s->depth = 0;
+    s->spent = 0;
+    s->seen_cost = INT64_MAX;
     return grow(s) < 0 ? (PyErr_NoMemory(), -1) : 0;
 }
 
@@ -760,6 +793,8 @@ static PyObject *Search_probe(Search *s, PyObject *args) {
     if (!PyArg_ParseTuple(args, "Ld", &limit, &deadline)) return NULL;
     s->deadline = deadline;
     s->timed_out = 0;
+    s->depth = 0; /* a probe cut short by time left its path behind */
+    s->spent = 0;
     int64_t value = solve(s, s->all, 0, limit);
     if (value < 0) {
         if (s->timed_out) Py_RETURN_NONE;
@@ -825,6 +860,22 @@ static PyObject *Search_descend(Search *s, PyObject *unused) {
     return out;
 }
 
+static PyObject *Search_seen(Search *s, PyObject *unused) {
+    (void)unused;
+    int n = s->seen_cost == INT64_MAX ? 0 : s->n;
+    PyObject *out = PyList_New(n);
+    if (!out) return NULL;
+    for (int i = 0; i < n; i++) {
+        PyObject *b = PyLong_FromLong(s->seen[i]);
+        if (!b) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, b);
+    }
+    return out;
+}
+
 static PyObject *Search_proven(Search *s, PyObject *unused) {
     (void)unused;
     const Entry *e = peek(s, s->all);
@@ -842,6 +893,8 @@ static PyMethodDef Search_methods[] = {
      "when out of time (time.monotonic() past deadline) or past the memory limit."},
     {"order", (PyCFunction)Search_order, METH_NOARGS, "The blocks of the exact answer, in order."},
     {"proven", (PyCFunction)Search_proven, METH_NOARGS, "The lower bound proven for the whole set."},
+    {"seen", (PyCFunction)Search_seen, METH_NOARGS,
+     "The cheapest order of all blocks the search has seen ([] before the first)."},
     {"descend", (PyCFunction)Search_descend, METH_NOARGS,
      "An order of all blocks, greedy by idle now plus what the search knows after."},
     {NULL, NULL, 0, NULL},
@@ -878,7 +931,7 @@ PyMODINIT_FUNC PyInit__talent(void) {
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     /* The interface talent_scheduling speaks: bump it with every change to it. */
-    if (PyModule_AddIntConstant(m, "VERSION", 9) < 0) {
+    if (PyModule_AddIntConstant(m, "VERSION", 10) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -509,3 +509,62 @@ def test_the_mirror_rule_searches_fewer_states(compiled: bool) -> None:
     halved = solve(instance, time_limit=60, compiled=compiled)
     assert every.optimal and halved.optimal and every.cost == halved.cost == 985
     assert halved.states < every.states * 0.7
+
+
+def _first_probe(name: str, compiled: bool) -> tuple[Blocks, talent_scheduling._Probes, int]:
+    """``solve``'s first probe on ``name`` with no time (``time_limit=0``): the greedy
+    seed unpolished, the mirror pair from it, bounded by the seed, and stopped at the
+    first check of the clock (1,024 states), whatever the machine's speed. The blocks,
+    the probes and the seed's idle cost."""
+    blocks = reduce(load(name))
+    durations, costs, casts = blocks.durations, blocks.costs, blocks.casts
+    search = _Search(durations, costs, casts, 0.0, filter_from=talent_scheduling.FILTER_FROM)
+    seed = talent_scheduling.greedy(search)
+    search.lead, search.trail = seed[3 * len(seed) // 4], seed[0]
+    probes = talent_scheduling._Probes(blocks, search, compiled)
+    seed_idle = _block_cost(blocks, seed) - talent_scheduling.work_cost(durations, costs, casts)
+    with pytest.raises(talent_scheduling._Timeout):
+        probes.probe(seed_idle + 1, 0.0)
+    return blocks, probes, seed_idle
+
+
+@pytest.mark.skipif(not COMPILED, reason="the compiled search is not built here")
+@pytest.mark.parametrize("name", ["film24x10s0", "film30x10s1"])
+def test_a_search_cut_short_keeps_the_cheapest_order_it_saw(name: str) -> None:
+    """Stopped after 1,024 states, both searches have been through the same whole orders
+    and keep the same cheapest one: every block once, cheaper than the seed that bounded
+    the search; a second probe cut short never leaves a dearer one."""
+    (blocks, kernel, seed_idle), (_, python, _) = (_first_probe(name, c) for c in (True, False))
+    seen = kernel.seen()
+    assert seen == python.seen() and sorted(seen) == list(range(len(blocks.casts)))
+    assert kernel.states == python.states == 1024
+    work = talent_scheduling.work_cost(blocks.durations, blocks.costs, blocks.casts)
+    assert _block_cost(blocks, seen) - work < seed_idle
+    with pytest.raises(talent_scheduling._Timeout):
+        kernel.probe(10**9, 0.0)
+    assert _block_cost(blocks, kernel.seen()) <= _block_cost(blocks, seen)
+
+
+@pytest.mark.parametrize("compiled", SEARCHES)
+def test_a_probe_sees_an_order_only_below_its_limit(compiled: bool) -> None:
+    """Under a limit at the least idle cost the search proves the limit and has seen no
+    whole order (none is below it); one above, the order it saw last is the optimum."""
+    blocks = reduce(load("film16x8s0"))
+    work = talent_scheduling.work_cost(blocks.durations, blocks.costs, blocks.casts)
+    least = solve(load("film16x8s0")).cost - blocks.fixed - work
+    search = _Search(blocks.durations, blocks.costs, blocks.casts, math.inf)
+    probes = talent_scheduling._Probes(blocks, search, compiled)
+    assert probes.probe(least, math.inf) >= least and probes.seen() == []
+    assert probes.probe(least + 1, math.inf) == least
+    assert probes.seen() == probes.order()
+    assert _block_cost(blocks, probes.seen()) - work == least
+
+
+@pytest.mark.parametrize("compiled", SEARCHES)
+def test_out_of_time_no_dearer_than_the_order_the_search_saw(compiled: bool) -> None:
+    """film20x10s0 with no time: what ``solve`` returns costs no more than the cheapest
+    order its first probe saw (without it, here: the polished seed, dearer)."""
+    blocks, probes, _ = _first_probe("film20x10s0", compiled)
+    saw = _block_cost(blocks, probes.seen()) + blocks.fixed
+    result = solve(load("film20x10s0"), time_limit=0, compiled=compiled)
+    assert not result.optimal and result.cost <= saw
