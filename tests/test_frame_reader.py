@@ -355,7 +355,9 @@ def test_a_node_peers_frames_on_castroom_serve_take_the_fast_paths(tmp_path: Pat
 
     def frames() -> dict[str, int] | None:
         try:
-            answer = httpx.get(f"{url}/stats", headers={"Authorization": f"Bearer {token}"})
+            answer = httpx.get(
+                f"{url}/stats", headers={"Authorization": f"Bearer {token}"}, timeout=PATIENCE
+            )
         except httpx.HTTPError:
             return None
         return answer.json()["frames"] if answer.status_code == 200 else None

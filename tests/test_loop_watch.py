@@ -167,10 +167,15 @@ def test_serve_beats_the_watch_from_its_poll_with_no_timer_of_its_own(tmp_path: 
     with ServerThread(path) as server:
         watch = server.app_state.loop_watch
         auth = {"Authorization": f"Bearer {token}"}
-        first = httpx.get(f"{server.url}/stats", headers=auth).json()["loop"]["ticks"]
+        first = httpx.get(f"{server.url}/stats", headers=auth, timeout=PATIENCE).json()["loop"][
+            "ticks"
+        ]
         wait_until(
             lambda: (
-                httpx.get(f"{server.url}/stats", headers=auth).json()["loop"]["ticks"] > first + 3
+                httpx.get(f"{server.url}/stats", headers=auth, timeout=PATIENCE).json()["loop"][
+                    "ticks"
+                ]
+                > first + 3
             ),
             timeout=30,
         )
@@ -187,7 +192,7 @@ def test_serve_can_run_unwatched(tmp_path: Path) -> None:
     with ServerThread(path, options=options) as server:
         auth = {"Authorization": f"Bearer {token}"}
         time.sleep(0.3)  # several polls: none of them beats an unwatched watch
-        body = httpx.get(f"{server.url}/stats", headers=auth).json()
+        body = httpx.get(f"{server.url}/stats", headers=auth, timeout=PATIENCE).json()
         assert body["loop"]["ticks"] == 0
         watch = server.app_state.loop_watch
         assert watch.looks == 0 and watch._clocks is None  # no sampler, nothing read

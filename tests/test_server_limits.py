@@ -649,7 +649,9 @@ def test_a_large_first_push_of_a_new_production_is_adopted_off_the_loop(
             {"changed": 0, "created": True},
             {"changed": 301, "created": True},
         ]
-        listing = httpx.get(f"{server.url}/productions", headers=headers).json()["productions"]
+        listing = httpx.get(f"{server.url}/productions", headers=headers, timeout=PATIENCE).json()[
+            "productions"
+        ]
         assert [p["id"] for p in listing].count(new_id) == 1
     assert all(name.startswith("asyncio_") for name in threads["rehearsal"]), threads
     assert threads["merge"] and all(name.startswith("asyncio_") for name in threads["merge"])
