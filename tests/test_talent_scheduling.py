@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -568,3 +569,28 @@ def test_out_of_time_no_dearer_than_the_order_the_search_saw(compiled: bool) -> 
     saw = _block_cost(blocks, probes.seen()) + blocks.fixed
     result = solve(load("film20x10s0"), time_limit=0, compiled=compiled)
     assert not result.optimal and result.cost <= saw
+
+
+@pytest.mark.skipif(not COMPILED, reason="the compiled search is not built here")
+def test_both_searches_agree_past_32_blocks_and_16_actors() -> None:
+    """The compiled search reads the byte tables of a set's first four bytes (blocks) or
+    two (actors) unless the board is wider: on a 40-block, 20-actor board (drawn with a
+    fixed seed), cut short at 1,024 states, both searches went through the same states
+    and the same whole orders, and descend alike."""
+    rng = random.Random(14)
+    instance = Instance(
+        tuple(rng.randint(1, 3) for _ in range(40)),
+        tuple(rng.randint(1, 9) for _ in range(20)),
+        tuple(sum(1 << a for a in rng.sample(range(20), rng.randint(2, 5))) for _ in range(40)),
+    )
+    blocks = reduce(instance)
+    used = bits(_Search(blocks.durations, blocks.costs, blocks.casts, 0.0).cast_of(2**40 - 1))
+    assert len(blocks.casts) == 40 and len(used) > 16
+    runs = []
+    for compiled in (True, False):
+        search = _Search(blocks.durations, blocks.costs, blocks.casts, 0.0, filter_from=8)
+        probes = talent_scheduling._Probes(blocks, search, compiled)
+        with pytest.raises(talent_scheduling._Timeout):
+            probes.probe(10**9, 0.0)
+        runs.append((probes.states, probes.seen(), probes.descend(), probes.proven()))
+    assert runs[0] == runs[1] and runs[0][0] == 1024 and runs[0][1]
