@@ -25,20 +25,20 @@ scheduler without the local search (``scheduling.SEARCH = False``: the exact cor
 board as CP-SAT's hint, as before it). And the sample without drops: its lower bound, and
 the same-run baseline without the day-paid payees' fewest whole days (``whole_days=False``).
 
-Then the film-like instances (tests/data/talent_scheduling/film*x*s*.dzn, made with fixed
-seeds by make_film_like.py: 8-12 actors, every scene its own block), the exact search
-alone, 10 s each: cost, lower bound, proven or gap, seconds, states; the goal is the
-30-block ones proven in seconds; ``seed`` is what the polished greedy order (the
-search's first limit) cost, the baseline for the order kept when out of time (the
-best of it, the cheapest order the search went through and the greedy order over what
-it learnt). Baselines in the same
-run: the same search without the order bound (the relaxation alone) on two of them, and
-the same search in Python on the 20-block instance, with the compiled one's speed-up
-over it; and on three instances the search without the filter before the order bound,
-with the order bound over every subset of the actors on location (the search before
-both) and over closed subsets only; and on three the search without the mirror rule
-(every order, not only those with the seed's three-quarters block before its first);
-and on five the search without the unstarted bound (the order bound's actors alone).
+Then the film-like instances (tests/data/talent_scheduling/film*x*s*.dzn, made with
+fixed seeds by make_film_like.py: 8-12 actors, every scene its own block), the exact
+search alone, 10 s each: cost, lower bound, proven or gap, seconds, states; the goal is
+the 30-block ones proven in seconds; ``seed`` is what the polished greedy order (the
+search's first limit) cost, the baseline for the order kept when out of time (the best
+of it, the cheapest order the search went through and the greedy order over what it
+learnt). Baselines in the same run: the same search without the order bound (the
+relaxation alone) on two of them, and the same search in Python on the 20-block
+instance, with the compiled one's speed-up over it; and on three instances the search
+without the filter before the order bound, with the order bound over every subset of the
+actors on location (the search before both) and over closed subsets only; and on three
+the search without the mirror rule (every order, not only those with the seed's
+three-quarters block before its first); and on five the search without the unstarted
+bound (the order bound's actors alone).
 """
 
 from __future__ import annotations

@@ -580,6 +580,19 @@ static int children(Search *s, uint64_t remaining, uint64_t before, Child *out) 
     return count;
 }
 
+/* The blocks of ``rest``'s exact answer, in order, into ``out``: how many, or -1 where a
+ * set on the way has none (talent_scheduling._Search.exact_order). */
+static int exact_order(Search *s, uint64_t rest, int8_t *out) {
+    int n = 0;
+    while (rest) {
+        const Entry *e = peek(s, rest);
+        if (!e || e->best < 0) return -1;
+        out[n++] = e->best;
+        rest &= ~(1ULL << e->best);
+    }
+    return n;
+}
+
 /* The path so far, block b, then the exact answer of ``rest``: a whole order of idle cost
  * ``cost``, kept when it is the cheapest seen (talent_scheduling._Search.record_seen). */
 static void record_seen(Search *s, int b, uint64_t rest, int64_t cost) {
@@ -588,13 +601,8 @@ static void record_seen(Search *s, int b, uint64_t rest, int64_t cost) {
     int n = s->depth;
     memcpy(order, s->path, (size_t)n);
     order[n++] = (int8_t)b;
-    while (rest) {
-        const Entry *e = peek(s, rest);
-        if (!e || e->best < 0) return; /* cannot happen: a value below its limit is exact */
-        order[n++] = e->best;
-        rest &= ~(1ULL << e->best);
-    }
-    memcpy(s->seen, order, (size_t)n);
+    if (exact_order(s, rest, order + n) < 0) return; /* cannot happen: below its limit, exact */
+    memcpy(s->seen, order, (size_t)s->n);
     s->seen_cost = cost;
 }
 
@@ -816,27 +824,30 @@ static PyObject *Search_probe(Search *s, PyObject *args) {
     return PyLong_FromLongLong(value);
 }
 
-static PyObject *Search_order(Search *s, PyObject *unused) {
-    (void)unused;
-    PyObject *out = PyList_New(0);
+/* A list of the first ``n`` blocks of ``order``. */
+static PyObject *blocks_list(const int8_t *order, int n) {
+    PyObject *out = PyList_New(n);
     if (!out) return NULL;
-    for (uint64_t remaining = s->all; remaining;) {
-        const Entry *e = peek(s, remaining);
-        if (!e || e->best < 0) {
-            Py_DECREF(out);
-            PyErr_SetString(PyExc_RuntimeError, "no exact answer for the whole set");
-            return NULL;
-        }
-        PyObject *b = PyLong_FromLong(e->best);
-        if (!b || PyList_Append(out, b) < 0) {
-            Py_XDECREF(b);
+    for (int i = 0; i < n; i++) {
+        PyObject *b = PyLong_FromLong(order[i]);
+        if (!b) {
             Py_DECREF(out);
             return NULL;
         }
-        Py_DECREF(b);
-        remaining &= ~(1ULL << e->best);
+        PyList_SET_ITEM(out, i, b);
     }
     return out;
+}
+
+static PyObject *Search_order(Search *s, PyObject *unused) {
+    (void)unused;
+    int8_t order[MAXN];
+    int n = exact_order(s, s->all, order);
+    if (n < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "no exact answer for the whole set");
+        return NULL;
+    }
+    return blocks_list(order, n);
 }
 
 /* talent_scheduling.greedy over what the search knows: from the whole set, the child of
@@ -875,18 +886,7 @@ static PyObject *Search_descend(Search *s, PyObject *unused) {
 
 static PyObject *Search_seen(Search *s, PyObject *unused) {
     (void)unused;
-    int n = s->seen_cost == INT64_MAX ? 0 : s->n;
-    PyObject *out = PyList_New(n);
-    if (!out) return NULL;
-    for (int i = 0; i < n; i++) {
-        PyObject *b = PyLong_FromLong(s->seen[i]);
-        if (!b) {
-            Py_DECREF(out);
-            return NULL;
-        }
-        PyList_SET_ITEM(out, i, b);
-    }
-    return out;
+    return blocks_list(s->seen, s->seen_cost == INT64_MAX ? 0 : s->n);
 }
 
 static PyObject *Search_proven(Search *s, PyObject *unused) {

@@ -816,12 +816,7 @@ class _Search:
         rebuild from its memo (on film30x10s1 at 10 s, the optimum)."""
         if cost >= self.seen_cost:
             return
-        order = [*self.path, b]
-        while rest:
-            _, block = self.exact[rest]
-            order.append(block)
-            rest &= ~(1 << block)
-        self.seen, self.seen_cost = order, cost
+        self.seen, self.seen_cost = [*self.path, b, *self.exact_order(rest)], cost
 
     def _dearer(self, remaining: int, before: int, on_location: int, known: int, limit: int) -> int:
         """The order bound, then the unstarted bound, for a state the cheaper bounds could not
@@ -883,7 +878,11 @@ class _Search:
         return out
 
     def order(self) -> list[int]:
-        remaining, out = self.all, []
+        return self.exact_order(self.all)
+
+    def exact_order(self, remaining: int) -> list[int]:
+        """The blocks of ``remaining``'s exact answer, in order."""
+        out = []
         while remaining:
             _, b = self.exact[remaining]
             out.append(b)
